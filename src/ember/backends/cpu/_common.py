@@ -1,0 +1,60 @@
+"""Helpers every CPU kernel uses: NumPy views of tensors, operands, wrapping results."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..._tensor import Tensor
+from ...core import dtype as D
+from ...dispatch import OPS
+
+# NumPy warns on overflow, division by zero and invalid casts; PyTorch returns inf/nan silently.
+# A module filter costs nothing per call, unlike np.errstate.
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"ember\.backends\.cpu")
+
+LOWP = (D.float16, D.bfloat16)
+F32 = np.dtype(np.float32)
+
+_from_numpy = Tensor._from_numpy
+
+
+def arr(t: Tensor) -> np.ndarray:
+    a = t._np
+    return a if a is not None else t._array
+
+
+def compute_np(dt) -> np.dtype:
+    """The NumPy dtype a kernel computes in: float32 for float16/bfloat16 (PyTorch's opmath)."""
+    return F32 if dt is D.float16 or dt is D.bfloat16 else dt.np
+
+
+def operand(v, cnp: np.dtype):
+    """A tensor as an array of dtype `cnp`, or a Python scalar as a NumPy scalar of it (wrapping like C)."""
+    if isinstance(v, Tensor):
+        a = v._np
+        if a is None:
+            a = v._array
+        return a if a.dtype == cnp else a.astype(cnp)
+    try:
+        return cnp.type(v)
+    except (OverflowError, ValueError):
+        return np.array(v).astype(cnp)[()]
+
+
+def wrap(r, dt) -> Tensor:
+    """A kernel's NumPy result as a tensor of ember dtype `dt` (cast if it was computed wider)."""
+    if type(r) is not np.ndarray:
+        r = np.asarray(r)
+    if r.dtype != dt.np:
+        r = r.astype(dt.np)
+    return _from_numpy(r, dt)
+
+
+def impl(name: str):
+    """Registers the decorated function as op `name`'s CPU kernel."""
+    return OPS[name].register("cpu")
+
+
+def unsupported(op: str, dt, supported: str):
+    raise RuntimeError(f"{op}: not implemented for dtype {dt}; supported: {supported}")

@@ -1,0 +1,191 @@
+"""dtypes and PyTorch's type-promotion rules.
+
+Each ember dtype wraps the NumPy dtype that stores it on the CPU (bfloat16 through ml_dtypes).
+Promotion follows c10's `promoteTypes` and `result_type`: operands are ranked as dimensioned
+tensors > zero-dim tensors > Python scalars, and a lower rank only changes the result when it
+brings a higher category (bool < integer < floating point).
+"""
+from __future__ import annotations
+
+import threading
+
+import ml_dtypes
+import numpy as np
+
+__all__ = [
+    "dtype", "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16",
+    "float32", "float64", "get_default_dtype", "set_default_dtype", "promote_types",
+    "result_type", "can_cast",
+]
+
+_BOOL, _INT, _FLOAT = 0, 1, 2  # categories
+
+
+class dtype:
+    """An element type. `ember.float32` etc. are the only instances."""
+
+    __slots__ = ("name", "np", "itemsize", "category", "is_signed", "_bits")
+
+    def __init__(self, name: str, np_dtype, category: int, is_signed: bool):
+        self.name = name
+        self.np = np.dtype(np_dtype)
+        self.itemsize = self.np.itemsize
+        self.category = category
+        self.is_signed = is_signed
+
+    @property
+    def is_floating_point(self) -> bool:
+        return self.category == _FLOAT
+
+    @property
+    def is_complex(self) -> bool:
+        return False
+
+    def to_real(self) -> "dtype":
+        return self
+
+    def __repr__(self) -> str:
+        return "ember." + self.name
+
+    def __reduce__(self):
+        return (_by_name, (self.name,))
+
+
+bool = dtype("bool", np.bool_, _BOOL, False)  # noqa: A001 - mirrors torch.bool
+uint8 = dtype("uint8", np.uint8, _INT, False)
+int8 = dtype("int8", np.int8, _INT, True)
+int16 = dtype("int16", np.int16, _INT, True)
+int32 = dtype("int32", np.int32, _INT, True)
+int64 = dtype("int64", np.int64, _INT, True)
+float16 = dtype("float16", np.float16, _FLOAT, True)
+bfloat16 = dtype("bfloat16", ml_dtypes.bfloat16, _FLOAT, True)
+float32 = dtype("float32", np.float32, _FLOAT, True)
+float64 = dtype("float64", np.float64, _FLOAT, True)
+
+ALL_DTYPES = (bool, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64)
+_NAMES = {d.name: d for d in ALL_DTYPES}
+_NAMES.update(half=float16, float=float32, double=float64, short=int16, int=int32, long=int64)
+_FROM_NP = {d.np: d for d in ALL_DTYPES}
+
+
+def _by_name(name: str) -> dtype:
+    return _NAMES[name]
+
+
+def from_numpy_dtype(np_dtype) -> dtype:
+    """The ember dtype stored as `np_dtype`; raises TypeError for types ember lacks."""
+    d = _FROM_NP.get(np.dtype(np_dtype))
+    if d is None:
+        supported = ", ".join(str(x.np) for x in ALL_DTYPES)
+        raise TypeError(f"NumPy dtype {np.dtype(np_dtype)} has no ember equivalent; supported: {supported}")
+    return d
+
+
+def _build_promotion_table():
+    """c10's promoteTypes restricted to ember's dtypes, as a dict of pairs."""
+    ints = (uint8, int8, int16, int32, int64)
+    table = {}
+    for a in ALL_DTYPES:
+        for b in ALL_DTYPES:
+            if a is b:
+                r = a
+            elif a is bool or b is bool:
+                r = b if a is bool else a
+            elif a.category == _FLOAT and b.category == _FLOAT:
+                if {a, b} == {float16, bfloat16}:
+                    r = float32
+                else:
+                    r = a if a.itemsize > b.itemsize else b
+            elif a.category == _FLOAT or b.category == _FLOAT:
+                r = a if a.category == _FLOAT else b
+            elif uint8 in (a, b):
+                other = b if a is uint8 else a
+                r = int16 if other is int8 else other
+            else:
+                r = ints[max(ints.index(a), ints.index(b))]
+            table[(a, b)] = r
+    assert all(table[(a, b)] is table[(b, a)] for a in ALL_DTYPES for b in ALL_DTYPES)
+    return table
+
+
+_PROMOTE = _build_promotion_table()
+
+
+def promote_types(type1: dtype, type2: dtype) -> dtype:
+    """The smallest dtype both `type1` and `type2` cast to safely (torch.promote_types)."""
+    return _PROMOTE[(type1, type2)]
+
+
+def can_cast(from_: dtype, to: dtype) -> bool:
+    """torch.can_cast: no float -> integer, and nothing but bool -> bool."""
+    if from_.category == _FLOAT and to.category != _FLOAT:
+        return False
+    if from_ is not bool and to is bool:
+        return False
+    return True
+
+
+class _DefaultDtype(threading.local):
+    value = float32
+
+
+_default = _DefaultDtype()
+
+
+def get_default_dtype() -> dtype:
+    return _default.value
+
+
+def set_default_dtype(d: dtype) -> None:
+    if not isinstance(d, dtype) or not d.is_floating_point:
+        raise TypeError(f"set_default_dtype expects a floating-point ember dtype, got {d!r}")
+    _default.value = d
+
+
+_pybool = type(True)
+
+
+def scalar_dtype(value) -> dtype:
+    """The dtype a Python scalar takes part in promotion with ("wrapped number")."""
+    t = type(value)
+    if t is float:
+        return _default.value
+    if t is int:
+        return int64
+    if t is _pybool or isinstance(value, np.bool_):
+        return bool
+    if isinstance(value, (int, np.integer)):
+        return int64
+    if isinstance(value, (float, np.floating)):
+        return _default.value
+    raise TypeError(f"expected a Tensor or a Python number, got {type(value).__name__}")
+
+
+def _combine(higher, lower):
+    """c10's combine_categories for one rank of operands over the ranks below it."""
+    if higher is None:
+        return lower
+    if lower is None:
+        return higher
+    if higher.category == _FLOAT:
+        return higher
+    if higher is bool or lower.category == _FLOAT:
+        return _PROMOTE[(higher, lower)]
+    return higher
+
+
+def result_type(*operands) -> dtype:
+    """torch.result_type over any number of tensors and Python scalars."""
+    dim = zero = wrapped = None
+    for x in operands:
+        d = getattr(x, "_dtype", None)
+        if d is None:
+            if isinstance(x, dtype):
+                raise TypeError("result_type expects tensors or scalars, not dtypes; use promote_types")
+            d = scalar_dtype(x)
+            wrapped = d if wrapped is None else _PROMOTE[(wrapped, d)]
+        elif x._shape:
+            dim = d if dim is None else _PROMOTE[(dim, d)]
+        else:
+            zero = d if zero is None else _PROMOTE[(zero, d)]
+    return _combine(dim, _combine(zero, wrapped))

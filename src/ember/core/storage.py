@@ -1,0 +1,34 @@
+"""Storage: a flat byte buffer on one device, with the version counter its views share."""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Storage"]
+
+
+class Storage:
+    """`data` is a 1-D uint8 NumPy array on the CPU (a device allocation on CUDA).
+
+    Every tensor viewing this storage shares `version`; in-place ops bump it so that autograd
+    can tell a saved tensor was modified.
+    """
+
+    __slots__ = ("data", "device", "nbytes", "version", "__weakref__")
+
+    def __init__(self, data, device, nbytes: int):
+        self.data = data
+        self.device = device
+        self.nbytes = nbytes
+        self.version = 0
+
+    @classmethod
+    def cpu_empty(cls, nbytes: int, device) -> "Storage":
+        return cls(np.empty(nbytes, np.uint8), device, nbytes)
+
+    def data_ptr(self) -> int:
+        if isinstance(self.data, np.ndarray):
+            return self.data.ctypes.data
+        return int(self.data.ptr)
+
+    def __repr__(self) -> str:
+        return f"Storage(device={self.device}, nbytes={self.nbytes})"

@@ -1,0 +1,5 @@
+"""Op table, schemas and the dispatcher."""
+from .registry import OPS, Op, defop, get_op
+from .schema import parse_schema
+
+__all__ = ["OPS", "Op", "defop", "get_op", "parse_schema"]

@@ -1,0 +1,188 @@
+"""The op table and the dispatcher.
+
+Every op is declared once with a schema (`defop`). From the schema the registry generates the
+op's Python entry point: a plain function whose body checks and collects the tensor arguments'
+devices inline and calls the backend kernel registered for that device. Generating the body per
+op keeps the per-call path to a few attribute loads and one dict lookup, with no argument
+re-parsing and no isinstance chains.
+"""
+from __future__ import annotations
+
+from ..core.device import CPU, canonical
+from ..core.shape import as_shape
+from .schema import Schema, parse_schema
+
+__all__ = ["Op", "OPS", "defop", "get_op"]
+
+OPS: dict = {}
+
+
+class Op:
+    """One entry of the op table: schema, kernels per backend, shape/dtype rule, derivative."""
+
+    __slots__ = ("name", "schema", "kernels", "meta", "derivative", "fn", "method", "__weakref__")
+
+    def __init__(self, schema: Schema, meta=None):
+        self.name = schema.name
+        self.schema = schema
+        self.kernels: dict = {}
+        self.meta = meta
+        self.derivative = None
+        self.fn = None
+        self.method = None
+
+    def register(self, *backends):
+        """Decorator: `@op.register('cpu')` (several backends may share one kernel)."""
+        if not backends:
+            raise ValueError(f"register() for {self.name} needs at least one backend name")
+
+        def deco(kernel):
+            for b in backends:
+                self.kernels[b] = kernel
+            return kernel
+        return deco
+
+    def __repr__(self) -> str:
+        return f"<ember op {self.schema}; kernels: {sorted(self.kernels)}>"
+
+
+def get_op(name: str) -> Op:
+    try:
+        return OPS[name]
+    except KeyError:
+        raise KeyError(f"no op named {name!r} is declared; see ember.dispatch.OPS for the table") from None
+
+
+# ---- errors, kept off the generated fast path --------------------------------------------------
+
+def _bad_tensor(op: Op, argname: str, value):
+    raise TypeError(f"{op.name}(): argument '{argname}' must be Tensor, not {type(value).__name__}")
+
+
+def _mixed(op: Op, dev, argname: str, t):
+    """A second device among the arguments: allowed only for 0-dim CPU tensors (as PyTorch does)."""
+    other = t._storage.device
+    if other is CPU and not t._shape:
+        return dev
+    if dev is CPU and dev is not other:
+        return other
+    raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
+                       f"{dev} and {other}! (when checking argument '{argname}' of {op.name}); "
+                       f"move them with .to(device) first")
+
+
+def _no_kernel(op: Op, dev):
+    have = sorted(op.kernels) or ["none"]
+    raise NotImplementedError(f"{op.name} has no kernel for the '{dev.type}' backend "
+                              f"(kernels registered for: {', '.join(have)})")
+
+
+def _factory_device(d):
+    return CPU if d is None else canonical(d)
+
+
+def _empty_tensor_list(op: Op, argname: str):
+    raise ValueError(f"{op.name}(): argument '{argname}' must be a non-empty sequence of tensors")
+
+
+# ---- code generation -----------------------------------------------------------------------
+
+def _params(schema: Schema) -> str:
+    out, star = [], False
+    for a in schema.args:
+        if a.variadic:
+            out.append("*" + a.name)
+            star = True
+            continue
+        if a.kwonly and not star:
+            out.append("*")
+            star = True
+        out.append(f"{a.name}={a.default!r}" if a.has_default else a.name)
+    return ", ".join(out)
+
+
+def _generate(op: Op, pyname: str):
+    schema = op.schema
+    lines = [f"def {pyname}({_params(schema)}):"]
+    for a in schema.args:
+        if a.variadic:
+            lines.append(f"    {a.name} = _as_shape({a.name}, {a.name!r})")
+    have_dev = False
+    for a in schema.tensor_args:
+        n = a.name
+        if a.type == "Tensor" and not a.optional:
+            get = [f"    try:", f"        _d = {n}._storage.device",
+                   f"    except AttributeError:", f"        _bad(_op, {n!r}, {n})"]
+            lines += get
+            if not have_dev:
+                lines.append("    dev = _d")
+            else:
+                lines.append(f"    if _d is not dev: dev = _mixed(_op, dev, {n!r}, {n})")
+        elif a.type in ("Tensor", "Tensor|Scalar"):
+            cond = f"{n} is not None" if a.type == "Tensor" else f"isinstance({n}, _T)"
+            if a.type == "Tensor":
+                lines.append(f"    if {cond} and not isinstance({n}, _T): _bad(_op, {n!r}, {n})")
+            if have_dev:
+                lines.append(f"    if {cond} and {n}._storage.device is not dev: dev = _mixed(_op, dev, {n!r}, {n})")
+            else:
+                lines.append(f"    dev = {n}._storage.device if {cond} else None")
+        else:  # Tensor[] / Tensor?[]
+            if not have_dev:
+                lines.append("    dev = None")
+            lines.append(f"    for _t in {n}:")
+            if a.type == "Tensor?[]":
+                lines.append("        if _t is None: continue")
+            lines += [f"        if not isinstance(_t, _T): _bad(_op, {n!r}, _t)",
+                      f"        if dev is None: dev = _t._storage.device",
+                      f"        elif _t._storage.device is not dev: dev = _mixed(_op, dev, {n!r}, _t)"]
+            if a.type == "Tensor[]":
+                lines.append(f"    if dev is None: _empty(_op, {n!r})")
+        have_dev = True
+    names = [a.name for a in schema.args]
+    if "device" in names and not have_dev:
+        lines.append("    dev = _factory_device(device)")
+        have_dev = True
+    elif not have_dev:
+        lines.append("    dev = _CPU")
+    elif any(a.type != "Tensor" or a.optional for a in schema.tensor_args[:1]):
+        lines.append("    if dev is None: dev = _CPU")
+    lines.append("    _k = _kernels.get(dev.type)")
+    lines.append("    if _k is None: _no_kernel(_op, dev)")
+    call = f"_k({', '.join(names)})"
+    mutated = schema.mutated
+    if mutated:
+        lines.append(f"    _r = {call}")
+        for a in mutated:
+            lines.append(f"    {a.name}._storage.version += 1")
+        lines.append("    return _r")
+    else:
+        lines.append(f"    return {call}")
+    from .._tensor import Tensor
+    env = {"_op": op, "_kernels": op.kernels, "_bad": _bad_tensor, "_mixed": _mixed, "_no_kernel": _no_kernel,
+           "_as_shape": as_shape, "_T": Tensor, "_CPU": CPU, "_factory_device": _factory_device,
+           "_empty": _empty_tensor_list}
+    src = "\n".join(lines)
+    exec(compile(src, f"<ember op {op.name}>", "exec"), env)  # noqa: S102 - generated from a parsed schema
+    fn = env[pyname]
+    fn.__qualname__ = pyname
+    fn._op = op
+    fn._source = src
+    return fn
+
+
+def defop(schema_text: str, *, meta=None, method: bool | str = False, doc: str | None = None):
+    """Declares an op; returns its Op (whose `.fn` is the callable users see as `ember.<name>`)."""
+    schema = parse_schema(schema_text)
+    if schema.name in OPS:
+        raise ValueError(f"op {schema.name!r} is already declared: {OPS[schema.name].schema}")
+    op = Op(schema, meta)
+    pyname = schema.name.split("::")[-1]
+    op.fn = _generate(op, pyname)
+    op.fn.__doc__ = doc or f"ember op: {schema}"
+    OPS[schema.name] = op
+    if method:
+        from .._tensor import Tensor
+        op.method = pyname if method is True else method
+        setattr(Tensor, op.method, op.fn)
+    return op
+

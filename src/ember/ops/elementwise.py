@@ -1,0 +1,114 @@
+"""Elementwise ops: declarations and their output dtype rules.
+
+Shapes broadcast (NumPy rules); dtypes follow `result_type` with one of these rules:
+  same   - the promoted dtype of the inputs (add, mul, neg, ...)
+  float  - the promoted dtype, or the default float dtype for integer/bool inputs (exp, div, ...)
+  bool   - computed in the promoted dtype, returned as bool (eq, isnan, logical_and, ...)
+In-place forms (`add_`) keep the dtype of `self` and refuse results it cannot hold.
+"""
+from __future__ import annotations
+
+from ..core.dtype import bool as _bool, can_cast, get_default_dtype, result_type
+from ..core.shape import broadcast_shapes
+from ..dispatch import defop
+
+# name -> rule, for ops taking one tensor.
+UNARY = {
+    "neg": "same", "abs": "same", "sign": "same", "square": "same", "relu": "same",
+    "floor": "same", "ceil": "same", "round": "same", "trunc": "same", "frac": "same",
+    "bitwise_not": "same",
+    "reciprocal": "float", "exp": "float", "exp2": "float", "expm1": "float", "log": "float",
+    "log2": "float", "log10": "float", "log1p": "float", "sqrt": "float", "rsqrt": "float",
+    "sin": "float", "cos": "float", "tan": "float", "asin": "float", "acos": "float", "atan": "float",
+    "sinh": "float", "cosh": "float", "tanh": "float", "asinh": "float", "acosh": "float",
+    "atanh": "float", "sigmoid": "float", "erf": "float", "silu": "float",
+    "isnan": "bool", "isinf": "bool", "isfinite": "bool", "isposinf": "bool", "isneginf": "bool",
+    "logical_not": "bool", "signbit": "bool",
+}
+# name -> rule, for ops taking two operands (self is a tensor, other a tensor or a scalar).
+BINARY = {
+    "mul": "same", "maximum": "same", "minimum": "same", "fmax": "same", "fmin": "same",
+    "remainder": "same", "fmod": "same", "floor_divide": "same", "pow": "same",
+    "bitwise_and": "same", "bitwise_or": "same", "bitwise_xor": "same",
+    "atan2": "float", "hypot": "float",
+    "eq": "bool", "ne": "bool", "lt": "bool", "le": "bool", "gt": "bool", "ge": "bool",
+    "logical_and": "bool", "logical_or": "bool", "logical_xor": "bool",
+}
+# no in-place form for these
+_NO_INPLACE = {"isnan", "isinf", "isfinite", "isposinf", "isneginf", "signbit", "maximum",
+               "minimum", "fmax", "fmin", "silu", "relu"}
+
+
+def out_dtype(rule: str, *operands):
+    d = result_type(*operands)
+    if rule == "float":
+        return d if d.category == 2 else get_default_dtype()
+    if rule == "bool":
+        return _bool
+    return d
+
+
+def inplace_check(name: str, self, result) -> None:
+    """PyTorch refuses in-place results that the destination dtype cannot hold."""
+    if not can_cast(result, self._dtype):
+        raise RuntimeError(f"{name}: result type {result} can't be cast to the desired output type {self._dtype}")
+
+
+def elementwise_meta(rule: str, arity: int = 2):
+    """The op table's shape/dtype rule: broadcast the first `arity` operands and promote them."""
+    def meta(*args):
+        operands = [x for x in args[:arity] if x is not None]
+        shapes = [x._shape for x in operands if hasattr(x, "_shape")]
+        return broadcast_shapes(*shapes), out_dtype(rule, *operands)
+    return meta
+
+
+def _declare():
+    for name, rule in UNARY.items():
+        defop(f"{name}(Tensor self) -> Tensor", meta=elementwise_meta(rule, 1), method=True)
+        if name not in _NO_INPLACE:
+            defop(f"{name}_(Tensor(a!) self) -> Tensor(a!)", method=True)
+    for name, rule in BINARY.items():
+        defop(f"{name}(Tensor self, Tensor|Scalar other) -> Tensor", meta=elementwise_meta(rule), method=True)
+        if name not in _NO_INPLACE:
+            defop(f"{name}_(Tensor(a!) self, Tensor|Scalar other) -> Tensor(a!)", method=True)
+    for name in ("add", "sub"):
+        defop(f"{name}(Tensor self, Tensor|Scalar other, *, Scalar alpha=1) -> Tensor",
+              meta=elementwise_meta("same"), method=True)
+        defop(f"{name}_(Tensor(a!) self, Tensor|Scalar other, *, Scalar alpha=1) -> Tensor(a!)", method=True)
+    defop("rsub(Tensor self, Tensor|Scalar other, *, Scalar alpha=1) -> Tensor", meta=elementwise_meta("same"))
+    defop("div(Tensor self, Tensor|Scalar other, *, str? rounding_mode=None) -> Tensor",
+          meta=elementwise_meta("float"), method=True)
+    defop("div_(Tensor(a!) self, Tensor|Scalar other, *, str? rounding_mode=None) -> Tensor(a!)", method=True)
+    # Reflected forms for `scalar <op> tensor` (the scalar keeps its "wrapped number" promotion).
+    for name in ("div", "floor_divide", "remainder", "pow", "fmod", "atan2"):
+        defop(f"_r{name}(Tensor self, Scalar other) -> Tensor", meta=elementwise_meta(BINARY.get(name, "float")))
+    defop("gelu(Tensor self, *, str approximate='none') -> Tensor", meta=elementwise_meta("float", 1), method=True)
+    defop("softplus(Tensor self, Scalar beta=1, Scalar threshold=20) -> Tensor", meta=elementwise_meta("float", 1))
+    defop("leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor", meta=elementwise_meta("same", 1))
+    defop("clamp(Tensor self, Tensor|Scalar? min=None, Tensor|Scalar? max=None) -> Tensor",
+          meta=elementwise_meta("same", 3), method=True)
+    defop("clamp_(Tensor(a!) self, Tensor|Scalar? min=None, Tensor|Scalar? max=None) -> Tensor(a!)", method=True)
+    defop("where(Tensor condition, Tensor|Scalar self, Tensor|Scalar other) -> Tensor",
+          meta=lambda c, a, b: (broadcast_shapes(*[x._shape for x in (c, a, b) if hasattr(x, "_shape")]),
+                                out_dtype("same", a, b)))
+    defop("lerp(Tensor self, Tensor end, Tensor|Scalar weight) -> Tensor", meta=elementwise_meta("same"), method=True)
+    defop("lerp_(Tensor(a!) self, Tensor end, Tensor|Scalar weight) -> Tensor(a!)", method=True)
+    defop("addcmul(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor", method=True)
+    defop("addcmul_(Tensor(a!) self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor(a!)", method=True)
+    defop("addcdiv(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor", method=True)
+    defop("addcdiv_(Tensor(a!) self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor(a!)", method=True)
+    defop("nan_to_num(Tensor self, float? nan=0.0, float? posinf=None, float? neginf=None) -> Tensor",
+          meta=elementwise_meta("same", 1), method=True)
+    defop("nan_to_num_(Tensor(a!) self, float? nan=0.0, float? posinf=None, float? neginf=None) -> Tensor(a!)",
+          method=True)
+    defop("isclose(Tensor self, Tensor other, float rtol=1e-05, float atol=1e-08, bool equal_nan=False) -> Tensor",
+          meta=elementwise_meta("bool"), method=True)
+    defop("to_dtype(Tensor self, ScalarType dtype, bool copy=False) -> Tensor")
+    defop("copy_(Tensor(a!) self, Tensor src, bool non_blocking=False) -> Tensor(a!)", method=True)
+    defop("fill_(Tensor(a!) self, Tensor|Scalar value) -> Tensor(a!)", method=True)
+    defop("zero_(Tensor(a!) self) -> Tensor(a!)", method=True)
+    defop("clone(Tensor self) -> Tensor", method=True)
+
+
+_declare()

@@ -1,0 +1,456 @@
+"""View ops: new sizes/strides/offset over the same storage, never a copy.
+
+The geometry is backend-independent, so one kernel serves every device. Each view shares its
+base's Storage, hence its version counter, and records `_base`.
+"""
+from __future__ import annotations
+
+import operator
+
+from .._tensor import Tensor
+from ..core import dtype as D
+from ..core.shape import contiguous_strides, normalize_dim, normalize_dims, numel
+from ..dispatch import OPS, defop
+
+_ALL = ("cpu", "cuda")
+
+
+def _view_kernel(name):
+    return OPS[name].register(*_ALL)
+
+
+def infer_size(shape: tuple, n: int) -> tuple:
+    """Resolves one -1 in `shape` for a tensor of `n` elements."""
+    neg = [i for i, s in enumerate(shape) if s == -1]
+    if len(neg) > 1:
+        raise RuntimeError(f"only one dimension can be inferred, got shape {list(shape)}")
+    if any(s < -1 for s in shape):
+        raise RuntimeError(f"invalid shape dimension in {list(shape)}")
+    known = numel(s for s in shape if s != -1)
+    if neg:
+        if known == 0 or n % known:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {n}")
+        shape = shape[:neg[0]] + (n // known,) + shape[neg[0] + 1:]
+    elif known != n:
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {n}")
+    return shape
+
+
+def view_strides(old_shape, old_stride, new_shape):
+    """Strides that let `new_shape` view memory laid out as (old_shape, old_stride), or None.
+
+    ATen's computeStride: walk both shapes from the right, matching each run of dimensions that
+    is contiguous in the old layout ("chunk") against new dimensions of the same total size.
+    """
+    if numel(old_shape) == 0 or not old_shape:
+        return contiguous_strides(new_shape)
+    new_stride = [0] * len(new_shape)
+    view_d = len(new_shape) - 1
+    chunk_base = old_stride[-1]
+    tensor_numel = view_numel = 1
+    for d in range(len(old_shape) - 1, -1, -1):
+        tensor_numel *= old_shape[d]
+        if d == 0 or (old_shape[d - 1] != 1 and old_stride[d - 1] != tensor_numel * chunk_base):
+            while view_d >= 0 and (view_numel < tensor_numel or new_shape[view_d] == 1):
+                new_stride[view_d] = view_numel * chunk_base
+                view_numel *= new_shape[view_d]
+                view_d -= 1
+            if view_numel != tensor_numel:
+                return None
+            if d > 0:
+                chunk_base = old_stride[d - 1]
+                tensor_numel = view_numel = 1
+    if view_d != -1:
+        return None
+    return tuple(new_stride)
+
+
+def _declare():
+    defop("_view(Tensor self, int[]... size) -> Tensor")
+    defop("view_dtype(Tensor self, ScalarType dtype) -> Tensor")
+    defop("reshape(Tensor self, int[]... shape) -> Tensor")
+    defop("as_strided(Tensor self, int[] size, int[] stride, int? storage_offset=None) -> Tensor", method=True)
+    defop("transpose(Tensor self, int dim0, int dim1) -> Tensor", method=True)
+    defop("permute(Tensor self, int[]... dims) -> Tensor", method=True)
+    defop("expand(Tensor self, int[]... size) -> Tensor", method=True)
+    defop("squeeze(Tensor self, Any dim=None) -> Tensor", method=True)
+    defop("unsqueeze(Tensor self, int dim) -> Tensor", method=True)
+    defop("select(Tensor self, int dim, int index) -> Tensor", method=True)
+    defop("slice(Tensor self, int dim=0, int? start=None, int? end=None, int step=1) -> Tensor")
+    defop("diagonal(Tensor self, int offset=0, int dim1=0, int dim2=1) -> Tensor", method=True)
+    defop("unfold(Tensor self, int dimension, int size, int step) -> Tensor", method=True)
+    defop("_index_view(Tensor self, Any index) -> Tensor")
+
+
+_declare()
+view = OPS["_view"].fn
+view_dtype = OPS["view_dtype"].fn
+reshape_op = OPS["reshape"].fn
+transpose = OPS["transpose"].fn
+permute = OPS["permute"].fn
+expand = OPS["expand"].fn
+squeeze = OPS["squeeze"].fn
+unsqueeze = OPS["unsqueeze"].fn
+select = OPS["select"].fn
+slice_ = OPS["slice"].fn
+as_strided = OPS["as_strided"].fn
+diagonal = OPS["diagonal"].fn
+
+
+@_view_kernel("_view")
+def _view_impl(self, *size):
+    shape = infer_size(size, numel(self._shape))
+    stride = view_strides(self._shape, self._stride, shape)
+    if stride is None:
+        raise RuntimeError(
+            f"view size {list(shape)} is not compatible with input tensor's size {list(self._shape)} and stride "
+            f"{list(self._stride)} (at least one dimension spans across two contiguous subspaces); "
+            f"use .reshape(...) instead, or call .contiguous() before .view()")
+    return self._as_view(shape, stride, self._offset)
+
+
+@_view_kernel("view_dtype")
+def _view_dtype_impl(self, dtype):
+    if dtype.itemsize != self._dtype.itemsize:
+        raise RuntimeError(f"view(dtype) from {self._dtype} to {dtype} needs equal element sizes "
+                           f"({self._dtype.itemsize} vs {dtype.itemsize} bytes)")
+    t = self._as_view(self._shape, self._stride, self._offset)
+    t._dtype = dtype
+    return t
+
+
+@_view_kernel("reshape")
+def _reshape_impl(self, *shape):
+    shape = infer_size(shape, numel(self._shape))
+    stride = view_strides(self._shape, self._stride, shape)
+    if stride is not None:
+        return self._as_view(shape, stride, self._offset)
+    return OPS["_view"].fn(OPS["clone"].fn(self), *shape)
+
+
+@_view_kernel("as_strided")
+def _as_strided_impl(self, size, stride, storage_offset=None):
+    size, stride = tuple(size), tuple(stride)
+    if len(size) != len(stride):
+        raise RuntimeError(f"as_strided: mismatch in length of size {list(size)} and stride {list(stride)}")
+    if any(s < 0 for s in size) or any(s < 0 for s in stride):
+        raise RuntimeError(f"as_strided: negative size or stride in size={list(size)}, stride={list(stride)}")
+    off = self._offset if storage_offset is None else storage_offset
+    if numel(size):
+        last = off + sum((n - 1) * s for n, s in zip(size, stride))
+        if last * self._dtype.itemsize + self._dtype.itemsize > self._storage.nbytes:
+            raise RuntimeError(f"as_strided: size {list(size)}, stride {list(stride)} and offset {off} reach "
+                               f"element {last}, beyond the storage of {self._storage.nbytes // self._dtype.itemsize}")
+    return self._as_view(size, stride, off)
+
+
+@_view_kernel("transpose")
+def _transpose_impl(self, dim0, dim1):
+    n = len(self._shape)
+    d0, d1 = normalize_dim(dim0, n), normalize_dim(dim1, n)
+    if n == 0:
+        return self._as_view((), (), self._offset)
+    shape, stride = list(self._shape), list(self._stride)
+    shape[d0], shape[d1] = shape[d1], shape[d0]
+    stride[d0], stride[d1] = stride[d1], stride[d0]
+    return self._as_view(tuple(shape), tuple(stride), self._offset)
+
+
+@_view_kernel("permute")
+def _permute_impl(self, *dims):
+    n = len(self._shape)
+    if len(dims) != n:
+        raise RuntimeError(f"permute: number of dims {len(dims)} doesn't match the tensor's {n} dimensions "
+                           f"(dims={list(dims)}, shape={list(self._shape)})")
+    dims = normalize_dims(dims, n)
+    return self._as_view(tuple(self._shape[d] for d in dims), tuple(self._stride[d] for d in dims), self._offset)
+
+
+@_view_kernel("expand")
+def _expand_impl(self, *size):
+    n, m = len(size), len(self._shape)
+    if n < m:
+        raise RuntimeError(f"expand: the number of sizes provided ({n}) must be greater or equal to the number "
+                           f"of dimensions in the tensor ({m})")
+    shape, stride = [], []
+    for i, s in enumerate(size):
+        j = i - (n - m)
+        cur, cur_stride = (self._shape[j], self._stride[j]) if j >= 0 else (1, 0)
+        if s == -1:
+            if j < 0:
+                raise RuntimeError(f"expand: -1 is not allowed in a leading, non-existing dimension ({list(size)})")
+            s = cur
+        if cur == s:
+            stride.append(cur_stride)
+        elif cur == 1:
+            stride.append(0)
+        else:
+            raise RuntimeError(f"The expanded size of the tensor ({s}) must match the existing size ({cur}) at "
+                               f"non-singleton dimension {i}. Target sizes: {list(size)}. "
+                               f"Tensor sizes: {list(self._shape)}")
+        shape.append(s)
+    return self._as_view(tuple(shape), tuple(stride), self._offset)
+
+
+@_view_kernel("squeeze")
+def _squeeze_impl(self, dim=None):
+    n = len(self._shape)
+    dims = set(range(n)) if dim is None else set(normalize_dims(dim, n))
+    keep = [i for i in range(n) if not (i in dims and self._shape[i] == 1)]
+    return self._as_view(tuple(self._shape[i] for i in keep), tuple(self._stride[i] for i in keep), self._offset)
+
+
+@_view_kernel("unsqueeze")
+def _unsqueeze_impl(self, dim):
+    n = len(self._shape)
+    d = normalize_dim(dim, n + 1)
+    shape, stride = list(self._shape), list(self._stride)
+    new_stride = shape[d] * stride[d] if d < n else 1
+    shape.insert(d, 1)
+    stride.insert(d, new_stride)
+    return self._as_view(tuple(shape), tuple(stride), self._offset)
+
+
+def _index_error(index, dim, size):
+    raise IndexError(f"index {index} is out of bounds for dimension {dim} with size {size}")
+
+
+@_view_kernel("select")
+def _select_impl(self, dim, index):
+    n = len(self._shape)
+    if n == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor")
+    d = normalize_dim(dim, n)
+    size = self._shape[d]
+    i = operator.index(index)
+    if i < -size or i >= size:
+        _index_error(index, d, size)
+    if i < 0:
+        i += size
+    return self._as_view(self._shape[:d] + self._shape[d + 1:], self._stride[:d] + self._stride[d + 1:],
+                         self._offset + i * self._stride[d])
+
+
+def _slice_geometry(size, start, end, step):
+    if step <= 0:
+        raise ValueError(f"slice step must be positive, got {step}")
+    start, end, _ = slice(start, end).indices(size)
+    length = max(0, (end - start + step - 1) // step)
+    return start, length
+
+
+@_view_kernel("slice")
+def _slice_impl(self, dim=0, start=None, end=None, step=1):
+    d = normalize_dim(dim, len(self._shape))
+    start, length = _slice_geometry(self._shape[d], start, end, step)
+    shape, stride = list(self._shape), list(self._stride)
+    shape[d] = length
+    stride[d] *= step
+    return self._as_view(tuple(shape), tuple(stride), self._offset + start * self._stride[d])
+
+
+@_view_kernel("diagonal")
+def _diagonal_impl(self, offset=0, dim1=0, dim2=1):
+    n = len(self._shape)
+    d1, d2 = normalize_dim(dim1, n), normalize_dim(dim2, n)
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    off = self._offset
+    if offset >= 0:
+        length = max(0, min(self._shape[d1], self._shape[d2] - offset))
+        off += offset * self._stride[d2] if length else 0
+    else:
+        length = max(0, min(self._shape[d1] + offset, self._shape[d2]))
+        off -= offset * self._stride[d1] if length else 0
+    keep = [i for i in range(n) if i not in (d1, d2)]
+    shape = tuple(self._shape[i] for i in keep) + (length,)
+    stride = tuple(self._stride[i] for i in keep) + (self._stride[d1] + self._stride[d2],)
+    return self._as_view(shape, stride, off)
+
+
+@_view_kernel("unfold")
+def _unfold_impl(self, dimension, size, step):
+    n = len(self._shape)
+    d = normalize_dim(dimension, n)
+    cur = self._shape[d] if n else 1
+    if size > cur:
+        raise RuntimeError(f"unfold: maximum size for tensor at dimension {d} is {cur} but size is {size}")
+    if step <= 0:
+        raise RuntimeError(f"unfold: step is {step} but must be > 0")
+    if n == 0:
+        return self._as_view((size,), (1,), self._offset)
+    shape, stride = list(self._shape), list(self._stride)
+    shape[d] = (cur - size) // step + 1
+    stride[d] = self._stride[d] * step
+    return self._as_view(tuple(shape) + (size,), tuple(stride) + (self._stride[d],), self._offset)
+
+
+@_view_kernel("_index_view")
+def _index_view_impl(self, index):
+    """Basic indexing (ints, slices, None, Ellipsis) as one view; `index` is already a tuple."""
+    shape, stride, off = [], [], self._offset
+    dim = 0
+    n_real = sum(1 for x in index if x is not None and x is not Ellipsis)
+    if n_real > len(self._shape):
+        raise IndexError(f"too many indices for tensor of dimension {len(self._shape)} (got {n_real})")
+    for x in index:
+        if x is None:
+            shape.append(1)
+            stride.append(0)
+        elif x is Ellipsis:
+            k = len(self._shape) - n_real
+            shape.extend(self._shape[dim:dim + k])
+            stride.extend(self._stride[dim:dim + k])
+            dim += k
+        elif isinstance(x, slice):
+            size = self._shape[dim]
+            step = 1 if x.step is None else operator.index(x.step)
+            start, length = _slice_geometry(size, x.start, x.stop, step)
+            shape.append(length)
+            stride.append(self._stride[dim] * step)
+            off += start * self._stride[dim]
+            dim += 1
+        else:
+            i = operator.index(x)
+            size = self._shape[dim]
+            if i < -size or i >= size:
+                _index_error(i, dim, size)
+            off += (i + size if i < 0 else i) * self._stride[dim]
+            dim += 1
+    shape.extend(self._shape[dim:])
+    stride.extend(self._stride[dim:])
+    return self._as_view(tuple(shape), tuple(stride), off)
+
+
+# ---- composite views (Python over the ops above) -------------------------------------------
+
+def t(self: Tensor) -> Tensor:
+    n = len(self._shape)
+    if n > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {n}D; use transpose(dim0, dim1)")
+    return transpose(self, 0, 1) if n == 2 else view(self, *self._shape)
+
+
+def tensor_view(self: Tensor, *shape):
+    if len(shape) == 1 and isinstance(shape[0], D.dtype):
+        return view_dtype(self, shape[0])
+    return view(self, *shape)
+
+
+def reshape(self: Tensor, *shape) -> Tensor:
+    return reshape_op(self, *shape)
+
+
+def view_as(self: Tensor, other: Tensor) -> Tensor:
+    return view(self, *other._shape)
+
+
+def reshape_as(self: Tensor, other: Tensor) -> Tensor:
+    return reshape_op(self, *other._shape)
+
+
+def expand_as(self: Tensor, other: Tensor) -> Tensor:
+    return expand(self, *other._shape)
+
+
+def broadcast_to(self: Tensor, shape) -> Tensor:
+    return expand(self, *shape)
+
+
+def flatten(self: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    n = len(self._shape)
+    if n == 0:
+        return reshape_op(self, 1)
+    s, e = normalize_dim(start_dim, n), normalize_dim(end_dim, n)
+    if s > e:
+        raise RuntimeError(f"flatten() has invalid args: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
+    if s == e:
+        return self
+    return reshape_op(self, *self._shape[:s], -1, *self._shape[e + 1:])
+
+
+def unflatten(self: Tensor, dim: int, sizes) -> Tensor:
+    d = normalize_dim(dim, len(self._shape))
+    sizes = infer_size(tuple(sizes), self._shape[d])
+    return view(self, *self._shape[:d], *sizes, *self._shape[d + 1:])
+
+
+def narrow(self: Tensor, dim: int, start: int, length: int) -> Tensor:
+    d = normalize_dim(dim, len(self._shape))
+    size = self._shape[d]
+    if start < 0:
+        start += size
+    if start < 0 or length < 0 or start + length > size:
+        raise IndexError(f"narrow: start ({start}) + length ({length}) exceeds dimension {d} of size {size}")
+    return slice_(self, d, start, start + length, 1)
+
+
+def movedim(self: Tensor, source, destination) -> Tensor:
+    n = len(self._shape)
+    src = normalize_dims(source, n)
+    dst = normalize_dims(destination, n)
+    if len(src) != len(dst):
+        raise RuntimeError(f"movedim: source ({len(src)} dims) and destination ({len(dst)} dims) differ in length")
+    order = [None] * n
+    for s, d in zip(src, dst):
+        order[d] = s
+    rest = iter(i for i in range(n) if i not in src)
+    order = [o if o is not None else next(rest) for o in order]
+    return permute(self, *order)
+
+
+def unbind(self: Tensor, dim: int = 0) -> tuple:
+    d = normalize_dim(dim, len(self._shape))
+    return tuple(select(self, d, i) for i in range(self._shape[d]))
+
+
+def split(self: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
+    d = normalize_dim(dim, len(self._shape))
+    size = self._shape[d]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        if step <= 0 and size:
+            raise RuntimeError(f"split expects split_size be non-negative, but got split_size={step}")
+        bounds = [(i, min(step, size - i)) for i in range(0, size, step)] if size else [(0, 0)]
+    else:
+        sections = list(split_size_or_sections)
+        if sum(sections) != size:
+            raise RuntimeError(f"split_with_sizes expects split_sizes {sections} to sum exactly to {size} "
+                               f"(input tensor's size at dimension {d})")
+        starts = [sum(sections[:i]) for i in range(len(sections))]
+        bounds = list(zip(starts, sections))
+    return tuple(slice_(self, d, s, s + n, 1) for s, n in bounds)
+
+
+def chunk(self: Tensor, chunks: int, dim: int = 0) -> tuple:
+    if chunks <= 0:
+        raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+    size = self._shape[normalize_dim(dim, len(self._shape))]
+    return split(self, max(1, -(-size // chunks)), dim)
+
+
+def contiguous(self: Tensor, memory_format=None) -> Tensor:
+    return self if self.is_contiguous() else OPS["clone"].fn(self)
+
+
+def mT(self: Tensor) -> Tensor:  # noqa: N802 - PyTorch's name
+    if len(self._shape) < 2:
+        raise RuntimeError(f"tensor.mT is only supported on matrices or batches of matrices, got {len(self._shape)}-D")
+    return transpose(self, -2, -1)
+
+
+def T(self: Tensor) -> Tensor:  # noqa: N802 - PyTorch's name
+    n = len(self._shape)
+    return permute(self, *range(n - 1, -1, -1)) if n else self
+
+
+_METHODS = {
+    "t": t, "view": tensor_view, "reshape": reshape, "view_as": view_as, "reshape_as": reshape_as,
+    "expand_as": expand_as, "broadcast_to": broadcast_to, "flatten": flatten, "unflatten": unflatten,
+    "narrow": narrow, "movedim": movedim, "moveaxis": movedim, "unbind": unbind, "split": split,
+    "chunk": chunk, "contiguous": contiguous, "swapaxes": transpose, "swapdims": transpose,
+}
+for _name, _fn in _METHODS.items():
+    setattr(Tensor, _name, _fn)
+Tensor.mT = property(mT)
+Tensor.T = property(T)
