@@ -207,6 +207,15 @@ class Tensor:
     def is_leaf(self) -> bool:
         return self.grad_fn is None
 
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if requires_grad and self._dtype.category != 2:
+            raise RuntimeError(f"only Tensors of floating point dtype can require gradients, got {self._dtype}")
+        if not requires_grad and self.grad_fn is not None:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables; "
+                               "use detach() to get a tensor that does not require grad")
+        self.requires_grad = requires_grad
+        return self
+
     # ---- conversion to Python and NumPy ---------------------------------------------------
     def numpy(self, *, force: bool = False) -> np.ndarray:
         """Zero-copy NumPy view of a CPU tensor (shares memory and sees in-place changes)."""

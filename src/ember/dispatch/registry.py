@@ -139,6 +139,9 @@ def _generate(op: Op, pyname: str):
                 lines.append(f"    if dev is None: _empty(_op, {n!r})")
         have_dev = True
     names = [a.name for a in schema.args]
+    set_rg = "requires_grad" in names  # factory ops: the flag is set here, kernels never see it
+    if set_rg:
+        names.remove("requires_grad")
     if "device" in names and not have_dev:
         lines.append("    dev = _factory_device(device)")
         have_dev = True
@@ -150,7 +153,11 @@ def _generate(op: Op, pyname: str):
     lines.append("    if _k is None: _no_kernel(_op, dev)")
     call = f"_k({', '.join(names)})"
     mutated = schema.mutated
-    if mutated:
+    if set_rg:
+        lines.append(f"    _r = {call}")
+        lines.append("    if requires_grad: _r.requires_grad_(True)")
+        lines.append("    return _r")
+    elif mutated:
         lines.append(f"    _r = {call}")
         for a in mutated:
             lines.append(f"    {a.name}._storage.version += 1")

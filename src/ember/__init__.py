@@ -1,0 +1,45 @@
+"""ember: a deep-learning engine in Python, from a PyTorch-shaped API down to GPU kernels."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .core.dtype import (  # noqa: F401
+    dtype, bool, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64,
+    get_default_dtype, set_default_dtype, promote_types, result_type, can_cast,
+)
+from .core.device import device  # noqa: F401
+from .core.storage import Storage  # noqa: F401
+from ._tensor import Tensor, Size  # noqa: F401
+from . import ops  # noqa: F401  (declares every op and attaches Tensor methods)
+from . import backends  # noqa: F401
+from .backends import cpu as _cpu_backend  # noqa: F401  (registers the CPU kernels)
+from .dispatch import OPS as _OPS
+from .ops.creation import (  # noqa: F401
+    tensor, as_tensor, from_numpy, zeros, ones, full, empty, zeros_like, ones_like, full_like, empty_like,
+    arange, linspace, eye, scalar_tensor, empty_strided,
+)
+from .ops.random import (  # noqa: F401
+    rand, randn, randint, randperm, rand_like, randn_like, randint_like, normal, bernoulli, multinomial,
+)
+from .ops.view import (  # noqa: F401
+    flatten, unflatten, narrow, movedim, unbind, split, chunk, t, broadcast_to,
+)
+from .random import Generator, manual_seed, seed, initial_seed, default_generator, get_rng_state, set_rng_state  # noqa: F401
+
+float = float32  # noqa: A001 - PyTorch's aliases
+double = float64
+half = float16
+long = int64
+int = int32  # noqa: A001
+short = int16
+uint8 = uint8
+
+# Every op declared without a leading underscore is also `ember.<name>`, as in PyTorch.
+for _name, _op in list(_OPS.items()):
+    if not _name.startswith("_") and "::" not in _name and _name not in globals():
+        globals()[_name] = _op.fn
+del _name, _op
+
+reshape = _OPS["reshape"].fn
+swapaxes = swapdims = _OPS["transpose"].fn
+moveaxis = movedim

@@ -1,0 +1,1 @@
+"""Backends: kernels per device type (`cpu` on NumPy; `cuda` on Triton and cuBLASLt)."""

@@ -1,0 +1,2 @@
+"""The CPU backend: NumPy kernels registered into the op table on import."""
+from . import creation, elementwise, random  # noqa: F401

@@ -1,0 +1,162 @@
+"""Tensor creation: from Python data and NumPy, and the factory ops (zeros, arange, eye, ...)."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .._tensor import Tensor
+from ..core import dtype as D
+from ..core.device import CPU, canonical
+from ..core.shape import as_shape
+from ..core.storage import Storage
+from ..dispatch import OPS, defop
+
+__all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "zeros_like", "ones_like",
+           "full_like", "empty_like", "arange", "linspace", "eye", "scalar_tensor", "empty_strided"]
+
+_F = "*, ScalarType? dtype=None, Device? device=None, bool requires_grad=False"
+defop(f"empty(int[]... size, {_F}) -> Tensor")
+defop(f"zeros(int[]... size, {_F}) -> Tensor")
+defop(f"ones(int[]... size, {_F}) -> Tensor")
+defop(f"full(int[] size, Scalar fill_value, {_F}) -> Tensor")
+defop(f"empty_strided(int[] size, int[] stride, {_F}) -> Tensor")
+defop(f"arange(Scalar start, Scalar? end=None, Scalar step=1, {_F}) -> Tensor")
+defop(f"linspace(Scalar start, Scalar end, int steps, {_F}) -> Tensor")
+defop(f"eye(int n, int? m=None, {_F}) -> Tensor")
+defop(f"scalar_tensor(Scalar s, {_F}) -> Tensor")
+
+empty = OPS["empty"].fn
+zeros = OPS["zeros"].fn
+ones = OPS["ones"].fn
+empty_strided = OPS["empty_strided"].fn
+arange = OPS["arange"].fn
+linspace = OPS["linspace"].fn
+eye = OPS["eye"].fn
+scalar_tensor = OPS["scalar_tensor"].fn
+_full = OPS["full"].fn
+
+
+def full(size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if dtype is None:
+        dtype = D.scalar_dtype(fill_value)
+    return _full(size, fill_value, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def _like(fn):
+    def like(input: Tensor, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+        return fn(*input._shape, dtype=dtype or input._dtype, device=device or input.device,
+                  requires_grad=requires_grad)
+    like.__name__ = fn.__name__ + "_like"
+    return like
+
+
+zeros_like = _like(zeros)
+ones_like = _like(ones)
+empty_like = _like(empty)
+
+
+def full_like(input: Tensor, fill_value, *, dtype=None, device=None, requires_grad=False, memory_format=None):
+    return _full(input._shape, fill_value, dtype=dtype or input._dtype, device=device or input.device,
+                 requires_grad=requires_grad)
+
+
+# ---- from Python data and NumPy ------------------------------------------------------------
+
+def _infer_dtype(data) -> "D.dtype":
+    """PyTorch's inference for nested Python data: bool < int64 < default float."""
+    cat = -1
+    stack = [data]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Tensor):
+            cat = max(cat, 3 if x._dtype.category == 2 else x._dtype.category)
+            if x._dtype.category == 2:
+                return x._dtype if cat <= 3 and not any(isinstance(y, float) for y in stack) else D.get_default_dtype()
+        elif isinstance(x, bool) or isinstance(x, np.bool_):
+            cat = max(cat, 0)
+        elif isinstance(x, (int, np.integer)):
+            cat = max(cat, 1)
+        elif isinstance(x, (float, np.floating)):
+            cat = 2
+        elif isinstance(x, (list, tuple)):
+            stack.extend(x)
+        elif isinstance(x, np.ndarray):
+            return D.from_numpy_dtype(x.dtype) if cat < 0 else D.get_default_dtype()
+        elif isinstance(x, numbers.Number):
+            raise TypeError(f"ember.tensor: unsupported element type {type(x).__name__} ({x!r})")
+        else:
+            raise TypeError(f"ember.tensor: could not infer dtype of {type(x).__name__} ({x!r}); "
+                            f"expected numbers, nested lists/tuples of numbers, NumPy arrays or tensors")
+    return {-1: D.get_default_dtype(), 0: D.bool, 1: D.int64}.get(cat, D.get_default_dtype())
+
+
+def _to_numpy_data(data, np_dtype):
+    if isinstance(data, Tensor):
+        return data._host_array().astype(np_dtype)
+    if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in data):
+        data = [_to_numpy_data(x, np_dtype) for x in data]
+    try:
+        return np.array(data, dtype=np_dtype)
+    except (ValueError, OverflowError) as e:
+        raise ValueError(f"ember.tensor: could not build a {np_dtype} array from the given data: {e}") from None
+
+
+def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
+    """A new tensor holding a copy of `data` (numbers, nested sequences, NumPy arrays, tensors)."""
+    if dtype is None:
+        if isinstance(data, np.ndarray):
+            dtype = D.from_numpy_dtype(data.dtype)
+        elif isinstance(data, Tensor):
+            dtype = data._dtype
+        else:
+            dtype = _infer_dtype(data)
+    elif not isinstance(dtype, D.dtype):
+        raise TypeError(f"ember.tensor: dtype must be an ember.dtype such as ember.float32, got {dtype!r}")
+    arr = _to_numpy_data(data, dtype.np)
+    t = Tensor._from_numpy(np.array(arr, dtype=dtype.np, copy=True, order="C"), dtype)
+    if device is not None and canonical(device) is not CPU:
+        t = t.to(device)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def from_numpy(arr: np.ndarray) -> Tensor:
+    """A CPU tensor sharing memory with `arr` (writes through both ways)."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(arr).__name__}")
+    dt = D.from_numpy_dtype(arr.dtype)
+    itemsize = arr.itemsize
+    if any(s < 0 for s in arr.strides):
+        raise ValueError("At least one stride in the given numpy array is negative; "
+                         "make a copy first (numpy.ascontiguousarray) to use it with from_numpy")
+    if any(s % itemsize for s in arr.strides):
+        raise ValueError(f"from_numpy: strides {arr.strides} are not multiples of the element size {itemsize}")
+    if arr.flags.c_contiguous:
+        data = arr.reshape(-1).view(np.uint8)
+    elif arr.size == 0:
+        data = np.empty(0, np.uint8)
+    else:
+        span = sum((n - 1) * s for n, s in zip(arr.shape, arr.strides)) + itemsize
+        first = arr[(slice(0, 1),) * arr.ndim].reshape(1).view(np.uint8)
+        data = np.lib.stride_tricks.as_strided(first, shape=(span,), strides=(1,))
+    t = Tensor._make(Storage(data, CPU, data.nbytes), arr.shape, tuple(s // itemsize for s in arr.strides), 0, dt)
+    if arr.flags.writeable is False:
+        t.__dict__["_readonly"] = True
+    return t
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """Like `tensor`, but shares memory with a tensor or NumPy array when dtype and device already match."""
+    if isinstance(data, Tensor):
+        out = data
+        if dtype is not None and dtype is not out._dtype:
+            out = out.to(dtype)
+        if device is not None:
+            out = out.to(device)
+        return out
+    if isinstance(data, np.ndarray) and (dtype is None or dtype.np == data.dtype) and \
+            (device is None or canonical(device) is CPU) and all(s >= 0 for s in data.strides):
+        return from_numpy(data)
+    return tensor(data, dtype=dtype, device=device)

@@ -1,0 +1,289 @@
+"""Python operators and conversions on Tensor, each forwarding to one op.
+
+`a + b` is `ops.add(a, b)`; `2 / t` is `ops._rdiv(t, 2)` so that the scalar keeps its
+wrapped-number promotion. Indexing turns ints/slices/None/... into one view and hands integer
+or boolean tensor indices to the `index` / `index_put_` ops.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .._tensor import Tensor
+from ..core import dtype as D
+from ..core.device import canonical
+from ..dispatch import OPS
+
+_f = {name: op.fn for name, op in OPS.items()}
+_Number = (int, float, bool, numbers.Number)
+
+
+def _binary(name):
+    fn = _f[name]
+
+    def op(self, other):
+        if isinstance(other, (Tensor, *_Number)) and not isinstance(other, complex):
+            return fn(self, other)
+        return NotImplemented
+    op.__name__ = f"__{name}__"
+    return op
+
+
+def _reflected(name):
+    fn = _f[name]
+
+    def op(self, other):
+        if isinstance(other, _Number) and not isinstance(other, complex):
+            return fn(self, other)
+        return NotImplemented
+    return op
+
+
+def _inplace(name):
+    fn = _f[name]
+
+    def op(self, other):
+        return fn(self, other)
+    return op
+
+
+def _rsub(self, other):
+    if isinstance(other, _Number):
+        return _f["rsub"](self, other)
+    return NotImplemented
+
+
+def _matmul(self, other):
+    if isinstance(other, Tensor):
+        return OPS["matmul"].fn(self, other)
+    return NotImplemented
+
+
+def _rmatmul(self, other):
+    return NotImplemented
+
+
+_OPERATORS = {
+    "__add__": _binary("add"), "__radd__": _reflected("add"), "__iadd__": _inplace("add_"),
+    "__sub__": _binary("sub"), "__rsub__": _rsub, "__isub__": _inplace("sub_"),
+    "__mul__": _binary("mul"), "__rmul__": _reflected("mul"), "__imul__": _inplace("mul_"),
+    "__truediv__": _binary("div"), "__rtruediv__": _reflected("_rdiv"), "__itruediv__": _inplace("div_"),
+    "__floordiv__": _binary("floor_divide"), "__rfloordiv__": _reflected("_rfloor_divide"),
+    "__ifloordiv__": _inplace("floor_divide_"),
+    "__mod__": _binary("remainder"), "__rmod__": _reflected("_rremainder"), "__imod__": _inplace("remainder_"),
+    "__pow__": _binary("pow"), "__rpow__": _reflected("_rpow"), "__ipow__": _inplace("pow_"),
+    "__and__": _binary("bitwise_and"), "__rand__": _reflected("bitwise_and"), "__iand__": _inplace("bitwise_and_"),
+    "__or__": _binary("bitwise_or"), "__ror__": _reflected("bitwise_or"), "__ior__": _inplace("bitwise_or_"),
+    "__xor__": _binary("bitwise_xor"), "__rxor__": _reflected("bitwise_xor"), "__ixor__": _inplace("bitwise_xor_"),
+    "__eq__": _binary("eq"), "__ne__": _binary("ne"), "__lt__": _binary("lt"), "__le__": _binary("le"),
+    "__gt__": _binary("gt"), "__ge__": _binary("ge"),
+    "__neg__": _f["neg"], "__abs__": _f["abs"], "__invert__": _f["bitwise_not"], "__pos__": lambda self: self,
+    "__matmul__": _matmul, "__rmatmul__": _rmatmul,
+}
+for _name, _fn in _OPERATORS.items():
+    setattr(Tensor, _name, _fn)
+Tensor.__hash__ = lambda self: id(self)  # defining __eq__ would otherwise drop it
+Tensor.true_divide = _f["div"]
+Tensor.multiply = _f["mul"]
+Tensor.subtract = _f["sub"]
+Tensor.divide = _f["div"]
+Tensor.absolute = _f["abs"]
+Tensor.negative = _f["neg"]
+Tensor.greater = _f["gt"]
+Tensor.less = _f["lt"]
+Tensor.clip = _f["clamp"]
+Tensor.clip_ = _f["clamp_"]
+
+
+def _clamp_min(self, min):
+    return _f["clamp"](self, min, None)
+
+
+def _clamp_max(self, max):
+    return _f["clamp"](self, None, max)
+
+
+Tensor.clamp_min = _clamp_min
+Tensor.clamp_max = _clamp_max
+
+
+# ---- indexing ----------------------------------------------------------------------------
+
+_index_view = _f["_index_view"]
+
+
+def _is_advanced(x) -> bool:
+    return isinstance(x, (Tensor, list, np.ndarray)) or (isinstance(x, tuple))
+
+
+def _as_index_tensor(x, device):
+    from .creation import tensor as _tensor
+    if isinstance(x, Tensor):
+        t = x
+    else:
+        t = _tensor(x, device=device)
+    if t._dtype.category == 2:
+        raise IndexError(f"tensors used as indices must be long, int, byte or bool tensors, got {t._dtype}")
+    return t
+
+
+def _split_index(self, idx):
+    """Basic parts become one view; returns (view, advanced index list or None)."""
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    if not any(_is_advanced(x) or isinstance(x, bool) for x in idx):
+        return _index_view(self, idx), None
+    basic, adv, dim = [], [], 0
+    n_real = sum(1 for x in idx if x is not None and x is not Ellipsis and not isinstance(x, bool))
+    # bool tensors index as many dims as they have
+    n_real += sum(max(0, (x.ndim if isinstance(x, Tensor) else np.ndim(x)) - 1)
+                  for x in idx if (isinstance(x, Tensor) and x._dtype is D.bool))
+    for x in idx:
+        if x is None:
+            basic.append(None)
+            adv.append(None)
+        elif isinstance(x, bool):
+            basic.append(None)
+            adv.append(None if x else _as_index_tensor([], self.device).long())
+        elif x is Ellipsis:
+            k = len(self._shape) - n_real
+            basic.append(Ellipsis)
+            adv.extend([None] * k)
+        elif isinstance(x, (int, np.integer)):
+            basic.append(x)  # an int removes its dim: torch applies it as a select
+        elif isinstance(x, slice):
+            basic.append(x)
+            adv.append(None)
+        else:
+            t = _as_index_tensor(x, self.device)
+            if t._dtype is D.bool or t._dtype is D.uint8:
+                if t._dtype is D.uint8:
+                    t = t.bool()
+                k = max(t.ndim, 1) if t.ndim else 0
+                if t.ndim == 0:  # a 0-d mask adds a dim of size 1 or 0
+                    basic.append(None)
+                    adv.append(_f["nonzero"](t.reshape(1)).reshape(-1))
+                    continue
+                basic.extend([slice(None)] * k)
+                adv.extend(_f["nonzero"](t).unbind(1))
+            else:
+                basic.append(slice(None))
+                adv.append(t)
+    view = _index_view(self, tuple(basic))
+    adv.extend([None] * (view.ndim - len(adv)))
+    return view, adv
+
+
+def _getitem(self, idx):
+    if type(idx) is int or type(idx) is slice:
+        return _index_view(self, (idx,))
+    view, adv = _split_index(self, idx)
+    if adv is None:
+        return view
+    return _f["index"](view, adv)
+
+
+def _setitem(self, idx, value):
+    view, adv = _split_index(self, idx)
+    if adv is None:
+        if isinstance(value, Tensor):
+            _f["copy_"](view, value)
+        else:
+            _f["fill_"](view, value)
+        return
+    if not isinstance(value, Tensor):
+        from .creation import tensor as _tensor
+        value = _tensor(value, dtype=self._dtype, device=self.device)
+    _f["index_put_"](view, adv, value, False)
+
+
+Tensor.__getitem__ = _getitem
+Tensor.__setitem__ = _setitem
+
+
+# ---- conversions ---------------------------------------------------------------------------
+
+def _parse_to(args, kwargs):
+    device = kwargs.pop("device", None)
+    dtype = kwargs.pop("dtype", None)
+    non_blocking = kwargs.pop("non_blocking", False)
+    copy = kwargs.pop("copy", False)
+    kwargs.pop("memory_format", None)
+    if kwargs:
+        raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+    for a in args:
+        if isinstance(a, D.dtype):
+            dtype = a
+        elif isinstance(a, Tensor):
+            device, dtype = a.device, a._dtype
+        elif isinstance(a, bool):
+            non_blocking = a
+        elif a is not None:
+            device = a
+    return device, dtype, non_blocking, copy
+
+
+def to(self, *args, **kwargs):
+    """`t.to(dtype)`, `t.to(device)`, `t.to(device, dtype)`, `t.to(other)`; returns self if nothing changes."""
+    device, dtype, non_blocking, copy = _parse_to(args, kwargs)
+    out = self
+    if device is not None:
+        dev = canonical(device)
+        if dev is not out._storage.device:
+            op = OPS.get("_to_device")
+            if op is None or not op.kernels:
+                raise RuntimeError(f"cannot move a tensor to {dev}: ember was not built with a {dev.type} backend")
+            out = op.fn(out, dev, non_blocking)
+            copy = False
+    if dtype is not None and dtype is not out._dtype:
+        if not isinstance(dtype, D.dtype):
+            raise TypeError(f"to(): dtype must be an ember.dtype, got {dtype!r}")
+        out = _f["to_dtype"](out, dtype, False)
+        copy = False
+    if copy and out is self:
+        out = _f["clone"](self)
+    return out
+
+
+def _type_method(dt):
+    def conv(self, memory_format=None):
+        return self if self._dtype is dt else _f["to_dtype"](self, dt, False)
+    conv.__name__ = dt.name
+    return conv
+
+
+def _type(self, dtype=None):
+    if dtype is None:
+        return f"ember.{self._dtype.name}"
+    return to(self, dtype)
+
+
+def _cpu(self, memory_format=None):
+    return to(self, "cpu")
+
+
+def _cuda(self, device=None, non_blocking=False):
+    return to(self, "cuda" if device is None else (f"cuda:{device}" if isinstance(device, int) else device),
+              non_blocking=non_blocking)
+
+
+def _new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+    from .creation import tensor as _tensor
+    return _tensor(data, dtype=dtype or self._dtype, device=device or self.device, requires_grad=requires_grad)
+
+
+def _type_as(self, other):
+    return to(self, other._dtype)
+
+
+Tensor.to = to
+Tensor.type = _type
+Tensor.type_as = _type_as
+Tensor.cpu = _cpu
+Tensor.cuda = _cuda
+Tensor.new_tensor = _new_tensor
+for _meth, _dt in (("float", D.float32), ("double", D.float64), ("half", D.float16), ("bfloat16", D.bfloat16),
+                   ("long", D.int64), ("int", D.int32), ("short", D.int16), ("char", D.int8),
+                   ("byte", D.uint8), ("bool", D.bool)):
+    setattr(Tensor, _meth, _type_method(_dt))
