@@ -98,7 +98,7 @@ diagonal = OPS["diagonal"].fn
 
 
 @_view_kernel("_view")
-def _view_impl(self, *size):
+def _view_impl(self, size):
     shape = infer_size(size, numel(self._shape))
     stride = view_strides(self._shape, self._stride, shape)
     if stride is None:
@@ -120,7 +120,7 @@ def _view_dtype_impl(self, dtype):
 
 
 @_view_kernel("reshape")
-def _reshape_impl(self, *shape):
+def _reshape_impl(self, shape):
     shape = infer_size(shape, numel(self._shape))
     stride = view_strides(self._shape, self._stride, shape)
     if stride is not None:
@@ -157,7 +157,7 @@ def _transpose_impl(self, dim0, dim1):
 
 
 @_view_kernel("permute")
-def _permute_impl(self, *dims):
+def _permute_impl(self, dims):
     n = len(self._shape)
     if len(dims) != n:
         raise RuntimeError(f"permute: number of dims {len(dims)} doesn't match the tensor's {n} dimensions "
@@ -167,7 +167,7 @@ def _permute_impl(self, *dims):
 
 
 @_view_kernel("expand")
-def _expand_impl(self, *size):
+def _expand_impl(self, size):
     n, m = len(size), len(self._shape)
     if n < m:
         raise RuntimeError(f"expand: the number of sizes provided ({n}) must be greater or equal to the number "
