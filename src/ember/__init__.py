@@ -24,6 +24,7 @@ from .ops.random import (  # noqa: F401
 from .ops.view import (  # noqa: F401
     flatten, unflatten, narrow, movedim, unbind, split, chunk, t, broadcast_to,
 )
+from . import library  # noqa: F401
 from .random import Generator, manual_seed, seed, initial_seed, default_generator, get_rng_state, set_rng_state  # noqa: F401
 
 float = float32  # noqa: A001 - PyTorch's aliases

@@ -16,7 +16,7 @@ def _float_formatter(a: np.ndarray):
     if nonzero.size:
         mx, mn = float(nonzero.max()), float(nonzero.min())
         if int_mode:
-            sci = mx > 1e8
+            sci = mx / mn > 1000.0 or mx > 1e8
         else:
             sci = mx / mn > 1000.0 or mx > 1e8 or mn < 1e-4
     if sci:
@@ -25,7 +25,7 @@ def _float_formatter(a: np.ndarray):
         fmt = lambda v: f"{v:.0f}." if np.isfinite(v) else f"{v}"  # noqa: E731
     else:
         fmt = "{:.4f}".format
-    sample = a.reshape(-1)
+    sample = finite.reshape(-1)
     if sample.size > _THRESHOLD:
         sample = np.concatenate([sample[:_EDGE * 64], sample[-_EDGE * 64:]])
     width = max((len(_fix(fmt(float(v)))) for v in sample), default=1)
@@ -68,6 +68,7 @@ def format_tensor(t, prefix: str = "tensor(") -> str:
             fmt = lambda v: str(v).rjust(w)  # noqa: E731
         body = np.array2string(a, max_line_width=_LINE, separator=", ", prefix=prefix,
                                formatter={"all": fmt}, threshold=_THRESHOLD, edgeitems=_EDGE)
+    body = body.replace(", ..., ", ",  ..., ")  # PyTorch pads the elision mark
     if suffix:
         # as PyTorch: each suffix goes on the last line unless that line would pass the width
         for s in suffix:

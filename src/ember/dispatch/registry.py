@@ -8,6 +8,8 @@ re-parsing and no isinstance chains.
 """
 from __future__ import annotations
 
+import numbers
+
 from ..core.device import CPU, canonical
 from ..core.shape import as_shape
 from .schema import Schema, parse_schema
@@ -15,6 +17,7 @@ from .schema import Schema, parse_schema
 __all__ = ["Op", "OPS", "defop", "get_op"]
 
 OPS: dict = {}
+_SCALARS = frozenset((int, float, bool))
 
 
 class Op:
@@ -71,6 +74,10 @@ def _mixed(op: Op, dev, argname: str, t):
                        f"move them with .to(device) first")
 
 
+def _bad_scalar(op: Op, argname: str, value):
+    raise TypeError(f"{op.name}(): argument '{argname}' must be Tensor or a number, not {type(value).__name__}")
+
+
 def _no_kernel(op: Op, dev):
     have = sorted(op.kernels) or ["none"]
     raise NotImplementedError(f"{op.name} has no kernel for the '{dev.type}' backend "
@@ -122,6 +129,10 @@ def _generate(op: Op, pyname: str):
             cond = f"{n} is not None" if a.type == "Tensor" else f"isinstance({n}, _T)"
             if a.type == "Tensor":
                 lines.append(f"    if {cond} and not isinstance({n}, _T): _bad(_op, {n!r}, {n})")
+            else:
+                none_ok = f"{n} is not None and " if a.optional else ""
+                lines.append(f"    if {none_ok}{n}.__class__ not in _SCALARS and not isinstance({n}, (_T, _Number)): "
+                             f"_bad_scalar(_op, {n!r}, {n})")
             if have_dev:
                 lines.append(f"    if {cond} and {n}._storage.device is not dev: dev = _mixed(_op, dev, {n!r}, {n})")
             else:
@@ -167,7 +178,8 @@ def _generate(op: Op, pyname: str):
     from .._tensor import Tensor
     env = {"_op": op, "_kernels": op.kernels, "_bad": _bad_tensor, "_mixed": _mixed, "_no_kernel": _no_kernel,
            "_as_shape": as_shape, "_T": Tensor, "_CPU": CPU, "_factory_device": _factory_device,
-           "_empty": _empty_tensor_list}
+           "_empty": _empty_tensor_list,
+           "_SCALARS": _SCALARS, "_Number": numbers.Number, "_bad_scalar": _bad_scalar}
     src = "\n".join(lines)
     exec(compile(src, f"<ember op {op.name}>", "exec"), env)  # noqa: S102 - generated from a parsed schema
     fn = env[pyname]
