@@ -38,7 +38,7 @@ class Size(tuple):
 
 class Tensor:
     __slots__ = ("_storage", "_shape", "_stride", "_offset", "_dtype", "_np", "_base",
-                 "requires_grad", "grad", "grad_fn", "_ag", "__weakref__", "__dict__")
+                 "requires_grad", "grad", "_grad_fn", "_out_nr", "_vver", "__weakref__", "__dict__")
 
     def __init__(self, *args, **kwargs):
         raise TypeError("create tensors with ember.tensor(...), ember.empty(...) or ember.zeros(...)")
@@ -56,8 +56,9 @@ class Tensor:
         t._base = base
         t.requires_grad = False
         t.grad = None
-        t.grad_fn = None
-        t._ag = None
+        t._grad_fn = None
+        t._out_nr = 0
+        t._vver = None
         return t
 
     @staticmethod
@@ -78,8 +79,9 @@ class Tensor:
         t._base = None
         t.requires_grad = False
         t.grad = None
-        t.grad_fn = None
-        t._ag = None
+        t._grad_fn = None
+        t._out_nr = 0
+        t._vver = None
         return t
 
     def _as_view(self, shape: tuple, stride: tuple, offset: int) -> "Tensor":
@@ -95,8 +97,9 @@ class Tensor:
         t._base = self if base is None else base
         t.requires_grad = False
         t.grad = None
-        t.grad_fn = None
-        t._ag = None
+        t._grad_fn = None
+        t._out_nr = 0
+        t._vver = self._storage.version
         return t
 
     @property
@@ -205,12 +208,25 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
-        return self.grad_fn is None
+        return self._grad_fn is None or not self.requires_grad
+
+    @property
+    def grad_fn(self):
+        """The node that produced this tensor (None for leaves); views see in-place changes of their base."""
+        if self._vver is not None and self._vver != self._storage.version and self._base is not None \
+                and self.requires_grad:
+            from .autograd.derivatives import edge_of
+            edge_of(self)
+        return self._grad_fn
+
+    @property
+    def output_nr(self) -> int:
+        return self._out_nr
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         if requires_grad and self._dtype.category != 2:
             raise RuntimeError(f"only Tensors of floating point dtype can require gradients, got {self._dtype}")
-        if not requires_grad and self.grad_fn is not None:
+        if not requires_grad and self._grad_fn is not None:
             raise RuntimeError("you can only change requires_grad flags of leaf variables; "
                                "use detach() to get a tensor that does not require grad")
         self.requires_grad = requires_grad

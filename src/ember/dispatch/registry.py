@@ -163,6 +163,18 @@ def _generate(op: Op, pyname: str):
     lines.append("    _k = _kernels.get(dev.type)")
     lines.append("    if _k is None: _no_kernel(_op, dev)")
     call = f"_k({', '.join(names)})"
+    conds = []
+    for a in schema.tensor_args:
+        n = a.name
+        if a.type == "Tensor" and not a.optional:
+            conds.append(f"{n}.requires_grad")
+        elif a.type in ("Tensor", "Tensor|Scalar"):
+            conds.append(f"(isinstance({n}, _T) and {n}.requires_grad)")
+        else:
+            conds.append(f"any(_t is not None and _t.requires_grad for _t in {n})")
+    if conds:  # the autograd layer: only when an input requires grad and grad mode is on
+        tup = ", ".join(names) + ("," if len(names) == 1 else "")
+        lines.append(f"    if ({' or '.join(conds)}) and _gs.enabled: return _record(_op, _k, ({tup}))")
     mutated = schema.mutated
     if set_rg:
         lines.append(f"    _r = {call}")
@@ -176,7 +188,9 @@ def _generate(op: Op, pyname: str):
     else:
         lines.append(f"    return {call}")
     from .._tensor import Tensor
-    env = {"_op": op, "_kernels": op.kernels, "_bad": _bad_tensor, "_mixed": _mixed, "_no_kernel": _no_kernel,
+    from ..autograd.derivatives import record
+    from ..autograd.grad_mode import state
+    env = {"_record": record, "_gs": state, "_op": op, "_kernels": op.kernels, "_bad": _bad_tensor, "_mixed": _mixed, "_no_kernel": _no_kernel,
            "_as_shape": as_shape, "_T": Tensor, "_CPU": CPU, "_factory_device": _factory_device,
            "_empty": _empty_tensor_list,
            "_SCALARS": _SCALARS, "_Number": numbers.Number, "_bad_scalar": _bad_scalar}

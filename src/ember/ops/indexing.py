@@ -1,1 +1,68 @@
-"""(being written)"""
+"""Indexing ops: advanced indexing, gather/scatter, index_*, masked_*, take/put, embedding, one_hot.
+
+`index(self, indices)` is aten::index: `indices` holds one entry per leading dim of `self`, an
+integer (int64/int32) tensor or None for "the whole dim" (a bool/uint8 mask consumes as many dims
+as it has). The index tensors broadcast together; as in NumPy/PyTorch, the indexed dims stay in
+place when they are adjacent and move to the front when a full dim separates them.
+`Tensor.__getitem__`/`__setitem__` (ops/operators.py) reduce a Python index to one view plus such a
+list and call `index` / `index_put_`.
+
+Index dtypes follow PyTorch op by op: `index`/`index_put_` take int64/int32 and bool/uint8 masks;
+`index_select`, `gather`, `scatter*`, `index_add`, `embedding` take int64/int32; `index_copy`,
+`index_fill`, `take`, `put_` and `one_hot` take int64 only.
+"""
+from __future__ import annotations
+
+from .._tensor import Tensor
+from ..dispatch import OPS, defop
+
+__all__ = ["nonzero", "argwhere"]
+
+
+def _declare():
+    defop("index(Tensor self, Tensor?[] indices) -> Tensor")
+    defop("index_put_(Tensor(a!) self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor(a!)",
+          method=True)
+    defop("index_put(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor", method=True)
+    defop("nonzero(Tensor self) -> Tensor")  # Tensor.nonzero / as_tuple: the composite below
+    defop("argwhere(Tensor self) -> Tensor", method=True)
+    defop("index_select(Tensor self, int dim, Tensor index) -> Tensor", method=True)
+    defop("gather(Tensor self, int dim, Tensor index, *, bool sparse_grad=False) -> Tensor", method=True)
+    # Out-of-place and in-place forms; scatter(dim, index, src) also takes a Python scalar `src`
+    # or `value=`, as torch.scatter's two overloads do.
+    for suffix, self_t, ret in (("", "Tensor", "Tensor"), ("_", "Tensor(a!)", "Tensor(a!)")):
+        defop(f"scatter{suffix}({self_t} self, int dim, Tensor index, Tensor|Scalar? src=None, *, "
+              f"Scalar? value=None, str? reduce=None) -> {ret}", method=True)
+        defop(f"scatter_add{suffix}({self_t} self, int dim, Tensor index, Tensor src) -> {ret}", method=True)
+        defop(f"scatter_reduce{suffix}({self_t} self, int dim, Tensor index, Tensor src, str reduce, *, "
+              f"bool include_self=True) -> {ret}", method=True)
+        defop(f"index_add{suffix}({self_t} self, int dim, Tensor index, Tensor source, *, Scalar alpha=1) -> {ret}",
+              method=True)
+        defop(f"index_copy{suffix}({self_t} self, int dim, Tensor index, Tensor source) -> {ret}", method=True)
+        defop(f"index_fill{suffix}({self_t} self, int dim, Tensor index, Tensor|Scalar value) -> {ret}", method=True)
+        defop(f"masked_fill{suffix}({self_t} self, Tensor mask, Tensor|Scalar value) -> {ret}", method=True)
+        defop(f"masked_scatter{suffix}({self_t} self, Tensor mask, Tensor source) -> {ret}", method=True)
+        defop(f"put{suffix}({self_t} self, Tensor index, Tensor source, bool accumulate=False) -> {ret}", method=True)
+    defop("masked_select(Tensor self, Tensor mask) -> Tensor", method=True)
+    defop("take(Tensor self, Tensor index) -> Tensor", method=True)
+    defop("embedding(Tensor weight, Tensor indices, int padding_idx=-1, bool scale_grad_by_freq=False, "
+          "bool sparse=False) -> Tensor")
+    defop("one_hot(Tensor self, int num_classes=-1) -> Tensor")
+
+
+_declare()
+_nonzero = OPS["nonzero"].fn
+argwhere = OPS["argwhere"].fn
+
+
+def nonzero(input: Tensor, *, as_tuple: bool = False):
+    """Indices of the non-zero elements: an int64 tensor [n, ndim], or with as_tuple=True one
+    1-D index tensor per dim (a 0-d input counts as 1-D, as in PyTorch)."""
+    if not as_tuple:
+        return _nonzero(input)
+    if not input._shape:
+        input = input.reshape(1)
+    return _nonzero(input).unbind(1)
+
+
+Tensor.nonzero = nonzero

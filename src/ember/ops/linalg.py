@@ -1,1 +1,97 @@
-"""(being written)"""
+"""Linear-algebra ops: matmul and its family (mm, bmm, mv, dot, outer, addmm, ...), einsum,
+tensordot and linear.
+
+PyTorch semantics: the matrix operands must share one dtype (no promotion; `outer` is the
+exception since it is a broadcast multiply), integer matmul is exact in the integer dtype and
+float16/bfloat16 compute in float32. Aliases (`ger`, `concat`, ...) are ops of their own whose
+kernel forwards to the main op, so they dispatch and export like any other op.
+"""
+from __future__ import annotations
+
+from .._tensor import Tensor
+from ..dispatch import OPS, defop
+
+_ALL = ("cpu", "cuda")
+_BS = "*, Scalar beta=1, Scalar alpha=1"
+
+
+def _declare():
+    defop("matmul(Tensor self, Tensor other) -> Tensor", method=True)
+    defop("mm(Tensor self, Tensor mat2) -> Tensor", method=True)
+    defop("bmm(Tensor self, Tensor mat2) -> Tensor", method=True)
+    defop("mv(Tensor self, Tensor vec) -> Tensor", method=True)
+    defop("dot(Tensor self, Tensor tensor) -> Tensor", method=True)
+    defop("vdot(Tensor self, Tensor other) -> Tensor", method=True)
+    defop("outer(Tensor self, Tensor vec2) -> Tensor", method=True)
+    defop("ger(Tensor self, Tensor vec2) -> Tensor", method=True)
+    defop(f"addmm(Tensor self, Tensor mat1, Tensor mat2, {_BS}) -> Tensor", method=True)
+    defop(f"addmm_(Tensor(a!) self, Tensor mat1, Tensor mat2, {_BS}) -> Tensor(a!)", method=True)
+    defop(f"addmv(Tensor self, Tensor mat, Tensor vec, {_BS}) -> Tensor", method=True)
+    defop(f"addmv_(Tensor(a!) self, Tensor mat, Tensor vec, {_BS}) -> Tensor(a!)", method=True)
+    defop(f"addbmm(Tensor self, Tensor batch1, Tensor batch2, {_BS}) -> Tensor", method=True)
+    defop(f"addbmm_(Tensor(a!) self, Tensor batch1, Tensor batch2, {_BS}) -> Tensor(a!)", method=True)
+    defop(f"baddbmm(Tensor self, Tensor batch1, Tensor batch2, {_BS}) -> Tensor", method=True)
+    defop(f"baddbmm_(Tensor(a!) self, Tensor batch1, Tensor batch2, {_BS}) -> Tensor(a!)", method=True)
+    defop("einsum(str equation, Tensor[] tensors) -> Tensor")
+    defop("tensordot(Tensor a, Tensor b, Any dims=2) -> Tensor")
+    defop("linear(Tensor input, Tensor weight, Tensor? bias=None) -> Tensor")
+
+
+_declare()
+
+
+# ---- aliases: composite kernels shared by every backend ----------------------------------------
+
+@OPS["ger"].register(*_ALL)
+def _ger(self, vec2):
+    return OPS["outer"].fn(self, vec2)
+
+
+# ---- einsum's front end: varargs, one list, or the sublist format --------------------------------
+
+_einsum_op = OPS["einsum"].fn
+
+
+def _sublist_label(v, pos):
+    if v is Ellipsis:
+        return "..."
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 52:
+        raise ValueError(f"einsum(): subscript in a sublist must be an int in [0, 52) or Ellipsis, got {v!r} "
+                         f"(sublist {pos})")
+    return chr(ord("A") + v) if v < 26 else chr(ord("a") + v - 26)
+
+
+def _from_sublists(args):
+    """einsum(op0, [0, 1], op1, [1, 2], [0, 2]) -> ('AB,BC->AC', [op0, op1])."""
+    operands, terms = [], []
+    i = 0
+    while i + 1 < len(args):
+        operands.append(args[i])
+        terms.append("".join(_sublist_label(v, len(terms)) for v in args[i + 1]))
+        i += 2
+    eq = ",".join(terms)
+    if i < len(args):  # a trailing output sublist
+        eq += "->" + "".join(_sublist_label(v, "output") for v in args[i])
+    return eq, operands
+
+
+def einsum(*args):
+    """einsum(equation, *operands), einsum(equation, [operands]) or the sublist format."""
+    if not args or (isinstance(args[0], str) and len(args) == 1):
+        raise ValueError("einsum(): must specify the equation string and at least one operand, "
+                         "or at least one operand and its subscripts list")
+    eq = args[0]
+    if isinstance(eq, str):
+        operands = args[1:]
+        if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+            operands = operands[0]
+    elif isinstance(eq, Tensor):
+        eq, operands = _from_sublists(args)
+    else:
+        raise TypeError(f"einsum(): argument 'equation' (position 1) must be str, not {type(eq).__name__}")
+    return _einsum_op(eq, list(operands))
+
+
+einsum._op = OPS["einsum"]
+einsum._dispatch = _einsum_op
+OPS["einsum"].fn = einsum

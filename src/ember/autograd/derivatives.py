@@ -1,0 +1,500 @@
+"""Derivatives declared beside each op, and the recording of graph nodes by the dispatcher.
+
+`derivative("mul", self="grad * other", other="grad * self")` attaches a backward formula per
+differentiable input to op `mul`. Formulas are Python expressions over ember ops; the names in
+them decide what the forward saves: a tensor argument named in a formula is saved (with its
+version), `result` saves the output, `self_shape` / `self_dtype` keep only metadata, and
+non-tensor arguments (`dim`, `alpha`, ...) are kept as they are. From the formulas one backward
+function per op is generated, so that `create_graph=True` needs nothing more: the formulas run
+through the dispatcher and are recorded themselves.
+
+The engine reduces each input grad to the input's shape (broadcasting) and casts it to the
+input's dtype, so formulas need not.
+"""
+from __future__ import annotations
+
+import ast
+import traceback
+
+from .._tensor import Tensor
+from ..dispatch import OPS
+from .grad_mode import state
+from .graph import Node, SavedTensor, accumulator
+
+__all__ = ["derivative", "record", "OpNode", "edge_of", "nondifferentiable"]
+
+_T = Tensor
+
+
+class OpNode(Node):
+    """The backward node of one recorded op call (subclassed per op for its name)."""
+
+    __slots__ = ("saved", "shapes", "results", "needs", "arg_needs", "list_lens", "out_meta", "meta")
+    _deriv = None
+
+    def apply(self, grads):
+        d = self._deriv
+        if self.saved is None:
+            raise RuntimeError(
+                f"Trying to backward through the graph a second time (or directly access saved tensors "
+                f"after they have already been freed): {self.name()} has already run and released what it "
+                f"saved. Specify retain_graph=True in the first backward() or autograd.grad() call if you "
+                f"need to backward through the graph a second time.")
+        out = d.backward(self, grads)
+        meta = self.meta
+        for i, g in enumerate(out):
+            if g is not None:
+                shape, dt = meta[i]
+                if g._shape != shape:
+                    g = sum_to(g, shape)
+                if g._dtype is not dt:
+                    g = g.to(dt)
+                out[i] = g
+        return out
+
+    def release(self):
+        self.saved = None
+        self.results = None
+        self._released = True
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.out_meta)
+
+
+class NotImplementedNode(OpNode):
+    __slots__ = ()
+
+    def apply(self, grads):
+        raise RuntimeError(f"the derivative for '{self._deriv}' is not implemented; declare one with "
+                           f"ember.autograd.derivative({self._deriv!r}, ...) or use ember.autograd.Function")
+
+
+def sum_to(g, shape):
+    """Sums a broadcast gradient back to `shape`."""
+    gs = g._shape
+    if gs == shape:
+        return g
+    lead = len(gs) - len(shape)
+    if lead < 0:
+        raise RuntimeError(f"gradient of shape {list(gs)} cannot be reduced to the input's shape {list(shape)}")
+    dims = list(range(lead)) + [lead + i for i, n in enumerate(shape) if n == 1 and gs[lead + i] != 1]
+    if dims:
+        g = OPS["sum"].fn(g, dims, True)
+    if lead:
+        g = OPS["reshape"].fn(g, *shape)
+    elif g._shape != shape:
+        g = OPS["reshape"].fn(g, *shape)
+    return g
+
+
+def edge_of(t):
+    """The graph edge `(node, output_nr)` a tensor's gradient flows into (None if it needs none)."""
+    if t._vver is not None and t._vver != t._storage.version and t._base is not None:
+        return _refresh_view(t)
+    fn = t._grad_fn
+    if fn is None:
+        return (accumulator(t), 0) if t.requires_grad else None
+    return (fn, t._out_nr)
+
+
+# ---- declaring derivatives -----------------------------------------------------------------
+
+class Derivative:
+    """A compiled derivative for one op."""
+
+    def __init__(self, op, formulas: dict, inplace: bool = False, source=None):
+        schema = op.schema
+        self.op = op
+        self.inplace = inplace
+        self.formulas = formulas
+        argnames = [a.name for a in schema.args]
+        names_used = set()
+        for f in formulas.values():
+            if isinstance(f, str):
+                names_used |= {n.id for n in ast.walk(ast.parse(f, mode="eval")) if isinstance(n, ast.Name)}
+        self.uses_all = any(not isinstance(f, str) for f in formulas.values())
+        for name in formulas:
+            if name not in argnames:
+                raise ValueError(f"derivative for {op.name}: {name!r} is not an argument of {schema}")
+            a = schema.args[argnames.index(name)]
+            if not a.is_tensor:
+                raise ValueError(f"derivative for {op.name}: argument {name!r} is not a tensor ({a.type})")
+        # per argument: 0 keep value, 1 save tensor, 2 keep shape only
+        self.kinds = []
+        self.diff = []     # (arg index, is_list) of differentiable args, in schema order
+        for i, a in enumerate(schema.args):
+            if a.is_tensor:
+                self.kinds.append(1 if (a.name in names_used or self.uses_all) else 2)
+                if a.name in formulas:
+                    self.diff.append((i, a.type in ("Tensor[]", "Tensor?[]")))
+            else:
+                self.kinds.append(0)
+        self.save_result = "result" in names_used or any(f"result{k}" in names_used for k in range(8)) \
+            or self.uses_all
+        self.node_cls = type(_camel(op.name) + "Backward0", (OpNode,), {"__slots__": (), "_deriv": self})
+        self._source = source
+        self.backward = self._compile(names_used)
+
+    def _compile(self, used):
+        schema = self.op.schema
+        lines = ["def backward(node, grads):", "    grad = grads[0]", "    _s = node.saved"]
+        lines += [f"    grad{k} = grads[{k}] if len(grads) > {k} else None" for k in range(4) if f"grad{k}" in used]
+        for i, a in enumerate(schema.args):
+            n = a.name
+            if n in used or self.uses_all:
+                unpack = f"_unpack(_s[{i}], node)" if a.is_tensor else f"_s[{i}]"
+                lines.append(f"    {n} = {unpack}")
+            if f"{n}_shape" in used or f"{n}_shapes" in used:
+                lines.append(f"    {n}_shape = {n}_shapes = node.shapes[{i}]")
+            if f"{n}_dtype" in used:
+                lines.append(f"    {n}_dtype = node.shapes[{i}] and _dtype_of(_s[{i}], node, {i})")
+        if self.save_result:
+            lines.append("    result = _unpack_res(node, 0)")
+            for k in range(8):
+                if f"result{k}" in used:
+                    lines.append(f"    result{k} = _unpack_res(node, {k})")
+        lines.append("    _n = node.arg_needs")
+        lines.append("    out = []")
+        for j, (i, is_list) in enumerate(self.diff):
+            f = self.formulas[schema.args[i].name]
+            expr = f"_f{j}(node, grads)" if not isinstance(f, str) else f"({f})"
+            if is_list:
+                lines.append(f"    if _n[{j}]: out.extend({expr})")
+                lines.append(f"    else: out.extend([None] * node.list_lens[{j}])")
+            else:
+                lines.append(f"    out.append({expr} if _n[{j}] else None)")
+        lines.append("    return out")
+        env = _formula_env()
+        for j, (i, _) in enumerate(self.diff):
+            f = self.formulas[schema.args[i].name]
+            if not isinstance(f, str):
+                env[f"_f{j}"] = f
+        src = "\n".join(lines)
+        try:
+            exec(compile(src, f"<derivative of {self.op.name}>", "exec"), env)  # noqa: S102
+        except SyntaxError as e:
+            raise SyntaxError(f"bad derivative formula for {self.op.name}: {e}") from None
+        fn = env["backward"]
+        fn._source = src
+        return fn
+
+
+def _camel(name: str) -> str:
+    name = name.split("::")[-1].strip("_")
+    return "".join(p[:1].upper() + p[1:] for p in name.split("_")) or "Op"
+
+
+def _unpack(s, node):
+    return s.unpack(node) if isinstance(s, SavedTensor) else s
+
+
+def _unpack_res(node, k):
+    r = node.results
+    if r is None:
+        raise RuntimeError(f"Trying to backward through the graph a second time: {node.name()} has released "
+                           f"its saved results; pass retain_graph=True to the first backward()")
+    return r[k].unpack(node) if k < len(r) and r[k] is not None else None
+
+
+def _dtype_of(s, node, i):
+    return node.out_meta[0][1] if s is None else (s.tensor._dtype if isinstance(s, SavedTensor) else None)
+
+
+_ENV = None
+
+
+def _formula_env() -> dict:
+    global _ENV
+    if _ENV is None:
+        from . import formulas
+        env = {n: op.fn for n, op in OPS.items() if "::" not in n}
+        env.update({k: getattr(formulas, k) for k in formulas.__all__})
+        env.update(_unpack=_unpack, _unpack_res=_unpack_res, _dtype_of=_dtype_of, sum_to=sum_to)
+        _ENV = env
+    return dict(_ENV)
+
+
+def derivative(opname: str, _fn=None, **formulas):
+    """Declares op `opname`'s backward: one formula (string or callable `(node, grads)`) per input.
+
+    The in-place form `opname_`, if declared, gets the same formulas (with `self` meaning the
+    input before the op and `result` the updated tensor).
+    """
+    op = OPS.get(opname)
+    if op is None:
+        raise KeyError(f"derivative: no op named {opname!r}")
+    op.derivative = Derivative(op, formulas)
+    _ENV_dirty()
+    ip = OPS.get(opname + "_") if not opname.endswith("_") else None
+    if ip is not None and ip.schema.mutated and ip.derivative is None:
+        ip.derivative = Derivative(ip, formulas, inplace=True)
+    return op.derivative
+
+
+def _ENV_dirty():  # noqa: N802
+    global _ENV
+    _ENV = None
+
+
+def nondifferentiable(*opnames):
+    """Marks ops whose float outputs carry no gradient (their results never require grad)."""
+    for n in opnames:
+        OPS[n].derivative = False
+
+
+# ---- recording (called by the generated dispatcher) -------------------------------------------
+
+def record(op, kernel, args):
+    d = op.derivative
+    if d is False:
+        st = state
+        st.enabled = False
+        try:
+            return kernel(*args)
+        finally:
+            st.enabled = True
+    if d is None:
+        d = _not_implemented(op)
+    if d.inplace:
+        return _record_inplace(op, d, kernel, args)
+    edges, meta, arg_needs, list_lens, any_req = _edges(d, args)
+    st = state
+    st.enabled = False
+    try:
+        out = kernel(*args)
+    finally:
+        st.enabled = True
+    if not any_req:
+        return out
+    node = d.node_cls()
+    node.next_functions = tuple(edges)
+    node.meta = meta
+    node.arg_needs = arg_needs
+    node.list_lens = list_lens
+    node.needs = tuple(e is not None for e in edges)
+    _save(node, d, args)
+    outs = (out,) if isinstance(out, _T) else out
+    node.out_meta = [(o._shape, o._dtype) if isinstance(o, _T) else None for o in outs]
+    res = [] if d.save_result else None
+    for k, o in enumerate(outs):
+        if isinstance(o, _T) and o._dtype.category == 2:
+            o._grad_fn = node
+            o._out_nr = k
+            o.requires_grad = True
+            if res is not None:
+                res.append(SavedTensor(o, True, k))
+        elif res is not None:
+            res.append(None)
+    node.results = res
+    if st.anomaly:
+        node._trace = traceback.format_stack()[:-2]
+    return out
+
+
+def _edges(d, args):
+    edges, meta, arg_needs, list_lens = [], [], [], []
+    any_req = False
+    for i, is_list in d.diff:
+        a = args[i]
+        if is_list:
+            need = False
+            for t in a:
+                e = edge_of(t) if t is not None and t.requires_grad else None
+                edges.append(e)
+                meta.append((t._shape, t._dtype) if t is not None else None)
+                need = need or e is not None
+            list_lens.append(len(a))
+        else:
+            if isinstance(a, _T) and a.requires_grad:
+                e = edge_of(a)
+                need = e is not None
+            else:
+                e, need = None, False
+            edges.append(e)
+            meta.append((a._shape, a._dtype) if isinstance(a, _T) else None)
+            list_lens.append(1)
+        arg_needs.append(need)
+        any_req = any_req or need
+    return edges, meta, arg_needs, list_lens, any_req
+
+
+def _save(node, d, args, original_self=None):
+    saved, shapes = [], []
+    for i, (a, k) in enumerate(zip(args, d.kinds)):
+        if k == 0 or not isinstance(a, (_T, list, tuple)):
+            saved.append(a)
+            shapes.append(None)
+        elif isinstance(a, _T):
+            shapes.append(a._shape)
+            if k == 1:
+                saved.append(SavedTensor(original_self if (i == 0 and original_self is not None) else a))
+            else:
+                saved.append(None)
+        else:  # tensor lists
+            shapes.append([t._shape if t is not None else None for t in a])
+            saved.append(list(a) if k == 1 else None)
+    node.saved = saved
+    node.shapes = shapes
+
+
+_NOT_IMPL = {}
+
+
+def _not_implemented(op):
+    d = _NOT_IMPL.get(op.name)
+    if d is None:
+        d = Derivative.__new__(Derivative)
+        d.op, d.inplace, d.formulas = op, bool(op.schema.mutated), {}
+        d.kinds = [0] * len(op.schema.args)
+        d.diff = [(i, a.type in ("Tensor[]", "Tensor?[]")) for i, a in enumerate(op.schema.args) if a.is_tensor]
+        d.save_result = False
+        d.node_cls = type(_camel(op.name) + "Backward0", (NotImplementedNode,), {"__slots__": (), "_deriv": op.name})
+        d.backward = None
+        _NOT_IMPL[op.name] = d
+    return d
+
+
+# ---- in-place ops and views ---------------------------------------------------------------------
+
+def _check_inplace(op, self):
+    if self.requires_grad:
+        if self._grad_fn is None and self._base is None:
+            raise RuntimeError(f"a leaf Variable that requires grad is being used in an in-place operation "
+                               f"({op.name}); wrap it in `with ember.no_grad():` (e.g. for parameter updates) "
+                               f"or use the out-of-place op")
+    base = self._base
+    if base is not None and base.requires_grad and base._grad_fn is None:
+        raise RuntimeError(f"a view of a leaf Variable that requires grad is being used in an in-place "
+                           f"operation ({op.name}); wrap it in `with ember.no_grad():` or clone the leaf first")
+
+
+def _record_inplace(op, d, kernel, args):
+    self = args[0]
+    _check_inplace(op, self)
+    edges, meta, arg_needs, list_lens, any_req = _edges(d, args)
+    st = state
+    original = None
+    if any_req and d.kinds[0] == 1:
+        st.enabled = False
+        try:
+            original = OPS["clone"].fn(self)
+        finally:
+            st.enabled = True
+    st.enabled = False
+    try:
+        out = kernel(*args)
+    finally:
+        st.enabled = True
+    for a in op.schema.mutated:  # the version bump the dispatcher does for the plain path
+        args[[x.name for x in op.schema.args].index(a.name)]._storage.version += 1
+    if not any_req:
+        return out
+    node = d.node_cls()
+    node.next_functions = tuple(edges)
+    node.meta = meta
+    node.arg_needs = arg_needs
+    node.list_lens = list_lens
+    node.needs = tuple(e is not None for e in edges)
+    _save(node, d, args, original)
+    node.out_meta = [(self._shape, self._dtype)]
+    node.results = [SavedTensor(self, True, 0)] if d.save_result else None
+    if st.anomaly:
+        node._trace = traceback.format_stack()[:-2]
+    base = self._base
+    if base is None:
+        self._grad_fn = node
+        self._out_nr = 0
+        self.requires_grad = True
+    else:
+        cs = CopySlices(base, self, node)
+        base._grad_fn = cs
+        base._out_nr = 0
+        base.requires_grad = True
+        _refresh_view(self)
+    return out
+
+
+def _geometry(t):
+    return (t._shape, t._stride, t._offset)
+
+
+class CopySlices(Node):
+    """In-place op on a view: the base's gradient, with the view's region routed through the op."""
+
+    __slots__ = ("base_geom", "view_geom", "fn", "dtype")
+
+    def __init__(self, base, view, fn):
+        super().__init__((edge_of_base(base),) + fn.next_functions[1:])
+        self.base_geom = _geometry(base)
+        self.view_geom = _geometry(view)
+        self.fn = fn
+        self.dtype = base._dtype
+
+    @property
+    def num_outputs(self):
+        return 1
+
+    def apply(self, grads):
+        g = grads[0]
+        shape, stride, off = self.base_geom
+        result = OPS["empty_strided"].fn(shape, stride, dtype=g._dtype, device=g.device)
+        OPS["copy_"].fn(result, g)
+        vs, vst, voff = self.view_geom
+        region = OPS["as_strided"].fn(result, vs, vst, voff - off)
+        res = self.fn.apply([OPS["clone"].fn(region)])
+        if res[0] is not None:
+            OPS["copy_"].fn(region, res[0])
+        else:
+            OPS["zero_"].fn(region)
+        return [result] + list(res[1:])
+
+    def release(self):
+        self.fn.release()
+        self._released = True
+
+
+def edge_of_base(base):
+    """The base's current edge (before the CopySlices that is about to replace it)."""
+    if not base.requires_grad:
+        return None
+    return edge_of(base)
+
+
+class AsStridedViewBackward(Node):
+    """A view's gradient flowing into its base: zeros of the base's layout with the view's region filled."""
+
+    __slots__ = ("base_geom", "view_geom")
+
+    def __init__(self, base_edge, base, view):
+        super().__init__((base_edge,))
+        self.base_geom = _geometry(base)
+        self.view_geom = _geometry(view)
+
+    def name(self):
+        return "AsStridedBackward0"
+
+    def apply(self, grads):
+        g = grads[0]
+        shape, stride, off = self.base_geom
+        result = OPS["empty_strided"].fn(shape, stride, dtype=g._dtype, device=g.device)
+        OPS["zero_"].fn(result)
+        vs, vst, voff = self.view_geom
+        region = OPS["as_strided"].fn(result, vs, vst, voff - off)
+        OPS["copy_"].fn(region, g)
+        return [result]
+
+
+def _refresh_view(t):
+    """After an in-place change through the base or a sibling view, a view's gradient flows through the base."""
+    base = t._base
+    be = edge_of(base) if base.requires_grad else None
+    t._vver = t._storage.version
+    if be is None:
+        t._grad_fn = None
+        return None
+    node = AsStridedViewBackward(be, base, t)
+    t._grad_fn = node
+    t._out_nr = 0
+    t.requires_grad = True
+    return (node, 0)
