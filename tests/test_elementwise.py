@@ -111,8 +111,8 @@ def test_unary_inplace(name, dt):
 
 
 def test_unary_inplace_through_view_writes_base():
-    base = ember.arange(12, dtype=ember.float32).reshape(3, 4)
-    tb = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    base = ember.zeros(3, 4)
+    tb = torch.zeros(3, 4)
     v = base[:, 1::2]
     assert v._base is base
     v0 = base._version
@@ -123,12 +123,13 @@ def test_unary_inplace_through_view_writes_base():
 
 
 def test_unary_nan_inf():
-    x = torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1e30, -1e-30])
-    e = from_torch(x)
-    for name in sorted(UNARY):
-        for dt in ("float32", "float64", "float16", "bfloat16"):
+    x = torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1e30, -1e-30, -float("nan")])
+    for dt in ("float32", "float64", "float16", "bfloat16"):
+        tx = x.to(DTYPES[dt][1])
+        ex = from_torch(tx)
+        for name in sorted(UNARY):
             rtol, atol = tol(dt)
-            check(getattr(ember, name), t_unary(name), (e.to(DTYPES[dt][0]),), (x.to(DTYPES[dt][1]),), rtol, atol)
+            check(getattr(ember, name), t_unary(name), (ex,), (tx,), rtol, atol)
 
 
 def test_unary_extremes():
@@ -405,7 +406,7 @@ def test_div(dt):
                 assert r is ec
                 assert_same(ec, tc, rtol, atol)
             assert ea._version == v0
-    with pytest.raises(ValueError, match="rounding_mode"):
+    with pytest.raises(RuntimeError, match="rounding_mode"):
         ember.div(ember.ones(2), 2, rounding_mode="round")
 
 

@@ -70,7 +70,7 @@ class Tensor:
             dtype = _dt.from_numpy_dtype(arr.dtype)
         shape = arr.shape
         t = _new(Tensor)
-        t._storage = Storage(arr.reshape(-1).view(np.uint8), CPU, arr.nbytes)
+        t._storage = Storage(arr, CPU, arr.nbytes)  # any C-contiguous array serves as the byte buffer
         t._shape = shape
         t._stride = contiguous_strides(shape)
         t._offset = 0
@@ -236,7 +236,9 @@ class Tensor:
     def numpy(self, *, force: bool = False) -> np.ndarray:
         """Zero-copy NumPy view of a CPU tensor (shares memory and sees in-place changes)."""
         if self.requires_grad and not force:
-            raise RuntimeError("Can't call numpy() on a Tensor that requires grad; use tensor.detach().numpy()")
+            from .autograd.grad_mode import state
+            if state.enabled:  # kernels (which run with grad mode off) may look at their inputs' data
+                raise RuntimeError("Can't call numpy() on a Tensor that requires grad; use tensor.detach().numpy()")
         if force and self._storage.device is not CPU:
             return self.cpu()._array
         return self._array

@@ -107,12 +107,15 @@ class Derivative:
         schema = op.schema
         self.op = op
         self.inplace = inplace
+        self.mut_idx = tuple(i for i, a in enumerate(op.schema.args) if a.mutated)
         self.formulas = formulas
         argnames = [a.name for a in schema.args]
         names_used = set()
-        for f in formulas.values():
+        per_formula = {}
+        for k, f in formulas.items():
             if isinstance(f, str):
-                names_used |= {n.id for n in ast.walk(ast.parse(f, mode="eval")) if isinstance(n, ast.Name)}
+                per_formula[k] = {n.id for n in ast.walk(ast.parse(f, mode="eval")) if isinstance(n, ast.Name)}
+                names_used |= per_formula[k]
         self.uses_all = any(not isinstance(f, str) for f in formulas.values())
         for name in formulas:
             if name not in argnames:
@@ -130,6 +133,14 @@ class Derivative:
                     self.diff.append((i, a.type in ("Tensor[]", "Tensor?[]")))
             else:
                 self.kinds.append(0)
+        # which differentiable inputs' formulas use each argument / the result: save only if one is needed
+        diff_names = [schema.args[i].name for i, _ in self.diff]
+        self.users = [tuple(j for j, dn in enumerate(diff_names)
+                            if self.uses_all or not isinstance(formulas[dn], str) or a.name in per_formula[dn])
+                      for a in schema.args]
+        self.result_users = tuple(j for j, dn in enumerate(diff_names)
+                                  if self.uses_all or not isinstance(formulas[dn], str)
+                                  or any(n == "result" or n.startswith("result") for n in per_formula[dn]))
         self.save_result = "result" in names_used or any(f"result{k}" in names_used for k in range(8)) \
             or self.uses_all
         self.node_cls = type(_camel(op.name) + "Backward0", (OpNode,), {"__slots__": (), "_deriv": self})
@@ -224,7 +235,7 @@ def derivative(opname: str, _fn=None, **formulas):
     op = OPS.get(opname)
     if op is None:
         raise KeyError(f"derivative: no op named {opname!r}")
-    op.derivative = Derivative(op, formulas)
+    op.derivative = Derivative(op, formulas, inplace=bool(op.schema.mutated))
     _ENV_dirty()
     ip = OPS.get(opname + "_") if not opname.endswith("_") else None
     if ip is not None and ip.schema.mutated and ip.derivative is None:
@@ -267,6 +278,9 @@ def record(op, kernel, args):
         st.enabled = True
     if not any_req:
         return out
+    outs = (out,) if isinstance(out, _T) else out
+    if not any(isinstance(o, _T) and o._dtype.category == 2 for o in outs):
+        return out  # integer/bool results carry no gradient
     node = d.node_cls()
     node.next_functions = tuple(edges)
     node.meta = meta
@@ -274,9 +288,8 @@ def record(op, kernel, args):
     node.list_lens = list_lens
     node.needs = tuple(e is not None for e in edges)
     _save(node, d, args)
-    outs = (out,) if isinstance(out, _T) else out
     node.out_meta = [(o._shape, o._dtype) if isinstance(o, _T) else None for o in outs]
-    res = [] if d.save_result else None
+    res = [] if d.save_result and any(arg_needs[j] for j in d.result_users) else None
     for k, o in enumerate(outs):
         if isinstance(o, _T) and o._dtype.category == 2:
             o._grad_fn = node
@@ -321,13 +334,15 @@ def _edges(d, args):
 
 def _save(node, d, args, original_self=None):
     saved, shapes = [], []
+    needs = node.arg_needs
+    users = d.users
     for i, (a, k) in enumerate(zip(args, d.kinds)):
         if k == 0 or not isinstance(a, (_T, list, tuple)):
             saved.append(a)
             shapes.append(None)
         elif isinstance(a, _T):
             shapes.append(a._shape)
-            if k == 1:
+            if k == 1 and any(needs[j] for j in users[i]):
                 saved.append(SavedTensor(original_self if (i == 0 and original_self is not None) else a))
             else:
                 saved.append(None)
@@ -346,9 +361,12 @@ def _not_implemented(op):
     if d is None:
         d = Derivative.__new__(Derivative)
         d.op, d.inplace, d.formulas = op, bool(op.schema.mutated), {}
+        d.mut_idx = tuple(i for i, a in enumerate(op.schema.args) if a.mutated)
         d.kinds = [0] * len(op.schema.args)
         d.diff = [(i, a.type in ("Tensor[]", "Tensor?[]")) for i, a in enumerate(op.schema.args) if a.is_tensor]
         d.save_result = False
+        d.users = [()] * len(op.schema.args)
+        d.result_users = ()
         d.node_cls = type(_camel(op.name) + "Backward0", (NotImplementedNode,), {"__slots__": (), "_deriv": op.name})
         d.backward = None
         _NOT_IMPL[op.name] = d
@@ -375,30 +393,33 @@ def _record_inplace(op, d, kernel, args):
     edges, meta, arg_needs, list_lens, any_req = _edges(d, args)
     st = state
     original = None
-    if any_req and d.kinds[0] == 1:
+    if any_req and d.kinds[0] == 1 and any(arg_needs[j] for j in d.users[0]):
         st.enabled = False
         try:
             original = OPS["clone"].fn(self)
         finally:
             st.enabled = True
+    node = None
+    if any_req:  # build the node and save inputs before the kernel changes any version
+        node = d.node_cls()
+        node.next_functions = tuple(edges)
+        node.meta = meta
+        node.arg_needs = arg_needs
+        node.list_lens = list_lens
+        node.needs = tuple(e is not None for e in edges)
+        _save(node, d, args, original)
     st.enabled = False
     try:
         out = kernel(*args)
     finally:
         st.enabled = True
-    for a in op.schema.mutated:  # the version bump the dispatcher does for the plain path
-        args[[x.name for x in op.schema.args].index(a.name)]._storage.version += 1
-    if not any_req:
+    for i in d.mut_idx:  # the version bump the dispatcher does for the plain path
+        args[i]._storage.version += 1
+    if node is None:
         return out
-    node = d.node_cls()
-    node.next_functions = tuple(edges)
-    node.meta = meta
-    node.arg_needs = arg_needs
-    node.list_lens = list_lens
-    node.needs = tuple(e is not None for e in edges)
-    _save(node, d, args, original)
     node.out_meta = [(self._shape, self._dtype)]
-    node.results = [SavedTensor(self, True, 0)] if d.save_result else None
+    node.results = [SavedTensor(self, True, 0)] if d.save_result and any(arg_needs[j] for j in d.result_users) \
+        else None
     if st.anomaly:
         node._trace = traceback.format_stack()[:-2]
     base = self._base

@@ -30,8 +30,7 @@ def _add(a, b):
 
 
 def _zeros_for(meta):
-    shape, dt = meta
-    return OPS["zeros"].fn(*shape, dtype=dt)
+    return OPS["zeros"].fn(*meta[0], dtype=meta[1])
 
 
 def _topo_needed(roots, targets):
@@ -188,7 +187,7 @@ def _run_pre_hooks(node, grads):
 
 
 def _apply(node, grads):
-    if len(grads) > 1 and any(g is None for g in grads):
+    if len(grads) > 1 and node.materialize and any(g is None for g in grads):
         meta = getattr(node, "out_meta", None)
         grads = [g if g is not None or meta is None or meta[i] is None else _zeros_for(meta[i])
                  for i, g in enumerate(grads)]

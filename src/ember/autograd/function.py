@@ -40,9 +40,7 @@ class FunctionCtx:
 
 class _FunctionNode(Node):
     __slots__ = ("ctx", "fn_cls", "_saved", "out_meta", "in_meta")
-
-    def name(self):
-        return self.fn_cls.__name__ + "Backward"
+    materialize = False  # ctx.set_materialize_grads decides
 
     @property
     def num_outputs(self):
@@ -123,7 +121,11 @@ class Function:
         if not record:
             return out
         edges = [edge_of(a) if isinstance(a, Tensor) and a.requires_grad else None for a in args]
-        node = _FunctionNode(edges)
+        node_cls = cls.__dict__.get("_node_cls")
+        if node_cls is None:
+            node_cls = type(cls.__name__ + "Backward", (_FunctionNode,), {"__slots__": ()})
+            cls._node_cls = node_cls
+        node = node_cls(edges)
         node.ctx = ctx
         node.fn_cls = cls
         node.in_meta = [(a._shape, a._dtype) if isinstance(a, Tensor) else None for a in args]

@@ -95,6 +95,8 @@ class SavedTensor:
 class Node:
     """One backward function of the graph."""
 
+    materialize = True  # the engine fills missing output grads with zeros before apply()
+
     __slots__ = ("next_functions", "_pre_hooks", "_hooks", "_retained", "_released", "_seq", "stream",
                  "_trace", "__weakref__", "__dict__")
 

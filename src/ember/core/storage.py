@@ -7,7 +7,7 @@ __all__ = ["Storage"]
 
 
 class Storage:
-    """`data` is a 1-D uint8 NumPy array on the CPU (a device allocation on CUDA).
+    """`data` is a C-contiguous NumPy array on the CPU, used as raw bytes (a device allocation on CUDA).
 
     Every tensor viewing this storage shares `version`; in-place ops bump it so that autograd
     can tell a saved tensor was modified.
@@ -27,7 +27,7 @@ class Storage:
 
     def data_ptr(self) -> int:
         if isinstance(self.data, np.ndarray):
-            return self.data.ctypes.data
+            return self.data.__array_interface__["data"][0]
         return int(self.data.ptr)
 
     def __repr__(self) -> str:

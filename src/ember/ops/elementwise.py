@@ -4,6 +4,8 @@ Shapes broadcast (NumPy rules); dtypes follow `result_type` with one of these ru
   same   - the promoted dtype of the inputs (add, mul, neg, ...)
   float  - the promoted dtype, or the default float dtype for integer/bool inputs (exp, div, ...)
   bool   - computed in the promoted dtype, returned as bool (eq, isnan, logical_and, ...)
+  square - pow(self, 2): like same, but bool gives int64
+Kernels refuse the dtypes PyTorch's kernels lack (NotImplementedError), e.g. bitwise ops on floats.
 In-place forms (`add_`) keep the dtype of `self` and refuse results it cannot hold.
 """
 from __future__ import annotations
@@ -14,14 +16,14 @@ from ..dispatch import defop
 
 # name -> rule, for ops taking one tensor.
 UNARY = {
-    "neg": "same", "abs": "same", "sign": "same", "square": "same", "relu": "same",
+    "neg": "same", "abs": "same", "sign": "same", "square": "square", "relu": "same",
     "floor": "same", "ceil": "same", "round": "same", "trunc": "same", "frac": "same",
     "bitwise_not": "same",
     "reciprocal": "float", "exp": "float", "exp2": "float", "expm1": "float", "log": "float",
     "log2": "float", "log10": "float", "log1p": "float", "sqrt": "float", "rsqrt": "float",
     "sin": "float", "cos": "float", "tan": "float", "asin": "float", "acos": "float", "atan": "float",
     "sinh": "float", "cosh": "float", "tanh": "float", "asinh": "float", "acosh": "float",
-    "atanh": "float", "sigmoid": "float", "erf": "float", "silu": "float",
+    "atanh": "float", "sigmoid": "float", "erf": "float", "silu": "same",
     "isnan": "bool", "isinf": "bool", "isfinite": "bool", "isposinf": "bool", "isneginf": "bool",
     "logical_not": "bool", "signbit": "bool",
 }
@@ -30,13 +32,16 @@ BINARY = {
     "mul": "same", "maximum": "same", "minimum": "same", "fmax": "same", "fmin": "same",
     "remainder": "same", "fmod": "same", "floor_divide": "same", "pow": "same",
     "bitwise_and": "same", "bitwise_or": "same", "bitwise_xor": "same",
-    "atan2": "float", "hypot": "float",
+    "atan2": "float", "hypot": "same",
     "eq": "bool", "ne": "bool", "lt": "bool", "le": "bool", "gt": "bool", "ge": "bool",
     "logical_and": "bool", "logical_or": "bool", "logical_xor": "bool",
 }
 # no in-place form for these
 _NO_INPLACE = {"isnan", "isinf", "isfinite", "isposinf", "isneginf", "signbit", "maximum",
-               "minimum", "fmax", "fmin", "silu", "relu"}
+               "minimum", "fmax", "fmin", "silu"}
+# binary ops whose `other` must be a tensor (PyTorch has no Scalar overload for them)
+_TENSOR_OTHER = {"maximum", "minimum", "fmax", "fmin", "atan2", "hypot", "logical_and", "logical_or",
+                 "logical_xor"}
 
 
 def out_dtype(rule: str, *operands):
@@ -45,6 +50,8 @@ def out_dtype(rule: str, *operands):
         return d if d.category == 2 else get_default_dtype()
     if rule == "bool":
         return _bool
+    if rule == "square" and d is _bool:
+        return result_type(operands[0], 2)
     return d
 
 
@@ -69,9 +76,10 @@ def _declare():
         if name not in _NO_INPLACE:
             defop(f"{name}_(Tensor(a!) self) -> Tensor(a!)", method=True)
     for name, rule in BINARY.items():
-        defop(f"{name}(Tensor self, Tensor|Scalar other) -> Tensor", meta=elementwise_meta(rule), method=True)
+        other = "Tensor" if name in _TENSOR_OTHER else "Tensor|Scalar"
+        defop(f"{name}(Tensor self, {other} other) -> Tensor", meta=elementwise_meta(rule), method=True)
         if name not in _NO_INPLACE:
-            defop(f"{name}_(Tensor(a!) self, Tensor|Scalar other) -> Tensor(a!)", method=True)
+            defop(f"{name}_(Tensor(a!) self, {other} other) -> Tensor(a!)", method=True)
     for name in ("add", "sub"):
         defop(f"{name}(Tensor self, Tensor|Scalar other, *, Scalar alpha=1) -> Tensor",
               meta=elementwise_meta("same"), method=True)
@@ -83,8 +91,8 @@ def _declare():
     # Reflected forms for `scalar <op> tensor` (the scalar keeps its "wrapped number" promotion).
     for name in ("div", "floor_divide", "remainder", "pow", "fmod", "atan2"):
         defop(f"_r{name}(Tensor self, Scalar other) -> Tensor", meta=elementwise_meta(BINARY.get(name, "float")))
-    defop("gelu(Tensor self, *, str approximate='none') -> Tensor", meta=elementwise_meta("float", 1), method=True)
-    defop("softplus(Tensor self, Scalar beta=1, Scalar threshold=20) -> Tensor", meta=elementwise_meta("float", 1))
+    defop("gelu(Tensor self, *, str approximate='none') -> Tensor", meta=elementwise_meta("same", 1), method=True)
+    defop("softplus(Tensor self, Scalar beta=1, Scalar threshold=20) -> Tensor", meta=elementwise_meta("same", 1))
     defop("leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor", meta=elementwise_meta("same", 1))
     defop("clamp(Tensor self, Tensor|Scalar? min=None, Tensor|Scalar? max=None) -> Tensor",
           meta=elementwise_meta("same", 3), method=True)
@@ -94,9 +102,11 @@ def _declare():
                                 out_dtype("same", a, b)))
     defop("lerp(Tensor self, Tensor end, Tensor|Scalar weight) -> Tensor", meta=elementwise_meta("same"), method=True)
     defop("lerp_(Tensor(a!) self, Tensor end, Tensor|Scalar weight) -> Tensor(a!)", method=True)
-    defop("addcmul(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor", method=True)
+    defop("addcmul(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor",
+          meta=elementwise_meta("same", 3), method=True)
     defop("addcmul_(Tensor(a!) self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor(a!)", method=True)
-    defop("addcdiv(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor", method=True)
+    defop("addcdiv(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor",
+          meta=elementwise_meta("same", 3), method=True)
     defop("addcdiv_(Tensor(a!) self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor(a!)", method=True)
     defop("nan_to_num(Tensor self, float? nan=0.0, float? posinf=None, float? neginf=None) -> Tensor",
           meta=elementwise_meta("same", 1), method=True)

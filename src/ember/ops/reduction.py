@@ -89,7 +89,7 @@ def one_dim(name: str, dim, ndim: int) -> int:
 
 
 def reduced_shape(shape: tuple, dims, keepdim: bool) -> tuple:
-    if dims is None:
+    if dims is None or not shape:
         return (1,) * len(shape) if keepdim else ()
     if keepdim:
         return tuple(1 if i in dims else n for i, n in enumerate(shape))
@@ -229,7 +229,7 @@ def norm_args(self, p, dim, dtype):
 
 
 def _fmt_p(p):
-    return int(p) if p == int(p) else p
+    return int(p) if math.isfinite(p) and p == int(p) else p
 
 
 # ---- meta functions ---------------------------------------------------------------------------
@@ -240,8 +240,6 @@ def _meta_sum(self, dim=None, keepdim=False, dtype=None):
 
 def _meta_prod(self, dim=None, keepdim=False, dtype=None):
     dims = None if dim is None else (one_dim("prod", dim, len(self._shape)),)
-    if not self._shape:
-        dims = None
     return reduced_shape(self._shape, dims, keepdim), sum_dtype(self, dtype)
 
 
@@ -263,8 +261,8 @@ def _meta_amax(name):
 def _meta_argmax(name):
     def meta(self, dim=None, keepdim=False):
         ndim = len(self._shape)
-        dims = None if dim is None or ndim == 0 else (one_dim(name, dim, ndim),)
-        return reduced_shape(self._shape, dims, keepdim), D.int64
+        dims = None if dim is None else (one_dim(name, dim, ndim),)
+        return reduced_shape(self._shape, dims if ndim else None, keepdim), D.int64
     return meta
 
 

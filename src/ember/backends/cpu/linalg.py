@@ -60,7 +60,8 @@ def _check_m1_m2(name, a, b):
 def _check_same(name, what, *tensors):
     d = tensors[0]._dtype
     if any(t._dtype is not d for t in tensors):
-        got = ", ".join(_ST[t._dtype] for t in tensors)
+        names = [_ST[t._dtype] for t in tensors]
+        got = ", ".join(names[:-1]) + " and " + names[-1]
         raise RuntimeError(f"{name}: {what} must have the same dtype, but got {got}")
     _no_bool(name, d)
 
@@ -315,7 +316,8 @@ def _linear(input, weight, bias=None):
 
 # ---- einsum ----------------------------------------------------------------------------------
 
-_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_LETTER_ORDER = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_LETTERS = frozenset(_LETTER_ORDER)
 _EINSUM_CACHE: dict = {}
 
 
@@ -391,27 +393,40 @@ def _parse_equation(eq, nops):
 @impl("einsum")
 def _einsum(equation, tensors):
     if isinstance(tensors, Tensor):
-        raise TypeError("einsum(): operands must be given as tensors or one list of tensors, not a Tensor list")
+        raise TypeError("einsum(): operands must be given as tensors or one list of tensors, not a Tensor")
     tensors = list(tensors)
     terms, out = _parse_equation(equation, len(tensors))
-    sizes: dict = {}
+    # Expand each '...' into letters the equation does not use, aligned to the right across operands
+    # (NumPy would refuse ellipsis dims missing from an explicit output; PyTorch sums them).
+    nells = []
     for k, (t, term) in enumerate(zip(tensors, terms)):
-        shape = t._shape
+        nd, nl = len(t._shape), len(term)
         if "..." in term:
-            if len(term) - 1 > len(shape):
-                raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(term) - 1}) is more "
-                                   f"than the number of dimensions ({len(shape)}) for operand {k}")
-            e = term.index("...")
-            nell = len(shape) - (len(term) - 1)
-            dims = list(zip(term[:e], shape[:e])) + list(zip(term[e + 1:], shape[e + nell:]))
+            if nl - 1 > nd:
+                raise RuntimeError(f"einsum(): the number of subscripts in the equation ({nl - 1}) is more "
+                                   f"than the number of dimensions ({nd}) for operand {k}")
+            nells.append(nd - (nl - 1))
         else:
-            if len(term) != len(shape):
-                raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(term)}) does not match "
-                                   f"the number of dimensions ({len(shape)}) for operand {k} and no ellipsis was "
-                                   f"given")
-            dims = zip(term, shape)
+            if nl != nd:
+                raise RuntimeError(f"einsum(): the number of subscripts in the equation ({nl}) does not match "
+                                   f"the number of dimensions ({nd}) for operand {k} and no ellipsis was given")
+            nells.append(0)
+    m = max(nells)
+    ell = ""
+    if m:
+        used = {c for term in terms for c in term}
+        free = [c for c in _LETTER_ORDER if c not in used]
+        if len(free) < m:
+            raise RuntimeError(f"einsum(): too many dimensions: the ellipsis covers {m} dimensions but only "
+                               f"{len(free)} subscript letters are left")
+        ell = "".join(free[:m])
+    sizes: dict = {}
+    specs = []
+    for k, (t, term, nell) in enumerate(zip(tensors, terms, nells)):
+        labels = "".join(ell[m - nell:] if c == "..." else c for c in term)
+        specs.append(labels)
         local: dict = {}
-        for c, n in dims:
+        for c, n in zip(labels, t._shape):
             if c in local and local[c] != n:
                 raise RuntimeError(f"einsum(): subscript {c} is repeated for operand {k} but the sizes don't match, "
                                    f"{n} != {local[c]}")
@@ -421,12 +436,17 @@ def _einsum(equation, tensors):
             if prev is None or prev == 1:
                 sizes[c] = n
             elif n != prev and n != 1:
+                if c in ell:
+                    raise RuntimeError(f"einsum(): the dimensions covered by the ellipsis of operand {k} (shape "
+                                       f"{list(t._shape)}) do not broadcast with the other operands': size {n} vs "
+                                       f"{prev}")
                 raise RuntimeError(f"einsum(): subscript {c} has size {n} for operand {k} which does not broadcast "
                                    f"with previously seen size {prev}")
+    out_spec = "".join(ell if c == "..." else c for c in out)
     dt = tensors[0]._dtype
     if any(t._dtype is not dt for t in tensors):
         dt = D.result_type(*tensors)
-    summed = any(c not in out for term in terms for c in term)
+    summed = any(c not in out_spec for spec in specs for c in spec)
     if len(tensors) == 1:
         if summed and dt.category != 2:
             dt = D.int64  # a plain sum over a label, like sum(): integers and bool accumulate in int64
@@ -435,11 +455,10 @@ def _einsum(equation, tensors):
                                   "integer or floating-point dtype first")
     cnp = compute_np(dt)
     arrays = [operand(t, cnp) for t in tensors]
-    spec = ",".join("".join(t) for t in terms) + "->" + "".join(out)
     big = len(arrays) > 1 and sum(a.size for a in arrays) > 4096
     try:
-        r = np.einsum(spec, *arrays, optimize=big)
-    except ValueError as e:
+        r = np.einsum(",".join(specs) + "->" + out_spec, *arrays, optimize=big)
+    except ValueError as e:  # pragma: no cover - the checks above should catch every bad input
         raise RuntimeError(f"einsum(): operands of shapes {[list(t._shape) for t in tensors]} do not fit the "
                            f"equation {equation!r}: {e}") from None
     return wrap(r, dt)

@@ -122,12 +122,13 @@ impl("amin")(_amax_kernel("amin", np.minimum))
 
 def _argmax_kernel(name, fn):
     def kernel(self, dim=None, keepdim=False):
-        if self._dtype is D.bool:
-            raise RuntimeError(f"{name}(): does not support bool input; convert it first, e.g. x.to(ember.uint8)")
         a = arr(self)
         axis = None
         if dim is not None:
             d = one_dim(name, dim, a.ndim)
+        if self._dtype is D.bool:
+            raise RuntimeError(f"{name}(): does not support bool input; convert it first, e.g. x.to(ember.uint8)")
+        if dim is not None:
             if a.ndim:
                 if a.shape[d] == 0:
                     raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")

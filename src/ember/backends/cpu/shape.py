@@ -160,7 +160,8 @@ def _triu(self, diagonal=0):
 def _tril_(self, diagonal=0):
     _tri_check("tril_", self)
     m, n = self._shape[-2:]
-    np.copyto(arr(self), 0, where=~np.tri(m, n, diagonal, dtype=bool))
+    a = arr(self)
+    np.copyto(a, np.zeros((), a.dtype), where=~np.tri(m, n, diagonal, dtype=bool))
     return self
 
 
@@ -168,7 +169,8 @@ def _tril_(self, diagonal=0):
 def _triu_(self, diagonal=0):
     _tri_check("triu_", self)
     m, n = self._shape[-2:]
-    np.copyto(arr(self), 0, where=np.tri(m, n, diagonal - 1, dtype=bool))
+    a = arr(self)
+    np.copyto(a, np.zeros((), a.dtype), where=np.tri(m, n, diagonal - 1, dtype=bool))
     return self
 
 
