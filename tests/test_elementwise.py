@@ -147,7 +147,7 @@ def test_unary_errors_match_torch():
         -b
     with pytest.raises(RuntimeError):
         b.neg_()
-    with pytest.raises(RuntimeError, match="bool"):
+    with pytest.raises(RuntimeError, match="Boolean"):
         ember.relu(b)
     with pytest.raises(RuntimeError):
         ember.abs(b)
@@ -443,6 +443,8 @@ def test_operators(dt):
             check(f, f, (ea, s), (ta, s), rtol, atol)
             check(f, f, (s, ea), (s, ta), rtol, atol)  # reflected: 2 / t, 2 ** t, 5 // t, 5 % t, 2 - t
     for f in (op.neg, op.invert, abs, op.pos):
+        if (f is op.invert and dt in FLOATS) or (f is op.pos and dt == "bool"):
+            continue  # operators.py differs from torch here: see test_operator_error_types
         check(f, f, (ea,), (ta,), rtol, atol)
     for f in (op.iadd, op.isub, op.imul, op.itruediv, op.ifloordiv, op.imod, op.ipow, op.iand, op.ior, op.ixor):
         for other in ((eb, tb), (2, 2), (1.5, 1.5)):
@@ -501,14 +503,16 @@ def test_activation_tails():
     x = torch.tensor([-50.0, -10.0, -3.0, -1e-3, 0.0, 1e-3, 3.0, 10.0, 19.9, 20.1, 50.0, 100.0,
                       float("inf"), -float("inf"), float("nan")])
     e = from_torch(x)
+    # torch's float32 kernels are less accurate in the tails (gelu(-3) is off by 1e-4 relative, and
+    # gelu(inf) is nan): compare float32 results with torch's float64 ones rounded to float32.
     for dt in ("float32", "float64"):
-        ex, tx = e.to(DTYPES[dt][0]), x.to(DTYPES[dt][1])
-        check(ember.gelu, F.gelu, (ex,), (tx,), 1e-6, 1e-12)
-        check(ember.gelu, F.gelu, (ex,), (tx,), 1e-6, 1e-12, approximate="tanh")
-        check(ember.softplus, F.softplus, (ex,), (tx,), 1e-6, 1e-12)
-        check(ember.softplus, F.softplus, (ex,), (tx,), 1e-6, 1e-12, beta=-1)
-        check(ember.leaky_relu, F.leaky_relu, (ex,), (tx,), 1e-6, 1e-12)
-        check(ember.silu, F.silu, (ex,), (tx,), 1e-6, 1e-12)
+        ex = e.to(DTYPES[dt][0])
+        for fn, efn, kw in ((F.gelu, ember.gelu, {}), (F.gelu, ember.gelu, {"approximate": "tanh"}),
+                            (F.softplus, ember.softplus, {}), (F.softplus, ember.softplus, {"beta": -1}),
+                            (F.softplus, ember.softplus, {"beta": 2, "threshold": 5}),
+                            (F.leaky_relu, ember.leaky_relu, {}), (F.silu, ember.silu, {})):
+            assert_same(efn(ex, **kw), fn(x.double(), **kw).to(DTYPES[dt][1]), rtol=2e-7 if dt == "float64" else 1e-6,
+                        atol=1e-44)
     with pytest.raises(ValueError):
         ember.gelu(e, approximate="fast")
 
@@ -727,11 +731,10 @@ def test_copy_(dt):
             td.copy_(ts)
             assert r is ed and ed._version == v0 + 1
             assert_same(ed, td)
-    # same-storage overlapping copy (transpose of itself) and a 0-dim source
+    # a source overlapping the destination: torch refuses, ember copies as if from a clone
     ed, td = make_pair((3, 3), dt)
     ed.copy_(ed.t())
-    td.copy_(td.t())
-    assert_same(ed, td)
+    assert_same(ed, td.t().clone())
     ed, td = make_pair((3, 3), dt)
     es, ts = make_pair((), dt, seed=4)
     ed.copy_(es)
@@ -753,8 +756,8 @@ def test_copy_into_view_writes_base():
     tb[1] = 7.5
     assert_same(base, tb)
     assert base._version == 2
-    with pytest.raises(RuntimeError):
-        base.copy_([1, 2])  # noqa - not a tensor
+    with pytest.raises(TypeError):
+        base.copy_([1, 2])  # not a tensor
 
 
 @pytest.mark.parametrize("dt", ALL)
@@ -867,7 +870,6 @@ def test_scalar_kinds():
     e = ember.tensor([1, 2, 3])
     assert (e * np.int64(2)).dtype is ember.int64
     assert (e * np.float64(0.5)).dtype is ember.float32
-    assert (e + np.bool_(True)).dtype is ember.int64
     assert_same(e * np.float32(0.5), torch.tensor([1, 2, 3]) * 0.5)
     big = ember.tensor([1], dtype=ember.int8)
     assert_same(big + 1000, torch.tensor([1], dtype=torch.int8) + 1000)
@@ -880,3 +882,20 @@ def test_to_torch_roundtrip_sanity():
     e, t = make_pair((2, 3), "bfloat16")
     assert_same(from_torch(to_torch(e)), t)
     assert E2T[e.dtype] == t.dtype
+
+
+@pytest.mark.xfail(strict=True, reason="operators.py: `~` on a float tensor should raise TypeError and unary `+` "
+                                       "on a bool tensor RuntimeError, as torch does (reported)")
+def test_operator_error_types():
+    with pytest.raises(TypeError):
+        ~ember.ones(2)
+    with pytest.raises(RuntimeError):
+        +ember.ones(2, dtype=ember.bool)
+
+
+@pytest.mark.xfail(strict=True, reason="_tensor.py/operators.py: NumPy scalars on the left (np.float64(2) * t) and "
+                                       "np.bool_ operands turn the tensor into an ndarray (reported)")
+def test_numpy_scalar_operands():
+    e = ember.tensor([1, 2, 3])
+    assert isinstance(np.float64(0.5) * e, ember.Tensor)
+    assert isinstance(e + np.bool_(True), ember.Tensor)

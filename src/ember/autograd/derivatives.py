@@ -203,6 +203,8 @@ def _unpack(s, node):
 def _unpack_res(node, k):
     r = node.results
     if r is None:
+        if not node._released:
+            return None  # not saved: no input whose formula uses the result needed a grad
         raise RuntimeError(f"Trying to backward through the graph a second time: {node.name()} has released "
                            f"its saved results; pass retain_graph=True to the first backward()")
     return r[k].unpack(node) if k < len(r) and r[k] is not None else None

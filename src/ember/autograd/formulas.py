@@ -62,12 +62,13 @@ def diagonal_backward(grad, shape, offset, dim1, dim2):
 
 def unfold_backward(grad, shape, dimension, size, step):
     """Windows may overlap: add each window's grad into its span."""
+    from ..ops.view import movedim
     z = zeros_for(grad, shape)
     d = normalize_dim(dimension, len(shape)) if shape else 0
     n = grad.shape[d] if shape else grad.shape[0]
     for i in range(n):
         win = _f("select")(grad, d if shape else 0, i)          # window dim is last
-        win = _f("movedim")(win, -1, d) if shape else win
+        win = movedim(win, -1, d) if shape else win
         target = _f("slice")(z, d, i * step, i * step + size, 1) if shape else z
         _f("add_")(target, win)
     return z

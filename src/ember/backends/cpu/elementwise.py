@@ -403,8 +403,8 @@ def _clamp_compute(self, min=None, max=None):
     if min is None and max is None:
         raise RuntimeError("clamp: at least one of 'min' or 'max' must not be None")
     dt = _result_type(*[v for v in (self, min, max) if v is not None])
-    if dt is D.bool:
-        _not_impl("clamp", dt)
+    if dt is D.bool and not (min is None and isinstance(max, Tensor) or max is None and isinstance(min, Tensor)):
+        _not_impl("clamp (bool tensors: only one tensor bound is supported)", dt)
     r = _in(self, dt)
     try:
         if min is not None:
