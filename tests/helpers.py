@@ -20,7 +20,7 @@ INTS = ("uint8", "int8", "int16", "int32", "int64")
 
 def to_torch(t: ember.Tensor) -> torch.Tensor:
     """A torch copy of an ember CPU tensor (same dtype, shape and strides)."""
-    a = np.ascontiguousarray(t.numpy(force=True) if t.requires_grad else t.numpy())
+    a = np.asarray(t.numpy(force=True) if t.requires_grad else t.numpy(), order="C")
     if t.dtype is ember.bfloat16:
         out = torch.from_numpy(a.view(np.int16).copy()).view(torch.bfloat16)
     else:
@@ -60,7 +60,7 @@ def make_pair(shape, dtype="float32", low=-3.0, high=3.0, seed=0, layout="contig
         a = rng.integers(lo, max(int(high), lo + 1) + 1, size=base_shape).astype(e_dt.np)
     else:
         a = rng.uniform(low, high, size=base_shape).astype(np.float64).astype(e_dt.np)
-    e = ember.from_numpy(np.ascontiguousarray(a))
+    e = ember.from_numpy(np.asarray(a, order="C"))
     t = to_torch(e)
     if layout == "transposed" and len(shape) >= 2:
         e, t = e.transpose(-1, -2), t.transpose(-1, -2)

@@ -1,7 +1,6 @@
 """Linear algebra (matmul family, addmm family, einsum, tensordot, linear) against PyTorch."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -241,10 +240,12 @@ def test_addmm_integer_scalars_truncate():
 
 
 @pytest.mark.parametrize("case", [("addmm", (2, 4), (2, 3), (3, 4)), ("addmv", (2,), (2, 3), (3,)),
-                                  ("addbmm", (2, 4), (3, 2, 3), (3, 3, 4)), ("baddbmm", (3, 2, 4), (3, 2, 3), (3, 3, 4))])
+                                  ("addbmm", (2, 4), (3, 2, 3), (3, 3, 4)),
+                                  ("baddbmm", (3, 2, 4), (3, 2, 3), (3, 3, 4))])
 def test_addmm_family_inplace(case):
     name, ss, s1, s2 = case
-    (es, ts), (e1, t1), (e2, t2) = _pair(ss, "float64", seed=1), _pair(s1, "float64", seed=2), _pair(s2, "float64", seed=3)
+    (es, ts), (e1, t1), (e2, t2) = (_pair(ss, "float64", seed=1), _pair(s1, "float64", seed=2),
+                                    _pair(s2, "float64", seed=3))
     v = es._version
     r = getattr(es, name + "_")(e1, e2, beta=2, alpha=0.5)
     getattr(ts, name + "_")(t1, t2, beta=2, alpha=0.5)
@@ -265,7 +266,8 @@ def test_addmm_family_errors():
         ember.addbmm(ember.zeros(2, 3), ember.zeros(2, 2, 3), ember.zeros(3, 3, 3))
     with pytest.raises(RuntimeError, match=r"size mismatch, got input \(2\), mat \(2x3\), vec \(4\)"):
         ember.addmv(ember.zeros(2), ember.zeros(2, 3), ember.zeros(4))
-    with pytest.raises(RuntimeError, match=r"Bad in-place call: input tensor size \[3\] and output tensor size \[2, 3\]"):
+    with pytest.raises(RuntimeError, match=r"Bad in-place call: input tensor size \[3\] and output tensor size "
+                                           r"\[2, 3\]"):
         ember.zeros(3).addmm_(ember.zeros(2, 3), ember.zeros(3, 3))
     with pytest.raises(NotImplementedError, match="Bool"):
         b = ember.zeros(2, 2, dtype=ember.bool)

@@ -211,7 +211,8 @@ def test_empty_reductions():
 
 def test_max_min_of_empty_raise():
     e = ember.zeros(0, 3)
-    with pytest.raises(RuntimeError, match=r"max\(\): Expected reduction dim to be specified for input\.numel\(\) == 0"):
+    with pytest.raises(RuntimeError,
+                       match=r"max\(\): Expected reduction dim to be specified for input\.numel\(\) == 0"):
         e.max()
     with pytest.raises(RuntimeError, match=r"min\(\): Expected reduction dim to be specified"):
         ember.min(e)
@@ -543,7 +544,7 @@ def test_dim_errors(op):
 
 
 def test_non_tensor_input():
-    for fn in (ember.sum, ember.max, ember.min, ember.softmax, ember.aminmax):
+    for fn in (ember.sum, ember.max, ember.min, ember.softmax, ember.aminmax, ember.var_mean, ember.std_mean):
         with pytest.raises(TypeError, match="Tensor"):
             fn([1.0, 2.0]) if fn is not ember.softmax else fn([1.0], 0)
 
@@ -597,3 +598,18 @@ def test_methods_and_exports():
     z.numpy()[...] = 9.0
     assert m.values.item() == 4.0  # values do not alias the input
     assert_same(m.values, zt.max(0).values)
+
+
+@pytest.mark.parametrize("name,args", [("sum", (0, True)), ("argmax", (0, True)), ("prod", (-1, True)),
+                                       ("amax", ((), True)), ("_max_dim", (0, True)), ("cumsum", (0,)),
+                                       ("norm", (2, 0, True)), ("softmax", (0,))])
+def test_meta_zero_dim(name, args):
+    e, _ = pair_from(1.5)
+    op = ember._OPS[name]
+    r, meta = op.fn(e, *args), op.meta(e, *args)
+    if isinstance(r, tuple):
+        r, meta = r[0], meta[0]
+    assert tuple(meta[0]) == tuple(r.shape) == () and meta[1] is r.dtype
+    bad = (2, 1, True) if name == "norm" else (1,) + args[1:]  # dim 1 on a 0-dim tensor
+    with pytest.raises(IndexError):
+        op.meta(e, *bad)

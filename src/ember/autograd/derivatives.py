@@ -299,8 +299,8 @@ def record(op, kernel, args):
             o.requires_grad = True
             if res is not None:
                 res.append(SavedTensor(o, True, k))
-        elif res is not None:
-            res.append(None)
+        elif res is not None:  # e.g. the indices of max(dim): saved as plain data
+            res.append(SavedTensor(o) if isinstance(o, _T) else None)
     node.results = res
     if st.anomaly:
         node._trace = traceback.format_stack()[:-2]

@@ -169,3 +169,315 @@ def softmax_backward(grad, result, dim):
 
 def log_softmax_backward(grad, result, dim):
     return grad - result.exp() * grad.sum(dim, True)
+
+
+# ---- reductions ---------------------------------------------------------------------------------
+
+def _reduced_count(shape, dim):
+    n = len(shape)
+    if dim is None or (not isinstance(dim, int) and len(dim) == 0):
+        dims = range(n)
+    else:
+        dims = normalize_dims(dim, n)
+    c = 1
+    for d in dims:
+        c *= shape[d]
+    return c
+
+
+def mean_backward(grad, shape, dim, keepdim):
+    return reduce_backward(grad, shape, dim, keepdim) / max(_reduced_count(shape, dim), 1)
+
+
+def _keep(t, shape, dim, keepdim):
+    """A reduced tensor with its reduced dims restored as size 1 (broadcastable against the input)."""
+    n = len(shape)
+    if keepdim or not n:
+        return t
+    dims = range(n) if dim is None or (not isinstance(dim, int) and len(dim) == 0) else normalize_dims(dim, n)
+    for d in sorted(dims):
+        t = _f("unsqueeze")(t, d)
+    return t
+
+
+def nanmean_backward(grad, x, dim, keepdim):
+    ok = ~x.isnan()
+    count = _keep(ok.sum(dim, keepdim), x.shape, dim, keepdim)
+    return _f("where")(ok, reduce_backward(grad, x.shape, dim, keepdim) / count, 0.0)
+
+
+def amax_backward(grad, x, result, dim, keepdim):
+    """The grad is shared evenly among the elements equal to the max (as PyTorch does)."""
+    r = _keep(result, x.shape, dim, keepdim)
+    mask = x == r
+    count = _keep(mask.sum(dim, keepdim), x.shape, dim, keepdim)
+    return _f("where")(mask, reduce_backward(grad, x.shape, dim, keepdim) / count, 0.0)
+
+
+def value_selecting_backward(grad, dim, indices, shape, keepdim):
+    """Grad of max/min/kthvalue over `dim`: each value's grad goes to the index it came from."""
+    if not keepdim and len(shape):
+        grad = _f("unsqueeze")(grad, dim)
+        indices = _f("unsqueeze")(indices, dim)
+    return _f("scatter")(zeros_for(grad, shape), dim, indices, grad)
+
+
+def _exclusive_cumprod(x, d):
+    n = x.shape[d]
+    ones = _f("ones")(*[1 if i == d else s for i, s in enumerate(x.shape)], dtype=x.dtype)
+    if n <= 1:
+        return _f("expand")(ones, *x.shape)
+    head = _f("slice")(x, d, 0, n - 1, 1)
+    return _f("cat")([ones, _f("cumprod")(head, d)], d)
+
+
+def prod_backward(grad, x, dim, keepdim):
+    """d prod / d x_i = product of the other elements (exact with zeros: exclusive prefix * suffix)."""
+    if dim is None:
+        flat = _f("reshape")(x, -1)
+        others = _exclusive_cumprod(flat, 0) * _f("flip")(_exclusive_cumprod(_f("flip")(flat, 0), 0), 0)
+        return _f("reshape")(others, *x.shape) * grad
+    d = normalize_dim(dim, len(x.shape)) if x.shape else 0
+    if not x.shape:
+        return grad
+    others = _exclusive_cumprod(x, d) * _f("flip")(_exclusive_cumprod(_f("flip")(x, d), d), d)
+    return others * reduce_backward(grad, x.shape, dim, keepdim)
+
+
+def _correction(unbiased, correction):
+    if correction is not None:
+        return correction
+    return 0 if unbiased is False else 1
+
+
+def var_backward(grad, x, dim, unbiased, keepdim, correction):
+    n = _reduced_count(x.shape, dim)
+    c = _correction(unbiased, correction)
+    mean = x.mean(dim if dim is not None else None, True) if dim is not None else x.mean()
+    return (2.0 / max(n - c, 0)) * (x - mean) * reduce_backward(grad, x.shape, dim, keepdim) if n - c > 0 else \
+        (x - mean) * reduce_backward(grad, x.shape, dim, keepdim) * float("nan")
+
+
+def std_backward(grad, x, result, dim, unbiased, keepdim, correction):
+    return var_backward(grad / (2.0 * result), x, dim, unbiased, keepdim, correction)
+
+
+def logsumexp_backward(grad, x, result, dim, keepdim):
+    r = _keep(result, x.shape, dim, keepdim)
+    return reduce_backward(grad, x.shape, dim, keepdim) * (x - r).exp()
+
+
+def norm_backward(grad, x, result, p, dim, keepdim):
+    g = reduce_backward(grad, x.shape, dim, keepdim)
+    r = _keep(result, x.shape, dim, keepdim)
+    if p is None or p == "fro" or p == 2:
+        return _f("where")(r == 0, 0.0, x * g / r)
+    if p == 1:
+        return x.sign() * g
+    if p == 0:
+        return g * 0.0
+    if p in (math.inf, -math.inf):
+        mask = x.abs() == r
+        count = _keep(mask.sum(dim, keepdim), x.shape, dim, keepdim)
+        return _f("where")(mask, x.sign() * g / count, 0.0)
+    if isinstance(p, str):
+        raise RuntimeError(f"norm backward: p={p!r} is not differentiable in ember yet")
+    return _f("where")(r == 0, 0.0, x * x.abs().pow(p - 2) * g / r.pow(p - 1))
+
+
+def _rev_cumsum(t, d):
+    return _f("flip")(_f("cumsum")(_f("flip")(t, d), d), d)
+
+
+def cumsum_backward(grad, dim):
+    return _rev_cumsum(grad, dim) if grad.ndim else grad
+
+
+def cumprod_backward(grad, x, result, dim):
+    """Exact where x has no zeros (sum over later outputs of grad * out / x_i); zeros use the prefix form."""
+    if not x.ndim:
+        return grad
+    d = normalize_dim(dim, x.ndim)
+    if not bool((x == 0).any()):
+        return _rev_cumsum(grad * result, d) / x
+    # O(n^2) in the length of dim, only taken when a zero is present
+    n = x.shape[d]
+    outs = []
+    for i in range(n):
+        xi = _f("slice")(x, d, 0, n, 1)
+        ones = _f("ones")(*[1 if k == d else s for k, s in enumerate(x.shape)], dtype=x.dtype)
+        mod = _f("cat")([_f("slice")(xi, d, 0, i, 1), ones, _f("slice")(xi, d, i + 1, n, 1)], d)
+        cp = _f("cumprod")(mod, d)
+        mask = _f("arange")(n) >= i
+        shape = [1] * x.ndim
+        shape[d] = n
+        contrib = _f("where")(_f("reshape")(mask, *shape), grad * cp, 0.0).sum(d, True)
+        outs.append(contrib)
+    return _f("cat")(outs, d)
+
+
+def logcumsumexp_backward(grad, x, result, dim):
+    d = normalize_dim(dim, x.ndim) if x.ndim else 0
+    if not x.ndim:
+        return grad
+    return _rev_cumsum(grad * (-result).exp(), d) * x.exp()
+
+
+def cummaxmin_backward(grad, x, indices, dim):
+    if not x.ndim:
+        return grad
+    return _f("scatter_add")(zeros_for(grad, x.shape), dim, indices, grad)
+
+
+__all__ += ["mean_backward", "nanmean_backward", "amax_backward", "value_selecting_backward", "prod_backward",
+            "var_backward", "std_backward", "logsumexp_backward", "norm_backward", "cumsum_backward",
+            "cumprod_backward", "logcumsumexp_backward", "cummaxmin_backward"]
+
+
+# ---- linear algebra ---------------------------------------------------------------------------
+
+def matmul_backward(grad, a, b, wrt_a):
+    """matmul's grads with its 1-D promotions undone; batch broadcasting is summed by the engine."""
+    if a.ndim == 1 and b.ndim == 1:
+        return grad * b if wrt_a else grad * a
+    a1 = a if a.ndim > 1 else _f("unsqueeze")(a, 0)
+    b1 = b if b.ndim > 1 else _f("unsqueeze")(b, -1)
+    g = grad
+    if a.ndim == 1:
+        g = _f("unsqueeze")(g, -2)
+    if b.ndim == 1:
+        g = _f("unsqueeze")(g, -1)
+    if wrt_a:
+        r = _f("matmul")(g, b1.mT)
+        return _f("squeeze")(r, -2) if a.ndim == 1 else r
+    r = _f("matmul")(a1.mT, g)
+    return _f("squeeze")(r, -1) if b.ndim == 1 else r
+
+
+def linear_weight_backward(grad, x):
+    g2 = _f("reshape")(grad, -1, grad.shape[-1]) if grad.ndim != 2 else grad
+    x2 = _f("reshape")(x, -1, x.shape[-1]) if x.ndim != 2 else x
+    if grad.ndim == 1:
+        return _f("outer")(grad, x)
+    return _f("matmul")(g2.mT, x2)
+
+
+def _einsum_parse(equation, shapes):
+    """Splits an equation into per-operand subscripts and the output, with `...` spelled out in letters."""
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    subs = lhs.split(",")
+    used = set(c for c in eq if c.isalpha())
+    free = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in used]
+    n_ell = max([len(s) - (len(sub) - 3) for sub, s in zip(subs, shapes) if "..." in sub] or [0])
+    ell = "".join(free[:n_ell])
+    out_subs = []
+    for sub, s in zip(subs, shapes):
+        if "..." in sub:
+            k = len(s) - (len(sub) - 3)
+            sub = sub.replace("...", ell[n_ell - k:] if k else "")
+        out_subs.append(sub)
+    if not arrow:
+        counts = {}
+        for sub in out_subs:
+            for c in sub:
+                counts[c] = counts.get(c, 0) + 1
+        rhs = ell + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
+    else:
+        rhs = rhs.replace("...", ell)
+    return out_subs, rhs
+
+
+def einsum_backward(grad, equation, tensors):
+    shapes = [t.shape for t in tensors]
+    subs, rhs = _einsum_parse(equation, shapes)
+    grads = []
+    for i, (sub, t) in enumerate(zip(subs, tensors)):
+        if len(set(sub)) != len(sub):
+            raise RuntimeError(f"einsum backward: repeated subscripts within one operand ({sub!r}, a diagonal) "
+                               f"are not differentiable in ember yet")
+        others = [(s, x) for j, (s, x) in enumerate(zip(subs, tensors)) if j != i]
+        avail = set(rhs) | {c for s, _ in others for c in s}
+        kept = "".join(c for c in sub if c in avail)
+        eq = ",".join([rhs] + [s for s, _ in others]) + "->" + kept
+        g = _f("einsum")(eq, [grad] + [x for _, x in others])
+        if kept != sub:  # letters only this operand had were summed away: broadcast back
+            for k, c in enumerate(sub):
+                if c not in avail:
+                    g = _f("unsqueeze")(g, k)
+            g = _f("expand")(g, *t.shape)
+        grads.append(g)
+    return grads
+
+
+def _tensordot_subs(a_ndim, b_ndim, dims):
+    if isinstance(dims, int):
+        da, db = list(range(a_ndim - dims, a_ndim)), list(range(dims))
+    else:
+        da, db = dims
+        da = [da] if isinstance(da, int) else list(da)
+        db = [db] if isinstance(db, int) else list(db)
+        da = [d % a_ndim for d in da]
+        db = [d % b_ndim for d in db]
+    letters = iter("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    sa = [next(letters) for _ in range(a_ndim)]
+    sb = [None] * b_ndim
+    for x, y in zip(da, db):
+        sb[y] = sa[x]
+    sb = [c if c is not None else next(letters) for c in sb]
+    out = [c for k, c in enumerate(sa) if k not in da] + [c for k, c in enumerate(sb) if k not in db]
+    return "".join(sa) + "," + "".join(sb) + "->" + "".join(out)
+
+
+def tensordot_backward(grad, a, b, dims):
+    eq = _tensordot_subs(a.ndim, b.ndim, dims)
+    return einsum_backward(grad, eq, [a, b])
+
+
+__all__ += ["matmul_backward", "linear_weight_backward", "einsum_backward", "tensordot_backward"]
+
+
+# ---- shape ops ---------------------------------------------------------------------------------
+
+def cat_backward(grad, shapes, dim):
+    nd = grad.ndim
+    d = normalize_dim(dim, nd) if nd else 0
+    out, start = [], 0
+    for s in shapes:
+        if len(s) == 1 and s[0] == 0 and nd != 1:  # skipped legacy empty input
+            out.append(zeros_for(grad, s))
+            continue
+        n = s[d]
+        out.append(_f("slice")(grad, d, start, start + n, 1))
+        start += n
+    return out
+
+
+def repeat_backward(grad, shape, repeats):
+    lead = len(repeats) - len(shape)
+    padded = (1,) * lead + tuple(shape)
+    split = []
+    for r, s in zip(repeats, padded):
+        split += [r, s]
+    g = _f("reshape")(grad, *split)
+    g = g.sum(list(range(0, len(split), 2)))
+    return _f("reshape")(g, *shape)
+
+
+def diag_backward(grad, shape, diagonal):
+    if len(shape) == 1:
+        return grad.diagonal(diagonal)
+    return diagonal_backward(grad, shape, diagonal, 0, 1)
+
+
+def index_backward(grad, shape, indices):
+    return _f("index_put")(zeros_for(grad, shape), indices, grad, True)
+
+
+def roll_backward(grad, shifts, dims):
+    if isinstance(shifts, int):
+        shifts = (shifts,)
+    return grad.roll([-s for s in shifts], dims)
+
+
+__all__ += ["roll_backward", "cat_backward", "repeat_backward", "diag_backward", "index_backward"]

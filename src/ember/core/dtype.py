@@ -7,8 +7,6 @@ brings a higher category (bool < integer < floating point).
 """
 from __future__ import annotations
 
-import threading
-
 import ml_dtypes
 import numpy as np
 
@@ -111,13 +109,24 @@ def _build_promotion_table():
 _PROMOTE = _build_promotion_table()
 
 
+def _not_dtype(fn: str, argname: str, value):
+    raise TypeError(f"{fn}(): argument '{argname}' must be ember.dtype, not {type(value).__name__}")
+
+
 def promote_types(type1: dtype, type2: dtype) -> dtype:
     """The smallest dtype both `type1` and `type2` cast to safely (torch.promote_types)."""
-    return _PROMOTE[(type1, type2)]
+    r = _PROMOTE.get((type1, type2))
+    if r is None:
+        _not_dtype("promote_types", "type1" if not isinstance(type1, dtype) else "type2",
+                   type1 if not isinstance(type1, dtype) else type2)
+    return r
 
 
 def can_cast(from_: dtype, to: dtype) -> bool:
     """torch.can_cast: no float -> integer, and nothing but bool -> bool."""
+    if not isinstance(from_, dtype) or not isinstance(to, dtype):
+        _not_dtype("can_cast", "from_" if not isinstance(from_, dtype) else "to",
+                   from_ if not isinstance(from_, dtype) else to)
     if from_.category == _FLOAT and to.category != _FLOAT:
         return False
     if from_ is not bool and to is bool:
@@ -125,8 +134,13 @@ def can_cast(from_: dtype, to: dtype) -> bool:
     return True
 
 
-class _DefaultDtype(threading.local):
-    value = float32
+class _DefaultDtype:
+    """Process-wide, like torch.set_default_dtype (a thread-local would hide it from worker threads)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = float32
 
 
 _default = _DefaultDtype()

@@ -14,6 +14,7 @@ Index dtypes follow PyTorch op by op: `index`/`index_put_` take int64/int32 and 
 from __future__ import annotations
 
 from .._tensor import Tensor
+from ..core import dtype as D
 from ..dispatch import OPS, defop
 
 __all__ = ["nonzero", "argwhere"]
@@ -52,6 +53,7 @@ def _declare():
 
 _declare()
 _nonzero = OPS["nonzero"].fn
+_empty = OPS["empty"].fn
 argwhere = OPS["argwhere"].fn
 
 
@@ -62,7 +64,10 @@ def nonzero(input: Tensor, *, as_tuple: bool = False):
         return _nonzero(input)
     if not input._shape:
         input = input.reshape(1)
-    return _nonzero(input).unbind(1)
+    r = _nonzero(input)
+    if not r._shape[0]:  # fresh empties: views of an empty result would point past its storage
+        return tuple(_empty(0, dtype=D.int64, device=input.device) for _ in range(r._shape[1]))
+    return r.unbind(1)
 
 
 Tensor.nonzero = nonzero

@@ -3,8 +3,8 @@ tensordot and linear.
 
 PyTorch semantics: the matrix operands must share one dtype (no promotion; `outer` is the
 exception since it is a broadcast multiply), integer matmul is exact in the integer dtype and
-float16/bfloat16 compute in float32. Aliases (`ger`, `concat`, ...) are ops of their own whose
-kernel forwards to the main op, so they dispatch and export like any other op.
+float16/bfloat16 compute in float32. The alias `ger` is an op of its own whose user-facing
+function calls `outer` (so autograd records `outer`).
 """
 from __future__ import annotations
 
@@ -40,11 +40,18 @@ def _declare():
 _declare()
 
 
-# ---- aliases: composite kernels shared by every backend ----------------------------------------
+# ---- aliases: compositions over the main op ---------------------------------------------------
 
-@OPS["ger"].register(*_ALL)
-def _ger(self, vec2):
+def ger(self, vec2):
+    """Alias of outer."""
     return OPS["outer"].fn(self, vec2)
+
+
+OPS["ger"].register(*_ALL)(ger)
+ger._op = OPS["ger"]
+ger._dispatch = OPS["ger"].fn
+OPS["ger"].fn = ger
+Tensor.ger = ger
 
 
 # ---- einsum's front end: varargs, one list, or the sublist format --------------------------------
@@ -95,3 +102,29 @@ def einsum(*args):
 einsum._op = OPS["einsum"]
 einsum._dispatch = _einsum_op
 OPS["einsum"].fn = einsum
+
+
+# ---- derivatives ----------------------------------------------------------------------------------
+
+def _derivatives():
+    from ..autograd.derivatives import derivative as d
+    d("matmul", self="matmul_backward(grad, self, other, True)", other="matmul_backward(grad, self, other, False)")
+    d("mm", self="matmul(grad, mat2.mT)", mat2="matmul(self.mT, grad)")
+    d("bmm", self="matmul(grad, mat2.mT)", mat2="matmul(self.mT, grad)")
+    d("mv", self="outer(grad, vec)", vec="matmul(self.mT, grad)")
+    d("dot", self="grad * tensor", tensor="grad * self")
+    d("vdot", self="grad * other", other="grad * self")
+    d("outer", self="matmul(grad, vec2)", vec2="matmul(grad.mT, self)")
+    d("addmm", self="grad * beta", mat1="matmul(grad, mat2.mT) * alpha", mat2="matmul(mat1.mT, grad) * alpha")
+    d("addmv", self="grad * beta", mat="outer(grad, vec) * alpha", vec="matmul(mat.mT, grad) * alpha")
+    d("addbmm", self="grad * beta",
+      batch1="matmul(grad.expand(batch1.shape[0], *grad.shape), batch2.mT) * alpha",
+      batch2="matmul(batch1.mT, grad.expand(batch1.shape[0], *grad.shape)) * alpha")
+    d("baddbmm", self="grad * beta", batch1="matmul(grad, batch2.mT) * alpha",
+      batch2="matmul(batch1.mT, grad) * alpha")
+    d("einsum", tensors="einsum_backward(grad, equation, tensors)")
+    d("tensordot", a="tensordot_backward(grad, a, b, dims)[0]", b="tensordot_backward(grad, a, b, dims)[1]")
+    d("linear", input="matmul(grad, weight)", weight="linear_weight_backward(grad, input)", bias="grad")
+
+
+_derivatives()

@@ -397,7 +397,8 @@ def _max_like(name, full, by_dim, pairwise):
         if dim is None:
             shape = _shape_of(name, input)
             if keepdim:
-                raise TypeError(f"{name}(): keepdim=True needs a dim; {name}() over all elements returns a 0-dim tensor")
+                raise TypeError(f"{name}(): keepdim=True needs a dim; {name}() over all elements returns "
+                                f"a 0-dim tensor")
             if 0 in shape:
                 raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
                                    f"Specify the reduction dim with the 'dim' argument.")
@@ -429,12 +430,14 @@ def aminmax(input, *, dim=None, keepdim=False):
 
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """(var, mean) over `dim`; arguments as in var()."""
+    _shape_of("var_mean", input)
     dim, corr = var_args("var_mean", input, dim, unbiased, correction)
     return _var(input, dim, None, keepdim, correction=corr), _mean(input, dim, keepdim)
 
 
 def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """(std, mean) over `dim`; arguments as in std()."""
+    _shape_of("std_mean", input)
     dim, corr = var_args("std_mean", input, dim, unbiased, correction)
     return _std(input, dim, None, keepdim, correction=corr), _mean(input, dim, keepdim)
 
@@ -456,3 +459,33 @@ def _export():
 
 
 _export()
+
+
+# ---- derivatives ----------------------------------------------------------------------------------
+
+def _derivatives():
+    from ..autograd.derivatives import derivative as d, nondifferentiable
+    d("sum", self="reduce_backward(grad, self_shape, dim, keepdim)")
+    d("nansum", self="where(self.isnan(), 0.0, reduce_backward(grad, self_shape, dim, keepdim))")
+    d("mean", self="mean_backward(grad, self_shape, dim, keepdim)")
+    d("nanmean", self="nanmean_backward(grad, self, dim, keepdim)")
+    d("prod", self="prod_backward(grad, self, dim, keepdim)")
+    d("amax", self="amax_backward(grad, self, result, dim, keepdim)")
+    d("amin", self="amax_backward(grad, self, result, dim, keepdim)")
+    d("_max_dim", self="value_selecting_backward(grad, dim, result1, self_shape, keepdim)")
+    d("_min_dim", self="value_selecting_backward(grad, dim, result1, self_shape, keepdim)")
+    d("var", self="var_backward(grad, self, dim, unbiased, keepdim, correction)")
+    d("std", self="std_backward(grad, self, result, dim, unbiased, keepdim, correction)")
+    d("logsumexp", self="logsumexp_backward(grad, self, result, dim, keepdim)")
+    d("norm", self="norm_backward(grad, self, result, p, dim, keepdim)")
+    d("cumsum", self="cumsum_backward(grad, dim)")
+    d("cumprod", self="cumprod_backward(grad, self, result, dim)")
+    d("logcumsumexp", self="logcumsumexp_backward(grad, self, result, dim)")
+    d("cummax", self="cummaxmin_backward(grad, self, result1, dim)")
+    d("cummin", self="cummaxmin_backward(grad, self, result1, dim)")
+    d("softmax", self="softmax_backward(grad, result, dim)")
+    d("log_softmax", self="log_softmax_backward(grad, result, dim)")
+    nondifferentiable("argmax", "argmin", "all", "any", "count_nonzero")
+
+
+_derivatives()

@@ -3,13 +3,16 @@
 
 Ops returning several tensors return namedtuples with `.values` / `.indices`, like
 `torch.return_types`. Pure compositions (hstack, vstack, dstack, fliplr, flipud, tile, meshgrid
-and the aliases concat/concatenate) are kernels over other ops, shared by every backend.
+and the aliases concat/concatenate) are Python functions over other ops: `ember.hstack` runs the
+composition directly (so autograd records the inner ops), and the same code is registered as
+the op's kernel for every backend.
 """
 from __future__ import annotations
 
 from collections import namedtuple
 
 from .._tensor import Tensor
+from ..core.shape import as_shape
 from ..dispatch import OPS, defop
 
 __all__ = ["sort_result", "topk_result", "kthvalue_result"]
@@ -68,17 +71,33 @@ def _front(name, kwname):
                                 f"got positional {args!r} and keywords {sorted(kwargs)}")
             args = (kwargs[kwname],)
         return inner(self, *args)
-    front.__name__ = front.__qualname__ = name
-    front.__doc__ = inner.__doc__
-    front._op = op
-    front._dispatch = inner
-    op.fn = front
+    _publish(name, front, inner)
+
+
+def _publish(name, public, dispatch=None):
+    """Makes `public` the op's user-facing function (`ember.<name>`, `ember.ops.<name>`, the method)."""
+    op = OPS[name]
+    public.__name__ = public.__qualname__ = name.split("::")[-1]
+    public.__doc__ = public.__doc__ or op.fn.__doc__
+    public._op = op
+    public._dispatch = op.fn if dispatch is None else dispatch
+    op.fn = public
     if op.method:
-        setattr(Tensor, op.method, front)
+        setattr(Tensor, op.method, public)
+
+
+def _composite(name, kernel, public=None):
+    """An op that is a composition of other ops (PyTorch's CompositeImplicitAutograd).
+
+    The user-facing function runs the composition directly, so each inner op dispatches (and is
+    recorded by autograd) on its own; the kernel registered for every backend serves calls that
+    come through the op table.
+    """
+    OPS[name].register(*_ALL)(kernel)
+    _publish(name, public or kernel)
 
 
 _front("flip", "dims")
-_front("tile", "dims")
 _front("repeat", "repeats")
 
 
@@ -88,13 +107,13 @@ def _fn(name):
     return OPS[name].fn
 
 
-@OPS["concat"].register(*_ALL)
-def _concat(tensors, dim=0):
+def concat(tensors, dim=0):
+    """Alias of cat."""
     return _fn("cat")(tensors, dim)
 
 
-@OPS["concatenate"].register(*_ALL)
-def _concatenate(tensors, axis=0):
+def concatenate(tensors, axis=0):
+    """Alias of cat (NumPy's spelling)."""
     return _fn("cat")(tensors, axis)
 
 
@@ -113,27 +132,32 @@ def _atleast(t, n):
 def _as_list(name, tensors):
     if isinstance(tensors, Tensor):
         raise TypeError(f"{name}(): argument 'tensors' must be a sequence of Tensors, not Tensor")
-    return list(tensors)
+    tensors = list(tensors)
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name}(): argument 'tensors' must contain only Tensors, got {type(t).__name__}")
+    if not tensors:
+        raise RuntimeError(f"{name} expects a non-empty TensorList")
+    return tensors
 
 
-@OPS["hstack"].register(*_ALL)
-def _hstack(tensors):
+def hstack(tensors):
+    """Concatenates along dim 0 if every tensor is (at most) 1-D, else along dim 1."""
     ts = [_atleast(t, 1) for t in _as_list("hstack", tensors)]
     return _fn("cat")(ts, 0 if all(len(t._shape) == 1 for t in ts) else 1)
 
 
-@OPS["vstack"].register(*_ALL)
-def _vstack(tensors):
+def vstack(tensors):
+    """Concatenates the tensors viewed as at least 2-D along dim 0."""
     return _fn("cat")([_atleast(t, 2) for t in _as_list("vstack", tensors)], 0)
 
 
-@OPS["dstack"].register(*_ALL)
-def _dstack(tensors):
+def dstack(tensors):
+    """Concatenates the tensors viewed as at least 3-D along dim 2."""
     return _fn("cat")([_atleast(t, 3) for t in _as_list("dstack", tensors)], 2)
 
 
-@OPS["tile"].register(*_ALL)
-def _tile(self, dims):
+def _tile_kernel(self, dims):
     n = len(self._shape)
     if any(d < 0 for d in dims):
         raise RuntimeError(f"tile: Trying to create tensor with negative dimension: dims must be non-negative, "
@@ -141,25 +165,35 @@ def _tile(self, dims):
     dims = (1,) * (n - len(dims)) + tuple(dims)
     if not dims:  # a 0-dim tensor tiled by ()
         return _fn("clone")(self)
-    return OPS["repeat"].fn(self, *dims)
+    return _fn("repeat")(self, *dims)
 
 
-@OPS["fliplr"].register(*_ALL)
-def _fliplr(self):
+def tile(self, *dims, **kwargs):
+    """tile(x, dims) / x.tile(*dims): repeat with dims padded by leading ones to x's rank."""
+    if kwargs:
+        if dims or set(kwargs) != {"dims"}:
+            raise TypeError(f"tile() takes the tensor and 'dims', got keywords {sorted(kwargs)}")
+        dims = (kwargs["dims"],)
+    if not isinstance(self, Tensor):
+        raise TypeError(f"tile(): argument 'self' must be Tensor, not {type(self).__name__}")
+    return _tile_kernel(self, as_shape(dims, "tile dims"))
+
+
+def fliplr(self):
+    """Flips dim 1 (the columns) of a tensor with at least 2 dims."""
     if len(self._shape) < 2:
         raise RuntimeError(f"fliplr: Input must be >= 2-d, got a {len(self._shape)}-d tensor")
-    return OPS["flip"].fn(self, 1)
+    return _fn("flip")(self, 1)
 
 
-@OPS["flipud"].register(*_ALL)
-def _flipud(self):
+def flipud(self):
+    """Flips dim 0 (the rows) of a tensor with at least 1 dim."""
     if len(self._shape) < 1:
         raise RuntimeError("flipud: Input must be >= 1-d, got a 0-d tensor")
-    return OPS["flip"].fn(self, 0)
+    return _fn("flip")(self, 0)
 
 
-@OPS["meshgrid"].register(*_ALL)
-def _meshgrid(tensors, indexing=None):
+def _meshgrid_kernel(tensors, indexing=None):
     ts = _as_list("meshgrid", tensors)
     if indexing is None:
         indexing = "ij"
@@ -189,18 +223,41 @@ def _meshgrid(tensors, indexing=None):
     return tuple(out)
 
 
-_meshgrid_op = OPS["meshgrid"].fn
-
-
 def meshgrid(*tensors, indexing=None):
-    """meshgrid(a, b, ...) or meshgrid([a, b, ...]); indexing 'ij' (the default) or 'xy'."""
+    """meshgrid(a, b, ...) or meshgrid([a, b, ...]); indexing 'ij' (the default) or 'xy'. Returns views."""
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tensors[0]
-    if not tensors:
-        raise RuntimeError("meshgrid expects a non-empty TensorList")
-    return _meshgrid_op(list(tensors), indexing=indexing)
+    return _meshgrid_kernel(tensors, indexing)
 
 
-meshgrid._op = OPS["meshgrid"]
-meshgrid._dispatch = _meshgrid_op
-OPS["meshgrid"].fn = meshgrid
+_composite("concat", concat)
+_composite("concatenate", concatenate)
+_composite("hstack", hstack)
+_composite("vstack", vstack)
+_composite("dstack", dstack)
+_composite("tile", _tile_kernel, tile)
+_composite("fliplr", fliplr)
+_composite("flipud", flipud)
+_composite("meshgrid", _meshgrid_kernel, meshgrid)
+
+
+# ---- derivatives ----------------------------------------------------------------------------------
+
+def _derivatives():
+    from ..autograd.derivatives import derivative as d, nondifferentiable
+    d("cat", tensors="cat_backward(grad, tensors_shapes, dim)")
+    d("stack", tensors="list(grad.unbind(dim))")
+    d("repeat", self="repeat_backward(grad, self_shape, repeats)")
+    d("flip", self="grad.flip(*dims)")
+    d("roll", self="roll_backward(grad, shifts, dims)")
+    d("tril", self="grad.tril(diagonal)")
+    d("triu", self="grad.triu(diagonal)")
+    d("sort", self="value_selecting_backward(grad, dim, result1, self_shape, True)")
+    d("topk", self="value_selecting_backward(grad, dim, result1, self_shape, True)")
+    d("kthvalue", self="value_selecting_backward(grad, dim, result1, self_shape, keepdim)")
+    d("diag", self="diag_backward(grad, self_shape, diagonal)")
+    d("diag_embed", self="grad.diagonal(offset, dim1, dim2)")
+    nondifferentiable("argsort", "unique")
+
+
+_derivatives()

@@ -74,10 +74,33 @@ def _scalar_to(op: str, value, dt) -> np.generic:
             raise RuntimeError(f"{op}: value {value} cannot be converted to type {dt} without overflow")
         v = int(value)
         info = np.iinfo(dt.np)
-        if v < info.min or v > info.max:
+        low = info.min if dt.is_signed else -info.max  # unsigned: small negatives wrap, as in c10
+        if v < low or v > info.max:
             raise RuntimeError(f"{op}: value {value} cannot be converted to type {dt} without overflow")
-        return dt.np.type(v)
+        return dt.np.type(v % (info.max + 1) if v < 0 and not dt.is_signed else v)
     return operand(value, dt.np)
+
+
+_RANGES: dict = {}
+
+
+def _dim_key(idx: np.ndarray, d: int) -> tuple:
+    """The NumPy index addressing self[i0, ..., idx[i0, ..., ik], ..., ik] for every position of idx
+    (gather/scatter): idx along dim `d`, broadcast aranges along the others."""
+    nd = idx.ndim
+    key = []
+    for k, m in enumerate(idx.shape):
+        if k == d:
+            key.append(idx)
+            continue
+        r = _RANGES.get((m, nd - 1 - k))
+        if r is None:
+            r = np.arange(m).reshape((m,) + (1,) * (nd - 1 - k))
+            r.flags.writeable = False
+            if len(_RANGES) < 1024:
+                _RANGES[(m, nd - 1 - k)] = r
+        key.append(r)
+    return tuple(key)
 
 
 def _as_1d(a: np.ndarray) -> np.ndarray:
@@ -115,7 +138,12 @@ def _adv_key(op: str, self: Tensor, indices) -> tuple:
             dim += 1
             continue
         dt = t._dtype
-        a = arr(t)
+        try:
+            a = arr(t)
+        except ValueError:  # an empty view past the end of its storage (e.g. nonzero(mask).unbind(1))
+            if 0 not in t._shape:
+                raise
+            a = np.empty(t._shape, dt.np)
         if dt is D.int64 or dt is D.int32:
             dim += 1
         elif dt is D.bool or dt is D.uint8:
@@ -246,9 +274,8 @@ def _gather(self, dim, index, sparse_grad=False):
     if _oob(idx, n):
         raise RuntimeError(f"gather(): index {_first_bad(idx, 0, n)} is out of bounds for dimension {d} "
                            f"with size {n}")
-    sub = a[tuple(_ALL if k == d else slice(0, s) for k, s in enumerate(idx.shape))]
-    r = np.take_along_axis(sub, idx, axis=d)
-    return wrap(r.reshape(out_shape), self._dtype)
+    r = a[_dim_key(idx, d)]
+    return wrap(r.reshape(out_shape) if r.shape != out_shape else r, self._dtype)
 
 
 @impl("take")
@@ -294,10 +321,10 @@ def _one_hot(self, num_classes=-1):
         elif top >= num_classes:
             raise RuntimeError(f"one_hot(): Class values must be smaller than num_classes ({num_classes}), "
                                f"got {top}.")
-    elif num_classes == -1:
+    elif num_classes <= 0:
         raise RuntimeError("one_hot(): Can not infer total number of classes from empty tensor.")
     if num_classes < 0:
-        raise RuntimeError(f"one_hot(): num_classes should be -1 or non-negative, got {num_classes}")
+        raise RuntimeError(f"one_hot(): num_classes should be -1 or positive, got {num_classes}")
     return wrap((a[..., None] == np.arange(num_classes)).astype(np.int64), D.int64)
 
 
@@ -334,8 +361,7 @@ def _scatter_key(op: str, self: Tensor, dim, index: Tensor, src):
     n = shape[d]
     if _oob(idx, n):
         raise RuntimeError(f"{op}(): index {_first_bad(idx, 0, n)} is out of bounds for dimension {d} with size {n}")
-    key = tuple(idx if k == d else np.arange(m).reshape((m,) + (1,) * (ndi - 1 - k))
-                for k, m in enumerate(idx.shape))
+    key = _dim_key(idx, d)
     if s is not None and s.shape != idx.shape:
         s = s[tuple(slice(0, m) for m in idx.shape)]
     return key, s
@@ -403,7 +429,11 @@ def _scatter_reduce_body(op, a, self, dim, index, src, reduce, include_self=True
     a = _as_1d(a)
     if not include_self:
         a[key] = _reduce_identity(reduce, self._dtype)
-    ufunc.at(a, key, s)
+    if reduce == "amax" or reduce == "amin":
+        with np.errstate(invalid="ignore"):  # NaN propagates silently, as in PyTorch
+            ufunc.at(a, key, s)
+    else:
+        ufunc.at(a, key, s)
     if reduce == "mean":
         count = np.ones(a.shape, np.int64) if include_self else np.zeros(a.shape, np.int64)
         np.add.at(count, key, 1)
@@ -421,13 +451,14 @@ _inplace_pair("scatter_reduce", _scatter_reduce_body)
 
 # ---- index_add / index_copy / index_fill -----------------------------------------------------
 
-def _dim_source(op: str, self: Tensor, dim, idx: np.ndarray, source: Tensor):
-    """Shared checks of index_add/index_copy: source is self with dim `d` resized to len(index)."""
+def _dim_source(op: str, self: Tensor, dim, idx: np.ndarray, source: Tensor, strict: bool):
+    """Shared checks of index_add/index_copy: source is self with dim `d` resized to len(index).
+    `strict`: the dims must agree exactly (index_add); else a 0-dim side counts as 1-D (index_copy)."""
     _same_dtype(op, self, source)
     d = normalize_dim(dim, len(self._shape))
     s = _as_1d(arr(source))
     shape = self._shape or (1,)
-    if s.ndim != len(shape):
+    if s.ndim != len(shape) or (strict and len(source._shape) != len(self._shape)):
         raise RuntimeError(f"{op}(): source must have as many dimensions as self, got source shape "
                            f"{list(source._shape)} and self shape {list(self._shape)}")
     if s.shape[d] != idx.size:
@@ -444,7 +475,7 @@ def _dim_source(op: str, self: Tensor, dim, idx: np.ndarray, source: Tensor):
 
 def _index_add_body(op, a, self, dim, index, source, alpha=1):
     idx = _vector_index(op, _int_index(op, index))
-    d, n, s = _dim_source(op, self, dim, idx, source)
+    d, n, s = _dim_source(op, self, dim, idx, source, True)
     if _oob(idx, n):
         raise RuntimeError(f"{op}(): index {_first_bad(idx, 0, n)} is out of bounds for dimension {d} with size {n}")
     if alpha != 1:
@@ -455,7 +486,7 @@ def _index_add_body(op, a, self, dim, index, source, alpha=1):
 
 def _index_copy_body(op, a, self, dim, index, source):
     idx = _vector_index(op, _long_index(op, index))
-    d, n, s = _dim_source(op, self, dim, idx, source)
+    d, n, s = _dim_source(op, self, dim, idx, source, False)
     if _oob(idx, n):
         raise IndexError(f"{op}(): index {_first_bad(idx, 0, n)} is out of bounds for dimension {d} with size {n}")
     _as_1d(a)[(_ALL,) * d + (idx,)] = s

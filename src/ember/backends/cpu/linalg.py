@@ -207,17 +207,27 @@ def _scaled_add(name, self, prod, beta, alpha, cnp):
     """beta * self + alpha * prod with self expanded (one way) to prod's shape; prod is a fresh array."""
     if alpha != 1:
         np.multiply(prod, operand(alpha, cnp), out=prod)
-    try:
-        s = np.broadcast_to(_np_of(self), prod.shape)
-    except ValueError:
-        raise RuntimeError(f"{name}: the expanded size of self {list(self._shape)} must match the result "
-                           f"shape {list(prod.shape)} (self broadcasts to the product's shape)") from None
-    if beta == 0:  # PyTorch ignores self then (NaN/inf in self do not propagate)
+    s = _np_of(self)
+    if beta == 0:  # PyTorch ignores self then (NaN/inf in self do not propagate), but still checks its shape
+        if s.shape != prod.shape:
+            _expand_check(name, self, prod, s)
         return prod
     if beta != 1:
         s = s * operand(beta, cnp)
-    np.add(prod, s, out=prod)
+    try:
+        np.add(prod, s, out=prod)  # `out` fixes the shape: self may only expand, as in PyTorch
+    except ValueError:
+        _expand_check(name, self, prod, s)
+        raise
     return prod
+
+
+def _expand_check(name, self, prod, s):
+    try:
+        np.broadcast_to(s, prod.shape)
+    except ValueError:
+        raise RuntimeError(f"{name}: the expanded size of self {list(self._shape)} must match the result "
+                           f"shape {list(prod.shape)} (self broadcasts to the product's shape)") from None
 
 
 def _inplace_result(name, self, r):
@@ -304,13 +314,15 @@ def _linear(input, weight, bias=None):
     w = _np_of(weight)
     r = np.matmul(_np_of(input), w.T if w.ndim == 2 else w)
     if bias is not None:
-        r = np.asarray(r)
+        b = _np_of(bias)
         try:
-            b = np.broadcast_to(_np_of(bias), r.shape)
+            if type(r) is np.ndarray:
+                np.add(r, b, out=r)  # `out` fixes the shape: the bias may only expand
+            else:
+                r = np.asarray(r) + np.broadcast_to(b, ())
         except ValueError:
             raise RuntimeError(f"linear: bias of shape {list(bias._shape)} does not broadcast to the output shape "
-                               f"{list(r.shape)}") from None
-        r = r + b
+                               f"{list(np.shape(r))}") from None
     return wrap(r, dt)
 
 

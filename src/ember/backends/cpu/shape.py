@@ -265,6 +265,8 @@ def _kthvalue(self, k, dim=-1, keepdim=False):
         if k != 1:
             raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d} (k={k}, size 1)")
         return kthvalue_result(wrap(a.copy(), self._dtype), wrap(np.zeros((), _I64), D.int64))
+    if size == 0:
+        raise IndexError(f"kthvalue(): Expected reduction dim {d} to have non-zero size (shape {list(self._shape)})")
     if not 1 <= k <= size:
         raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d} (k={k}, size {size})")
     if a.size == 0:
