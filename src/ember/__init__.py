@@ -22,6 +22,7 @@ from .ops.random import (  # noqa: F401
     rand, randn, randint, randperm, rand_like, randn_like, randint_like, normal, bernoulli, multinomial,
 )
 from .ops.reduction import max, min, aminmax, var_mean, std_mean, return_types  # noqa: F401,A004
+from .ops.indexing import nonzero  # noqa: F401
 from .ops.view import (  # noqa: F401
     flatten, unflatten, narrow, movedim, unbind, split, chunk, t, broadcast_to,
 )

@@ -111,8 +111,11 @@ class Tensor:
             if st.device is not CPU:
                 raise TypeError(f"can't convert {st.device} device type tensor to numpy; use Tensor.cpu() first")
             itemsize = self._dtype.itemsize
-            a = _ndarray(self._shape, self._dtype.np, st.data, self._offset * itemsize,
-                         tuple(s * itemsize for s in self._stride))
+            if 0 in self._shape:  # an empty view may point past its storage's end
+                a = np.empty(self._shape, self._dtype.np)
+            else:
+                a = _ndarray(self._shape, self._dtype.np, st.data, self._offset * itemsize,
+                             tuple(s * itemsize for s in self._stride))
             self._np = a
         return a
 

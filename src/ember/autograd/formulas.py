@@ -481,3 +481,50 @@ def roll_backward(grad, shifts, dims):
 
 
 __all__ += ["roll_backward", "cat_backward", "repeat_backward", "diag_backward", "index_backward"]
+
+
+# ---- indexing -----------------------------------------------------------------------------------
+
+def masked_scatter_backward(grad, mask, source_shape):
+    n = 1
+    for s in source_shape:
+        n *= s
+    picked = grad.masked_select(mask)
+    flat = zeros_for(grad, (n,))
+    k = picked.shape[0]
+    if k:
+        _f("copy_")(_f("slice")(flat, 0, 0, k, 1), picked)
+    return _f("reshape")(flat, *source_shape)
+
+
+def masked_select_backward(grad, shape, mask):
+    from ..core.shape import broadcast_shapes
+    full = broadcast_shapes(tuple(shape), tuple(mask.shape))
+    return _f("masked_scatter")(zeros_for(grad, full), mask.expand(*full), grad)
+
+
+def embedding_backward(grad, shape, indices, padding_idx, scale_grad_by_freq):
+    idx = _f("reshape")(indices, -1)
+    g = _f("reshape")(grad, -1, shape[-1])
+    if padding_idx is not None and padding_idx >= 0:
+        g = g * _f("unsqueeze")(idx != padding_idx, 1)
+    if scale_grad_by_freq:
+        counts = _f("bincount")(idx, None, shape[0]) if "bincount" in OPS else None
+        if counts is None:
+            ones = _f("ones")(idx.shape[0], dtype=grad.dtype)
+            counts = _f("index_add")(zeros_for(grad, (shape[0],)), 0, idx, ones)
+        g = g / _f("unsqueeze")(_f("index_select")(counts, 0, idx), 1)
+    return _f("index_add")(zeros_for(grad, shape), 0, idx, g)
+
+
+def scatter_reduce_backward(grad, self, index, dim, reduce, include_self, wrt_self):
+    if reduce != "sum":
+        raise RuntimeError(f"scatter_reduce backward is implemented for reduce='sum' only in ember, got {reduce!r}")
+    if wrt_self:
+        if include_self:
+            return grad
+        return _f("scatter")(grad, dim, index, 0.0)
+    return grad.gather(dim, index)
+
+
+__all__ += ["masked_scatter_backward", "masked_select_backward", "embedding_backward", "scatter_reduce_backward"]

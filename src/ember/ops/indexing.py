@@ -71,3 +71,33 @@ def nonzero(input: Tensor, *, as_tuple: bool = False):
 
 
 Tensor.nonzero = nonzero
+
+
+# ---- derivatives ----------------------------------------------------------------------------------
+
+def _derivatives():
+    from ..autograd.derivatives import derivative as d, nondifferentiable
+    d("index", self="index_backward(grad, self_shape, indices)")
+    for name in ("index_put", "index_put_"):
+        d(name, self="grad if accumulate else index_put(grad, indices, zeros_for(grad, ()), False)",
+          values="index(grad, indices)")
+    d("index_select", self="index_add(zeros_for(grad, self_shape), dim, index, grad)")
+    d("gather", self="scatter_add(zeros_for(grad, self_shape), dim, index, grad)")
+    d("scatter", self="scatter(grad, dim, index, 0.0)", src="grad.gather(dim, index)")
+    d("scatter_add", self="grad", src="grad.gather(dim, index)")
+    d("scatter_reduce", self="scatter_reduce_backward(grad, self, index, dim, reduce, include_self, True)",
+      src="scatter_reduce_backward(grad, self, index, dim, reduce, include_self, False)")
+    d("index_add", self="grad", source="grad.index_select(dim, index) * alpha")
+    d("index_copy", self="grad.index_fill(dim, index, 0.0)", source="grad.index_select(dim, index)")
+    d("index_fill", self="grad.index_fill(dim, index, 0.0)", value="grad.index_select(dim, index).sum()")
+    d("masked_fill", self="grad.masked_fill(mask, 0.0)", value="where(mask, grad, 0.0).sum()")
+    d("masked_scatter", self="grad.masked_fill(mask, 0.0)", source="masked_scatter_backward(grad, mask, source_shape)")
+    d("put", self="grad if accumulate else grad.put(index, zeros_for(grad, index.shape), False)",
+      source="grad.take(index)")
+    d("masked_select", self="masked_select_backward(grad, self_shape, mask)")
+    d("take", self="put(zeros_for(grad, self_shape), index, grad, True)")
+    d("embedding", weight="embedding_backward(grad, weight_shape, indices, padding_idx, scale_grad_by_freq)")
+    nondifferentiable("nonzero", "argwhere", "one_hot")
+
+
+_derivatives()

@@ -123,56 +123,63 @@ def _as_index_tensor(x, device):
         t = x
     else:
         t = _tensor(x, device=device)
+        if t._dtype.category == 2 and t.numel() == 0:
+            t = t.long()  # x[[]]: torch indexes with an empty long tensor
     if t._dtype.category == 2:
         raise IndexError(f"tensors used as indices must be long, int, byte or bool tensors, got {t._dtype}")
     return t
 
 
+def _dims_indexed(x) -> int:
+    """How many dims of self an index entry consumes."""
+    if x is None or x is Ellipsis or isinstance(x, bool):
+        return 0
+    if isinstance(x, Tensor) and (x._dtype is D.bool or x._dtype is D.uint8):
+        return x.ndim
+    return 1
+
+
 def _split_index(self, idx):
-    """Basic parts become one view; returns (view, advanced index list or None)."""
-    if not isinstance(idx, tuple):
+    """Basic parts become one view; returns (view, aten-style index list or None)."""
+    if type(idx) is list and len(idx) < 32 and any(
+            isinstance(x, (Tensor, list, tuple, np.ndarray, slice)) or x is None or x is Ellipsis for x in idx):
+        idx = tuple(idx)  # torch reads x[[0, 1], [2, 0]] as x[(0, 1), (2, 0)] (NumPy's legacy rule)
+    elif not isinstance(idx, tuple):
         idx = (idx,)
     if not any(_is_advanced(x) or isinstance(x, bool) for x in idx):
         return _index_view(self, idx), None
-    basic, adv, dim = [], [], 0
-    n_real = sum(1 for x in idx if x is not None and x is not Ellipsis and not isinstance(x, bool))
-    # bool tensors index as many dims as they have
-    n_real += sum(max(0, (x.ndim if isinstance(x, Tensor) else np.ndim(x)) - 1)
-                  for x in idx if (isinstance(x, Tensor) and x._dtype is D.bool))
+    idx = tuple(_as_index_tensor(x, self.device) if _is_advanced(x) else x for x in idx)
+    n_real = sum(_dims_indexed(x) for x in idx)
+    basic, adv = [], []
     for x in idx:
         if x is None:
             basic.append(None)
             adv.append(None)
-        elif isinstance(x, bool):
+        elif isinstance(x, bool):  # a new dim of size 1, selected (True) or not (False)
             basic.append(None)
-            adv.append(None if x else _as_index_tensor([], self.device).long())
+            adv.append(None if x else _f["zeros"](1, dtype=D.bool, device=self.device))
         elif x is Ellipsis:
-            k = len(self._shape) - n_real
             basic.append(Ellipsis)
-            adv.extend([None] * k)
+            adv.extend([None] * (len(self._shape) - n_real))
         elif isinstance(x, (int, np.integer)):
             basic.append(x)  # an int removes its dim: torch applies it as a select
         elif isinstance(x, slice):
             basic.append(x)
             adv.append(None)
+        elif x._dtype is D.bool or x._dtype is D.uint8:
+            if x.ndim == 0:  # a 0-d mask adds a dim of size 1 and selects it or not
+                basic.append(None)
+                adv.append(x.reshape(1))
+            else:  # the index op checks the mask's shape against the dims it covers
+                basic.extend([slice(None)] * x.ndim)
+                adv.append(x)
         else:
-            t = _as_index_tensor(x, self.device)
-            if t._dtype is D.bool or t._dtype is D.uint8:
-                if t._dtype is D.uint8:
-                    t = t.bool()
-                k = max(t.ndim, 1) if t.ndim else 0
-                if t.ndim == 0:  # a 0-d mask adds a dim of size 1 or 0
-                    basic.append(None)
-                    adv.append(_f["nonzero"](t.reshape(1)).reshape(-1))
-                    continue
-                basic.extend([slice(None)] * k)
-                adv.extend(_f["nonzero"](t).unbind(1))
-            else:
-                basic.append(slice(None))
-                adv.append(t)
+            basic.append(slice(None))
+            adv.append(x)
     view = _index_view(self, tuple(basic))
-    adv.extend([None] * (view.ndim - len(adv)))
-    return view, adv
+    if all(a is None for a in adv):
+        return view, None
+    return view, adv  # trailing dims left out are taken whole
 
 
 def _getitem(self, idx):

@@ -42,8 +42,10 @@ def view_strides(old_shape, old_stride, new_shape):
     ATen's computeStride: walk both shapes from the right, matching each run of dimensions that
     is contiguous in the old layout ("chunk") against new dimensions of the same total size.
     """
-    if numel(old_shape) == 0 or not old_shape:
+    if not old_shape:
         return contiguous_strides(new_shape)
+    if numel(old_shape) == 0:
+        return tuple(old_stride) if tuple(old_shape) == tuple(new_shape) else contiguous_strides(new_shape)
     new_stride = [0] * len(new_shape)
     view_d = len(new_shape) - 1
     chunk_base = old_stride[-1]
@@ -103,9 +105,9 @@ def _view_impl(self, size):
     stride = view_strides(self._shape, self._stride, shape)
     if stride is None:
         raise RuntimeError(
-            f"view size {list(shape)} is not compatible with input tensor's size {list(self._shape)} and stride "
-            f"{list(self._stride)} (at least one dimension spans across two contiguous subspaces); "
-            f"use .reshape(...) instead, or call .contiguous() before .view()")
+            f"view size is not compatible with input tensor's size and stride (at least one dimension spans "
+            f"across two contiguous subspaces): size {list(self._shape)} with stride {list(self._stride)} can't be "
+            f"viewed as {list(shape)}; use .reshape(...) instead, or call .contiguous() before .view()")
     return self._as_view(shape, stride, self._offset)
 
 
@@ -125,7 +127,10 @@ def _reshape_impl(self, shape):
     stride = view_strides(self._shape, self._stride, shape)
     if stride is not None:
         return self._as_view(shape, stride, self._offset)
-    return OPS["_view"].fn(OPS["clone"].fn(self), *shape)
+    c = OPS["clone"].fn(self)  # a fresh C-contiguous copy: the result is not a view of anything (like torch)
+    r = c._as_view(shape, contiguous_strides(shape), 0)
+    r._base = None
+    return r
 
 
 @_view_kernel("as_strided")
@@ -172,23 +177,31 @@ def _expand_impl(self, size):
     if n < m:
         raise RuntimeError(f"expand: the number of sizes provided ({n}) must be greater or equal to the number "
                            f"of dimensions in the tensor ({m})")
-    shape, stride = [], []
-    for i, s in enumerate(size):
+    shape, stride = [0] * n, [0] * n
+    # ATen's inferExpandGeometry: walk from the right; a new leading dim of size 1 gets the stride
+    # that would make it contiguous with the dims after it, an expanded dim gets stride 0
+    for i in range(n - 1, -1, -1):
+        s = size[i]
         j = i - (n - m)
-        cur, cur_stride = (self._shape[j], self._stride[j]) if j >= 0 else (1, 0)
+        if j >= 0:
+            cur, cur_stride = self._shape[j], self._stride[j]
+        else:
+            cur, cur_stride = 1, (shape[i + 1] * stride[i + 1] if i + 1 < n and m else 0)
         if s == -1:
             if j < 0:
-                raise RuntimeError(f"expand: -1 is not allowed in a leading, non-existing dimension ({list(size)})")
+                raise RuntimeError(f"expand: the expanded size -1 isn't allowed in a leading, non-existing "
+                                   f"dimension {i} (sizes {list(size)})")
             s = cur
-        if cur == s:
-            stride.append(cur_stride)
-        elif cur == 1:
-            stride.append(0)
-        else:
-            raise RuntimeError(f"The expanded size of the tensor ({s}) must match the existing size ({cur}) at "
-                               f"non-singleton dimension {i}. Target sizes: {list(size)}. "
-                               f"Tensor sizes: {list(self._shape)}")
-        shape.append(s)
+        elif s < 0:
+            raise RuntimeError(f"expand: invalid size {s} at dimension {i} (sizes {list(size)})")
+        if cur != s:
+            if cur != 1:
+                raise RuntimeError(f"The expanded size of the tensor ({s}) must match the existing size ({cur}) at "
+                                   f"non-singleton dimension {i}. Target sizes: {list(size)}. "
+                                   f"Tensor sizes: {list(self._shape)}")
+            cur_stride = 0
+        shape[i] = s
+        stride[i] = cur_stride
     return self._as_view(tuple(shape), tuple(stride), self._offset)
 
 
@@ -290,13 +303,17 @@ def _index_view_impl(self, index):
     """Basic indexing (ints, slices, None, Ellipsis) as one view; `index` is already a tuple."""
     shape, stride, off = [], [], self._offset
     dim = 0
+    ndim = len(self._shape)
     n_real = sum(1 for x in index if x is not None and x is not Ellipsis)
-    if n_real > len(self._shape):
-        raise IndexError(f"too many indices for tensor of dimension {len(self._shape)} (got {n_real})")
+    if n_real > ndim:
+        if ndim == 0:
+            raise IndexError("invalid index of a 0-dim tensor; use tensor.item() to convert a 0-dim tensor "
+                             "to a Python number")
+        raise IndexError(f"too many indices for tensor of dimension {ndim} (got {n_real})")
     for x in index:
-        if x is None:
+        if x is None:  # like unsqueeze at this position
             shape.append(1)
-            stride.append(0)
+            stride.append(self._shape[dim] * self._stride[dim] if dim < ndim else 1)
         elif x is Ellipsis:
             k = len(self._shape) - n_real
             shape.extend(self._shape[dim:dim + k])
@@ -311,7 +328,11 @@ def _index_view_impl(self, index):
             off += start * self._stride[dim]
             dim += 1
         else:
-            i = operator.index(x)
+            try:
+                i = operator.index(x)
+            except TypeError:
+                raise IndexError(f"only integers, slices (`:`), ellipsis (`...`), None and long or byte tensors "
+                                 f"are valid indices (got {type(x).__name__})") from None
             size = self._shape[dim]
             if i < -size or i >= size:
                 _index_error(i, dim, size)
@@ -359,9 +380,9 @@ def broadcast_to(self: Tensor, shape) -> Tensor:
 
 def flatten(self: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     n = len(self._shape)
+    s, e = normalize_dim(start_dim, n), normalize_dim(end_dim, n)
     if n == 0:
         return reshape_op(self, 1)
-    s, e = normalize_dim(start_dim, n), normalize_dim(end_dim, n)
     if s > e:
         raise RuntimeError(f"flatten() has invalid args: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
     if s == e:
@@ -370,18 +391,27 @@ def flatten(self: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 
 def unflatten(self: Tensor, dim: int, sizes) -> Tensor:
+    if not self._shape:
+        raise RuntimeError(f"unflatten: dimension specified as {dim} but tensor has no dimensions")
     d = normalize_dim(dim, len(self._shape))
     sizes = infer_size(tuple(sizes), self._shape[d])
     return view(self, *self._shape[:d], *sizes, *self._shape[d + 1:])
 
 
 def narrow(self: Tensor, dim: int, start: int, length: int) -> Tensor:
+    if not self._shape:
+        raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
     d = normalize_dim(dim, len(self._shape))
     size = self._shape[d]
+    start = operator.index(start)
+    if start < -size or start > size:
+        raise IndexError(f"narrow: start out of range (expected to be in range of [{-size}, {size}], but got {start})")
     if start < 0:
         start += size
-    if start < 0 or length < 0 or start + length > size:
-        raise IndexError(f"narrow: start ({start}) + length ({length}) exceeds dimension {d} of size {size}")
+    if length < 0:
+        raise RuntimeError(f"narrow(): length must be non-negative, got {length}")
+    if start + length > size:
+        raise RuntimeError(f"narrow: start ({start}) + length ({length}) exceeds dimension size ({size}) of dim {d}")
     return slice_(self, d, start, start + length, 1)
 
 
@@ -391,6 +421,8 @@ def movedim(self: Tensor, source, destination) -> Tensor:
     dst = normalize_dims(destination, n)
     if len(src) != len(dst):
         raise RuntimeError(f"movedim: source ({len(src)} dims) and destination ({len(dst)} dims) differ in length")
+    if n == 0:
+        return permute(self)
     order = [None] * n
     for s, d in zip(src, dst):
         order[d] = s
@@ -400,17 +432,23 @@ def movedim(self: Tensor, source, destination) -> Tensor:
 
 
 def unbind(self: Tensor, dim: int = 0) -> tuple:
+    if not self._shape:
+        raise IndexError(f"unbind: dimension specified as {dim} but tensor has no dimensions")
     d = normalize_dim(dim, len(self._shape))
     return tuple(select(self, d, i) for i in range(self._shape[d]))
 
 
 def split(self: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
+    if not self._shape:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
     d = normalize_dim(dim, len(self._shape))
     size = self._shape[d]
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
-        if step <= 0 and size:
+        if step < 0:
             raise RuntimeError(f"split expects split_size be non-negative, but got split_size={step}")
+        if step == 0 and size:
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {size}")
         bounds = [(i, min(step, size - i)) for i in range(0, size, step)] if size else [(0, 0)]
     else:
         sections = list(split_size_or_sections)
@@ -423,10 +461,15 @@ def split(self: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
 
 
 def chunk(self: Tensor, chunks: int, dim: int = 0) -> tuple:
+    if not self._shape:
+        raise RuntimeError("chunk expects at least a 1-dimensional tensor")
     if chunks <= 0:
         raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
-    size = self._shape[normalize_dim(dim, len(self._shape))]
-    return split(self, max(1, -(-size // chunks)), dim)
+    d = normalize_dim(dim, len(self._shape))
+    size = self._shape[d]
+    if size == 0:  # torch gives `chunks` empty pieces
+        return tuple(slice_(self, d, 0, 0, 1) for _ in range(chunks))
+    return split(self, -(-size // chunks), d)
 
 
 def contiguous(self: Tensor, memory_format=None) -> Tensor:
@@ -434,14 +477,15 @@ def contiguous(self: Tensor, memory_format=None) -> Tensor:
 
 
 def mT(self: Tensor) -> Tensor:  # noqa: N802 - PyTorch's name
+    if not self._shape:
+        return self  # torch: the identity on 0-dim tensors (deprecated there)
     if len(self._shape) < 2:
         raise RuntimeError(f"tensor.mT is only supported on matrices or batches of matrices, got {len(self._shape)}-D")
     return transpose(self, -2, -1)
 
 
 def T(self: Tensor) -> Tensor:  # noqa: N802 - PyTorch's name
-    n = len(self._shape)
-    return permute(self, *range(n - 1, -1, -1)) if n else self
+    return permute(self, *range(len(self._shape) - 1, -1, -1))
 
 
 _METHODS = {
