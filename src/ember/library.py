@@ -7,6 +7,8 @@
     def scale_cpu(x, factor):
         return ember.from_numpy(x.numpy() * factor)
 
+    lib.derivative("scale", x="grad * factor")   # makes it differentiable
+
     ember.ops.mylib.scale(t, 2.0)
 
 A library op goes through the same generated dispatcher as the built-in ones (argument
@@ -59,6 +61,17 @@ class Library:
             if t not in _BACKENDS:
                 raise ValueError(f"impl: unknown device type {t!r}; expected one of {_BACKENDS}")
         return op.register(*types)
+
+    def derivative(self, name: str, _fn=None, **formulas):
+        """Declares the backward of `name`: one formula per differentiable input, e.g.
+
+            lib.derivative("scale", x="grad * factor")
+
+        A formula is a Python expression over ember ops and the op's arguments (`grad` is the
+        output's gradient, `result` the output), or a callable `(node, grads) -> grad`.
+        """
+        from .autograd.derivatives import derivative
+        return derivative(self._qualify(name), _fn, **formulas)
 
     def _destroy(self) -> None:
         """Removes every op this library defined (tests use it to clean up)."""

@@ -19,18 +19,21 @@ import traceback
 from .._tensor import Tensor
 from ..dispatch import OPS
 from .grad_mode import state
+from . import graph as _graph
 from .graph import Node, SavedTensor, accumulator
 
 __all__ = ["derivative", "record", "OpNode", "edge_of", "nondifferentiable"]
 
 _T = Tensor
+_SLOW = object()  # returned by a generated recorder to hand the call to the general path
 
 
 class OpNode(Node):
     """The backward node of one recorded op call (subclassed per op for its name)."""
 
-    __slots__ = ("saved", "shapes", "results", "needs", "arg_needs", "list_lens", "out_meta", "meta")
+    __slots__ = ("saved", "shapes", "results", "arg_needs", "out_meta", "meta")
     _deriv = None
+    list_lens = None
 
     def apply(self, grads):
         d = self._deriv
@@ -146,6 +149,8 @@ class Derivative:
         self.node_cls = type(_camel(op.name) + "Backward0", (OpNode,), {"__slots__": (), "_deriv": self})
         self._source = source
         self.backward = self._compile(names_used)
+        self.fast = None if inplace or any(a.type in ("Tensor[]", "Tensor?[]") for a in schema.args) \
+            else self._compile_record()
 
     def _compile(self, used):
         schema = self.op.schema
@@ -187,6 +192,82 @@ class Derivative:
         except SyntaxError as e:
             raise SyntaxError(f"bad derivative formula for {self.op.name}: {e}") from None
         fn = env["backward"]
+        fn._source = src
+        return fn
+
+
+    def _compile_record(self):
+        """A recording function unrolled for this op's arguments (the autograd layer's hot path)."""
+        schema = self.op.schema
+        n = len(schema.args)
+        names = [f"a{i}" for i in range(n)]
+        L = ["def rec(kernel, args):", "    if _st.anomaly: return _SLOW"]
+        L.append(f"    {', '.join(names)}{',' if n == 1 else ''} = args")
+        diff_pos = [i for i, _ in self.diff]
+        for j, i in enumerate(diff_pos):
+            a = schema.args[i]
+            v = f"a{i}"
+            test = f"{v}.requires_grad" if (a.type == "Tensor" and not a.optional) else \
+                f"isinstance({v}, _T) and {v}.requires_grad"
+            L += [f"    if {test}:",
+                  f"        _fn = {v}._grad_fn",
+                  f"        e{j} = (_fn, {v}._out_nr) if _fn is not None and {v}._vver is None else edge_of({v})",
+                  f"    else:",
+                  f"        e{j} = None"]
+        es = [f"e{j}" for j in range(len(diff_pos))]
+        none_all = " and ".join(f"{e} is None" for e in es) or "True"
+        L += ["    st = _st", "    st.enabled = False", "    try:", "        out = kernel(*args)",
+              "    finally:", "        st.enabled = True",
+              f"    if {none_all}:", "        return out",
+              "    if out.__class__ is _T or isinstance(out, _T):",
+              "        if out._dtype.category != 2: return out",
+              "        outs = (out,)",
+              "    else:",
+              "        outs = out",
+              "        if not any(isinstance(o, _T) and o._dtype.category == 2 for o in outs): return out",
+              "    node = _new(_cls)",
+              f"    node.next_functions = ({', '.join(es)}{',' if len(es) == 1 else ''})",
+              "    node._released = False",
+              "    node._seq = next(_seqc)",
+              f"    node.meta = ({', '.join(f'(a{i}._shape, a{i}._dtype) if isinstance(a{i}, _T) else None' for i in diff_pos)}{',' if len(diff_pos) == 1 else ''})",
+              f"    node.arg_needs = needs = ({', '.join(f'{e} is not None' for e in es)}{',' if len(es) == 1 else ''})"]
+        saved, shapes = [], []
+        for i, a in enumerate(schema.args):
+            v = f"a{i}"
+            if not a.is_tensor:
+                saved.append(v)
+                shapes.append("None")
+                continue
+            shapes.append(f"({v}._shape if isinstance({v}, _T) else None)")
+            if self.kinds[i] == 1 and self.users[i]:
+                cond = " or ".join(f"needs[{j}]" for j in self.users[i])
+                saved.append(f"(_saved({v}) if ({cond}) and isinstance({v}, _T) else "
+                             f"(None if isinstance({v}, _T) else {v}))")
+            else:
+                saved.append(f"(None if isinstance({v}, _T) else {v})")
+        L.append(f"    node.saved = [{', '.join(saved)}]")
+        L.append(f"    node.shapes = ({', '.join(shapes)}{',' if n == 1 else ''})")
+        L.append("    node.out_meta = [(o._shape, o._dtype) if isinstance(o, _T) else None for o in outs]")
+        if self.save_result and self.result_users:
+            cond = " or ".join(f"needs[{j}]" for j in self.result_users)
+            L.append(f"    res = [] if ({cond}) else None")
+        else:
+            L.append("    res = None")
+        L += ["    for k, o in enumerate(outs):",
+              "        if isinstance(o, _T) and o._dtype.category == 2:",
+              "            o._grad_fn = node",
+              "            o._out_nr = k",
+              "            o.requires_grad = True",
+              "            if res is not None: res.append(_SavedTensor(o, True, k))",
+              "        elif res is not None:",
+              "            res.append(_saved(o) if isinstance(o, _T) else None)",
+              "    node.results = res",
+              "    return out"]
+        src = "\n".join(L)
+        env = {"_T": _T, "edge_of": edge_of, "_st": state, "_new": object.__new__, "_cls": self.node_cls,
+               "_seqc": _graph._seq, "_saved": SavedTensor.of, "_SavedTensor": SavedTensor, "_SLOW": _SLOW}
+        exec(compile(src, f"<autograd record of {self.op.name}>", "exec"), env)  # noqa: S102
+        fn = env["rec"]
         fn._source = src
         return fn
 
@@ -260,6 +341,13 @@ def nondifferentiable(*opnames):
 
 def record(op, kernel, args):
     d = op.derivative
+    if d:
+        f = d.fast
+        if f is not None:
+            r = f(kernel, args)
+            if r is not _SLOW:
+                return r
+            # anomaly mode: the general path below also records the forward stack trace
     if d is False:
         st = state
         st.enabled = False
@@ -287,8 +375,8 @@ def record(op, kernel, args):
     node.next_functions = tuple(edges)
     node.meta = meta
     node.arg_needs = arg_needs
-    node.list_lens = list_lens
-    node.needs = tuple(e is not None for e in edges)
+    if list_lens and any(is_list for _, is_list in d.diff):
+        node.list_lens = list_lens
     _save(node, d, args)
     node.out_meta = [(o._shape, o._dtype) if isinstance(o, _T) else None for o in outs]
     res = [] if d.save_result and any(arg_needs[j] for j in d.result_users) else None
@@ -407,8 +495,8 @@ def _record_inplace(op, d, kernel, args):
         node.next_functions = tuple(edges)
         node.meta = meta
         node.arg_needs = arg_needs
-        node.list_lens = list_lens
-        node.needs = tuple(e is not None for e in edges)
+        if any(is_list for _, is_list in d.diff):
+            node.list_lens = list_lens
         _save(node, d, args, original)
     st.enabled = False
     try:

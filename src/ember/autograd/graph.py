@@ -13,6 +13,7 @@ import weakref
 __all__ = ["Node", "AccumulateGrad", "SavedTensor", "RemovableHandle"]
 
 _seq = itertools.count()
+_new = object.__new__
 
 
 class RemovableHandle:
@@ -61,6 +62,16 @@ class SavedTensor:
         self.is_output = is_output
         self.output_nr = output_nr
 
+    @staticmethod
+    def of(t) -> "SavedTensor":
+        """A saved input (the fast path used by generated recording code)."""
+        s = _new(SavedTensor)
+        s.tensor = t
+        s.version = t._storage.version
+        s.is_output = False
+        s.output_nr = 0
+        return s
+
     def unpack(self, node):
         t = self.tensor
         if t is None:
@@ -96,19 +107,18 @@ class Node:
     """One backward function of the graph."""
 
     materialize = True  # the engine fills missing output grads with zeros before apply()
+    # rarely set; class-level defaults keep node creation cheap (an instance value goes to __dict__)
+    _pre_hooks = None     # {output_nr: _HookDict} for Tensor.register_hook on non-leaf outputs
+    _hooks = None         # node hooks (grad_fn.register_hook)
+    stream = None         # the CUDA stream the forward ran on (backward runs there)
+    _trace = None         # forward stack, under detect_anomaly()
 
-    __slots__ = ("next_functions", "_pre_hooks", "_hooks", "_retained", "_released", "_seq", "stream",
-                 "_trace", "__weakref__", "__dict__")
+    __slots__ = ("next_functions", "_released", "_seq", "__weakref__", "__dict__")
 
     def __init__(self, next_functions=()):
         self.next_functions = tuple(next_functions)
-        self._pre_hooks = None    # {output_nr: _HookDict} for Tensor.register_hook on non-leaf outputs
-        self._hooks = None        # node hooks (grad_fn.register_hook)
-        self._retained = None
         self._released = False
         self._seq = next(_seq)
-        self.stream = None        # the CUDA stream the forward ran on (backward runs there)
-        self._trace = None        # forward stack, under detect_anomaly()
 
     def name(self) -> str:
         return type(self).__name__

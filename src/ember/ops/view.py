@@ -387,13 +387,13 @@ def flatten(self: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         raise RuntimeError(f"flatten() has invalid args: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
     if s == e:
         return self
-    return reshape_op(self, *self._shape[:s], -1, *self._shape[e + 1:])
+    return reshape_op(self, *self._shape[:s], numel(self._shape[s:e + 1]), *self._shape[e + 1:])
 
 
 def unflatten(self: Tensor, dim: int, sizes) -> Tensor:
+    d = normalize_dim(dim, len(self._shape))
     if not self._shape:
         raise RuntimeError(f"unflatten: dimension specified as {dim} but tensor has no dimensions")
-    d = normalize_dim(dim, len(self._shape))
     sizes = infer_size(tuple(sizes), self._shape[d])
     return view(self, *self._shape[:d], *sizes, *self._shape[d + 1:])
 
