@@ -28,6 +28,8 @@ from .ops.view import (  # noqa: F401
 )
 from . import autograd, library  # noqa: F401
 from .autograd import no_grad, enable_grad, set_grad_enabled, inference_mode, is_grad_enabled  # noqa: F401
+from . import optim  # noqa: F401
+from .serialization import save, load  # noqa: F401
 from .random import Generator, manual_seed, seed, initial_seed, default_generator, get_rng_state, set_rng_state  # noqa: F401
 
 float = float32  # noqa: A001 - PyTorch's aliases

@@ -1,0 +1,136 @@
+"""Gradient clipping: `clip_grad_norm_`, `clip_grad_value_` (and `get_total_norm`, `clip_grads_with_norm_`).
+
+Same semantics as torch.nn.utils: the total norm is the norm of the per-gradient norms (as if all
+gradients were one vector), the scale `max_norm / (total_norm + 1e-6)` is clamped to 1.0 and applied
+in place to every gradient (so gradients are only ever scaled down), and the total norm is returned
+as a 0-d tensor on the first gradient's device.
+"""
+from __future__ import annotations
+
+import types
+import warnings
+
+from ..._tensor import Tensor
+from ...autograd.grad_mode import state as _grad_state
+from ...ops.creation import tensor as _tensor
+
+__all__ = ["clip_grad_norm_", "clip_grad_norm", "clip_grad_value_", "get_total_norm", "clip_grads_with_norm_"]
+
+_F = None
+
+
+def _ops():
+    global _F
+    if _F is None:
+        from ... import ops as _ops_mod
+        _F = {"norm": _ops_mod.norm, "stack": _ops_mod.stack, "clamp": _ops_mod.clamp}
+    return _F
+
+
+class _no_grad:  # noqa: N801
+    __slots__ = ("_prev",)
+
+    def __enter__(self):
+        self._prev = _grad_state.enabled
+        _grad_state.enabled = False
+
+    def __exit__(self, *exc):
+        _grad_state.enabled = self._prev
+        return False
+
+
+def _check_foreach(foreach) -> None:
+    if foreach not in (None, True, False):
+        raise TypeError(f"foreach must be None or a bool, got {foreach!r}")
+
+
+def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = False, foreach=None) -> Tensor:
+    """The `norm_type`-norm of the given tensors viewed as one vector (a 0-d tensor)."""
+    _check_foreach(foreach)
+    tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    norm_type = float(norm_type)
+    if not tensors:
+        return _tensor(0.0)
+    f = _ops()
+    with _no_grad():
+        first_device = tensors[0].device
+        norms = [f["norm"](t, norm_type) for t in tensors]
+        if len(norms) > 1:
+            norms = [n if n.device is first_device else n.to(first_device) for n in norms]
+            stacked = f["stack"](norms)
+        else:
+            stacked = norms[0].to(first_device).reshape(1)
+        total = f["norm"](stacked, norm_type)
+        if error_if_nonfinite:
+            v = total.item()
+            if v != v or v in (float("inf"), float("-inf")):
+                raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is "
+                                   "non-finite, so it cannot be clipped. To disable this error and scale the "
+                                   "gradients by the non-finite norm anyway, set `error_if_nonfinite=False`")
+    return total
+
+
+def clip_grads_with_norm_(parameters, max_norm: float, total_norm: Tensor, foreach=None) -> None:
+    """Scales the gradients in place by `min(max_norm / (total_norm + 1e-6), 1)`."""
+    _check_foreach(foreach)
+    parameters = [parameters] if isinstance(parameters, Tensor) else parameters
+    grads = [p.grad for p in parameters if p.grad is not None]
+    max_norm = float(max_norm)
+    if not grads:
+        return
+    with _no_grad():
+        coef = _ops()["clamp"](max_norm / (total_norm + 1e-6), max=1.0)
+        per_device = {}
+        for g in grads:
+            dev = g.device
+            c = per_device.get(dev)
+            if c is None:
+                c = per_device[dev] = coef if coef.device is dev else coef.to(dev)
+            g.mul_(c)
+
+
+def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False,
+                    foreach=None) -> Tensor:
+    """Clips the gradients of `parameters` in place so that their total norm is at most `max_norm`.
+
+    Args:
+        parameters: a tensor or an iterable of tensors whose `.grad` is clipped.
+        max_norm: the largest allowed total norm.
+        norm_type: the p of the p-norm (float('inf') for the max norm).
+        error_if_nonfinite: raise RuntimeError if the total norm is nan or inf.
+        foreach: accepted for compatibility (ember always loops over the gradients).
+    Returns:
+        the total norm of the gradients before clipping (a 0-d tensor).
+    """
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    else:
+        is_generator = isinstance(parameters, types.GeneratorType)
+        parameters = list(parameters)
+        if is_generator and not parameters:
+            warnings.warn("`parameters` is an empty generator, no gradient clipping will occur.", stacklevel=2)
+    grads = [p.grad for p in parameters if p.grad is not None]
+    total_norm = get_total_norm(grads, norm_type, error_if_nonfinite, foreach)
+    clip_grads_with_norm_(parameters, max_norm, total_norm, foreach)
+    return total_norm
+
+
+def clip_grad_norm(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False,
+                   foreach=None) -> Tensor:
+    """Deprecated alias of `clip_grad_norm_`."""
+    warnings.warn("`ember.nn.utils.clip_grad_norm` is now deprecated in favor of `ember.nn.utils.clip_grad_norm_`.",
+                  FutureWarning, stacklevel=2)
+    return clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite, foreach)
+
+
+def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
+    """Clamps every gradient in place to [-clip_value, clip_value]."""
+    _check_foreach(foreach)
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    clip_value = float(clip_value)
+    with _no_grad():
+        for p in parameters:
+            g = p.grad
+            if g is not None:
+                g.clamp_(min=-clip_value, max=clip_value)

@@ -1,0 +1,122 @@
+"""Adam (with amsgrad, maximize, L2 or decoupled weight decay), PyTorch's single-tensor numerics."""
+from __future__ import annotations
+
+from ..autograd.grad_mode import state as _grad_state
+from ..core.dtype import float32, float64, get_default_dtype
+from ..ops.creation import zeros, zeros_like
+from .optimizer import Optimizer, _to_scalar
+from .sgd import _check_impl_flags
+
+__all__ = ["Adam"]
+
+
+def _scalar_dtype():
+    return float64 if get_default_dtype() is float64 else float32
+
+
+class Adam(Optimizer):
+    """Adam, as `torch.optim.Adam` (AdamW when `decoupled_weight_decay=True`).
+
+    Per parameter with gradient g (negated when maximize), at step t:
+        p = p * (1 - lr * weight_decay)            (decoupled)   or   g = g + weight_decay * p
+        m = lerp(m, g, 1 - beta1);  v = beta2 * v + (1 - beta2) * g * g
+        v_hat = max(v_hat, v) (amsgrad);  denom = sqrt(v or v_hat) / sqrt(1 - beta2^t) + eps
+        p = p - lr / (1 - beta1^t) * m / denom
+    State per parameter: 'step' (a 0-d float tensor), 'exp_avg', 'exp_avg_sq' (and 'max_exp_avg_sq').
+    `foreach` is accepted and ignored (ember always runs the per-tensor loop).
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
+                 foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
+                 decoupled_weight_decay=False):
+        if not 0.0 <= _to_scalar(lr):
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        betas = tuple(betas)
+        if len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        betas = tuple(_to_scalar(b) for b in betas)
+        if not 0.0 <= betas[0] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+        if not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        _check_impl_flags(type(self).__name__, foreach, fused, differentiable, capturable)
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+                        foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused,
+                        decoupled_weight_decay=decoupled_weight_decay)
+        super().__init__(params, defaults)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("amsgrad", False)
+            group.setdefault("maximize", False)
+            group.setdefault("foreach", None)
+            group.setdefault("capturable", False)
+            group.setdefault("differentiable", False)
+            group.setdefault("decoupled_weight_decay", False)
+            group.setdefault("fused", None)
+            for p in group["params"]:
+                st = self.state.get(p)
+                if st and "step" in st and not hasattr(st["step"], "item"):
+                    st["step"] = zeros((), dtype=_scalar_dtype()).fill_(float(st["step"]))
+
+    def step(self, closure=None):
+        """Performs one optimization step; `closure` re-evaluates the model and returns the loss."""
+        loss = self._eval_closure(closure)
+        prev = _grad_state.enabled
+        _grad_state.enabled = False
+        try:
+            states = self.state
+            for group in self.param_groups:
+                beta1, beta2 = group["betas"]
+                beta1, beta2 = _to_scalar(beta1), _to_scalar(beta2)
+                lr = _to_scalar(group["lr"])
+                weight_decay = group["weight_decay"]
+                eps = group["eps"]
+                amsgrad = group["amsgrad"]
+                maximize = group["maximize"]
+                decoupled = group["decoupled_weight_decay"]
+                for p in group["params"]:
+                    g = p.grad
+                    if g is None:
+                        continue
+                    st = states[p]
+                    if not st:
+                        st["step"] = zeros((), dtype=_scalar_dtype())
+                        st["exp_avg"] = zeros_like(p)
+                        st["exp_avg_sq"] = zeros_like(p)
+                        if amsgrad:
+                            st["max_exp_avg_sq"] = zeros_like(p)
+                    if maximize:
+                        g = -g
+                    step_t = st["step"]
+                    step_t.add_(1)
+                    if weight_decay != 0:
+                        if decoupled:
+                            p.mul_(1 - lr * weight_decay)
+                        else:
+                            g = g.add(p, alpha=weight_decay)
+                    exp_avg = st["exp_avg"]
+                    exp_avg_sq = st["exp_avg_sq"]
+                    exp_avg.lerp_(g, 1 - beta1)
+                    exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                    step = step_t.item()
+                    bias_correction1 = 1 - beta1 ** step
+                    bias_correction2 = 1 - beta2 ** step
+                    step_size = lr / bias_correction1
+                    bias_correction2_sqrt = bias_correction2 ** 0.5
+                    if amsgrad:
+                        max_sq = st["max_exp_avg_sq"]
+                        max_sq.clamp_(min=exp_avg_sq)  # in-place maximum(max_sq, exp_avg_sq)
+                        denom = max_sq.sqrt()
+                    else:
+                        denom = exp_avg_sq.sqrt()
+                    denom.div_(bias_correction2_sqrt).add_(eps)
+                    p.addcdiv_(exp_avg, denom, value=-step_size)
+        finally:
+            _grad_state.enabled = prev
+        return loss

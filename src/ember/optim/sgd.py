@@ -1,0 +1,89 @@
+"""SGD with momentum, dampening, Nesterov momentum, weight decay and maximize (PyTorch's numerics)."""
+from __future__ import annotations
+
+from ..autograd.grad_mode import state as _grad_state
+from .optimizer import Optimizer, _to_scalar, required
+
+__all__ = ["SGD"]
+
+
+def _check_impl_flags(name, foreach, fused, differentiable, capturable=False):
+    if fused:
+        raise RuntimeError(f"{name}: fused=True is not supported by ember (the single-tensor loop is used)")
+    if differentiable:
+        raise RuntimeError(f"{name}: differentiable=True is not supported by ember")
+    if capturable:
+        raise RuntimeError(f"{name}: capturable=True is not supported by ember")
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent (optionally with momentum), as `torch.optim.SGD`.
+
+    Per parameter with gradient g (negated when maximize):
+        g = g + weight_decay * p
+        buf = g (first step) or momentum * buf + (1 - dampening) * g
+        g = g + momentum * buf (nesterov) or buf
+        p = p - lr * g
+    `foreach` is accepted and ignored (ember always runs the per-tensor loop).
+    """
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
+                 maximize=False, foreach=None, differentiable=False, fused=None):
+        if lr is not required and _to_scalar(lr) < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        _check_impl_flags("SGD", foreach, fused, differentiable)
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize, foreach=foreach, differentiable=differentiable,
+                        fused=fused)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, defaults)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("nesterov", False)
+            group.setdefault("maximize", False)
+            group.setdefault("foreach", None)
+            group.setdefault("differentiable", False)
+            group.setdefault("fused", False)
+
+    def step(self, closure=None):
+        """Performs one optimization step; `closure` re-evaluates the model and returns the loss."""
+        loss = self._eval_closure(closure)
+        prev = _grad_state.enabled
+        _grad_state.enabled = False
+        try:
+            states = self.state
+            for group in self.param_groups:
+                lr = _to_scalar(group["lr"])
+                weight_decay = _to_scalar(group["weight_decay"])
+                momentum = group["momentum"]
+                dampening = group["dampening"]
+                nesterov = group["nesterov"]
+                maximize = group["maximize"]
+                for p in group["params"]:
+                    g = p.grad
+                    if g is None:
+                        continue
+                    if maximize:
+                        g = -g
+                    if weight_decay != 0:
+                        g = g.add(p, alpha=weight_decay)
+                    if momentum != 0:
+                        st = states[p]
+                        buf = st.get("momentum_buffer")
+                        if buf is None:
+                            buf = g.detach().clone()
+                            st["momentum_buffer"] = buf
+                        else:
+                            buf.mul_(momentum).add_(g, alpha=1 - dampening)
+                        g = g.add(buf, alpha=momentum) if nesterov else buf
+                    p.add_(g, alpha=-lr)
+        finally:
+            _grad_state.enabled = prev
+        return loss
