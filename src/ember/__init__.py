@@ -49,3 +49,4 @@ del _name, _op
 reshape = _OPS["reshape"].fn
 swapaxes = swapdims = _OPS["transpose"].fn
 moveaxis = movedim
+from . import nn  # noqa: F401,E402
