@@ -61,42 +61,46 @@ def diagonal_backward(grad, shape, offset, dim1, dim2):
 
 
 def unfold_backward(grad, shape, dimension, size, step):
-    """Windows may overlap: add each window's grad into its span."""
-    from ..ops.view import movedim
+    """Windows may overlap: for each offset j inside a window, add the j-th elements of all windows
+    (a strided slice of the input) at once."""
     z = zeros_for(grad, shape)
-    d = normalize_dim(dimension, len(shape)) if shape else 0
-    n = grad.shape[d] if shape else grad.shape[0]
-    for i in range(n):
-        win = _f("select")(grad, d if shape else 0, i)          # window dim is last
-        win = movedim(win, -1, d) if shape else win
-        target = _f("slice")(z, d, i * step, i * step + size, 1) if shape else z
-        _f("add_")(target, win)
+    if not shape:
+        return _f("add")(z, _f("reshape")(grad, *shape))
+    d = normalize_dim(dimension, len(shape))
+    n = grad.shape[d]  # number of windows
+    if n == 0:
+        return z
+    for j in range(size):
+        target = _f("slice")(z, d, j, j + step * (n - 1) + 1, step)
+        _f("add_")(target, _f("select")(grad, -1, j))
     return z
+
+
+def _storage_index(shape, stride, offset, device):
+    """The storage element index of every position of a strided view, as an int64 tensor."""
+    idx = _f("full")(tuple(shape), offset, dtype=_int64(), device=device)
+    for k, (n, st) in enumerate(zip(shape, stride)):
+        view = [1] * len(shape)
+        view[k] = n
+        idx = idx + _f("reshape")(_f("arange")(n, dtype=_int64(), device=device) * st, *view)
+    return idx
+
+
+def _int64():
+    from ..core.dtype import int64
+    return int64
 
 
 def as_strided_backward(grad, self, size, stride, storage_offset):
     """Scatter-add the grad of an as_strided view back onto the input's elements (handles overlap)."""
-    import numpy as np
-    from .._tensor import Tensor
-    off = self.storage_offset() if storage_offset is None else storage_offset
+    off = self._offset if storage_offset is None else storage_offset
     span = max([self._offset + sum((n - 1) * s for n, s in zip(self._shape, self._stride)) + 1,
                 off + sum((n - 1) * s for n, s in zip(size, stride)) + 1, 1])
-    # element index in storage of every output position, and of every input position
-    out_idx = np.full(tuple(size), off, np.int64)
-    for k, (n, s) in enumerate(zip(size, stride)):
-        shp = [1] * len(size)
-        shp[k] = n
-        out_idx = out_idx + (np.arange(n, dtype=np.int64) * s).reshape(shp)
-    in_idx = np.full(tuple(self._shape), self._offset, np.int64)
-    for k, (n, s) in enumerate(zip(self._shape, self._stride)):
-        shp = [1] * len(self._shape)
-        shp[k] = n
-        in_idx = in_idx + (np.arange(n, dtype=np.int64) * s).reshape(shp)
-    flat = zeros_for(grad, (span,))
-    oi = Tensor._from_numpy(out_idx.reshape(-1))
-    flat = _f("index_add")(flat, 0, oi, _f("reshape")(grad, -1))
-    ii = Tensor._from_numpy(np.ascontiguousarray(in_idx).reshape(-1))
-    return _f("reshape")(_f("index_select")(flat, 0, ii), *self._shape)
+    dev = grad.device
+    out_idx = _f("reshape")(_storage_index(size, stride, off, dev), -1)
+    in_idx = _f("reshape")(_storage_index(self._shape, self._stride, self._offset, dev), -1)
+    flat = _f("index_add")(zeros_for(grad, (span,)), 0, out_idx, _f("reshape")(grad, -1))
+    return _f("reshape")(_f("index_select")(flat, 0, in_idx), *self._shape)
 
 
 def inverse_permutation(dims):
