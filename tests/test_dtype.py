@@ -137,6 +137,16 @@ def test_default_dtype(restore_default_dtype):
     assert ember.get_default_dtype() is ember.float32
 
 
+def test_default_dtype_is_process_wide(restore_default_dtype):
+    import threading
+    ember.set_default_dtype(ember.float64)
+    seen = []
+    th = threading.Thread(target=lambda: seen.append((ember.get_default_dtype(), ember.tensor([1.0]).dtype)))
+    th.start()
+    th.join()
+    assert seen == [(ember.float64, ember.float64)]
+
+
 def test_promotion_through_ops():
     def pair(name, values, shape=None):
         t = torch.tensor(values, dtype=DTYPES[name][1])

@@ -233,7 +233,8 @@ def test_binary_scalar(name, dt):
         check(e_fn, t_fn, (ea[0, 0], s), (ta[0, 0], s), rtol, atol)  # 0-dim tensor with a scalar
 
 
-@pytest.mark.parametrize("name", sorted(BINARY))
+@pytest.mark.parametrize("name", ["mul", "remainder", "floor_divide", "fmod", "pow", "atan2", "hypot", "bitwise_and",
+                                  "eq", "lt", "logical_and", "maximum", "fmin"])
 def test_binary_mixed_dtypes(name):
     """Promotion through real ops: all 100 dtype pairs, dimensioned and 0-dim operands."""
     e_fn, t_fn = getattr(ember, name), t_binary(name)
@@ -342,8 +343,10 @@ def test_bitwise_errors():
         ember.bitwise_and(f, f)
     with pytest.raises(RuntimeError):
         f | 1
-    with pytest.raises(RuntimeError):
+    with pytest.raises(TypeError):  # as torch: TypeError from the operator, RuntimeError from the op
         ~f
+    with pytest.raises(RuntimeError):
+        ember.bitwise_not(f)
     with pytest.raises(RuntimeError):
         ember.tensor([1, 2]) & 1.5
     b = ember.tensor([True, False])
@@ -534,7 +537,7 @@ def test_activation_tails():
                             (F.leaky_relu, ember.leaky_relu, {}), (F.silu, ember.silu, {})):
             assert_same(efn(ex, **kw), fn(x.double(), **kw).to(DTYPES[dt][1]), rtol=2e-7 if dt == "float64" else 2e-5,
                         atol=1e-44 if dt == "float64" else 1e-7)
-    with pytest.raises(ValueError):
+    with pytest.raises(RuntimeError, match="approximate"):
         ember.gelu(e, approximate="fast")
 
 
@@ -725,20 +728,45 @@ def test_int_to_smaller_int_wraps():
         assert_same(getattr(e, m)(), getattr(t, m)())
 
 
+def test_float64_to_low_precision_rounds_through_float32():
+    """torch narrows double to half/bfloat16 through float: some values round differently than directly."""
+    x = torch.tensor([-890.74998212, -623.250016, 645.74998631, 1114.50000537, 1 + 2 ** -11 + 2 ** -40],
+                     dtype=torch.float64)
+    e = from_torch(x)
+    for m in ("half", "bfloat16"):
+        assert_same(getattr(e, m)(), getattr(x, m)(), rtol=0, atol=0)
+        d = ember.zeros(5, dtype=e.half().dtype if m == "half" else ember.bfloat16)
+        td = torch.zeros(5, dtype=torch.float16 if m == "half" else torch.bfloat16)
+        assert_same(d.copy_(e), td.copy_(x), rtol=0, atol=0)
+        assert_same(d.zero_().add_(e), td.zero_().add_(x), rtol=0, atol=0)
+        assert_same(d.zero_() + e[0], td.zero_() + x[0], rtol=0, atol=0)
+    h = ember.zeros(5, dtype=ember.float16)
+    th = torch.zeros(5, dtype=torch.float16)
+    for v in x.tolist():
+        assert_same(h + v, th + v, rtol=0, atol=0)
+
+
 def test_float_to_bool_and_special():
     t = torch.tensor([0.0, -0.0, 0.1, float("nan"), float("inf")])
     e = from_torch(t)
     assert_same(e.bool(), t.bool())
     assert_same(e.half(), t.half())
     assert_same(e.bfloat16(), t.bfloat16())
-    big = torch.tensor([1e6, 70000.0, -1e39 if False else -3e38], dtype=torch.float32)
+    big = torch.tensor([1e6, 70000.0, 65519.0, 65520.0, -3e38, 3.4e38], dtype=torch.float32)  # overflow to inf
     assert_same(from_torch(big).half(), big.half())
     assert_same(from_torch(big).bfloat16(), big.bfloat16())
+    assert_same(from_torch(big.double()).float(), big.double().float())
     # float -> int truncates toward zero
     t = torch.tensor([1.7, -1.7, 2.5, -2.5, 0.0])
     assert_same(from_torch(t).long(), t.long())
-    assert_same(from_torch(t).to(ember.uint8)[::2], t.abs().to(torch.uint8)[::2]) \
-        if False else assert_same(from_torch(t.abs()).byte(), t.abs().byte())
+    assert_same(from_torch(t.abs()).byte(), t.abs().byte())
+    # rounding to nearest even when narrowing floats, and ints beyond float precision
+    t = torch.tensor([1 + 2 ** -11, 1 + 3 * 2 ** -11, 1 + 2 ** -8 + 2 ** -20], dtype=torch.float64)
+    for m in ("half", "bfloat16", "float"):
+        assert_same(getattr(from_torch(t), m)(), getattr(t, m)(), rtol=0, atol=0)
+    i = torch.tensor([2 ** 24 + 1, 2 ** 53 + 1, -(2 ** 62) - 3, 2049, 4097])
+    for m in ("half", "bfloat16", "float", "double"):
+        assert_same(getattr(from_torch(i), m)(), getattr(i, m)(), rtol=0, atol=0)
 
 
 @each_dtype()
@@ -825,6 +853,16 @@ def test_fill_casts_like_torch():
     for dt in INTS:
         e, t = make_pair((3,), dt)
         check(ember.Tensor.fill_, torch.Tensor.fill_, (e, 2.7), (t, 2.7))
+        for v in (-1, 255, 256, -129, -255, -256, 2 ** 31, 2 ** 63 - 1, 1e19, float("nan"), float("inf")):
+            check(ember.Tensor.fill_, torch.Tensor.fill_, (e, v), (t, v))  # out of range: RuntimeError
+        check(ember.Tensor.fill_, torch.Tensor.fill_, (e, ember.tensor(300)), (t, torch.tensor(300)))  # wraps
+    for dt in FLOATS:
+        e, t = make_pair((3,), dt)
+        for v in (1e6, 65519.0, 1e300, float("inf"), -float("nan"), 1 + 2 ** -11 + 2 ** -30, 3):
+            check(ember.Tensor.fill_, torch.Tensor.fill_, (e, v), (t, v), rtol=0, atol=0)
+        for v in (1e6, 1 + 2 ** -11 + 2 ** -30):
+            ev, tv = ember.tensor(v, dtype=ember.float64), torch.tensor(v, dtype=torch.float64)
+            check(ember.Tensor.fill_, torch.Tensor.fill_, (e, ev), (t, tv), rtol=0, atol=0)
     e, t = make_pair((3,), "float16")
     check(ember.Tensor.fill_, torch.Tensor.fill_, (e, 1e6), (t, 1e6))
     e, t = make_pair((3,), "bool")
@@ -880,11 +918,91 @@ def test_inplace_on_view_shares_version_and_base():
 
 
 def test_inplace_with_aliasing_input():
+    """Inputs overlapping self: torch refuses most of these; ember reads the inputs first (clone semantics)."""
     a = ember.arange(6, dtype=ember.float32)
     ta = torch.arange(6, dtype=torch.float32)
     a[1:].add_(a[:-1])
-    ta[1:].add_(ta[:-1].clone())  # torch's result for overlapping inputs is unspecified; ember reads first
+    ta[1:].add_(ta[:-1].clone())
     assert_same(a, ta)
+    for dt in ("float32", "int64", "float16"):
+        e, t = make_pair((3, 3), dt, low=1, high=3)
+        for f in (lambda x, y: x.add_(y), lambda x, y: x.mul_(y), lambda x, y: x.sub_(y, alpha=2),
+                  lambda x, y: x.clamp_(min=y), lambda x, y: x.addcmul_(y, y) if dt != "int64" else x.add_(y)):
+            ec, tc = e.clone(), t.clone()
+            f(ec, ec.t())
+            f(tc, tc.t().clone())
+            assert_same(ec, tc)
+            ec, tc = e.clone(), t.clone()
+            f(ec, ec)
+            f(tc, tc.clone())
+            assert_same(ec, tc)
+
+
+def test_inplace_into_expanded_tensor_refused():
+    for f in (lambda x: x.add_(1), lambda x: x.exp_(), lambda x: x.mul_(2), lambda x: x.clamp_(0, 1),
+              lambda x: x.lerp_(x, 0.5), lambda x: x.addcmul_(x, x), lambda x: x.nan_to_num_(),
+              lambda x: x.eq_(1), lambda x: x.copy_(x.clone()), lambda x: x.fill_(1), lambda x: x.zero_(),
+              lambda x: x.neg_(), lambda x: x.sub_(1, alpha=2), lambda x: x.div_(2), lambda x: x.pow_(2)):
+        e, t = ember.zeros(1, 4), torch.zeros(1, 4)
+        check(f, f, (e.expand(3, 4),), (t.expand(3, 4),))
+        assert_same(e, t)
+        check(f, f, (e.expand(1, 4),), (t.expand(1, 4),))  # size-1 expanded dims are fine
+        assert_same(e, t)
+
+
+def test_inplace_errors_leave_self_untouched():
+    for dt in ("float32", "int32", "float16"):
+        e, t = make_pair((3, 1), dt, low=1, high=3)
+        big, tbig = make_pair((3, 4), dt, low=1, high=3, seed=1)
+        for f in (lambda x, y: x.add_(y), lambda x, y: x.sub_(y, alpha=2), lambda x, y: x.mul_(y),
+                  lambda x, y: x.div_(y) if dt != "int32" else x.floor_divide_(y), lambda x, y: x.remainder_(y),
+                  lambda x, y: x.clamp_(min=y), lambda x, y: x.clamp_(x, y), lambda x, y: x.clamp_(y, y),
+                  lambda x, y: x.addcmul_(y, y), lambda x, y: x.addcdiv_(y, y),
+                  lambda x, y: x.lerp_(y, 0.3) if dt != "int32" else x.add_(y),
+                  lambda x, y: x.copy_(y)):
+            ec, tc = e.clone(), t.clone()
+            v0 = ec._version
+            check(f, f, (ec, big), (tc, tbig))
+            assert_same(ec, t)  # unchanged
+            assert ec._version == v0
+    i = ember.tensor([4, 5, 6])
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        i.floor_divide_(ember.tensor([1, 0, 1]))
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        i.remainder_(0)
+    assert i.tolist() == [4, 5, 6] and i._version == 0
+
+
+def test_inplace_fast_paths_match_generic():
+    """Same-dtype in-place ops write straight into self; mixed/low-precision ones go through a cast."""
+    for dt in ALL:
+        for other_dt in ("float64", "int64", dt):
+            e, t = make_pair((3, 4), dt, low=1, high=3, layout="transposed")
+            o, to_ = make_pair((4,), other_dt, low=1, high=2, seed=3)
+            for name, args in (("add_", (o,)), ("sub_", (o,)), ("mul_", (o,)), ("div_", (o,)), ("clamp_", (o, None)),
+                               ("clamp_", (None, 2)), ("addcmul_", (o, o)), ("addcdiv_", (o, o)), ("lerp_", (o, 0.25)),
+                               ("lerp_", (o, 0.75)), ("exp_", ()), ("neg_", ()), ("floor_", ()), ("sqrt_", ())):
+                targs = tuple(to_ if a is o else a for a in args)
+                ec, tc = e.clone(), t.clone()
+                r = check(getattr(ember.Tensor, name), getattr(torch.Tensor, name), (ec, *args), (tc, *targs),
+                          *tol(dt, loose=True))
+                if r is not None:
+                    assert r is ec
+                    assert_same(ec, tc, *tol(dt, loose=True))
+
+
+def test_erf_gelu_large_and_strided():
+    """erf in float32 runs in blocks past 131072 elements."""
+    x = torch.randn(300, 700, generator=torch.Generator().manual_seed(0)) * 3
+    e = from_torch(x)
+    assert_same(ember.erf(e), torch.erf(x), rtol=2e-6, atol=1e-6)
+    assert_same(ember.erf(e.t()), torch.erf(x.t()), rtol=2e-6, atol=1e-6)
+    assert_same(ember.erf(e[:, ::3]), torch.erf(x[:, ::3]), rtol=2e-6, atol=1e-6)
+    # torch's float32 gelu is off by up to 1.2e-6 in the tails, ember's by 0.9e-6: compare with float64
+    assert_same(ember.gelu(e), F.gelu(x.double()).float(), rtol=2e-6, atol=1e-6)
+    assert_same(ember.gelu(e), F.gelu(x), rtol=2e-6, atol=3e-6)
+    assert_same(ember.erf(e.double()), torch.erf(x.double()), rtol=1e-14, atol=1e-15)
+    assert_same(ember.erf(e.half()), torch.erf(x.half()))
 
 
 def test_scalar_kinds():
@@ -905,8 +1023,6 @@ def test_to_torch_roundtrip_sanity():
     assert E2T[e.dtype] == t.dtype
 
 
-@pytest.mark.xfail(strict=True, reason="operators.py: `~` on a float tensor should raise TypeError and unary `+` "
-                                       "on a bool tensor RuntimeError, as torch does (reported)")
 def test_operator_error_types():
     with pytest.raises(TypeError):
         ~ember.ones(2)
@@ -914,8 +1030,6 @@ def test_operator_error_types():
         +ember.ones(2, dtype=ember.bool)
 
 
-@pytest.mark.xfail(strict=True, reason="_tensor.py/operators.py: NumPy scalars on the left (np.float64(2) * t) and "
-                                       "np.bool_ operands turn the tensor into an ndarray (reported)")
 def test_numpy_scalar_operands():
     e = ember.tensor([1, 2, 3])
     assert isinstance(np.float64(0.5) * e, ember.Tensor)

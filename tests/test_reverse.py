@@ -134,8 +134,8 @@ def test_checkpoint_resume_gives_the_same_next_losses(tmp_path):
 
 def test_main_job_runs_end_to_end(tmp_path):
     res = reverse.main(["--steps", "60", "--warmup", "10", "--batch-size", "16", "--d-model", "32", "--ff", "64", "--max-len", "4",
-                        "--eval-every", "30", "--eval-samples", "64", "--no-progress", "--out", str(tmp_path)])
+                        "--num-symbols", "6", "--eval-every", "30", "--eval-samples", "64", "--no-progress", "--out", str(tmp_path)])
     assert (tmp_path / "checkpoint.safetensors").exists() and (tmp_path / "history.json").exists()
-    assert math.isfinite(res["final_loss"]) and res["final_loss"] < 2.0
+    assert math.isfinite(res["final_loss"]) and res["final_loss"] < 0.8 * res["first_loss"]
     ck = ember.load(tmp_path / "checkpoint.safetensors")
     assert ck["step"] == 60 and "tok.weight" in ck["model"]

@@ -106,6 +106,7 @@ CASES = [
     ("getitem_neg_slice", lambda x: x[:, -2:-1, -3:]), ("getitem_nones", lambda x: x[None, 0, None, ..., None]),
     ("getitem_np_int", lambda x: x[np.int64(1)]), ("getitem_big_step", lambda x: x[:, ::5]),
     ("chain", lambda x: x.transpose(0, 1)[1:].unsqueeze(0).expand(2, 2, 2, 4).select(-1, 3)),
+    ("unfold_0", lambda x: x.unfold(0, 0, 1)), ("narrow_tensor_start", lambda x: x.narrow(0, x.new_tensor(1).long(), 1)),
 ]
 
 
@@ -284,6 +285,9 @@ ERRORS = [
     (lambda x: x[0, 0, 0].chunk(1), RuntimeError, None), (lambda x: x[0, 0, 0].split(1), RuntimeError, None),
     (lambda x: x[0, 0, 0].unbind(), IndexError, None), (lambda x: x[0, 0, 0].diagonal(), IndexError, None),
     (lambda x: x[0, 0, 0].unfold(0, 2, 1), RuntimeError, None),
+    (lambda x: x.as_strided((2,), (1,), -1), RuntimeError, "storage offset"),
+    (lambda x: x.unfold(0, -1, 1), RuntimeError, None), (lambda x: x.unflatten(1, ()), RuntimeError, "non-empty"),
+    (lambda x: x.split([4, -1], 2), RuntimeError, "non-negative"), (lambda x: x.expand(2, 3, -2), RuntimeError, None),
 ]
 
 
@@ -496,11 +500,12 @@ def test_random_view_chains(case):
     check_write_through(ev, e, tv, t)
 
 
-@pytest.mark.xfail(strict=True, reason="dispatch/registry.py: a variadic int[]... called with no arguments at all "
-                                       "should raise TypeError like torch (x.permute(), x.expand()) (reported)")
-def test_variadic_without_arguments():
-    x = ember.tensor(1.0)
-    with pytest.raises(TypeError):
-        x.permute()
-    with pytest.raises(TypeError):
-        x.expand()
+def test_empty_tensors_are_contiguous():
+    e = ember.empty(3, 0).t()
+    assert e.is_contiguous() == torch.empty(3, 0).t().is_contiguous()
+    assert e.contiguous() is e
+
+
+def test_zero_dim_integer_tensor_index_is_a_view():
+    e, t = base_pair(SHAPE)
+    assert_view(e[ember.tensor(1)], t[torch.tensor(1)], e, t)

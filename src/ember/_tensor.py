@@ -37,6 +37,8 @@ class Size(tuple):
 
 
 class Tensor:
+    __array_ufunc__ = None  # `np.float64(2) * t` defers to Tensor.__rmul__ instead of making an ndarray
+
     __slots__ = ("_storage", "_shape", "_stride", "_offset", "_dtype", "_np", "_base",
                  "requires_grad", "grad", "_grad_fn", "_out_nr", "_vver", "__weakref__", "__dict__")
 
@@ -191,6 +193,8 @@ class Tensor:
         return False
 
     def is_contiguous(self, memory_format=None) -> bool:
+        if 0 in self._shape:
+            return True
         expected = 1
         for n, s in zip(reversed(self._shape), reversed(self._stride)):
             if n != 1:

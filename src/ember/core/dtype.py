@@ -197,9 +197,13 @@ def result_type(*operands) -> dtype:
             if isinstance(x, dtype):
                 raise TypeError("result_type expects tensors or scalars, not dtypes; use promote_types")
             d = scalar_dtype(x)
-            wrapped = d if wrapped is None else _PROMOTE[(wrapped, d)]
+            wrapped = d if wrapped is None or wrapped is d else _PROMOTE[(wrapped, d)]
         elif x._shape:
-            dim = d if dim is None else _PROMOTE[(dim, d)]
+            dim = d if dim is None or dim is d else _PROMOTE[(dim, d)]
         else:
-            zero = d if zero is None else _PROMOTE[(zero, d)]
-    return _combine(dim, _combine(zero, wrapped))
+            zero = d if zero is None or zero is d else _PROMOTE[(zero, d)]
+    if dim is not None:
+        if zero is None and (wrapped is None or dim.category >= wrapped.category):
+            return dim  # the common case: nothing of a higher category below the dimensioned tensors
+        return _combine(dim, _combine(zero, wrapped))
+    return _combine(zero, wrapped)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 from ..core.device import CPU, canonical
 from ..core.shape import as_shape
 from .schema import Schema, parse_schema
@@ -17,7 +19,7 @@ from .schema import Schema, parse_schema
 __all__ = ["Op", "OPS", "defop", "get_op"]
 
 OPS: dict = {}
-_SCALARS = frozenset((int, float, bool))
+_SCALARS = frozenset((int, float, bool, np.bool_))
 
 
 class Op:

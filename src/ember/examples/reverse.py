@@ -193,7 +193,7 @@ def main(argv=None) -> dict:
     ckpt = os.path.join(args.out, "checkpoint.safetensors")
     ember.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": args.steps,
                 "args": vars(args)}, ckpt)
-    result = {"final_loss": history["loss"][-1], "val_loss": history["eval_loss"][-1],
+    result = {"first_loss": history["loss"][0], "final_loss": history["loss"][-1], "val_loss": history["eval_loss"][-1],
               "val_exact_acc": history["eval_acc"][-1], "seconds": elapsed, "device": device,
               "parameters": n_params, "steps": args.steps}
     with open(os.path.join(args.out, "history.json"), "w") as f:

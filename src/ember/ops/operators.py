@@ -16,7 +16,7 @@ from ..core.device import canonical
 from ..dispatch import OPS
 
 _f = {name: op.fn for name, op in OPS.items()}
-_Number = (int, float, bool, numbers.Number)
+_Number = (int, float, bool, np.bool_, numbers.Number)
 
 
 def _binary(name):
@@ -60,6 +60,18 @@ def _matmul(self, other):
     return NotImplemented
 
 
+def _invert(self):
+    if self._dtype.category == 2:
+        raise TypeError(f"~ (bitwise_not) is only defined for integer and bool tensors, got {self._dtype}")
+    return _f["bitwise_not"](self)
+
+
+def _pos(self):
+    if self._dtype is D.bool:
+        raise RuntimeError("unary + is not supported for bool tensors")
+    return self
+
+
 def _rmatmul(self, other):
     return NotImplemented
 
@@ -78,7 +90,7 @@ _OPERATORS = {
     "__xor__": _binary("bitwise_xor"), "__rxor__": _reflected("bitwise_xor"), "__ixor__": _inplace("bitwise_xor_"),
     "__eq__": _binary("eq"), "__ne__": _binary("ne"), "__lt__": _binary("lt"), "__le__": _binary("le"),
     "__gt__": _binary("gt"), "__ge__": _binary("ge"),
-    "__neg__": _f["neg"], "__abs__": _f["abs"], "__invert__": _f["bitwise_not"], "__pos__": lambda self: self,
+    "__neg__": _f["neg"], "__abs__": _f["abs"], "__invert__": _invert, "__pos__": _pos,
     "__matmul__": _matmul, "__rmatmul__": _rmatmul,
 }
 for _name, _fn in _OPERATORS.items():
@@ -146,6 +158,8 @@ def _split_index(self, idx):
         idx = tuple(idx)  # torch reads x[[0, 1], [2, 0]] as x[(0, 1), (2, 0)] (NumPy's legacy rule)
     elif not isinstance(idx, tuple):
         idx = (idx,)
+    if any(_int_like(x) for x in idx):
+        idx = tuple(int(x) if _int_like(x) else x for x in idx)
     if not any(_is_advanced(x) or isinstance(x, bool) for x in idx):
         return _index_view(self, idx), None
     idx = tuple(_as_index_tensor(x, self.device) if _is_advanced(x) else x for x in idx)
@@ -180,6 +194,11 @@ def _split_index(self, idx):
     if all(a is None for a in adv):
         return view, None
     return view, adv  # trailing dims left out are taken whole
+
+
+def _int_like(x):
+    """A 0-dim integer tensor index acts as an int (a view), as in torch."""
+    return isinstance(x, Tensor) and not x._shape and x._dtype.category == 1
 
 
 def _getitem(self, idx):

@@ -21,17 +21,24 @@ def _view_kernel(name):
 
 def infer_size(shape: tuple, n: int) -> tuple:
     """Resolves one -1 in `shape` for a tensor of `n` elements."""
-    neg = [i for i, s in enumerate(shape) if s == -1]
-    if len(neg) > 1:
-        raise RuntimeError(f"only one dimension can be inferred, got shape {list(shape)}")
-    if any(s < -1 for s in shape):
-        raise RuntimeError(f"invalid shape dimension in {list(shape)}")
-    known = numel(s for s in shape if s != -1)
-    if neg:
-        if known == 0 or n % known:
+    known, neg = 1, -1
+    for i, s in enumerate(shape):
+        if s >= 0:
+            known *= s
+        elif s != -1:
+            raise RuntimeError(f"invalid shape dimension {s} at index {i} of shape {list(shape)}")
+        elif neg >= 0:
+            raise RuntimeError(f"only one dimension can be inferred, got shape {list(shape)}")
+        else:
+            neg = i
+    if neg >= 0:
+        if known == 0:
+            raise RuntimeError(f"cannot reshape tensor of {n} elements into shape {list(shape)} because the "
+                               f"unspecified dimension size -1 can be any value and is ambiguous")
+        if n % known:
             raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {n}")
-        shape = shape[:neg[0]] + (n // known,) + shape[neg[0] + 1:]
-    elif known != n:
+        return shape[:neg] + (n // known,) + shape[neg + 1:]
+    if known != n:
         raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {n}")
     return shape
 
@@ -46,6 +53,8 @@ def view_strides(old_shape, old_stride, new_shape):
         return contiguous_strides(new_shape)
     if numel(old_shape) == 0:
         return tuple(old_stride) if tuple(old_shape) == tuple(new_shape) else contiguous_strides(new_shape)
+    if old_stride == contiguous_strides(old_shape):  # contiguous: the common case
+        return contiguous_strides(new_shape)
     new_stride = [0] * len(new_shape)
     view_d = len(new_shape) - 1
     chunk_base = old_stride[-1]
@@ -141,6 +150,8 @@ def _as_strided_impl(self, size, stride, storage_offset=None):
     if any(s < 0 for s in size) or any(s < 0 for s in stride):
         raise RuntimeError(f"as_strided: negative size or stride in size={list(size)}, stride={list(stride)}")
     off = self._offset if storage_offset is None else storage_offset
+    if off < 0:
+        raise RuntimeError(f"as_strided: invalid storage offset {off}")
     if numel(size):
         last = off + sum((n - 1) * s for n, s in zip(size, stride))
         if last * self._dtype.itemsize + self._dtype.itemsize > self._storage.nbytes:
@@ -286,6 +297,8 @@ def _unfold_impl(self, dimension, size, step):
     n = len(self._shape)
     d = normalize_dim(dimension, n)
     cur = self._shape[d] if n else 1
+    if size < 0:
+        raise RuntimeError(f"unfold: size is {size} but must be >= 0")
     if size > cur:
         raise RuntimeError(f"unfold: maximum size for tensor at dimension {d} is {cur} but size is {size}")
     if step <= 0:
@@ -349,7 +362,7 @@ def t(self: Tensor) -> Tensor:
     n = len(self._shape)
     if n > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {n}D; use transpose(dim0, dim1)")
-    return transpose(self, 0, 1) if n == 2 else view(self, *self._shape)
+    return transpose(self, 0, 1) if n == 2 else view(self, self._shape)
 
 
 def tensor_view(self: Tensor, *shape):
@@ -363,19 +376,19 @@ def reshape(self: Tensor, *shape) -> Tensor:
 
 
 def view_as(self: Tensor, other: Tensor) -> Tensor:
-    return view(self, *other._shape)
+    return view(self, other._shape)
 
 
 def reshape_as(self: Tensor, other: Tensor) -> Tensor:
-    return reshape_op(self, *other._shape)
+    return reshape_op(self, other._shape)
 
 
 def expand_as(self: Tensor, other: Tensor) -> Tensor:
-    return expand(self, *other._shape)
+    return expand(self, other._shape)
 
 
 def broadcast_to(self: Tensor, shape) -> Tensor:
-    return expand(self, *shape)
+    return expand(self, tuple(shape))
 
 
 def flatten(self: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
@@ -394,6 +407,8 @@ def unflatten(self: Tensor, dim: int, sizes) -> Tensor:
     d = normalize_dim(dim, len(self._shape))
     if not self._shape:
         raise RuntimeError(f"unflatten: dimension specified as {dim} but tensor has no dimensions")
+    if not len(sizes):
+        raise RuntimeError("unflatten: sizes must be non-empty")
     sizes = infer_size(tuple(sizes), self._shape[d])
     return view(self, *self._shape[:d], *sizes, *self._shape[d + 1:])
 
@@ -417,18 +432,24 @@ def narrow(self: Tensor, dim: int, start: int, length: int) -> Tensor:
 
 def movedim(self: Tensor, source, destination) -> Tensor:
     n = len(self._shape)
-    src = normalize_dims(source, n)
-    dst = normalize_dims(destination, n)
-    if len(src) != len(dst):
-        raise RuntimeError(f"movedim: source ({len(src)} dims) and destination ({len(dst)} dims) differ in length")
+    source = (source,) if isinstance(source, int) else tuple(source)
+    destination = (destination,) if isinstance(destination, int) else tuple(destination)
+    if len(source) != len(destination):
+        raise RuntimeError(f"movedim: Invalid source or destination dims: source ({list(source)} dims) should "
+                           f"contain the same number of dims as destination ({list(destination)} dims)")
+    src = [normalize_dim(d, n) for d in source]
+    dst = [normalize_dim(d, n) for d in destination]
+    for name, ds, given in (("source", src, source), ("destination", dst, destination)):
+        if len(set(ds)) != len(ds):
+            raise RuntimeError(f"movedim: repeated dim in `{name}` ({list(given)})")
     if n == 0:
-        return permute(self)
+        return permute(self, ())
     order = [None] * n
     for s, d in zip(src, dst):
         order[d] = s
     rest = iter(i for i in range(n) if i not in src)
     order = [o if o is not None else next(rest) for o in order]
-    return permute(self, *order)
+    return permute(self, tuple(order))
 
 
 def unbind(self: Tensor, dim: int = 0) -> tuple:
@@ -452,6 +473,9 @@ def split(self: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
         bounds = [(i, min(step, size - i)) for i in range(0, size, step)] if size else [(0, 0)]
     else:
         sections = list(split_size_or_sections)
+        if any(n < 0 for n in sections):
+            raise RuntimeError(f"split_with_sizes expects split_sizes have only non-negative entries, but got "
+                               f"split_sizes={sections}")
         if sum(sections) != size:
             raise RuntimeError(f"split_with_sizes expects split_sizes {sections} to sum exactly to {size} "
                                f"(input tensor's size at dimension {d})")
@@ -485,7 +509,7 @@ def mT(self: Tensor) -> Tensor:  # noqa: N802 - PyTorch's name
 
 
 def T(self: Tensor) -> Tensor:  # noqa: N802 - PyTorch's name
-    return permute(self, *range(len(self._shape) - 1, -1, -1))
+    return permute(self, tuple(range(len(self._shape) - 1, -1, -1)))
 
 
 _METHODS = {

@@ -57,4 +57,4 @@ def impl(name: str):
 
 
 def unsupported(op: str, dt, supported: str):
-    raise RuntimeError(f"{op}: not implemented for dtype {dt}; supported: {supported}")
+    raise NotImplementedError(f"{op}: not implemented for dtype {dt}; supported: {supported}")

@@ -25,7 +25,8 @@ from ._common import arr, impl, operand, wrap
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _F32 = np.dtype(np.float32)
-_LOWP = (D.float16, D.bfloat16)
+_F16, _BF16 = D.float16, D.bfloat16
+_LOWP = (_F16, _BF16)
 _FLOAT = frozenset((D.float16, D.bfloat16, D.float32, D.float64))
 _INT = frozenset((D.uint8, D.int8, D.int16, D.int32, D.int64))
 _BOOL = frozenset((D.bool,))
@@ -33,22 +34,54 @@ _get_default = D.get_default_dtype
 _result_type = D.result_type
 
 
+def _rt2(self, other):
+    """result_type(self, other) for a tensor `self`, with the common cases answered without the general walk:
+    equal dtypes, or a Python scalar of a category no higher than self's."""
+    dt = self._dtype
+    odt = getattr(other, "_dtype", None)
+    if odt is dt:
+        return dt
+    if odt is None:
+        c = other.__class__
+        if c is float:
+            if dt.category == 2:
+                return dt
+        elif c is int:
+            if dt.category >= 1:
+                return dt
+        elif c is bool:
+            return dt
+    return _result_type(self, other)
+
+
 # ---- operands --------------------------------------------------------------------------------
+
+_F64 = np.dtype(np.float64)
+
+
+def _narrow(a, np_dt):
+    """`a` cast to float16/bfloat16 as PyTorch does it: float64 goes through float32 (so rounds twice)."""
+    if a.dtype == _F64:
+        a = a.astype(_F32)
+    return a.astype(np_dt)
+
 
 def _lowp(v, dt):
     """An operand of a float16/bfloat16 computation as float32, rounded to `dt` first if it is not `dt`."""
     if isinstance(v, Tensor):
         a = arr(v)
         if v._dtype is not dt:
-            a = a.astype(dt.np)
+            a = _narrow(a, dt.np)
         return a.astype(_F32)
-    return _F32.type(dt.np.type(v))
+    return _F32.type(dt.np.type(_F32.type(v)))
 
 
 def _in(v, dt):
     """Operand `v` (tensor or Python scalar) in the NumPy dtype that ops of ember dtype `dt` compute in."""
-    if dt is D.float16 or dt is D.bfloat16:
+    if dt is _F16 or dt is _BF16:
         return _lowp(v, dt)
+    if v.__class__ is float:  # NumPy casts a Python float to the array's float dtype itself (NEP 50)
+        return v
     return operand(v, dt.np)
 
 
@@ -76,6 +109,15 @@ def _zero_div(name):
     raise RuntimeError(f"ZeroDivisionError: {name}: integer division by zero")
 
 
+def _internal_overlap(name, self):
+    """PyTorch refuses to write into a tensor with an expanded (stride 0) dimension."""
+    for n, st in zip(self._shape, self._stride):
+        if st == 0 and n > 1:
+            raise RuntimeError(f"{name}: unsupported operation: more than one element of the written-to tensor "
+                               f"refers to a single memory location (size {list(self._shape)}, stride "
+                               f"{list(self._stride)}); please clone() the tensor before performing the operation")
+
+
 def _broadcast_error(name, *operands):
     shapes = [x._shape for x in operands if isinstance(x, Tensor)]
     broadcast_shapes(*shapes)  # raises the readable error
@@ -98,12 +140,29 @@ _BINARY_REJECT = {
 
 # ---- unary functions -----------------------------------------------------------------------------
 
+def _fresh(r):
+    """A ufunc's result as an array that later steps may overwrite (0-d results come back as scalars)."""
+    return r if type(r) is np.ndarray else np.asarray(r)
+
+
 def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
+    r = _fresh(np.negative(x))  # 1 / (1 + exp(-x)), reusing one buffer
+    np.exp(r, out=r)
+    r += 1
+    return np.reciprocal(r, out=r)
+
+
+def _silu(x):
+    r = _fresh(np.negative(x))  # x / (1 + exp(-x))
+    np.exp(r, out=r)
+    r += 1
+    return np.divide(x, r, out=r)
 
 
 def _erf(x):
-    return special.erf(x).astype(x.dtype, copy=False)
+    if x.dtype == _F32:
+        return special.erf_f32(x)
+    return special.erf(x)  # float64
 
 
 def _int_identity(fn):
@@ -131,10 +190,14 @@ UNARY_FN = {
     "log2": np.log2, "log10": np.log10, "log1p": np.log1p, "sqrt": np.sqrt, "rsqrt": lambda x: 1.0 / np.sqrt(x),
     "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
     "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "asinh": np.arcsinh, "acosh": np.arccosh,
-    "atanh": np.arctanh, "sigmoid": _sigmoid, "erf": _erf, "silu": lambda x: x / (1.0 + np.exp(-x)),
+    "atanh": np.arctanh, "sigmoid": _sigmoid, "erf": _erf, "silu": _silu,
     "isnan": np.isnan, "isinf": np.isinf, "isfinite": np.isfinite, "isposinf": np.isposinf,
     "isneginf": np.isneginf, "logical_not": np.logical_not, "signbit": np.signbit,
 }
+# ufuncs that in-place forms can run straight into `self` (same dtype in and out, see _unary_inplace)
+_UNARY_UFUNC = {name: fn for name, fn in UNARY_FN.items() if isinstance(fn, np.ufunc) and UNARY[name] != "bool"}
+_UNARY_UFUNC.update(floor=np.floor, ceil=np.ceil, round=np.rint, trunc=np.trunc)
+_UNARY_FLOAT_ONLY = frozenset(("floor", "ceil", "round", "trunc"))  # ints: the generic path (identity)
 
 
 # ---- binary functions ----------------------------------------------------------------------------
@@ -154,7 +217,7 @@ def _int_pow(x, y):
 
 
 def _pow(x, y):
-    return _int_pow(x, y) if x.dtype.kind in "iu" else np.power(x, y)
+    return _int_pow(x, y) if getattr(x, "dtype", _F32).kind in "iu" else np.power(x, y)
 
 
 BINARY_FN = {
@@ -171,7 +234,10 @@ _INT_DIVISION = frozenset(("remainder", "fmod", "floor_divide"))
 
 # ---- registration helpers ------------------------------------------------------------------
 
-def _register(name, compute, inplace=True):
+def _register(name, compute, inplace=True, fast=None):
+    """Registers `name` (wrapping compute's result) and `name_` (casting it into self). `fast(self, *args)`,
+    if given, may do the in-place op directly into self's memory (no temporaries) and return self, or
+    return None for the generic path (which also raises every error)."""
     @impl(name)
     def out_of_place(*args):
         r, dt = compute(*args)
@@ -180,12 +246,18 @@ def _register(name, compute, inplace=True):
     if inplace:
         @impl(name + "_")
         def in_place(self, *args):
+            if 0 in self._stride:
+                _internal_overlap(name + "_", self)
+            if fast is not None and fast(self, *args) is not None:
+                return self
             r, dt = compute(self, *args)
             if dt is not self._dtype:
                 inplace_check(name + "_", self, dt)
             if r.shape != self._shape:
                 raise RuntimeError(f"{name}_: output with shape {list(self._shape)} doesn't match the "
                                    f"broadcast shape {list(r.shape)}")
+            if r.dtype == _F64 and (self._dtype is _F16 or self._dtype is _BF16):
+                r = r.astype(_F32)  # PyTorch narrows double through float
             np.copyto(arr(self), r, casting="unsafe")
             return self
 
@@ -214,7 +286,7 @@ def _binary_compute(name, rule, fn, reflected=False):
     int_division = name in _INT_DIVISION
 
     def compute(self, other):
-        cdt = _result_type(self, other)
+        cdt = _rt2(self, other)
         if rule == "same":
             dt = cdt
         elif rule == "float":
@@ -236,17 +308,60 @@ def _binary_compute(name, rule, fn, reflected=False):
     return compute
 
 
+def _unary_inplace(name, rule, ufunc):
+    """`self.exp_()` as ufunc(self, out=self), when self's dtype is the op's computation and result dtype."""
+    if ufunc is None:
+        return None
+    reject = _UNARY_REJECT.get(name, ((),))[0]
+    float_only = rule == "float" or name in _UNARY_FLOAT_ONLY
+
+    def fast(self):
+        dt = self._dtype
+        if dt is _F16 or dt is _BF16 or dt in reject or dt is D.bool or (float_only and dt.category != 2):
+            return None
+        a = arr(self)
+        ufunc(a, out=a)
+        return self
+    return fast
+
+
+def _binary_inplace(name, rule, ufunc):
+    """`self.mul_(other)` as ufunc(self, other, out=self), when no cast of self is involved."""
+    if rule == "bool" or not isinstance(ufunc, np.ufunc):
+        return None
+    reject = _BINARY_REJECT.get(name, ((),))[0]
+    int_division = name in _INT_DIVISION
+
+    def fast(self, other):
+        dt = self._dtype
+        if dt is _F16 or dt is _BF16 or dt in reject or _rt2(self, other) is not dt or \
+                (rule == "float" and dt.category != 2):
+            return None
+        y = _in(other, dt)
+        if int_division and dt.category == 1 and not np.all(y):
+            return None
+        a = arr(self)
+        try:
+            ufunc(a, y, out=a)
+        except ValueError:  # self can't hold the broadcast shape: the generic path says so
+            return None
+        return self
+    return fast
+
+
 for _name, _rule in UNARY.items():
-    _register(_name, _unary_compute(_name, _rule, UNARY_FN[_name]), inplace=(_name + "_") in OPS)
+    _register(_name, _unary_compute(_name, _rule, UNARY_FN[_name]), inplace=(_name + "_") in OPS,
+              fast=_unary_inplace(_name, _rule, _UNARY_UFUNC.get(_name)))
 for _name, _rule in BINARY.items():
     if _name != "pow":
-        _register(_name, _binary_compute(_name, _rule, BINARY_FN[_name]), inplace=(_name + "_") in OPS)
+        _register(_name, _binary_compute(_name, _rule, BINARY_FN[_name]), inplace=(_name + "_") in OPS,
+                  fast=_binary_inplace(_name, _rule, BINARY_FN[_name]))
 for _name in ("floor_divide", "remainder", "pow", "fmod", "atan2"):
     _register("_r" + _name, _binary_compute(_name, BINARY[_name], BINARY_FN[_name], reflected=True), inplace=False)
 
 
 def _pow_compute(self, other):
-    dt = _result_type(self, other)
+    dt = _rt2(self, other)
     if not isinstance(other, Tensor):  # PyTorch's pow(Tensor, Scalar) checks the scalar itself
         if dt is D.bool:
             return (arr(self).copy() if other else np.ones(self._shape, np.bool_)), dt
@@ -278,34 +393,55 @@ def _scaled(y, alpha, dt):
     if dt.category != 2 and not isinstance(alpha, (int, np.integer)):
         raise RuntimeError(f"For integral input tensors, argument alpha must not be a floating point number "
                            f"(got alpha={alpha} with dtype {dt})")
-    return y * (_F32.type(alpha) if dt is D.float16 or dt is D.bfloat16 else operand(alpha, dt.np))
+    return y * (_F32.type(alpha) if dt is _F16 or dt is _BF16 else operand(alpha, dt.np))
 
 
 def _add_compute(name, ufunc):
     def compute(self, other, alpha=1):
         if ufunc is np.subtract and (self._dtype is D.bool or _is_bool(other)):
             _sub_bool()
-        dt = _result_type(self, other)
+        dt = _rt2(self, other)
         x, y = _in(self, dt), _in(other, dt)
-        if alpha.__class__ is not int or alpha != 1:
-            y = _scaled(y, alpha, dt)
         try:
-            r = ufunc(x, y)
+            if alpha.__class__ is not int or alpha != 1:
+                y = _scaled(y, alpha, dt)
+                if type(y) is np.ndarray and y.shape == x.shape:  # y is a fresh full-size temporary
+                    return ufunc(x, y, out=y), dt
+            return ufunc(x, y), dt
         except ValueError:
             _broadcast_error(name, self, other)
-        return r, dt
     return compute
 
 
-_register("add", _add_compute("add", np.add))
-_register("sub", _add_compute("sub", np.subtract))
+def _add_inplace(ufunc):
+    def fast(self, other, alpha=1):
+        dt = self._dtype
+        if dt is _F16 or dt is _BF16 or dt is D.bool or _rt2(self, other) is not dt or \
+                (ufunc is np.subtract and _is_bool(other)):
+            return None
+        y = _in(other, dt)
+        if alpha.__class__ is not int or alpha != 1:
+            if isinstance(alpha, (bool, np.bool_)) or (dt.category != 2 and not isinstance(alpha, (int, np.integer))):
+                return None
+            y = y * operand(alpha, dt.np)
+        a = arr(self)
+        try:
+            ufunc(a, y, out=a)
+        except ValueError:
+            return None
+        return self
+    return fast
+
+
+_register("add", _add_compute("add", np.add), fast=_add_inplace(np.add))
+_register("sub", _add_compute("sub", np.subtract), fast=_add_inplace(np.subtract))
 
 
 def _rsub_compute(self, other, alpha=1):
     """other - alpha * self"""
     if self._dtype is D.bool or _is_bool(other):
         _sub_bool()
-    dt = _result_type(self, other)
+    dt = _rt2(self, other)
     x, y = _in(self, dt), _in(other, dt)
     if alpha.__class__ is not int or alpha != 1:
         x = _scaled(x, alpha, dt)
@@ -321,7 +457,7 @@ _register("rsub", _rsub_compute, inplace=False)
 
 def _div_compute(self, other, rounding_mode=None, reflected=False):
     if rounding_mode is None:
-        dt = _result_type(self, other)
+        dt = _rt2(self, other)
         if dt.category != 2:
             dt = _get_default()
         x, y = _in(self, dt), _in(other, dt)
@@ -334,7 +470,7 @@ def _div_compute(self, other, rounding_mode=None, reflected=False):
     if rounding_mode != "trunc" and rounding_mode != "floor":
         raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
                            f"{rounding_mode!r}")
-    dt = _result_type(self, other)
+    dt = _rt2(self, other)
     if dt is D.bool:
         _not_impl(f"div (rounding_mode={rounding_mode!r})", dt)
     x, y = _in(self, dt), _in(other, dt)
@@ -354,7 +490,20 @@ def _div_compute(self, other, rounding_mode=None, reflected=False):
     return q, dt
 
 
-_register("div", _div_compute)
+def _div_inplace(self, other, rounding_mode=None):
+    dt = self._dtype
+    if rounding_mode is not None or dt.category != 2 or dt is _F16 or dt is _BF16 or \
+            _rt2(self, other) is not dt:
+        return None
+    a = arr(self)
+    try:
+        np.true_divide(a, _in(other, dt), out=a)
+    except ValueError:
+        return None
+    return self
+
+
+_register("div", _div_compute, fast=_div_inplace)
 
 
 @impl("_rdiv")
@@ -377,10 +526,19 @@ def _gelu(self, approximate="none"):
     if approximate != "none" and approximate != "tanh":
         raise RuntimeError(f"gelu: approximate argument must be either 'none' or 'tanh', got {approximate!r}")
     x, dt = _float_only("gelu", self)
-    if approximate == "none":
-        r = 0.5 * x * (1.0 + _erf(x * x.dtype.type(_SQRT_HALF)))
-    else:
-        r = 0.5 * x * (1.0 + np.tanh(x.dtype.type(_SQRT_2_OVER_PI) * (x + 0.044715 * x * x * x)))
+    c = x.dtype.type
+    if approximate == "none":  # x/2 * (1 + erf(x/sqrt(2)))
+        r = _fresh(_erf(_fresh(x * c(_SQRT_HALF))))
+    else:  # x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))
+        r = _fresh(x * x)
+        r *= x
+        r *= c(0.044715)
+        r += x
+        r *= c(_SQRT_2_OVER_PI)
+        np.tanh(r, out=r)
+    r += c(1.0)
+    r *= x
+    r *= c(0.5)
     return wrap(r, dt)
 
 
@@ -410,13 +568,33 @@ def _clamp_compute(self, min=None, max=None):
         if min is not None:
             r = np.maximum(r, _in(min, dt))
         if max is not None:
-            r = np.minimum(r, _in(max, dt))
+            if min is not None and not isinstance(max, Tensor) and type(r) is np.ndarray:
+                np.minimum(r, _in(max, dt), out=r)  # r is a fresh temporary of the final shape
+            else:
+                r = np.minimum(r, _in(max, dt))
     except ValueError:
         _broadcast_error("clamp", self, min, max)
     return r, dt
 
 
-_register("clamp", _clamp_compute)
+def _clamp_inplace(self, min=None, max=None):
+    dt = self._dtype
+    if dt is _F16 or dt is _BF16 or dt is D.bool or (min is None and max is None) or \
+            (isinstance(min, Tensor) and isinstance(max, Tensor)) or \
+            _result_type(*[v for v in (self, min, max) if v is not None]) is not dt:
+        return None  # (with two tensor bounds the second could fail to broadcast after the first was applied)
+    a = arr(self)
+    try:
+        if min is not None:
+            np.maximum(a, _in(min, dt), out=a)
+        if max is not None:
+            np.minimum(a, _in(max, dt), out=a)
+    except ValueError:
+        return None
+    return self
+
+
+_register("clamp", _clamp_compute, fast=_clamp_inplace)
 
 
 @impl("where")
@@ -432,7 +610,7 @@ def _where(condition, self, other):
     return wrap(r, dt)
 
 
-def _lerp_compute(self, end, weight):
+def _lerp_check(self, end, weight):
     dt = self._dtype
     if end._dtype is not dt:
         raise RuntimeError(f"lerp: expected dtype {dt} for `end` but got dtype {end._dtype}")
@@ -440,42 +618,99 @@ def _lerp_compute(self, end, weight):
         raise RuntimeError(f"lerp: expected dtype {dt} for `weight` but got dtype {weight._dtype}")
     if dt.category != 2:
         _not_impl("lerp", dt)
+    return dt
+
+
+def _lerp_compute(self, end, weight):
+    """self + weight * (end - self), as end - (end - self) * (1 - weight) where |weight| >= 0.5 (torch's form)."""
+    dt = _lerp_check(self, end, weight)
     s, e, w = _in(self, dt), _in(end, dt), _in(weight, dt)
-    diff = e - s
     try:
-        r = np.where(np.abs(w) < 0.5, s + w * diff, e - diff * (1 - w))
+        diff = _fresh(np.subtract(e, s))
+        if isinstance(weight, Tensor):
+            return np.where(np.abs(w) < 0.5, s + w * diff, e - diff * (1 - w)), dt
     except ValueError:
         _broadcast_error("lerp", self, end, weight)
-    return r, dt
+    if abs(w) < 0.5:
+        diff *= w
+        return np.add(s, diff, out=diff), dt
+    diff *= 1 - w
+    return np.subtract(e, diff, out=diff), dt
 
 
-_register("lerp", _lerp_compute)
+def _lerp_inplace(self, end, weight):
+    dt = self._dtype
+    if dt is _F16 or dt is _BF16 or isinstance(weight, Tensor) or dt.category != 2 or end._dtype is not dt:
+        return None
+    a = arr(self)
+    e, w = _in(end, dt), _in(weight, dt)
+    diff = _fresh(np.subtract(e, a))
+    if diff.shape != a.shape:
+        return None
+    if abs(w) < 0.5:
+        diff *= w
+        np.add(a, diff, out=a)
+    else:
+        diff *= 1 - w
+        np.subtract(e, diff, out=a)
+    return self
+
+
+_register("lerp", _lerp_compute, fast=_lerp_inplace)
+
+
+def _addc_value(name, fn, self, tensor1, tensor2, value):
+    """The result dtype and `value` as a scalar of the computation, with PyTorch's checks."""
+    if fn is np.true_divide and tensor1._dtype.category != 2 and tensor2._dtype.category != 2:
+        raise RuntimeError("addcdiv: integer division with addcdiv is no longer supported; for true division "
+                           "cast tensor1 or tensor2 to a floating point dtype, for floor division use "
+                           "(input + value * tensor1 // tensor2)")
+    dt = _result_type(self, tensor1, tensor2)
+    if dt is D.bool:
+        _not_impl(name, dt)
+    if isinstance(value, (bool, np.bool_)) or (dt.category != 2 and isinstance(value, (float, np.floating))):
+        value = int(value)  # the value is cast to the tensors' dtype
+    return dt, (_F32.type(value) if dt is _F16 or dt is _BF16 else operand(value, dt.np))
 
 
 def _addc_compute(name, fn):
+    """self + value * fn(tensor1, tensor2)"""
     def compute(self, tensor1, tensor2, value=1):
-        if fn is np.true_divide and tensor1._dtype.category != 2 and tensor2._dtype.category != 2:
-            raise RuntimeError("addcdiv: integer division with addcdiv is no longer supported; for true division "
-                               "cast tensor1 or tensor2 to a floating point dtype, for floor division use "
-                               "(input + value * tensor1 // tensor2)")
-        dt = _result_type(self, tensor1, tensor2)
-        if dt is D.bool:
-            _not_impl(name, dt)
-        if isinstance(value, (bool, np.bool_)):
-            value = int(value)
-        elif dt.category != 2 and isinstance(value, (float, np.floating)):
-            value = int(value)
-        v = _F32.type(value) if dt is D.float16 or dt is D.bfloat16 else operand(value, dt.np)
+        dt, v = _addc_value(name, fn, self, tensor1, tensor2, value)
+        s = _in(self, dt)
         try:
-            r = _in(self, dt) + v * fn(_in(tensor1, dt), _in(tensor2, dt))
+            r = _fresh(fn(_in(tensor1, dt), _in(tensor2, dt)))
+            if v != 1:
+                r *= v
+            if r.shape == np.shape(s):
+                r += s
+                return r, dt
+            return np.add(s, r), dt
         except ValueError:
             _broadcast_error(name, self, tensor1, tensor2)
-        return r, dt
     return compute
 
 
-_register("addcmul", _addc_compute("addcmul", np.multiply))
-_register("addcdiv", _addc_compute("addcdiv", np.true_divide))
+def _addc_inplace(name, fn):
+    def fast(self, tensor1, tensor2, value=1):
+        dt = self._dtype
+        if dt is _F16 or dt is _BF16 or dt is D.bool or _result_type(self, tensor1, tensor2) is not dt:
+            return None
+        dt, v = _addc_value(name, fn, self, tensor1, tensor2, value)
+        a = arr(self)
+        try:
+            r = _fresh(fn(_in(tensor1, dt), _in(tensor2, dt)))
+            if v != 1:
+                r *= v
+            np.add(a, r, out=a)
+        except ValueError:
+            return None
+        return self
+    return fast
+
+
+_register("addcmul", _addc_compute("addcmul", np.multiply), fast=_addc_inplace("addcmul", np.multiply))
+_register("addcdiv", _addc_compute("addcdiv", np.true_divide), fast=_addc_inplace("addcdiv", np.true_divide))
 
 
 def _finfo(dt):
@@ -520,7 +755,7 @@ def _isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     if rtol == 0 and atol == 0:
         return wrap(close, D.bool)
     if dt.category == 2:  # PyTorch computes the errors in the tensors' dtype
-        cnp = _F32 if dt is D.float16 or dt is D.bfloat16 else dt.np
+        cnp = _F32 if dt is _F16 or dt is _BF16 else dt.np
         a, b = a.astype(cnp, copy=False), b.astype(cnp, copy=False)
         allowed = cnp.type(atol) + np.abs(cnp.type(rtol) * b)
         actual = np.abs(a - b)
@@ -542,13 +777,21 @@ def _isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
 def _to_dtype(self, dtype, copy=False):
     if dtype is self._dtype and not copy:
         return self
-    return wrap(arr(self).astype(dtype.np, order="C"), dtype)
+    a = arr(self)
+    if dtype is _F16 or dtype is _BF16:
+        return wrap(_narrow(a, dtype.np), dtype)
+    return wrap(a.astype(dtype.np, order="C"), dtype)
 
 
 @impl("copy_")
 def _copy_(self, src, non_blocking=False):
+    if 0 in self._stride:
+        _internal_overlap("copy_", self)
     try:
-        np.copyto(arr(self), arr(src), casting="unsafe")
+        s = arr(src)
+        if s.dtype == _F64 and (self._dtype is _F16 or self._dtype is _BF16):
+            s = s.astype(_F32)  # PyTorch narrows double through float
+        np.copyto(arr(self), s, casting="unsafe")
     except ValueError:
         raise RuntimeError(f"copy_: the source of shape {list(src._shape)} cannot be broadcast to the "
                            f"destination of shape {list(self._shape)}") from None
@@ -571,9 +814,9 @@ def _fill_value(value, dt):
             value = int(value)
         return np.array(value).astype(dt.np)[()]
     value = float(value)
-    if math.isfinite(value) and abs(value) > _finfo(dt).max:
+    if math.isfinite(value) and abs(value) > float(_finfo(dt).max):
         raise RuntimeError(f"fill_: value {value} cannot be converted to type {dt} without overflow")
-    return dt.np.type(value)
+    return dt.np.type(_F32.type(value)) if dt is _F16 or dt is _BF16 else dt.np.type(value)
 
 
 @impl("fill_")
@@ -582,7 +825,10 @@ def _fill_(self, value):
         if value._shape:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
                                f"{len(value._shape)} dimensions")
-        np.copyto(arr(self), arr(value), casting="unsafe")
+        v = arr(value)  # a tensor value is cast like copy_ (no range check, unlike a Python scalar)
+        if v.dtype == _F64 and (self._dtype is _F16 or self._dtype is _BF16):
+            v = v.astype(_F32)
+        np.copyto(arr(self), v, casting="unsafe")
         return self
     arr(self).fill(_fill_value(value, self._dtype))
     return self

@@ -1,8 +1,14 @@
-"""Special functions NumPy lacks, vectorised in float64.
+"""Special functions NumPy lacks, vectorised.
 
-erf follows the piecewise rational approximations of Sun's fdlibm `s_erf.c` (double precision
-to within an ulp or so): a rational function in x^2 on [0, 0.84375], one in x - 1 on
+`erf` (float64) follows the piecewise rational approximations of Sun's fdlibm `s_erf.c` (double
+precision to within an ulp or so): a rational function in x^2 on [0, 0.84375], one in x - 1 on
 [0.84375, 1.25], and exp(-x^2) times rationals in 1/x^2 up to 6, past which erf is +-1.
+
+`erf_f32` (float32, the opmath of float32/float16/bfloat16) is one rational function, with no
+branches (selecting among pieces with masks costs more than the arithmetic): x * P(x^2) / Q(x^2)
+on [-4, 4], where float32 erf is +-1 already. P and Q were fitted for this module (linearised
+least squares on the relative error, reweighted towards minimax); the relative error of the
+rational is below 2.5e-8, and evaluated in float32 the result is within 6 ulp of erf.
 """
 from __future__ import annotations
 
@@ -71,3 +77,52 @@ def erf(x: np.ndarray) -> np.ndarray:
     if nan.any():
         out[nan] = np.nan
     return out
+
+
+_P32 = (1.1283791395171014, 0.1935396653785019, 0.053101030095396254, 0.003883111715684444,
+        0.00028456051018772095, 1.9868216842256344e-06)
+_Q32 = (1.0, 0.5048526200565618, 0.11534776652129891, 0.0152067868792838, 0.0011855144725933526,
+        3.742030061428974e-05)
+
+
+_P32F = tuple(np.float32(c) for c in _P32)
+_Q32F = tuple(np.float32(c) for c in _Q32)
+_FOUR, _ONE = np.float32(4.0), np.float32(1.0)
+
+
+def _poly_f32(coeffs, z):
+    """Horner in float32, in place on one fresh buffer (coefficients from the constant term up)."""
+    acc = z * coeffs[-1]
+    last = len(coeffs) - 2
+    for i in range(last, -1, -1):
+        acc += coeffs[i]
+        if i:
+            acc *= z
+    return acc
+
+
+_CHUNK = 1 << 16  # elements per block: the dozen passes over a block stay in cache
+
+
+def erf_f32(x: np.ndarray) -> np.ndarray:
+    """erf of a float32 array, computed in float32 (a fresh array). Odd: evaluated at |x| clamped to 4."""
+    if x.ndim == 0:
+        return _erf_f32(x.reshape(1)).reshape(())
+    if x.size <= 2 * _CHUNK:
+        return _erf_f32(x)
+    flat = x.reshape(-1)
+    out = np.empty(flat.shape, np.float32)
+    for i in range(0, flat.size, _CHUNK):
+        _erf_f32(flat[i:i + _CHUNK], out[i:i + _CHUNK])
+    return out.reshape(x.shape)
+
+
+def _erf_f32(x, out=None):
+    a = np.abs(x)
+    np.minimum(a, _FOUR, out=a)  # NaN stays NaN, inf becomes 4
+    z = a * a
+    p = _poly_f32(_P32F, z)
+    p *= a
+    p /= _poly_f32(_Q32F, z)
+    np.minimum(p, _ONE, out=p)  # the rational overshoots 1 by an ulp or two near 4
+    return np.copysign(p, x, out=p if out is None else out)
