@@ -8,7 +8,6 @@ from __future__ import annotations
 from ..dispatch import OPS
 from . import elementwise, view, creation, random, reduction, linalg, indexing, shape  # noqa: F401
 from . import operators  # noqa: F401  (Tensor dunders; needs the declarations above)
-from . import _grads_staging  # noqa: F401  (derivatives)
 
 
 class _Namespace:

@@ -122,3 +122,82 @@ def _declare():
 
 
 _declare()
+
+
+# ---- derivatives (formulas over ember ops; see ember.autograd.derivatives) ----------------------
+
+def _derivatives():
+    from ..autograd.derivatives import derivative as _d, nondifferentiable as _nd
+    _d("add", self="grad", other="grad if alpha == 1 else grad * alpha")
+    _d("sub", self="grad", other="-grad if alpha == 1 else grad * -alpha")
+    _d("rsub", self="grad * -alpha", other="grad")
+    _d("mul", self="grad * other", other="grad * self")
+    _d("div", self="grad / other if rounding_mode is None else grad * 0.0",
+       other="-grad * self / (other * other) if rounding_mode is None else grad * 0.0")
+    _d("_rdiv", self="-grad * result / self")
+    _d("neg", self="-grad")
+    _d("abs", self="grad * self.sign()")
+    for _n in ("sign", "floor", "ceil", "round", "trunc", "floor_divide", "_rfloor_divide"):
+        _d(_n, self="grad * 0.0")
+    _d("frac", self="grad")
+    _d("square", self="grad * 2.0 * self")
+    _d("relu", self="grad * (result > 0)")
+    _d("reciprocal", self="-grad * result * result")
+    _d("exp", self="grad * result")
+    _d("exp2", self="grad * result * LN2")
+    _d("expm1", self="grad * (result + 1.0)")
+    _d("log", self="grad / self")
+    _d("log2", self="grad / (self * LN2)")
+    _d("log10", self="grad / (self * LN10)")
+    _d("log1p", self="grad / (self + 1.0)")
+    _d("sqrt", self="grad / (2.0 * result)")
+    _d("rsqrt", self="grad * -0.5 * result * result * result")
+    _d("sin", self="grad * self.cos()")
+    _d("cos", self="grad * -self.sin()")
+    _d("tan", self="grad * (1.0 + result * result)")
+    _d("asin", self="grad * (1.0 - self * self).rsqrt()")
+    _d("acos", self="-grad * (1.0 - self * self).rsqrt()")
+    _d("atan", self="grad / (1.0 + self * self)")
+    _d("sinh", self="grad * self.cosh()")
+    _d("cosh", self="grad * self.sinh()")
+    _d("tanh", self="grad * (1.0 - result * result)")
+    _d("asinh", self="grad * (self * self + 1.0).rsqrt()")
+    _d("acosh", self="grad * (self * self - 1.0).rsqrt()")
+    _d("atanh", self="grad / (1.0 - self * self)")
+    _d("sigmoid", self="grad * result * (1.0 - result)")
+    _d("erf", self="grad * TWO_OVER_SQRT_PI * (-(self * self)).exp()")
+    _d("silu", self="grad * self.sigmoid() * (1.0 + self * (1.0 - self.sigmoid()))")
+    _d("gelu", self="gelu_backward(grad, self, approximate)")
+    _d("softplus", self="where(self * beta > threshold, grad, grad * (self * beta).sigmoid())")
+    _d("leaky_relu", self="where(self > 0, grad, grad * negative_slope)")
+    _d("clamp", self="clamp_backward(grad, self, min, max)",
+       min="clamp_bound_backward(grad, self, min, max, True)", max="clamp_bound_backward(grad, self, max, None, False)")
+    _d("where", self="where(condition, grad, 0.0)", other="where(condition, 0.0, grad)")
+    _d("lerp", self="grad * (1.0 - weight)", end="grad * weight", weight="grad * (end - self)")
+    _d("addcmul", self="grad", tensor1="grad * tensor2 * value", tensor2="grad * tensor1 * value")
+    _d("addcdiv", self="grad", tensor1="grad * value / tensor2", tensor2="-grad * value * tensor1 / (tensor2 * tensor2)")
+    _d("nan_to_num", self="where(self.isfinite(), grad, 0.0)")
+    _d("maximum", self="maxmin_backward(grad, self, other, True, True)",
+       other="maxmin_backward(grad, self, other, False, True)")
+    _d("minimum", self="maxmin_backward(grad, self, other, True, False)",
+       other="maxmin_backward(grad, self, other, False, False)")
+    _d("fmax", self="maxmin_backward(grad, self, other, True, True)", other="maxmin_backward(grad, self, other, False, True)")
+    _d("fmin", self="maxmin_backward(grad, self, other, True, False)",
+       other="maxmin_backward(grad, self, other, False, False)")
+    _d("pow", self="pow_self_backward(grad, self, other)", other="pow_exponent_backward(grad, self, other, result)")
+    _d("_rpow", self="pow_exponent_backward(grad, other, self, result)")
+    _d("remainder", self="grad", other="-grad * div(self, other, rounding_mode='floor')")
+    _d("fmod", self="grad", other="-grad * div(self, other, rounding_mode='trunc')")
+    _d("atan2", self="grad * other / (self * self + other * other)", other="-grad * self / (self * self + other * other)")
+    _d("hypot", self="grad * self / result", other="grad * other / result")
+    _d("to_dtype", self="grad")
+    _d("clone", self="grad")
+    _d("copy_", self="grad * 0.0", src="grad")
+    _d("fill_", self="grad * 0.0", value="grad.sum()")
+    _d("zero_", self="grad * 0.0")
+    _nd("isnan", "isinf", "isfinite", "isposinf", "isneginf", "logical_not", "signbit", "bitwise_not",
+        "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor", "bitwise_and",
+        "bitwise_or", "bitwise_xor", "isclose")
+
+
+_derivatives()

@@ -522,3 +522,25 @@ for _name, _fn in _METHODS.items():
     setattr(Tensor, _name, _fn)
 Tensor.mT = property(mT)
 Tensor.T = property(T)
+
+
+# ---- derivatives (formulas over ember ops; see ember.autograd.derivatives) ----------------------
+
+def _derivatives():
+    from ..autograd.derivatives import derivative as _d
+    _d("_view", self="grad.reshape(self_shape)")
+    _d("reshape", self="grad.reshape(self_shape)")
+    _d("as_strided", self="as_strided_backward(grad, self, size, stride, storage_offset)")
+    _d("transpose", self="grad.transpose(dim0, dim1)")
+    _d("permute", self="grad.permute(inverse_permutation(dims))")
+    _d("expand", self="grad")
+    _d("squeeze", self="grad.reshape(self_shape)")
+    _d("unsqueeze", self="grad.reshape(self_shape)")
+    _d("select", self="select_backward(grad, self_shape, dim, index)")
+    _d("slice", self="slice_backward(grad, self_shape, dim, start, end, step)")
+    _d("diagonal", self="diagonal_backward(grad, self_shape, offset, dim1, dim2)")
+    _d("unfold", self="unfold_backward(grad, self_shape, dimension, size, step)")
+    _d("_index_view", self="index_view_backward(grad, self_shape, index)")
+
+
+_derivatives()
