@@ -50,3 +50,4 @@ reshape = _OPS["reshape"].fn
 swapaxes = swapdims = _OPS["transpose"].fn
 moveaxis = movedim
 from . import nn  # noqa: F401,E402
+from . import utils, datasets  # noqa: F401,E402  (ember.utils.data, ember.datasets)

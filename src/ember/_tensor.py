@@ -317,7 +317,7 @@ class Tensor:
 
 
 def _rebuild(arr, dtype_name, device, requires_grad):
-    t = Tensor._from_numpy(np.array(arr, copy=True), _dt._by_name(dtype_name))
+    t = Tensor._from_numpy(np.require(arr, requirements=("C", "W")), _dt._by_name(dtype_name))  # fresh from pickle
     if device != "cpu":
         t = t.to(device)
     if requires_grad:
