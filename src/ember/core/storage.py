@@ -13,13 +13,14 @@ class Storage:
     can tell a saved tensor was modified.
     """
 
-    __slots__ = ("data", "device", "nbytes", "version", "__weakref__")
+    __slots__ = ("data", "device", "nbytes", "version", "pinned", "__weakref__")
 
     def __init__(self, data, device, nbytes: int):
         self.data = data
         self.device = device
         self.nbytes = nbytes
         self.version = 0
+        self.pinned = False  # page-locked host memory (CUDA)
 
     @classmethod
     def cpu_empty(cls, nbytes: int, device) -> "Storage":

@@ -25,7 +25,7 @@ _SCALARS = frozenset((int, float, bool, np.bool_))
 class Op:
     """One entry of the op table: schema, kernels per backend, shape/dtype rule, derivative."""
 
-    __slots__ = ("name", "schema", "kernels", "meta", "derivative", "fn", "method", "__weakref__")
+    __slots__ = ("name", "schema", "kernels", "meta", "derivative", "fn", "method", "cross_device", "__weakref__")
 
     def __init__(self, schema: Schema, meta=None):
         self.name = schema.name
@@ -35,6 +35,7 @@ class Op:
         self.derivative = None
         self.fn = None
         self.method = None
+        self.cross_device = False  # copy_: tensors on two devices are allowed (the non-CPU one's kernel runs)
 
     def register(self, *backends):
         """Decorator: `@op.register('cpu')` (several backends may share one kernel)."""
@@ -67,6 +68,8 @@ def _bad_tensor(op: Op, argname: str, value):
 def _mixed(op: Op, dev, argname: str, t):
     """A second device among the arguments: allowed only for 0-dim CPU tensors (as PyTorch does)."""
     other = t._storage.device
+    if op.cross_device:
+        return other if dev is CPU else dev
     if other is CPU and not t._shape:
         return dev
     if dev is CPU and dev is not other:
@@ -156,7 +159,7 @@ def _generate(op: Op, pyname: str):
     if set_rg:
         names.remove("requires_grad")
     if "device" in names and not have_dev:
-        lines.append("    dev = _factory_device(device)")
+        lines.append("    dev = device = _factory_device(device)")
         have_dev = True
     elif not have_dev:
         lines.append("    dev = _CPU")

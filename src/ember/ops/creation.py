@@ -25,6 +25,8 @@ defop(f"arange(Scalar start, Scalar? end=None, Scalar step=1, {_F}) -> Tensor")
 defop(f"linspace(Scalar start, Scalar end, int steps, {_F}) -> Tensor")
 defop(f"eye(int n, int? m=None, {_F}) -> Tensor")
 defop(f"scalar_tensor(Scalar s, {_F}) -> Tensor")
+# moving between devices (kernels in the CUDA backend); differentiable: the grad moves back
+defop("_to_device(Tensor self, Device device, bool non_blocking=False) -> Tensor")
 
 empty = OPS["empty"].fn
 zeros = OPS["zeros"].fn
@@ -160,3 +162,11 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
             (device is None or canonical(device) is CPU) and all(s >= 0 for s in data.strides):
         return from_numpy(data)
     return tensor(data, dtype=dtype, device=device)
+
+
+def _derivatives():
+    from ..autograd.derivatives import derivative
+    derivative("_to_device", self="grad.to(self.device)")
+
+
+_derivatives()

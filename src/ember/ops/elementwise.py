@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..core.dtype import bool as _bool, can_cast, get_default_dtype, result_type
 from ..core.shape import broadcast_shapes
-from ..dispatch import defop
+from ..dispatch import OPS, defop
 
 # name -> rule, for ops taking one tensor.
 UNARY = {
@@ -201,3 +201,5 @@ def _derivatives():
 
 
 _derivatives()
+
+OPS["copy_"].cross_device = True

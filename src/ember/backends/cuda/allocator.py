@@ -1,0 +1,1217 @@
+"""The stream-ordered caching allocator: the policy half of ember's CUDA device memory, in plain Python.
+
+The policy follows PyTorch's CUDACachingAllocator. Device memory comes from a *raw allocator*
+(`RawAllocator`: cuMemAlloc / cuMemFree / cuMemGetInfo / events, implemented by the driver layer
+in `memory.py`, or by `FakeRawAllocator` in tests) in *segments*; segments are cut into *blocks*
+that are handed out, cached when freed, and reused without going back to the driver.
+
+- Request sizes are rounded up to 512 bytes. Requests of at most 1 MiB come from the *small pool*,
+  whose segments are 2 MiB; larger ones from the *large pool*, whose segments are 20 MiB for
+  requests under 10 MiB and the request rounded up to 2 MiB otherwise.
+- A request takes the smallest cached free block of its pool and stream that fits (best fit); the
+  block is split when the remainder is worth keeping (>= 512 B in the small pool, > 1 MiB in the
+  large pool). On free, a block merges with free neighbours of its segment.
+- Blocks belong to the stream they were allocated on: a freed block is reusable at once by later
+  work on that stream (stream order makes this safe), never by other streams. When a block was
+  also used on other streams (`record_stream`), `free` records an event on each of them and the
+  block waits on a pending list until all those events have completed; completed events are
+  collected lazily at the next `malloc`.
+- When the driver has no room (or the `set_memory_fraction` cap would be exceeded), every cached
+  segment that is entirely free is returned to the driver and the allocation tried once more;
+  after that, `OutOfMemoryError`.
+- CUDA graphs allocate from *private pools* (`begin_allocate_to_pool` / `end_allocate_to_pool` /
+  `release_pool`) whose segments are never shared with the general pool.
+- Statistics, summary, snapshot and allocation history use PyTorch's names and layout.
+
+Everything is synchronous Python; one re-entrant lock guards the state, and frees that arrive
+re-entrantly (from a finalizer run by the garbage collector in the middle of an allocator call)
+are deferred to the end of that call.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import traceback
+from bisect import bisect_left, insort
+from collections import OrderedDict, deque
+
+__all__ = ["RawAllocator", "RawEvent", "RawOutOfMemory", "OutOfMemoryError", "FakeRawAllocator", "FakeEvent",
+           "CachingAllocator", "Block", "Segment", "round_size", "allocation_size", "format_size",
+           "MIN_BLOCK_SIZE", "SMALL_SIZE", "SMALL_BUFFER", "LARGE_BUFFER", "MIN_LARGE_ALLOC", "ROUND_LARGE"]
+
+KiB = 1024
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+MIN_BLOCK_SIZE = 512            # every block size is a multiple of this
+SMALL_SIZE = 1 * MiB            # requests up to this go to the small pool
+SMALL_BUFFER = 2 * MiB          # small-pool segment size
+LARGE_BUFFER = 20 * MiB         # large-pool segment size for requests under MIN_LARGE_ALLOC
+MIN_LARGE_ALLOC = 10 * MiB      # requests from here on get their own segment ...
+ROUND_LARGE = 2 * MiB           # ... rounded up to a multiple of this
+
+
+# ---- errors -------------------------------------------------------------------------------------
+
+class RawOutOfMemory(MemoryError):
+    """Raised by `RawAllocator.malloc` when the device has no room for the request."""
+
+
+class OutOfMemoryError(RuntimeError, MemoryError):
+    """The caching allocator could not satisfy a request even after releasing its cache.
+
+    Attributes (bytes): `requested` (rounded request), `segment_size` (what was asked of the
+    driver), `total`, `free` (per mem_get_info), `allocated`, `reserved`, `allowed` (the
+    set_memory_fraction cap, or None), `device`.
+    """
+
+    def __init__(self, message, **info):
+        super().__init__(message)
+        self.__dict__.update(info)
+
+
+# ---- the raw allocator interface (implemented by the driver layer) ------------------------------
+
+class RawEvent:
+    """What `RawAllocator.new_event()` returns: a CUDA event (timing disabled).
+
+    - `record(stream)`: enqueue the event on `stream` (cuEventRecord); an event can be recorded
+      again after it completed (the allocator recycles events).
+    - `query() -> bool`: has the work enqueued before the last record completed? (cuEventQuery)
+    - `synchronize()`: block the host until it has (cuEventSynchronize).
+    """
+
+    def record(self, stream) -> None:
+        raise NotImplementedError
+
+    def query(self) -> bool:
+        raise NotImplementedError
+
+    def synchronize(self) -> None:
+        raise NotImplementedError
+
+
+class RawAllocator:
+    """What the caching allocator needs from the driver for one device. Streams are opaque
+    hashable objects to the allocator; only events ever see them.
+
+    - `malloc(nbytes) -> int`: a device pointer to `nbytes` new bytes (cuMemAlloc); raises
+      `RawOutOfMemory` when the device has no room (any other failure: any other exception).
+    - `free(ptr)`: give back a pointer `malloc` returned (cuMemFree; it synchronizes the device).
+    - `mem_get_info() -> (free, total)`: device bytes free and total (cuMemGetInfo).
+    - `new_event() -> RawEvent`.
+    """
+
+    def malloc(self, nbytes: int) -> int:
+        raise NotImplementedError
+
+    def free(self, ptr: int) -> None:
+        raise NotImplementedError
+
+    def mem_get_info(self) -> tuple:
+        raise NotImplementedError
+
+    def new_event(self) -> RawEvent:
+        raise NotImplementedError
+
+
+# ---- a fake raw allocator for tests -------------------------------------------------------------
+
+class FakeEvent(RawEvent):
+    """An event whose completion the test controls: set `done = True`, or call `complete()`."""
+
+    __slots__ = ("done", "stream", "generation", "owner")
+
+    def __init__(self, owner=None):
+        self.done = True          # a never-recorded event counts as complete, like CUDA's
+        self.stream = None
+        self.generation = 0       # bumped on every record: tells recordings of a recycled event apart
+        self.owner = owner
+
+    def record(self, stream) -> None:
+        self.stream = stream
+        self.done = False
+        self.generation += 1
+        if self.owner is not None:
+            self.owner.num_records += 1
+
+    def query(self) -> bool:
+        if self.owner is not None:
+            self.owner.num_queries += 1
+        return self.done
+
+    def synchronize(self) -> None:
+        if self.owner is not None:
+            self.owner.num_syncs += 1
+        self.done = True
+
+    def complete(self) -> None:
+        self.done = True
+
+    def __repr__(self):
+        return f"<FakeEvent stream={self.stream!r} done={self.done} gen={self.generation}>"
+
+
+class FakeRawAllocator(RawAllocator):
+    """A device of `total_bytes` for tests: byte-counted capacity and increasing fake addresses
+    (aligned to `alignment`, starting at `base`), with a record of the calls made.
+
+    - `live`: {ptr: nbytes} of outstanding mallocs; `outstanding` their total bytes.
+    - `num_malloc`, `num_free`, `num_failed_malloc` and `calls` (a list of ("malloc", nbytes, ptr)
+      / ("free", ptr, nbytes) / ("malloc_failed", nbytes) tuples).
+    - `fail_next_mallocs(k)`: make the next k mallocs raise RawOutOfMemory regardless of room.
+    - `events`: every event created; `complete_all()`, `complete_stream(s)`, `pending_events()`.
+    """
+
+    def __init__(self, total_bytes: int, base: int = 0x7F00_0000_0000, alignment: int = 512):
+        self.total = int(total_bytes)
+        self.base = base
+        self.alignment = alignment
+        self._next = base
+        self.live = {}
+        self.outstanding = 0
+        self.num_malloc = 0
+        self.num_free = 0
+        self.num_failed_malloc = 0
+        self.num_records = 0
+        self.num_queries = 0
+        self.num_syncs = 0
+        self.calls = []
+        self.events = []
+        self._fail = 0
+
+    def fail_next_mallocs(self, k: int = 1) -> None:
+        self._fail = k
+
+    def malloc(self, nbytes: int) -> int:
+        if nbytes <= 0:
+            raise ValueError(f"FakeRawAllocator.malloc({nbytes})")
+        if self._fail > 0 or self.outstanding + nbytes > self.total:
+            if self._fail > 0:
+                self._fail -= 1
+            self.num_failed_malloc += 1
+            self.calls.append(("malloc_failed", nbytes))
+            raise RawOutOfMemory(f"fake device: cannot allocate {nbytes} bytes "
+                                 f"({self.total - self.outstanding} of {self.total} free)")
+        ptr = self._next
+        a = self.alignment
+        self._next += (nbytes + a - 1) // a * a
+        self.live[ptr] = nbytes
+        self.outstanding += nbytes
+        self.num_malloc += 1
+        self.calls.append(("malloc", nbytes, ptr))
+        return ptr
+
+    def free(self, ptr: int) -> None:
+        n = self.live.pop(ptr, None)
+        if n is None:
+            raise ValueError(f"FakeRawAllocator.free: {ptr:#x} is not a live allocation")
+        self.outstanding -= n
+        self.num_free += 1
+        self.calls.append(("free", ptr, n))
+
+    def mem_get_info(self) -> tuple:
+        return self.total - self.outstanding, self.total
+
+    def new_event(self) -> FakeEvent:
+        e = FakeEvent(self)
+        self.events.append(e)
+        return e
+
+    def pending_events(self) -> list:
+        return [e for e in self.events if not e.done]
+
+    def complete_all(self) -> None:
+        for e in self.events:
+            e.done = True
+
+    def complete_stream(self, stream) -> None:
+        for e in self.events:
+            if e.stream == stream:
+                e.done = True
+
+
+# ---- sizes --------------------------------------------------------------------------------------
+
+def round_size(nbytes: int) -> int:
+    """A request's block size: at least 512 bytes, rounded up to a multiple of 512."""
+    if nbytes < MIN_BLOCK_SIZE:
+        return MIN_BLOCK_SIZE
+    return (nbytes + MIN_BLOCK_SIZE - 1) & -MIN_BLOCK_SIZE
+
+
+def allocation_size(size: int) -> int:
+    """The segment size requested from the driver when no cached block fits a (rounded) `size`."""
+    if size <= SMALL_SIZE:
+        return SMALL_BUFFER
+    if size < MIN_LARGE_ALLOC:
+        return LARGE_BUFFER
+    return (size + ROUND_LARGE - 1) // ROUND_LARGE * ROUND_LARGE
+
+
+def format_size(n: int) -> str:
+    """PyTorch's byte formatting in OOM messages ("512 bytes", "1.50 KiB", "2.00 GiB")."""
+    if n <= KiB:
+        return f"{n} bytes"
+    if n <= MiB:
+        return f"{n / KiB:.2f} KiB"
+    if n <= GiB:
+        return f"{n / MiB:.2f} MiB"
+    return f"{n / GiB:.2f} GiB"
+
+
+# ---- blocks, segments, pools --------------------------------------------------------------------
+
+class Block:
+    """A piece of a segment, allocated or cached.
+
+    `ptr`, `size` (rounded), `requested_size` (what the caller asked for; 0 once merged back into
+    the cache), `stream` (the allocation stream: the block is only reused on it), `segment`,
+    `allocated`, `pending` (freed but waiting for events on other streams), `stream_uses` (the
+    other streams recorded with `record_stream`; `streams` adds the allocation stream), `prev` /
+    `next` (neighbours inside the segment), `event_count` (outstanding events while pending).
+    """
+
+    __slots__ = ("ptr", "size", "requested_size", "stream", "segment", "allocated", "pending", "stream_uses",
+                 "prev", "next", "event_count", "freed_at", "frames")
+
+    def __init__(self, ptr, size, stream, segment):
+        self.ptr = ptr
+        self.size = size
+        self.requested_size = 0
+        self.stream = stream
+        self.segment = segment
+        self.allocated = False
+        self.pending = False
+        self.stream_uses = None
+        self.prev = None
+        self.next = None
+        self.event_count = 0
+        self.freed_at = 0
+        self.frames = None
+
+    @property
+    def pool(self):
+        """The `BlockPool` this block belongs to (small/large, general or a private pool's)."""
+        return self.segment.pool
+
+    @property
+    def streams(self) -> frozenset:
+        """Every stream this block was used on: its allocation stream and the recorded ones."""
+        return frozenset((self.stream,) + tuple(self.stream_uses or ()))
+
+    def is_split(self) -> bool:
+        return self.prev is not None or self.next is not None
+
+    @property
+    def state(self) -> str:
+        if self.allocated:
+            return "active_allocated"
+        return "active_pending_free" if self.pending else "inactive"
+
+    def __repr__(self):
+        return f"<Block {self.ptr:#x} size={self.size} {self.state} stream={self.stream!r}>"
+
+
+class Segment:
+    """One raw allocation: `ptr`, `size`, `stream`, `pool` (a BlockPool) and the linked list of
+    blocks tiling it, starting at `head` (the block at `ptr`)."""
+
+    __slots__ = ("ptr", "size", "stream", "pool", "head", "frames")
+
+    def __init__(self, ptr, size, stream, pool):
+        self.ptr = ptr
+        self.size = size
+        self.stream = stream
+        self.pool = pool
+        self.head = None
+        self.frames = None
+
+    def blocks(self):
+        b = self.head
+        while b is not None:
+            yield b
+            b = b.next
+
+    @property
+    def is_small(self) -> bool:
+        return self.pool.is_small
+
+    def is_free(self) -> bool:
+        """Entirely cached: one free, non-pending block spans it."""
+        h = self.head
+        return h.next is None and not h.allocated and not h.pending
+
+    def __repr__(self):
+        return f"<Segment {self.ptr:#x} size={self.size} {'small' if self.pool.is_small else 'large'}>"
+
+
+class BlockPool:
+    """Cached free blocks of one size class (small or large) of the general pool or of a private
+    pool: per stream, a list of (size, ptr, block) kept sorted, searched with bisect."""
+
+    __slots__ = ("is_small", "owner", "free")
+
+    def __init__(self, is_small: bool, owner=None):
+        self.is_small = is_small
+        self.owner = owner          # the PrivatePool, or None for the general pool
+        self.free = {}              # stream -> sorted [(size, ptr, block)]
+
+    def insert(self, block):
+        lst = self.free.get(block.stream)
+        if lst is None:
+            self.free[block.stream] = [(block.size, block.ptr, block)]
+        else:
+            insort(lst, (block.size, block.ptr, block))
+
+    def remove(self, block):
+        lst = self.free[block.stream]
+        i = bisect_left(lst, (block.size, block.ptr))
+        assert lst[i][2] is block, "caching allocator: free list out of sync"
+        del lst[i]
+
+    def __len__(self):
+        return sum(len(v) for v in self.free.values())
+
+
+class PrivatePool:
+    """A CUDA graph's memory pool: its own small and large BlockPools; `use_count` graphs use it;
+    `segment_count` segments are still held."""
+
+    __slots__ = ("id", "use_count", "segment_count", "small", "large")
+
+    def __init__(self, pool_id):
+        self.id = pool_id
+        self.use_count = 1
+        self.segment_count = 0
+        self.small = BlockPool(True, self)
+        self.large = BlockPool(False, self)
+
+    def __repr__(self):
+        return f"<PrivatePool {self.id!r} use_count={self.use_count} segments={self.segment_count}>"
+
+
+class _Stat:
+    __slots__ = ("current", "peak", "allocated", "freed")
+
+    def __init__(self):
+        self.current = self.peak = self.allocated = self.freed = 0
+
+
+# stat families; each is a list [all, small_pool, large_pool] of _Stat
+_STAT_NAMES = ("allocation", "segment", "active", "inactive_split", "allocated_bytes", "reserved_bytes",
+               "active_bytes", "inactive_split_bytes", "requested_bytes")
+_POOL_NAMES = ("all", "small_pool", "large_pool")
+_COUNTERS = ("num_alloc_retries", "num_ooms", "num_sync_all_streams", "num_device_alloc", "num_device_free")
+
+_THIS_FILE = __file__
+
+
+def _inc(fam, t, n):
+    s = fam[0]
+    c = s.current + n
+    s.current = c
+    s.allocated += n
+    if c > s.peak:
+        s.peak = c
+    s = fam[t]
+    c = s.current + n
+    s.current = c
+    s.allocated += n
+    if c > s.peak:
+        s.peak = c
+
+
+def _dec(fam, t, n):
+    s = fam[0]
+    s.current -= n
+    s.freed += n
+    s = fam[t]
+    s.current -= n
+    s.freed += n
+
+
+# The hot paths update several stats at once; each takes the tuple `_hot[t]` of the _Stat objects
+# (allocation, allocated_bytes, active, active_bytes, requested_bytes) x (all, pool type t).
+
+def _stats_on_alloc(h, size, requested):
+    a0, a1, b0, b1, c0, c1, d0, d1, e0, e1 = h
+    v = a0.current + 1
+    a0.current = v
+    a0.allocated += 1
+    if v > a0.peak:
+        a0.peak = v
+    v = a1.current + 1
+    a1.current = v
+    a1.allocated += 1
+    if v > a1.peak:
+        a1.peak = v
+    v = b0.current + size
+    b0.current = v
+    b0.allocated += size
+    if v > b0.peak:
+        b0.peak = v
+    v = b1.current + size
+    b1.current = v
+    b1.allocated += size
+    if v > b1.peak:
+        b1.peak = v
+    v = c0.current + 1
+    c0.current = v
+    c0.allocated += 1
+    if v > c0.peak:
+        c0.peak = v
+    v = c1.current + 1
+    c1.current = v
+    c1.allocated += 1
+    if v > c1.peak:
+        c1.peak = v
+    v = d0.current + size
+    d0.current = v
+    d0.allocated += size
+    if v > d0.peak:
+        d0.peak = v
+    v = d1.current + size
+    d1.current = v
+    d1.allocated += size
+    if v > d1.peak:
+        d1.peak = v
+    v = e0.current + requested
+    e0.current = v
+    e0.allocated += requested
+    if v > e0.peak:
+        e0.peak = v
+    v = e1.current + requested
+    e1.current = v
+    e1.allocated += requested
+    if v > e1.peak:
+        e1.peak = v
+
+
+def _stats_on_free(h, size):
+    s = h[0]
+    s.current -= 1
+    s.freed += 1
+    s = h[1]
+    s.current -= 1
+    s.freed += 1
+    s = h[2]
+    s.current -= size
+    s.freed += size
+    s = h[3]
+    s.current -= size
+    s.freed += size
+
+
+def _stats_on_free_block(h, size, requested):
+    _a0, _a1, _b0, _b1, c0, c1, d0, d1, e0, e1 = h
+    c0.current -= 1
+    c0.freed += 1
+    c1.current -= 1
+    c1.freed += 1
+    d0.current -= size
+    d0.freed += size
+    d1.current -= size
+    d1.freed += size
+    e0.current -= requested
+    e0.freed += requested
+    e1.current -= requested
+    e1.freed += requested
+
+
+def _stats_split(h, dn, db):
+    """Net change of the inactive-split count (`dn`) and bytes (`db`); h = (count all, count t,
+    bytes all, bytes t)."""
+    for s, n in ((h[0], dn), (h[1], dn), (h[2], db), (h[3], db)):
+        if n > 0:
+            c = s.current + n
+            s.current = c
+            s.allocated += n
+            if c > s.peak:
+                s.peak = c
+        elif n < 0:
+            s.current += n
+            s.freed -= n
+
+
+# ---- the caching allocator ----------------------------------------------------------------------
+
+class CachingAllocator:
+    """The caching allocator of one device over a `RawAllocator` (see the module docstring).
+
+    Main calls: `malloc(nbytes, stream) -> Block`, `free(block)`, `record_stream(block, stream)`,
+    `empty_cache()`, `set_memory_fraction(f)`, `garbage_collection_threshold` (attribute),
+    `begin_allocate_to_pool(pool_id, stream=None)` / `end_allocate_to_pool(pool_id)` /
+    `release_pool(pool_id)`, `memory_stats()`, `memory_summary()`, `snapshot()`,
+    `record_history(...)`.
+    """
+
+    def __init__(self, raw: RawAllocator, device: int = 0):
+        self.raw = raw
+        self.device = device
+        self._lock = threading.RLock()
+        self._small = BlockPool(True)
+        self._large = BlockPool(False)
+        self._segments = {}             # ptr -> Segment, in allocation order
+        self._events = {}               # use stream -> deque[(event, block)], in record order
+        self._spare_events = []
+        self._deferred_events = []      # blocks freed with stream uses during a capture
+        self._private = {}              # pool id -> PrivatePool
+        self._captures = []             # [(pool id, PrivatePool, stream filter or None)]
+        self._busy = False
+        self._deferred_frees = []
+        self._clock = 0
+        self._total = None              # device capacity, from mem_get_info (cached)
+        self._fraction = None
+        self._limit = None              # reserved-bytes cap from set_memory_fraction
+        self._gc_threshold = 0.0
+        self._history = None            # deque of trace entries while history is recorded
+        self._max_frames = 8
+        self._stats = {name: [_Stat(), _Stat(), _Stat()] for name in _STAT_NAMES}
+        st = self._stats
+        self._s_allocation = st["allocation"]
+        self._s_segment = st["segment"]
+        self._s_active = st["active"]
+        self._s_inactive_split = st["inactive_split"]
+        self._s_allocated_bytes = st["allocated_bytes"]
+        self._s_reserved_bytes = st["reserved_bytes"]
+        self._s_active_bytes = st["active_bytes"]
+        self._s_inactive_split_bytes = st["inactive_split_bytes"]
+        self._s_requested_bytes = st["requested_bytes"]
+        self._counters = dict.fromkeys(_COUNTERS, 0)
+        self._hot = [None] + [tuple(st[name][k] for name in ("allocation", "allocated_bytes", "active",
+                                                               "active_bytes", "requested_bytes") for k in (0, t))
+                              for t in (1, 2)]
+        self._hot_split = [None] + [(st["inactive_split"][0], st["inactive_split"][t],
+                                     st["inactive_split_bytes"][0], st["inactive_split_bytes"][t]) for t in (1, 2)]
+
+    # ---- configuration ----------------------------------------------------------------------
+
+    def total_memory(self) -> int:
+        if self._total is None:
+            self._total = int(self.raw.mem_get_info()[1])
+        return self._total
+
+    def set_memory_fraction(self, fraction: float) -> None:
+        """Cap reserved bytes at `fraction` of the device's total memory; allocations that would
+        exceed it fail (after releasing the cache) with OutOfMemoryError. `None` removes the cap."""
+        with self._lock:
+            if fraction is None:
+                self._fraction = self._limit = None
+                return
+            fraction = float(fraction)
+            if not 0.0 <= fraction <= 1.0:
+                raise ValueError(f"set_memory_fraction: fraction must be in [0, 1], got {fraction}")
+            self._fraction = fraction
+            self._limit = int(fraction * self.total_memory())
+
+    @property
+    def memory_fraction(self):
+        return self._fraction
+
+    @property
+    def garbage_collection_threshold(self) -> float:
+        """In (0, 1), or 0 for off: before asking the driver for a new segment while reserved bytes
+        exceed threshold * allowed (the fraction cap, else total memory), return cached free
+        segments to the driver, least recently freed first, until below the threshold."""
+        return self._gc_threshold
+
+    @garbage_collection_threshold.setter
+    def garbage_collection_threshold(self, value) -> None:
+        value = 0.0 if value is None else float(value)
+        if value != 0.0 and not 0.0 < value < 1.0:
+            raise ValueError(f"garbage_collection_threshold must be in (0, 1) (or 0 for off), got {value}")
+        self._gc_threshold = value
+
+    # ---- the hot path -----------------------------------------------------------------------
+
+    def malloc(self, nbytes: int, stream=None) -> Block:
+        """A block of at least `nbytes` bytes for use on `stream` (raises OutOfMemoryError)."""
+        if nbytes < 0:
+            raise ValueError(f"malloc: negative size {nbytes}")
+        with self._lock:
+            self._busy = True
+            try:
+                if self._events or self._deferred_events:
+                    if not self._captures:   # event queries are illegal while a graph captures
+                        self._process_events()
+                size = (nbytes + 511) & -512 if nbytes > 512 else 512   # round_size, inlined
+                if self._captures:
+                    pool = self._capture_pool(size, stream)
+                else:
+                    pool = self._small if size <= SMALL_SIZE else self._large
+                block = None
+                lst = pool.free.get(stream)
+                if lst:
+                    i = bisect_left(lst, (size,))
+                    if i < len(lst):
+                        block = lst.pop(i)[2]
+                if block is None:
+                    block = self._alloc_segment(size, pool, stream, nbytes)
+                t = 1 if pool.is_small else 2
+                already_split = block.prev is not None or block.next is not None
+                remaining = block.size - size
+                if remaining >= MIN_BLOCK_SIZE if pool.is_small else remaining > SMALL_SIZE:
+                    rest = Block(block.ptr + size, remaining, stream, block.segment)
+                    nxt = block.next
+                    rest.prev = block
+                    rest.next = nxt
+                    if nxt is not None:
+                        nxt.prev = rest
+                    block.next = rest
+                    block.size = size
+                    rest.freed_at = block.freed_at
+                    pool.insert(rest)
+                    if already_split:       # an inactive split block shrinks by `size`
+                        _stats_split(self._hot_split[t], 0, -size)
+                    else:                   # a new inactive split block of `remaining` bytes
+                        _stats_split(self._hot_split[t], 1, remaining)
+                elif already_split:         # an inactive split block becomes active
+                    _stats_split(self._hot_split[t], -1, -block.size)
+                block.allocated = True
+                block.requested_size = nbytes
+                bsize = block.size
+                _stats_on_alloc(self._hot[t], bsize, nbytes)
+                if self._history is not None:
+                    block.frames = self._frames()
+                    self._trace("alloc", block.ptr, bsize, stream, block.frames)
+                return block
+            finally:
+                self._busy = False
+                if self._deferred_frees:
+                    self._drain_deferred_frees()
+
+    def free(self, block: Block) -> None:
+        """Return `block` to the cache: reusable at once on its stream, and on other streams once
+        the work recorded with `record_stream` has completed."""
+        with self._lock:
+            if self._busy:          # re-entered from a finalizer during an allocator call
+                self._deferred_frees.append(block)
+                return
+            self._busy = True
+            try:
+                self._free(block)
+            finally:
+                self._busy = False
+                if self._deferred_frees:
+                    self._drain_deferred_frees()
+
+    def _free(self, block):
+        if not block.allocated:
+            raise RuntimeError(f"caching allocator: free of a block that is not allocated ({block!r})")
+        block.allocated = False
+        _stats_on_free(self._hot[1 if block.segment.pool.is_small else 2], block.size)
+        if self._history is not None:
+            self._trace("free_requested", block.ptr, block.size, block.stream, self._frames())
+        block.pending = True
+        if block.stream_uses:
+            if self._captures:      # recording events during a capture would add graph nodes
+                self._deferred_events.append(block)
+            else:
+                self._insert_events(block)
+        else:
+            self._free_block(block)
+
+    def _drain_deferred_frees(self):
+        self._busy = True
+        try:
+            while self._deferred_frees:
+                self._free(self._deferred_frees.pop())
+        finally:
+            self._busy = False
+
+    def record_stream(self, block: Block, stream) -> None:
+        """Mark `block` as used by work on `stream` (other than its allocation stream)."""
+        with self._lock:
+            if not block.allocated:
+                raise RuntimeError(f"record_stream on a block that is not allocated ({block!r})")
+            if stream == block.stream:
+                return
+            if block.stream_uses is None:
+                block.stream_uses = {stream}
+            else:
+                block.stream_uses.add(stream)
+
+    # ---- internals: blocks ------------------------------------------------------------------
+
+    def _free_block(self, block):
+        """Put a freed block (no outstanding uses) into its pool, merged with free neighbours."""
+        seg = block.segment
+        pool = seg.pool
+        t = 1 if pool.is_small else 2
+        orig_size = block.size
+        requested = block.requested_size
+        net_n = 0
+        net_b = 0
+        prev = block.prev
+        if prev is not None and not prev.allocated and not prev.pending:
+            # `prev` absorbs `block`; the leftmost object survives so `seg.head` stays valid
+            pool.remove(prev)
+            net_n -= 1
+            net_b -= prev.size
+            prev.size += block.size
+            nxt = block.next
+            prev.next = nxt
+            if nxt is not None:
+                nxt.prev = prev
+            block.segment = None
+            block.prev = block.next = None
+            block = prev
+        nxt = block.next
+        if nxt is not None and not nxt.allocated and not nxt.pending:
+            pool.remove(nxt)
+            net_n -= 1
+            net_b -= nxt.size
+            block.size += nxt.size
+            nn = nxt.next
+            block.next = nn
+            if nn is not None:
+                nn.prev = block
+            nxt.segment = None
+            nxt.prev = nxt.next = None
+        block.allocated = False
+        block.pending = False
+        block.requested_size = 0
+        block.stream_uses = None
+        block.frames = None
+        self._clock += 1
+        block.freed_at = self._clock
+        pool.insert(block)
+        if block.prev is not None or block.next is not None:
+            net_n += 1
+            net_b += block.size
+        if net_n or net_b:
+            _stats_split(self._hot_split[t], net_n, net_b)
+        _stats_on_free_block(self._hot[t], orig_size, requested)
+        if self._history is not None:
+            self._trace("free_completed", block.ptr, orig_size, block.stream, [])
+        owner = pool.owner
+        if owner is not None and owner.use_count == 0 and block.prev is None and block.next is None:
+            self._release_segment(seg)      # no graph uses this pool any more
+
+    def _insert_events(self, block):
+        uses = block.stream_uses
+        block.stream_uses = None
+        for s in uses:
+            ev = self._spare_events.pop() if self._spare_events else self.raw.new_event()
+            ev.record(s)
+            block.event_count += 1
+            q = self._events.get(s)
+            if q is None:
+                q = self._events[s] = deque()
+            q.append((ev, block))
+
+    def _process_events(self):
+        """Release pending blocks whose events have all completed (events on one stream complete
+        in record order, so each stream's queue is scanned only up to its first busy event)."""
+        if self._deferred_events:
+            blocks, self._deferred_events = self._deferred_events, []
+            for b in blocks:
+                self._insert_events(b)
+        done_streams = []
+        for s, q in self._events.items():
+            while q:
+                ev, b = q[0]
+                if not ev.query():
+                    break
+                q.popleft()
+                self._spare_events.append(ev)
+                b.event_count -= 1
+                if b.event_count == 0:
+                    self._free_block(b)
+            if not q:
+                done_streams.append(s)
+        for s in done_streams:
+            del self._events[s]
+
+    def process_events(self) -> None:
+        """Collect completed events now (malloc does this by itself)."""
+        with self._lock:
+            if self._captures:
+                return
+            self._process_events()
+
+    def synchronize_and_free_events(self) -> None:
+        """Wait for every outstanding event and release the blocks they held back."""
+        with self._lock:
+            self._sync_and_free_events()
+
+    def _sync_and_free_events(self):
+        if self._captures:
+            raise RuntimeError("caching allocator: cannot synchronize events while a CUDA graph is being captured")
+        self._counters["num_sync_all_streams"] += 1
+        if self._deferred_events:
+            blocks, self._deferred_events = self._deferred_events, []
+            for b in blocks:
+                self._insert_events(b)
+        events, self._events = self._events, {}
+        for q in events.values():
+            for ev, b in q:
+                ev.synchronize()
+                self._spare_events.append(ev)
+                b.event_count -= 1
+                if b.event_count == 0:
+                    self._free_block(b)
+
+    # ---- internals: segments ----------------------------------------------------------------
+
+    def _capture_pool(self, size, stream):
+        for _pid, pp, filt in self._captures:
+            if filt is None or filt(stream):
+                return pp.small if size <= SMALL_SIZE else pp.large
+        return self._small if size <= SMALL_SIZE else self._large
+
+    def _alloc_segment(self, size, pool, stream, nbytes):
+        """A new segment for a request no cached block fits: GC, driver, release cache + retry, OOM."""
+        alloc_size = allocation_size(size)
+        if self._gc_threshold > 0.0:
+            self._garbage_collect()
+        seg = self._raw_segment(alloc_size, pool, stream)
+        if seg is None and not self._captures:      # releasing the cache syncs: not during a capture
+            self._release_cached_blocks()
+            self._counters["num_alloc_retries"] += 1
+            seg = self._raw_segment(alloc_size, pool, stream)
+        if seg is None:
+            self._counters["num_ooms"] += 1
+            if self._history is not None:
+                self._trace("oom", 0, alloc_size, stream, self._frames())
+            raise self._oom_error(size, alloc_size)
+        return seg.head
+
+    def _raw_segment(self, alloc_size, pool, stream):
+        if self._limit is not None and self._s_reserved_bytes[0].current + alloc_size > self._limit:
+            return None
+        try:
+            ptr = self.raw.malloc(alloc_size)
+        except RawOutOfMemory:
+            return None
+        seg = Segment(ptr, alloc_size, stream, pool)
+        seg.head = Block(ptr, alloc_size, stream, seg)
+        self._segments[ptr] = seg
+        t = 1 if pool.is_small else 2
+        _inc(self._s_segment, t, 1)
+        _inc(self._s_reserved_bytes, t, alloc_size)
+        self._counters["num_device_alloc"] += 1
+        if pool.owner is not None:
+            pool.owner.segment_count += 1
+        if self._history is not None:
+            seg.frames = self._frames()
+            self._trace("segment_alloc", ptr, alloc_size, stream, seg.frames)
+        return seg
+
+    def _release_segment(self, seg):
+        head = seg.head
+        assert head.next is None and not head.allocated and not head.pending
+        pool = seg.pool
+        pool.remove(head)
+        self.raw.free(seg.ptr)
+        del self._segments[seg.ptr]
+        head.segment = None
+        t = 1 if pool.is_small else 2
+        _dec(self._s_segment, t, 1)
+        _dec(self._s_reserved_bytes, t, seg.size)
+        self._counters["num_device_free"] += 1
+        owner = pool.owner
+        if owner is not None:
+            owner.segment_count -= 1
+            if owner.segment_count == 0 and owner.use_count == 0:
+                self._private.pop(owner.id, None)
+        if self._history is not None:
+            self._trace("segment_free", seg.ptr, seg.size, seg.stream, self._frames())
+
+    def _release_cached_blocks(self):
+        """Return every entirely free segment of the general pool and of pools no graph uses."""
+        self._sync_and_free_events()
+        for seg in list(self._segments.values()):
+            owner = seg.pool.owner
+            if owner is not None and owner.use_count > 0:
+                continue
+            if seg.is_free():
+                self._release_segment(seg)
+        for pid in [pid for pid, pp in self._private.items() if pp.use_count == 0 and pp.segment_count == 0]:
+            del self._private[pid]
+
+    def _garbage_collect(self):
+        allowed = self._limit if self._limit is not None else self.total_memory()
+        threshold = self._gc_threshold * allowed
+        reserved = self._s_reserved_bytes[0].current
+        if reserved <= threshold:
+            return
+        target = reserved - threshold
+        free_segs = [seg for seg in self._segments.values() if seg.pool.owner is None and seg.is_free()]
+        free_segs.sort(key=lambda seg: seg.head.freed_at)
+        reclaimed = 0
+        for seg in free_segs:
+            if reclaimed >= target:
+                break
+            reclaimed += seg.size
+            self._release_segment(seg)
+
+    def _oom_error(self, size, alloc_size):
+        try:
+            free, total = (int(x) for x in self.raw.mem_get_info())
+        except Exception:  # noqa: BLE001 - the message matters more than this number
+            free, total = -1, self.total_memory()
+        allocated = self._s_allocated_bytes[0].current
+        reserved = self._s_reserved_bytes[0].current
+        in_private = sum(b.size for seg in self._segments.values() if seg.pool.owner is not None
+                         for b in seg.blocks() if b.allocated)
+        what = format_size(size)
+        if alloc_size != size:
+            what += f" (in a new {format_size(alloc_size)} segment)"
+        allowed = ""
+        if self._limit is not None:
+            allowed = (f"{format_size(self._limit)} allowed by the memory fraction {self._fraction:g}, "
+                       f"so at most {format_size(max(self._limit - reserved, 0))} more can be reserved. ")
+        private = (f", with {format_size(in_private)} allocated in private pools (e.g., CUDA Graphs)"
+                   if in_private else "")
+        msg = (f"CUDA out of memory. Tried to allocate {what}. GPU {self.device} has a total capacity of "
+               f"{format_size(total)} of which {format_size(max(free, 0))} is free. {allowed}"
+               f"Of the allocated memory {format_size(allocated)} is allocated by ember{private}, and "
+               f"{format_size(reserved - allocated)} is reserved by ember but unallocated. If reserved but "
+               f"unallocated memory is large, freeing tensors and calling ember.cuda.empty_cache() may help.")
+        return OutOfMemoryError(msg, requested=size, segment_size=alloc_size, total=total, free=free,
+                                allocated=allocated, reserved=reserved, allowed=self._limit, device=self.device)
+
+    # ---- cache control ----------------------------------------------------------------------
+
+    def empty_cache(self) -> None:
+        """Wait for pending frees, then return every entirely free cached segment to the driver
+        (segments with a live block stay; so do those of private pools still used by a graph)."""
+        with self._lock:
+            self._busy = True
+            try:
+                self._release_cached_blocks()
+            finally:
+                self._busy = False
+                if self._deferred_frees:
+                    self._drain_deferred_frees()
+
+    release_cached_blocks = empty_cache
+
+    # ---- private pools (CUDA graphs) --------------------------------------------------------
+
+    def begin_allocate_to_pool(self, pool_id, stream=None, *, filter=None) -> None:  # noqa: A002
+        """Route later allocations (on `stream` if given, or those for which `filter(stream)` is
+        true, else all) to the private pool `pool_id`, created on first use; each call counts one
+        more user of the pool (the graph being captured), dropped by `release_pool`."""
+        with self._lock:
+            if any(pid == pool_id for pid, _pp, _f in self._captures):
+                raise RuntimeError(f"begin_allocate_to_pool: already allocating to pool {pool_id!r}")
+            pp = self._private.get(pool_id)
+            if pp is None:
+                pp = self._private[pool_id] = PrivatePool(pool_id)
+            else:
+                pp.use_count += 1
+            if filter is None and stream is not None:
+                def filter(s, _target=stream):  # noqa: A001
+                    return s == _target
+            self._captures.append((pool_id, pp, filter))
+
+    def end_allocate_to_pool(self, pool_id) -> None:
+        """Stop routing allocations to `pool_id` (its blocks stay in it, and return to it when freed)."""
+        with self._lock:
+            for i, (pid, _pp, _f) in enumerate(self._captures):
+                if pid == pool_id:
+                    del self._captures[i]
+                    return
+            raise RuntimeError(f"end_allocate_to_pool: not allocating to pool {pool_id!r}")
+
+    def release_pool(self, pool_id) -> None:
+        """One user (graph) of `pool_id` is gone. When none is left, the pool's free segments go
+        back to the driver now, and the others as soon as their last block is freed."""
+        with self._lock:
+            pp = self._private.get(pool_id)
+            if pp is None or pp.use_count <= 0:
+                raise RuntimeError(f"release_pool: no graph holds pool {pool_id!r}")
+            pp.use_count -= 1
+            if pp.use_count:
+                return
+            self._busy = True
+            try:
+                for seg in [s for s in self._segments.values() if s.pool.owner is pp and s.is_free()]:
+                    self._release_segment(seg)
+                if pp.segment_count == 0:
+                    self._private.pop(pool_id, None)
+            finally:
+                self._busy = False
+                if self._deferred_frees:
+                    self._drain_deferred_frees()
+
+    def private_pools(self) -> dict:
+        """{pool id: (use_count, segment_count)} of the live private pools."""
+        with self._lock:
+            return {pid: (pp.use_count, pp.segment_count) for pid, pp in self._private.items()}
+
+    # ---- statistics -------------------------------------------------------------------------
+
+    def memory_stats(self) -> OrderedDict:
+        """PyTorch's flat statistics: "<stat>.<all|small_pool|large_pool>.<current|peak|allocated|
+        freed>" and the counters num_alloc_retries, num_ooms, num_sync_all_streams,
+        num_device_alloc, num_device_free; sorted by key."""
+        with self._lock:
+            out = []
+            for name, fam in self._stats.items():
+                for pname, s in zip(_POOL_NAMES, fam):
+                    p = f"{name}.{pname}."
+                    out += [(p + "current", s.current), (p + "peak", s.peak),
+                            (p + "allocated", s.allocated), (p + "freed", s.freed)]
+            out += list(self._counters.items())
+            out.sort()
+            return OrderedDict(out)
+
+    def reset_peak_stats(self) -> None:
+        with self._lock:
+            for fam in self._stats.values():
+                for s in fam:
+                    s.peak = s.current
+
+    def reset_accumulated_stats(self) -> None:
+        with self._lock:
+            for fam in self._stats.values():
+                for s in fam:
+                    s.allocated = s.freed = 0
+            for k in self._counters:
+                self._counters[k] = 0
+
+    def memory_allocated(self) -> int:
+        return self._s_allocated_bytes[0].current
+
+    def max_memory_allocated(self) -> int:
+        return self._s_allocated_bytes[0].peak
+
+    def memory_reserved(self) -> int:
+        return self._s_reserved_bytes[0].current
+
+    def max_memory_reserved(self) -> int:
+        return self._s_reserved_bytes[0].peak
+
+    def memory_summary(self, abbreviated: bool = False) -> str:
+        """A table like torch.cuda.memory_summary()."""
+        stats = self.memory_stats()
+
+        def fmt_size(n, ref):
+            units = ("B  ", "KiB", "MiB", "GiB", "TiB", "PiB")
+            u = 0
+            while u + 1 < len(units) and ref >= 768 * 1024:
+                n //= 1024
+                ref /= 1024
+                u += 1
+            return f"{n:6d} {units[u]}"
+
+        def fmt_count(n, ref):
+            units = (" ", "K", "M")
+            u = 0
+            while u + 1 < len(units) and ref >= 750 * 1000:
+                n //= 1000
+                ref /= 1000
+                u += 1
+            return f"{n:7d} {units[u]} "
+
+        rows = (("allocated_bytes", "Allocated memory", fmt_size), ("active_bytes", "Active memory", fmt_size),
+                ("requested_bytes", "Requested memory", fmt_size),
+                ("reserved_bytes", "GPU reserved memory", fmt_size),
+                ("inactive_split_bytes", "Non-releasable memory", fmt_size),
+                ("allocation", "Allocations", fmt_count), ("active", "Active allocs", fmt_count),
+                ("segment", "GPU reserved segments", fmt_count),
+                ("inactive_split", "Non-releasable allocs", fmt_count))
+        width = 75
+        lines = ["=" * width,
+                 f" {'':16} ember CUDA memory summary, device ID {self.device:<19d}",
+                 "-" * width,
+                 f"  {'':9} CUDA OOMs: {stats['num_ooms']:<12d} | {'':6} cudaMalloc retries: "
+                 f"{stats['num_alloc_retries']:<9d}",
+                 "=" * width,
+                 "        Metric         | Cur Usage  | Peak Usage | Tot Alloc  | Tot Freed  "]
+        for key, title, fmt in rows:
+            lines.append("-" * width)
+            subs = [("all", title)]
+            if not abbreviated:
+                subs += [("large_pool", "      from large pool"), ("small_pool", "      from small pool")]
+            ref = None
+            for sub, label in subs:
+                p = f"{key}.{sub}."
+                vals = [stats[p + f] for f in ("current", "peak", "allocated", "freed")]
+                if ref is None:
+                    ref = vals
+                cells = " | ".join(fmt(v, r) for v, r in zip(vals, ref))
+                lines.append(f" {label:<21} | {cells} ")
+        lines.append("=" * width)
+        return "|" + "|\n|".join(lines) + "|\n"
+
+    # ---- snapshot and history ---------------------------------------------------------------
+
+    def segments(self) -> list:
+        """The live Segment objects, by address."""
+        with self._lock:
+            return sorted(self._segments.values(), key=lambda s: s.ptr)
+
+    def snapshot(self) -> list:
+        """torch.cuda.memory_snapshot()-style: one dict per segment (device, address, total_size,
+        allocated_size, active_size, requested_size, stream, segment_type, segment_pool_id, frames)
+        with its blocks (address, size, requested_size, state, frames), by address."""
+        with self._lock:
+            out = []
+            for seg in sorted(self._segments.values(), key=lambda s: s.ptr):
+                owner = seg.pool.owner
+                blocks = []
+                allocated = active = requested = 0
+                for b in seg.blocks():
+                    st = b.state
+                    if b.allocated:
+                        allocated += b.size
+                    if st != "inactive":
+                        active += b.size
+                        requested += b.requested_size
+                    d = {"address": b.ptr, "size": b.size, "requested_size": b.requested_size, "state": st}
+                    if b.frames is not None:
+                        d["frames"] = b.frames
+                    blocks.append(d)
+                entry = {"device": self.device, "address": seg.ptr, "total_size": seg.size,
+                         "allocated_size": allocated, "active_size": active, "requested_size": requested,
+                         "stream": seg.stream, "segment_type": "small" if seg.pool.is_small else "large",
+                         "segment_pool_id": owner.id if owner is not None else (0, 0), "blocks": blocks}
+                if seg.frames is not None:
+                    entry["frames"] = seg.frames
+                out.append(entry)
+            return out
+
+    def record_history(self, enabled: bool = True, max_entries: int = sys.maxsize, max_frames: int = 8) -> None:
+        """Start (or stop, and forget) recording a trace entry per alloc / free_requested /
+        free_completed / segment_alloc / segment_free / oom, with up to `max_frames` Python
+        frames (innermost first); allocated blocks then carry the frames of their allocation."""
+        with self._lock:
+            if not enabled:
+                self._history = None
+                return
+            self._max_frames = int(max_frames)
+            old = self._history or ()
+            self._history = deque(old, maxlen=None if max_entries >= sys.maxsize else int(max_entries))
+
+    def history(self) -> list:
+        """The recorded trace entries (dicts: action, addr, size, stream, frames, seq), oldest first."""
+        with self._lock:
+            return list(self._history or ())
+
+    def full_snapshot(self) -> dict:
+        """torch.cuda.memory._snapshot()-style: {"segments": snapshot(), "device_traces": [history()]}."""
+        with self._lock:
+            return {"segments": self.snapshot(), "device_traces": [self.history()]}
+
+    def _frames(self):
+        f = sys._getframe(1)
+        while f is not None and f.f_code.co_filename == _THIS_FILE:
+            f = f.f_back
+        if f is None or self._max_frames <= 0:
+            return []
+        summary = traceback.StackSummary.extract(traceback.walk_stack(f), limit=self._max_frames, lookup_lines=False)
+        return [{"filename": fs.filename, "line": fs.lineno, "name": fs.name} for fs in summary]
+
+    def _trace(self, action, addr, size, stream, frames):
+        self._clock += 1
+        self._history.append({"action": action, "addr": addr, "size": size, "stream": stream,
+                              "frames": frames, "seq": self._clock})
+
+    def __repr__(self):
+        return (f"<CachingAllocator device={self.device} allocated={self.memory_allocated()} "
+                f"reserved={self.memory_reserved()} segments={len(self._segments)}>")

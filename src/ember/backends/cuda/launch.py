@@ -1,0 +1,101 @@
+"""Kernel launch plumbing: load a cubin once per device, look functions up, launch with packed
+arguments on the current stream.
+
+A Triton 3.6 kernel takes, after its own parameters, two more pointers (global and profile
+scratch); `launch_triton` appends them (NULL when the compiled metadata says their sizes are 0).
+"""
+from __future__ import annotations
+
+import ctypes
+import threading
+
+from .driver import check, driver, ensure_context
+
+__all__ = ["Module", "load_module", "Function", "launch", "launch_triton", "ptr", "i32", "i64", "f32"]
+
+_cache = {}
+_lock = threading.Lock()
+
+
+class Module:
+    __slots__ = ("handle", "device_index", "_functions")
+
+    def __init__(self, handle, device_index):
+        self.handle = handle
+        self.device_index = device_index
+        self._functions = {}
+
+    def function(self, name: str) -> "Function":
+        f = self._functions.get(name)
+        if f is None:
+            h = check(driver().cuModuleGetFunction(self.handle, name.encode()), f"cuModuleGetFunction({name!r})")
+            f = self._functions[name] = Function(h, name, self)
+        return f
+
+
+def load_module(image: bytes, device_index: int = 0, key=None) -> Module:
+    """Loads a cubin (cached per device by `key`, default the image bytes' hash)."""
+    k = (device_index, key if key is not None else hash(image))
+    m = _cache.get(k)
+    if m is None:
+        with _lock:
+            m = _cache.get(k)
+            if m is None:
+                ensure_context(device_index)
+                h = check(driver().cuModuleLoadData(image), "cuModuleLoadData")
+                m = _cache[k] = Module(h, device_index)
+    return m
+
+
+class Function:
+    __slots__ = ("handle", "name", "module", "shared_configured")
+
+    def __init__(self, handle, name, module):
+        self.handle = handle
+        self.name = name
+        self.module = module
+        self.shared_configured = 0
+
+    def set_max_dynamic_shared(self, nbytes: int) -> None:
+        if nbytes > 48 * 1024 and nbytes > self.shared_configured:
+            d = driver()
+            attr = d.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+            check(d.cuFuncSetAttribute(self.handle, attr, nbytes), "cuFuncSetAttribute")
+            self.shared_configured = nbytes
+
+
+# argument wrappers: a kernel argument is packed as the C type the kernel expects
+ptr = ctypes.c_void_p
+i32 = ctypes.c_int32
+i64 = ctypes.c_int64
+f32 = ctypes.c_float
+
+
+def _pack(args):
+    """A void** array pointing at C copies of each argument; the objects must outlive the launch call."""
+    holders = [a if isinstance(a, ctypes._SimpleCData) else ptr(a) for a in args]
+    arr = (ctypes.c_void_p * len(holders))(*[ctypes.addressof(h) for h in holders])
+    return arr, holders
+
+
+def launch(fn: Function, grid, block, args, shared: int = 0, stream=None) -> None:
+    """Launches `fn` on `stream` (default: the current stream of the module's device)."""
+    from .stream import current_stream
+    s = stream if stream is not None else current_stream(fn.module.device_index)
+    gx, gy, gz = (tuple(grid) + (1, 1))[:3]
+    bx, by, bz = (tuple(block) + (1, 1))[:3]
+    arr, _holders = _pack(args)
+    fn.set_max_dynamic_shared(shared)
+    check(driver().cuLaunchKernel(fn.handle, gx, gy, gz, bx, by, bz, shared, s.handle, ctypes.addressof(arr), 0),
+          f"cuLaunchKernel({fn.name})")
+
+
+def launch_triton(compiled, grid, args, stream=None, device_index: int = 0) -> None:
+    """Launches a kernel compiled by `triton.compile` (its cubin, name, warps and shared memory)."""
+    md = compiled.metadata
+    mod = load_module(compiled.asm["cubin"], device_index, key=(md.name, id(compiled)))
+    fn = mod.function(md.name)
+    extra = [None, None]  # global and profile scratch (sizes 0 for simple kernels)
+    if getattr(md, "global_scratch_size", 0) or getattr(md, "profile_scratch_size", 0):
+        raise NotImplementedError(f"kernel {md.name} needs scratch memory; ember's launcher does not provide it yet")
+    launch(fn, grid, (32 * md.num_warps, 1, 1), list(args) + extra, md.shared, stream)

@@ -1,0 +1,245 @@
+"""CUDA tensors: storage on the GPU, host<->device copies, and the factory ops.
+
+Until the Triton kernels land, factories that need computed values (arange, randn, ...) build
+them on the host and copy them over; elementwise and other ops on CUDA tensors report that no
+CUDA kernel is registered yet.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..._tensor import Tensor
+from ...core import dtype as D
+from ...core.device import CPU, device as _device
+from ...core.shape import contiguous_strides, numel
+from ...core.storage import Storage
+from ...dispatch import OPS
+from .driver import check, driver, ensure_context
+from .graphs import refuse_during_capture
+from .memory import alloc_buffer, keep_alive, pinned_empty
+from .stream import current_stream
+
+_make = Tensor._make
+
+
+def empty_cuda(shape, dtype, index: int) -> Tensor:
+    shape = tuple(shape)
+    nbytes = numel(shape) * dtype.itemsize
+    ensure_context(index)
+    buf = alloc_buffer(nbytes, index, current_stream(index))
+    st = Storage(buf, _device("cuda", index), nbytes)
+    return _make(st, shape, contiguous_strides(shape), 0, dtype)
+
+
+def _index(t: Tensor) -> int:
+    return t._storage.device.index or 0
+
+
+def _span(t: Tensor):
+    """(first element offset, number of elements) of the storage region a tensor touches."""
+    if 0 in t._shape:
+        return t._offset, 0
+    lo = t._offset + sum((n - 1) * s for n, s in zip(t._shape, t._stride) if s < 0)
+    hi = t._offset + sum((n - 1) * s for n, s in zip(t._shape, t._stride) if s > 0)
+    return lo, hi - lo + 1
+
+
+def h2d(dst: Tensor, host: np.ndarray, non_blocking: bool = False) -> None:
+    """Copies a C-contiguous host array into a contiguous CUDA tensor on the current stream."""
+    n = host.nbytes
+    if n == 0:
+        return
+    s = current_stream(_index(dst))
+    d = driver()
+    check(d.cuMemcpyHtoDAsync(dst.data_ptr(), host.__array_interface__["data"][0], n, s.handle), "cuMemcpyHtoDAsync")
+    if non_blocking:
+        keep_alive(host, s)  # the copy reads `host` later: hold it until the stream passes this point
+
+
+def d2h(src: Tensor, non_blocking: bool = False) -> Tensor:
+    """A CPU tensor with the values of a CUDA tensor (same shape and strides, minimal bytes copied)."""
+    lo, count = _span(src)
+    it = src._dtype.itemsize
+    nbytes = count * it
+    if non_blocking:
+        raw = pinned_empty(nbytes)
+    else:
+        refuse_during_capture("copying a CUDA tensor to the CPU (.cpu(), .item(), .tolist(), printing)")
+        raw = np.empty(nbytes, np.uint8)
+    s = current_stream(_index(src))
+    if nbytes:
+        d = driver()
+        check(d.cuMemcpyDtoHAsync(raw.__array_interface__["data"][0], src._storage.data.ptr + lo * it, nbytes,
+                                  s.handle), "cuMemcpyDtoHAsync")
+        if not non_blocking:
+            check(d.cuStreamSynchronize(s.handle), "cuStreamSynchronize")
+    st = Storage(raw, CPU, nbytes)
+    st.pinned = non_blocking
+    return _make(st, src._shape, src._stride, src._offset - lo, src._dtype)
+
+
+def _host_contiguous(t: Tensor, dtype=None) -> np.ndarray:
+    a = t._host_array()
+    if dtype is not None and a.dtype != dtype.np:
+        a = a.astype(dtype.np)
+    return np.ascontiguousarray(a)
+
+
+def to_device(self: Tensor, device, non_blocking: bool = False) -> Tensor:
+    src_dev = self._storage.device
+    if device.type == "cpu":
+        return d2h(self, non_blocking)
+    index = device.index or 0
+    if src_dev is CPU:
+        host = _host_contiguous(self)
+        out = empty_cuda(self._shape, self._dtype, index)
+        h2d(out, host, non_blocking and getattr(self._storage, "pinned", False))
+        return out
+    # device to device (same or another GPU): copy the touched span, keep the geometry
+    lo, count = _span(self)
+    it = self._dtype.itemsize
+    buf_t = empty_cuda((count,), self._dtype, index)
+    if count:
+        s = current_stream(index)
+        check(driver().cuMemcpyDtoDAsync(buf_t.data_ptr(), self._storage.data.ptr + lo * it, count * it, s.handle),
+              "cuMemcpyDtoDAsync")
+    return _make(buf_t._storage, self._shape, self._stride, self._offset - lo, self._dtype)
+
+
+def _needs_kernel(what: str):
+    raise NotImplementedError(f"{what} on CUDA needs ember's CUDA kernels, which are not built yet "
+                              f"(they come with the CUDA operator backend); do it on the CPU for now")
+
+
+def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
+    sd, dd = src._storage.device, self._storage.device
+    if dd.type == "cpu":  # device -> host
+        host = d2h(src)
+        return OPS["copy_"].kernels["cpu"](self, host, False)
+    if not self.is_contiguous():
+        _needs_kernel("copy_ into a non-contiguous tensor")
+    if sd.type == "cpu":
+        a = src._host_array()
+        if a.shape != self._shape:
+            a = np.broadcast_to(a, self._shape)
+        h2d(self, _host_contiguous_arr(a, self._dtype), non_blocking and getattr(src._storage, "pinned", False))
+        return self
+    if src._dtype is not self._dtype or src._shape != self._shape or not src.is_contiguous():
+        _needs_kernel("copy_ between CUDA tensors of different dtypes, shapes or layouts")
+    n = self.nbytes
+    if n:
+        s = current_stream(_index(self))
+        check(driver().cuMemcpyDtoDAsync(self.data_ptr(), src.data_ptr(), n, s.handle), "cuMemcpyDtoDAsync")
+    return self
+
+
+def _host_contiguous_arr(a: np.ndarray, dtype) -> np.ndarray:
+    if a.dtype != dtype.np:
+        a = a.astype(dtype.np)
+    return np.ascontiguousarray(a)
+
+
+# ---- factories ----------------------------------------------------------------------------------
+
+def _memset(t: Tensor, pattern_bytes: bytes) -> None:
+    """Fills a contiguous CUDA tensor with a repeated 1-, 2- or 4-byte pattern."""
+    n = t.numel()
+    if not n:
+        return
+    d = driver()
+    s = current_stream(_index(t)).handle
+    k = len(pattern_bytes)
+    if k == 1:
+        check(d.cuMemsetD8Async(t.data_ptr(), pattern_bytes[0], n, s), "cuMemsetD8Async")
+    elif k == 2:
+        check(d.cuMemsetD16Async(t.data_ptr(), int.from_bytes(pattern_bytes, "little"), n, s), "cuMemsetD16Async")
+    elif k == 4:
+        check(d.cuMemsetD32Async(t.data_ptr(), int.from_bytes(pattern_bytes, "little"), n, s), "cuMemsetD32Async")
+    elif len(set(pattern_bytes)) == 1:
+        check(d.cuMemsetD8Async(t.data_ptr(), pattern_bytes[0], n * k, s), "cuMemsetD8Async")
+    else:  # an 8-byte pattern: build it on the host
+        h2d(t, np.full(t._shape, np.frombuffer(pattern_bytes, dtype=t._dtype.np)[0], t._dtype.np))
+
+
+def _fill(t: Tensor, value) -> Tensor:
+    _memset(t, np.array(value).astype(t._dtype.np).tobytes())
+    return t
+
+
+def _dt(dtype):
+    return D.get_default_dtype() if dtype is None else dtype
+
+
+def _register_factories():
+    reg = lambda name: OPS[name].register("cuda")  # noqa: E731
+    idx = lambda device: (device.index or 0)  # noqa: E731
+
+    @reg("empty")
+    def _empty(size, dtype=None, device=None):
+        return empty_cuda(size, _dt(dtype), idx(device))
+
+    @reg("zeros")
+    def _zeros(size, dtype=None, device=None):
+        return _fill(empty_cuda(size, _dt(dtype), idx(device)), 0)
+
+    @reg("ones")
+    def _ones(size, dtype=None, device=None):
+        return _fill(empty_cuda(size, _dt(dtype), idx(device)), 1)
+
+    @reg("full")
+    def _full(size, fill_value, dtype=None, device=None):
+        return _fill(empty_cuda(size, _dt(dtype), idx(device)), fill_value)
+
+    @reg("empty_strided")
+    def _empty_strided(size, stride, dtype=None, device=None):
+        dt = _dt(dtype)
+        span = 1 + sum((n - 1) * s for n, s in zip(size, stride)) if numel(size) else 0
+        base = empty_cuda((span,), dt, idx(device))
+        return _make(base._storage, tuple(size), tuple(stride), 0, dt)
+
+    # values computed on the host, then copied (until device kernels exist)
+    for name in ("arange", "linspace", "eye", "scalar_tensor", "rand", "randn", "randint", "randperm"):
+        _host_factory(name)
+
+    @reg("zero_")
+    def _zero_(self):
+        if not self.is_contiguous():
+            _needs_kernel("zero_ on a non-contiguous tensor")
+        return _fill(self, 0)
+
+    @reg("fill_")
+    def _fill_(self, value):
+        if isinstance(value, Tensor):
+            value = value.item()
+        if not self.is_contiguous():
+            _needs_kernel("fill_ on a non-contiguous tensor")
+        return _fill(self, value)
+
+    @reg("clone")
+    def _clone(self):
+        if not self.is_contiguous():
+            _needs_kernel("clone of a non-contiguous tensor")
+        out = empty_cuda(self._shape, self._dtype, _index(self))
+        return copy_(out, self)
+
+    OPS["_to_device"].register("cpu", "cuda")(lambda self, device, non_blocking=False:
+                                              to_device(self, device, non_blocking))
+    OPS["copy_"].register("cuda")(copy_)
+
+
+def _host_factory(name):
+    cpu_kernel = OPS[name].kernels["cpu"]
+
+    def kernel(*args):
+        return to_device(cpu_kernel(*args), _find_device(args), False)
+    OPS[name].register("cuda")(kernel)
+
+
+def _find_device(args):
+    for a in args:
+        if isinstance(a, _device) and a.type == "cuda":
+            return a
+    return _device("cuda", 0)
+
+
+_register_factories()
