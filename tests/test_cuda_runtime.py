@@ -231,3 +231,145 @@ def test_launch_a_triton_kernel_through_ember():
     out = ember.empty(n, device="cuda")
     launch_triton(compiled, ((n + 255) // 256,), [x.data_ptr(), y.data_ptr(), out.data_ptr(), n])
     assert out.tolist() == [i + 0.5 for i in range(n)]
+
+
+# ---- with Triton kernels launched through ember ----------------------------------------------------
+
+def _compile(fn, signature, constexprs):
+    triton = pytest.importorskip("triton")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    major, minor = ember.cuda.get_device_capability()
+    return triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constexprs),
+                          target=GPUTarget("cuda", major * 10 + minor, 32))
+
+
+def _slow_scale(iters=20000):
+    from _triton_kernels import slow_scale_kernel
+    return _compile(slow_scale_kernel, {"x_ptr": "*fp32", "out_ptr": "*fp32", "n": "i32", "scale": "fp32"},
+                    {"ITERS": iters, "BLOCK": 256})
+
+
+def _run_scale(k, x, out, scale, stream=None):
+    import ctypes
+    from ember.backends.cuda.launch import launch_triton
+    n = x.numel()
+    launch_triton(k, ((n + 255) // 256,), [x.data_ptr(), out.data_ptr(), ctypes.c_int32(n), ctypes.c_float(scale)],
+                  stream=stream)
+
+
+def test_stream_ordering_with_wait_stream():
+    k = _slow_scale()
+    n = 1 << 16
+    x = ember.arange(float(n)).cuda()
+    out = ember.zeros(n, device="cuda")
+    ember.cuda.synchronize()
+    s1, s2 = ember.cuda.Stream(), ember.cuda.Stream()
+    _run_scale(k, x, out, 3.0, stream=s1)          # long kernel on s1
+    s2.wait_stream(s1)
+    with ember.cuda.stream(s2):                    # the dependent copy on s2
+        copy = ember.empty(n, device="cuda")
+        copy.copy_(out)
+    s2.synchronize()
+    assert copy.cpu().tolist()[-5:] == [3.0 * v for v in range(n - 5, n)]
+
+
+def test_cross_stream_reuse_is_safe_with_record_stream():
+    k = _slow_scale(40000)
+    n = 1 << 20
+    reader = ember.cuda.Stream()
+    x = ember.full((n,), 2.0, device="cuda")
+    y = ember.zeros(n, device="cuda")
+    ember.cuda.synchronize()
+    _run_scale(k, x, y, 1.0, stream=reader)         # `reader` still reads x for a while
+    x.record_stream(reader)
+    del x                                            # freed on the default stream while `reader` reads it
+    gc.collect()
+    for _ in range(4):                               # allocations on the default stream overwrite freed memory
+        z = ember.empty(n, device="cuda")
+        z.fill_(-1.0)
+    reader.synchronize()
+    vals = y.cpu()
+    assert vals.min().item() == 2.0 and vals.max().item() == 2.0
+
+
+def test_statistics_match_mem_get_info_deltas():
+    ember.cuda.synchronize()
+    ember.cuda.empty_cache()
+    free0, _ = ember.cuda.mem_get_info()
+    r0 = ember.cuda.memory_reserved()
+    x = ember.empty(256 << 20, dtype=ember.uint8, device="cuda")   # a new 256 MiB segment
+    free1, _ = ember.cuda.mem_get_info()
+    grown = ember.cuda.memory_reserved() - r0
+    assert grown >= 256 << 20
+    assert abs((free0 - free1) - grown) <= 4 << 20   # the driver saw the same growth (page granularity aside)
+    del x
+    gc.collect()
+    ember.cuda.empty_cache()
+    free2, _ = ember.cuda.mem_get_info()
+    assert abs(free2 - free0) <= 4 << 20
+
+
+def test_allocator_works_after_oom():
+    _, total = ember.cuda.mem_get_info()
+    with pytest.raises(ember.cuda.OutOfMemoryError) as ei:
+        ember.empty(total + (1 << 30), dtype=ember.uint8, device="cuda")
+    msg = str(ei.value)
+    assert "Tried to allocate" in msg and "GiB" in msg
+    x = ember.ones(1000, device="cuda")
+    assert x.cpu().tolist() == [1.0] * 1000
+
+
+def test_events_time_a_known_kernel():
+    k = _slow_scale(20000)
+    n = 1 << 16
+    x = ember.ones(n, device="cuda")
+    y = ember.empty(n, device="cuda")
+    _run_scale(k, x, y, 1.0)                        # warm up (module load)
+    t0, t1 = ember.cuda.Event(enable_timing=True), ember.cuda.Event(enable_timing=True)
+    t0.record()
+    _run_scale(k, x, y, 1.0)
+    t1.record()
+    t1.synchronize()
+    one = t0.elapsed_time(t1)
+    t0.record()
+    for _ in range(4):
+        _run_scale(k, x, y, 1.0)
+    t1.record()
+    t1.synchronize()
+    four = t0.elapsed_time(t1)
+    assert 0.01 < one < 1000.0
+    assert 2.5 * one < four < 6.0 * one             # four launches take about four times as long
+
+
+def test_graph_of_several_launches_replays_with_new_inputs():
+    from _triton_kernels import add_kernel
+    from ember.backends.cuda.launch import launch_triton
+    k = _compile(add_kernel, {"x_ptr": "*fp32", "y_ptr": "*fp32", "out_ptr": "*fp32", "n": "i32"}, {"BLOCK": 256})
+    n = 4096
+    grid = ((n + 255) // 256,)
+    x = ember.zeros(n, device="cuda")
+    y = ember.ones(n, device="cuda")
+    a = ember.empty(n, device="cuda")
+    launch_triton(k, grid, [x.data_ptr(), y.data_ptr(), a.data_ptr(), n])  # load the module before capture
+    ember.cuda.synchronize()
+    g = ember.cuda.CUDAGraph()
+    with ember.cuda.graph(g):
+        launch_triton(k, grid, [x.data_ptr(), y.data_ptr(), a.data_ptr(), n])        # a = x + 1
+        b = ember.empty(n, device="cuda")
+        launch_triton(k, grid, [a.data_ptr(), a.data_ptr(), b.data_ptr(), n])        # b = 2a
+        c = ember.empty(n, device="cuda")
+        launch_triton(k, grid, [b.data_ptr(), y.data_ptr(), c.data_ptr(), n])        # c = 2a + 1
+    for i in range(20):
+        x.copy_(ember.full((n,), float(i)))
+        g.replay()
+        assert c.cpu()[:3].tolist() == [2 * (i + 1) + 1.0] * 3
+    g.reset()
+
+
+def test_dataloader_pin_memory():
+    from ember.utils.data import DataLoader, TensorDataset
+    ds = TensorDataset(ember.arange(40.0).reshape(20, 2), ember.arange(20))
+    batches = list(DataLoader(ds, batch_size=8, pin_memory=True))
+    assert all(b[0].is_pinned() and b[1].is_pinned() for b in batches)
+    assert batches[0][0].to("cuda", non_blocking=True).cpu().tolist() == ember.arange(16.0).reshape(8, 2).tolist()
