@@ -41,7 +41,7 @@ def memory_stats(device=None) -> dict:
 
 
 def memory_summary(device=None, abbreviated: bool = False) -> str:
-    return _alloc(device).memory_summary()
+    return _alloc(device).memory_summary(abbreviated)
 
 
 def memory_snapshot(device=None):

@@ -569,15 +569,9 @@ class CachingAllocator:
         self._max_frames = 8
         self._stats = {name: [_Stat(), _Stat(), _Stat()] for name in _STAT_NAMES}
         st = self._stats
-        self._s_allocation = st["allocation"]
         self._s_segment = st["segment"]
-        self._s_active = st["active"]
-        self._s_inactive_split = st["inactive_split"]
         self._s_allocated_bytes = st["allocated_bytes"]
         self._s_reserved_bytes = st["reserved_bytes"]
-        self._s_active_bytes = st["active_bytes"]
-        self._s_inactive_split_bytes = st["inactive_split_bytes"]
-        self._s_requested_bytes = st["requested_bytes"]
         self._counters = dict.fromkeys(_COUNTERS, 0)
         self._hot = [None] + [tuple(st[name][k] for name in ("allocation", "allocated_bytes", "active",
                                                                "active_bytes", "requested_bytes") for k in (0, t))
@@ -756,6 +750,7 @@ class CachingAllocator:
                 nxt.prev = prev
             block.segment = None
             block.prev = block.next = None
+            block.pending = False
             block = prev
         nxt = block.next
         if nxt is not None and not nxt.allocated and not nxt.pending:
@@ -1116,11 +1111,13 @@ class CachingAllocator:
                 ("segment", "GPU reserved segments", fmt_count),
                 ("inactive_split", "Non-releasable allocs", fmt_count))
         width = 75
+        heading = f"ember CUDA memory summary, device ID {self.device}"
+        ooms = f"CUDA OOMs: {stats['num_ooms']}"
+        retries = f"cudaMalloc retries: {stats['num_alloc_retries']}"
         lines = ["=" * width,
-                 f" {'':16} ember CUDA memory summary, device ID {self.device:<19d}",
+                 heading.center(width),
                  "-" * width,
-                 f"  {'':9} CUDA OOMs: {stats['num_ooms']:<12d} | {'':6} cudaMalloc retries: "
-                 f"{stats['num_alloc_retries']:<9d}",
+                 ooms.center(37) + "|" + retries.center(37),
                  "=" * width,
                  "        Metric         | Cur Usage  | Peak Usage | Tot Alloc  | Tot Freed  "]
         for key, title, fmt in rows:

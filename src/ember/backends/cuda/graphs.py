@@ -70,15 +70,22 @@ class CUDAGraph:
                 "relaxed": d.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_RELAXED}[capture_error_mode]
         with _lock:
             if self._device in _capturing:
-                allocator_for(self._device).end_allocate_to_pool(self._pool)
+                self._abandon_pool()
                 raise RuntimeError(f"another CUDA graph is already being captured on cuda:{self._device}")
             _capturing[self._device] = self
         try:
             check(d.cuStreamBeginCapture(self._stream.handle, mode), "cuStreamBeginCapture")
         except BaseException:
             _capturing.pop(self._device, None)
-            allocator_for(self._device).end_allocate_to_pool(self._pool)
+            self._abandon_pool()
             raise
+
+    def _abandon_pool(self):
+        from .memory import allocator_for
+        a = allocator_for(self._device)
+        a.end_allocate_to_pool(self._pool)
+        a.release_pool(self._pool)
+        self._pool = None
 
     def capture_end(self):
         from .memory import allocator_for
