@@ -26,6 +26,8 @@ def time_us(fn, reps: int = 7, inner: int = 200) -> float:
 
 
 def commit() -> str:
+    if os.environ.get("EMBER_COMMIT"):  # set by the caller where the tree has no .git (the GPU machine's copy)
+        return os.environ["EMBER_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
