@@ -112,25 +112,26 @@ def _needs_kernel(what: str):
 
 
 def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
+    from .elementwise import copy_cast
     sd, dd = src._storage.device, self._storage.device
     if dd.type == "cpu":  # device -> host
         host = d2h(src)
         return OPS["copy_"].kernels["cpu"](self, host, False)
-    if not self.is_contiguous():
-        _needs_kernel("copy_ into a non-contiguous tensor")
     if sd.type == "cpu":
         a = src._host_array()
-        if a.shape != self._shape:
-            a = np.broadcast_to(a, self._shape)
-        h2d(self, _host_contiguous_arr(a, self._dtype), non_blocking and getattr(src._storage, "pinned", False))
+        if a.shape == self._shape and src._dtype is self._dtype and self.is_contiguous():
+            h2d(self, np.ascontiguousarray(a), non_blocking and getattr(src._storage, "pinned", False))
+            return self
+        tmp = empty_cuda(a.shape, src._dtype, _index(self))   # host -> device as is, then cast/broadcast there
+        h2d(tmp, np.ascontiguousarray(a), non_blocking and getattr(src._storage, "pinned", False))
+        return copy_cast(self, tmp)
+    if src._dtype is self._dtype and src._shape == self._shape and src.is_contiguous() and self.is_contiguous():
+        n = self.nbytes
+        if n:
+            s = current_stream(_index(self))
+            check(driver().cuMemcpyDtoDAsync(self.data_ptr(), src.data_ptr(), n, s.handle), "cuMemcpyDtoDAsync")
         return self
-    if src._dtype is not self._dtype or src._shape != self._shape or not src.is_contiguous():
-        _needs_kernel("copy_ between CUDA tensors of different dtypes, shapes or layouts")
-    n = self.nbytes
-    if n:
-        s = current_stream(_index(self))
-        check(driver().cuMemcpyDtoDAsync(self.data_ptr(), src.data_ptr(), n, s.handle), "cuMemcpyDtoDAsync")
-    return self
+    return copy_cast(self, src)
 
 
 def _host_contiguous_arr(a: np.ndarray, dtype) -> np.ndarray:
@@ -201,24 +202,26 @@ def _register_factories():
     for name in ("arange", "linspace", "eye", "scalar_tensor", "rand", "randn", "randint", "randperm"):
         _host_factory(name)
 
+    def _strided_fill(self, value):
+        from .elementwise import copy_cast
+        v = _fill(empty_cuda((), self._dtype, _index(self)), value)
+        return copy_cast(self, v)
+
     @reg("zero_")
     def _zero_(self):
-        if not self.is_contiguous():
-            _needs_kernel("zero_ on a non-contiguous tensor")
-        return _fill(self, 0)
+        return _fill(self, 0) if self.is_contiguous() else _strided_fill(self, 0)
 
     @reg("fill_")
     def _fill_(self, value):
         if isinstance(value, Tensor):
+            if value._storage.device.type == "cuda":
+                from .elementwise import copy_cast
+                return copy_cast(self, value)
             value = value.item()
-        if not self.is_contiguous():
-            _needs_kernel("fill_ on a non-contiguous tensor")
-        return _fill(self, value)
+        return _fill(self, value) if self.is_contiguous() else _strided_fill(self, value)
 
     @reg("clone")
     def _clone(self):
-        if not self.is_contiguous():
-            _needs_kernel("clone of a non-contiguous tensor")
         out = empty_cuda(self._shape, self._dtype, _index(self))
         return copy_(out, self)
 

@@ -1,0 +1,87 @@
+"""Compiling Triton kernels ahead of launch (`triton.compile`, no torch), cached in memory per
+(kernel, signature, constants, device capability), with Triton's on-disk cache behind it.
+
+`run(fn, grid, args, constexprs, device)` either compiles and launches through ember's launcher
+on the current stream, or, under `TRITON_INTERPRET=1` with CPU tensors (the CI tests), runs the
+same kernel in Triton's interpreter on zero-copy torch views of ember's buffers.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+
+__all__ = ["run", "compile_kernel", "stats", "SIG"]
+
+# ember dtype name -> Triton pointer element type
+SIG = {"float32": "fp32", "float64": "fp64", "float16": "fp16", "bfloat16": "bf16", "int64": "i64",
+       "int32": "i32", "int16": "i16", "int8": "i8", "uint8": "u8", "bool": "i1"}
+_CTYPES = {"i32": ctypes.c_int32, "i64": ctypes.c_int64, "fp32": ctypes.c_float, "fp64": ctypes.c_double,
+           "i1": ctypes.c_int32}
+
+_cache = {}
+stats = {"compiled": 0, "compile_seconds": 0.0, "launches_by_kernel": {}, "variants": []}
+
+
+def _capability(index):
+    from .device import get_device_capability
+    major, minor = get_device_capability(index)
+    return major * 10 + minor
+
+
+def compile_kernel(fn, signature: dict, constexprs: dict, index: int, num_warps: int = 4):
+    key = (fn, tuple(signature.items()), tuple(sorted(constexprs.items())), index, num_warps)
+    c = _cache.get(key)
+    if c is None:
+        import triton
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import ASTSource
+        t0 = time.perf_counter()
+        c = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constexprs),
+                           target=GPUTarget("cuda", _capability(index), 32), options={"num_warps": num_warps})
+        dt = time.perf_counter() - t0
+        stats["compiled"] += 1
+        stats["compile_seconds"] += dt
+        stats["variants"].append((fn.__name__, dict(constexprs), round(dt, 3)))
+        _cache[key] = c
+    return c
+
+
+def _interpreting(args) -> bool:
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        return False
+    from ..._tensor import Tensor
+    return any(isinstance(v, Tensor) and v._storage.device.type == "cpu" for _, v, _ in args)
+
+
+def _torch_view(t):
+    """A torch CPU tensor over an ember CPU tensor's storage from its offset on (zero copy)."""
+    import numpy as np
+    import torch
+    raw = t._storage.data.reshape(-1).view(np.uint8)
+    if t._dtype.name == "bfloat16":
+        return torch.from_numpy(raw.view(np.int16)[t._offset:]).view(torch.bfloat16)
+    return torch.from_numpy(raw.view(t._dtype.np)[t._offset:])
+
+
+def run(fn, grid, args, constexprs: dict, index: int = 0, num_warps: int = 4) -> None:
+    """args: a list of (name, value, Triton type); tensors for '*' types."""
+    if _interpreting(args):
+        kw = {name: (_torch_view(v) if ty.startswith("*") else v) for name, v, ty in args}
+        fn[grid](**kw, **constexprs)
+        return
+    from .launch import launch, load_module
+    sig = {name: ty for name, _, ty in args}
+    c = compile_kernel(fn, sig, constexprs, index, num_warps)
+    md = c.metadata
+    fnh = load_module(c.asm["cubin"], index, key=id(c)).function(md.name)
+    vals = []
+    for _, v, ty in args:
+        if ty.startswith("*"):
+            vals.append(v.data_ptr())
+        else:
+            vals.append(_CTYPES[ty](v))
+    vals += [None, None]  # Triton 3.6's global and profile scratch pointers
+    launch(fnh, grid, (32 * md.num_warps, 1, 1), vals, md.shared)
+    k = stats["launches_by_kernel"]
+    k[md.name] = k.get(md.name, 0) + 1

@@ -1,0 +1,233 @@
+"""CUDA elementwise ops on the generated Triton kernel (`kernels/elementwise.py`): broadcasting,
+type promotion, arbitrary strides (dimension collapsing), in-place forms, strided copies and casts."""
+from __future__ import annotations
+
+from ..._tensor import Tensor
+from ...core import dtype as D
+from ...core.shape import broadcast_shapes, contiguous_strides
+from ...dispatch import OPS
+from ...ops.elementwise import BINARY, UNARY, inplace_check, out_dtype
+
+UNARY_OPS = {"neg": 0, "abs": 1, "exp": 2, "log": 3, "sqrt": 4, "rsqrt": 5, "sin": 6, "cos": 7, "tanh": 8,
+             "sigmoid": 9, "relu": 10, "erf": 11, "silu": 12, "reciprocal": 15, "square": 16, "exp2": 17,
+             "log2": 18, "log1p": 19, "expm1": 20, "floor": 21, "ceil": 22, "trunc": 23, "sign": 24,
+             "logical_not": 25, "isnan": 26, "isinf": 27, "isfinite": 28, "bitwise_not": 29, "log10": 30}
+BINARY_OPS = {"mul": 2, "maximum": 4, "minimum": 5, "eq": 6, "ne": 7, "lt": 8, "le": 9, "gt": 10, "ge": 11,
+              "logical_and": 12, "logical_or": 13, "logical_xor": 14, "bitwise_and": 15, "bitwise_or": 16,
+              "bitwise_xor": 17, "pow": 18, "hypot": 20}
+_IDENTITY = 31
+_CK = {"float32": 0, "float64": 1, "int64": 2, "int32": 3, "int16": 4, "int8": 5, "uint8": 6, "bool": 7}
+_SCALAR_TY = {0: "fp32", 1: "fp64"}
+BLOCK = 1024
+MAXDIM = 6
+
+
+def _kernel():
+    from .kernels.elementwise import ew_kernel
+    return ew_kernel
+
+
+def _compute_dtype(dt):
+    return D.float32 if dt is D.float16 or dt is D.bfloat16 else dt
+
+
+def _strides_for(t, shape):
+    """t's strides broadcast to `shape` (0 on broadcast dims)."""
+    nd, tn = len(shape), len(t._shape)
+    out = [0] * nd
+    for i in range(tn):
+        if t._shape[i] != 1:
+            out[nd - tn + i] = t._stride[i]
+    return out
+
+
+def _collapse(shape, strides_list):
+    """Drops size-1 dims and merges dims that are contiguous with each other in every operand."""
+    dims = [i for i, n in enumerate(shape) if n != 1]
+    if not dims:
+        return [1], [[0] for _ in strides_list]
+    sizes = [shape[dims[0]]]
+    sts = [[s[dims[0]]] for s in strides_list]
+    for i in dims[1:]:
+        n = shape[i]
+        if all(st[-1] == s[i] * n for st, s in zip(sts, strides_list)):
+            sizes[-1] *= n
+            for st, s in zip(sts, strides_list):
+                st[-1] = s[i]
+        else:
+            sizes.append(n)
+            for st, s in zip(sts, strides_list):
+                st.append(s[i])
+    return sizes, sts
+
+
+def _empty(shape, dtype, device):
+    return OPS["empty"].fn(*shape, dtype=dtype, device=device)
+
+
+def launch_ew(op: int, nin: int, out: Tensor, x: Tensor, y, ck: int, alpha=1) -> Tensor:
+    """out = op(x[, y]) over out's shape; y may be a Python scalar (or None for unary)."""
+    shape = out._shape
+    n = out.numel()
+    if n == 0:
+        return out
+    y_scalar = not isinstance(y, Tensor)
+    operands = [out, x] + ([] if y_scalar else [y])
+    sizes, sts = _collapse(shape, [list(out._stride)] + [_strides_for(t, shape) for t in operands[1:]])
+    nd = len(sizes)
+    if nd > MAXDIM:
+        raise NotImplementedError(f"elementwise op on CUDA over {nd} non-mergeable dims (at most {MAXDIM})")
+    contig = nd == 1 and all(s[0] == 1 for s in sts)
+    pad = lambda v: list(v) + [0] * (MAXDIM - len(v))  # noqa: E731
+    s = pad(sizes)
+    ot, xt = pad(sts[0]), pad(sts[1])
+    yt = pad(sts[2]) if not y_scalar else [0] * MAXDIM
+    sty = _SCALAR_TY.get(ck, "i64" if ck != 7 else "i32")
+    from .compiler import SIG, run
+    yy = x if y_scalar else y
+    args = [("out_ptr", out, "*" + SIG[out._dtype.name]), ("x_ptr", x, "*" + SIG[x._dtype.name]),
+            ("y_ptr", yy, "*" + SIG[yy._dtype.name]), ("n", n, "i64"),
+            ("scalar", (0 if y is None else (int(y) if sty != "fp32" and sty != "fp64" else float(y)))
+             if y_scalar else 0, sty),
+            ("alpha", alpha if sty.startswith("fp") else int(alpha), sty)]
+    args += [(f"s{k}", s[k], "i64") for k in range(1, MAXDIM)]
+    for name, t in (("ot", ot), ("xt", xt), ("yt", yt)):
+        args += [(f"{name}{k}", t[k], "i64") for k in range(MAXDIM)]
+    consts = {"OP": op, "NIN": nin, "NDIM": nd, "CONTIG": int(contig), "Y_SCALAR": int(y_scalar), "CK": ck,
+              "BLOCK": BLOCK}
+    run(_kernel(), ((n + BLOCK - 1) // BLOCK,), args, consts, out._storage.device.index or 0)
+    return out
+
+
+def _scalar_of(v, self):
+    """A 0-dim CPU tensor operand of a CUDA op acts as its value."""
+    if isinstance(v, Tensor) and v._storage.device is not self._storage.device and not v._shape:
+        return v.item()
+    return v
+
+
+def _unary_kernel(name, code, rule):
+    def out_of_place(self):
+        dt = out_dtype(rule, self)
+        cdt = _compute_dtype(self._dtype if rule == "bool" else dt)
+        out = _empty(self._shape, dt, self.device)
+        return launch_ew(code, 1, out, self, None, _CK[cdt.name])
+
+    def in_place(self):
+        dt = out_dtype(rule, self)
+        inplace_check(name + "_", self, dt)
+        return launch_ew(code, 1, self, self, None, _CK[_compute_dtype(dt).name])
+    return out_of_place, in_place
+
+
+def _binary_kernel(name, code, rule):
+    def dtypes(self, other):
+        dt = out_dtype(rule, self, other)
+        cdt = _compute_dtype(D.result_type(self, other) if rule == "bool" else dt)
+        if code == 18 and cdt.category != 2:
+            raise NotImplementedError("integer pow on CUDA is not implemented yet")
+        return dt, cdt
+
+    def out_of_place(self, other):
+        dt, cdt = dtypes(self, other)
+        o = _scalar_of(other, self)
+        shape = broadcast_shapes(self._shape, o._shape) if isinstance(o, Tensor) else self._shape
+        return launch_ew(code, 2, _empty(shape, dt, self.device), self, o, _CK[cdt.name])
+
+    def in_place(self, other):
+        dt, cdt = dtypes(self, other)
+        inplace_check(name + "_", self, dt)
+        o = _scalar_of(other, self)
+        if isinstance(o, Tensor) and broadcast_shapes(self._shape, o._shape) != self._shape:
+            raise RuntimeError(f"{name}_: output with shape {list(self._shape)} doesn't match the broadcast "
+                               f"shape {list(broadcast_shapes(self._shape, o._shape))}")
+        return launch_ew(code, 2, self, self, o, _CK[cdt.name])
+    return out_of_place, in_place
+
+
+def _add_kernels():
+    def make(name, code):
+        def out_of_place(self, other, alpha=1):
+            dt = D.result_type(self, other)
+            o = _scalar_of(other, self)
+            shape = broadcast_shapes(self._shape, o._shape) if isinstance(o, Tensor) else self._shape
+            return launch_ew(code, 2, _empty(shape, dt, self.device), self, o, _CK[_compute_dtype(dt).name], alpha)
+
+        def in_place(self, other, alpha=1):
+            dt = D.result_type(self, other)
+            inplace_check(name + "_", self, dt)
+            return launch_ew(code, 2, self, self, _scalar_of(other, self), _CK[_compute_dtype(dt).name], alpha)
+        OPS[name].register("cuda")(out_of_place)
+        OPS[name + "_"].register("cuda")(in_place)
+    make("add", 0)
+    make("sub", 1)
+
+    def rsub(self, other, alpha=1):
+        dt = D.result_type(self, other)
+        o = _scalar_of(other, self)
+        shape = broadcast_shapes(self._shape, o._shape) if isinstance(o, Tensor) else self._shape
+        return launch_ew(19, 2, _empty(shape, dt, self.device), self, o, _CK[_compute_dtype(dt).name], alpha)
+    OPS["rsub"].register("cuda")(rsub)
+
+    def div(self, other, rounding_mode=None):
+        if rounding_mode is not None:
+            raise NotImplementedError("div with a rounding_mode on CUDA is not implemented yet")
+        dt = out_dtype("float", self, other)
+        o = _scalar_of(other, self)
+        shape = broadcast_shapes(self._shape, o._shape) if isinstance(o, Tensor) else self._shape
+        return launch_ew(3, 2, _empty(shape, dt, self.device), self, o, _CK[_compute_dtype(dt).name])
+
+    def div_(self, other, rounding_mode=None):
+        if rounding_mode is not None:
+            raise NotImplementedError("div_ with a rounding_mode on CUDA is not implemented yet")
+        dt = out_dtype("float", self, other)
+        inplace_check("div_", self, dt)
+        return launch_ew(3, 2, self, self, _scalar_of(other, self), _CK[_compute_dtype(dt).name])
+    OPS["div"].register("cuda")(div)
+    OPS["div_"].register("cuda")(div_)
+
+    def rdiv(self, other):  # other / self
+        dt = out_dtype("float", self, other)
+        out = _empty(self._shape, dt, self.device)
+        launch_ew(15, 1, out, self, None, _CK[_compute_dtype(dt).name])  # 1 / self
+        return launch_ew(2, 2, out, out, other, _CK[_compute_dtype(dt).name])
+    OPS["_rdiv"].register("cuda")(rdiv)
+
+
+def copy_cast(dst: Tensor, src: Tensor) -> Tensor:
+    """dst[...] = src with broadcasting, any strides on both sides, and a dtype cast."""
+    return launch_ew(_IDENTITY, 1, dst, src, None, _CK[_compute_dtype(dst._dtype).name]
+                     if dst._dtype.category == 2 else _CK[dst._dtype.name])
+
+
+def _register():
+    for name, code in UNARY_OPS.items():
+        if name not in OPS:
+            continue
+        oop, ip = _unary_kernel(name, code, UNARY[name])
+        OPS[name].register("cuda")(oop)
+        if name + "_" in OPS:
+            OPS[name + "_"].register("cuda")(ip)
+    for name, code in BINARY_OPS.items():
+        oop, ip = _binary_kernel(name, code, BINARY[name])
+        OPS[name].register("cuda")(oop)
+        if name + "_" in OPS:
+            OPS[name + "_"].register("cuda")(ip)
+    _add_kernels()
+
+    def gelu(self, approximate="none"):
+        if approximate not in ("none", "tanh"):
+            raise RuntimeError(f"gelu: approximate argument must be either 'none' or 'tanh', got {approximate!r}")
+        dt = out_dtype("float", self)
+        return launch_ew(13 if approximate == "none" else 14, 1, _empty(self._shape, dt, self.device), self, None,
+                         _CK[_compute_dtype(dt).name])
+    OPS["gelu"].register("cuda")(gelu)
+
+    def to_dtype(self, dtype, copy=False):
+        if dtype is self._dtype and not copy:
+            return self
+        return copy_cast(_empty(self._shape, dtype, self.device), self)
+    OPS["to_dtype"].register("cuda")(to_dtype)
+
+
+_register()

@@ -1,0 +1,167 @@
+"""CUDA ops against torch CUDA on the GPU machine (`pytest -m cuda`)."""
+import numpy as np
+import pytest
+
+import ember
+
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not ember.cuda.is_available(), reason="needs an NVIDIA GPU and cuda-bindings")]
+
+torch = pytest.importorskip("torch")
+from helpers import E2T, DTYPES  # noqa: E402
+
+from ember.backends.cuda import elementwise as EW  # noqa: E402
+
+POS = {"log", "sqrt", "rsqrt", "log2", "log10", "log1p", "reciprocal"}
+TOL = {"float32": (1e-5, 1e-5), "float16": (2e-3, 2e-3), "bfloat16": (1.6e-2, 1e-2), "float64": (1e-7, 1e-7)}
+
+
+def pair(shape, dtype, low=-3.0, high=3.0, seed=0, layout="contiguous"):
+    rng = np.random.default_rng(seed)
+    e_dt, t_dt = DTYPES[dtype]
+    base = shape[:-2] + (shape[-1], shape[-2]) if layout == "transposed" else shape
+    if dtype == "bool":
+        a = rng.random(base) > 0.5
+    elif e_dt.category == 1:
+        a = rng.integers(0 if dtype == "uint8" else int(low), int(high) + 1, size=base)
+    else:
+        a = rng.uniform(low, high, size=base)
+    e = ember.tensor(a, dtype=e_dt).cuda()
+    t = torch.tensor(a).to(t_dt).cuda()
+    if layout == "transposed":
+        e, t = e.transpose(-1, -2), t.transpose(-1, -2)
+    return e, t
+
+
+def check(e, t, dtype=None):
+    assert e.device.type == "cuda"
+    assert tuple(e.shape) == tuple(t.shape), (e.shape, t.shape)
+    assert E2T[e.dtype] == t.dtype, (e.dtype, t.dtype)
+    ea = e.cpu().numpy()
+    ta = t.cpu()
+    if t.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        r, a = TOL[str(t.dtype).split(".")[-1]]
+        np.testing.assert_allclose(ea.astype(np.float64), ta.double().numpy(), rtol=r, atol=a, equal_nan=True)
+    else:
+        np.testing.assert_array_equal(ea, ta.numpy())
+
+
+UNARY = sorted(n for n in EW.UNARY_OPS if n not in ("bitwise_not", "logical_not"))
+
+
+@pytest.mark.parametrize("name", UNARY)
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_unary(name, dtype, layout):
+    e, t = pair((33, 17), dtype, low=0.1 if name in POS else -3.0, layout=layout)
+    fn = getattr(torch, name, None) or getattr(torch.special, name, None)
+    if name in ("silu", "relu"):
+        fn = getattr(torch.nn.functional, name)
+    check(getattr(ember, name)(e) if hasattr(ember, name) else getattr(e, name)(), fn(t))
+
+
+@pytest.mark.parametrize("name", ["abs", "neg", "sign", "square", "relu"])
+@pytest.mark.parametrize("dtype", ["int64", "int32", "int8", "uint8"])
+def test_unary_integers(name, dtype):
+    if dtype == "uint8" and name in ("neg", "abs"):
+        return
+    e, t = pair((40,), dtype)
+    fn = torch.nn.functional.relu if name == "relu" else getattr(torch, name)
+    check(getattr(ember, name)(e), fn(t))
+
+
+BIN = ["add", "sub", "mul", "div", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge", "pow", "hypot"]
+
+
+@pytest.mark.parametrize("name", BIN)
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_binary_broadcast_strided(name, dtype):
+    low = 0.1 if name == "pow" else -3.0
+    a, ta = pair((5, 1, 33), dtype, low=low)
+    b, tb = pair((4, 1, 33), dtype, low=low, seed=1, layout="transposed")   # strided
+    check(getattr(ember, name)(a, b), getattr(torch, name)(ta, tb))
+
+
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "eq", "lt", "pow"])
+def test_binary_with_python_and_0dim_scalars(name):
+    a, ta = pair((7, 9), "float32", low=0.5)
+    check(getattr(ember, name)(a, 2.5), getattr(torch, name)(ta, 2.5))
+    i, ti = pair((7, 9), "int64")
+    if name != "pow":
+        check(getattr(ember, name)(i, 3), getattr(torch, name)(ti, 3))
+        check(getattr(ember, name)(i, 2.5), getattr(torch, name)(ti, 2.5))   # int tensor * float -> float
+    z = ember.tensor(1.5).cuda()
+    check(getattr(ember, name)(a, z), getattr(torch, name)(ta, torch.tensor(1.5).cuda()))
+    check(getattr(ember, name)(a, ember.tensor(1.5)), getattr(torch, name)(ta, torch.tensor(1.5)))  # CPU 0-dim
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "uint8", "bool"])
+def test_bitwise_and_logical(dtype):
+    a, ta = pair((50,), dtype)
+    b, tb = pair((50,), dtype, seed=3)
+    for name in ("bitwise_and", "bitwise_or", "bitwise_xor", "logical_and", "logical_or", "logical_xor"):
+        check(getattr(ember, name)(a, b), getattr(torch, name)(ta, tb))
+    check(ember.logical_not(a), torch.logical_not(ta))
+    if dtype != "bool":
+        check(ember.bitwise_not(a), torch.bitwise_not(ta))
+
+
+def test_add_alpha_and_inplace_forms():
+    a, ta = pair((6, 8), "float32")
+    b, tb = pair((8,), "float32", seed=2)
+    check(ember.add(a, b, alpha=-0.5), torch.add(ta, tb, alpha=-0.5))
+    check(ember.sub(a, b, alpha=2), torch.sub(ta, tb, alpha=2))
+    check(2.0 - a, 2.0 - ta)
+    check(1.0 / (a.abs() + 1), 1.0 / (ta.abs() + 1))
+    v = a._version
+    a.add_(b).mul_(2).exp_()
+    ta.add_(tb).mul_(2).exp_()
+    check(a, ta)
+    assert a._version == v + 3
+    s = ember.zeros(8, 6, device="cuda").t()                       # strided in-place target
+    ts = torch.zeros(8, 6, device="cuda").t()
+    s.add_(a)
+    ts.add_(ta)
+    check(s, ts)
+    i = ember.ones(4, dtype=ember.int64, device="cuda")
+    with pytest.raises(RuntimeError, match="can't be cast"):
+        i.add_(1.5)
+
+
+@pytest.mark.parametrize("src,dst", [("float32", "float16"), ("float32", "bfloat16"), ("float64", "int32"),
+                                     ("int64", "float32"), ("float16", "float32"), ("float32", "bool"),
+                                     ("bool", "float32"), ("uint8", "int64")])
+def test_casts_and_strided_copies(src, dst):
+    e, t = pair((9, 13), src, layout="transposed")
+    d_e, d_t = DTYPES[dst]
+    check(e.to(d_e), t.to(d_t))
+    out = ember.zeros(13, 9, dtype=d_e, device="cuda").t()
+    tout = torch.zeros(13, 9, dtype=d_t, device="cuda").t()
+    out.copy_(e)
+    tout.copy_(t)
+    check(out, tout)
+    check(e.contiguous(), t.contiguous())
+    check(e.clone(), t.clone())
+
+
+def test_empty_and_zero_dim():
+    e = ember.zeros(0, 3, device="cuda")
+    check(e.exp() + 1, torch.zeros(0, 3, device="cuda").exp() + 1)
+    z, tz = pair((), "float32")
+    check(z.exp() * 2, tz.exp() * 2)
+
+
+def test_more_than_2_31_elements():
+    n = (1 << 31) + 1000
+    x = ember.zeros(n, dtype=ember.uint8, device="cuda")
+    x.add_(3)
+    y = x + 4
+    tail = y[n - 5:].cpu().tolist()
+    head = y[:3].cpu().tolist()
+    assert tail == [7] * 5 and head == [7] * 3
+    del x, y
+
+
+def test_kernel_compile_stats():
+    from ember.backends.cuda.compiler import stats
+    assert stats["compiled"] > 0 and stats["compile_seconds"] > 0
