@@ -362,8 +362,7 @@ def test_map_location_cpu_forms(tmp_path):
 
 
 def _has_cuda_backend():
-    op = ember.dispatch.OPS.get("_to_device")
-    return op is not None and bool(op.kernels)
+    return ember.cuda.is_available()
 
 
 def test_map_location_for_tensors_saved_on_cuda(tmp_path):
