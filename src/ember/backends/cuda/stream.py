@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 
+from . import device as _dev
 from .driver import check, driver, ensure_context
 
 __all__ = ["Stream", "Event", "current_stream", "default_stream", "set_current_stream", "ExternalStream"]
@@ -16,7 +17,6 @@ class Stream:
     __slots__ = ("handle", "device_index", "priority", "_owned", "__weakref__")
 
     def __init__(self, device=None, priority: int = 0, *, _handle=None):
-        from . import device as _dev
         self.device_index = _dev.index_of(device)
         ensure_context(self.device_index)
         d = driver()
@@ -106,7 +106,6 @@ class Event:
         flags = 0 if enable_timing else int(d.CUevent_flags.CU_EVENT_DISABLE_TIMING)
         if blocking:
             flags |= int(d.CUevent_flags.CU_EVENT_BLOCKING_SYNC)
-        from . import device as _dev
         self.device_index = _dev.current_device()
         ensure_context(self.device_index)
         self.handle = check(d.cuEventCreate(flags), "cuEventCreate")
@@ -157,8 +156,7 @@ _default_streams = {}
 
 def default_stream(device=None) -> Stream:
     """The device's default (legacy NULL) stream, as in PyTorch."""
-    from . import device as _dev
-    i = _dev.index_of(device)
+    i = device if device.__class__ is int else _dev.index_of(device)
     s = _default_streams.get(i)
     if s is None:
         d = driver()
@@ -168,8 +166,7 @@ def default_stream(device=None) -> Stream:
 
 def current_stream(device=None) -> Stream:
     """This thread's current stream on `device` (the default stream unless `stream(s)` or set_current_stream)."""
-    from . import device as _dev
-    i = _dev.index_of(device)
+    i = device if device.__class__ is int else _dev.index_of(device)
     cur = getattr(_tls, "streams", None)
     if cur is not None:
         s = cur.get(i)
@@ -194,7 +191,6 @@ class stream:  # noqa: N801 - PyTorch's name
     def __enter__(self):
         if self.s is None:
             return self
-        from . import device as _dev
         self._prev_dev = _dev.current_device()
         self._prev = current_stream(self.s.device_index)
         _dev.set_device(self.s.device_index)
@@ -204,7 +200,6 @@ class stream:  # noqa: N801 - PyTorch's name
     def __exit__(self, *exc):
         if self.s is None:
             return False
-        from . import device as _dev
         set_current_stream(self._prev)
         _dev.set_device(self._prev_dev)
         return False
