@@ -72,6 +72,19 @@ def main(argv=None):
              f"{2 * nb / tcopy_ms / 1e6:.0f} GB/s, read + write):\n\n"
              "| op | ember GB/s | share of copy | torch GB/s | share of copy |\n|---|---:|---:|---:|---:|\n")
     text += "".join(f"| {n_} | {e:.0f} | {es:.0%} | {t:.0f} | {ts:.0%} |\n" for n_, e, es, t, ts in brows)
+    del x, y, out, tx, ty, tout
+    m = 16384
+    X = ember.empty(m, m, device="cuda")
+    X.fill_(0.5)
+    TX = torch.zeros(m, m, device="cuda")
+    rrows = []
+    for name, fe, ft in (("sum over rows", lambda: X.sum(dim=1), lambda: TX.sum(dim=1)),
+                         ("softmax over rows", lambda: X.softmax(-1), lambda: TX.softmax(-1))):
+        e_ms, t_ms = gpu_ms(fe, reps=10), gpu_ms(ft, reps=10)
+        rrows.append((name, e_ms, t_ms, t_ms / e_ms))
+    text += ("\nReductions over the rows of a 16384 x 16384 float32 matrix (speed = torch time / ember time):\n\n"
+             "| op | ember ms | torch ms | ember speed vs torch |\n|---|---:|---:|---:|\n")
+    text += "".join(f"| {n_} | {e:.3f} | {t:.3f} | {r:.2f}x |\n" for n_, e, t, r in rrows)
     from ember.backends.cuda.compiler import stats
     text += f"\nKernels compiled in this run: {stats['compiled']} ({stats['compile_seconds']:.1f} s).\n"
     print(text)

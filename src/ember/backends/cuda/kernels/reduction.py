@@ -1,0 +1,253 @@
+"""Triton kernels for reductions (sum/mean/amax/amin, argmax/argmin) and softmax/log_softmax.
+
+The host (`backends/cuda/reduction.py`) reduces every problem to rows x cols over the last axis:
+a row's offset is `(r // RIN) * rs0 + (r % RIN) * rs1` (two collapsed kept dims, `ROW2`), a
+column's `(c // CIN) * cs0 + (c % CIN) * cs1` (two collapsed reduced dims, `COL2`), else one
+stride each. A program owns BLOCK_R rows and walks the columns in BLOCK_C chunks, keeping a
+[BLOCK_R, BLOCK_C] tile of partial results that is reduced across lanes at the end. `CK` is the
+accumulation type (0 float32, 1 float64, 2 int64, as in kernels/elementwise.py).
+
+The column loop is a `for` over a runtime trip count when compiled; under Triton's interpreter
+(`INTERP`) it is a `while` loop, because the interpreter can't use a scalar argument as a
+`range` bound with NumPy 2 (both loops call the same step function).
+"""
+import triton
+import triton.language as tl
+
+from .elementwise import _cast
+
+
+# Lane reductions through `tl.reduce` with local combine functions (rather than tl.sum/tl.max, which
+# are jit functions of triton.language and break under the interpreter when Triton was imported
+# before TRITON_INTERPRET was set, as in the test suite). NaNs are handled by the callers.
+@triton.jit
+def _add_fn(a, b):
+    return a + b
+
+
+@triton.jit
+def _max_fn(a, b):
+    return tl.where(a > b, a, b)
+
+
+@triton.jit
+def _min_fn(a, b):
+    return tl.where(a < b, a, b)
+
+
+@triton.jit
+def _rsum(x):
+    return tl.reduce(x, 1, _add_fn)
+
+
+@triton.jit
+def _rmax(x):
+    return tl.reduce(x, 1, _max_fn)
+
+
+@triton.jit
+def _rmin(x):
+    return tl.reduce(x, 1, _min_fn)
+
+
+@triton.jit
+def _rows(r, RIN, rs0, rs1, ROW2: tl.constexpr):
+    if ROW2:
+        return (r // RIN) * rs0 + (r % RIN) * rs1
+    else:
+        return r * rs1
+
+
+@triton.jit
+def _cols(c, CIN, cs0, cs1, COL2: tl.constexpr):
+    if COL2:
+        return (c // CIN) * cs0 + (c % CIN) * cs1
+    else:
+        return c * cs1
+
+
+@triton.jit
+def _init(OP: tl.constexpr, CK: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+    # OP 0 sum, 1 amax, 2 amin: the identity of each in the accumulation type
+    if OP == 0:
+        return _cast(tl.full([BLOCK_R, BLOCK_C], 0, tl.int32), CK)
+    elif CK == 2:
+        if OP == 1:
+            return tl.full([BLOCK_R, BLOCK_C], -9223372036854775807, tl.int64) - 1
+        else:
+            return tl.full([BLOCK_R, BLOCK_C], 9223372036854775807, tl.int64)
+    else:
+        if OP == 1:
+            return _cast(tl.full([BLOCK_R, BLOCK_C], float("-inf"), tl.float32), CK)
+        else:
+            return _cast(tl.full([BLOCK_R, BLOCK_C], float("inf"), tl.float32), CK)
+
+
+@triton.jit
+def _reduce_step(acc, x_ptr, roff, rmask, c0, end, CIN, cs0, cs1,
+                 OP: tl.constexpr, CK: tl.constexpr, COL2: tl.constexpr, BLOCK_R: tl.constexpr,
+                 BLOCK_C: tl.constexpr):
+    c = c0 + tl.arange(0, BLOCK_C).to(tl.int64)
+    m = rmask[:, None] & (c < end)[None, :]
+    x = _cast(tl.load(x_ptr + roff[:, None] + _cols(c, CIN, cs0, cs1, COL2)[None, :], mask=m, other=0), CK)
+    if OP == 0:
+        return acc + x
+    elif OP == 1:   # NaN propagates
+        return tl.where(m & ((x != x) | (x > acc)), x, acc)
+    else:
+        return tl.where(m & ((x != x) | (x < acc)), x, acc)
+
+
+@triton.jit
+def reduce_kernel(out_ptr, x_ptr, R, C, RIN, rs0, rs1, CIN, cs0, cs1, chunk, nblk, nsplit, divisor,
+                  OP: tl.constexpr, CK: tl.constexpr, ROW2: tl.constexpr, COL2: tl.constexpr,
+                  HAS_DIV: tl.constexpr, INTERP: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+    """out[r * nsplit + s] = OP over columns [s * chunk, min((s + 1) * chunk, C)) of row r (s: program_id(1))."""
+    pid_s = tl.program_id(1).to(tl.int64)
+    r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
+    rmask = r < R
+    roff = _rows(r, RIN, rs0, rs1, ROW2)
+    start = pid_s * chunk
+    end = tl.minimum(start + chunk, C)
+    acc = _init(OP, CK, BLOCK_R, BLOCK_C)
+    if INTERP:
+        k = 0
+        while k < nblk:
+            acc = _reduce_step(acc, x_ptr, roff, rmask, start + k * BLOCK_C, end, CIN, cs0, cs1,
+                               OP, CK, COL2, BLOCK_R, BLOCK_C)
+            k += 1
+    else:
+        for k in range(0, nblk):
+            acc = _reduce_step(acc, x_ptr, roff, rmask, start + k * BLOCK_C, end, CIN, cs0, cs1,
+                               OP, CK, COL2, BLOCK_R, BLOCK_C)
+    if OP == 0:
+        res = _rsum(acc)
+    elif OP == 1:
+        res = _rmax(acc)
+    else:
+        res = _rmin(acc)
+    if OP != 0:
+        if CK != 2:
+            nan = _rmax((acc != acc).to(tl.int32))
+            res = tl.where(nan > 0, float("nan"), res)
+    if HAS_DIV:
+        res = res / divisor
+    tl.store(out_ptr + r * nsplit + pid_s, res.to(out_ptr.dtype.element_ty), mask=rmask)
+
+
+@triton.jit
+def _arg_step(bv, bi, x_ptr, roff, rmask, c0, C, CIN, cs0, cs1, BIG,
+              IS_MIN: tl.constexpr, CK: tl.constexpr, COL2: tl.constexpr, BLOCK_C: tl.constexpr):
+    c = c0 + tl.arange(0, BLOCK_C).to(tl.int64)
+    m = rmask[:, None] & (c < C)[None, :]
+    x = _cast(tl.load(x_ptr + roff[:, None] + _cols(c, CIN, cs0, cs1, COL2)[None, :], mask=m, other=0), CK)
+    if IS_MIN:
+        better = x < bv
+    else:
+        better = x > bv
+    if CK != 2:
+        better = better | ((x != x) & (bv == bv))
+    # columns arrive in increasing order, so a strict improvement keeps the first index on ties
+    upd = m & ((bi == BIG) | better)
+    cc = bi * 0 + c[None, :]
+    return tl.where(upd, x, bv), tl.where(upd, cc, bi)
+
+
+@triton.jit
+def arg_kernel(out_ptr, x_ptr, R, C, RIN, rs0, rs1, CIN, cs0, cs1, nblk,
+               IS_MIN: tl.constexpr, CK: tl.constexpr, ROW2: tl.constexpr, COL2: tl.constexpr,
+               INTERP: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+    """out[r] = the first column index of the max (min) of row r; the first NaN wins (C >= 1)."""
+    r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
+    rmask = r < R
+    roff = _rows(r, RIN, rs0, rs1, ROW2)
+    BIG = C  # "no index yet" (a valid index is < C)
+    bv = _cast(tl.full([BLOCK_R, BLOCK_C], 0, tl.int32), CK)
+    bi = tl.full([BLOCK_R, BLOCK_C], 0, tl.int64) + BIG
+    if INTERP:
+        k = 0
+        while k < nblk:
+            bv, bi = _arg_step(bv, bi, x_ptr, roff, rmask, k * BLOCK_C, C, CIN, cs0, cs1, BIG,
+                               IS_MIN, CK, COL2, BLOCK_C)
+            k += 1
+    else:
+        for k in range(0, nblk):
+            bv, bi = _arg_step(bv, bi, x_ptr, roff, rmask, k * BLOCK_C, C, CIN, cs0, cs1, BIG,
+                               IS_MIN, CK, COL2, BLOCK_C)
+    valid = bi != BIG
+    if IS_MIN:
+        best = _rmin(tl.where(valid, bv, _rmax(bv)[:, None]))
+    else:
+        best = _rmax(tl.where(valid, bv, _rmin(bv)[:, None]))
+    cand = valid & (bv == best[:, None])
+    if CK != 2:
+        isnan = valid & (bv != bv)
+        anynan = _rmax(isnan.to(tl.int32))
+        cand = tl.where(anynan[:, None] > 0, isnan, cand)
+    idx = _rmin(tl.where(cand, bi, BIG))
+    tl.store(out_ptr + r, idx, mask=rmask)
+
+
+@triton.jit
+def _sm_stats_step(m, s, x_ptr, roff, rmask, c0, C, cs, CK: tl.constexpr, BLOCK_C: tl.constexpr):
+    c = c0 + tl.arange(0, BLOCK_C).to(tl.int64)
+    msk = rmask[:, None] & (c < C)[None, :]
+    x = _cast(tl.load(x_ptr + roff[:, None] + c[None, :] * cs, mask=msk, other=0), CK)
+    x = tl.where(msk, x, float("-inf"))
+    mn = tl.maximum(m, x)
+    safe = tl.where(mn == float("-inf"), 0.0, mn)
+    s = s * tl.exp(m - safe) + tl.exp(x - safe)
+    return mn, s
+
+
+@triton.jit
+def _sm_write_step(out_ptr, x_ptr, roff, ooff, rmask, c0, C, cs, ocs, M, L, LOG: tl.constexpr,
+                   CK: tl.constexpr, BLOCK_C: tl.constexpr):
+    c = c0 + tl.arange(0, BLOCK_C).to(tl.int64)
+    msk = rmask[:, None] & (c < C)[None, :]
+    x = _cast(tl.load(x_ptr + roff[:, None] + c[None, :] * cs, mask=msk, other=0), CK)
+    z = x - M[:, None]
+    if LOG:
+        y = z - L[:, None]
+    else:
+        y = tl.exp(z) / L[:, None]
+    tl.store(out_ptr + ooff[:, None] + c[None, :] * ocs, y.to(out_ptr.dtype.element_ty), mask=msk)
+
+
+@triton.jit
+def softmax_kernel(out_ptr, x_ptr, R, C, RIN, rs0, rs1, cs, ors0, ors1, ocs, nblk,
+                   LOG: tl.constexpr, CK: tl.constexpr, ROW2: tl.constexpr, INTERP: tl.constexpr,
+                   BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+    """(log_)softmax of each row: online max/sum-of-exp per lane, combined, then a second pass writes.
+    A row of all -inf, or with +inf or NaN, gives NaN (as in PyTorch)."""
+    r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
+    rmask = r < R
+    roff = _rows(r, RIN, rs0, rs1, ROW2)
+    ooff = _rows(r, RIN, ors0, ors1, ROW2)
+    m = _cast(tl.full([BLOCK_R, BLOCK_C], float("-inf"), tl.float32), CK)
+    s = _cast(tl.full([BLOCK_R, BLOCK_C], 0, tl.float32), CK)
+    if INTERP:
+        k = 0
+        while k < nblk:
+            m, s = _sm_stats_step(m, s, x_ptr, roff, rmask, k * BLOCK_C, C, cs, CK, BLOCK_C)
+            k += 1
+    else:
+        for k in range(0, nblk):
+            m, s = _sm_stats_step(m, s, x_ptr, roff, rmask, k * BLOCK_C, C, cs, CK, BLOCK_C)
+    M = _rmax(m)
+    nan = _rmax((m != m).to(tl.int32))
+    M = tl.where(nan > 0, float("nan"), M)
+    safe = tl.where(M == float("-inf"), 0.0, M)
+    S = _rsum(s * tl.exp(m - safe[:, None]))
+    if LOG:
+        L = tl.log(S)
+    else:
+        L = S
+    if INTERP:
+        k = 0
+        while k < nblk:
+            _sm_write_step(out_ptr, x_ptr, roff, ooff, rmask, k * BLOCK_C, C, cs, ocs, M, L, LOG, CK, BLOCK_C)
+            k += 1
+    else:
+        for k in range(0, nblk):
+            _sm_write_step(out_ptr, x_ptr, roff, ooff, rmask, k * BLOCK_C, C, cs, ocs, M, L, LOG, CK, BLOCK_C)
