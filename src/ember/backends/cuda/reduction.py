@@ -271,7 +271,7 @@ def _softmax(name, log):
         os0, os1 = (sts[1][0], sts[1][1]) if two else (0, sts[1][0])
         cs, ocs = x._stride[d], o._stride[d]
         rows = (rin, rs0, rs1, two)
-        cap = 16384 if cs == 1 else 1024  # a whole row of up to 16K per tile: its second read hits L2
+        cap = 8192 if cs == 1 else 1024
         br, bc = _blocks(R, C, rows, (1, 0, cs, False), cap=cap)
         nw = 4 if br * bc <= 1024 else (8 if br * bc <= 4096 else 16)
         args = [("out_ptr", o, _ptr(o)), ("x_ptr", x, _ptr(x)), ("R", R, "i64"), ("C", C, "i64"),
