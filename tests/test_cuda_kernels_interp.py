@@ -103,3 +103,41 @@ def test_broadcast_copy_and_many_dims():
     dst = ember.zeros(2, 2, 2, 3, 2, 1).select(5, 0)   # 5 dims, broadcasting from src
     EW.copy_cast(dst, src.unsqueeze(-1))
     assert dst.tolist() == src.unsqueeze(-1).expand(2, 2, 2, 3, 2).tolist()
+
+
+# ---- the ternary kernel: where, clamp, lerp, addcmul, addcdiv, masked_fill ----------------------
+
+def _cuda_kernel(name):
+    return ember.dispatch.OPS[name].kernels["cuda"]
+
+
+def test_where_and_masked_fill():
+    c = ember.tensor([[True, False, True], [False, True, False]])
+    x, _ = make_pair((2, 3), "float32")
+    y, _ = make_pair((3,), "float32", seed=1)
+    assert_same_cpu(_cuda_kernel("where")(c, x, y), ember.where(c, x, y))
+    assert_same_cpu(_cuda_kernel("where")(c, x, 0.5), ember.where(c, x, 0.5))
+    assert_same_cpu(_cuda_kernel("masked_fill")(x, c, -1.0), x.masked_fill(c, -1.0))
+    z = x.clone()
+    _cuda_kernel("masked_fill_")(z, ember.tensor([True, False, False]), 7.0)
+    assert z.tolist() == x.masked_fill(ember.tensor([True, False, False]), 7.0).tolist()
+
+
+def test_clamp_lerp_addc():
+    x, _ = make_pair((4, 5), "float32", layout="transposed")
+    lo, _ = make_pair((5,), "float32", seed=2, low=-1, high=0)
+    assert_same_cpu(_cuda_kernel("clamp")(x, -0.5, 0.7), ember.clamp(x, -0.5, 0.7))
+    assert_same_cpu(_cuda_kernel("clamp")(x, lo, None), ember.clamp(x, lo, None))
+    assert_same_cpu(_cuda_kernel("clamp")(x, None, 1.0), ember.clamp(x, None, 1.0))
+    i, _ = make_pair((6,), "int64")
+    assert_same_cpu(_cuda_kernel("clamp")(i, -1, None), ember.clamp(i, -1, None))
+    e, _ = make_pair((4, 5), "float32", seed=3)
+    w, _ = make_pair((4, 5), "float32", seed=4, low=0, high=1)
+    assert_same_cpu(_cuda_kernel("lerp")(x, e, 0.3), ember.lerp(x, e, 0.3))
+    assert_same_cpu(_cuda_kernel("lerp")(x, e, w), ember.lerp(x, e, w))
+    p, _ = make_pair((4, 5), "float32", seed=5, low=0.5, high=2)
+    assert_same_cpu(_cuda_kernel("addcmul")(x, e, p, value=0.5), ember.addcmul(x, e, p, value=0.5))
+    assert_same_cpu(_cuda_kernel("addcdiv")(x, e, p, value=-2), ember.addcdiv(x, e, p, value=-2))
+    t = x.clone()
+    _cuda_kernel("addcdiv_")(t, e, p, value=0.1)
+    assert_same_cpu(t, ember.addcdiv(x, e, p, value=0.1))

@@ -165,3 +165,39 @@ def test_more_than_2_31_elements():
 def test_kernel_compile_stats():
     from ember.backends.cuda.compiler import stats
     assert stats["compiled"] > 0 and stats["compile_seconds"] > 0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_ternary_ops(dtype):
+    a, ta = pair((6, 9), dtype)
+    b, tb = pair((9,), dtype, seed=1)
+    w, tw = pair((6, 9), dtype, low=0.0, high=1.0, seed=2)
+    c, tc = a > 0, ta > 0
+    check(ember.where(c, a, b), torch.where(tc, ta, tb))
+    check(ember.where(c, a, 0.5), torch.where(tc, ta, 0.5))
+    check(a.masked_fill(c, -2.0), ta.masked_fill(tc, -2.0))
+    check(a.clamp(-0.5, 1.0), ta.clamp(-0.5, 1.0))
+    check(a.clamp(min=b), ta.clamp(min=tb))
+    check(ember.lerp(a, b, 0.25), torch.lerp(ta, tb, 0.25))
+    check(ember.lerp(a, b.expand(6, 9), w), torch.lerp(ta, tb.expand(6, 9), tw))
+    p, tp = pair((6, 9), dtype, low=0.5, high=2.0, seed=3)
+    check(ember.addcmul(a, b, p, value=0.5), torch.addcmul(ta, tb, tp, value=0.5))
+    check(ember.addcdiv(a, b, p, value=-1.5), torch.addcdiv(ta, tb, tp, value=-1.5))
+    a.addcmul_(b, p, value=2.0).clamp_(-1, 1)
+    ta.addcmul_(tb, tp, value=2.0).clamp_(-1, 1)
+    check(a, ta)
+
+
+def test_adamw_step_on_cuda_matches_torch():
+    rng = np.random.default_rng(0)
+    w0, g = rng.standard_normal((5, 7)), rng.standard_normal((5, 7))
+    p = ember.tensor(w0, dtype=ember.float32).cuda().requires_grad_()
+    tp = torch.tensor(w0, dtype=torch.float32).cuda().requires_grad_()
+    opt = ember.optim.AdamW([p], lr=1e-2, weight_decay=0.1)
+    topt = torch.optim.AdamW([tp], lr=1e-2, weight_decay=0.1, foreach=False)
+    for _ in range(3):
+        p.grad = ember.tensor(g, dtype=ember.float32).cuda()
+        tp.grad = torch.tensor(g, dtype=torch.float32).cuda()
+        opt.step()
+        topt.step()
+    check(p.detach(), tp.detach())

@@ -300,3 +300,131 @@ def _register():
 
 
 _register()
+
+
+# ---- ternary ops: where, clamp, lerp, addcmul, addcdiv, masked_fill ------------------------------
+
+def launch_tern(op: int, out: Tensor, c: Tensor, x, y, ck: int, c_bool: bool, alpha=1.0) -> Tensor:
+    """out = op(c, x, y); x / y may be Python scalars. Goes through the compile cache (no launch plan yet)."""
+    from .compiler import SIG, run
+    from .kernels.elementwise import tern_kernel
+    shape = out._shape
+    n = out.numel()
+    if n == 0:
+        return out
+    xs, ys = not isinstance(x, Tensor), not isinstance(y, Tensor)
+    tens = [out, c] + [t for t in (x, y) if isinstance(t, Tensor)]
+    sizes, sts = _collapse(shape, [list(out._stride)] + [_strides_for(t, shape) for t in tens[1:]])
+    nd = len(sizes)
+    if nd > MAXDIM:
+        raise NotImplementedError(f"ternary op on CUDA over {nd} non-mergeable dims (at most {MAXDIM})")
+    pad = lambda v: list(v) + [0] * (MAXDIM - len(v))  # noqa: E731
+    it = iter(sts[2:])
+    xt = [0] * MAXDIM if xs else pad(next(it))
+    yt = [0] * MAXDIM if ys else pad(next(it))
+    sty = _SCALAR_TY.get(ck, "i64" if ck != 7 else "i32")
+    conv = (lambda v: float(v)) if sty[0] == "f" else (lambda v: int(v))  # noqa: E731
+    xp = c if xs else x
+    yp = c if ys else y
+    args = [("out_ptr", out, "*" + SIG[out._dtype.name]), ("c_ptr", c, "*" + SIG[c._dtype.name]),
+            ("x_ptr", xp, "*" + SIG[xp._dtype.name]), ("y_ptr", yp, "*" + SIG[yp._dtype.name]), ("n", n, "i64"),
+            ("xs", conv(x) if xs else 0, sty), ("ys", conv(y) if ys else 0, sty), ("alpha", conv(alpha), sty)]
+    s = pad(sizes)
+    args += [(f"s{k}", s[k], "i64") for k in range(1, MAXDIM)]
+    for name, t in (("ot", pad(sts[0])), ("ct", pad(sts[1])), ("xt", xt), ("yt", yt)):
+        args += [(f"{name}{k}", t[k], "i64") for k in range(MAXDIM)]
+    consts = {"OP": op, "NDIM": nd, "X_SCALAR": int(xs), "Y_SCALAR": int(ys), "C_BOOL": int(c_bool), "CK": ck,
+              "BLOCK": BLOCK}
+    run(tern_kernel, ((n + BLOCK - 1) // BLOCK,), args, consts, out._storage.device.index or 0)
+    return out
+
+
+def _int_bound(dt, upper: bool) -> int:
+    import numpy as np
+    if dt is D.bool:
+        return int(upper)
+    info = np.iinfo(dt.np)
+    return int(info.max if upper else info.min)
+
+
+def _check_mask(mask):
+    if mask._dtype is not D.bool:
+        raise RuntimeError(f"masked_fill only supports boolean masks, but got mask with dtype {mask._dtype}")
+
+
+def _shape_of(*vs):
+    return broadcast_shapes(*[v._shape for v in vs if isinstance(v, Tensor)])
+
+
+def _register_ternary():
+    def where(condition, self, other):
+        if condition._dtype is not D.bool and condition._dtype is not D.uint8:
+            raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype "
+                               f"{condition._dtype}")
+        dt = D.result_type(self, other)
+        s, o = _scalar_of(self, condition), _scalar_of(other, condition)
+        out = _empty(_shape_of(condition, s, o), dt, condition.device)
+        return launch_tern(0, out, condition, s, o, _CK[_compute_dtype(dt).name], True)
+    OPS["where"].register("cuda")(where)
+
+    def clamp_args(self, min, max, name):
+        if min is None and max is None:
+            raise RuntimeError(f"{name}: at least one of 'min' or 'max' must not be None")
+        dt = D.result_type(*[v for v in (self, min, max) if v is not None])
+        inf = float("inf") if dt.category == 2 else None
+        lo = _scalar_of(min, self) if min is not None else (-inf if inf else _int_bound(dt, False))
+        hi = _scalar_of(max, self) if max is not None else (inf if inf else _int_bound(dt, True))
+        return dt, lo, hi
+
+    def clamp(self, min=None, max=None):
+        dt, lo, hi = clamp_args(self, min, max, "clamp")
+        out = _empty(_shape_of(self, lo, hi), dt, self.device)
+        return launch_tern(1, out, self, lo, hi, _CK[_compute_dtype(dt).name], False)
+
+    def clamp_(self, min=None, max=None):
+        dt, lo, hi = clamp_args(self, min, max, "clamp_")
+        inplace_check("clamp_", self, dt)
+        return launch_tern(1, self, self, lo, hi, _CK[_compute_dtype(dt).name], False)
+    OPS["clamp"].register("cuda")(clamp)
+    OPS["clamp_"].register("cuda")(clamp_)
+
+    def lerp(self, end, weight):
+        if self._dtype.category != 2:
+            raise NotImplementedError(f"lerp on CUDA is for floating point tensors, got {self._dtype}")
+        w = _scalar_of(weight, self)
+        out = _empty(_shape_of(self, end, w), self._dtype, self.device)
+        return launch_tern(2, out, self, end, w, _CK[_compute_dtype(self._dtype).name], False)
+
+    def lerp_(self, end, weight):
+        return launch_tern(2, self, self, end, _scalar_of(weight, self), _CK[_compute_dtype(self._dtype).name],
+                           False)
+    OPS["lerp"].register("cuda")(lerp)
+    OPS["lerp_"].register("cuda")(lerp_)
+
+    for name, code in (("addcmul", 3), ("addcdiv", 4)):
+        def oop(self, tensor1, tensor2, value=1, _code=code):
+            dt = D.result_type(self, tensor1, tensor2)
+            out = _empty(_shape_of(self, tensor1, tensor2), dt, self.device)
+            return launch_tern(_code, out, self, tensor1, tensor2, _CK[_compute_dtype(dt).name], False, value)
+
+        def ip(self, tensor1, tensor2, value=1, _code=code, _name=name):
+            dt = D.result_type(self, tensor1, tensor2)
+            inplace_check(_name + "_", self, dt)
+            return launch_tern(_code, self, self, tensor1, tensor2, _CK[_compute_dtype(dt).name], False, value)
+        OPS[name].register("cuda")(oop)
+        OPS[name + "_"].register("cuda")(ip)
+
+    def masked_fill(self, mask, value):
+        _check_mask(mask)
+        v = _scalar_of(value, self)
+        out = _empty(self._shape, self._dtype, self.device)
+        return launch_tern(0, out, mask, v, self, _CK[_compute_dtype(self._dtype).name], True)
+
+    def masked_fill_(self, mask, value):
+        _check_mask(mask)
+        return launch_tern(0, self, mask, _scalar_of(value, self), self, _CK[_compute_dtype(self._dtype).name], True)
+    OPS["masked_fill"].register("cuda")(masked_fill)
+    OPS["masked_fill_"].register("cuda")(masked_fill_)
+
+
+_register_ternary()

@@ -216,3 +216,57 @@ def ew_kernel(out_ptr, x_ptr, y_ptr, n, scalar, alpha,
             y = _cast(tl.load(y_ptr + yo, mask=mask), CK)
         r = _binary(x, y, alpha, OP)
     tl.store(out_ptr + oo, r.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _ternary(c, x, y, alpha, OP: tl.constexpr):
+    if OP == 0:        # where(c, x, y)
+        return tl.where(c, x, y)
+    elif OP == 1:      # clamp(c, lo=x, hi=y); NaN in c propagates
+        r = tl.where(c < x, x, c)
+        r = tl.where(r > y, y, r)
+        return tl.where(c != c, c, r)
+    elif OP == 2:      # lerp(start=c, end=x, weight=y), PyTorch's two-sided formula
+        d = x - c
+        return tl.where(tl.abs(y) < 0.5, c + y * d, x - d * (1.0 - y))
+    elif OP == 3:      # addcmul
+        return c + alpha * x * y
+    elif OP == 4:      # addcdiv
+        return c + alpha * x / y
+    else:
+        tl.static_assert(False, "unknown ternary op")
+
+
+@triton.jit
+def tern_kernel(out_ptr, c_ptr, x_ptr, y_ptr, n, xs, ys, alpha,
+                s1, s2, s3, s4, s5,
+                ot0, ot1, ot2, ot3, ot4, ot5,
+                ct0, ct1, ct2, ct3, ct4, ct5,
+                xt0, xt1, xt2, xt3, xt4, xt5,
+                yt0, yt1, yt2, yt3, yt4, yt5,
+                OP: tl.constexpr, NDIM: tl.constexpr, X_SCALAR: tl.constexpr, Y_SCALAR: tl.constexpr,
+                C_BOOL: tl.constexpr, CK: tl.constexpr, BLOCK: tl.constexpr):
+    """out = op(c, x, y) (where/clamp/lerp/addcmul/addcdiv); x and y may be scalars; c is a
+    condition (C_BOOL) or a value in the compute type."""
+    pid = tl.program_id(0).to(tl.int64)
+    i = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = i < n
+    oo = _offset(i, s1, s2, s3, s4, s5, ot0, ot1, ot2, ot3, ot4, ot5, NDIM)
+    co = _offset(i, s1, s2, s3, s4, s5, ct0, ct1, ct2, ct3, ct4, ct5, NDIM)
+    cv = tl.load(c_ptr + co, mask=mask)
+    if C_BOOL:
+        c = cv != 0
+        ref = _cast(tl.full([BLOCK], 0, tl.float32), CK)
+    else:
+        c = _cast(cv, CK)
+        ref = c
+    if X_SCALAR:
+        x = _cast(tl.full([BLOCK], xs, ref.dtype), CK)
+    else:
+        x = _cast(tl.load(x_ptr + _offset(i, s1, s2, s3, s4, s5, xt0, xt1, xt2, xt3, xt4, xt5, NDIM), mask=mask), CK)
+    if Y_SCALAR:
+        y = _cast(tl.full([BLOCK], ys, ref.dtype), CK)
+    else:
+        y = _cast(tl.load(y_ptr + _offset(i, s1, s2, s3, s4, s5, yt0, yt1, yt2, yt3, yt4, yt5, NDIM), mask=mask), CK)
+    r = _ternary(c, x, y, alpha, OP)
+    tl.store(out_ptr + oo, r.to(out_ptr.dtype.element_ty), mask=mask)
