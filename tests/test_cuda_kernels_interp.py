@@ -141,3 +141,46 @@ def test_clamp_lerp_addc():
     t = x.clone()
     _cuda_kernel("addcdiv_")(t, e, p, value=0.1)
     assert_same_cpu(t, ember.addcdiv(x, e, p, value=0.1))
+
+
+# ---- gather / scatter-add kernels and their composites ------------------------------------------
+
+def test_gather_index_select_embedding():
+    from ember.backends.cuda import indexing as IX
+    x, _ = make_pair((4, 5), "float32", layout="transposed")
+    idx = ember.tensor([[0, 2, 1], [3, 3, 0], [1, 0, 4], [2, 2, 2]])
+    assert IX.gather(x, 1, idx).tolist() == x.gather(1, idx).tolist()
+    i0 = ember.tensor([[1, 0, 3, 2, 0]])
+    assert IX.gather(x, 0, i0).tolist() == x.gather(0, i0).tolist()
+    sel = ember.tensor([3, 0, 3])
+    assert IX.index_select(x, 0, sel).tolist() == x.index_select(0, sel).tolist()
+    assert IX.index_select(x, 1, sel).tolist() == x.index_select(1, sel).tolist()
+    w, _ = make_pair((6, 3), "float32")
+    ids = ember.tensor([[0, 5], [2, 2]])
+    assert IX.embedding(w, ids).tolist() == ember.embedding(w, ids).tolist()
+
+
+def test_scatter_add_and_index_add():
+    from ember.backends.cuda import indexing as IX
+    base, _ = make_pair((3, 4), "float32")
+    src, _ = make_pair((2, 4), "float32", seed=1)
+    idx = ember.tensor([[0, 2, 2, 1], [0, 0, 1, 2]])
+    assert_same_cpu(IX.scatter_add(base, 0, idx, src), base.scatter_add(0, idx, src))
+    rows = ember.tensor([2, 0, 2])
+    srcr, _ = make_pair((3, 4), "float32", seed=2)
+    assert_same_cpu(IX.index_add(base, 0, rows, srcr, alpha=0.5), base.index_add(0, rows, srcr, alpha=0.5))
+    t = base.clone()
+    IX.index_add_(t, 1, ember.tensor([1, 1]), base[:, :2])
+    assert_same_cpu(t, base.index_add(1, ember.tensor([1, 1]), base[:, :2]))
+
+
+def test_cat_stack_tri_norm():
+    from ember.backends.cuda import indexing as IX
+    a, _ = make_pair((2, 3), "float32")
+    b, _ = make_pair((4, 3), "float32", seed=1)
+    assert IX.cat([a, b], 0).tolist() == ember.cat([a, b], 0).tolist()
+    assert IX.stack([a, a], 1).tolist() == ember.stack([a, a], 1).tolist()
+    assert IX.stack([ember.tensor(1.0), ember.tensor(2.0)]).tolist() == [1.0, 2.0]
+    m, _ = make_pair((4, 5), "float32")
+    assert IX._tri(True)(m, 1).tolist() == m.triu(1).tolist()
+    assert IX._tri(False)(m, -1).tolist() == m.tril(-1).tolist()

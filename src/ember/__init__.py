@@ -52,5 +52,5 @@ moveaxis = movedim
 from . import nn  # noqa: F401,E402
 from . import utils, datasets  # noqa: F401,E402  (ember.utils.data, ember.datasets)
 from .backends.cuda import tensor as _cuda_tensor, tensor_methods as _cuda_methods, elementwise as _cuda_ew  # noqa: F401,E402,E501
-from .backends.cuda import reduction as _cuda_reduction, blas as _cuda_blas  # noqa: F401,E402
+from .backends.cuda import reduction as _cuda_reduction, blas as _cuda_blas, indexing as _cuda_indexing  # noqa: F401,E402,E501
 from . import cuda  # noqa: F401,E402
