@@ -201,3 +201,16 @@ def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
 
 
 OPS["norm"].register("cuda")(norm)
+
+
+def _all_any(is_all):
+    def kernel(self, dim=None, keepdim=False):
+        dims = () if dim is None else dim
+        if is_all:
+            return (self == 0).sum(dims, keepdim) == 0
+        return (self != 0).sum(dims, keepdim) > 0
+    return kernel
+
+
+OPS["all"].register("cuda")(_all_any(True))
+OPS["any"].register("cuda")(_all_any(False))
