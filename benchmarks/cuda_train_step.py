@@ -1,0 +1,86 @@
+"""Training step time of the reversal Transformer on CUDA: ember vs its PyTorch twin (same
+architecture, same batch, AdamW, clipping), one process.
+
+    python benchmarks/cuda_train_step.py [--write]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+from _common import append, header
+
+import ember
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--write", action="store_true")
+    p.add_argument("--steps", type=int, default=50)
+    args = p.parse_args(argv)
+    import torch
+    import torch.nn as tnn
+    import torch.nn.functional as TF
+
+    import ember.nn.functional as F
+    from ember.datasets import ReversalDataset
+    from ember.examples.reverse import ReversalTransformer
+
+    class Twin(tnn.Module):
+        def __init__(self, v, s, d=64, h=4, n=2, ff=256):
+            super().__init__()
+            self.tok, self.pos = tnn.Embedding(v, d), tnn.Embedding(s, d)
+            self.blocks = tnn.ModuleList([tnn.TransformerEncoderLayer(d, h, ff, 0.0, activation="gelu",
+                                                                      batch_first=True, norm_first=True)
+                                          for _ in range(n)])
+            self.norm, self.head = tnn.LayerNorm(d), tnn.Linear(d, v)
+
+        def forward(self, ids):
+            t = ids.shape[1]
+            h = self.tok(ids) + self.pos(torch.arange(t, device=ids.device))
+            mask = torch.ones(t, t, dtype=torch.bool, device=ids.device).triu(1)
+            for b in self.blocks:
+                h = b(h, src_mask=mask, is_causal=True)
+            return self.head(self.norm(h))
+
+    data = ReversalDataset(64, 16, 2, 10, seed=0)
+    x, y = data.batch(range(64))
+    res = {}
+    for name in ("ember", "torch"):
+        if name == "ember":
+            m = ReversalTransformer(data.vocab_size, data.seq_len).to("cuda")
+            opt = ember.optim.AdamW(m.parameters(), lr=1e-3)
+            xx, yy = x.cuda(), y.cuda()
+            ce, clip, sync = F.cross_entropy, ember.nn.utils.clip_grad_norm_, ember.cuda.synchronize
+        else:
+            m = Twin(data.vocab_size, data.seq_len).cuda()
+            opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+            xx, yy = torch.tensor(x.tolist()).cuda(), torch.tensor(y.tolist()).cuda()
+            ce, clip, sync = TF.cross_entropy, tnn.utils.clip_grad_norm_, torch.cuda.synchronize
+
+        def step():
+            logits = m(xx)
+            loss = ce(logits.reshape(-1, logits.shape[-1]), yy.reshape(-1), ignore_index=-100)
+            opt.zero_grad()
+            loss.backward()
+            clip(m.parameters(), 1.0)
+            opt.step()
+        for _ in range(5):
+            step()
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        sync()
+        res[name] = (time.perf_counter() - t0) / args.steps * 1e3
+    text = header("Reversal Transformer training step on CUDA (batch 64, d_model 64, 2 layers)",
+                  "cuda (" + ember.cuda.get_device_name() + ")")
+    text += ("| framework | ms / step |\n|---|---:|\n" + f"| ember | {res['ember']:.1f} |\n| torch eager | "
+             f"{res['torch']:.1f} |\n\nember/torch: {res['ember'] / res['torch']:.2f}\n")
+    print(text)
+    if args.write:
+        append(text)
+
+
+if __name__ == "__main__":
+    main()
