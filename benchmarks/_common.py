@@ -53,3 +53,17 @@ def append(text: str) -> None:
             f.write("# ember benchmarks\n\nWritten by the scripts in `benchmarks/`; each ratio is ember/torch measured "
                     "in the same process on the same device (lower is better, 1.0 = as fast as torch).\n\n")
         f.write(text + "\n")
+
+
+def gpu_ms(fn, reps: int = 20) -> float:
+    """Milliseconds per call of `fn` on the current CUDA stream, timed with ember's CUDA events."""
+    import ember
+    s, e = ember.cuda.Event(enable_timing=True), ember.cuda.Event(enable_timing=True)
+    fn()
+    ember.cuda.synchronize()
+    s.record()
+    for _ in range(reps):
+        fn()
+    e.record()
+    e.synchronize()
+    return s.elapsed_time(e) / reps

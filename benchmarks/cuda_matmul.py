@@ -6,21 +6,9 @@ from __future__ import annotations
 
 import argparse
 
-from _common import append, header
+from _common import append, gpu_ms, header
 
 import ember
-
-
-def gpu_ms(fn, reps=20):
-    s, e = ember.cuda.Event(enable_timing=True), ember.cuda.Event(enable_timing=True)
-    fn()
-    ember.cuda.synchronize()
-    s.record()
-    for _ in range(reps):
-        fn()
-    e.record()
-    e.synchronize()
-    return s.elapsed_time(e) / reps
 
 
 def main(argv=None):

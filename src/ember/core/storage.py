@@ -22,10 +22,6 @@ class Storage:
         self.version = 0
         self.pinned = False  # page-locked host memory (CUDA)
 
-    @classmethod
-    def cpu_empty(cls, nbytes: int, device) -> "Storage":
-        return cls(np.empty(nbytes, np.uint8), device, nbytes)
-
     def data_ptr(self) -> int:
         if isinstance(self.data, np.ndarray):
             return self.data.__array_interface__["data"][0]

@@ -106,11 +106,6 @@ def to_device(self: Tensor, device, non_blocking: bool = False) -> Tensor:
     return _make(buf_t._storage, self._shape, self._stride, self._offset - lo, self._dtype)
 
 
-def _needs_kernel(what: str):
-    raise NotImplementedError(f"{what} on CUDA needs ember's CUDA kernels, which are not built yet "
-                              f"(they come with the CUDA operator backend); do it on the CPU for now")
-
-
 def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
     from .elementwise import copy_cast
     sd, dd = src._storage.device, self._storage.device
@@ -132,12 +127,6 @@ def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
             check(driver().cuMemcpyDtoDAsync(self.data_ptr(), src.data_ptr(), n, s.handle), "cuMemcpyDtoDAsync")
         return self
     return copy_cast(self, src)
-
-
-def _host_contiguous_arr(a: np.ndarray, dtype) -> np.ndarray:
-    if a.dtype != dtype.np:
-        a = a.astype(dtype.np)
-    return np.ascontiguousarray(a)
 
 
 # ---- factories ----------------------------------------------------------------------------------
