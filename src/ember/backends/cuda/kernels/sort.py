@@ -1,0 +1,3 @@
+"""Triton kernels: (being written)."""
+import triton  # noqa: F401
+import triton.language as tl  # noqa: F401

@@ -1,0 +1,2 @@
+"""CUDA kernels: (being written)."""
+from __future__ import annotations
