@@ -24,7 +24,7 @@ __all__ = ["is_available", "device_count", "current_device", "set_device", "devi
            "CaptureError", "empty_cache", "memory_allocated", "max_memory_allocated", "memory_reserved",
            "max_memory_reserved", "reset_peak_memory_stats", "reset_max_memory_allocated",
            "reset_accumulated_memory_stats", "memory_stats", "memory_summary", "memory_snapshot",
-           "set_per_process_memory_fraction", "_record_memory_history", "is_initialized", "init"]
+           "set_per_process_memory_fraction", "_record_memory_history", "is_initialized", "init", "compiled_kernels"]
 
 
 def is_initialized() -> bool:
@@ -35,3 +35,11 @@ def is_initialized() -> bool:
 def init() -> None:
     from ..backends.cuda.driver import driver
     driver()
+
+
+def compiled_kernels() -> dict:
+    """What ember's Triton kernel cache compiled in this process, for debugging:
+    {"count": n, "seconds": total compile time, "kernels": [(kernel name, constexprs, seconds), ...]}.
+    Works without a GPU (kernels run through Triton's interpreter are not compiled)."""
+    from ..backends.cuda.compiler import stats
+    return {"count": stats["compiled"], "seconds": stats["compile_seconds"], "kernels": list(stats["variants"])}

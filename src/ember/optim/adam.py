@@ -23,7 +23,11 @@ class Adam(Optimizer):
         v_hat = max(v_hat, v) (amsgrad);  denom = sqrt(v or v_hat) / sqrt(1 - beta2^t) + eps
         p = p - lr / (1 - beta1^t) * m / denom
     State per parameter: 'step' (a 0-d float tensor), 'exp_avg', 'exp_avg_sq' (and 'max_exp_avg_sq').
-    `foreach` is accepted and ignored (ember always runs the per-tensor loop).
+
+    CUDA parameters take a fused kernel (one launch per parameter) unless `fused=False`; `fused=True`
+    requires every parameter on CUDA. `capturable=True` keeps 'step' on the parameter's device and
+    computes the bias corrections there (in float32, as PyTorch's capturable Adam), so that the step
+    can be captured in a CUDA graph and replayed. `foreach` is accepted and ignored.
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
@@ -43,11 +47,18 @@ class Adam(Optimizer):
             raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
         if not 0.0 <= weight_decay:
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        _check_impl_flags(type(self).__name__, foreach, fused, differentiable, capturable)
+        _check_impl_flags(type(self).__name__, foreach, False, differentiable)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
                         foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused,
                         decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
+        if fused or capturable:
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.device.type != "cuda" or not p.is_floating_point():
+                        raise RuntimeError(f"{type(self).__name__}: {'fused' if fused else 'capturable'}=True "
+                                           f"requires all the params to be floating point CUDA tensors, got a "
+                                           f"{p.dtype} tensor on {p.device}")
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -80,11 +91,20 @@ class Adam(Optimizer):
                 amsgrad = group["amsgrad"]
                 maximize = group["maximize"]
                 decoupled = group["decoupled_weight_decay"]
+                fused = group["fused"] is not False
+                capturable = group["capturable"]
                 for p in group["params"]:
                     g = p.grad
                     if g is None:
                         continue
                     st = states[p]
+                    if fused and p._storage.device.type == "cuda":
+                        self._fused_step(p, g, st, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
+                                         decoupled, capturable)
+                        continue
+                    if capturable:
+                        raise RuntimeError(f"{type(self).__name__}: capturable=True needs CUDA parameters with "
+                                           f"fused != False, got a parameter on {p.device}")
                     if not st:
                         st["step"] = zeros((), dtype=_scalar_dtype())
                         st["exp_avg"] = zeros_like(p)
@@ -120,3 +140,21 @@ class Adam(Optimizer):
         finally:
             _grad_state.enabled = prev
         return loss
+
+    @staticmethod
+    def _fused_step(p, g, st, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled, capturable):
+        from ..backends.cuda.optim import adam_step_
+        if not st:
+            st["step"] = zeros((), dtype=float32, device=p.device if capturable else None)
+            st["exp_avg"] = zeros_like(p)
+            st["exp_avg_sq"] = zeros_like(p)
+            if amsgrad:
+                st["max_exp_avg_sq"] = zeros_like(p)
+        step_t = st["step"]
+        if capturable and step_t.device != p.device:   # e.g. loaded from a checkpoint
+            step_t = st["step"] = step_t.to(p.device)
+        step_t.add_(1)
+        if not g.is_contiguous():
+            g = g.contiguous()
+        adam_step_(p, g, st["exp_avg"], st["exp_avg_sq"], st.get("max_exp_avg_sq") if amsgrad else None,
+                   step_t if capturable else step_t.item(), lr, beta1, beta2, eps, weight_decay, decoupled, maximize)

@@ -1,13 +1,12 @@
 """Compiling Triton kernels ahead of launch (`triton.compile`, no torch), cached in memory per
 (kernel, signature, constants, device capability), with Triton's on-disk cache behind it.
 
-`run(fn, grid, args, constexprs, device)` either compiles and launches through ember's launcher
-on the current stream, or, under `TRITON_INTERPRET=1` with CPU tensors (the CI tests), runs the
+`run(fn, grid, args, constexprs, device)` either compiles (once) and launches through a cached
+launch plan on the current stream, or, under `TRITON_INTERPRET=1` with CPU tensors (the CI tests), runs the
 same kernel in Triton's interpreter on zero-copy torch views of ember's buffers.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import time
 
@@ -16,11 +15,9 @@ __all__ = ["run", "compile_kernel", "stats", "SIG"]
 # ember dtype name -> Triton pointer element type
 SIG = {"float32": "fp32", "float64": "fp64", "float16": "fp16", "bfloat16": "bf16", "int64": "i64",
        "int32": "i32", "int16": "i16", "int8": "i8", "uint8": "u8", "bool": "i1"}
-_CTYPES = {"i32": ctypes.c_int32, "i64": ctypes.c_int64, "fp32": ctypes.c_float, "fp64": ctypes.c_double,
-           "i1": ctypes.c_int32}
 
 _cache = {}
-stats = {"compiled": 0, "compile_seconds": 0.0, "launches_by_kernel": {}, "variants": []}
+stats = {"compiled": 0, "compile_seconds": 0.0, "variants": []}
 
 
 def _capability(index):
@@ -64,24 +61,21 @@ def _torch_view(t):
     return torch.from_numpy(raw.view(t._dtype.np)[t._offset:])
 
 
+_plans = {}
+
+
 def run(fn, grid, args, constexprs: dict, index: int = 0, num_warps: int = 4) -> None:
-    """args: a list of (name, value, Triton type); tensors for '*' types."""
-    if _interpreting(args):
-        kw = {name: (_torch_view(v) if ty.startswith("*") else v) for name, v, ty in args}
-        fn[grid](**kw, **constexprs)
-        return
-    from .launch import launch, load_module
-    sig = {name: ty for name, _, ty in args}
-    c = compile_kernel(fn, sig, constexprs, index, num_warps)
-    md = c.metadata
-    fnh = load_module(c.asm["cubin"], index, key=id(c)).function(md.name)
-    vals = []
-    for _, v, ty in args:
-        if ty.startswith("*"):
-            vals.append(v.data_ptr())
-        else:
-            vals.append(_CTYPES[ty](v))
-    vals += [None, None]  # Triton 3.6's global and profile scratch pointers
-    launch(fnh, grid, (32 * md.num_warps, 1, 1), vals, md.shared)
-    k = stats["launches_by_kernel"]
-    k[md.name] = k.get(md.name, 0) + 1
+    """args: a list of (name, value, Triton type) in the kernel's parameter order; tensors for '*'
+    types. Compiled variants launch through a cached `launch.Plan` (only the values change)."""
+    key = (fn, index, num_warps, tuple(constexprs.items()), tuple([a[2] for a in args]))
+    plan = _plans.get(key)
+    if plan is None:
+        if _interpreting(args):
+            kw = {name: (_torch_view(v) if ty.startswith("*") else v) for name, v, ty in args}
+            fn[grid](**kw, **constexprs)
+            return
+        from .launch import make_plan
+        plan = _plans[key] = make_plan(fn, {name: ty for name, _, ty in args}, constexprs, index, num_warps)
+    for (_, v, ty), c in zip(args, plan.vals):
+        c.value = v.data_ptr() if ty[0] == "*" else v
+    plan(*grid)

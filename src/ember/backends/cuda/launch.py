@@ -10,8 +10,10 @@ import ctypes
 import threading
 
 from .driver import check, driver, ensure_context
+from .stream import _tls as _stream_tls, current_stream
 
-__all__ = ["Module", "load_module", "Function", "launch", "launch_triton", "ptr", "i32", "i64", "f32"]
+__all__ = ["Module", "load_module", "Function", "launch", "launch_triton", "Plan", "make_plan", "ptr", "i32", "i64",
+           "f32"]
 
 _cache = {}
 _lock = threading.Lock()
@@ -80,7 +82,6 @@ def _pack(args):
 
 def launch(fn: Function, grid, block, args, shared: int = 0, stream=None) -> None:
     """Launches `fn` on `stream` (default: the current stream of the module's device)."""
-    from .stream import current_stream
     s = stream if stream is not None else current_stream(fn.module.device_index)
     gx, gy, gz = (tuple(grid) + (1, 1))[:3]
     bx, by, bz = (tuple(block) + (1, 1))[:3]
@@ -99,3 +100,46 @@ def launch_triton(compiled, grid, args, stream=None, device_index: int = 0) -> N
     if getattr(md, "global_scratch_size", 0) or getattr(md, "profile_scratch_size", 0):
         raise NotImplementedError(f"kernel {md.name} needs scratch memory; ember's launcher does not provide it yet")
     launch(fn, grid, (32 * md.num_warps, 1, 1), list(args) + extra, md.shared, stream)
+
+
+# ---- launch plans: the per-launch hot path ------------------------------------------------------
+
+_CTYPES = {"i32": ctypes.c_int32, "i64": ctypes.c_int64, "fp32": ctypes.c_float, "fp64": ctypes.c_double,
+           "i1": ctypes.c_int32}
+
+
+class Plan:
+    """One compiled kernel variant with its argument buffers, built once: a launch writes the new
+    argument values into `vals` (ctypes objects, in the kernel's parameter order) and calls
+    `plan(gx, gy, gz)`, which goes straight to cuLaunchKernel on the device's current stream."""
+
+    __slots__ = ("handle", "name", "index", "vals", "arr", "addr", "threads", "shared", "_launch")
+
+    def __call__(self, gx: int, gy: int = 1, gz: int = 1) -> None:
+        s = _stream_tls.streams.get(self.index) or current_stream(self.index)
+        err, = self._launch(self.handle, gx, gy, gz, self.threads, 1, 1, self.shared, s.handle, self.addr, 0)
+        if err:
+            check((err,), f"cuLaunchKernel({self.name})")
+
+
+def make_plan(fn, signature: dict, constexprs: dict, index: int, num_warps: int = 4) -> Plan:
+    """Compiles `fn` for (signature, constexprs) on device `index` and builds its launch plan.
+    signature: {param name: Triton type} in parameter order ('*fp32' pointers get c_void_p)."""
+    from .compiler import compile_kernel
+    c = compile_kernel(fn, signature, constexprs, index, num_warps)
+    md = c.metadata
+    if getattr(md, "global_scratch_size", 0) or getattr(md, "profile_scratch_size", 0):
+        raise NotImplementedError(f"kernel {md.name} needs scratch memory; ember's launcher does not provide it yet")
+    f = load_module(c.asm["cubin"], index, key=id(c)).function(md.name)
+    f.set_max_dynamic_shared(md.shared)
+    p = Plan()
+    p.handle, p.name, p.index = f.handle, md.name, index
+    vals = [ctypes.c_void_p() if ty[0] == "*" else _CTYPES[ty]() for ty in signature.values()]
+    vals += [ctypes.c_void_p(), ctypes.c_void_p()]  # Triton 3.6's global and profile scratch (unused: NULL)
+    p.vals = vals
+    p.arr = (ctypes.c_void_p * len(vals))(*[ctypes.addressof(v) for v in vals])
+    p.addr = ctypes.addressof(p.arr)
+    p.threads = 32 * md.num_warps
+    p.shared = md.shared
+    p._launch = driver().cuLaunchKernel
+    return p

@@ -8,7 +8,14 @@ from .driver import check, driver, ensure_context
 
 __all__ = ["Stream", "Event", "current_stream", "default_stream", "set_current_stream", "ExternalStream"]
 
-_tls = threading.local()
+
+
+class _Local(threading.local):
+    def __init__(self):
+        self.streams = {}   # device index -> this thread's current stream (absent: the default stream)
+
+
+_tls = _Local()
 
 
 class Stream:
@@ -167,19 +174,15 @@ def default_stream(device=None) -> Stream:
 def current_stream(device=None) -> Stream:
     """This thread's current stream on `device` (the default stream unless `stream(s)` or set_current_stream)."""
     i = device if device.__class__ is int else _dev.index_of(device)
-    cur = getattr(_tls, "streams", None)
-    if cur is not None:
-        s = cur.get(i)
-        if s is not None:
-            return s
-    return default_stream(i)
+    s = _tls.streams.get(i)
+    if s is not None:
+        return s
+    s = _default_streams.get(i)
+    return s if s is not None else default_stream(i)
 
 
 def set_current_stream(stream: Stream) -> None:
-    cur = getattr(_tls, "streams", None)
-    if cur is None:
-        cur = _tls.streams = {}
-    cur[stream.device_index] = stream
+    _tls.streams[stream.device_index] = stream
 
 
 class stream:  # noqa: N801 - PyTorch's name

@@ -6,29 +6,42 @@ CUDA kernel is registered yet.
 """
 from __future__ import annotations
 
+from math import prod
+
 import numpy as np
 
 from ..._tensor import Tensor
 from ...core import dtype as D
 from ...core.device import CPU, device as _device
-from ...core.shape import contiguous_strides, numel
+from ...core.shape import contiguous_strides
 from ...core.storage import Storage
 from ...dispatch import OPS
-from .driver import check, driver, ensure_context
+from .driver import _tls as _ctx_tls, check, driver, ensure_context
 from .graphs import refuse_during_capture
-from .memory import alloc_buffer, keep_alive, pinned_empty
-from .stream import current_stream
+from .memory import CudaBuffer, _allocators, allocator_for, keep_alive, pinned_empty
+from .stream import _tls as _stream_tls, current_stream
 
 _make = Tensor._make
 
 
 def empty_cuda(shape, dtype, index: int) -> Tensor:
-    shape = tuple(shape)
-    nbytes = numel(shape) * dtype.itemsize
-    ensure_context(index)
-    buf = alloc_buffer(nbytes, index, current_stream(index))
-    st = Storage(buf, _device("cuda", index), nbytes)
-    return _make(st, shape, contiguous_strides(shape), 0, dtype)
+    """A new contiguous CUDA tensor (the allocation every op output goes through: kept flat)."""
+    if shape.__class__ is not tuple:
+        shape = tuple(shape)
+    nbytes = prod(shape) * dtype.itemsize
+    if _ctx_tls.__dict__.get("ctx_index") != index:
+        ensure_context(index)
+    if nbytes:
+        a = _allocators.get(index) or allocator_for(index)
+        s = _stream_tls.streams.get(index) or current_stream(index)
+        buf = CudaBuffer(a.malloc(nbytes, s), a, nbytes)
+    else:
+        buf = CudaBuffer(None, None, 0)
+    dev = _devices.get(index) or _devices.setdefault(index, _device("cuda", index))
+    return _make(Storage(buf, dev, nbytes), shape, contiguous_strides(shape), 0, dtype)
+
+
+_devices = {}
 
 
 def _index(t: Tensor) -> int:
@@ -183,7 +196,7 @@ def _register_factories():
     @reg("empty_strided")
     def _empty_strided(size, stride, dtype=None, device=None):
         dt = _dt(dtype)
-        span = 1 + sum((n - 1) * s for n, s in zip(size, stride)) if numel(size) else 0
+        span = 1 + sum((n - 1) * s for n, s in zip(size, stride)) if prod(size) else 0
         base = empty_cuda((span,), dt, idx(device))
         return _make(base._storage, tuple(size), tuple(stride), 0, dt)
 
