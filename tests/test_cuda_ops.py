@@ -163,8 +163,10 @@ def test_more_than_2_31_elements():
 
 
 def test_kernel_compile_stats():
-    from ember.backends.cuda.compiler import stats
-    assert stats["compiled"] > 0 and stats["compile_seconds"] > 0
+    info = ember.cuda.compiled_kernels()
+    assert info["count"] > 0 and info["seconds"] > 0
+    names = {k[0] for k in info["kernels"]}
+    assert "ew_kernel" in names and len(info["kernels"]) == info["count"]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])

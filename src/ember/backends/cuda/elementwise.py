@@ -2,6 +2,8 @@
 type promotion, arbitrary strides (dimension collapsing), in-place forms, strided copies and casts."""
 from __future__ import annotations
 
+from math import prod
+
 from ..._tensor import Tensor
 from ...core import dtype as D
 from ...core.shape import broadcast_shapes, contiguous_strides
@@ -63,89 +65,106 @@ def _collapse(shape, strides_list):
 
 def _empty(shape, dtype, device):
     if device.type == "cuda":
-        from .tensor import empty_cuda
-        return empty_cuda(shape, dtype, device.index or 0)
+        return _empty_cuda(shape, dtype, device.index or 0)
     return OPS["empty"].fn(*shape, dtype=dtype, device=device)  # CPU tensors: the interpreter tests
+
+
+def _empty_cuda(shape, dtype, index):
+    global _empty_cuda
+    from .tensor import empty_cuda
+    _empty_cuda = empty_cuda   # bound on first use (tensor.py imports this module)
+    return empty_cuda(shape, dtype, index)
 
 
 def launch_ew(op: int, nin: int, out: Tensor, x: Tensor, y, ck: int, alpha=1) -> Tensor:
     """out = op(x[, y]) over out's shape; y may be a Python scalar (or None for unary)."""
     shape = out._shape
-    n = out.numel()
-    if n == 0:
-        return out
     y_scalar = not isinstance(y, Tensor)
-    operands = [out, x] + ([] if y_scalar else [y])
-    sizes, sts = _collapse(shape, [list(out._stride)] + [_strides_for(t, shape) for t in operands[1:]])
-    nd = len(sizes)
-    if nd > MAXDIM:
-        raise NotImplementedError(f"elementwise op on CUDA over {nd} non-mergeable dims (at most {MAXDIM})")
-    contig = nd == 1 and all(s[0] == 1 for s in sts)
-    pad = lambda v: list(v) + [0] * (MAXDIM - len(v))  # noqa: E731
-    s = pad(sizes)
-    ot, xt = pad(sts[0]), pad(sts[1])
-    yt = pad(sts[2]) if not y_scalar else [0] * MAXDIM
-    sty = _SCALAR_TY.get(ck, "i64" if ck != 7 else "i32")
     yy = x if y_scalar else y
-    dev = out._storage.device
-    if dev.type == "cuda":  # the hot path: a cached launch plan, only the values change
-        key = (op, nin, nd, contig, y_scalar, ck, out._dtype, x._dtype, yy._dtype, dev)
-        plan = _plans.get(key)
-        if plan is None:
-            plan = _plans[key] = _make_plan(key, sty)
-        v = plan.vals
-        v[0].value = out.data_ptr()
-        v[1].value = x.data_ptr()
-        v[2].value = yy.data_ptr()
+    st = out._storage
+    if st.device.type == "cuda":
+        # the hot path: a cached launch plan, only the argument values change
+        ost = out._stride
+        if ost == contiguous_strides(shape) and x._stride == ost and x._shape == shape and \
+                (y_scalar or (y._stride == ost and y._shape == shape)):
+            n = prod(shape)
+            if n == 0:
+                return out
+            key = (op, nin, 1, True, y_scalar, ck, out._dtype, x._dtype, yy._dtype, st.device.index or 0)
+            plan = _plans.get(key) or _make_plan(key)
+            v = plan.vals
+        else:
+            n = prod(shape)
+            if n == 0:
+                return out
+            sizes, sts = _geometry(shape, out, x, None if y_scalar else y)
+            nd = len(sizes)
+            contig = nd == 1 and sts[0][0] == 1 and sts[1][0] == 1 and sts[2][0] == (0 if y_scalar else 1)
+            key = (op, nin, nd, contig, y_scalar, ck, out._dtype, x._dtype, yy._dtype, st.device.index or 0)
+            plan = _plans.get(key) or _make_plan(key)
+            v = plan.vals
+            if not contig:
+                for k in range(1, nd):
+                    v[5 + k].value = sizes[k]
+                for j in range(3):
+                    base = 11 + 6 * j
+                    for k, stv in enumerate(sts[j]):
+                        v[base + k].value = stv
+        v[0].value = st.data.ptr + out._offset * out._dtype.itemsize
+        v[1].value = x._storage.data.ptr + x._offset * x._dtype.itemsize
+        v[2].value = yy._storage.data.ptr + yy._offset * yy._dtype.itemsize
         v[3].value = n
         if y_scalar and y is not None:
-            v[4].value = float(y) if sty[0] == "f" else int(y)
-        v[5].value = alpha if sty[0] == "f" else int(alpha)
-        if not contig:
-            for k in range(1, nd):
-                v[5 + k].value = s[k]
-            for j, t in enumerate((ot, xt, yt)):
-                base = 11 + 6 * j
-                for k in range(nd):
-                    v[base + k].value = t[k]
-        plan.launch((n + BLOCK - 1) // BLOCK, dev.index or 0)
+            v[4].value = float(y) if ck < 2 else int(y)
+        v[5].value = alpha if ck < 2 else int(alpha)
+        plan((n + BLOCK - 1) // BLOCK)
+        return out
+    n = prod(shape)
+    if n == 0:
         return out
     from .compiler import SIG, run
+    sizes, sts = _geometry(shape, out, x, None if y_scalar else y)
+    nd = len(sizes)
+    contig = nd == 1 and sts[0][0] == 1 and sts[1][0] == 1 and sts[2][0] == (0 if y_scalar else 1)
+    sty = _SCALAR_TY.get(ck, "i64" if ck != 7 else "i32")
+    pad = lambda v: list(v) + [0] * (MAXDIM - len(v))  # noqa: E731
+    s = pad(sizes)
     args = [("out_ptr", out, "*" + SIG[out._dtype.name]), ("x_ptr", x, "*" + SIG[x._dtype.name]),
             ("y_ptr", yy, "*" + SIG[yy._dtype.name]), ("n", n, "i64"),
             ("scalar", (0 if y is None else (int(y) if sty != "fp32" and sty != "fp64" else float(y)))
              if y_scalar else 0, sty),
             ("alpha", alpha if sty.startswith("fp") else int(alpha), sty)]
     args += [(f"s{k}", s[k], "i64") for k in range(1, MAXDIM)]
-    for name, t in (("ot", ot), ("xt", xt), ("yt", yt)):
+    for name, t in (("ot", sts[0]), ("xt", sts[1]), ("yt", sts[2])):
+        t = pad(t)
         args += [(f"{name}{k}", t[k], "i64") for k in range(MAXDIM)]
     consts = {"OP": op, "NIN": nin, "NDIM": nd, "CONTIG": int(contig), "Y_SCALAR": int(y_scalar), "CK": ck,
               "BLOCK": BLOCK}
-    run(_kernel(), ((n + BLOCK - 1) // BLOCK,), args, consts, out._storage.device.index or 0)
+    run(_kernel(), ((n + BLOCK - 1) // BLOCK,), args, consts, st.device.index or 0)
     return out
+
+
+def _geometry(shape, out, x, y):
+    """Collapsed sizes and the (out, x, y) strides over them (y's all 0 when it is a scalar)."""
+    operands = [list(out._stride), _strides_for(x, shape)]
+    if y is not None:
+        operands.append(_strides_for(y, shape))
+    sizes, sts = _collapse(shape, operands)
+    if len(sizes) > MAXDIM:
+        raise NotImplementedError(f"elementwise op on CUDA over {len(sizes)} non-mergeable dims (at most {MAXDIM})")
+    if y is None:
+        sts.append([0] * len(sizes))
+    return sizes, sts
 
 
 _plans = {}
 
 
-class _Plan:
-    """A compiled kernel variant with its argument buffers: a launch only rewrites the values."""
-
-    __slots__ = ("fn", "vals", "addr", "arr", "threads", "shared")
-
-    def launch(self, blocks: int, index: int) -> None:
-        from .driver import check, driver
-        from .stream import current_stream
-        check(driver().cuLaunchKernel(self.fn.handle, blocks, 1, 1, self.threads, 1, 1, self.shared,
-                                      current_stream(index).handle, self.addr, 0), "cuLaunchKernel(ew_kernel)")
-
-
-def _make_plan(key, sty) -> _Plan:
-    import ctypes
-    from .compiler import SIG, compile_kernel
-    from .launch import load_module
-    op, nin, nd, contig, y_scalar, ck, odt, xdt, ydt, dev = key
-    index = dev.index or 0
+def _make_plan(key):
+    from .compiler import SIG
+    from .launch import make_plan
+    op, nin, nd, contig, y_scalar, ck, odt, xdt, ydt, index = key
+    sty = _SCALAR_TY.get(ck, "i64" if ck != 7 else "i32")
     sig = {"out_ptr": "*" + SIG[odt.name], "x_ptr": "*" + SIG[xdt.name], "y_ptr": "*" + SIG[ydt.name],
            "n": "i64", "scalar": sty, "alpha": sty}
     sig.update({f"s{k}": "i64" for k in range(1, MAXDIM)})
@@ -153,18 +172,7 @@ def _make_plan(key, sty) -> _Plan:
         sig.update({f"{name}{k}": "i64" for k in range(MAXDIM)})
     consts = {"OP": op, "NIN": nin, "NDIM": nd, "CONTIG": int(contig), "Y_SCALAR": int(y_scalar), "CK": ck,
               "BLOCK": BLOCK}
-    c = compile_kernel(_kernel(), sig, consts, index)
-    plan = _Plan()
-    plan.fn = load_module(c.asm["cubin"], index, key=id(c)).function(c.metadata.name)
-    scalar_t = {"fp32": ctypes.c_float, "fp64": ctypes.c_double, "i64": ctypes.c_int64, "i32": ctypes.c_int32}[sty]
-    vals = [ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_int64(), scalar_t(), scalar_t()]
-    vals += [ctypes.c_int64() for _ in range(MAXDIM - 1 + 3 * MAXDIM)]
-    vals += [ctypes.c_void_p(), ctypes.c_void_p()]  # Triton 3.6's global and profile scratch (unused)
-    plan.vals = vals
-    plan.arr = (ctypes.c_void_p * len(vals))(*[ctypes.addressof(v) for v in vals])
-    plan.addr = ctypes.addressof(plan.arr)
-    plan.threads = 32 * c.metadata.num_warps
-    plan.shared = c.metadata.shared
+    plan = _plans[key] = make_plan(_kernel(), sig, consts, index)
     return plan
 
 
