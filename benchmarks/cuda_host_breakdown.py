@@ -35,7 +35,7 @@ def rows():
     lib = ctypes.CDLL("libcuda.so.1")
     lib.cuLaunchKernel.restype = ctypes.c_int
     lib.cuLaunchKernel.argtypes = [ctypes.c_void_p] + [ctypes.c_uint] * 7 + [ctypes.c_void_p] * 3
-    fh, sh = int(plan.fn.handle), int(s.handle)
+    fh, sh = int(plan.handle), int(s.handle)
 
     cases = [
         ("torch: a + b", lambda: ta + tb),
@@ -47,7 +47,7 @@ def rows():
         ("ember: allocator malloc + free", lambda: alloc.free(alloc.malloc(4000, s))),
         ("ember: current_stream(0)", lambda: current_stream(0)),
         ("ember: a.data_ptr()", lambda: a.data_ptr()),
-        ("driver: cuLaunchKernel via cuda-bindings", lambda: d.cuLaunchKernel(plan.fn.handle, 1, 1, 1, 128, 1, 1, 0,
+        ("driver: cuLaunchKernel via cuda-bindings", lambda: d.cuLaunchKernel(plan.handle, 1, 1, 1, 128, 1, 1, 0,
                                                                              s.handle, plan.addr, 0)),
         ("driver: cuLaunchKernel via ctypes", lambda: lib.cuLaunchKernel(fh, 1, 1, 1, 128, 1, 1, 0, sh,
                                                                         plan.addr, None)),

@@ -47,36 +47,54 @@ def main(argv=None):
     x, y = data.batch(range(64))
     res = {}
     for name in ("ember", "torch"):
-        if name == "ember":
-            m = ReversalTransformer(data.vocab_size, data.seq_len).to("cuda")
-            opt = ember.optim.AdamW(m.parameters(), lr=1e-3)
-            xx, yy = x.cuda(), y.cuda()
-            ce, clip, sync = F.cross_entropy, ember.nn.utils.clip_grad_norm_, ember.cuda.synchronize
-        else:
-            m = Twin(data.vocab_size, data.seq_len).cuda()
-            opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
-            xx, yy = torch.tensor(x.tolist()).cuda(), torch.tensor(y.tolist()).cuda()
-            ce, clip, sync = TF.cross_entropy, tnn.utils.clip_grad_norm_, torch.cuda.synchronize
+        for graphed in (False, True):
+            if name == "ember":
+                m = ReversalTransformer(data.vocab_size, data.seq_len).to("cuda")
+                opt = ember.optim.AdamW(m.parameters(), lr=1e-3, capturable=graphed)
+                xx, yy = x.cuda(), y.cuda()
+                ce, clip, sync, cuda = F.cross_entropy, ember.nn.utils.clip_grad_norm_, ember.cuda.synchronize, \
+                    ember.cuda
+            else:
+                m = Twin(data.vocab_size, data.seq_len).cuda()
+                opt = torch.optim.AdamW(m.parameters(), lr=1e-3, capturable=graphed)
+                xx, yy = torch.tensor(x.tolist()).cuda(), torch.tensor(y.tolist()).cuda()
+                ce, clip, sync, cuda = TF.cross_entropy, tnn.utils.clip_grad_norm_, torch.cuda.synchronize, torch.cuda
 
-        def step():
-            logits = m(xx)
-            loss = ce(logits.reshape(-1, logits.shape[-1]), yy.reshape(-1), ignore_index=-100)
-            opt.zero_grad()
-            loss.backward()
-            clip(m.parameters(), 1.0)
-            opt.step()
-        for _ in range(5):
-            step()
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(args.steps):
-            step()
-        sync()
-        res[name] = (time.perf_counter() - t0) / args.steps * 1e3
+            def step():
+                logits = m(xx)
+                loss = ce(logits.reshape(-1, logits.shape[-1]), yy.reshape(-1), ignore_index=-100)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                clip(m.parameters(), 1.0)
+                opt.step()
+                return loss
+            side = cuda.Stream()
+            side.wait_stream(cuda.current_stream())
+            with cuda.stream(side):     # warm-up (compiles, optimizer state) off the default stream
+                for _ in range(5):
+                    step()
+            sync()
+            run = step
+            if graphed:                 # the whole step (forward, backward, clipping, AdamW) as one graph
+                g = cuda.CUDAGraph()
+                with cuda.graph(g):
+                    step()
+                run = g.replay
+            run()
+            sync()
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                run()
+            sync()
+            res[name, graphed] = (time.perf_counter() - t0) / args.steps * 1e3
     text = header("Reversal Transformer training step on CUDA (batch 64, d_model 64, 2 layers)",
                   "cuda (" + ember.cuda.get_device_name() + ")")
-    text += ("| framework | ms / step |\n|---|---:|\n" + f"| ember | {res['ember']:.1f} |\n| torch eager | "
-             f"{res['torch']:.1f} |\n\nember/torch: {res['ember'] / res['torch']:.2f}\n")
+    text += "| framework | eager ms / step | CUDA graph ms / step |\n|---|---:|---:|\n"
+    for name in ("ember", "torch"):
+        text += f"| {name} | {res[name, False]:.2f} | {res[name, True]:.2f} |\n"
+    text += (f"\nember/torch eager: {res['ember', False] / res['torch', False]:.2f}; ember graphed / torch eager: "
+             f"{res['ember', True] / res['torch', False]:.2f}; ember graphed / torch graphed: "
+             f"{res['ember', True] / res['torch', True]:.2f}\n")
     print(text)
     if args.write:
         append(text)
