@@ -62,3 +62,17 @@ def test_fused_and_capturable_need_cuda_params():
     for flag in ("fused", "capturable"):
         with pytest.raises(RuntimeError, match=f"{flag}=True requires all the params to be floating point CUDA"):
             ember.optim.AdamW([p], **{flag: True})
+
+
+def test_fused_adam_reads_a_tensor_lr():
+    rng = np.random.default_rng(1)
+    p0 = rng.standard_normal(50).astype(np.float32)
+    grads = [rng.standard_normal(50).astype(np.float32) for _ in range(2)]
+    want, _ = _run_loop(p0, grads, lr=5e-3, weight_decay=0.1, decoupled_weight_decay=True)
+    p, lr = ember.tensor(p0.copy()), ember.tensor(5e-3)
+    m, v = ember.zeros_like(p), ember.zeros_like(p)
+    for k, g in enumerate(grads, 1):
+        adam_step_(p, ember.tensor(g), m, v, None, ember.tensor(float(k)), lr, 0.9, 0.999, 1e-8, 0.1, True, False)
+    np.testing.assert_allclose(p.numpy(), want, rtol=2e-5, atol=2e-5)
+    with pytest.raises(ValueError, match="a tensor lr needs the step count as a tensor"):
+        adam_step_(p, ember.tensor(grads[0]), m, v, None, 3, lr, 0.9, 0.999, 1e-8, 0.1, True, False)

@@ -68,6 +68,38 @@ def evaluate(model, data, device, batch_size=256) -> tuple:
     return losses / n, accs / n
 
 
+class GraphedStep:
+    """Runs `fn(x, y)` eagerly for `warmup` calls (on a side stream, as the capture will), then
+    captures one call into a CUDA graph and from then on copies each new batch into the captured
+    input tensors and replays the graph. The captured call's tensors (its result included) are
+    reused by every replay."""
+
+    def __init__(self, fn, warmup: int = 3):
+        self.fn, self.warmup = fn, warmup
+        self.graph = self.x = self.y = self.out = None
+        self.side = ember.cuda.Stream()
+
+    def __call__(self, x, y):
+        if self.graph is not None:
+            self.x.copy_(x)
+            self.y.copy_(y)
+            self.graph.replay()
+            return self.out
+        self.side.wait_stream(ember.cuda.current_stream())
+        if self.warmup > 0:
+            self.warmup -= 1
+            with ember.cuda.stream(self.side):
+                out = self.fn(x, y)
+            ember.cuda.current_stream().wait_stream(self.side)
+            return out
+        self.x, self.y = x.clone(), y.clone()
+        self.graph = ember.cuda.CUDAGraph()
+        with ember.cuda.graph(self.graph, stream=self.side):
+            self.out = self.fn(self.x, self.y)
+        self.graph.replay()     # capturing ran nothing: this is the step's real run
+        return self.out
+
+
 def lr_at(step: int, total: int, warmup: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
@@ -126,6 +158,9 @@ def main(argv=None) -> dict:
     p.add_argument("--eval-samples", type=int, default=1024)
     p.add_argument("--out", default="runs/reverse", help="directory for the checkpoint and the loss curve")
     p.add_argument("--no-progress", action="store_true", help="plain log lines instead of a progress bar")
+    p.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None,
+                   help="on CUDA, capture the whole training step (forward, backward, clipping, AdamW) in a CUDA "
+                        "graph and replay it (default: on for CUDA)")
     args = p.parse_args(argv)
 
     device = args.device or default_device()
@@ -139,11 +174,29 @@ def main(argv=None) -> dict:
     n_params = sum(q.numel() for q in model.parameters())
     decay = [q for q in model.parameters() if q.ndim >= 2]
     no_decay = [q for q in model.parameters() if q.ndim < 2]
+    graphed = device.startswith("cuda") and args.cuda_graph is not False
+    if args.cuda_graph and not graphed:
+        raise ValueError(f"--cuda-graph needs a CUDA device, got --device {device}")
+    # graphed: the step count and the learning rate live on the GPU (the scheduler fills lr in place)
+    lr = ember.tensor(args.lr, device=device) if graphed else args.lr
     opt = ember.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98))
+                             {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98),
+                            capturable=graphed)
     sched = ember.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, args.steps, args.warmup))
     print(f"ember {ember.__version__}: reversal Transformer, {n_params:,} parameters, device {device}, "
-          f"{args.steps} steps of batch {args.batch_size}")
+          f"{args.steps} steps of batch {args.batch_size}" + (", training step as a CUDA graph" if graphed else ""))
+
+    def train_step(x, y):
+        logits = model(x)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return loss
+    step_fn = train_step
+    if graphed:
+        step_fn = GraphedStep(train_step, warmup=3)
 
     history = {"step": [], "loss": [], "eval_step": [], "eval_loss": [], "eval_acc": []}
     bar = None
@@ -159,12 +212,7 @@ def main(argv=None) -> dict:
         idx = range(step * args.batch_size, (step + 1) * args.batch_size)
         x, y = train.batch(idx)
         x, y = x.to(device), y.to(device)
-        logits = model(x)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loss = step_fn(x, y)
         sched.step()
         tokens += x.numel()
         if step % 10 == 0 or step == args.steps - 1:

@@ -10,6 +10,11 @@ from .sgd import _check_impl_flags
 __all__ = ["Adam"]
 
 
+def _capturable_lr(lr, group) -> bool:
+    """A tensor lr stays a tensor (read on the device) in capturable mode; it is a number otherwise."""
+    return group["capturable"] and hasattr(lr, "_storage") and lr._storage.device.type == "cuda"
+
+
 def _scalar_dtype():
     return float64 if get_default_dtype() is float64 else float32
 
@@ -27,7 +32,8 @@ class Adam(Optimizer):
     CUDA parameters take a fused kernel (one launch per parameter) unless `fused=False`; `fused=True`
     requires every parameter on CUDA. `capturable=True` keeps 'step' on the parameter's device and
     computes the bias corrections there (in float32, as PyTorch's capturable Adam), so that the step
-    can be captured in a CUDA graph and replayed. `foreach` is accepted and ignored.
+    can be captured in a CUDA graph and replayed; with `lr` given as a 0-d CUDA tensor, the kernel
+    reads it on the device too, and LR schedulers update it in place (`fill_`) between replays. `foreach` is accepted and ignored.
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
@@ -85,7 +91,8 @@ class Adam(Optimizer):
             for group in self.param_groups:
                 beta1, beta2 = group["betas"]
                 beta1, beta2 = _to_scalar(beta1), _to_scalar(beta2)
-                lr = _to_scalar(group["lr"])
+                lr_raw = group["lr"]
+                lr = lr_raw if _capturable_lr(lr_raw, group) else _to_scalar(lr_raw)
                 weight_decay = group["weight_decay"]
                 eps = group["eps"]
                 amsgrad = group["amsgrad"]

@@ -17,11 +17,12 @@ def _kernel():
     return _adam
 
 
-def adam_step_(p, g, m, v, vmax, step, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
+def adam_step_(p, g, m, v, vmax, step, lr, beta1: float, beta2: float, eps: float, weight_decay: float,
                decoupled: bool, maximize: bool) -> None:
     """Updates p, m, v (and vmax for amsgrad) in place. `step`: the step count, already incremented:
     a Python number (the bias corrections are computed here, in float64) or a 0-d float tensor on
-    p's device (capturable: they are computed in the kernel, in float32, as PyTorch's capturable Adam)."""
+    p's device (capturable: they are computed in the kernel, in float32, as PyTorch's capturable Adam).
+    `lr`: a number, or a 0-d float tensor on p's device read by the kernel (capturable with a scheduler)."""
     n = p.numel()
     for name, t in (("grad", g), ("exp_avg", m), ("exp_avg_sq", v), ("max_exp_avg_sq", vmax)):
         if t is not None and (t._shape != p._shape or not t.is_contiguous()):
@@ -32,21 +33,26 @@ def adam_step_(p, g, m, v, vmax, step, lr: float, beta1: float, beta2: float, ep
     if n == 0:
         return
     device_step = not isinstance(step, (int, float))
-    if device_step:
+    lr_tensor = not isinstance(lr, (int, float))
+    if device_step or lr_tensor:
+        if not device_step:
+            raise ValueError("fused Adam: a tensor lr needs the step count as a tensor too (capturable=True)")
         step_size = bc2_sqrt = 1.0
     else:
         step_size = lr / (1 - beta1 ** step)
         bc2_sqrt = (1 - beta2 ** step) ** 0.5
     vm = vmax if vmax is not None else v
     st = step if device_step else p
+    lt = lr if lr_tensor else p
     args = [("p_ptr", p, "*" + SIG[p._dtype.name]), ("g_ptr", g, "*" + SIG[g._dtype.name]),
             ("m_ptr", m, "*" + SIG[m._dtype.name]), ("v_ptr", v, "*" + SIG[v._dtype.name]),
             ("vmax_ptr", vm, "*" + SIG[vm._dtype.name]), ("step_ptr", st, "*" + SIG[st._dtype.name]),
-            ("n", n, "i64"), ("lr", float(lr), "fp32"), ("beta1", float(beta1), "fp32"),
+            ("lr_ptr", lt, "*" + SIG[lt._dtype.name]), ("n", n, "i64"), ("lr", 0.0 if lr_tensor else float(lr), "fp32"), ("beta1", float(beta1), "fp32"),
             ("beta2", float(beta2), "fp32"), ("eps", float(eps), "fp32"), ("weight_decay", float(weight_decay), "fp32"),
             ("step_size", float(step_size), "fp32"), ("bc2_sqrt", float(bc2_sqrt), "fp32")]
     consts = {"WD": 0 if weight_decay == 0 else (1 if decoupled else 2), "AMSGRAD": int(vmax is not None), "MAXIMIZE": int(maximize),
-              "DEVICE_STEP": int(device_step), "BLOCK": BLOCK}
+              "DEVICE_STEP": int(device_step), "LR_TENSOR": int(lr_tensor),
+              "BLOCK": BLOCK}
     run(_kernel(), ((n + BLOCK - 1) // BLOCK,), args, consts, p._storage.device.index or 0)
     for t in (p, m, v, vmax):
         if t is not None:

@@ -5,10 +5,10 @@ import triton.language as tl
 
 
 @triton.jit
-def adam_kernel(p_ptr, g_ptr, m_ptr, v_ptr, vmax_ptr, step_ptr, n, lr, beta1, beta2, eps, weight_decay,
+def adam_kernel(p_ptr, g_ptr, m_ptr, v_ptr, vmax_ptr, step_ptr, lr_ptr, n, lr, beta1, beta2, eps, weight_decay,
                 step_size, bc2_sqrt,
                 WD: tl.constexpr, AMSGRAD: tl.constexpr, MAXIMIZE: tl.constexpr, DEVICE_STEP: tl.constexpr,
-                BLOCK: tl.constexpr):
+                LR_TENSOR: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0).to(tl.int64)
     i = pid * BLOCK + tl.arange(0, BLOCK)
     mask = i < n
@@ -18,6 +18,8 @@ def adam_kernel(p_ptr, g_ptr, m_ptr, v_ptr, vmax_ptr, step_ptr, n, lr, beta1, be
     v = tl.load(v_ptr + i, mask=mask, other=0.0).to(tl.float32)
     if MAXIMIZE:
         g = -g
+    if LR_TENSOR:                              # a 0-d tensor lr (capturable: schedulers fill it in place)
+        lr = tl.load(lr_ptr).to(tl.float32)
     if WD == 1:                                # decoupled (AdamW)
         p = p * (1.0 - lr * weight_decay)
     elif WD == 2:                              # L2 (Adam)
