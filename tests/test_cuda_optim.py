@@ -55,3 +55,25 @@ def test_capturable_adamw_step_replays_in_a_cuda_graph():
     ember.cuda.synchronize()
     np.testing.assert_allclose(e.detach().cpu().numpy(), t.detach().cpu().numpy(), rtol=3e-5, atol=3e-6)
     assert eo.state[e]["step"].item() == 6
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("max_norm", [0.5, 1e3])
+def test_clip_grad_norm_on_cuda_matches_torch(dtype, max_norm):
+    rng = np.random.default_rng(7)
+    shapes = [(300, 70), (70,), (1,), (5, 5, 5)]
+    es, ts = [], []
+    for s in shapes:
+        g = rng.standard_normal(s).astype(np.float32)
+        e = ember.nn.Parameter(ember.zeros(*s, dtype=getattr(ember, dtype), device="cuda"))
+        t = torch.nn.Parameter(torch.zeros(*s, dtype=getattr(torch, dtype), device="cuda"))
+        e.grad, t.grad = ember.tensor(g).to(e.dtype).cuda(), torch.tensor(g).to(t.dtype).cuda()
+        es.append(e)
+        ts.append(t)
+    en = ember.nn.utils.clip_grad_norm_(es, max_norm)
+    tn = torch.nn.utils.clip_grad_norm_(ts, max_norm)
+    assert str(en.dtype).split(".")[-1] == str(tn.dtype).split(".")[-1]
+    tol = 1e-5 if dtype == "float32" else 2e-2
+    np.testing.assert_allclose(en.float().item(), tn.float().item(), rtol=tol)
+    for e, t in zip(es, ts):
+        np.testing.assert_allclose(e.grad.float().cpu().numpy(), t.grad.float().cpu().numpy(), rtol=tol, atol=tol)

@@ -76,3 +76,18 @@ def test_fused_adam_reads_a_tensor_lr():
     np.testing.assert_allclose(p.numpy(), want, rtol=2e-5, atol=2e-5)
     with pytest.raises(ValueError, match="a tensor lr needs the step count as a tensor"):
         adam_step_(p, ember.tensor(grads[0]), m, v, None, 3, lr, 0.9, 0.999, 1e-8, 0.1, True, False)
+
+
+def test_fused_total_norm_and_clip_match_the_composite():
+    from ember.backends.cuda.optim import clip_scale_, total_norm2
+    rng = np.random.default_rng(5)
+    ts = [ember.tensor(rng.standard_normal(s).astype(np.float32)) for s in ((3000,), (7, 5), (1,), (0,))]
+    want = np.sqrt(sum(float((t.numpy().astype(np.float64) ** 2).sum()) for t in ts))
+    total = total_norm2(ts)
+    assert total.shape == () and total.dtype is ember.float32
+    np.testing.assert_allclose(total.item(), want, rtol=1e-6)
+    for max_norm in (want / 2, want * 2):
+        g = ember.tensor(ts[1].numpy().copy())
+        clip_scale_(g, total, max_norm)
+        np.testing.assert_allclose(g.numpy(), ts[1].numpy() * min(max_norm / (total.item() + 1e-6), 1.0),
+                                   rtol=1e-6)

@@ -1,20 +1,24 @@
-"""Fused optimizer steps on CUDA: Adam/AdamW in one kernel launch per parameter (instead of the
-seven elementwise ops of the single-tensor loop). `ember.optim.Adam`/`AdamW` use it for CUDA
-parameters unless `fused=False`."""
+"""Fused optimizer work on CUDA: Adam/AdamW in one kernel launch per parameter (instead of the
+seven elementwise ops of the single-tensor loop; `ember.optim.Adam`/`AdamW` use it for CUDA
+parameters unless `fused=False`), and gradient-norm clipping in one launch per gradient plus one
+(`clip_grad_norm_` uses it when all gradients are on one CUDA device). Nothing here synchronises
+with the host, so all of it can be captured in a CUDA graph."""
 from __future__ import annotations
 
+from ...core.dtype import float32 as _F32
 from .compiler import SIG, run
 
 BLOCK = 1024
-_adam = None
+SUMSQ_PROGRAMS = 32     # programs per tensor for the sum of squares (partials: 32 per tensor)
+_K = None
 
 
-def _kernel():
-    global _adam
-    if _adam is None:
-        from .kernels.optim import adam_kernel
-        _adam = adam_kernel
-    return _adam
+def _kernels():
+    global _K
+    if _K is None:
+        from .kernels import optim
+        _K = optim
+    return _K
 
 
 def adam_step_(p, g, m, v, vmax, step, lr, beta1: float, beta2: float, eps: float, weight_decay: float,
@@ -53,7 +57,44 @@ def adam_step_(p, g, m, v, vmax, step, lr, beta1: float, beta2: float, eps: floa
     consts = {"WD": 0 if weight_decay == 0 else (1 if decoupled else 2), "AMSGRAD": int(vmax is not None), "MAXIMIZE": int(maximize),
               "DEVICE_STEP": int(device_step), "LR_TENSOR": int(lr_tensor),
               "BLOCK": BLOCK}
-    run(_kernel(), ((n + BLOCK - 1) // BLOCK,), args, consts, p._storage.device.index or 0)
+    run(_kernels().adam_kernel, ((n + BLOCK - 1) // BLOCK,), args, consts, p._storage.device.index or 0)
     for t in (p, m, v, vmax):
         if t is not None:
             t._storage.version += 1
+
+
+def fused_clip_ok(tensors) -> bool:
+    """True when the fused norm/clip kernels apply: contiguous float32 tensors on one CUDA device
+    (other dtypes keep PyTorch's result dtype through the composite path)."""
+    dev = tensors[0]._storage.device
+    return dev.type == "cuda" and all(t._storage.device is dev and t._dtype is _F32 and t.is_contiguous()
+                                      for t in tensors)
+
+
+def total_norm2(tensors):
+    """sqrt(sum of x^2 over all `tensors`) as a 0-d float32 tensor on their device, deterministic:
+    one partial-sums launch per tensor and one final launch."""
+    from .elementwise import _empty
+    K = _kernels()
+    dev = tensors[0]._storage.device
+    index = dev.index or 0
+    part = _empty((len(tensors) * SUMSQ_PROGRAMS,), _F32, dev)
+    for slot, t in enumerate(tensors):
+        run(K.sumsq_partial_kernel, (SUMSQ_PROGRAMS,), [("x_ptr", t, "*" + SIG[t._dtype.name]),
+            ("part_ptr", part, "*fp32"), ("n", t.numel(), "i64"), ("slot", slot, "i64")],
+            {"PROGRAMS": SUMSQ_PROGRAMS, "BLOCK": BLOCK}, index)
+    out = _empty((), _F32, dev)
+    run(K.sqrt_sum_kernel, (1,), [("part_ptr", part, "*fp32"), ("out_ptr", out, "*fp32"),
+                                  ("n", part.numel(), "i64")], {"BLOCK": BLOCK}, index)
+    return out
+
+
+def clip_scale_(g, total, max_norm: float) -> None:
+    """g *= min(max_norm / (total + 1e-6), 1) in place (total: a 0-d tensor on g's device)."""
+    n = g.numel()
+    if n:
+        run(_kernels().clip_scale_kernel, ((n + BLOCK - 1) // BLOCK,),
+            [("g_ptr", g, "*" + SIG[g._dtype.name]), ("total_ptr", total, "*" + SIG[total._dtype.name]),
+             ("n", n, "i64"), ("max_norm", float(max_norm), "fp32")], {"BLOCK": BLOCK},
+            g._storage.device.index or 0)
+        g._storage.version += 1

@@ -53,6 +53,10 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
         return _tensor(0.0)
     f = _ops()
     with _no_grad():
+        if norm_type == 2.0 and tensors[0]._storage.device.type == "cuda":
+            from ...backends.cuda.optim import fused_clip_ok, total_norm2
+            if fused_clip_ok(tensors):
+                return _check_finite(total_norm2(tensors), norm_type, error_if_nonfinite)
         first_device = tensors[0].device
         norms = [f["norm"](t, norm_type) for t in tensors]
         if len(norms) > 1:
@@ -61,12 +65,16 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
         else:
             stacked = norms[0].to(first_device).reshape(1)
         total = f["norm"](stacked, norm_type)
-        if error_if_nonfinite:
-            v = total.item()
-            if v != v or v in (float("inf"), float("-inf")):
-                raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is "
-                                   "non-finite, so it cannot be clipped. To disable this error and scale the "
-                                   "gradients by the non-finite norm anyway, set `error_if_nonfinite=False`")
+    return _check_finite(total, norm_type, error_if_nonfinite)
+
+
+def _check_finite(total, norm_type, error_if_nonfinite):
+    if error_if_nonfinite:
+        v = total.item()
+        if v != v or v in (float("inf"), float("-inf")):
+            raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is "
+                               "non-finite, so it cannot be clipped. To disable this error and scale the "
+                               "gradients by the non-finite norm anyway, set `error_if_nonfinite=False`")
     return total
 
 
@@ -79,6 +87,12 @@ def clip_grads_with_norm_(parameters, max_norm: float, total_norm: Tensor, forea
     if not grads:
         return
     with _no_grad():
+        if total_norm._storage.device.type == "cuda" and total_norm._dtype.name == "float32":
+            from ...backends.cuda.optim import clip_scale_, fused_clip_ok
+            if fused_clip_ok(grads) and grads[0]._storage.device is total_norm._storage.device:
+                for g in grads:
+                    clip_scale_(g, total_norm, max_norm)
+                return
         coef = _ops()["clamp"](max_norm / (total_norm + 1e-6), max=1.0)
         per_device = {}
         for g in grads:
