@@ -111,6 +111,22 @@ class Derivative:
         self.op = op
         self.inplace = inplace
         self.mut_idx = tuple(i for i, a in enumerate(op.schema.args) if a.mutated)
+        # a joint formula ("input, weight, bias": one expression giving a tuple) runs once for all
+        # of its inputs, as in derivatives.yaml; inside it `grad_input_mask` says which are needed
+        self.joints, self.joint_of = [], {}
+        if any("," in k for k in formulas):
+            expanded = {}
+            for k, f in formulas.items():
+                names = [n.strip() for n in k.split(",")]
+                if len(names) > 1:
+                    if not isinstance(f, str):
+                        raise ValueError(f"derivative for {op.name}: the joint formula for {k!r} must be a string")
+                    for pos, n in enumerate(names):
+                        self.joint_of[n] = (len(self.joints), pos)
+                    self.joints.append((f, names))
+                for n in names:
+                    expanded[n] = f
+            formulas = expanded
         self.formulas = formulas
         argnames = [a.name for a in schema.args]
         names_used = set()
@@ -172,9 +188,16 @@ class Derivative:
                     lines.append(f"    result{k} = _unpack_res(node, {k})")
         lines.append("    _n = node.arg_needs")
         lines.append("    out = []")
+        diff_pos = {schema.args[i].name: j for j, (i, _) in enumerate(self.diff)}
+        for ji, (f, names) in enumerate(self.joints):
+            needs = [f"_n[{diff_pos[n]}]" for n in names]
+            lines.append(f"    grad_input_mask = ({', '.join(needs)},)")
+            lines.append(f"    _J{ji} = ({f}) if ({' or '.join(needs)}) else None")
         for j, (i, is_list) in enumerate(self.diff):
             f = self.formulas[schema.args[i].name]
-            expr = f"_f{j}(node, grads)" if not isinstance(f, str) else f"({f})"
+            jp = self.joint_of.get(schema.args[i].name)
+            expr = f"_J{jp[0]}[{jp[1]}]" if jp is not None else \
+                (f"_f{j}(node, grads)" if not isinstance(f, str) else f"({f})")
             if is_list:
                 lines.append(f"    if _n[{j}]: out.extend({expr})")
                 lines.append(f"    else: out.extend([None] * node.list_lens[{j}])")

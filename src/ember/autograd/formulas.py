@@ -9,7 +9,8 @@ from ..dispatch import OPS
 __all__ = ["zeros_for", "reduce_backward", "select_backward", "slice_backward", "index_view_backward",
            "diagonal_backward", "unfold_backward", "as_strided_backward", "inverse_permutation",
            "gelu_backward", "clamp_backward", "clamp_bound_backward", "maxmin_backward", "pow_self_backward",
-           "pow_exponent_backward", "softmax_backward", "log_softmax_backward", "LN2", "LN10", "TWO_OVER_SQRT_PI"]
+           "pow_exponent_backward", "softmax_backward", "log_softmax_backward", "layer_norm_backward", "LN2", "LN10",
+           "TWO_OVER_SQRT_PI"]
 
 LN2 = math.log(2.0)
 LN10 = math.log(10.0)
@@ -532,3 +533,32 @@ def scatter_reduce_backward(grad, self, index, dim, reduce, include_self, wrt_se
 
 
 __all__ += ["masked_scatter_backward", "masked_select_backward", "embedding_backward", "scatter_reduce_backward"]
+
+
+def layer_norm_backward(grad, input, normalized_shape, mean, rstd, weight, bias, eps, mask):
+    """Grads of native_layer_norm for (input, weight, bias), those not in `mask` None. The fused
+    backward op, except under create_graph (grad mode on): then the composite, recomputed from the
+    input, so that it is differentiable again."""
+    from .grad_mode import state
+    if not state.enabled:
+        return OPS["native_layer_norm_backward"].fn(grad, input, normalized_shape, mean, rstd, weight, bias, *mask)
+    k = len(normalized_shape)
+    dims = list(range(input.ndim - k, input.ndim))
+    batch = list(range(input.ndim - k))
+    low = input.dtype.itemsize == 2 and input.dtype.is_floating_point
+    x = input.float() if low else input
+    g = grad.float() if low else grad
+    mu = x.mean(dims, True)
+    xc = x - mu
+    r = ((xc * xc).mean(dims, True) + eps).rsqrt()
+    xhat = xc * r
+    gx = gw = gb = None
+    if mask[0]:
+        wdy = g * weight if weight is not None else g
+        gx = r * (wdy - wdy.mean(dims, True) - xhat * (wdy * xhat).mean(dims, True))
+        gx = gx.to(input.dtype) if low else gx
+    if mask[1] and weight is not None:
+        gw = (g * xhat).sum(batch) if batch else g * xhat
+    if mask[2] and bias is not None:
+        gb = g.sum(batch) if batch else g
+    return gx, gw, gb

@@ -1,0 +1,49 @@
+"""NumPy kernels of the fused layer norm (float16/bfloat16 computed in float32)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ...ops.normalization import check_layer_norm
+from ._common import arr, compute_np, impl, wrap
+
+
+@impl("native_layer_norm")
+def native_layer_norm(input, normalized_shape, weight, bias, eps):
+    ns = check_layer_norm(input, normalized_shape, weight, bias)
+    cnp = compute_np(input._dtype)
+    x = arr(input).astype(cnp, copy=False)
+    axes = tuple(range(x.ndim - len(ns), x.ndim))
+    mean = x.mean(axis=axes, keepdims=True, dtype=cnp) if x.size else np.zeros(x.shape[:x.ndim - len(ns)] +
+                                                                              (1,) * len(ns), cnp)
+    xc = x - mean
+    rstd = 1.0 / np.sqrt((xc * xc).mean(axis=axes, keepdims=True) + cnp.type(eps)) if x.size else mean + 1
+    y = xc * rstd
+    if weight is not None:
+        y = y * arr(weight).astype(cnp, copy=False)
+    if bias is not None:
+        y = y + arr(bias).astype(cnp, copy=False)
+    dt = input._dtype   # mean and rstd in the input's dtype, as PyTorch's CPU kernel (CUDA: float32)
+    return wrap(y, dt), wrap(mean, dt), wrap(rstd, dt)
+
+
+@impl("native_layer_norm_backward")
+def native_layer_norm_backward(grad_out, input, normalized_shape, mean, rstd, weight, bias, need_input,
+                               need_weight, need_bias):
+    ns = tuple(normalized_shape)
+    cnp = compute_np(input._dtype)
+    x = arr(input).astype(cnp, copy=False)
+    dy = arr(grad_out).astype(cnp, copy=False)
+    axes = tuple(range(x.ndim - len(ns), x.ndim))
+    batch = tuple(range(x.ndim - len(ns)))
+    xhat = (x - arr(mean)) * arr(rstd)
+    gx = gw = gb = None
+    if need_input:
+        wdy = dy * arr(weight).astype(cnp, copy=False) if weight is not None else dy
+        c1 = (wdy * xhat).mean(axis=axes, keepdims=True) if x.size else 0.0
+        c2 = wdy.mean(axis=axes, keepdims=True) if x.size else 0.0
+        gx = wrap((wdy - xhat * c1 - c2) * arr(rstd), input._dtype)
+    if need_weight and weight is not None:
+        gw = wrap((dy * xhat).sum(axis=batch), weight._dtype)
+    if need_bias and bias is not None:
+        gb = wrap(dy.sum(axis=batch), bias._dtype)
+    return gx, gw, gb
