@@ -151,8 +151,31 @@ def _norm_dims(input: Tensor, normalized_shape, fn: str) -> tuple:
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
     """(x - mean) / sqrt(var + eps) * weight + bias over the trailing `normalized_shape` dims
-    (the fused `native_layer_norm` op; its output 0)."""
+    (the fused `native_layer_norm` op; on CUDA the composite for float64 and rows over 16384)."""
+    if input._storage.device.type == "cuda":
+        from ..backends.cuda.normalization import fused_ok
+        dims, ns = _norm_dims(input, normalized_shape, "layer_norm")
+        if not fused_ok(input, math.prod(ns)):
+            return _layer_norm_composite(input, dims, weight, bias, eps)
     return OPS["native_layer_norm"].fn(input, normalized_shape, weight, bias, eps)[0]
+
+
+def _layer_norm_composite(input, dims, weight, bias, eps):
+    x = input
+    low = x._dtype is _D.float16 or x._dtype is _D.bfloat16
+    if low:
+        x = x.float()
+    mean = x.mean(dims, True)
+    xc = x - mean
+    var = (xc * xc).mean(dims, True)
+    y = xc * (var + eps).rsqrt()
+    if low:
+        y = y.to(input._dtype)
+    if weight is not None:
+        y = y * weight if bias is None else OPS["addcmul"].fn(bias, y, weight)
+    elif bias is not None:
+        y = y + bias
+    return y
 
 
 def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps: float | None = None) -> Tensor:

@@ -1,0 +1,108 @@
+"""CUDA kernels of the fused layer norm (`ops/normalization.py`): one launch forward; backward one
+launch for dx and per-program partial sums of the weight and bias grads, plus one sum each.
+Rows longer than MAX_N elements and float64 inputs are not implemented here (`nn.functional.layer_norm`
+takes the composite for them)."""
+from __future__ import annotations
+
+from math import prod
+
+from ...core import dtype as D
+from ...dispatch import OPS
+from ...ops.normalization import check_layer_norm
+from .compiler import SIG, run
+from .elementwise import _empty
+
+MAX_N = 16384
+MAX_PROGRAMS = 512
+_K = None
+
+
+def _kernels():
+    global _K
+    if _K is None:
+        from .kernels import normalization
+        _K = normalization
+    return _K
+
+
+def _p2(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
+
+
+def _geometry(n: int):
+    block_n = max(16, _p2(n))
+    block_r = max(1, min(16, 4096 // block_n))
+    warps = 4 if block_n <= 2048 else (8 if block_n <= 8192 else 16)
+    return block_n, block_r, warps
+
+
+def fused_ok(input, n: int) -> bool:
+    return n <= MAX_N and input._dtype in (D.float32, D.float16, D.bfloat16)
+
+
+def _ptr(name, t):
+    return (name, t, "*" + SIG[t._dtype.name])
+
+
+def native_layer_norm(input, normalized_shape, weight, bias, eps):
+    ns = check_layer_norm(input, normalized_shape, weight, bias)
+    n = prod(ns)
+    if not fused_ok(input, n):
+        raise NotImplementedError(f"native_layer_norm on CUDA is for float16/bfloat16/float32 rows of at most "
+                                  f"{MAX_N} elements (got {input._dtype} rows of {n}); nn.functional.layer_norm "
+                                  f"takes the composite there")
+    x = input if input.is_contiguous() else input.contiguous()
+    batch = input._shape[:len(input._shape) - len(ns)]
+    rows = prod(batch)
+    sdt = D.float32
+    y = _empty(input._shape, input._dtype, input.device)
+    mean = _empty(batch + (1,) * len(ns), sdt, input.device)
+    rstd = _empty(batch + (1,) * len(ns), sdt, input.device)
+    if rows and n:
+        block_n, block_r, warps = _geometry(n)
+        args = [_ptr("x_ptr", x), _ptr("w_ptr", weight if weight is not None else x),
+                _ptr("b_ptr", bias if bias is not None else x), _ptr("y_ptr", y), _ptr("mean_ptr", mean),
+                _ptr("rstd_ptr", rstd), ("R", rows, "i64"), ("N", n, "i64"), ("eps", float(eps), "fp32")]
+        run(_kernels().ln_fwd_kernel, ((rows + block_r - 1) // block_r,), args,
+            {"HAS_W": int(weight is not None), "HAS_B": int(bias is not None), "BLOCK_R": block_r,
+             "BLOCK_N": block_n}, input.device.index or 0, warps)
+    return y, mean, rstd
+
+
+def native_layer_norm_backward(grad_out, input, normalized_shape, mean, rstd, weight, bias, need_input,
+                               need_weight, need_bias):
+    ns = tuple(normalized_shape)
+    n = prod(ns)
+    rows = prod(input._shape[:len(input._shape) - len(ns)])
+    x = input if input.is_contiguous() else input.contiguous()
+    dy = grad_out if grad_out.is_contiguous() else grad_out.contiguous()
+    need_wb = (need_weight and weight is not None) or (need_bias and bias is not None)
+    dx = _empty(input._shape, input._dtype, input.device) if need_input else None
+    block_n, block_r, warps = _geometry(n)
+    progs = max(1, min(MAX_PROGRAMS, (rows + block_r - 1) // block_r))
+    per = (rows + progs - 1) // progs
+    per = (per + block_r - 1) // block_r * block_r
+    progs = max(1, (rows + per - 1) // per) if rows else 1
+    dwp = _empty((progs, n), D.float32, input.device) if need_wb else None
+    dbp = _empty((progs, n), D.float32, input.device) if need_wb else None
+    if rows and n and (need_input or need_wb):
+        args = [_ptr("dy_ptr", dy), _ptr("x_ptr", x), _ptr("w_ptr", weight if weight is not None else x),
+                _ptr("mean_ptr", mean), _ptr("rstd_ptr", rstd), _ptr("dx_ptr", dx if dx is not None else x),
+                _ptr("dwp_ptr", dwp if dwp is not None else mean), _ptr("dbp_ptr", dbp if dbp is not None else mean),
+                ("R", rows, "i64"), ("N", n, "i64"), ("rows_per_prog", per, "i64")]
+        run(_kernels().ln_bwd_kernel, (progs,), args,
+            {"HAS_W": int(weight is not None), "NEED_DX": int(bool(need_input)), "NEED_DWB": int(need_wb),
+             "BLOCK_R": block_r, "BLOCK_N": block_n}, input.device.index or 0, warps)
+    elif need_wb:       # no rows: the sums are zeros
+        OPS["zero_"].fn(dwp)
+        OPS["zero_"].fn(dbp)
+    gw = gb = None
+    if need_weight and weight is not None:
+        gw = OPS["sum"].fn(dwp, 0).reshape(ns).to(weight._dtype)
+    if need_bias and bias is not None:
+        gb = OPS["sum"].fn(dbp, 0).reshape(ns).to(bias._dtype)
+    return dx, gw, gb
+
+
+OPS["native_layer_norm"].register("cuda")(native_layer_norm)
+OPS["native_layer_norm_backward"].register("cuda")(native_layer_norm_backward)

@@ -1,0 +1,53 @@
+"""The fused layer-norm Triton kernels through Triton's interpreter on CPU tensors, against the
+CPU kernels of the same ops."""
+import os
+
+import numpy as np
+import pytest
+
+import ember
+
+if ember.cuda.is_available():
+    pytest.skip("a GPU is present: the compiled kernels are tested by tests/test_cuda_normalization.py",
+                allow_module_level=True)
+pytest.importorskip("triton")
+os.environ["TRITON_INTERPRET"] = "1"
+
+from ember.backends.cuda import normalization as N  # noqa: E402
+from ember.dispatch import OPS  # noqa: E402
+
+CPU_FWD = OPS["native_layer_norm"].kernels["cpu"]
+CPU_BWD = OPS["native_layer_norm_backward"].kernels["cpu"]
+
+
+@pytest.mark.parametrize("shape,ns", [((37, 24), (24,)), ((3, 5, 2, 7), (2, 7)), ((1, 100), (100,))])
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_layer_norm_kernels_match_cpu(shape, ns, affine, dtype):
+    rng = np.random.default_rng(0)
+    dt = getattr(ember, dtype)
+    x = ember.tensor(rng.standard_normal(shape) * 3 + 1).to(dt)
+    w = ember.tensor(rng.standard_normal(ns)).to(dt) if affine else None
+    b = ember.tensor(rng.standard_normal(ns)).to(dt) if affine else None
+    gy = ember.tensor(rng.standard_normal(shape)).to(dt)
+    tol = 1e-5 if dtype == "float32" else 2e-2
+    y, m, r = N.native_layer_norm(x, ns, w, b, 1e-5)
+    # the CPU reference in float32 (its float16 statistics are float16, as PyTorch's CPU kernel)
+    xf, wf, bf = x.float(), (w.float() if affine else None), (b.float() if affine else None)
+    ey, em, er = CPU_FWD(xf, ns, wf, bf, 1e-5)
+    assert y.dtype is dt and m.dtype is ember.float32 and tuple(m.shape) == tuple(em.shape)
+    np.testing.assert_allclose(y.float().numpy(), ey.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(m.numpy(), em.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(r.numpy(), er.numpy(), rtol=1e-5, atol=1e-6)
+    for mask in ((True, True, True), (True, False, False), (False, True, True)):
+        got = N.native_layer_norm_backward(gy, x, ns, m, r, w, b, *mask)
+        want = CPU_BWD(gy.float(), xf, ns, em, er, wf, bf, *mask)
+        for g, e in zip(got, want):
+            assert (g is None) == (e is None)
+            if g is not None:
+                np.testing.assert_allclose(g.float().numpy(), e.numpy(), rtol=tol, atol=tol * 10)
+
+
+def test_layer_norm_kernel_refuses_what_it_cannot_do():
+    with pytest.raises(NotImplementedError, match="float16/bfloat16/float32 rows of at most 16384"):
+        N.native_layer_norm(ember.zeros(2, 3, dtype=ember.float64), (3,), None, None, 1e-5)
