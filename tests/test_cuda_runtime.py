@@ -202,6 +202,9 @@ def test_sync_during_capture_raises_naming_the_operation():
     with pytest.raises(ember.cuda.CaptureError, match="synchronize"):
         with ember.cuda.graph(ember.cuda.CUDAGraph()):
             ember.cuda.synchronize()
+    with pytest.raises(ember.cuda.CaptureError, match="copying CPU data to a CUDA tensor .* replayed from host memory"):
+        with ember.cuda.graph(ember.cuda.CUDAGraph()):
+            ember.tensor([1.0, 2.0], device="cuda")
     assert not ember.cuda.is_current_stream_capturing()
 
 

@@ -29,11 +29,11 @@ def is_current_stream_capturing() -> bool:
     return current_device() in _capturing
 
 
-def refuse_during_capture(what: str) -> None:
+def refuse_during_capture(what: str, why: str = "synchronises the host with the GPU") -> None:
     if _capturing:
         g = next(iter(_capturing.values()))
-        raise CaptureError(f"{what} synchronises the host with the GPU, which is not allowed while a CUDA graph is "
-                           f"being captured (capture started on {g._stream!r}); move it out of the captured region")
+        raise CaptureError(f"{what} {why}, which is not allowed while a CUDA graph is being captured (capture "
+                           f"started on {g._stream!r}); move it out of the captured region")
 
 
 def graph_pool_handle():

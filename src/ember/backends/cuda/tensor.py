@@ -62,6 +62,10 @@ def h2d(dst: Tensor, host: np.ndarray, non_blocking: bool = False) -> None:
     n = host.nbytes
     if n == 0:
         return
+    # a captured copy would read `host` again at every replay, long after it is gone: refuse it
+    refuse_during_capture("copying CPU data to a CUDA tensor (.cuda(), .to('cuda'), copy_ from the CPU, "
+                          "ember.tensor(..., device='cuda'), factories computed on the host)",
+                          "would be replayed from host memory that is gone by then")
     s = current_stream(_index(dst))
     d = driver()
     check(d.cuMemcpyHtoDAsync(dst.data_ptr(), host.__array_interface__["data"][0], n, s.handle), "cuMemcpyHtoDAsync")
