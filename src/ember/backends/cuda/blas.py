@@ -1,53 +1,90 @@
-"""Matrix products on CUDA through cuBLAS (nvmath-python's low-level bindings).
+"""Matrix products on CUDA through cuBLASLt (nvmath-python's low-level bindings), and the ops
+built on them: mm, bmm, matmul, linear, addmm, addbmm, baddbmm, addmv (and in-place forms), mv,
+dot, vdot; outer (a broadcast multiply), einsum and tensordot (permute/reshape/bmm composites).
 
-Row-major C = A @ B is computed as the column-major product C^T = B^T A^T, so no operand is
-copied: a row-major operand is passed as is, a transposed one (unit stride on its rows) with
-the transpose flag. Operands with neither layout, and batch dims that don't share one stride,
-are made contiguous first. float32 computes in float32 unless `allow_tf32` is set (off by
-default, like PyTorch), float16/bfloat16 accumulate in float32.
+One routine runs every product. Row-major C = A @ B is computed as the column-major product
+C^T = B^T A^T, so no operand is copied: a row-major operand is passed as is, a transposed one
+(unit stride on its rows) with the transpose flag; only operands with neither layout are made
+contiguous. Batched products use one strided-batched call (batch count and batch offset on the
+matrix layouts; offset 0 for a broadcast operand). The cuBLASLt descriptors, layouts and the
+heuristic's algorithm are built once per (device, dtype, compute type, transposes, shapes,
+leading dims, batch strides, pointer alignments, epilogue) and cached. Each device and stream
+that runs a product gets one 32 MiB workspace from ember's caching allocator, kept for reuse
+and shared with cuBLAS (so a CUDA graph should warm up on its capture stream first). Work runs
+on the current stream. addbmm copies batch1 once (its batches become one long inner dim).
+
+addmm/linear with a 1-D bias of the output's width (beta == 1, contiguous, 16-byte aligned,
+all of m, n, k > 1) use cuBLASLt's BIAS epilogue: in the column-major view the bias is one value
+per row of C^T, i.e. per column of C. Other biases, betas and broadcasts are copied into the
+output first and enter the product as its C operand (beta * C).
+
+float32 computes in float32 unless `allow_tf32` is set (`ember.backends.cuda.matmul.allow_tf32`,
+off by default as in PyTorch); float16/bfloat16 accumulate in float32 (split-K reductions too);
+float64 in float64. Integer and bool matrix products are not implemented on CUDA (as in
+PyTorch); einsum and tensordot on integers run as broadcast multiply + sum.
+
+Fallback: set `EMBER_CUBLASLT=0` (or `use_cublaslt = False` here) to run every product through
+plain cuBLAS (`cublasGemmEx` / `cublasGemmStridedBatchedEx`); the bias is then added through
+beta * C. cuBLASLt products whose heuristic finds no algorithm, or that cuBLASLt refuses at
+launch, take this path too (recorded as None in `_lt_plans`).
 """
 from __future__ import annotations
 
 import ctypes
+import os
+import sys
+from collections import namedtuple
+
+import numpy as np
 
 from ..._tensor import Tensor
 from ...core import dtype as D
+from ...core.shape import broadcast_shapes
 from ...dispatch import OPS
+from ..cpu.linalg import (_CPP, _LETTER_ORDER, _ST, _check_bmm, _check_m1_m2, _check_mm, _check_mv, _check_same,
+                          _dim_list, _dot_errors, _matmul_errors, _no_bool, _parse_equation, _prod)
+from .elementwise import _empty
 
-__all__ = ["mm", "bmm", "matmul_cuda", "allow_tf32"]
+__all__ = ["mm", "bmm", "matmul_cuda", "linear_cuda", "einsum_cuda", "tensordot_cuda", "plan_gemm", "Gemm",
+           "allow_tf32", "use_cublaslt", "matmul"]
 
 allow_tf32 = False  # ember.backends.cuda.matmul.allow_tf32, as in PyTorch
+use_cublaslt = os.environ.get("EMBER_CUBLASLT", "1") != "0"
+WORKSPACE_BYTES = 32 << 20
 
 _OP_N, _OP_T = 0, 1
-_DT = {"float32": 0, "float64": 1, "float16": 2, "bfloat16": 14}
+_DT = {"float32": 0, "float64": 1, "float16": 2, "bfloat16": 14}   # cudaDataType
+_R32F, _R64F = 0, 1
 _COMPUTE_32F, _COMPUTE_32F_TF32, _COMPUTE_64F = 68, 77, 70
 _ALGO_DEFAULT = -1
-
-_handles = {}
-_alpha32, _beta32 = ctypes.c_float(1.0), ctypes.c_float(0.0)
-_alpha64, _beta64 = ctypes.c_double(1.0), ctypes.c_double(0.0)
+_LOWP = (D.float16, D.bfloat16)
 
 
-def _cublas():
-    try:
-        from nvmath.bindings import cublas
-    except ImportError as e:
-        raise RuntimeError(f"matrix products on CUDA need nvmath-python (pip install nvmath-python): {e}") from None
-    return cublas
+class _MatmulFlags:
+    """`ember.backends.cuda.matmul`: the flags of torch.backends.cuda.matmul that ember has."""
+
+    @property
+    def allow_tf32(self) -> bool:
+        return allow_tf32
+
+    @allow_tf32.setter
+    def allow_tf32(self, value) -> None:
+        global allow_tf32
+        allow_tf32 = bool(value)
 
 
-def _handle(index, stream):
-    cb = _cublas()
-    h = _handles.get(index)
-    if h is None:
-        from .driver import ensure_context
-        ensure_context(index)
-        h = _handles[index] = [cb.create(), None]
-    s = int(stream.handle)
-    if h[1] != s:
-        cb.set_stream(h[0], s)
-        h[1] = s
-    return cb, h[0]
+matmul = _MatmulFlags()
+sys.modules[__package__].matmul = matmul  # reachable as ember.backends.cuda.matmul
+
+
+# ---- layout planning (host only) -------------------------------------------------------------------
+
+Gemm = namedtuple("Gemm", "ta tb m n k lda ldb ldc batch sa sb sc")
+Gemm.__doc__ = """One column-major product D = op(A) @ op(B) (+ beta * C), D of m x n with leading dim ldc.
+
+A is the row-major product's right operand, B its left one (C^T = B^T A^T); ta/tb: A/B stored
+transposed (op = T). Stored A is m x k (k x m when ta), B is k x n (n x k when tb). batch > 1:
+matrix i of A/B/D starts sa/sb/sc elements after matrix 0 (sa/sb 0 for a broadcast operand)."""
 
 
 def _layout(t):
@@ -73,112 +110,355 @@ def _prep(t):
     return t, lay
 
 
-def _scalars(dt, alpha=1.0, beta=0.0):
-    if dt is D.float64:
-        return ctypes.c_double(alpha), ctypes.c_double(beta), _COMPUTE_64F
-    return ctypes.c_float(alpha), ctypes.c_float(beta), (_COMPUTE_32F_TF32 if allow_tf32 and dt is D.float32
-                                                           else _COMPUTE_32F)
-
-
-def _check(a, b, name):
-    if a._dtype is not b._dtype:
-        raise RuntimeError(f"{name}: expected both operands to have the same dtype, but got {a._dtype} and {b._dtype}")
-    if a._dtype.name not in _DT:
-        raise NotImplementedError(f"{name} on CUDA supports float32, float64, float16 and bfloat16, got {a._dtype}")
-
-
-def _gemm(out, a, b, batch=0, sa=0, sb=0, alpha=1.0, beta=0.0):
-    """out (m x n, row-major contiguous rows) = alpha * a (m x k) @ b (k x n) + beta * out."""
-    from .stream import current_stream
-    m, k = a._shape[-2], a._shape[-1]
-    n = b._shape[-1]
-    a, (ta, lda) = _prep(a)
-    b, (tb, ldb) = _prep(b)
-    index = out._storage.device.index or 0
-    cb, h = _handle(index, current_stream(index))
-    al, be, ct = _scalars(out._dtype, alpha, beta)
-    dt = _DT[out._dtype.name]
-    ldc = out._stride[-2] if m > 1 else max(n, 1)
-    if batch:
-        cb.gemm_strided_batched_ex(h, _OP_T if tb else _OP_N, _OP_T if ta else _OP_N, n, m, k,
-                                   ctypes.addressof(al), b.data_ptr(), dt, ldb, sb, a.data_ptr(), dt, lda, sa,
-                                   ctypes.addressof(be), out.data_ptr(), dt, ldc, out._stride[0] if out.ndim == 3
-                                   else m * n, batch, ct, _ALGO_DEFAULT)
-    else:
-        cb.gemm_ex(h, _OP_T if tb else _OP_N, _OP_T if ta else _OP_N, n, m, k, ctypes.addressof(al),
-                   b.data_ptr(), dt, ldb, a.data_ptr(), dt, lda, ctypes.addressof(be), out.data_ptr(), dt, ldc,
-                   ct, _ALGO_DEFAULT)
-    return out
-
-
-def _empty(shape, dtype, t):
-    from .tensor import empty_cuda
-    return empty_cuda(shape, dtype, t._storage.device.index or 0)
-
-
-def mm(self, mat2):
-    _check(self, mat2, "mm")
-    if self.ndim != 2 or mat2.ndim != 2:
-        raise RuntimeError(f"mm: expected 2-D tensors, got {self.ndim}-D and {mat2.ndim}-D")
-    if self._shape[1] != mat2._shape[0]:
-        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({self._shape[0]}x{self._shape[1]} and "
-                           f"{mat2._shape[0]}x{mat2._shape[1]})")
-    out = _empty((self._shape[0], mat2._shape[1]), self._dtype, self)
-    if self._shape[1] == 0:
-        return OPS["zero_"].kernels["cuda"](out)
-    if out.numel() == 0:
-        return out
-    return _gemm(out, self, mat2)
-
-
 def _batch_stride(t):
-    """The stride of dim 0 of a 3-D operand whose matrices are evenly spaced (0 when broadcast)."""
     return t._stride[0] if t._shape[0] > 1 else 0
 
 
-def bmm(self, mat2):
-    _check(self, mat2, "bmm")
-    if self.ndim != 3 or mat2.ndim != 3:
-        raise RuntimeError(f"bmm: expected 3-D tensors, got {self.ndim}-D and {mat2.ndim}-D")
-    bsz, m, k = self._shape
-    if mat2._shape[0] != bsz or mat2._shape[1] != k:
-        raise RuntimeError(f"bmm: shapes cannot be multiplied ({list(self._shape)} and {list(mat2._shape)})")
-    out = _empty((bsz, m, mat2._shape[2]), self._dtype, self)
+def plan_gemm(out, a, b):
+    """The column-major product that writes a @ b into `out` (2-D, or 3-D batched with a and b 3-D).
+
+    `out` must be row-major (see `_writable`). Returns (Gemm, a, b) with a/b made contiguous
+    only when they are neither row- nor column-major."""
+    a, (ta, lda) = _prep(a)
+    b, (tb, ldb) = _prep(b)
+    m, k = a._shape[-2], a._shape[-1]
+    n = b._shape[-1]
+    ldc = _layout(out)[1]
+    if out.ndim == 3 and out._shape[0] > 1:
+        return Gemm(tb, ta, n, m, k, ldb, lda, ldc, out._shape[0], _batch_stride(b), _batch_stride(a),
+                    out._stride[0]), a, b
+    return Gemm(tb, ta, n, m, k, ldb, lda, ldc, 1, 0, 0, 0), a, b
+
+
+def _writable(out):
+    """Can a product be written straight into `out`: rows of unit stride, matrices not overlapping."""
+    lay = _layout(out)
+    if lay is None or lay[0]:
+        return False
+    if out.ndim == 2 or out._shape[0] == 1:
+        return True
+    r, c = out._shape[-2:]
+    return out._stride[0] >= (r - 1) * lay[1] + c
+
+
+def _alignment(ptr, stride_bytes=0):
+    """The largest power of two up to 256 dividing the address of every matrix of an operand."""
+    v = ptr | stride_bytes | 256
+    return v & -v
+
+
+# ---- the device calls ------------------------------------------------------------------------------
+
+def _compute(dt):
+    if dt is D.float64:
+        return _COMPUTE_64F
+    return _COMPUTE_32F_TF32 if allow_tf32 and dt is D.float32 else _COMPUTE_32F
+
+
+def _scalars(dt, alpha, beta):
+    c = ctypes.c_double if dt is D.float64 else ctypes.c_float
+    return c(alpha), c(beta)
+
+
+def _cublas():
+    try:
+        from nvmath.bindings import cublas
+    except ImportError as e:
+        raise RuntimeError(f"matrix products on CUDA need nvmath-python (pip install nvmath-python): {e}") from None
+    return cublas
+
+
+def _lt():
+    try:
+        from nvmath.bindings import cublasLt
+    except ImportError as e:
+        raise RuntimeError(f"matrix products on CUDA need nvmath-python (pip install nvmath-python): {e}") from None
+    return cublasLt
+
+
+_handles = {}      # device -> [cuBLAS handle, stream it is set to]
+_lt_handles = {}   # device -> cuBLASLt handle
+_workspaces = {}   # (device, stream handle) -> CudaBuffer of WORKSPACE_BYTES
+_lt_plans = {}     # key (see _lt_matmul) -> _LtPlan, or None where cuBLASLt can't do the product
+_LT_PLANS_MAX = 4096
+_MISSING = object()
+
+
+def _workspace(index, stream):
+    """The workspace of cuBLASLt (and cuBLAS) on this device and stream, allocated on first use."""
+    key = (index, int(stream.handle))
+    ws = _workspaces.get(key)
+    if ws is None:
+        from .memory import alloc_buffer
+        ws = _workspaces[key] = alloc_buffer(WORKSPACE_BYTES, index, stream)
+    return ws.ptr
+
+
+def _cublas_context(index):
+    from .driver import ensure_context
+    from .stream import current_stream
+    cb = _cublas()
+    ensure_context(index)
+    h = _handles.get(index)
+    if h is None:
+        h = _handles[index] = [cb.create(), None]
+    stream = current_stream(index)
+    s = int(stream.handle)
+    if h[1] != s:
+        cb.set_stream(h[0], s)
+        cb.set_workspace(h[0], _workspace(index, stream), WORKSPACE_BYTES)  # set_stream dropped the last one
+        h[1] = s
+    return cb, h[0]
+
+
+def _lt_context(index):
+    """(cuBLASLt handle, current stream handle, workspace pointer) for device `index`."""
+    from .driver import ensure_context
+    from .stream import current_stream
+    ensure_context(index)
+    stream = current_stream(index)
+    h = _lt_handles.get(index)
+    if h is None:
+        h = _lt_handles[index] = _lt().create()
+    return h, int(stream.handle), _workspace(index, stream)
+
+
+def _cublas_gemm(g, out, a, b, alpha, beta):
+    cb, h = _cublas_context(out._storage.device.index or 0)
+    dt = out._dtype
+    al, be = _scalars(dt, alpha, beta)
+    code, ct = _DT[dt.name], _compute(dt)
+    opa, opb = _OP_T if g.ta else _OP_N, _OP_T if g.tb else _OP_N
+    if g.batch > 1:
+        cb.gemm_strided_batched_ex(h, opa, opb, g.m, g.n, g.k, ctypes.addressof(al), b.data_ptr(), code, g.lda, g.sa,
+                                   a.data_ptr(), code, g.ldb, g.sb, ctypes.addressof(be), out.data_ptr(), code,
+                                   g.ldc, g.sc, g.batch, ct, _ALGO_DEFAULT)
+    else:
+        cb.gemm_ex(h, opa, opb, g.m, g.n, g.k, ctypes.addressof(al), b.data_ptr(), code, g.lda, a.data_ptr(), code,
+                   g.ldb, ctypes.addressof(be), out.data_ptr(), code, g.ldc, ct, _ALGO_DEFAULT)
+
+
+def _set(setter, dtype_of, obj, attr, value):
+    v = np.ctypeslib.as_ctypes_type(dtype_of(attr))(value)
+    setter(obj, attr, ctypes.addressof(v), ctypes.sizeof(v))
+
+
+class _LtPlan:
+    __slots__ = ("desc", "layouts", "result", "algo", "bias_ct", "lt")
+
+    def set_bias(self, ptr):
+        lt = self.lt
+        v = self.bias_ct(ptr)
+        lt.matmul_desc_set_attribute(self.desc, lt.MatmulDescAttribute.BIAS_POINTER, ctypes.addressof(v),
+                                     ctypes.sizeof(v))
+
+    def destroy(self):
+        for lay in self.layouts:
+            self.lt.matrix_layout_destroy(lay)
+        self.lt.matmul_desc_destroy(self.desc)
+
+
+def _lt_plan(lt, h, key, bias_ptr):
+    """Descriptors, layouts and the heuristic's best algorithm for `key`; None if there is none."""
+    _, dt, ct, g, align_a, align_b, align_d, align_bias = key
+    A, L, P = lt.MatmulDescAttribute, lt.MatrixLayoutAttribute, lt.MatmulPreferenceAttribute
+    code = _DT[dt.name]
+    plan = _LtPlan()
+    plan.lt, plan.layouts = lt, []
+    plan.desc = lt.matmul_desc_create(ct, _R64F if dt is D.float64 else _R32F)
+    plan.bias_ct = np.ctypeslib.as_ctypes_type(lt.get_matmul_desc_attribute_dtype(A.BIAS_POINTER))
+    plan.result = np.zeros(1, dtype=lt.matmul_heuristic_result_dtype)
+    plan.algo = plan.result.ctypes.data + plan.result.dtype.fields["algo"][1]
+    count = np.zeros(1, dtype=np.int32)
+    try:
+        dset = (lt.matmul_desc_set_attribute, lt.get_matmul_desc_attribute_dtype, plan.desc)
+        _set(*dset, A.TRANSA, _OP_T if g.ta else _OP_N)
+        _set(*dset, A.TRANSB, _OP_T if g.tb else _OP_N)
+        if align_bias is not None:
+            _set(*dset, A.EPILOGUE, lt.Epilogue.BIAS)
+            _set(*dset, A.BIAS_POINTER, bias_ptr)
+        for rows, cols, ld, stride in (((g.k, g.m) if g.ta else (g.m, g.k)) + (g.lda, g.sa),
+                                       ((g.n, g.k) if g.tb else (g.k, g.n)) + (g.ldb, g.sb),
+                                       (g.m, g.n, g.ldc, g.sc)):
+            lay = lt.matrix_layout_create(code, rows, cols, ld)
+            plan.layouts.append(lay)
+            if g.batch > 1:
+                lset = (lt.matrix_layout_set_attribute, lt.get_matrix_layout_attribute_dtype, lay)
+                _set(*lset, L.BATCH_COUNT, g.batch)
+                _set(*lset, L.STRIDED_BATCH_OFFSET, stride)
+        pref = lt.matmul_preference_create()
+        try:
+            pset = (lt.matmul_preference_set_attribute, lt.get_matmul_preference_attribute_dtype, pref)
+            _set(*pset, P.MAX_WORKSPACE_BYTES, WORKSPACE_BYTES)
+            _set(*pset, P.MIN_ALIGNMENT_A_BYTES, align_a)
+            _set(*pset, P.MIN_ALIGNMENT_B_BYTES, align_b)
+            _set(*pset, P.MIN_ALIGNMENT_C_BYTES, align_d)
+            _set(*pset, P.MIN_ALIGNMENT_D_BYTES, align_d)
+            if dt in _LOWP:  # split-K partial sums in float32, never in the output's half precision
+                _set(*pset, P.REDUCTION_SCHEME_MASK, lt.ReductionScheme.COMPUTE_TYPE)
+            la, lb, ld = plan.layouts
+            lt.matmul_algo_get_heuristic(h, plan.desc, la, lb, ld, ld, pref, 1, plan.result.ctypes.data,
+                                         count.ctypes.data)
+        finally:
+            lt.matmul_preference_destroy(pref)
+    except lt.cuBLASLtError:
+        count[0] = 0
+    if not count[0]:
+        plan.destroy()
+        return None
+    return plan
+
+
+def _lt_matmul(g, out, a, b, alpha, beta, bias):
+    """Runs the product through cuBLASLt; False when cuBLASLt can't (the caller uses cuBLAS then)."""
+    lt = _lt()
+    dt = out._dtype
+    index = out._storage.device.index or 0
+    h, stream, ws = _lt_context(index)
+    isz = dt.itemsize if g.batch > 1 else 0
+    pa, pb, pd = b.data_ptr(), a.data_ptr(), out.data_ptr()  # cuBLASLt's A is the right operand
+    pbias = bias.data_ptr() if bias is not None else 0
+    key = (index, dt, _compute(dt), g, _alignment(pa, g.sa * isz), _alignment(pb, g.sb * isz),
+           _alignment(pd, g.sc * isz), None if bias is None else _alignment(pbias))
+    plan = _lt_plans.get(key, _MISSING)
+    if plan is _MISSING:
+        if len(_lt_plans) >= _LT_PLANS_MAX:
+            for p in _lt_plans.values():
+                if p is not None:
+                    p.destroy()
+            _lt_plans.clear()
+        plan = _lt_plans[key] = _lt_plan(lt, h, key, pbias)
+    if plan is None:
+        return False
+    if bias is not None:
+        plan.set_bias(pbias)
+    al, be = _scalars(dt, alpha, beta)
+    la, lb, ld = plan.layouts
+    try:
+        lt.matmul(h, plan.desc, ctypes.addressof(al), pa, la, pb, lb, ctypes.addressof(be), pd, ld, pd, ld,
+                  plan.algo, ws, WORKSPACE_BYTES, stream)
+    except lt.cuBLASLtError:
+        plan.destroy()
+        _lt_plans[key] = None
+        return False
+    return True
+
+
+def _run_gemm(out, a, b, alpha=1.0, beta=0.0, bias=None):
+    """out = alpha * a @ b + beta * out (+ bias per column of out); out writable, k > 0."""
+    g, a, b = plan_gemm(out, a, b)
+    if use_cublaslt and _lt_matmul(g, out, a, b, alpha, beta, bias):
+        return
+    if bias is not None:
+        OPS["copy_"].fn(out, bias)
+        beta = 1.0
+    _cublas_gemm(g, out, a, b, alpha, beta)
+
+
+_BIAS_MAX = 65535 * 32  # PyTorch's bound on each of m, n, k for the fused-bias path
+
+
+def _fusable_bias(bias, out, a):
+    """Can `bias` go through cuBLASLt's BIAS epilogue for out (m x n) = a @ b + bias."""
+    if not use_cublaslt or out.ndim != 2 or bias.ndim != 1 or bias._dtype is not out._dtype:
+        return False
+    (m, n), k = out._shape, a._shape[-1]
+    return (bias._shape[0] == n and (bias._stride[0] == 1) and bias.data_ptr() % 16 == 0
+            and 1 < m < _BIAS_MAX and 1 < n < _BIAS_MAX and 1 < k < _BIAS_MAX)
+
+
+def _addprod(out, self, a, b, beta=0, alpha=1):
+    """out = beta * self + alpha * (a @ b); `out` writable (2-D or 3-D), `self` None, `out` itself
+    or a tensor that broadcasts to it. beta == 0 ignores self (its NaNs too), as PyTorch does."""
     if out.numel() == 0:
         return out
-    if k == 0:
-        return OPS["zero_"].kernels["cuda"](out)
-    a, _ = _prep(self)
-    b, _ = _prep(mat2)
-    return _gemm(out, a, b, batch=bsz, sa=_batch_stride(a), sb=_batch_stride(b))
+    if self is None or beta == 0:
+        self, beta = None, 0
+    fuse = self is not None and beta == 1 and self is not out and _fusable_bias(self, out, a)
+    if self is not None and self is not out and not fuse:
+        OPS["copy_"].fn(out, self)
+    if a._shape[-1] == 0:
+        if self is None:
+            OPS["zero_"].fn(out)
+        elif fuse:
+            OPS["copy_"].fn(out, self)
+        elif beta != 1:
+            OPS["mul_"].fn(out, beta)
+        return out
+    if fuse:
+        _run_gemm(out, a, b, float(alpha), 0.0, self)
+    else:
+        _run_gemm(out, a, b, float(alpha), float(beta) if self is not None else 0.0)
+    return out
+
+
+# ---- checks ----------------------------------------------------------------------------------------
+
+def _float_only(name, dt):
+    if dt.name not in _DT:
+        raise NotImplementedError(f"{name} on CUDA supports float32, float64, float16 and bfloat16, got {dt}")
+
+
+def _expands_to(shape, target):
+    return len(shape) <= len(target) and all(s == t or s == 1 for s, t in zip(shape[::-1], target[::-1]))
+
+
+def _check_self(name, self, shape):
+    if not _expands_to(self._shape, shape):
+        raise RuntimeError(f"{name}: the expanded size of self {list(self._shape)} must match the result "
+                           f"shape {list(shape)} (self broadcasts to the product's shape)")
+
+
+def _check_inplace(name, self, shape):
+    if self._shape != tuple(shape):
+        raise RuntimeError(f"{name}: Bad in-place call: input tensor size {list(self._shape)} and output tensor "
+                           f"size {list(shape)} should match")
+
+
+# ---- mm, bmm, matmul, linear -----------------------------------------------------------------------
+
+def _product(a, b, shape):
+    out = _empty(shape, a._dtype, a._storage.device)
+    return _addprod(out, None, a, b)
+
+
+def mm(self, mat2):
+    _check_mm("mm", self, mat2)
+    _check_m1_m2("mm", self, mat2)
+    _float_only("mm", self._dtype)
+    return _product(self, mat2, (self._shape[0], mat2._shape[1]))
+
+
+def bmm(self, mat2):
+    _check_bmm("bmm", self, mat2)
+    _check_m1_m2("bmm", self, mat2)
+    _float_only("bmm", self._dtype)
+    return _product(self, mat2, (self._shape[0], self._shape[1], mat2._shape[2]))
 
 
 def matmul_cuda(self, other):
     """torch.matmul's cases: 1-D promotion and broadcast batch dims (flattened to one batch)."""
-    from ...core.shape import broadcast_shapes
-    _check(self, other, "matmul")
-    a, b = self, other
-    if a.ndim == 0 or b.ndim == 0:
-        raise RuntimeError("both arguments to matmul need to be at least 1D")
-    va, vb = a.ndim == 1, b.ndim == 1
-    if va:
-        a = a.unsqueeze(0)
-    if vb:
-        b = b.unsqueeze(-1)
+    dt = self._dtype
+    if dt is not other._dtype or dt is D.bool or not self._shape or not other._shape:
+        _matmul_errors(self, other)
+    _float_only("matmul", dt)
+    va, vb = self.ndim == 1, other.ndim == 1
+    a = self.unsqueeze(0) if va else self
+    b = other.unsqueeze(-1) if vb else other
     if a._shape[-1] != b._shape[-2]:
-        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({a._shape[-2]}x{a._shape[-1]} and "
-                           f"{b._shape[-2]}x{b._shape[-1]})")
-    if a.ndim == 2 and b.ndim == 2:
-        out = mm(a, b)
-    elif b.ndim == 2:  # (..., m, k) @ (k, n): fold the batch into m when rows are evenly strided
-        batch = a._shape[:-2]
-        a2 = a.reshape(-1, a._shape[-1])
-        out = mm(a2, b).reshape(*batch, a._shape[-2], b._shape[-1])
+        _matmul_errors(self, other)
+    m, n = a._shape[-2], b._shape[-1]
+    if b.ndim == 2:  # (..., m, k) @ (k, n): the batch folds into m
+        rows = _prod(a._shape[:-1])
+        out = _product(a.reshape(rows, a._shape[-1]), b, (rows, n)).reshape(*a._shape[:-2], m, n)
     else:
-        batch = broadcast_shapes(a._shape[:-2], b._shape[:-2])
+        try:
+            batch = broadcast_shapes(a._shape[:-2], b._shape[:-2])
+        except RuntimeError:
+            _matmul_errors(self, other)
         a3 = a.expand(*batch, *a._shape[-2:]).reshape(-1, *a._shape[-2:])
         b3 = b.expand(*batch, *b._shape[-2:]).reshape(-1, *b._shape[-2:])
-        out = bmm(a3, b3).reshape(*batch, a._shape[-2], b._shape[-1])
+        out = _product(a3, b3, (a3._shape[0], m, n)).reshape(*batch, m, n)
     if va:
         out = out.squeeze(-2)
     if vb:
@@ -187,17 +467,391 @@ def matmul_cuda(self, other):
 
 
 def linear_cuda(input, weight, bias=None):
-    out = matmul_cuda(input, weight.t())
-    if bias is not None:
-        out = OPS["add_"].kernels["cuda"](out, bias)
+    si, sw = input._shape, weight._shape
+    dt = input._dtype
+    if not si or not sw:
+        raise RuntimeError(f"linear: both arguments to linear need to be at least 1D, but they are "
+                           f"{len(si)}D and {len(sw)}D")
+    if len(sw) > 2:
+        raise RuntimeError(f"linear: weight must be 1-D or 2-D (out_features, in_features), got shape {list(sw)}")
+    if dt is not weight._dtype:
+        raise RuntimeError(f"linear: expected m1 and m2 to have the same dtype, but got: {_CPP[dt]} != "
+                           f"{_CPP[weight._dtype]} (input and weight)")
+    if bias is not None and bias._dtype is not dt:
+        raise RuntimeError(f"linear: expected input, weight and bias to have the same dtype, but got "
+                           f"{_ST[dt]}, {_ST[weight._dtype]} and {_ST[bias._dtype]}")
+    _no_bool("linear", dt)
+    if si[-1] != sw[-1]:
+        rows = _prod(si[:-1])
+        wt = (sw[1], sw[0]) if len(sw) == 2 else (sw[0], 1)
+        raise RuntimeError(f"linear: mat1 and mat2 shapes cannot be multiplied ({rows}x{si[-1]} and "
+                           f"{wt[0]}x{wt[1]}) (input {list(si)}, weight {list(sw)}: input's last dimension "
+                           f"must equal in_features)")
+    _float_only("linear", dt)
+    shape = si[:-1] + sw[:-1]
+    if bias is not None and not _expands_to(bias._shape, shape):
+        raise RuntimeError(f"linear: bias of shape {list(bias._shape)} does not broadcast to the output shape "
+                           f"{list(shape)}")
+    out = _empty(shape, dt, input._storage.device)
+    x = input.reshape(_prod(si[:-1]), si[-1])
+    w = weight.unsqueeze(-1) if len(sw) == 1 else weight.mT
+    target = out.reshape(x._shape[0], w._shape[1])
+    if bias is None or (bias.ndim <= 1 and len(sw) == 2):
+        _addprod(target, bias, x, w, 1)
+    else:  # a bias over the batch dims (or a 1-D weight's): broadcast into the output first
+        OPS["copy_"].fn(out, bias)
+        _addprod(target, target, x, w, 1)
     return out
 
 
+# ---- addmm, addbmm, baddbmm, addmv (and in place) --------------------------------------------------
+
+def _inplace_product(self, a, b, beta, alpha, target=None):
+    """self = beta * self + alpha * a @ b in place; `target` is self as the product's 2-D/3-D view.
+
+    The product is written straight into a row-major self, and as C^T = B^T A^T into a
+    column-major one; a self of another layout, or one sharing memory with a or b, gets the
+    result through a temporary."""
+    t = self if target is None else target
+    if self._storage is not a._storage and self._storage is not b._storage:
+        if _writable(t):
+            _addprod(t, t, a, b, beta, alpha)
+            return self
+        if _writable(t.mT):
+            _addprod(t.mT, t.mT, b.mT, a.mT, beta, alpha)
+            return self
+    tmp = _empty(t._shape, self._dtype, self._storage.device)
+    OPS["copy_"].fn(self, _addprod(tmp, t, a, b, beta, alpha).reshape(self._shape))
+    return self
+
+
+def _addmm_args(name, self, mat1, mat2):
+    _check_mm(name, mat1, mat2, "mat1", "mat2")
+    _check_same(name, "self, mat1 and mat2", self, mat1, mat2)
+    _float_only(name, self._dtype)
+    shape = (mat1._shape[0], mat2._shape[1])
+    _check_self(name, self, shape)
+    return shape
+
+
+def addmm(self, mat1, mat2, beta=1, alpha=1):
+    shape = _addmm_args("addmm", self, mat1, mat2)
+    return _addprod(_empty(shape, self._dtype, self._storage.device), self, mat1, mat2, beta, alpha)
+
+
+def addmm_(self, mat1, mat2, beta=1, alpha=1):
+    _check_inplace("addmm_", self, _addmm_args("addmm_", self, mat1, mat2))
+    return _inplace_product(self, mat1, mat2, beta, alpha)
+
+
+def _baddbmm_args(name, self, batch1, batch2):
+    _check_bmm(name, batch1, batch2)
+    _check_same(name, "input, batch1 and batch2", self, batch1, batch2)
+    _float_only(name, self._dtype)
+    shape = (batch1._shape[0], batch1._shape[1], batch2._shape[2])
+    _check_self(name, self, shape)
+    return shape
+
+
+def baddbmm(self, batch1, batch2, beta=1, alpha=1):
+    shape = _baddbmm_args("baddbmm", self, batch1, batch2)
+    return _addprod(_empty(shape, self._dtype, self._storage.device), self, batch1, batch2, beta, alpha)
+
+
+def baddbmm_(self, batch1, batch2, beta=1, alpha=1):
+    _check_inplace("baddbmm_", self, _baddbmm_args("baddbmm_", self, batch1, batch2))
+    return _inplace_product(self, batch1, batch2, beta, alpha)
+
+
+def _addbmm_args(name, self, batch1, batch2):
+    """Checks, and sum_i batch1[i] @ batch2[i] as one product over the concatenated inner dim."""
+    _check_bmm(name, batch1, batch2)
+    _check_same(name, "self, batch1 and batch2", self, batch1, batch2)
+    _float_only(name, self._dtype)
+    nb, n, m = batch1._shape
+    p = batch2._shape[2]
+    _check_self(name, self, (n, p))
+    return (n, p), batch1.permute(1, 0, 2).reshape(n, nb * m), batch2.reshape(nb * m, p)
+
+
+def addbmm(self, batch1, batch2, beta=1, alpha=1):
+    shape, x, y = _addbmm_args("addbmm", self, batch1, batch2)
+    return _addprod(_empty(shape, self._dtype, self._storage.device), self, x, y, beta, alpha)
+
+
+def addbmm_(self, batch1, batch2, beta=1, alpha=1):
+    shape, x, y = _addbmm_args("addbmm_", self, batch1, batch2)
+    _check_inplace("addbmm_", self, shape)
+    return _inplace_product(self, x, y, beta, alpha)
+
+
+def _addmv_args(name, self, mat, vec):
+    _check_mv(name, mat, vec)
+    _check_same(name, "input tensors (self, mat, vec)", self, mat, vec)
+    _float_only(name, self._dtype)
+    _check_self(name, self, (mat._shape[0],))
+    return (mat._shape[0],)
+
+
+def _col(t):
+    """A vector (or anything broadcasting to one) as the column it is in a matrix @ vector product."""
+    return t.unsqueeze(-1) if t.ndim == 1 else t
+
+
+def addmv(self, mat, vec, beta=1, alpha=1):
+    shape = _addmv_args("addmv", self, mat, vec)
+    out = _empty(shape, self._dtype, self._storage.device)
+    _addprod(out.unsqueeze(-1), _col(self), mat, vec.unsqueeze(-1), beta, alpha)
+    return out
+
+
+def addmv_(self, mat, vec, beta=1, alpha=1):
+    _check_inplace("addmv_", self, _addmv_args("addmv_", self, mat, vec))
+    return _inplace_product(self, mat, vec.unsqueeze(-1), beta, alpha, self.unsqueeze(-1))
+
+
+def mv(self, vec):
+    _check_mv("mv", self, vec)
+    _check_same("mv", "input tensors", self, vec)
+    _float_only("mv", self._dtype)
+    out = _empty((self._shape[0],), self._dtype, self._storage.device)
+    _addprod(out.unsqueeze(-1), None, self, vec.unsqueeze(-1))
+    return out
+
+
+def _dot_kernel(name):
+    def kernel(self, other):
+        sa, sb = self._shape, other._shape
+        if len(sa) != 1 or len(sb) != 1 or sa != sb or self._dtype is not other._dtype or self._dtype is D.bool:
+            _dot_errors(name, self, other)
+        _float_only(name, self._dtype)
+        out = _empty((), self._dtype, self._storage.device)
+        _addprod(out.reshape(1, 1), None, self.unsqueeze(0), other.unsqueeze(-1))
+        return out
+    return kernel
+
+
+dot = _dot_kernel("dot")
+vdot = _dot_kernel("vdot")  # real dtypes only: no conjugation
+
+
+def outer(self, vec2):
+    for argname, t in (("self", self), ("vec2", vec2)):
+        if len(t._shape) != 1:
+            raise RuntimeError(f"outer: Expected 1-D argument {argname}, but got {len(t._shape)}-D")
+    return OPS["mul"].fn(self.unsqueeze(-1), vec2.unsqueeze(0))
+
+
+# ---- einsum and tensordot: permute / reshape / bmm composites --------------------------------------
+
+def _einsum_specs(equation, tensors):
+    """The CPU kernel's parsing and checks: one label string per operand with '...' spelled out in
+    letters the equation leaves free, the output's labels and the result dtype."""
+    terms, out = _parse_equation(equation, len(tensors))
+    nells = []
+    for k, (t, term) in enumerate(zip(tensors, terms)):
+        nd, nl = len(t._shape), len(term)
+        if "..." in term:
+            if nl - 1 > nd:
+                raise RuntimeError(f"einsum(): the number of subscripts in the equation ({nl - 1}) is more "
+                                   f"than the number of dimensions ({nd}) for operand {k}")
+            nells.append(nd - (nl - 1))
+        else:
+            if nl != nd:
+                raise RuntimeError(f"einsum(): the number of subscripts in the equation ({nl}) does not match "
+                                   f"the number of dimensions ({nd}) for operand {k} and no ellipsis was given")
+            nells.append(0)
+    m = max(nells)
+    ell = ""
+    if m:
+        used = {c for term in terms for c in term}
+        free = [c for c in _LETTER_ORDER if c not in used]
+        if len(free) < m:
+            raise RuntimeError(f"einsum(): too many dimensions: the ellipsis covers {m} dimensions but only "
+                               f"{len(free)} subscript letters are left")
+        ell = "".join(free[:m])
+    sizes: dict = {}
+    specs = []
+    for k, (t, term, nell) in enumerate(zip(tensors, terms, nells)):
+        labels = "".join(ell[m - nell:] if c == "..." else c for c in term)
+        specs.append(labels)
+        local: dict = {}
+        for c, n in zip(labels, t._shape):
+            if c in local and local[c] != n:
+                raise RuntimeError(f"einsum(): subscript {c} is repeated for operand {k} but the sizes don't match, "
+                                   f"{n} != {local[c]}")
+            local[c] = n
+        for c, n in local.items():
+            prev = sizes.get(c)
+            if prev is None or prev == 1:
+                sizes[c] = n
+            elif n != prev and n != 1:
+                if c in ell:
+                    raise RuntimeError(f"einsum(): the dimensions covered by the ellipsis of operand {k} (shape "
+                                       f"{list(t._shape)}) do not broadcast with the other operands': size {n} vs "
+                                       f"{prev}")
+                raise RuntimeError(f"einsum(): subscript {c} has size {n} for operand {k} which does not broadcast "
+                                   f"with previously seen size {prev}")
+    out_spec = "".join(ell if c == "..." else c for c in out)
+    dt = tensors[0]._dtype
+    if any(t._dtype is not dt for t in tensors):
+        dt = D.result_type(*tensors)
+    summed = any(c not in out_spec for spec in specs for c in spec)
+    if len(tensors) == 1:
+        if summed and dt.category != 2:
+            dt = D.int64  # a plain sum over a label, like sum(): integers and bool accumulate in int64
+    elif dt is D.bool and summed:
+        raise NotImplementedError("einsum: contracting 'Bool' tensors is not implemented; convert them to an "
+                                  "integer or floating-point dtype first")
+    return specs, out_spec, dt
+
+
+def _diagonal(t, spec):
+    """A view of t with one dim per distinct label (repeated labels take the diagonal)."""
+    labels = list(dict.fromkeys(spec))
+    if len(labels) == len(spec):
+        return t, labels
+    size = {c: n for c, n in zip(spec, t._shape)}
+    stride = dict.fromkeys(labels, 0)
+    for c, s in zip(spec, t._stride):
+        stride[c] += s
+    return OPS["as_strided"].fn(t, [size[c] for c in labels], [stride[c] for c in labels], t._offset), labels
+
+
+def _sum_labels(t, labels, gone, keepdim=False):
+    dims = [labels.index(c) for c in gone]
+    return OPS["sum"].fn(t, dims, keepdim), labels if keepdim else [c for c in labels if c not in gone]
+
+
+def _permuted(t, labels, order):
+    """t with its dims in the order of the labels `order` (a subset of order: all of `labels`)."""
+    idx = [labels.index(c) for c in order]
+    return t if idx == list(range(len(idx))) else t.permute(*idx)
+
+
+def _aligned(t, labels, order):
+    """t permuted to `order` (its labels in that order) with size-1 dims for labels it lacks."""
+    mine = [c for c in order if c in labels]
+    t = _permuted(t, labels, mine)
+    return t.reshape(*[t._shape[mine.index(c)] if c in mine else 1 for c in order])
+
+
+def _contract(x, lx, y, ly, keep):
+    """x (labels lx) times y (labels ly), summed over the shared labels not in `keep`."""
+    sx, sy = dict(zip(lx, x._shape)), dict(zip(ly, y._shape))
+    contr = [c for c in lx if c in sy and c not in keep]
+    for c in contr:  # a contracted label of size 1 on one side only: sum the other side over it first
+        if sx[c] != sy[c]:
+            if sx[c] == 1:
+                y, _ = _sum_labels(y, ly, [c], keepdim=True)
+                sy[c] = 1
+            else:
+                x, _ = _sum_labels(x, lx, [c], keepdim=True)
+                sx[c] = 1
+    batch = [c for c in lx if c in sy and c in keep]
+    xo = [c for c in lx if c not in sy]
+    yo = [c for c in ly if c not in sx]
+    labels = batch + xo + yo
+    if x._dtype.category != 2:  # integers: a broadcast multiply and a sum (no integer GEMM on CUDA)
+        order = labels + contr
+        r = OPS["mul"].fn(_aligned(x, lx, order), _aligned(y, ly, order))
+        if contr:
+            r = OPS["sum"].fn(r, list(range(len(labels), len(order))), False).to(x._dtype)
+        return r, labels
+    bs = [max(sx[c], sy[c]) for c in batch]
+    xs, ys, ks = [sx[c] for c in xo], [sy[c] for c in yo], [sx[c] for c in contr]
+    xm = _permuted(x, lx, batch + xo + contr)
+    ym = _permuted(y, ly, batch + contr + yo)
+    if batch:  # broadcast batch labels
+        xm, ym = xm.expand(*bs, *xs, *ks), ym.expand(*bs, *ks, *ys)
+    m, k, n = _prod(xs), _prod(ks), _prod(ys)
+    if batch:
+        r = bmm(xm.reshape(_prod(bs), m, k), ym.reshape(_prod(bs), k, n))
+    else:
+        r = mm(xm.reshape(m, k), ym.reshape(k, n))
+    return r.reshape(*bs, *xs, *ys), labels
+
+
+def _einsum_lower(specs, out_spec, tensors, dt):
+    """einsum over label strings: diagonals, sums of labels no one else needs, then pairwise
+    products left to right, and the output's order."""
+    ops = []
+    for t, spec in zip(tensors, specs):
+        if t._dtype is not dt and (dt.category == 2 or len(tensors) > 1):
+            t = t.to(dt)
+        ops.append(_diagonal(t, spec))
+    for i, (t, labels) in enumerate(ops):
+        others = set(out_spec).union(*(lab for j, (_, lab) in enumerate(ops) if j != i))
+        gone = [c for c in labels if c not in others]
+        if gone:
+            ops[i] = _sum_labels(t, labels, gone)
+    x, lx = ops[0]
+    for i in range(1, len(ops)):
+        y, ly = ops[i]
+        keep = set(out_spec).union(*(lab for _, lab in ops[i + 1:]))
+        x, lx = _contract(x, lx, y, ly, keep)
+    x = _permuted(x, lx, list(out_spec))
+    if x._dtype is not dt:
+        x = x.to(dt)
+    if not x.is_contiguous() or any(x._storage is t._storage for t in tensors):
+        x = OPS["clone"].fn(x)
+    return x
+
+
+def einsum_cuda(equation, tensors):
+    if isinstance(tensors, Tensor):
+        raise TypeError("einsum(): operands must be given as tensors or one list of tensors, not a Tensor")
+    tensors = list(tensors)
+    specs, out_spec, dt = _einsum_specs(equation, tensors)
+    return _einsum_lower(specs, out_spec, tensors, dt)
+
+
+def tensordot_cuda(a, b, dims=2):
+    na, nb = len(a._shape), len(b._shape)
+    if isinstance(dims, Tensor):
+        dims = dims.tolist()
+    if isinstance(dims, int):
+        if dims < 0:
+            raise RuntimeError(f"tensordot expects dims >= 0, but got dims={dims}")
+        if dims > na or dims > nb:
+            raise RuntimeError(f"tensordot expects dims < ndim_a or ndim_b, but got dims={dims} "
+                               f"(ndim_a={na}, ndim_b={nb})")
+        da, db = list(range(na - dims, na)), list(range(dims))
+    else:
+        try:
+            dims_a, dims_b = dims
+        except (TypeError, ValueError):
+            raise TypeError(f"tensordot: dims must be an int or a pair of dim lists, got {dims!r}") from None
+        da, db = _dim_list(dims_a, na), _dim_list(dims_b, nb)
+        if len(da) != len(db):
+            raise RuntimeError(f"tensordot: both dimension lists should have same length, got {len(da)} and "
+                               f"{len(db)}")
+    if a._dtype is not b._dtype:
+        raise RuntimeError(f"tensordot: both inputs should have same dtype, got {_ST[a._dtype]} and "
+                           f"{_ST[b._dtype]}")
+    _no_bool("tensordot", a._dtype)
+    for i, j in zip(da, db):
+        sa, sb = a._shape[i], b._shape[j]
+        if sa != sb and sa != 1 and sb != 1:
+            raise RuntimeError(f"tensordot: contracted dimensions need to match, but first has size {sa} in "
+                               f"dim {i} and second has size {sb} in dim {j}")
+    letters = iter(_LETTER_ORDER)
+    la = [next(letters) for _ in range(na)]
+    lb = [None] * nb
+    for i, j in zip(da, db):
+        lb[j] = la[i]
+    lb = [c if c is not None else next(letters) for c in lb]
+    r, labels = _contract(a, la, b, lb, set())
+    return r if r.is_contiguous() else OPS["clone"].fn(r)
+
+
 def _register():
-    OPS["mm"].register("cuda")(mm)
-    OPS["bmm"].register("cuda")(bmm)
-    OPS["matmul"].register("cuda")(matmul_cuda)
-    OPS["linear"].register("cuda")(linear_cuda)
+    for name, fn in (("mm", mm), ("bmm", bmm), ("matmul", matmul_cuda), ("linear", linear_cuda),
+                     ("addmm", addmm), ("addmm_", addmm_), ("addbmm", addbmm), ("addbmm_", addbmm_),
+                     ("baddbmm", baddbmm), ("baddbmm_", baddbmm_), ("addmv", addmv), ("addmv_", addmv_),
+                     ("mv", mv), ("dot", dot), ("vdot", vdot), ("outer", outer), ("einsum", einsum_cuda),
+                     ("tensordot", tensordot_cuda)):
+        OPS[name].register("cuda")(fn)
 
 
 _register()
