@@ -324,8 +324,8 @@ def _check_target_dtype(target: Tensor, fn: str) -> None:
                            f"cross_entropy, a floating dtype (class probabilities); got {target._dtype}")
 
 
-def _nll(input: Tensor, target: Tensor, weight, ignore_index: int, fn: str):
-    """Per-element -input[class] (times the class weight) and the per-element weight (0 where ignored)."""
+def _check_nll_shapes(input: Tensor, target: Tensor, weight, fn: str) -> int:
+    """PyTorch's checks of an NLL's input, class-index target and weight; the class count."""
     nd = input.ndim
     if nd < 1:
         raise ValueError(f"{fn}: expected input with at least 1 dimension, got a 0-d tensor")
@@ -345,6 +345,34 @@ def _nll(input: Tensor, target: Tensor, weight, ignore_index: int, fn: str):
     if weight is not None and weight._shape != (C,):
         raise RuntimeError(f"{fn}: weight tensor should be defined either for all {C} classes or no classes but "
                            f"got weight tensor of shape: {list(weight.shape)}")
+    return C
+
+
+def _nll_fused(input: Tensor, target: Tensor, weight, ignore_index: int, reduction: str, fn: str) -> Tensor:
+    """The NLL of log-probabilities `input` through the fused nll_loss_forward op (classes on dim 1,
+    or dim 0 when unbatched); the loss with `reduction` applied."""
+    C = _check_nll_shapes(input, target, weight, fn)
+    nd = input.ndim
+    if nd == 1:
+        x, t = input.unsqueeze(0), target.reshape(1)
+    elif nd == 2:
+        x, t = input, target
+    else:
+        x, t = input.movedim(1, -1).reshape(-1, C), target.reshape(-1)
+    if t._dtype is _D.uint8:
+        t = t.long()
+    out = OPS["nll_loss_forward"].fn(x, t, weight, _NLL_REDUCTION[reduction], ignore_index)[0]
+    return out.reshape(target._shape) if reduction == "none" else out
+
+
+_NLL_REDUCTION = {"none": 0, "mean": 1, "sum": 2}
+
+
+def _nll(input: Tensor, target: Tensor, weight, ignore_index: int, fn: str):
+    """Per-element -input[class] (times the class weight) and the per-element weight (0 where ignored)."""
+    _check_nll_shapes(input, target, weight, fn)
+    nd = input.ndim
+    C = input._shape[0] if nd == 1 else input._shape[1]
     logp = input.movedim(1, -1) if nd > 2 else input
     ignore = target == ignore_index
     safe = target.masked_fill(ignore, 0)
@@ -369,12 +397,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     """Negative log-likelihood of class-index targets (input holds log-probabilities, classes on dim 1)."""
     reduction = _reduction(reduction, size_average, reduce)
     _check_target_dtype(target, "nll_loss")
-    loss, w = _nll(input, target, weight, ignore_index, "nll_loss")
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    return loss.sum() / w.sum()
+    return _nll_fused(input, target, weight, ignore_index, reduction, "nll_loss")
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
@@ -404,6 +427,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
         n = input.numel() // C if C else 0
         return -prod.sum() / n if n else -prod.sum() * float("nan")
     _check_target_dtype(target, "cross_entropy")
+    if label_smoothing <= 0.0:
+        return _nll_fused(logp, target, weight, ignore_index, reduction, "cross_entropy")
     loss, w = _nll(logp, target, weight, ignore_index, "cross_entropy")
     if reduction == "none":
         nll = loss
