@@ -377,6 +377,8 @@ def test_bmm_and_broadcast_matmul(path, libs, la):
     same(K("matmul")(a, rand((3, 2), seed=5)), ember.matmul(a, rand((3, 2), seed=5)))
     one = rand((1, 5, 3), seed=6).expand(4, 5, 3)
     same(K("bmm")(one, b), ember.bmm(one, b))
+    z, y = rand((0, 3, 0)), rand((2, 1, 0, 4), seed=7)               # empty batch and inner dims
+    same(K("matmul")(z, y), ember.matmul(z, y))
 
 
 def test_matmul_vector_cases(path, libs):
@@ -454,6 +456,9 @@ def test_linear_shapes(path, libs):
         same(K("linear")(x, w, bias), ember.linear(x, w, bias))
     v = rand((6,))
     same(K("linear")(v, rand((4, 6), seed=1), rand((4,))), ember.linear(v, rand((4, 6), seed=1), rand((4,))))
+    x3 = rand((2, 5, 6))
+    same(K("linear")(x3, v), ember.linear(x3, v))
+    same(K("linear")(x3, v, rand((5,))), ember.linear(x3, v, rand((5,))))
 
 
 # ---- addmm family -----------------------------------------------------------------------------

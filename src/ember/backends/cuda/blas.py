@@ -456,9 +456,10 @@ def matmul_cuda(self, other):
             batch = broadcast_shapes(a._shape[:-2], b._shape[:-2])
         except RuntimeError:
             _matmul_errors(self, other)
-        a3 = a.expand(*batch, *a._shape[-2:]).reshape(-1, *a._shape[-2:])
-        b3 = b.expand(*batch, *b._shape[-2:]).reshape(-1, *b._shape[-2:])
-        out = _product(a3, b3, (a3._shape[0], m, n)).reshape(*batch, m, n)
+        nb = _prod(batch)
+        a3 = a.expand(*batch, *a._shape[-2:]).reshape(nb, *a._shape[-2:])
+        b3 = b.expand(*batch, *b._shape[-2:]).reshape(nb, *b._shape[-2:])
+        out = _product(a3, b3, (nb, m, n)).reshape(*batch, m, n)
     if va:
         out = out.squeeze(-2)
     if vb:
@@ -493,9 +494,9 @@ def linear_cuda(input, weight, bias=None):
         raise RuntimeError(f"linear: bias of shape {list(bias._shape)} does not broadcast to the output shape "
                            f"{list(shape)}")
     out = _empty(shape, dt, input._storage.device)
-    x = input.reshape(_prod(si[:-1]), si[-1])
+    x = input if len(si) == 2 else input.reshape(_prod(si[:-1]), si[-1])
     w = weight.unsqueeze(-1) if len(sw) == 1 else weight.mT
-    target = out.reshape(x._shape[0], w._shape[1])
+    target = out if len(si) == len(sw) == 2 else out.reshape(x._shape[0], w._shape[1])
     if bias is None or (bias.ndim <= 1 and len(sw) == 2):
         _addprod(target, bias, x, w, 1)
     else:  # a bias over the batch dims (or a 1-D weight's): broadcast into the output first
