@@ -1,0 +1,69 @@
+"""CUDA kernels of the fused NLL loss (`ops/loss.py`): one launch forward, one backward.
+
+A class index outside [0, C) (and not ignore_index) gives a NaN loss on CUDA rather than an
+error: checking would need a device-to-host sync (PyTorch uses a device-side assert)."""
+from __future__ import annotations
+
+from ...ops.loss import check_nll
+from .compiler import SIG, run
+from .elementwise import _empty
+
+BLOCK = 1024
+_K = None
+
+
+def _kernels():
+    global _K
+    if _K is None:
+        from .kernels import loss
+        _K = loss
+    return _K
+
+
+def _ptr(name, t):
+    return (name, t, "*" + SIG[t._dtype.name])
+
+
+def _contig(t):
+    return t if t.is_contiguous() else t.contiguous()
+
+
+def nll_loss_forward(self, target, weight, reduction, ignore_index):
+    C = check_nll(self, target, weight, reduction)
+    N = self._shape[0]
+    x, t = _contig(self), _contig(target)
+    out = _empty((N,) if reduction == 0 else (), self._dtype, self.device)
+    tw = _empty((), self._dtype, self.device)
+    w = _contig(weight) if weight is not None else x
+    args = [_ptr("x_ptr", x), _ptr("t_ptr", t), _ptr("w_ptr", w), _ptr("out_ptr", out), _ptr("tw_ptr", tw),
+            ("N", N, "i64"), ("C", C, "i64"), ("ignore_index", int(ignore_index), "i64")]
+    grid = (max(1, (N + BLOCK - 1) // BLOCK),) if reduction == 0 else (1,)
+    run(_kernels().nll_fwd_kernel, grid, args, {"RED": reduction, "HAS_W": int(weight is not None), "BLOCK": BLOCK},
+        self.device.index or 0)
+    return out, tw
+
+
+def nll_loss_backward(grad_output, self, target, weight, reduction, ignore_index, total_weight):
+    C = check_nll(self, target, weight, reduction)
+    N = self._shape[0]
+    gi = _empty(self._shape, self._dtype, self.device)
+    if N and C:
+        t, g = _contig(target), _contig(grad_output)
+        w = _contig(weight) if weight is not None else g
+        block_c = min(1024, max(16, 1 << (C - 1).bit_length()))
+        block_r = max(1, 2048 // block_c)
+        args = [_ptr("g_ptr", g), _ptr("t_ptr", t), _ptr("w_ptr", w), _ptr("tw_ptr", total_weight),
+                _ptr("gi_ptr", gi), ("N", N, "i64"), ("C", C, "i64"), ("ignore_index", int(ignore_index), "i64")]
+        run(_kernels().nll_bwd_kernel, ((N + block_r - 1) // block_r, (C + block_c - 1) // block_c), args,
+            {"RED": reduction, "HAS_W": int(weight is not None), "BLOCK_R": block_r, "BLOCK_C": block_c},
+            self.device.index or 0)
+    return gi
+
+
+def _register():
+    from ...dispatch import OPS
+    OPS["nll_loss_forward"].register("cuda")(nll_loss_forward)
+    OPS["nll_loss_backward"].register("cuda")(nll_loss_backward)
+
+
+_register()

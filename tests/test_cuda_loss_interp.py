@@ -1,0 +1,43 @@
+"""The fused NLL Triton kernels through Triton's interpreter on CPU tensors, against the CPU kernels."""
+import os
+
+import numpy as np
+import pytest
+
+import ember
+
+if ember.cuda.is_available():
+    pytest.skip("a GPU is present: the compiled kernels are tested by tests/test_cuda_loss.py", allow_module_level=True)
+pytest.importorskip("triton")
+os.environ["TRITON_INTERPRET"] = "1"
+
+from ember.backends.cuda import loss as L  # noqa: E402
+from ember.dispatch import OPS  # noqa: E402
+
+
+@pytest.mark.parametrize("reduction", [0, 1, 2])
+@pytest.mark.parametrize("weighted", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_nll_kernels_match_cpu(reduction, weighted, dtype):
+    rng = np.random.default_rng(0)
+    N, C = 37, 11
+    x = ember.tensor(rng.standard_normal((N, C))).to(getattr(ember, dtype))
+    t = ember.tensor(rng.integers(0, C, N))
+    t[::5] = -100
+    w = ember.tensor(rng.random(C) + 0.5).to(x.dtype) if weighted else None
+    got = L.nll_loss_forward(x, t, w, reduction, -100)
+    want = OPS["nll_loss_forward"].kernels["cpu"](x, t, w, reduction, -100)
+    tol = 1e-5 if dtype == "float32" else 3e-3
+    for g, e in zip(got, want):
+        assert g.shape == e.shape and g.dtype is e.dtype
+        np.testing.assert_allclose(g.float().numpy(), e.float().numpy(), rtol=tol, atol=tol)
+    go = ember.tensor(rng.standard_normal(got[0].shape)).to(x.dtype)
+    gi = L.nll_loss_backward(go, x, t, w, reduction, -100, got[1])
+    ei = OPS["nll_loss_backward"].kernels["cpu"](go, x, t, w, reduction, -100, want[1])
+    np.testing.assert_allclose(gi.float().numpy(), ei.float().numpy(), rtol=tol, atol=tol)
+
+
+def test_out_of_range_class_gives_nan_on_the_device_path():
+    x = ember.zeros(3, 4)
+    loss, _ = L.nll_loss_forward(x, ember.tensor([0, 9, 1]), None, 1, -100)
+    assert np.isnan(loss.item())
