@@ -197,6 +197,9 @@ def _unary_kernel(name, code, rule):
     return out_of_place, in_place
 
 
+_fast = {}     # (dtype rule, input dtype) -> (output dtype, compute-type code) for same-dtype operands
+
+
 def _binary_kernel(name, code, rule):
     def dtypes(self, other):
         dt = out_dtype(rule, self, other)
@@ -206,6 +209,13 @@ def _binary_kernel(name, code, rule):
         return dt, cdt
 
     def out_of_place(self, other):
+        if isinstance(other, Tensor) and other._dtype is self._dtype and other._shape == self._shape and \
+                other._storage.device is self._storage.device and self._shape:   # the common case, kept short
+            k = _fast.get((rule, self._dtype))
+            if k is None:
+                dt, cdt = dtypes(self, other)
+                k = _fast[rule, self._dtype] = (dt, _CK[cdt.name])
+            return launch_ew(code, 2, _empty(self._shape, k[0], self._storage.device), self, other, k[1])
         dt, cdt = dtypes(self, other)
         o = _scalar_of(other, self)
         shape = broadcast_shapes(self._shape, o._shape) if isinstance(o, Tensor) else self._shape
@@ -225,6 +235,11 @@ def _binary_kernel(name, code, rule):
 def _add_kernels():
     def make(name, code):
         def out_of_place(self, other, alpha=1):
+            if isinstance(other, Tensor) and other._dtype is self._dtype and other._shape == self._shape and \
+                    other._storage.device is self._storage.device and self._shape:   # the common case
+                dt = self._dtype
+                return launch_ew(code, 2, _empty(self._shape, dt, self._storage.device), self, other,
+                                 _CK[_compute_dtype(dt).name], alpha)
             dt = D.result_type(self, other)
             o = _scalar_of(other, self)
             shape = broadcast_shapes(self._shape, o._shape) if isinstance(o, Tensor) else self._shape
