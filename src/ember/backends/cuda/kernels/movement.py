@@ -1,3 +1,133 @@
-"""Triton kernels: (being written)."""
-import triton  # noqa: F401
-import triton.language as tl  # noqa: F401
+"""Triton kernels for data movement and device-side factories (64-bit indexing throughout).
+
+`move_kernel` writes a contiguous output (in place: the input itself) element by element, reading
+each one from a source offset computed from its flat index `i`. `MODE` (a constexpr) says how:
+
+  0 GATHER     per output dim k (sizes s0..s5), source offset `p0 + sum c_k * t_k`; strides may be
+               negative (flip: the host negates a flipped dim's stride and moves p0 to its end)
+  1 ROLL       like GATHER with c_k replaced by (c_k + a_k) wrapped at s_k
+  2 REPEAT     like GATHER with c_k replaced by c_k % a_k (a_k: the source's size along k)
+  3 ROLL_FLAT  the flat index shifted by p0 (wrapping at n), read through the source's own
+               (collapsed) geometry: roll without dims
+  4 TRI        triu (UPPER) / tril over the last two dims (p0 columns, p1 rows, diagonal p2); the
+               source is read through its collapsed geometry; INPLACE writes the zeros into it
+  5 ONE_HOT    out[i] = (x[i // p0] == i % p0) with p0 classes
+
+Modes 3-5 use `_offset` (sizes s1..s5, strides t0..t5) like the elementwise kernels.
+
+`fill_kernel` writes a contiguous output from the flat index alone (`MODE`): 0 FILL (p0),
+1 ARANGE (p0 + i * p1), 2 LINSPACE (PyTorch's two-sided formula: from p0 for i < k, back from
+p1 otherwise, step p2, p3 = steps - 1), 3 EYE (row == column, k columns). `F64` computes in
+float64 (else int64); `OUT` is the stored kind: 0 float64, 1 other floats (through float32),
+2 integers, 3 bool.
+"""
+import triton
+import triton.language as tl
+
+from .elementwise import _offset
+
+
+@triton.jit
+def _dim(c, s, t, a, MODE: tl.constexpr):
+    if MODE == 1:
+        c = c + a
+        c = tl.where(c >= s, c - s, c)
+    elif MODE == 2:
+        c = c % a
+    return c * t
+
+
+@triton.jit
+def _source(i, s0, s1, s2, s3, s4, s5, t0, t1, t2, t3, t4, t5, a0, a1, a2, a3, a4, a5,
+            NDIM: tl.constexpr, MODE: tl.constexpr):
+    r = i
+    off = i * 0
+    if NDIM >= 6:
+        off += _dim(r % s5, s5, t5, a5, MODE)
+        r = r // s5
+    if NDIM >= 5:
+        off += _dim(r % s4, s4, t4, a4, MODE)
+        r = r // s4
+    if NDIM >= 4:
+        off += _dim(r % s3, s3, t3, a3, MODE)
+        r = r // s3
+    if NDIM >= 3:
+        off += _dim(r % s2, s2, t2, a2, MODE)
+        r = r // s2
+    if NDIM >= 2:
+        off += _dim(r % s1, s1, t1, a1, MODE)
+        r = r // s1
+    off += _dim(r, s0, t0, a0, MODE)
+    return off
+
+
+@triton.jit
+def move_kernel(out_ptr, x_ptr, n, p0, p1, p2,
+                s0, s1, s2, s3, s4, s5,
+                t0, t1, t2, t3, t4, t5,
+                a0, a1, a2, a3, a4, a5,
+                MODE: tl.constexpr, NDIM: tl.constexpr, UPPER: tl.constexpr, INPLACE: tl.constexpr,
+                BLOCK: tl.constexpr):
+    pid = tl.program_id(0).to(tl.int64)
+    i = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = i < n
+    if MODE == 4:
+        xo = _offset(i, s1, s2, s3, s4, s5, t0, t1, t2, t3, t4, t5, NDIM)
+        d = i % p0 - (i // p0) % p1
+        if UPPER:
+            keep = d >= p2
+        else:
+            keep = d <= p2
+        if INPLACE:
+            tl.store(x_ptr + xo, tl.full([BLOCK], 0, x_ptr.dtype.element_ty), mask=mask & (keep == 0))
+        else:
+            v = tl.load(x_ptr + xo, mask=mask & keep, other=0)
+            tl.store(out_ptr + i, v, mask=mask)
+    else:
+        if MODE <= 2:
+            v = tl.load(x_ptr + (p0 + _source(i, s0, s1, s2, s3, s4, s5, t0, t1, t2, t3, t4, t5,
+                                              a0, a1, a2, a3, a4, a5, NDIM, MODE)), mask=mask)
+        elif MODE == 3:
+            j = i + p0
+            j = tl.where(j >= n, j - n, j)
+            v = tl.load(x_ptr + _offset(j, s1, s2, s3, s4, s5, t0, t1, t2, t3, t4, t5, NDIM), mask=mask)
+        else:
+            x = tl.load(x_ptr + _offset(i // p0, s1, s2, s3, s4, s5, t0, t1, t2, t3, t4, t5, NDIM), mask=mask,
+                        other=-1)
+            v = x == i % p0
+        tl.store(out_ptr + i, v.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def fill_kernel(out_ptr, n, p0, p1, p2, p3, k,
+                MODE: tl.constexpr, F64: tl.constexpr, OUT: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0).to(tl.int64)
+    i = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = i < n
+    if MODE == 0:
+        if F64:
+            v = tl.full([BLOCK], p0, tl.float64)
+        else:
+            v = tl.full([BLOCK], p0, tl.int64)
+    elif MODE == 1:
+        if F64:
+            v = tl.full([BLOCK], p0, tl.float64) + i.to(tl.float64) * p1
+        else:
+            v = p0 + i * p1
+    elif MODE == 2:
+        fi = i.to(tl.float64)
+        first = tl.full([BLOCK], p0, tl.float64) + p2 * fi
+        v = tl.where(i < k, first, tl.full([BLOCK], p1, tl.float64) - p2 * (p3 - fi))
+        if OUT >= 2:  # integer outputs truncate first (then bool is "nonzero")
+            v = tl.where(v < 0, tl.ceil(v), tl.floor(v))
+    else:
+        v = (i // k) == (i % k)
+    if OUT == 0:
+        r = v.to(tl.float64)
+    elif OUT == 1:
+        r = v.to(tl.float32).to(out_ptr.dtype.element_ty)
+    elif OUT == 2:
+        r = v.to(out_ptr.dtype.element_ty)
+    else:
+        r = v != 0
+    tl.store(out_ptr + i, r, mask=mask)
