@@ -1,8 +1,6 @@
-"""CUDA tensors: storage on the GPU, host<->device copies, and the factory ops.
+"""CUDA tensors: storage on the GPU, host<->device copies, empty/zeros/fill/clone/copy_.
 
-Until the Triton kernels land, factories that need computed values (arange, randn, ...) build
-them on the host and copy them over; elementwise and other ops on CUDA tensors report that no
-CUDA kernel is registered yet.
+The computed factories (arange, linspace, eye, full, ...) are device kernels in `movement.py`.
 """
 from __future__ import annotations
 
@@ -164,13 +162,13 @@ def _memset(t: Tensor, pattern_bytes: bytes) -> None:
         check(d.cuMemsetD32Async(t.data_ptr(), int.from_bytes(pattern_bytes, "little"), n, s), "cuMemsetD32Async")
     elif len(set(pattern_bytes)) == 1:
         check(d.cuMemsetD8Async(t.data_ptr(), pattern_bytes[0], n * k, s), "cuMemsetD8Async")
-    else:  # an 8-byte pattern: build it on the host
-        h2d(t, np.full(t._shape, np.frombuffer(pattern_bytes, dtype=t._dtype.np)[0], t._dtype.np))
+    else:
+        raise ValueError(f"_memset: a {k}-byte pattern that does not repeat every 4 bytes (use movement.fill_contiguous)")
 
 
 def _fill(t: Tensor, value) -> Tensor:
-    _memset(t, np.array(value).astype(t._dtype.np).tobytes())
-    return t
+    from .movement import fill_contiguous
+    return fill_contiguous(t, value)
 
 
 def _dt(dtype):
@@ -189,14 +187,6 @@ def _register_factories():
     def _zeros(size, dtype=None, device=None):
         return _fill(empty_cuda(size, _dt(dtype), idx(device)), 0)
 
-    @reg("ones")
-    def _ones(size, dtype=None, device=None):
-        return _fill(empty_cuda(size, _dt(dtype), idx(device)), 1)
-
-    @reg("full")
-    def _full(size, fill_value, dtype=None, device=None):
-        return _fill(empty_cuda(size, _dt(dtype), idx(device)), fill_value)
-
     @reg("empty_strided")
     def _empty_strided(size, stride, dtype=None, device=None):
         dt = _dt(dtype)
@@ -205,7 +195,7 @@ def _register_factories():
         return _make(base._storage, tuple(size), tuple(stride), 0, dt)
 
     # values computed on the host, then copied (until device kernels exist)
-    for name in ("arange", "linspace", "eye", "scalar_tensor", "rand", "randn", "randint", "randperm"):
+    for name in ("rand", "randn", "randint", "randperm"):
         _host_factory(name)
 
     def _strided_fill(self, value):
