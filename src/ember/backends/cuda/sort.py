@@ -1,2 +1,258 @@
-"""CUDA kernels: (being written)."""
+"""CUDA sorting and selection on the Triton kernels of `kernels/sort.py`: sort, argsort, topk,
+kthvalue (any dim, every dtype the CPU kernels take) and unique (flattened, or of slices along a dim).
+
+Like the CPU kernels, sorting is always stable (`stable=` is accepted either way), equal elements
+keep input order when descending too, and NaN sorts as the largest value. A sort problem is rows x
+columns: the dims before the sorted one index `a`, those after it `b`, and the input is read in
+place when each side collapses to one strided dim (else from a contiguous copy). Rows of at most
+MAX_TILE elements are sorted by one program in registers (several short rows per program); longer
+rows are sorted in MAX_TILE chunks, then merged pairwise (log2(N / MAX_TILE) passes over int64 key
+and int32 column scratch). topk and kthvalue sort the whole row and keep the wanted positions.
+
+unique(dim=None) sorts the flattened tensor; unique(dim=d) sorts the slices along d
+lexicographically by one stable sort per slice element (last element first). Its output size is
+read back to the host once (one synchronisation, as in torch). `sorted=False` still sorts.
+"""
 from __future__ import annotations
+
+from math import prod
+
+from ...core import dtype as D
+from ...core.shape import normalize_dim
+from ...dispatch import OPS
+from ...ops.shape import kthvalue_result, sort_result, topk_result
+from .elementwise import _collapse, _empty, copy_cast
+
+MAX_TILE = 4096          # longest row one program sorts in registers; longer rows are merge-sorted
+SHORT_TILE = 1024        # elements per program when several short rows share one
+MERGE_BLOCK = 1024
+UNIQUE_BLOCK = 1024
+SCAN_BLOCK = 1024
+MAX_LEN = 2 ** 31 - 1    # columns are int32 in the kernels
+
+
+def _kernels():
+    from .kernels import sort as K
+    return K
+
+
+def _p2(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
+
+
+def _kind(dt) -> int:
+    """Key kind of kernels/sort.py's `_key`."""
+    if dt is D.float64:
+        return 1
+    if dt is D.int64:
+        return 3
+    return 0 if dt.category == 2 else 2
+
+
+def _ptr(t) -> str:
+    from .compiler import SIG
+    return "*" + SIG[t._dtype.name]
+
+
+def _run(fn, grid, args, consts, dev, num_warps=4):
+    from .compiler import run
+    run(fn, grid, args, consts, dev.index or 0, num_warps)
+
+
+# ---- sorting rows --------------------------------------------------------------------------------
+
+def _rows(x, d):
+    """(x', A, N, B, sa, sb, sc): rows (a, b) of x' (x, or a contiguous copy when the dims before or
+    after d don't collapse to one), element c of row (a, b) at a * sa + b * sb + c * sc."""
+    shape, st = x._shape, x._stride
+    if not shape:
+        return x, 1, 1, 1, 0, 0, 0
+    pre = _collapse(shape[:d], [list(st[:d])])
+    post = _collapse(shape[d + 1:], [list(st[d + 1:])])
+    if len(pre[0]) > 1 or len(post[0]) > 1:
+        x = copy_cast(_empty(shape, x._dtype, x.device), x)
+        return _rows(x, d)
+    return x, prod(shape[:d]), shape[d], prod(shape[d + 1:]), pre[1][0][0], post[1][0][0], st[d]
+
+
+def _sort_rows(geo, desc, K, c0, vals, idx, perm=None):
+    """Sorts every row of geo = _rows(...) (stable, NaN largest; descending keeps ties in input order)
+    and writes the columns (and, when vals is given, the values) now at positions [c0, c0 + K) to
+    the contiguous [A, K, B] tensors idx (int64) and vals. perm: read column c as perm[c] and
+    report perm[column] (one row)."""
+    x, A, N, B, sa, sb, sc = geo
+    R = A * B
+    if N > MAX_LEN:
+        raise NotImplementedError(f"sorting on CUDA over rows longer than {MAX_LEN} elements is not implemented "
+                                  f"(got {N})")
+    K_ = _kernels()
+    dev = x._storage.device
+    ph = idx if perm is None else perm
+    vh = idx if vals is None else vals
+    geom = [("R", R, "i64"), ("N", N, "i64"), ("B", B, "i64"), ("sa", sa, "i64"), ("sb", sb, "i64"),
+            ("sc", sc, "i64"), ("K", K, "i64"), ("c0", c0, "i64")]
+    flags = {"KIND": _kind(x._dtype), "GATHER": int(perm is not None),
+             "HAS_VALS": int(vals is not None)}
+
+    def tile(key, kix, final, block, rows):
+        ntiles = -(-N // block)
+        args = [("x_ptr", x, _ptr(x)), ("perm_ptr", ph, "*i64"), ("vals_ptr", vh, _ptr(vh)), ("idx_ptr", idx, "*i64"),
+                ("key_ptr", key, "*i64"), ("kix_ptr", kix, _ptr(kix))] + geom + \
+               [("ntiles", ntiles, "i64"), ("desc", int(bool(desc)), "i32")]
+        consts = dict(flags, FINAL=int(final), ROWS=rows, BLOCK=block, LOGB=block.bit_length() - 1,
+                      NDIM=(rows * block).bit_length() - 1)
+        _run(K_.sort_tile_kernel, (-(-R // rows) * ntiles,), args, consts, dev, 4 if rows * block <= 1024 else 8)
+
+    if N <= MAX_TILE:
+        block = max(2, _p2(N))
+        tile(idx, idx, True, block, min(_p2(R), max(1, SHORT_TILE // block)))
+        return
+    keys = [_empty((R * N,), D.int64, dev) for _ in range(2)]
+    kixs = [_empty((R * N,), D.int32, dev) for _ in range(2)]
+    tile(keys[0], kixs[0], False, MAX_TILE, 1)
+    L, cur, nblk = MAX_TILE, 0, -(-N // MERGE_BLOCK)
+    while L < N:
+        final = 2 * L >= N
+        ok, ox = (idx, idx) if final else (keys[1 - cur], kixs[1 - cur])
+        args = [("key_ptr", keys[cur], "*i64"), ("kix_ptr", kixs[cur], "*i32"), ("okey_ptr", ok, "*i64"),
+                ("okix_ptr", ox, _ptr(ox)), ("x_ptr", x, _ptr(x)), ("perm_ptr", ph, "*i64"),
+                ("vals_ptr", vh, _ptr(vh)), ("idx_ptr", idx, "*i64")] + geom[1:] + \
+               [("L", L, "i64"), ("steps", L.bit_length(), "i64"), ("nblk", nblk, "i64")]
+        consts = {"GATHER": flags["GATHER"], "HAS_VALS": flags["HAS_VALS"], "FINAL": int(final),
+                  "BLOCK": MERGE_BLOCK}
+        _run(K_.merge_kernel, (R * nblk,), args, consts, dev)
+        L, cur = 2 * L, 1 - cur
+
+
+def _select(self, d, desc, K, c0, out_shape, want_vals):
+    """(values or None, indices) of the sorted positions [c0, c0 + K) along dim d, shaped out_shape."""
+    idx = _empty(out_shape, D.int64, self.device)
+    vals = _empty(out_shape, self._dtype, self.device) if want_vals else None
+    if idx.numel():
+        _sort_rows(_rows(self, d), desc, K, c0, vals, idx)
+    return vals, idx
+
+
+def sort_cuda(self, dim=-1, descending=False, stable=False):
+    n = len(self._shape)
+    d = normalize_dim(dim, n)
+    return sort_result(*_select(self, d, descending, self._shape[d] if n else 1, 0, self._shape, True))
+
+
+def argsort_cuda(self, dim=-1, descending=False, stable=False):
+    n = len(self._shape)
+    d = normalize_dim(dim, n)
+    return _select(self, d, descending, self._shape[d] if n else 1, 0, self._shape, False)[1]
+
+
+def topk_cuda(self, k, dim=-1, largest=True, sorted=True):
+    n = len(self._shape)
+    d = normalize_dim(dim, n)
+    if self._dtype is D.bool:
+        raise RuntimeError("topk does not support bool dtypes on CUDA; convert the tensor to an integer dtype first")
+    size = self._shape[d] if n else 1
+    if k < 0 or k > size:
+        raise RuntimeError(f"topk: selected index k out of range (k={k}, but dimension {d} has size {size})")
+    shape = self._shape[:d] + (k,) + self._shape[d + 1:] if n else ()
+    return topk_result(*_select(self, d, largest, k, 0, shape, True))
+
+
+def kthvalue_cuda(self, k, dim=-1, keepdim=False):
+    n = len(self._shape)
+    d = normalize_dim(dim, n)
+    if self._dtype is D.bool:
+        raise NotImplementedError("kthvalue: not implemented for 'Bool' tensors; convert to an integer dtype first")
+    size = self._shape[d] if n else 1
+    if n and size == 0:
+        raise IndexError(f"kthvalue(): Expected reduction dim {d} to have non-zero size (shape {list(self._shape)})")
+    if not 1 <= k <= size:
+        raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d} (k={k}, size {size})")
+    shape = self._shape[:d] + ((1,) if keepdim else ()) + self._shape[d + 1:] if n else ()
+    return kthvalue_result(*_select(self, d, False, 1, k - 1, shape, True))
+
+
+# ---- unique ----------------------------------------------------------------------------------------
+
+def _contiguous(x):
+    return x if x.is_contiguous() else copy_cast(_empty(x._shape, x._dtype, x.device), x)
+
+
+def unique_cuda(self, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    dev, dt = self.device, self._dtype
+    if dim is None:
+        M, S, PRE, POST = self.numel(), 1, 1, 1
+        x = _contiguous(self)
+        src = _empty((M,), dt, dev)
+        order = _empty((M,), D.int64, dev)
+        if M:
+            _sort_rows((x, 1, M, 1, 0, 0, 1), False, M, 0, src, order)
+        out_shape, inv_shape = (lambda g: (g,)), self._shape
+    else:
+        if not self._shape:
+            raise IndexError(f"unique: dim {dim} given for a 0-dim tensor")
+        shape, st = self._shape, self._stride
+        d = normalize_dim(dim, len(shape))
+        M, PRE, POST = shape[d], prod(shape[:d]), prod(shape[d + 1:])
+        S = PRE * POST
+        moved = shape[d:d + 1] + shape[:d] + shape[d + 1:]
+        src = _contiguous(self._as_view(moved, st[d:d + 1] + st[:d] + st[d + 1:], self._offset))
+        order = None
+        if M and not S:     # empty slices are all equal
+            order = OPS["arange"].fn(M, dtype=D.int64, device=dev)
+        elif M:             # lexicographic order of the slices: stable sorts by element S-1, ..., 0
+            for s in reversed(range(S)):
+                col = src._as_view((M,), (S,), src._offset + s)
+                nxt = _empty((M,), D.int64, dev)
+                _sort_rows((col, 1, M, 1, 0, 0, S), False, M, 0, None, nxt, order)
+                order = nxt
+        out_shape, inv_shape = (lambda g: shape[:d] + (g,) + shape[d + 1:]), (M,)
+    if M == 0:
+        res = [_empty(out_shape(0), dt, dev), _empty(inv_shape, D.int64, dev), _empty((0,), D.int64, dev)]
+        return _pick(res, return_inverse, return_counts)
+    K_ = _kernels()
+    nb = -(-M // UNIQUE_BLOCK)
+    cnt = _empty((nb,), D.int64, dev)
+    off = _empty((nb + 1,), D.int64, dev)
+    gather = int(dim is not None)
+    kind = _kind(dt)
+    base = [("src_ptr", src, _ptr(src)), ("order_ptr", order, "*i64")]
+    _run(K_.unique_count_kernel, (nb,), base + [("cnt_ptr", cnt, "*i64"), ("M", M, "i64"), ("S", S, "i64")],
+         {"KIND": kind, "GATHER": gather, "BLOCK": UNIQUE_BLOCK}, dev)
+    _run(K_.unique_scan_kernel, (1,), [("cnt_ptr", cnt, "*i64"), ("off_ptr", off, "*i64"), ("nb", nb, "i64")],
+         {"BLOCK": SCAN_BLOCK}, dev)
+    G = off._as_view((), (), off._offset + nb).item()     # the one host synchronisation
+    out = _empty(out_shape(G), dt, dev)
+    inv = _empty(inv_shape, D.int64, dev) if return_inverse else cnt
+    first = _empty((G,), D.int64, dev) if return_counts else cnt
+    args = base + [("off_ptr", off, "*i64"), ("out_ptr", out, _ptr(out)), ("inv_ptr", inv, "*i64"),
+                   ("first_ptr", first, "*i64"), ("M", M, "i64"), ("S", S, "i64"), ("POST", POST, "i64"),
+                   ("G", G, "i64")]
+    _run(K_.unique_scatter_kernel, (nb,), args,
+         {"KIND": kind, "GATHER": gather, "HAS_INV": int(return_inverse), "HAS_FIRST": int(return_counts),
+          "BLOCK": UNIQUE_BLOCK}, dev)
+    counts = None
+    if return_counts:
+        counts = _empty((G,), D.int64, dev)
+        _run(K_.unique_counts_kernel, (-(-G // UNIQUE_BLOCK),),
+             [("first_ptr", first, "*i64"), ("cnt_ptr", counts, "*i64"), ("G", G, "i64"), ("M", M, "i64")],
+             {"BLOCK": UNIQUE_BLOCK}, dev)
+    return _pick([out, inv, counts], return_inverse, return_counts)
+
+
+def _pick(res, return_inverse, return_counts):
+    out, inv, counts = res
+    if not (return_inverse or return_counts):
+        return out
+    return (out,) + ((inv,) if return_inverse else ()) + ((counts,) if return_counts else ())
+
+
+KERNELS = {"sort": sort_cuda, "argsort": argsort_cuda, "topk": topk_cuda, "kthvalue": kthvalue_cuda,
+           "unique": unique_cuda}
+
+
+def _register():
+    for name, fn in KERNELS.items():
+        OPS[name].register("cuda")(fn)
+
+
+_register()
