@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import math
 
+from ..core import dtype as D
 from ..core.shape import normalize_dim, normalize_dims
 from ..dispatch import OPS
 
 __all__ = ["zeros_for", "reduce_backward", "select_backward", "slice_backward", "index_view_backward",
            "diagonal_backward", "unfold_backward", "as_strided_backward", "inverse_permutation",
            "gelu_backward", "clamp_backward", "clamp_bound_backward", "maxmin_backward", "pow_self_backward",
-           "pow_exponent_backward", "softmax_backward", "log_softmax_backward", "layer_norm_backward", "LN2", "LN10",
-           "TWO_OVER_SQRT_PI"]
+           "pow_exponent_backward", "softmax_backward", "log_softmax_backward", "layer_norm_backward",
+           "attention_backward", "LN2", "LN10", "TWO_OVER_SQRT_PI"]
 
 LN2 = math.log(2.0)
 LN10 = math.log(10.0)
@@ -562,3 +563,35 @@ def layer_norm_backward(grad, input, normalized_shape, mean, rstd, weight, bias,
     if mask[2] and bias is not None:
         gb = g.sum(batch) if batch else g
     return gx, gw, gb
+
+
+def attention_backward(grad, query, key, value, attn_mask, out, lse, is_causal, scale, mask):
+    """Grads of _fused_attention for (query, key, value), those not in `mask` None. The fused
+    backward op, except under create_graph (grad mode on): then the composite, recomputed from the
+    inputs (fully masked rows give zero grads), so that it is differentiable again."""
+    from .grad_mode import state
+    if not state.enabled:
+        return OPS["_fused_attention_backward"].fn(grad, query, key, value, attn_mask, out, lse, is_causal, scale,
+                                                   *mask)
+    dt = query.dtype
+    low = dt.itemsize == 2 and dt.is_floating_point
+    q, k, v, g = (t.float() for t in (query, key, value, grad)) if low else (query, key, value, grad)
+    s = (q @ k.mT) * scale
+    L, S = s.shape[-2], s.shape[-1]
+    if is_causal:
+        s = s.masked_fill(_f("ones")(L, S, dtype=D.bool, device=s.device).triu(1), -math.inf)
+    elif attn_mask is not None:
+        if attn_mask.dtype.is_floating_point:
+            s = s + (attn_mask.float() if low else attn_mask)
+        else:
+            s = s.masked_fill(attn_mask.logical_not(), -math.inf)
+    dead = s.isneginf().all(-1, True)
+    p = s.masked_fill(dead, 0.0).softmax(-1).masked_fill(dead, 0.0)
+    dp = g @ v.mT
+    ds = p * (dp - (dp * p).sum(-1, True))
+    gq = (ds @ k) * scale if mask[0] else None
+    gk = (ds.mT @ q) * scale if mask[1] else None
+    gv = p.mT @ g if mask[2] else None
+    if low:
+        gq, gk, gv = (t.to(dt) if t is not None else None for t in (gq, gk, gv))
+    return gq, gk, gv

@@ -535,7 +535,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     """softmax(q @ k^T * scale + mask) @ v over any leading batch dims.
 
     A bool `attn_mask` marks with True the positions that take part in attention; a float mask is
-    added to the scores. Rows where every position is masked give zeros, as PyTorch does.
+    added to the scores. Rows where every position is masked give zeros, as PyTorch does. Without
+    dropout this is the fused `_fused_attention` op where it takes the inputs (see `_sdpa_fusable`).
     """
     L, E = query._shape[-2], query._shape[-1]
     S = key._shape[-2]
@@ -552,6 +553,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
                 *key._shape[:-3], hq, S, key._shape[-1])
             value = value.unsqueeze(-3).expand(*value._shape[:-2], r, S, value._shape[-1]).reshape(
                 *value._shape[:-3], hq, S, value._shape[-1])
+    if dropout_p <= 0.0 and _sdpa_fusable(query, key, value, attn_mask):
+        return OPS["_fused_attention"].fn(query, key, value, attn_mask, is_causal, scale)[0]
     scores = _matmul(query * scale, key.mT)
     masked = False
     if is_causal:
@@ -573,6 +576,23 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     if dropout_p > 0.0:
         attn = dropout(attn, dropout_p, True)
     return _matmul(attn, value)
+
+
+def _sdpa_fusable(query, key, value, attn_mask) -> bool:
+    """Whether the fused attention op takes these inputs: one floating dtype, the same batch dims,
+    a bool mask or one of that dtype that needs no grad (on CUDA also: no float64, head dims <= 128)."""
+    dt = query._dtype
+    nd = query.ndim
+    if dt.category != 2 or key._dtype is not dt or value._dtype is not dt or nd < 2 or key.ndim != nd or \
+            value.ndim != nd or key._shape[:-2] != query._shape[:-2] or value._shape[:-2] != query._shape[:-2]:
+        return False
+    if attn_mask is not None and (attn_mask.requires_grad or attn_mask.ndim > nd or
+                                  (attn_mask._dtype is not _D.bool and attn_mask._dtype is not dt)):
+        return False
+    if query._storage.device.type == "cuda":
+        from ..backends.cuda.attention import fused_ok
+        return fused_ok(query, key, value)
+    return True
 
 
 def _none_or_dtype(input):

@@ -1,0 +1,176 @@
+"""CUDA kernels of the fused attention (`ops/attention.py`): one launch forward (flash-attention style,
+online softmax over key tiles, causal tiles past the diagonal skipped), two backward (dq with the
+per-row delta = rowsum(do * o), then dk/dv per key tile). Inputs are used in place when their batch
+dims collapse to one stride and their last dim is contiguous (else copied); the mask in place when its
+batch dims collapse to two strides (else expanded and copied). float64 and head dims over MAX_HEAD_DIM
+are not implemented here (`nn.functional.scaled_dot_product_attention` takes the composite for them).
+"""
+from __future__ import annotations
+
+from math import prod
+
+from ...core import dtype as D
+from ...dispatch import OPS
+from ...ops.attention import check_attention
+from .compiler import SIG, run
+from .elementwise import _empty
+
+MAX_HEAD_DIM = 128
+_K = None
+
+
+def _kernels():
+    global _K
+    if _K is None:
+        from .kernels import attention
+        _K = attention
+    return _K
+
+
+def _p2(n: int) -> int:
+    return max(16, 1 << max(0, n - 1).bit_length())
+
+
+def fused_ok(query, key, value) -> bool:
+    return query._dtype in (D.float32, D.float16, D.bfloat16) and max(key._shape[-1], value._shape[-1]) <= MAX_HEAD_DIM
+
+
+def _ptr(name, t):
+    return (name, t, "*" + SIG[t._dtype.name])
+
+
+def _rows(t, nb: int):
+    """(tensor, batch stride, row stride) of a (*batch, rows, cols) tensor whose batch dims collapse to
+    one stride and whose columns are contiguous; a contiguous copy otherwise."""
+    shape, stride = t._shape, t._stride
+    dims = [(n, s) for n, s in zip(shape[:nb], stride[:nb]) if n != 1]
+    ok = (shape[-1] == 1 or stride[-1] == 1) and all(dims[i][1] == dims[i + 1][0] * dims[i + 1][1]
+                                                     for i in range(len(dims) - 1))
+    if not ok:
+        t = t.contiguous()
+        shape, stride = t._shape, t._stride
+        dims = [(n, s) for n, s in zip(shape[:nb], stride[:nb]) if n != 1]
+    return t, (dims[-1][1] if dims else 0), stride[-2]
+
+
+def _mask(attn_mask, batch, L, S):
+    """(tensor, MASK kind, [(name, value, type)] of its strides smb1, smb2, smr, smc, MB2) for a mask
+    broadcast to (*batch, L, S): batch index b = b1 * MB2 + b2."""
+    if attn_mask is None:
+        return None, 0, [(n, 0, "i64") for n in ("smb1", "smb2", "smr", "smc")] + [("MB2", 1, "i64")]
+    full = tuple(batch) + (L, S)
+    pad = len(full) - attn_mask.ndim
+    strides = [0] * pad + [0 if n == 1 else s for n, s in zip(attn_mask._shape, attn_mask._stride)]
+    dims = []   # collapsed batch dims (size, stride), size-1 dims dropped
+    for n, s in zip(full[:-2], strides[:-2]):
+        if n == 1:
+            continue
+        if dims and dims[-1][1] == n * s:
+            dims[-1] = (dims[-1][0] * n, s)
+        else:
+            dims.append((n, s))
+    m = attn_mask
+    if len(dims) > 2:
+        m = attn_mask.expand(*full).contiguous()
+        dims, strides = [(prod(batch), L * S)], [0] * len(batch) + [S, 1]
+    dims = [(1, 0)] * (2 - len(dims)) + dims
+    kind = 1 if m._dtype is D.bool else 2
+    return m, kind, [("smb1", dims[0][1], "i64"), ("smb2", dims[1][1], "i64"), ("smr", strides[-2], "i64"),
+                     ("smc", strides[-1], "i64"), ("MB2", dims[1][0], "i64")]
+
+
+def _config(dtype, E: int, Ev: int, L: int):
+    """Tile sizes and warps by dtype and padded head dim: (forward BLOCK_M, forward BLOCK_N, backward
+    small tile, backward large tile, warps). Backward dq takes BLOCK_M large queries and BLOCK_N small
+    key steps; dk/dv BLOCK_N large keys and BLOCK_M small query steps."""
+    warps = 4 if max(_p2(E), _p2(Ev)) <= 64 else 8
+    if dtype is D.float32:         # IEEE products on CUDA cores: small tiles
+        return 32, 32, 32, 32, warps
+    return (128 if L >= 128 else 64), 64, 32, 64, warps
+
+
+def _check_dims(query, key, value, E, Ev):
+    if not fused_ok(query, key, value):
+        raise NotImplementedError(f"_fused_attention on CUDA is for float16/bfloat16/float32 inputs with head dims "
+                                  f"of at most {MAX_HEAD_DIM} (got {query._dtype}, {E} and {Ev}); "
+                                  f"nn.functional.scaled_dot_product_attention takes the composite there")
+
+
+def fused_attention(query, key, value, attn_mask, is_causal, scale):
+    batch, L, S, E, Ev = check_attention(query, key, value, attn_mask, is_causal)
+    _check_dims(query, key, value, E, Ev)
+    nb = len(batch)
+    N = prod(batch)
+    out = _empty(batch + (L, Ev), query._dtype, query.device)
+    lse = _empty(batch + (L,), D.float32, query.device)
+    if N and L:
+        q, sqb, sqr = _rows(query, nb)
+        k, skb, skr = _rows(key, nb)
+        v, svb, svr = _rows(value, nb)
+        m, kind, mstrides = _mask(attn_mask, batch, L, S)
+        bm, bn, _, _, warps = _config(query._dtype, E, Ev, L)
+        T = (L + bm - 1) // bm
+        args = [_ptr("q_ptr", q), _ptr("k_ptr", k), _ptr("v_ptr", v), _ptr("m_ptr", m if m is not None else q),
+                _ptr("o_ptr", out), _ptr("lse_ptr", lse), ("sqb", sqb, "i64"), ("sqr", sqr, "i64"),
+                ("skb", skb, "i64"), ("skr", skr, "i64"), ("svb", svb, "i64"), ("svr", svr, "i64"), *mstrides,
+                ("L", L, "i64"), ("S", S, "i64"), ("E", E, "i64"), ("EV", Ev, "i64"), ("T", T, "i64"),
+                ("scale", float(scale), "fp32")]
+        run(_kernels().attn_fwd_kernel, (T * N,), args,
+            {"MASK": kind, "CAUSAL": int(bool(is_causal)), "IEEE": int(query._dtype is D.float32),
+             "BLOCK_M": bm, "BLOCK_N": bn, "D": _p2(E), "DV": _p2(Ev)}, query.device.index or 0, warps)
+    return out, lse
+
+
+def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, is_causal, scale, need_query,
+                             need_key, need_value):
+    batch, L, S, E, Ev = check_attention(query, key, value, attn_mask, is_causal)
+    _check_dims(query, key, value, E, Ev)
+    nb = len(batch)
+    N = prod(batch)
+    dev = query.device
+    dq = _empty(query._shape, query._dtype, dev) if need_query else None
+    dk = _empty(key._shape, key._dtype, dev) if need_key else None
+    dv = _empty(value._shape, value._dtype, dev) if need_value else None
+    if not N or not (need_query or need_key or need_value):
+        return dq, dk, dv
+    if not S:       # nothing attended: dq is zero, dk and dv are empty
+        if dq is not None:
+            OPS["zero_"].fn(dq)
+        return dq, dk, dv
+    q, sqb, sqr = _rows(query, nb)
+    k, skb, skr = _rows(key, nb)
+    v, svb, svr = _rows(value, nb)
+    do, sdb, sdr = _rows(grad_out, nb)
+    o, sob, sor = _rows(out, nb)
+    m, kind, mstrides = _mask(attn_mask, batch, L, S)
+    _, _, small, large, warps = _config(query._dtype, E, Ev, L)
+    delta = _empty((N, L), D.float32, dev)
+    const = {"MASK": kind, "CAUSAL": int(bool(is_causal)), "IEEE": int(query._dtype is D.float32),
+             "D": _p2(E), "DV": _p2(Ev)}
+    common = [("L", L, "i64"), ("S", S, "i64"), ("E", E, "i64"), ("EV", Ev, "i64")]
+    qkv = [("sqb", sqb, "i64"), ("sqr", sqr, "i64"), ("skb", skb, "i64"), ("skr", skr, "i64"), ("svb", svb, "i64"),
+           ("svr", svr, "i64")]
+    mp = _ptr("m_ptr", m if m is not None else q)
+    idx = dev.index or 0
+    if L and (need_query or need_key):
+        T = (L + large - 1) // large
+        args = [_ptr("q_ptr", q), _ptr("k_ptr", k), _ptr("v_ptr", v), mp, _ptr("o_ptr", o), _ptr("do_ptr", do),
+                _ptr("lse_ptr", lse), _ptr("delta_ptr", delta), _ptr("dq_ptr", dq if dq is not None else q), *qkv,
+                ("sob", sob, "i64"), ("sor", sor, "i64"), ("sdb", sdb, "i64"), ("sdr", sdr, "i64"), *mstrides,
+                *common, ("T", T, "i64"), ("scale", float(scale), "fp32")]
+        run(_kernels().attn_bwd_dq_kernel, (T * N,), args,
+            {**const, "NEED_DQ": int(bool(need_query)), "BLOCK_M": large, "BLOCK_N": small}, idx, warps)
+    if need_key or need_value:
+        T = (S + large - 1) // large
+        args = [_ptr("q_ptr", q), _ptr("k_ptr", k), _ptr("v_ptr", v), mp, _ptr("do_ptr", do), _ptr("lse_ptr", lse),
+                _ptr("delta_ptr", delta), _ptr("dk_ptr", dk if dk is not None else k),
+                _ptr("dv_ptr", dv if dv is not None else v), *qkv, ("sdb", sdb, "i64"), ("sdr", sdr, "i64"),
+                *mstrides, *common, ("T", T, "i64"), ("scale", float(scale), "fp32")]
+        run(_kernels().attn_bwd_dkdv_kernel, (T * N,), args,
+            {**const, "NEED_DK": int(bool(need_key)), "NEED_DV": int(bool(need_value)), "BLOCK_M": small,
+             "BLOCK_N": large}, idx, warps)
+    return dq, dk, dv
+
+
+OPS["_fused_attention"].register("cuda")(fused_attention)
+OPS["_fused_attention_backward"].register("cuda")(fused_attention_backward)

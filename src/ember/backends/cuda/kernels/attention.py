@@ -1,0 +1,188 @@
+"""Triton kernels of the fused attention, flash-attention style: the scores never reach memory.
+
+Every kernel runs on a 1-D grid of (tile, batch) pairs, tile fastest (programs of one batch entry
+share its keys and values in L2). q, k, v, o and do are (batch, rows, head dim) with a batch and a row
+stride and unit column stride; the mask is (b1, b2, L, S) with any strides (b = b1 * MB2 + b2).
+Products in `tl.dot` with float32 accumulation (float32 inputs: IEEE, not TF32); softmax in float32.
+"""
+import triton
+import triton.language as tl
+
+
+# Row sums and maxima: tl.reduce with triton.language's own combine functions (what tl.sum and tl.max
+# use), which the CI interpreter recognises and runs in NumPy; tl.sum / tl.max themselves are unusable
+# there when triton was imported before TRITON_INTERPRET was set, and a local combine function makes
+# the interpreter reduce element by element in Python.
+_SUM = tl.standard._sum_combine
+_MAX = tl.standard._elementwise_max
+
+
+@triton.jit
+def _dot(a, b, IEEE: tl.constexpr):
+    if IEEE:
+        r = tl.dot(a, b, input_precision="ieee")
+    else:
+        r = tl.dot(a, b)
+    return r
+
+
+@triton.jit
+def _masked(s, r, c, m_ptr, smr, smc, L, S, MASK: tl.constexpr, CAUSAL: tl.constexpr):
+    """Scores `s` (float32) at query rows `r` and key columns `c` (broadcasting index tensors) with
+    the mask applied: -inf outside [0, S), where the bool mask is False or, causal, where c > r."""
+    ok = c < S
+    if MASK == 1:
+        keep = tl.load(m_ptr + r * smr + c * smc, mask=ok & (r < L), other=0)
+        ok = ok & (keep != 0)
+    if MASK == 2:
+        s = s + tl.load(m_ptr + r * smr + c * smc, mask=ok & (r < L), other=0.0).to(tl.float32)
+    if CAUSAL:
+        ok = ok & (c <= r)
+    return tl.where(ok, s, float("-inf"))
+
+
+@triton.jit
+def attn_fwd_kernel(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, lse_ptr, sqb, sqr, skb, skr, svb, svr,
+                    smb1, smb2, smr, smc, MB2, L, S, E, EV, T, scale,
+                    MASK: tl.constexpr, CAUSAL: tl.constexpr, IEEE: tl.constexpr,
+                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D: tl.constexpr, DV: tl.constexpr):
+    """One tile of BLOCK_M queries: online softmax over key tiles (causal: only up to the diagonal);
+    o = softmax(s) @ v and lse = logsumexp(s) per row (rows with every key masked: 0 and -inf)."""
+    pid = tl.program_id(0).to(tl.int64)
+    b = pid // T
+    start_m = (pid % T) * BLOCK_M
+    rows = start_m + tl.arange(0, BLOCK_M)
+    rm = rows < L
+    d = tl.arange(0, D)
+    dv = tl.arange(0, DV)
+    q = tl.load(q_ptr + b * sqb + rows[:, None] * sqr + d[None, :], mask=rm[:, None] & (d < E)[None, :], other=0.0)
+    mb = m_ptr + (b // MB2) * smb1 + (b % MB2) * smb2
+    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    l_i = tl.full([BLOCK_M], 0.0, tl.float32)
+    acc = tl.full([BLOCK_M, DV], 0.0, tl.float32)
+    hi = S
+    if CAUSAL:
+        hi = tl.minimum(S, start_m + BLOCK_M)
+    start = b * 0
+    while start < hi:   # a while loop: the CI interpreter needs Python ints for range()
+        cols = start + tl.arange(0, BLOCK_N)
+        cm = cols < S
+        k = tl.load(k_ptr + b * skb + cols[:, None] * skr + d[None, :], mask=cm[:, None] & (d < E)[None, :],
+                    other=0.0)
+        s = _masked(_dot(q, tl.trans(k), IEEE) * scale, rows[:, None], cols[None, :], mb, smr, smc, L, S, MASK,
+                    CAUSAL)
+        m_new = tl.maximum(m_i, tl.reduce(s, 1, _MAX))
+        m_use = tl.where(m_new == float("-inf"), 0.0, m_new)    # all masked so far: p = 0, no NaN
+        alpha = tl.exp(m_i - m_use)
+        p = tl.exp(s - m_use[:, None])
+        l_i = l_i * alpha + tl.reduce(p, 1, _SUM)
+        v = tl.load(v_ptr + b * svb + cols[:, None] * svr + dv[None, :], mask=cm[:, None] & (dv < EV)[None, :],
+                    other=0.0)
+        acc = acc * alpha[:, None] + _dot(p.to(v.dtype), v, IEEE)
+        m_i = m_new
+        start += BLOCK_N
+    live = l_i > 0.0
+    o = acc * tl.where(live, 1.0 / l_i, 0.0)[:, None]
+    tl.store(o_ptr + (b * L + rows[:, None]) * EV + dv[None, :], o.to(o_ptr.dtype.element_ty),
+             mask=rm[:, None] & (dv < EV)[None, :])
+    tl.store(lse_ptr + b * L + rows, tl.where(live, m_i + tl.log(l_i), float("-inf")), mask=rm)
+
+
+@triton.jit
+def attn_bwd_dq_kernel(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, do_ptr, lse_ptr, delta_ptr, dq_ptr,
+                       sqb, sqr, skb, skr, svb, svr, sob, sor, sdb, sdr, smb1, smb2, smr, smc, MB2,
+                       L, S, E, EV, T, scale,
+                       MASK: tl.constexpr, CAUSAL: tl.constexpr, IEEE: tl.constexpr, NEED_DQ: tl.constexpr,
+                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D: tl.constexpr, DV: tl.constexpr):
+    """One tile of BLOCK_M queries: delta = rowsum(do * o) (stored for the dk/dv kernel) and, if
+    NEED_DQ, dq = scale * sum over key tiles of (p * (do @ v^T - delta)) @ k."""
+    pid = tl.program_id(0).to(tl.int64)
+    b = pid // T
+    start_m = (pid % T) * BLOCK_M
+    rows = start_m + tl.arange(0, BLOCK_M)
+    rm = rows < L
+    d = tl.arange(0, D)
+    dv = tl.arange(0, DV)
+    mv = rm[:, None] & (dv < EV)[None, :]
+    do = tl.load(do_ptr + b * sdb + rows[:, None] * sdr + dv[None, :], mask=mv, other=0.0)
+    o = tl.load(o_ptr + b * sob + rows[:, None] * sor + dv[None, :], mask=mv, other=0.0)
+    delta = tl.reduce(do.to(tl.float32) * o.to(tl.float32), 1, _SUM)
+    tl.store(delta_ptr + b * L + rows, delta, mask=rm)
+    if NEED_DQ:
+        md = rm[:, None] & (d < E)[None, :]
+        q = tl.load(q_ptr + b * sqb + rows[:, None] * sqr + d[None, :], mask=md, other=0.0)
+        lse = tl.load(lse_ptr + b * L + rows, mask=rm, other=float("inf"))
+        lse = tl.where(lse == float("-inf"), float("inf"), lse)     # fully masked rows: p = 0
+        mb = m_ptr + (b // MB2) * smb1 + (b % MB2) * smb2
+        dq = tl.full([BLOCK_M, D], 0.0, tl.float32)
+        hi = S
+        if CAUSAL:
+            hi = tl.minimum(S, start_m + BLOCK_M)
+        start = b * 0
+        while start < hi:
+            cols = start + tl.arange(0, BLOCK_N)
+            cm = cols < S
+            k = tl.load(k_ptr + b * skb + cols[:, None] * skr + d[None, :], mask=cm[:, None] & (d < E)[None, :],
+                        other=0.0)
+            v = tl.load(v_ptr + b * svb + cols[:, None] * svr + dv[None, :], mask=cm[:, None] & (dv < EV)[None, :],
+                        other=0.0)
+            s = _masked(_dot(q, tl.trans(k), IEEE) * scale, rows[:, None], cols[None, :], mb, smr, smc, L, S,
+                        MASK, CAUSAL)
+            p = tl.exp(s - lse[:, None])
+            dp = _dot(do, tl.trans(v), IEEE)
+            ds = p * (dp - delta[:, None])
+            dq += _dot(ds.to(k.dtype), k, IEEE)
+            start += BLOCK_N
+        tl.store(dq_ptr + (b * L + rows[:, None]) * E + d[None, :], (dq * scale).to(dq_ptr.dtype.element_ty),
+                 mask=md)
+
+
+@triton.jit
+def attn_bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, m_ptr, do_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr,
+                         sqb, sqr, skb, skr, svb, svr, sdb, sdr, smb1, smb2, smr, smc, MB2,
+                         L, S, E, EV, T, scale,
+                         MASK: tl.constexpr, CAUSAL: tl.constexpr, IEEE: tl.constexpr, NEED_DK: tl.constexpr,
+                         NEED_DV: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                         D: tl.constexpr, DV: tl.constexpr):
+    """One tile of BLOCK_N keys, looping over query tiles (causal: from the diagonal on), in the
+    transposed orientation (keys on rows): dv = p^T @ do, dk = scale * (p * (do @ v^T - delta))^T @ q."""
+    pid = tl.program_id(0).to(tl.int64)
+    b = pid // T
+    start_n = (pid % T) * BLOCK_N
+    cols = start_n + tl.arange(0, BLOCK_N)
+    cm = cols < S
+    d = tl.arange(0, D)
+    dv = tl.arange(0, DV)
+    mk = cm[:, None] & (d < E)[None, :]
+    mv = cm[:, None] & (dv < EV)[None, :]
+    k = tl.load(k_ptr + b * skb + cols[:, None] * skr + d[None, :], mask=mk, other=0.0)
+    v = tl.load(v_ptr + b * svb + cols[:, None] * svr + dv[None, :], mask=mv, other=0.0)
+    mb = m_ptr + (b // MB2) * smb1 + (b % MB2) * smb2
+    dk = tl.full([BLOCK_N, D], 0.0, tl.float32)
+    dvacc = tl.full([BLOCK_N, DV], 0.0, tl.float32)
+    start = start_n * CAUSAL     # causal: queries before this key tile see none of it
+    while start < L:
+        rows = start + tl.arange(0, BLOCK_M)
+        rm = rows < L
+        q = tl.load(q_ptr + b * sqb + rows[:, None] * sqr + d[None, :], mask=rm[:, None] & (d < E)[None, :],
+                    other=0.0)
+        do = tl.load(do_ptr + b * sdb + rows[:, None] * sdr + dv[None, :], mask=rm[:, None] & (dv < EV)[None, :],
+                     other=0.0)
+        lse = tl.load(lse_ptr + b * L + rows, mask=rm, other=float("inf"))
+        lse = tl.where(lse == float("-inf"), float("inf"), lse)
+        sT = _masked(_dot(k, tl.trans(q), IEEE) * scale, rows[None, :], cols[:, None], mb, smr, smc, L, S,
+                     MASK, CAUSAL)
+        pT = tl.exp(sT - lse[None, :])
+        if NEED_DV:
+            dvacc += _dot(pT.to(do.dtype), do, IEEE)
+        if NEED_DK:
+            delta = tl.load(delta_ptr + b * L + rows, mask=rm, other=0.0)
+            dpT = _dot(v, tl.trans(do), IEEE)
+            dsT = pT * (dpT - delta[None, :])
+            dk += _dot(dsT.to(q.dtype), q, IEEE)
+        start += BLOCK_M
+    if NEED_DK:
+        tl.store(dk_ptr + (b * S + cols[:, None]) * E + d[None, :], (dk * scale).to(dk_ptr.dtype.element_ty),
+                 mask=mk)
+    if NEED_DV:
+        tl.store(dv_ptr + (b * S + cols[:, None]) * EV + dv[None, :], dvacc.to(dv_ptr.dtype.element_ty), mask=mv)

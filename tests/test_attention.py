@@ -1,0 +1,241 @@
+"""The fused attention ops (_fused_attention and its backward, CPU kernels) against torch's
+scaled_dot_product_attention: outputs, logsumexp, grads, masks, gradcheck and double backward (which
+goes through the composite)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+
+import ember
+import ember.nn.functional as F
+import ember.dispatch
+from helpers import from_torch
+
+FUSED = "FusedAttentionBackward0"
+
+
+def _qkv(batch, L, S, E, Ev, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(*batch, L, E, generator=g, dtype=dtype), torch.randn(*batch, S, E, generator=g, dtype=dtype),
+            torch.randn(*batch, S, Ev, generator=g, dtype=dtype))
+
+
+def _mask(kind, shape, dtype=torch.float64, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    if kind == "bool":
+        m = torch.rand(*shape, generator=g) > 0.4
+        m[..., 0] = True
+        return m
+    return torch.randn(*shape, generator=g, dtype=dtype)
+
+
+def _both(ts):
+    es = [from_torch(t).requires_grad_() for t in ts]
+    return es, [t.clone().requires_grad_() for t in ts]
+
+
+CASES = [  # batch, L, S, E, Ev, is_causal, mask kind, mask shape
+    ((2, 3), 5, 7, 6, 4, False, None, None),
+    ((), 4, 4, 8, 8, False, None, None),
+    ((3,), 6, 6, 5, 5, True, None, None),
+    ((2,), 7, 4, 4, 3, True, None, None),        # L > S: later rows see every key
+    ((2,), 3, 8, 4, 3, True, None, None),        # L < S
+    ((2, 3), 5, 6, 4, 4, False, "bool", (5, 6)),
+    ((2, 3), 5, 6, 4, 4, False, "bool", (2, 1, 1, 6)),   # key padding style
+    ((2, 3), 5, 6, 4, 4, False, "float", (3, 5, 6)),
+    ((2, 3), 5, 6, 4, 4, False, "float", (2, 1, 5, 1)),
+    ((2, 1, 2), 3, 4, 4, 2, False, "float", (2, 1, 1, 1, 4)),
+]
+
+
+@pytest.mark.parametrize("batch,L,S,E,Ev,causal,kind,mshape", CASES)
+def test_sdpa_fused_matches_torch(batch, L, S, E, Ev, causal, kind, mshape):
+    ts = _qkv(batch, L, S, E, Ev)
+    m = _mask(kind, mshape) if kind else None
+    es, ts = _both(ts)
+    em = from_torch(m) if m is not None else None
+    ye = F.scaled_dot_product_attention(*es, attn_mask=em, is_causal=causal)
+    yt = TF.scaled_dot_product_attention(*ts, attn_mask=m, is_causal=causal)
+    assert type(ye.grad_fn).__name__ == FUSED
+    np.testing.assert_allclose(ye.detach().numpy(), yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+    gy = torch.randn(yt.shape, dtype=yt.dtype, generator=torch.Generator().manual_seed(5))
+    tg = torch.autograd.grad(yt, ts, gy)
+    eg = ember.autograd.grad(ye, es, from_torch(gy))
+    for e, t in zip(eg, tg):
+        np.testing.assert_allclose(e.numpy(), t.numpy(), rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("causal,kind", [(False, None), (True, None), (False, "bool"), (False, "float")])
+def test_fused_attention_lse_matches_logsumexp(causal, kind):
+    q, k, v = _qkv((2,), 5, 6, 4, 3)
+    m = _mask(kind, (5, 6)) if kind else None
+    scale = 0.7
+    s = q @ k.mT * scale
+    if causal:
+        s = s.masked_fill(torch.ones(5, 6, dtype=torch.bool).triu(1), -math.inf)
+    elif kind == "bool":
+        s = s.masked_fill(~m, -math.inf)
+    elif kind == "float":
+        s = s + m
+    out, lse = ember.ops._fused_attention(from_torch(q), from_torch(k), from_torch(v),
+                                          from_torch(m) if m is not None else None, causal, scale)
+    assert lse.dtype is ember.float64 and tuple(lse.shape) == (2, 5)
+    np.testing.assert_allclose(lse.numpy(), torch.logsumexp(s, -1).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(out.numpy(), (s.softmax(-1) @ v).numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_fused_attention_low_precision_matches_torch(dtype):
+    tdt = getattr(torch, dtype)
+    ts = [t.to(tdt) for t in _qkv((2, 2), 9, 7, 8, 8)]
+    m = _mask("float", (9, 7)).to(tdt)
+    es, ts = _both(ts)
+    ye = F.scaled_dot_product_attention(*es, attn_mask=from_torch(m))
+    yt = TF.scaled_dot_product_attention(*ts, attn_mask=m)
+    assert type(ye.grad_fn).__name__ == FUSED and ye.dtype is getattr(ember, dtype)
+    tol = {"float32": 1e-5, "float16": 2e-3, "bfloat16": 2e-2}[dtype]
+    np.testing.assert_allclose(ye.detach().float().numpy(), yt.detach().float().numpy(), rtol=tol, atol=tol)
+    gy = torch.randn(yt.shape, generator=torch.Generator().manual_seed(5)).to(tdt)
+    tg = torch.autograd.grad(yt, ts, gy)
+    eg = ember.autograd.grad(ye, es, from_torch(gy))
+    for e, t in zip(eg, tg):
+        assert e.dtype is getattr(ember, dtype)
+        np.testing.assert_allclose(e.float().numpy(), t.float().numpy(), rtol=tol * 4, atol=tol * 4)
+
+
+def test_fully_masked_rows_give_zeros_and_zero_grads():
+    m = torch.ones(2, 4, 5, dtype=torch.bool)
+    m[0, 1] = False
+    m[1, 3] = False
+    fm = torch.zeros(4, 5, dtype=torch.float64).masked_fill(~m[0], -math.inf)
+    for mask in (m, fm):
+        es, ts = _both(_qkv((2,), 4, 5, 3, 3))
+        ye = F.scaled_dot_product_attention(*es, attn_mask=from_torch(mask))
+        yt = TF.scaled_dot_product_attention(*ts, attn_mask=mask)
+        assert type(ye.grad_fn).__name__ == FUSED
+        assert not ye.detach().numpy()[0, 1].any()
+        np.testing.assert_allclose(ye.detach().numpy(), yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+        tg = torch.autograd.grad(yt.sum(), ts)
+        eg = ember.autograd.grad(ye.sum(), es)
+        for e, t in zip(eg, tg):
+            np.testing.assert_allclose(e.numpy(), t.numpy(), rtol=1e-9, atol=1e-10)
+        assert not eg[0].numpy()[0, 1].any()
+
+
+@pytest.mark.parametrize("causal,kind", [(False, None), (True, None), (False, "bool"), (False, "float")])
+def test_fused_attention_gradcheck_and_gradgradcheck(causal, kind):
+    es, _ = _both(_qkv((2,), 3, 4, 3, 2, seed=3))
+    m = _mask(kind, (3, 4)) if kind else None
+    if kind == "bool":
+        m[1] = False       # a fully masked row
+    em = from_torch(m) if m is not None else None
+
+    def fn(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=em, is_causal=causal)
+    assert type(fn(*es).grad_fn).__name__ == FUSED
+    assert ember.autograd.gradcheck(fn, tuple(es))
+    assert ember.autograd.gradgradcheck(fn, tuple(es))
+
+
+def test_fused_attention_double_backward_matches_torch():
+    q, k, v = _qkv((2,), 4, 5, 3, 3, seed=4)
+    m = _mask("float", (4, 5))
+    es, ts = _both((q, k, v))
+
+    def penalty(Fn, ins, grad, mask):
+        y = Fn.scaled_dot_product_attention(*ins, attn_mask=mask)
+        gs = grad((y * y).sum(), ins, create_graph=True)
+        return sum((g * g).sum() for g in gs)
+    tp = penalty(TF, ts, torch.autograd.grad, m)
+    ep = penalty(F, es, ember.autograd.grad, from_torch(m))
+    np.testing.assert_allclose(ep.item(), tp.item(), rtol=1e-9)
+    tg = torch.autograd.grad(tp, ts)
+    eg = ember.autograd.grad(ep, es)
+    for e, t in zip(eg, tg):
+        np.testing.assert_allclose(e.numpy(), t.numpy(), rtol=1e-8, atol=1e-10)
+
+
+def test_fused_attention_only_some_inputs_need_grad():
+    q, k, v = _qkv((2,), 4, 5, 3, 2, seed=6)
+    for need in [(True, False, False), (False, True, False), (False, False, True), (False, True, True)]:
+        es = [from_torch(t).requires_grad_(n) for t, n in zip((q, k, v), need)]
+        ts = [t.clone().requires_grad_(n) for t, n in zip((q, k, v), need)]
+        ye = F.scaled_dot_product_attention(*es, is_causal=True)
+        yt = TF.scaled_dot_product_attention(*ts, is_causal=True)
+        eg = ember.autograd.grad(ye.sum(), [e for e in es if e.requires_grad])
+        tg = torch.autograd.grad(yt.sum(), [t for t in ts if t.requires_grad])
+        for e, t in zip(eg, tg):
+            np.testing.assert_allclose(e.numpy(), t.numpy(), rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("L,S,batch", [(3, 0, (2,)), (0, 4, (2,)), (3, 4, (0,))])
+def test_fused_attention_empty(L, S, batch):
+    es, ts = _both(_qkv(batch, L, S, 3, 2))
+    ye = F.scaled_dot_product_attention(*es)
+    yt = TF.scaled_dot_product_attention(*ts)
+    assert type(ye.grad_fn).__name__ == FUSED and tuple(ye.shape) == tuple(yt.shape)
+    np.testing.assert_array_equal(ye.detach().numpy(), np.zeros(yt.shape))
+    eg = ember.autograd.grad(ye.sum(), es)
+    for e, t in zip(eg, ts):
+        assert tuple(e.shape) == tuple(t.shape) and not e.numpy().any()
+
+
+def test_composite_where_the_fused_op_does_not_apply():
+    q, k, v = _qkv((2,), 3, 4, 3, 3)
+    m = _mask("float", (3, 4)).requires_grad_()
+    es, ts = _both((q, k, v))
+    em = from_torch(m.detach()).requires_grad_()
+    ye = F.scaled_dot_product_attention(*es, attn_mask=em)      # the mask needs a grad: the composite
+    yt = TF.scaled_dot_product_attention(*ts, attn_mask=m)
+    assert type(ye.grad_fn).__name__ != FUSED
+    ge, = ember.autograd.grad(ye.sum(), [em])
+    gt, = torch.autograd.grad(yt.sum(), [m])
+    np.testing.assert_allclose(ge.numpy(), gt.numpy(), rtol=1e-9, atol=1e-10)
+    assert type(F.scaled_dot_product_attention(*es, dropout_p=0.5).grad_fn).__name__ != FUSED
+    # different batch dims broadcast through matmul in the composite
+    kb, vb = from_torch(k[:1]), from_torch(v[:1])
+    yb = F.scaled_dot_product_attention(es[0], kb, vb)
+    np.testing.assert_allclose(yb.detach().numpy(), TF.scaled_dot_product_attention(q, k[:1], v[:1]).numpy(),
+                               rtol=1e-10)
+
+
+def test_fused_attention_errors():
+    q = ember.randn(2, 3, 4)
+    with pytest.raises(RuntimeError, match="is_causal"):
+        ember.ops._fused_attention(q, q, q, ember.ones(3, 3, dtype=ember.bool), True, 0.5)
+    with pytest.raises(RuntimeError, match="expected key of shape"):
+        ember.ops._fused_attention(q, ember.randn(2, 3, 5), q, None, False, 0.5)
+    with pytest.raises(RuntimeError, match="broadcastable to"):
+        ember.ops._fused_attention(q, q, q, ember.ones(2, 3, dtype=ember.bool), False, 0.5)
+    with pytest.raises(RuntimeError, match="same floating dtype"):
+        ember.ops._fused_attention(q, q.double(), q, None, False, 0.5)
+
+
+@pytest.mark.parametrize("masks", ["causal", "kpm"])
+def test_transformer_layer_uses_fused_attention_like_torch(masks, monkeypatch):
+    calls = []
+    for name in ("_fused_attention", "_fused_attention_backward"):
+        kernels = ember.dispatch.OPS[name].kernels
+        monkeypatch.setitem(kernels, "cpu", lambda *a, _k=kernels["cpu"], _n=name: calls.append(_n) or _k(*a))
+    torch.manual_seed(0)
+    tl = torch.nn.TransformerEncoderLayer(8, 2, 16, 0.0, batch_first=True, norm_first=True)
+    el = ember.nn.TransformerEncoderLayer(8, 2, 16, 0.0, batch_first=True, norm_first=True)
+    el.load_state_dict({k: from_torch(v) for k, v in tl.state_dict().items()})
+    x = torch.randn(3, 6, 8, dtype=torch.float32)
+    if masks == "causal":
+        kw_t = dict(src_mask=torch.ones(6, 6, dtype=torch.bool).triu(1), is_causal=True)
+        kw_e = dict(src_mask=from_torch(kw_t["src_mask"]), is_causal=True)
+    else:
+        kpm = torch.zeros(3, 6, dtype=torch.bool)
+        kpm[1, 4:] = True
+        kw_t, kw_e = dict(src_key_padding_mask=kpm), dict(src_key_padding_mask=from_torch(kpm))
+    xe = from_torch(x).requires_grad_()
+    xt = x.clone().requires_grad_()
+    ye, yt = el(xe, **kw_e), tl(xt, **kw_t)
+    np.testing.assert_allclose(ye.detach().numpy(), yt.detach().numpy(), rtol=1e-5, atol=1e-5)
+    ge, = ember.autograd.grad((ye * ye).sum(), [xe])
+    gt, = torch.autograd.grad((yt * yt).sum(), [xt])
+    np.testing.assert_allclose(ge.numpy(), gt.numpy(), rtol=1e-4, atol=1e-4)
+    assert calls == ["_fused_attention", "_fused_attention_backward"]

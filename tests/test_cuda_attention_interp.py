@@ -1,0 +1,118 @@
+"""The fused attention Triton kernels through Triton's interpreter on CPU tensors, against the CPU
+kernels of the same ops."""
+import os
+
+import numpy as np
+import pytest
+
+import ember
+
+if ember.cuda.is_available():
+    pytest.skip("a GPU is present: the compiled kernels are tested by tests/test_cuda_attention.py",
+                allow_module_level=True)
+pytest.importorskip("triton")
+os.environ["TRITON_INTERPRET"] = "1"
+
+from ember.backends.cuda import attention as A  # noqa: E402
+from ember.dispatch import OPS  # noqa: E402
+
+CPU_FWD = OPS["_fused_attention"].kernels["cpu"]
+CPU_BWD = OPS["_fused_attention_backward"].kernels["cpu"]
+
+
+def _t(rng, shape, dt=ember.float32):
+    return ember.tensor(rng.standard_normal(shape).astype(np.float32)).to(dt)
+
+
+def _check(q, k, v, mask, causal, scale=0.4, tol=1e-5, needs=((True, True, True),)):
+    """Forward and backward of the Triton kernels against the CPU kernels (in float32)."""
+    rng = np.random.default_rng(7)
+    o, lse = A.fused_attention(q, k, v, mask, causal, scale)
+    f32 = [t.float() for t in (q, k, v)]
+    m32 = mask.float() if mask is not None and mask.dtype is not ember.bool else mask
+    eo, want_lse = CPU_FWD(*f32, m32, causal, scale)
+    assert o.dtype is q.dtype and lse.dtype is ember.float32
+    assert tuple(o.shape) == tuple(eo.shape) and tuple(lse.shape) == tuple(want_lse.shape)
+    assert o.is_contiguous() and lse.is_contiguous()
+    np.testing.assert_allclose(o.float().numpy(), eo.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_array_equal(np.isneginf(lse.numpy()), np.isneginf(want_lse.numpy()))
+    live = np.isfinite(want_lse.numpy())
+    np.testing.assert_allclose(lse.numpy()[live], want_lse.numpy()[live], rtol=1e-5, atol=1e-5)
+    g = _t(rng, o.shape, q.dtype)
+    for need in needs:
+        got = A.fused_attention_backward(g, q, k, v, mask, o, lse, causal, scale, *need)
+        want = CPU_BWD(g.float(), *f32, m32, eo, want_lse, causal, scale, *need)
+        for x, y, n in zip(got, want, need):
+            assert (x is None) == (not n) and (y is None) == (not n)
+            if n:
+                assert x.dtype is q.dtype and x.is_contiguous()
+                np.testing.assert_allclose(x.float().numpy(), y.numpy(), rtol=tol * 4, atol=tol * 4)
+
+
+@pytest.mark.parametrize("batch,L,S,E,Ev,causal", [
+    ((2,), 5, 7, 8, 4, False),
+    ((3,), 6, 6, 5, 3, True),
+    ((1, 2), 40, 37, 16, 16, True),      # several query and key tiles, L > S
+    ((2,), 9, 45, 8, 8, True),           # L < S
+    ((2,), 37, 40, 32, 8, False),
+])
+def test_attention_kernels_match_cpu(batch, L, S, E, Ev, causal):
+    rng = np.random.default_rng(0)
+    _check(_t(rng, batch + (L, E)), _t(rng, batch + (S, E)), _t(rng, batch + (S, Ev)), None, causal,
+           needs=((True, True, True), (True, False, False), (False, True, False), (False, False, True)))
+
+
+@pytest.mark.parametrize("kind,mshape,batch", [
+    ("bool", (3, 6, 9), (2, 3)),            # per head, with fully masked rows
+    ("bool", (2, 1, 1, 9), (2, 3)),         # key padding: row and head strides 0
+    ("float", (6, 1), (2, 3)),              # broadcast over keys: column stride 0
+    ("float", (2, 1, 6, 9), (2, 3)),        # two batch levels
+    ("float", (2, 1, 2, 6, 9), (2, 2, 2)),  # three batch levels: copied
+])
+def test_attention_kernels_masks_match_cpu(kind, mshape, batch):
+    rng = np.random.default_rng(1)
+    if kind == "bool":
+        mm = rng.random(mshape) > 0.4
+        mm.reshape(-1, mshape[-1])[::4] = False
+        mask = ember.tensor(mm)
+    else:
+        mask = _t(rng, mshape)
+    assert (A._mask(mask, batch, 6, 9)[0] is mask) == (len(mshape) < 5)
+    _check(_t(rng, batch + (6, 8)), _t(rng, batch + (9, 8)), _t(rng, batch + (9, 5)), mask, False)
+
+
+def test_attention_kernels_strided_inputs():
+    rng = np.random.default_rng(2)
+    # the layout multi-head attention produces: (L, N*H, E) transposed to (N*H, L, E), viewed as (N, H, L, E)
+    q = _t(rng, (7, 6, 8)).transpose(0, 1).reshape(2, 3, 7, 8)
+    k = _t(rng, (2, 3, 8, 9)).transpose(-1, -2)          # columns not contiguous: copied
+    v = _t(rng, (3, 2, 9, 4)).transpose(0, 1)            # batch dims that do not collapse: copied
+    assert not k.is_contiguous() and not v.is_contiguous() and not q.is_contiguous()
+    _check(q, k, v, None, True)
+
+
+def test_attention_kernels_float16():
+    rng = np.random.default_rng(3)
+    q, k, v = (_t(rng, s, ember.float16) for s in ((2, 20, 16), (2, 18, 16), (2, 18, 16)))
+    mask = _t(rng, (20, 18), ember.float16)
+    _check(q, k, v, mask, False, tol=2e-3)
+
+
+@pytest.mark.parametrize("L,S", [(3, 0), (0, 4)])
+def test_attention_kernels_empty(L, S):
+    rng = np.random.default_rng(4)
+    q, k, v = _t(rng, (2, L, 4)), _t(rng, (2, S, 4)), _t(rng, (2, S, 3))
+    o, lse = A.fused_attention(q, k, v, None, False, 0.5)
+    assert tuple(o.shape) == (2, L, 3) and not o.numpy().any() and np.isneginf(lse.numpy()).all()
+    dq, dk, dv = A.fused_attention_backward(_t(rng, (2, L, 3)), q, k, v, None, o, lse, False, 0.5, True, True, True)
+    assert tuple(dq.shape) == (2, L, 4) and tuple(dk.shape) == (2, S, 4) and tuple(dv.shape) == (2, S, 3)
+    assert not (dq.numpy().any() or dk.numpy().any() or dv.numpy().any())
+
+
+def test_attention_kernel_refuses_what_it_cannot_do():
+    x = ember.zeros(2, 3, 4, dtype=ember.float64)
+    with pytest.raises(NotImplementedError, match="float16/bfloat16/float32 inputs with head dims of at most 128"):
+        A.fused_attention(x, x, x, None, False, 0.5)
+    y = ember.zeros(2, 3, 130)
+    with pytest.raises(NotImplementedError, match="head dims of at most 128"):
+        A.fused_attention(y, y, y, None, False, 0.5)
