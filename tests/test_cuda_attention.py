@@ -1,0 +1,172 @@
+"""Fused attention on CUDA against torch CUDA: outputs and gradients of scaled_dot_product_attention
+(GPU machine). Each result is compared with a float64 reference computed by torch from the same
+rounded inputs: ember's error must be within a fixed tolerance or 3x torch's own error in that dtype."""
+import numpy as np
+import pytest
+
+import ember
+
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not ember.cuda.is_available(), reason="needs an NVIDIA GPU and cuda-bindings")]
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+F = ember.nn.functional
+
+FUSED = "FusedAttentionBackward0"
+TOL = {"float32": 2e-5, "float16": 4e-3, "bfloat16": 3e-2, "float64": 1e-10}
+
+
+def _pair(a, dtype):
+    """The same data as a torch and an ember CUDA tensor of `dtype` (both requiring grad if floating)."""
+    t = torch.tensor(a, dtype=getattr(torch, dtype), device="cuda")
+    e = ember.tensor(a, dtype=getattr(ember, dtype), device="cuda")
+    if a.dtype != np.bool_:
+        t.requires_grad_()
+        e.requires_grad_()
+    return t, e
+
+
+def _close(e, t, ref, tol, what):
+    """ember's `e` within tol (relative to the reference's scale) of the float64 `ref`, or within 3x
+    the error of torch's `t` (at most 10 tol)."""
+    e, t, ref = (x.detach().double().cpu().numpy() for x in (e, t, ref))
+    assert e.shape == ref.shape, what
+    if not ref.size:
+        return
+    scale = max(1.0, float(np.abs(ref).max()))
+    err_e, err_t = float(np.abs(e - ref).max()), float(np.abs(t - ref).max())
+    bound = max(tol * scale, min(3 * err_t, 10 * tol * scale))
+    assert err_e <= bound, f"{what}: ember error {err_e:.3g}, torch error {err_t:.3g}"
+
+
+def _run(dtype, q, k, v, mask=None, causal=False, scale=None, fused=True, seed=0):
+    """Forward and all grads of ember's and torch's SDPA, checked against torch in float64."""
+    (tq, eq), (tk, ek), (tv, ev) = (_pair(a, dtype) for a in (q, k, v))
+    tm = em = None
+    if mask is not None:
+        tm, em = _pair(mask, "bool" if mask.dtype == np.bool_ else dtype)
+        tm, em = tm.detach(), em.detach()
+    ye = F.scaled_dot_product_attention(eq, ek, ev, attn_mask=em, is_causal=causal, scale=scale)
+    yt = TF.scaled_dot_product_attention(tq, tk, tv, attn_mask=tm, is_causal=causal, scale=scale)
+    assert (type(ye.grad_fn).__name__ == FUSED) == fused
+    assert ye.dtype is getattr(ember, dtype) and tuple(ye.shape) == tuple(yt.shape)
+    refs = [t.detach().double().requires_grad_() for t in (tq, tk, tv)]
+    rm = tm.double() if tm is not None and tm.dtype != torch.bool else tm
+    yr = TF.scaled_dot_product_attention(*refs, attn_mask=rm, is_causal=causal, scale=scale)
+    tol = TOL[dtype]
+    _close(ye, yt, yr, tol, "output")
+    gy = np.random.default_rng(seed + 9).standard_normal(tuple(yt.shape))
+    tg, eg = _pair(gy, dtype)
+    gr = torch.autograd.grad(yr, refs, tg.detach().double())
+    gt = torch.autograd.grad(yt, (tq, tk, tv), tg.detach())
+    ge = ember.autograd.grad(ye, [eq, ek, ev], eg.detach())
+    for name, e, t, r in zip("qkv", ge, gt, gr):
+        _close(e, t, r, tol * 4, f"grad of {name}")
+    return ye
+
+
+def _qkv(B, L, S, E, Ev, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(B + (L, E)), rng.standard_normal(B + (S, E)), rng.standard_normal(B + (S, Ev))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("B,L,S,E,Ev,causal", [
+    ((2, 3), 128, 128, 64, 64, True),
+    ((2, 2), 100, 77, 16, 16, False),        # L != S, not multiples of the tiles
+    ((1, 2), 33, 190, 128, 128, False),
+    ((3,), 257, 300, 128, 128, True),        # causal with L < S, several tiles
+    ((2, 2), 300, 200, 64, 32, True),        # causal with L > S, Ev != E
+    ((4,), 1, 513, 40, 24, False),           # one query (decoding), padded head dims
+])
+def test_sdpa_fused_vs_torch(dtype, B, L, S, E, Ev, causal):
+    _run(dtype, *_qkv(B, L, S, E, Ev), causal=causal)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("kind,mshape", [("bool", (2, 1, 70, 90)), ("bool", (2, 1, 1, 90)), ("float", (70, 90)),
+                                         ("float", (3, 70, 1))])
+def test_sdpa_fused_masks_vs_torch(dtype, kind, mshape):
+    rng = np.random.default_rng(1)
+    if kind == "bool":
+        m = rng.random(mshape) > 0.3
+        m[..., 0] = True     # no fully masked rows here: torch's CUDA kernels may not give zeros for them
+    else:
+        m = rng.standard_normal(mshape)
+    _run(dtype, *_qkv((2, 3), 70, 90, 32, 32, seed=2), mask=m, scale=0.2)
+
+
+def test_sdpa_fully_masked_rows_give_zeros():
+    rng = np.random.default_rng(3)
+    q, k, v = _qkv((2, 2), 20, 30, 16, 16, seed=3)
+    m = rng.random((2, 1, 20, 30)) > 0.5
+    m[0, :, 5] = False
+    m[1, :, 17] = False
+    eq, ek, ev = (ember.tensor(a, dtype=ember.float32, device="cuda", requires_grad=True) for a in (q, k, v))
+    em = ember.tensor(m, device="cuda")
+    ye = F.scaled_dot_product_attention(eq, ek, ev, attn_mask=em)
+    assert type(ye.grad_fn).__name__ == FUSED
+    ref = F.scaled_dot_product_attention(*(ember.tensor(a) for a in (q, k, v)), attn_mask=ember.tensor(m))
+    np.testing.assert_allclose(ye.detach().cpu().numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
+    assert not ye.detach().cpu().numpy()[0, :, 5].any()
+    gq, gk, gv = ember.autograd.grad(ye.sum(), [eq, ek, ev])
+    cq, ck, cv = (ember.tensor(a, requires_grad=True) for a in (q, k, v))
+    want = ember.autograd.grad(F.scaled_dot_product_attention(cq, ck, cv, attn_mask=ember.tensor(m)).sum(),
+                               [cq, ck, cv])
+    for g, w in zip((gq, gk, gv), want):
+        assert np.isfinite(g.cpu().numpy()).all()
+        np.testing.assert_allclose(g.cpu().numpy(), w.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_sdpa_fused_strided_inputs_vs_torch(dtype):
+    """Multi-head attention's layout: heads interleaved in the rows of a projection."""
+    rng = np.random.default_rng(4)
+    L, N, H, E = 50, 2, 4, 16
+    x = rng.standard_normal((L, N * H, 3 * E))
+    tx, ex = _pair(x, dtype)
+
+    def heads(t, i):
+        return t[..., i * E:(i + 1) * E].transpose(0, 1).reshape(N, H, L, E)
+    ye = F.scaled_dot_product_attention(heads(ex, 0), heads(ex, 1), heads(ex, 2), is_causal=True)
+    yt = TF.scaled_dot_product_attention(heads(tx, 0), heads(tx, 1), heads(tx, 2), is_causal=True)
+    assert type(ye.grad_fn).__name__ == FUSED
+    rx = tx.detach().double().requires_grad_()
+    yr = TF.scaled_dot_product_attention(heads(rx, 0), heads(rx, 1), heads(rx, 2), is_causal=True)
+    _close(ye, yt, yr, TOL[dtype], "output")
+    ge, = ember.autograd.grad((ye * ye).sum(), [ex])
+    gt, = torch.autograd.grad((yt * yt).sum(), [tx])
+    gr, = torch.autograd.grad((yr * yr).sum(), [rx])
+    _close(ge, gt, gr, TOL[dtype] * 4, "grad")
+
+
+def test_sdpa_composite_on_cuda_for_float64_and_wide_heads():
+    _run("float64", *_qkv((2,), 9, 11, 8, 8), causal=True, fused=False)
+    _run("float32", *_qkv((2,), 9, 11, 256, 8), fused=False)
+
+
+@pytest.mark.parametrize("L,S", [(5, 0), (0, 7)])
+def test_sdpa_fused_empty(L, S):
+    q, k, v = _qkv((2,), L, S, 16, 8)
+    eq, ek, ev = (ember.tensor(a, dtype=ember.float32, device="cuda", requires_grad=True) for a in (q, k, v))
+    ye = F.scaled_dot_product_attention(eq, ek, ev)
+    assert tuple(ye.shape) == (2, L, 8) and not ye.detach().cpu().numpy().any()
+    for g, t in zip(ember.autograd.grad(ye.sum(), [eq, ek, ev]), (q, k, v)):
+        assert tuple(g.shape) == t.shape and not g.cpu().numpy().any()
+
+
+def test_transformer_layer_on_cuda_matches_torch():
+    torch.manual_seed(0)
+    tl = torch.nn.TransformerEncoderLayer(64, 4, 128, 0.0, batch_first=True, norm_first=True).cuda()
+    el = ember.nn.TransformerEncoderLayer(64, 4, 128, 0.0, batch_first=True, norm_first=True)
+    el.load_state_dict({k: ember.tensor(v.detach().cpu().numpy()) for k, v in tl.state_dict().items()})
+    el = el.to("cuda")
+    x = np.random.default_rng(5).standard_normal((3, 40, 64))
+    tx, ex = _pair(x, "float32")
+    mask = torch.ones(40, 40, dtype=torch.bool, device="cuda").triu(1)
+    yt = tl(tx, src_mask=mask, is_causal=True)
+    ye = el(ex, src_mask=ember.tensor(mask.cpu().numpy(), device="cuda"), is_causal=True)
+    np.testing.assert_allclose(ye.detach().cpu().numpy(), yt.detach().cpu().numpy(), rtol=1e-4, atol=1e-4)
+    ge, = ember.autograd.grad((ye * ye).sum(), [ex])
+    gt, = torch.autograd.grad((yt * yt).sum(), [tx])
+    np.testing.assert_allclose(ge.cpu().numpy(), gt.cpu().numpy(), rtol=1e-3, atol=1e-3)
