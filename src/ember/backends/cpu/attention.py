@@ -1,5 +1,6 @@
 """NumPy kernels of the fused scaled-dot-product attention (float16/bfloat16 computed in float32;
-the logsumexp is float32, float64 for float64 inputs)."""
+the logsumexp is float32, float64 for float64 inputs). The backward recomputes the probabilities
+from the saved logsumexp, as the CUDA kernels do."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,14 +11,18 @@ from ._common import arr, compute_np, impl, wrap
 
 
 def _scores(q, k, attn_mask, is_causal, scale, cnp):
-    """The scaled scores with the mask applied (-inf where a position may not be attended)."""
-    s = np.matmul(q, np.swapaxes(k, -1, -2)) * cnp.type(scale)
+    """The scaled scores with the mask applied (-inf where a position may not be attended): a new
+    array the caller may overwrite."""
+    s = np.matmul(q * cnp.type(scale), np.swapaxes(k, -1, -2))
     L, S = s.shape[-2:]
     if is_causal:
-        s = np.where(np.triu(np.ones((L, S), bool), 1), -np.inf, s).astype(cnp, copy=False)
+        s += np.triu(np.full((L, S), -np.inf, cnp), 1)
     elif attn_mask is not None:
         m = arr(attn_mask)
-        s = np.where(m, s, -np.inf).astype(cnp, copy=False) if m.dtype == np.bool_ else s + m.astype(cnp, copy=False)
+        if m.dtype == np.bool_:
+            s = np.where(m, s, cnp.type(-np.inf))
+        else:
+            s += m.astype(cnp, copy=False)     # the mask broadcasts to the batch dims s has
     return s
 
 
@@ -30,12 +35,13 @@ def fused_attention(query, key, value, attn_mask, is_causal, scale):
         out = np.zeros(batch + (L, Ev), cnp)
         lse = np.full(batch + (L,), -np.inf, cnp)
     else:
-        s = _scores(q, k, attn_mask, is_causal, scale, cnp)
-        m = s.max(-1, keepdims=True)
-        m = np.where(np.isneginf(m), 0, m).astype(cnp, copy=False)   # fully masked rows: p = 0, lse = -inf
-        p = np.exp(s - m)
-        den = p.sum(-1, keepdims=True)
-        out = np.matmul(p * np.where(den > 0, 1 / den, 0).astype(cnp, copy=False), v)
+        p = _scores(q, k, attn_mask, is_causal, scale, cnp)
+        m = np.maximum.reduce(p, axis=-1, keepdims=True)
+        m[np.isneginf(m)] = 0      # fully masked rows: p = 0, lse = -inf, output 0
+        p -= m
+        np.exp(p, out=p)
+        den = np.add.reduce(p, axis=-1, keepdims=True)
+        out = np.matmul(p, v) * np.where(den > 0, 1 / den, 0).astype(cnp, copy=False)
         lse = (m + np.log(den))[..., 0]
     return wrap(out, query._dtype), wrap(lse, D.float64 if query._dtype is D.float64 else D.float32)
 
@@ -46,16 +52,18 @@ def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, i
     cnp = compute_np(query._dtype)
     q, k, v, do, o = (arr(t).astype(cnp, copy=False) for t in (query, key, value, grad_out, out))
     lse = arr(lse).astype(cnp, copy=False)[..., None]
-    s = _scores(q, k, attn_mask, is_causal, scale, cnp)
-    p = np.exp(s - np.where(np.isneginf(lse), np.inf, lse))      # fully masked rows: p = 0
+    p = _scores(q, k, attn_mask, is_causal, scale, cnp)
+    p -= np.where(np.isneginf(lse), np.inf, lse).astype(cnp, copy=False)    # fully masked rows: p = 0
+    np.exp(p, out=p)
     gq = gk = gv = None
     if need_value:
         gv = wrap(np.matmul(np.swapaxes(p, -1, -2), do), value._dtype)
     if need_query or need_key:
-        dp = np.matmul(do, np.swapaxes(v, -1, -2))
-        ds = p * (dp - (do * o).sum(-1, keepdims=True)) * cnp.type(scale)
+        ds = np.matmul(do, np.swapaxes(v, -1, -2))
+        ds -= np.add.reduce(do * o, axis=-1, keepdims=True)
+        ds *= p
         if need_query:
-            gq = wrap(np.matmul(ds, k), query._dtype)
+            gq = wrap(np.matmul(ds, k) * cnp.type(scale), query._dtype)
         if need_key:
-            gk = wrap(np.matmul(np.swapaxes(ds, -1, -2), q), key._dtype)
+            gk = wrap(np.matmul(np.swapaxes(ds, -1, -2), q) * cnp.type(scale), key._dtype)
     return gq, gk, gv
