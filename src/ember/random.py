@@ -45,13 +45,23 @@ class Generator:
         return self._seed
 
     def get_state(self):
-        """The full state as a uint8 tensor (restore it with `set_state`)."""
+        """The full state as a CPU uint8 tensor (restore it with `set_state`); for CUDA, 16 bytes:
+        seed and Philox offset, little-endian uint64s, as PyTorch's."""
         from .ops.creation import tensor
         from .core import dtype as D
+        if self.device.type == "cuda":
+            return tensor(list(self._seed.to_bytes(8, "little") + self._offset.to_bytes(8, "little")), dtype=D.uint8)
         state = {"seed": self._seed, "offset": self._offset, "bit_generator": self._np.bit_generator.state}
         return tensor(list(json.dumps(state).encode()), dtype=D.uint8)
 
     def set_state(self, new_state) -> "Generator":
+        if self.device.type == "cuda":
+            raw = bytes(np.asarray(new_state, dtype=np.uint8).tolist())
+            if len(raw) != 16:
+                raise RuntimeError(f"Generator.set_state: a CUDA generator's state is 16 bytes (seed, offset), "
+                                   f"got {len(raw)}")
+            self._seed, self._offset = int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:], "little")
+            return self
         try:
             raw = bytes(np.asarray(new_state, dtype=np.uint8).tolist())
             state = json.loads(raw)
@@ -64,9 +74,9 @@ class Generator:
         return self
 
     def _philox_advance(self, increment: int) -> tuple:
-        """(seed, offset) for a CUDA kernel consuming `increment` counters; advances the offset."""
+        """(seed, offset) for a CUDA kernel using `increment` Philox counters; advances the offset past them."""
         off = self._offset
-        self._offset += (increment + 3) // 4 * 4
+        self._offset += increment
         return self._seed, off
 
     def __repr__(self) -> str:

@@ -31,7 +31,6 @@ _where = OPS["where"].fn
 _zeros = OPS["zeros"].fn
 _full = OPS["full"].fn
 _ones = OPS["ones"].fn
-_empty = OPS["empty"].fn
 _arange = OPS["arange"].fn
 _one_hot = OPS["one_hot"].fn
 _gelu = OPS["gelu"].fn
@@ -222,17 +221,16 @@ def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -
 # ---- dropout ----------------------------------------------------------------------------------
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
-    """Zeroes each element with probability p (ember's RNG) and scales the rest by 1 / (1 - p)."""
+    """Zeroes each element with probability p (ember's RNG) and scales the rest by 1 / (1 - p): the
+    fused native_dropout op (one kernel; its bool mask is what the backward uses)."""
     if p < 0.0 or p > 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0.0:
         return input
     if p == 1.0:
         return input.mul_(0.0) if inplace else input * 0.0
-    mask = _empty(*input._shape, dtype=input._dtype, device=input.device)
-    mask.bernoulli_(1.0 - p)
-    mask.mul_(1.0 / (1.0 - p))
-    return input.mul_(mask) if inplace else input * mask
+    out = OPS["native_dropout"].fn(input, p, True)[0]
+    return input.copy_(out) if inplace else out
 
 
 # ---- activations ------------------------------------------------------------------------------

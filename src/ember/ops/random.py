@@ -1,6 +1,7 @@
 """Random ops: sampling factories and in-place fills, all drawing from an `ember.Generator`."""
 from __future__ import annotations
 
+from ..autograd.derivatives import derivative
 from ..dispatch import OPS, defop
 
 _F = "ScalarType? dtype=None, Device? device=None, bool requires_grad=False"
@@ -18,6 +19,12 @@ defop("bernoulli(Tensor self, float? p=None, *, Generator? generator=None) -> Te
 defop("bernoulli_(Tensor(a!) self, Tensor|Scalar p=0.5, *, Generator? generator=None) -> Tensor(a!)", method=True)
 defop("multinomial(Tensor self, int num_samples, bool replacement=False, *, Generator? generator=None) -> Tensor",
       method=True)
+# fused dropout, as PyTorch's: (input * mask / (1 - p), bool mask) in one kernel, the mask saved for backward
+defop("native_dropout(Tensor input, float p, bool? train=None) -> (Tensor, Tensor)")
+defop("native_dropout_backward(Tensor grad_output, Tensor mask, float scale) -> Tensor")
+derivative("native_dropout",
+           input="native_dropout_backward(grad, result1, 1.0 if train is False else 0.0 if p == 1 else 1 / (1 - p))")
+derivative("native_dropout_backward", grad_output="native_dropout_backward(grad, mask, scale)")
 
 rand = OPS["rand"].fn
 randn = OPS["randn"].fn

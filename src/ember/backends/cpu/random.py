@@ -133,3 +133,19 @@ def _multinomial(self, num_samples, replacement=False, generator=None):
     rows = [g.choice(probs.shape[-1], num_samples, replace=replacement, p=row) for row in probs]
     out = np.stack(rows).astype(np.int64)
     return _from_numpy(out.reshape(self._shape[:-1] + (num_samples,)), D.int64)
+
+
+@impl("native_dropout")
+def _native_dropout(input, p, train=None):
+    x = arr(input)
+    if train is False:
+        return _from_numpy(x.copy(), input._dtype), _from_numpy(np.ones(x.shape, np.bool_), D.bool)
+    keep = get_generator(None, CPU)._np.random(input._shape) < 1.0 - p
+    scale = input._dtype.np.type(0.0 if p == 1 else 1.0 / (1.0 - p))
+    return _from_numpy(x * (keep.astype(x.dtype) * scale), input._dtype), _from_numpy(keep, D.bool)
+
+
+@impl("native_dropout_backward")
+def _native_dropout_backward(grad_output, mask, scale):
+    g = arr(grad_output)
+    return _from_numpy(g * (arr(mask).astype(g.dtype) * g.dtype.type(scale)), grad_output._dtype)

@@ -49,6 +49,7 @@ class CUDAGraph:
         self._stream = None
         self._device = None
         self.keep_graph = keep_graph
+        self._before_replay = []  # callables run before each launch (random ops: the new Philox state)
 
     def capture_begin(self, pool=None, capture_error_mode: str = "global"):
         from .device import current_device
@@ -63,6 +64,7 @@ class CUDAGraph:
             raise RuntimeError("cannot capture on the default (legacy) stream; capture inside "
                                "`with ember.cuda.stream(ember.cuda.Stream()):` or use ember.cuda.graph(g), "
                                "which does that for you")
+        self._before_replay = []
         self._pool = pool if pool is not None else graph_pool_handle()
         allocator_for(self._device).begin_allocate_to_pool(self._pool, self._stream)
         mode = {"global": d.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_GLOBAL,
@@ -104,11 +106,14 @@ class CUDAGraph:
         if self._exec is None:
             raise RuntimeError("CUDAGraph.replay() called before a successful capture")
         from .stream import current_stream
+        for f in self._before_replay:
+            f()
         check(driver().cuGraphLaunch(self._exec, current_stream(self._device).handle), "cuGraphLaunch")
 
     def reset(self):
         from .memory import allocator_for
         d = driver()
+        self._before_replay = []
         if self._exec is not None:
             check(d.cuGraphExecDestroy(self._exec), "cuGraphExecDestroy")
             self._exec = None
