@@ -4,6 +4,8 @@ Every kernel runs on a 1-D grid of (tile, batch) pairs, tile fastest (programs o
 share its keys and values in L2). q, k, v, o and do are (batch, rows, head dim) with a batch and a row
 stride and unit column stride; the mask is (b1, b2, L, S) with any strides (b = b1 * MB2 + b2).
 Products in `tl.dot` with float32 accumulation (float32 inputs: IEEE, not TF32); softmax in float32.
+The tile loops are `while` loops (the CI interpreter cannot take program-dependent range() bounds),
+which Triton does not software-pipeline.
 """
 import triton
 import triton.language as tl
