@@ -194,10 +194,6 @@ def _register_factories():
         base = empty_cuda((span,), dt, idx(device))
         return _make(base._storage, tuple(size), tuple(stride), 0, dt)
 
-    # values computed on the host, then copied (until device kernels exist)
-    for name in ("rand", "randn", "randint", "randperm"):
-        _host_factory(name)
-
     def _strided_fill(self, value):
         from .elementwise import copy_cast
         v = _fill(empty_cuda((), self._dtype, _index(self)), value)
@@ -224,21 +220,6 @@ def _register_factories():
     OPS["_to_device"].register("cpu", "cuda")(lambda self, device, non_blocking=False:
                                               to_device(self, device, non_blocking))
     OPS["copy_"].register("cuda")(copy_)
-
-
-def _host_factory(name):
-    cpu_kernel = OPS[name].kernels["cpu"]
-
-    def kernel(*args):
-        return to_device(cpu_kernel(*args), _find_device(args), False)
-    OPS[name].register("cuda")(kernel)
-
-
-def _find_device(args):
-    for a in args:
-        if isinstance(a, _device) and a.type == "cuda":
-            return a
-    return _device("cuda", 0)
 
 
 _register_factories()
