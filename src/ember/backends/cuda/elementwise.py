@@ -1,5 +1,11 @@
 """CUDA elementwise ops on the generated Triton kernel (`kernels/elementwise.py`): broadcasting,
-type promotion, arbitrary strides (dimension collapsing), in-place forms, strided copies and casts."""
+type promotion, arbitrary strides (dimension collapsing), in-place forms, strided copies and casts.
+
+Dtype rules and errors are the CPU backend's (`backends/cpu/elementwise.py`), except that integer
+division by zero (floor_divide, remainder, fmod, div with a rounding mode) is not checked, as that
+would need a host synchronisation (like torch on CUDA, the result is unspecified), and that isclose
+of integers measures |a - b| in the default float dtype, as torch does, where the CPU kernel lets
+the integer difference wrap."""
 from __future__ import annotations
 
 from math import prod
@@ -9,14 +15,25 @@ from ...core import dtype as D
 from ...core.shape import broadcast_shapes, contiguous_strides
 from ...dispatch import OPS
 from ...ops.elementwise import BINARY, UNARY, inplace_check, out_dtype
+from ..cpu.elementwise import _BINARY_REJECT, _UNARY_REJECT, _internal_overlap, _not_impl
 
 UNARY_OPS = {"neg": 0, "abs": 1, "exp": 2, "log": 3, "sqrt": 4, "rsqrt": 5, "sin": 6, "cos": 7, "tanh": 8,
              "sigmoid": 9, "relu": 10, "erf": 11, "silu": 12, "reciprocal": 15, "square": 16, "exp2": 17,
              "log2": 18, "log1p": 19, "expm1": 20, "floor": 21, "ceil": 22, "trunc": 23, "sign": 24,
-             "logical_not": 25, "isnan": 26, "isinf": 27, "isfinite": 28, "bitwise_not": 29, "log10": 30}
+             "logical_not": 25, "isnan": 26, "isinf": 27, "isfinite": 28, "bitwise_not": 29, "log10": 30,
+             "tan": 32, "asin": 33, "acos": 34, "atan": 35, "sinh": 36, "cosh": 37, "asinh": 38, "acosh": 39,
+             "atanh": 40, "frac": 41, "round": 42, "signbit": 43, "isposinf": 44, "isneginf": 45}
 BINARY_OPS = {"mul": 2, "maximum": 4, "minimum": 5, "eq": 6, "ne": 7, "lt": 8, "le": 9, "gt": 10, "ge": 11,
               "logical_and": 12, "logical_or": 13, "logical_xor": 14, "bitwise_and": 15, "bitwise_or": 16,
-              "bitwise_xor": 17, "pow": 18, "hypot": 20}
+              "bitwise_xor": 17, "pow": 18, "hypot": 20, "atan2": 21, "floor_divide": 22, "fmod": 23,
+              "remainder": 24, "fmax": 25, "fmin": 26}
+REFLECTED = ("floor_divide", "remainder", "pow", "fmod", "atan2")   # `_r<name>`: <name>(other, self)
+_REV = 64           # a binary op code plus this is its reflected form
+_DIV_FLOOR, _DIV_TRUNC = 22, 27   # div's rounding modes (floor is floor_divide)
+_LEAKY_RELU, _SOFTPLUS = 46, 47
+_NAN_TO_NUM, _ISCLOSE, _ISCLOSE_NAN, _ISCLOSE_INT = 5, 6, 7, 8      # ternary kernel codes
+_FLOAT_MAX = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38,
+              "float64": 1.7976931348623157e308}
 _IDENTITY = 31
 _CK = {"float32": 0, "float64": 1, "int64": 2, "int32": 3, "int16": 4, "int8": 5, "uint8": 6, "bool": 7}
 _SCALAR_TY = {0: "fp32", 1: "fp64"}
@@ -183,38 +200,50 @@ def _scalar_of(v, self):
     return v
 
 
+def _reject(table, name, dt):
+    """The CPU backend's refusal of dtype `dt` for op `name`, if it has one."""
+    r = table.get(name)
+    if r is not None and dt in r[0]:
+        r[1](name, dt)
+
+
 def _unary_kernel(name, code, rule):
     def out_of_place(self):
+        _reject(_UNARY_REJECT, name, self._dtype)
         dt = out_dtype(rule, self)
         cdt = _compute_dtype(self._dtype if rule == "bool" else dt)
         out = _empty(self._shape, dt, self.device)
         return launch_ew(code, 1, out, self, None, _CK[cdt.name])
 
     def in_place(self):
+        _reject(_UNARY_REJECT, name, self._dtype)
+        if 0 in self._stride:
+            _internal_overlap(name + "_", self)
         dt = out_dtype(rule, self)
         inplace_check(name + "_", self, dt)
         return launch_ew(code, 1, self, self, None, _CK[_compute_dtype(dt).name])
     return out_of_place, in_place
 
 
-_fast = {}     # (dtype rule, input dtype) -> (output dtype, compute-type code) for same-dtype operands
-
-
 def _binary_kernel(name, code, rule):
-    def dtypes(self, other):
+    fast = {}     # input dtype -> (output dtype, compute-type code) for same-dtype operands
+
+    def dtypes(self, other, reflected=False):
         dt = out_dtype(rule, self, other)
-        cdt = _compute_dtype(D.result_type(self, other) if rule == "bool" else dt)
-        if code == 18 and cdt.category != 2:
-            raise NotImplementedError("integer pow on CUDA is not implemented yet")
-        return dt, cdt
+        cdt = D.result_type(self, other) if rule == "bool" else dt
+        if name == "pow" and not reflected:
+            cdt = _pow_check(self, other, cdt)
+        else:
+            _reject(_BINARY_REJECT, name, cdt)
+        return dt, _compute_dtype(cdt)
 
     def out_of_place(self, other):
         if isinstance(other, Tensor) and other._dtype is self._dtype and other._shape == self._shape and \
                 other._storage.device is self._storage.device and self._shape:   # the common case, kept short
-            k = _fast.get((rule, self._dtype))
+            k = fast.get(self._dtype)
             if k is None:
                 dt, cdt = dtypes(self, other)
-                k = _fast[rule, self._dtype] = (dt, _CK[cdt.name])
+                k = fast[self._dtype] = (dt, _CK[cdt.name])
             return launch_ew(code, 2, _empty(self._shape, k[0], self._storage.device), self, other, k[1])
         dt, cdt = dtypes(self, other)
         o = _scalar_of(other, self)
@@ -223,13 +252,33 @@ def _binary_kernel(name, code, rule):
 
     def in_place(self, other):
         dt, cdt = dtypes(self, other)
+        if 0 in self._stride:
+            _internal_overlap(name + "_", self)
         inplace_check(name + "_", self, dt)
         o = _scalar_of(other, self)
         if isinstance(o, Tensor) and broadcast_shapes(self._shape, o._shape) != self._shape:
             raise RuntimeError(f"{name}_: output with shape {list(self._shape)} doesn't match the broadcast "
                                f"shape {list(broadcast_shapes(self._shape, o._shape))}")
         return launch_ew(code, 2, self, self, o, _CK[cdt.name])
-    return out_of_place, in_place
+
+    def reflected(self, other):   # name(other, self), `other` a Python scalar
+        dt, cdt = dtypes(self, other, True)
+        return launch_ew(code + _REV, 2, _empty(self._shape, dt, self.device), self, other, _CK[cdt.name])
+    return out_of_place, in_place, reflected
+
+
+def _pow_check(self, other, dt):
+    """torch's pow checks (those of the CPU kernel); the computation dtype (uint8 for a bool tensor to a
+    bool power, which gives self or ones)."""
+    if not isinstance(other, Tensor):
+        if dt is D.bool:
+            return D.uint8
+        if dt.category == 1 and other < 0:
+            raise RuntimeError(f"pow: Integers to negative integer powers are not allowed (exponent {other} "
+                               f"for a {dt} tensor); use a floating-point exponent or tensor")
+    elif dt is D.bool:
+        _not_impl("pow", dt)
+    return dt
 
 
 def _add_kernels():
@@ -261,20 +310,28 @@ def _add_kernels():
         return launch_ew(19, 2, _empty(shape, dt, self.device), self, o, _CK[_compute_dtype(dt).name], alpha)
     OPS["rsub"].register("cuda")(rsub)
 
+    def div_dtypes(self, other, rounding_mode):
+        """(result dtype, op code) of div; with a rounding mode the result keeps the promoted dtype."""
+        if rounding_mode is None:
+            return out_dtype("float", self, other), 3
+        if rounding_mode != "trunc" and rounding_mode != "floor":
+            raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
+                               f"{rounding_mode!r}")
+        dt = D.result_type(self, other)
+        if dt is D.bool:
+            _not_impl(f"div (rounding_mode={rounding_mode!r})", dt)
+        return dt, _DIV_FLOOR if rounding_mode == "floor" else _DIV_TRUNC
+
     def div(self, other, rounding_mode=None):
-        if rounding_mode is not None:
-            raise NotImplementedError("div with a rounding_mode on CUDA is not implemented yet")
-        dt = out_dtype("float", self, other)
+        dt, code = div_dtypes(self, other, rounding_mode)
         o = _scalar_of(other, self)
         shape = broadcast_shapes(self._shape, o._shape) if isinstance(o, Tensor) else self._shape
-        return launch_ew(3, 2, _empty(shape, dt, self.device), self, o, _CK[_compute_dtype(dt).name])
+        return launch_ew(code, 2, _empty(shape, dt, self.device), self, o, _CK[_compute_dtype(dt).name])
 
     def div_(self, other, rounding_mode=None):
-        if rounding_mode is not None:
-            raise NotImplementedError("div_ with a rounding_mode on CUDA is not implemented yet")
-        dt = out_dtype("float", self, other)
+        dt, code = div_dtypes(self, other, rounding_mode)
         inplace_check("div_", self, dt)
-        return launch_ew(3, 2, self, self, _scalar_of(other, self), _CK[_compute_dtype(dt).name])
+        return launch_ew(code, 2, self, self, _scalar_of(other, self), _CK[_compute_dtype(dt).name])
     OPS["div"].register("cuda")(div)
     OPS["div_"].register("cuda")(div_)
 
@@ -301,10 +358,12 @@ def _register():
         if name + "_" in OPS:
             OPS[name + "_"].register("cuda")(ip)
     for name, code in BINARY_OPS.items():
-        oop, ip = _binary_kernel(name, code, BINARY[name])
+        oop, ip, rev = _binary_kernel(name, code, BINARY[name])
         OPS[name].register("cuda")(oop)
         if name + "_" in OPS:
             OPS[name + "_"].register("cuda")(ip)
+        if name in REFLECTED:
+            OPS["_r" + name].register("cuda")(rev)
     _add_kernels()
 
     def gelu(self, approximate="none"):
@@ -314,6 +373,22 @@ def _register():
         return launch_ew(13 if approximate == "none" else 14, 1, _empty(self._shape, dt, self.device), self, None,
                          _CK[_compute_dtype(dt).name])
     OPS["gelu"].register("cuda")(gelu)
+
+    def float_only(name, self):
+        if self._dtype.category != 2:
+            _not_impl(name, self._dtype)
+        return _CK[_compute_dtype(self._dtype).name]
+
+    def leaky_relu(self, negative_slope=0.01):
+        ck = float_only("leaky_relu", self)
+        return launch_ew(_LEAKY_RELU, 1, _empty(self._shape, self._dtype, self.device), self, float(negative_slope), ck)
+    OPS["leaky_relu"].register("cuda")(leaky_relu)
+
+    def softplus(self, beta=1, threshold=20):
+        ck = float_only("softplus", self)
+        return launch_ew(_SOFTPLUS, 1, _empty(self._shape, self._dtype, self.device), self, float(beta), ck,
+                         float(threshold))
+    OPS["softplus"].register("cuda")(softplus)
 
     def to_dtype(self, dtype, copy=False):
         if dtype is self._dtype and not copy:
@@ -448,6 +523,50 @@ def _register_ternary():
         return launch_tern(0, self, mask, _scalar_of(value, self), self, _CK[_compute_dtype(self._dtype).name], True)
     OPS["masked_fill"].register("cuda")(masked_fill)
     OPS["masked_fill_"].register("cuda")(masked_fill_)
+
+    def nan_to_num_args(self, nan, posinf, neginf):
+        mx = _FLOAT_MAX[self._dtype.name]
+        return (mx if posinf is None else posinf), (-mx if neginf is None else neginf), (0.0 if nan is None else nan)
+
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
+        if self._dtype.category != 2:
+            return copy_cast(_empty(self._shape, self._dtype, self.device), self)
+        hi, lo, v = nan_to_num_args(self, nan, posinf, neginf)
+        out = _empty(self._shape, self._dtype, self.device)
+        return launch_tern(_NAN_TO_NUM, out, self, hi, lo, _CK[_compute_dtype(self._dtype).name], False, v)
+
+    def nan_to_num_(self, nan=0.0, posinf=None, neginf=None):
+        if 0 in self._stride:
+            _internal_overlap("nan_to_num_", self)
+        if self._dtype.category != 2:
+            return self
+        hi, lo, v = nan_to_num_args(self, nan, posinf, neginf)
+        return launch_tern(_NAN_TO_NUM, self, self, hi, lo, _CK[_compute_dtype(self._dtype).name], False, v)
+    OPS["nan_to_num"].register("cuda")(nan_to_num)
+    OPS["nan_to_num_"].register("cuda")(nan_to_num_)
+
+    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        dt = self._dtype
+        if other._dtype is not dt:
+            raise RuntimeError(f"isclose: {dt} did not match {other._dtype}; both tensors must have the same dtype")
+        if rtol < 0:
+            raise RuntimeError(f"isclose: rtol must be greater than or equal to zero, but got {rtol}")
+        if atol < 0:
+            raise RuntimeError(f"isclose: atol must be greater than or equal to zero, but got {atol}")
+        dev = self._storage.device
+        if other._storage.device is not dev:
+            raise NotImplementedError("isclose on CUDA takes two CUDA tensors (got a 0-dim CPU tensor); move it "
+                                      "with .to(device) first")
+        out = _empty(_shape_of(self, other), D.bool, dev)
+        if dt.category == 2:   # the errors in the tensors' dtype
+            return launch_tern(_ISCLOSE_NAN if equal_nan else _ISCLOSE, out, self, other, float(atol),
+                               _CK[_compute_dtype(dt).name], False, float(rtol))
+        if rtol == 0 and atol == 0:
+            return launch_ew(6, 2, out, self, other, _CK[dt.name])    # eq
+        # integers and bools as torch (not wrapping like the CPU kernel): |a - b| in the default float dtype
+        f = _compute_dtype(D.get_default_dtype())
+        return launch_tern(_ISCLOSE_INT, out, self, other, float(atol), _CK[f.name], False, float(rtol))
+    OPS["isclose"].register("cuda")(isclose)
 
 
 _register_ternary()

@@ -1,10 +1,18 @@
-"""One Triton kernel for every unary and binary elementwise op.
+"""One Triton kernel for every unary and binary elementwise op, and one for the ternary ones.
 
 `OP` (a constexpr) picks the operation, so each (op, dtypes, layout) specialisation compiles to
 straight-line code. Operands are read through their own strides over up to 6 collapsed
 dimensions (`NDIM`), or by flat index when every operand is contiguous (`CONTIG`); the output
 may be strided too (in-place ops). Indexing is 64-bit. `CK` is the compute type: 0 float32,
-1 float64, 2 int64, 3 int32, 4 int16, 5 int8, 6 uint8, 7 bool.
+1 float64, 2 int64, 3 int32, 4 int16, 5 int8, 6 uint8, 7 bool. Binary op codes from 64 on are
+the reflected forms (`op - 64` with its operands swapped: `2 ** t`, `5.0 % t`).
+
+The math functions Triton lacks (atan, asin, acos, tan, the hyperbolics, fmod, rint) are built
+here from exp/log/sqrt/sin/cos and Cephes' rational atan, so that Triton's interpreter runs the
+same code as the GPU (it cannot call libdevice). On the GPU Triton's fp32 `exp` is the fast
+`ex2.approx` and fp32 `/` is `div.full` (2 ulp), so results there may differ from torch's by a
+few ulp; IEEE division is used where an exact quotient matters (fmod, floor and trunc division),
+and fp32 pow goes through float64.
 """
 import triton
 import triton.language as tl
@@ -53,8 +61,165 @@ def _cast(v, CK: tl.constexpr):
         return v != 0
 
 
+# ---- math helpers ---------------------------------------------------------------------------
+
 @triton.jit
-def _unary(x, OP: tl.constexpr, CK: tl.constexpr):
+def _signbit(x, CK: tl.constexpr):
+    if CK == 0:
+        return x.to(tl.int32, bitcast=True) < 0
+    elif CK == 1:
+        return x.to(tl.int64, bitcast=True) < 0
+    elif CK >= 6:           # uint8, bool
+        return x != x
+    else:
+        return x < 0
+
+
+@triton.jit
+def _trunc(x):
+    return tl.where(x < 0, tl.ceil(x), tl.floor(x))
+
+
+@triton.jit
+def _div_rn(x, y, CK: tl.constexpr):
+    """x / y rounded as IEEE division (Triton's fp32 `/` is within 2 ulp)."""
+    if CK == 0:
+        return tl.div_rn(x, y)
+    else:
+        return x / y
+
+
+@triton.jit
+def _log1p(x):
+    u = 1.0 + x     # log(u) * x / (u - 1) corrects the rounding of 1 + x
+    return tl.where(u == 1.0, x, tl.where(u == float("inf"), u, tl.log(u) * (x / (u - 1.0))))
+
+
+@triton.jit
+def _expm1(x):
+    u = tl.exp(x)   # (u - 1) * x / log(u) corrects the rounding of exp(x)
+    r = tl.where(u - 1.0 == -1.0, -1.0, (u - 1.0) * x / tl.log(u))
+    r = tl.where(u == float("inf"), u, r)
+    return tl.where(u == 1.0, x, r)
+
+
+@triton.jit
+def _atan(x):
+    """Cephes' atan: reduction to |t| <= 0.66 (by pi/4 or pi/2) and a [4/5] rational in t^2, accurate to
+    an ulp in double precision."""
+    ax = tl.abs(x)
+    big = ax > 2.414213562373095   # tan(3 pi / 8)
+    mid = ax > 0.66
+    t = tl.where(big, -1.0 / ax, tl.where(mid, (ax - 1.0) / (ax + 1.0), ax))
+    z = t * t
+    p = (((-8.750608600031904122785e-1 * z - 1.615753718733365076637e1) * z - 7.500855792314704667340e1) * z
+         - 1.228866684490136173410e2) * z - 6.485021904942025371773e1
+    q = ((((z + 2.485846490142306297962e1) * z + 1.650270098316988542046e2) * z + 4.328810604912902668951e2) * z
+         + 4.853903996359136964868e2) * z + 1.945506571482613964425e2
+    r = t + t * (z * p / q)
+    r = tl.where(big, (r + 6.123233995736765886130e-17) + 1.5707963267948966,
+                 tl.where(mid, (r + 3.061616997868382943065e-17) + 0.7853981633974483, r))
+    return tl.where(x < 0, -r, r)
+
+
+@triton.jit
+def _atan2(y, x, CK: tl.constexpr):
+    """atan2 with C's signed zeros and infinities: atan of min/max in [0, 1], then the octant."""
+    ax = tl.abs(x)
+    ay = tl.abs(y)
+    mx = tl.maximum(ax, ay)
+    mn = tl.minimum(ax, ay)
+    a = _atan(mn / mx)
+    a = tl.where(mx == 0, 0.0, tl.where(mn == float("inf"), 0.7853981633974483, a))
+    a = tl.where(ay > ax, 1.5707963267948966 - a, a)
+    a = tl.where(_signbit(x, CK), 3.141592653589793 - a, a)
+    a = tl.where(_signbit(y, CK), -a, a)
+    return tl.where((x != x) | (y != y), x + y, a)
+
+
+@triton.jit
+def _fmod(x, y, CK: tl.constexpr):
+    """C fmod (sign of x). Floats: |x| - q |y| with q = trunc(|x| / |y|), exact while q < 2^29 (float32,
+    done in float64) or q < 2^53 (float64, through an fma); larger quotients lose that exactness."""
+    if CK >= 2:
+        return x % y            # integers: C truncation
+    else:
+        ax = tl.abs(x)
+        ay = tl.abs(y)
+        if CK == 0:
+            a = ax.to(tl.float64)
+            b = ay.to(tl.float64)
+            r = a - tl.floor(a / b) * b
+            r = tl.where(r < 0, r + b, r).to(tl.float32)
+        else:
+            q = tl.floor(ax / ay)
+            r = tl.fma(-q, ay, ax)
+            r = tl.where(r < 0, r + ay, r)     # the rounded quotient was one too large
+        r = tl.where((ay == float("inf")) & (ax != float("inf")), ax, r)
+        return tl.where(x < 0, -r, r)
+
+
+@triton.jit
+def _remainder(x, y, CK: tl.constexpr):
+    """Python's %: the sign of y."""
+    r = _fmod(x, y, CK)
+    if CK >= 6:
+        return r
+    else:
+        return tl.where((r != 0) & ((r < 0) != (y < 0)), r + y, r)
+
+
+@triton.jit
+def _floor_divide(x, y, CK: tl.constexpr):
+    """Python's //. Floats as torch and NumPy: (x - fmod(x, y)) / y, then rounded to the nearest integer."""
+    if CK >= 2:
+        q = x // y              # C truncation
+        if CK == 6:
+            return q
+        else:
+            r = x - q * y
+            return tl.where((r != 0) & ((r < 0) != (y < 0)), q - 1, q)
+    else:
+        m = _fmod(x, y, CK)
+        d = _div_rn(x - m, y, CK)
+        d = tl.where((m != 0) & ((y < 0) != (m < 0)), d - 1.0, d)
+        f = tl.floor(d)
+        f = tl.where(d - f > 0.5, f + 1.0, f)
+        f = tl.where(d == 0, 0.0 * _div_rn(x, y, CK), f)
+        return tl.where(y == 0, _div_rn(x, y, CK), f)
+
+
+@triton.jit
+def _ipow(x, y, CK: tl.constexpr):
+    """Integer power by squaring (wrapping like C); a negative exponent gives 1 for base 1, +-1 for
+    base -1 and 0 otherwise, as torch."""
+    e = tl.where(y < 0, 0, y)
+    r = x * 0 + 1
+    b = x
+    while tl.reduce(e, 0, tl.standard._elementwise_max) > 0:    # tl.max's combine: NumPy in the interpreter
+        r = tl.where((e & 1) != 0, r * b, r)
+        b = b * b
+        e = e >> 1
+    if CK == 6:
+        return r
+    else:
+        one = x * 0 + 1
+        s = tl.where(x == 1, one, tl.where(x == -1, tl.where((y & 1) != 0, -one, one), one * 0))
+        return tl.where(y < 0, s, r)
+
+
+@triton.jit
+def _round_half_even(x):
+    r = tl.floor(x)
+    d = x - r                    # exact
+    odd = (r - 2.0 * tl.floor(r * 0.5)) == 1.0
+    return tl.where((d > 0.5) | ((d == 0.5) & odd), r + 1.0, r)
+
+
+# ---- unary, binary ------------------------------------------------------------------------------
+
+@triton.jit
+def _unary(x, scalar, alpha, OP: tl.constexpr, CK: tl.constexpr):
     if OP == 0:        # neg
         return -x
     elif OP == 1:      # abs
@@ -99,18 +264,21 @@ def _unary(x, OP: tl.constexpr, CK: tl.constexpr):
         return tl.exp2(x)
     elif OP == 18:     # log2
         return tl.log2(x)
-    elif OP == 19:     # log1p (accurate near 0)
-        u = 1.0 + x
-        return tl.where(u == 1.0, x, tl.log(u) * (x / (u - 1.0)))
-    elif OP == 20:     # expm1 (accurate near 0)
-        u = tl.exp(x)
-        return tl.where(u == 1.0, x, tl.where(u - 1.0 == -1.0, -1.0, (u - 1.0) * x / tl.log(u)))
-    elif OP == 21:     # floor
-        return tl.floor(x)
-    elif OP == 22:     # ceil
-        return tl.ceil(x)
-    elif OP == 23:     # trunc
-        return tl.where(x < 0, tl.ceil(x), tl.floor(x))
+    elif OP == 19:     # log1p
+        return _log1p(x)
+    elif OP == 20:     # expm1
+        return _expm1(x)
+    elif OP == 21 or OP == 22 or OP == 23 or OP == 42:    # floor, ceil, trunc, round: integers unchanged
+        if CK >= 2:
+            return x
+        elif OP == 21:
+            return tl.floor(x)
+        elif OP == 22:
+            return tl.ceil(x)
+        elif OP == 23:
+            return _trunc(x)
+        else:          # round half to even
+            return _round_half_even(x)
     elif OP == 24:     # sign
         return tl.where(x > 0, 1, tl.where(x < 0, -1, 0)).to(x.dtype)
     elif OP == 25:     # logical_not
@@ -127,12 +295,61 @@ def _unary(x, OP: tl.constexpr, CK: tl.constexpr):
         return tl.log2(x) * 0.30102999566398120
     elif OP == 31:     # identity (copies and casts)
         return x
+    elif OP == 32:     # tan
+        return tl.sin(x) / tl.cos(x)
+    elif OP == 33:     # asin
+        return _atan2(x, tl.sqrt((1.0 - x) * (1.0 + x)), CK)
+    elif OP == 34:     # acos
+        return _atan2(tl.sqrt((1.0 - x) * (1.0 + x)), x, CK)
+    elif OP == 35:     # atan
+        return _atan(x)
+    elif OP == 36:     # sinh: (e + e / (e + 1)) / 2 with e = expm1(|x|); exp(|x|/2)^2 / 2 for |x| > 20
+        ax = tl.abs(x)
+        e = _expm1(ax)
+        h = tl.exp(0.5 * ax)
+        r = tl.where(ax > 20.0, (0.5 * h) * h, 0.5 * (e + e / (e + 1.0)))
+        return tl.where(x < 0, -r, r)
+    elif OP == 37:     # cosh: (h^2 + 1/h^2) / 2 with h = exp(|x|/2), finite up to the largest cosh
+        h = tl.exp(0.5 * tl.abs(x))
+        return (0.5 * h) * h + (0.5 / h) / h
+    elif OP == 38:     # asinh: log1p(|x| + x^2 / (1 + sqrt(1 + x^2))), log(2|x|) for |x| > 1e8
+        ax = tl.abs(x)
+        x2 = ax * ax
+        r = tl.where(ax > 1e8, tl.log(ax) + 0.6931471805599453, _log1p(ax + x2 / (1.0 + tl.sqrt(1.0 + x2))))
+        return tl.where(x < 0, -r, r)
+    elif OP == 39:     # acosh: log1p(t + sqrt(t (t + 2))) with t = x - 1, log(2x) for x > 1e8
+        t = x - 1.0
+        r = tl.where(x > 1e8, tl.log(x) + 0.6931471805599453, _log1p(t + tl.sqrt(t * (t + 2.0))))
+        return tl.where(x < 1.0, float("nan"), r)
+    elif OP == 40:     # atanh: log1p(2|x| / (1 - |x|)) / 2
+        ax = tl.abs(x)
+        r = 0.5 * _log1p(2.0 * ax / (1.0 - ax))
+        return tl.where(x < 0, -r, r)
+    elif OP == 41:     # frac
+        return x - _trunc(x)
+    elif OP == 43:     # signbit
+        return _signbit(x, CK)
+    elif OP == 44:     # isposinf
+        if CK >= 2:
+            return x != x
+        else:
+            return x == float("inf")
+    elif OP == 45:     # isneginf
+        if CK >= 2:
+            return x != x
+        else:
+            return x == float("-inf")
+    elif OP == 46:     # leaky_relu(negative_slope=scalar)
+        return tl.where(x > 0, x, x * scalar)
+    elif OP == 47:     # softplus(beta=scalar, threshold=alpha)
+        bx = x * scalar
+        return tl.where(bx > alpha, x, _log1p(tl.exp(bx)) / scalar)
     else:
         tl.static_assert(False, "unknown unary op")
 
 
 @triton.jit
-def _binary(x, y, alpha, OP: tl.constexpr):
+def _binary(x, y, alpha, OP: tl.constexpr, CK: tl.constexpr):
     if OP == 0:        # add (alpha)
         return x + y * alpha
     elif OP == 1:      # sub (alpha)
@@ -169,20 +386,49 @@ def _binary(x, y, alpha, OP: tl.constexpr):
         return x | y
     elif OP == 17:     # bitwise_xor
         return x ^ y
-    elif OP == 18:     # pow (float): |x|^y with the sign of x for odd integer y, NaN for x < 0 and fractional y
-        ax = tl.abs(x)
-        r = tl.exp2(y * tl.log2(ax))
-        yi = tl.floor(y)
-        is_int = yi == y
-        odd = is_int & ((yi - 2.0 * tl.floor(yi * 0.5)) == 1.0)
-        r = tl.where((x < 0) & odd, -r, r)
-        r = tl.where((x < 0) & (~is_int), float("nan"), r)
-        r = tl.where(y == 0, 1.0, r)
-        return r
+    elif OP == 18:     # pow
+        if CK >= 2:
+            return _ipow(x, y, CK)
+        else:          # |x|^y with the sign of x for odd integer y, NaN for x < 0 and fractional y
+            ax = tl.abs(x)
+            if CK == 0:        # in float64: the error of log2 is amplified by y
+                r = tl.exp2(y.to(tl.float64) * tl.log2(ax.to(tl.float64))).to(tl.float32)
+            else:
+                r = tl.exp2(y * tl.log2(ax))
+            yi = tl.floor(y)
+            is_int = yi == y
+            odd = is_int & ((yi - 2.0 * tl.floor(yi * 0.5)) == 1.0)
+            r = tl.where((x < 0) & odd, -r, r)
+            r = tl.where((x < 0) & (~is_int), float("nan"), r)
+            r = tl.where(y == 0, 1.0, r)
+            return r
     elif OP == 19:     # rsub: y - alpha * x
         return y - x * alpha
-    elif OP == 20:     # atan2-free helper slot: hypot
+    elif OP == 20:     # hypot
         return tl.sqrt(x * x + y * y)
+    elif OP == 21:     # atan2(x, y)
+        return _atan2(x, y, CK)
+    elif OP == 22:     # floor_divide, div(rounding_mode='floor')
+        return _floor_divide(x, y, CK)
+    elif OP == 23:     # fmod
+        return _fmod(x, y, CK)
+    elif OP == 24:     # remainder
+        return _remainder(x, y, CK)
+    elif OP == 25:     # fmax: NaN only where both are
+        if CK == 7:
+            return x | y
+        else:
+            return tl.where((x > y) | (y != y), x, y)
+    elif OP == 26:     # fmin
+        if CK == 7:
+            return x & y
+        else:
+            return tl.where((x < y) | (y != y), x, y)
+    elif OP == 27:     # div(rounding_mode='trunc')
+        if CK >= 2:
+            return x // y
+        else:
+            return _trunc(_div_rn(x, y, CK))
     else:
         tl.static_assert(False, "unknown binary op")
 
@@ -208,18 +454,21 @@ def ew_kernel(out_ptr, x_ptr, y_ptr, n, scalar, alpha,
         yo = _offset(i, s1, s2, s3, s4, s5, yt0, yt1, yt2, yt3, yt4, yt5, NDIM)
     x = _cast(tl.load(x_ptr + xo, mask=mask), CK)
     if NIN == 1:
-        r = _unary(x, OP, CK)
+        r = _unary(x, scalar, alpha, OP, CK)
     else:
         if Y_SCALAR:
             y = _cast(tl.full([BLOCK], scalar, x.dtype), CK)
         else:
             y = _cast(tl.load(y_ptr + yo, mask=mask), CK)
-        r = _binary(x, y, alpha, OP)
+        if OP >= 64:   # reflected: op(y, x)
+            r = _binary(y, x, alpha, OP - 64, CK)
+        else:
+            r = _binary(x, y, alpha, OP, CK)
     tl.store(out_ptr + oo, r.to(out_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
-def _ternary(c, x, y, alpha, OP: tl.constexpr):
+def _ternary(c, x, y, alpha, OP: tl.constexpr, ST: tl.constexpr):
     if OP == 0:        # where(c, x, y)
         return tl.where(c, x, y)
     elif OP == 1:      # clamp(c, lo=x, hi=y); NaN in c propagates
@@ -233,6 +482,19 @@ def _ternary(c, x, y, alpha, OP: tl.constexpr):
         return c + alpha * x * y
     elif OP == 4:      # addcdiv
         return c + alpha * x / y
+    elif OP == 5:      # nan_to_num(c, posinf=x, neginf=y, nan=alpha)
+        r = tl.where(c == float("inf"), x, c)
+        r = tl.where(c == float("-inf"), y, r)
+        return tl.where(c != c, alpha, r)
+    elif OP == 6 or OP == 7:   # isclose(c, x, atol=y, rtol=alpha) of floats (7: equal_nan); the errors
+        close = c == x         # rounded to the tensors' dtype ST
+        if OP == 7:
+            close = close | ((c != c) & (x != x))
+        allowed = (y + tl.abs(alpha * x)).to(ST).to(c.dtype)
+        actual = tl.abs(c - x).to(ST).to(c.dtype)
+        return close | ((actual != float("inf")) & (actual <= allowed))
+    elif OP == 8:      # isclose of integers and bools, as torch: the errors in the float compute type
+        return tl.abs(c - x) <= y + tl.abs(alpha * x)
     else:
         tl.static_assert(False, "unknown ternary op")
 
@@ -246,8 +508,8 @@ def tern_kernel(out_ptr, c_ptr, x_ptr, y_ptr, n, xs, ys, alpha,
                 yt0, yt1, yt2, yt3, yt4, yt5,
                 OP: tl.constexpr, NDIM: tl.constexpr, X_SCALAR: tl.constexpr, Y_SCALAR: tl.constexpr,
                 C_BOOL: tl.constexpr, CK: tl.constexpr, BLOCK: tl.constexpr):
-    """out = op(c, x, y) (where/clamp/lerp/addcmul/addcdiv); x and y may be scalars; c is a
-    condition (C_BOOL) or a value in the compute type."""
+    """out = op(c, x, y) (where/clamp/lerp/addcmul/addcdiv/nan_to_num/isclose); x and y may be
+    scalars; c is a condition (C_BOOL) or a value in the compute type."""
     pid = tl.program_id(0).to(tl.int64)
     i = pid * BLOCK + tl.arange(0, BLOCK)
     mask = i < n
@@ -268,5 +530,5 @@ def tern_kernel(out_ptr, c_ptr, x_ptr, y_ptr, n, xs, ys, alpha,
         y = _cast(tl.full([BLOCK], ys, ref.dtype), CK)
     else:
         y = _cast(tl.load(y_ptr + _offset(i, s1, s2, s3, s4, s5, yt0, yt1, yt2, yt3, yt4, yt5, NDIM), mask=mask), CK)
-    r = _ternary(c, x, y, alpha, OP)
+    r = _ternary(c, x, y, alpha, OP, c_ptr.dtype.element_ty)
     tl.store(out_ptr + oo, r.to(out_ptr.dtype.element_ty), mask=mask)
