@@ -209,6 +209,20 @@ def _ipow(x, y, CK: tl.constexpr):
 
 
 @triton.jit
+def _sinh_cosh(x, SINH: tl.constexpr):
+    """sinh: (e + e / (e + 1)) / 2 with e = expm1(|x|), h^2 / 2 with h = exp(|x|/2) for |x| > 20;
+    cosh: (h^2 + 1/h^2) / 2 (no overflow before the result overflows)."""
+    ax = tl.abs(x)
+    h = tl.exp(0.5 * ax)
+    if SINH:
+        e = _expm1(ax)
+        r = tl.where(ax > 20.0, (0.5 * h) * h, 0.5 * (e + e / (e + 1.0)))
+        return tl.where(x < 0, -r, r)
+    else:
+        return (0.5 * h) * h + (0.5 / h) / h
+
+
+@triton.jit
 def _round_half_even(x):
     r = tl.floor(x)
     d = x - r                    # exact
@@ -303,15 +317,11 @@ def _unary(x, scalar, alpha, OP: tl.constexpr, CK: tl.constexpr):
         return _atan2(tl.sqrt((1.0 - x) * (1.0 + x)), x, CK)
     elif OP == 35:     # atan
         return _atan(x)
-    elif OP == 36:     # sinh: (e + e / (e + 1)) / 2 with e = expm1(|x|); exp(|x|/2)^2 / 2 for |x| > 20
-        ax = tl.abs(x)
-        e = _expm1(ax)
-        h = tl.exp(0.5 * ax)
-        r = tl.where(ax > 20.0, (0.5 * h) * h, 0.5 * (e + e / (e + 1.0)))
-        return tl.where(x < 0, -r, r)
-    elif OP == 37:     # cosh: (h^2 + 1/h^2) / 2 with h = exp(|x|/2), finite up to the largest cosh
-        h = tl.exp(0.5 * tl.abs(x))
-        return (0.5 * h) * h + (0.5 / h) / h
+    elif OP == 36 or OP == 37:     # sinh, cosh (float32 in float64: the fast fp32 exp loses ~|x| ulp)
+        if CK == 0:
+            return _sinh_cosh(x.to(tl.float64), OP == 36).to(tl.float32)
+        else:
+            return _sinh_cosh(x, OP == 36)
     elif OP == 38:     # asinh: log1p(|x| + x^2 / (1 + sqrt(1 + x^2))), log(2|x|) for |x| > 1e8
         ax = tl.abs(x)
         x2 = ax * ax
