@@ -13,6 +13,8 @@ from helpers import E2T, DTYPES  # noqa: E402
 from ember.backends.cuda import elementwise as EW  # noqa: E402
 
 POS = {"log", "sqrt", "rsqrt", "log2", "log10", "log1p", "reciprocal"}
+DOMAIN = {"asin": (-0.99, 0.99), "acos": (-0.99, 0.99), "atanh": (-0.99, 0.99), "acosh": (1.0, 4.0),
+          "tan": (-1.5, 1.5)}
 TOL = {"float32": (1e-5, 1e-5), "float16": (2e-3, 2e-3), "bfloat16": (1.6e-2, 1e-2), "float64": (1e-7, 1e-7)}
 
 
@@ -53,7 +55,8 @@ UNARY = sorted(n for n in EW.UNARY_OPS if n not in ("bitwise_not", "logical_not"
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("layout", ["contiguous", "transposed"])
 def test_unary(name, dtype, layout):
-    e, t = pair((33, 17), dtype, low=0.1 if name in POS else -3.0, layout=layout)
+    low, high = DOMAIN.get(name, (0.1 if name in POS else -3.0, 3.0))
+    e, t = pair((33, 17), dtype, low=low, high=high, layout=layout)
     fn = getattr(torch, name, None) or getattr(torch.special, name, None)
     if name in ("silu", "relu"):
         fn = getattr(torch.nn.functional, name)
@@ -70,7 +73,8 @@ def test_unary_integers(name, dtype):
     check(getattr(ember, name)(e), fn(t))
 
 
-BIN = ["add", "sub", "mul", "div", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge", "pow", "hypot"]
+BIN = ["add", "sub", "mul", "div", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge", "pow", "hypot",
+       "atan2", "floor_divide", "fmod", "remainder", "fmax", "fmin"]
 
 
 @pytest.mark.parametrize("name", BIN)
@@ -79,10 +83,12 @@ def test_binary_broadcast_strided(name, dtype):
     low = 0.1 if name == "pow" else -3.0
     a, ta = pair((5, 1, 33), dtype, low=low)
     b, tb = pair((4, 33), dtype, low=low, seed=1, layout="transposed")   # strided, broadcast to (5, 4, 33)
+    if name in ("floor_divide", "fmod", "remainder"):    # divisors away from 0 (torch rounds big half quotients)
+        b, tb = b.sign() * (b.abs() + 0.5), tb.sign() * (tb.abs() + 0.5)
     check(getattr(ember, name)(a, b), getattr(torch, name)(ta, tb))
 
 
-@pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "eq", "lt", "pow"])
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "eq", "lt", "pow", "floor_divide", "fmod", "remainder"])
 def test_binary_with_python_and_0dim_scalars(name):
     a, ta = pair((7, 9), "float32", low=0.5)
     check(getattr(ember, name)(a, 2.5), getattr(torch, name)(ta, 2.5))
@@ -188,6 +194,203 @@ def test_ternary_ops(dtype):
     a.addcmul_(b, p, value=2.0).clamp_(-1, 1)
     ta.addcmul_(tb, tp, value=2.0).clamp_(-1, 1)
     check(a, ta)
+
+
+# ---- math functions, integer division, reflected and parametrised ops ------------------------------
+
+@pytest.mark.parametrize("name", ["tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "frac",
+                                  "round", "expm1", "log1p"])
+def test_unary_math_float64(name):
+    low, high = DOMAIN.get(name, (-3.0, 3.0))
+    e, t = pair((20, 30), "float64", low=low, high=high, layout="transposed")
+    check(getattr(ember, name)(e), getattr(torch, name)(t))
+
+
+SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 1.5, 2.5, -2.5, 1e-30, 20.5, 89.0, -89.0, 1e20, -1e20,
+           float("inf"), float("-inf"), float("nan")]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_math_at_special_values(dtype):
+    e_dt, t_dt = DTYPES[dtype]
+    e, t = ember.tensor(SPECIAL, dtype=e_dt).cuda(), torch.tensor(SPECIAL, dtype=t_dt).cuda()
+    for name in ("tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "frac", "round",
+                 "expm1", "log1p", "signbit", "isposinf", "isneginf"):
+        check(getattr(ember, name)(e), getattr(torch, name)(t))
+    pv = [0.0, -0.0, 2.0, -2.0, 7.5, -7.5, 0.3, float("inf"), float("-inf"), float("nan")]
+    p, tp = ember.tensor(pv, dtype=e_dt).cuda(), torch.tensor(pv, dtype=t_dt).cuda()
+    n = len(pv)
+    a, b = p.reshape(n, 1).expand(n, n), p.reshape(1, n).expand(n, n)             # every pair
+    ta, tb = tp.reshape(n, 1).expand(n, n), tp.reshape(1, n).expand(n, n)
+    for name in ("atan2", "fmod", "remainder", "floor_divide", "fmax", "fmin"):
+        check(getattr(ember, name)(a, b), getattr(torch, name)(ta, tb))
+    for mode in ("trunc", "floor"):
+        check(ember.div(a, b, rounding_mode=mode), torch.div(ta, tb, rounding_mode=mode))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])   # (torch rounds half/bfloat16 quotients > 2^11 / 2^8)
+def test_division_family_large_quotients(dtype):
+    a, ta = pair((40, 50), dtype, low=-1000, high=1000)
+    b, tb = pair((50,), dtype, low=0.01, high=3, seed=4)
+    for name in ("fmod", "remainder", "floor_divide"):
+        check(getattr(ember, name)(a, b), getattr(torch, name)(ta, tb))
+        check(getattr(ember, name)(a, -b), getattr(torch, name)(ta, -tb))
+    check(ember.div(a, b, rounding_mode="trunc"), torch.div(ta, tb, rounding_mode="trunc"))
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "int16", "int8", "uint8"])
+def test_integer_division_pow_and_minmax(dtype):
+    lo = 0 if dtype == "uint8" else -50
+    a, ta = pair((7, 11), dtype, low=lo, high=50, layout="transposed")
+    div = [3, 2, 5, 7, 1, 1, 9, 4, 2, 8, 6] if dtype == "uint8" else [3, -2, 5, -7, 1, -1, 9, -4, 2, -8, 6]
+    b, tb = ember.tensor(div, dtype=DTYPES[dtype][0]).cuda(), torch.tensor(div, dtype=DTYPES[dtype][1]).cuda()
+    for name in ("floor_divide", "remainder", "fmod", "fmax", "fmin"):           # Python floor vs C truncation
+        check(getattr(ember, name)(a, b), getattr(torch, name)(ta, tb))
+    for s in (7,) if dtype == "uint8" else (7, -3):
+        for name in ("floor_divide", "remainder", "fmod"):
+            check(getattr(ember, name)(a, s), getattr(torch, name)(ta, s))
+    for mode in ("trunc", "floor"):
+        check(ember.div(a, b, rounding_mode=mode), torch.div(ta, tb, rounding_mode=mode))
+    check(a // b, ta // tb)
+    check(a % b, ta % tb)
+    base = [0, 1, 2, 3] if dtype == "uint8" else [-2, -1, 0, 1, 2, 3]
+    ex = [0, 1, 2, 3, 5, 7] if dtype == "uint8" else [-3, -2, -1, 0, 1, 2, 3, 5, 7]
+    e_dt, t_dt = DTYPES[dtype]
+    eb, tb_ = ember.tensor(base, dtype=e_dt).cuda().reshape(-1, 1), torch.tensor(base, dtype=t_dt).cuda().reshape(-1, 1)
+    ee, te = ember.tensor(ex, dtype=e_dt).cuda(), torch.tensor(ex, dtype=t_dt).cuda()
+    check(eb ** ee, tb_ ** te)                  # negative exponents: 1, +-1 or 0 as torch
+    check(eb ** 3, tb_ ** 3)
+    check(2 ** ee, 2 ** te)
+    check(a.signbit(), ta.signbit())
+    check(ember.isposinf(a), torch.isposinf(ta))
+    with pytest.raises(RuntimeError, match="negative integer powers"):
+        eb ** -1
+
+
+def test_reflected_ops():
+    e, t = pair((6, 8), "float32", low=0.5, high=4.0, layout="transposed")
+    i, ti = pair((6, 8), "int64", low=1, high=9)
+    for x, tx in ((e, t), (i, ti)):
+        check(2.5 % x, 2.5 % tx)
+        check(7 % x, 7 % tx)
+        check(-7 // x, -7 // tx)
+        check(2.5 // x, 2.5 // tx)
+        check(3 ** x, 3 ** tx)
+        check(0.5 ** x, 0.5 ** tx)
+    OPS = ember.dispatch.OPS
+    check(OPS["_rfmod"].fn(e, -5.5), torch.fmod(torch.full_like(t, -5.5), t))
+    check(OPS["_rfmod"].fn(i, -5), torch.fmod(torch.full_like(ti, -5), ti))
+    check(OPS["_ratan2"].fn(e, -1.0), torch.atan2(torch.full_like(t, -1.0), t))
+
+
+def test_inplace_forms_of_new_ops():
+    e, t = pair((5, 7), "float32", low=-0.9, high=0.9)
+    b, tb = pair((7,), "float32", low=0.5, high=2.0, seed=3)
+    for name in ("tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "atanh", "frac", "round"):
+        x, tx = e.t().clone().t(), t.t().clone().t()                          # strided targets
+        getattr(x, name + "_")()
+        getattr(tx, name + "_")()
+        check(x, tx)
+    for name in ("atan2", "fmod", "remainder", "floor_divide"):
+        x, tx = e.clone(), t.clone()
+        getattr(x, name + "_")(b)
+        getattr(tx, name + "_")(tb)
+        check(x, tx)
+    for mode in ("trunc", "floor"):
+        x, tx = e * 10, t * 10
+        x.div_(b, rounding_mode=mode)
+        tx.div_(tb, rounding_mode=mode)
+        check(x, tx)
+    n, tn = pair((4, 5), "int32", low=-20, high=20)
+    n.div_(3, rounding_mode="floor")
+    tn.div_(3, rounding_mode="floor")
+    check(n, tn)
+    n.remainder_(-4)
+    tn.remainder_(-4)
+    check(n, tn)
+    s = ember.tensor([1.0, float("nan"), float("inf"), float("-inf")]).cuda()
+    ts = torch.tensor([1.0, float("nan"), float("inf"), float("-inf")]).cuda()
+    s.nan_to_num_(nan=2.0, neginf=-5.0)
+    ts.nan_to_num_(nan=2.0, neginf=-5.0)
+    check(s, ts)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_nan_to_num_leaky_relu_softplus(dtype):
+    e, t = pair((9, 13), dtype, low=-30, high=30, layout="transposed")
+    e_dt, t_dt = DTYPES[dtype]
+    s = ember.tensor([1.0, float("nan"), float("inf"), float("-inf"), -2.0], dtype=e_dt).cuda()
+    ts = torch.tensor([1.0, float("nan"), float("inf"), float("-inf"), -2.0], dtype=t_dt).cuda()
+    for kw in ({}, {"nan": 1.5, "posinf": 9.0}, {"neginf": -7.0}):
+        check(ember.nan_to_num(s, **kw), torch.nan_to_num(ts, **kw))
+    F, TF = ember.nn.functional, torch.nn.functional
+    check(F.leaky_relu(e, 0.2), TF.leaky_relu(t, 0.2))
+    check(F.leaky_relu(e), TF.leaky_relu(t))
+    check(F.softplus(e), TF.softplus(t))
+    check(F.softplus(e, beta=2, threshold=5), TF.softplus(t, beta=2, threshold=5))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "int64", "uint8", "bool"])
+def test_isclose(dtype):
+    a, ta = pair((6, 10), dtype, low=-20, high=20, layout="transposed")
+    d, td = pair((10,), dtype, low=-2, high=2, seed=5)
+    if dtype == "bool":
+        b, tb = a | d, ta | td
+    elif dtype in ("int64", "uint8"):
+        b, tb = a + d, ta + td
+    else:
+        b, tb = a + d * 1e-3, ta + td * 1e-3
+        nan, inf = float("nan"), float("inf")
+        for x, y in ((a, b), (ta, tb)):
+            x[0, 0], y[0, 0], x[1, 1], y[1, 1], x[2, 2] = nan, nan, inf, inf, -inf
+    for kw in ({}, {"rtol": 1e-3, "atol": 1e-3}, {"equal_nan": True}, {"rtol": 0.0, "atol": 0.0},
+               {"rtol": 0.1, "atol": 1.0}):
+        check(ember.isclose(a, b, **kw), torch.isclose(ta, tb, **kw))
+
+
+GRAD_UNARY = {"acos": (-0.9, 0.9), "asin": (-0.9, 0.9), "atan": (-3, 3), "sinh": (-3, 3), "cosh": (-3, 3),
+              "tan": (-1.2, 1.2), "asinh": (-3, 3), "acosh": (1.1, 4), "atanh": (-0.9, 0.9)}
+
+
+def _grads(fn, tfn, *pairs):
+    """d(sum(fn(*xs) * w))/dxs for ember and torch; the inputs are used transposed (strided)."""
+    es = [e.requires_grad_() for e, _ in pairs]
+    ts = [t.requires_grad_() for _, t in pairs]
+    out = fn(*[e.t() for e in es])
+    tout = tfn(*[t.t() for t in ts])
+    w, tw = pair(tuple(tout.shape), "float32", seed=11)
+    (out * w).sum().backward()
+    (tout * tw).sum().backward()
+    for e, t in zip(es, ts):
+        check(e.grad, t.grad)
+
+
+@pytest.mark.parametrize("name", sorted(GRAD_UNARY))
+def test_unary_math_gradients(name):
+    lo, hi = GRAD_UNARY[name]
+    _grads(getattr(ember, name), getattr(torch, name), pair((6, 5), "float32", low=lo, high=hi))
+
+
+def test_binary_and_activation_gradients():
+    a = lambda: pair((6, 5), "float32", low=-3, high=3)                           # noqa: E731
+    b = lambda: pair((6, 5), "float32", low=0.5, high=2, seed=1)                  # noqa: E731
+    for name in ("atan2", "fmod", "remainder"):
+        _grads(getattr(ember, name), getattr(torch, name), a(), b())
+    F, TF = ember.nn.functional, torch.nn.functional
+    _grads(lambda x: F.leaky_relu(x, 0.1), lambda x: TF.leaky_relu(x, 0.1), a())
+    _grads(lambda x: F.softplus(x, beta=2, threshold=1.5), lambda x: TF.softplus(x, beta=2, threshold=1.5), a())
+
+
+def test_new_ops_on_empty_and_zero_dim():
+    z, tz = pair((), "float32", low=0.2, high=0.8)
+    e = ember.zeros(0, 4, device="cuda")
+    te = torch.zeros(0, 4, device="cuda")
+    for name in ("acos", "sinh", "round", "signbit"):
+        check(getattr(ember, name)(z), getattr(torch, name)(tz))
+        check(getattr(ember, name)(e), getattr(torch, name)(te))
+    check(ember.fmod(z, 0.3), torch.fmod(tz, 0.3))
+    check(ember.atan2(e, e), torch.atan2(te, te))
+    check(ember.isclose(z, z), torch.isclose(tz, tz))
 
 
 def test_adamw_step_on_cuda_matches_torch():
