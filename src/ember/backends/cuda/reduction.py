@@ -1,11 +1,21 @@
-"""CUDA reductions on the Triton kernels of `kernels/reduction.py`: sum, mean, amax, amin over any
-set of dims (keepdim, dtype=), argmax/argmin (one dim or all), softmax/log_softmax over one dim.
+"""CUDA reductions on the Triton kernels of `kernels/reduction.py`: sum, mean, amax, amin, prod, nansum,
+nanmean, count_nonzero, var, std, logsumexp over any set of dims (keepdim, dtype=; prod over one dim
+or all), argmax/argmin (one dim or all), max/min over a dim (`_max_dim`/`_min_dim`: values and the
+first index; a NaN wins at its first index), softmax/log_softmax over one dim.
 
 Every problem becomes rows x cols: the kept dims (in order) index the rows, the reduced dims (in
 order) the columns. Each side is collapsed (`elementwise._collapse`); when it takes at most two
 strided dims per side the kernel reads the input in place, otherwise the input is first copied
-(`copy_cast`) into a contiguous tensor laid out as (kept..., reduced...). Short-and-wide sums and
-max/min are split over the columns (a partial pass then a second pass over the partials).
+(`copy_cast`) into a contiguous tensor laid out as (kept..., reduced...). Short-and-wide reductions
+are split over the columns (a partial pass then a second pass over the partials).
+var/std, logsumexp and nanmean take two passes over the input, each a reduction of that kind: the
+row means then the squared deviations from them (float32 or float64, not Welford's one pass), the
+row maxima then the sum of exps shifted by them, the NaN-free sums then the counts of non-NaNs.
+
+softmax/log_softmax (`Along`: rows x cols with the cols along the dim) take one pass, each element
+loaded once into registers, when the row has unit stride and fits one tile (64 KiB of compute type:
+16384 float32 columns), with 16-byte loads and stores where the alignment allows (`_vec`); longer or
+strided rows take two (an online max and sum of exps per lane, then the writes).
 CUDA tensors launch through cached plans (only argument values change); CPU tensors (the CI
 tests, TRITON_INTERPRET=1) run the same kernels in Triton's interpreter through `compiler.run`.
 """
@@ -16,14 +26,13 @@ import math
 
 from ...core import dtype as D
 from ...dispatch import OPS
-from ...ops.reduction import (check_nonempty, mean_dtype, one_dim, reduce_dims, reduced_shape, softmax_dtype,
-                              sum_dtype)
+from ...ops.reduction import (check_nonempty, float_dtype, mean_dtype, nanmean_dtype, one_dim, reduce_dims,
+                              reduced_shape, return_types, softmax_dtype, sum_dtype, var_args)
 from .elementwise import _collapse, _empty, copy_cast
 
 SPLIT_MIN_COLS = 16384     # split a reduction over the columns when rows are few and columns at least this many
 SPLIT_TARGET_PROGRAMS = 512
 SPLIT_MIN_CHUNK = 4096
-_OP = {"sum": 0, "amax": 1, "amin": 2}
 _CTY = {"fp32": ctypes.c_float, "fp64": ctypes.c_double, "i64": ctypes.c_int64, "i32": ctypes.c_int32}
 
 
@@ -141,17 +150,26 @@ def _blocks(R, C, rows, cols, cap=1024):
 
 # ---- reductions -----------------------------------------------------------------------------------
 
-def _reduce(x, op, dims, keepdim, out_dt, mean=False):
-    """op 'sum'/'amax'/'amin' over `dims` (sorted tuple, None = all) into a new tensor of out_dt."""
-    nd = len(x._shape)
-    red = tuple(range(nd)) if dims is None else dims
-    out = _empty(reduced_shape(x._shape, dims, keepdim), out_dt, x.device)
-    if out.numel() == 0:
-        return out
-    ck = _ck(out_dt) if op == "sum" else _ck(x._dtype)
-    if mean:
-        ck = 1 if out_dt is D.float64 else 0
-    x, R, C, rows, cols = _as_rows_cols(x, red)
+_OP = {"sum": 0, "amax": 1, "amin": 2, "prod": 3, "nansum": 4, "count_nonzero": 5, "count_nonnan": 6,
+       "sq_dev": 7, "exp_sum": 8}
+_PARTIAL_OP = {"amax": "amax", "amin": "amin", "prod": "prod"}   # how split partials combine; else summed
+_POST = {None: 0, "sqrt": 1, "log_add": 2, "div_into": 3}
+
+
+def _layout(x, dims):
+    """`_as_rows_cols` over `dims` (sorted tuple, None = all)."""
+    return _as_rows_cols(x, tuple(range(len(x._shape))) if dims is None else dims)
+
+
+def _acc_dtype(ck):
+    return (D.float32, D.float64, D.int64)[ck]
+
+
+def _run(out, lay, op, ck, divisor=None, centre=None, post=None):
+    """out (R elements, contiguous) = `op` over the columns of each row of `lay` (from `_layout`),
+    accumulating in `ck`, divided by `divisor`, then `post`; `centre` is the per-row tensor of
+    sq_dev/exp_sum/log_add/div_into. Short-and-wide problems are split over the columns."""
+    x, R, C, rows, cols = lay
     br, bc = _blocks(R, C, rows, cols)
     grid_r = (R + br - 1) // br
     nsplit = 1
@@ -161,40 +179,58 @@ def _reduce(x, op, dims, keepdim, out_dt, mean=False):
         chunk = -(-C // nsplit)
         chunk = -(-chunk // bc) * bc
         nsplit = -(-C // chunk)
-        acc_dt = (D.float32, D.float64, D.int64)[ck]
-        part = _empty((R, nsplit), acc_dt, x.device)
-        _reduce_launch(part, x, op, R, C, rows, cols, chunk, nsplit, None, ck, br, bc)
+        part = _empty((R, nsplit), _acc_dtype(ck), x.device)
+        _reduce_launch(part, x, op, R, C, rows, cols, chunk, nsplit, None, ck, br, bc, centre, None)
         rows2, cols2 = (1, 0, nsplit, False), (1, 0, 1, False)
         br2, bc2 = _blocks(R, nsplit, rows2, cols2)
-        _reduce_launch(out, part, op, R, nsplit, rows2, cols2, nsplit, 1, C if mean else None, ck, br2, bc2)
+        _reduce_launch(out, part, _PARTIAL_OP.get(op, "sum"), R, nsplit, rows2, cols2, nsplit, 1, divisor, ck,
+                       br2, bc2, centre, post)
         return out
-    _reduce_launch(out, x, op, R, C, rows, cols, C, 1, C if mean else None, ck, br, bc)
+    _reduce_launch(out, x, op, R, C, rows, cols, C, 1, divisor, ck, br, bc, centre, post)
     return out
 
 
-def _reduce_launch(out, x, op, R, C, rows, cols, chunk, nsplit, divisor, ck, br, bc):
+def _reduce_launch(out, x, op, R, C, rows, cols, chunk, nsplit, divisor, ck, br, bc, centre, post):
     nblk = max(1, -(-min(chunk, max(C, 1)) // bc))
     dty = "fp64" if ck == 1 else "fp32"
-    args = [("out_ptr", out, _ptr(out)), ("x_ptr", x, _ptr(x)), ("R", R, "i64"), ("C", C, "i64"),
-            ("RIN", rows[0], "i64"), ("rs0", rows[1], "i64"), ("rs1", rows[2], "i64"),
+    c = out if centre is None else centre
+    args = [("out_ptr", out, _ptr(out)), ("x_ptr", x, _ptr(x)), ("c_ptr", c, _ptr(c)), ("R", R, "i64"),
+            ("C", C, "i64"), ("RIN", rows[0], "i64"), ("rs0", rows[1], "i64"), ("rs1", rows[2], "i64"),
             ("CIN", cols[0], "i64"), ("cs0", cols[1], "i64"), ("cs1", cols[2], "i64"),
             ("chunk", chunk, "i64"), ("nblk", nblk, "i64"), ("nsplit", nsplit, "i64"),
             ("divisor", float(divisor if divisor is not None else 1), dty)]
-    consts = {"OP": _OP[op], "CK": ck, "ROW2": int(rows[3]), "COL2": int(cols[3]),
+    consts = {"OP": _OP[op], "CK": ck, "POST": _POST[post], "ROW2": int(rows[3]), "COL2": int(cols[3]),
               "HAS_DIV": int(divisor is not None), "INTERP": 0, "BLOCK_R": br, "BLOCK_C": bc}
     _launch(_kernels().reduce_kernel, ((R + br - 1) // br, nsplit), args, consts, x._storage.device)
+
+
+def _reduce(x, op, dims, keepdim, out_dt, ck):
+    """`op` over `dims` (sorted tuple, None = all) into a new tensor of out_dt."""
+    out = _empty(reduced_shape(x._shape, dims, keepdim), out_dt, x.device)
+    if out.numel() == 0:
+        return out
+    return _run(out, _layout(x, dims), op, ck)
+
+
+def _float_ck(dt) -> int:
+    """float32 accumulation, or float64 for float64 results."""
+    return 1 if dt is D.float64 else 0
 
 
 def sum_cuda(self, dim=None, keepdim=False, dtype=None):
     out_dt = sum_dtype(self, dtype)
     dims = None if dim is None else reduce_dims("sum", dim, len(self._shape))
-    return _reduce(self, "sum", dims, keepdim, out_dt)
+    return _reduce(self, "sum", dims, keepdim, out_dt, _ck(out_dt))
 
 
 def mean_cuda(self, dim=None, keepdim=False, dtype=None):
     out_dt = mean_dtype("mean", self, dtype)
     dims = None if dim is None else reduce_dims("mean", dim, len(self._shape))
-    return _reduce(self, "sum", dims, keepdim, out_dt, mean=True)
+    out = _empty(reduced_shape(self._shape, dims, keepdim), out_dt, self.device)
+    if out.numel() == 0:
+        return out
+    lay = _layout(self, dims)
+    return _run(out, lay, "sum", _float_ck(out_dt), divisor=lay[2])
 
 
 def _amax(name):
@@ -202,13 +238,94 @@ def _amax(name):
         dims = reduce_dims(name, dim, len(self._shape))
         if self.numel() == 0:
             check_nonempty(name, self._shape, dims)
-        return _reduce(self, name, dims, keepdim, self._dtype)
+        return _reduce(self, name, dims, keepdim, self._dtype, _ck(self._dtype))
     kernel.__name__ = name + "_cuda"
     return kernel
 
 
 amax_cuda = _amax("amax")
 amin_cuda = _amax("amin")
+
+
+def prod_cuda(self, dim=None, keepdim=False, dtype=None):
+    out_dt = sum_dtype(self, dtype)
+    nd = len(self._shape)
+    dims = None
+    if dim is not None:
+        d = one_dim("prod", dim, nd)
+        dims = (d,) if nd else None
+    return _reduce(self, "prod", dims, keepdim, out_dt, _ck(out_dt))
+
+
+def nansum_cuda(self, dim=None, keepdim=False, dtype=None):
+    out_dt = sum_dtype(self, dtype)
+    dims = None if dim is None else reduce_dims("nansum", dim, len(self._shape))
+    return _reduce(self, "nansum", dims, keepdim, out_dt, _ck(out_dt))
+
+
+def count_nonzero_cuda(self, dim=None):
+    dims = None if dim is None else reduce_dims("count_nonzero", dim, len(self._shape))
+    return _reduce(self, "count_nonzero", dims, False, D.int64, 2)
+
+
+def nanmean_cuda(self, dim=None, keepdim=False, dtype=None):
+    """The NaN-free sum (pass 1), then the count of non-NaNs that divides it (pass 2)."""
+    out_dt = nanmean_dtype(self, dtype)
+    dims = None if dim is None else reduce_dims("nanmean", dim, len(self._shape))
+    out = _empty(reduced_shape(self._shape, dims, keepdim), out_dt, self.device)
+    if out.numel() == 0:
+        return out
+    lay = _layout(self, dims)
+    ck = _float_ck(out_dt)
+    total = _run(_empty((lay[1],), _acc_dtype(ck), self.device), lay, "nansum", ck)
+    return _run(out, lay, "count_nonnan", 2, centre=total, post="div_into")
+
+
+def _var(name, take_sqrt):
+    def kernel(self, dim=None, unbiased=None, keepdim=False, correction=None):
+        """Two passes in float32 (float64 for float64): the row means, then the sum of squared deviations."""
+        dim, corr = var_args(name, self, dim, unbiased, correction)
+        dims = None if dim is None else reduce_dims(name, dim, len(self._shape))
+        out = _empty(reduced_shape(self._shape, dims, keepdim), self._dtype, self.device)
+        if out.numel() == 0:
+            return out
+        lay = _layout(self, dims)
+        ck, C = _float_ck(self._dtype), lay[2]
+        mean = _run(_empty((lay[1],), _acc_dtype(ck), self.device), lay, "sum", ck, divisor=C)
+        return _run(out, lay, "sq_dev", ck, divisor=max(C - corr, 0), centre=mean,
+                    post="sqrt" if take_sqrt else None)
+    kernel.__name__ = name + "_cuda"
+    return kernel
+
+
+var_cuda = _var("var", False)
+std_cuda = _var("std", True)
+
+
+def logsumexp_cuda(self, dim, keepdim=False):
+    """The row max m (pass 1; 0 where not finite), then log(sum(exp(x - m))) + m (pass 2)."""
+    out_dt = float_dtype(self)
+    dims = reduce_dims("logsumexp", dim, len(self._shape))
+    out = _empty(reduced_shape(self._shape, dims, keepdim), out_dt, self.device)
+    if out.numel() == 0:
+        return out
+    lay = _layout(self, dims)
+    ck = _float_ck(out_dt)
+    m = _run(_empty((lay[1],), _acc_dtype(ck), self.device), lay, "amax", _ck(self._dtype))
+    return _run(out, lay, "exp_sum", ck, centre=m, post="log_add")
+
+
+def _arg_launch(out, vals, x, dims, is_min):
+    """out (int64) = the first index of the max (min) of each row of x over `dims`; vals = the max (min)."""
+    x, R, C, rows, cols = _layout(x, dims)
+    br, bc = _blocks(R, C, rows, cols)
+    v = out if vals is None else vals
+    args = [("out_ptr", out, "*i64"), ("val_ptr", v, _ptr(v)), ("x_ptr", x, _ptr(x)), ("R", R, "i64"),
+            ("C", C, "i64"), ("RIN", rows[0], "i64"), ("rs0", rows[1], "i64"), ("rs1", rows[2], "i64"),
+            ("CIN", cols[0], "i64"), ("cs0", cols[1], "i64"), ("cs1", cols[2], "i64"), ("nblk", -(-C // bc), "i64")]
+    consts = {"IS_MIN": int(is_min), "CK": _ck(x._dtype), "ROW2": int(rows[3]), "COL2": int(cols[3]),
+              "WRITE_VAL": int(vals is not None), "INTERP": 0, "BLOCK_R": br, "BLOCK_C": bc}
+    _launch(_kernels().arg_kernel, ((R + br - 1) // br,), args, consts, x._storage.device)
 
 
 def _argmax(name, is_min):
@@ -223,18 +340,8 @@ def _argmax(name, is_min):
             raise IndexError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
         dims = None if (d is None or nd == 0) else (d,)
         out = _empty(reduced_shape(self._shape, dims, keepdim), D.int64, self.device)
-        if out.numel() == 0:
-            return out
-        red = tuple(range(nd)) if dims is None else dims
-        x, R, C, rows, cols = _as_rows_cols(self, red)
-        br, bc = _blocks(R, C, rows, cols)
-        nblk = -(-C // bc)
-        args = [("out_ptr", out, "*i64"), ("x_ptr", x, _ptr(x)), ("R", R, "i64"), ("C", C, "i64"),
-                ("RIN", rows[0], "i64"), ("rs0", rows[1], "i64"), ("rs1", rows[2], "i64"),
-                ("CIN", cols[0], "i64"), ("cs0", cols[1], "i64"), ("cs1", cols[2], "i64"), ("nblk", nblk, "i64")]
-        consts = {"IS_MIN": int(is_min), "CK": _ck(self._dtype), "ROW2": int(rows[3]), "COL2": int(cols[3]),
-                  "INTERP": 0, "BLOCK_R": br, "BLOCK_C": bc}
-        _launch(_kernels().arg_kernel, ((R + br - 1) // br,), args, consts, x._storage.device)
+        if out.numel():
+            _arg_launch(out, None, self, dims, is_min)
         return out
     kernel.__name__ = name + "_cuda"
     return kernel
@@ -244,41 +351,106 @@ argmax_cuda = _argmax("argmax", False)
 argmin_cuda = _argmax("argmin", True)
 
 
-# ---- softmax ---------------------------------------------------------------------------------------
+def _max_dim(name, is_min, result):
+    def kernel(self, dim, keepdim=False):
+        """(values, indices) over one dim: the first index of the max (min); a NaN wins, at its first index."""
+        nd = len(self._shape)
+        d = one_dim(name, dim, nd)
+        if nd and self._shape[d] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+        dims = (d,) if nd else None
+        shape = reduced_shape(self._shape, dims, keepdim)
+        vals, idx = _empty(shape, self._dtype, self.device), _empty(shape, D.int64, self.device)
+        if idx.numel():
+            _arg_launch(idx, vals, self, dims, is_min)
+        return result(vals, idx)
+    kernel.__name__ = f"_{name}_dim_cuda"
+    return kernel
+
+
+max_dim_cuda = _max_dim("max", False, return_types.max)
+min_dim_cuda = _max_dim("min", True, return_types.min)
+
+
+# ---- ops along one dim (softmax here, the scans in scan.py) -------------------------------------------
+
+ONE_PASS_MAX_BYTES = 65536   # (log_)softmax in one pass when a row's compute-type tile is at most this big
+
+
+class Along:
+    """x and a new contiguous `o` of the same shape as rows x cols, the cols running along dim d: row r
+    starts at `(r // rin) * rs[0] + (r % rin) * rs[1]` in x (`os` in o), column c at `c * cs` (`ocs`).
+    Kept dims that don't collapse to two read a contiguous copy of x. A 0-d x is one row of one column."""
+    __slots__ = ("x", "o", "R", "C", "rin", "rs", "os", "cs", "ocs", "two")
+
+    def __init__(self, x, o, d):
+        if not x._shape:
+            x, o, d = x._as_view((1,), (1,), x._offset), o._as_view((1,), (1,), o._offset), 0
+        keep = [k for k in range(len(x._shape)) if k != d]
+        ks = [x._shape[k] for k in keep]
+        sizes, sts = _collapse(ks, [[x._stride[k] for k in keep], [o._stride[k] for k in keep]])
+        if len(sizes) > 2:
+            x = copy_cast(_empty(x._shape, x._dtype, x.device), x)
+            sizes, sts = _collapse(ks, [[x._stride[k] for k in keep], [o._stride[k] for k in keep]])
+        self.x, self.o, self.R, self.C = x, o, math.prod(ks), x._shape[d]
+        self.two = len(sizes) == 2
+        self.rin = sizes[1] if self.two else 1
+        self.rs = (sts[0][0], sts[0][1]) if self.two else (0, sts[0][0])
+        self.os = (sts[1][0], sts[1][1]) if self.two else (0, sts[1][0])
+        self.cs = x._stride[d] if self.C > 1 else 1
+        self.ocs = o._stride[d] if self.C > 1 else 1
+
+    def row_args(self):
+        return [("R", self.R, "i64"), ("C", self.C, "i64"), ("RIN", self.rin, "i64"), ("rs0", self.rs[0], "i64"),
+                ("rs1", self.rs[1], "i64")]
+
+
+def _vec(a: Along) -> tuple:
+    """(VEC, XALIGN, OALIGN) for the one-pass softmax: the most elements per 16-byte access for which C is
+    a multiple and every row of x and o starts aligned to `VEC * itemsize` bytes (16 at most)."""
+    v = 16 // min(a.x._dtype.itemsize, a.o._dtype.itemsize)
+    while v > 1:
+        ok = a.C % v == 0
+        for t, rs in ((a.x, a.rs), (a.o, a.os)):
+            al = min(16, v * t._dtype.itemsize)
+            ok = ok and t.data_ptr() % al == 0 and all((s * t._dtype.itemsize) % al == 0 for s in rs)
+        if ok:
+            break
+        v //= 2
+    return v, min(16, v * a.x._dtype.itemsize), min(16, v * a.o._dtype.itemsize)
+
 
 def _softmax(name, log):
     def kernel(self, dim, dtype=None):
+        """One pass (each element read once) for unit-stride rows up to ONE_PASS_MAX_BYTES of compute type;
+        else two: per-lane online max and sum of exps, then the writes."""
         out_dt = softmax_dtype(name, self, dtype)
-        nd = len(self._shape)
-        d = one_dim(name, dim, nd)
+        d = one_dim(name, dim, len(self._shape))
         out = _empty(self._shape, out_dt, self.device)
         if out.numel() == 0:
             return out
-        if nd == 0:
-            x, o, d, nd = self._as_view((1,), (1,), self._offset), out._as_view((1,), (1,), 0), 0, 1
-        else:
-            x, o = self, out
-        keep = [k for k in range(nd) if k != d]
-        ks = [x._shape[k] for k in keep]
-        sizes, sts = _collapse(ks, [[x._stride[k] for k in keep], [o._stride[k] for k in keep]])
-        if len(sizes) > 2:   # kept dims that don't collapse: read a contiguous copy (out is contiguous)
-            x = copy_cast(_empty(x._shape, x._dtype, x.device), x)
-            sizes, sts = _collapse(ks, [[x._stride[k] for k in keep], [o._stride[k] for k in keep]])
-        R, C = math.prod(ks), x._shape[d]
-        two = len(sizes) == 2
-        rin = sizes[1] if two else 1
-        rs0, rs1 = (sts[0][0], sts[0][1]) if two else (0, sts[0][0])
-        os0, os1 = (sts[1][0], sts[1][1]) if two else (0, sts[1][0])
-        cs, ocs = x._stride[d], o._stride[d]
-        rows = (rin, rs0, rs1, two)
-        cap = 8192 if cs == 1 else 1024
-        br, bc = _blocks(R, C, rows, (1, 0, cs, False), cap=cap)
+        a = Along(self, out, d)
+        x, o, R, C = a.x, a.o, a.R, a.C
+        ck = 1 if out_dt is D.float64 else 0
+        rows = (a.rin, a.rs[0], a.rs[1], a.two)
+        if a.cs == 1 and a.ocs == 1 and _p2(C) * (8 if ck else 4) <= ONE_PASS_MAX_BYTES:
+            bc = _p2(C)
+            br = max(1, min(_p2(R), 2048 // bc))
+            nw = max(4, min(16, br * bc // 512))   # 16 elements a thread, 32 for 16K-column fp32 rows
+            vec, xal, oal = _vec(a)
+            args = ([("out_ptr", o, _ptr(o)), ("x_ptr", x, _ptr(x))] + a.row_args()
+                    + [("ors0", a.os[0], "i64"), ("ors1", a.os[1], "i64")])
+            consts = {"LOG": int(log), "CK": ck, "ROW2": int(a.two), "VEC": vec, "XALIGN": xal, "OALIGN": oal,
+                      "BLOCK_R": br, "BLOCK_C": bc}
+            _launch(_kernels().softmax_row_kernel, ((R + br - 1) // br,), args, consts, x._storage.device, nw)
+            return out
+        cap = 8192 if a.cs == 1 else 1024
+        br, bc = _blocks(R, C, rows, (1, 0, a.cs, False), cap=cap)
         nw = 4 if br * bc <= 1024 else (8 if br * bc <= 4096 else 16)
-        args = [("out_ptr", o, _ptr(o)), ("x_ptr", x, _ptr(x)), ("R", R, "i64"), ("C", C, "i64"),
-                ("RIN", rin, "i64"), ("rs0", rs0, "i64"), ("rs1", rs1, "i64"), ("cs", cs, "i64"),
-                ("ors0", os0, "i64"), ("ors1", os1, "i64"), ("ocs", ocs, "i64"), ("nblk", -(-C // bc), "i64")]
-        consts = {"LOG": int(log), "CK": 1 if out_dt is D.float64 else 0, "ROW2": int(two), "INTERP": 0,
-                  "BLOCK_R": br, "BLOCK_C": bc}
+        args = ([("out_ptr", o, _ptr(o)), ("x_ptr", x, _ptr(x))] + a.row_args()
+                + [("cs", a.cs, "i64"), ("ors0", a.os[0], "i64"), ("ors1", a.os[1], "i64"), ("ocs", a.ocs, "i64"),
+                   ("nblk", -(-C // bc), "i64")])
+        consts = {"LOG": int(log), "CK": ck, "ROW2": int(a.two), "INTERP": 0, "BLOCK_R": br, "BLOCK_C": bc}
         _launch(_kernels().softmax_kernel, ((R + br - 1) // br,), args, consts, x._storage.device, nw)
         return out
     kernel.__name__ = name + "_cuda"
@@ -288,8 +460,11 @@ def _softmax(name, log):
 softmax_cuda = _softmax("softmax", False)
 log_softmax_cuda = _softmax("log_softmax", True)
 
-KERNELS = {"sum": sum_cuda, "mean": mean_cuda, "amax": amax_cuda, "amin": amin_cuda, "argmax": argmax_cuda,
-           "argmin": argmin_cuda, "softmax": softmax_cuda, "log_softmax": log_softmax_cuda}
+KERNELS = {"sum": sum_cuda, "mean": mean_cuda, "amax": amax_cuda, "amin": amin_cuda, "prod": prod_cuda,
+           "nansum": nansum_cuda, "nanmean": nanmean_cuda, "count_nonzero": count_nonzero_cuda, "var": var_cuda,
+           "std": std_cuda, "logsumexp": logsumexp_cuda, "argmax": argmax_cuda, "argmin": argmin_cuda,
+           "_max_dim": max_dim_cuda, "_min_dim": min_dim_cuda, "softmax": softmax_cuda,
+           "log_softmax": log_softmax_cuda}
 
 
 def _register():

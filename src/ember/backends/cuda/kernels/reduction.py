@@ -1,4 +1,5 @@
-"""Triton kernels for reductions (sum/mean/amax/amin, argmax/argmin) and softmax/log_softmax.
+"""Triton kernels for reductions (sum/mean/amax/amin/prod/nansum/counts, the passes of var/std,
+logsumexp and nanmean, argmax/argmin and max/min over a dim) and softmax/log_softmax.
 
 The host (`backends/cuda/reduction.py`) reduces every problem to rows x cols over the last axis:
 a row's offset is `(r // RIN) * rs0 + (r % RIN) * rs1` (two collapsed kept dims, `ROW2`), a
@@ -6,6 +7,18 @@ column's `(c // CIN) * cs0 + (c % CIN) * cs1` (two collapsed reduced dims, `COL2
 stride each. A program owns BLOCK_R rows and walks the columns in BLOCK_C chunks, keeping a
 [BLOCK_R, BLOCK_C] tile of partial results that is reduced across lanes at the end. `CK` is the
 accumulation type (0 float32, 1 float64, 2 int64, as in kernels/elementwise.py).
+
+`reduce_kernel`'s `OP` picks what is accumulated: 0 sum, 1 amax, 2 amin, 3 prod, 4 sum with NaNs
+as 0, 5 count of nonzeros, 6 count of non-NaNs, 7 sum of (x - c)^2, 8 sum of exp(x - c), where
+c is a per-row value read from `c_ptr` (a row mean for var/std, a row max for logsumexp, made 0
+where it is not finite). `POST` finishes the row: 1 sqrt (std), 2 log(s) + c (logsumexp),
+3 c / s (nanmean: the row's NaN-free sum over its count of non-NaNs).
+
+`softmax_row_kernel` is the one-pass (log_)softmax over whole rows held in registers: unit column
+strides are built in (so Triton sees contiguous addresses), and `VEC` adds the alignment hints
+(`tl.multiple_of` on the pointers, `tl.max_constancy` on the column mask) that the host has
+checked, without which Triton can't prove 16-byte alignment and emits 4-byte accesses.
+`softmax_kernel` is the two-pass fallback for longer or strided rows.
 
 The column loop is a `for` over a runtime trip count when compiled; under Triton's interpreter
 (`INTERP`) it is a `while` loop, because the interpreter can't use a scalar argument as a
@@ -36,6 +49,11 @@ def _min_fn(a, b):
 
 
 @triton.jit
+def _mul_fn(a, b):
+    return a * b
+
+
+@triton.jit
 def _rsum(x):
     return tl.reduce(x, 1, _add_fn)
 
@@ -48,6 +66,11 @@ def _rmax(x):
 @triton.jit
 def _rmin(x):
     return tl.reduce(x, 1, _min_fn)
+
+
+@triton.jit
+def _rprod(x):
+    return tl.reduce(x, 1, _mul_fn)
 
 
 @triton.jit
@@ -68,8 +91,11 @@ def _cols(c, CIN, cs0, cs1, COL2: tl.constexpr):
 
 @triton.jit
 def _init(OP: tl.constexpr, CK: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
-    # OP 0 sum, 1 amax, 2 amin: the identity of each in the accumulation type
-    if OP == 0:
+    # the identity of each OP in the accumulation type: 1 for prod, -inf/+inf (or the int64
+    # bounds) for amax/amin, 0 for the sums and counts
+    if OP == 3:
+        return _cast(tl.full([BLOCK_R, BLOCK_C], 1, tl.int32), CK)
+    elif OP != 1 and OP != 2:
         return _cast(tl.full([BLOCK_R, BLOCK_C], 0, tl.int32), CK)
     elif CK == 2:
         if OP == 1:
@@ -84,54 +110,91 @@ def _init(OP: tl.constexpr, CK: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl
 
 
 @triton.jit
-def _reduce_step(acc, x_ptr, roff, rmask, c0, end, CIN, cs0, cs1,
+def _centre(c_ptr, r, rmask, OP: tl.constexpr, POST: tl.constexpr, BLOCK_R: tl.constexpr):
+    """The per-row value c of OP 7/8 and POST 2/3 (0 where unused); for logsumexp, 0 where not finite."""
+    if OP == 7 or OP == 8 or POST == 2 or POST == 3:
+        c = tl.load(c_ptr + r, mask=rmask, other=0)
+        if OP == 8 or POST == 2:
+            c = tl.where(tl.abs(c) < float("inf"), c, 0.0)
+        return c
+    else:
+        return tl.full([BLOCK_R], 0.0, tl.float32)
+
+
+@triton.jit
+def _reduce_step(acc, x_ptr, ctr, roff, rmask, c0, end, CIN, cs0, cs1,
                  OP: tl.constexpr, CK: tl.constexpr, COL2: tl.constexpr, BLOCK_R: tl.constexpr,
                  BLOCK_C: tl.constexpr):
     c = c0 + tl.arange(0, BLOCK_C).to(tl.int64)
     m = rmask[:, None] & (c < end)[None, :]
-    x = _cast(tl.load(x_ptr + roff[:, None] + _cols(c, CIN, cs0, cs1, COL2)[None, :], mask=m, other=0), CK)
+    raw = tl.load(x_ptr + roff[:, None] + _cols(c, CIN, cs0, cs1, COL2)[None, :], mask=m, other=0)
+    x = _cast(raw, CK)
     if OP == 0:
-        return acc + x
+        acc = acc + x
     elif OP == 1:   # NaN propagates
-        return tl.where(m & ((x != x) | (x > acc)), x, acc)
+        acc = tl.where(m & ((x != x) | (x > acc)), x, acc)
+    elif OP == 2:
+        acc = tl.where(m & ((x != x) | (x < acc)), x, acc)
+    elif OP == 3:
+        acc = tl.where(m, acc * x, acc)
+    elif OP == 4:
+        acc = acc + tl.where(x != x, 0, x)
+    elif OP == 5:
+        acc = acc + (raw != 0).to(tl.int64)
+    elif OP == 6:
+        acc = acc + ((raw == raw) & m).to(tl.int64)
+    elif OP == 7:
+        d = x - ctr[:, None]
+        acc = acc + tl.where(m, d * d, 0.0)
     else:
-        return tl.where(m & ((x != x) | (x < acc)), x, acc)
+        acc = acc + tl.where(m, tl.exp(x - ctr[:, None]), 0.0)
+    return acc
 
 
 @triton.jit
-def reduce_kernel(out_ptr, x_ptr, R, C, RIN, rs0, rs1, CIN, cs0, cs1, chunk, nblk, nsplit, divisor,
-                  OP: tl.constexpr, CK: tl.constexpr, ROW2: tl.constexpr, COL2: tl.constexpr,
+def reduce_kernel(out_ptr, x_ptr, c_ptr, R, C, RIN, rs0, rs1, CIN, cs0, cs1, chunk, nblk, nsplit, divisor,
+                  OP: tl.constexpr, CK: tl.constexpr, POST: tl.constexpr, ROW2: tl.constexpr, COL2: tl.constexpr,
                   HAS_DIV: tl.constexpr, INTERP: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
-    """out[r * nsplit + s] = OP over columns [s * chunk, min((s + 1) * chunk, C)) of row r (s: program_id(1))."""
+    """out[r * nsplit + s] = OP over columns [s * chunk, min((s + 1) * chunk, C)) of row r (s: program_id(1)),
+    divided by `divisor` (HAS_DIV), then POST."""
     pid_s = tl.program_id(1).to(tl.int64)
     r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
     rmask = r < R
     roff = _rows(r, RIN, rs0, rs1, ROW2)
+    ctr = _centre(c_ptr, r, rmask, OP, POST, BLOCK_R)
     start = pid_s * chunk
     end = tl.minimum(start + chunk, C)
     acc = _init(OP, CK, BLOCK_R, BLOCK_C)
     if INTERP:
         k = 0
         while k < nblk:
-            acc = _reduce_step(acc, x_ptr, roff, rmask, start + k * BLOCK_C, end, CIN, cs0, cs1,
+            acc = _reduce_step(acc, x_ptr, ctr, roff, rmask, start + k * BLOCK_C, end, CIN, cs0, cs1,
                                OP, CK, COL2, BLOCK_R, BLOCK_C)
             k += 1
     else:
         for k in range(0, nblk):
-            acc = _reduce_step(acc, x_ptr, roff, rmask, start + k * BLOCK_C, end, CIN, cs0, cs1,
+            acc = _reduce_step(acc, x_ptr, ctr, roff, rmask, start + k * BLOCK_C, end, CIN, cs0, cs1,
                                OP, CK, COL2, BLOCK_R, BLOCK_C)
-    if OP == 0:
-        res = _rsum(acc)
-    elif OP == 1:
+    if OP == 1:
         res = _rmax(acc)
-    else:
+    elif OP == 2:
         res = _rmin(acc)
-    if OP != 0:
+    elif OP == 3:
+        res = _rprod(acc)
+    else:
+        res = _rsum(acc)
+    if OP == 1 or OP == 2:
         if CK != 2:
             nan = _rmax((acc != acc).to(tl.int32))
             res = tl.where(nan > 0, float("nan"), res)
     if HAS_DIV:
         res = res / divisor
+    if POST == 1:
+        res = tl.sqrt(res)
+    elif POST == 2:
+        res = tl.log(res) + ctr
+    elif POST == 3:
+        res = ctr / res.to(ctr.dtype)
     tl.store(out_ptr + r * nsplit + pid_s, res.to(out_ptr.dtype.element_ty), mask=rmask)
 
 
@@ -154,10 +217,11 @@ def _arg_step(bv, bi, x_ptr, roff, rmask, c0, C, CIN, cs0, cs1, BIG,
 
 
 @triton.jit
-def arg_kernel(out_ptr, x_ptr, R, C, RIN, rs0, rs1, CIN, cs0, cs1, nblk,
+def arg_kernel(out_ptr, val_ptr, x_ptr, R, C, RIN, rs0, rs1, CIN, cs0, cs1, nblk,
                IS_MIN: tl.constexpr, CK: tl.constexpr, ROW2: tl.constexpr, COL2: tl.constexpr,
-               INTERP: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
-    """out[r] = the first column index of the max (min) of row r; the first NaN wins (C >= 1)."""
+               WRITE_VAL: tl.constexpr, INTERP: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+    """out[r] = the first column index of the max (min) of row r; the first NaN wins (C >= 1).
+    With WRITE_VAL, val[r] = that max (min), NaN if the row has one (max/min over a dim)."""
     r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
     rmask = r < R
     roff = _rows(r, RIN, rs0, rs1, ROW2)
@@ -186,6 +250,10 @@ def arg_kernel(out_ptr, x_ptr, R, C, RIN, rs0, rs1, CIN, cs0, cs1, nblk,
         cand = tl.where(anynan[:, None] > 0, isnan, cand)
     idx = _rmin(tl.where(cand, bi, BIG))
     tl.store(out_ptr + r, idx, mask=rmask)
+    if WRITE_VAL:
+        if CK != 2:
+            best = tl.where(anynan > 0, float("nan"), best)
+        tl.store(val_ptr + r, best.to(val_ptr.dtype.element_ty), mask=rmask)
 
 
 @triton.jit
@@ -251,3 +319,35 @@ def softmax_kernel(out_ptr, x_ptr, R, C, RIN, rs0, rs1, cs, ors0, ors1, ocs, nbl
     else:
         for k in range(0, nblk):
             _sm_write_step(out_ptr, x_ptr, roff, ooff, rmask, k * BLOCK_C, C, cs, ocs, M, L, LOG, CK, BLOCK_C)
+
+
+@triton.jit
+def softmax_row_kernel(out_ptr, x_ptr, R, C, RIN, rs0, rs1, ors0, ors1,
+                       LOG: tl.constexpr, CK: tl.constexpr, ROW2: tl.constexpr, VEC: tl.constexpr,
+                       XALIGN: tl.constexpr, OALIGN: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+    """(log_)softmax in one pass over rows of unit stride (in x and out) that fit one tile (C <= BLOCK_C):
+    each element is loaded once into registers (max, exp, sum from there) and stored once.
+    VEC > 1 promises that C is a multiple of VEC and that every row of x (out) starts at a multiple of
+    XALIGN (OALIGN) bytes: the hints that let Triton use 16-byte loads and stores."""
+    r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
+    rmask = r < R
+    roff = _rows(r, RIN, rs0, rs1, ROW2)
+    ooff = _rows(r, RIN, ors0, ors1, ROW2)
+    c = tl.arange(0, BLOCK_C)
+    cmask = c < C
+    xp = x_ptr + roff[:, None] + c[None, :]
+    op = out_ptr + ooff[:, None] + c[None, :]
+    if VEC > 1:
+        cmask = tl.max_constancy(cmask, [VEC])
+        xp = tl.multiple_of(xp, [XALIGN, XALIGN])
+        op = tl.multiple_of(op, [OALIGN, OALIGN])
+    m = rmask[:, None] & cmask[None, :]
+    x = tl.where(m, _cast(tl.load(xp, mask=m, other=0), CK), float("-inf"))
+    z = x - _rmax(x)[:, None]
+    e = tl.exp(z)
+    s = _rsum(e)
+    if LOG:
+        y = z - tl.log(s)[:, None]
+    else:
+        y = e / s[:, None]
+    tl.store(op, y.to(out_ptr.dtype.element_ty), mask=m)
