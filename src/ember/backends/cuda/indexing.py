@@ -1,18 +1,42 @@
-"""CUDA gather/scatter family on two Triton kernels, and the composites built on them:
-gather, index_select, embedding, scatter_add, index_add; plus stack/cat and triu/tril.
+"""CUDA indexing ops on a gather kernel, a scatter kernel and a stream-compaction pipeline
+(`kernels/indexing.py`), plus the composites built on them.
 
-Index values are not bounds-checked on the device (PyTorch uses device-side asserts); the
-host checks shapes and dtypes.
+- gather kernel: gather, index_select, embedding, take, index (advanced `__getitem__`).
+- scatter kernel (store / atomic add / multiply / max / min): scatter(_) (src tensor or scalar,
+  reduce='add'|'multiply'), scatter_add(_), scatter_reduce(_) (sum, prod, mean, amax, amin,
+  include_self), index_add(_), index_copy(_), index_fill(_), put(_), index_put(_) (accumulate=True
+  through atomics). Types without a native atomic (bfloat16, and float16 except for add; bool and
+  8/16-bit integers) accumulate in a float32/int32 copy that is cast back. Duplicate indices
+  without accumulation leave one of the written values (as on torch CUDA, not always the last).
+- compaction (block counts, an inclusive scan, a compaction kernel): nonzero, argwhere,
+  masked_select, masked_scatter(_). nonzero, masked_select and boolean-mask indexing read the
+  number of selected elements back to the host (one synchronisation, as torch does); nothing
+  else synchronises or copies between host and device.
+- cat, stack; norm, all, any as composites of other CUDA ops.
+
+Index values are checked on the host only where that costs no synchronisation (dtypes, shapes, a
+non-empty index into an empty dim). On the device, negative indices are wrapped, and an index out
+of range is not reported (torch raises a device-side assert): a read at it gives 0 and a write to
+it is dropped. masked_scatter likewise does not report a source with fewer elements than the
+mask selects; the positions past its end keep their value.
 """
 from __future__ import annotations
 
+from math import prod
+
+import numpy as np
+
 from ..._tensor import Tensor
 from ...core import dtype as D
-from ...core.shape import normalize_dim
+from ...core.shape import broadcast_shapes, contiguous_strides, normalize_dim
 from ...dispatch import OPS
-from .elementwise import BLOCK, MAXDIM, _CK, _collapse, _compute_dtype, _empty, copy_cast, launch_tern
+from ..cpu.indexing import _scalar_to
+from .elementwise import BLOCK, MAXDIM, _collapse, _empty, _strides_for, copy_cast
 
-_ATOMIC_OK = {"float32", "float64", "float16", "int32", "int64"}
+STORE, ADD, MUL, MAX, MIN = range(5)
+_NATIVE = {STORE: None, ADD: {"float32", "float64", "float16", "int32", "int64"},
+           MUL: {"float32", "float64", "int32", "int64"}}
+_NATIVE[MAX] = _NATIVE[MIN] = _NATIVE[MUL]
 
 
 def _kernels():
@@ -20,48 +44,121 @@ def _kernels():
     return indexing
 
 
-def _check_index(name, index):
-    if index._dtype is not D.int64 and index._dtype is not D.int32:
-        raise RuntimeError(f"{name}(): Expected dtype int64 (or int32) for index, got {index._dtype}")
+# ---- launch helpers --------------------------------------------------------------------------------
+
+def _pad(v):
+    return list(v) + [0] * (MAXDIM - len(v))
 
 
-def _launch(kernel, shape, ptrs, per_strides, scalars, consts, device):
-    """Runs an index kernel over `shape`; per_strides: one stride list per strided operand."""
-    from .compiler import SIG, run
-    n = 1
-    for s in shape:
-        n *= s
+def _geometry(shape, strides):
+    sizes, sts = _collapse(list(shape), [list(s) for s in strides])
+    if len(sizes) > MAXDIM:
+        raise NotImplementedError(f"indexing kernel on CUDA over {len(sizes)} non-mergeable dims (at most {MAXDIM})")
+    return sizes, sts
+
+
+def _grid_args(sizes, sts, prefixes):
+    s = _pad(sizes)
+    args = [(f"s{k}", s[k], "i64") for k in range(1, MAXDIM)]
+    for p, st in zip(prefixes, sts):
+        st = _pad(st)
+        args += [(f"{p}{k}", st[k], "i64") for k in range(MAXDIM)]
+    return args
+
+
+def _unravel_args(t):
+    """take/put: the collapsed geometry through which a flat C-order index addresses t."""
+    if t is None:
+        sizes, st, nd = [1], [0], 0
+    else:
+        sizes, (st,) = _geometry(t._shape, [t._stride])
+        nd = len(sizes)
+    u, ut = _pad(sizes), _pad(st)
+    return [(f"u{k}", u[k], "i64") for k in range(1, MAXDIM)] + [(f"ut{k}", ut[k], "i64") for k in range(MAXDIM)], nd
+
+
+def _ptr(name, t):
+    from .compiler import SIG
+    return (name, t, "*" + SIG[t._dtype.name])
+
+
+def _run(kernel, n, args, consts, device):
+    from .compiler import run
+    run(kernel, ((n + BLOCK - 1) // BLOCK,), args, dict(consts, BLOCK=BLOCK), device.index or 0)
+
+
+def _gather(out, x, xs, idx, its, isize, xdim, wrap=True, unravel=None):
+    """out[p] = x[offset(p; xs) + idx[p] * xdim] over out's shape (or, with `unravel`, x's flat
+    element idx[p]); its: the index's strides over out's shape."""
+    n = prod(out._shape)
     if n == 0:
-        return
-    sizes, sts = _collapse(list(shape), [list(s) for s in per_strides])
-    nd = len(sizes)
-    if nd > MAXDIM:
-        raise NotImplementedError(f"indexing kernel over {nd} non-mergeable dims (at most {MAXDIM})")
-    pad = lambda v: list(v) + [0] * (MAXDIM - len(v))  # noqa: E731
-    args = [(name, t, "*" + SIG[t._dtype.name]) for name, t in ptrs] + [("n", n, "i64")] + scalars
-    s = pad(sizes)
-    args += [(f"s{k}", s[k], "i64") for k in range(1, MAXDIM)]
-    for prefix, st in zip(("ot", "xt" if kernel.__name__ == "gather_kernel" else "st", "it"), sts):
-        args += [(f"{prefix}{k}", pad(st)[k], "i64") for k in range(MAXDIM)]
-    run(kernel, ((n + BLOCK - 1) // BLOCK,), args, dict(consts, NDIM=nd, BLOCK=BLOCK), device.index or 0)
-
-
-def gather(self, dim, index, sparse_grad=False):
-    _check_index("gather", index)
-    nd = max(self.ndim, 1)
-    d = normalize_dim(dim, nd)
-    if index.ndim != self.ndim:
-        raise RuntimeError(f"gather(): Index tensor must have the same number of dimensions as input tensor "
-                           f"({index.ndim} vs {self.ndim})")
-    out = _empty(index._shape, self._dtype, self.device)
-    if not self._shape:
-        return copy_cast(out, self)
-    xs = list(self._stride)
-    xdim = xs[d]
-    xs[d] = 0
-    _launch(_kernels().gather_kernel, index._shape, [("out_ptr", out), ("x_ptr", self), ("idx_ptr", index)],
-            [out._stride, xs, index._stride], [("xdim", xdim, "i64")], {}, self.device)
+        return out
+    sizes, sts = _geometry(out._shape, [out._stride, xs, its])
+    uargs, und = _unravel_args(unravel)
+    args = [_ptr("out_ptr", out), _ptr("x_ptr", x), _ptr("idx_ptr", idx), ("n", n, "i64"),
+            ("isize", isize, "i64"), ("xdim", xdim, "i64")] + _grid_args(sizes, sts, ("ot", "xt", "it")) + uargs
+    _run(_kernels().gather_kernel, n, args, {"NDIM": len(sizes), "UNDIM": und, "WRAP": int(wrap)}, out.device)
     return out
+
+
+def _scalar_type(dt):
+    return "fp64" if dt is D.float64 else ("fp32" if dt.category == 2 else "i64")
+
+
+def _scatter(out, os_, shape, idx, its, src, ss, osize, odim, mode, scale=None, wrap=True, unravel=None):
+    """out[offset(p; os_) + idx[p] * odim] (op)= src[p] over `shape`; src a tensor read through
+    strides `ss` or a Python scalar; `scale` multiplies a tensor src (index_add's alpha)."""
+    n = prod(shape)
+    if n == 0 or out.numel() == 0:  # into an empty tensor every index is out of range
+        return
+    dt = out._dtype
+    scalar = not isinstance(src, Tensor)
+    value = src if scalar else scale
+    value = 0 if value is None else (float(value) if dt.category == 2 else int(value))
+    sizes, sts = _geometry(shape, [os_, [0] * len(shape) if scalar else ss, its])
+    uargs, und = _unravel_args(unravel)
+    args = [_ptr("out_ptr", out), _ptr("src_ptr", out if scalar else src), _ptr("idx_ptr", idx), ("n", n, "i64"),
+            ("osize", osize, "i64"), ("odim", odim, "i64"), ("value", value, _scalar_type(dt))]
+    args += _grid_args(sizes, sts, ("ot", "st", "it")) + uargs
+    consts = {"NDIM": len(sizes), "UNDIM": und, "WRAP": int(wrap), "MODE": mode, "SRC_SCALAR": int(scalar),
+              "SCALE": int(not scalar and scale is not None), "FLT": int(dt.category == 2),
+              "W64": int(dt.itemsize == 8)}
+    _run(_kernels().scatter_kernel, n, args, consts, out.device)
+
+
+def _acc_dtype(dt, mode):
+    native = _NATIVE[mode]
+    if native is None or dt.name in native:
+        return dt
+    return D.float32 if dt.category == 2 else D.int32
+
+
+def _update(self, inplace, mode, body):
+    """Runs body(target) on self (in place) or on a contiguous copy of it, through a float32/int32
+    copy where `mode`'s atomic has no native form for self's dtype; returns the result."""
+    acc = _acc_dtype(self._dtype, mode)
+    if inplace and acc is self._dtype:
+        body(self)
+        return self
+    target = copy_cast(_empty(self._shape, acc, self.device), self)
+    body(target)
+    if acc is self._dtype:
+        return target
+    return copy_cast(self if inplace else _empty(self._shape, self._dtype, self.device), target)
+
+
+def _as_1d(t):
+    """0-dim tensors act as 1-element vectors in the dim-based ops (a view: writes go through)."""
+    return t.reshape(1) if not t._shape else t
+
+
+def _dim_scatter(t, d, index, src, mode, scale=None):
+    """t[..., index[p], ...] (op)= src[p] over index's shape, along dim d of t."""
+    os_ = list(t._stride)
+    odim = os_[d]
+    os_[d] = 0
+    ss = None if not isinstance(src, Tensor) else (list(src._stride) if src._shape else [0] * len(index._shape))
+    _scatter(t, os_, index._shape, index, index._stride, src, ss, t._shape[d], odim, mode, scale)
 
 
 def _along(index, d, shape):
@@ -71,61 +168,569 @@ def _along(index, d, shape):
     return index.reshape(*view).expand(*shape)
 
 
+# ---- shared checks (the CPU kernels' wording) ------------------------------------------------------
+
+def _check_index(op, index):
+    if index._dtype is not D.int64 and index._dtype is not D.int32:
+        raise RuntimeError(f"{op}(): Expected dtype int32/int64 for index, but got {index._dtype}")
+
+
+def _long_index(op, index, exc=RuntimeError):
+    if index._dtype is not D.int64:
+        raise exc(f"{op}(): Expected a long (int64) tensor for index, but got {index._dtype}")
+
+
+def _vector_index(op, index, exc=IndexError):
+    if index.ndim > 1:
+        raise exc(f"{op}(): Index is supposed to be a vector (0-D or 1-D), but got a tensor of shape "
+                  f"{list(index._shape)}")
+
+
+def _same_dtype(op, self, other, what="source"):
+    if other._dtype is not self._dtype:
+        raise RuntimeError(f"{op}(): self and {what} must have the same dtype, but got self.dtype = {self._dtype} "
+                           f"and {what}.dtype = {other._dtype}")
+
+
+def _py_value(op, value, dt):
+    """A Python scalar (or a 0-dim tensor on another device) for dtype dt; integer overflow raises."""
+    if dt.category == 2:
+        return float(value.item() if isinstance(value, Tensor) else value)
+    return int(_scalar_to(op, value, dt))
+
+
+def _no_empty_dim(op, n, dim, size):
+    if n and not size:
+        raise IndexError(f"{op}(): index is out of bounds for dimension {dim} with size 0")
+
+
+# ---- gather family ---------------------------------------------------------------------------------
+
+def gather(self, dim, index, sparse_grad=False):
+    _check_index("gather", index)
+    d = normalize_dim(dim, max(self.ndim, 1))
+    if max(index.ndim, 1) != max(self.ndim, 1):
+        raise RuntimeError(f"gather(): Index tensor must have the same number of dimensions as input tensor "
+                           f"(index shape {list(index._shape)}, input shape {list(self._shape)})")
+    out = _empty(index._shape, self._dtype, self.device)
+    if out.numel() == 0:
+        return out
+    x, idx = _as_1d(self), _as_1d(index)
+    for k in range(x.ndim):
+        if k != d and idx._shape[k] > x._shape[k]:
+            raise RuntimeError(f"gather(): Size does not match at dimension {k} expected index {list(idx._shape)} "
+                               f"to be no larger than self {list(x._shape)} apart from dimension {d}")
+    _no_empty_dim("gather", 1, d, x._shape[d])
+    xs = list(x._stride)
+    xs[d] = 0
+    _gather(_as_1d(out), x, xs, idx, idx._stride, x._shape[d], x._stride[d])
+    return out
+
+
 def index_select(self, dim, index):
     _check_index("index_select", index)
-    if index.ndim > 1:
-        raise IndexError(f"index_select(): Index is supposed to be a vector, got {index.ndim} dims")
-    if not self._shape:
-        return gather(self.reshape(1), 0, index.reshape(-1)).reshape(*index._shape)
+    _vector_index("index_select", index)
     d = normalize_dim(dim, self.ndim)
+    if not self._shape:
+        if index.numel() != 1:
+            raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {index.numel()} value(s)")
+        return gather(self.reshape(1), 0, index.reshape(1)).reshape(())
     shape = list(self._shape)
     shape[d] = index.numel()
+    if index.numel():
+        _no_empty_dim("index_select", 1, d, self._shape[d])
     return gather(self, d, _along(index.reshape(-1), d, shape))
 
 
 def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
+    if weight.ndim != 2:
+        raise RuntimeError(f"embedding(): 'weight' must be 2-D, got shape {list(weight._shape)}")
+    if indices._dtype is not D.int64 and indices._dtype is not D.int32:
+        raise RuntimeError(f"embedding(): Expected tensor for argument 'indices' to have one of the following "
+                           f"scalar types: Long, Int; but got {indices._dtype} instead")
     flat = index_select(weight, 0, indices.reshape(-1))
     return flat.reshape(*indices._shape, weight._shape[-1])
 
 
-def _scatter_add_into(out, d, index, src, alpha=1):
-    if out._dtype.name not in _ATOMIC_OK:
-        raise NotImplementedError(f"scatter_add/index_add on CUDA supports {sorted(_ATOMIC_OK)}, got {out._dtype}")
-    os_ = list(out._stride)
-    odim = os_[d]
-    os_[d] = 0
-    ck = _CK[_compute_dtype(out._dtype).name]
-    sty = "fp64" if ck == 1 else ("fp32" if ck == 0 else "i64")
-    _launch(_kernels().scatter_add_kernel, index._shape, [("out_ptr", out), ("src_ptr", src), ("idx_ptr", index)],
-            [os_, src._stride, index._stride], [("odim", odim, "i64"), ("alpha", alpha, sty)], {"CK": ck},
-            out.device)
+def take(self, index):
+    _long_index("take", index)
+    out = _empty(index._shape, self._dtype, self.device)
+    if out.numel() and not self.numel():
+        raise IndexError("take(): out of range: tried to access an index on a tensor of 0 elements")
+    return _gather(out, self, [0] * index.ndim, index, index._stride, self.numel(), 0, unravel=self)
+
+
+# ---- advanced indexing -------------------------------------------------------------------------------
+
+def _adv_entries(op, self, indices):
+    """Checks an aten index list as the CPU kernel does; returns [(first dim, tensor, is_mask)]."""
+    shape = self._shape
+    nd = len(shape)
+    entries = []
+    dim = 0
+    for t in indices:
+        if t is None:
+            dim += 1
+            continue
+        dt = t._dtype
+        if dt is D.int64 or dt is D.int32:
+            entries.append((dim, t, False))
+            dim += 1
+        elif dt is D.bool or dt is D.uint8:
+            for j in range(t.ndim):
+                if dim + j >= nd or t._shape[j] != shape[dim + j]:
+                    raise IndexError(f"{op}(): the shape of the mask {list(t._shape)} at index {j} does not match "
+                                     f"the shape of the indexed tensor {list(shape)} at index {dim + j}")
+            if not t._shape:
+                raise NotImplementedError(f"{op}() on CUDA with a 0-dim boolean index is not implemented "
+                                          f"(Tensor.__getitem__ turns one into a 1-element mask on a new dim)")
+            entries.append((dim, t, True))
+            dim += t.ndim
+        else:
+            raise IndexError(f"{op}(): tensors used as indices must be long, int, byte or bool tensors, got {dt}")
+    if dim > nd:
+        raise IndexError(f"{op}(): too many indices for tensor of dimension {nd} (got {dim})")
+    return entries
+
+
+def _adv_per_dim(op, self, entries):
+    """One entry per dim of self: None or an integer index tensor; a mask becomes the columns of
+    its nonzero() (the one host synchronisation)."""
+    per = [None] * self.ndim
+    for d, t, is_mask in entries:
+        if not is_mask:
+            per[d] = t
+            continue
+        nz = nonzero(t)
+        for j in range(t.ndim):
+            per[d + j] = nz.select(1, j) if nz._shape[0] else _empty((0,), D.int64, self.device)
+    try:
+        batch = broadcast_shapes(*[t._shape for t in per if t is not None])
+    except RuntimeError:
+        shapes = ", ".join(str(list(t._shape)) for _, t, _ in entries)
+        raise IndexError(f"{op}(): shape mismatch: indexing tensors could not be broadcast together with "
+                         f"shapes {shapes}") from None
+    return per, batch
+
+
+def _adv_geometry(op, t, per, batch):
+    """The indexing result's shape and, over it, t's strides and the index operand: (shape, xs,
+    idx, its, size, dim stride, wrap). Several index tensors become one tensor of element offsets."""
+    shape, stride = t._shape, t._stride
+    dims = [d for d, i in enumerate(per) if i is not None]
+    adjacent = dims[-1] - dims[0] + 1 == len(dims)
+    rest = [d for d in range(t.ndim) if per[d] is None]
+    pre = [d for d in rest if d < dims[0]] if adjacent else []
+    post = [d for d in rest if d not in pre]
+    res = tuple([shape[d] for d in pre] + list(batch) + [shape[d] for d in post])
+    xs = [stride[d] for d in pre] + [0] * len(batch) + [stride[d] for d in post]
+    nb = prod(batch)
+    for d in dims:
+        _no_empty_dim(op, nb, d, shape[d])
+    if len(dims) == 1:
+        d = dims[0]
+        idx, its, size, dstride, wrap = per[d], _strides_for(per[d], batch), shape[d], stride[d], True
+    else:
+        idx, its, size, dstride, wrap = _empty(batch, D.int64, t.device), list(contiguous_strides(batch)), 0, 1, False
+        if prod(res):
+            for k, d in enumerate(dims):
+                _linearise(idx, per[d], batch, shape[d], stride[d], k == 0)
+    its = [0] * len(pre) + list(its) + [0] * len(post)
+    return res, xs, idx, its, size, dstride, wrap
+
+
+def _linearise(lin, idx, batch, size, stride, first):
+    """lin (+)= wrap(idx) * stride over `batch` (-1 marks an out-of-range index)."""
+    n = prod(batch)
+    sizes, (its,) = _geometry(batch, [_strides_for(idx, batch)])
+    args = [_ptr("lin_ptr", lin), _ptr("idx_ptr", idx), ("n", n, "i64"), ("size", size, "i64"),
+            ("stride", stride, "i64")] + _grid_args(sizes, [its], ("it",))
+    _run(_kernels().lin_kernel, n, args, {"NDIM": len(sizes), "FIRST": int(first)}, lin.device)
+
+
+def index(self, indices):
+    entries = _adv_entries("index", self, indices)
+    if not entries:  # only whole dims: a copy
+        return copy_cast(_empty(self._shape, self._dtype, self.device), self)
+    if len(entries) == 1 and entries[0][2] and entries[0][0] == 0 and entries[0][1].ndim == self.ndim \
+            and entries[0][1]._dtype is D.bool:
+        return masked_select(self, entries[0][1])  # x[mask] over every dim
+    per, batch = _adv_per_dim("index", self, entries)
+    res, xs, idx, its, size, dstride, wrap = _adv_geometry("index", self, per, batch)
+    return _gather(_empty(res, self._dtype, self.device), self, xs, idx, its, size, dstride, wrap)
+
+
+def _value_strides(op, values, res):
+    """values' strides broadcast over the indexing result's shape (NumPy assignment rules)."""
+    vshape, vst = list(values._shape), list(values._stride)
+    while len(vshape) > len(res) and vshape[0] == 1:
+        vshape, vst = vshape[1:], vst[1:]
+    off = len(res) - len(vshape)
+    if off < 0 or any(a != 1 and a != b for a, b in zip(vshape, res[off:])):
+        raise RuntimeError(f"{op}(): shape mismatch: value tensor of shape {list(values._shape)} cannot be broadcast "
+                           f"to indexing result of shape {list(res)}")
+    out = [0] * len(res)
+    for i, (a, s) in enumerate(zip(vshape, vst)):
+        if a != 1:
+            out[off + i] = s
     return out
 
 
-def scatter_add(self, dim, index, src):
-    _check_index("scatter_add", index)
-    d = normalize_dim(dim, max(self.ndim, 1))
-    out = copy_cast(_empty(self._shape, self._dtype, self.device), self)
-    return _scatter_add_into(out, d, index, src)
+def _index_put(op, self, indices, values, accumulate, inplace):
+    if values._dtype is not self._dtype:
+        raise RuntimeError(f"{op}(): Index put requires the source and destination dtypes match, got "
+                           f"{self._dtype} for the destination and {values._dtype} for the source")
+    entries = _adv_entries(op, self, indices)
+    if not entries:  # only whole dims: every element
+        _value_strides(op, values, self._shape)
+        if inplace:
+            OPS["add_" if accumulate else "copy_"].fn(self, values)
+            return self
+        return OPS["add"].fn(self, values) if accumulate else copy_cast(_empty(self._shape, self._dtype,
+                                                                                self.device), values)
+    d0, m, is_mask = entries[0]
+    if len(entries) == 1 and is_mask and m._dtype is D.bool and not accumulate and values.numel() == 1:
+        # x[mask] = v: a masked fill, no synchronisation (as in torch)
+        view = m.reshape(*([1] * d0 + list(m._shape) + [1] * (self.ndim - d0 - m.ndim)))
+        v = values.reshape(())
+        return OPS["masked_fill_"].fn(self, view, v) if inplace else OPS["masked_fill"].fn(self, view, v)
+    per, batch = _adv_per_dim(op, self, entries)
+    mode = ADD if accumulate else STORE
+
+    def body(t):
+        res, xs, idx, its, size, dstride, wrap = _adv_geometry(op, t, per, batch)
+        _scatter(t, xs, res, idx, its, values, _value_strides(op, values, res), size, dstride, mode, wrap=wrap)
+    return _update(self, inplace, mode, body)
 
 
-def scatter_add_(self, dim, index, src):
-    _check_index("scatter_add_", index)
-    return _scatter_add_into(self, normalize_dim(dim, max(self.ndim, 1)), index, src)
+def index_put_(self, indices, values, accumulate=False):
+    return _index_put("index_put_", self, indices, values, accumulate, True)
 
 
-def index_add(self, dim, index, source, alpha=1):
-    _check_index("index_add", index)
-    d = normalize_dim(dim, max(self.ndim, 1))
-    out = copy_cast(_empty(self._shape, self._dtype, self.device), self)
-    return _scatter_add_into(out, d, _along(index.reshape(-1), d, source._shape), source, alpha)
+def index_put(self, indices, values, accumulate=False):
+    return _index_put("index_put", self, indices, values, accumulate, False)
 
 
-def index_add_(self, dim, index, source, alpha=1):
-    _check_index("index_add_", index)
-    d = normalize_dim(dim, max(self.ndim, 1))
-    return _scatter_add_into(self, d, _along(index.reshape(-1), d, source._shape), source, alpha)
+# ---- scatter family ------------------------------------------------------------------------------------
 
+def _scatter_check(op, self, dim, index, src):
+    """The CPU kernel's shape checks; the normalised dim, or None when index is empty."""
+    _check_index(op, index)
+    nd = self.ndim
+    d = normalize_dim(dim, nd)
+    ndi = max(index.ndim, 1)
+    if ndi != max(nd, 1):
+        raise RuntimeError(f"{op}(): Index tensor must have the same number of dimensions as self tensor "
+                           f"(index shape {list(index._shape)}, self shape {list(self._shape)})")
+    if src is not None:
+        if src._dtype is not self._dtype:
+            raise RuntimeError(f"{op}(): Expected self.dtype to be equal to src.dtype, but got {self._dtype} "
+                               f"and {src._dtype}")
+        if max(src.ndim, 1) != ndi:
+            raise RuntimeError(f"{op}(): Index tensor must have the same number of dimensions as src tensor "
+                               f"(index shape {list(index._shape)}, src shape {list(src._shape)})")
+    if index.numel() == 0:
+        return None
+    shape, ishape = self._shape or (1,), index._shape or (1,)
+    sshape = (src._shape or (1,)) if src is not None else None
+    for k in range(ndi):
+        if (k != d and ishape[k] > shape[k]) or (sshape is not None and ishape[k] > sshape[k]):
+            raise RuntimeError(f"{op}(): Expected index {list(ishape)} to be no larger than self {list(shape)} "
+                               f"apart from dimension {d}" +
+                               (f" and to be no larger size than src {list(sshape)}" if sshape is not None else ""))
+    _no_empty_dim(op, 1, d, shape[d])
+    return d
+
+
+def _copy_of(self):
+    return copy_cast(_empty(self._shape, self._dtype, self.device), self)
+
+
+_SCATTER_MODE = {None: STORE, "add": ADD, "multiply": MUL}
+
+
+def _scatter_op(op, inplace):
+    def kernel(self, dim, index, src=None, value=None, reduce=None):
+        if src is None:
+            if value is None:
+                raise TypeError(f"{op}(): expected a `src` tensor or a scalar `value`")
+            src = value
+        elif value is not None:
+            raise TypeError(f"{op}(): got both `src` and `value`; pass one of them")
+        mode = _SCATTER_MODE.get(reduce)
+        if mode is None:
+            raise RuntimeError(f"{op}(): reduce argument must be either 'add' or 'multiply', got {reduce!r}")
+        is_tensor = isinstance(src, Tensor)
+        d = _scatter_check(op, self, dim, index, src if is_tensor else None)
+        if d is None:
+            return self if inplace else _copy_of(self)
+        s = _as_1d(src) if is_tensor else _py_value(op, src, self._dtype)
+        return _update(self, inplace, mode, lambda t: _dim_scatter(_as_1d(t), d, _as_1d(index), s, mode))
+    return kernel
+
+
+def _scatter_add_op(op, inplace):
+    def kernel(self, dim, index, src):
+        d = _scatter_check(op, self, dim, index, src)
+        if d is None:
+            return self if inplace else _copy_of(self)
+        return _update(self, inplace, ADD, lambda t: _dim_scatter(_as_1d(t), d, _as_1d(index), _as_1d(src), ADD))
+    return kernel
+
+
+_REDUCE_MODE = {"sum": ADD, "prod": MUL, "mean": ADD, "amax": MAX, "amin": MIN}
+
+
+def _identity(reduce, dt):
+    """The start value of a reduction in the (accumulation) dtype dt (include_self=False)."""
+    if reduce in ("sum", "mean"):
+        return 0
+    if reduce == "prod":
+        return 1
+    if dt.category == 2:
+        return float("-inf") if reduce == "amax" else float("inf")
+    info = np.iinfo(dt.np)
+    return int(info.min if reduce == "amax" else info.max)
+
+
+def _scatter_reduce_op(op, inplace):
+    def kernel(self, dim, index, src, reduce, include_self=True):
+        mode = _REDUCE_MODE.get(reduce)
+        if mode is None:
+            raise RuntimeError(f"{op}(): reduce argument must be either sum, prod, mean, amax or amin, got {reduce!r}")
+        if reduce == "mean" and self._dtype is D.bool:
+            raise RuntimeError(f"{op}(): reduce='mean' is not implemented for bool tensors")
+        d = _scatter_check(op, self, dim, index, src)
+        if d is None:
+            return self if inplace else _copy_of(self)
+        idx, s = _as_1d(index), _as_1d(src)
+
+        def body(t):
+            t = _as_1d(t)
+            if not include_self:
+                _dim_scatter(t, d, idx, _identity(reduce, t._dtype), STORE)
+            _dim_scatter(t, d, idx, s, mode)
+        if reduce != "mean":
+            return _update(self, inplace, mode, body)
+        acc_dt = _acc_dtype(self._dtype, MUL)  # float32 for float16/bfloat16, int32 for narrow integers
+        acc = copy_cast(_empty(self._shape, acc_dt, self.device), self)
+        body(acc)
+        count = OPS["ones" if include_self else "zeros"].fn(*self._shape, dtype=acc_dt, device=self.device)
+        _dim_scatter(_as_1d(count), d, idx, 1, ADD)
+        out = self if inplace else _empty(self._shape, self._dtype, self.device)
+        _mean_finish(out, acc, count)
+        return out
+    return kernel
+
+
+def _mean_finish(out, acc, count):
+    n = out.numel()
+    sizes, (ot,) = _geometry(out._shape, [out._stride])
+    args = [_ptr("out_ptr", out), _ptr("acc_ptr", acc), _ptr("cnt_ptr", count), ("n", n, "i64")]
+    args += _grid_args(sizes, [ot], ("ot",))
+    _run(_kernels().mean_kernel, n, args, {"NDIM": len(sizes), "FLT": int(acc._dtype.category == 2)}, out.device)
+
+
+# ---- index_add / index_copy / index_fill / put --------------------------------------------------------
+
+def _dim_source(op, self, dim, nidx, source, strict):
+    """index_add/index_copy: source is self with dim d resized to the number of indices."""
+    _same_dtype(op, self, source)
+    d = normalize_dim(dim, self.ndim)
+    sshape, shape = source._shape or (1,), self._shape or (1,)
+    if len(sshape) != len(shape) or (strict and source.ndim != self.ndim):
+        raise RuntimeError(f"{op}(): source must have as many dimensions as self, got source shape "
+                           f"{list(source._shape)} and self shape {list(self._shape)}")
+    if sshape[d] != nidx:
+        raise RuntimeError(f"{op}(): Number of indices ({nidx}) should be equal to source.size(dim) "
+                           f"({sshape[d]}), for dim: {d}")
+    for k in range(len(sshape)):
+        if k != d and sshape[k] != shape[k]:
+            raise RuntimeError(f"{op}(): source tensor shape must match self tensor shape, excluding the specified "
+                               f"dimension {d}. Got self.shape = {list(self._shape)} "
+                               f"source.shape = {list(source._shape)}")
+    _no_empty_dim(op, nidx, d, shape[d])
+    return d
+
+
+def _index_add_op(op, inplace):
+    def kernel(self, dim, index, source, alpha=1):
+        _check_index(op, index)
+        _vector_index(op, index)
+        d = _dim_source(op, self, dim, index.numel(), source, True)
+        s = _as_1d(source)
+        idx = _along(index.reshape(-1), d, s._shape)
+        return _update(self, inplace, ADD, lambda t: _dim_scatter(_as_1d(t), d, idx, s, ADD,
+                                                                  None if alpha == 1 else alpha))
+    return kernel
+
+
+def _index_copy_op(op, inplace):
+    def kernel(self, dim, index, source):
+        _long_index(op, index)
+        _vector_index(op, index)
+        d = _dim_source(op, self, dim, index.numel(), source, False)
+        s = _as_1d(source)
+        idx = _along(index.reshape(-1), d, s._shape)
+        return _update(self, inplace, STORE, lambda t: _dim_scatter(_as_1d(t), d, idx, s, STORE))
+    return kernel
+
+
+def _index_fill_op(op, inplace):
+    def kernel(self, dim, index, value):
+        _long_index(op, index, IndexError)
+        _vector_index(op, index, RuntimeError)
+        d = normalize_dim(dim, self.ndim)
+        if isinstance(value, Tensor):
+            if value._shape:
+                raise RuntimeError(f"{op} only supports a 0-dimensional value tensor, but got tensor with "
+                                   f"{value.ndim} dimension(s)")
+            if value._storage.device is not self._storage.device:  # a CPU scalar tensor: its value
+                value = _py_value(op, value, self._dtype)
+        else:
+            value = _py_value(op, value, self._dtype)
+        shape = list(self._shape or (1,))
+        shape[d] = index.numel()
+        _no_empty_dim(op, index.numel(), d, (self._shape or (1,))[d])
+        idx = _along(index.reshape(-1), d, shape)
+        return _update(self, inplace, STORE, lambda t: _dim_scatter(_as_1d(t), d, idx, value, STORE))
+    return kernel
+
+
+def _put_op(op, inplace):
+    def kernel(self, index, source, accumulate=False):
+        _long_index(op, index)
+        _same_dtype(op, self, source)
+        if index.numel() != source.numel():
+            raise IndexError(f"{op}(): Expected source and index to have the same number of elements, but got "
+                             f"source.numel() = {source.numel()}, index.numel() = {index.numel()}")
+        if index.numel() and not self.numel():
+            raise IndexError(f"{op}(): out of range: tried to access an index on a tensor of 0 elements")
+        idx, src = (index, source) if index._shape == source._shape else (index.reshape(-1), source.reshape(-1))
+        mode = ADD if accumulate else STORE
+
+        def body(t):
+            shape = idx._shape
+            _scatter(t, [0] * len(shape), shape, idx, idx._stride, src, src._stride, t.numel(), 0, mode, unravel=t)
+        return _update(self, inplace, mode, body)
+    return kernel
+
+
+# ---- stream compaction: nonzero, masked_select, masked_scatter ------------------------------------------
+
+def _inclusive_scan(x):
+    """The inclusive prefix sum of a contiguous 1-D int64 tensor (block scans, recursively offset)."""
+    k = _kernels()
+    n = x._shape[0]
+    nb = (n + BLOCK - 1) // BLOCK
+    out = _empty((n,), D.int64, x.device)
+    sums = _empty((nb,), D.int64, x.device)
+    _run(k.scan_kernel, n, [_ptr("x_ptr", x), _ptr("out_ptr", out), _ptr("sums_ptr", sums), ("n", n, "i64")], {},
+         x.device)
+    if nb > 1:
+        offs = _inclusive_scan(sums)
+        from .compiler import run
+        run(k.scan_add_kernel, (nb - 1,), [_ptr("out_ptr", out), _ptr("offs_ptr", offs), ("n", n, "i64")],
+            {"BLOCK": BLOCK}, x.device.index or 0)
+    return out
+
+
+def _block_counts(m, shape, strides):
+    """Counts the non-zero elements of m (through strides[-1]) per block of positions over `shape`
+    and scans those counts; returns (collapsed sizes and strides, counts, inclusive scan)."""
+    n = prod(shape)
+    sizes, sts = _geometry(shape, strides)
+    nb = (n + BLOCK - 1) // BLOCK
+    cnt = _empty((nb,), D.int64, m.device)
+    args = [_ptr("cnt_ptr", cnt), _ptr("m_ptr", m), ("n", n, "i64")] + _grid_args(sizes, sts[-1:], ("mt",))
+    half = int(m._dtype is D.float16 or m._dtype is D.bfloat16)
+    _run(_kernels().count_kernel, n, args, {"NDIM": len(sizes), "HALF": half}, m.device)
+    return sizes, sts, cnt, _inclusive_scan(cnt)
+
+
+def _compact(mode, out, a, m, shape, sizes, sts, cnt, incl, limit=0, coords=()):
+    """Launches compact_kernel (see kernels/indexing.py) over `shape`; sts = (a's, m's) strides."""
+    n = prod(shape)
+    c = _pad(coords)
+    args = [_ptr("out_ptr", out), _ptr("a_ptr", a), _ptr("m_ptr", m), _ptr("incl_ptr", incl), _ptr("cnt_ptr", cnt),
+            ("n", n, "i64"), ("limit", limit, "i64")] + _grid_args(sizes, sts, ("at", "mt"))
+    args += [(f"c{k}", c[k], "i64") for k in range(1, MAXDIM)]
+    half = int(m._dtype is D.float16 or m._dtype is D.bfloat16)
+    _run(_kernels().compact_kernel, n, args,
+         {"NDIM": len(sizes), "CNDIM": len(coords), "MODE": mode, "HALF": half}, m.device)
+
+
+def _total(incl):
+    """The number of selected elements: the host synchronisation of the data-dependent ops."""
+    return int(incl[incl._shape[0] - 1].item())
+
+
+def nonzero(self):
+    nd = self.ndim
+    if nd > MAXDIM:
+        raise NotImplementedError(f"nonzero on CUDA of a tensor with more than {MAXDIM} dims is not implemented "
+                                  f"yet (got {nd})")
+    if self.numel() == 0:
+        return _empty((0, nd), D.int64, self.device)
+    strides = [self._stride]
+    sizes, sts, cnt, incl = _block_counts(self, self._shape, strides * 2)
+    total = _total(incl)
+    out = _empty((total, nd), D.int64, self.device)
+    if total and nd:
+        _compact(0, out, self, self, self._shape, sizes, sts, cnt, incl, coords=self._shape)
+    return out
+
+
+def _check_mask(op, mask):
+    if mask._dtype is not D.bool:
+        raise RuntimeError(f"{op} only supports boolean masks, but got mask with dtype {mask._dtype}")
+
+
+def masked_select(self, mask):
+    _check_mask("masked_select", mask)
+    shape = broadcast_shapes(self._shape, mask._shape)
+    if prod(shape) == 0:
+        return _empty((0,), self._dtype, self.device)
+    sizes, sts, cnt, incl = _block_counts(mask, shape, [_strides_for(self, shape), _strides_for(mask, shape)])
+    out = _empty((_total(incl),), self._dtype, self.device)
+    if out.numel():
+        _compact(1, out, self, mask, shape, sizes, sts, cnt, incl)
+    return out
+
+
+def _masked_scatter_into(t, mask, source):
+    """t[mask] = the first elements of source, in order (mask broadcast to t's shape)."""
+    shape = t._shape
+    if prod(shape) == 0 or source.numel() == 0:
+        return t
+    src = source.reshape(-1)
+    sizes, sts, cnt, incl = _block_counts(mask, shape, [t._stride, _strides_for(mask, shape)])
+    _compact(2, src, t, mask, shape, sizes, sts, cnt, incl, limit=src.numel())
+    return t
+
+
+def masked_scatter(self, mask, source):
+    _check_mask("masked_scatter", mask)
+    shape = broadcast_shapes(self._shape, mask._shape)
+    _same_dtype("masked_scatter", self, source)
+    out = copy_cast(_empty(shape, self._dtype, self.device), self)
+    return _masked_scatter_into(out, mask, source)
+
+
+def masked_scatter_(self, mask, source):
+    _check_mask("masked_scatter_", mask)
+    _same_dtype("masked_scatter_", self, source)
+    try:
+        ok = broadcast_shapes(mask._shape, self._shape) == self._shape
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise RuntimeError(f"masked_scatter_: the mask of shape {list(mask._shape)} cannot be broadcast to self's "
+                           f"shape {list(self._shape)}")
+    return _masked_scatter_into(self, mask, source)
+
+
+# ---- cat / stack, norm, all / any ---------------------------------------------------------------------
 
 def cat(tensors, dim=0):
     live = [t for t in tensors if not (t.ndim == 1 and t._shape[0] == 0)] or list(tensors[:1])
@@ -153,36 +758,6 @@ def stack(tensors, dim=0):
     return cat([t.unsqueeze(d) for t in tensors], d)
 
 
-def _tri(upper):
-    def kernel(self, diagonal=0):
-        r, c = self._shape[-2], self._shape[-1]
-        keep = OPS["ones"].fn(r, c, dtype=D.bool)       # built on the host: a (rows x cols) mask
-        keep = OPS["triu" if upper else "tril"].kernels["cpu"](keep, diagonal)
-        keep = keep.to(self.device)
-        out = _empty(self._shape, self._dtype, self.device)
-        return launch_tern(0, out, keep, self, 0, _CK[_compute_dtype(self._dtype).name]
-                           if self._dtype.category == 2 else _CK[self._dtype.name], True)
-    return kernel
-
-
-def _register():
-    reg = lambda name: OPS[name].register("cuda")  # noqa: E731
-    reg("gather")(gather)
-    reg("index_select")(index_select)
-    reg("embedding")(embedding)
-    reg("scatter_add")(scatter_add)
-    reg("scatter_add_")(scatter_add_)
-    reg("index_add")(index_add)
-    reg("index_add_")(index_add_)
-    reg("cat")(cat)
-    reg("stack")(stack)
-    reg("triu")(_tri(True))
-    reg("tril")(_tri(False))
-
-
-_register()
-
-
 def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
     """Vector norms composed of CUDA kernels (abs, pow, sum, amax, sqrt)."""
     x = self if dtype is None else self.to(dtype)
@@ -200,9 +775,6 @@ def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
     raise NotImplementedError(f"norm on CUDA: p={p!r} is not implemented yet")
 
 
-OPS["norm"].register("cuda")(norm)
-
-
 def _all_any(is_all):
     def kernel(self, dim=None, keepdim=False):
         dims = () if dim is None else dim
@@ -212,5 +784,27 @@ def _all_any(is_all):
     return kernel
 
 
-OPS["all"].register("cuda")(_all_any(True))
-OPS["any"].register("cuda")(_all_any(False))
+# in-place/out-of-place pairs, built once (the interpreter tests call these directly)
+scatter, scatter_ = _scatter_op("scatter", False), _scatter_op("scatter_", True)
+scatter_add, scatter_add_ = _scatter_add_op("scatter_add", False), _scatter_add_op("scatter_add_", True)
+scatter_reduce = _scatter_reduce_op("scatter_reduce", False)
+scatter_reduce_ = _scatter_reduce_op("scatter_reduce_", True)
+index_add, index_add_ = _index_add_op("index_add", False), _index_add_op("index_add_", True)
+index_copy, index_copy_ = _index_copy_op("index_copy", False), _index_copy_op("index_copy_", True)
+index_fill, index_fill_ = _index_fill_op("index_fill", False), _index_fill_op("index_fill_", True)
+put, put_ = _put_op("put", False), _put_op("put_", True)
+
+
+def _register():
+    reg = lambda name: OPS[name].register("cuda")  # noqa: E731
+    for name in ("gather", "index_select", "embedding", "take", "index", "index_put", "index_put_", "scatter",
+                 "scatter_", "scatter_add", "scatter_add_", "scatter_reduce", "scatter_reduce_", "index_add",
+                 "index_add_", "index_copy", "index_copy_", "index_fill", "index_fill_", "put", "put_", "nonzero",
+                 "masked_select", "masked_scatter", "masked_scatter_", "cat", "stack", "norm"):
+        reg(name)(globals()[name])
+    reg("argwhere")(nonzero)
+    reg("all")(_all_any(True))
+    reg("any")(_all_any(False))
+
+
+_register()
