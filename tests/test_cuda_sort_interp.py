@@ -138,7 +138,8 @@ def test_errors_match_cpu():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_long_rows_merge_path(monkeypatch, dtype):
-    monkeypatch.setattr(S, "MAX_TILE", 8)       # rows of 20: 3 tiles, then 2 merge passes
+    monkeypatch.setattr(S, "MAX_TILE", 16)      # rows of 20: 3 runs of 8, then 2 merge passes
+    monkeypatch.setattr(S, "RUN", 8)
     monkeypatch.setattr(S, "MERGE_BLOCK", 32)
     x = tied((2, 20), dtype, seed=1)
     x[0, 5], x[1, 13], x[1, 2] = NAN, NAN, -0.0
@@ -164,6 +165,7 @@ def test_unique_flat(monkeypatch, dtype):
 
 def test_unique_nan_signed_zero_and_long(monkeypatch):
     monkeypatch.setattr(S, "MAX_TILE", 8)
+    monkeypatch.setattr(S, "RUN", 4)
     x = ember.tensor([NAN, 1.0, NAN, -0.0, 0.0, 2.0, 1.0, -INF, INF, 2.0, NAN, 0.0])
     same_all(S.unique_cuda(x, True, True, True), ember.unique(x, True, True, True))
 
@@ -183,6 +185,7 @@ def test_unique_dim(monkeypatch):
     yt = y.transpose(0, 2)
     same_all(S.unique_cuda(yt, True, True, True, 2), ember.unique(yt, True, True, True, 2))
     monkeypatch.setattr(S, "MAX_TILE", 4)       # 9 slices: the merge path with the slice order gathered
+    monkeypatch.setattr(S, "RUN", 4)
     same_all(S.unique_cuda(x, True, True, True, 0), ember.unique(x, True, True, True, 0))
     for e in (ember.zeros(3, 0), ember.zeros(0, 3)):   # empty slices are all equal; no slices
         for d in (0, 1):

@@ -6,8 +6,8 @@ keep input order when descending too, and NaN sorts as the largest value. A sort
 columns: the dims before the sorted one index `a`, those after it `b`, and the input is read in
 place when each side collapses to one strided dim (else from a contiguous copy). Rows of at most
 MAX_TILE elements are sorted by one program in registers (several short rows per program); longer
-rows are sorted in MAX_TILE chunks, then merged pairwise (log2(N / MAX_TILE) passes over int64 key
-and int32 column scratch). topk and kthvalue sort the whole row and keep the wanted positions.
+rows are sorted in RUN-element runs, then merged pairwise (log2(N / RUN) passes over int64 key and
+int32 column scratch; RUN < MAX_TILE keeps the kernels compiled for them few and quick to build). topk and kthvalue sort the whole row and keep the wanted positions.
 
 unique(dim=None) sorts the flattened tensor; unique(dim=d) sorts the slices along d
 lexicographically by one stable sort per slice element (last element first). Its output size is
@@ -24,6 +24,7 @@ from ...ops.shape import kthvalue_result, sort_result, topk_result
 from .elementwise import _collapse, _empty, copy_cast
 
 MAX_TILE = 4096          # longest row one program sorts in registers; longer rows are merge-sorted
+RUN = 1024               # the sorted runs the merge passes start from
 SHORT_TILE = 1024        # elements per program when several short rows share one
 MERGE_BLOCK = 1024
 UNIQUE_BLOCK = 1024
@@ -109,8 +110,8 @@ def _sort_rows(geo, desc, K, c0, vals, idx, perm=None):
         return
     keys = [_empty((R * N,), D.int64, dev) for _ in range(2)]
     kixs = [_empty((R * N,), D.int32, dev) for _ in range(2)]
-    tile(keys[0], kixs[0], False, MAX_TILE, 1)
-    L, cur, nblk = MAX_TILE, 0, -(-N // MERGE_BLOCK)
+    tile(keys[0], kixs[0], False, RUN, 1)
+    L, cur, nblk = RUN, 0, -(-N // MERGE_BLOCK)
     while L < N:
         final = 2 * L >= N
         ok, ox = (idx, idx) if final else (keys[1 - cur], kixs[1 - cur])
