@@ -100,6 +100,20 @@ def test_attention_kernels_float16():
     _check(q, k, v, mask, False, tol=2e-3)
 
 
+@pytest.mark.parametrize("L,S,E,Ev,causal", [
+    (300, 200, 64, 32, True),     # causal with L > S (rows >= S see every key), Ev != E, three query tiles
+    (1, 513, 40, 24, False),      # one query, padded head dims, a partial last key tile
+])
+def test_attention_kernels_float16_gpu_configs(L, S, E, Ev, causal):
+    """Shapes that failed on the GPU, at the tiles the GPU uses for float16; the head dims are padded
+    to 64 (128-byte tile rows) for 16-bit inputs, since Triton 3.6 miscompiles 32-wide ones on Hopper."""
+    assert A._config(ember.float16, E, Ev, L)[5:] == (64, 64) == A._config(ember.bfloat16, E, Ev, L)[5:]
+    assert A._config(ember.float32, E, Ev, L)[5:] == (A._p2(E), A._p2(Ev))
+    rng = np.random.default_rng(5)
+    q, k, v = (_t(rng, s, ember.float16) for s in ((1, L, E), (1, S, E), (1, S, Ev)))
+    _check(q, k, v, None, causal, scale=E ** -0.5, tol=2e-3)
+
+
 @pytest.mark.parametrize("L,S", [(3, 0), (0, 4)])
 def test_attention_kernels_empty(L, S):
     rng = np.random.default_rng(4)

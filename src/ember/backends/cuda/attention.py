@@ -80,13 +80,17 @@ def _mask(attn_mask, batch, L, S):
 
 
 def _config(dtype, E: int, Ev: int, L: int):
-    """Tile sizes and warps by dtype and padded head dim: (forward BLOCK_M, forward BLOCK_N, backward
-    small tile, backward large tile, warps). Backward dq takes BLOCK_M large queries and BLOCK_N small
-    key steps; dk/dv BLOCK_N large keys and BLOCK_M small query steps."""
-    warps = 4 if max(_p2(E), _p2(Ev)) <= 64 else 8
+    """Tile sizes and warps by dtype and head dims: (forward BLOCK_M, forward BLOCK_N, backward small
+    tile, backward large tile, warps, padded E, padded Ev). Backward dq takes BLOCK_M large queries and
+    BLOCK_N small key steps; dk/dv BLOCK_N large keys and BLOCK_M small query steps.
+    float16/bfloat16 head dims are padded to at least 64, so that every tile Hopper's wgmma reads from
+    shared memory has 128-byte rows: with 32-wide 16-bit tiles (64-byte swizzle) Triton 3.6 gave wrong
+    outputs and then CUDA_ERROR_ILLEGAL_ADDRESS on an H200 (Ev=32; cf. triton-lang/triton#10573, #11366)."""
     if dtype is D.float32:         # IEEE products on CUDA cores: small tiles
-        return 32, 32, 32, 32, warps
-    return (128 if L >= 128 else 64), 64, 32, 64, warps
+        dp, dvp = _p2(E), _p2(Ev)
+        return 32, 32, 32, 32, (4 if max(dp, dvp) <= 64 else 8), dp, dvp
+    dp, dvp = max(64, _p2(E)), max(64, _p2(Ev))
+    return (128 if L >= 128 else 64), 64, 32, 64, (4 if max(dp, dvp) <= 64 else 8), dp, dvp
 
 
 def _check_dims(query, key, value, E, Ev):
@@ -108,7 +112,7 @@ def fused_attention(query, key, value, attn_mask, is_causal, scale):
         k, skb, skr = _rows(key, nb)
         v, svb, svr = _rows(value, nb)
         m, kind, mstrides = _mask(attn_mask, batch, L, S)
-        bm, bn, _, _, warps = _config(query._dtype, E, Ev, L)
+        bm, bn, _, _, warps, dp, dvp = _config(query._dtype, E, Ev, L)
         T = (L + bm - 1) // bm
         args = [_ptr("q_ptr", q), _ptr("k_ptr", k), _ptr("v_ptr", v), _ptr("m_ptr", m if m is not None else q),
                 _ptr("o_ptr", out), _ptr("lse_ptr", lse), ("sqb", sqb, "i64"), ("sqr", sqr, "i64"),
@@ -117,7 +121,7 @@ def fused_attention(query, key, value, attn_mask, is_causal, scale):
                 ("scale", float(scale), "fp32")]
         run(_kernels().attn_fwd_kernel, (T * N,), args,
             {"MASK": kind, "CAUSAL": int(bool(is_causal)), "IEEE": int(query._dtype is D.float32),
-             "BLOCK_M": bm, "BLOCK_N": bn, "D": _p2(E), "DV": _p2(Ev)}, query.device.index or 0, warps)
+             "BLOCK_M": bm, "BLOCK_N": bn, "D": dp, "DV": dvp}, query.device.index or 0, warps)
     return out, lse
 
 
@@ -143,10 +147,10 @@ def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, i
     do, sdb, sdr = _rows(grad_out, nb)
     o, sob, sor = _rows(out, nb)
     m, kind, mstrides = _mask(attn_mask, batch, L, S)
-    _, _, small, large, warps = _config(query._dtype, E, Ev, L)
+    _, _, small, large, warps, dp, dvp = _config(query._dtype, E, Ev, L)
     delta = _empty((N, L), D.float32, dev)
     const = {"MASK": kind, "CAUSAL": int(bool(is_causal)), "IEEE": int(query._dtype is D.float32),
-             "D": _p2(E), "DV": _p2(Ev)}
+             "D": dp, "DV": dvp}
     common = [("L", L, "i64"), ("S", S, "i64"), ("E", E, "i64"), ("EV", Ev, "i64")]
     qkv = [("sqb", sqb, "i64"), ("sqr", sqr, "i64"), ("skb", skb, "i64"), ("skr", skr, "i64"), ("svb", svb, "i64"),
            ("svr", svr, "i64")]
