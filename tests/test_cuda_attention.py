@@ -46,6 +46,8 @@ def _run(dtype, q, k, v, mask=None, causal=False, scale=None, fused=True, seed=0
     if mask is not None:
         tm, em = _pair(mask, "bool" if mask.dtype == np.bool_ else dtype)
         tm, em = tm.detach(), em.detach()
+        # torch's CUDA kernels refuse a float mask broadcast along its last dim: give torch the full mask
+        tm = tm.expand(torch.broadcast_shapes(tm.shape, (q.shape[-2], k.shape[-2]))).contiguous()
     ye = F.scaled_dot_product_attention(eq, ek, ev, attn_mask=em, is_causal=causal, scale=scale)
     yt = TF.scaled_dot_product_attention(tq, tk, tv, attn_mask=tm, is_causal=causal, scale=scale)
     assert (type(ye.grad_fn).__name__ == FUSED) == fused
