@@ -15,6 +15,7 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import no_grad
 from ..core import dtype as _D
 from ..dispatch import OPS
+from ..ops.normalization import check_layer_norm
 
 __all__ = [
     "linear", "bilinear", "embedding", "layer_norm", "rms_norm", "group_norm", "dropout", "relu", "relu_", "gelu",
@@ -135,16 +136,8 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
 # ---- normalisation ----------------------------------------------------------------------------
 
 def _norm_dims(input: Tensor, normalized_shape, fn: str) -> tuple:
-    if isinstance(normalized_shape, int):
-        normalized_shape = (normalized_shape,)
-    normalized_shape = tuple(normalized_shape)
-    k = len(normalized_shape)
-    shape = input._shape
-    if k == 0 or len(shape) < k or tuple(shape[len(shape) - k:]) != normalized_shape:
-        raise RuntimeError(f"{fn}: Given normalized_shape={list(normalized_shape)}, expected input with shape "
-                           f"[*, {', '.join(str(s) for s in normalized_shape)}], but got input of size"
-                           f"{list(shape)}")
-    return tuple(range(-k, 0)), normalized_shape
+    ns = check_layer_norm(input, normalized_shape, None, None, fn)
+    return tuple(range(-len(ns), 0)), ns
 
 
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,

@@ -402,11 +402,9 @@ def _parse_equation(eq, nops):
     return terms, out
 
 
-@impl("einsum")
-def _einsum(equation, tensors):
-    if isinstance(tensors, Tensor):
-        raise TypeError("einsum(): operands must be given as tensors or one list of tensors, not a Tensor")
-    tensors = list(tensors)
+def einsum_specs(equation, tensors):
+    """einsum's parsing and checks (both backends): one label string per operand with '...' spelled
+    out in letters the equation leaves free, the output's labels and the result dtype."""
     terms, out = _parse_equation(equation, len(tensors))
     # Expand each '...' into letters the equation does not use, aligned to the right across operands
     # (NumPy would refuse ellipsis dims missing from an explicit output; PyTorch sums them).
@@ -465,6 +463,15 @@ def _einsum(equation, tensors):
     elif dt is D.bool and summed:
         raise NotImplementedError("einsum: contracting 'Bool' tensors is not implemented; convert them to an "
                                   "integer or floating-point dtype first")
+    return specs, out_spec, dt
+
+
+@impl("einsum")
+def _einsum(equation, tensors):
+    if isinstance(tensors, Tensor):
+        raise TypeError("einsum(): operands must be given as tensors or one list of tensors, not a Tensor")
+    tensors = list(tensors)
+    specs, out_spec, dt = einsum_specs(equation, tensors)
     cnp = compute_np(dt)
     arrays = [operand(t, cnp) for t in tensors]
     big = len(arrays) > 1 and sum(a.size for a in arrays) > 4096

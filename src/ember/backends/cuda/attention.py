@@ -12,19 +12,11 @@ from math import prod
 from ...core import dtype as D
 from ...dispatch import OPS
 from ...ops.attention import check_attention
-from .compiler import SIG, run
+from .compiler import SIG, LazyKernels, run
 from .elementwise import _empty
 
 MAX_HEAD_DIM = 128
-_K = None
-
-
-def _kernels():
-    global _K
-    if _K is None:
-        from .kernels import attention
-        _K = attention
-    return _K
+K = LazyKernels("attention")
 
 
 def _p2(n: int) -> int:
@@ -119,7 +111,7 @@ def fused_attention(query, key, value, attn_mask, is_causal, scale):
                 ("skb", skb, "i64"), ("skr", skr, "i64"), ("svb", svb, "i64"), ("svr", svr, "i64"), *mstrides,
                 ("L", L, "i64"), ("S", S, "i64"), ("E", E, "i64"), ("EV", Ev, "i64"), ("T", T, "i64"),
                 ("scale", float(scale), "fp32")]
-        run(_kernels().attn_fwd_kernel, (T * N,), args,
+        run(K.attn_fwd_kernel, (T * N,), args,
             {"MASK": kind, "CAUSAL": int(bool(is_causal)), "IEEE": int(query._dtype is D.float32),
              "BLOCK_M": bm, "BLOCK_N": bn, "D": dp, "DV": dvp}, query.device.index or 0, warps)
     return out, lse
@@ -162,7 +154,7 @@ def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, i
                 _ptr("lse_ptr", lse), _ptr("delta_ptr", delta), _ptr("dq_ptr", dq if dq is not None else q), *qkv,
                 ("sob", sob, "i64"), ("sor", sor, "i64"), ("sdb", sdb, "i64"), ("sdr", sdr, "i64"), *mstrides,
                 *common, ("T", T, "i64"), ("scale", float(scale), "fp32")]
-        run(_kernels().attn_bwd_dq_kernel, (T * N,), args,
+        run(K.attn_bwd_dq_kernel, (T * N,), args,
             {**const, "NEED_DQ": int(bool(need_query)), "BLOCK_M": large, "BLOCK_N": small}, idx, warps)
     if need_key or need_value:
         T = (S + large - 1) // large
@@ -170,7 +162,7 @@ def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, i
                 _ptr("delta_ptr", delta), _ptr("dk_ptr", dk if dk is not None else k),
                 _ptr("dv_ptr", dv if dv is not None else v), *qkv, ("sdb", sdb, "i64"), ("sdr", sdr, "i64"),
                 *mstrides, *common, ("T", T, "i64"), ("scale", float(scale), "fp32")]
-        run(_kernels().attn_bwd_dkdv_kernel, (T * N,), args,
+        run(K.attn_bwd_dkdv_kernel, (T * N,), args,
             {**const, "NEED_DK": int(bool(need_key)), "NEED_DV": int(bool(need_value)), "BLOCK_M": small,
              "BLOCK_N": large}, idx, warps)
     return dq, dk, dv

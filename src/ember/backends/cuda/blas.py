@@ -42,7 +42,7 @@ from ...core import dtype as D
 from ...core.shape import broadcast_shapes
 from ...dispatch import OPS
 from ..cpu.linalg import (_CPP, _LETTER_ORDER, _ST, _check_bmm, _check_m1_m2, _check_mm, _check_mv, _check_same,
-                          _dim_list, _dot_errors, _matmul_errors, _no_bool, _parse_equation, _prod)
+                          _dim_list, _dot_errors, _matmul_errors, _no_bool, _prod, einsum_specs)
 from .elementwise import _empty
 
 __all__ = ["mm", "bmm", "matmul_cuda", "linear_cuda", "einsum_cuda", "tensordot_cuda", "plan_gemm", "Gemm",
@@ -645,68 +645,6 @@ def outer(self, vec2):
 
 # ---- einsum and tensordot: permute / reshape / bmm composites --------------------------------------
 
-def _einsum_specs(equation, tensors):
-    """The CPU kernel's parsing and checks: one label string per operand with '...' spelled out in
-    letters the equation leaves free, the output's labels and the result dtype."""
-    terms, out = _parse_equation(equation, len(tensors))
-    nells = []
-    for k, (t, term) in enumerate(zip(tensors, terms)):
-        nd, nl = len(t._shape), len(term)
-        if "..." in term:
-            if nl - 1 > nd:
-                raise RuntimeError(f"einsum(): the number of subscripts in the equation ({nl - 1}) is more "
-                                   f"than the number of dimensions ({nd}) for operand {k}")
-            nells.append(nd - (nl - 1))
-        else:
-            if nl != nd:
-                raise RuntimeError(f"einsum(): the number of subscripts in the equation ({nl}) does not match "
-                                   f"the number of dimensions ({nd}) for operand {k} and no ellipsis was given")
-            nells.append(0)
-    m = max(nells)
-    ell = ""
-    if m:
-        used = {c for term in terms for c in term}
-        free = [c for c in _LETTER_ORDER if c not in used]
-        if len(free) < m:
-            raise RuntimeError(f"einsum(): too many dimensions: the ellipsis covers {m} dimensions but only "
-                               f"{len(free)} subscript letters are left")
-        ell = "".join(free[:m])
-    sizes: dict = {}
-    specs = []
-    for k, (t, term, nell) in enumerate(zip(tensors, terms, nells)):
-        labels = "".join(ell[m - nell:] if c == "..." else c for c in term)
-        specs.append(labels)
-        local: dict = {}
-        for c, n in zip(labels, t._shape):
-            if c in local and local[c] != n:
-                raise RuntimeError(f"einsum(): subscript {c} is repeated for operand {k} but the sizes don't match, "
-                                   f"{n} != {local[c]}")
-            local[c] = n
-        for c, n in local.items():
-            prev = sizes.get(c)
-            if prev is None or prev == 1:
-                sizes[c] = n
-            elif n != prev and n != 1:
-                if c in ell:
-                    raise RuntimeError(f"einsum(): the dimensions covered by the ellipsis of operand {k} (shape "
-                                       f"{list(t._shape)}) do not broadcast with the other operands': size {n} vs "
-                                       f"{prev}")
-                raise RuntimeError(f"einsum(): subscript {c} has size {n} for operand {k} which does not broadcast "
-                                   f"with previously seen size {prev}")
-    out_spec = "".join(ell if c == "..." else c for c in out)
-    dt = tensors[0]._dtype
-    if any(t._dtype is not dt for t in tensors):
-        dt = D.result_type(*tensors)
-    summed = any(c not in out_spec for spec in specs for c in spec)
-    if len(tensors) == 1:
-        if summed and dt.category != 2:
-            dt = D.int64  # a plain sum over a label, like sum(): integers and bool accumulate in int64
-    elif dt is D.bool and summed:
-        raise NotImplementedError("einsum: contracting 'Bool' tensors is not implemented; convert them to an "
-                                  "integer or floating-point dtype first")
-    return specs, out_spec, dt
-
-
 def _diagonal(t, spec):
     """A view of t with one dim per distinct label (repeated labels take the diagonal)."""
     labels = list(dict.fromkeys(spec))
@@ -803,7 +741,7 @@ def einsum_cuda(equation, tensors):
     if isinstance(tensors, Tensor):
         raise TypeError("einsum(): operands must be given as tensors or one list of tensors, not a Tensor")
     tensors = list(tensors)
-    specs, out_spec, dt = _einsum_specs(equation, tensors)
+    specs, out_spec, dt = einsum_specs(equation, tensors)
     return _einsum_lower(specs, out_spec, tensors, dt)
 
 

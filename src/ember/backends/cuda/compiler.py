@@ -10,11 +10,25 @@ from __future__ import annotations
 import os
 import time
 
-__all__ = ["run", "compile_kernel", "stats", "SIG"]
+__all__ = ["run", "compile_kernel", "stats", "SIG", "LazyKernels"]
 
 # ember dtype name -> Triton pointer element type
 SIG = {"float32": "fp32", "float64": "fp64", "float16": "fp16", "bfloat16": "bf16", "int64": "i64",
        "int32": "i32", "int16": "i16", "int8": "i8", "uint8": "u8", "bool": "i1"}
+
+class LazyKernels:
+    """`K = LazyKernels("loss")` at a backend module's top; `K.nll_fwd_kernel` imports
+    `kernels/loss.py` (and so Triton) on first use only, then reads its attributes directly."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr):
+        import importlib
+        mod = importlib.import_module(f"{__package__}.kernels.{self._name}")
+        self.__dict__.update(vars(mod))
+        return getattr(mod, attr)
+
 
 _cache = {}
 stats = {"compiled": 0, "compile_seconds": 0.0, "variants": []}

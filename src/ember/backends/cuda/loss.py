@@ -5,19 +5,11 @@ error: checking would need a device-to-host sync (PyTorch uses a device-side ass
 from __future__ import annotations
 
 from ...ops.loss import check_nll
-from .compiler import SIG, run
+from .compiler import SIG, LazyKernels, run
 from .elementwise import _empty
 
 BLOCK = 1024
-_K = None
-
-
-def _kernels():
-    global _K
-    if _K is None:
-        from .kernels import loss
-        _K = loss
-    return _K
+K = LazyKernels("loss")
 
 
 def _ptr(name, t):
@@ -38,7 +30,7 @@ def nll_loss_forward(self, target, weight, reduction, ignore_index):
     args = [_ptr("x_ptr", x), _ptr("t_ptr", t), _ptr("w_ptr", w), _ptr("out_ptr", out), _ptr("tw_ptr", tw),
             ("N", N, "i64"), ("C", C, "i64"), ("ignore_index", int(ignore_index), "i64")]
     grid = (max(1, (N + BLOCK - 1) // BLOCK),) if reduction == 0 else (1,)
-    run(_kernels().nll_fwd_kernel, grid, args, {"RED": reduction, "HAS_W": int(weight is not None), "BLOCK": BLOCK},
+    run(K.nll_fwd_kernel, grid, args, {"RED": reduction, "HAS_W": int(weight is not None), "BLOCK": BLOCK},
         self.device.index or 0)
     return out, tw
 
@@ -54,7 +46,7 @@ def nll_loss_backward(grad_output, self, target, weight, reduction, ignore_index
         block_r = max(1, 2048 // block_c)
         args = [_ptr("g_ptr", g), _ptr("t_ptr", t), _ptr("w_ptr", w), _ptr("tw_ptr", total_weight),
                 _ptr("gi_ptr", gi), ("N", N, "i64"), ("C", C, "i64"), ("ignore_index", int(ignore_index), "i64")]
-        run(_kernels().nll_bwd_kernel, ((N + block_r - 1) // block_r, (C + block_c - 1) // block_c), args,
+        run(K.nll_bwd_kernel, ((N + block_r - 1) // block_r, (C + block_c - 1) // block_c), args,
             {"RED": reduction, "HAS_W": int(weight is not None), "BLOCK_R": block_r, "BLOCK_C": block_c},
             self.device.index or 0)
     return gi

@@ -9,20 +9,12 @@ from math import prod
 from ...core import dtype as D
 from ...dispatch import OPS
 from ...ops.normalization import check_layer_norm
-from .compiler import SIG, run
+from .compiler import SIG, LazyKernels, run
 from .elementwise import _empty
 
 MAX_N = 16384
 MAX_PROGRAMS = 512
-_K = None
-
-
-def _kernels():
-    global _K
-    if _K is None:
-        from .kernels import normalization
-        _K = normalization
-    return _K
+K = LazyKernels("normalization")
 
 
 def _p2(n: int) -> int:
@@ -63,7 +55,7 @@ def native_layer_norm(input, normalized_shape, weight, bias, eps):
         args = [_ptr("x_ptr", x), _ptr("w_ptr", weight if weight is not None else x),
                 _ptr("b_ptr", bias if bias is not None else x), _ptr("y_ptr", y), _ptr("mean_ptr", mean),
                 _ptr("rstd_ptr", rstd), ("R", rows, "i64"), ("N", n, "i64"), ("eps", float(eps), "fp32")]
-        run(_kernels().ln_fwd_kernel, ((rows + block_r - 1) // block_r,), args,
+        run(K.ln_fwd_kernel, ((rows + block_r - 1) // block_r,), args,
             {"HAS_W": int(weight is not None), "HAS_B": int(bias is not None), "BLOCK_R": block_r,
              "BLOCK_N": block_n}, input.device.index or 0, warps)
     return y, mean, rstd
@@ -90,7 +82,7 @@ def native_layer_norm_backward(grad_out, input, normalized_shape, mean, rstd, we
                 _ptr("mean_ptr", mean), _ptr("rstd_ptr", rstd), _ptr("dx_ptr", dx if dx is not None else x),
                 _ptr("dwp_ptr", dwp if dwp is not None else mean), _ptr("dbp_ptr", dbp if dbp is not None else mean),
                 ("R", rows, "i64"), ("N", n, "i64"), ("rows_per_prog", per, "i64")]
-        run(_kernels().ln_bwd_kernel, (progs,), args,
+        run(K.ln_bwd_kernel, (progs,), args,
             {"HAS_W": int(weight is not None), "NEED_DX": int(bool(need_input)), "NEED_DWB": int(need_wb),
              "BLOCK_R": block_r, "BLOCK_N": block_n}, input.device.index or 0, warps)
     elif need_wb:       # no rows: the sums are zeros

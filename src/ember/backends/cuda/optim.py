@@ -6,19 +6,11 @@ with the host, so all of it can be captured in a CUDA graph."""
 from __future__ import annotations
 
 from ...core.dtype import float32 as _F32
-from .compiler import SIG, run
+from .compiler import SIG, LazyKernels, run
 
 BLOCK = 1024
 SUMSQ_PROGRAMS = 32     # programs per tensor for the sum of squares (partials: 32 per tensor)
-_K = None
-
-
-def _kernels():
-    global _K
-    if _K is None:
-        from .kernels import optim
-        _K = optim
-    return _K
+K = LazyKernels("optim")
 
 
 def adam_step_(p, g, m, v, vmax, step, lr, beta1: float, beta2: float, eps: float, weight_decay: float,
@@ -57,7 +49,7 @@ def adam_step_(p, g, m, v, vmax, step, lr, beta1: float, beta2: float, eps: floa
     consts = {"WD": 0 if weight_decay == 0 else (1 if decoupled else 2), "AMSGRAD": int(vmax is not None), "MAXIMIZE": int(maximize),
               "DEVICE_STEP": int(device_step), "LR_TENSOR": int(lr_tensor),
               "BLOCK": BLOCK}
-    run(_kernels().adam_kernel, ((n + BLOCK - 1) // BLOCK,), args, consts, p._storage.device.index or 0)
+    run(K.adam_kernel, ((n + BLOCK - 1) // BLOCK,), args, consts, p._storage.device.index or 0)
     for t in (p, m, v, vmax):
         if t is not None:
             t._storage.version += 1
@@ -75,7 +67,6 @@ def total_norm2(tensors):
     """sqrt(sum of x^2 over all `tensors`) as a 0-d float32 tensor on their device, deterministic:
     one partial-sums launch per tensor and one final launch."""
     from .elementwise import _empty
-    K = _kernels()
     dev = tensors[0]._storage.device
     index = dev.index or 0
     part = _empty((len(tensors) * SUMSQ_PROGRAMS,), _F32, dev)
@@ -93,7 +84,7 @@ def clip_scale_(g, total, max_norm: float) -> None:
     """g *= min(max_norm / (total + 1e-6), 1) in place (total: a 0-d tensor on g's device)."""
     n = g.numel()
     if n:
-        run(_kernels().clip_scale_kernel, ((n + BLOCK - 1) // BLOCK,),
+        run(K.clip_scale_kernel, ((n + BLOCK - 1) // BLOCK,),
             [("g_ptr", g, "*" + SIG[g._dtype.name]), ("total_ptr", total, "*" + SIG[total._dtype.name]),
              ("n", n, "i64"), ("max_norm", float(max_norm), "fp32")], {"BLOCK": BLOCK},
             g._storage.device.index or 0)
