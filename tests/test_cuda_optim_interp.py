@@ -78,10 +78,12 @@ def test_fused_adam_reads_a_tensor_lr():
         adam_step_(p, ember.tensor(grads[0]), m, v, None, 3, lr, 0.9, 0.999, 1e-8, 0.1, True, False)
 
 
-def test_fused_total_norm_and_clip_match_the_composite():
+def test_fused_total_norm_and_clip_match_the_composite(monkeypatch):
+    from ember.backends.cuda import optim
     from ember.backends.cuda.optim import clip_scale_, total_norm2
+    monkeypatch.setattr(optim, "SUMSQ_PROGRAMS", 4)   # the interpreter runs programs one by one
     rng = np.random.default_rng(5)
-    ts = [ember.tensor(rng.standard_normal(s).astype(np.float32)) for s in ((3000,), (7, 5), (1,), (0,))]
+    ts = [ember.tensor(rng.standard_normal(s).astype(np.float32)) for s in ((1500,), (7, 5), (1,))]
     want = np.sqrt(sum(float((t.numpy().astype(np.float64) ** 2).sum()) for t in ts))
     total = total_norm2(ts)
     assert total.shape == () and total.dtype is ember.float32
