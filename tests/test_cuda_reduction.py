@@ -1,4 +1,5 @@
-"""CUDA reductions and softmax (`backends/cuda/reduction.py`) against torch CUDA (`pytest -m cuda`)."""
+"""CUDA reductions, softmax and scans (`backends/cuda/reduction.py`, `scan.py`) against torch CUDA
+(`pytest -m cuda`)."""
 import numpy as np
 import pytest
 
@@ -16,19 +17,30 @@ TOL = {"float32": (1e-4, 1e-4), "float16": (4e-3, 4e-3), "bfloat16": (2e-2, 2e-2
 
 
 def pair(shape, dtype, low=-3.0, high=3.0, seed=0, layout="contiguous", integral=False):
+    """layout: 'contiguous', 'transposed' (last two dims swapped in memory) or 'sliced' (every other
+    element of the last dim, from the second on: an odd element offset)."""
     rng = np.random.default_rng(seed)
     e_dt, t_dt = DTYPES[dtype]
     base = shape[:-2] + (shape[-1], shape[-2]) if layout == "transposed" else shape
-    if e_dt.category == 1:
+    if layout == "sliced":
+        base = shape[:-1] + (2 * shape[-1] + 1,)
+    if dtype == "bool":
+        a = rng.random(base) > 0.5
+    elif e_dt.category == 1:
         a = rng.integers(int(low), int(high) + 1, size=base)
     else:
         a = rng.uniform(low, high, size=base)
         if integral:
             a = np.round(a)
-    t = torch.tensor(a).to(t_dt).cuda()
+    t = torch.tensor(a).to(t_dt)
+    if dtype in ("float16", "bfloat16"):   # the same 16-bit values (torch rounds some float64s twice)
+        a = t.float().numpy()
+    t = t.cuda()
     e = ember.tensor(a, dtype=e_dt).cuda()
     if layout == "transposed":
         e, t = e.transpose(-1, -2), t.transpose(-1, -2)
+    elif layout == "sliced":
+        e, t = e[..., 1::2], t[..., 1::2]
     return e, t
 
 
@@ -131,3 +143,310 @@ def test_large_rows_sum_and_softmax_4096():
     check(ember.softmax(e, 1), torch.softmax(t, 1), (1e-4, 1e-7))
     check(ember.log_softmax(e, 1), torch.log_softmax(t, 1))
     check(ember.softmax(e, 0), torch.softmax(t, 0), (1e-4, 1e-7))
+
+
+def ref16(fn, t, *args, **kw):
+    """torch's result computed in float32 and rounded once to t's 16-bit dtype (what ember's kernels
+    do: float32 accumulation). For ops where torch rounds intermediates to 16 bits (cumsum, the
+    composite logsumexp, nanmean's sum, ...) this is the reference to compare with."""
+    if t.dtype in (torch.float16, torch.bfloat16):
+        return fn(t.float(), *args, **kw).to(t.dtype)
+    return fn(t, *args, **kw)
+
+
+def check_pair(e, t):
+    """(values, indices) results: values as check(), indices exactly."""
+    assert type(e).__name__ == type(t).__name__.split(".")[-1], (type(e), type(t))
+    check(e.values, t.values)
+    check(e.indices, t.indices)
+
+
+# ---- prod, nansum, nanmean, count_nonzero, var, std, logsumexp -------------------------------------
+
+FLOAT_DTS = ["float32", "float16", "bfloat16"]
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTS + ["int64", "int32", "bool"])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "sliced"])
+def test_prod(dtype, layout):
+    e, t = pair((7, 33, 19), dtype, low=0.8, high=1.2, layout=layout)
+    if dtype in ("int64", "int32"):
+        e, t = pair((7, 33, 19), dtype, low=-2, high=2, layout=layout)
+    for dim in (0, 1, -1):
+        for keepdim in (False, True):
+            check(ember.prod(e, dim, keepdim), torch.prod(t, dim, keepdim))
+    check(ember.prod(e), torch.prod(t), (1e-3, 1e-30) if dtype == "float32" else None)
+    if dtype != "bool":
+        check(ember.prod(e, 1, dtype=ember.float64), torch.prod(t, 1, dtype=torch.float64), (1e-6, 1e-30))
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTS + ["int64"])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "sliced"])
+def test_nansum_nanmean_count_nonzero(dtype, layout):
+    e, t = pair((7, 33, 19), dtype, low=-3, high=3, layout=layout, integral=True)   # zeros to count
+    if dtype != "int64":
+        nan_mask = (t > 2.4).cpu().numpy()                                           # NaNs where x == 3
+        e = ember.where(ember.tensor(nan_mask).cuda(), float("nan"), e)
+        t = torch.where(torch.tensor(nan_mask).cuda(), float("nan"), t)
+    for dim in (None, 1, (0, 2), -1):
+        kw = {} if dim is None else {"dim": dim}
+        check(ember.nansum(e, **kw), torch.nansum(t, **kw))
+        check(ember.count_nonzero(e, **kw), torch.count_nonzero(t, **kw))
+        if dtype != "int64":
+            check(ember.nanmean(e, **kw, keepdim=True), ref16(torch.nanmean, t, **kw, keepdim=True))
+    check(ember.nansum(e, 1, dtype=ember.float64), torch.nansum(t, 1, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name", ["var", "std"])
+@pytest.mark.parametrize("dtype", FLOAT_DTS + ["float64"])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "sliced"])
+def test_var_std(name, dtype, layout):
+    e, t = pair((7, 33, 19), dtype, low=-3, high=5, layout=layout)
+    ef, tf = getattr(ember, name), getattr(torch, name)
+    check(ef(e), tf(t))
+    check(ef(e, False), tf(t, False))                                          # the legacy `unbiased` positional
+    for dim in (0, 1, -1, (0, 2), [1, 2]):
+        for correction in (0, 1, 2.5):
+            check(ef(e, dim, correction=correction), tf(t, dim, correction=correction))
+        check(ef(e, dim, unbiased=False, keepdim=True), tf(t, dim, unbiased=False, keepdim=True))
+    big, tbig = pair((3, 5000), dtype, low=999, high=1001, layout=layout)      # offset data: no cancellation
+    check(ef(big, 1), tf(tbig, 1), (1e-3, 1e-4) if dtype == "float32" else None)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTS + ["float64", "int64"])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "sliced"])
+def test_logsumexp(dtype, layout):
+    e, t = pair((7, 33, 19), dtype, low=-20, high=20, layout=layout)
+    tt = t.to(torch.float32) if dtype == "int64" else t                        # torch may refuse int input
+    for dim in (0, 1, -1, (0, 2), (0, 1, 2)):
+        for keepdim in (False, True):
+            check(ember.logsumexp(e, dim, keepdim), ref16(torch.logsumexp, tt, dim, keepdim))
+    inf, nan = float("inf"), float("nan")
+    z = torch.tensor([[1.0, -inf, 2.0], [-inf, -inf, -inf], [1.0, inf, 0.0], [1.0, nan, 0.0], [inf, inf, 1.0],
+                      [1e30, 1e30, -1e30]]).cuda()
+    check(ember.logsumexp(ember.tensor(z.cpu().numpy()).cuda(), 1), torch.logsumexp(z, 1))
+
+
+@pytest.mark.parametrize("name", ["prod", "nansum", "nanmean", "count_nonzero", "var", "std", "logsumexp"])
+def test_new_reductions_wide_and_tall(name):
+    """Few long rows (split over the columns: partials, then a second pass) and many short ones."""
+    for shape, dim in (((3, 70000), 1), ((70000, 3), 0), ((200000,), 0), ((4096, 4096), 1)):
+        e, t = pair(shape, "float32", low=0.9999, high=1.0001 if name == "prod" else 1.1)
+        kw = {"dim": dim} if name != "logsumexp" else {"dim": (dim,)}
+        if name == "nanmean" and len(shape) == 1:
+            kw = {}
+        tol = (2e-3, 1e-6) if name in ("prod", "nansum") else (1e-4, 1e-5)
+        check(getattr(ember, name)(e, **kw), getattr(torch, name)(t, **kw), None if name == "count_nonzero" else tol)
+
+
+def test_new_reductions_empty_and_0d():
+    z, tz = ember.zeros(0, 3).cuda(), torch.zeros(0, 3).cuda()
+    for f in ("prod", "var", "std", "nanmean", "nansum", "logsumexp"):
+        for dim in (0, 1):
+            check(getattr(ember, f)(z, dim), getattr(torch, f)(tz, dim))    # ones, NaN, NaN, NaN, zeros, -inf
+    check(ember.count_nonzero(z, 0), torch.count_nonzero(tz, 0))
+    check(ember.nansum(z), torch.nansum(tz))
+    s, ts = ember.tensor(2.5).cuda(), torch.tensor(2.5).cuda()
+    for f in ("prod", "var", "std", "nanmean", "nansum", "count_nonzero"):
+        check(getattr(ember, f)(s), getattr(torch, f)(ts))
+    check(ember.logsumexp(s, 0), torch.logsumexp(ts, 0))
+    check(ember.prod(s, 0, True), torch.prod(ts, 0, True))
+    with pytest.raises(RuntimeError):
+        ember.var(ember.ones(3, dtype=ember.int64).cuda())
+    with pytest.raises(RuntimeError):
+        ember.nanmean(ember.ones(3, dtype=ember.int64).cuda())
+
+
+# ---- max / min over a dim ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["max", "min"])
+@pytest.mark.parametrize("dtype", FLOAT_DTS + ["float64", "int64", "int32", "uint8", "bool"])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "sliced"])
+def test_max_min_dim(name, dtype, layout):
+    e, t = pair((9, 257, 31), dtype, low=-50 if dtype != "uint8" else 0, high=50, layout=layout, integral=True)
+    for dim in (0, 1, -1):
+        for keepdim in (False, True):
+            check_pair(getattr(ember, name)(e, dim, keepdim), getattr(torch, name)(t, dim, keepdim))
+    if dtype in FLOAT_DTS:                                                      # NaN wins, at its first index
+        nan_mask = (t == 7).cpu().numpy()
+        en = ember.where(ember.tensor(nan_mask).cuda(), float("nan"), e)
+        tn = torch.where(torch.tensor(nan_mask).cuda(), float("nan"), t)
+        for dim in (0, 1):
+            check_pair(getattr(ember, name)(en, dim), getattr(torch, name)(tn, dim))
+
+
+def test_max_min_dim_long_rows_empty_and_0d():
+    e, t = pair((3, 100000), "float32", low=-1000, high=1000, integral=True)
+    for dim in (0, 1):
+        check_pair(ember.max(e, dim), torch.max(t, dim))
+        check_pair(ember.min(e, dim, True), torch.min(t, dim, True))
+    z, tz = ember.zeros(0, 3).cuda(), torch.zeros(0, 3).cuda()
+    check_pair(ember.max(z, 1), torch.max(tz, 1))
+    with pytest.raises(IndexError):
+        ember.max(z, 0)
+    s, ts = ember.tensor(2.5).cuda(), torch.tensor(2.5).cuda()
+    check_pair(ember.min(s, 0), torch.min(ts, 0))
+    check_pair(ember.max(s, -1, True), torch.max(ts, -1, True))
+
+
+# ---- softmax: one pass and two passes ---------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("cols", [1, 7, 1000, 1024, 4095, 8192, 16384, 16385, 40000])
+def test_softmax_row_lengths(name, cols):
+    """One pass up to 16384 float32 columns (16-byte accesses where aligned), two passes beyond."""
+    rows = max(3, min(300, 2 ** 20 // cols))
+    e, t = pair((rows, cols), "float32", low=-30, high=30)
+    check(getattr(ember, name)(e, -1), getattr(torch, name)(t, -1), (1e-4, 1e-6))
+    e, t = pair((rows, cols), "bfloat16", low=-30, high=30)
+    check(getattr(ember, name)(e, 1), getattr(torch, name)(t, 1))
+    check(getattr(ember, name)(e, 1, ember.float32), getattr(torch, name)(t, 1, dtype=torch.float32), (1e-4, 1e-6))
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_misaligned_and_strided_rows(name):
+    e, t = pair((64, 2048 + 3), "float32", low=-10, high=10)
+    for sl in (slice(1, 2049), slice(2, 2050), slice(0, 2051), slice(3, 2048 + 3), slice(1, 1000)):
+        check(getattr(ember, name)(e[:, sl], 1), getattr(torch, name)(t[:, sl], 1), (1e-4, 1e-6))
+    e, t = pair((64, 2048), "float16", low=-10, high=10)
+    check(getattr(ember, name)(e[1:, 8:], 1), getattr(torch, name)(t[1:, 8:], 1))
+    check(getattr(ember, name)(e[:, 1:], 1), getattr(torch, name)(t[:, 1:], 1))
+    e, t = pair((6, 5, 4096), "float32", low=-10, high=10)
+    e, t = e[:, ::2], t[:, ::2]                                                # rows over two strided dims
+    check(getattr(ember, name)(e, -1), getattr(torch, name)(t, -1), (1e-4, 1e-6))
+    e, t = pair((16384, 64), "float32", low=-10, high=10)
+    check(getattr(ember, name)(e, 0), getattr(torch, name)(t, 0), (1e-4, 1e-6))   # strided rows: two passes
+    e, t = pair((2, 16384), "float64", low=-10, high=10)
+    check(getattr(ember, name)(e, 1), getattr(torch, name)(t, 1))
+
+
+# ---- scans ---------------------------------------------------------------------------------------------
+
+SCAN_DTYPES = {"cumsum": FLOAT_DTS + ["float64", "int64", "int32", "bool"],
+               "cumprod": FLOAT_DTS + ["float64", "int64", "int32"],
+               "logcumsumexp": FLOAT_DTS + ["float64"],
+               "cummax": FLOAT_DTS + ["float64", "int64", "int32", "uint8"],
+               "cummin": FLOAT_DTS + ["float64", "int64", "int32", "uint8"]}
+SCAN_CASES = [(n, d) for n, dts in SCAN_DTYPES.items() for d in dts]
+
+
+def _scan_data(name, dtype, shape, layout="contiguous", seed=0):
+    if name == "cumprod" and dtype in FLOAT_DTS + ["float64"]:
+        return pair(shape, dtype, low=0.7, high=1.3, layout=layout, seed=seed)
+    if name == "cumprod":
+        return pair(shape, dtype, low=-2, high=2, layout=layout, seed=seed)
+    return pair(shape, dtype, low=-3 if dtype != "uint8" else 0, high=3, layout=layout, seed=seed,
+                integral=name in ("cummax", "cummin"))                           # ties
+
+
+def _check_scan(name, e, t, dim, tol=None):
+    if name in ("cummax", "cummin"):
+        check_pair(getattr(ember, name)(e, dim), getattr(torch, name)(t, dim))
+    else:
+        check(getattr(ember, name)(e, dim), ref16(getattr(torch, name), t, dim), tol)
+
+
+@pytest.mark.parametrize("name,dtype", SCAN_CASES)
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "sliced"])
+def test_scans(name, dtype, layout):
+    e, t = _scan_data(name, dtype, (7, 33, 19), layout)
+    for dim in (0, 1, -1):
+        _check_scan(name, e, t, dim)
+
+
+def test_scan_dtype_arg_and_special_values():
+    e, t = pair((7, 33), "int32", low=-50, high=50)
+    check(ember.cumsum(e, 1, dtype=ember.float32), torch.cumsum(t, 1, dtype=torch.float32))
+    check(ember.cumprod(e, 0, dtype=ember.float64), torch.cumprod(t, 0, dtype=torch.float64))
+    f, tf = pair((7, 33), "float32", low=-4, high=4)
+    check(ember.cumsum(f, 1, dtype=ember.int64), torch.cumsum(tf, 1, dtype=torch.int64))   # truncates each element
+    check(ember.cumsum(f, 0, dtype=ember.float64), torch.cumsum(tf, 0, dtype=torch.float64))
+    b, tb = pair((7, 33), "bool")
+    check(ember.cumsum(b, 1), torch.cumsum(tb, 1))
+    check(ember.cumprod(b, 1), torch.cumprod(tb, 1))
+    inf, nan = float("inf"), float("nan")
+    rows = [[-inf, -inf, 1.0, inf, 2.0, inf], [1.0, nan, 3.0, nan, 5.0, 5.0], [2.0, 2.0, -inf, 2.0, 1.0, 3.0],
+            [inf, -inf, nan, 0.0, -0.0, 0.0]]
+    s, ts = ember.tensor(rows).cuda(), torch.tensor(rows).cuda()
+    for name in ("cumsum", "cumprod", "logcumsumexp", "cummax", "cummin"):
+        _check_scan(name, s, ts, 1)
+        _check_scan(name, s.t(), ts.t(), 0)
+
+
+@pytest.mark.parametrize("name", ["cumsum", "cumprod", "logcumsumexp", "cummax", "cummin"])
+def test_scan_long_rows(name):
+    """Few long rows are split into chunks over programs (chunk totals, then the scans)."""
+    for shape, dim in (((3, 100000), 1), ((100000, 3), 0), ((1000003,), 0), ((64, 8193), 1), ((4096, 300), 1)):
+        if name == "cumprod":                                                    # exact: products of +-1
+            a = np.where(np.random.default_rng(1).random(shape) < 0.5, -1.0, 1.0)
+            e, t = ember.tensor(a, dtype=ember.float32).cuda(), torch.tensor(a, dtype=torch.float32).cuda()
+        else:
+            e, t = pair(shape, "float32", low=-3, high=3, integral=name != "logcumsumexp")   # exact sums
+        if name == "logcumsumexp":   # vs float64: a sequential float32 scan drifts by ~1e-3 over 1e6 steps
+            check(ember.logcumsumexp(e, dim), torch.logcumsumexp(t.double(), dim).float(), (1e-5, 1e-5))
+            continue
+        _check_scan(name, e, t, dim)
+        if name in ("cumsum", "cummax"):
+            ei, ti = pair(shape, "int64", low=-1000, high=1000)
+            _check_scan(name, ei, ti, dim)
+
+
+def test_scans_empty_and_0d():
+    for shape in ((0, 3), (3, 0)):
+        z, tz = ember.zeros(*shape).cuda(), torch.zeros(*shape).cuda()
+        for name in ("cumsum", "cumprod", "logcumsumexp", "cummax", "cummin"):
+            for dim in (0, 1):
+                _check_scan(name, z, tz, dim)
+    s, ts = ember.tensor(2.5).cuda(), torch.tensor(2.5).cuda()
+    for name in ("cumsum", "cumprod", "logcumsumexp", "cummax", "cummin"):
+        _check_scan(name, s, ts, 0)
+    i, ti = ember.tensor(3).cuda(), torch.tensor(3).cuda()
+    check(ember.cumsum(i, -1), torch.cumsum(ti, -1))
+    with pytest.raises(NotImplementedError):
+        ember.logcumsumexp(ember.ones(3, dtype=ember.int64).cuda(), 0)
+
+
+# ---- gradients -----------------------------------------------------------------------------------------
+
+GRADS = [
+    ("prod", lambda m, x: m.prod(x, 1)),
+    ("prod_all", lambda m, x: m.prod(x)),
+    ("var", lambda m, x: m.var(x, (0, 2))),
+    ("var_correction", lambda m, x: m.var(x, 1, correction=0, keepdim=True)),
+    ("std", lambda m, x: m.std(x, 1, keepdim=True)),
+    ("std_all", lambda m, x: m.std(x)),
+    ("logsumexp", lambda m, x: m.logsumexp(x, 1)),
+    ("logsumexp_dims", lambda m, x: m.logsumexp(x, (0, 2), True)),
+    ("cumsum", lambda m, x: m.cumsum(x, 1)),
+    ("cumsum_0", lambda m, x: m.cumsum(x, 0)),
+    ("cumprod", lambda m, x: m.cumprod(x, -1)),
+    ("max_dim", lambda m, x: m.max(x, 1).values),
+    ("min_dim_keepdim", lambda m, x: m.min(x, 0, True).values),
+    ("logcumsumexp", lambda m, x: m.logcumsumexp(x, 2)),
+    ("cummax", lambda m, x: m.cummax(x, 1).values),
+    ("nansum", lambda m, x: m.nansum(x, 2)),
+]
+
+
+@pytest.mark.parametrize("name,f", GRADS, ids=[g[0] for g in GRADS])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_gradients(name, f, layout):
+    e, t = pair((4, 9, 6), "float32", low=0.5, high=1.5, layout=layout, seed=2)   # distinct, no zeros
+    e = e.detach().requires_grad_()
+    t = t.detach().requires_grad_()
+    ye, yt = f(ember, e), f(torch, t)
+    ge, gt = pair(tuple(yt.shape), "float32", seed=3)
+    ye.backward(ge)
+    yt.backward(gt)
+    check(ye.detach(), yt.detach())
+    check(e.grad, t.grad, (1e-4, 1e-5))
+
+
+def test_prod_gradient_with_zeros():
+    a = np.random.default_rng(5).uniform(0.5, 1.5, size=(5, 7))
+    a[1, 3] = 0.0
+    a[2, 0] = a[2, 4] = 0.0
+    e, t = ember.tensor(a, dtype=ember.float32).cuda().requires_grad_(), torch.tensor(a).float().cuda().requires_grad_()
+    ember.prod(e, 1).sum().backward()
+    torch.prod(t, 1).sum().backward()
+    check(e.grad, t.grad, (1e-4, 1e-6))

@@ -139,10 +139,15 @@ def _reduce_step(acc, x_ptr, ctr, roff, rmask, c0, end, CIN, cs0, cs1,
         acc = tl.where(m, acc * x, acc)
     elif OP == 4:
         acc = acc + tl.where(x != x, 0, x)
-    elif OP == 5:
-        acc = acc + (raw != 0).to(tl.int64)
-    elif OP == 6:
-        acc = acc + ((raw == raw) & m).to(tl.int64)
+    elif OP == 5 or OP == 6:   # compared as floats (so bfloat16 too); float32 keeps every int's zeroness
+        if raw.dtype == tl.float64:
+            f = raw
+        else:
+            f = raw.to(tl.float32)
+        if OP == 5:
+            acc = acc + (f != 0).to(tl.int64)
+        else:
+            acc = acc + ((f == f) & m).to(tl.int64)
     elif OP == 7:
         d = x - ctr[:, None]
         acc = acc + tl.where(m, d * d, 0.0)
