@@ -103,7 +103,7 @@ def _draw(wx, wy, wz, ww, i, p_ptr, a, b, WHICH: tl.constexpr, DIST: tl.constexp
                 r = wx.to(tl.uint64)
             else:
                 r = wy.to(tl.uint64)
-        span = tl.full([], b, tl.int64).to(tl.uint64, bitcast=True)
+        span = tl.cast(b, tl.int64).to(tl.uint64)         # same width: the bits are kept
         q = tl.where(span == 0, r, r % tl.where(span == 0, 1, span))
         v = q.to(tl.int64, bitcast=True) + a
     else:
@@ -138,6 +138,8 @@ def _draw(wx, wy, wz, ww, i, p_ptr, a, b, WHICH: tl.constexpr, DIST: tl.constexp
 def _put(out_ptr, i, n, v, OUT_BOOL: tl.constexpr):
     if OUT_BOOL:
         v = v != 0
+    if out_ptr.dtype.element_ty == tl.bfloat16:
+        v = v.to(tl.float32)        # integers and bools reach bfloat16 through float32
     tl.store(out_ptr + i, v.to(out_ptr.dtype.element_ty), mask=i < n)
 
 
