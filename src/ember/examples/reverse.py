@@ -81,6 +81,10 @@ class GraphedStep:
 
     def __call__(self, x, y):
         if self.graph is not None:
+            if x.shape != self.x.shape or y.shape != self.y.shape:
+                raise ValueError(f"a CUDA-graphed step replays fixed shapes: captured x {list(self.x.shape)}, "
+                                 f"y {list(self.y.shape)}, got x {list(x.shape)}, y {list(y.shape)}; run with "
+                                 f"--no-cuda-graph for varying batches")
             self.x.copy_(x)
             self.y.copy_(y)
             self.graph.replay()

@@ -33,7 +33,8 @@ class Adam(Optimizer):
     requires every parameter on CUDA. `capturable=True` keeps 'step' on the parameter's device and
     computes the bias corrections there (in float32, as PyTorch's capturable Adam), so that the step
     can be captured in a CUDA graph and replayed; with `lr` given as a 0-d CUDA tensor, the kernel
-    reads it on the device too, and LR schedulers update it in place (`fill_`) between replays. `foreach` is accepted and ignored.
+    reads it on the device too, and LR schedulers update it in place (`fill_`) between replays.
+    `foreach` is accepted and ignored.
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
