@@ -111,7 +111,9 @@ _CTYPES = {"i32": ctypes.c_int32, "i64": ctypes.c_int64, "fp32": ctypes.c_float,
 class Plan:
     """One compiled kernel variant with its argument buffers, built once: a launch writes the new
     argument values into `vals` (ctypes objects, in the kernel's parameter order) and calls
-    `plan(gx, gy, gz)`, which goes straight to cuLaunchKernel on the device's current stream."""
+    `plan(gx, gy, gz)`, which goes straight to cuLaunchKernel on the device's current stream.
+    The buffers are shared: launches of one plan from several threads at once would race (ember's
+    ops, like the rest of its dispatcher, assume one thread issues them)."""
 
     __slots__ = ("handle", "name", "index", "vals", "arr", "addr", "threads", "shared", "_launch")
 
