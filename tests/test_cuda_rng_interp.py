@@ -160,12 +160,18 @@ def test_randint_and_random_ranges():
     assert f.min() >= 0 and f.max() < 2048 and (f == np.round(f)).all() and f.max() > 1900
     h = R.randint(0, 7, (N,), g, ember.float32, CPU).numpy()
     assert set(np.unique(h)) == set(range(7))
+    bf = vals(R.random_(ember.empty(N, dtype=ember.bfloat16), generator=g))   # integers reach bfloat16 via float32
+    assert bf.min() == 0 and bf.max() == 255 and (bf == np.round(bf)).all()
+    i32 = R.random_(ember.empty(N, dtype=ember.int32), generator=g).numpy()   # [0, 2^31): a range past int32
+    assert i32.min() >= 0 and i32.max() > 0.99 * 2 ** 31
 
 
 def test_bernoulli_scalar_tensor_and_broadcast_p():
     g = gen(9)
     b = R.bernoulli_(ember.empty(N), 0.3, g).numpy()
     assert set(np.unique(b)) == {0.0, 1.0} and abs(b.mean() - 0.3) < 0.03
+    b = vals(R.bernoulli_(ember.empty(N, dtype=ember.bfloat16), 0.6, g))
+    assert set(np.unique(b)) == {0.0, 1.0} and abs(b.mean() - 0.6) < 0.03
     p = ember.tensor([0.0, 0.25, 0.9, 1.0]).reshape(4, 1)
     b = R.bernoulli_(ember.empty(4, 1000, dtype=ember.bool), p, g).numpy()      # p broadcast over rows
     m = b.mean(1)
