@@ -186,6 +186,9 @@ def test_new_reductions_special_values_and_errors():
     x = ember.tensor([[1.0, nan, 3.0], [nan, nan, nan], [2.0, 0.0, -1.0], [1.0, inf, -inf]])
     for name in ("nansum", "nanmean", "count_nonzero", "prod"):
         same(RD.KERNELS[name](x, 1), getattr(ember, name)(x, 1))
+    h = ember.tensor([[1.0, nan, -0.0, 0.0], [nan, 2.0, 3.0, 0.5]]).to(ember.bfloat16)   # NaN and -0 tested as floats
+    same(RD.nanmean_cuda(h, 1), ember.nanmean(h, 1))
+    same(RD.count_nonzero_cuda(h, 1), ember.count_nonzero(h, 1))
     z = ember.tensor([[1.0, -inf, 2.0], [-inf, -inf, -inf], [1.0, inf, 0.0], [1.0, nan, 0.0]])
     same(RD.logsumexp_cuda(z, 1), ember.logsumexp(z, 1))
     v = ember.tensor([[1.0, 2.0, 4.0], [5.0, 5.0, 5.0]])
