@@ -21,6 +21,8 @@ import subprocess
 import sys
 import time
 
+# files whose tests read device-wide state (free memory from cuMemGetInfo): run after the rest, alone
+SERIAL = {"test_cuda_runtime"}
 SUMMARY = re.compile(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed)")
 
 
@@ -69,8 +71,10 @@ def main():
             base = os.path.basename(path)[:-3]
             for i in range(0, len(ids), a.shard_size):
                 shards.append((f"{base}-{i // a.shard_size}", ids[i:i + a.shard_size]))
+    alone = [s for s in shards if s[0].rsplit("-", 1)[0] in SERIAL]
     with cf.ThreadPoolExecutor(a.jobs) as ex:
-        results = list(ex.map(lambda s: run_shard(s[0], s[1], a.out, a.timeout), shards))
+        results = list(ex.map(lambda s: run_shard(s[0], s[1], a.out, a.timeout), [s for s in shards if s not in alone]))
+    results += [run_shard(s[0], s[1], a.out, a.timeout) for s in alone]
     lines, ok = [], True
     for name, n, rc, counts, failed, secs in sorted(results):
         done = sum(counts.get(k, 0) for k in ("passed", "failed", "error", "skipped"))

@@ -36,6 +36,17 @@ def rows():
     lib.cuLaunchKernel.restype = ctypes.c_int
     lib.cuLaunchKernel.argtypes = [ctypes.c_void_p] + [ctypes.c_uint] * 7 + [ctypes.c_void_p] * 3
     fh, sh = int(plan.handle), int(s.handle)
+    raw = ctypes.CDLL("libcuda.so.1").cuLaunchKernel   # no argtypes: arguments prebuilt as C objects
+    raw.restype = ctypes.c_int
+    cf, cs, ca = ctypes.c_void_p(fh), ctypes.c_void_p(sh), ctypes.c_void_p(plan.addr)
+
+    def noop_launch():                  # everything but the driver call
+        real = plan._launch
+        plan._launch = lambda *a: (0,)
+        try:
+            return time_us(lambda: a + b)
+        finally:
+            plan._launch = real
 
     cases = [
         ("torch: a + b", lambda: ta + tb),
@@ -51,12 +62,34 @@ def rows():
                                                                              s.handle, plan.addr, 0)),
         ("driver: cuLaunchKernel via ctypes", lambda: lib.cuLaunchKernel(fh, 1, 1, 1, 128, 1, 1, 0, sh,
                                                                         plan.addr, None)),
+        ("driver: cuLaunchKernel via ctypes, prebuilt C arguments", lambda: raw(cf, 1, 1, 1, 128, 1, 1, 0, cs, ca,
+                                                                                 None)),
+        ("driver: cuLaunchKernel via cuda-bindings, int handles", lambda: d.cuLaunchKernel(fh, 1, 1, 1, 128, 1, 1, 0,
+                                                                                         sh, plan.addr, 0)),
     ]
     out_rows = []
     for name, fn in cases:
         us = time_us(fn)
         out_rows.append((name, us))
+    out_rows.append(("ember: a + b with cuLaunchKernel replaced by a no-op", noop_launch()))
     return out_rows
+
+
+def profile_op():
+    """cProfile of 20,000 `a + b` (1,000 float32): which Python functions the host time goes to."""
+    import cProfile
+    import pstats
+    a = ember.randn(1000, device="cuda")
+    b = ember.randn(1000, device="cuda")
+    for _ in range(100):
+        a + b
+    pr = cProfile.Profile()
+    pr.enable()
+    for _ in range(20000):
+        a + b
+    pr.disable()
+    ember.cuda.synchronize()
+    pstats.Stats(pr).sort_stats("tottime").print_stats(15)
 
 
 def profile_step():
@@ -110,9 +143,12 @@ def profile_step():
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--profile-step", action="store_true")
+    p.add_argument("--profile-op", action="store_true")
     args = p.parse_args()
     print("| layer | host µs |\n|---|---:|")
     for name, us in rows():
         print(f"| {name} | {us:.2f} |")
+    if args.profile_op:
+        profile_op()
     if args.profile_step:
         profile_step()

@@ -9,6 +9,7 @@ import torch
 from helpers import DTYPES, E2T, assert_same, to_torch
 
 import ember
+from ember.core.storage import Storage
 
 
 # ---- creation --------------------------------------------------------------------------------
@@ -290,6 +291,41 @@ def test_op_argument_errors():
         ember.add(ember.ones(2), "a")
     with pytest.raises(RuntimeError, match="cannot be broadcast"):
         ember.ones(2, 3) + ember.ones(4)
+
+
+def _on_fake_device(t, spec="cuda:0"):
+    """A CPU tensor whose storage claims another device: enough for the dispatcher's device logic."""
+    t = t.clone()
+    t._storage = Storage(t._storage.data, ember.device(spec), t._storage.nbytes)
+    return t
+
+
+def test_dispatch_device_rules(monkeypatch):
+    seen = []
+
+    def fake(*args):                    # stands in for the CUDA kernels; records that it ran
+        seen.append(len(args))
+        return "ran on cuda"
+
+    for name in ("add", "cat", "where"):
+        monkeypatch.setitem(ember.dispatch.OPS[name].kernels, "cuda", fake)
+    g, h = _on_fake_device(ember.ones(3)), ember.ones(3)
+    for args in ((g, h), (h, g)):       # a CPU tensor with elements is an error in either position
+        with pytest.raises(RuntimeError, match="same device.*argument 'self'.*argument 'other'|"
+                                               "same device.*argument 'other'.*argument 'self'"):
+            ember.add(*args)
+    with pytest.raises(RuntimeError, match="same device.*cuda:0.*cuda:1"):
+        ember.add(g, _on_fake_device(ember.ones(3), "cuda:1"))
+    with pytest.raises(RuntimeError, match="argument 'tensors'"):
+        ember.cat([ember.ones(1), g])   # the list's CPU tensor comes first (the bug this test pins)
+    with pytest.raises(RuntimeError, match="same device"):
+        ember.where(ember.ones(3) > 0, g, ember.zeros(()).expand(3))
+    # a 0-dim CPU tensor goes along with another device's tensors, wherever it stands
+    s = ember.tensor(2.0)
+    assert ember.add(s, g) == "ran on cuda" and ember.add(g, s) == "ran on cuda"
+    assert ember.where(s > 0, g, s) == "ran on cuda"
+    assert seen == [3, 3, 3]
+
 
 
 def test_moving_to_missing_backend_is_clear():

@@ -230,7 +230,7 @@ def value_selecting_backward(grad, dim, indices, shape, keepdim):
 
 def _exclusive_cumprod(x, d):
     n = x.shape[d]
-    ones = _f("ones")(*[1 if i == d else s for i, s in enumerate(x.shape)], dtype=x.dtype)
+    ones = _f("ones")(*[1 if i == d else s for i, s in enumerate(x.shape)], dtype=x.dtype, device=x.device)
     if n <= 1:
         return _f("expand")(ones, *x.shape)
     head = _f("slice")(x, d, 0, n - 1, 1)
@@ -311,10 +311,10 @@ def cumprod_backward(grad, x, result, dim):
     outs = []
     for i in range(n):
         xi = _f("slice")(x, d, 0, n, 1)
-        ones = _f("ones")(*[1 if k == d else s for k, s in enumerate(x.shape)], dtype=x.dtype)
+        ones = _f("ones")(*[1 if k == d else s for k, s in enumerate(x.shape)], dtype=x.dtype, device=x.device)
         mod = _f("cat")([_f("slice")(xi, d, 0, i, 1), ones, _f("slice")(xi, d, i + 1, n, 1)], d)
         cp = _f("cumprod")(mod, d)
-        mask = _f("arange")(n) >= i
+        mask = _f("arange")(n, device=x.device) >= i
         shape = [1] * x.ndim
         shape[d] = n
         contrib = _f("where")(_f("reshape")(mask, *shape), grad * cp, 0.0).sum(d, True)
@@ -517,7 +517,7 @@ def embedding_backward(grad, shape, indices, padding_idx, scale_grad_by_freq):
     if scale_grad_by_freq:
         counts = _f("bincount")(idx, None, shape[0]) if "bincount" in OPS else None
         if counts is None:
-            ones = _f("ones")(idx.shape[0], dtype=grad.dtype)
+            ones = _f("ones")(idx.shape[0], dtype=grad.dtype, device=grad.device)
             counts = _f("index_add")(zeros_for(grad, (shape[0],)), 0, idx, ones)
         g = g / _f("unsqueeze")(_f("index_select")(counts, 0, idx), 1)
     return _f("index_add")(zeros_for(grad, shape), 0, idx, g)

@@ -65,18 +65,34 @@ def _bad_tensor(op: Op, argname: str, value):
     raise TypeError(f"{op.name}(): argument '{argname}' must be Tensor, not {type(value).__name__}")
 
 
-def _mixed(op: Op, dev, argname: str, t):
-    """A second device among the arguments: allowed only for 0-dim CPU tensors (as PyTorch does)."""
-    other = t._storage.device
-    if op.cross_device:
-        return other if dev is CPU else dev
-    if other is CPU and not t._shape:
-        return dev
-    if dev is CPU and dev is not other:
-        return other
+def _mixed(op: Op, named):
+    """The tensor arguments are not all on one device (off the fast path): the op's device, or an error.
+
+    `named` holds (argument name, tensor or list of tensors) for every tensor argument. As in
+    PyTorch, a 0-dim CPU tensor may go along with tensors of another device (it is read as a
+    scalar); anything else on a second device is an error naming the argument. copy_ may take two
+    devices; its non-CPU one runs the kernel."""
+    from .._tensor import Tensor
+    first = {}
+    scalar_cpu = False
+    for argname, v in named:
+        for t in (v if isinstance(v, (list, tuple)) else (v,)):
+            if not isinstance(t, Tensor):
+                continue
+            d = t._storage.device
+            if d is CPU and not t._shape and not op.cross_device:
+                scalar_cpu = True
+                continue
+            first.setdefault(d, argname)
+    if op.cross_device and len(first) == 2 and CPU in first:
+        return next(d for d in first if d is not CPU)
+    if len(first) <= 1:
+        return next(iter(first)) if first else (CPU if scalar_cpu else None)
+    (d0, a0), (d1, a1) = list(first.items())[:2]
     raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
-                       f"{dev} and {other}! (when checking argument '{argname}' of {op.name}); "
-                       f"move them with .to(device) first")
+                       f"{d0} (argument '{a0}') and {d1} (argument '{a1}') in {op.name}; "
+                       f"move them with .to(device) first (only a 0-dim CPU tensor may go along with "
+                       f"another device's tensors)")
 
 
 def _bad_scalar(op: Op, argname: str, value):
@@ -120,6 +136,7 @@ def _generate(op: Op, pyname: str):
         if a.variadic:
             lines.append(f"    {a.name} = _as_shape({a.name}, {a.name!r})")
     have_dev = False
+    named = "(" + "".join(f"({a.name!r}, {a.name}), " for a in schema.tensor_args) + ")"
     for a in schema.tensor_args:
         n = a.name
         if a.type == "Tensor" and not a.optional:
@@ -129,7 +146,7 @@ def _generate(op: Op, pyname: str):
             if not have_dev:
                 lines.append("    dev = _d")
             else:
-                lines.append(f"    if _d is not dev: dev = _mixed(_op, dev, {n!r}, {n})")
+                lines.append(f"    if _d is not dev: dev = _mixed(_op, {named})")
         elif a.type in ("Tensor", "Tensor|Scalar"):
             cond = f"{n} is not None" if a.type == "Tensor" else f"isinstance({n}, _T)"
             if a.type == "Tensor":
@@ -139,7 +156,7 @@ def _generate(op: Op, pyname: str):
                 lines.append(f"    if {none_ok}{n}.__class__ not in _SCALARS and not isinstance({n}, (_T, _Number)): "
                              f"_bad_scalar(_op, {n!r}, {n})")
             if have_dev:
-                lines.append(f"    if {cond} and {n}._storage.device is not dev: dev = _mixed(_op, dev, {n!r}, {n})")
+                lines.append(f"    if {cond} and {n}._storage.device is not dev: dev = _mixed(_op, {named})")
             else:
                 lines.append(f"    dev = {n}._storage.device if {cond} else None")
         else:  # Tensor[] / Tensor?[]
@@ -150,7 +167,7 @@ def _generate(op: Op, pyname: str):
                 lines.append("        if _t is None: continue")
             lines += [f"        if not isinstance(_t, _T): _bad(_op, {n!r}, _t)",
                       f"        if dev is None: dev = _t._storage.device",
-                      f"        elif _t._storage.device is not dev: dev = _mixed(_op, dev, {n!r}, _t)"]
+                      f"        elif _t._storage.device is not dev: dev = _mixed(_op, {named})"]
             if a.type == "Tensor[]":
                 lines.append(f"    if dev is None: _empty(_op, {n!r})")
         have_dev = True
