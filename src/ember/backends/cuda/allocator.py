@@ -27,10 +27,10 @@ Everything is synchronous Python; one re-entrant lock guards the state, and free
 re-entrantly (from a finalizer run by the garbage collector in the middle of an allocator call)
 are deferred to the end of that call.
 
-`malloc` and `free` are written for speed (a cached 4 KiB allocate + free pair is about 2.3 µs of
-host time, half what a straightforward version costs), but every shortcut is exact: each decision
-(which block, where it splits, what merges), every statistic and the snapshot are what the plain
-algorithm gives. See "the hot path" in CachingAllocator and "statistics" below.
+`malloc` and `free` are written for speed (a cached 4 KiB allocate + free pair is about 2 µs of
+host time, less than half what a straightforward version costs), but every shortcut is exact: each
+decision (which block, where it splits, what merges), every statistic and the snapshot are what the
+plain algorithm gives. See "the hot path" and "lazy frees" in CachingAllocator and "statistics" below.
 """
 from __future__ import annotations
 
@@ -329,17 +329,21 @@ class Segment:
     """One raw allocation: `ptr`, `size`, `stream`, `pool` (a BlockPool) and the linked list of
     blocks tiling it, starting at `head` (the block at `ptr`)."""
 
-    __slots__ = ("ptr", "size", "stream", "pool", "head", "frames")
+    __slots__ = ("ptr", "size", "stream", "pool", "head", "frames", "alloc")
 
-    def __init__(self, ptr, size, stream, pool):
+    def __init__(self, ptr, size, stream, pool, alloc=None):
         self.ptr = ptr
         self.size = size
         self.stream = stream
         self.pool = pool
         self.head = None
         self.frames = None
+        self.alloc = alloc          # the CachingAllocator: its lazy free is settled before a walk
 
     def blocks(self):
+        a = self.alloc
+        if a is not None and a._lazy is not None:
+            a.settle()
         b = self.head
         while b is not None:
             yield b
@@ -499,6 +503,32 @@ _SPARE_BLOCKS = 64      # at most this many merged-away Block objects are kept f
 
 # ---- the caching allocator ----------------------------------------------------------------------
 
+class _SettlingLock:
+    """The allocator's lock for its less frequent entry points: `with alloc._lock:` also finishes
+    a lazy free (see `CachingAllocator.free`), so that everything past it sees the plain state."""
+
+    __slots__ = ("alloc", "lock")
+
+    def __init__(self, alloc, lock):
+        self.alloc = alloc
+        self.lock = lock
+
+    def __enter__(self):
+        self.lock.acquire()
+        a = self.alloc
+        if a._lazy is not None and not a._busy:
+            a._busy = True
+            try:
+                a._settle()
+            finally:
+                a._busy = False
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.release()
+        return False
+
+
 class CachingAllocator:
     """The caching allocator of one device over a `RawAllocator` (see the module docstring).
 
@@ -512,9 +542,11 @@ class CachingAllocator:
     def __init__(self, raw: RawAllocator, device: int = 0):
         self.raw = raw
         self.device = device
-        self._lock = threading.RLock()
-        self._acquire = self._lock.acquire      # bound once: cheaper than `with self._lock` per call
-        self._release = self._lock.release
+        rlock = threading.RLock()
+        self._acquire = rlock.acquire           # bound once: cheaper than `with self._lock` per call
+        self._release = rlock.release
+        self._lock = _SettlingLock(self, rlock)  # every other entry point: settles a lazy free first
+        self._lazy = None               # a block freed by `free` whose free-list work is still to do
         self._small = BlockPool(True)
         self._large = BlockPool(False)
         self._segments = {}             # ptr -> Segment, in allocation order
@@ -610,72 +642,82 @@ class CachingAllocator:
         self._acquire()
         self._busy = True
         try:
-            if self._events or self._deferred_events:
-                if not self._captures:   # event queries are illegal while a graph captures
-                    self._process_events()
             size = (nbytes + 511) & -512 if nbytes > 512 else 512   # round_size, inlined
-            if self._captures:
-                pool = self._capture_pool(size, stream)
-            elif size <= SMALL_SIZE:
-                pool = self._small
-            else:
-                pool = self._large
-            if stream is pool.last_stream:          # BlockPool.list_for, inlined
-                lst = pool.last_list
-            else:
-                lst = pool.list_for(stream)
-            # best fit: the smallest size, then the lowest address; i = -1: a new segment's block,
-            # in no free list
-            if lst and (i := bisect_left(lst, (size,))) < len(lst):
-                block = lst[i][2]
-            else:
-                i = -1
-                block = self._alloc_segment(size, pool, stream, nbytes)
-            t = pool.t
-            bsize = block.size
-            remaining = bsize - size
-            already_split = block.prev is not None or block.next is not None
-            if remaining >= MIN_BLOCK_SIZE if t == 1 else remaining > SMALL_SIZE:
-                rptr = block.ptr + size
-                spare = self._spare_blocks
-                if spare:
-                    rest = spare.pop()
-                    rest.ptr = rptr
-                    rest.size = remaining
-                    rest.stream = stream
-                    rest.segment = block.segment
-                else:
-                    rest = Block(rptr, remaining, stream, block.segment)
-                nxt = block.next
-                rest.prev = block
-                rest.next = nxt
-                if nxt is not None:
-                    nxt.prev = rest
-                block.next = rest
-                block.size = size
-                rest.freed_at = block.freed_at
-                e = (remaining, rptr, rest)
-                if i < 0:
-                    pool.insert(rest)
-                elif i == 0 or lst[i - 1] < e:      # the remainder sorts into the taken block's slot
-                    lst[i] = e
-                else:
-                    del lst[i]
-                    insort(lst, e)
-                if already_split:       # an inactive split block shrinks by `size`
-                    s = self._hot_split_bytes[t][0]
-                    s.current -= size
-                    s.freed += size
-                else:                   # a new inactive split block of `remaining` bytes
-                    _inc(self._f_split, t, 1)
-                    _inc(self._f_split_bytes, t, remaining)
+            lazy = self._lazy
+            if lazy is not None and lazy.size == size and lazy.stream is stream and not self._events \
+                    and not self._deferred_events and not self._captures and self._reuse_lazy(lazy, size):
+                self._lazy = None       # the block freed last, taken back as it is
+                block = lazy
+                t = lazy.segment.pool.t
                 bsize = size
             else:
-                if i >= 0:
-                    del lst[i]
-                if already_split:       # an inactive split block becomes active
-                    _dec(self._f_split, t, 1)
-                    _dec(self._f_split_bytes, t, bsize)
+                if lazy is not None:
+                    self._settle()
+                if self._events or self._deferred_events:
+                    if not self._captures:   # event queries are illegal while a graph captures
+                        self._process_events()
+                if self._captures:
+                    pool = self._capture_pool(size, stream)
+                elif size <= SMALL_SIZE:
+                    pool = self._small
+                else:
+                    pool = self._large
+                if stream is pool.last_stream:          # BlockPool.list_for, inlined
+                    lst = pool.last_list
+                else:
+                    lst = pool.list_for(stream)
+                # best fit: the smallest size, then the lowest address; i = -1: a new segment's block,
+                # in no free list
+                if lst and (i := bisect_left(lst, (size,))) < len(lst):
+                    block = lst[i][2]
+                else:
+                    i = -1
+                    block = self._alloc_segment(size, pool, stream, nbytes)
+                t = pool.t
+                bsize = block.size
+                remaining = bsize - size
+                already_split = block.prev is not None or block.next is not None
+                if remaining >= MIN_BLOCK_SIZE if t == 1 else remaining > SMALL_SIZE:
+                    rptr = block.ptr + size
+                    spare = self._spare_blocks
+                    if spare:
+                        rest = spare.pop()
+                        rest.ptr = rptr
+                        rest.size = remaining
+                        rest.stream = stream
+                        rest.segment = block.segment
+                    else:
+                        rest = Block(rptr, remaining, stream, block.segment)
+                    nxt = block.next
+                    rest.prev = block
+                    rest.next = nxt
+                    if nxt is not None:
+                        nxt.prev = rest
+                    block.next = rest
+                    block.size = size
+                    rest.freed_at = block.freed_at
+                    e = (remaining, rptr, rest)
+                    if i < 0:
+                        pool.insert(rest)
+                    elif i == 0 or lst[i - 1] < e:      # the remainder sorts into the taken block's slot
+                        lst[i] = e
+                    else:
+                        del lst[i]
+                        insort(lst, e)
+                    if already_split:       # an inactive split block shrinks by `size`
+                        s = self._hot_split_bytes[t][0]
+                        s.current -= size
+                        s.freed += size
+                    else:                   # a new inactive split block of `remaining` bytes
+                        _inc(self._f_split, t, 1)
+                        _inc(self._f_split_bytes, t, remaining)
+                    bsize = size
+                else:
+                    if i >= 0:
+                        del lst[i]
+                    if already_split:       # an inactive split block becomes active
+                        _dec(self._f_split, t, 1)
+                        _dec(self._f_split_bytes, t, bsize)
             block.allocated = True
             block.requested_size = nbytes
             block.handed = True
@@ -719,6 +761,8 @@ class CachingAllocator:
             return
         self._busy = True
         try:
+            if self._lazy is not None:
+                self._settle()
             if block.stream_uses is not None or not block.allocated or self._history is not None:
                 self._free(block)
                 return
@@ -744,55 +788,10 @@ class CachingAllocator:
             c = self._clock + 1
             self._clock = c
             block.freed_at = c
-            nxt = block.next
-            if nxt is not None and not nxt.allocated and not nxt.pending:
-                # absorb the free block on the right; the merged block takes its free-list slot when
-                # it sorts there (it is larger, so only the next entry can be in the way)
-                lst = pool.last_list if block.stream is pool.last_stream else pool.list_for(block.stream)
-                nsize = nxt.size
-                j = bisect_left(lst, (nsize, nxt.ptr))
-                assert lst[j][2] is nxt, "caching allocator: free list out of sync"
-                merged = size + nsize
-                nn = nxt.next
-                block.size = merged
-                block.next = nn
-                if nn is not None:
-                    nn.prev = block
-                e = (merged, block.ptr, block)
-                if j + 1 == len(lst) or e < lst[j + 1]:
-                    lst[j] = e
-                else:
-                    del lst[j]
-                    insort(lst, e)
-                nxt.segment = nxt.prev = nxt.next = None
-                if not nxt.handed:
-                    spare = self._spare_blocks
-                    if len(spare) < _SPARE_BLOCKS:
-                        spare.append(nxt)
-                if prev is not None or nn is not None:      # still split: the inactive split block grows
-                    s, so, s0 = self._hot_split_bytes[t]
-                    v = s.current + size
-                    s.current = v
-                    if v > s.peak:
-                        s.peak = v
-                    v += so.current
-                    if v > s0.peak:
-                        s0.peak = v
-                else:                                       # the segment is whole again
-                    _dec(self._f_split, t, 1)
-                    _dec(self._f_split_bytes, t, nsize)
-                    owner = pool.owner
-                    if owner is not None and owner.use_count == 0:
-                        self._release_segment(block.segment)    # no graph uses this pool any more
+            if pool.owner is None and not self._captures:
+                self._lazy = block      # its free-list work waits: the next malloc may take it as it is
             else:
-                pool.insert(block)
-                if prev is not None or nxt is not None:
-                    _inc(self._f_split, t, 1)
-                    _inc(self._f_split_bytes, t, size)
-                else:
-                    owner = pool.owner
-                    if owner is not None and owner.use_count == 0:
-                        self._release_segment(block.segment)
+                self._free_structure(block)
         finally:
             self._busy = False
             if self._deferred_frees:
@@ -802,6 +801,130 @@ class CachingAllocator:
                     self._release()
             else:
                 self._release()
+
+    # ---- lazy frees -------------------------------------------------------------------------
+    #
+    # `free` counts a block down in the statistics at once but leaves its free-list work (merging
+    # with a free right neighbour, inserting, the inactive-split statistics) to `_settle`, which
+    # every other entry point runs first. The next `malloc` of the same rounded size on the same
+    # stream instead takes the block back as it is, when the plain algorithm would have handed out
+    # exactly that block again, split exactly so; it then applies the split statistics that free +
+    # malloc would have changed. So an op's output freed before the next op allocates one of the
+    # same size costs no free-list work at all, and no decision or statistic differs.
+
+    def settle(self) -> None:
+        """Finish a lazy free's free-list work now (every entry point but malloc and free does it;
+        this is for looking at the free lists or segments' blocks directly)."""
+        with self._lock:
+            pass
+
+    def _settle(self):
+        block = self._lazy
+        self._lazy = None
+        self._free_structure(block)
+
+    def _reuse_lazy(self, block, size) -> bool:
+        """Would the plain algorithm (block's free-list work, then a best-fit malloc of `size` on its
+        stream) hand out `block` again at its address and size? If so, apply the statistics that
+        pair changes and return True."""
+        pool = block.segment.pool
+        t = pool.t
+        lst = pool.last_list if block.stream is pool.last_stream else pool.list_for(block.stream)
+        nxt = block.next
+        merge = nxt is not None and not nxt.allocated and not nxt.pending
+        if merge:       # plain: merged with nxt into one free block, then split off again
+            rsize = nxt.size
+            if not (rsize >= MIN_BLOCK_SIZE if t == 1 else rsize > SMALL_SIZE):
+                return False    # the merged block would be handed out whole
+            whole = size + rsize
+        else:
+            whole = size
+        i = bisect_left(lst, (size,))
+        if i < len(lst) and merge and lst[i][2] is nxt:
+            i += 1
+        if i < len(lst):        # a block that sorts before the plain state's entry wins the best fit
+            e = lst[i]
+            if e[0] < whole or (e[0] == whole and e[1] < block.ptr):
+                return False
+        split = block.prev is not None or (nxt.next if merge else nxt) is not None
+        if merge:
+            nxt.freed_at = block.freed_at
+            if split:           # the inactive split block grows by `size`, then shrinks by it again
+                s, so, s0 = self._hot_split_bytes[t]
+                v = s.current + size
+                if v > s.peak:
+                    s.peak = v
+                if v + so.current > s0.peak:
+                    s0.peak = v + so.current
+                s.freed += size
+            else:               # the segment is whole for a moment, then split again
+                _dec(self._f_split, t, 1)
+                _dec(self._f_split_bytes, t, rsize)
+                _inc(self._f_split, t, 1)
+                _inc(self._f_split_bytes, t, rsize)
+        elif split:             # an inactive split block for a moment
+            _inc(self._f_split, t, 1)
+            _inc(self._f_split_bytes, t, size)
+            _dec(self._f_split, t, 1)
+            _dec(self._f_split_bytes, t, size)
+        return True
+
+    def _free_structure(self, block):
+        """The free-list half of a plain free: merge with a free right neighbour or insert (a free
+        left neighbour was merged by `_free_block` instead), with the inactive-split statistics."""
+        size = block.size
+        pool = block.segment.pool
+        t = pool.t
+        prev = block.prev
+        nxt = block.next
+        if nxt is not None and not nxt.allocated and not nxt.pending:
+            # absorb the free block on the right; the merged block takes its free-list slot when
+            # it sorts there (it is larger, so only the next entry can be in the way)
+            lst = pool.last_list if block.stream is pool.last_stream else pool.list_for(block.stream)
+            nsize = nxt.size
+            j = bisect_left(lst, (nsize, nxt.ptr))
+            assert lst[j][2] is nxt, "caching allocator: free list out of sync"
+            merged = size + nsize
+            nn = nxt.next
+            block.size = merged
+            block.next = nn
+            if nn is not None:
+                nn.prev = block
+            e = (merged, block.ptr, block)
+            if j + 1 == len(lst) or e < lst[j + 1]:
+                lst[j] = e
+            else:
+                del lst[j]
+                insort(lst, e)
+            nxt.segment = nxt.prev = nxt.next = None
+            if not nxt.handed:
+                spare = self._spare_blocks
+                if len(spare) < _SPARE_BLOCKS:
+                    spare.append(nxt)
+            if prev is not None or nn is not None:      # still split: the inactive split block grows
+                s, so, s0 = self._hot_split_bytes[t]
+                v = s.current + size
+                s.current = v
+                if v > s.peak:
+                    s.peak = v
+                v += so.current
+                if v > s0.peak:
+                    s0.peak = v
+            else:                                       # the segment is whole again
+                _dec(self._f_split, t, 1)
+                _dec(self._f_split_bytes, t, nsize)
+                owner = pool.owner
+                if owner is not None and owner.use_count == 0:
+                    self._release_segment(block.segment)    # no graph uses this pool any more
+        else:
+            pool.insert(block)
+            if prev is not None or nxt is not None:
+                _inc(self._f_split, t, 1)
+                _inc(self._f_split_bytes, t, size)
+            else:
+                owner = pool.owner
+                if owner is not None and owner.use_count == 0:
+                    self._release_segment(block.segment)
 
     def _raise_peaks(self, t):
         """Bring the peaks of allocation, allocated_bytes, active and active_bytes (pool `t` and
@@ -851,6 +974,8 @@ class CachingAllocator:
     def _drain_deferred_frees(self):
         self._busy = True
         try:
+            if self._lazy is not None:
+                self._settle()
             while self._deferred_frees:
                 self._free(self._deferred_frees.pop())
         finally:
@@ -1058,7 +1183,7 @@ class CachingAllocator:
             ptr = self.raw.malloc(alloc_size)
         except RawOutOfMemory:
             return None
-        seg = Segment(ptr, alloc_size, stream, pool)
+        seg = Segment(ptr, alloc_size, stream, pool, self)
         seg.head = Block(ptr, alloc_size, stream, seg)
         self._segments[ptr] = seg
         t = pool.t

@@ -12,7 +12,7 @@ __all__ = ["Stream", "Event", "current_stream", "default_stream", "set_current_s
 
 class _Local(threading.local):
     def __init__(self):
-        self.streams = {}   # device index -> this thread's current stream (absent: the default stream)
+        self.streams = {}   # device index -> this thread's current stream (absent: not asked yet, the default)
 
 
 _tls = _Local()
@@ -174,11 +174,11 @@ def default_stream(device=None) -> Stream:
 def current_stream(device=None) -> Stream:
     """This thread's current stream on `device` (the default stream unless `stream(s)` or set_current_stream)."""
     i = device if device.__class__ is int else _dev.index_of(device)
-    s = _tls.streams.get(i)
-    if s is not None:
-        return s
-    s = _default_streams.get(i)
-    return s if s is not None else default_stream(i)
+    streams = _tls.streams
+    s = streams.get(i)
+    if s is None:   # remembered, so that the launch path's `_tls.streams.get(i)` finds it next time
+        s = streams[i] = _default_streams.get(i) or default_stream(i)
+    return s
 
 
 def set_current_stream(stream: Stream) -> None:
