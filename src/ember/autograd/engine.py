@@ -11,7 +11,10 @@ captured (autograd.grad) or accumulated into `.grad` (backward(inputs=...)).
 from __future__ import annotations
 
 import heapq
+from sys import getrefcount
 
+from .._tensor import Tensor
+from ..core.shape import contiguous_strides
 from ..dispatch import OPS
 from .grad_mode import state
 from .graph import AccumulateGrad
@@ -126,9 +129,9 @@ def run_backward(tensors, grad_tensors, retain_graph: bool, create_graph: bool, 
             if needed is not None and node not in needed:
                 in_grads = None
             elif type(node) is AccumulateGrad:
+                in_grads = g = None     # no stale references: _accumulate may take the gradient over
                 if capture is None or accumulate:
-                    _accumulate(node.variable, grads[0], create_graph)
-                in_grads = None
+                    _accumulate(node.variable, grads, create_graph)
             elif all(g is None for g in grads):
                 in_grads = None
             else:
@@ -162,7 +165,7 @@ def run_backward(tensors, grad_tensors, retain_graph: bool, create_graph: bool, 
     if inputs is not None and accumulate:
         for t, g in zip(inputs, results):
             if g is not None and not t.is_leaf:
-                _accumulate(t, g, create_graph)
+                _accumulate(t, [g], create_graph)
     return None
 
 
@@ -219,7 +222,33 @@ def _apply(node, grads):
     return out
 
 
-def _accumulate(t, g, create_graph: bool):
+_G_REFS = 4     # the engine's list, _accumulate's and _can_take's names, getrefcount's argument
+
+
+def _can_take(t, g) -> bool:
+    """May `g` become `t.grad` as it is, instead of a copy? Only when nothing else can reach it or its
+    memory (PyTorch's AccumulateGrad steals a gradient under the same condition): no other
+    reference to the tensor than the engine's list and the names here, none to its storage and
+    buffer but their owners' (and the names here), a plain contiguous layout of t's shape, dtype
+    and device."""
+    if g.__class__ is not Tensor or g.requires_grad or g._offset or g._shape != t._shape or g._dtype is not t._dtype:
+        return False
+    base = g._base      # a view (a reshaped reduction, say) qualifies when only it holds its base
+    if base is not None and getrefcount(base) > 3:     # g._base, the name here, the argument
+        return False
+    st = g._storage
+    data = st.data
+    return (st.device is t._storage.device and g._stride == contiguous_strides(g._shape)
+            and st.nbytes == g.numel() * g._dtype.itemsize and getattr(data, "base", None) is None
+            and getrefcount(g) <= _G_REFS and getrefcount(st) <= 3 + (base is not None)
+            and getrefcount(data) <= 3 + (g._np is not None) + (base is not None and base._np is not None))
+    # (on the CPU a tensor's cached NumPy view holds one more reference to its data)
+
+
+def _accumulate(t, grads, create_graph: bool):
+    """Adds the gradient `grads[0]` into leaf `t`'s .grad (hooks first; `grads` is the engine's list,
+    or a one-element list made for the call)."""
+    g = grads[0]
     d = t.__dict__
     hooks = d.get("_hooks")
     if hooks:
@@ -229,6 +258,9 @@ def _accumulate(t, g, create_graph: bool):
                 g = r
     if t.grad is None:
         if create_graph:
+            t.grad = g
+        elif _can_take(t, g):
+            grads[0] = None
             t.grad = g
         else:
             prev = state.enabled

@@ -43,7 +43,9 @@ from ...core.shape import broadcast_shapes
 from ...dispatch import OPS
 from ..cpu.linalg import (_CPP, _LETTER_ORDER, _ST, _check_bmm, _check_m1_m2, _check_mm, _check_mv, _check_same,
                           _dim_list, _dot_errors, _matmul_errors, _no_bool, _prod, einsum_specs)
+from .driver import ensure_context
 from .elementwise import _empty
+from .stream import current_stream
 
 __all__ = ["mm", "bmm", "matmul_cuda", "linear_cuda", "einsum_cuda", "tensordot_cuda", "plan_gemm", "Gemm",
            "allow_tf32", "use_cublaslt", "matmul"]
@@ -195,8 +197,6 @@ def _workspace(index, stream):
 
 
 def _cublas_context(index):
-    from .driver import ensure_context
-    from .stream import current_stream
     cb = _cublas()
     ensure_context(index)
     h = _handles.get(index)
@@ -213,8 +213,6 @@ def _cublas_context(index):
 
 def _lt_context(index):
     """(cuBLASLt handle, current stream handle, workspace pointer) for device `index`."""
-    from .driver import ensure_context
-    from .stream import current_stream
     ensure_context(index)
     stream = current_stream(index)
     h = _lt_handles.get(index)

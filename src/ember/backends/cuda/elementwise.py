@@ -16,6 +16,9 @@ from ...core.shape import broadcast_shapes, contiguous_strides
 from ...dispatch import OPS
 from ...ops.elementwise import BINARY, UNARY, inplace_check, out_dtype
 from ..cpu.elementwise import _BINARY_REJECT, _UNARY_REJECT, _internal_overlap, _not_impl
+from .compiler import SIG, LazyKernels, run
+
+K = LazyKernels("elementwise")
 
 UNARY_OPS = {"neg": 0, "abs": 1, "exp": 2, "log": 3, "sqrt": 4, "rsqrt": 5, "sin": 6, "cos": 7, "tanh": 8,
              "sigmoid": 9, "relu": 10, "erf": 11, "silu": 12, "reciprocal": 15, "square": 16, "exp2": 17,
@@ -139,7 +142,6 @@ def launch_ew(op: int, nin: int, out: Tensor, x: Tensor, y, ck: int, alpha=1) ->
     n = prod(shape)
     if n == 0:
         return out
-    from .compiler import SIG, run
     sizes, sts = _geometry(shape, out, x, None if y_scalar else y)
     nd = len(sizes)
     contig = nd == 1 and sts[0][0] == 1 and sts[1][0] == 1 and sts[2][0] == (0 if y_scalar else 1)
@@ -178,7 +180,6 @@ _plans = {}
 
 
 def _make_plan(key):
-    from .compiler import SIG
     from .launch import make_plan
     op, nin, nd, contig, y_scalar, ck, odt, xdt, ydt, index = key
     sty = _SCALAR_TY.get(ck, "i64" if ck != 7 else "i32")
@@ -404,8 +405,6 @@ _register()
 
 def launch_tern(op: int, out: Tensor, c: Tensor, x, y, ck: int, c_bool: bool, alpha=1.0) -> Tensor:
     """out = op(c, x, y); x / y may be Python scalars. Goes through the compile cache (no launch plan yet)."""
-    from .compiler import SIG, run
-    from .kernels.elementwise import tern_kernel
     shape = out._shape
     n = out.numel()
     if n == 0:
@@ -433,7 +432,7 @@ def launch_tern(op: int, out: Tensor, c: Tensor, x, y, ck: int, c_bool: bool, al
         args += [(f"{name}{k}", t[k], "i64") for k in range(MAXDIM)]
     consts = {"OP": op, "NDIM": nd, "X_SCALAR": int(xs), "Y_SCALAR": int(ys), "C_BOOL": int(c_bool), "CK": ck,
               "BLOCK": BLOCK}
-    run(tern_kernel, ((n + BLOCK - 1) // BLOCK,), args, consts, out._storage.device.index or 0)
+    run(K.tern_kernel, ((n + BLOCK - 1) // BLOCK,), args, consts, out._storage.device.index or 0)
     return out
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ...core.dtype import float32 as _F32
 from .compiler import SIG, LazyKernels, run
+from .elementwise import _empty
 
 BLOCK = 1024
 SUMSQ_PROGRAMS = 32     # programs per tensor for the sum of squares (partials: 32 per tensor)
@@ -66,7 +67,6 @@ def fused_clip_ok(tensors) -> bool:
 def total_norm2(tensors):
     """sqrt(sum of x^2 over all `tensors`) as a 0-d float32 tensor on their device, deterministic:
     one partial-sums launch per tensor and one final launch."""
-    from .elementwise import _empty
     dev = tensors[0]._storage.device
     index = dev.index or 0
     part = _empty((len(tensors) * SUMSQ_PROGRAMS,), _F32, dev)

@@ -15,8 +15,10 @@ from ...core.shape import contiguous_strides
 from ...core.storage import Storage
 from ...dispatch import OPS
 from .driver import _tls as _ctx_tls, check, driver, ensure_context
+from .elementwise import copy_cast
 from .graphs import refuse_during_capture
 from .memory import CudaBuffer, _allocators, allocator_for, keep_alive, pinned_empty
+from .movement import fill_contiguous
 from .stream import _tls as _stream_tls, current_stream
 
 _make = Tensor._make
@@ -122,7 +124,6 @@ def to_device(self: Tensor, device, non_blocking: bool = False) -> Tensor:
 
 
 def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
-    from .elementwise import copy_cast
     sd, dd = src._storage.device, self._storage.device
     if dd.type == "cpu":  # device -> host
         host = d2h(src)
@@ -167,7 +168,6 @@ def _memset(t: Tensor, pattern_bytes: bytes) -> None:
 
 
 def _fill(t: Tensor, value) -> Tensor:
-    from .movement import fill_contiguous
     return fill_contiguous(t, value)
 
 
@@ -195,7 +195,6 @@ def _register_factories():
         return _make(base._storage, tuple(size), tuple(stride), 0, dt)
 
     def _strided_fill(self, value):
-        from .elementwise import copy_cast
         v = _fill(empty_cuda((), self._dtype, _index(self)), value)
         return copy_cast(self, v)
 
@@ -207,7 +206,6 @@ def _register_factories():
     def _fill_(self, value):
         if isinstance(value, Tensor):
             if value._storage.device.type == "cuda":
-                from .elementwise import copy_cast
                 return copy_cast(self, value)
             value = value.item()
         return _fill(self, value) if self.is_contiguous() else _strided_fill(self, value)
