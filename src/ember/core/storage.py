@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+_ndarray = np.ndarray
+
 __all__ = ["Storage"]
 
 
@@ -23,9 +25,10 @@ class Storage:
         self.pinned = False  # page-locked host memory (CUDA)
 
     def data_ptr(self) -> int:
-        if isinstance(self.data, np.ndarray):
-            return self.data.__array_interface__["data"][0]
-        return int(self.data.ptr)
+        d = self.data
+        if d.__class__ is not _ndarray and not isinstance(d, _ndarray):
+            return d.ptr        # a device buffer's address (an int)
+        return d.__array_interface__["data"][0]
 
     def __repr__(self) -> str:
         return f"Storage(device={self.device}, nbytes={self.nbytes})"
