@@ -949,6 +949,18 @@ def test_lazy_free_is_reused_only_where_best_fit_would_pick_it():
     check_invariants(a, raw)
 
 
+def test_lazy_free_of_a_whole_segment_on_a_stream_with_no_free_list():
+    raw, a = make()
+    big = a.malloc(64 * MiB, S3)             # its own segment, never split: S3 has no large free list
+    a.free(big)
+    again = a.malloc(64 * MiB, S3)
+    assert again is big and raw.num_malloc == 1
+    a.free(again)
+    a.empty_cache()
+    assert raw.live == {}
+    check_invariants(a, raw)
+
+
 def test_free_list_slot_shortcut_and_its_fallbacks():
     """A split remainder or a merged block overwrites its free-list entry only when it sorts into
     that slot; otherwise it is moved. Either way the list stays sorted and best fit is unchanged."""

@@ -839,13 +839,14 @@ class CachingAllocator:
             whole = size + rsize
         else:
             whole = size
-        i = bisect_left(lst, (size,))
-        if i < len(lst) and merge and lst[i][2] is nxt:
-            i += 1
-        if i < len(lst):        # a block that sorts before the plain state's entry wins the best fit
-            e = lst[i]
-            if e[0] < whole or (e[0] == whole and e[1] < block.ptr):
-                return False
+        if lst:                 # (None: the stream never had a free block in this pool)
+            i = bisect_left(lst, (size,))
+            if i < len(lst) and merge and lst[i][2] is nxt:
+                i += 1
+            if i < len(lst):    # a block that sorts before the plain state's entry wins the best fit
+                e = lst[i]
+                if e[0] < whole or (e[0] == whole and e[1] < block.ptr):
+                    return False
         split = block.prev is not None or (nxt.next if merge else nxt) is not None
         if merge:
             nxt.freed_at = block.freed_at
