@@ -213,6 +213,51 @@ def test_var_std(name, dtype, layout):
     check(ef(big, 1), tf(tbig, 1), (1e-3, 1e-4) if dtype == "float32" else None)
 
 
+def var_two_pass(t, dim, correction):
+    """torch CUDA's float64 two-pass variance: the accurate reference for data with a large offset (torch's
+    own var is a plain Welford, whose float32 result is off by ~1e-3 relative at 1e4 +- 0.5)."""
+    x = t.double()
+    if dim is None:
+        x, dim = x.reshape(-1), 0
+    d = x - x.mean(dim, keepdim=True)
+    return (d * d).sum(dim) / max(x.shape[dim] - correction, 0)
+
+
+OFFSETS = {"float32": 1e4, "float64": 1e8, "float16": 100.0, "bfloat16": 100.0}
+SPLIT_SHAPES = [((2, 100000), 1, 1), ((100000, 2), 0, 0), ((200000,), None, 1), ((64, 3000), 1, 2), ((3000, 64), 0, 1)]
+
+
+@pytest.mark.parametrize("name", ["var", "std"])
+@pytest.mark.parametrize("dtype", FLOAT_DTS + ["float64"])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "sliced"])
+def test_var_std_large_offset_and_split(name, dtype, layout):
+    """One Welford pass on data with a large common offset, rows split over the columns (at least
+    reduction.SPLIT_MIN_COLS columns in few rows: (count, mean, M2) partials, then a merge pass), rows of
+    several tiles and many short rows, against the float64 two-pass variance of the same values."""
+    off = OFFSETS[dtype]
+    tol = {"float32": (2e-5, 1e-7), "float64": (1e-10, 1e-14)}.get(dtype)     # else TOL: rounding to 16 bits
+    for shape, dim, correction in SPLIT_SHAPES:
+        e, t = pair(shape, dtype, low=off - 0.5, high=off + 0.5, layout=layout if len(shape) > 1 else "contiguous")
+        want = var_two_pass(t, dim, correction)
+        want = want.sqrt() if name == "std" else want
+        kw = {} if dim is None else {"dim": dim, "correction": correction}
+        check(getattr(ember, name)(e, **kw), want.to(t.dtype), tol)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTS + ["float64"])
+def test_var_std_nan_inf_in_split_rows(dtype):
+    e, t = pair((4, 70000), dtype, low=-1, high=1)
+    nan_at, inf_at = np.zeros((4, 70000), bool), np.zeros((4, 70000), bool)
+    nan_at[0, 12345] = nan_at[2, 69999] = inf_at[1, 40000] = True
+    for at, v in ((nan_at, float("nan")), (inf_at, float("inf"))):
+        e = ember.where(ember.tensor(at).cuda(), v, e)
+        t = torch.where(torch.tensor(at).cuda(), v, t)
+    for name in ("var", "std"):
+        for keepdim in (False, True):                                  # NaN, NaN (inf), NaN, a number
+            check(getattr(ember, name)(e, 1, keepdim=keepdim), ref16(getattr(torch, name), t, 1, keepdim=keepdim))
+    check(ember.var(e[3:]), ref16(torch.var, t[3:]))
+
+
 @pytest.mark.parametrize("dtype", FLOAT_DTS + ["float64", "int64"])
 @pytest.mark.parametrize("layout", ["contiguous", "transposed", "sliced"])
 def test_logsumexp(dtype, layout):

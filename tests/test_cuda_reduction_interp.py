@@ -33,6 +33,13 @@ def same(got, expected):
         assert got.tolist() == expected.tolist()
 
 
+def small_tiles(monkeypatch, cap):
+    """Tiles of at most `cap` elements: several per row on small inputs (the interpreter runs a tl.reduce's
+    combine function once per element, so 1024-element tiles would be slow here)."""
+    blocks = RD._blocks
+    monkeypatch.setattr(RD, "_blocks", lambda R, C, rows, cols: blocks(R, C, rows, cols, cap=cap))
+
+
 DIMS = [None, 0, -1, (0, 2), 1, [], (0, 1, 2)]
 
 
@@ -119,12 +126,13 @@ def test_argmax_matches_cpu(name, dtype, dim, keepdim, layout):
     same(RD.KERNELS[name](x, dim, keepdim), getattr(ember, name)(x, dim, keepdim))
 
 
-def test_argmax_ties_nan_and_long_rows():
+def test_argmax_ties_nan_and_long_rows(monkeypatch):
+    small_tiles(monkeypatch, 256)
     x = ember.tensor([[3.0, 1.0, 3.0, float("nan"), float("nan")], [-1.0, -1.0, -5.0, -5.0, 0.0]])
     for f in ("argmax", "argmin"):
         same(RD.KERNELS[f](x, 1), getattr(ember, f)(x, 1))
         same(RD.KERNELS[f](x), getattr(ember, f)(x))
-    y, _ = make_pair((3, 2500), "int64", low=-3, high=3)   # several column blocks, ties across blocks
+    y, _ = make_pair((3, 2500), "int64", low=-3, high=3)   # 10 column blocks, ties across blocks
     for f in ("argmax", "argmin"):
         same(RD.KERNELS[f](y, 1), getattr(ember, f)(y, 1))
         same(RD.KERNELS[f](y, 0), getattr(ember, f)(y, 0))
@@ -223,6 +231,110 @@ def test_new_reductions_split_over_columns(monkeypatch):
     for name, kw in (("prod", {"dim": 1}), ("nansum", {"dim": 1}), ("nanmean", {}), ("count_nonzero", {"dim": 1}),
                      ("var", {"dim": 1}), ("std", {}), ("logsumexp", {"dim": 1})):
         same(RD.KERNELS[name](x, **kw), getattr(ember, name)(x, **kw))
+
+
+# ---- var / std: Welford's one pass ----------------------------------------------------------------
+
+def welford_launches(monkeypatch):
+    """(grid, MERGE, POST) of each welford_kernel launch, to check which path ran."""
+    seen = []
+    launch = RD._launch
+
+    def spy(fn, grid, args, consts, dev, num_warps=4):
+        if "MERGE" in consts:
+            seen.append((grid, consts["MERGE"], consts["POST"]))
+        return launch(fn, grid, args, consts, dev, num_warps)
+    monkeypatch.setattr(RD, "_launch", spy)
+    return seen
+
+
+def offset_data(shape, offset, seed=0):
+    """float32 `offset` + noise in [-0.5, 0.5): a large common offset (plain Welford's running means lose
+    ~1e-3 of the variance to rounding at offset 1e4; a naive sum of squares loses all of it)."""
+    a = offset + np.random.default_rng(seed).uniform(-0.5, 0.5, size=shape)
+    return ember.from_numpy(a.astype(np.float32))
+
+
+def close_to_exact(got, x, name="var", **kw):
+    """got (float32) against the CPU backend's var/std (`name`, `kw`) of the same values in float64."""
+    want = getattr(ember, name)(x.double(), **kw)
+    np.testing.assert_allclose(got.double().numpy(), want.numpy(), rtol=2e-5, atol=0, equal_nan=True)
+
+
+VAR_CASES = [(None, 1, False), (0, 0, True), (-1, 2, False), ((0, 2), 1, True), (1, 0, False), ([1, 2], 2, True),
+             ([], 1, False)]
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "sliced", "expanded"])
+def test_var_std_match_cpu(layout):
+    """Each dim set (rows x cols with one or two strided dims per side) with corrections 0, 1 and 2."""
+    x, _ = make_pair((3, 4, 5), "float32", low=-2, high=3, layout=layout)
+    for i, (dim, correction, keepdim) in enumerate(VAR_CASES):
+        name = ("var", "std")[i % 2]
+        kw = {"dim": dim, "correction": correction, "keepdim": keepdim}
+        same(RD.KERNELS[name](x, **kw), getattr(ember, name)(x, **kw))
+
+
+def test_var_std_dtypes_and_copy_fallback():
+    for dtype, kw in (("float64", {"dim": (0, 2), "correction": 0}), ("float16", {"dim": 1, "keepdim": True}),
+                      ("bfloat16", {"dim": -1, "unbiased": False})):
+        x, _ = make_pair((3, 4, 5), dtype, layout="transposed")
+        for name in ("var", "std"):
+            same(RD.KERNELS[name](x, **kw), getattr(ember, name)(x, **kw))
+    y, _ = make_pair((2, 3, 4, 5, 3), "float32", layout="transposed")     # dims that don't collapse to two
+    same(RD.var_cuda(y, (0, 2, 4)), ember.var(y, (0, 2, 4)))
+    same(RD.std_cuda(y, (1, 3), keepdim=True, correction=0), ember.std(y, (1, 3), keepdim=True, correction=0))
+
+
+def test_var_std_rows_of_several_tiles_and_a_large_offset(monkeypatch):
+    small_tiles(monkeypatch, 16)
+    x = offset_data((3, 101), 1e4)                    # 7 tiles of 16 columns a row, the last with 5
+    for name in ("var", "std"):
+        for correction in (0, 1, 2):
+            close_to_exact(RD.KERNELS[name](x, 1, correction=correction), x, name=name, dim=1, correction=correction)
+    close_to_exact(RD.var_cuda(x.t(), 0, keepdim=True), x.t(), dim=0, keepdim=True)   # unit-stride rows
+    close_to_exact(RD.std_cuda(x), x, name="std")
+    h = x.to(ember.float16) - 1e4                     # float16 input accumulates in float32
+    same(RD.var_cuda(h, 1), ember.var(h, 1))
+
+
+def test_var_std_split_over_columns(monkeypatch):
+    """Few long rows: (count, mean, M2) partials per chunk of columns, merged in a second pass over several tiles."""
+    monkeypatch.setattr(RD, "SPLIT_MIN_COLS", 64)
+    monkeypatch.setattr(RD, "SPLIT_MIN_CHUNK", 16)
+    small_tiles(monkeypatch, 4)
+    seen = welford_launches(monkeypatch)
+    x = offset_data((3, 103), 1e4)
+    x[0, 37] = float("nan")
+    x[1, 90] = float("inf")
+    got = RD.var_cuda(x, 1)
+    assert seen == [((3, 6), 0, 4), ((3, 1), 1, 0)], seen    # 6 chunks of 20 columns (the last of 3)
+    close_to_exact(got, x, dim=1)                              # NaN, NaN (inf), the offset row's variance
+    seen.clear()
+    y = offset_data((103, 2), 1e4, seed=1)                     # rows of unit stride, reduced along dim 0
+    close_to_exact(RD.std_cuda(y, 0, correction=2), y, name="std", dim=0, correction=2)
+    close_to_exact(RD.var_cuda(y), y)                          # all dims: one row
+    assert [m for _, m, _ in seen] == [0, 1, 0, 1] and seen[0][0][1] > 1, seen
+    z = ember.from_numpy(np.random.default_rng(2).standard_normal((2, 100)))
+    same(RD.var_cuda(z, 1, correction=0), ember.var(z, 1, correction=0))   # float64 partials
+
+
+def test_var_std_special_values_and_empty():
+    nan, inf = float("nan"), float("inf")
+    x = ember.tensor([[1.0, nan, 3.0, 4.0], [inf, 1.0, 2.0, 0.0], [-inf, inf, 0.0, 1.0], [5.0, 5.0, 5.0, 5.0],
+                      [-1.0, 0.0, -2.0, 7.5]])
+    for kw in ({"dim": 1}, {"dim": 1, "correction": 0}, {"dim": 1, "correction": 4}, {"dim": 1, "correction": 6},
+               {"dim": 0, "keepdim": True}):
+        for name in ("var", "std"):                           # NaN rows, 0 / 0 = NaN, x / 0 = inf
+            same(RD.KERNELS[name](x, **kw), getattr(ember, name)(x, **kw))
+    for e in (ember.zeros(0, 3), ember.zeros(3, 0), ember.zeros(2, 0, 3)):
+        for kw in ({}, {"dim": 0}, {"dim": -1, "keepdim": True}, {"dim": (0, 1), "correction": 0}):
+            got, want = RD.std_cuda(e, **kw), ember.std(e, **kw)
+            same(got, want)
+            assert got.numel() == 0 or math.isnan(got.reshape(-1)[0].item())
+    s = ember.tensor(2.5)
+    same(RD.var_cuda(s, correction=0), ember.var(s, correction=0))
+    same(RD.std_cuda(s, 0, keepdim=True), ember.std(s, 0, keepdim=True))
 
 
 # ---- max / min over a dim -------------------------------------------------------------------------

@@ -8,9 +8,10 @@ order) the columns. Each side is collapsed (`elementwise._collapse`); when it ta
 strided dims per side the kernel reads the input in place, otherwise the input is first copied
 (`copy_cast`) into a contiguous tensor laid out as (kept..., reduced...). Short-and-wide reductions
 are split over the columns (a partial pass then a second pass over the partials).
-var/std, logsumexp and nanmean take two passes over the input, each a reduction of that kind: the
-row means then the squared deviations from them (float32 or float64, not Welford's one pass), the
-row maxima then the sum of exps shifted by them, the NaN-free sums then the counts of non-NaNs.
+var/std take one pass (Welford's, in float32 or float64: per-lane (count, mean, M2), merged by Chan's
+combine; split over the columns, the partials are such triples, merged the same way). logsumexp and
+nanmean take two passes over the input, each a reduction of that kind: the row maxima then the sum
+of exps shifted by them, the NaN-free sums then the counts of non-NaNs.
 
 softmax/log_softmax (`Along`: rows x cols with the cols along the dim) take one pass, each element
 loaded once into registers, when the row has unit stride and fits one tile (64 KiB of compute type:
@@ -28,6 +29,7 @@ from ...core import dtype as D
 from ...dispatch import OPS
 from ...ops.reduction import (check_nonempty, float_dtype, mean_dtype, nanmean_dtype, one_dim, reduce_dims,
                               reduced_shape, return_types, softmax_dtype, sum_dtype, var_args)
+from .compiler import SIG, run
 from .elementwise import _collapse, _empty, copy_cast
 
 SPLIT_MIN_COLS = 16384     # split a reduction over the columns when rows are few and columns at least this many
@@ -97,12 +99,10 @@ def _launch(fn, grid, args, consts, dev, num_warps=4):
             slot.value = v.data_ptr() if ty[0] == "*" else v
         plan.launch(grid, index)
         return
-    from .compiler import run
     run(fn, grid, args, dict(consts, INTERP=1) if "INTERP" in consts else consts, index, num_warps)
 
 
 def _ptr(t):
-    from .compiler import SIG
     return "*" + SIG[t._dtype.name]
 
 
@@ -151,9 +151,11 @@ def _blocks(R, C, rows, cols, cap=1024):
 # ---- reductions -----------------------------------------------------------------------------------
 
 _OP = {"sum": 0, "amax": 1, "amin": 2, "prod": 3, "nansum": 4, "count_nonzero": 5, "count_nonnan": 6,
-       "sq_dev": 7, "exp_sum": 8}
-_PARTIAL_OP = {"amax": "amax", "amin": "amin", "prod": "prod"}   # how split partials combine; else summed
-_POST = {None: 0, "sqrt": 1, "log_add": 2, "div_into": 3}
+       "exp_sum": 7}
+_WELFORD = {"welford": 0, "welford_merge": 1}    # welford_kernel's MERGE
+_PARTIAL_OP = {"amax": "amax", "amin": "amin", "prod": "prod",   # how split partials combine; else summed
+               "welford": "welford_merge"}
+_POST = {None: 0, "sqrt": 1, "log_add": 2, "div_into": 3, "welford_parts": 4}
 
 
 def _layout(x, dims):
@@ -168,7 +170,8 @@ def _acc_dtype(ck):
 def _run(out, lay, op, ck, divisor=None, centre=None, post=None):
     """out (R elements, contiguous) = `op` over the columns of each row of `lay` (from `_layout`),
     accumulating in `ck`, divided by `divisor`, then `post`; `centre` is the per-row tensor of
-    sq_dev/exp_sum/log_add/div_into. Short-and-wide problems are split over the columns."""
+    exp_sum/log_add/div_into. "welford" gives M2 / divisor (var; post "sqrt": std). Short-and-wide
+    problems are split over the columns (Welford's partials: (count, mean, M2) planes)."""
     x, R, C, rows, cols = lay
     br, bc = _blocks(R, C, rows, cols)
     grid_r = (R + br - 1) // br
@@ -179,8 +182,10 @@ def _run(out, lay, op, ck, divisor=None, centre=None, post=None):
         chunk = -(-C // nsplit)
         chunk = -(-chunk // bc) * bc
         nsplit = -(-C // chunk)
-        part = _empty((R, nsplit), _acc_dtype(ck), x.device)
-        _reduce_launch(part, x, op, R, C, rows, cols, chunk, nsplit, None, ck, br, bc, centre, None)
+        welford = op == "welford"
+        part = _empty((3 if welford else 1, R, nsplit), _acc_dtype(ck), x.device)
+        _reduce_launch(part, x, op, R, C, rows, cols, chunk, nsplit, None, ck, br, bc, centre,
+                       "welford_parts" if welford else None)
         rows2, cols2 = (1, 0, nsplit, False), (1, 0, 1, False)
         br2, bc2 = _blocks(R, nsplit, rows2, cols2)
         _reduce_launch(out, part, _PARTIAL_OP.get(op, "sum"), R, nsplit, rows2, cols2, nsplit, 1, divisor, ck,
@@ -193,15 +198,20 @@ def _run(out, lay, op, ck, divisor=None, centre=None, post=None):
 def _reduce_launch(out, x, op, R, C, rows, cols, chunk, nsplit, divisor, ck, br, bc, centre, post):
     nblk = max(1, -(-min(chunk, max(C, 1)) // bc))
     dty = "fp64" if ck == 1 else "fp32"
+    welford = op in _WELFORD
     c = out if centre is None else centre
-    args = [("out_ptr", out, _ptr(out)), ("x_ptr", x, _ptr(x)), ("c_ptr", c, _ptr(c)), ("R", R, "i64"),
-            ("C", C, "i64"), ("RIN", rows[0], "i64"), ("rs0", rows[1], "i64"), ("rs1", rows[2], "i64"),
-            ("CIN", cols[0], "i64"), ("cs0", cols[1], "i64"), ("cs1", cols[2], "i64"),
-            ("chunk", chunk, "i64"), ("nblk", nblk, "i64"), ("nsplit", nsplit, "i64"),
-            ("divisor", float(divisor if divisor is not None else 1), dty)]
-    consts = {"OP": _OP[op], "CK": ck, "POST": _POST[post], "ROW2": int(rows[3]), "COL2": int(cols[3]),
-              "HAS_DIV": int(divisor is not None), "INTERP": 0, "BLOCK_R": br, "BLOCK_C": bc}
-    _launch(_kernels().reduce_kernel, ((R + br - 1) // br, nsplit), args, consts, x._storage.device)
+    args = ([("out_ptr", out, _ptr(out)), ("x_ptr", x, _ptr(x))] + ([] if welford else [("c_ptr", c, _ptr(c))])
+            + [("R", R, "i64"), ("C", C, "i64"), ("RIN", rows[0], "i64"), ("rs0", rows[1], "i64"),
+               ("rs1", rows[2], "i64"), ("CIN", cols[0], "i64"), ("cs0", cols[1], "i64"), ("cs1", cols[2], "i64"),
+               ("chunk", chunk, "i64"), ("nblk", nblk, "i64"), ("nsplit", nsplit, "i64"),
+               ("divisor", float(divisor if divisor is not None else 1), dty)])
+    consts = {"CK": ck, "POST": _POST[post], "ROW2": int(rows[3]), "COL2": int(cols[3]), "INTERP": 0,
+              "BLOCK_R": br, "BLOCK_C": bc}
+    if welford:
+        fn, consts = _kernels().welford_kernel, dict(MERGE=_WELFORD[op], **consts)
+    else:
+        fn, consts = _kernels().reduce_kernel, dict(OP=_OP[op], HAS_DIV=int(divisor is not None), **consts)
+    _launch(fn, ((R + br - 1) // br, nsplit), args, consts, x._storage.device)
 
 
 def _reduce(x, op, dims, keepdim, out_dt, ck):
@@ -283,16 +293,14 @@ def nanmean_cuda(self, dim=None, keepdim=False, dtype=None):
 
 def _var(name, take_sqrt):
     def kernel(self, dim=None, unbiased=None, keepdim=False, correction=None):
-        """Two passes in float32 (float64 for float64): the row means, then the sum of squared deviations."""
+        """One Welford pass in float32 (float64 for float64): M2 / max(n - correction, 0), NaN for 0 / 0."""
         dim, corr = var_args(name, self, dim, unbiased, correction)
         dims = None if dim is None else reduce_dims(name, dim, len(self._shape))
         out = _empty(reduced_shape(self._shape, dims, keepdim), self._dtype, self.device)
         if out.numel() == 0:
             return out
         lay = _layout(self, dims)
-        ck, C = _float_ck(self._dtype), lay[2]
-        mean = _run(_empty((lay[1],), _acc_dtype(ck), self.device), lay, "sum", ck, divisor=C)
-        return _run(out, lay, "sq_dev", ck, divisor=max(C - corr, 0), centre=mean,
+        return _run(out, lay, "welford", _float_ck(self._dtype), divisor=max(lay[2] - corr, 0),
                     post="sqrt" if take_sqrt else None)
     kernel.__name__ = name + "_cuda"
     return kernel

@@ -1,5 +1,5 @@
-"""Triton kernels for reductions (sum/mean/amax/amin/prod/nansum/counts, the passes of var/std,
-logsumexp and nanmean, argmax/argmin and max/min over a dim) and softmax/log_softmax.
+"""Triton kernels for reductions (sum/mean/amax/amin/prod/nansum/counts, the passes of logsumexp
+and nanmean, Welford's var/std, argmax/argmin and max/min over a dim) and softmax/log_softmax.
 
 The host (`backends/cuda/reduction.py`) reduces every problem to rows x cols over the last axis:
 a row's offset is `(r // RIN) * rs0 + (r % RIN) * rs1` (two collapsed kept dims, `ROW2`), a
@@ -9,10 +9,16 @@ stride each. A program owns BLOCK_R rows and walks the columns in BLOCK_C chunks
 accumulation type (0 float32, 1 float64, 2 int64, as in kernels/elementwise.py).
 
 `reduce_kernel`'s `OP` picks what is accumulated: 0 sum, 1 amax, 2 amin, 3 prod, 4 sum with NaNs
-as 0, 5 count of nonzeros, 6 count of non-NaNs, 7 sum of (x - c)^2, 8 sum of exp(x - c), where
-c is a per-row value read from `c_ptr` (a row mean for var/std, a row max for logsumexp, made 0
-where it is not finite). `POST` finishes the row: 1 sqrt (std), 2 log(s) + c (logsumexp),
-3 c / s (nanmean: the row's NaN-free sum over its count of non-NaNs).
+as 0, 5 count of nonzeros, 6 count of non-NaNs, 7 sum of exp(x - c), where c is a per-row value
+read from `c_ptr` (the row max for logsumexp, made 0 where it is not finite). `POST` finishes the
+row: 2 log(s) + c (logsumexp), 3 c / s (nanmean: the row's NaN-free sum over its count of non-NaNs).
+
+`welford_kernel` is var/std in one pass: each lane keeps (count, mean, M2) of its columns (Welford's
+update, on the data less the row's first element so that a large common offset costs no precision),
+and the lanes are merged by Chan's parallel combine (`_welford_fn`, through `tl.reduce` over the three
+tensors). The row's result is M2 / divisor (the host's max(n - correction, 0), so 0 / 0 gives
+NaN as in PyTorch), then sqrt for std (`POST` 1). Split over the columns, the first pass writes the
+(count, mean, M2) partials as three planes (`POST` 4) and the second (`MERGE`) combines them the same way.
 
 `softmax_row_kernel` is the one-pass (log_)softmax over whole rows held in registers: unit column
 strides are built in (so Triton sees contiguous addresses), and `VEC` adds the alignment hints
@@ -51,6 +57,15 @@ def _min_fn(a, b):
 @triton.jit
 def _mul_fn(a, b):
     return a * b
+
+
+@triton.jit
+def _welford_fn(n_a, mean_a, m2_a, n_b, mean_b, m2_b):
+    # Chan et al.'s combine of two (count, mean, M2) summaries; an empty one (n = 0, mean = M2 = 0) is the identity
+    n = n_a + n_b
+    w = n_b / tl.where(n == 0, 1.0, n)
+    d = mean_b - mean_a
+    return n, mean_a + d * w, m2_a + m2_b + d * d * n_a * w
 
 
 @triton.jit
@@ -111,10 +126,10 @@ def _init(OP: tl.constexpr, CK: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl
 
 @triton.jit
 def _centre(c_ptr, r, rmask, OP: tl.constexpr, POST: tl.constexpr, BLOCK_R: tl.constexpr):
-    """The per-row value c of OP 7/8 and POST 2/3 (0 where unused); for logsumexp, 0 where not finite."""
-    if OP == 7 or OP == 8 or POST == 2 or POST == 3:
+    """The per-row value c of OP 7 and POST 2/3 (0 where unused); for logsumexp, 0 where not finite."""
+    if OP == 7 or POST == 2 or POST == 3:
         c = tl.load(c_ptr + r, mask=rmask, other=0)
-        if OP == 8 or POST == 2:
+        if OP == 7 or POST == 2:
             c = tl.where(tl.abs(c) < float("inf"), c, 0.0)
         return c
     else:
@@ -148,9 +163,6 @@ def _reduce_step(acc, x_ptr, ctr, roff, rmask, c0, end, CIN, cs0, cs1,
             acc = acc + (f != 0).to(tl.int64)
         else:
             acc = acc + ((f == f) & m).to(tl.int64)
-    elif OP == 7:
-        d = x - ctr[:, None]
-        acc = acc + tl.where(m, d * d, 0.0)
     else:
         acc = acc + tl.where(m, tl.exp(x - ctr[:, None]), 0.0)
     return acc
@@ -194,13 +206,81 @@ def reduce_kernel(out_ptr, x_ptr, c_ptr, R, C, RIN, rs0, rs1, CIN, cs0, cs1, chu
             res = tl.where(nan > 0, float("nan"), res)
     if HAS_DIV:
         res = res / divisor
-    if POST == 1:
-        res = tl.sqrt(res)
-    elif POST == 2:
+    if POST == 2:
         res = tl.log(res) + ctr
     elif POST == 3:
         res = ctr / res.to(ctr.dtype)
     tl.store(out_ptr + r * nsplit + pid_s, res.to(out_ptr.dtype.element_ty), mask=rmask)
+
+
+@triton.jit
+def _welford_step(n, mean, m2, x_ptr, roff, rmask, piv, start, c0, end, CIN, cs0, cs1, plane,
+                  MERGE: tl.constexpr, CK: tl.constexpr, COL2: tl.constexpr, BLOCK_C: tl.constexpr):
+    c = c0 + tl.arange(0, BLOCK_C).to(tl.int64)
+    m = rmask[:, None] & (c < end)[None, :]
+    p = x_ptr + roff[:, None] + _cols(c, CIN, cs0, cs1, COL2)[None, :]
+    if MERGE:   # x holds (count, mean, M2) partials in three planes; masked lanes load the identity
+        n, mean, m2 = _welford_fn(n, mean, m2, tl.load(p, mask=m, other=0), tl.load(p + plane, mask=m, other=0),
+                                  tl.load(p + 2 * plane, mask=m, other=0))
+    else:
+        # only a program's last tile is partial, so every lane with a column in this tile (its k-th, from 1)
+        # has had one in each earlier tile: this is its k-th element, and 1 / k is the same for all lanes
+        x = _cast(tl.load(p, mask=m, other=0), CK) - piv[:, None]
+        inv = 1.0 / _cast((c0 - start) // BLOCK_C + 1, CK)
+        d = x - mean
+        mean = tl.where(m, mean + d * inv, mean)
+        m2 = tl.where(m, m2 + d * (x - mean), m2)
+    return n, mean, m2
+
+
+@triton.jit
+def welford_kernel(out_ptr, x_ptr, R, C, RIN, rs0, rs1, CIN, cs0, cs1, chunk, nblk, nsplit, divisor,
+                   MERGE: tl.constexpr, CK: tl.constexpr, POST: tl.constexpr, ROW2: tl.constexpr,
+                   COL2: tl.constexpr, INTERP: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+    """Over columns [s * chunk, min((s + 1) * chunk, C)) of row r (s: program_id(1)): out[r * nsplit + s] =
+    M2 / divisor (POST 0), its sqrt (POST 1), or (POST 4) the (count, mean, M2) summary in three planes of
+    R * nsplit. With MERGE, x is such partials (planes of R * C) rather than the data."""
+    pid_s = tl.program_id(1).to(tl.int64)
+    r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
+    rmask = r < R
+    roff = _rows(r, RIN, rs0, rs1, ROW2)
+    start = pid_s * chunk
+    end = tl.minimum(start + chunk, C)
+    plane = R * C
+    if MERGE:
+        piv = _cast(tl.full([BLOCK_R], 0, tl.int32), CK)
+    else:   # Welford on x - (the row's first element): the same M2, but running means near 0, so a large
+        # common offset costs no precision (shifted data, as in Chan, Golub and LeVeque)
+        piv = _cast(tl.load(x_ptr + roff, mask=rmask & (C > 0), other=0), CK)
+    n = _cast(tl.full([BLOCK_R, BLOCK_C], 0, tl.int32), CK)
+    mean = n
+    m2 = n
+    if INTERP:
+        k = 0
+        while k < nblk:
+            n, mean, m2 = _welford_step(n, mean, m2, x_ptr, roff, rmask, piv, start, start + k * BLOCK_C, end, CIN,
+                                        cs0, cs1, plane, MERGE, CK, COL2, BLOCK_C)
+            k += 1
+    else:
+        for k in range(0, nblk):
+            n, mean, m2 = _welford_step(n, mean, m2, x_ptr, roff, rmask, piv, start, start + k * BLOCK_C, end, CIN,
+                                        cs0, cs1, plane, MERGE, CK, COL2, BLOCK_C)
+    if not MERGE:   # each lane's count: the tiles in which it had a column
+        j = tl.arange(0, BLOCK_C).to(tl.int64)
+        n = tl.broadcast_to(_cast((tl.maximum(end - start - j, 0) + BLOCK_C - 1) // BLOCK_C, CK)[None, :],
+                            [BLOCK_R, BLOCK_C])
+    n, mean, m2 = tl.reduce((n, mean, m2), 1, _welford_fn)
+    o = out_ptr + r * nsplit + pid_s
+    if POST == 4:
+        part = R * nsplit
+        tl.store(o, n.to(out_ptr.dtype.element_ty), mask=rmask)
+        tl.store(o + part, mean.to(out_ptr.dtype.element_ty), mask=rmask)
+        tl.store(o + 2 * part, m2.to(out_ptr.dtype.element_ty), mask=rmask)
+    else:
+        res = m2 / divisor
+        if POST == 1:
+            res = tl.sqrt(res)
+        tl.store(o, res.to(out_ptr.dtype.element_ty), mask=rmask)
 
 
 @triton.jit
