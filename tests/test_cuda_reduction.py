@@ -145,6 +145,19 @@ def test_large_rows_sum_and_softmax_4096():
     check(ember.softmax(e, 0), torch.softmax(t, 0), (1e-4, 1e-7))
 
 
+def test_more_than_2_31_elements():
+    """Index arithmetic past 2^31 elements: whole-tensor and per-row reductions, max with its index."""
+    n = (1 << 31) + 1000
+    x = ember.ones(n, dtype=ember.uint8, device="cuda")
+    x[n - 1] = 7
+    assert ember.sum(x).item() == n + 6
+    assert ember.amax(x).item() == 7 and ember.argmax(x).item() == n - 1
+    rows = x[: n - 1000].view(2, 1 << 30)          # the second row starts at element 2^30, ends at 2^31
+    assert ember.sum(rows, 1).tolist() == [1 << 30, 1 << 30]
+    assert ember.amax(rows, 1).tolist() == [1, 1]
+    del x, rows
+
+
 def ref16(fn, t, *args, **kw):
     """torch's result computed in float32 and rounded once to t's 16-bit dtype (what ember's kernels
     do: float32 accumulation). For ops where torch rounds intermediates to 16 bits (cumsum, the
