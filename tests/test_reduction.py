@@ -343,6 +343,16 @@ def test_var_std_corrections(name, dtype):
     assert_same(fe(True), ft(True))
 
 
+def test_var_of_offset_data_along_a_strided_axis():
+    """float32 data with a large common offset, reduced along a non-contiguous axis (NumPy's naive
+    float32 sum there lost the mean: var came out 55 instead of 0.083)."""
+    a = (1e4 + np.random.default_rng(0).uniform(-0.5, 0.5, size=(100000, 2))).astype(np.float32)
+    e, t = ember.tensor(a), torch.tensor(a)
+    for name in ("var", "std"):
+        np.testing.assert_allclose(getattr(e, name)(0).numpy(), getattr(t, name)(0).numpy(), rtol=1e-4)
+    np.testing.assert_allclose(e.var(0).numpy(), a.astype(np.float64).var(0, ddof=1), rtol=1e-4)
+
+
 @pytest.mark.parametrize("name", ("var_mean", "std_mean"))
 def test_var_mean_std_mean(name):
     e, t = make_pair(SHAPE, "float64", layout="expanded")

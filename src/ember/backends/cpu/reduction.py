@@ -173,8 +173,8 @@ def _var_kernel(name, take_sqrt):
         a = arr(self)
         axis = None if dim is None else reduce_dims(name, dim, a.ndim)
         out = self._dtype
-        acc = compute_np(out)
-        x = _as(a, acc)
+        acc = np.dtype(np.float64)      # as torch's CPU kernel: float64 sums (NumPy's float32 sum along a
+        x = _as(a, acc)                 # strided axis is naive and loses the mean of offset data)
         n = _count(a.shape, axis)
         m = np.add.reduce(x, axis=axis, keepdims=True) / acc.type(n)
         dev = x - m
