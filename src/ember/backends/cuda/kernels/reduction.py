@@ -434,5 +434,5 @@ def softmax_row_kernel(out_ptr, x_ptr, R, C, RIN, rs0, rs1, ors0, ors1,
     if LOG:
         y = z - tl.log(s)[:, None]
     else:
-        y = e / s[:, None]
+        y = e * (1.0 / s)[:, None]      # one division a row
     tl.store(op, y.to(out_ptr.dtype.element_ty), mask=m)
