@@ -23,7 +23,7 @@ def _binary(name):
     fn = _f[name]
 
     def op(self, other):
-        if isinstance(other, (Tensor, *_Number)) and not isinstance(other, complex):
+        if other.__class__ is Tensor or isinstance(other, (Tensor, *_Number)) and not isinstance(other, complex):
             return fn(self, other)
         return NotImplemented
     op.__name__ = f"__{name}__"

@@ -162,20 +162,26 @@ def _scalars(dt, alpha, beta):
     return c(alpha), c(beta)
 
 
+_bindings = {}     # "cublas" / "cublasLt" -> nvmath's binding module, imported on first use
+
+
+def _binding(name):
+    mod = _bindings.get(name)
+    if mod is None:
+        try:
+            import importlib
+            mod = _bindings[name] = importlib.import_module(f"nvmath.bindings.{name}")
+        except ImportError as e:
+            raise RuntimeError(f"matrix products on CUDA need nvmath-python (pip install nvmath-python): {e}") from None
+    return mod
+
+
 def _cublas():
-    try:
-        from nvmath.bindings import cublas
-    except ImportError as e:
-        raise RuntimeError(f"matrix products on CUDA need nvmath-python (pip install nvmath-python): {e}") from None
-    return cublas
+    return _bindings.get("cublas") or _binding("cublas")
 
 
 def _lt():
-    try:
-        from nvmath.bindings import cublasLt
-    except ImportError as e:
-        raise RuntimeError(f"matrix products on CUDA need nvmath-python (pip install nvmath-python): {e}") from None
-    return cublasLt
+    return _bindings.get("cublasLt") or _binding("cublasLt")
 
 
 _handles = {}      # device -> [cuBLAS handle, stream it is set to]
@@ -188,7 +194,7 @@ _MISSING = object()
 
 def _workspace(index, stream):
     """The workspace of cuBLASLt (and cuBLAS) on this device and stream, allocated on first use."""
-    key = (index, int(stream.handle))
+    key = (index, stream.ptr)
     ws = _workspaces.get(key)
     if ws is None:
         from .memory import alloc_buffer
@@ -203,7 +209,7 @@ def _cublas_context(index):
     if h is None:
         h = _handles[index] = [cb.create(), None]
     stream = current_stream(index)
-    s = int(stream.handle)
+    s = stream.ptr
     if h[1] != s:
         cb.set_stream(h[0], s)
         cb.set_workspace(h[0], _workspace(index, stream), WORKSPACE_BYTES)  # set_stream dropped the last one
@@ -218,7 +224,7 @@ def _lt_context(index):
     h = _lt_handles.get(index)
     if h is None:
         h = _lt_handles[index] = _lt().create()
-    return h, int(stream.handle), _workspace(index, stream)
+    return h, stream.ptr, _workspace(index, stream)
 
 
 def _cublas_gemm(g, out, a, b, alpha, beta):

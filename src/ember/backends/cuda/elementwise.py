@@ -96,6 +96,36 @@ def _empty_cuda(shape, dtype, index):
     return empty_cuda(shape, dtype, index)
 
 
+def _fast_lane(code: int, nin: int, x: Tensor, y, dt, ck: int, alpha, plans: dict):
+    """op(x[, y]) into a new tensor of dtype dt when x (and y, a tensor of x's shape, dtype and device)
+    are contiguous CUDA tensors: the lane of the common case, with the launch plan cached by the
+    caller (`plans`, by device index) and no layout work. None when it doesn't apply."""
+    st = x._storage
+    dev = st.device
+    shape = x._shape
+    cs = contiguous_strides(shape)
+    if dev.type != "cuda" or x._stride != cs or (y is not None and y._stride != cs):
+        return None
+    index = dev.index or 0
+    plan = plans.get(index)
+    if plan is None:
+        yy = x if y is None else y
+        key = (code, nin, 1, True, y is None, ck, dt, x._dtype, yy._dtype, index)
+        plan = plans[index] = _plans.get(key) or _make_plan(key)
+    out = _empty_cuda(shape, dt, index)
+    n = prod(shape)
+    if n:
+        v = plan.vals
+        it = x._dtype.itemsize
+        v[0].value = out._storage.data.ptr
+        v[1].value = st.data.ptr + x._offset * it
+        v[2].value = v[1].value if y is None else y._storage.data.ptr + y._offset * it
+        v[3].value = n
+        v[5].value = alpha if ck < 2 else int(alpha)
+        plan((n + BLOCK - 1) // BLOCK)
+    return out
+
+
 def launch_ew(op: int, nin: int, out: Tensor, x: Tensor, y, ck: int, alpha=1) -> Tensor:
     """out = op(x[, y]) over out's shape; y may be a Python scalar (or None for unary)."""
     shape = out._shape
@@ -209,12 +239,19 @@ def _reject(table, name, dt):
 
 
 def _unary_kernel(name, code, rule):
+    fast = {}     # input dtype -> (output dtype, compute-type code, plans by device index)
+
     def out_of_place(self):
-        _reject(_UNARY_REJECT, name, self._dtype)
-        dt = out_dtype(rule, self)
-        cdt = _compute_dtype(self._dtype if rule == "bool" else dt)
-        out = _empty(self._shape, dt, self.device)
-        return launch_ew(code, 1, out, self, None, _CK[cdt.name])
+        k = fast.get(self._dtype)
+        if k is None:
+            _reject(_UNARY_REJECT, name, self._dtype)
+            dt = out_dtype(rule, self)
+            k = fast[self._dtype] = (dt, _CK[_compute_dtype(self._dtype if rule == "bool" else dt).name], {})
+        if self._shape:
+            r = _fast_lane(code, 1, self, None, k[0], k[1], 1, k[2])
+            if r is not None:
+                return r
+        return launch_ew(code, 1, _empty(self._shape, k[0], self.device), self, None, k[1])
 
     def in_place(self):
         _reject(_UNARY_REJECT, name, self._dtype)
@@ -244,7 +281,10 @@ def _binary_kernel(name, code, rule):
             k = fast.get(self._dtype)
             if k is None:
                 dt, cdt = dtypes(self, other)
-                k = fast[self._dtype] = (dt, _CK[cdt.name])
+                k = fast[self._dtype] = (dt, _CK[cdt.name], {})
+            r = _fast_lane(code, 2, self, other, k[0], k[1], 1, k[2])
+            if r is not None:
+                return r
             return launch_ew(code, 2, _empty(self._shape, k[0], self._storage.device), self, other, k[1])
         dt, cdt = dtypes(self, other)
         o = _scalar_of(other, self)
@@ -284,12 +324,17 @@ def _pow_check(self, other, dt):
 
 def _add_kernels():
     def make(name, code):
+        fast = {}     # dtype -> (compute-type code, plans by device index)
+
         def out_of_place(self, other, alpha=1):
-            if isinstance(other, Tensor) and other._dtype is self._dtype and other._shape == self._shape and \
+            if other.__class__ is Tensor and other._dtype is self._dtype and other._shape == self._shape and \
                     other._storage.device is self._storage.device and self._shape:   # the common case
                 dt = self._dtype
-                return launch_ew(code, 2, _empty(self._shape, dt, self._storage.device), self, other,
-                                 _CK[_compute_dtype(dt).name], alpha)
+                k = fast.get(dt) or fast.setdefault(dt, (_CK[_compute_dtype(dt).name], {}))
+                r = _fast_lane(code, 2, self, other, dt, k[0], alpha, k[1])
+                if r is not None:
+                    return r
+                return launch_ew(code, 2, _empty(self._shape, dt, self._storage.device), self, other, k[0], alpha)
             dt = D.result_type(self, other)
             o = _scalar_of(other, self)
             shape = broadcast_shapes(self._shape, o._shape) if isinstance(o, Tensor) else self._shape

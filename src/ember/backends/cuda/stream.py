@@ -21,7 +21,7 @@ _tls = _Local()
 class Stream:
     """A CUDA stream on one device. `Stream()` creates a non-blocking stream on the current device."""
 
-    __slots__ = ("handle", "device_index", "priority", "_owned", "__weakref__")
+    __slots__ = ("handle", "ptr", "device_index", "priority", "_owned", "__weakref__")
 
     def __init__(self, device=None, priority: int = 0, *, _handle=None):
         self.device_index = _dev.index_of(device)
@@ -29,6 +29,7 @@ class Stream:
         d = driver()
         if _handle is not None:
             self.handle = _handle
+            self.ptr = int(_handle)     # the handle as an int, for keys and C calls
             self._owned = False
             self.priority = 0
             return
@@ -37,6 +38,7 @@ class Stream:
         prio = max(min(priority, lo), hi)
         self.handle = check(d.cuStreamCreateWithPriority(d.CUstream_flags.CU_STREAM_NON_BLOCKING, prio),
                             "cuStreamCreateWithPriority")
+        self.ptr = int(self.handle)
         self._owned = True
         self.priority = prio
 
