@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import statistics
 
 from _common import append, gpu_ms, header, time_us
 
@@ -27,10 +28,13 @@ def main(argv=None):
     for name, fe, ft in (("a + b", lambda: a + b, lambda: ta + tb), ("a * 2.5", lambda: a * 2.5, lambda: ta * 2.5),
                          ("a.exp()", lambda: a.exp(), lambda: ta.exp()), ("a.add_(b)", lambda: a.add_(b),
                                                                           lambda: ta.add_(tb))):
-        e_us = time_us(fe, inner=3000)
-        t_us = time_us(ft, inner=3000)
-        ember.cuda.synchronize()
-        torch.cuda.synchronize()
+        es, ts = [], []
+        for _ in range(5):      # interleaved, medians: the host's speed drifts on shared machines
+            es.append(time_us(fe, reps=3, inner=2000))
+            ts.append(time_us(ft, reps=3, inner=2000))
+            ember.cuda.synchronize()
+            torch.cuda.synchronize()
+        e_us, t_us = statistics.median(es), statistics.median(ts)
         rows.append((name, e_us, t_us, e_us / t_us))
     text = header("CUDA elementwise ops: host time per small op (1,000 float32)", "cuda ("
                   + ember.cuda.get_device_name() + ")")

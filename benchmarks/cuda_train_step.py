@@ -6,6 +6,7 @@ architecture, same batch, AdamW, clipping), one process.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 from _common import append, header
@@ -16,7 +17,8 @@ import ember
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--write", action="store_true")
-    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--steps", type=int, default=20, help="steps per timing")
+    p.add_argument("--rounds", type=int, default=9, help="interleaved rounds; the median is reported")
     args = p.parse_args(argv)
     import torch
     import torch.nn as tnn
@@ -45,7 +47,7 @@ def main(argv=None):
 
     data = ReversalDataset(64, 16, 2, 10, seed=0)
     x, y = data.batch(range(64))
-    res = {}
+    runners = {}
     for name in ("ember", "torch"):
         for graphed in (False, True):
             if name == "ember":
@@ -60,7 +62,7 @@ def main(argv=None):
                 xx, yy = torch.tensor(x.tolist()).cuda(), torch.tensor(y.tolist()).cuda()
                 ce, clip, sync, cuda = TF.cross_entropy, tnn.utils.clip_grad_norm_, torch.cuda.synchronize, torch.cuda
 
-            def step():
+            def step(m=m, opt=opt, xx=xx, yy=yy, ce=ce, clip=clip):
                 logits = m(xx)
                 loss = ce(logits.reshape(-1, logits.shape[-1]), yy.reshape(-1), ignore_index=-100)
                 opt.zero_grad(set_to_none=True)
@@ -82,16 +84,24 @@ def main(argv=None):
                 run = g.replay
             run()
             sync()
+            runners[name, graphed] = (run, sync, g if graphed else None)
+    # interleaved rounds, medians: the host's speed drifts over seconds on shared machines, and a
+    # ratio of two runs minutes apart would measure the drift
+    times = {k: [] for k in runners}
+    for _ in range(args.rounds):
+        for k, (run, sync, _g) in runners.items():
             t0 = time.perf_counter()
             for _ in range(args.steps):
                 run()
             sync()
-            res[name, graphed] = (time.perf_counter() - t0) / args.steps * 1e3
+            times[k].append((time.perf_counter() - t0) / args.steps * 1e3)
+    res = {k: statistics.median(v) for k, v in times.items()}
     text = header("Reversal Transformer training step on CUDA (batch 64, d_model 64, 2 layers)",
                   "cuda (" + ember.cuda.get_device_name() + ")")
     text += "| framework | eager ms / step | CUDA graph ms / step |\n|---|---:|---:|\n"
     for name in ("ember", "torch"):
         text += f"| {name} | {res[name, False]:.2f} | {res[name, True]:.2f} |\n"
+    text += f"\nmedian of {args.rounds} interleaved rounds of {args.steps} steps each\n"
     text += (f"\nember/torch eager: {res['ember', False] / res['torch', False]:.2f}; ember graphed / torch eager: "
              f"{res['ember', True] / res['torch', False]:.2f}; ember graphed / torch graphed: "
              f"{res['ember', True] / res['torch', True]:.2f}\n")
