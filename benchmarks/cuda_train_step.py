@@ -84,7 +84,7 @@ def main(argv=None):
                 run = g.replay
             run()
             sync()
-            runners[name, graphed] = (run, sync, (g if graphed else None, xx, step() if not graphed else None))
+            runners[name, graphed] = (run, sync, (g if graphed else None, xx))
     # interleaved rounds, medians: the host's speed drifts over seconds on shared machines, and a
     # ratio of two runs minutes apart would measure the drift
     times = {k: [] for k in runners}
@@ -96,7 +96,7 @@ def main(argv=None):
             sync()
             times[k].append((time.perf_counter() - t0) / args.steps * 1e3)
     res = {k: statistics.median(v) for k, v in times.items()}
-    for (name, graphed), (_run, sync, (_g, xx, _loss)) in runners.items():   # nothing overwrote the inputs
+    for (name, graphed), (_run, _sync, (_g, xx)) in runners.items():   # nothing overwrote the inputs
         if xx.cpu().tolist() != x.tolist():
             raise RuntimeError(f"{name} ({'graphed' if graphed else 'eager'}): the batch on the device changed "
                                f"during the timing")
