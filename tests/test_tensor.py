@@ -300,6 +300,36 @@ def _on_fake_device(t, spec="cuda:0"):
     return t
 
 
+def test_cuda_memset_tiles_all_bytes_whatever_the_dtype(monkeypatch):
+    """`_memset` repeats its pattern over every byte of the tensor (a 1-byte pattern on 4 int64 sets
+    32 bytes; it once set 4, leaving a zeroed int64[4] word mostly garbage). Driver calls recorded."""
+    from ember.backends.cuda import tensor as CT
+    calls = []
+
+    class FakeDriver:
+        def __getattr__(self, name):
+            return lambda *a: calls.append((name, a[1], a[2])) or (0,)
+
+    class Buf:
+        ptr = 4096
+
+    monkeypatch.setattr(CT, "driver", lambda: FakeDriver())
+    monkeypatch.setattr(CT, "current_stream", lambda i: type("S", (), {"handle": 0})())
+
+    def fake(n, dtype):
+        t = ember.empty(n, dtype=dtype)
+        t._storage = Storage(Buf(), ember.device("cuda:0"), n * dtype.itemsize)
+        return t
+    CT._memset(fake(4, ember.int64), b"\0")
+    CT._memset(fake(6, ember.float16), b"\x00\x3c")
+    CT._memset(fake(3, ember.float32), b"\x00\x00\x80\x3f")
+    CT._memset(fake(2, ember.float64), b"\0" * 8)
+    assert calls == [("cuMemsetD8Async", 0, 32), ("cuMemsetD16Async", 0x3C00, 6), ("cuMemsetD32Async", 0x3F800000, 3),
+                     ("cuMemsetD8Async", 0, 16)]
+    with pytest.raises(ValueError, match="does not tile"):
+        CT._memset(fake(3, ember.uint8), b"\0\0")
+
+
 def test_dispatch_device_rules(monkeypatch):
     seen = []
 

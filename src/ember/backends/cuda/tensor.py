@@ -148,21 +148,25 @@ def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
 # ---- factories ----------------------------------------------------------------------------------
 
 def _memset(t: Tensor, pattern_bytes: bytes) -> None:
-    """Fills a contiguous CUDA tensor with a repeated 1-, 2- or 4-byte pattern."""
-    n = t.numel()
-    if not n:
+    """Fills a contiguous CUDA tensor's bytes with a repeated pattern of 1, 2 or 4 bytes (or a longer one
+    made of one repeated byte). The pattern repeats over all of t's bytes, whatever its dtype: a 1-byte
+    pattern on an int64 tensor of 4 elements sets 32 bytes."""
+    nbytes = t.numel() * t._dtype.itemsize
+    if not nbytes:
         return
+    k = len(pattern_bytes)
+    if k == 0 or nbytes % k:
+        raise ValueError(f"_memset: a {k}-byte pattern does not tile a tensor of {nbytes} bytes")
     d = driver()
     s = current_stream(_index(t)).handle
-    k = len(pattern_bytes)
-    if k == 1:
-        check(d.cuMemsetD8Async(t.data_ptr(), pattern_bytes[0], n, s), "cuMemsetD8Async")
+    if k == 1 or len(set(pattern_bytes)) == 1:
+        check(d.cuMemsetD8Async(t.data_ptr(), pattern_bytes[0], nbytes, s), "cuMemsetD8Async")
     elif k == 2:
-        check(d.cuMemsetD16Async(t.data_ptr(), int.from_bytes(pattern_bytes, "little"), n, s), "cuMemsetD16Async")
+        check(d.cuMemsetD16Async(t.data_ptr(), int.from_bytes(pattern_bytes, "little"), nbytes // 2, s),
+              "cuMemsetD16Async")
     elif k == 4:
-        check(d.cuMemsetD32Async(t.data_ptr(), int.from_bytes(pattern_bytes, "little"), n, s), "cuMemsetD32Async")
-    elif len(set(pattern_bytes)) == 1:
-        check(d.cuMemsetD8Async(t.data_ptr(), pattern_bytes[0], n * k, s), "cuMemsetD8Async")
+        check(d.cuMemsetD32Async(t.data_ptr(), int.from_bytes(pattern_bytes, "little"), nbytes // 4, s),
+              "cuMemsetD32Async")
     else:
         raise ValueError(f"_memset: a {k}-byte pattern that does not repeat every 4 bytes (use movement.fill_contiguous)")
 
