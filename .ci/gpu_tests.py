@@ -8,7 +8,8 @@ the machine's cores.
     python3 .ci/gpu_tests.py [--jobs 12] [--shard-size 120] [--timeout 540] [--out DIR] [FILES...]
 
 FILES default to tests/test_cuda_*.py (interpreter-only files collect nothing under -m cuda and
-are skipped). Each shard's log goes to DIR/<file>-<n>.log; the summary goes to stdout and
+are skipped). Files in SERIAL (tests that read device-wide state, such as free memory) run after the
+others, alone. Each shard's log goes to DIR/<file>-<n>.log; the summary goes to stdout and
 DIR/summary.txt. Exit status: 0 only when every shard passed with nothing left unrun.
 """
 
