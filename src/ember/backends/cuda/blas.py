@@ -177,11 +177,11 @@ def _binding(name):
 
 
 def _cublas():
-    return _bindings.get("cublas") or _binding("cublas")
+    return _binding("cublas")
 
 
 def _lt():
-    return _bindings.get("cublasLt") or _binding("cublasLt")
+    return _binding("cublasLt")
 
 
 _handles = {}      # device -> [cuBLAS handle, stream it is set to]

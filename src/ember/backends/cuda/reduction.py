@@ -428,13 +428,8 @@ def _vec(a: Along) -> tuple:
     return v, min(16, v * a.x._dtype.itemsize), min(16, v * a.o._dtype.itemsize)
 
 
-def _softmax_warps(tile: int) -> int:
-    """Warps for the one-pass softmax over a tile of `tile` elements: 16 elements a thread, at most
-    32 warps (1,024 threads)."""
-    return max(4, min(SOFTMAX_MAX_WARPS, tile // 512))
-
-
-SOFTMAX_MAX_WARPS = 32        # 32 measured 1.25x torch on 16K-column fp32 rows (H200), 16 gave 0.89x
+SOFTMAX_MAX_WARPS = 32   # one-pass softmax: 16 elements a thread up to 32 warps (16K-column fp32 rows: 1.25x torch on
+                         # the H200 at 32, 0.89x at 16; benchmarks/cuda_softmax_sweep.py)
 
 
 def _softmax(name, log):
@@ -453,7 +448,7 @@ def _softmax(name, log):
         if a.cs == 1 and a.ocs == 1 and _p2(C) * (8 if ck else 4) <= ONE_PASS_MAX_BYTES:
             bc = _p2(C)
             br = max(1, min(_p2(R), 2048 // bc))
-            nw = _softmax_warps(br * bc)
+            nw = max(4, min(SOFTMAX_MAX_WARPS, br * bc // 512))
             vec, xal, oal = _vec(a)
             args = ([("out_ptr", o, _ptr(o)), ("x_ptr", x, _ptr(x))] + a.row_args()
                     + [("ors0", a.os[0], "i64"), ("ors1", a.os[1], "i64")])

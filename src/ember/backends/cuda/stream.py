@@ -49,7 +49,7 @@ class Stream:
 
     @property
     def cuda_stream(self) -> int:
-        return int(self.handle)
+        return self.ptr
 
     def query(self) -> bool:
         """True when all work queued on this stream has finished."""
@@ -78,14 +78,14 @@ class Stream:
         return event
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, Stream) and int(self.handle) == int(other.handle) and \
+        return isinstance(other, Stream) and self.ptr == other.ptr and \
             self.device_index == other.device_index
 
     def __hash__(self) -> int:
-        return hash((int(self.handle), self.device_index))
+        return hash((self.ptr, self.device_index))
 
     def __repr__(self) -> str:
-        return f"<ember.cuda.Stream device=cuda:{self.device_index} cuda_stream={hex(int(self.handle))}>"
+        return f"<ember.cuda.Stream device=cuda:{self.device_index} cuda_stream={hex(self.ptr)}>"
 
     def __del__(self):
         if getattr(self, "_owned", False):

@@ -171,8 +171,7 @@ def _memset(t: Tensor, pattern_bytes: bytes) -> None:
         raise ValueError(f"_memset: a {k}-byte pattern that does not repeat every 4 bytes (use movement.fill_contiguous)")
 
 
-def _fill(t: Tensor, value) -> Tensor:
-    return fill_contiguous(t, value)
+_fill = fill_contiguous
 
 
 def _dt(dtype):
