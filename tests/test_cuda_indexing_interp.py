@@ -1,7 +1,9 @@
 """The CUDA indexing kernels (`backends/cuda/indexing.py`) run on CPU tensors through Triton's
 interpreter (`TRITON_INTERPRET=1`), compared with ember's CPU backend. The launch block is shrunk
-to 32 (4 in one test) so that small inputs span several blocks (and the scan recurses). On a machine with a GPU
-these tests are left to `tests/test_cuda_indexing.py`."""
+to 32 (4 in one test) so that small inputs span several blocks (and the scan recurses). Index checks
+on the device write the CPU error word of `checks.py`, read here by `checks.raise_pending()` (after
+every test too: a valid call must report nothing). On a machine with a GPU these tests are left to
+`tests/test_cuda_indexing.py`."""
 import os
 
 import numpy as np
@@ -17,6 +19,7 @@ os.environ["TRITON_INTERPRET"] = "1"
 
 from helpers import make_pair  # noqa: E402
 
+from ember.backends.cuda import checks  # noqa: E402
 from ember.backends.cuda import indexing as IX  # noqa: E402
 
 T = ember.tensor
@@ -26,6 +29,8 @@ TOL = {"float16": (2e-3, 2e-3), "bfloat16": (1.6e-2, 1e-2), "float32": (2e-6, 1e
 @pytest.fixture(autouse=True)
 def small_block(monkeypatch):
     monkeypatch.setattr(IX, "BLOCK", 32)
+    yield
+    checks.raise_pending()      # nothing out of range was left unreported
 
 
 def same(got, expected):
@@ -271,3 +276,80 @@ def test_masked_select_scatter_match_cpu(dtype):
         IX.masked_select(x, m.long())
     with pytest.raises(RuntimeError, match="cannot be broadcast to self's shape"):
         IX.masked_scatter_(x[0], data((4, 6), "bool"), src)
+
+
+# ---- device-side index checks (checks.py) ----------------------------------------------------------
+
+X = ember.arange(20.0).reshape(4, 5)
+ONES = ember.ones(4, 5)
+
+
+def _bad(k):
+    return T([[0, k]]), T([0, k])
+
+
+# (op name, call with a bad index k, size of the indexed dim, too-large and too-negative values)
+BAD = [
+    ("gather", lambda k: IX.gather(X, 1, _bad(k)[0]), 5, (5, -1)),
+    ("index_select", lambda k: IX.index_select(X, 0, _bad(k)[1]), 4, (4, -1)),
+    ("embedding", lambda k: IX.embedding(X, T([[1, k]])), 4, (4, -1)),
+    ("take", lambda k: IX.take(X, _bad(k)[1]), 20, (20, -21)),
+    ("index", lambda k: IX.index(X, [_bad(k)[1]]), 4, (4, -5)),
+    ("index", lambda k: IX.index(X, [T([1, 2]), _bad(k)[1]]), 5, (5, -6)),          # linearised
+    ("index_put", lambda k: IX.index_put(X, [_bad(k)[1]], T(1.0), False), 4, (7, -5)),
+    ("index_put_", lambda k: IX.index_put_(X.clone(), [T([1, 2]), _bad(k)[1]], T(1.0), True), 5, (5, -6)),
+    ("scatter", lambda k: IX.scatter(X, 1, _bad(k)[0], X), 5, (5, -1)),
+    ("scatter", lambda k: IX.scatter(X, 1, _bad(k)[0], value=2.0, reduce="multiply"), 5, (9, -1)),
+    ("scatter_add_", lambda k: IX.scatter_add_(X.clone(), 1, _bad(k)[0], X), 5, (5, -1)),
+    ("scatter_reduce", lambda k: IX.scatter_reduce(X, 1, _bad(k)[0], X, "mean", include_self=False), 5, (5, -1)),
+    ("index_add", lambda k: IX.index_add(X, 0, _bad(k)[1], ONES[:2]), 4, (4, -1)),
+    ("index_copy", lambda k: IX.index_copy(X, 0, _bad(k)[1], ONES[:2]), 4, (4, -1)),
+    ("index_fill", lambda k: IX.index_fill(X, 1, _bad(k)[1], 0.5), 5, (5, -6)),
+    ("put_", lambda k: IX.put_(X.clone(), _bad(k)[1], T([1.0, 2.0]), True), 20, (20, -21)),
+]
+
+
+def _message(op, k, n):
+    what = f"a tensor of {n} elements" if op in ("take", "put_") else f"a dimension of size {n}"
+    return rf"CUDA error: index out of range in {op}: got index {k} for {what} \(found on the device"
+
+
+@pytest.mark.parametrize("case", range(len(BAD)))
+def test_out_of_range_index_is_reported_at_the_next_check(case):
+    op, call, n, ks = BAD[case]
+    for k in ks:
+        call(k)                                   # no error at the launch: the kernel only records it
+        with pytest.raises(RuntimeError, match=_message(op, k, n)):
+            checks.raise_pending()
+        assert checks._words["cpu"].tolist() == [0, 0, 0, 0] and not checks._pending   # reset
+    call(0)                                       # a valid call afterwards reports nothing
+    checks.raise_pending()
+
+
+def test_valid_negative_indices_still_match_cpu_and_the_first_error_wins():
+    i = T([-4, 3, -1])
+    same(IX.take(X, T([-20, 19])), X.take(T([-20, 19])))
+    same(IX.index(X, [i]), ember.index(X, [i]))
+    same(IX.index(X, [i, T([-5, 0, 4])]), ember.index(X, [i, T([-5, 0, 4])]))
+    same(IX.index_fill(X, 1, T([-5, 2]), 0.5), X.index_fill(1, T([-5, 2]), 0.5))
+    same(IX.index_put(X, [i], T(2.0), True), ember.index_put(X, [i], T(2.0), True))
+    checks.raise_pending()
+    IX.gather(X, 0, T([[9]]))                     # the first failing op is reported, not the later ones
+    IX.take(X, T([-30]))
+    with pytest.raises(RuntimeError, match="in gather: got index 9 for a dimension of size 4"):
+        checks.raise_pending()
+    checks.raise_pending()
+
+
+def test_an_index_out_of_range_never_touches_memory():
+    base = ember.zeros(6)
+    view = base[1:4]                              # its neighbours in the storage stay untouched
+    IX.index_put_(view, [T([0, 3, -4, 2])], T([1.0, 2.0, 3.0, 4.0]), False)
+    IX.put_(view, T([5]), T([9.0]), True)
+    IX.scatter_(view, 0, T([-1, 7]), T([5.0, 6.0]))
+    with pytest.raises(RuntimeError, match="index out of range in index_put_: got index 3 for a dimension of size 3"):
+        checks.raise_pending()
+    assert base.tolist() == [0.0, 1.0, 0.0, 4.0, 0.0, 0.0]
+    assert IX.gather(view, 0, T([1, 3, -1])).tolist() == [0.0, 0.0, 0.0]   # out of range reads give 0
+    with pytest.raises(RuntimeError, match="in gather: got index 3"):
+        checks.raise_pending()

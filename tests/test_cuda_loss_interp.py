@@ -11,8 +11,15 @@ if ember.cuda.is_available():
 pytest.importorskip("triton")
 os.environ["TRITON_INTERPRET"] = "1"
 
+from ember.backends.cuda import checks  # noqa: E402
 from ember.backends.cuda import loss as L  # noqa: E402
 from ember.dispatch import OPS  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_unreported():
+    yield
+    checks.raise_pending()      # the device-side index checks found nothing out of range
 
 
 @pytest.mark.parametrize("reduction", [0, 1, 2])
@@ -37,7 +44,23 @@ def test_nll_kernels_match_cpu(reduction, weighted, dtype):
     np.testing.assert_allclose(gi.float().numpy(), ei.float().numpy(), rtol=tol, atol=tol)
 
 
-def test_out_of_range_class_gives_nan_on_the_device_path():
+@pytest.mark.parametrize("reduction", [0, 1])
+@pytest.mark.parametrize("bad", [4, 9, -1])
+def test_out_of_range_class_is_reported_at_the_next_check(reduction, bad):
     x = ember.zeros(3, 4)
-    loss, _ = L.nll_loss_forward(x, ember.tensor([0, 9, 1]), None, 1, -100)
-    assert np.isnan(loss.item())
+    t = ember.tensor([0, bad, -100])              # -100 is ignore_index: fine
+    msg = rf"CUDA error: index out of range in nll_loss: got index {bad} for 4 classes \(found on the device"
+    loss, tw = L.nll_loss_forward(x, t, None, reduction, -100)
+    with pytest.raises(RuntimeError, match=msg):
+        checks.raise_pending()
+    assert checks._words["cpu"].tolist() == [0, 0, 0, 0] and not checks._pending   # reset
+    g = ember.ones(3) if reduction == 0 else ember.tensor(1.0)
+    gi = L.nll_loss_backward(g, x, t, None, reduction, -100, ember.tensor(1.0))
+    assert gi[1].tolist() == [0.0] * 4            # the bad row's gradient is not written anywhere else
+    with pytest.raises(RuntimeError, match=msg):
+        checks.raise_pending()
+    ok = ember.tensor([0, 3, -100])
+    loss, _ = L.nll_loss_forward(x, ok, None, reduction, -100)
+    checks.raise_pending()                        # a valid call afterwards reports nothing
+    want, _ = OPS["nll_loss_forward"].kernels["cpu"](x, ok, None, reduction, -100)
+    np.testing.assert_allclose(loss.numpy(), want.numpy())

@@ -16,10 +16,17 @@ os.environ["TRITON_INTERPRET"] = "1"
 
 from helpers import make_pair  # noqa: E402
 
+from ember.backends.cuda import checks  # noqa: E402
 from ember.backends.cuda import movement as MV  # noqa: E402
 from ember.dispatch import OPS  # noqa: E402
 
 CPU = ember.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_unreported():
+    yield
+    checks.raise_pending()      # the device-side index checks found nothing out of range
 
 
 def cpu(name):
@@ -148,6 +155,19 @@ def test_one_hot():
     same(MV.one_hot(s, 5), cpu("one_hot")(s, 5))
     e = ember.zeros(0, 2, dtype=ember.int64)
     same(MV.one_hot(e, 3), cpu("one_hot")(e, 3))
+
+
+@pytest.mark.parametrize("bad", [3, 7, -1])
+def test_one_hot_class_out_of_range_is_reported_at_the_next_check(bad):
+    MV.one_hot(ember.tensor([[0, 2], [bad, 1]]), 3)
+    with pytest.raises(RuntimeError, match=rf"index out of range in one_hot: got index {bad} for num_classes = 3 "
+                                           r"\(found on the device"):
+        checks.raise_pending()
+    assert checks._words["cpu"].tolist() == [0, 0, 0, 0] and not checks._pending   # reset
+    same(MV.one_hot(ember.tensor([2, 0]), 3), cpu("one_hot")(ember.tensor([2, 0]), 3))
+    checks.raise_pending()                        # a valid call reports nothing
+    MV.flip(ember.tensor([bad, 1]), [0])          # kernels that check nothing do not ask for a read
+    assert not checks._pending
 
 
 def test_one_hot_errors():

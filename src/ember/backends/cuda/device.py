@@ -108,8 +108,11 @@ def mem_get_info(d=None) -> tuple:
 
 
 def synchronize(d=None) -> None:
-    """Waits for all work on the device to finish."""
+    """Waits for all work on the device to finish (then raises an index error its kernels found)."""
+    from .checks import raise_pending
     from .graphs import refuse_during_capture
     refuse_during_capture("ember.cuda.synchronize()")
-    ensure_context(index_of(d))
+    i = index_of(d)
+    ensure_context(i)
     check(driver().cuCtxSynchronize(), "cuCtxSynchronize")
+    raise_pending(i)    # device-side index checks (checks.py)

@@ -50,6 +50,7 @@ class CUDAGraph:
         self._device = None
         self.keep_graph = keep_graph
         self._before_replay = []  # callables run before each launch (random ops: the new Philox state)
+        self._checked = False     # a kernel with device-side index checks was captured (checks.py)
 
     def capture_begin(self, pool=None, capture_error_mode: str = "global"):
         from .device import current_device
@@ -65,6 +66,9 @@ class CUDAGraph:
                                "`with ember.cuda.stream(ember.cuda.Stream()):` or use ember.cuda.graph(g), "
                                "which does that for you")
         self._before_replay = []
+        self._checked = False
+        from .checks import err_tensor
+        err_tensor(self._device)  # the error word of index checks: created outside the graph's pool
         self._pool = pool if pool is not None else graph_pool_handle()
         allocator_for(self._device).begin_allocate_to_pool(self._pool, self._stream)
         mode = {"global": d.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_GLOBAL,
@@ -109,6 +113,9 @@ class CUDAGraph:
         for f in self._before_replay:
             f()
         check(driver().cuGraphLaunch(self._exec, current_stream(self._device).handle), "cuGraphLaunch")
+        if self._checked:   # its index checks write the error word: read it at the next synchronisation
+            from .checks import mark
+            mark(self._device)
 
     def reset(self):
         from .memory import allocator_for

@@ -15,10 +15,13 @@
 - cat, stack; norm, all, any as composites of other CUDA ops.
 
 Index values are checked on the host only where that costs no synchronisation (dtypes, shapes, a
-non-empty index into an empty dim). On the device, negative indices are wrapped, and an index out
-of range is not reported (torch raises a device-side assert): a read at it gives 0 and a write to
-it is dropped. masked_scatter likewise does not report a source with fewer elements than the
-mask selects; the positions past its end keep their value.
+non-empty index into an empty dim). On the device, negative indices are wrapped where the CPU
+backend wraps them (take, put, index_fill, advanced indexing and index_put) and are out of range
+elsewhere. An index out of range is never dereferenced (a read gives 0, a write is dropped) and is
+recorded in the device's error word: the next synchronisation raises a RuntimeError naming the op,
+the index and the size (`checks.py`; PyTorch raises a device-side assert). Not checked:
+masked_scatter with a source of fewer elements than the mask selects (the positions past its end
+keep their value).
 """
 from __future__ import annotations
 
@@ -31,9 +34,11 @@ from ...core import dtype as D
 from ...core.shape import broadcast_shapes, contiguous_strides, normalize_dim
 from ...dispatch import OPS
 from ..cpu.indexing import _scalar_to
+from .checks import launch_args
 from .elementwise import BLOCK, MAXDIM, _collapse, _empty, _strides_for, copy_cast
 
 STORE, ADD, MUL, MAX, MIN = range(5)
+PLAIN, WRAP, LIN = range(3)   # index validity in the kernels: [0, size), [-size, size) wrapped, linearised
 _NATIVE = {STORE: None, ADD: {"float32", "float64", "float16", "int32", "int64"},
            MUL: {"float32", "float64", "int32", "int64"}}
 _NATIVE[MAX] = _NATIVE[MIN] = _NATIVE[MUL]
@@ -87,9 +92,10 @@ def _run(kernel, n, args, consts, device):
     run(kernel, ((n + BLOCK - 1) // BLOCK,), args, dict(consts, BLOCK=BLOCK), device.index or 0)
 
 
-def _gather(out, x, xs, idx, its, isize, xdim, wrap=True, unravel=None):
+def _gather(op, out, x, xs, idx, its, isize, xdim, wrap=PLAIN, unravel=None):
     """out[p] = x[offset(p; xs) + idx[p] * xdim] over out's shape (or, with `unravel`, x's flat
-    element idx[p]); its: the index's strides over out's shape."""
+    element idx[p]); its: the index's strides over out's shape; an index out of range is
+    reported as op's."""
     n = prod(out._shape)
     if n == 0:
         return out
@@ -97,7 +103,8 @@ def _gather(out, x, xs, idx, its, isize, xdim, wrap=True, unravel=None):
     uargs, und = _unravel_args(unravel)
     args = [_ptr("out_ptr", out), _ptr("x_ptr", x), _ptr("idx_ptr", idx), ("n", n, "i64"),
             ("isize", isize, "i64"), ("xdim", xdim, "i64")] + _grid_args(sizes, sts, ("ot", "xt", "it")) + uargs
-    _run(_kernels().gather_kernel, n, args, {"NDIM": len(sizes), "UNDIM": und, "WRAP": int(wrap)}, out.device)
+    args += launch_args(out.device, op)
+    _run(_kernels().gather_kernel, n, args, {"NDIM": len(sizes), "UNDIM": und, "WRAP": wrap}, out.device)
     return out
 
 
@@ -105,9 +112,10 @@ def _scalar_type(dt):
     return "fp64" if dt is D.float64 else ("fp32" if dt.category == 2 else "i64")
 
 
-def _scatter(out, os_, shape, idx, its, src, ss, osize, odim, mode, scale=None, wrap=True, unravel=None):
-    """out[offset(p; os_) + idx[p] * odim] (op)= src[p] over `shape`; src a tensor read through
-    strides `ss` or a Python scalar; `scale` multiplies a tensor src (index_add's alpha)."""
+def _scatter(op, out, os_, shape, idx, its, src, ss, osize, odim, mode, scale=None, wrap=PLAIN, unravel=None):
+    """out[offset(p; os_) + idx[p] * odim] (mode)= src[p] over `shape`; src a tensor read through
+    strides `ss` or a Python scalar; `scale` multiplies a tensor src (index_add's alpha); an index
+    out of range is reported as op's."""
     n = prod(shape)
     if n == 0 or out.numel() == 0:  # into an empty tensor every index is out of range
         return
@@ -119,8 +127,8 @@ def _scatter(out, os_, shape, idx, its, src, ss, osize, odim, mode, scale=None, 
     uargs, und = _unravel_args(unravel)
     args = [_ptr("out_ptr", out), _ptr("src_ptr", out if scalar else src), _ptr("idx_ptr", idx), ("n", n, "i64"),
             ("osize", osize, "i64"), ("odim", odim, "i64"), ("value", value, _scalar_type(dt))]
-    args += _grid_args(sizes, sts, ("ot", "st", "it")) + uargs
-    consts = {"NDIM": len(sizes), "UNDIM": und, "WRAP": int(wrap), "MODE": mode, "SRC_SCALAR": int(scalar),
+    args += _grid_args(sizes, sts, ("ot", "st", "it")) + uargs + launch_args(out.device, op)
+    consts = {"NDIM": len(sizes), "UNDIM": und, "WRAP": wrap, "MODE": mode, "SRC_SCALAR": int(scalar),
               "SCALE": int(not scalar and scale is not None), "FLT": int(dt.category == 2),
               "W64": int(dt.itemsize == 8)}
     _run(_kernels().scatter_kernel, n, args, consts, out.device)
@@ -152,13 +160,13 @@ def _as_1d(t):
     return t.reshape(1) if not t._shape else t
 
 
-def _dim_scatter(t, d, index, src, mode, scale=None):
-    """t[..., index[p], ...] (op)= src[p] over index's shape, along dim d of t."""
+def _dim_scatter(op, t, d, index, src, mode, scale=None, wrap=PLAIN):
+    """t[..., index[p], ...] (mode)= src[p] over index's shape, along dim d of t."""
     os_ = list(t._stride)
     odim = os_[d]
     os_[d] = 0
     ss = None if not isinstance(src, Tensor) else (list(src._stride) if src._shape else [0] * len(index._shape))
-    _scatter(t, os_, index._shape, index, index._stride, src, ss, t._shape[d], odim, mode, scale)
+    _scatter(op, t, os_, index._shape, index, index._stride, src, ss, t._shape[d], odim, mode, scale, wrap)
 
 
 def _along(index, d, shape):
@@ -207,6 +215,10 @@ def _no_empty_dim(op, n, dim, size):
 # ---- gather family ---------------------------------------------------------------------------------
 
 def gather(self, dim, index, sparse_grad=False):
+    return _dim_gather("gather", self, dim, index)
+
+
+def _dim_gather(op, self, dim, index):
     _check_index("gather", index)
     d = normalize_dim(dim, max(self.ndim, 1))
     if max(index.ndim, 1) != max(self.ndim, 1):
@@ -223,23 +235,23 @@ def gather(self, dim, index, sparse_grad=False):
     _no_empty_dim("gather", 1, d, x._shape[d])
     xs = list(x._stride)
     xs[d] = 0
-    _gather(_as_1d(out), x, xs, idx, idx._stride, x._shape[d], x._stride[d])
+    _gather(op, _as_1d(out), x, xs, idx, idx._stride, x._shape[d], x._stride[d])
     return out
 
 
-def index_select(self, dim, index):
+def index_select(self, dim, index, op="index_select"):
     _check_index("index_select", index)
     _vector_index("index_select", index)
     d = normalize_dim(dim, self.ndim)
     if not self._shape:
         if index.numel() != 1:
             raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {index.numel()} value(s)")
-        return gather(self.reshape(1), 0, index.reshape(1)).reshape(())
+        return _dim_gather(op, self.reshape(1), 0, index.reshape(1)).reshape(())
     shape = list(self._shape)
     shape[d] = index.numel()
     if index.numel():
         _no_empty_dim("index_select", 1, d, self._shape[d])
-    return gather(self, d, _along(index.reshape(-1), d, shape))
+    return _dim_gather(op, self, d, _along(index.reshape(-1), d, shape))
 
 
 def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
@@ -248,7 +260,7 @@ def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=
     if indices._dtype is not D.int64 and indices._dtype is not D.int32:
         raise RuntimeError(f"embedding(): Expected tensor for argument 'indices' to have one of the following "
                            f"scalar types: Long, Int; but got {indices._dtype} instead")
-    flat = index_select(weight, 0, indices.reshape(-1))
+    flat = index_select(weight, 0, indices.reshape(-1), "embedding")
     return flat.reshape(*indices._shape, weight._shape[-1])
 
 
@@ -257,7 +269,7 @@ def take(self, index):
     out = _empty(index._shape, self._dtype, self.device)
     if out.numel() and not self.numel():
         raise IndexError("take(): out of range: tried to access an index on a tensor of 0 elements")
-    return _gather(out, self, [0] * index.ndim, index, index._stride, self.numel(), 0, unravel=self)
+    return _gather("take", out, self, [0] * index.ndim, index, index._stride, self.numel(), 0, WRAP, unravel=self)
 
 
 # ---- advanced indexing -------------------------------------------------------------------------------
@@ -329,22 +341,22 @@ def _adv_geometry(op, t, per, batch):
         _no_empty_dim(op, nb, d, shape[d])
     if len(dims) == 1:
         d = dims[0]
-        idx, its, size, dstride, wrap = per[d], _strides_for(per[d], batch), shape[d], stride[d], True
+        idx, its, size, dstride, wrap = per[d], _strides_for(per[d], batch), shape[d], stride[d], WRAP
     else:
-        idx, its, size, dstride, wrap = _empty(batch, D.int64, t.device), list(contiguous_strides(batch)), 0, 1, False
+        idx, its, size, dstride, wrap = _empty(batch, D.int64, t.device), list(contiguous_strides(batch)), 0, 1, LIN
         if prod(res):
             for k, d in enumerate(dims):
-                _linearise(idx, per[d], batch, shape[d], stride[d], k == 0)
+                _linearise(op, idx, per[d], batch, shape[d], stride[d], k == 0)
     its = [0] * len(pre) + list(its) + [0] * len(post)
     return res, xs, idx, its, size, dstride, wrap
 
 
-def _linearise(lin, idx, batch, size, stride, first):
-    """lin (+)= wrap(idx) * stride over `batch` (-1 marks an out-of-range index)."""
+def _linearise(op, lin, idx, batch, size, stride, first):
+    """lin (+)= wrap(idx) * stride over `batch` (-1 marks an out-of-range index, reported as op's)."""
     n = prod(batch)
     sizes, (its,) = _geometry(batch, [_strides_for(idx, batch)])
     args = [_ptr("lin_ptr", lin), _ptr("idx_ptr", idx), ("n", n, "i64"), ("size", size, "i64"),
-            ("stride", stride, "i64")] + _grid_args(sizes, [its], ("it",))
+            ("stride", stride, "i64")] + _grid_args(sizes, [its], ("it",)) + launch_args(lin.device, op)
     _run(_kernels().lin_kernel, n, args, {"NDIM": len(sizes), "FIRST": int(first)}, lin.device)
 
 
@@ -357,7 +369,7 @@ def index(self, indices):
         return masked_select(self, entries[0][1])  # x[mask] over every dim
     per, batch = _adv_per_dim("index", self, entries)
     res, xs, idx, its, size, dstride, wrap = _adv_geometry("index", self, per, batch)
-    return _gather(_empty(res, self._dtype, self.device), self, xs, idx, its, size, dstride, wrap)
+    return _gather("index", _empty(res, self._dtype, self.device), self, xs, idx, its, size, dstride, wrap)
 
 
 def _value_strides(op, values, res):
@@ -399,7 +411,7 @@ def _index_put(op, self, indices, values, accumulate, inplace):
 
     def body(t):
         res, xs, idx, its, size, dstride, wrap = _adv_geometry(op, t, per, batch)
-        _scatter(t, xs, res, idx, its, values, _value_strides(op, values, res), size, dstride, mode, wrap=wrap)
+        _scatter(op, t, xs, res, idx, its, values, _value_strides(op, values, res), size, dstride, mode, wrap=wrap)
     return _update(self, inplace, mode, body)
 
 
@@ -465,7 +477,7 @@ def _scatter_op(op, inplace):
         if d is None:
             return self if inplace else _copy_of(self)
         s = _as_1d(src) if is_tensor else _py_value(op, src, self._dtype)
-        return _update(self, inplace, mode, lambda t: _dim_scatter(_as_1d(t), d, _as_1d(index), s, mode))
+        return _update(self, inplace, mode, lambda t: _dim_scatter(op, _as_1d(t), d, _as_1d(index), s, mode))
     return kernel
 
 
@@ -474,7 +486,7 @@ def _scatter_add_op(op, inplace):
         d = _scatter_check(op, self, dim, index, src)
         if d is None:
             return self if inplace else _copy_of(self)
-        return _update(self, inplace, ADD, lambda t: _dim_scatter(_as_1d(t), d, _as_1d(index), _as_1d(src), ADD))
+        return _update(self, inplace, ADD, lambda t: _dim_scatter(op, _as_1d(t), d, _as_1d(index), _as_1d(src), ADD))
     return kernel
 
 
@@ -508,15 +520,15 @@ def _scatter_reduce_op(op, inplace):
         def body(t):
             t = _as_1d(t)
             if not include_self:
-                _dim_scatter(t, d, idx, _identity(reduce, t._dtype), STORE)
-            _dim_scatter(t, d, idx, s, mode)
+                _dim_scatter(op, t, d, idx, _identity(reduce, t._dtype), STORE)
+            _dim_scatter(op, t, d, idx, s, mode)
         if reduce != "mean":
             return _update(self, inplace, mode, body)
         acc_dt = _acc_dtype(self._dtype, MUL)  # float32 for float16/bfloat16, int32 for narrow integers
         acc = copy_cast(_empty(self._shape, acc_dt, self.device), self)
         body(acc)
         count = OPS["ones" if include_self else "zeros"].fn(*self._shape, dtype=acc_dt, device=self.device)
-        _dim_scatter(_as_1d(count), d, idx, 1, ADD)
+        _dim_scatter(op, _as_1d(count), d, idx, 1, ADD)
         out = self if inplace else _empty(self._shape, self._dtype, self.device)
         _mean_finish(out, acc, count)
         return out
@@ -560,7 +572,7 @@ def _index_add_op(op, inplace):
         d = _dim_source(op, self, dim, index.numel(), source, True)
         s = _as_1d(source)
         idx = _along(index.reshape(-1), d, s._shape)
-        return _update(self, inplace, ADD, lambda t: _dim_scatter(_as_1d(t), d, idx, s, ADD,
+        return _update(self, inplace, ADD, lambda t: _dim_scatter(op, _as_1d(t), d, idx, s, ADD,
                                                                   None if alpha == 1 else alpha))
     return kernel
 
@@ -572,7 +584,7 @@ def _index_copy_op(op, inplace):
         d = _dim_source(op, self, dim, index.numel(), source, False)
         s = _as_1d(source)
         idx = _along(index.reshape(-1), d, s._shape)
-        return _update(self, inplace, STORE, lambda t: _dim_scatter(_as_1d(t), d, idx, s, STORE))
+        return _update(self, inplace, STORE, lambda t: _dim_scatter(op, _as_1d(t), d, idx, s, STORE))
     return kernel
 
 
@@ -593,7 +605,8 @@ def _index_fill_op(op, inplace):
         shape[d] = index.numel()
         _no_empty_dim(op, index.numel(), d, (self._shape or (1,))[d])
         idx = _along(index.reshape(-1), d, shape)
-        return _update(self, inplace, STORE, lambda t: _dim_scatter(_as_1d(t), d, idx, value, STORE))
+        return _update(self, inplace, STORE, lambda t: _dim_scatter(op, _as_1d(t), d, idx, value, STORE,
+                                                                    wrap=WRAP))
     return kernel
 
 
@@ -611,7 +624,8 @@ def _put_op(op, inplace):
 
         def body(t):
             shape = idx._shape
-            _scatter(t, [0] * len(shape), shape, idx, idx._stride, src, src._stride, t.numel(), 0, mode, unravel=t)
+            _scatter(op, t, [0] * len(shape), shape, idx, idx._stride, src, src._stride, t.numel(), 0, mode,
+                     wrap=WRAP, unravel=t)
         return _update(self, inplace, mode, body)
     return kernel
 

@@ -1,10 +1,12 @@
 """CUDA kernels of the fused NLL loss (`ops/loss.py`): one launch forward, one backward.
 
-A class index outside [0, C) (and not ignore_index) gives a NaN loss on CUDA rather than an
-error: checking would need a device-to-host sync (PyTorch uses a device-side assert)."""
+A class index outside [0, C) (and not ignore_index) is checked on the device: the next
+synchronisation raises a RuntimeError naming it (`checks.py`; PyTorch uses a device-side assert).
+Until then the loss counts that row as ignored."""
 from __future__ import annotations
 
 from ...ops.loss import check_nll
+from .checks import launch_args
 from .compiler import SIG, LazyKernels, run
 from .elementwise import _empty
 
@@ -29,6 +31,7 @@ def nll_loss_forward(self, target, weight, reduction, ignore_index):
     w = _contig(weight) if weight is not None else x
     args = [_ptr("x_ptr", x), _ptr("t_ptr", t), _ptr("w_ptr", w), _ptr("out_ptr", out), _ptr("tw_ptr", tw),
             ("N", N, "i64"), ("C", C, "i64"), ("ignore_index", int(ignore_index), "i64")]
+    args += launch_args(self.device, "nll_loss")
     grid = (max(1, (N + BLOCK - 1) // BLOCK),) if reduction == 0 else (1,)
     run(K.nll_fwd_kernel, grid, args, {"RED": reduction, "HAS_W": int(weight is not None), "BLOCK": BLOCK},
         self.device.index or 0)
@@ -46,6 +49,7 @@ def nll_loss_backward(grad_output, self, target, weight, reduction, ignore_index
         block_r = max(1, 2048 // block_c)
         args = [_ptr("g_ptr", g), _ptr("t_ptr", t), _ptr("w_ptr", w), _ptr("tw_ptr", total_weight),
                 _ptr("gi_ptr", gi), ("N", N, "i64"), ("C", C, "i64"), ("ignore_index", int(ignore_index), "i64")]
+        args += launch_args(self.device, "nll_loss")
         run(K.nll_bwd_kernel, ((N + block_r - 1) // block_r, (C + block_c - 1) // block_c), args,
             {"RED": reduction, "HAS_W": int(weight is not None), "BLOCK_R": block_r, "BLOCK_C": block_c},
             self.device.index or 0)

@@ -7,9 +7,9 @@ on the device from the flat index (`fill_kernel`). diag and diag_embed are compo
 copy through a `diagonal` view (into zeros for the vector -> matrix direction).
 
 Nothing here copies between host and device; only one_hot with num_classes=-1 waits for the
-device (to learn the largest class, as PyTorch does). Not like PyTorch: one_hot with an explicit
-num_classes does not check the values (PyTorch asserts on the device): a value outside
-[0, num_classes) gives an all-zero row.
+device (to learn the largest class, as PyTorch does). one_hot with an explicit num_classes checks
+the values on the device: one outside [0, num_classes) is reported at the next synchronisation
+(a RuntimeError, `checks.py`; PyTorch asserts on the device).
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from ..._tensor import Tensor
 from ...core import dtype as D
 from ...core.shape import normalize_dim, normalize_dims
 from ...dispatch import OPS
+from .checks import launch_args
 from .elementwise import BLOCK, MAXDIM, _collapse, _empty, copy_cast
 
 __all__ = ["fill_contiguous"]
@@ -53,6 +54,7 @@ def _move(mode, out, x, n, sizes, strides, shifts=(), p=(0, 0, 0), upper=False, 
     args += [(f"s{k}", v, "i64") for k, v in enumerate(_pad(sizes, 1))]
     args += [(f"t{k}", v, "i64") for k, v in enumerate(_pad(strides))]
     args += [(f"a{k}", v, "i64") for k, v in enumerate(_pad(shifts))]
+    args += launch_args(x.device, "one_hot" if mode == _ONE_HOT else None)
     consts = {"MODE": mode, "NDIM": len(sizes), "UPPER": int(upper), "INPLACE": int(inplace), "BLOCK": BLOCK}
     run(_kernels().move_kernel, ((n + BLOCK - 1) // BLOCK,), args, consts, x.device.index or 0)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 
 from . import device as _dev
+from .checks import raise_pending
 from .driver import check, driver, ensure_context
 
 __all__ = ["Stream", "Event", "current_stream", "default_stream", "set_current_stream", "ExternalStream"]
@@ -65,6 +66,7 @@ class Stream:
         from .graphs import refuse_during_capture
         refuse_during_capture("Stream.synchronize()")
         check(driver().cuStreamSynchronize(self.handle), "cuStreamSynchronize")
+        raise_pending(self.device_index)    # device-side index checks (checks.py)
 
     def wait_event(self, event: "Event") -> None:
         check(driver().cuStreamWaitEvent(self.handle, event.handle, 0), "cuStreamWaitEvent")
@@ -143,6 +145,7 @@ class Event:
         from .graphs import refuse_during_capture
         refuse_during_capture("Event.synchronize()")
         check(driver().cuEventSynchronize(self.handle), "cuEventSynchronize")
+        raise_pending(self.device_index)    # device-side index checks (checks.py)
 
     def elapsed_time(self, end_event: "Event") -> float:
         """Milliseconds between this event and `end_event` (both recorded, with enable_timing=True)."""

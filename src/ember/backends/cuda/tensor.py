@@ -14,6 +14,7 @@ from ...core.device import CPU, device as _device
 from ...core.shape import contiguous_strides
 from ...core.storage import Storage
 from ...dispatch import OPS
+from .checks import raise_pending
 from .driver import _tls as _ctx_tls, check, driver, ensure_context
 from .elementwise import copy_cast
 from .graphs import refuse_during_capture
@@ -90,6 +91,7 @@ def d2h(src: Tensor, non_blocking: bool = False) -> Tensor:
                                   s.handle), "cuMemcpyDtoHAsync")
         if not non_blocking:
             check(d.cuStreamSynchronize(s.handle), "cuStreamSynchronize")
+            raise_pending(_index(src))    # device-side index checks (checks.py)
     st = Storage(raw, CPU, nbytes)
     st.pinned = non_blocking
     return _make(st, src._shape, src._stride, src._offset - lo, src._dtype)

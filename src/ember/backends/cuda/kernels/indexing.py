@@ -5,8 +5,12 @@ gather_kernel / scatter_kernel: positions run over an index-shaped grid of up to
 strides `it*`) and addresses the indexed tensor at the position's own offset (strides `xt*`/`ot*`,
 0 on the indexed dims) plus either `index * xdim` or, with UNDIM > 0 (take/put), the offset of
 the flat C-order element `index` of a tensor of collapsed sizes u1..u5 and strides `ut*`.
-With WRAP an index in [-size, size) is wrapped; one outside is dropped (reads give 0, writes are
-skipped); without WRAP (pre-linearised offsets from lin_kernel) a negative value marks "out of range".
+WRAP 0: an index must lie in [0, size); 1: in [-size, size), negatives wrapped (as the CPU backend
+decides per op); 2: pre-linearised offsets from lin_kernel, where a negative value marks an index
+that lin_kernel found out of range (and reported). An index out of range is never dereferenced
+(reads give 0, writes are skipped) and, except with WRAP 2, is reported through `report`: the
+first failing launch writes its op `code`, the index and the bound into the device's error word
+`err_ptr` (see `backends/cuda/checks.py`), which the host reads at its next synchronisation.
 
 scatter_kernel MODE: 0 store, 1 add (atomic), 2 multiply, 3 max, 4 min. Integer max/min use
 atomic_max/min, multiply and float max/min a compare-and-swap loop on the element's bits
@@ -30,14 +34,34 @@ def _add(a, b):
 
 
 @triton.jit
-def _index(idx, size, WRAP: tl.constexpr):
-    """(in range, wrapped index) of the loaded index values."""
+def _max(a, b):
+    return tl.maximum(a, b)
+
+
+@triton.jit
+def report(err_ptr, bad, value, bound, code):
+    """Records an index out of range: where some lane of `bad` is set, the first program to get
+    here writes (code, the largest offending value, bound) into err_ptr[0..2]. Costs one block
+    reduction when nothing is out of range."""
+    if tl.reduce(bad.to(tl.int32), 0, _add) > 0:
+        if tl.atomic_cas(err_ptr, code * 0, code) == 0:
+            tl.store(err_ptr + 1, tl.reduce(tl.where(bad, value.to(tl.int64), -9223372036854775807 - 1), 0, _max))
+            tl.store(err_ptr + 2, bound.to(tl.int64))
+
+
+@triton.jit
+def _index(idx, size, mask, err_ptr, code, WRAP: tl.constexpr):
+    """(in range, wrapped index) of the index values loaded where `mask`; reports one out of range."""
     idx = idx.to(tl.int64)
-    if WRAP:
-        ok = (idx >= -size) & (idx < size)
-        idx = tl.where(idx < 0, idx + size, idx)
-    else:
+    if WRAP == 2:
         ok = idx >= 0
+    else:
+        if WRAP == 1:
+            ok = (idx >= -size) & (idx < size)
+        else:
+            ok = (idx >= 0) & (idx < size)
+        report(err_ptr, mask & (ok == 0), idx, size, code)
+        idx = tl.where(idx < 0, idx + size, idx)
     return ok, idx
 
 
@@ -48,13 +72,13 @@ def gather_kernel(out_ptr, x_ptr, idx_ptr, n, isize, xdim,
                   xt0, xt1, xt2, xt3, xt4, xt5,
                   it0, it1, it2, it3, it4, it5,
                   u1, u2, u3, u4, u5,
-                  ut0, ut1, ut2, ut3, ut4, ut5,
+                  ut0, ut1, ut2, ut3, ut4, ut5, err_ptr, code,
                   NDIM: tl.constexpr, UNDIM: tl.constexpr, WRAP: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0).to(tl.int64)
     i = pid * BLOCK + tl.arange(0, BLOCK)
     mask = i < n
     idx = tl.load(idx_ptr + _offset(i, s1, s2, s3, s4, s5, it0, it1, it2, it3, it4, it5, NDIM), mask=mask, other=0)
-    ok, idx = _index(idx, isize, WRAP)
+    ok, idx = _index(idx, isize, mask, err_ptr, code, WRAP)
     xo = _offset(i, s1, s2, s3, s4, s5, xt0, xt1, xt2, xt3, xt4, xt5, NDIM)
     if UNDIM > 0:
         xo += _offset(idx, u1, u2, u3, u4, u5, ut0, ut1, ut2, ut3, ut4, ut5, UNDIM)
@@ -106,7 +130,7 @@ def scatter_kernel(out_ptr, src_ptr, idx_ptr, n, osize, odim, value,
                    st0, st1, st2, st3, st4, st5,
                    it0, it1, it2, it3, it4, it5,
                    u1, u2, u3, u4, u5,
-                   ut0, ut1, ut2, ut3, ut4, ut5,
+                   ut0, ut1, ut2, ut3, ut4, ut5, err_ptr, code,
                    NDIM: tl.constexpr, UNDIM: tl.constexpr, WRAP: tl.constexpr, MODE: tl.constexpr,
                    SRC_SCALAR: tl.constexpr, SCALE: tl.constexpr, FLT: tl.constexpr, W64: tl.constexpr,
                    BLOCK: tl.constexpr):
@@ -115,7 +139,7 @@ def scatter_kernel(out_ptr, src_ptr, idx_ptr, n, osize, odim, value,
     i = pid * BLOCK + tl.arange(0, BLOCK)
     mask = i < n
     idx = tl.load(idx_ptr + _offset(i, s1, s2, s3, s4, s5, it0, it1, it2, it3, it4, it5, NDIM), mask=mask, other=0)
-    ok, idx = _index(idx, osize, WRAP)
+    ok, idx = _index(idx, osize, mask, err_ptr, code, WRAP)
     mask = mask & ok
     oo = _offset(i, s1, s2, s3, s4, s5, ot0, ot1, ot2, ot3, ot4, ot5, NDIM)
     if UNDIM > 0:
@@ -152,14 +176,15 @@ def scatter_kernel(out_ptr, src_ptr, idx_ptr, n, osize, odim, value,
 @triton.jit
 def lin_kernel(lin_ptr, idx_ptr, n, size, stride,
                s1, s2, s3, s4, s5,
-               it0, it1, it2, it3, it4, it5,
+               it0, it1, it2, it3, it4, it5, err_ptr, code,
                NDIM: tl.constexpr, FIRST: tl.constexpr, BLOCK: tl.constexpr):
-    """lin[i] (+)= wrap(idx[i]) * stride over a contiguous lin; -1 once some index is out of range."""
+    """lin[i] (+)= wrap(idx[i]) * stride over a contiguous lin; -1 once some index is out of range
+    (reported here, so that the gather/scatter over lin with WRAP 2 only skips it)."""
     pid = tl.program_id(0).to(tl.int64)
     i = pid * BLOCK + tl.arange(0, BLOCK)
     mask = i < n
     idx = tl.load(idx_ptr + _offset(i, s1, s2, s3, s4, s5, it0, it1, it2, it3, it4, it5, NDIM), mask=mask, other=0)
-    ok, idx = _index(idx, size, True)
+    ok, idx = _index(idx, size, mask, err_ptr, code, 1)
     r = idx * stride
     if not FIRST:
         prev = tl.load(lin_ptr + i, mask=mask, other=0)

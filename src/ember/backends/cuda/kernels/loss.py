@@ -1,7 +1,11 @@
 """Triton kernels of the fused NLL loss: per-row picked log-probabilities (times the class weight),
-reduced in one program (a fixed order: deterministic), and the one-hot-shaped backward."""
+reduced in one program (a fixed order: deterministic), and the one-hot-shaped backward. A class
+index outside [0, C) that is not ignore_index is never dereferenced (its row counts as ignored)
+and is reported into the error word `err_ptr` as op `code` (`kernels/indexing.report`)."""
 import triton
 import triton.language as tl
+
+from .indexing import report
 
 
 @triton.jit
@@ -10,28 +14,28 @@ def _add(a, b):     # tl.sum is a jit function of triton.language: unusable unde
 
 
 @triton.jit
-def _pick(x_ptr, t_ptr, w_ptr, r, rm, C, ignore_index, HAS_W: tl.constexpr):
-    """(-x[r, t] * w_t, w_t) per row; 0 for ignored rows; NaN loss for an out-of-range class."""
+def _pick(x_ptr, t_ptr, w_ptr, err_ptr, code, r, rm, C, ignore_index, HAS_W: tl.constexpr):
+    """(-x[r, t] * w_t, w_t) per row; 0 for ignored rows and (reported) out-of-range classes."""
     t = tl.load(t_ptr + r, mask=rm, other=0).to(tl.int64)
     valid = rm & (t != ignore_index)
     outside = (t < 0) | (t >= C)
-    ok = valid & (t >= 0) & (t < C)
+    report(err_ptr, valid & outside, t, C, code)
+    ok = valid & (outside == 0)
     if HAS_W:
         w = tl.load(w_ptr + t, mask=ok, other=0.0).to(tl.float32)
     else:
         w = tl.where(ok, 1.0, 0.0)
     v = -tl.load(x_ptr + r * C + t, mask=ok, other=0.0).to(tl.float32) * w
-    v = tl.where(valid & outside, float("nan"), v)
     return v, w
 
 
 @triton.jit
-def nll_fwd_kernel(x_ptr, t_ptr, w_ptr, out_ptr, tw_ptr, N, C, ignore_index,
+def nll_fwd_kernel(x_ptr, t_ptr, w_ptr, out_ptr, tw_ptr, N, C, ignore_index, err_ptr, code,
                    RED: tl.constexpr, HAS_W: tl.constexpr, BLOCK: tl.constexpr):
     if RED == 0:        # per row; the total weight output is 0
         r = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         rm = r < N
-        v, w = _pick(x_ptr, t_ptr, w_ptr, r, rm, C, ignore_index, HAS_W)
+        v, w = _pick(x_ptr, t_ptr, w_ptr, err_ptr, code, r, rm, C, ignore_index, HAS_W)
         tl.store(out_ptr + r, v.to(out_ptr.dtype.element_ty), mask=rm)
         if tl.program_id(0) == 0:
             tl.store(tw_ptr, 0.0)
@@ -41,7 +45,7 @@ def nll_fwd_kernel(x_ptr, t_ptr, w_ptr, out_ptr, tw_ptr, N, C, ignore_index,
         start = 0
         while start < N:    # a while loop: the CI interpreter needs Python ints for range()
             r = start + tl.arange(0, BLOCK).to(tl.int64)
-            v, w = _pick(x_ptr, t_ptr, w_ptr, r, r < N, C, ignore_index, HAS_W)
+            v, w = _pick(x_ptr, t_ptr, w_ptr, err_ptr, code, r, r < N, C, ignore_index, HAS_W)
             acc += v
             accw += w
             start += BLOCK
@@ -54,14 +58,18 @@ def nll_fwd_kernel(x_ptr, t_ptr, w_ptr, out_ptr, tw_ptr, N, C, ignore_index,
 
 
 @triton.jit
-def nll_bwd_kernel(g_ptr, t_ptr, w_ptr, tw_ptr, gi_ptr, N, C, ignore_index,
+def nll_bwd_kernel(g_ptr, t_ptr, w_ptr, tw_ptr, gi_ptr, N, C, ignore_index, err_ptr, code,
                    RED: tl.constexpr, HAS_W: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
     """gi[r, c] = -w_t * g (/ total weight for mean) where c == t[r], else 0: every element written."""
     r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     c = tl.program_id(1).to(tl.int64) * BLOCK_C + tl.arange(0, BLOCK_C)
     rm = r < N
     t = tl.load(t_ptr + r, mask=rm, other=0).to(tl.int64)
-    ok = rm & (t != ignore_index) & (t >= 0) & (t < C)
+    valid = rm & (t != ignore_index)
+    outside = (t < 0) | (t >= C)
+    if tl.program_id(1) == 0:
+        report(err_ptr, valid & outside, t, C, code)
+    ok = valid & (outside == 0)
     if HAS_W:
         w = tl.load(w_ptr + t, mask=ok, other=0.0).to(tl.float32)
     else:

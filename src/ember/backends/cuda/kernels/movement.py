@@ -11,7 +11,8 @@ each one from a source offset computed from its flat index `i`. `MODE` (a conste
                (collapsed) geometry: roll without dims
   4 TRI        triu (UPPER) / tril over the last two dims (p0 columns, p1 rows, diagonal p2); the
                source is read through its collapsed geometry; INPLACE writes the zeros into it
-  5 ONE_HOT    out[i] = (x[i // p0] == i % p0) with p0 classes
+  5 ONE_HOT    out[i] = (x[i // p0] == i % p0) with p0 classes; a value outside [0, p0) is reported
+               into the error word `err_ptr` as op `code` (`kernels/indexing.report`)
 
 Modes 3-5 use `_offset` (sizes s1..s5, strides t0..t5) like the elementwise kernels.
 
@@ -25,6 +26,7 @@ import triton
 import triton.language as tl
 
 from .elementwise import _offset
+from .indexing import report
 
 
 @triton.jit
@@ -65,7 +67,7 @@ def _source(i, s0, s1, s2, s3, s4, s5, t0, t1, t2, t3, t4, t5, a0, a1, a2, a3, a
 def move_kernel(out_ptr, x_ptr, n, p0, p1, p2,
                 s0, s1, s2, s3, s4, s5,
                 t0, t1, t2, t3, t4, t5,
-                a0, a1, a2, a3, a4, a5,
+                a0, a1, a2, a3, a4, a5, err_ptr, code,
                 MODE: tl.constexpr, NDIM: tl.constexpr, UPPER: tl.constexpr, INPLACE: tl.constexpr,
                 BLOCK: tl.constexpr):
     pid = tl.program_id(0).to(tl.int64)
@@ -94,6 +96,7 @@ def move_kernel(out_ptr, x_ptr, n, p0, p1, p2,
         else:
             x = tl.load(x_ptr + _offset(i // p0, s1, s2, s3, s4, s5, t0, t1, t2, t3, t4, t5, NDIM), mask=mask,
                         other=-1)
+            report(err_ptr, mask & ((x < 0) | (x >= p0)), x, p0, code)
             v = x == i % p0
         tl.store(out_ptr + i, v.to(out_ptr.dtype.element_ty), mask=mask)
 
