@@ -2,8 +2,9 @@
 indexing (`index`, `__getitem__`/`__setitem__`), index_put(_) with and without accumulation, take/put,
 index_copy/index_fill/index_add, scatter/scatter_reduce, nonzero/argwhere, masked_select and
 masked_scatter; strided, broadcast, empty and 0-d inputs, negative and duplicate indices; gradients;
-large inputs (multi-level scans, contended atomics); and a CUDA graph capture proving that the ops
-whose output size does not depend on the data neither synchronise nor copy from the host."""
+large inputs (multi-level scans, contended atomics); a CUDA graph capture proving that the ops
+whose output size does not depend on the data neither synchronise nor copy from the host; and the
+device-side index checks (`checks.py`): an index out of range raises at the next synchronisation."""
 import numpy as np
 import pytest
 
@@ -16,6 +17,7 @@ torch = pytest.importorskip("torch")
 from helpers import DTYPES, E2T  # noqa: E402
 
 import ember.backends.cuda.indexing  # noqa: E402,F401  (registers the kernels)
+from ember.backends.cuda import checks  # noqa: E402
 
 DTS = ["float32", "float16", "bfloat16", "int64", "bool"]
 LAYOUTS = ["contiguous", "transposed", "sliced", "expanded"]
@@ -437,6 +439,7 @@ def test_device_side_in_a_cuda_graph():
     """Every op here runs inside a capture, where a host<->device copy or a sync would fail."""
     x = ember.arange(24.0, device="cuda").reshape(4, 6)
     i = ember.tensor([3, 0, -1, 3]).cuda()
+    k = ember.tensor([3, 0, 5, 3]).cuda()     # index_copy/index_add take no negative index
     j = ember.tensor([[1], [2]]).cuda()
     s = ember.tensor([[0, 2, 4], [1, 0, 3]]).cuda()
     src = ember.arange(6.0, device="cuda").reshape(2, 3) - 2.5
@@ -446,8 +449,8 @@ def test_device_side_in_a_cuda_graph():
     def work():
         return [ember.index(x, [i]), ember.index(x, [j, i]), ember.index_put(x, [None, i], v[:, :4], True),
                 ember.index_put(x, [j, i], src[:1, :1], False), ember.index_put(x, [m], src[0, 0], False),
-                ember.take(x, s), x.put(s, src, True), x.index_copy(1, i[1:], x[:, :3]),
-                x.index_fill(0, i, -1.0), x.index_add(1, i, v[:, :4], alpha=3.0),
+                ember.take(x, s), x.put(s, src, True), x.index_copy(1, k[1:], x[:, :3]),
+                x.index_fill(0, i, -1.0), x.index_add(1, k, v[:, :4], alpha=3.0),
                 x.scatter(1, s, src), x.scatter(1, s, 7.0, reduce="multiply"),
                 x.scatter_reduce(1, s, src, "mean", include_self=False), x.scatter_reduce(1, s, src, "amax"),
                 x.scatter_reduce(1, s, src, "prod"), x.masked_scatter(m, v * 3), x.gather(1, s),
@@ -462,4 +465,133 @@ def test_device_side_in_a_cuda_graph():
     for o, w in zip(outs, expected):
         assert o.dtype is w.dtype and o.shape == w.shape
         np.testing.assert_array_equal(o.cpu().double().numpy(), w.double().numpy())
+    g.reset()
+
+
+# ---- device-side index checks (checks.py) ---------------------------------------------------------
+
+F = ember.nn.functional
+DEV = ember.cuda.current_device()     # the key of this device's error word in checks.py
+
+
+def _cuda(v, dtype=ember.int64):
+    return ember.tensor(v, dtype=dtype).cuda()
+
+
+def _message(op, k, n, what="a dimension of size {}"):
+    return (rf"CUDA error: index out of range in {op}: got index {k} for {what.format(n)} \(found on the device; "
+            r"reported at the next synchronization")
+
+
+def test_embedding_out_of_range_raises_at_the_next_sync_and_the_device_stays_usable():
+    w = ember.arange(30.0).reshape(10, 3)
+    tw = torch.arange(30.0).reshape(10, 3).cuda()
+    out = F.embedding(_cuda([0, 10]), w.cuda())       # no error at the launch: the kernel records it
+    assert DEV in checks._pending
+    with pytest.raises(RuntimeError, match=_message("embedding", 10, 10)):
+        out.cpu()
+    assert not checks._pending
+    F.embedding(_cuda([[3, -1]], ember.int32), w.cuda())
+    with pytest.raises(RuntimeError, match=_message("embedding", -1, 10)):
+        ember.cuda.synchronize()
+    # the word is zeroed again and the context is not poisoned: later work runs and reports nothing
+    check(F.embedding(_cuda([9, 0, 9]), w.cuda()), torch.nn.functional.embedding(torch.tensor([9, 0, 9]).cuda(), tw))
+    check(ember.arange(5.0, device="cuda") * 2, torch.arange(5.0).cuda() * 2)
+    ember.cuda.synchronize()
+
+
+def test_no_read_when_nothing_checked_ran():
+    ember.cuda.synchronize()
+    assert not checks._pending
+    x = ember.arange(6.0, device="cuda").reshape(2, 3)
+    y = (x * 2).flip([1]).sum(0)
+    assert not checks._pending                         # no checked kernel: the sync reads nothing
+    assert y.tolist() == [14.0, 10.0, 6.0]
+    x.gather(1, _cuda([[2, 0], [1, 1]]))
+    assert DEV in checks._pending                      # a checked kernel asks for one read ...
+    ember.cuda.synchronize()
+    assert not checks._pending                         # ... done at the next synchronisation
+
+
+def test_stream_and_event_synchronize_report():
+    w = ember.ones(4, 2, device="cuda")
+    s = ember.cuda.Stream()
+    with ember.cuda.stream(s):
+        w.index_select(0, _cuda([1, 4]))
+    with pytest.raises(RuntimeError, match=_message("index_select", 4, 4)):
+        s.synchronize()
+    e = ember.cuda.Event()
+    ember.take(w, _cuda([-9]))
+    e.record()
+    with pytest.raises(RuntimeError, match=_message("take", -9, 8, "a tensor of {} elements")):
+        e.synchronize()
+    w.index_select(0, _cuda([3, 0]))
+    s.synchronize()
+    e.record()
+    e.synchronize()
+
+
+X4 = [[0.0, 1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0, 9.0], [1.5, 2.5, 3.5, 4.5, 5.5], [9.0, 8.0, 7.0, 6.0, 5.0]]
+BAD = [   # (op name, call with a bad index k, size, too-large and too-negative values)
+    ("gather", lambda x, k: x.gather(1, _cuda([[0, k]])), 5, (5, -1)),
+    ("index_select", lambda x, k: x.index_select(0, _cuda([0, k])), 4, (4, -1)),
+    ("take", lambda x, k: ember.take(x, _cuda([k])), 20, (20, -21)),
+    ("index", lambda x, k: x[_cuda([0, k])], 4, (4, -5)),
+    ("index", lambda x, k: x[_cuda([0, 1]), _cuda([1, k])], 5, (5, -6)),
+    ("index_put_", lambda x, k: x.clone().index_put_([_cuda([k])], _cuda(1.0, ember.float32)), 4, (4, -5)),
+    ("index_put", lambda x, k: ember.index_put(x, [_cuda([k]), _cuda([1])], _cuda(1.0, ember.float32), True),
+     4, (6, -5)),
+    ("scatter", lambda x, k: x.scatter(1, _cuda([[k]]), 2.0), 5, (5, -1)),
+    ("scatter_add", lambda x, k: x.scatter_add(1, _cuda([[1, k]]), x), 5, (5, -1)),
+    ("scatter_reduce", lambda x, k: x.scatter_reduce(1, _cuda([[k]]), x, "amax"), 5, (5, -1)),
+    ("index_add", lambda x, k: x.index_add(0, _cuda([k]), x[:1]), 4, (4, -1)),
+    ("index_copy", lambda x, k: x.index_copy(0, _cuda([k]), x[:1]), 4, (4, -1)),
+    ("index_fill", lambda x, k: x.index_fill(1, _cuda([k]), 0.5), 5, (5, -6)),
+    ("put", lambda x, k: x.put(_cuda([k]), x[0, :1]), 20, (20, -21)),
+]
+
+
+@pytest.mark.parametrize("case", range(len(BAD)), ids=[f"{b[0]}-{n}" for n, b in enumerate(BAD)])
+def test_out_of_range_index_raises_at_the_next_sync(case):
+    op, call, n, ks = BAD[case]
+    x = ember.tensor(X4).cuda()
+    what = "a tensor of {} elements" if op in ("take", "put") else "a dimension of size {}"
+    for k in ks:
+        call(x, k)
+        with pytest.raises(RuntimeError, match=_message(op, k, n, what)):
+            ember.cuda.synchronize()
+    assert not checks._pending
+    assert checks.err_tensor(DEV).cpu().tolist() == [0, 0, 0, 0]       # reset on the device
+    call(x, 0).cpu()                                                    # a valid call afterwards reports nothing
+
+
+def test_out_of_range_write_touches_no_neighbour():
+    base = ember.zeros(8, device="cuda")
+    view = base[2:5]
+    view.index_put_([_cuda([0, 3, -4, 2])], _cuda([1.0, 2.0, 3.0, 4.0], ember.float32))
+    view.put_(_cuda([7]), _cuda([9.0], ember.float32), accumulate=True)
+    with pytest.raises(RuntimeError, match=_message("index_put_", "(3|-4)", 3)):   # either offending lane
+        base.tolist()
+    assert base.tolist() == [0.0, 0.0, 1.0, 0.0, 4.0, 0.0, 0.0, 0.0]
+
+
+def test_embedding_in_a_cuda_graph_replays_and_reports_at_replay():
+    w = ember.arange(30.0, device="cuda").reshape(10, 3)
+    ids = _cuda([1, 9, 0])
+    F.embedding(ids, w)                       # compiled before the capture
+    ember.cuda.synchronize()
+    g = ember.cuda.CUDAGraph()
+    with ember.cuda.graph(g):
+        out = F.embedding(ids, w)
+    assert g._checked
+    g.replay()
+    assert DEV in checks._pending
+    assert out.tolist() == [[3.0, 4.0, 5.0], [27.0, 28.0, 29.0], [0.0, 1.0, 2.0]]
+    ids.copy_(_cuda([2, 10, 0]))              # the same graph, now with an index out of range
+    g.replay()
+    with pytest.raises(RuntimeError, match=_message("embedding", 10, 10)):
+        ember.cuda.synchronize()
+    ids.copy_(_cuda([2, 3, 0]))
+    g.replay()
+    assert out.tolist() == [[6.0, 7.0, 8.0], [9.0, 10.0, 11.0], [0.0, 1.0, 2.0]]
     g.reset()

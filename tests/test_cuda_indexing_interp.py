@@ -347,9 +347,9 @@ def test_an_index_out_of_range_never_touches_memory():
     IX.index_put_(view, [T([0, 3, -4, 2])], T([1.0, 2.0, 3.0, 4.0]), False)
     IX.put_(view, T([5]), T([9.0]), True)
     IX.scatter_(view, 0, T([-1, 7]), T([5.0, 6.0]))
-    with pytest.raises(RuntimeError, match="index out of range in index_put_: got index 3 for a dimension of size 3"):
+    with pytest.raises(RuntimeError, match=r"in index_put_: got index (3|-4) for a dimension of size 3"):
         checks.raise_pending()
     assert base.tolist() == [0.0, 1.0, 0.0, 4.0, 0.0, 0.0]
     assert IX.gather(view, 0, T([1, 3, -1])).tolist() == [0.0, 0.0, 0.0]   # out of range reads give 0
-    with pytest.raises(RuntimeError, match="in gather: got index 3"):
+    with pytest.raises(RuntimeError, match=r"in gather: got index (3|-1) for a dimension of size 3"):
         checks.raise_pending()

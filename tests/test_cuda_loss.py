@@ -1,4 +1,5 @@
-"""Fused NLL / cross-entropy on CUDA against torch CUDA (GPU machine)."""
+"""Fused NLL / cross-entropy on CUDA against torch CUDA (GPU machine); a target out of range raises
+at the next synchronisation (the device-side checks of `checks.py`)."""
 import numpy as np
 import pytest
 
@@ -37,7 +38,22 @@ def test_cross_entropy_vs_torch(dtype, reduction, weighted, shape):
     np.testing.assert_allclose(eg.float().cpu().numpy(), tg.float().cpu().numpy(), rtol=tol, atol=tol)
 
 
-def test_out_of_range_target_gives_nan_on_cuda():
-    x = ember.zeros(3, 4, device="cuda")
-    loss = ember.nn.functional.cross_entropy(x, ember.tensor([0, 9, 1], device="cuda"))
-    assert np.isnan(loss.item())
+@pytest.mark.parametrize("bad", [4, 9, -1])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_out_of_range_target_raises_at_the_next_sync(bad, reduction):
+    from ember.backends.cuda import checks
+    msg = rf"CUDA error: index out of range in nll_loss: got index {bad} for 4 classes \(found on the device"
+    x = ember.zeros(3, 4, device="cuda", requires_grad=True)
+    loss = ember.nn.functional.cross_entropy(x, ember.tensor([0, bad, -100], device="cuda"), reduction=reduction)
+    with pytest.raises(RuntimeError, match=msg):
+        loss.sum().item()
+    assert not checks._pending and checks.err_tensor(x.device).cpu().tolist() == [0, 0, 0, 0]
+    loss.sum().backward()                         # the backward kernel checks the targets too
+    with pytest.raises(RuntimeError, match=msg):
+        ember.cuda.synchronize()
+    # later work on the device runs and reports nothing
+    t = [0, 3, -100]
+    el = ember.nn.functional.cross_entropy(x.detach(), ember.tensor(t, device="cuda"), reduction=reduction)
+    tl = torch.nn.functional.cross_entropy(torch.zeros(3, 4, device="cuda"), torch.tensor(t, device="cuda"),
+                                           reduction=reduction)
+    np.testing.assert_allclose(el.cpu().numpy(), tl.cpu().numpy(), rtol=1e-6)

@@ -1,7 +1,8 @@
 """CUDA data movement and device-side factories (`backends/cuda/movement.py`) against torch CUDA
 (`pytest -m cuda`): flip, roll, repeat, triu/tril (+ in place), one_hot, diag, diag_embed,
-arange, linspace, eye, full, ones, scalar_tensor; strided, empty and 0-d inputs; gradients; and
-a CUDA graph capture proving that none of them copies from the host."""
+arange, linspace, eye, full, ones, scalar_tensor; strided, empty and 0-d inputs; gradients; a
+CUDA graph capture proving that none of them copies from the host; and one_hot's device-side
+class check (`checks.py`)."""
 import numpy as np
 import pytest
 
@@ -298,3 +299,19 @@ def test_device_side_in_a_cuda_graph():
         assert o.dtype is w.dtype and o.shape == w.shape
         np.testing.assert_array_equal(o.cpu().double().numpy(), w.double().numpy())
     g.reset()
+
+
+@pytest.mark.parametrize("bad", [3, 8, -1])
+def test_one_hot_class_out_of_range_raises_at_the_next_sync(bad):
+    from ember.backends.cuda import checks
+    out = ember.nn.functional.one_hot(ember.tensor([[0, 2], [bad, 1]]).cuda(), 3)
+    with pytest.raises(RuntimeError, match=rf"CUDA error: index out of range in one_hot: got index {bad} for "
+                                           r"num_classes = 3 \(found on the device"):
+        out.cpu()
+    assert not checks._pending and checks.err_tensor(out.device).cpu().tolist() == [0, 0, 0, 0]
+    e, t = ember.tensor([2, 0, 1]).cuda(), torch.tensor([2, 0, 1]).cuda()
+    np.testing.assert_array_equal(ember.nn.functional.one_hot(e, 3).cpu().numpy(),
+                                  torch.nn.functional.one_hot(t, 3).cpu().numpy())
+    ember.cuda.synchronize()
+    ember.tensor([5, bad]).cuda().flip([0]).roll(1)       # kernels that check nothing ask for no read
+    assert not checks._pending

@@ -4,7 +4,9 @@ assert, without poisoning the CUDA context).
 The indexing kernels (gather/scatter family, advanced indexing, take/put, embedding, one_hot and
 the NLL loss) never touch memory at an index out of range; where they meet one they record it in
 a per-device error word, an int64[4] tensor allocated once: [0] the code of the first failing op
-(0: none), [1] an offending index, [2] the bound it broke, [3] spare (`kernels/indexing.report`).
+(0: none), [1] its offending index, [2] the bound it broke, [3] the number of offending lanes so
+far, by which the first one claims [0..2] (`kernels/indexing.report`: masked atomics, which cost
+nothing while every index is in range).
 
 A checked launch only marks its device as pending (`launch_args`: a set add, no device access).
 The synchronisation points (ember.cuda.synchronize, Stream/Event.synchronize, copies to the CPU)
@@ -35,7 +37,7 @@ _BOUND = {"take": "a tensor of {} elements", "put": "a tensor of {} elements", "
 
 _words = {}      # device key (a CUDA device index, or "cpu" under the interpreter) -> its error word
 _pending = set()  # keys whose word must be read at the next synchronisation
-_args = {}       # (device, op) -> the launch arguments of a checked kernel
+_args = {}       # (op, id(device)) -> (key, launch arguments); devices are interned, their hash is slow
 
 
 def _key(device):
@@ -77,12 +79,14 @@ def mark(key) -> None:
 def launch_args(device, op):
     """[("err_ptr", word, "*i64"), ("code", op's code, "i64")] for a checked launch of `op` on
     `device`; marks the device. op=None: the arguments of a launch that checks nothing (no mark)."""
-    a = _args.get((device, op))
+    a = _args.get((op, id(device)))
     if a is None:
-        a = _args[(device, op)] = (_key(device), [("err_ptr", err_tensor(device), "*i64"),
-                                                  ("code", CODES[op] if op else 0, "i64")])
+        a = _args[(op, id(device))] = (_key(device), [("err_ptr", err_tensor(device), "*i64"),
+                                                      ("code", CODES[op] if op else 0, "i64")])
     if op is not None:
-        mark(a[0])
+        _pending.add(a[0])      # mark(), inlined: this runs at every checked launch
+        if _capturing:
+            mark(a[0])
     return a[1]
 
 

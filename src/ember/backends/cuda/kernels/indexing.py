@@ -9,7 +9,7 @@ WRAP 0: an index must lie in [0, size); 1: in [-size, size), negatives wrapped (
 decides per op); 2: pre-linearised offsets from lin_kernel, where a negative value marks an index
 that lin_kernel found out of range (and reported). An index out of range is never dereferenced
 (reads give 0, writes are skipped) and, except with WRAP 2, is reported through `report`: the
-first failing launch writes its op `code`, the index and the bound into the device's error word
+first failing lane writes its op `code`, the index and the bound into the device's error word
 `err_ptr` (see `backends/cuda/checks.py`), which the host reads at its next synchronisation.
 
 scatter_kernel MODE: 0 store, 1 add (atomic), 2 multiply, 3 max, 4 min. Integer max/min use
@@ -34,19 +34,15 @@ def _add(a, b):
 
 
 @triton.jit
-def _max(a, b):
-    return tl.maximum(a, b)
-
-
-@triton.jit
 def report(err_ptr, bad, value, bound, code):
-    """Records an index out of range: where some lane of `bad` is set, the first program to get
-    here writes (code, the largest offending value, bound) into err_ptr[0..2]. Costs one block
-    reduction when nothing is out of range."""
-    if tl.reduce(bad.to(tl.int32), 0, _add) > 0:
-        if tl.atomic_cas(err_ptr, code * 0, code) == 0:
-            tl.store(err_ptr + 1, tl.reduce(tl.where(bad, value.to(tl.int64), -9223372036854775807 - 1), 0, _max))
-            tl.store(err_ptr + 2, bound.to(tl.int64))
+    """Records an index out of range where `bad`: every such lane counts itself in err_ptr[3] (a
+    masked atomic: nothing happens while no lane is bad), and the one that counts first since the
+    host last cleared the word writes (code, its value, bound) into err_ptr[0..2]."""
+    p = err_ptr + value.to(tl.int64) * 0
+    first = bad & (tl.atomic_add(p + 3, 1, mask=bad) == 0)
+    tl.store(p, code, mask=first)
+    tl.store(p + 1, value.to(tl.int64), mask=first)
+    tl.store(p + 2, bound, mask=first)
 
 
 @triton.jit
