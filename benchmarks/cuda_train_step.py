@@ -6,6 +6,7 @@ architecture, same batch, AdamW, clipping), one process.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 
@@ -76,15 +77,17 @@ def main(argv=None):
                 for _ in range(5):
                     step()
             sync()
-            run = step
+            run, loss = step, None
             if graphed:                 # the whole step (forward, backward, clipping, AdamW) as one graph
                 g = cuda.CUDAGraph()
                 with cuda.graph(g):
-                    step()
+                    loss = step()       # the graph's static output: each replay rewrites it
                 run = g.replay
             run()
             sync()
-            runners[name, graphed] = (run, sync, (g if graphed else None, xx))
+            # a graph replays on the addresses it captured: keep the step's model, optimizer and batch
+            # alive (as with torch.cuda.CUDAGraph, the graph itself does not)
+            runners[name, graphed] = (run, sync, (step, xx, yy, loss))
     # interleaved rounds, medians: the host's speed drifts over seconds on shared machines, and a
     # ratio of two runs minutes apart would measure the drift
     times = {k: [] for k in runners}
@@ -96,10 +99,13 @@ def main(argv=None):
             sync()
             times[k].append((time.perf_counter() - t0) / args.steps * 1e3)
     res = {k: statistics.median(v) for k, v in times.items()}
-    for (name, graphed), (_run, _sync, (_g, xx)) in runners.items():   # nothing overwrote the inputs
-        if xx.cpu().tolist() != x.tolist():
-            raise RuntimeError(f"{name} ({'graphed' if graphed else 'eager'}): the batch on the device changed "
-                               f"during the timing")
+    for (name, graphed), (run, _sync, (_step, xx, yy, loss)) in runners.items():
+        what = f"{name} ({'graphed' if graphed else 'eager'})"
+        if xx.cpu().tolist() != x.tolist() or yy.cpu().tolist() != y.tolist():   # nothing overwrote the batch
+            raise RuntimeError(f"{what}: the batch on the device changed during the timing")
+        last = float(run() if loss is None else loss)  # still training: a finite, small loss
+        if not math.isfinite(last) or last > 3.0:
+            raise RuntimeError(f"{what}: loss {last} after the timing (expected finite and below 3.0)")
     text = header("Reversal Transformer training step on CUDA (batch 64, d_model 64, 2 layers)",
                   "cuda (" + ember.cuda.get_device_name() + ")")
     text += "| framework | eager ms / step | CUDA graph ms / step |\n|---|---:|---:|\n"

@@ -2,7 +2,10 @@
 
 Allocations made during capture come from a private pool of the caching allocator owned by the
 graph (shareable between graphs via `pool()` / `graph_pool_handle()`), and stay valid until the
-graph is reset. Host synchronisation is illegal while a stream captures; ember's own sync points
+graph is reset. As in PyTorch, a graph does not keep alive the tensors it reads and writes that
+were made before the capture (parameters, optimizer state, static inputs): a replay after they
+were freed works on whatever memory took their place, so keep them referenced while replaying.
+Host synchronisation is illegal while a stream captures; ember's own sync points
 call `refuse_during_capture(what)`, which raises naming the operation instead of letting the
 driver invalidate the capture.
 """
