@@ -103,7 +103,7 @@ def main(argv=None):
         what = f"{name} ({'graphed' if graphed else 'eager'})"
         if xx.cpu().tolist() != x.tolist() or yy.cpu().tolist() != y.tolist():   # nothing overwrote the batch
             raise RuntimeError(f"{what}: the batch on the device changed during the timing")
-        last = float(run() if loss is None else loss)  # still training: a finite, small loss
+        last = float((run() if loss is None else loss).detach())  # still training: a finite, small loss
         if not math.isfinite(last) or last > 3.0:
             raise RuntimeError(f"{what}: loss {last} after the timing (expected finite and below 3.0)")
     text = header("Reversal Transformer training step on CUDA (batch 64, d_model 64, 2 layers)",
