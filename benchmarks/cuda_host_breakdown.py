@@ -92,7 +92,7 @@ def profile_op():
     pstats.Stats(pr).sort_stats("tottime").print_stats(15)
 
 
-def profile_step():
+def profile_step(dump=None):
     import cProfile
     import pstats
     import ember.nn.functional as F
@@ -120,6 +120,8 @@ def profile_step():
         step()
     ember.cuda.synchronize()
     pr.disable()
+    if dump:
+        pr.dump_stats(dump)     # for pstats elsewhere (callers, cumulative views)
     st = pstats.Stats(pr)
     st.sort_stats("tottime").print_stats(35)
     st.print_callers("copy_|_bootstrap>:645|_reshape_impl")
@@ -146,6 +148,7 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--profile-step", action="store_true")
     p.add_argument("--profile-op", action="store_true")
+    p.add_argument("--dump", help="with --profile-step: write the cProfile stats to this file")
     args = p.parse_args()
     print("| layer | host µs |\n|---|---:|")
     for name, us in rows():
@@ -153,4 +156,4 @@ if __name__ == "__main__":
     if args.profile_op:
         profile_op()
     if args.profile_step:
-        profile_step()
+        profile_step(args.dump)

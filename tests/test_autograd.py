@@ -553,3 +553,23 @@ def test_missing_derivative_is_clear():
         assert x.grad.tolist() == [2.0, 2.0]
     finally:
         lib._destroy()
+
+
+def test_unused_outputs_grads_are_not_materialised_when_no_formula_reads_them(monkeypatch):
+    # native_layer_norm gives (out, mean, rstd); its formula reads only out's grad, so the engine
+    # must not launch zeros for mean and rstd (it did: two allocations and fills per layer norm)
+    from ember.autograd import engine
+    made = []
+    real = engine._zeros_for
+    monkeypatch.setattr(engine, "_zeros_for", lambda meta: made.append(meta) or real(meta))
+    x = ember.randn(4, 6, requires_grad=True)
+    w = ember.randn(6, requires_grad=True)
+    y = ember.nn.functional.layer_norm(x, (6,), w)
+    y.sum().backward()
+    assert made == []
+    tx = torch.tensor(x.detach().numpy(), requires_grad=True)
+    tw = torch.tensor(w.detach().numpy(), requires_grad=True)
+    torch.nn.functional.layer_norm(tx, (6,), tw).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-4, atol=1e-5)
+    assert type(y.grad_fn).materialize_upto == 1

@@ -162,7 +162,12 @@ class Derivative:
                                   or any(n == "result" or n.startswith("result") for n in per_formula[dn]))
         self.save_result = "result" in names_used or any(f"result{k}" in names_used for k in range(8)) \
             or self.uses_all
-        self.node_cls = type(_camel(op.name) + "Backward0", (OpNode,), {"__slots__": (), "_deriv": self})
+        # zeros for the grads of outputs nothing used only where a formula reads them (native_layer_norm's
+        # mean and rstd, the attention's logsumexp: none of their formulas does)
+        upto = 1 if not self.uses_all and "grads" not in names_used and \
+            not any(f"grad{k}" in names_used for k in range(1, 8)) else 1 << 30
+        self.node_cls = type(_camel(op.name) + "Backward0", (OpNode,),
+                             {"__slots__": (), "_deriv": self, "materialize_upto": upto})
         self._source = source
         self.backward = self._compile(names_used)
         self.fast = None if inplace or any(a.type in ("Tensor[]", "Tensor?[]") for a in schema.args) \

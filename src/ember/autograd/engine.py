@@ -192,7 +192,8 @@ def _run_pre_hooks(node, grads):
 def _apply(node, grads):
     if len(grads) > 1 and node.materialize and any(g is None for g in grads):
         meta = getattr(node, "out_meta", None)
-        grads = [g if g is not None or meta is None or meta[i] is None else _zeros_for(meta[i])
+        upto = node.materialize_upto
+        grads = [g if g is not None or meta is None or meta[i] is None or i >= upto else _zeros_for(meta[i])
                  for i, g in enumerate(grads)]
     try:
         if node.stream is not None and stream_guard is not None:

@@ -107,6 +107,7 @@ class Node:
     """One backward function of the graph."""
 
     materialize = True  # the engine fills missing output grads with zeros before apply()
+    materialize_upto = 1 << 30  # ... of its first this many outputs (an op whose formulas read only grads[0]: 1)
     # rarely set; class-level defaults keep node creation cheap (an instance value goes to __dict__)
     _pre_hooks = None     # {output_nr: _HookDict} for Tensor.register_hook on non-leaf outputs
     _hooks = None         # node hooks (grad_fn.register_hook)
