@@ -216,7 +216,8 @@ def test_fused_attention_errors():
 @pytest.mark.parametrize("masks", ["causal", "kpm"])
 def test_transformer_layer_uses_fused_attention_like_torch(masks, monkeypatch):
     calls = []
-    for name in ("_fused_attention", "_fused_attention_backward"):
+    for name in ("_fused_attention", "_fused_attention_backward", "_packed_self_attention",
+                 "_packed_self_attention_backward"):
         kernels = ember.dispatch.OPS[name].kernels
         monkeypatch.setitem(kernels, "cpu", lambda *a, _k=kernels["cpu"], _n=name: calls.append(_n) or _k(*a))
     torch.manual_seed(0)
@@ -238,4 +239,82 @@ def test_transformer_layer_uses_fused_attention_like_torch(masks, monkeypatch):
     ge, = ember.autograd.grad((ye * ye).sum(), [xe])
     gt, = torch.autograd.grad((yt * yt).sum(), [xt])
     np.testing.assert_allclose(ge.numpy(), gt.numpy(), rtol=1e-4, atol=1e-4)
-    assert calls == ["_fused_attention", "_fused_attention_backward"]
+    # self-attention without a key padding mask: one packed op on the in-projection; with one, the
+    # separate heads through _fused_attention (the padding mask joins the attention mask)
+    packed = "_packed_self_attention" if masks == "causal" else "_fused_attention"
+    assert calls == [packed, packed + "_backward"]
+
+
+def _torch_packed(t, H, mask, causal, scale):
+    """The math composite torch computes for attention over a packed (B, L, 3E) projection."""
+    B, L, E3 = t.shape
+    q, k, v = t.reshape(B, L, 3, H, E3 // 3 // H).permute(2, 0, 3, 1, 4).unbind(0)
+    s = (q @ k.transpose(-1, -2)) * scale
+    if causal:
+        s = s.masked_fill(torch.ones(L, L, dtype=torch.bool).triu(1), -math.inf)
+    elif mask is not None:
+        s = s.masked_fill(~mask, -math.inf) if mask.dtype == torch.bool else s + mask
+    return (s.softmax(-1) @ v).transpose(1, 2).reshape(B, L, E3 // 3)
+
+
+@pytest.mark.parametrize("mask", [None, "causal", "bool", "float"])
+def test_packed_self_attention_matches_torch_with_double_backward(mask):
+    rng = np.random.default_rng(0)
+    B, L, H, hd = 2, 5, 3, 4
+    E = H * hd
+    a = rng.standard_normal((B, L, 3 * E))
+    m_np = {"bool": np.tril(np.ones((L, L), bool)), "float": rng.standard_normal((B, H, L, L))}.get(mask)
+    mt = None if m_np is None else torch.tensor(m_np)
+    me = None if m_np is None else ember.tensor(m_np)
+    x, t = ember.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    out, lse = ember.ops._packed_self_attention(x, H, me, mask == "causal", 0.3)
+    want = _torch_packed(t, H, mt, mask == "causal", 0.3)
+    np.testing.assert_allclose(out.detach().numpy(), want.detach().numpy(), rtol=1e-10, atol=1e-12)
+    assert tuple(lse.shape) == (B, H, L)
+    g = rng.standard_normal((B, L, E))
+    gx, = ember.autograd.grad((out * ember.tensor(g)).sum(), x, create_graph=True)
+    gt, = torch.autograd.grad((want * torch.tensor(g)).sum(), t, create_graph=True)
+    np.testing.assert_allclose(gx.detach().numpy(), gt.detach().numpy(), rtol=1e-9, atol=1e-11)
+    (gx ** 2).sum().backward()
+    (gt ** 2).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-8, atol=1e-10)
+
+
+def test_packed_self_attention_rejects_bad_shapes():
+    with pytest.raises(RuntimeError, match=r"expected qkv of shape \(B, L, 3 \* E\).*\[2, 5, 10\]"):
+        ember.ops._packed_self_attention(ember.zeros(2, 5, 10), 2, None, False, 1.0)
+    with pytest.raises(RuntimeError, match="num_heads=5"):
+        ember.ops._packed_self_attention(ember.zeros(2, 5, 12), 5, None, False, 1.0)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("mask", ["causal", "float3d", "none"])
+def test_multihead_self_attention_packed_path_matches_torch(batch_first, mask, monkeypatch):
+    calls = []
+    k = ember.dispatch.OPS["_packed_self_attention"].kernels
+    monkeypatch.setitem(k, "cpu", lambda *a, _k=k["cpu"]: calls.append(1) or _k(*a))
+    torch.manual_seed(1)
+    tm = torch.nn.MultiheadAttention(12, 3, batch_first=batch_first).double()
+    em = ember.nn.MultiheadAttention(12, 3, batch_first=batch_first).double()
+    em.load_state_dict({n: from_torch(v) for n, v in tm.state_dict().items()})
+    x = torch.randn(4, 6, 12, dtype=torch.float64)
+    kw_t = {"need_weights": False}
+    if mask == "causal":
+        kw_t.update(attn_mask=torch.ones(6, 6, dtype=torch.bool).triu(1), is_causal=True)
+    elif mask == "float3d":
+        n = 4 if batch_first else 6
+        kw_t.update(attn_mask=torch.randn(n * 3, 6, 6, dtype=torch.float64) if batch_first
+                    else torch.randn(6 * 3, 4, 4, dtype=torch.float64))
+    kw_e = {n: (from_torch(v) if isinstance(v, torch.Tensor) else v) for n, v in kw_t.items()}
+    xt = x.clone().requires_grad_()
+    xe = from_torch(x).requires_grad_()
+    yt = tm(xt, xt, xt, **kw_t)[0]
+    ye = em(xe, xe, xe, **kw_e)[0]
+    np.testing.assert_allclose(ye.detach().numpy(), yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+    (yt * yt).sum().backward()
+    (ye * ye).sum().backward()
+    np.testing.assert_allclose(xe.grad.numpy(), xt.grad.numpy(), rtol=1e-9, atol=1e-11)
+    for (n, p) in em.named_parameters():
+        np.testing.assert_allclose(p.grad.numpy(), dict(tm.named_parameters())[n].grad.numpy(), rtol=1e-9,
+                                   atol=1e-11, err_msg=n)
+    assert len(calls) == 1

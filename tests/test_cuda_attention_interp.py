@@ -132,3 +132,41 @@ def test_attention_kernel_refuses_what_it_cannot_do():
     y = ember.zeros(2, 3, 130)
     with pytest.raises(NotImplementedError, match="head dims of at most 128"):
         A.fused_attention(y, y, y, None, False, 0.5)
+
+
+CPU_PFWD = OPS["_packed_self_attention"].kernels["cpu"]
+CPU_PBWD = OPS["_packed_self_attention_backward"].kernels["cpu"]
+
+
+@pytest.mark.parametrize("B,L,H,hd,mask,layout,dt", [
+    (2, 7, 3, 4, "causal", "batch_first", ember.float32),
+    (3, 5, 2, 8, "bool", "seq_first", ember.float32),       # qkv a (L, B, 3E) projection seen as (B, L, 3E)
+    (2, 6, 2, 4, "float", "batch_first", ember.float32),    # a per-head float mask (B, H, L, L)
+    (1, 20, 2, 16, None, "batch_first", ember.float16),
+])
+def test_packed_self_attention_kernels_match_cpu(B, L, H, hd, mask, layout, dt):
+    """The heads are read from and written to the packed layouts in place (no copies), and match the
+    CPU op, forward and backward."""
+    rng = np.random.default_rng(8)
+    E = H * hd
+    qkv = _t(rng, (B, L, 3 * E), dt) if layout == "batch_first" else _t(rng, (L, B, 3 * E), dt).transpose(0, 1)
+    causal = mask == "causal"
+    m = None
+    if mask == "bool":
+        m = ember.tensor(rng.random((L, L)) > 0.3)
+    elif mask == "float":
+        m = _t(rng, (B, H, L, L), dt)
+    for view in A.packed_views(qkv, H):       # what the kernels take without copying
+        assert A._strides2(view, 2) is not None
+    out, lse = A.packed_self_attention(qkv, H, m, causal, hd ** -0.5)
+    m32 = m.float() if m is not None and m.dtype is not ember.bool else m
+    want, want_lse = CPU_PFWD(qkv.float(), H, m32, causal, hd ** -0.5)
+    tol = 2e-3 if dt is ember.float16 else 1e-5
+    assert tuple(out.shape) == (B, L, E) and out.is_contiguous() and tuple(lse.shape) == (B, H, L)
+    np.testing.assert_allclose(out.float().numpy(), want.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(lse.numpy(), want_lse.numpy(), rtol=1e-5, atol=1e-5)
+    g = _t(rng, (B, L, E), dt)
+    d = A.packed_self_attention_backward(g, qkv, H, m, out, lse, causal, hd ** -0.5)
+    dw = CPU_PBWD(g.float(), qkv.float(), H, m32, want, want_lse, causal, hd ** -0.5)
+    assert tuple(d.shape) == (B, L, 3 * E) and d.dtype is dt
+    np.testing.assert_allclose(d.float().numpy(), dw.numpy(), rtol=tol * 4, atol=tol * 4)

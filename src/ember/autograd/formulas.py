@@ -11,7 +11,7 @@ __all__ = ["zeros_for", "reduce_backward", "select_backward", "slice_backward", 
            "diagonal_backward", "unfold_backward", "as_strided_backward", "inverse_permutation",
            "gelu_backward", "clamp_backward", "clamp_bound_backward", "maxmin_backward", "pow_self_backward",
            "pow_exponent_backward", "softmax_backward", "log_softmax_backward", "layer_norm_backward",
-           "attention_backward", "LN2", "LN10", "TWO_OVER_SQRT_PI"]
+           "attention_backward", "packed_attention_backward", "LN2", "LN10", "TWO_OVER_SQRT_PI"]
 
 LN2 = math.log(2.0)
 LN10 = math.log(10.0)
@@ -595,3 +595,17 @@ def attention_backward(grad, query, key, value, attn_mask, out, lse, is_causal, 
     if low:
         gq, gk, gv = (t.to(dt) if t is not None else None for t in (gq, gk, gv))
     return gq, gk, gv
+
+
+def packed_attention_backward(grad, qkv, num_heads, attn_mask, out, lse, is_causal, scale):
+    """Grad of _packed_self_attention for qkv: the fused backward op, except under create_graph
+    (grad mode on): then attention_backward's composite on views of qkv, stacked back."""
+    from .grad_mode import state
+    if not state.enabled:
+        return OPS["_packed_self_attention_backward"].fn(grad, qkv, num_heads, attn_mask, out, lse, is_causal, scale)
+    B, L, E3 = qkv.shape
+    hd = E3 // 3 // num_heads
+    q, k, v = qkv.reshape(B, L, 3, num_heads, hd).permute(2, 0, 3, 1, 4).unbind(0)
+    g, o = (t.reshape(B, L, num_heads, hd).transpose(1, 2) for t in (grad, out))
+    grads = attention_backward(g, q, k, v, attn_mask, o, lse, is_causal, scale, (True, True, True))
+    return _f("stack")(list(grads), 0).permute(1, 3, 0, 2, 4).reshape(B, L, E3)

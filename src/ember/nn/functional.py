@@ -586,6 +586,19 @@ def _sdpa_fusable(query, key, value, attn_mask) -> bool:
     return True
 
 
+def _packed_fusable(query, head_dim: int, attn_mask) -> bool:
+    """Whether `_packed_self_attention` takes a self-attention with these heads and mask (what
+    `_sdpa_fusable` checks, for the heads of one packed projection)."""
+    dt = query._dtype
+    if dt.category != 2 or (attn_mask is not None and (attn_mask.requires_grad or
+                                                       (attn_mask._dtype is not _D.bool and attn_mask._dtype is not dt))):
+        return False
+    if query._storage.device.type == "cuda":
+        from ..backends.cuda.attention import MAX_HEAD_DIM
+        return dt in (_D.float32, _D.float16, _D.bfloat16) and head_dim <= MAX_HEAD_DIM
+    return True
+
+
 def _none_or_dtype(input):
     if input is None:
         return None
@@ -594,8 +607,10 @@ def _none_or_dtype(input):
     raise RuntimeError("input to _none_or_dtype() must be None or ember.Tensor")
 
 
-def _canonical_mask(mask, mask_name: str, other_type, other_name: str, target_type, check_other: bool = True):
-    """A bool mask (True = masked out) becomes a float mask with -inf; float masks pass through."""
+def _canonical_mask(mask, mask_name: str, other_type, other_name: str, target_type, check_other: bool = True,
+                    convert: bool = True):
+    """A bool mask (True = masked out) becomes a float mask with -inf; float masks pass through.
+    convert=False: checked only (for a mask the attention will drop: causal, without padding mask)."""
     if mask is None:
         return None
     if not isinstance(mask, Tensor):
@@ -604,6 +619,8 @@ def _canonical_mask(mask, mask_name: str, other_type, other_name: str, target_ty
         warnings.warn(f"Support for mismatched {mask_name} and {other_name} is deprecated. Use same type for both "
                       f"instead.", stacklevel=3)
     if mask._dtype is _D.bool:
+        if not convert:
+            return mask
         return _zeros(*mask._shape, dtype=target_type, device=mask.device).masked_fill_(mask, _NEG_INF)
     if mask._dtype.category != 2:
         raise AssertionError(f"only bool and floating types of {mask_name} are supported")
@@ -659,6 +676,26 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
     head_dim = embed_dim // num_heads
     if head_dim * num_heads != embed_dim:
         raise AssertionError(f"embed_dim {embed_dim} not divisible by num_heads {num_heads}")
+    if query is key and key is value and not use_separate_proj_weight and bias_k is None and bias_v is None \
+            and not add_zero_attn and static_k is None and static_v is None and not need_weights \
+            and key_padding_mask is None and (dropout_p <= 0.0 or not training) \
+            and _packed_fusable(query, head_dim, attn_mask):
+        # self-attention on one packed projection: the fused op reads the heads in place and writes
+        # the output with the heads side by side, ready for out_proj (no reshape copies, one node)
+        if attn_mask is not None:
+            if attn_mask.ndim == 3:
+                if attn_mask._shape != (bsz * num_heads, tgt_len, tgt_len):
+                    raise RuntimeError(f"The shape of the 3D attn_mask is {attn_mask.shape}, but should be "
+                                       f"{(bsz * num_heads, tgt_len, tgt_len)}.")
+                attn_mask = attn_mask.reshape(bsz, num_heads, tgt_len, tgt_len)
+            elif attn_mask._shape != (tgt_len, tgt_len):
+                raise RuntimeError(f"The shape of the 2D attn_mask is {attn_mask.shape}, but should be "
+                                   f"{(tgt_len, tgt_len)}.")
+        proj = _linear(query.transpose(0, 1), in_proj_weight, in_proj_bias)     # (N, L, 3E)
+        out = OPS["_packed_self_attention"].fn(proj, num_heads, attn_mask, is_causal,
+                                               1.0 / math.sqrt(head_dim))[0]
+        out = _linear(out, out_proj_weight, out_proj_bias).transpose(0, 1)     # (L, N, E)
+        return (out if is_batched else out.squeeze(1)), None
     if not use_separate_proj_weight:
         q, k, v = _in_projection_packed(query, key, value, in_proj_weight, in_proj_bias)
     else:

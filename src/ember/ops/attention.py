@@ -24,6 +24,18 @@ derivative("_fused_attention", **{
     "query, key, value": "attention_backward(grad, query, key, value, attn_mask, result0, result1, is_causal, "
                          "scale, grad_input_mask)"})
 
+# Self-attention on one packed in-projection (what nn.MultiheadAttention computes): qkv (B, L, 3E) holds
+# q, k, v side by side, each split into num_heads heads of E // num_heads; out (B, L, E) holds the heads'
+# outputs side by side again, lse (B, H, L). One node instead of the unflatten/select/reshape/transpose
+# chain around _fused_attention, and on CUDA no copies: the kernels read the heads in place and write
+# the output and qkv's grad in place.
+defop("_packed_self_attention(Tensor qkv, int num_heads, Tensor? attn_mask, bool is_causal, float scale) "
+      "-> (Tensor, Tensor)")
+defop("_packed_self_attention_backward(Tensor grad_out, Tensor qkv, int num_heads, Tensor? attn_mask, Tensor out, "
+      "Tensor lse, bool is_causal, float scale) -> Tensor")
+derivative("_packed_self_attention",
+           qkv="packed_attention_backward(grad, qkv, num_heads, attn_mask, result0, result1, is_causal, scale)")
+
 
 def check_attention(query, key, value, attn_mask, is_causal, fn="_fused_attention") -> tuple:
     """(batch shape, L, S, E, Ev) after checking the shapes and dtypes the fused op takes."""
@@ -52,3 +64,30 @@ def check_attention(query, key, value, attn_mask, is_causal, fn="_fused_attentio
             raise RuntimeError(f"{fn}: expected a bool or floating attn_mask broadcastable to {list(full)}, got "
                                f"{attn_mask._dtype} of shape {list(ms)}")
     return batch, L, S, E, Ev
+
+
+def check_packed(qkv, num_heads, fn="_packed_self_attention") -> tuple:
+    """(B, L, E, head dim) of a packed (B, L, 3E) projection for num_heads heads."""
+    if qkv.ndim != 3 or qkv._shape[2] % 3 or num_heads <= 0 or (qkv._shape[2] // 3) % num_heads:
+        raise RuntimeError(f"{fn}: expected qkv of shape (B, L, 3 * E) with E divisible by num_heads, got shape "
+                           f"{list(qkv.shape)} and num_heads={num_heads}")
+    B, L, E3 = qkv._shape
+    return B, L, E3 // 3, E3 // 3 // num_heads
+
+
+def heads(t, num_heads: int, width: int, column: int = 0):
+    """The (B, H, L, width // H) view (no autograd: for kernels) of columns [column, column + width)
+    of a (B, L, C) tensor `t`, whose last dim must be contiguous."""
+    B, L, _ = t._shape
+    sb, sl, sc = t._stride
+    if sc != 1 and t._shape[2] != 1:
+        t = t.contiguous()
+        sb, sl, sc = t._stride
+    hd = width // num_heads
+    return t._as_view((B, num_heads, L, hd), (sb, hd, sl, 1), t._offset + column)
+
+
+def packed_views(qkv, num_heads: int) -> tuple:
+    """q, k, v as (B, H, L, head dim) views of a packed (B, L, 3E) projection (no autograd)."""
+    E = qkv._shape[2] // 3
+    return tuple(heads(qkv, num_heads, E, j * E) for j in range(3))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...core import dtype as D
-from ...ops.attention import check_attention
+from ...ops.attention import check_attention, check_packed, heads, packed_views
 from ._common import arr, compute_np, impl, wrap
 
 
@@ -67,3 +67,19 @@ def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, i
         if need_key:
             gk = wrap(np.matmul(np.swapaxes(ds, -1, -2), q) * cnp.type(scale), key._dtype)
     return gq, gk, gv
+
+
+@impl("_packed_self_attention")
+def packed_self_attention(qkv, num_heads, attn_mask, is_causal, scale):
+    B, L, E, _ = check_packed(qkv, num_heads)
+    out, lse = fused_attention(*packed_views(qkv, num_heads), attn_mask, is_causal, scale)
+    return wrap(arr(out).transpose(0, 2, 1, 3).reshape(B, L, E), qkv._dtype), lse
+
+
+@impl("_packed_self_attention_backward")
+def packed_self_attention_backward(grad_out, qkv, num_heads, attn_mask, out, lse, is_causal, scale):
+    B, L, E, _ = check_packed(qkv, num_heads, "_packed_self_attention_backward")
+    grads = fused_attention_backward(heads(grad_out, num_heads, E), *packed_views(qkv, num_heads), attn_mask,
+                                     heads(out, num_heads, E), lse, is_causal, scale, True, True, True)
+    d = np.stack([arr(g) for g in grads], axis=1)      # (B, 3, H, L, head dim)
+    return wrap(d.transpose(0, 3, 1, 2, 4).reshape(B, L, 3 * E), qkv._dtype)

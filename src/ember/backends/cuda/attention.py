@@ -1,8 +1,10 @@
 """CUDA kernels of the fused attention (`ops/attention.py`): one launch forward (flash-attention style,
 online softmax over key tiles, causal tiles past the diagonal skipped), two backward (dq with the
-per-row delta = rowsum(do * o), then dk/dv per key tile). Inputs are used in place when their batch
-dims collapse to one stride and their last dim is contiguous (else copied); the mask in place when its
-batch dims collapse to two strides (else expanded and copied). float64 and head dims over MAX_HEAD_DIM
+per-row delta = rowsum(do * o), then dk/dv per key tile). Inputs are used in place when their last dim
+is contiguous and their batch dims but the last collapse to one stride (else copied): heads packed in
+one projection need no copy. Outputs are written through the same two batch strides, so
+`_packed_self_attention` writes into, and reads its grads from, [B, L, H, E] layouts. The mask is used in
+place when its batch dims collapse to two strides (else expanded and copied). float64 and head dims over MAX_HEAD_DIM
 are not implemented here (`nn.functional.scaled_dot_product_attention` takes the composite for them).
 """
 from __future__ import annotations
@@ -11,7 +13,7 @@ from math import prod
 
 from ...core import dtype as D
 from ...dispatch import OPS
-from ...ops.attention import check_attention
+from ...ops.attention import check_attention, check_packed, heads, packed_views
 from .compiler import SIG, LazyKernels, run
 from .elementwise import _empty
 
@@ -31,18 +33,38 @@ def _ptr(name, t):
     return (name, t, "*" + SIG[t._dtype.name])
 
 
-def _rows(t, nb: int):
-    """(tensor, batch stride, row stride) of a (*batch, rows, cols) tensor whose batch dims collapse to
-    one stride and whose columns are contiguous; a contiguous copy otherwise."""
+def _strides2(t, nb: int):
+    """(s1, s2, row stride) of a (*batch, rows, cols) tensor as the kernels address it (entry b at
+    (b // NB2) * s1 + (b % NB2) * s2, NB2 the last batch dim), or None when its columns are not
+    contiguous or its leading batch dims do not collapse to one stride."""
     shape, stride = t._shape, t._stride
-    dims = [(n, s) for n, s in zip(shape[:nb], stride[:nb]) if n != 1]
-    ok = (shape[-1] == 1 or stride[-1] == 1) and all(dims[i][1] == dims[i + 1][0] * dims[i + 1][1]
-                                                     for i in range(len(dims) - 1))
-    if not ok:
+    if shape[-1] != 1 and stride[-1] != 1:
+        return None
+    if not nb:
+        return 0, 0, stride[-2]
+    lead = [(n, st) for n, st in zip(shape[:nb - 1], stride[:nb - 1]) if n != 1]
+    if any(lead[i][1] != lead[i + 1][0] * lead[i + 1][1] for i in range(len(lead) - 1)):
+        return None
+    return (lead[-1][1] if lead else 0), (stride[nb - 1] if shape[nb - 1] != 1 else 0), stride[-2]
+
+
+def _rows(t, nb: int, name: str):
+    """An input: (tensor, [its three stride arguments]), a contiguous copy where the kernels can't
+    address it in place."""
+    st = _strides2(t, nb)
+    if st is None:
         t = t.contiguous()
-        shape, stride = t._shape, t._stride
-        dims = [(n, s) for n, s in zip(shape[:nb], stride[:nb]) if n != 1]
-    return t, (dims[-1][1] if dims else 0), stride[-2]
+        st = _strides2(t, nb)
+    return t, [(f"{name}b1", st[0], "i64"), (f"{name}b2", st[1], "i64"), (f"{name}r", st[2], "i64")]
+
+
+def _into(t, nb: int, name: str):
+    """An output the caller allocated (any layout the kernels address: checked); None: one not written."""
+    st = (0, 0, 0) if t is None else _strides2(t, nb)
+    if st is None:
+        raise RuntimeError(f"fused attention: output {name} of shape {list(t._shape)} and strides {list(t._stride)} "
+                           f"is not addressable by the kernels")
+    return [(f"{name}b1", st[0], "i64"), (f"{name}b2", st[1], "i64"), (f"{name}r", st[2], "i64")]
 
 
 def _mask(attn_mask, batch, L, S):
@@ -94,79 +116,113 @@ def _check_dims(query, key, value, E, Ev):
 
 def fused_attention(query, key, value, attn_mask, is_causal, scale):
     batch, L, S, E, Ev = check_attention(query, key, value, attn_mask, is_causal)
+    out = _empty(batch + (L, Ev), query._dtype, query.device)
+    lse = _empty(batch + (L,), D.float32, query.device)
+    _forward_into(out, lse, query, key, value, attn_mask, is_causal, scale, batch, L, S, E, Ev)
+    return out, lse
+
+
+def _forward_into(out, lse, query, key, value, attn_mask, is_causal, scale, batch, L, S, E, Ev):
+    """Writes the attention of (query, key, value) into `out` (any layout `_into` takes) and its
+    logsumexp rows into `lse` (contiguous)."""
     _check_dims(query, key, value, E, Ev)
     nb = len(batch)
     N = prod(batch)
-    out = _empty(batch + (L, Ev), query._dtype, query.device)
-    lse = _empty(batch + (L,), D.float32, query.device)
-    if N and L:
-        q, sqb, sqr = _rows(query, nb)
-        k, skb, skr = _rows(key, nb)
-        v, svb, svr = _rows(value, nb)
-        m, kind, mstrides = _mask(attn_mask, batch, L, S)
-        bm, bn, _, _, warps, dp, dvp = _config(query._dtype, E, Ev, L)
-        T = (L + bm - 1) // bm
-        args = [_ptr("q_ptr", q), _ptr("k_ptr", k), _ptr("v_ptr", v), _ptr("m_ptr", m if m is not None else q),
-                _ptr("o_ptr", out), _ptr("lse_ptr", lse), ("sqb", sqb, "i64"), ("sqr", sqr, "i64"),
-                ("skb", skb, "i64"), ("skr", skr, "i64"), ("svb", svb, "i64"), ("svr", svr, "i64"), *mstrides,
-                ("L", L, "i64"), ("S", S, "i64"), ("E", E, "i64"), ("EV", Ev, "i64"), ("T", T, "i64"),
-                ("scale", float(scale), "fp32")]
-        run(K.attn_fwd_kernel, (T * N,), args,
-            {"MASK": kind, "CAUSAL": int(bool(is_causal)), "IEEE": int(query._dtype is D.float32),
-             "BLOCK_M": bm, "BLOCK_N": bn, "D": dp, "DV": dvp}, query.device.index or 0, warps)
-    return out, lse
+    if not (N and L):
+        return
+    q, sq = _rows(query, nb, "sq")
+    k, sk = _rows(key, nb, "sk")
+    v, sv = _rows(value, nb, "sv")
+    m, kind, mstrides = _mask(attn_mask, batch, L, S)
+    bm, bn, _, _, warps, dp, dvp = _config(query._dtype, E, Ev, L)
+    T = (L + bm - 1) // bm
+    args = [_ptr("q_ptr", q), _ptr("k_ptr", k), _ptr("v_ptr", v), _ptr("m_ptr", m if m is not None else q),
+            _ptr("o_ptr", out), _ptr("lse_ptr", lse), *sq, *sk, *sv, *_into(out, nb, "so"),
+            ("NB2", batch[-1] if nb else 1, "i64"), *mstrides, ("L", L, "i64"), ("S", S, "i64"), ("E", E, "i64"),
+            ("EV", Ev, "i64"), ("T", T, "i64"), ("scale", float(scale), "fp32")]
+    run(K.attn_fwd_kernel, (T * N,), args,
+        {"MASK": kind, "CAUSAL": int(bool(is_causal)), "IEEE": int(query._dtype is D.float32),
+         "BLOCK_M": bm, "BLOCK_N": bn, "D": dp, "DV": dvp}, query.device.index or 0, warps)
 
 
 def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, is_causal, scale, need_query,
                              need_key, need_value):
     batch, L, S, E, Ev = check_attention(query, key, value, attn_mask, is_causal)
-    _check_dims(query, key, value, E, Ev)
-    nb = len(batch)
-    N = prod(batch)
     dev = query.device
     dq = _empty(query._shape, query._dtype, dev) if need_query else None
     dk = _empty(key._shape, key._dtype, dev) if need_key else None
     dv = _empty(value._shape, value._dtype, dev) if need_value else None
-    if not N or not (need_query or need_key or need_value):
-        return dq, dk, dv
+    _backward_into(dq, dk, dv, grad_out, query, key, value, attn_mask, out, lse, is_causal, scale, batch, L, S, E,
+                   Ev)
+    return dq, dk, dv
+
+
+def _backward_into(dq, dk, dv, grad_out, query, key, value, attn_mask, out, lse, is_causal, scale, batch, L, S, E,
+                   Ev):
+    """Writes the grads of the inputs into dq, dk, dv (those not needed None; any layout `_into` takes)."""
+    _check_dims(query, key, value, E, Ev)
+    nb = len(batch)
+    N = prod(batch)
+    dev = query.device
+    if not N or (dq is None and dk is None and dv is None):
+        return
     if not S:       # nothing attended: dq is zero, dk and dv are empty
         if dq is not None:
             OPS["zero_"].fn(dq)
-        return dq, dk, dv
-    q, sqb, sqr = _rows(query, nb)
-    k, skb, skr = _rows(key, nb)
-    v, svb, svr = _rows(value, nb)
-    do, sdb, sdr = _rows(grad_out, nb)
-    o, sob, sor = _rows(out, nb)
+        return
+    q, sq = _rows(query, nb, "sq")
+    k, sk = _rows(key, nb, "sk")
+    v, sv = _rows(value, nb, "sv")
+    do, sd = _rows(grad_out, nb, "sd")
+    o, so = _rows(out, nb, "so")
     m, kind, mstrides = _mask(attn_mask, batch, L, S)
     _, _, small, large, warps, dp, dvp = _config(query._dtype, E, Ev, L)
     delta = _empty((N, L), D.float32, dev)
     const = {"MASK": kind, "CAUSAL": int(bool(is_causal)), "IEEE": int(query._dtype is D.float32),
              "D": dp, "DV": dvp}
     common = [("L", L, "i64"), ("S", S, "i64"), ("E", E, "i64"), ("EV", Ev, "i64")]
-    qkv = [("sqb", sqb, "i64"), ("sqr", sqr, "i64"), ("skb", skb, "i64"), ("skr", skr, "i64"), ("svb", svb, "i64"),
-           ("svr", svr, "i64")]
+    nb2 = ("NB2", batch[-1] if nb else 1, "i64")
     mp = _ptr("m_ptr", m if m is not None else q)
     idx = dev.index or 0
-    if L and (need_query or need_key):
+    if L and (dq is not None or dk is not None):
         T = (L + large - 1) // large
         args = [_ptr("q_ptr", q), _ptr("k_ptr", k), _ptr("v_ptr", v), mp, _ptr("o_ptr", o), _ptr("do_ptr", do),
-                _ptr("lse_ptr", lse), _ptr("delta_ptr", delta), _ptr("dq_ptr", dq if dq is not None else q), *qkv,
-                ("sob", sob, "i64"), ("sor", sor, "i64"), ("sdb", sdb, "i64"), ("sdr", sdr, "i64"), *mstrides,
-                *common, ("T", T, "i64"), ("scale", float(scale), "fp32")]
+                _ptr("lse_ptr", lse), _ptr("delta_ptr", delta), _ptr("dq_ptr", dq if dq is not None else q), *sq, *sk,
+                *sv, *so, *sd, *_into(dq, nb, "sg"), nb2, *mstrides, *common,
+                ("T", T, "i64"), ("scale", float(scale), "fp32")]
         run(K.attn_bwd_dq_kernel, (T * N,), args,
-            {**const, "NEED_DQ": int(bool(need_query)), "BLOCK_M": large, "BLOCK_N": small}, idx, warps)
-    if need_key or need_value:
+            {**const, "NEED_DQ": int(dq is not None), "BLOCK_M": large, "BLOCK_N": small}, idx, warps)
+    if dk is not None or dv is not None:
         T = (S + large - 1) // large
         args = [_ptr("q_ptr", q), _ptr("k_ptr", k), _ptr("v_ptr", v), mp, _ptr("do_ptr", do), _ptr("lse_ptr", lse),
                 _ptr("delta_ptr", delta), _ptr("dk_ptr", dk if dk is not None else k),
-                _ptr("dv_ptr", dv if dv is not None else v), *qkv, ("sdb", sdb, "i64"), ("sdr", sdr, "i64"),
-                *mstrides, *common, ("T", T, "i64"), ("scale", float(scale), "fp32")]
+                _ptr("dv_ptr", dv if dv is not None else v), *sq, *sk, *sv, *sd,
+                *_into(dk, nb, "skg"), *_into(dv, nb, "svg"),
+                nb2, *mstrides, *common, ("T", T, "i64"), ("scale", float(scale), "fp32")]
         run(K.attn_bwd_dkdv_kernel, (T * N,), args,
-            {**const, "NEED_DK": int(bool(need_key)), "NEED_DV": int(bool(need_value)), "BLOCK_M": small,
+            {**const, "NEED_DK": int(dk is not None), "NEED_DV": int(dv is not None), "BLOCK_M": small,
              "BLOCK_N": large}, idx, warps)
-    return dq, dk, dv
 
 
+def packed_self_attention(qkv, num_heads, attn_mask, is_causal, scale):
+    B, L, E, hd = check_packed(qkv, num_heads)
+    q, k, v = packed_views(qkv, num_heads)
+    batch = check_attention(q, k, v, attn_mask, is_causal, "_packed_self_attention")[0]
+    out = _empty((B, L, E), qkv._dtype, qkv.device)
+    lse = _empty((B, num_heads, L), D.float32, qkv.device)
+    _forward_into(heads(out, num_heads, E), lse, q, k, v, attn_mask, is_causal, scale, batch, L, L, hd, hd)
+    return out, lse
+
+
+def packed_self_attention_backward(grad_out, qkv, num_heads, attn_mask, out, lse, is_causal, scale):
+    B, L, E, hd = check_packed(qkv, num_heads, "_packed_self_attention_backward")
+    dqkv = _empty((B, L, 3 * E), qkv._dtype, qkv.device)
+    _backward_into(*packed_views(dqkv, num_heads), heads(grad_out, num_heads, E), *packed_views(qkv, num_heads),
+                   attn_mask, heads(out, num_heads, E), lse, is_causal, scale, (B, num_heads), L, L, hd, hd)
+    return dqkv
+
+
+OPS["_packed_self_attention"].register("cuda")(packed_self_attention)
+OPS["_packed_self_attention_backward"].register("cuda")(packed_self_attention_backward)
 OPS["_fused_attention"].register("cuda")(fused_attention)
 OPS["_fused_attention_backward"].register("cuda")(fused_attention_backward)

@@ -225,7 +225,9 @@ class MultiheadAttention(Module):
         is_batched = query.dim() == 3
         key_padding_mask = F._canonical_mask(key_padding_mask, "key_padding_mask", F._none_or_dtype(attn_mask),
                                              "attn_mask", query.dtype)
-        attn_mask = F._canonical_mask(attn_mask, "attn_mask", None, "", query.dtype, False)
+        # a causal self-attention without padding mask or weights drops attn_mask: check it, don't convert it
+        attn_mask = F._canonical_mask(attn_mask, "attn_mask", None, "", query.dtype, False,
+                                      not (is_causal and key_padding_mask is None and not need_weights))
         if self.batch_first and is_batched:
             if key is value:
                 if query is key:

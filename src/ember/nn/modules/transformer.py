@@ -67,7 +67,9 @@ class TransformerEncoderLayer(Module):
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal: bool = False):
         src_key_padding_mask = F._canonical_mask(src_key_padding_mask, "src_key_padding_mask",
                                                  F._none_or_dtype(src_mask), "src_mask", src.dtype)
-        src_mask = F._canonical_mask(src_mask, "src_mask", None, "", src.dtype, False)
+        # self-attention drops a causal mask when there is no padding mask: checked, not converted
+        src_mask = F._canonical_mask(src_mask, "src_mask", None, "", src.dtype, False,
+                                     not (is_causal and src_key_padding_mask is None))
         x = src
         if self.norm_first:
             x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)

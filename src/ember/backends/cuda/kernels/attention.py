@@ -1,8 +1,11 @@
 """Triton kernels of the fused attention, flash-attention style: the scores never reach memory.
 
 Every kernel runs on a 1-D grid of (tile, batch) pairs, tile fastest (programs of one batch entry
-share its keys and values in L2). q, k, v, o and do are (batch, rows, head dim) with a batch and a row
-stride and unit column stride; the mask is (b1, b2, L, S) with any strides (b = b1 * MB2 + b2).
+share its keys and values in L2). q, k, v, o, do and the grads dq, dk, dv are (batch, rows, head dim)
+with unit column stride, a row stride and two batch strides: batch entry b sits at
+(b // NB2) * s1 + (b % NB2) * s2, so that heads packed in one projection ([B, L, 3, H, E]: batch
+(B, H)) are read and written in place. The mask is (b1, b2, L, S) with any strides (b = b1 * MB2 + b2);
+the logsumexp and delta rows are contiguous (b * L + row).
 Products in `tl.dot` with float32 accumulation (float32 inputs: IEEE, not TF32); softmax in float32.
 The tile loops are `while` loops (the CI interpreter cannot take program-dependent range() bounds),
 which Triton does not software-pipeline.
@@ -29,6 +32,12 @@ def _dot(a, b, IEEE: tl.constexpr):
 
 
 @triton.jit
+def _boff(b, NB2, s1, s2):
+    """Offset of batch entry b of a tensor with batch strides (s1, s2)."""
+    return (b // NB2) * s1 + (b % NB2) * s2
+
+
+@triton.jit
 def _masked(s, r, c, m_ptr, smr, smc, L, S, MASK: tl.constexpr, CAUSAL: tl.constexpr):
     """Scores `s` (float32) at query rows `r` and key columns `c` (broadcasting index tensors) with
     the mask applied: -inf outside [0, S), where the bool mask is False or, causal, where c > r."""
@@ -44,8 +53,8 @@ def _masked(s, r, c, m_ptr, smr, smc, L, S, MASK: tl.constexpr, CAUSAL: tl.const
 
 
 @triton.jit
-def attn_fwd_kernel(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, lse_ptr, sqb, sqr, skb, skr, svb, svr,
-                    smb1, smb2, smr, smc, MB2, L, S, E, EV, T, scale,
+def attn_fwd_kernel(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, lse_ptr, sqb1, sqb2, sqr, skb1, skb2, skr, svb1, svb2, svr,
+                    sob1, sob2, sor, NB2, smb1, smb2, smr, smc, MB2, L, S, E, EV, T, scale,
                     MASK: tl.constexpr, CAUSAL: tl.constexpr, IEEE: tl.constexpr,
                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D: tl.constexpr, DV: tl.constexpr):
     """One tile of BLOCK_M queries: online softmax over key tiles (causal: only up to the diagonal);
@@ -57,7 +66,10 @@ def attn_fwd_kernel(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, lse_ptr, sqb, sqr, skb, s
     rm = rows < L
     d = tl.arange(0, D)
     dv = tl.arange(0, DV)
-    q = tl.load(q_ptr + b * sqb + rows[:, None] * sqr + d[None, :], mask=rm[:, None] & (d < E)[None, :], other=0.0)
+    q_ptr += _boff(b, NB2, sqb1, sqb2)
+    k_ptr += _boff(b, NB2, skb1, skb2)
+    v_ptr += _boff(b, NB2, svb1, svb2)
+    q = tl.load(q_ptr + rows[:, None] * sqr + d[None, :], mask=rm[:, None] & (d < E)[None, :], other=0.0)
     mb = m_ptr + (b // MB2) * smb1 + (b % MB2) * smb2
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.full([BLOCK_M], 0.0, tl.float32)
@@ -69,8 +81,7 @@ def attn_fwd_kernel(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, lse_ptr, sqb, sqr, skb, s
     while start < hi:   # a while loop: the CI interpreter needs Python ints for range()
         cols = start + tl.arange(0, BLOCK_N)
         cm = cols < S
-        k = tl.load(k_ptr + b * skb + cols[:, None] * skr + d[None, :], mask=cm[:, None] & (d < E)[None, :],
-                    other=0.0)
+        k = tl.load(k_ptr + cols[:, None] * skr + d[None, :], mask=cm[:, None] & (d < E)[None, :], other=0.0)
         s = _masked(_dot(q, tl.trans(k), IEEE) * scale, rows[:, None], cols[None, :], mb, smr, smc, L, S, MASK,
                     CAUSAL)
         m_new = tl.maximum(m_i, tl.reduce(s, 1, _MAX))
@@ -78,21 +89,21 @@ def attn_fwd_kernel(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, lse_ptr, sqb, sqr, skb, s
         alpha = tl.exp(m_i - m_use)
         p = tl.exp(s - m_use[:, None])
         l_i = l_i * alpha + tl.reduce(p, 1, _SUM)
-        v = tl.load(v_ptr + b * svb + cols[:, None] * svr + dv[None, :], mask=cm[:, None] & (dv < EV)[None, :],
-                    other=0.0)
+        v = tl.load(v_ptr + cols[:, None] * svr + dv[None, :], mask=cm[:, None] & (dv < EV)[None, :], other=0.0)
         acc = acc * alpha[:, None] + _dot(p.to(v.dtype), v, IEEE)
         m_i = m_new
         start += BLOCK_N
     live = l_i > 0.0
     o = acc * tl.where(live, 1.0 / l_i, 0.0)[:, None]
-    tl.store(o_ptr + (b * L + rows[:, None]) * EV + dv[None, :], o.to(o_ptr.dtype.element_ty),
+    tl.store(o_ptr + _boff(b, NB2, sob1, sob2) + rows[:, None] * sor + dv[None, :], o.to(o_ptr.dtype.element_ty),
              mask=rm[:, None] & (dv < EV)[None, :])
     tl.store(lse_ptr + b * L + rows, tl.where(live, m_i + tl.log(l_i), float("-inf")), mask=rm)
 
 
 @triton.jit
 def attn_bwd_dq_kernel(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, do_ptr, lse_ptr, delta_ptr, dq_ptr,
-                       sqb, sqr, skb, skr, svb, svr, sob, sor, sdb, sdr, smb1, smb2, smr, smc, MB2,
+                       sqb1, sqb2, sqr, skb1, skb2, skr, svb1, svb2, svr, sob1, sob2, sor, sdb1, sdb2, sdr,
+                       sgb1, sgb2, sgr, NB2, smb1, smb2, smr, smc, MB2,
                        L, S, E, EV, T, scale,
                        MASK: tl.constexpr, CAUSAL: tl.constexpr, IEEE: tl.constexpr, NEED_DQ: tl.constexpr,
                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D: tl.constexpr, DV: tl.constexpr):
@@ -106,13 +117,15 @@ def attn_bwd_dq_kernel(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, do_ptr, lse_ptr, delta
     d = tl.arange(0, D)
     dv = tl.arange(0, DV)
     mv = rm[:, None] & (dv < EV)[None, :]
-    do = tl.load(do_ptr + b * sdb + rows[:, None] * sdr + dv[None, :], mask=mv, other=0.0)
-    o = tl.load(o_ptr + b * sob + rows[:, None] * sor + dv[None, :], mask=mv, other=0.0)
+    do = tl.load(do_ptr + _boff(b, NB2, sdb1, sdb2) + rows[:, None] * sdr + dv[None, :], mask=mv, other=0.0)
+    o = tl.load(o_ptr + _boff(b, NB2, sob1, sob2) + rows[:, None] * sor + dv[None, :], mask=mv, other=0.0)
     delta = tl.reduce(do.to(tl.float32) * o.to(tl.float32), 1, _SUM)
     tl.store(delta_ptr + b * L + rows, delta, mask=rm)
     if NEED_DQ:
         md = rm[:, None] & (d < E)[None, :]
-        q = tl.load(q_ptr + b * sqb + rows[:, None] * sqr + d[None, :], mask=md, other=0.0)
+        k_ptr += _boff(b, NB2, skb1, skb2)
+        v_ptr += _boff(b, NB2, svb1, svb2)
+        q = tl.load(q_ptr + _boff(b, NB2, sqb1, sqb2) + rows[:, None] * sqr + d[None, :], mask=md, other=0.0)
         lse = tl.load(lse_ptr + b * L + rows, mask=rm, other=float("inf"))
         lse = tl.where(lse == float("-inf"), float("inf"), lse)     # fully masked rows: p = 0
         mb = m_ptr + (b // MB2) * smb1 + (b % MB2) * smb2
@@ -124,10 +137,8 @@ def attn_bwd_dq_kernel(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, do_ptr, lse_ptr, delta
         while start < hi:
             cols = start + tl.arange(0, BLOCK_N)
             cm = cols < S
-            k = tl.load(k_ptr + b * skb + cols[:, None] * skr + d[None, :], mask=cm[:, None] & (d < E)[None, :],
-                        other=0.0)
-            v = tl.load(v_ptr + b * svb + cols[:, None] * svr + dv[None, :], mask=cm[:, None] & (dv < EV)[None, :],
-                        other=0.0)
+            k = tl.load(k_ptr + cols[:, None] * skr + d[None, :], mask=cm[:, None] & (d < E)[None, :], other=0.0)
+            v = tl.load(v_ptr + cols[:, None] * svr + dv[None, :], mask=cm[:, None] & (dv < EV)[None, :], other=0.0)
             s = _masked(_dot(q, tl.trans(k), IEEE) * scale, rows[:, None], cols[None, :], mb, smr, smc, L, S,
                         MASK, CAUSAL)
             p = tl.exp(s - lse[:, None])
@@ -135,13 +146,14 @@ def attn_bwd_dq_kernel(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, do_ptr, lse_ptr, delta
             ds = p * (dp - delta[:, None])
             dq += _dot(ds.to(k.dtype), k, IEEE)
             start += BLOCK_N
-        tl.store(dq_ptr + (b * L + rows[:, None]) * E + d[None, :], (dq * scale).to(dq_ptr.dtype.element_ty),
-                 mask=md)
+        tl.store(dq_ptr + _boff(b, NB2, sgb1, sgb2) + rows[:, None] * sgr + d[None, :],
+                 (dq * scale).to(dq_ptr.dtype.element_ty), mask=md)
 
 
 @triton.jit
 def attn_bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, m_ptr, do_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr,
-                         sqb, sqr, skb, skr, svb, svr, sdb, sdr, smb1, smb2, smr, smc, MB2,
+                         sqb1, sqb2, sqr, skb1, skb2, skr, svb1, svb2, svr, sdb1, sdb2, sdr,
+                         skgb1, skgb2, skgr, svgb1, svgb2, svgr, NB2, smb1, smb2, smr, smc, MB2,
                          L, S, E, EV, T, scale,
                          MASK: tl.constexpr, CAUSAL: tl.constexpr, IEEE: tl.constexpr, NEED_DK: tl.constexpr,
                          NEED_DV: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
@@ -157,8 +169,10 @@ def attn_bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, m_ptr, do_ptr, lse_ptr, delta_ptr,
     dv = tl.arange(0, DV)
     mk = cm[:, None] & (d < E)[None, :]
     mv = cm[:, None] & (dv < EV)[None, :]
-    k = tl.load(k_ptr + b * skb + cols[:, None] * skr + d[None, :], mask=mk, other=0.0)
-    v = tl.load(v_ptr + b * svb + cols[:, None] * svr + dv[None, :], mask=mv, other=0.0)
+    k = tl.load(k_ptr + _boff(b, NB2, skb1, skb2) + cols[:, None] * skr + d[None, :], mask=mk, other=0.0)
+    v = tl.load(v_ptr + _boff(b, NB2, svb1, svb2) + cols[:, None] * svr + dv[None, :], mask=mv, other=0.0)
+    q_ptr += _boff(b, NB2, sqb1, sqb2)
+    do_ptr += _boff(b, NB2, sdb1, sdb2)
     mb = m_ptr + (b // MB2) * smb1 + (b % MB2) * smb2
     dk = tl.full([BLOCK_N, D], 0.0, tl.float32)
     dvacc = tl.full([BLOCK_N, DV], 0.0, tl.float32)
@@ -166,10 +180,8 @@ def attn_bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, m_ptr, do_ptr, lse_ptr, delta_ptr,
     while start < L:
         rows = start + tl.arange(0, BLOCK_M)
         rm = rows < L
-        q = tl.load(q_ptr + b * sqb + rows[:, None] * sqr + d[None, :], mask=rm[:, None] & (d < E)[None, :],
-                    other=0.0)
-        do = tl.load(do_ptr + b * sdb + rows[:, None] * sdr + dv[None, :], mask=rm[:, None] & (dv < EV)[None, :],
-                     other=0.0)
+        q = tl.load(q_ptr + rows[:, None] * sqr + d[None, :], mask=rm[:, None] & (d < E)[None, :], other=0.0)
+        do = tl.load(do_ptr + rows[:, None] * sdr + dv[None, :], mask=rm[:, None] & (dv < EV)[None, :], other=0.0)
         lse = tl.load(lse_ptr + b * L + rows, mask=rm, other=float("inf"))
         lse = tl.where(lse == float("-inf"), float("inf"), lse)
         sT = _masked(_dot(k, tl.trans(q), IEEE) * scale, rows[None, :], cols[:, None], mb, smr, smc, L, S,
@@ -184,7 +196,8 @@ def attn_bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, m_ptr, do_ptr, lse_ptr, delta_ptr,
             dk += _dot(dsT.to(q.dtype), q, IEEE)
         start += BLOCK_M
     if NEED_DK:
-        tl.store(dk_ptr + (b * S + cols[:, None]) * E + d[None, :], (dk * scale).to(dk_ptr.dtype.element_ty),
-                 mask=mk)
+        tl.store(dk_ptr + _boff(b, NB2, skgb1, skgb2) + cols[:, None] * skgr + d[None, :],
+                 (dk * scale).to(dk_ptr.dtype.element_ty), mask=mk)
     if NEED_DV:
-        tl.store(dv_ptr + (b * S + cols[:, None]) * EV + dv[None, :], dvacc.to(dv_ptr.dtype.element_ty), mask=mv)
+        tl.store(dv_ptr + _boff(b, NB2, svgb1, svgb2) + cols[:, None] * svgr + dv[None, :],
+                 dvacc.to(dv_ptr.dtype.element_ty), mask=mv)
