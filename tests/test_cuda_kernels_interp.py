@@ -272,6 +272,12 @@ def test_parametrised_activations_and_nan_to_num(dtype):
         _same_values(t, ember.nan_to_num(s, **kw))
     with pytest.raises(NotImplementedError, match="leaky_relu"):
         _cuda_kernel("leaky_relu")(ember.tensor([1, 2]))
+    g, _ = make_pair((6, 7), dtype, seed=3)
+    for approx in ("none", "tanh"):
+        _same_values(_cuda_kernel("gelu_backward")(g, x, approximate=approx),
+                     ember.ops.gelu_backward(g, x, approximate=approx), rtol * 4, 1e-5)   # cancellation in the tails
+    with pytest.raises(RuntimeError, match="approximate argument must be either 'none' or 'tanh', got 'fast'"):
+        _cuda_kernel("gelu_backward")(g, x, approximate="fast")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "float64", "int64", "uint8", "bool"])

@@ -379,6 +379,11 @@ def test_binary_and_activation_gradients():
     F, TF = ember.nn.functional, torch.nn.functional
     _grads(lambda x: F.leaky_relu(x, 0.1), lambda x: TF.leaky_relu(x, 0.1), a())
     _grads(lambda x: F.softplus(x, beta=2, threshold=1.5), lambda x: TF.softplus(x, beta=2, threshold=1.5), a())
+    for approx in ("none", "tanh"):     # the fused gelu_backward kernel
+        _grads(lambda x: F.gelu(x, approximate=approx), lambda x: TF.gelu(x, approximate=approx), a())
+    for dtype in ("float16", "bfloat16"):
+        (e, t), (ge, gt) = pair((6, 5), dtype, low=-3, high=3), pair((6, 5), dtype, seed=2)
+        check(ember.ops.gelu_backward(ge, e), torch.ops.aten.gelu_backward(gt, t))
 
 
 def test_new_ops_on_empty_and_zero_dim():

@@ -509,6 +509,9 @@ def test_activations(dt):
             check(ember.gelu, F.gelu, (e,), (t,), rtol, atol, approximate=approx)
             check(ember.nn.functional.gelu if hasattr(ember, "nn") else ember.gelu, F.gelu, (e,), (t,), rtol, atol,
                   approximate=approx)
+            g, tg = make_pair((3, 4), dt, seed=5)
+            check(ember.ops.gelu_backward, torch.ops.aten.gelu_backward, (g, e), (tg, t), rtol, atol,
+                  approximate=approx)
         check(ember.softplus, F.softplus, (e,), (t,), rtol, atol)
         check(ember.softplus, F.softplus, (e,), (t,), rtol, atol, beta=2, threshold=3)
         check(ember.softplus, F.softplus, (e,), (t,), rtol, atol, beta=0.5, threshold=1)

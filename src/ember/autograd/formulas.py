@@ -115,6 +115,10 @@ def inverse_permutation(dims):
 
 
 def gelu_backward(grad, x, approximate):
+    """One fused op; under create_graph (grad mode on) the composite, differentiable again."""
+    from .grad_mode import state
+    if not state.enabled:
+        return OPS["gelu_backward"].fn(grad, x, approximate=approximate)
     if approximate == "tanh":
         k = math.sqrt(2.0 / math.pi)
         inner = k * (x + 0.044715 * x * x * x)

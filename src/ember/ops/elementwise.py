@@ -92,6 +92,10 @@ def _declare():
     for name in ("div", "floor_divide", "remainder", "pow", "fmod", "atan2"):
         defop(f"_r{name}(Tensor self, Scalar other) -> Tensor", meta=elementwise_meta(BINARY.get(name, "float")))
     defop("gelu(Tensor self, *, str approximate='none') -> Tensor", meta=elementwise_meta("same", 1), method=True)
+    # gelu's derivative times grad_output in one kernel (the backward of gelu; differentiable again
+    # through the composite formula, see autograd/formulas.gelu_backward)
+    defop("gelu_backward(Tensor grad_output, Tensor self, *, str approximate='none') -> Tensor",
+          meta=elementwise_meta("same"))
     defop("softplus(Tensor self, Scalar beta=1, Scalar threshold=20) -> Tensor", meta=elementwise_meta("same", 1))
     defop("leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor", meta=elementwise_meta("same", 1))
     defop("clamp(Tensor self, Tensor|Scalar? min=None, Tensor|Scalar? max=None) -> Tensor",

@@ -22,6 +22,7 @@ from ...ops.elementwise import BINARY, UNARY, inplace_check
 from . import special
 from ._common import arr, impl, operand, wrap
 
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _F32 = np.dtype(np.float32)
@@ -539,6 +540,42 @@ def _gelu(self, approximate="none"):
     r += c(1.0)
     r *= x
     r *= c(0.5)
+    return wrap(r, dt)
+
+
+@impl("gelu_backward")
+def _gelu_backward(grad_output, self, approximate="none"):
+    if approximate != "none" and approximate != "tanh":
+        raise RuntimeError(f"gelu_backward: approximate argument must be either 'none' or 'tanh', got {approximate!r}")
+    x, dt = _float_only("gelu_backward", self)
+    g = _in(grad_output, dt)
+    c = x.dtype.type
+    if approximate == "none":  # cdf(x) + x pdf(x)
+        r = _fresh(_erf(_fresh(x * c(_SQRT_HALF))))
+        r += c(1.0)
+        r *= c(0.5)
+        pdf = _fresh(x * x)
+        pdf *= c(-0.5)
+        np.exp(pdf, out=pdf)
+        pdf *= x
+        pdf *= c(_INV_SQRT_2PI)
+        r += pdf
+    else:  # with t = tanh(k (x + 0.044715 x^3)): (1 + t) / 2 + x (1 - t^2) k (1 + 3 * 0.044715 x^2) / 2
+        x2 = _fresh(x * x)
+        t = x2 * c(0.044715)
+        t += c(1.0)
+        t *= x
+        t *= c(_SQRT_2_OVER_PI)
+        np.tanh(t, out=t)
+        d = x2 * c(3 * 0.044715)
+        d += c(1.0)
+        d *= c(_SQRT_2_OVER_PI)
+        d *= x
+        d *= c(1.0) - t * t
+        r = t + c(1.0)
+        r += d
+        r *= c(0.5)
+    r = r * g
     return wrap(r, dt)
 
 

@@ -34,6 +34,7 @@ REFLECTED = ("floor_divide", "remainder", "pow", "fmod", "atan2")   # `_r<name>`
 _REV = 64           # a binary op code plus this is its reflected form
 _DIV_FLOOR, _DIV_TRUNC = 22, 27   # div's rounding modes (floor is floor_divide)
 _LEAKY_RELU, _SOFTPLUS = 46, 47
+_GELU_BACKWARD = 28  # binary codes 28 (erf form) and 29 (tanh form)
 _NAN_TO_NUM, _ISCLOSE, _ISCLOSE_NAN, _ISCLOSE_INT = 5, 6, 7, 8      # ternary kernel codes
 _FLOAT_MAX = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38,
               "float64": 1.7976931348623157e308}
@@ -419,6 +420,16 @@ def _register():
         return launch_ew(13 if approximate == "none" else 14, 1, _empty(self._shape, dt, self.device), self, None,
                          _CK[_compute_dtype(dt).name])
     OPS["gelu"].register("cuda")(gelu)
+
+    def gelu_backward(grad_output, self, approximate="none"):
+        if approximate not in ("none", "tanh"):
+            raise RuntimeError(f"gelu_backward: approximate argument must be either 'none' or 'tanh', got "
+                               f"{approximate!r}")
+        dt = out_dtype("float", grad_output, self)
+        return launch_ew(_GELU_BACKWARD if approximate == "none" else _GELU_BACKWARD + 1, 2,
+                         _empty(broadcast_shapes(grad_output._shape, self._shape), dt, self.device), grad_output,
+                         self, _CK[_compute_dtype(dt).name])
+    OPS["gelu_backward"].register("cuda")(gelu_backward)
 
     def float_only(name, self):
         if self._dtype.category != 2:

@@ -439,6 +439,16 @@ def _binary(x, y, alpha, OP: tl.constexpr, CK: tl.constexpr):
             return x // y
         else:
             return _trunc(_div_rn(x, y, CK))
+    elif OP == 28:     # gelu_backward(grad x, input y), erf form: x * (cdf(y) + y * pdf(y))
+        cdf = 0.5 * (1.0 + tl.erf(y * 0.7071067811865476))
+        return x * (cdf + y * (tl.exp(-0.5 * y * y) * 0.3989422804014327))
+    elif OP == 29:     # gelu_backward, tanh form
+        u = 0.7978845608028654 * (y + 0.044715 * y * y * y)
+        e = tl.exp(-2.0 * tl.abs(u))
+        t = (1.0 - e) / (1.0 + e)
+        t = tl.where(u < 0, -t, t)
+        d = 0.7978845608028654 * (1.0 + 0.134145 * y * y)
+        return x * (0.5 * (1.0 + t) + 0.5 * y * (1.0 - t * t) * d)
     else:
         tl.static_assert(False, "unknown binary op")
 
