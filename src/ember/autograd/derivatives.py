@@ -81,14 +81,12 @@ def sum_to(g, shape):
     lead = len(gs) - len(shape)
     if lead < 0:
         raise RuntimeError(f"gradient of shape {list(gs)} cannot be reduced to the input's shape {list(shape)}")
-    dims = list(range(lead)) + [lead + i for i, n in enumerate(shape) if n == 1 and gs[lead + i] != 1]
-    if dims:
-        g = OPS["sum"].fn(g, dims, True)
-    if lead:
-        g = OPS["reshape"].fn(g, *shape)
-    elif g._shape != shape:
-        g = OPS["reshape"].fn(g, *shape)
-    return g
+    inner = [lead + i for i, n in enumerate(shape) if n == 1 and gs[lead + i] != 1]
+    if not inner and lead:      # only leading dims to sum away (a bias): no reshape after
+        return OPS["sum"].fn(g, list(range(lead)), False)
+    if inner:
+        g = OPS["sum"].fn(g, list(range(lead)) + inner, True)
+    return OPS["reshape"].fn(g, *shape) if g._shape != shape else g
 
 
 def edge_of(t):
