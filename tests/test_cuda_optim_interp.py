@@ -1,5 +1,7 @@
-"""The fused Adam/AdamW kernel through Triton's interpreter on CPU tensors, against ember's
-single-tensor Adam loop on the CPU (which matches torch.optim.Adam; see test_optim.py)."""
+"""The multi-tensor fused Adam/AdamW and clip-norm kernels through Triton's interpreter on CPU
+tensors: against ember's single-tensor Adam loop on the CPU (which matches torch.optim.Adam; see
+test_optim.py) and numpy, bitwise against one parameter per launch, and the number of launches."""
+import math
 import os
 
 import numpy as np
@@ -12,49 +14,182 @@ if ember.cuda.is_available():
 pytest.importorskip("triton")
 os.environ["TRITON_INTERPRET"] = "1"
 
-from ember.backends.cuda.optim import adam_step_  # noqa: E402
+from ember.backends.cuda import optim  # noqa: E402
+from ember.backends.cuda.optim import adam_multi_step_, clip_scale_, increment_steps_, total_norm2  # noqa: E402
+
+# 11 parameters: two launches, the second with 2 of its 8 slots used (the empty one takes no slot)
+SHAPES = [(37, 29), (0,), (1,), (5,), (1030,), (3, 4), (), (7, 7), (1,), (64,), (2, 3, 4)]
+CONFIGS = [dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True),
+           dict(lr=1e-2, weight_decay=0.1),
+           dict(lr=3e-3, betas=(0.8, 0.99), amsgrad=True, maximize=True),
+           dict(lr=1e-3)]
+
+
+@pytest.fixture
+def launches(monkeypatch):
+    """The names of the kernels launched through the backend's `run`, in order."""
+    names = []
+    real_run = optim.run
+
+    def counting_run(fn, *args, **kw):
+        names.append(fn.__name__)
+        return real_run(fn, *args, **kw)
+
+    monkeypatch.setattr(optim, "run", counting_run)
+    return names
+
+
+def _arrays(seed, shapes=SHAPES, steps=3, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    p0 = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(steps)]
+    return p0, grads
 
 
 def _run_loop(p0, grads, **kw):
-    p = ember.nn.Parameter(ember.tensor(p0))
-    opt = ember.optim.Adam([p], **kw)
-    for g in grads:
-        p.grad = ember.tensor(g)
+    """ember.optim.Adam's single-tensor loop on the CPU: the parameters and their states."""
+    ps = [ember.nn.Parameter(ember.tensor(a.copy())) for a in p0]
+    opt = ember.optim.Adam(ps, **kw)
+    for gs in grads:
+        for p, g in zip(ps, gs):
+            p.grad = ember.tensor(g)
         opt.step()
-    return p.detach().numpy(), opt.state[p]
+    return ps, [opt.state[p] for p in ps]
 
 
-@pytest.mark.parametrize("kw", [dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True),
-                                dict(lr=1e-2, weight_decay=0.1),
-                                dict(lr=3e-3, betas=(0.8, 0.99), amsgrad=True, maximize=True),
-                                dict(lr=1e-3)])
-@pytest.mark.parametrize("device_step", [False, True])
-def test_fused_adam_kernel_matches_the_loop(kw, device_step):
-    rng = np.random.default_rng(0)
-    p0 = rng.standard_normal((37, 29)).astype(np.float32)
-    grads = [rng.standard_normal(p0.shape).astype(np.float32) for _ in range(3)]
-    want, st_want = _run_loop(p0, grads, **kw)
+def _run_multi(p0, grads, kw, device_step, lr_tensor=False, one_per_launch=False):
+    """adam_multi_step_ from fresh state, Adam's keyword arguments `kw`: (params, exp_avgs, exp_avg_sqs,
+    max_exp_avg_sqs) after len(grads) steps, with all parameters in one call or one call each."""
+    ps = [ember.tensor(a.copy()) for a in p0]
+    ms, vs = [ember.zeros_like(p) for p in ps], [ember.zeros_like(p) for p in ps]
+    amsgrad = kw.get("amsgrad", False)
+    vmaxs = [ember.zeros_like(p) for p in ps] if amsgrad else None
     b1, b2 = kw.get("betas", (0.9, 0.999))
-    p = ember.tensor(p0.copy())
-    m, v = ember.zeros_like(p), ember.zeros_like(p)
-    vmax = ember.zeros_like(p) if kw.get("amsgrad") else None
-    for k, g in enumerate(grads, 1):
-        step = ember.tensor(float(k)) if device_step else k
-        adam_step_(p, ember.tensor(g), m, v, vmax, step, kw["lr"], b1, b2, 1e-8, kw.get("weight_decay", 0.0),
-                   kw.get("decoupled_weight_decay", False), kw.get("maximize", False))
+    lr = ember.tensor(kw["lr"]) if lr_tensor else kw["lr"]
+    calls = [[i] for i in range(len(ps))] if one_per_launch else [list(range(len(ps)))]
+    for k, gs in enumerate(grads, 1):
+        steps = [ember.tensor(float(k)) for _ in ps] if device_step else [k] * len(ps)
+        gs = [ember.tensor(g) for g in gs]
+        for idx in calls:
+            adam_multi_step_([ps[i] for i in idx], [gs[i] for i in idx], [ms[i] for i in idx], [vs[i] for i in idx],
+                             [vmaxs[i] for i in idx] if amsgrad else None, [steps[i] for i in idx], lr, b1, b2,
+                             1e-8, kw.get("weight_decay", 0.0), kw.get("decoupled_weight_decay", False),
+                             kw.get("maximize", False))
+    return ps, ms, vs, vmaxs
+
+
+@pytest.mark.parametrize("kw", CONFIGS)
+@pytest.mark.parametrize("device_step", [False, True])
+def test_multi_adam_matches_the_loop(kw, device_step, launches):
+    p0, grads = _arrays(0)
+    want, st_want = _run_loop(p0, grads, **kw)
+    ps, ms, vs, vmaxs = _run_multi(p0, grads, kw, device_step)
+    assert launches == ["adam_kernel"] * 6          # 10 non-empty parameters: 2 launches per step
     # in-kernel (device-step) bias corrections are float32, as PyTorch's capturable Adam
     tol = 2e-5 if device_step else 2e-6
-    np.testing.assert_allclose(p.numpy(), want, rtol=tol, atol=tol)
-    np.testing.assert_allclose(m.numpy(), st_want["exp_avg"].numpy(), rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(v.numpy(), st_want["exp_avg_sq"].numpy(), rtol=1e-6, atol=1e-9)
-    assert p._version == 3
+    for i, (p, w, st) in enumerate(zip(ps, want, st_want)):
+        np.testing.assert_allclose(p.numpy(), w.detach().numpy(), rtol=tol, atol=tol)
+        np.testing.assert_allclose(ms[i].numpy(), st["exp_avg"].numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(vs[i].numpy(), st["exp_avg_sq"].numpy(), rtol=1e-6, atol=1e-9)
+        if vmaxs is not None:
+            np.testing.assert_allclose(vmaxs[i].numpy(), st["max_exp_avg_sq"].numpy(), rtol=1e-6, atol=1e-9)
+        assert p._version == (0 if p.numel() == 0 else 3) == ms[i]._version == vs[i]._version
 
 
-def test_fused_adam_rejects_mismatched_state():
-    p = ember.zeros(4, 3)
+@pytest.mark.parametrize("kw,device_step,lr_tensor",
+                         [(dict(lr=3e-3, weight_decay=0.1, amsgrad=True, maximize=True), False, False),
+                          (dict(lr=5e-3, weight_decay=0.1, decoupled_weight_decay=True), True, True)])
+def test_multi_adam_is_bitwise_one_parameter_per_launch(kw, device_step, lr_tensor):
+    p0, grads = _arrays(1, steps=2)
+    multi = _run_multi(p0, grads, kw, device_step, lr_tensor)
+    single = _run_multi(p0, grads, kw, device_step, lr_tensor, one_per_launch=True)
+    for a, b in zip(multi, single):
+        for x, y in zip(a or [], b or []):
+            assert x.numpy().tobytes() == y.numpy().tobytes()
+
+
+def test_multi_adam_reads_a_tensor_lr():
+    p0, grads = _arrays(2, steps=2)
+    kw = dict(lr=5e-3, weight_decay=0.1, decoupled_weight_decay=True)
+    want, _ = _run_loop(p0, grads, **kw)
+    ps = _run_multi(p0, grads, kw, device_step=True, lr_tensor=True)[0]
+    for p, w in zip(ps, want):
+        np.testing.assert_allclose(p.numpy(), w.detach().numpy(), rtol=2e-5, atol=2e-5)
+
+
+def test_multi_adam_batches_per_dtype_signature(launches):
+    # float64 and float32 parameters interleaved: a launch per dtype (3 float64, 9 float32: 1 + 2)
+    shapes = [(4,), (3, 2), (1,)] * 4
+    p0, grads = _arrays(3, shapes=shapes, steps=1)
+    p0 = [a.astype(np.float64) if i % 4 == 0 else a for i, a in enumerate(p0)]
+    grads = [[g.astype(a.dtype) for g, a in zip(gs, p0)] for gs in grads]
+    kw = dict(lr=1e-2, weight_decay=0.1)
+    ps = _run_multi(p0, grads, kw, device_step=False)[0]
+    assert launches == ["adam_kernel"] * 3
+    single = _run_multi(p0, grads, kw, device_step=False, one_per_launch=True)[0]
+    want, _ = _run_loop(p0, grads, **kw)
+    for p, s, w in zip(ps, single, want):
+        assert p.dtype == s.dtype == w.dtype and p.numpy().tobytes() == s.numpy().tobytes()
+        np.testing.assert_allclose(p.numpy(), w.detach().numpy(), rtol=2e-6, atol=2e-6)
+
+
+@pytest.mark.parametrize("capturable", [False, True])
+def test_adam_fused_steps_state_and_launches(capturable, launches):
+    # Adam._fused_steps (what Adam.step runs for CUDA parameters) on CPU tensors: state creation,
+    # the step counts (on the "device" when capturable) and the launches of each step
+    p0, grads = _arrays(4, steps=2)
+    kw = dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True, amsgrad=True)
+    want, st_want = _run_loop(p0, grads, **kw)
+    ps = [ember.nn.Parameter(ember.tensor(a.copy())) for a in p0]
+    opt = ember.optim.Adam(ps, **kw)
+    for gs in grads:
+        for p, g in zip(ps, gs):     # the 2-d gradients non-contiguous (transposed copies)
+            p.grad = ember.tensor(np.ascontiguousarray(g.T)).t() if g.ndim == 2 else ember.tensor(g)
+            assert p.grad.is_contiguous() == (g.ndim != 2)
+        opt._fused_steps(ps, opt.state, 1e-2, 0.9, 0.999, 1e-8, 0.1, True, False, True, capturable)
+    per_step = (["add_one_kernel"] * 2 if capturable else []) + ["adam_kernel"] * 2
+    assert launches == per_step * 2
+    for p, w, st_w in zip(ps, want, st_want):
+        st = opt.state[p]
+        assert st["step"].item() == 2.0 and st["step"].dtype is ember.float32
+        np.testing.assert_allclose(p.detach().numpy(), w.detach().numpy(), rtol=2e-5, atol=2e-5)
+        np.testing.assert_allclose(st["max_exp_avg_sq"].numpy(), st_w["max_exp_avg_sq"].numpy(), rtol=1e-6,
+                                   atol=1e-9)
+
+
+@pytest.mark.parametrize("n", [1, 8, 9, 30])
+def test_one_launch_per_8_tensors(n, launches, monkeypatch):
+    monkeypatch.setattr(optim, "SUMSQ_PROGRAMS", 2)   # the interpreter runs programs one by one,
+    monkeypatch.setattr(optim, "BLOCK", 32)           # and its tl.reduce calls _add per element
+    per = math.ceil(n / 8)
+    ps = [ember.full((2,), float(i)) for i in range(n)]
+    gs = [ember.full((2,), 1.0) for _ in range(n)]
+    adam_multi_step_(ps, gs, [ember.zeros(2) for _ in ps], [ember.zeros(2) for _ in ps], None, [1] * n, 0.1,
+                     0.9, 0.999, 1e-8, 0.0, False, False)
+    np.testing.assert_allclose([p.numpy() for p in ps], [[i - 0.1, i - 0.1] for i in range(n)], rtol=1e-6)
+    steps = [ember.tensor(float(i)) for i in range(n)]
+    increment_steps_(steps)
+    assert [s.item() for s in steps] == [i + 1.0 for i in range(n)]
+    total = total_norm2(gs)
+    np.testing.assert_allclose(total.item(), math.sqrt(2 * n), rtol=1e-6)
+    clip_scale_(gs, total, 1.0)
+    np.testing.assert_allclose([g.numpy() for g in gs], np.full((n, 2), 1 / (math.sqrt(2 * n) + 1e-6)), rtol=1e-6)
+    assert launches == (["adam_kernel"] * per + ["add_one_kernel"] * per + ["sumsq_partial_kernel"] * per
+                        + ["sqrt_sum_kernel"] + ["clip_scale_kernel"] * per)
+
+
+def test_fused_adam_rejects_bad_arguments():
+    p, g, z = ember.zeros(4, 3), ember.zeros(4, 3), ember.zeros(4, 3)
     with pytest.raises(RuntimeError, match="exp_avg must be contiguous with the parameter's shape"):
-        adam_step_(p, ember.zeros(4, 3), ember.zeros(3, 4), ember.zeros(4, 3), None, 1, 1e-3, 0.9, 0.999, 1e-8,
-                   0.0, False, False)
+        adam_multi_step_([ember.zeros(5), p], [ember.zeros(5), g], [ember.zeros(5), ember.zeros(3, 4)],
+                         [ember.zeros(5), z], None, [1, 1], 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False)
+    with pytest.raises(RuntimeError, match="grad must be contiguous"):
+        adam_multi_step_([p], [ember.zeros(3, 4).t()], [z], [z], None, [1], 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False)
+    with pytest.raises(RuntimeError, match="the parameter must be contiguous"):
+        adam_multi_step_([ember.zeros(3, 4).t()], [g], [z], [z], None, [1], 1e-3, 0.9, 0.999, 1e-8, 0.0, False,
+                         False)
+    with pytest.raises(ValueError, match="a tensor lr needs the step count as a tensor"):
+        adam_multi_step_([p], [g], [z], [z], None, [3], ember.tensor(1e-3), 0.9, 0.999, 1e-8, 0.1, True, False)
 
 
 def test_fused_and_capturable_need_cuda_params():
@@ -64,32 +199,28 @@ def test_fused_and_capturable_need_cuda_params():
             ember.optim.AdamW([p], **{flag: True})
 
 
-def test_fused_adam_reads_a_tensor_lr():
-    rng = np.random.default_rng(1)
-    p0 = rng.standard_normal(50).astype(np.float32)
-    grads = [rng.standard_normal(50).astype(np.float32) for _ in range(2)]
-    want, _ = _run_loop(p0, grads, lr=5e-3, weight_decay=0.1, decoupled_weight_decay=True)
-    p, lr = ember.tensor(p0.copy()), ember.tensor(5e-3)
-    m, v = ember.zeros_like(p), ember.zeros_like(p)
-    for k, g in enumerate(grads, 1):
-        adam_step_(p, ember.tensor(g), m, v, None, ember.tensor(float(k)), lr, 0.9, 0.999, 1e-8, 0.1, True, False)
-    np.testing.assert_allclose(p.numpy(), want, rtol=2e-5, atol=2e-5)
-    with pytest.raises(ValueError, match="a tensor lr needs the step count as a tensor"):
-        adam_step_(p, ember.tensor(grads[0]), m, v, None, 3, lr, 0.9, 0.999, 1e-8, 0.1, True, False)
-
-
-def test_fused_total_norm_and_clip_match_the_composite(monkeypatch):
-    from ember.backends.cuda import optim
-    from ember.backends.cuda.optim import clip_scale_, total_norm2
-    monkeypatch.setattr(optim, "SUMSQ_PROGRAMS", 4)   # the interpreter runs programs one by one
+def test_multi_total_norm_and_clip_match_numpy(monkeypatch, launches):
+    monkeypatch.setattr(optim, "SUMSQ_PROGRAMS", 4)   # the interpreter runs programs one by one,
+    monkeypatch.setattr(optim, "BLOCK", 128)          # and its tl.reduce calls _add per element
+    parts = []
+    real_empty = optim._empty
+    monkeypatch.setattr(optim, "_empty", lambda *a: parts.append(real_empty(*a)) or parts[-1])
     rng = np.random.default_rng(5)
-    ts = [ember.tensor(rng.standard_normal(s).astype(np.float32)) for s in ((1500,), (7, 5), (1,))]
-    want = np.sqrt(sum(float((t.numpy().astype(np.float64) ** 2).sum()) for t in ts))
+    ts = [ember.tensor((rng.standard_normal(s) * (i + 1)).astype(np.float32)) for i, s in enumerate(SHAPES)]
+    sq = [float((t.numpy().astype(np.float64) ** 2).sum()) for t in ts]
     total = total_norm2(ts)
     assert total.shape == () and total.dtype is ember.float32
-    np.testing.assert_allclose(total.item(), want, rtol=1e-6)
-    for max_norm in (want / 2, want * 2):
-        g = ember.tensor(ts[1].numpy().copy())
-        clip_scale_(g, total, max_norm)
-        np.testing.assert_allclose(g.numpy(), ts[1].numpy() * min(max_norm / (total.item() + 1e-6), 1.0),
-                                   rtol=1e-6)
+    np.testing.assert_allclose(total.item(), math.sqrt(sum(sq)), rtol=1e-6)
+    # the partial sums' layout: tensor i's 4 partials at [4 i, 4 i + 4), an empty tensor's all 0
+    part = parts[0].numpy().reshape(len(ts), 4)
+    np.testing.assert_allclose(part.sum(1), sq, rtol=1e-6)
+    assert (part[1] == 0).all()
+    assert launches == ["sumsq_partial_kernel"] * 2 + ["sqrt_sum_kernel"]
+    for max_norm in (math.sqrt(sum(sq)) / 2, math.sqrt(sum(sq)) * 2):
+        gs = [ember.tensor(t.numpy().copy()) for t in ts]
+        clip_scale_(gs, total, max_norm)
+        coef = min(max_norm / (total.item() + 1e-6), 1.0)
+        for g, t in zip(gs, ts):
+            np.testing.assert_allclose(g.numpy(), t.numpy() * coef, rtol=1e-6)
+            assert g._version == (0 if g.numel() == 0 else 1)
+    assert launches[3:] == ["clip_scale_kernel"] * 4    # 10 non-empty gradients: 2 launches per call

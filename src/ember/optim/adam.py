@@ -29,11 +29,12 @@ class Adam(Optimizer):
         p = p - lr / (1 - beta1^t) * m / denom
     State per parameter: 'step' (a 0-d float tensor), 'exp_avg', 'exp_avg_sq' (and 'max_exp_avg_sq').
 
-    CUDA parameters take a fused kernel (one launch per parameter) unless `fused=False`; `fused=True`
-    requires every parameter on CUDA. `capturable=True` keeps 'step' on the parameter's device and
-    computes the bias corrections there (in float32, as PyTorch's capturable Adam), so that the step
-    can be captured in a CUDA graph and replayed; with `lr` given as a 0-d CUDA tensor, the kernel
-    reads it on the device too, and LR schedulers update it in place (`fill_`) between replays.
+    CUDA parameters take a fused multi-tensor kernel (one launch per 8 parameters of a group) unless
+    `fused=False`; `fused=True` requires every parameter on CUDA. `capturable=True` keeps 'step' on the
+    parameter's device (incremented there, one launch per 8 steps) and computes the bias corrections
+    there (in float32, as PyTorch's capturable Adam), so that the step can be captured in a CUDA graph
+    and replayed; with `lr` given as a 0-d CUDA tensor, the kernel reads it on the device too, and LR
+    schedulers update it in place (`fill_`) between replays.
     `foreach` is accepted and ignored.
     """
 
@@ -101,15 +102,15 @@ class Adam(Optimizer):
                 decoupled = group["decoupled_weight_decay"]
                 fused = group["fused"] is not False
                 capturable = group["capturable"]
+                fused_params = []
                 for p in group["params"]:
                     g = p.grad
                     if g is None:
                         continue
-                    st = states[p]
                     if fused and p._storage.device.type == "cuda":
-                        self._fused_step(p, g, st, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
-                                         decoupled, capturable)
+                        fused_params.append(p)
                         continue
+                    st = states[p]
                     if capturable:
                         raise RuntimeError(f"{type(self).__name__}: capturable=True needs CUDA parameters with "
                                            f"fused != False, got a parameter on {p.device}")
@@ -145,24 +146,42 @@ class Adam(Optimizer):
                         denom = exp_avg_sq.sqrt()
                     denom.div_(bias_correction2_sqrt).add_(eps)
                     p.addcdiv_(exp_avg, denom, value=-step_size)
+                if fused_params:
+                    self._fused_steps(fused_params, states, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
+                                      decoupled, capturable)
         finally:
             _grad_state.enabled = prev
         return loss
 
     @staticmethod
-    def _fused_step(p, g, st, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled, capturable):
-        from ..backends.cuda.optim import adam_step_
-        if not st:
-            st["step"] = zeros((), dtype=float32, device=p.device if capturable else None)
-            st["exp_avg"] = zeros_like(p)
-            st["exp_avg_sq"] = zeros_like(p)
+    def _fused_steps(params, states, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled, capturable):
+        """One multi-tensor fused step of `params` (all with grads): a launch per 8 parameters of one
+        device and dtypes, plus, when capturable, one per 8 device step counts to increment them."""
+        from ..backends.cuda.optim import adam_multi_step_, increment_steps_
+        grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps = [], [], [], [] if amsgrad else None, []
+        for p in params:
+            st = states[p]
+            if not st:
+                st["step"] = zeros((), dtype=float32, device=p.device if capturable else None)
+                st["exp_avg"] = zeros_like(p)
+                st["exp_avg_sq"] = zeros_like(p)
+                if amsgrad:
+                    st["max_exp_avg_sq"] = zeros_like(p)
+            step_t = st["step"]
+            if capturable and step_t.device != p.device:   # e.g. loaded from a checkpoint
+                step_t = st["step"] = step_t.to(p.device)
+            g = p.grad
+            grads.append(g if g.is_contiguous() else g.contiguous())
+            exp_avgs.append(st["exp_avg"])
+            exp_avg_sqs.append(st["exp_avg_sq"])
             if amsgrad:
-                st["max_exp_avg_sq"] = zeros_like(p)
-        step_t = st["step"]
-        if capturable and step_t.device != p.device:   # e.g. loaded from a checkpoint
-            step_t = st["step"] = step_t.to(p.device)
-        step_t.add_(1)
-        if not g.is_contiguous():
-            g = g.contiguous()
-        adam_step_(p, g, st["exp_avg"], st["exp_avg_sq"], st.get("max_exp_avg_sq") if amsgrad else None,
-                   step_t if capturable else step_t.item(), lr, beta1, beta2, eps, weight_decay, decoupled, maximize)
+                max_exp_avg_sqs.append(st["max_exp_avg_sq"])
+            if capturable:
+                steps.append(step_t)
+            else:
+                step_t.add_(1)
+                steps.append(step_t.item())
+        if capturable:
+            increment_steps_(steps)
+        adam_multi_step_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1, beta2, eps,
+                         weight_decay, decoupled, maximize)

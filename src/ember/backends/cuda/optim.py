@@ -1,8 +1,10 @@
-"""Fused optimizer work on CUDA: Adam/AdamW in one kernel launch per parameter (instead of the
-seven elementwise ops of the single-tensor loop; `ember.optim.Adam`/`AdamW` use it for CUDA
-parameters unless `fused=False`), and gradient-norm clipping in one launch per gradient plus one
-(`clip_grad_norm_` uses it when all gradients are on one CUDA device). Nothing here synchronises
-with the host, so all of it can be captured in a CUDA graph."""
+"""Fused optimizer work on CUDA, multi-tensor: Adam/AdamW in one kernel launch per 8 parameters
+(instead of the seven elementwise ops per parameter of the single-tensor loop; `ember.optim.Adam`/
+`AdamW` use it for CUDA parameters unless `fused=False`), and gradient-norm clipping in one launch
+per 8 gradients plus one for the norm and one per 8 gradients for the scaling (`clip_grad_norm_` uses
+it when all gradients are contiguous float32 on one CUDA device). A launch takes each of its tensors'
+pointers and sizes as kernel arguments (SLOTS of them, see kernels/optim.py): nothing is copied
+from the host and nothing synchronises with it, so all of it can be captured in a CUDA graph."""
 from __future__ import annotations
 
 from ...core.dtype import float32 as _F32
@@ -10,50 +12,92 @@ from .compiler import SIG, LazyKernels, run
 from .elementwise import _empty
 
 BLOCK = 1024
+SLOTS = 8               # tensors per launch (the kernels' argument lists are written out for 8)
 SUMSQ_PROGRAMS = 32     # programs per tensor for the sum of squares (partials: 32 per tensor)
 K = LazyKernels("optim")
 
 
-def adam_step_(p, g, m, v, vmax, step, lr, beta1: float, beta2: float, eps: float, weight_decay: float,
-               decoupled: bool, maximize: bool) -> None:
-    """Updates p, m, v (and vmax for amsgrad) in place. `step`: the step count, already incremented:
-    a Python number (the bias corrections are computed here, in float64) or a 0-d float tensor on
-    p's device (capturable: they are computed in the kernel, in float32, as PyTorch's capturable Adam).
-    `lr`: a number, or a 0-d float tensor on p's device read by the kernel (capturable with a scheduler)."""
-    n = p.numel()
-    for name, t in (("grad", g), ("exp_avg", m), ("exp_avg_sq", v), ("max_exp_avg_sq", vmax)):
-        if t is not None and (t._shape != p._shape or not t.is_contiguous()):
-            raise RuntimeError(f"fused Adam: {name} must be contiguous with the parameter's shape {list(p._shape)}, "
-                               f"got shape {list(t._shape)} and strides {list(t._stride)}")
-    if not p.is_contiguous():
-        raise RuntimeError(f"fused Adam: the parameter must be contiguous, got strides {list(p._stride)}")
-    if n == 0:
-        return
-    device_step = not isinstance(step, (int, float))
+def _ptr(name, t):
+    return (name, t, "*" + SIG[t._dtype.name])
+
+
+def _chunks(items):
+    return [items[k:k + SLOTS] for k in range(0, len(items), SLOTS)]
+
+
+def adam_multi_step_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1: float, beta2: float,
+                     eps: float, weight_decay: float, decoupled: bool, maximize: bool) -> None:
+    """Updates every params[i], exp_avgs[i], exp_avg_sqs[i] (and max_exp_avg_sqs[i] for amsgrad; pass
+    None otherwise) in place, with grads[i]. steps[i]: params[i]'s step count, already incremented:
+    all Python numbers (the bias corrections are computed here, in float64) or all 0-d float tensors on
+    the parameters' device (capturable: they are computed in the kernel, in float32, as PyTorch's
+    capturable Adam). `lr`: a number, or a 0-d float tensor on the parameters' device read by the
+    kernel (capturable with a scheduler). One launch per SLOTS non-empty parameters of one device and
+    dtype signature (parameter, grad, moments and step dtypes), in the given order."""
+    amsgrad = max_exp_avg_sqs is not None
+    device_step = bool(steps) and not isinstance(steps[0], (int, float))
     lr_tensor = not isinstance(lr, (int, float))
-    if device_step or lr_tensor:
-        if not device_step:
-            raise ValueError("fused Adam: a tensor lr needs the step count as a tensor too (capturable=True)")
-        step_size = bc2_sqrt = 1.0
-    else:
-        step_size = lr / (1 - beta1 ** step)
-        bc2_sqrt = (1 - beta2 ** step) ** 0.5
-    vm = vmax if vmax is not None else v
-    st = step if device_step else p
-    lt = lr if lr_tensor else p
-    args = [("p_ptr", p, "*" + SIG[p._dtype.name]), ("g_ptr", g, "*" + SIG[g._dtype.name]),
-            ("m_ptr", m, "*" + SIG[m._dtype.name]), ("v_ptr", v, "*" + SIG[v._dtype.name]),
-            ("vmax_ptr", vm, "*" + SIG[vm._dtype.name]), ("step_ptr", st, "*" + SIG[st._dtype.name]),
-            ("lr_ptr", lt, "*" + SIG[lt._dtype.name]), ("n", n, "i64"), ("lr", 0.0 if lr_tensor else float(lr), "fp32"), ("beta1", float(beta1), "fp32"),
-            ("beta2", float(beta2), "fp32"), ("eps", float(eps), "fp32"), ("weight_decay", float(weight_decay), "fp32"),
-            ("step_size", float(step_size), "fp32"), ("bc2_sqrt", float(bc2_sqrt), "fp32")]
-    consts = {"WD": 0 if weight_decay == 0 else (1 if decoupled else 2), "AMSGRAD": int(vmax is not None), "MAXIMIZE": int(maximize),
-              "DEVICE_STEP": int(device_step), "LR_TENSOR": int(lr_tensor),
-              "BLOCK": BLOCK}
-    run(K.adam_kernel, ((n + BLOCK - 1) // BLOCK,), args, consts, p._storage.device.index or 0)
-    for t in (p, m, v, vmax):
-        if t is not None:
-            t._storage.version += 1
+    if lr_tensor and not device_step:
+        raise ValueError("fused Adam: a tensor lr needs the step count as a tensor too (capturable=True)")
+    groups = {}
+    for i, p in enumerate(params):
+        vmax = max_exp_avg_sqs[i] if amsgrad else None
+        for name, t in (("grad", grads[i]), ("exp_avg", exp_avgs[i]), ("exp_avg_sq", exp_avg_sqs[i]),
+                        ("max_exp_avg_sq", vmax)):
+            if t is not None and (t._shape != p._shape or not t.is_contiguous()):
+                raise RuntimeError(f"fused Adam: {name} must be contiguous with the parameter's shape "
+                                   f"{list(p._shape)}, got shape {list(t._shape)} and strides {list(t._stride)}")
+        if not p.is_contiguous():
+            raise RuntimeError(f"fused Adam: the parameter must be contiguous, got strides {list(p._stride)}")
+        if 0 in p._shape:
+            continue
+        key = (p._storage.device, p._dtype, grads[i]._dtype, exp_avgs[i]._dtype, exp_avg_sqs[i]._dtype,
+               vmax._dtype if amsgrad else None, steps[i]._dtype if device_step else None)
+        groups.setdefault(key, []).append(i)
+    consts = {"WD": 0 if weight_decay == 0 else (1 if decoupled else 2), "AMSGRAD": int(amsgrad),
+              "MAXIMIZE": int(maximize), "DEVICE_STEP": int(device_step), "LR_TENSOR": int(lr_tensor), "BLOCK": BLOCK}
+    for idx in groups.values():
+        for chunk in _chunks(idx):
+            first = params[chunk[0]]
+            args = [_ptr("lr_ptr", lr if lr_tensor else first), ("lr", 0.0 if lr_tensor else float(lr), "fp32"),
+                    ("beta1", float(beta1), "fp32"), ("beta2", float(beta2), "fp32"), ("eps", float(eps), "fp32"),
+                    ("weight_decay", float(weight_decay), "fp32")]
+            blocks = 0
+            for s in range(SLOTS):
+                used = s < len(chunk)
+                i = chunk[s] if used else chunk[0]      # an unused slot: the first slot's tensors, n = 0
+                p = params[i]
+                n = p.numel() if used else 0
+                blocks = max(blocks, (n + BLOCK - 1) // BLOCK)
+                if device_step:
+                    step_size = bc2_sqrt = 1.0
+                else:
+                    step_size = lr / (1 - beta1 ** steps[i])
+                    bc2_sqrt = (1 - beta2 ** steps[i]) ** 0.5
+                args += [_ptr(f"p{s}", p), _ptr(f"g{s}", grads[i]), _ptr(f"m{s}", exp_avgs[i]),
+                         _ptr(f"v{s}", exp_avg_sqs[i]), _ptr(f"vmax{s}", max_exp_avg_sqs[i] if amsgrad else p),
+                         _ptr(f"step{s}", steps[i] if device_step else p), (f"n{s}", n, "i64"),
+                         (f"step_size{s}", float(step_size), "fp32"), (f"bc2_sqrt{s}", float(bc2_sqrt), "fp32")]
+            run(K.adam_kernel, (blocks, len(chunk)), args, consts, first._storage.device.index or 0)
+            for i in chunk:
+                params[i]._storage.version += 1
+                exp_avgs[i]._storage.version += 1
+                exp_avg_sqs[i]._storage.version += 1
+                if amsgrad:
+                    max_exp_avg_sqs[i]._storage.version += 1
+
+
+def increment_steps_(steps) -> None:
+    """steps[i] += 1 for 0-d tensors on one CUDA device: one launch per SLOTS steps of one dtype."""
+    groups = {}
+    for t in steps:
+        groups.setdefault((t._storage.device, t._dtype), []).append(t)
+    for ts in groups.values():
+        for chunk in _chunks(ts):
+            args = [_ptr(f"s{s}", chunk[s] if s < len(chunk) else chunk[0]) for s in range(SLOTS)]
+            run(K.add_one_kernel, (len(chunk),), args, {}, chunk[0]._storage.device.index or 0)
+            for t in chunk:
+                t._storage.version += 1
 
 
 def fused_clip_ok(tensors) -> bool:
@@ -64,15 +108,25 @@ def fused_clip_ok(tensors) -> bool:
                                       for t in tensors)
 
 
+def _slot_args(prefix, chunk):
+    """(tensor, numel) arguments of SLOTS slots; unused slots get the first tensor and n = 0."""
+    args = []
+    for s in range(SLOTS):
+        t = chunk[s] if s < len(chunk) else chunk[0]
+        args += [_ptr(f"{prefix}{s}", t), (f"n{s}", t.numel() if s < len(chunk) else 0, "i64")]
+    return args
+
+
 def total_norm2(tensors):
     """sqrt(sum of x^2 over all `tensors`) as a 0-d float32 tensor on their device, deterministic:
-    one partial-sums launch per tensor and one final launch."""
+    one partial-sums launch per SLOTS tensors (SUMSQ_PROGRAMS partials per tensor, in the tensors'
+    order) and one final launch."""
     dev = tensors[0]._storage.device
     index = dev.index or 0
     part = _empty((len(tensors) * SUMSQ_PROGRAMS,), _F32, dev)
-    for slot, t in enumerate(tensors):
-        run(K.sumsq_partial_kernel, (SUMSQ_PROGRAMS,), [("x_ptr", t, "*" + SIG[t._dtype.name]),
-            ("part_ptr", part, "*fp32"), ("n", t.numel(), "i64"), ("slot", slot, "i64")],
+    for k, chunk in enumerate(_chunks(tensors)):
+        run(K.sumsq_partial_kernel, (SUMSQ_PROGRAMS, len(chunk)),
+            [("part_ptr", part, "*fp32"), ("base", k * SLOTS, "i64")] + _slot_args("x", chunk),
             {"PROGRAMS": SUMSQ_PROGRAMS, "BLOCK": BLOCK}, index)
     out = _empty((), _F32, dev)
     run(K.sqrt_sum_kernel, (1,), [("part_ptr", part, "*fp32"), ("out_ptr", out, "*fp32"),
@@ -80,12 +134,14 @@ def total_norm2(tensors):
     return out
 
 
-def clip_scale_(g, total, max_norm: float) -> None:
-    """g *= min(max_norm / (total + 1e-6), 1) in place (total: a 0-d tensor on g's device)."""
-    n = g.numel()
-    if n:
-        run(K.clip_scale_kernel, ((n + BLOCK - 1) // BLOCK,),
-            [("g_ptr", g, "*" + SIG[g._dtype.name]), ("total_ptr", total, "*" + SIG[total._dtype.name]),
-             ("n", n, "i64"), ("max_norm", float(max_norm), "fp32")], {"BLOCK": BLOCK},
-            g._storage.device.index or 0)
-        g._storage.version += 1
+def clip_scale_(grads, total, max_norm: float) -> None:
+    """g *= min(max_norm / (total + 1e-6), 1) in place for every g in `grads` (tensors of one dtype
+    on one device; total: a 0-d tensor there): one launch per SLOTS non-empty gradients."""
+    grads = [g for g in grads if 0 not in g._shape]
+    for chunk in _chunks(grads):
+        blocks = max((g.numel() + BLOCK - 1) // BLOCK for g in chunk)
+        run(K.clip_scale_kernel, (blocks, len(chunk)),
+            [_ptr("total_ptr", total), ("max_norm", float(max_norm), "fp32")] + _slot_args("g", chunk),
+            {"BLOCK": BLOCK}, chunk[0]._storage.device.index or 0)
+        for g in chunk:
+            g._storage.version += 1

@@ -90,8 +90,7 @@ def clip_grads_with_norm_(parameters, max_norm: float, total_norm: Tensor, forea
         if total_norm._storage.device.type == "cuda" and total_norm._dtype.name == "float32":
             from ...backends.cuda.optim import clip_scale_, fused_clip_ok
             if fused_clip_ok(grads) and grads[0]._storage.device is total_norm._storage.device:
-                for g in grads:
-                    clip_scale_(g, total_norm, max_norm)
+                clip_scale_(grads, total_norm, max_norm)
                 return
         coef = _ops()["clamp"](max_norm / (total_norm + 1e-6), max=1.0)
         per_device = {}
@@ -112,7 +111,7 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
         max_norm: the largest allowed total norm.
         norm_type: the p of the p-norm (float('inf') for the max norm).
         error_if_nonfinite: raise RuntimeError if the total norm is nan or inf.
-        foreach: accepted for compatibility (ember always loops over the gradients).
+        foreach: accepted for compatibility (CUDA float32 gradients always take the multi-tensor kernels).
     Returns:
         the total norm of the gradients before clipping (a 0-d tensor).
     """
