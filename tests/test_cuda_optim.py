@@ -142,7 +142,7 @@ def test_clip_grad_norm_on_cuda_matches_torch(dtype, max_norm):
     for s in shapes:
         g = rng.standard_normal(s).astype(np.float32)
         e = ember.nn.Parameter(ember.zeros(*s, dtype=getattr(ember, dtype), device="cuda"))
-        t = torch.nn.Parameter(torch.zeros(*s, dtype=getattr(torch, dtype), device="cuda"))
+        t = torch.nn.Parameter(torch.zeros(s, dtype=getattr(torch, dtype), device="cuda"))
         e.grad, t.grad = ember.tensor(g).to(e.dtype).cuda(), torch.tensor(g).to(t.dtype).cuda()
         es.append(e)
         ts.append(t)

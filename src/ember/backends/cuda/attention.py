@@ -38,6 +38,8 @@ def _strides2(t, nb: int):
     (b // NB2) * s1 + (b % NB2) * s2, NB2 the last batch dim), or None when its columns are not
     contiguous or its leading batch dims do not collapse to one stride."""
     shape, stride = t._shape, t._stride
+    if 0 in shape:          # nothing to address
+        return 0, 0, 0
     if shape[-1] != 1 and stride[-1] != 1:
         return None
     if not nb:
