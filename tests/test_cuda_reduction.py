@@ -508,3 +508,25 @@ def test_prod_gradient_with_zeros():
     ember.prod(e, 1).sum().backward()
     torch.prod(t, 1).sum().backward()
     check(e.grad, t.grad, (1e-4, 1e-6))
+
+
+def test_repeated_reductions_take_the_memo_and_stay_right():
+    """A reduction repeated on the same geometry skips layout and argument work (`_reduce`'s memo): it
+    must still read each call's own input (another address, another offset) and write a new output."""
+    R = ember.backends.cuda.reduction
+    R._memo.clear()
+    base = ember.randn(3, 40, 70, device="cuda")
+    views = [base[0], base[1], base[2].t().t()]         # one geometry, three addresses
+    for dims, keepdim in (((0,), False), ((1,), True), (None, False), ((0, 1), False)):
+        outs = [v.sum(dims, keepdim) if dims is not None else v.sum() for v in views]
+        for v, o in zip(views, outs):
+            want = torch.tensor(v.cpu().numpy()).sum(dims if dims is not None else (0, 1), keepdim=keepdim)
+            np.testing.assert_allclose(o.cpu().numpy(), want.numpy(), rtol=1e-5, atol=1e-4)
+        assert outs[0].data_ptr() != outs[1].data_ptr() or outs[0].numel() == 0
+    assert len(R._memo) >= 4
+    # a split (short and wide) reduction takes two launches: not memoised, still right
+    w = ember.randn(2, 70000, device="cuda")
+    n = len(R._memo)
+    for _ in range(2):
+        np.testing.assert_allclose(w.sum(1).cpu().numpy(), torch.tensor(w.cpu().numpy()).sum(1).numpy(), rtol=1e-4)
+    assert len(R._memo) == n

@@ -87,6 +87,9 @@ def _make_plan(fn, sig, consts, index, num_warps) -> _Plan:
     return plan
 
 
+_last = [0, None]   # launches so far, and the last CUDA launch's (plan, grid, args): `_reduce` memoises it
+
+
 def _launch(fn, grid, args, consts, dev, num_warps=4):
     """args: (name, value, Triton type) in the kernel's order; tensors for pointer types."""
     index = dev.index or 0
@@ -98,6 +101,8 @@ def _launch(fn, grid, args, consts, dev, num_warps=4):
         for slot, (_, v, ty) in zip(plan.vals, args):
             slot.value = v.data_ptr() if ty[0] == "*" else v
         plan.launch(grid, index)
+        _last[0] += 1
+        _last[1] = (plan, grid, args)
         return
     run(fn, grid, args, dict(consts, INTERP=1) if "INTERP" in consts else consts, index, num_warps)
 
@@ -214,12 +219,43 @@ def _reduce_launch(out, x, op, R, C, rows, cols, chunk, nsplit, divisor, ck, br,
     _launch(fn, ((R + br - 1) // br, nsplit), args, consts, x._storage.device)
 
 
+# A reduction that took one launch on x in place is remembered by what decides its launch (op, x's
+# geometry, dims, dtypes, device): the next such call writes x's and the output's addresses and the
+# same scalars into the plan and launches, skipping the layout, tiling and argument work.
+_memo = {}
+_MEMO_MAX = 4096
+
+
 def _reduce(x, op, dims, keepdim, out_dt, ck):
     """`op` over `dims` (sorted tuple, None = all) into a new tensor of out_dt."""
+    dev = x._storage.device
+    key = (op, x._shape, x._stride, dims, keepdim, out_dt, ck, id(dev))     # devices are interned
+    m = _memo.get(key)
+    if m is not None:
+        shape, plan, grid, scalars, ptrs = m
+        out = _empty(shape, out_dt, dev)
+        v = plan.vals
+        for slot, val in scalars:
+            v[slot].value = val
+        po, px = out.data_ptr(), x.data_ptr()
+        for slot, is_x in ptrs:
+            v[slot].value = px if is_x else po
+        plan.launch(grid, dev.index or 0)
+        return out
     out = _empty(reduced_shape(x._shape, dims, keepdim), out_dt, x.device)
     if out.numel() == 0:
         return out
-    return _run(out, _layout(x, dims), op, ck)
+    lay = _layout(x, dims)
+    n0 = _last[0]
+    _run(out, lay, op, ck)
+    if dev.type == "cuda" and _last[0] == n0 + 1 and lay[0] is x:
+        plan, grid, args = _last[1]
+        if all(a[1] is x or a[1] is out for a in args if a[2][0] == "*"):
+            if len(_memo) >= _MEMO_MAX:
+                _memo.clear()
+            _memo[key] = (out._shape, plan, grid, [(i, a[1]) for i, a in enumerate(args) if a[2][0] != "*"],
+                          [(i, a[1] is x) for i, a in enumerate(args) if a[2][0] == "*"])
+    return out
 
 
 def _float_ck(dt) -> int:
