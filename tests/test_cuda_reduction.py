@@ -530,3 +530,11 @@ def test_repeated_reductions_take_the_memo_and_stay_right():
     for _ in range(2):
         np.testing.assert_allclose(w.sum(1).cpu().numpy(), torch.tensor(w.cpu().numpy()).sum(1).numpy(), rtol=1e-4)
     assert len(R._memo) == n
+
+
+def test_reduction_memo_keys_on_the_input_dtype():
+    # same geometry, different input dtypes: each must get its own plan (a float16 plan read float64 data)
+    for dt in ("float16", "float64", "float32", "int32"):
+        e, t = pair((7, 33, 19), dt, low=-2, high=2)
+        check(e.sum(1), t.sum(1))
+        check(ember.prod(e, 1, dtype=ember.float64), torch.prod(t, 1, dtype=torch.float64), (1e-6, 1e-30))

@@ -220,7 +220,7 @@ def _reduce_launch(out, x, op, R, C, rows, cols, chunk, nsplit, divisor, ck, br,
 
 
 # A reduction that took one launch on x in place is remembered by what decides its launch (op, x's
-# geometry, dims, dtypes, device): the next such call writes x's and the output's addresses and the
+# dtype and geometry, dims, output and accumulation dtypes, device): the next such call writes x's and the output's addresses and the
 # same scalars into the plan and launches, skipping the layout, tiling and argument work.
 _memo = {}
 _MEMO_MAX = 4096
@@ -229,7 +229,7 @@ _MEMO_MAX = 4096
 def _reduce(x, op, dims, keepdim, out_dt, ck):
     """`op` over `dims` (sorted tuple, None = all) into a new tensor of out_dt."""
     dev = x._storage.device
-    key = (op, x._shape, x._stride, dims, keepdim, out_dt, ck, id(dev))     # devices are interned
+    key = (op, x._dtype, x._shape, x._stride, dims, keepdim, out_dt, ck, id(dev))     # devices are interned
     m = _memo.get(key)
     if m is not None:
         shape, plan, grid, scalars, ptrs = m
