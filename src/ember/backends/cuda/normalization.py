@@ -75,9 +75,8 @@ def native_layer_norm_backward(grad_out, input, normalized_shape, mean, rstd, we
     per = (rows + progs - 1) // progs
     per = (per + block_r - 1) // block_r * block_r
     progs = max(1, (rows + per - 1) // per) if rows else 1
-    # the partial sums of dw and db side by side: one reduction launch gives both
-    part = _empty((2, progs, n), D.float32, input.device) if need_wb else None
-    dwp, dbp = (part[0], part[1]) if need_wb else (None, None)
+    dwp = _empty((progs, n), D.float32, input.device) if need_wb else None
+    dbp = _empty((progs, n), D.float32, input.device) if need_wb else None
     if rows and n and (need_input or need_wb):
         args = [_ptr("dy_ptr", dy), _ptr("x_ptr", x), _ptr("w_ptr", weight if weight is not None else x),
                 _ptr("mean_ptr", mean), _ptr("rstd_ptr", rstd), _ptr("dx_ptr", dx if dx is not None else x),
@@ -87,14 +86,13 @@ def native_layer_norm_backward(grad_out, input, normalized_shape, mean, rstd, we
             {"HAS_W": int(weight is not None), "NEED_DX": int(bool(need_input)), "NEED_DWB": int(need_wb),
              "BLOCK_R": block_r, "BLOCK_N": block_n}, input.device.index or 0, warps)
     elif need_wb:       # no rows: the sums are zeros
-        OPS["zero_"].fn(part)
+        OPS["zero_"].fn(dwp)
+        OPS["zero_"].fn(dbp)
     gw = gb = None
-    if need_wb:
-        sums = OPS["sum"].fn(part, 1)
-        if need_weight and weight is not None:
-            gw = sums[0].reshape(ns).to(weight._dtype)
-        if need_bias and bias is not None:
-            gb = sums[1].reshape(ns).to(bias._dtype)
+    if need_weight and weight is not None:
+        gw = OPS["sum"].fn(dwp, 0).reshape(ns).to(weight._dtype)
+    if need_bias and bias is not None:
+        gb = OPS["sum"].fn(dbp, 0).reshape(ns).to(bias._dtype)
     return dx, gw, gb
 
 
