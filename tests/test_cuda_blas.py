@@ -434,3 +434,32 @@ def test_einsum_gradients(path, eq, shapes):
 def test_tensordot_gradients(path):
     grads_match(lambda a, b: ember.tensordot(a, b, ([0, 2], [1, 0])),
                 lambda a, b: torch.tensordot(a, b, ([0, 2], [1, 0])), [(3, 4, 5), (5, 3, 2)])
+
+
+def _torch_linear_backward(x, g, w):
+    """What aten.linear_backward computes (torch has it only for MKLDNN tensors)."""
+    g2, x2 = g.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1])
+    return g @ w, g2.T @ x2, g2.sum(0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float64"])
+def test_linear_backward_op_vs_torch(dtype):
+    """The one-call linear backward (two GEMMs and a column sum on views) against torch's matrix products,
+    for contiguous, transposed and empty inputs and each subset of grads."""
+    tol = {"float32": 1e-4, "bfloat16": 5e-2, "float64": 1e-10}[dtype]
+    cases = [((2, 5, 9), "contiguous"), ((7, 9), "transposed"), ((0, 9), "contiguous"), ((3, 1, 9), "contiguous")]
+    for shape, layout in cases:
+        x, tx = pair(shape, dtype, layout=layout)
+        w, tw = pair((12, 9), dtype, seed=1)
+        g, tg = pair(shape[:-1] + (12,), dtype, seed=2)
+        for mask in ((True, True, True), (True, False, False), (False, True, True), (False, False, True)):
+            got = ember.ops.linear_backward(x, g, w, *mask)
+            want = _torch_linear_backward(tx, tg, tw)
+            for e, t, m in zip(got, want, mask):
+                assert (e is None) == (not m)
+                if m:
+                    assert tuple(e.shape) == tuple(t.shape) and e.is_contiguous()
+                    np.testing.assert_allclose(e.cpu().double().numpy(), t.cpu().double().numpy(), rtol=tol,
+                                               atol=tol * 10)
+    with pytest.raises(RuntimeError, match=r"linear_backward: expected input \(\*, in\)"):
+        ember.ops.linear_backward(x, g, ember.zeros(5, 4, device="cuda", dtype=x.dtype), True, True, True)

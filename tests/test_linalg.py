@@ -1,6 +1,7 @@
 """Linear algebra (matmul family, addmm family, einsum, tensordot, linear) against PyTorch."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -401,3 +402,40 @@ def test_tensordot_errors():
         ember.tensordot(a, b, ([1], [3]))
     with pytest.raises(RuntimeError, match="appears multiple times"):
         ember.tensordot(a, b, ([1, 1], [0, 0]))
+
+
+def _torch_linear_backward(x, g, w):
+    """What aten.linear_backward computes (torch has it only for MKLDNN tensors)."""
+    g2, x2 = g.reshape(-1, w.shape[0]), x.reshape(-1, w.shape[1])
+    return g @ w, g2.T @ x2, g2.sum(0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_linear_backward_op_matches_torch(dtype):
+    rng = np.random.default_rng(3)
+    for shape in ((2, 5, 9), (7, 9), (0, 9), (9,)):
+        x, w, g = (rng.standard_normal(s).astype(dtype) for s in (shape, (12, 9), shape[:-1] + (12,)))
+        for mask in ((True, True, True), (False, True, False), (True, False, True)):
+            got = ember.ops.linear_backward(ember.tensor(x), ember.tensor(g), ember.tensor(w), *mask)
+            want = _torch_linear_backward(torch.tensor(x), torch.tensor(g), torch.tensor(w))
+            for e, t, m in zip(got, want, mask):
+                assert (e is None) == (not m)
+                if m:
+                    np.testing.assert_allclose(e.numpy(), t.numpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(RuntimeError, match="linear_backward: expected input"):
+        ember.ops.linear_backward(ember.zeros(3, 4), ember.zeros(3, 5), ember.zeros(5, 3), True, True, True)
+
+
+def test_linear_bias_of_other_shapes_and_double_backward_still_match_torch():
+    rng = np.random.default_rng(4)
+    x, w, b = rng.standard_normal((2, 5, 9)), rng.standard_normal((12, 9)), rng.standard_normal((5, 12))
+    ex, ew, eb = (ember.tensor(a, requires_grad=True) for a in (x, w, b))
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ge = ember.autograd.grad((ember.nn.functional.linear(ex, ew, eb) ** 2).sum(), [ex, ew, eb], create_graph=True)
+    gt = torch.autograd.grad((torch.nn.functional.linear(tx, tw, tb) ** 2).sum(), [tx, tw, tb], create_graph=True)
+    for e, t in zip(ge, gt):
+        np.testing.assert_allclose(e.detach().numpy(), t.detach().numpy(), rtol=1e-10, atol=1e-10)
+    sum(g.sum() for g in ge).backward()
+    sum(g.sum() for g in gt).backward()
+    for e, t in ((ex, tx), (ew, tw), (eb, tb)):
+        np.testing.assert_allclose(e.grad.numpy(), t.grad.numpy(), rtol=1e-10, atol=1e-10)

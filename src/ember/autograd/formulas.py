@@ -11,7 +11,7 @@ __all__ = ["zeros_for", "reduce_backward", "select_backward", "slice_backward", 
            "diagonal_backward", "unfold_backward", "as_strided_backward", "inverse_permutation",
            "gelu_backward", "clamp_backward", "clamp_bound_backward", "maxmin_backward", "pow_self_backward",
            "pow_exponent_backward", "softmax_backward", "log_softmax_backward", "layer_norm_backward",
-           "attention_backward", "packed_attention_backward", "LN2", "LN10", "TWO_OVER_SQRT_PI"]
+           "attention_backward", "packed_attention_backward", "linear_backward", "LN2", "LN10", "TWO_OVER_SQRT_PI"]
 
 LN2 = math.log(2.0)
 LN10 = math.log(10.0)
@@ -362,6 +362,20 @@ def matmul_backward(grad, a, b, wrt_a):
         return _f("squeeze")(r, -2) if a.ndim == 1 else r
     r = _f("matmul")(a1.mT, g)
     return _f("squeeze")(r, -1) if b.ndim == 1 else r
+
+
+def linear_backward(grad, input, weight, bias_shape, mask):
+    """Grads of linear for (input, weight, bias): the one linear_backward op for a 2-D weight outside
+    create_graph (its bias grad only for a bias of shape (out,): other shapes get grad, which the
+    engine sums to theirs); else matmul and linear_weight_backward, differentiable again."""
+    from .grad_mode import state
+    out_bias = mask[2] and bias_shape == tuple(weight.shape[:1])
+    if not state.enabled and weight.ndim == 2 and input.ndim >= 1 and input.dtype == grad.dtype == weight.dtype:
+        gi, gw, gb = OPS["linear_backward"].fn(input, grad, weight, mask[0], mask[1], out_bias)
+        return gi, gw, (gb if out_bias else grad if mask[2] else None)
+    return (_f("matmul")(grad, weight) if mask[0] else None,
+            linear_weight_backward(grad, input) if mask[1] else None,
+            grad if mask[2] else None)
 
 
 def linear_weight_backward(grad, x):

@@ -35,6 +35,10 @@ def _declare():
     defop("einsum(str equation, Tensor[] tensors) -> Tensor")
     defop("tensordot(Tensor a, Tensor b, Any dims=2) -> Tensor")
     defop("linear(Tensor input, Tensor weight, Tensor? bias=None) -> Tensor")
+    # linear's three grads in one op call (as aten::linear_backward): grad_output and input as
+    # (rows, features) matrices, the bias grad as the column sums of grad_output; the need_* flags say which
+    defop("linear_backward(Tensor self, Tensor grad_output, Tensor weight, bool need_input, bool need_weight, "
+          "bool need_bias) -> (Tensor, Tensor, Tensor)")
 
 
 _declare()
@@ -124,7 +128,23 @@ def _derivatives():
       batch2="matmul(batch1.mT, grad) * alpha")
     d("einsum", tensors="einsum_backward(grad, equation, tensors)")
     d("tensordot", a="tensordot_backward(grad, a, b, dims)[0]", b="tensordot_backward(grad, a, b, dims)[1]")
-    d("linear", input="matmul(grad, weight)", weight="linear_weight_backward(grad, input)", bias="grad")
+    d("linear", **{"input, weight, bias": "linear_backward(grad, input, weight, bias_shape, grad_input_mask)"})
 
 
 _derivatives()
+
+
+def check_linear_backward(self, grad_output, weight) -> tuple:
+    """(rows, in_features, out_features) of linear_backward's matrices, after checking the shapes."""
+    if self.ndim < 1 or weight.ndim != 2 or grad_output._shape != self._shape[:-1] + weight._shape[:1] or \
+            self._shape[-1] != weight._shape[1]:
+        raise RuntimeError(f"linear_backward: expected input (*, in), grad_output (*, out) and weight (out, in), got "
+                           f"shapes {list(self.shape)}, {list(grad_output.shape)} and {list(weight.shape)}")
+    dt = self._dtype
+    if grad_output._dtype is not dt or weight._dtype is not dt or dt.category != 2:
+        raise RuntimeError(f"linear_backward: expected floating tensors of one dtype, got {self._dtype}, "
+                           f"{grad_output._dtype} and {weight._dtype}")
+    rows = 1
+    for n in self._shape[:-1]:
+        rows *= n
+    return rows, weight._shape[1], weight._shape[0]

@@ -534,3 +534,15 @@ def _tensordot(a, b, dims=2):
                 raise RuntimeError(f"tensordot: contracted dimensions need to match, but first has size {sa} in "
                                    f"dim {i} and second has size {sb} in dim {j}")
     return wrap(np.tensordot(x, y, axes=(da, db)), a._dtype)
+
+
+@impl("linear_backward")
+def _linear_backward(self, grad_output, weight, need_input, need_weight, need_bias):
+    from ...ops.linalg import check_linear_backward
+    rows, k, n = check_linear_backward(self, grad_output, weight)
+    dt = self._dtype
+    g = _np_of(grad_output).reshape(rows, n)
+    gi = wrap(np.matmul(g, _np_of(weight)).reshape(self._shape), dt) if need_input else None
+    gw = wrap(np.matmul(g.T, _np_of(self).reshape(rows, k)), dt) if need_weight else None
+    gb = wrap(np.add.reduce(g, axis=0), dt) if need_bias else None
+    return gi, gw, gb

@@ -43,8 +43,10 @@ from ...core.shape import broadcast_shapes
 from ...dispatch import OPS
 from ..cpu.linalg import (_CPP, _LETTER_ORDER, _ST, _check_bmm, _check_m1_m2, _check_mm, _check_mv, _check_same,
                           _dim_list, _dot_errors, _matmul_errors, _no_bool, _prod, einsum_specs)
+from ...ops.linalg import check_linear_backward
 from .driver import ensure_context
 from .elementwise import _empty
+from .reduction import _ck as _reduction_ck, _reduce
 from .stream import current_stream
 
 __all__ = ["mm", "bmm", "matmul_cuda", "linear_cuda", "einsum_cuda", "tensordot_cuda", "plan_gemm", "Gemm",
@@ -788,8 +790,36 @@ def tensordot_cuda(a, b, dims=2):
     return r if r.is_contiguous() else OPS["clone"].fn(r)
 
 
+def _matrix(t, cols):
+    """t as a (rows, cols) matrix view (no autograd; a contiguous copy first where t isn't)."""
+    if not t.is_contiguous():
+        t = OPS["contiguous"].fn(t)
+    return t._as_view((t.numel() // cols if cols else 0, cols), (cols, 1), t._offset)
+
+
+def linear_backward(self, grad_output, weight, need_input, need_weight, need_bias):
+    """grad_input = g @ W, grad_weight = g^T @ x, grad_bias = column sums of g, with g and x the
+    (rows, features) views of grad_output and input: two GEMMs and one reduction, no dispatch between."""
+    rows, k, n = check_linear_backward(self, grad_output, weight)
+    dt = self._dtype
+    _float_only("linear_backward", dt)
+    dev = self._storage.device
+    g = _matrix(grad_output, n)
+    gi = gw = gb = None
+    if need_input:
+        gi = _empty(self._shape, dt, dev)
+        _addprod(gi._as_view((rows, k), (k, 1), 0), None, g, weight)
+    if need_weight:
+        gw = _empty((n, k), dt, dev)
+        _addprod(gw, None, g._as_view((n, rows), (1, n), g._offset), _matrix(self, k))
+    if need_bias:
+        gb = _reduce(g, "sum", (0,), False, dt, _reduction_ck(dt))
+    return gi, gw, gb
+
+
 def _register():
     for name, fn in (("mm", mm), ("bmm", bmm), ("matmul", matmul_cuda), ("linear", linear_cuda),
+                     ("linear_backward", linear_backward),
                      ("addmm", addmm), ("addmm_", addmm_), ("addbmm", addbmm), ("addbmm_", addbmm_),
                      ("baddbmm", baddbmm), ("baddbmm_", baddbmm_), ("addmv", addmv), ("addmv_", addmv_),
                      ("mv", mv), ("dot", dot), ("vdot", vdot), ("outer", outer), ("einsum", einsum_cuda),
