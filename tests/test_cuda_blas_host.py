@@ -710,3 +710,17 @@ def test_env_var_switches_cublaslt_off():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**__import__("os").environ, "EMBER_CUBLASLT": "0"}, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_linear_backward_matrix_views():
+    """`_matrix` (the (rows, features) view linear_backward hands to the GEMMs) on host tensors: a view
+    of a contiguous input, a view of a contiguous copy of a transposed one, an empty one."""
+    x = ember.arange(24.0).reshape(2, 3, 4)
+    m = blas._matrix(x, 4)
+    assert m.shape == (6, 4) and m._stride == (4, 1) and m._storage is x._storage
+    np.testing.assert_array_equal(m.numpy(), x.numpy().reshape(6, 4))
+    t = ember.arange(12.0).reshape(4, 3).t()          # (3, 4), not contiguous
+    mt = blas._matrix(t, 4)
+    assert mt.shape == (3, 4) and mt._storage is not t._storage
+    np.testing.assert_array_equal(mt.numpy(), t.numpy())
+    assert blas._matrix(ember.zeros(0, 4), 4).shape == (0, 4)

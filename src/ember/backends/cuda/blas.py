@@ -793,7 +793,7 @@ def tensordot_cuda(a, b, dims=2):
 def _matrix(t, cols):
     """t as a (rows, cols) matrix view (no autograd; a contiguous copy first where t isn't)."""
     if not t.is_contiguous():
-        t = OPS["contiguous"].fn(t)
+        t = t.contiguous()
     return t._as_view((t.numel() // cols if cols else 0, cols), (cols, 1), t._offset)
 
 
