@@ -370,7 +370,7 @@ def linear_backward(grad, input, weight, bias_shape, mask):
     engine sums to theirs); else matmul and linear_weight_backward, differentiable again."""
     from .grad_mode import state
     out_bias = mask[2] and bias_shape == tuple(weight.shape[:1])
-    if not state.enabled and weight.ndim == 2 and input.ndim >= 1 and input.dtype == grad.dtype == weight.dtype:
+    if not state.enabled and weight.ndim == 2 and input.dtype == grad.dtype == weight.dtype:
         gi, gw, gb = OPS["linear_backward"].fn(input, grad, weight, mask[0], mask[1], out_bias)
         return gi, gw, (gb if out_bias else grad if mask[2] else None)
     return (_f("matmul")(grad, weight) if mask[0] else None,

@@ -676,21 +676,26 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
     head_dim = embed_dim // num_heads
     if head_dim * num_heads != embed_dim:
         raise AssertionError(f"embed_dim {embed_dim} not divisible by num_heads {num_heads}")
+    if attn_mask is not None:
+        if attn_mask.ndim == 2:
+            if attn_mask._shape != (tgt_len, src_len):
+                raise RuntimeError(f"The shape of the 2D attn_mask is {attn_mask.shape}, but should be "
+                                   f"{(tgt_len, src_len)}.")
+            attn_mask = attn_mask.unsqueeze(0)
+        elif attn_mask.ndim == 3:
+            if attn_mask._shape != (bsz * num_heads, tgt_len, src_len):
+                raise RuntimeError(f"The shape of the 3D attn_mask is {attn_mask.shape}, but should be "
+                                   f"{(bsz * num_heads, tgt_len, src_len)}.")
+        else:
+            raise RuntimeError(f"attn_mask's dimension {attn_mask.ndim} is not supported")
     if query is key and key is value and not use_separate_proj_weight and bias_k is None and bias_v is None \
             and not add_zero_attn and static_k is None and static_v is None and not need_weights \
             and key_padding_mask is None and (dropout_p <= 0.0 or not training) \
             and _packed_fusable(query, head_dim, attn_mask):
         # self-attention on one packed projection: the fused op reads the heads in place and writes
         # the output with the heads side by side, ready for out_proj (no reshape copies, one node)
-        if attn_mask is not None:
-            if attn_mask.ndim == 3:
-                if attn_mask._shape != (bsz * num_heads, tgt_len, tgt_len):
-                    raise RuntimeError(f"The shape of the 3D attn_mask is {attn_mask.shape}, but should be "
-                                       f"{(bsz * num_heads, tgt_len, tgt_len)}.")
-                attn_mask = attn_mask.reshape(bsz, num_heads, tgt_len, tgt_len)
-            elif attn_mask._shape != (tgt_len, tgt_len):
-                raise RuntimeError(f"The shape of the 2D attn_mask is {attn_mask.shape}, but should be "
-                                   f"{(tgt_len, tgt_len)}.")
+        if attn_mask is not None and attn_mask._shape[0] != 1:    # (N * H, L, L) -> (N, H, L, L); (1, L, L)
+            attn_mask = attn_mask.reshape(bsz, num_heads, tgt_len, tgt_len)   # broadcasts as it is
         proj = _linear(query.transpose(0, 1), in_proj_weight, in_proj_bias)     # (N, L, 3E)
         out = OPS["_packed_self_attention"].fn(proj, num_heads, attn_mask, is_causal,
                                                1.0 / math.sqrt(head_dim))[0]
@@ -704,18 +709,6 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
             b_q, b_k, b_v = in_proj_bias.chunk(3)
         q, k, v = _linear(query, q_proj_weight, b_q), _linear(key, k_proj_weight, b_k), \
             _linear(value, v_proj_weight, b_v)
-    if attn_mask is not None:
-        if attn_mask.ndim == 2:
-            if attn_mask._shape != (tgt_len, src_len):
-                raise RuntimeError(f"The shape of the 2D attn_mask is {attn_mask.shape}, but should be "
-                                   f"{(tgt_len, src_len)}.")
-            attn_mask = attn_mask.unsqueeze(0)
-        elif attn_mask.ndim == 3:
-            if attn_mask._shape != (bsz * num_heads, tgt_len, src_len):
-                raise RuntimeError(f"The shape of the 3D attn_mask is {attn_mask.shape}, but should be "
-                                   f"{(bsz * num_heads, tgt_len, src_len)}.")
-        else:
-            raise RuntimeError(f"attn_mask's dimension {attn_mask.ndim} is not supported")
     if bias_k is not None and bias_v is not None:
         k = _cat([k, bias_k.repeat(1, bsz, 1)])
         v = _cat([v, bias_v.repeat(1, bsz, 1)])
