@@ -1,0 +1,103 @@
+"""Checks shared by the four suites: the meta's (shape, dtype) against a result, and one result
+against another (ember against torch, or the CUDA kernel against the CPU kernel)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from helpers import E2T, assert_same, to_torch
+
+import ember
+
+__all__ = ["KNOWN", "is_known", "check_meta", "compare", "describe"]
+
+KNOWN = "KNOWN:"
+
+
+def is_known(sample) -> bool:
+    """A sample marked as a known divergence (`desc="KNOWN: <what>"`): the CPU suite expects it to fail."""
+    return sample.desc.startswith(KNOWN)
+
+
+def describe(i, sample) -> str:
+    return f"sample {i}" + (f" ({sample.desc})" if sample.desc else "")
+
+
+def _pair(x):
+    if isinstance(x, ember.Tensor):
+        return tuple(x.shape), x.dtype
+    return tuple(x.shape), x.dtype   # torch: dtype compared through E2T
+
+
+def check_meta(meta_out, result, path="result"):
+    """The meta's `(shape, dtype)` (or tuple/list of them) describes `result` (ember or torch tensors);
+    a `None` size in the meta's shape matches any size."""
+    if isinstance(result, (ember.Tensor, torch.Tensor)):
+        assert isinstance(meta_out, tuple) and len(meta_out) == 2 and isinstance(meta_out[1], ember.dtype), \
+            f"{path}: the meta returned {meta_out!r}, expected a (shape, dtype) pair for a Tensor result"
+        shape, dtype = meta_out
+        got_shape = tuple(result.shape)
+        assert len(shape) == len(got_shape) and all(m is None or m == g for m, g in zip(shape, got_shape)), \
+            f"{path}: the meta's shape {tuple(shape)} != the result's {got_shape}"
+        got_dtype = result.dtype
+        want = dtype if isinstance(result, ember.Tensor) else E2T[dtype]
+        assert got_dtype == want, f"{path}: the meta's dtype {dtype} != the result's {got_dtype}"
+        return
+    if isinstance(result, (tuple, list)):
+        assert isinstance(meta_out, (tuple, list)) and len(meta_out) == len(result), \
+            f"{path}: the meta returned {meta_out!r} for {len(result)} results"
+        for k, (m, r) in enumerate(zip(meta_out, result)):
+            check_meta(m, r, f"{path}[{k}]")
+        return
+    raise AssertionError(f"{path}: a meta describes tensor results, but the op returned {type(result).__name__}")
+
+
+def _tol(info, dtype):
+    name = dtype.name if isinstance(dtype, ember.dtype) else str(dtype).replace("torch.", "")
+    return info.tol.get(name, (None, None))
+
+
+def _same_layoutless(e, t, path):
+    """Shape and dtype only (random or uninitialised values)."""
+    if isinstance(t, (tuple, list)):
+        assert isinstance(e, (tuple, list)) and len(e) == len(t), f"{path}: {type(e).__name__} vs {type(t).__name__}"
+        for k, (x, y) in enumerate(zip(e, t)):
+            _same_layoutless(x, y, f"{path}[{k}]")
+        return
+    assert tuple(e.shape) == tuple(t.shape), f"{path}: shape {tuple(e.shape)} != {tuple(t.shape)}"
+    assert E2T[e.dtype] == t.dtype, f"{path}: dtype {e.dtype} != {t.dtype}"
+
+
+def _same(info, e, t, path):
+    if isinstance(t, (tuple, list)):
+        assert isinstance(e, (tuple, list)) and len(e) == len(t), f"{path}: {type(e).__name__} vs {type(t).__name__}"
+        for k, (x, y) in enumerate(zip(e, t)):
+            _same(info, x, y, f"{path}[{k}]")
+        return
+    rtol, atol = _tol(info, t.dtype) if isinstance(t, torch.Tensor) else (None, None)
+    try:
+        assert_same(e, t, rtol, atol)
+    except AssertionError as err:
+        raise AssertionError(f"{path}: {err}") from None
+
+
+def compare(info, e, t, path="result"):
+    """ember result `e` (on the CPU) against the reference `t`: a torch result, or an ember one (the
+    interpreter suite compares the CUDA kernel with the CPU kernel). `info.compare` overrides, and
+    `info.values=False` compares shapes and dtypes only."""
+    t = _as_torch(t)
+    if info.compare is not None:
+        info.compare(e, t)
+    elif not info.values:
+        _same_layoutless(e, t, path)
+    else:
+        _same(info, e, t, path)
+
+
+def _as_torch(x):
+    if isinstance(x, ember.Tensor):
+        return to_torch(x.detach())
+    if isinstance(x, (tuple, list)):
+        return [_as_torch(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
