@@ -39,14 +39,18 @@ class Library:
     def _qualify(self, name: str) -> str:
         return name if "::" in name else f"{self.ns}::{name}"
 
-    def define(self, schema: str, *, doc: str | None = None) -> str:
-        """Declares `ns::name` from a schema such as "myop(Tensor x, *, int k=1) -> Tensor"."""
+    def define(self, schema: str, *, meta=None, doc: str | None = None) -> str:
+        """Declares `ns::name` from a schema such as "myop(Tensor x, *, int k=1) -> Tensor".
+
+        `meta(*args)`, if given, holds the op's rules for every backend: it checks the arguments
+        (raising as torch would) and returns the result's `(shape, dtype)`; the dispatcher runs it
+        before the kernel, once per input signature (see `ember.dispatch.registry`)."""
         if self.kind == "IMPL":
             raise RuntimeError(f"Library({self.ns!r}, 'IMPL') cannot define ops; use kind 'DEF' or 'FRAGMENT'")
         schema = schema.strip()
         if "::" not in schema.split("(", 1)[0]:
             schema = f"{self.ns}::{schema}"
-        op = defop(schema, doc=doc)
+        op = defop(schema, meta=meta, doc=doc)
         self._defined.append(op.name)
         return op.name
 
@@ -62,7 +66,7 @@ class Library:
                 raise ValueError(f"impl: unknown device type {t!r}; expected one of {_BACKENDS}")
         return op.register(*types)
 
-    def derivative(self, name: str, _fn=None, **formulas):
+    def derivative(self, name: str, **formulas):
         """Declares the backward of `name`: one formula per differentiable input, e.g.
 
             lib.derivative("scale", x="grad * factor")
@@ -71,7 +75,7 @@ class Library:
         output's gradient, `result` the output), or a callable `(node, grads) -> grad`.
         """
         from .autograd.derivatives import derivative
-        return derivative(self._qualify(name), _fn, **formulas)
+        return derivative(self._qualify(name), **formulas)
 
     def _destroy(self) -> None:
         """Removes every op this library defined (tests use it to clean up)."""

@@ -7,7 +7,7 @@ derivative formulas need. `backward` / `grad` run the engine over those nodes.
 from __future__ import annotations
 
 from .._tensor import Tensor
-from ..dispatch import OPS
+from ..dispatch import OPS, install_autograd
 from . import tensor_methods  # noqa: F401  (Tensor.backward, detach, hooks, ...)
 from .anomaly_mode import detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .derivatives import derivative, nondifferentiable
@@ -17,6 +17,10 @@ from .grad_mode import (enable_grad, inference_mode, is_grad_enabled, is_inferen
                         set_grad_enabled)
 from .gradcheck import gradcheck, gradgradcheck
 from .graph import Node
+from .derivatives import record as _record
+from .grad_mode import state as _state
+
+install_autograd(_record, _state)   # the dispatcher's autograd layer (it does not import this package)
 
 __all__ = ["backward", "grad", "Function", "FunctionCtx", "once_differentiable", "no_grad", "enable_grad",
            "set_grad_enabled", "inference_mode", "is_grad_enabled", "is_inference_mode_enabled",

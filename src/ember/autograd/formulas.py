@@ -269,7 +269,9 @@ def var_backward(grad, x, dim, unbiased, keepdim, correction):
 
 
 def std_backward(grad, x, result, dim, unbiased, keepdim, correction):
-    return var_backward(grad / (2.0 * result), x, dim, unbiased, keepdim, correction)
+    # where the standard deviation is 0 (equal values, or one value with correction 0) the gradient is 0,
+    # as in torch, not 0/0
+    return var_backward(_f("where")(result == 0, 0.0, grad / (2.0 * result)), x, dim, unbiased, keepdim, correction)
 
 
 def logsumexp_backward(grad, x, result, dim, keepdim):

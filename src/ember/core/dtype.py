@@ -144,6 +144,9 @@ class _DefaultDtype:
 
 
 _default = _DefaultDtype()
+# called after the default dtype changes: caches of results that depend on it (the dispatcher's meta
+# cache) register here, so that nothing keeps an old default
+_default_dtype_listeners: list = []
 
 
 def get_default_dtype() -> dtype:
@@ -153,7 +156,15 @@ def get_default_dtype() -> dtype:
 def set_default_dtype(d: dtype) -> None:
     if not isinstance(d, dtype) or not d.is_floating_point:
         raise TypeError(f"set_default_dtype expects a floating-point ember dtype, got {d!r}")
-    _default.value = d
+    if d is not _default.value:
+        _default.value = d
+        for fn in _default_dtype_listeners:
+            fn()
+
+
+def on_default_dtype_change(fn) -> None:
+    """Registers `fn()` to run whenever `set_default_dtype` changes the default."""
+    _default_dtype_listeners.append(fn)
 
 
 _pybool = type(True)

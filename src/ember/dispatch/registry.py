@@ -1,10 +1,24 @@
 """The op table and the dispatcher.
 
-Every op is declared once with a schema (`defop`). From the schema the registry generates the
+Every op is declared once with a schema (`defop`), its meta (the op's rules: argument checks, the
+result's shape and dtype) and, in `ops/`, its derivative. From the schema the registry generates the
 op's Python entry point: a plain function whose body checks and collects the tensor arguments'
-devices inline and calls the backend kernel registered for that device. Generating the body per
-op keeps the per-call path to a few attribute loads and one dict lookup, with no argument
+devices inline, runs the meta, and calls the backend kernel registered for that device. Generating
+the body per op keeps the per-call path to a few attribute loads and dict lookups, with no argument
 re-parsing and no isinstance chains.
+
+The meta runs once per input signature: the entry point builds a key from the arguments (the
+device type, each tensor's shape and dtype, every other argument's value) and looks it up in the
+op's meta cache, which maps a signature the meta accepted to the kernel; only a miss calls the meta,
+which raises for bad arguments (so a signature that raised is never cached). A meta therefore may read shapes, dtypes and argument
+values, not strides or data; one that needs more sets `meta.cache = False` and runs on every call.
+A meta that reads no Scalar argument's value, only its type (most elementwise rules), sets
+`meta.scalars_by_class = True`, so that `x * lr` with a changing `lr` keeps hitting the cache.
+Ops with tensor-list arguments run their meta on every call. Changing the default dtype clears the
+caches (`core.dtype.on_default_dtype_change`).
+
+Arrows point down: the dispatcher does not import autograd. `ember.autograd` hands its recorder
+and its grad-mode state to `install_autograd`; until then no call records a graph.
 """
 from __future__ import annotations
 
@@ -12,26 +26,60 @@ import numbers
 
 import numpy as np
 
+from .._tensor import Tensor
 from ..core.device import CPU, canonical
+from ..core.dtype import on_default_dtype_change
 from ..core.shape import as_shape
 from .schema import Schema, parse_schema
 
-__all__ = ["Op", "OPS", "defop", "get_op"]
+__all__ = ["Op", "OPS", "defop", "get_op", "install_autograd"]
 
 OPS: dict = {}
 _SCALARS = frozenset((int, float, bool, np.bool_))
+_META_CACHE_SIZE = 4096      # entries per op before its cache starts over
+_ENVS: list = []             # the globals of every generated entry point (install_autograd rewrites them)
+
+
+class _NoAutograd:
+    enabled = False          # grad mode as seen before ember.autograd installs its state
+
+
+def _no_record(op, kernel, args):
+    raise RuntimeError(f"{op.name}: ember.autograd is not installed, so no graph can be recorded")
+
+
+_AUTOGRAD = {"_record": _no_record, "_gs": _NoAutograd()}
+
+
+def install_autograd(record, state) -> None:
+    """Called once by `ember.autograd`: `record(op, kernel, args)` runs a kernel and records its graph
+    node; `state.enabled` is the grad mode. Entry points generated before and after both see them."""
+    _AUTOGRAD["_record"] = record
+    _AUTOGRAD["_gs"] = state
+    for env in _ENVS:
+        env.update(_AUTOGRAD)
+
+
+def _clear_meta_caches():
+    for op in OPS.values():
+        op.meta_cache.clear()
+
+
+on_default_dtype_change(_clear_meta_caches)
 
 
 class Op:
     """One entry of the op table: schema, kernels per backend, shape/dtype rule, derivative."""
 
-    __slots__ = ("name", "schema", "kernels", "meta", "derivative", "fn", "method", "cross_device", "__weakref__")
+    __slots__ = ("name", "schema", "kernels", "meta", "meta_cache", "derivative", "fn", "method", "cross_device",
+                 "__weakref__")
 
     def __init__(self, schema: Schema, meta=None):
         self.name = schema.name
         self.schema = schema
         self.kernels: dict = {}
         self.meta = meta
+        self.meta_cache: dict = {}   # input signature -> kernel, for signatures the meta accepted (module docstring)
         self.derivative = None
         self.fn = None
         self.method = None
@@ -45,6 +93,7 @@ class Op:
         def deco(kernel):
             for b in backends:
                 self.kernels[b] = kernel
+            self.meta_cache.clear()     # it maps signatures to kernels
             return kernel
         return deco
 
@@ -72,7 +121,6 @@ def _mixed(op: Op, named):
     PyTorch, a 0-dim CPU tensor may go along with tensors of another device (it is read as a
     scalar); anything else on a second device is an error naming the argument. copy_ may take two
     devices; its non-CPU one runs the kernel."""
-    from .._tensor import Tensor
     first = {}
     scalar_cpu = False
     for argname, v in named:
@@ -113,6 +161,20 @@ def _empty_tensor_list(op: Op, argname: str):
     raise ValueError(f"{op.name}(): argument '{argname}' must be a non-empty sequence of tensors")
 
 
+def _meta_miss(op: Op, key, dev, args):
+    """A signature not seen before: find the kernel, run the meta (it raises for bad arguments) and
+    remember the kernel under the signature."""
+    k = op.kernels.get(dev.type)
+    if k is None:
+        _no_kernel(op, dev)
+    op.meta(*args)
+    cache = op.meta_cache
+    if len(cache) >= _META_CACHE_SIZE:
+        cache.clear()
+    cache[key] = k
+    return k
+
+
 # ---- code generation -----------------------------------------------------------------------
 
 def _params(schema: Schema) -> str:
@@ -127,6 +189,48 @@ def _params(schema: Schema) -> str:
             star = True
         out.append(f"{a.name}={a.default!r}" if a.has_default else a.name)
     return ", ".join(out)
+
+
+_UNCACHED = frozenset(("Tensor[]", "Tensor?[]", "Any"))
+
+
+def _key_part(a, by_class: bool) -> str:
+    """The expression for argument `a`'s part of the meta-cache key (`by_class`: a Scalar counts by its
+    type alone, for metas that read no scalar's value)."""
+    n = a.name
+    if a.type == "Tensor":
+        return f"{n}._shape, {n}._dtype" if not a.optional else f"({n}._shape, {n}._dtype) if {n} is not None else None"
+    if a.type == "Tensor|Scalar":
+        scalar = f"{n}.__class__" if by_class else f"({n}.__class__, {n})"
+        return f"({n}._shape, {n}._dtype) if isinstance({n}, _T) else {scalar}"
+    if a.type == "Scalar":
+        return f"{n}.__class__" if by_class else f"{n}.__class__, {n}"
+    if a.type == "int[]":
+        return f"tuple({n}) if {n}.__class__ is list else {n}"
+    return n
+
+
+def _meta_lines(op: Op, names) -> list:
+    """The entry point's kernel lookup and meta step (before autograd and the kernel). With a cacheable
+    meta, one dict lookup on the input signature gives the kernel: a hit means the meta has already
+    accepted this signature."""
+    lookup = ["    _k = _kernels.get(dev.type)", "    if _k is None: _no_kernel(_op, dev)"]
+    meta = op.meta
+    if meta is None:
+        return lookup
+    call = ", ".join(names) + ("," if len(names) == 1 else "")
+    args = {a.name: a for a in op.schema.args}
+    if not getattr(meta, "cache", True) or any(args[n].type in _UNCACHED for n in names):
+        return lookup + [f"    _meta({', '.join(names)})"]
+    by_class = getattr(meta, "scalars_by_class", False)
+    key = ", ".join(["dev.type"] + [_key_part(args[n], by_class) for n in names])
+    return ["    _key = (" + key + ")",
+            "    try:",
+            "        _k = _mc[_key]",
+            "    except KeyError:",
+            f"        _k = _meta_miss(_op, _key, dev, ({call}))",
+            "    except TypeError:   # an unhashable argument: the meta runs uncached"] + \
+        ["    " + ln for ln in lookup] + [f"        _meta({', '.join(names)})"]
 
 
 def _generate(op: Op, pyname: str):
@@ -182,8 +286,7 @@ def _generate(op: Op, pyname: str):
         lines.append("    dev = _CPU")
     elif any(a.type != "Tensor" or a.optional for a in schema.tensor_args[:1]):
         lines.append("    if dev is None: dev = _CPU")
-    lines.append("    _k = _kernels.get(dev.type)")
-    lines.append("    if _k is None: _no_kernel(_op, dev)")
+    lines += _meta_lines(op, names)
     call = f"_k({', '.join(names)})"
     conds = []
     for a in schema.tensor_args:
@@ -209,15 +312,13 @@ def _generate(op: Op, pyname: str):
         lines.append("    return _r")
     else:
         lines.append(f"    return {call}")
-    from .._tensor import Tensor
-    from ..autograd.derivatives import record
-    from ..autograd.grad_mode import state
-    env = {"_record": record, "_gs": state, "_op": op, "_kernels": op.kernels, "_bad": _bad_tensor, "_mixed": _mixed, "_no_kernel": _no_kernel,
+    env = {"_op": op, "_kernels": op.kernels, "_bad": _bad_tensor, "_mixed": _mixed, "_no_kernel": _no_kernel,
            "_as_shape": as_shape, "_T": Tensor, "_CPU": CPU, "_factory_device": _factory_device,
-           "_empty": _empty_tensor_list,
-           "_SCALARS": _SCALARS, "_Number": numbers.Number, "_bad_scalar": _bad_scalar}
+           "_empty": _empty_tensor_list, "_SCALARS": _SCALARS, "_Number": numbers.Number, "_bad_scalar": _bad_scalar,
+           "_meta": op.meta, "_mc": op.meta_cache, "_meta_miss": _meta_miss, **_AUTOGRAD}
     src = "\n".join(lines)
     exec(compile(src, f"<ember op {op.name}>", "exec"), env)  # noqa: S102 - generated from a parsed schema
+    _ENVS.append(env)
     fn = env[pyname]
     fn.__qualname__ = pyname
     fn._op = op
@@ -236,7 +337,6 @@ def defop(schema_text: str, *, meta=None, method: bool | str = False, doc: str |
     op.fn.__doc__ = doc or f"ember op: {schema}"
     OPS[schema.name] = op
     if method:
-        from .._tensor import Tensor
         op.method = pyname if method is True else method
         setattr(Tensor, op.method, op.fn)
     return op

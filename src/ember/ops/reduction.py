@@ -234,8 +234,10 @@ def _fmt_p(p):
 
 # ---- meta functions ---------------------------------------------------------------------------
 
-def _meta_sum(self, dim=None, keepdim=False, dtype=None):
-    return reduced_shape(self._shape, reduce_dims("sum", dim, len(self._shape)), keepdim), sum_dtype(self, dtype)
+def _meta_sum(name):
+    def meta(self, dim=None, keepdim=False, dtype=None):
+        return reduced_shape(self._shape, reduce_dims(name, dim, len(self._shape)), keepdim), sum_dtype(self, dtype)
+    return meta
 
 
 def _meta_prod(self, dim=None, keepdim=False, dtype=None):
@@ -326,7 +328,7 @@ def _meta_softmax(name):
 def _declare():
     for name in ("sum", "nansum"):
         defop(f"{name}(Tensor self, int[]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor",
-              meta=_meta_sum, method=True)
+              meta=_meta_sum(name), method=True)
     defop("prod(Tensor self, int? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor",
           meta=_meta_prod, method=True)
     for name in ("mean", "nanmean"):

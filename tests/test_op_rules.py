@@ -1,0 +1,129 @@
+"""The op's rules live in its declaration: the dispatcher runs the meta before the kernel, once per
+input signature, and a few divergences between backends that this fixed (issue 12)."""
+import numpy as np
+import pytest
+import torch
+
+import ember
+from ember.dispatch import OPS
+
+
+@pytest.fixture
+def lib():
+    lib = ember.library.Library("ruletest")
+    yield lib
+    lib._destroy()
+
+
+def _counting_meta(calls, check=None):
+    def meta(x, k=1):
+        calls.append((tuple(x.shape), k))
+        if check is not None:
+            check(x, k)
+        return x._shape, x._dtype
+    return meta
+
+
+def test_meta_runs_before_the_kernel_once_per_signature(lib):
+    calls, ran = [], []
+
+    def check(x, k):
+        if k < 0:
+            raise ValueError(f"scale(): k must be >= 0, got {k}")
+    lib.define("scale(Tensor x, int k=1) -> Tensor", meta=_counting_meta(calls, check))
+
+    @lib.impl("scale", "cpu")
+    def scale(x, k=1):
+        ran.append(k)
+        return x * k
+    fn = OPS["ruletest::scale"].fn
+    a, b = ember.ones(2, 3), ember.ones(4)
+    fn(a, 2)
+    fn(ember.zeros(2, 3), 2)          # same shapes, dtype, device and k: no second meta call
+    assert calls == [((2, 3), 2)] and ran == [2, 2]
+    fn(b, 2)
+    fn(a, 3)
+    fn(a.double(), 2)
+    assert calls == [((2, 3), 2), ((4,), 2), ((2, 3), 3), ((2, 3), 2)]
+    with pytest.raises(ValueError, match=r"k must be >= 0, got -1"):
+        fn(a, -1)
+    assert ran == [2, 2, 2, 3, 2]     # the meta refused before the kernel ran
+    with pytest.raises(ValueError):   # a signature that raised is not cached: it raises again
+        fn(a, -1)
+
+
+def test_meta_cache_off_and_scalars_by_class(lib):
+    calls = []
+    meta = _counting_meta(calls)
+    meta.cache = False
+    lib.define("every(Tensor x, int k=1) -> Tensor", meta=meta)
+    lib.impl("every", "cpu")(lambda x, k=1: x)
+    a = ember.ones(3)
+    OPS["ruletest::every"].fn(a)
+    OPS["ruletest::every"].fn(a)
+    assert len(calls) == 2
+
+    seen = []
+
+    def by_class(x, s):
+        seen.append(s)
+        return x._shape, x._dtype
+    by_class.scalars_by_class = True
+    lib.define("mulby(Tensor x, Scalar s) -> Tensor", meta=by_class)
+    lib.impl("mulby", "cpu")(lambda x, s: x * s)
+    f = OPS["ruletest::mulby"].fn
+    for s in (0.5, 0.25, 0.125):       # a changing learning rate: one meta call per scalar type
+        f(a, s)
+    f(a, 2)
+    assert seen == [0.5, 2]
+
+
+def test_unhashable_arguments_run_the_meta_uncached(lib):
+    calls = []
+
+    def meta(x, dims):
+        calls.append(dims)
+        return x._shape, x._dtype
+    lib.define("dims(Tensor x, int[] dims) -> Tensor", meta=meta)
+    lib.impl("dims", "cpu")(lambda x, dims: x)
+    f = OPS["ruletest::dims"].fn
+    x = ember.ones(2)
+    f(x, [0, 1])
+    f(x, [0, 1])                       # a list is keyed as a tuple
+    f(x, [[0], 1])                     # unhashable: meta runs, uncached
+    f(x, [[0], 1])
+    assert calls == [[0, 1], [[0], 1], [[0], 1]]
+
+
+def test_default_dtype_change_reaches_cached_metas():
+    i = ember.arange(4)
+    assert ember.exp(i).dtype is ember.float32
+    old = ember.get_default_dtype()
+    ember.set_default_dtype(ember.float64)
+    try:
+        assert ember.exp(i).dtype is ember.float64
+        assert (i / 2).dtype is ember.float64
+    finally:
+        ember.set_default_dtype(old)
+    assert ember.exp(i).dtype is ember.float32
+
+
+def test_built_in_meta_errors_name_the_op():
+    # nansum's meta once borrowed sum's rule and named the wrong op
+    with pytest.raises(IndexError, match=r"nansum\(\): dim out of range"):
+        ember.ones(2, 3).nansum(dim=5)
+
+
+@pytest.mark.parametrize("values, kw", [([2.0], dict(correction=0)), ([2.0, 2.0, 2.0], {}),
+                                        ([[2.0, 2.0], [1.0, 3.0]], dict(dim=1)),
+                                        ([[2.0, 2.0], [1.0, 3.0]], dict(dim=0, keepdim=True))])
+def test_std_gradient_where_the_deviation_is_zero(values, kw):
+    """torch's gradient of std is 0 where the standard deviation is 0 (ember's was NaN)."""
+    x = ember.tensor(values, requires_grad=True)
+    y = x.std(**kw)
+    y.backward(ember.ones(*y.shape))
+    t = torch.tensor(values, requires_grad=True)
+    z = t.std(**kw)
+    z.backward(torch.ones(z.shape))
+    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-6)
+    assert not np.isnan(x.grad.numpy()).any()
