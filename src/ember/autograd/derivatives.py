@@ -335,7 +335,7 @@ def _formula_env() -> dict:
     return dict(_ENV)
 
 
-def derivative(opname: str, _fn=None, **formulas):
+def derivative(opname: str, **formulas):
     """Declares op `opname`'s backward: one formula (string or callable `(node, grads)`) per input.
 
     The in-place form `opname_`, if declared, gets the same formulas (with `self` meaning the

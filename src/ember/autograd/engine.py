@@ -13,6 +13,8 @@ from __future__ import annotations
 import heapq
 from sys import getrefcount
 
+import numpy as np
+
 from .._tensor import Tensor
 from ..core.shape import contiguous_strides
 from ..dispatch import OPS
@@ -20,11 +22,6 @@ from .grad_mode import state
 from .graph import AccumulateGrad
 
 __all__ = ["run_backward"]
-
-# Set by the CUDA backend: a context manager making `stream` current (backward of a node runs on
-# the stream its forward used).
-stream_guard = None
-
 
 def _add(a, b):
     if a is None:
@@ -196,11 +193,7 @@ def _apply(node, grads):
         grads = [g if g is not None or meta is None or meta[i] is None or i >= upto else _zeros_for(meta[i])
                  for i, g in enumerate(grads)]
     try:
-        if node.stream is not None and stream_guard is not None:
-            with stream_guard(node.stream):
-                out = node.apply(grads)
-        else:
-            out = node.apply(grads)
+        out = node.apply(grads)
     except Exception as exc:
         if node._trace:
             note = ("Traceback of the forward call that created the failing node " + node.name() + ":\n"
@@ -223,60 +216,98 @@ def _apply(node, grads):
     return out
 
 
-_G_REFS = 4     # the engine's list, _accumulate's and _can_take's names, getrefcount's argument
+def _can_take(t, grads) -> bool:
+    """May `grads[0]` become `t.grad` as it is, instead of a copy? Only when nothing else can reach
+    it or its memory (PyTorch's AccumulateGrad steals a gradient under the same condition): a plain
+    contiguous layout of t's shape, dtype and device, and no reference to the tensor but the
+    engine's list (and `g` here), none to its storage and buffer but their owners' (and the names
+    here); a view qualifies when only it holds its base (a reshaped reduction, say).
 
-
-def _can_take(t, g) -> bool:
-    """May `g` become `t.grad` as it is, instead of a copy? Only when nothing else can reach it or its
-    memory (PyTorch's AccumulateGrad steals a gradient under the same condition): no other
-    reference to the tensor than the engine's list and the names here, none to its storage and
-    buffer but their owners' (and the names here), a plain contiguous layout of t's shape, dtype
-    and device."""
+    Every count below is of a fresh reference from a subscript or attribute load, which is owned
+    on every CPython, never of a local passed on: from 3.14 the interpreter may borrow a local's
+    reference instead of counting it, so `getrefcount(g)` would miss one. Every other holder
+    counted is a container slot or a local assigned here, which hold strong references. Callers
+    keep no local of the gradient (`_accumulate` reads it from the list)."""
+    g = grads[0]
     if g.__class__ is not Tensor or g.requires_grad or g._offset or g._shape != t._shape or g._dtype is not t._dtype:
-        return False
-    base = g._base      # a view (a reshaped reduction, say) qualifies when only it holds its base
-    if base is not None and getrefcount(base) > 3:     # g._base, the name here, the argument
         return False
     st = g._storage
     data = st.data
-    return (st.device is t._storage.device and g._stride == contiguous_strides(g._shape)
-            and st.nbytes == g.numel() * g._dtype.itemsize and getattr(data, "base", None) is None
-            and getrefcount(g) <= _G_REFS and getrefcount(st) <= 3 + (base is not None)
-            and getrefcount(data) <= 3 + (g._np is not None) + (base is not None and base._np is not None))
-    # (on the CPU a tensor's cached NumPy view holds one more reference to its data)
+    if (st.device is not t._storage.device or g._stride != contiguous_strides(g._shape)
+            or st.nbytes != g.numel() * g._dtype.itemsize or getattr(data, "base", None) is not None):
+        return False
+    base = g._base
+    return (getrefcount(grads[0]) <= 3                                  # grads' slot, g, the argument
+            and (base is None or getrefcount(g._base) <= 3)             # g._base, base, the argument
+            and getrefcount(g._storage) <= 3 + (base is not None)       # + the base's _storage
+            and getrefcount(st.data) <= 3 + (g._np is not None) + (base is not None and base._np is not None))
+    # (on the CPU a tensor's cached NumPy view, or the array itself, holds one more reference to its data)
+
+
+def _calibrate() -> bool:
+    """Checks `_can_take` on tensors whose holders are known, in the calling shape the engine uses
+    (the gradient in a list slot): a fresh tensor and a view of a fresh base qualify; one whose
+    tensor, base, storage or buffer is also held elsewhere does not. On an interpreter that counts
+    references otherwise than `_can_take` assumes, the engine never takes a gradient over: it
+    copies, which is always safe."""
+    def fresh():
+        return Tensor._from_numpy(np.zeros(2, np.float32))
+
+    def view(t):
+        return t._as_view((2,), (1,), 0)
+
+    leaf, kept = fresh(), []    # `kept` is the holder the engine does not know about
+    takes = _can_take(leaf, [fresh()]) and _can_take(leaf, [view(fresh())])
+    shared = False
+    for part in (lambda g: g, lambda g: g._storage, lambda g: g._storage.data):
+        box = [fresh()]
+        kept.append(part(box[0]))
+        shared = shared or _can_take(leaf, box)
+    box = [view(fresh())]
+    kept.append(box[0]._base)
+    shared = shared or _can_take(leaf, box)
+    return takes and not shared
+
+
+TAKES_GRADIENTS = _calibrate()      # False: this interpreter's reference counts can't be trusted
+
+
+def _run_hooks(hooks, g):
+    for h in list(hooks.values()):
+        r = h(g)
+        if r is not None:
+            g = r
+    return g
 
 
 def _accumulate(t, grads, create_graph: bool):
     """Adds the gradient `grads[0]` into leaf `t`'s .grad (hooks first; `grads` is the engine's list,
-    or a one-element list made for the call)."""
-    g = grads[0]
+    or a one-element list made for the call). The gradient stays in the list, never in a local
+    here, so that `_can_take` counts every other holder."""
     d = t.__dict__
     hooks = d.get("_hooks")
     if hooks:
-        for h in list(hooks.values()):
-            r = h(g)
-            if r is not None:
-                g = r
+        grads[0] = _run_hooks(hooks, grads[0])
     if t.grad is None:
         if create_graph:
-            t.grad = g
-        elif _can_take(t, g):
+            t.grad = grads[0]
+        elif TAKES_GRADIENTS and _can_take(t, grads):
+            t.grad = grads[0]
             grads[0] = None
-            t.grad = g
         else:
             prev = state.enabled
             state.enabled = False
             try:
-                t.grad = OPS["clone"].fn(g)  # never alias: g may be shared or an expanded view
+                t.grad = OPS["clone"].fn(grads[0])  # never alias: the gradient may be shared or an expanded view
             finally:
                 state.enabled = prev
     elif create_graph or t.grad.requires_grad:
-        t.grad = OPS["add"].fn(t.grad, g)
+        t.grad = OPS["add"].fn(t.grad, grads[0])
     else:
         prev = state.enabled
         state.enabled = False
         try:
-            OPS["add_"].fn(t.grad, g)
+            OPS["add_"].fn(t.grad, grads[0])
         finally:
             state.enabled = prev
     post = d.get("_post_acc_hooks")

@@ -111,7 +111,6 @@ class Node:
     # rarely set; class-level defaults keep node creation cheap (an instance value goes to __dict__)
     _pre_hooks = None     # {output_nr: _HookDict} for Tensor.register_hook on non-leaf outputs
     _hooks = None         # node hooks (grad_fn.register_hook)
-    stream = None         # the CUDA stream the forward ran on (backward runs there)
     _trace = None         # forward stack, under detect_anomaly()
 
     __slots__ = ("next_functions", "_released", "_seq", "__weakref__", "__dict__")

@@ -86,10 +86,6 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
     __str__ = __repr__
 
 
-def _is_floating(t) -> bool:
-    return t._dtype.category == 2
-
-
 class Module:
     """Base class for all neural-network modules; subclasses define `forward`."""
 
