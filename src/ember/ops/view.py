@@ -5,6 +5,7 @@ base's Storage, hence its version counter, and records `_base`.
 """
 from __future__ import annotations
 
+import functools
 import operator
 
 from .._tensor import Tensor
@@ -15,8 +16,6 @@ from ..dispatch import OPS, defop
 _ALL = ("cpu", "cuda")
 
 
-def _view_kernel(name):
-    return OPS[name].register(*_ALL)
 
 
 def infer_size(shape: tuple, n: int) -> tuple:
@@ -76,39 +75,6 @@ def view_strides(old_shape, old_stride, new_shape):
     return tuple(new_stride)
 
 
-def _declare():
-    defop("_view(Tensor self, int[]... size) -> Tensor")
-    defop("view_dtype(Tensor self, ScalarType dtype) -> Tensor")
-    defop("reshape(Tensor self, int[]... shape) -> Tensor")
-    defop("as_strided(Tensor self, int[] size, int[] stride, int? storage_offset=None) -> Tensor", method=True)
-    defop("transpose(Tensor self, int dim0, int dim1) -> Tensor", method=True)
-    defop("permute(Tensor self, int[]... dims) -> Tensor", method=True)
-    defop("expand(Tensor self, int[]... size) -> Tensor", method=True)
-    defop("squeeze(Tensor self, Any dim=None) -> Tensor", method=True)
-    defop("unsqueeze(Tensor self, int dim) -> Tensor", method=True)
-    defop("select(Tensor self, int dim, int index) -> Tensor", method=True)
-    defop("slice(Tensor self, int dim=0, int? start=None, int? end=None, int step=1) -> Tensor")
-    defop("diagonal(Tensor self, int offset=0, int dim1=0, int dim2=1) -> Tensor", method=True)
-    defop("unfold(Tensor self, int dimension, int size, int step) -> Tensor", method=True)
-    defop("_index_view(Tensor self, Any index) -> Tensor")
-
-
-_declare()
-view = OPS["_view"].fn
-view_dtype = OPS["view_dtype"].fn
-reshape_op = OPS["reshape"].fn
-transpose = OPS["transpose"].fn
-permute = OPS["permute"].fn
-expand = OPS["expand"].fn
-squeeze = OPS["squeeze"].fn
-unsqueeze = OPS["unsqueeze"].fn
-select = OPS["select"].fn
-slice_ = OPS["slice"].fn
-as_strided = OPS["as_strided"].fn
-diagonal = OPS["diagonal"].fn
-
-
-@_view_kernel("_view")
 def _view_impl(self, size):
     shape = infer_size(size, numel(self._shape))
     stride = view_strides(self._shape, self._stride, shape)
@@ -120,17 +86,39 @@ def _view_impl(self, size):
     return self._as_view(shape, stride, self._offset)
 
 
-@_view_kernel("view_dtype")
+def view_dtype_geometry(self, dtype):
+    """ATen's view(dtype): equal element sizes keep the geometry; otherwise the last dim (stride 1)
+    is split into, or merged from, elements of the new size, and the other strides scale."""
+    old, new = self._dtype.itemsize, dtype.itemsize
+    if old == new:
+        return self._shape, self._stride, self._offset
+    what = f"to view {self._dtype} as {dtype} (different element sizes)"
+    if not self._shape:
+        raise RuntimeError(f"self.dim() cannot be 0 {what}")
+    if self._stride[-1] != 1:
+        raise RuntimeError(f"self.stride(-1) must be 1 {what}, but got {self._stride[-1]}")
+    if old > new:
+        r = old // new
+        return (self._shape[:-1] + (self._shape[-1] * r,), tuple(s * r for s in self._stride[:-1]) + (1,),
+                self._offset * r)
+    r = new // old
+    if self._shape[-1] % r:
+        raise RuntimeError(f"self.size(-1) must be divisible by {r} {what}, but got {self._shape[-1]}")
+    if self._offset % r:
+        raise RuntimeError(f"self.storage_offset() must be divisible by {r} {what}, but got {self._offset}")
+    for i, st in enumerate(self._stride[:-1]):
+        if st % r:
+            raise RuntimeError(f"self.stride({i}) must be divisible by {r} {what}, but got {st}")
+    return (self._shape[:-1] + (self._shape[-1] // r,), tuple(st // r for st in self._stride[:-1]) + (1,),
+            self._offset // r)
+
+
 def _view_dtype_impl(self, dtype):
-    if dtype.itemsize != self._dtype.itemsize:
-        raise RuntimeError(f"view(dtype) from {self._dtype} to {dtype} needs equal element sizes "
-                           f"({self._dtype.itemsize} vs {dtype.itemsize} bytes)")
-    t = self._as_view(self._shape, self._stride, self._offset)
+    t = self._as_view(*view_dtype_geometry(self, dtype))
     t._dtype = dtype
     return t
 
 
-@_view_kernel("reshape")
 def _reshape_impl(self, shape):
     shape = infer_size(shape, numel(self._shape))
     stride = view_strides(self._shape, self._stride, shape)
@@ -142,25 +130,28 @@ def _reshape_impl(self, shape):
     return r
 
 
-@_view_kernel("as_strided")
 def _as_strided_impl(self, size, stride, storage_offset=None):
     size, stride = tuple(size), tuple(stride)
     if len(size) != len(stride):
-        raise RuntimeError(f"as_strided: mismatch in length of size {list(size)} and stride {list(stride)}")
-    if any(s < 0 for s in size) or any(s < 0 for s in stride):
-        raise RuntimeError(f"as_strided: negative size or stride in size={list(size)}, stride={list(stride)}")
+        raise RuntimeError(f"as_strided: mismatch in length of strides and shape: size {list(size)} has "
+                           f"{len(size)} dims, stride {list(stride)} has {len(stride)}")
+    if any(s < 0 for s in size):
+        raise RuntimeError(f"as_strided: Trying to create tensor with negative dimension: size {list(size)}")
+    if any(s < 0 for s in stride):
+        raise RuntimeError(f"as_strided: Negative strides are not supported at the moment, got strides: "
+                           f"{list(stride)}")
     off = self._offset if storage_offset is None else storage_offset
     if off < 0:
-        raise RuntimeError(f"as_strided: invalid storage offset {off}")
+        raise RuntimeError(f"as_strided: invalid storage offset {off} (must be >= 0)")
     if numel(size):
         last = off + sum((n - 1) * s for n, s in zip(size, stride))
         if last * self._dtype.itemsize + self._dtype.itemsize > self._storage.nbytes:
-            raise RuntimeError(f"as_strided: size {list(size)}, stride {list(stride)} and offset {off} reach "
-                               f"element {last}, beyond the storage of {self._storage.nbytes // self._dtype.itemsize}")
+            raise RuntimeError(f"as_strided: size {list(size)}, stride {list(stride)} and storage offset {off} "
+                               f"reach element {last}, out of bounds for the storage of "
+                               f"{self._storage.nbytes // self._dtype.itemsize} elements")
     return self._as_view(size, stride, off)
 
 
-@_view_kernel("transpose")
 def _transpose_impl(self, dim0, dim1):
     n = len(self._shape)
     d0, d1 = normalize_dim(dim0, n), normalize_dim(dim1, n)
@@ -172,7 +163,6 @@ def _transpose_impl(self, dim0, dim1):
     return self._as_view(tuple(shape), tuple(stride), self._offset)
 
 
-@_view_kernel("permute")
 def _permute_impl(self, dims):
     n = len(self._shape)
     if len(dims) != n:
@@ -182,7 +172,6 @@ def _permute_impl(self, dims):
     return self._as_view(tuple(self._shape[d] for d in dims), tuple(self._stride[d] for d in dims), self._offset)
 
 
-@_view_kernel("expand")
 def _expand_impl(self, size):
     n, m = len(size), len(self._shape)
     if n < m:
@@ -216,7 +205,6 @@ def _expand_impl(self, size):
     return self._as_view(tuple(shape), tuple(stride), self._offset)
 
 
-@_view_kernel("squeeze")
 def _squeeze_impl(self, dim=None):
     n = len(self._shape)
     dims = set(range(n)) if dim is None else set(normalize_dims(dim, n))
@@ -224,7 +212,6 @@ def _squeeze_impl(self, dim=None):
     return self._as_view(tuple(self._shape[i] for i in keep), tuple(self._stride[i] for i in keep), self._offset)
 
 
-@_view_kernel("unsqueeze")
 def _unsqueeze_impl(self, dim):
     n = len(self._shape)
     d = normalize_dim(dim, n + 1)
@@ -239,7 +226,6 @@ def _index_error(index, dim, size):
     raise IndexError(f"index {index} is out of bounds for dimension {dim} with size {size}")
 
 
-@_view_kernel("select")
 def _select_impl(self, dim, index):
     n = len(self._shape)
     if n == 0:
@@ -263,9 +249,12 @@ def _slice_geometry(size, start, end, step):
     return start, length
 
 
-@_view_kernel("slice")
 def _slice_impl(self, dim=0, start=None, end=None, step=1):
     d = normalize_dim(dim, len(self._shape))
+    if not self._shape:
+        raise IndexError("slice() cannot be applied to a 0-dim tensor")
+    if step <= 0:
+        raise RuntimeError(f"slice step must be positive, got {step}")
     start, length = _slice_geometry(self._shape[d], start, end, step)
     shape, stride = list(self._shape), list(self._stride)
     shape[d] = length
@@ -273,7 +262,6 @@ def _slice_impl(self, dim=0, start=None, end=None, step=1):
     return self._as_view(tuple(shape), tuple(stride), self._offset + start * self._stride[d])
 
 
-@_view_kernel("diagonal")
 def _diagonal_impl(self, offset=0, dim1=0, dim2=1):
     n = len(self._shape)
     d1, d2 = normalize_dim(dim1, n), normalize_dim(dim2, n)
@@ -292,7 +280,6 @@ def _diagonal_impl(self, offset=0, dim1=0, dim2=1):
     return self._as_view(shape, stride, off)
 
 
-@_view_kernel("unfold")
 def _unfold_impl(self, dimension, size, step):
     n = len(self._shape)
     d = normalize_dim(dimension, n)
@@ -311,7 +298,6 @@ def _unfold_impl(self, dimension, size, step):
     return self._as_view(tuple(shape) + (size,), tuple(stride) + (self._stride[d],), self._offset)
 
 
-@_view_kernel("_index_view")
 def _index_view_impl(self, index):
     """Basic indexing (ints, slices, None, Ellipsis) as one view; `index` is already a tuple."""
     shape, stride, off = [], [], self._offset
@@ -354,6 +340,78 @@ def _index_view_impl(self, index):
     shape.extend(self._shape[dim:])
     stride.extend(self._stride[dim:])
     return self._as_view(tuple(shape), tuple(stride), off)
+
+
+class _MetaSelf:
+    """What a view kernel gets as `self` when it runs as its op's meta: the tensor's metadata and no
+    data, like a tensor on PyTorch's meta device; `_as_view` hands back the view's shape instead of
+    making a tensor. So each view's rules (checks and geometry) are written once, in its kernel."""
+
+    __slots__ = ("_shape", "_stride", "_offset", "_dtype", "_storage")
+
+    def __init__(self, t: Tensor):
+        self._shape, self._stride, self._offset, self._dtype, self._storage = \
+            t._shape, t._stride, t._offset, t._dtype, t._storage
+
+    def _as_view(self, shape, stride, offset):
+        return shape
+
+
+def _meta_of(kernel):
+    """A view op's meta: its kernel run on the metadata of `self`. The shape depends only on shapes
+    and argument values; the stride and storage checks among its rules are made by the kernel too."""
+    @functools.wraps(kernel)
+    def meta(self, *args, **kwargs):
+        return kernel(_MetaSelf(self), *args, **kwargs), self._dtype
+    return meta
+
+
+def _reshape_meta(self, shape):
+    return infer_size(shape, numel(self._shape)), self._dtype
+
+
+def _view_dtype_meta(self, dtype):
+    return view_dtype_geometry(self, dtype)[0], dtype
+
+
+def _declare():
+    """Each view op with its meta; its one kernel serves every device."""
+    for schema, kernel, method, meta in (
+        ("_view(Tensor self, int[]... size) -> Tensor", _view_impl, False, None),
+        ("view_dtype(Tensor self, ScalarType dtype) -> Tensor", _view_dtype_impl, False, _view_dtype_meta),
+        ("reshape(Tensor self, int[]... shape) -> Tensor", _reshape_impl, False, _reshape_meta),
+        ("as_strided(Tensor self, int[] size, int[] stride, int? storage_offset=None) -> Tensor", _as_strided_impl,
+         True, None),
+        ("transpose(Tensor self, int dim0, int dim1) -> Tensor", _transpose_impl, True, None),
+        ("permute(Tensor self, int[]... dims) -> Tensor", _permute_impl, True, None),
+        ("expand(Tensor self, int[]... size) -> Tensor", _expand_impl, True, None),
+        ("squeeze(Tensor self, Any dim=None) -> Tensor", _squeeze_impl, True, None),
+        ("unsqueeze(Tensor self, int dim) -> Tensor", _unsqueeze_impl, True, None),
+        ("select(Tensor self, int dim, int index) -> Tensor", _select_impl, True, None),
+        ("slice(Tensor self, int dim=0, int? start=None, int? end=None, int step=1) -> Tensor", _slice_impl, False,
+         None),
+        ("diagonal(Tensor self, int offset=0, int dim1=0, int dim2=1) -> Tensor", _diagonal_impl, True, None),
+        ("unfold(Tensor self, int dimension, int size, int step) -> Tensor", _unfold_impl, True, None),
+        ("_index_view(Tensor self, Any index) -> Tensor", _index_view_impl, False, None),
+    ):
+        op = defop(schema, meta=meta or _meta_of(kernel), method=method)
+        op.register(*_ALL)(kernel)
+
+
+_declare()
+view = OPS["_view"].fn
+view_dtype = OPS["view_dtype"].fn
+reshape_op = OPS["reshape"].fn
+transpose = OPS["transpose"].fn
+permute = OPS["permute"].fn
+expand = OPS["expand"].fn
+squeeze = OPS["squeeze"].fn
+unsqueeze = OPS["unsqueeze"].fn
+select = OPS["select"].fn
+slice_ = OPS["slice"].fn
+as_strided = OPS["as_strided"].fn
+diagonal = OPS["diagonal"].fn
+
 
 
 # ---- composite views (Python over the ops above) -------------------------------------------
