@@ -598,7 +598,9 @@ def test_einsum_integers_and_bool(libs, eq, shapes, dtype):
 
 def test_einsum_mixed_dtypes_and_fresh_results(libs):
     a, b = rand((3, 4)), rand((4, 2), ember.float64, seed=1)
-    same(K("einsum")("ij,jk->ik", [a, b]), ember.einsum("ij,jk->ik", [a, b]))
+    same(K("einsum")("ij,jk->ijk", [a, b]), ember.einsum("ij,jk->ijk", [a, b]))  # no contraction: promotes
+    with pytest.raises(RuntimeError, match="expected scalar type Float but found Double"):
+        K("einsum")("ij,jk->ik", [a, b])   # a contraction needs one dtype, as in PyTorch
     c = rand((3, 4))
     r = K("einsum")("ij->ij", [c])
     assert r is not c and r._storage is not c._storage

@@ -39,11 +39,9 @@ import numpy as np
 
 from ..._tensor import Tensor
 from ...core import dtype as D
-from ...core.shape import broadcast_shapes
+from ...core.shape import broadcast_shapes, numel
 from ...dispatch import OPS
-from ..cpu.linalg import (_CPP, _LETTER_ORDER, _ST, _check_bmm, _check_m1_m2, _check_mm, _check_mv, _check_same,
-                          _dim_list, _dot_errors, _matmul_errors, _no_bool, _prod, einsum_specs)
-from ...ops.linalg import check_linear_backward
+from ...ops import linalg as rules
 from .driver import ensure_context
 from .elementwise import _empty
 from .reduction import _ck as _reduction_ck, _reduce
@@ -398,30 +396,12 @@ def _addprod(out, self, a, b, beta=0, alpha=1):
     return out
 
 
-# ---- checks ----------------------------------------------------------------------------------------
+# ---- mm, bmm, matmul, linear -----------------------------------------------------------------------
 
 def _float_only(name, dt):
     if dt.name not in _DT:
         raise NotImplementedError(f"{name} on CUDA supports float32, float64, float16 and bfloat16, got {dt}")
 
-
-def _expands_to(shape, target):
-    return len(shape) <= len(target) and all(s == t or s == 1 for s, t in zip(shape[::-1], target[::-1]))
-
-
-def _check_self(name, self, shape):
-    if not _expands_to(self._shape, shape):
-        raise RuntimeError(f"{name}: the expanded size of self {list(self._shape)} must match the result "
-                           f"shape {list(shape)} (self broadcasts to the product's shape)")
-
-
-def _check_inplace(name, self, shape):
-    if self._shape != tuple(shape):
-        raise RuntimeError(f"{name}: Bad in-place call: input tensor size {list(self._shape)} and output tensor "
-                           f"size {list(shape)} should match")
-
-
-# ---- mm, bmm, matmul, linear -----------------------------------------------------------------------
 
 def _product(a, b, shape):
     out = _empty(shape, a._dtype, a._storage.device)
@@ -429,78 +409,40 @@ def _product(a, b, shape):
 
 
 def mm(self, mat2):
-    _check_mm("mm", self, mat2)
-    _check_m1_m2("mm", self, mat2)
-    _float_only("mm", self._dtype)
-    return _product(self, mat2, (self._shape[0], mat2._shape[1]))
+    shape, dt = rules.mm_meta(self, mat2)
+    _float_only("mm", dt)
+    return _product(self, mat2, shape)
 
 
 def bmm(self, mat2):
-    _check_bmm("bmm", self, mat2)
-    _check_m1_m2("bmm", self, mat2)
-    _float_only("bmm", self._dtype)
-    return _product(self, mat2, (self._shape[0], self._shape[1], mat2._shape[2]))
+    shape, dt = rules.bmm_meta(self, mat2)
+    _float_only("bmm", dt)
+    return _product(self, mat2, shape)
 
 
 def matmul_cuda(self, other):
     """torch.matmul's cases: 1-D promotion and broadcast batch dims (flattened to one batch)."""
-    dt = self._dtype
-    if dt is not other._dtype or dt is D.bool or not self._shape or not other._shape:
-        _matmul_errors(self, other)
+    shape, dt = rules.matmul_meta(self, other)
     _float_only("matmul", dt)
-    va, vb = self.ndim == 1, other.ndim == 1
-    a = self.unsqueeze(0) if va else self
-    b = other.unsqueeze(-1) if vb else other
-    if a._shape[-1] != b._shape[-2]:
-        _matmul_errors(self, other)
-    m, n = a._shape[-2], b._shape[-1]
+    a = self.unsqueeze(0) if self.ndim == 1 else self
+    b = other.unsqueeze(-1) if other.ndim == 1 else other
+    m, k, n = a._shape[-2], a._shape[-1], b._shape[-1]
     if b.ndim == 2:  # (..., m, k) @ (k, n): the batch folds into m
-        rows = _prod(a._shape[:-1])
-        out = _product(a.reshape(rows, a._shape[-1]), b, (rows, n)).reshape(*a._shape[:-2], m, n)
-    else:
-        try:
-            batch = broadcast_shapes(a._shape[:-2], b._shape[:-2])
-        except RuntimeError:
-            _matmul_errors(self, other)
-        nb = _prod(batch)
-        a3 = a.expand(*batch, *a._shape[-2:]).reshape(nb, *a._shape[-2:])
-        b3 = b.expand(*batch, *b._shape[-2:]).reshape(nb, *b._shape[-2:])
-        out = _product(a3, b3, (nb, m, n)).reshape(*batch, m, n)
-    if va:
-        out = out.squeeze(-2)
-    if vb:
-        out = out.squeeze(-1)
-    return out
+        rows = numel(a._shape[:-1])
+        return _product(a.reshape(rows, k), b, (rows, n)).reshape(shape)
+    batch = broadcast_shapes(a._shape[:-2], b._shape[:-2])
+    nb = numel(batch)
+    a3 = a.expand(*batch, m, k).reshape(nb, m, k)
+    b3 = b.expand(*batch, k, n).reshape(nb, k, n)
+    return _product(a3, b3, (nb, m, n)).reshape(shape)
 
 
 def linear_cuda(input, weight, bias=None):
-    si, sw = input._shape, weight._shape
-    dt = input._dtype
-    if not si or not sw:
-        raise RuntimeError(f"linear: both arguments to linear need to be at least 1D, but they are "
-                           f"{len(si)}D and {len(sw)}D")
-    if len(sw) > 2:
-        raise RuntimeError(f"linear: weight must be 1-D or 2-D (out_features, in_features), got shape {list(sw)}")
-    if dt is not weight._dtype:
-        raise RuntimeError(f"linear: expected m1 and m2 to have the same dtype, but got: {_CPP[dt]} != "
-                           f"{_CPP[weight._dtype]} (input and weight)")
-    if bias is not None and bias._dtype is not dt:
-        raise RuntimeError(f"linear: expected input, weight and bias to have the same dtype, but got "
-                           f"{_ST[dt]}, {_ST[weight._dtype]} and {_ST[bias._dtype]}")
-    _no_bool("linear", dt)
-    if si[-1] != sw[-1]:
-        rows = _prod(si[:-1])
-        wt = (sw[1], sw[0]) if len(sw) == 2 else (sw[0], 1)
-        raise RuntimeError(f"linear: mat1 and mat2 shapes cannot be multiplied ({rows}x{si[-1]} and "
-                           f"{wt[0]}x{wt[1]}) (input {list(si)}, weight {list(sw)}: input's last dimension "
-                           f"must equal in_features)")
+    shape, dt = rules.linear_meta(input, weight, bias)
     _float_only("linear", dt)
-    shape = si[:-1] + sw[:-1]
-    if bias is not None and not _expands_to(bias._shape, shape):
-        raise RuntimeError(f"linear: bias of shape {list(bias._shape)} does not broadcast to the output shape "
-                           f"{list(shape)}")
+    si, sw = input._shape, weight._shape
     out = _empty(shape, dt, input._storage.device)
-    x = input if len(si) == 2 else input.reshape(_prod(si[:-1]), si[-1])
+    x = input if len(si) == 2 else input.reshape(numel(si[:-1]), si[-1])
     w = weight.unsqueeze(-1) if len(sw) == 1 else weight.mT
     target = out if len(si) == len(sw) == 2 else out.reshape(x._shape[0], w._shape[1])
     if bias is None or (bias.ndim <= 1 and len(sw) == 2):
@@ -513,13 +455,13 @@ def linear_cuda(input, weight, bias=None):
 
 # ---- addmm, addbmm, baddbmm, addmv (and in place) --------------------------------------------------
 
-def _inplace_product(self, a, b, beta, alpha, target=None):
+def _inplace_product(self, a, b, beta, alpha, target):
     """self = beta * self + alpha * a @ b in place; `target` is self as the product's 2-D/3-D view.
 
     The product is written straight into a row-major self, and as C^T = B^T A^T into a
     column-major one; a self of another layout, or one sharing memory with a or b, gets the
     result through a temporary."""
-    t = self if target is None else target
+    t = target
     if self._storage is not a._storage and self._storage is not b._storage:
         if _writable(t):
             _addprod(t, t, a, b, beta, alpha)
@@ -532,72 +474,15 @@ def _inplace_product(self, a, b, beta, alpha, target=None):
     return self
 
 
-def _addmm_args(name, self, mat1, mat2):
-    _check_mm(name, mat1, mat2, "mat1", "mat2")
-    _check_same(name, "self, mat1 and mat2", self, mat1, mat2)
-    _float_only(name, self._dtype)
-    shape = (mat1._shape[0], mat2._shape[1])
-    _check_self(name, self, shape)
-    return shape
-
-
-def addmm(self, mat1, mat2, beta=1, alpha=1):
-    shape = _addmm_args("addmm", self, mat1, mat2)
-    return _addprod(_empty(shape, self._dtype, self._storage.device), self, mat1, mat2, beta, alpha)
-
-
-def addmm_(self, mat1, mat2, beta=1, alpha=1):
-    _check_inplace("addmm_", self, _addmm_args("addmm_", self, mat1, mat2))
-    return _inplace_product(self, mat1, mat2, beta, alpha)
-
-
-def _baddbmm_args(name, self, batch1, batch2):
-    _check_bmm(name, batch1, batch2)
-    _check_same(name, "input, batch1 and batch2", self, batch1, batch2)
-    _float_only(name, self._dtype)
-    shape = (batch1._shape[0], batch1._shape[1], batch2._shape[2])
-    _check_self(name, self, shape)
-    return shape
-
-
-def baddbmm(self, batch1, batch2, beta=1, alpha=1):
-    shape = _baddbmm_args("baddbmm", self, batch1, batch2)
-    return _addprod(_empty(shape, self._dtype, self._storage.device), self, batch1, batch2, beta, alpha)
-
-
-def baddbmm_(self, batch1, batch2, beta=1, alpha=1):
-    _check_inplace("baddbmm_", self, _baddbmm_args("baddbmm_", self, batch1, batch2))
-    return _inplace_product(self, batch1, batch2, beta, alpha)
-
-
-def _addbmm_args(name, self, batch1, batch2):
-    """Checks, and sum_i batch1[i] @ batch2[i] as one product over the concatenated inner dim."""
-    _check_bmm(name, batch1, batch2)
-    _check_same(name, "self, batch1 and batch2", self, batch1, batch2)
-    _float_only(name, self._dtype)
-    nb, n, m = batch1._shape
-    p = batch2._shape[2]
-    _check_self(name, self, (n, p))
-    return (n, p), batch1.permute(1, 0, 2).reshape(n, nb * m), batch2.reshape(nb * m, p)
-
-
-def addbmm(self, batch1, batch2, beta=1, alpha=1):
-    shape, x, y = _addbmm_args("addbmm", self, batch1, batch2)
-    return _addprod(_empty(shape, self._dtype, self._storage.device), self, x, y, beta, alpha)
-
-
-def addbmm_(self, batch1, batch2, beta=1, alpha=1):
-    shape, x, y = _addbmm_args("addbmm_", self, batch1, batch2)
-    _check_inplace("addbmm_", self, shape)
-    return _inplace_product(self, x, y, beta, alpha)
-
-
-def _addmv_args(name, self, mat, vec):
-    _check_mv(name, mat, vec)
-    _check_same(name, "input tensors (self, mat, vec)", self, mat, vec)
-    _float_only(name, self._dtype)
-    _check_self(name, self, (mat._shape[0],))
-    return (mat._shape[0],)
+def _matrices(name, a, b):
+    """The two matrices (or batches) whose product is the op's: addbmm's sum_i a[i] @ b[i] is one
+    product over the concatenated inner dim; addmv's vector is a column."""
+    if name == "addbmm":
+        nb, n, m = a._shape
+        return a.permute(1, 0, 2).reshape(n, nb * m), b.reshape(nb * m, b._shape[2])
+    if name == "addmv":
+        return a, b.unsqueeze(-1)
+    return a, b
 
 
 def _col(t):
@@ -605,32 +490,38 @@ def _col(t):
     return t.unsqueeze(-1) if t.ndim == 1 else t
 
 
-def addmv(self, mat, vec, beta=1, alpha=1):
-    shape = _addmv_args("addmv", self, mat, vec)
-    out = _empty(shape, self._dtype, self._storage.device)
-    _addprod(out.unsqueeze(-1), _col(self), mat, vec.unsqueeze(-1), beta, alpha)
-    return out
+def _add_kernels(name):
+    """The CUDA kernels of `name` (addmm, addmv, addbmm, baddbmm) and of its in-place form."""
+    meta, meta_ = rules.add_product_meta(name), rules.add_product_meta(name + "_")
+    vec = name == "addmv"
 
+    def out_of_place(self, a, b, beta=1, alpha=1):
+        shape, dt = meta(self, a, b, beta, alpha)
+        _float_only(name, dt)
+        out = _empty(shape, dt, self._storage.device)
+        x, y = _matrices(name, a, b)
+        _addprod(out.unsqueeze(-1) if vec else out, _col(self) if vec else self, x, y, beta, alpha)
+        return out
 
-def addmv_(self, mat, vec, beta=1, alpha=1):
-    _check_inplace("addmv_", self, _addmv_args("addmv_", self, mat, vec))
-    return _inplace_product(self, mat, vec.unsqueeze(-1), beta, alpha, self.unsqueeze(-1))
+    def in_place(self, a, b, beta=1, alpha=1):
+        _, dt = meta_(self, a, b, beta, alpha)
+        _float_only(name + "_", dt)
+        x, y = _matrices(name, a, b)
+        return _inplace_product(self, x, y, beta, alpha, self.unsqueeze(-1) if vec else self)
+    return out_of_place, in_place
 
 
 def mv(self, vec):
-    _check_mv("mv", self, vec)
-    _check_same("mv", "input tensors", self, vec)
-    _float_only("mv", self._dtype)
-    out = _empty((self._shape[0],), self._dtype, self._storage.device)
+    shape, dt = rules.mv_meta(self, vec)
+    _float_only("mv", dt)
+    out = _empty(shape, dt, self._storage.device)
     _addprod(out.unsqueeze(-1), None, self, vec.unsqueeze(-1))
     return out
 
 
 def _dot_kernel(name):
     def kernel(self, other):
-        sa, sb = self._shape, other._shape
-        if len(sa) != 1 or len(sb) != 1 or sa != sb or self._dtype is not other._dtype or self._dtype is D.bool:
-            _dot_errors(name, self, other)
+        rules.check_dot(name, self, other)
         _float_only(name, self._dtype)
         out = _empty((), self._dtype, self._storage.device)
         _addprod(out.reshape(1, 1), None, self.unsqueeze(0), other.unsqueeze(-1))
@@ -643,9 +534,7 @@ vdot = _dot_kernel("vdot")  # real dtypes only: no conjugation
 
 
 def outer(self, vec2):
-    for argname, t in (("self", self), ("vec2", vec2)):
-        if len(t._shape) != 1:
-            raise RuntimeError(f"outer: Expected 1-D argument {argname}, but got {len(t._shape)}-D")
+    rules.outer_meta(self, vec2)
     return OPS["mul"].fn(self.unsqueeze(-1), vec2.unsqueeze(0))
 
 
@@ -709,9 +598,9 @@ def _contract(x, lx, y, ly, keep):
     ym = _permuted(y, ly, batch + contr + yo)
     if batch:  # broadcast batch labels
         xm, ym = xm.expand(*bs, *xs, *ks), ym.expand(*bs, *ks, *ys)
-    m, k, n = _prod(xs), _prod(ks), _prod(ys)
+    m, k, n = numel(xs), numel(ks), numel(ys)
     if batch:
-        r = bmm(xm.reshape(_prod(bs), m, k), ym.reshape(_prod(bs), k, n))
+        r = bmm(xm.reshape(numel(bs), m, k), ym.reshape(numel(bs), k, n))
     else:
         r = mm(xm.reshape(m, k), ym.reshape(k, n))
     return r.reshape(*bs, *xs, *ys), labels
@@ -744,49 +633,18 @@ def _einsum_lower(specs, out_spec, tensors, dt):
 
 
 def einsum_cuda(equation, tensors):
-    if isinstance(tensors, Tensor):
-        raise TypeError("einsum(): operands must be given as tensors or one list of tensors, not a Tensor")
-    tensors = list(tensors)
-    specs, out_spec, dt = einsum_specs(equation, tensors)
-    return _einsum_lower(specs, out_spec, tensors, dt)
+    specs, out_spec, dt, _ = rules.einsum_specs(equation, tensors)
+    return _einsum_lower(specs, out_spec, list(tensors), dt)
 
 
 def tensordot_cuda(a, b, dims=2):
-    na, nb = len(a._shape), len(b._shape)
-    if isinstance(dims, Tensor):
-        dims = dims.tolist()
-    if isinstance(dims, int):
-        if dims < 0:
-            raise RuntimeError(f"tensordot expects dims >= 0, but got dims={dims}")
-        if dims > na or dims > nb:
-            raise RuntimeError(f"tensordot expects dims < ndim_a or ndim_b, but got dims={dims} "
-                               f"(ndim_a={na}, ndim_b={nb})")
-        da, db = list(range(na - dims, na)), list(range(dims))
-    else:
-        try:
-            dims_a, dims_b = dims
-        except (TypeError, ValueError):
-            raise TypeError(f"tensordot: dims must be an int or a pair of dim lists, got {dims!r}") from None
-        da, db = _dim_list(dims_a, na), _dim_list(dims_b, nb)
-        if len(da) != len(db):
-            raise RuntimeError(f"tensordot: both dimension lists should have same length, got {len(da)} and "
-                               f"{len(db)}")
-    if a._dtype is not b._dtype:
-        raise RuntimeError(f"tensordot: both inputs should have same dtype, got {_ST[a._dtype]} and "
-                           f"{_ST[b._dtype]}")
-    _no_bool("tensordot", a._dtype)
-    for i, j in zip(da, db):
-        sa, sb = a._shape[i], b._shape[j]
-        if sa != sb and sa != 1 and sb != 1:
-            raise RuntimeError(f"tensordot: contracted dimensions need to match, but first has size {sa} in "
-                               f"dim {i} and second has size {sb} in dim {j}")
-    letters = iter(_LETTER_ORDER)
-    la = [next(letters) for _ in range(na)]
-    lb = [None] * nb
+    """The contraction of einsum's lowering, with a letter per dim (b's contracted dims take a's)."""
+    da, db = rules.tensordot_dims(a, b, dims)
+    la = list(rules.LETTERS[:a.ndim])
+    lb = list(rules.LETTERS[a.ndim:a.ndim + b.ndim])
     for i, j in zip(da, db):
         lb[j] = la[i]
-    lb = [c if c is not None else next(letters) for c in lb]
-    r, labels = _contract(a, la, b, lb, set())
+    r, _ = _contract(a, la, b, lb, set())
     return r if r.is_contiguous() else OPS["clone"].fn(r)
 
 
@@ -800,7 +658,7 @@ def _matrix(t, cols):
 def linear_backward(self, grad_output, weight, need_input, need_weight, need_bias):
     """grad_input = g @ W, grad_weight = g^T @ x, grad_bias = column sums of g, with g and x the
     (rows, features) views of grad_output and input: two GEMMs and one reduction, no dispatch between."""
-    rows, k, n = check_linear_backward(self, grad_output, weight)
+    rows, k, n = rules.check_linear_backward(self, grad_output, weight)
     dt = self._dtype
     _float_only("linear_backward", dt)
     dev = self._storage.device
@@ -819,12 +677,13 @@ def linear_backward(self, grad_output, weight, need_input, need_weight, need_bia
 
 def _register():
     for name, fn in (("mm", mm), ("bmm", bmm), ("matmul", matmul_cuda), ("linear", linear_cuda),
-                     ("linear_backward", linear_backward),
-                     ("addmm", addmm), ("addmm_", addmm_), ("addbmm", addbmm), ("addbmm_", addbmm_),
-                     ("baddbmm", baddbmm), ("baddbmm_", baddbmm_), ("addmv", addmv), ("addmv_", addmv_),
-                     ("mv", mv), ("dot", dot), ("vdot", vdot), ("outer", outer), ("einsum", einsum_cuda),
-                     ("tensordot", tensordot_cuda)):
+                     ("linear_backward", linear_backward), ("mv", mv), ("dot", dot), ("vdot", vdot),
+                     ("outer", outer), ("einsum", einsum_cuda), ("tensordot", tensordot_cuda)):
         OPS[name].register("cuda")(fn)
+    for name in ("addmm", "addmv", "addbmm", "baddbmm"):
+        out_of_place, in_place = _add_kernels(name)
+        OPS[name].register("cuda")(out_of_place)
+        OPS[name + "_"].register("cuda")(in_place)
 
 
 _register()
