@@ -92,7 +92,7 @@ def test_index_full_mask_all_none_and_errors():
     same(IX.index(x, [None]), ember.index(x, [None]))
     with pytest.raises(IndexError, match="tensors used as indices must be long, int, byte or bool"):
         IX.index(x, [T([0.5])])
-    with pytest.raises(IndexError, match="the shape of the mask"):
+    with pytest.raises(IndexError, match="[Tt]he shape of the mask"):
         IX.index(x, [T([True, False])])
     with pytest.raises(IndexError, match="too many indices"):
         IX.index(x, [T([0]), T([0]), T([0])])
@@ -178,7 +178,7 @@ def test_index_copy_fill_match_cpu(dtype):
     same(IX.index_copy(s0, 0, T([0]), T(1.0).to(x.dtype)), s0.index_copy(0, T([0]), T(1.0).to(x.dtype)))
     with pytest.raises(IndexError, match="Expected a long"):
         IX.index_fill(x, 0, T([0], dtype=ember.int32), 1)
-    with pytest.raises(RuntimeError, match="Number of indices"):
+    with pytest.raises(IndexError, match="Number of indices"):   # IndexError for index_copy, as in torch
         IX.index_copy(x, 1, T([0, 1]), src)
 
 

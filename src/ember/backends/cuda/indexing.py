@@ -33,7 +33,10 @@ from ..._tensor import Tensor
 from ...core import dtype as D
 from ...core.shape import broadcast_shapes, contiguous_strides, normalize_dim
 from ...dispatch import OPS
-from ..cpu.indexing import _scalar_to
+from ...ops.indexing import (check_embedding, check_index_fill, check_index_put, check_index_select, check_mask,
+                             check_mask_fits, check_put, check_same_dtype, check_scatter, check_scatter_reduce,
+                             check_take, fill_scalar, gather_dim, index_entries, index_source_dim, masked_shape,
+                             scatter_dim)
 from .checks import launch_args
 from .elementwise import BLOCK, MAXDIM, _collapse, _empty, _strides_for, copy_cast
 
@@ -109,7 +112,7 @@ def _gather(op, out, x, xs, idx, its, isize, xdim, wrap=PLAIN, unravel=None):
 
 
 def _scalar_type(dt):
-    return "fp64" if dt is D.float64 else ("fp32" if dt.category == 2 else "i64")
+    return "fp64" if dt is D.float64 else ("fp32" if dt.is_floating_point else "i64")
 
 
 def _scatter(op, out, os_, shape, idx, its, src, ss, osize, odim, mode, scale=None, wrap=PLAIN, unravel=None):
@@ -122,14 +125,14 @@ def _scatter(op, out, os_, shape, idx, its, src, ss, osize, odim, mode, scale=No
     dt = out._dtype
     scalar = not isinstance(src, Tensor)
     value = src if scalar else scale
-    value = 0 if value is None else (float(value) if dt.category == 2 else int(value))
+    value = 0 if value is None else (float(value) if dt.is_floating_point else int(value))
     sizes, sts = _geometry(shape, [os_, [0] * len(shape) if scalar else ss, its])
     uargs, und = _unravel_args(unravel)
     args = [_ptr("out_ptr", out), _ptr("src_ptr", out if scalar else src), _ptr("idx_ptr", idx), ("n", n, "i64"),
             ("osize", osize, "i64"), ("odim", odim, "i64"), ("value", value, _scalar_type(dt))]
     args += _grid_args(sizes, sts, ("ot", "st", "it")) + uargs + launch_args(out.device, op)
     consts = {"NDIM": len(sizes), "UNDIM": und, "WRAP": wrap, "MODE": mode, "SRC_SCALAR": int(scalar),
-              "SCALE": int(not scalar and scale is not None), "FLT": int(dt.category == 2),
+              "SCALE": int(not scalar and scale is not None), "FLT": int(dt.is_floating_point),
               "W64": int(dt.itemsize == 8)}
     _run(_kernels().scatter_kernel, n, args, consts, out.device)
 
@@ -138,7 +141,7 @@ def _acc_dtype(dt, mode):
     native = _NATIVE[mode]
     if native is None or dt.name in native:
         return dt
-    return D.float32 if dt.category == 2 else D.int32
+    return D.float32 if dt.is_floating_point else D.int32
 
 
 def _update(self, inplace, mode, body):
@@ -176,38 +179,16 @@ def _along(index, d, shape):
     return index.reshape(*view).expand(*shape)
 
 
-# ---- shared checks (the CPU kernels' wording) ------------------------------------------------------
-
-def _check_index(op, index):
-    if index._dtype is not D.int64 and index._dtype is not D.int32:
-        raise RuntimeError(f"{op}(): Expected dtype int32/int64 for index, but got {index._dtype}")
-
-
-def _long_index(op, index, exc=RuntimeError):
-    if index._dtype is not D.int64:
-        raise exc(f"{op}(): Expected a long (int64) tensor for index, but got {index._dtype}")
-
-
-def _vector_index(op, index, exc=IndexError):
-    if index.ndim > 1:
-        raise exc(f"{op}(): Index is supposed to be a vector (0-D or 1-D), but got a tensor of shape "
-                  f"{list(index._shape)}")
-
-
-def _same_dtype(op, self, other, what="source"):
-    if other._dtype is not self._dtype:
-        raise RuntimeError(f"{op}(): self and {what} must have the same dtype, but got self.dtype = {self._dtype} "
-                           f"and {what}.dtype = {other._dtype}")
-
+# ---- checks only CUDA makes ------------------------------------------------------------------------
 
 def _py_value(op, value, dt):
-    """A Python scalar (or a 0-dim tensor on another device) for dtype dt; integer overflow raises."""
-    if dt.category == 2:
-        return float(value.item() if isinstance(value, Tensor) else value)
-    return int(_scalar_to(op, value, dt))
+    """A fill value for dtype dt as a Python scalar (a 0-dim CPU tensor is read on the host)."""
+    return fill_scalar(op, value.item() if isinstance(value, Tensor) else value, dt)
 
 
 def _no_empty_dim(op, n, dim, size):
+    """A non-empty index into an empty dim: every index is out of range, and with nothing to address
+    the kernel could not report it (on the CPU the index values say so)."""
     if n and not size:
         raise IndexError(f"{op}(): index is out of bounds for dimension {dim} with size 0")
 
@@ -219,19 +200,11 @@ def gather(self, dim, index, sparse_grad=False):
 
 
 def _dim_gather(op, self, dim, index):
-    _check_index("gather", index)
-    d = normalize_dim(dim, max(self.ndim, 1))
-    if max(index.ndim, 1) != max(self.ndim, 1):
-        raise RuntimeError(f"gather(): Index tensor must have the same number of dimensions as input tensor "
-                           f"(index shape {list(index._shape)}, input shape {list(self._shape)})")
+    d = gather_dim("gather", self, dim, index)
     out = _empty(index._shape, self._dtype, self.device)
     if out.numel() == 0:
         return out
     x, idx = _as_1d(self), _as_1d(index)
-    for k in range(x.ndim):
-        if k != d and idx._shape[k] > x._shape[k]:
-            raise RuntimeError(f"gather(): Size does not match at dimension {k} expected index {list(idx._shape)} "
-                               f"to be no larger than self {list(x._shape)} apart from dimension {d}")
     _no_empty_dim("gather", 1, d, x._shape[d])
     xs = list(x._stride)
     xs[d] = 0
@@ -240,12 +213,8 @@ def _dim_gather(op, self, dim, index):
 
 
 def index_select(self, dim, index, op="index_select"):
-    _check_index("index_select", index)
-    _vector_index("index_select", index)
-    d = normalize_dim(dim, self.ndim)
+    d = check_index_select("index_select", self, dim, index)
     if not self._shape:
-        if index.numel() != 1:
-            raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {index.numel()} value(s)")
         return _dim_gather(op, self.reshape(1), 0, index.reshape(1)).reshape(())
     shape = list(self._shape)
     shape[d] = index.numel()
@@ -255,54 +224,26 @@ def index_select(self, dim, index, op="index_select"):
 
 
 def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
-    if weight.ndim != 2:
-        raise RuntimeError(f"embedding(): 'weight' must be 2-D, got shape {list(weight._shape)}")
-    if indices._dtype is not D.int64 and indices._dtype is not D.int32:
-        raise RuntimeError(f"embedding(): Expected tensor for argument 'indices' to have one of the following "
-                           f"scalar types: Long, Int; but got {indices._dtype} instead")
+    check_embedding(weight, indices)
     flat = index_select(weight, 0, indices.reshape(-1), "embedding")
     return flat.reshape(*indices._shape, weight._shape[-1])
 
 
 def take(self, index):
-    _long_index("take", index)
+    check_take("take", self, index)
     out = _empty(index._shape, self._dtype, self.device)
-    if out.numel() and not self.numel():
-        raise IndexError("take(): out of range: tried to access an index on a tensor of 0 elements")
     return _gather("take", out, self, [0] * index.ndim, index, index._stride, self.numel(), 0, WRAP, unravel=self)
 
 
 # ---- advanced indexing -------------------------------------------------------------------------------
 
-def _adv_entries(op, self, indices):
-    """Checks an aten index list as the CPU kernel does; returns [(first dim, tensor, is_mask)]."""
-    shape = self._shape
-    nd = len(shape)
-    entries = []
-    dim = 0
-    for t in indices:
-        if t is None:
-            dim += 1
-            continue
-        dt = t._dtype
-        if dt is D.int64 or dt is D.int32:
-            entries.append((dim, t, False))
-            dim += 1
-        elif dt is D.bool or dt is D.uint8:
-            for j in range(t.ndim):
-                if dim + j >= nd or t._shape[j] != shape[dim + j]:
-                    raise IndexError(f"{op}(): the shape of the mask {list(t._shape)} at index {j} does not match "
-                                     f"the shape of the indexed tensor {list(shape)} at index {dim + j}")
-            if not t._shape:
-                raise NotImplementedError(f"{op}() on CUDA with a 0-dim boolean index is not implemented "
-                                          f"(Tensor.__getitem__ turns one into a 1-element mask on a new dim)")
-            entries.append((dim, t, True))
-            dim += t.ndim
-        else:
-            raise IndexError(f"{op}(): tensors used as indices must be long, int, byte or bool tensors, got {dt}")
-    if dim > nd:
-        raise IndexError(f"{op}(): too many indices for tensor of dimension {nd} (got {dim})")
-    return entries
+def _adv_entries(op, entries):
+    """The checked index list's tensors (ops.indexing.index_entries) as [(first dim, tensor, is_mask)]."""
+    for _, _, _, t, is_mask in entries:
+        if is_mask and not t._shape:
+            raise NotImplementedError(f"{op}() on CUDA with a 0-dim boolean index is not implemented "
+                                      f"(Tensor.__getitem__ turns one into a 1-element mask on a new dim)")
+    return [(d, t, is_mask) for _, d, _, t, is_mask in entries]
 
 
 def _adv_per_dim(op, self, entries):
@@ -361,7 +302,7 @@ def _linearise(op, lin, idx, batch, size, stride, first):
 
 
 def index(self, indices):
-    entries = _adv_entries("index", self, indices)
+    entries = _adv_entries("index", index_entries("index", self, indices))
     if not entries:  # only whole dims: a copy
         return copy_cast(_empty(self._shape, self._dtype, self.device), self)
     if len(entries) == 1 and entries[0][2] and entries[0][0] == 0 and entries[0][1].ndim == self.ndim \
@@ -389,10 +330,7 @@ def _value_strides(op, values, res):
 
 
 def _index_put(op, self, indices, values, accumulate, inplace):
-    if values._dtype is not self._dtype:
-        raise RuntimeError(f"{op}(): Index put requires the source and destination dtypes match, got "
-                           f"{self._dtype} for the destination and {values._dtype} for the source")
-    entries = _adv_entries(op, self, indices)
+    entries = _adv_entries(op, check_index_put(op, self, indices, values))
     if not entries:  # only whole dims: every element
         _value_strides(op, values, self._shape)
         if inplace:
@@ -425,35 +363,6 @@ def index_put(self, indices, values, accumulate=False):
 
 # ---- scatter family ------------------------------------------------------------------------------------
 
-def _scatter_check(op, self, dim, index, src):
-    """The CPU kernel's shape checks; the normalised dim, or None when index is empty."""
-    _check_index(op, index)
-    nd = self.ndim
-    d = normalize_dim(dim, nd)
-    ndi = max(index.ndim, 1)
-    if ndi != max(nd, 1):
-        raise RuntimeError(f"{op}(): Index tensor must have the same number of dimensions as self tensor "
-                           f"(index shape {list(index._shape)}, self shape {list(self._shape)})")
-    if src is not None:
-        if src._dtype is not self._dtype:
-            raise RuntimeError(f"{op}(): Expected self.dtype to be equal to src.dtype, but got {self._dtype} "
-                               f"and {src._dtype}")
-        if max(src.ndim, 1) != ndi:
-            raise RuntimeError(f"{op}(): Index tensor must have the same number of dimensions as src tensor "
-                               f"(index shape {list(index._shape)}, src shape {list(src._shape)})")
-    if index.numel() == 0:
-        return None
-    shape, ishape = self._shape or (1,), index._shape or (1,)
-    sshape = (src._shape or (1,)) if src is not None else None
-    for k in range(ndi):
-        if (k != d and ishape[k] > shape[k]) or (sshape is not None and ishape[k] > sshape[k]):
-            raise RuntimeError(f"{op}(): Expected index {list(ishape)} to be no larger than self {list(shape)} "
-                               f"apart from dimension {d}" +
-                               (f" and to be no larger size than src {list(sshape)}" if sshape is not None else ""))
-    _no_empty_dim(op, 1, d, shape[d])
-    return d
-
-
 def _copy_of(self):
     return copy_cast(_empty(self._shape, self._dtype, self.device), self)
 
@@ -463,29 +372,22 @@ _SCATTER_MODE = {None: STORE, "add": ADD, "multiply": MUL}
 
 def _scatter_op(op, inplace):
     def kernel(self, dim, index, src=None, value=None, reduce=None):
-        if src is None:
-            if value is None:
-                raise TypeError(f"{op}(): expected a `src` tensor or a scalar `value`")
-            src = value
-        elif value is not None:
-            raise TypeError(f"{op}(): got both `src` and `value`; pass one of them")
-        mode = _SCATTER_MODE.get(reduce)
-        if mode is None:
-            raise RuntimeError(f"{op}(): reduce argument must be either 'add' or 'multiply', got {reduce!r}")
-        is_tensor = isinstance(src, Tensor)
-        d = _scatter_check(op, self, dim, index, src if is_tensor else None)
-        if d is None:
+        d, src = check_scatter(op, self, dim, index, src, value, reduce)
+        if index.numel() == 0:
             return self if inplace else _copy_of(self)
-        s = _as_1d(src) if is_tensor else _py_value(op, src, self._dtype)
+        _no_empty_dim(op, 1, d, (self._shape or (1,))[d])
+        mode = _SCATTER_MODE[reduce]
+        s = _as_1d(src) if isinstance(src, Tensor) else _py_value(op, src, self._dtype)
         return _update(self, inplace, mode, lambda t: _dim_scatter(op, _as_1d(t), d, _as_1d(index), s, mode))
     return kernel
 
 
 def _scatter_add_op(op, inplace):
     def kernel(self, dim, index, src):
-        d = _scatter_check(op, self, dim, index, src)
-        if d is None:
+        d = scatter_dim(op, self, dim, index, src)
+        if index.numel() == 0:
             return self if inplace else _copy_of(self)
+        _no_empty_dim(op, 1, d, (self._shape or (1,))[d])
         return _update(self, inplace, ADD, lambda t: _dim_scatter(op, _as_1d(t), d, _as_1d(index), _as_1d(src), ADD))
     return kernel
 
@@ -499,7 +401,7 @@ def _identity(reduce, dt):
         return 0
     if reduce == "prod":
         return 1
-    if dt.category == 2:
+    if dt.is_floating_point:
         return float("-inf") if reduce == "amax" else float("inf")
     info = np.iinfo(dt.np)
     return int(info.min if reduce == "amax" else info.max)
@@ -507,14 +409,11 @@ def _identity(reduce, dt):
 
 def _scatter_reduce_op(op, inplace):
     def kernel(self, dim, index, src, reduce, include_self=True):
-        mode = _REDUCE_MODE.get(reduce)
-        if mode is None:
-            raise RuntimeError(f"{op}(): reduce argument must be either sum, prod, mean, amax or amin, got {reduce!r}")
-        if reduce == "mean" and self._dtype is D.bool:
-            raise RuntimeError(f"{op}(): reduce='mean' is not implemented for bool tensors")
-        d = _scatter_check(op, self, dim, index, src)
-        if d is None:
+        d = check_scatter_reduce(op, self, dim, index, src, reduce)
+        if index.numel() == 0:
             return self if inplace else _copy_of(self)
+        _no_empty_dim(op, 1, d, (self._shape or (1,))[d])
+        mode = _REDUCE_MODE[reduce]
         idx, s = _as_1d(index), _as_1d(src)
 
         def body(t):
@@ -540,67 +439,29 @@ def _mean_finish(out, acc, count):
     sizes, (ot,) = _geometry(out._shape, [out._stride])
     args = [_ptr("out_ptr", out), _ptr("acc_ptr", acc), _ptr("cnt_ptr", count), ("n", n, "i64")]
     args += _grid_args(sizes, [ot], ("ot",))
-    _run(_kernels().mean_kernel, n, args, {"NDIM": len(sizes), "FLT": int(acc._dtype.category == 2)}, out.device)
+    _run(_kernels().mean_kernel, n, args, {"NDIM": len(sizes), "FLT": int(acc._dtype.is_floating_point)}, out.device)
 
 
 # ---- index_add / index_copy / index_fill / put --------------------------------------------------------
 
-def _dim_source(op, self, dim, nidx, source, strict):
-    """index_add/index_copy: source is self with dim d resized to the number of indices."""
-    _same_dtype(op, self, source)
-    d = normalize_dim(dim, self.ndim)
-    sshape, shape = source._shape or (1,), self._shape or (1,)
-    if len(sshape) != len(shape) or (strict and source.ndim != self.ndim):
-        raise RuntimeError(f"{op}(): source must have as many dimensions as self, got source shape "
-                           f"{list(source._shape)} and self shape {list(self._shape)}")
-    if sshape[d] != nidx:
-        raise RuntimeError(f"{op}(): Number of indices ({nidx}) should be equal to source.size(dim) "
-                           f"({sshape[d]}), for dim: {d}")
-    for k in range(len(sshape)):
-        if k != d and sshape[k] != shape[k]:
-            raise RuntimeError(f"{op}(): source tensor shape must match self tensor shape, excluding the specified "
-                               f"dimension {d}. Got self.shape = {list(self._shape)} "
-                               f"source.shape = {list(source._shape)}")
-    _no_empty_dim(op, nidx, d, shape[d])
-    return d
-
-
-def _index_add_op(op, inplace):
+def _index_source_op(op, inplace, mode):
+    """index_add(_) (mode ADD, with alpha) and index_copy(_) (STORE): source's slices along dim d
+    go to self's slices at index."""
     def kernel(self, dim, index, source, alpha=1):
-        _check_index(op, index)
-        _vector_index(op, index)
-        d = _dim_source(op, self, dim, index.numel(), source, True)
+        d = index_source_dim(op, self, dim, index, source)
+        _no_empty_dim(op, index.numel(), d, (self._shape or (1,))[d])
         s = _as_1d(source)
         idx = _along(index.reshape(-1), d, s._shape)
-        return _update(self, inplace, ADD, lambda t: _dim_scatter(op, _as_1d(t), d, idx, s, ADD,
-                                                                  None if alpha == 1 else alpha))
-    return kernel
-
-
-def _index_copy_op(op, inplace):
-    def kernel(self, dim, index, source):
-        _long_index(op, index)
-        _vector_index(op, index)
-        d = _dim_source(op, self, dim, index.numel(), source, False)
-        s = _as_1d(source)
-        idx = _along(index.reshape(-1), d, s._shape)
-        return _update(self, inplace, STORE, lambda t: _dim_scatter(op, _as_1d(t), d, idx, s, STORE))
+        scale = None if alpha == 1 else alpha
+        return _update(self, inplace, mode, lambda t: _dim_scatter(op, _as_1d(t), d, idx, s, mode, scale))
     return kernel
 
 
 def _index_fill_op(op, inplace):
     def kernel(self, dim, index, value):
-        _long_index(op, index, IndexError)
-        _vector_index(op, index, RuntimeError)
-        d = normalize_dim(dim, self.ndim)
-        if isinstance(value, Tensor):
-            if value._shape:
-                raise RuntimeError(f"{op} only supports a 0-dimensional value tensor, but got tensor with "
-                                   f"{value.ndim} dimension(s)")
-            if value._storage.device is not self._storage.device:  # a CPU scalar tensor: its value
-                value = _py_value(op, value, self._dtype)
-        else:
-            value = _py_value(op, value, self._dtype)
+        d = check_index_fill(op, self, dim, index, value)
+        if not isinstance(value, Tensor) or value._storage.device is not self._storage.device:
+            value = _py_value(op, value, self._dtype)   # a Python scalar or a CPU scalar tensor: its value
         shape = list(self._shape or (1,))
         shape[d] = index.numel()
         _no_empty_dim(op, index.numel(), d, (self._shape or (1,))[d])
@@ -612,13 +473,7 @@ def _index_fill_op(op, inplace):
 
 def _put_op(op, inplace):
     def kernel(self, index, source, accumulate=False):
-        _long_index(op, index)
-        _same_dtype(op, self, source)
-        if index.numel() != source.numel():
-            raise IndexError(f"{op}(): Expected source and index to have the same number of elements, but got "
-                             f"source.numel() = {source.numel()}, index.numel() = {index.numel()}")
-        if index.numel() and not self.numel():
-            raise IndexError(f"{op}(): out of range: tried to access an index on a tensor of 0 elements")
+        check_put(op, self, index, source)
         idx, src = (index, source) if index._shape == source._shape else (index.reshape(-1), source.reshape(-1))
         mode = ADD if accumulate else STORE
 
@@ -695,14 +550,9 @@ def nonzero(self):
     return out
 
 
-def _check_mask(op, mask):
-    if mask._dtype is not D.bool:
-        raise RuntimeError(f"{op} only supports boolean masks, but got mask with dtype {mask._dtype}")
-
-
 def masked_select(self, mask):
-    _check_mask("masked_select", mask)
-    shape = broadcast_shapes(self._shape, mask._shape)
+    check_mask("masked_select", mask)
+    shape = masked_shape("masked_select", self, mask)
     if prod(shape) == 0:
         return _empty((0,), self._dtype, self.device)
     sizes, sts, cnt, incl = _block_counts(mask, shape, [_strides_for(self, shape), _strides_for(mask, shape)])
@@ -724,23 +574,17 @@ def _masked_scatter_into(t, mask, source):
 
 
 def masked_scatter(self, mask, source):
-    _check_mask("masked_scatter", mask)
-    shape = broadcast_shapes(self._shape, mask._shape)
-    _same_dtype("masked_scatter", self, source)
+    check_mask("masked_scatter", mask)
+    check_same_dtype("masked_scatter", self, source)
+    shape = masked_shape("masked_scatter", self, mask)
     out = copy_cast(_empty(shape, self._dtype, self.device), self)
     return _masked_scatter_into(out, mask, source)
 
 
 def masked_scatter_(self, mask, source):
-    _check_mask("masked_scatter_", mask)
-    _same_dtype("masked_scatter_", self, source)
-    try:
-        ok = broadcast_shapes(mask._shape, self._shape) == self._shape
-    except RuntimeError:
-        ok = False
-    if not ok:
-        raise RuntimeError(f"masked_scatter_: the mask of shape {list(mask._shape)} cannot be broadcast to self's "
-                           f"shape {list(self._shape)}")
+    check_mask("masked_scatter_", mask)
+    check_same_dtype("masked_scatter_", self, source)
+    check_mask_fits("masked_scatter_", self, mask)
     return _masked_scatter_into(self, mask, source)
 
 
@@ -803,8 +647,8 @@ scatter, scatter_ = _scatter_op("scatter", False), _scatter_op("scatter_", True)
 scatter_add, scatter_add_ = _scatter_add_op("scatter_add", False), _scatter_add_op("scatter_add_", True)
 scatter_reduce = _scatter_reduce_op("scatter_reduce", False)
 scatter_reduce_ = _scatter_reduce_op("scatter_reduce_", True)
-index_add, index_add_ = _index_add_op("index_add", False), _index_add_op("index_add_", True)
-index_copy, index_copy_ = _index_copy_op("index_copy", False), _index_copy_op("index_copy_", True)
+index_add, index_add_ = _index_source_op("index_add", False, ADD), _index_source_op("index_add_", True, ADD)
+index_copy, index_copy_ = _index_source_op("index_copy", False, STORE), _index_source_op("index_copy_", True, STORE)
 index_fill, index_fill_ = _index_fill_op("index_fill", False), _index_fill_op("index_fill_", True)
 put, put_ = _put_op("put", False), _put_op("put_", True)
 
