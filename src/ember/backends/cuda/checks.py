@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graphs import _capturing
+from .capture import capturing as _capturing
 
 __all__ = ["err_tensor", "launch_args", "mark", "raise_pending", "CODES"]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from .capture import refuse_during_capture
+from .checks import raise_pending
 from .driver import capability, check, device_attribute, device_count, device_name, driver, ensure_context, \
     total_memory
 
@@ -109,8 +111,6 @@ def mem_get_info(d=None) -> tuple:
 
 def synchronize(d=None) -> None:
     """Waits for all work on the device to finish (then raises an index error its kernels found)."""
-    from .checks import raise_pending
-    from .graphs import refuse_during_capture
     refuse_during_capture("ember.cuda.synchronize()")
     i = index_of(d)
     ensure_context(i)

@@ -12,31 +12,19 @@ driver invalidate the capture.
 from __future__ import annotations
 
 import itertools
-import threading
 
+from .capture import CaptureError, capturing as _capturing, lock as _lock, refuse_during_capture
 from .driver import check, driver
 
-__all__ = ["CUDAGraph", "graph", "graph_pool_handle", "is_current_stream_capturing", "refuse_during_capture"]
+__all__ = ["CUDAGraph", "graph", "graph_pool_handle", "is_current_stream_capturing", "CaptureError",
+           "refuse_during_capture"]
 
-_capturing = {}          # device index -> the CUDAGraph capturing on it (ember captures one per device)
-_lock = threading.Lock()
 _pool_ids = itertools.count(1)
-
-
-class CaptureError(RuntimeError):
-    pass
 
 
 def is_current_stream_capturing() -> bool:
     from .device import current_device
     return current_device() in _capturing
-
-
-def refuse_during_capture(what: str, why: str = "synchronises the host with the GPU") -> None:
-    if _capturing:
-        g = next(iter(_capturing.values()))
-        raise CaptureError(f"{what} {why}, which is not allowed while a CUDA graph is being captured (capture "
-                           f"started on {g._stream!r}); move it out of the captured region")
 
 
 def graph_pool_handle():

@@ -10,6 +10,7 @@ from collections import deque
 import numpy as np
 
 from .allocator import CachingAllocator, OutOfMemoryError, RawAllocator, RawOutOfMemory
+from .capture import capturing as _capturing
 from .driver import CudaError, check, driver, ensure_context
 
 __all__ = ["allocator_for", "CudaBuffer", "alloc_buffer", "pinned_empty", "keep_alive", "OutOfMemoryError"]
@@ -54,7 +55,6 @@ class DriverRawAllocator(RawAllocator):
         self.index = index
 
     def _relaxed(self, fn):
-        from .graphs import _capturing
         if not _capturing:
             return fn()
         d = driver()

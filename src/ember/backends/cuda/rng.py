@@ -34,7 +34,7 @@ from ...dispatch import OPS
 from ...random import _default_for, get_generator
 from .compiler import SIG, run
 from .elementwise import _empty, copy_cast
-from .graphs import _capturing
+from .capture import capturing as _capturing
 
 BLOCK = 256             # Philox counters per program of the fill and dropout kernels
 RANK_MAX = 1 << 14      # randperm by counting ranks up to this n (O(n^2) compares), Feistel above

@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 
 from . import device as _dev
+from .capture import refuse_during_capture
 from .checks import raise_pending
 from .driver import check, driver, ensure_context
 
@@ -63,7 +64,6 @@ class Stream:
         check((err,), "cuStreamQuery")
 
     def synchronize(self) -> None:
-        from .graphs import refuse_during_capture
         refuse_during_capture("Stream.synchronize()")
         check(driver().cuStreamSynchronize(self.handle), "cuStreamSynchronize")
         raise_pending(self.device_index)    # device-side index checks (checks.py)
@@ -142,7 +142,6 @@ class Event:
         check((err,), "cuEventQuery")
 
     def synchronize(self) -> None:
-        from .graphs import refuse_during_capture
         refuse_during_capture("Event.synchronize()")
         check(driver().cuEventSynchronize(self.handle), "cuEventSynchronize")
         raise_pending(self.device_index)    # device-side index checks (checks.py)

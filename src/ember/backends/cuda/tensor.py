@@ -17,7 +17,7 @@ from ...dispatch import OPS
 from .checks import raise_pending
 from .driver import _tls as _ctx_tls, check, driver, ensure_context
 from .elementwise import copy_cast
-from .graphs import refuse_during_capture
+from .capture import refuse_during_capture
 from .memory import CudaBuffer, _allocators, allocator_for, keep_alive, pinned_empty
 from .movement import fill_contiguous
 from .stream import _tls as _stream_tls, current_stream
