@@ -2,7 +2,8 @@
 (kernel, signature, constants, device capability), with Triton's on-disk cache behind it.
 
 `run(fn, grid, args, constexprs, device)` either compiles (once) and launches through a cached
-launch plan on the current stream, or, under `TRITON_INTERPRET=1` with CPU tensors (the CI tests), runs the
+launch plan on the current stream (`make_plan`: compiled here, the plan built by launch.py,
+which never compiles), or, under `TRITON_INTERPRET=1` with CPU tensors (the CI tests), runs the
 same kernel in Triton's interpreter on zero-copy torch views of ember's buffers.
 """
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import os
 import time
 
-__all__ = ["run", "compile_kernel", "stats", "SIG", "LazyKernels"]
+from .launch import Plan, plan_for
+
+__all__ = ["run", "compile_kernel", "make_plan", "stats", "SIG", "LazyKernels"]
 
 # ember dtype name -> Triton pointer element type
 SIG = {"float32": "fp32", "float64": "fp64", "float16": "fp16", "bfloat16": "bf16", "int64": "i64",
@@ -58,6 +61,12 @@ def compile_kernel(fn, signature: dict, constexprs: dict, index: int, num_warps:
     return c
 
 
+def make_plan(fn, signature: dict, constexprs: dict, index: int, num_warps: int = 4) -> Plan:
+    """Compiles `fn` for (signature, constexprs) on device `index` and builds its launch plan.
+    signature: {param name: Triton type} in parameter order."""
+    return plan_for(compile_kernel(fn, signature, constexprs, index, num_warps), signature.values(), index)
+
+
 def _interpreting(args) -> bool:
     if os.environ.get("TRITON_INTERPRET") != "1":
         return False
@@ -88,7 +97,6 @@ def run(fn, grid, args, constexprs: dict, index: int = 0, num_warps: int = 4) ->
             kw = {name: (_torch_view(v) if ty.startswith("*") else v) for name, v, ty in args}
             fn[grid](**kw, **constexprs)
             return
-        from .launch import make_plan
         plan = _plans[key] = make_plan(fn, {name: ty for name, _, ty in args}, constexprs, index, num_warps)
     for (_, v, ty), c in zip(args, plan.vals):
         c.value = v.data_ptr() if ty[0] == "*" else v

@@ -16,7 +16,7 @@ from ...core.shape import broadcast_shapes, contiguous_strides
 from ...dispatch import OPS
 from ...ops.elementwise import BINARY, UNARY, inplace_check, out_dtype
 from ..cpu.elementwise import _BINARY_REJECT, _UNARY_REJECT, _internal_overlap, _not_impl
-from .compiler import SIG, LazyKernels, run
+from .compiler import SIG, LazyKernels, make_plan, run
 
 K = LazyKernels("elementwise")
 
@@ -211,7 +211,6 @@ _plans = {}
 
 
 def _make_plan(key):
-    from .launch import make_plan
     op, nin, nd, contig, y_scalar, ck, odt, xdt, ydt, index = key
     sty = _SCALAR_TY.get(ck, "i64" if ck != 7 else "i32")
     sig = {"out_ptr": "*" + SIG[odt.name], "x_ptr": "*" + SIG[xdt.name], "y_ptr": "*" + SIG[ydt.name],

@@ -1,5 +1,6 @@
 """Kernel launch plumbing: load a cubin once per device, look functions up, launch with packed
-arguments on the current stream.
+arguments on the current stream. It takes kernels already compiled (compiler.py, above it,
+compiles them and asks here for their launch plans); it never compiles.
 
 A Triton 3.6 kernel takes, after its own parameters, two more pointers (global and profile
 scratch); `launch_triton` appends them (NULL when the compiled metadata says their sizes are 0).
@@ -12,7 +13,7 @@ import threading
 from .driver import check, driver, ensure_context
 from .stream import _tls as _stream_tls, current_stream
 
-__all__ = ["Module", "load_module", "Function", "launch", "launch_triton", "Plan", "make_plan", "ptr", "i32", "i64",
+__all__ = ["Module", "load_module", "Function", "launch", "launch_triton", "Plan", "plan_for", "ptr", "i32", "i64",
            "f32"]
 
 _cache = {}
@@ -124,11 +125,9 @@ class Plan:
             check((err,), f"cuLaunchKernel({self.name})")
 
 
-def make_plan(fn, signature: dict, constexprs: dict, index: int, num_warps: int = 4) -> Plan:
-    """Compiles `fn` for (signature, constexprs) on device `index` and builds its launch plan.
-    signature: {param name: Triton type} in parameter order ('*fp32' pointers get c_void_p)."""
-    from .compiler import compile_kernel
-    c = compile_kernel(fn, signature, constexprs, index, num_warps)
+def plan_for(c, types, index: int) -> Plan:
+    """The launch plan of `c`, a kernel compiled by `triton.compile`, on device `index`.
+    types: its parameters' Triton types in order ('*fp32' pointers get c_void_p)."""
     md = c.metadata
     if getattr(md, "global_scratch_size", 0) or getattr(md, "profile_scratch_size", 0):
         raise NotImplementedError(f"kernel {md.name} needs scratch memory; ember's launcher does not provide it yet")
@@ -136,7 +135,7 @@ def make_plan(fn, signature: dict, constexprs: dict, index: int, num_warps: int 
     f.set_max_dynamic_shared(md.shared)
     p = Plan()
     p.handle, p.name, p.index = f.handle, md.name, index
-    vals = [ctypes.c_void_p() if ty[0] == "*" else _CTYPES[ty]() for ty in signature.values()]
+    vals = [ctypes.c_void_p() if ty[0] == "*" else _CTYPES[ty]() for ty in types]
     vals += [ctypes.c_void_p(), ctypes.c_void_p()]  # Triton 3.6's global and profile scratch (unused: NULL)
     p.vals = vals
     p.arr = (ctypes.c_void_p * len(vals))(*[ctypes.addressof(v) for v in vals])
