@@ -16,8 +16,6 @@ from ..dispatch import OPS, defop
 _ALL = ("cpu", "cuda")
 
 
-
-
 def infer_size(shape: tuple, n: int) -> tuple:
     """Resolves one -1 in `shape` for a tensor of `n` elements."""
     known, neg = 1, -1
@@ -411,7 +409,6 @@ select = OPS["select"].fn
 slice_ = OPS["slice"].fn
 as_strided = OPS["as_strided"].fn
 diagonal = OPS["diagonal"].fn
-
 
 
 # ---- composite views (Python over the ops above) -------------------------------------------
