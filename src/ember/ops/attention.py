@@ -7,34 +7,33 @@ composite); under `create_graph=True` it recomputes the composite so double back
 
 Shapes: query (*B, L, E), key (*B, S, E), value (*B, S, Ev) with the same batch dims *B; the mask
 broadcasts to (*B, L, S), bool (True = may attend) or float (added to the scores). Rows where every
-position is masked give zeros (lse -inf), as the composite does.
+position is masked give zeros (lse -inf), as the composite does. The logsumexp rows are float32
+(float64 for float64 inputs) on every device.
 """
 from __future__ import annotations
 
 from ..autograd.derivatives import derivative
+from ..core import dtype as D
 from ..dispatch import defop
 
-defop("_fused_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask, bool is_causal, float scale) "
-      "-> (Tensor, Tensor)")
-defop("_fused_attention_backward(Tensor grad_out, Tensor query, Tensor key, Tensor value, Tensor? attn_mask, "
-      "Tensor out, Tensor lse, bool is_causal, float scale, bool need_query, bool need_key, bool need_value) "
-      "-> (Tensor, Tensor, Tensor)")
 
-derivative("_fused_attention", **{
-    "query, key, value": "attention_backward(grad, query, key, value, attn_mask, result0, result1, is_causal, "
-                         "scale, grad_input_mask)"})
+def _check_mask(fn, attn_mask, is_causal, full):
+    """attn_mask must broadcast to `full` (*B, L, S), be bool or floating, and not go with is_causal."""
+    if attn_mask is None:
+        return
+    if is_causal:
+        raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set when "
+                           "is_causal=True")
+    ms = attn_mask._shape
+    if not (attn_mask._dtype is D.bool or attn_mask._dtype.is_floating_point) or len(ms) > len(full) or \
+            any(m not in (1, f) for m, f in zip(ms[::-1], full[::-1])):
+        raise RuntimeError(f"{fn}: expected a bool or floating attn_mask broadcastable to {list(full)}, got "
+                           f"{attn_mask._dtype} of shape {list(ms)}")
 
-# Self-attention on one packed in-projection (what nn.MultiheadAttention computes): qkv (B, L, 3E) holds
-# q, k, v side by side, each split into num_heads heads of E // num_heads; out (B, L, E) holds the heads'
-# outputs side by side again, lse (B, H, L). One node instead of the unflatten/select/reshape/transpose
-# chain around _fused_attention, and on CUDA no copies: the kernels read the heads in place and write
-# the output and qkv's grad in place.
-defop("_packed_self_attention(Tensor qkv, int num_heads, Tensor? attn_mask, bool is_causal, float scale) "
-      "-> (Tensor, Tensor)")
-defop("_packed_self_attention_backward(Tensor grad_out, Tensor qkv, int num_heads, Tensor? attn_mask, Tensor out, "
-      "Tensor lse, bool is_causal, float scale) -> Tensor")
-derivative("_packed_self_attention",
-           qkv="packed_attention_backward(grad, qkv, num_heads, attn_mask, result0, result1, is_causal, scale)")
+
+def lse_dtype(dt):
+    """The dtype of the logsumexp rows for inputs of dtype `dt`: float32, float64 for float64 inputs."""
+    return D.float64 if dt is D.float64 else D.float32
 
 
 def check_attention(query, key, value, attn_mask, is_causal, fn="_fused_attention") -> tuple:
@@ -50,29 +49,82 @@ def check_attention(query, key, value, attn_mask, is_causal, fn="_fused_attentio
                            f"{list(batch) + [S, '*']} for query of shape {list(query.shape)}, got "
                            f"{list(key.shape)} and {list(value.shape)}")
     dt = query._dtype
-    if dt.category != 2 or key._dtype is not dt or value._dtype is not dt:
+    if not dt.is_floating_point or key._dtype is not dt or value._dtype is not dt:
         raise RuntimeError(f"{fn}: expected query, key and value of the same floating dtype, got {query._dtype}, "
                            f"{key._dtype} and {value._dtype}")
-    if attn_mask is not None:
-        if is_causal:
-            raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set when "
-                               "is_causal=True")
-        full = batch + (L, S)
-        ms = tuple(attn_mask._shape)
-        if attn_mask._dtype.category == 1 or len(ms) > len(full) or \
-                any(m not in (1, f) for m, f in zip(ms[::-1], full[::-1])):
-            raise RuntimeError(f"{fn}: expected a bool or floating attn_mask broadcastable to {list(full)}, got "
-                               f"{attn_mask._dtype} of shape {list(ms)}")
+    _check_mask(fn, attn_mask, is_causal, batch + (L, S))
     return batch, L, S, E, Ev
 
 
-def check_packed(qkv, num_heads, fn="_packed_self_attention") -> tuple:
-    """(B, L, E, head dim) of a packed (B, L, 3E) projection for num_heads heads."""
+def check_packed(qkv, num_heads, attn_mask, is_causal, fn="_packed_self_attention") -> tuple:
+    """(B, L, E, head dim) of a packed (B, L, 3E) projection for num_heads heads, after checking it and
+    the mask (which broadcasts to (B, num_heads, L, L))."""
     if qkv.ndim != 3 or qkv._shape[2] % 3 or num_heads <= 0 or (qkv._shape[2] // 3) % num_heads:
         raise RuntimeError(f"{fn}: expected qkv of shape (B, L, 3 * E) with E divisible by num_heads, got shape "
                            f"{list(qkv.shape)} and num_heads={num_heads}")
+    if not qkv._dtype.is_floating_point:
+        raise RuntimeError(f"{fn}: expected qkv of a floating dtype, got {qkv._dtype}")
     B, L, E3 = qkv._shape
+    _check_mask(fn, attn_mask, is_causal, (B, num_heads, L, L))
     return B, L, E3 // 3, E3 // 3 // num_heads
+
+
+def _check_saved(fn, pairs):
+    """Each (name, tensor, expected shape) of a backward's grad and saved forward results."""
+    for name, t, shape in pairs:
+        if t._shape != shape:
+            raise RuntimeError(f"{fn}: expected {name} of shape {list(shape)}, got {list(t._shape)}")
+
+
+def fused_attention_meta(query, key, value, attn_mask, is_causal, scale):
+    batch, L, S, E, Ev = check_attention(query, key, value, attn_mask, is_causal)
+    dt = query._dtype
+    return (batch + (L, Ev), dt), (batch + (L,), lse_dtype(dt))
+
+
+def fused_attention_backward_meta(grad_out, query, key, value, attn_mask, out, lse, is_causal, scale, need_query,
+                                  need_key, need_value):
+    fn = "_fused_attention_backward"
+    batch, L, S, E, Ev = check_attention(query, key, value, attn_mask, is_causal, fn)
+    _check_saved(fn, (("grad_out", grad_out, batch + (L, Ev)), ("out", out, batch + (L, Ev)),
+                      ("lse", lse, batch + (L,))))
+    return tuple((t._shape, t._dtype) if need else None
+                 for t, need in ((query, need_query), (key, need_key), (value, need_value)))
+
+
+def packed_self_attention_meta(qkv, num_heads, attn_mask, is_causal, scale):
+    B, L, E, _ = check_packed(qkv, num_heads, attn_mask, is_causal)
+    return ((B, L, E), qkv._dtype), ((B, num_heads, L), lse_dtype(qkv._dtype))
+
+
+def packed_self_attention_backward_meta(grad_out, qkv, num_heads, attn_mask, out, lse, is_causal, scale):
+    fn = "_packed_self_attention_backward"
+    B, L, E, _ = check_packed(qkv, num_heads, attn_mask, is_causal, fn)
+    _check_saved(fn, (("grad_out", grad_out, (B, L, E)), ("out", out, (B, L, E)), ("lse", lse, (B, num_heads, L))))
+    return qkv._shape, qkv._dtype
+
+
+defop("_fused_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask, bool is_causal, float scale) "
+      "-> (Tensor, Tensor)", meta=fused_attention_meta)
+defop("_fused_attention_backward(Tensor grad_out, Tensor query, Tensor key, Tensor value, Tensor? attn_mask, "
+      "Tensor out, Tensor lse, bool is_causal, float scale, bool need_query, bool need_key, bool need_value) "
+      "-> (Tensor, Tensor, Tensor)", meta=fused_attention_backward_meta)
+
+derivative("_fused_attention", **{
+    "query, key, value": "attention_backward(grad, query, key, value, attn_mask, result0, result1, is_causal, "
+                         "scale, grad_input_mask)"})
+
+# Self-attention on one packed in-projection (what nn.MultiheadAttention computes): qkv (B, L, 3E) holds
+# q, k, v side by side, each split into num_heads heads of E // num_heads; out (B, L, E) holds the heads'
+# outputs side by side again, lse (B, H, L). One node instead of the unflatten/select/reshape/transpose
+# chain around _fused_attention, and on CUDA no copies: the kernels read the heads in place and write
+# the output and qkv's grad in place.
+defop("_packed_self_attention(Tensor qkv, int num_heads, Tensor? attn_mask, bool is_causal, float scale) "
+      "-> (Tensor, Tensor)", meta=packed_self_attention_meta)
+defop("_packed_self_attention_backward(Tensor grad_out, Tensor qkv, int num_heads, Tensor? attn_mask, Tensor out, "
+      "Tensor lse, bool is_causal, float scale) -> Tensor", meta=packed_self_attention_backward_meta)
+derivative("_packed_self_attention",
+           qkv="packed_attention_backward(grad, qkv, num_heads, attn_mask, result0, result1, is_causal, scale)")
 
 
 def heads(t, num_heads: int, width: int, column: int = 0):

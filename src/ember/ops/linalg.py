@@ -17,12 +17,13 @@ from ..dispatch import OPS, defop
 _ALL = ("cpu", "cuda")
 _BS = "*, Scalar beta=1, Scalar alpha=1"
 
-# PyTorch names dtypes in these messages by their C++ type, elsewhere by their ScalarType.
+# PyTorch names dtypes in some messages by their C++ type, elsewhere by their ScalarType (SCALAR_TYPE,
+# which the other families' messages use too).
 _CPP = {D.float32: "float", D.float64: "double", D.float16: "c10::Half", D.bfloat16: "c10::BFloat16",
         D.int64: "long int", D.int32: "int", D.int16: "short int", D.int8: "signed char",
         D.uint8: "unsigned char", D.bool: "bool"}
-_ST = {D.float32: "Float", D.float64: "Double", D.float16: "Half", D.bfloat16: "BFloat16", D.int64: "Long",
-       D.int32: "Int", D.int16: "Short", D.int8: "Char", D.uint8: "Byte", D.bool: "Bool"}
+SCALAR_TYPE = {D.float32: "Float", D.float64: "Double", D.float16: "Half", D.bfloat16: "BFloat16",
+               D.int64: "Long", D.int32: "Int", D.int16: "Short", D.int8: "Char", D.uint8: "Byte", D.bool: "Bool"}
 
 
 def _mm_shape(shape) -> str:
@@ -52,7 +53,7 @@ def check_m1_m2(name, a, b):
 def check_same(name, what, *tensors):
     d = tensors[0]._dtype
     if any(t._dtype is not d for t in tensors):
-        names = [_ST[t._dtype] for t in tensors]
+        names = [SCALAR_TYPE[t._dtype] for t in tensors]
         got = ", ".join(names[:-1]) + " and " + names[-1]
         raise RuntimeError(f"{name}: {what} must have the same dtype, but got {got}")
     no_bool(name, d)
@@ -68,7 +69,7 @@ def check_dot(name, a, b):
                            f"{b._shape[0]} elements respectively")
     if a._dtype is not b._dtype:
         raise RuntimeError(f"{name}: expected both vectors to have same dtype, but found "
-                           f"{_ST[a._dtype]} and {_ST[b._dtype]}")
+                           f"{SCALAR_TYPE[a._dtype]} and {SCALAR_TYPE[b._dtype]}")
     no_bool(name, a._dtype)
 
 
@@ -173,7 +174,7 @@ def _linear_errors(input, weight, bias):
                            f"{_CPP[weight._dtype]} (input and weight)")
     if bias is not None and bias._dtype is not dt:
         raise RuntimeError(f"linear: expected input, weight and bias to have the same dtype, but got "
-                           f"{_ST[dt]}, {_ST[weight._dtype]} and {_ST[bias._dtype]}")
+                           f"{SCALAR_TYPE[dt]}, {SCALAR_TYPE[weight._dtype]} and {SCALAR_TYPE[bias._dtype]}")
     no_bool("linear", dt)
     rows = numel(si[:-1])
     wt = (sw[1], sw[0]) if len(sw) == 2 else (sw[0], 1)
@@ -281,7 +282,7 @@ def _einsum_dtype(tensors, specs, out_spec):
     for t in tensors[1:]:
         if t._dtype is not dt:
             if shared:
-                raise RuntimeError(f"einsum(): expected scalar type {_ST[dt]} but found {_ST[t._dtype]}: operands "
+                raise RuntimeError(f"einsum(): expected scalar type {SCALAR_TYPE[dt]} but found {SCALAR_TYPE[t._dtype]}: operands "
                                    f"with contracted subscripts ({''.join(sorted(shared))}) must have the same dtype")
             dt = D.promote_types(dt, t._dtype)
     if dt is D.bool and summed:
@@ -377,8 +378,8 @@ def tensordot_dims(a, b, dims) -> tuple:
             raise RuntimeError(f"tensordot: both dimension lists should have same length, got {len(da)} and "
                                f"{len(db)}")
     if a._dtype is not b._dtype:
-        raise RuntimeError(f"tensordot: both inputs should have same dtype, got {_ST[a._dtype]} and "
-                           f"{_ST[b._dtype]}")
+        raise RuntimeError(f"tensordot: both inputs should have same dtype, got {SCALAR_TYPE[a._dtype]} and "
+                           f"{SCALAR_TYPE[b._dtype]}")
     no_bool("tensordot", a._dtype)
     for i, j in zip(da, db):
         sa, sb = a._shape[i], b._shape[j]

@@ -1,34 +1,71 @@
 """Fused negative log-likelihood over class indices, as PyTorch's `nll_loss_forward` /
 `nll_loss_backward`: `nn.functional.nll_loss` and `cross_entropy` (after `log_softmax`) make one
-forward and one backward kernel of what was ten ops each way. Input (N, C) or (C,) log-probabilities,
-target (N,) / () class indices; reduction 0 none, 1 mean, 2 sum. Returns (loss, total weight).
+forward and one backward kernel of what was ten ops each way. Input (N, C) log-probabilities
+(`nn.functional` flattens other shapes to it), target (N,) class indices of an integer dtype;
+reduction 0 none, 1 mean, 2 sum. Returns (loss, total weight): the loss (N,) for reduction 0, else
+0-d; the total weight 0-d (0 for reduction 0, as PyTorch).
 """
 from __future__ import annotations
 
 from ..autograd.derivatives import derivative
+from ..core import dtype as D
 from ..dispatch import defop
+from .linalg import SCALAR_TYPE
+
+
+def check_nll(self, target, weight, reduction, fn="nll_loss_forward") -> int:
+    """The class count, after PyTorch's checks of input, target, weight and reduction."""
+    if self.ndim != 2:
+        raise RuntimeError(f"{fn}: input tensor should be 2D (N, C), got shape {list(self._shape)}")
+    if target.ndim != 1 or target._shape[0] != self._shape[0]:
+        raise RuntimeError(f"{fn}: size mismatch (got input: {list(self._shape)}, target: {list(target._shape)}); "
+                           f"expected input (N, C) and target (N,)")
+    dt = self._dtype
+    if not dt.is_floating_point:
+        raise NotImplementedError(f"{fn}: \"nll_loss\" not implemented for '{SCALAR_TYPE[dt]}': the input must be "
+                                  f"floating-point log-probabilities, got {dt}")
+    if target._dtype.is_floating_point or target._dtype is D.bool:
+        raise RuntimeError(f"{fn}: expected target of an integer dtype (class indices), got {target._dtype}")
+    C = self._shape[1]
+    if weight is not None:
+        if weight._shape != (C,):
+            raise RuntimeError(f"{fn}: weight tensor should be defined either for all {C} classes or no classes "
+                               f"but got weight tensor of shape: {list(weight._shape)}")
+        if weight._dtype is not dt:
+            raise RuntimeError(f"{fn}: expected scalar type {SCALAR_TYPE[dt]} but found "
+                               f"{SCALAR_TYPE[weight._dtype]} (weight must have the input's dtype)")
+    if reduction not in (0, 1, 2):
+        raise ValueError(f"{fn}: reduction must be 0 (none), 1 (mean) or 2 (sum), got {reduction}")
+    return C
+
+
+def nll_loss_forward_meta(self, target, weight, reduction, ignore_index):
+    check_nll(self, target, weight, reduction)
+    dt = self._dtype
+    return (self._shape[:1] if reduction == 0 else (), dt), ((), dt)
+
+
+def nll_loss_backward_meta(grad_output, self, target, weight, reduction, ignore_index, total_weight):
+    fn = "nll_loss_backward"
+    check_nll(self, target, weight, reduction, fn)
+    want = self._shape[:1] if reduction == 0 else ()
+    if grad_output._shape != want and (reduction == 0 or grad_output.numel() != 1):
+        raise RuntimeError(f"{fn}: expected grad_output of shape {list(want)} for reduction {reduction}, got "
+                           f"{list(grad_output._shape)}")
+    if total_weight.numel() != 1:
+        raise RuntimeError(f"{fn}: expected total_weight to be a single element tensor, got: "
+                           f"{list(total_weight._shape)} ({total_weight.numel()} elements)")
+    if grad_output._dtype is not self._dtype:
+        raise RuntimeError(f"{fn}: expected scalar type {SCALAR_TYPE[self._dtype]} but found "
+                           f"{SCALAR_TYPE[grad_output._dtype]} (grad_output must have the input's dtype)")
+    return self._shape, self._dtype
+
 
 defop("nll_loss_forward(Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index) "
-      "-> (Tensor, Tensor)")
+      "-> (Tensor, Tensor)", meta=nll_loss_forward_meta)
 defop("nll_loss_backward(Tensor grad_output, Tensor self, Tensor target, Tensor? weight, int reduction, "
-      "int ignore_index, Tensor total_weight) -> Tensor")
+      "int ignore_index, Tensor total_weight) -> Tensor", meta=nll_loss_backward_meta)
 
 derivative("nll_loss_forward", self="nll_loss_backward(grad, self, target, weight, reduction, ignore_index, result1)")
 # the backward is linear in grad_output (and constant in self): its derivative is the forward again
 derivative("nll_loss_backward", grad_output="nll_loss_forward(grad, target, weight, reduction, ignore_index)[0]")
-
-
-def check_nll(self, target, weight, reduction) -> int:
-    """The class count, after the checks both backends share."""
-    if self.ndim != 2 or target.ndim != 1 or target._shape[0] != self._shape[0]:
-        raise RuntimeError(f"nll_loss_forward: expected input (N, C) and target (N,), got {list(self._shape)} and "
-                           f"{list(target._shape)}")
-    C = self._shape[1]
-    if weight is not None and weight._shape != (C,):
-        raise RuntimeError(f"nll_loss: weight tensor should be defined either for all {C} classes or no classes "
-                           f"but got weight tensor of shape: {list(weight._shape)}")
-    if reduction not in (0, 1, 2):
-        raise ValueError(f"nll_loss: reduction must be 0 (none), 1 (mean) or 2 (sum), got {reduction}")
-    if target._dtype.category != 1:
-        raise RuntimeError(f"nll_loss: expected target of an integer dtype (class indices), got {target._dtype}")
-    return C

@@ -3,30 +3,33 @@
 through them: one kernel forward, one (plus the weight/bias sums) backward, instead of the eight
 and sixteen ops of the composite. The derivative is one joint formula for input, weight and bias;
 under `create_graph=True` it recomputes the composite from the input so double backward is exact.
+
+The mean and 1/std are float32 for float16/bfloat16 inputs on every device, as PyTorch's CUDA
+kernel and its CPU mixed-precision path keep them (its CPU kernel rounds them to the input dtype
+when weight and bias are low precision too); else the input's dtype.
 """
 from __future__ import annotations
 
 from ..autograd.derivatives import derivative
+from ..core import dtype as D
 from ..dispatch import defop
+from .linalg import SCALAR_TYPE
 
-defop("native_layer_norm(Tensor input, int[] normalized_shape, Tensor? weight, Tensor? bias, float eps) "
-      "-> (Tensor, Tensor, Tensor)")
-defop("native_layer_norm_backward(Tensor grad_out, Tensor input, int[] normalized_shape, Tensor mean, Tensor rstd, "
-      "Tensor? weight, Tensor? bias, bool need_input, bool need_weight, bool need_bias) -> (Tensor, Tensor, Tensor)")
 
-derivative("native_layer_norm", **{
-    "input, weight, bias": "layer_norm_backward(grad, input, normalized_shape, result1, result2, weight, bias, eps, "
-                           "grad_input_mask)"})
+def as_normalized_shape(normalized_shape) -> tuple:
+    """normalized_shape (an int or a sequence of ints) as a tuple."""
+    return (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
 
 
 def check_layer_norm(input, normalized_shape, weight, bias, fn="layer_norm") -> tuple:
     """normalized_shape as a tuple, after PyTorch's checks of input, weight and bias."""
-    if isinstance(normalized_shape, int):
-        normalized_shape = (normalized_shape,)
-    normalized_shape = tuple(normalized_shape)
+    normalized_shape = as_normalized_shape(normalized_shape)
     k = len(normalized_shape)
+    if k == 0:
+        raise RuntimeError(f"{fn}: Expected normalized_shape to be at least 1-dimensional, i.e., containing at "
+                           f"least one element, but got normalized_shape = []")
     shape = input._shape
-    if k == 0 or len(shape) < k or tuple(shape[len(shape) - k:]) != normalized_shape:
+    if len(shape) < k or tuple(shape[len(shape) - k:]) != normalized_shape:
         raise RuntimeError(f"{fn}: Given normalized_shape={list(normalized_shape)}, expected input with shape "
                            f"[*, {', '.join(str(s) for s in normalized_shape)}], but got input of size"
                            f"{list(shape)}")
@@ -35,3 +38,52 @@ def check_layer_norm(input, normalized_shape, weight, bias, fn="layer_norm") -> 
             raise RuntimeError(f"{fn}: Expected {name} to be of same shape as normalized_shape, but got {name} of "
                                f"shape {list(t._shape)} and normalized_shape = {list(normalized_shape)}")
     return normalized_shape
+
+
+def stats_dtype(dt):
+    """The dtype of layer norm's mean and 1/std for an input of dtype `dt`."""
+    return D.float32 if dt is D.float16 or dt is D.bfloat16 else dt
+
+
+def _check_dtypes(fn, input, weight, bias):
+    dt = input._dtype
+    if not dt.is_floating_point:
+        raise NotImplementedError(f"{fn}: \"LayerNormKernelImpl\" not implemented for '{SCALAR_TYPE[dt]}': the "
+                                  f"input must be floating point, got {dt}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        # float32 parameters with a float16/bfloat16 input are PyTorch's mixed-precision layer norm
+        if t is not None and t._dtype is not dt and t._dtype is not stats_dtype(dt):
+            raise RuntimeError(f"{fn}: expected {name} of the input's dtype {dt} (or float32 for a float16/bfloat16 "
+                               f"input), got {t._dtype}")
+
+
+def native_layer_norm_meta(input, normalized_shape, weight, bias, eps):
+    ns = check_layer_norm(input, normalized_shape, weight, bias, "native_layer_norm")
+    _check_dtypes("native_layer_norm", input, weight, bias)
+    shape = input._shape
+    stats = (shape[:len(shape) - len(ns)] + (1,) * len(ns), stats_dtype(input._dtype))
+    return (shape, input._dtype), stats, stats
+
+
+def native_layer_norm_backward_meta(grad_out, input, normalized_shape, mean, rstd, weight, bias, need_input,
+                                    need_weight, need_bias):
+    fn = "native_layer_norm_backward"
+    ns = check_layer_norm(input, normalized_shape, weight, bias, fn)
+    _check_dtypes(fn, input, weight, bias)
+    if grad_out._shape != input._shape:
+        raise RuntimeError(f"{fn}: expected grad_out of the input's shape {list(input._shape)}, got "
+                           f"{list(grad_out._shape)}")
+    return ((input._shape, input._dtype) if need_input else None,
+            (ns, weight._dtype) if need_weight and weight is not None else None,
+            (ns, bias._dtype) if need_bias and bias is not None else None)
+
+
+defop("native_layer_norm(Tensor input, int[] normalized_shape, Tensor? weight, Tensor? bias, float eps) "
+      "-> (Tensor, Tensor, Tensor)", meta=native_layer_norm_meta)
+defop("native_layer_norm_backward(Tensor grad_out, Tensor input, int[] normalized_shape, Tensor mean, Tensor rstd, "
+      "Tensor? weight, Tensor? bias, bool need_input, bool need_weight, bool need_bias) -> (Tensor, Tensor, Tensor)",
+      meta=native_layer_norm_backward_meta)
+
+derivative("native_layer_norm", **{
+    "input, weight, bias": "layer_norm_backward(grad, input, normalized_shape, result1, result2, weight, bias, eps, "
+                           "grad_input_mask)"})

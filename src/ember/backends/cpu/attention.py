@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...core import dtype as D
-from ...ops.attention import check_attention, check_packed, heads, packed_views
+from ...ops import attention as rules
+from ...ops.attention import heads, packed_views
 from ._common import arr, compute_np, impl, wrap
 
 
@@ -28,7 +28,7 @@ def _scores(q, k, attn_mask, is_causal, scale, cnp):
 
 @impl("_fused_attention")
 def fused_attention(query, key, value, attn_mask, is_causal, scale):
-    batch, L, S, E, Ev = check_attention(query, key, value, attn_mask, is_causal)
+    batch, L, S, E, Ev = rules.check_attention(query, key, value, attn_mask, is_causal)
     cnp = compute_np(query._dtype)
     q, k, v = (arr(t).astype(cnp, copy=False) for t in (query, key, value))
     if S == 0:
@@ -43,12 +43,14 @@ def fused_attention(query, key, value, attn_mask, is_causal, scale):
         den = np.add.reduce(p, axis=-1, keepdims=True)
         out = np.matmul(p, v) * np.where(den > 0, 1 / den, 0).astype(cnp, copy=False)
         lse = (m + np.log(den))[..., 0]
-    return wrap(out, query._dtype), wrap(lse, D.float64 if query._dtype is D.float64 else D.float32)
+    return wrap(out, query._dtype), wrap(lse, rules.lse_dtype(query._dtype))
 
 
 @impl("_fused_attention_backward")
 def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, is_causal, scale, need_query,
                              need_key, need_value):
+    rules.fused_attention_backward_meta(grad_out, query, key, value, attn_mask, out, lse, is_causal, scale,
+                                        need_query, need_key, need_value)
     cnp = compute_np(query._dtype)
     q, k, v, do, o = (arr(t).astype(cnp, copy=False) for t in (query, key, value, grad_out, out))
     lse = arr(lse).astype(cnp, copy=False)[..., None]
@@ -71,14 +73,14 @@ def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, i
 
 @impl("_packed_self_attention")
 def packed_self_attention(qkv, num_heads, attn_mask, is_causal, scale):
-    B, L, E, _ = check_packed(qkv, num_heads)
+    B, L, E, _ = rules.check_packed(qkv, num_heads, attn_mask, is_causal)
     out, lse = fused_attention(*packed_views(qkv, num_heads), attn_mask, is_causal, scale)
     return wrap(arr(out).transpose(0, 2, 1, 3).reshape(B, L, E), qkv._dtype), lse
 
 
 @impl("_packed_self_attention_backward")
 def packed_self_attention_backward(grad_out, qkv, num_heads, attn_mask, out, lse, is_causal, scale):
-    B, L, E, _ = check_packed(qkv, num_heads, "_packed_self_attention_backward")
+    B, L, E, _ = rules.check_packed(qkv, num_heads, attn_mask, is_causal, "_packed_self_attention_backward")
     grads = fused_attention_backward(heads(grad_out, num_heads, E), *packed_views(qkv, num_heads), attn_mask,
                                      heads(out, num_heads, E), lse, is_causal, scale, True, True, True)
     d = np.stack([arr(g) for g in grads], axis=1)      # (B, 3, H, L, head dim)

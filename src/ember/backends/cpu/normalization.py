@@ -1,15 +1,18 @@
-"""NumPy kernels of the fused layer norm (float16/bfloat16 computed in float32)."""
+"""NumPy kernels of the fused layer norm (float16/bfloat16 computed in float32, their mean and 1/std
+kept in float32: `ops/normalization.py`)."""
 from __future__ import annotations
 
 import numpy as np
 
-from ...ops.normalization import check_layer_norm
+from ...ops.normalization import (as_normalized_shape, native_layer_norm_backward_meta, native_layer_norm_meta,
+                                  stats_dtype)
 from ._common import arr, compute_np, impl, wrap
 
 
 @impl("native_layer_norm")
 def native_layer_norm(input, normalized_shape, weight, bias, eps):
-    ns = check_layer_norm(input, normalized_shape, weight, bias)
+    native_layer_norm_meta(input, normalized_shape, weight, bias, eps)
+    ns = as_normalized_shape(normalized_shape)
     cnp = compute_np(input._dtype)
     x = arr(input).astype(cnp, copy=False)
     axes = tuple(range(x.ndim - len(ns), x.ndim))
@@ -22,14 +25,16 @@ def native_layer_norm(input, normalized_shape, weight, bias, eps):
         y = y * arr(weight).astype(cnp, copy=False)
     if bias is not None:
         y = y + arr(bias).astype(cnp, copy=False)
-    dt = input._dtype   # mean and rstd in the input's dtype, as PyTorch's CPU kernel (CUDA: float32)
-    return wrap(y, dt), wrap(mean, dt), wrap(rstd, dt)
+    sdt = stats_dtype(input._dtype)
+    return wrap(y, input._dtype), wrap(mean, sdt), wrap(rstd, sdt)
 
 
 @impl("native_layer_norm_backward")
 def native_layer_norm_backward(grad_out, input, normalized_shape, mean, rstd, weight, bias, need_input,
                                need_weight, need_bias):
-    ns = tuple(normalized_shape)
+    native_layer_norm_backward_meta(grad_out, input, normalized_shape, mean, rstd, weight, bias, need_input,
+                                    need_weight, need_bias)
+    ns = as_normalized_shape(normalized_shape)
     cnp = compute_np(input._dtype)
     x = arr(input).astype(cnp, copy=False)
     dy = arr(grad_out).astype(cnp, copy=False)

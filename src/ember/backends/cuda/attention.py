@@ -13,7 +13,8 @@ from math import prod
 
 from ...core import dtype as D
 from ...dispatch import OPS
-from ...ops.attention import check_attention, check_packed, heads, packed_views
+from ...ops import attention as rules
+from ...ops.attention import heads, packed_views
 from .compiler import SIG, LazyKernels, run
 from .elementwise import _empty
 
@@ -117,9 +118,9 @@ def _check_dims(query, key, value, E, Ev):
 
 
 def fused_attention(query, key, value, attn_mask, is_causal, scale):
-    batch, L, S, E, Ev = check_attention(query, key, value, attn_mask, is_causal)
+    batch, L, S, E, Ev = rules.check_attention(query, key, value, attn_mask, is_causal)
     out = _empty(batch + (L, Ev), query._dtype, query.device)
-    lse = _empty(batch + (L,), D.float32, query.device)
+    lse = _empty(batch + (L,), rules.lse_dtype(query._dtype), query.device)
     _forward_into(out, lse, query, key, value, attn_mask, is_causal, scale, batch, L, S, E, Ev)
     return out, lse
 
@@ -149,7 +150,9 @@ def _forward_into(out, lse, query, key, value, attn_mask, is_causal, scale, batc
 
 def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, is_causal, scale, need_query,
                              need_key, need_value):
-    batch, L, S, E, Ev = check_attention(query, key, value, attn_mask, is_causal)
+    rules.fused_attention_backward_meta(grad_out, query, key, value, attn_mask, out, lse, is_causal, scale,
+                                        need_query, need_key, need_value)
+    batch, L, S, E, Ev = rules.check_attention(query, key, value, attn_mask, is_causal)
     dev = query.device
     dq = _empty(query._shape, query._dtype, dev) if need_query else None
     dk = _empty(key._shape, key._dtype, dev) if need_key else None
@@ -207,17 +210,17 @@ def _backward_into(dq, dk, dv, grad_out, query, key, value, attn_mask, out, lse,
 
 
 def packed_self_attention(qkv, num_heads, attn_mask, is_causal, scale):
-    B, L, E, hd = check_packed(qkv, num_heads)
+    B, L, E, hd = rules.check_packed(qkv, num_heads, attn_mask, is_causal)
     q, k, v = packed_views(qkv, num_heads)
-    batch = check_attention(q, k, v, attn_mask, is_causal, "_packed_self_attention")[0]
     out = _empty((B, L, E), qkv._dtype, qkv.device)
-    lse = _empty((B, num_heads, L), D.float32, qkv.device)
-    _forward_into(heads(out, num_heads, E), lse, q, k, v, attn_mask, is_causal, scale, batch, L, L, hd, hd)
+    lse = _empty((B, num_heads, L), rules.lse_dtype(qkv._dtype), qkv.device)
+    _forward_into(heads(out, num_heads, E), lse, q, k, v, attn_mask, is_causal, scale, (B, num_heads), L, L, hd, hd)
     return out, lse
 
 
 def packed_self_attention_backward(grad_out, qkv, num_heads, attn_mask, out, lse, is_causal, scale):
-    B, L, E, hd = check_packed(qkv, num_heads, "_packed_self_attention_backward")
+    rules.packed_self_attention_backward_meta(grad_out, qkv, num_heads, attn_mask, out, lse, is_causal, scale)
+    B, L, E, hd = rules.check_packed(qkv, num_heads, attn_mask, is_causal, "_packed_self_attention_backward")
     dqkv = _empty((B, L, 3 * E), qkv._dtype, qkv.device)
     _backward_into(*packed_views(dqkv, num_heads), heads(grad_out, num_heads, E), *packed_views(qkv, num_heads),
                    attn_mask, heads(out, num_heads, E), lse, is_causal, scale, (B, num_heads), L, L, hd, hd)
