@@ -3,6 +3,7 @@
   torch_args(op, sample, device)  ember CPU args -> torch args on `device` (same shapes, strides, offsets)
   cuda_args(op, sample)           ember CPU args -> ember CUDA args (same layout)
   kernel_args(op, sample)         the positional list the generated entry point passes to the kernel and meta
+  copy_sample(sample)             the sample with same-layout copies of its tensors (a second, independent run)
   to_host(x)                      a result (ember or torch, nested in tuples/lists) on the CPU
 
 A tensor keeps its layout across every conversion: the whole storage it views is copied, then
@@ -21,7 +22,8 @@ import ember
 from ember.core.device import CPU, canonical
 from ember.core.shape import as_shape
 
-__all__ = ["torch_args", "cuda_args", "kernel_args", "to_host", "is_factory", "mutated_positions"]
+__all__ = ["torch_args", "cuda_args", "kernel_args", "to_host", "is_factory", "mutated_positions", "copy_sample",
+           "torch_tensor", "cuda_tensor", "cpu_copy"]
 
 
 # ---- binding a sample to the op's schema -------------------------------------------------------
@@ -148,6 +150,36 @@ def cuda_args(op, sample):
     if is_factory(op):
         args, kwargs = _with_device(op, args, kwargs, "cuda")
     return _to_cuda(tuple(args)), {k: _to_cuda(v) for k, v in kwargs.items()}
+
+
+# ---- copies on the CPU ----------------------------------------------------------------------------
+
+def cpu_copy(t: ember.Tensor) -> ember.Tensor:
+    """A copy of an ember CPU tensor with the same sizes, strides and storage offset (own storage)."""
+    with ember.no_grad():
+        if t.numel() == 0:
+            out = ember.empty_strided(tuple(t.shape), t.stride(), dtype=t.dtype)
+        else:
+            n = t.untyped_storage().nbytes // t.element_size()
+            base = ember.as_strided(t.detach(), (n,), (1,), 0).clone()
+            out = ember.as_strided(base, tuple(t.shape), t.stride(), t.storage_offset())
+    return out.detach().requires_grad_(t.requires_grad) if t.requires_grad else out
+
+
+def copy_sample(sample):
+    """The sample with every tensor replaced by a same-layout copy (tensors passed twice stay one)."""
+    memo = {}
+
+    def cp(x):
+        if isinstance(x, ember.Tensor):
+            if id(x) not in memo:
+                memo[id(x)] = cpu_copy(x)
+            return memo[id(x)]
+        if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
+            return type(x)(cp(v) for v in x)
+        return x
+    return type(sample)(**{**sample.__dict__, "args": cp(tuple(sample.args)),
+                           "kwargs": {k: cp(v) for k, v in sample.kwargs.items()}})
 
 
 # ---- results -------------------------------------------------------------------------------------

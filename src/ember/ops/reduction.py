@@ -260,19 +260,36 @@ def _meta_amax(name):
     return meta
 
 
+def check_arg_extremum(name: str, self, dims) -> None:
+    """argmax/argmin (and max/min over a dim): no bool input for argmax/argmin, no empty reduction."""
+    shape = self._shape
+    if name in ("argmax", "argmin") and self._dtype is D.bool:
+        raise RuntimeError(f"{name}(): does not support bool input; convert it first, e.g. x.to(ember.uint8)")
+    if dims is None:
+        if 0 in shape:
+            raise IndexError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
+        return
+    for d in dims:
+        if shape[d] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+
+
 def _meta_argmax(name):
     def meta(self, dim=None, keepdim=False):
         ndim = len(self._shape)
         dims = None if dim is None else (one_dim(name, dim, ndim),)
-        return reduced_shape(self._shape, dims if ndim else None, keepdim), D.int64
+        dims = dims if ndim else None
+        check_arg_extremum(name, self, dims)
+        return reduced_shape(self._shape, dims, keepdim), D.int64
     return meta
 
 
 def _meta_max_dim(name):
     def meta(self, dim, keepdim=False):
         ndim = len(self._shape)
-        d = one_dim(name, dim, ndim)
-        shape = reduced_shape(self._shape, (d,) if ndim else None, keepdim)
+        dims = (one_dim(name, dim, ndim),) if ndim else None
+        check_arg_extremum(name, self, dims)
+        shape = reduced_shape(self._shape, dims, keepdim)
         return (shape, self._dtype), (shape, D.int64)
     return meta
 

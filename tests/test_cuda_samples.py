@@ -1,0 +1,76 @@
+"""The sample-input table (`tests/samples/`) on the GPU, against torch CUDA (`pytest -m cuda`).
+
+Each sample's tensors are copied to ember CUDA and to torch CUDA with their layout (sizes, strides,
+storage offset); a factory op's `device` becomes 'cuda'. The results must agree (values, shapes,
+dtypes; an in-place op's mutated arguments too), and the meta's shape and dtype must describe both
+ember's result and torch CUDA's. ErrorSamples must raise in ember on CUDA; torch CUDA is not asked
+to raise (an out-of-range index is a device-side assert there, which ends the process's CUDA
+context). Samples marked "KNOWN:" (a CPU divergence from torch) are left out: whether CUDA shares it
+cannot be told in advance.
+"""
+import pytest
+
+import ember
+
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not ember.cuda.is_available(), reason="needs an NVIDIA GPU and cuda-bindings")]
+
+torch = pytest.importorskip("torch")
+
+from samples import REGISTRY, Sample  # noqa: E402
+from samples._check import check_meta, compare, describe, is_known  # noqa: E402
+from samples._convert import cuda_args, kernel_args, mutated_positions, to_host, torch_args  # noqa: E402
+
+from ember.dispatch import OPS  # noqa: E402
+
+
+def run_cuda(info, op, sample):
+    memo = {}
+    if info.ref is not None:
+        targs, tkwargs = torch_args(op, sample, "cuda", memo=memo)
+    cpu_kargs = kernel_args(op, sample)
+    args, kwargs = cuda_args(op, sample)
+    kargs = kernel_args(op, Sample(args, kwargs, sample.desc))
+    meta_out = op.meta(*kargs) if op.meta is not None else None
+    result = op.fn(*args, **kwargs)
+    if meta_out is not None:
+        check_meta(meta_out, result)
+    if info.ref is None:
+        return
+    expected = info.ref(*targs, **tkwargs)
+    if meta_out is not None:
+        check_meta(meta_out, expected, path="torch's result")
+    compare(info, to_host(result), to_host(expected))
+    for i, name in mutated_positions(op):
+        compare(info, to_host(kargs[i]), to_host(memo[id(cpu_kargs[i])]), path=f"the mutated argument '{name}'")
+
+
+def run_error_cuda(op, err):
+    args, kwargs = cuda_args(op, err)
+    with pytest.raises(err.exc, match=err.match):
+        op.fn(*args, **kwargs)
+        ember.cuda.synchronize()   # device-side checks report at the next synchronisation
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_op_samples_cuda(name):
+    info = REGISTRY[name]
+    op = OPS[name]
+    failures = []
+    for i, s in enumerate(info.samples()):
+        if is_known(s):
+            continue
+        try:
+            run_cuda(info, op, s)
+        except Exception as exc:  # noqa: BLE001 - every failing sample is reported
+            failures.append(f"{describe(i, s)}: {type(exc).__name__}: {str(exc)[:600]}")
+    for i, e in enumerate(info.errors() if info.errors else ()):
+        if is_known(e):
+            continue
+        try:
+            run_error_cuda(op, e)
+        except BaseException as exc:  # noqa: BLE001 - pytest.raises fails with an outcome exception
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            failures.append(f"error {describe(i, e)}: {type(exc).__name__}: {str(exc)[:600]}")
+    assert not failures, f"{name}: {len(failures)} failing samples on CUDA:\n" + "\n".join(failures)
