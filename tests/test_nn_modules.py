@@ -213,6 +213,52 @@ def test_registration_errors():
         m.add_module("k", 3)
     with pytest.raises(TypeError, match="buffer"):
         m.register_buffer("q", [1.0])
+
+
+def _error(fn):
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - the test compares type and message with torch's
+        return type(e), str(e).replace("torch.", "ember.").replace("ember.nn.Parameter", "nn.Parameter")
+    raise AssertionError("no error raised")
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, m: m.register_buffer("x", None), lambda lib, m: m.register_buffer("a.b", None),
+    lambda lib, m: m.register_buffer("", None), lambda lib, m: m.register_buffer(3, None),
+    lambda lib, m: m.register_parameter("x", None), lambda lib, m: m.register_parameter("a.b", None),
+    lambda lib, m: m.register_parameter("", None), lambda lib, m: m.register_parameter(3, None),
+    lambda lib, m: lib.nn.Module.register_buffer(object.__new__(lib.nn.Module), "b", None),
+    lambda lib, m: lib.nn.Module.register_parameter(object.__new__(lib.nn.Module), "p", None),
+    lambda lib, m: m.get_parameter("lin.nothing"), lambda lib, m: m.get_parameter("lin.x"),
+    lambda lib, m: m.get_parameter("buf"), lambda lib, m: m.get_buffer("lin.weight"),
+    lambda lib, m: m.get_buffer("none.buf"), lambda lib, m: m.to(copy=False),
+    lambda lib, m: m.to(lib.float64, copy=True),
+])
+def test_registration_and_lookup_errors_match_torch(call):
+    def build(lib):
+        m = lib.nn.Module()
+        m.x = 1
+        m.lin = lib.nn.Linear(2, 2)
+        m.lin.x = 2
+        m.register_buffer("buf", lib.zeros(1))
+        return m
+    assert _error(lambda: call(ember, build(ember))) == _error(lambda: call(torch, build(torch)))
+
+
+def test_registering_a_member_drops_other_kinds_of_the_same_name():
+    m = nn.Module()
+    m.register_buffer("a", ember.zeros(1), persistent=False)
+    m.a = nn.Parameter(ember.ones(1))
+    assert "a" in m._parameters and "a" not in m._buffers and "a" not in m._non_persistent_buffers_set
+    m.register_buffer("c", ember.zeros(1), persistent=False)
+    m.c = nn.Linear(1, 1)
+    assert "c" in m._modules and "c" not in m._buffers and "c" not in m._non_persistent_buffers_set
+    m.__dict__["b"] = 3
+    m.b = nn.Buffer(ember.zeros(2))
+    assert "b" not in m.__dict__ and m.b.shape == (2,)
+    m.b = nn.Parameter(ember.ones(1))
+    assert "b" in m._parameters and "b" not in m._buffers
     with pytest.raises(ValueError, match="non-leaf"):
         m.register_parameter("r", _nonleaf_param())
 

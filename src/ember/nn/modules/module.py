@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from ..._tensor import Tensor
 from ...autograd.grad_mode import no_grad
+from ...ops.operators import _parse_to
 from ..parameter import Buffer, Parameter
 
 __all__ = ["Module", "RemovableHandle"]
@@ -73,6 +74,29 @@ class RemovableHandle:
 
 class _HookDict(OrderedDict):
     """An OrderedDict that can be weak-referenced (RemovableHandle holds a weakref)."""
+
+
+def _remove_from(name: str, *tables) -> None:
+    """Drops `name` from each dict or set in `tables`: a name registered as one kind of member
+    (parameter, buffer, module, plain attribute) is no other kind."""
+    for t in tables:
+        if isinstance(t, dict):
+            t.pop(name, None)
+        else:
+            t.discard(name)
+
+
+def _add_hook(hooks: _HookDict, hook, prepend: bool = False, flags=()) -> RemovableHandle:
+    """Adds `hook` to `hooks` (first when `prepend`), marked in each table of the (table, on) pairs
+    `flags` where `on` is true; the handle removes it from `hooks` and from every one of those tables."""
+    handle = RemovableHandle(hooks, extra_dict=[table for table, _ in flags])
+    hooks[handle.id] = hook
+    for table, on in flags:
+        if on:
+            table[handle.id] = True
+    if prepend:
+        hooks.move_to_end(handle.id, last=False)
+    return handle
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -160,41 +184,33 @@ class Module:
     def register_forward_pre_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False):
         """`hook(module, args)` (or `hook(module, args, kwargs)` with `with_kwargs=True`) runs before
         forward; it may return replacement args (or `(args, kwargs)`)."""
-        handle = RemovableHandle(self._forward_pre_hooks, extra_dict=self._forward_pre_hooks_with_kwargs)
-        self._forward_pre_hooks[handle.id] = hook
-        if with_kwargs:
-            self._forward_pre_hooks_with_kwargs[handle.id] = True
-        if prepend:
-            self._forward_pre_hooks.move_to_end(handle.id, last=False)
-        return handle
+        return _add_hook(self._forward_pre_hooks, hook, prepend,
+                         [(self._forward_pre_hooks_with_kwargs, with_kwargs)])
 
     def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
                               always_call: bool = False):
         """`hook(module, args, output)` (or `hook(module, args, kwargs, output)`) runs after forward;
         it may return a replacement output."""
-        handle = RemovableHandle(self._forward_hooks, extra_dict=[self._forward_hooks_with_kwargs,
-                                                                  self._forward_hooks_always_called])
-        self._forward_hooks[handle.id] = hook
-        if with_kwargs:
-            self._forward_hooks_with_kwargs[handle.id] = True
-        if always_call:
-            self._forward_hooks_always_called[handle.id] = True
-        if prepend:
-            self._forward_hooks.move_to_end(handle.id, last=False)
-        return handle
+        return _add_hook(self._forward_hooks, hook, prepend, [(self._forward_hooks_with_kwargs, with_kwargs),
+                                                              (self._forward_hooks_always_called, always_call)])
 
     # ---- registration -------------------------------------------------------------------------
-    def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
-        if "_buffers" not in self.__dict__:
-            raise AttributeError("cannot assign buffer before Module.__init__() call")
+    def _check_new_member(self, kind: str, table: str, name) -> None:
+        """PyTorch's checks, in its order, on the name given to register_buffer / register_parameter
+        (`kind` "buffer" or "parameter", kept in the dict attribute `table`)."""
+        if table not in self.__dict__:
+            raise AttributeError(f"cannot assign {kind} before Module.__init__() call")
         if not isinstance(name, str):
-            raise TypeError(f"buffer name should be a string. Got {_typename(name)}")
+            raise TypeError(f"{kind} name should be a string. Got {_typename(name)}")
         if "." in name:
-            raise KeyError('buffer name can\'t contain "."')
+            raise KeyError(f'{kind} name can\'t contain "."')
         if name == "":
-            raise KeyError('buffer name can\'t be empty string ""')
-        if hasattr(self, name) and name not in self._buffers:
+            raise KeyError(f'{kind} name can\'t be empty string ""')
+        if hasattr(self, name) and name not in self.__dict__[table]:
             raise KeyError(f"attribute '{name}' already exists")
+
+    def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
+        self._check_new_member("buffer", "_buffers", name)
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"cannot assign '{_typename(tensor)}' object to buffer '{name}' "
                             f"(ember Tensor or None required)")
@@ -208,16 +224,7 @@ class Module:
             self._non_persistent_buffers_set.add(name)
 
     def register_parameter(self, name: str, param) -> None:
-        if "_parameters" not in self.__dict__:
-            raise AttributeError("cannot assign parameter before Module.__init__() call")
-        if not isinstance(name, str):
-            raise TypeError(f"parameter name should be a string. Got {_typename(name)}")
-        if "." in name:
-            raise KeyError('parameter name can\'t contain "."')
-        if name == "":
-            raise KeyError('parameter name can\'t be empty string ""')
-        if hasattr(self, name) and name not in self._parameters:
-            raise KeyError(f"attribute '{name}' already exists")
+        self._check_new_member("parameter", "_parameters", name)
         if param is None:
             self._parameters[name] = None
             return
@@ -258,21 +265,23 @@ class Module:
                 raise AttributeError(f"`{item}` is not an nn.Module")
         return mod
 
-    def get_parameter(self, target: str) -> Parameter:
+    def _owner_of(self, target: str):
+        """(the submodule holding the dotted `target`, the attribute's name there); raises if it has none."""
         module_path, _, name = target.rpartition(".")
         mod = self.get_submodule(module_path)
         if not hasattr(mod, name):
             raise AttributeError(f"{mod._get_name()} has no attribute `{name}`")
+        return mod, name
+
+    def get_parameter(self, target: str) -> Parameter:
+        mod, name = self._owner_of(target)
         p = getattr(mod, name)
         if not isinstance(p, Parameter):
             raise AttributeError(f"`{name}` is not an nn.Parameter")
         return p
 
     def get_buffer(self, target: str) -> Tensor:
-        module_path, _, name = target.rpartition(".")
-        mod = self.get_submodule(module_path)
-        if not hasattr(mod, name):
-            raise AttributeError(f"{mod._get_name()} has no attribute `{name}`")
+        mod, name = self._owner_of(target)
         if name not in mod._buffers:
             raise AttributeError(f"`{name}` is not a buffer")
         return getattr(mod, name)
@@ -298,10 +307,7 @@ class Module:
         if isinstance(value, Parameter):
             if params is None:
                 raise AttributeError("cannot assign parameters before Module.__init__() call")
-            d.pop(name, None)
-            self._buffers.pop(name, None)
-            self._modules.pop(name, None)
-            self._non_persistent_buffers_set.discard(name)
+            _remove_from(name, d, self._buffers, self._modules, self._non_persistent_buffers_set)
             self.register_parameter(name, value)
             return
         if params is not None and name in params:
@@ -314,10 +320,7 @@ class Module:
         if isinstance(value, Module):
             if modules is None:
                 raise AttributeError("cannot assign module before Module.__init__() call")
-            d.pop(name, None)
-            params.pop(name, None)
-            self._buffers.pop(name, None)
-            self._non_persistent_buffers_set.discard(name)
+            _remove_from(name, d, params, self._buffers, self._non_persistent_buffers_set)
             modules[name] = value
             return
         if modules is not None and name in modules:
@@ -490,23 +493,10 @@ class Module:
     def to(self, *args, **kwargs) -> "Module":
         """`to(device)`, `to(dtype)`, `to(device, dtype)`, `to(tensor)`; dtype applies to floating
         parameters and buffers only. Parameters keep their identity (their data is replaced)."""
-        from ...core.dtype import dtype as _dtype_cls
-        device = kwargs.pop("device", None)
-        dtype = kwargs.pop("dtype", None)
-        non_blocking = kwargs.pop("non_blocking", False)
-        kwargs.pop("memory_format", None)
-        if kwargs:
-            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
-        for a in args:
-            if isinstance(a, _dtype_cls):
-                dtype = a
-            elif isinstance(a, Tensor):
-                device, dtype = a.device, a.dtype
-            elif isinstance(a, bool):
-                non_blocking = a
-            elif a is not None:
-                device = a
-        if dtype is not None and dtype.category != 2:
+        if "copy" in kwargs:
+            raise RuntimeError(".to() does not accept copy argument")
+        device, dtype, non_blocking, _ = _parse_to(args, kwargs)      # Tensor.to's parser, as in PyTorch
+        if dtype is not None and not dtype.is_floating_point:
             raise TypeError(f"nn.Module.to only accepts floating point or complex dtypes, but got desired "
                             f"dtype={dtype}")
         if device is not None:
@@ -514,7 +504,7 @@ class Module:
             device = canonical(device)
 
         def convert(t):
-            return t.to(device, dtype if t._dtype.category == 2 else None, non_blocking)
+            return t.to(device, dtype if t._dtype.is_floating_point else None, non_blocking)
         return self._apply(convert)
 
     def cpu(self) -> "Module":
@@ -528,16 +518,16 @@ class Module:
         return self._apply(lambda t: t.to(dst_type))
 
     def float(self) -> "Module":
-        return self._apply(lambda t: t.float() if t._dtype.category == 2 else t)
+        return self._apply(lambda t: t.float() if t._dtype.is_floating_point else t)
 
     def double(self) -> "Module":
-        return self._apply(lambda t: t.double() if t._dtype.category == 2 else t)
+        return self._apply(lambda t: t.double() if t._dtype.is_floating_point else t)
 
     def half(self) -> "Module":
-        return self._apply(lambda t: t.half() if t._dtype.category == 2 else t)
+        return self._apply(lambda t: t.half() if t._dtype.is_floating_point else t)
 
     def bfloat16(self) -> "Module":
-        return self._apply(lambda t: t.bfloat16() if t._dtype.category == 2 else t)
+        return self._apply(lambda t: t.bfloat16() if t._dtype.is_floating_point else t)
 
     def to_empty(self, *, device=None, recurse: bool = True) -> "Module":
         from ...ops.creation import empty_like
@@ -675,16 +665,12 @@ class Module:
         return _IncompatibleKeys(missing, unexpected)
 
     def register_state_dict_post_hook(self, hook):
-        h = RemovableHandle(self._state_dict_hooks)
-        self._state_dict_hooks[h.id] = hook
-        return h
+        return _add_hook(self._state_dict_hooks, hook)
 
     register_state_dict_hook = register_state_dict_post_hook
 
     def register_load_state_dict_post_hook(self, hook):
-        h = RemovableHandle(self._load_state_dict_post_hooks)
-        self._load_state_dict_post_hooks[h.id] = hook
-        return h
+        return _add_hook(self._load_state_dict_post_hooks, hook)
 
     # ---- printing -----------------------------------------------------------------------------
     def extra_repr(self) -> str:
