@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...core import dtype as D
+from ...core.device import CPU
 from .capture import capturing as _capturing
+from .driver import check, driver, ensure_context
 
 __all__ = ["err_tensor", "launch_args", "mark", "raise_pending", "CODES"]
 
@@ -52,9 +55,7 @@ def err_tensor(device):
     key = _key(device)
     w = _words.get(key)
     if w is None:
-        from ...core import dtype as D
-        from ...core.device import CPU
-        from .elementwise import _empty
+        from .elementwise import _empty     # (op-level allocation: above this module, which streams import)
         if key == "cpu":
             w = _empty((4,), D.int64, CPU)
             w.numpy()[:] = 0
@@ -93,7 +94,6 @@ def launch_args(device, op):
 def _read(key, w) -> list:
     if key == "cpu":
         return w.numpy().tolist()
-    from .driver import check, driver, ensure_context
     ensure_context(key)
     host = np.empty(4, np.int64)
     check(driver().cuMemcpyDtoH(host.ctypes.data, w.data_ptr(), 32), "cuMemcpyDtoH")
@@ -104,7 +104,6 @@ def _clear(key, w) -> None:
     if key == "cpu":
         w.numpy()[:] = 0
         return
-    from .driver import check, driver
     d = driver()
     check(d.cuMemsetD8(w.data_ptr(), 0, 32), "cuMemsetD8")
     check(d.cuCtxSynchronize(), "cuCtxSynchronize")   # the error path only: later kernels see the zeros

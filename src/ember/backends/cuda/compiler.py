@@ -8,9 +8,14 @@ same kernel in Triton's interpreter on zero-copy torch views of ember's buffers.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import time
 
+import numpy as np
+
+from ..._tensor import Tensor
+from .device import get_device_capability
 from .launch import Plan, plan_for
 
 __all__ = ["run", "compile_kernel", "make_plan", "stats", "SIG", "LazyKernels"]
@@ -27,7 +32,6 @@ class LazyKernels:
         self._name = name
 
     def __getattr__(self, attr):
-        import importlib
         mod = importlib.import_module(f"{__package__}.kernels.{self._name}")
         self.__dict__.update(vars(mod))
         return getattr(mod, attr)
@@ -38,7 +42,6 @@ stats = {"compiled": 0, "compile_seconds": 0.0, "variants": []}
 
 
 def _capability(index):
-    from .device import get_device_capability
     major, minor = get_device_capability(index)
     return major * 10 + minor
 
@@ -70,14 +73,12 @@ def make_plan(fn, signature: dict, constexprs: dict, index: int, num_warps: int 
 def _interpreting(args) -> bool:
     if os.environ.get("TRITON_INTERPRET") != "1":
         return False
-    from ..._tensor import Tensor
     return any(isinstance(v, Tensor) and v._storage.device.type == "cpu" for _, v, _ in args)
 
 
 def _torch_view(t):
     """A torch CPU tensor over an ember CPU tensor's storage from its offset on (zero copy)."""
-    import numpy as np
-    import torch
+    import torch    # the interpreter's tensors (tests only: ember itself never imports torch)
     raw = t._storage.data.reshape(-1).view(np.uint8)
     if t._dtype.name == "bfloat16":
         return torch.from_numpy(raw.view(np.int16)[t._offset:]).view(torch.bfloat16)

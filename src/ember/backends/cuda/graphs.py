@@ -14,7 +14,11 @@ from __future__ import annotations
 import itertools
 
 from .capture import CaptureError, capturing as _capturing, lock as _lock, refuse_during_capture
+from .checks import err_tensor, mark
+from .device import current_device, synchronize
 from .driver import check, driver
+from .memory import allocator_for
+from .stream import Stream, current_stream, stream as stream_ctx
 
 __all__ = ["CUDAGraph", "graph", "graph_pool_handle", "is_current_stream_capturing", "CaptureError",
            "refuse_during_capture"]
@@ -23,7 +27,6 @@ _pool_ids = itertools.count(1)
 
 
 def is_current_stream_capturing() -> bool:
-    from .device import current_device
     return current_device() in _capturing
 
 
@@ -44,9 +47,6 @@ class CUDAGraph:
         self._checked = False     # a kernel with device-side index checks was captured (checks.py)
 
     def capture_begin(self, pool=None, capture_error_mode: str = "global"):
-        from .device import current_device
-        from .memory import allocator_for
-        from .stream import current_stream
         if self._exec is not None:
             raise RuntimeError("this CUDAGraph already holds a captured graph; call reset() before capturing again")
         d = driver()
@@ -58,7 +58,6 @@ class CUDAGraph:
                                "which does that for you")
         self._before_replay = []
         self._checked = False
-        from .checks import err_tensor
         err_tensor(self._device)  # the error word of index checks: created outside the graph's pool
         self._pool = pool if pool is not None else graph_pool_handle()
         allocator_for(self._device).begin_allocate_to_pool(self._pool, self._stream)
@@ -78,14 +77,12 @@ class CUDAGraph:
             raise
 
     def _abandon_pool(self):
-        from .memory import allocator_for
         a = allocator_for(self._device)
         a.end_allocate_to_pool(self._pool)
         a.release_pool(self._pool)
         self._pool = None
 
     def capture_end(self):
-        from .memory import allocator_for
         d = driver()
         try:
             self._graph = check(d.cuStreamEndCapture(self._stream.handle), "cuStreamEndCapture")
@@ -100,16 +97,13 @@ class CUDAGraph:
     def replay(self):
         if self._exec is None:
             raise RuntimeError("CUDAGraph.replay() called before a successful capture")
-        from .stream import current_stream
         for f in self._before_replay:
             f()
         check(driver().cuGraphLaunch(self._exec, current_stream(self._device).handle), "cuGraphLaunch")
         if self._checked:   # its index checks write the error word: read it at the next synchronisation
-            from .checks import mark
             mark(self._device)
 
     def reset(self):
-        from .memory import allocator_for
         d = driver()
         self._before_replay = []
         if self._exec is not None:
@@ -137,15 +131,12 @@ class graph:  # noqa: N801 - PyTorch's name
     """`with ember.cuda.graph(g, pool=None, stream=None):` captures the block into `g`."""
 
     def __init__(self, cuda_graph: CUDAGraph, pool=None, stream=None, capture_error_mode: str = "global"):
-        from .stream import Stream
         self.g = cuda_graph
         self.pool = pool
         self.side = stream if stream is not None else Stream()
         self.mode = capture_error_mode
 
     def __enter__(self):
-        from .device import synchronize
-        from .stream import stream as stream_ctx
         synchronize()
         self.ctx = stream_ctx(self.side)
         self.ctx.__enter__()
