@@ -929,3 +929,17 @@ def test_tiny_training_step_matches_torch():
     for (n, p), (_, tp) in zip(em.named_parameters(), tm.named_parameters()):
         assert_same(p.detach(), tp.detach())
     assert to_torch(em[0].weight.detach()).shape == (8, 6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib: lib.nn.LayerNorm(4), lambda lib: lib.nn.LayerNorm(4, elementwise_affine=False),
+    lambda lib: lib.nn.LayerNorm((2, 3), bias=False), lambda lib: lib.nn.GroupNorm(2, 4),
+    lambda lib: lib.nn.GroupNorm(2, 4, affine=False), lambda lib: lib.nn.GroupNorm(2, 4, bias=False),
+])
+def test_norm_affine_parameters_match_torch(make):
+    em, tm = make(ember), make(torch)
+    assert repr(em) == repr(tm)
+    assert [(k, v is None) for k, v in em._parameters.items()] == [(k, v is None) for k, v in tm._parameters.items()]
+    for (k, v), (tk, tv) in zip(em.named_parameters(), tm.named_parameters()):
+        assert k == tk and v.shape == tuple(tv.shape)
+        np.testing.assert_array_equal(v.detach().numpy(), tv.detach().numpy())
