@@ -698,7 +698,8 @@ def test_activation_modules_match_torch():
     pairs = [(nn.ReLU(), torch.nn.ReLU()), (nn.GELU(), torch.nn.GELU()), (nn.GELU("tanh"), torch.nn.GELU("tanh")),
              (nn.SiLU(), torch.nn.SiLU()), (nn.Tanh(), torch.nn.Tanh()), (nn.Softmax(dim=1), torch.nn.Softmax(dim=1)),
              (nn.LogSoftmax(dim=-1), torch.nn.LogSoftmax(dim=-1)), (nn.Sigmoid(), torch.nn.Sigmoid()),
-             (nn.LeakyReLU(0.1), torch.nn.LeakyReLU(0.1)), (nn.Flatten(), torch.nn.Flatten())]
+             (nn.LeakyReLU(0.1), torch.nn.LeakyReLU(0.1)), (nn.Flatten(), torch.nn.Flatten()),
+             (nn.Mish(), torch.nn.Mish())]
     for em, tm in pairs:
         e, t = make_pair((2, 3, 4), "float64")
         e.requires_grad_()
@@ -709,6 +710,14 @@ def test_activation_modules_match_torch():
         ye.backward(from_torch(g))
         yt.backward(g)
         assert_same(e.grad, t.grad)
+
+
+@pytest.mark.parametrize("name", ["ReLU", "SiLU", "Mish"])
+def test_inplace_activation_modules_match_torch(name):
+    em, tm = getattr(nn, name)(inplace=True), getattr(torch.nn, name)(inplace=True)
+    e, t = make_pair((3, 4), "float64")
+    assert em(e) is e and tm(t) is t
+    assert_same(e, t)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

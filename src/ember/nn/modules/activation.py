@@ -11,16 +11,24 @@ __all__ = ["ReLU", "GELU", "SiLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax", "
            "Mish", "ReLU6", "Hardtanh", "MultiheadAttention"]
 
 
-class ReLU(Module):
+class _Elementwise(Module):
+    """`fn(input)` elementwise, in place when `inplace`: the activations that differ only in `fn`."""
+
     def __init__(self, inplace: bool = False):
         super().__init__()
         self.inplace = inplace
 
     def forward(self, input):
-        return F.relu(input, inplace=self.inplace)
+        return self._fn(input, inplace=self.inplace)
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
+
+
+class ReLU(_Elementwise):
+    """max(x, 0)."""
+
+    _fn = staticmethod(F.relu)
 
 
 class GELU(Module):
@@ -35,28 +43,16 @@ class GELU(Module):
         return f"approximate={self.approximate!r}"
 
 
-class SiLU(Module):
-    def __init__(self, inplace: bool = False):
-        super().__init__()
-        self.inplace = inplace
+class SiLU(_Elementwise):
+    """x * sigmoid(x)."""
 
-    def forward(self, input):
-        return F.silu(input, inplace=self.inplace)
-
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
+    _fn = staticmethod(F.silu)
 
 
-class Mish(Module):
-    def __init__(self, inplace: bool = False):
-        super().__init__()
-        self.inplace = inplace
+class Mish(_Elementwise):
+    """x * tanh(softplus(x))."""
 
-    def forward(self, input):
-        return F.mish(input, inplace=self.inplace)
-
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
+    _fn = staticmethod(F.mish)
 
 
 class Tanh(Module):
@@ -69,28 +65,30 @@ class Sigmoid(Module):
         return input.sigmoid()
 
 
-class Softmax(Module):
+class _AlongDim(Module):
+    """`fn(input, dim)`: the normalisations along one dim that differ only in `fn`."""
+
     def __init__(self, dim: int | None = None):
         super().__init__()
         self.dim = dim
 
     def forward(self, input):
-        return F.softmax(input, self.dim, _stacklevel=5)
+        return self._fn(input, self.dim, _stacklevel=5)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
 
 
-class LogSoftmax(Module):
-    def __init__(self, dim: int | None = None):
-        super().__init__()
-        self.dim = dim
+class Softmax(_AlongDim):
+    """exp(x) / sum(exp(x)) along `dim`."""
 
-    def forward(self, input):
-        return F.log_softmax(input, self.dim, _stacklevel=5)
+    _fn = staticmethod(F.softmax)
 
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
+
+class LogSoftmax(_AlongDim):
+    """x - logsumexp(x) along `dim`."""
+
+    _fn = staticmethod(F.log_softmax)
 
 
 class LeakyReLU(Module):
