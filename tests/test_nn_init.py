@@ -100,10 +100,12 @@ def test_kaiming(a, mode, nonlinearity):
     assert abs(s - std) < 0.02 * std and abs(m) < 5 * std / math.sqrt(x.size)
 
 
-def test_kaiming_zero_element_warns():
-    with pytest.warns(UserWarning, match="zero-element"):
-        t = init.kaiming_uniform_(ember.empty(0, 3))
+@pytest.mark.parametrize("fn", [init.kaiming_uniform_, init.kaiming_normal_])
+def test_kaiming_zero_element_warns(fn):
+    with pytest.warns(UserWarning, match="zero-element") as rec:
+        t = fn(ember.empty(0, 3))
     assert t.shape == (0, 3)
+    assert rec[0].filename == __file__      # attributed to the caller, as torch's warning is
 
 
 @pytest.mark.parametrize("mean,std,a,b", [(0.0, 1.0, -2.0, 2.0), (0.0, 0.02, -0.04, 0.04), (1.0, 2.0, 0.0, 5.0),
