@@ -1,6 +1,7 @@
-"""The multi-tensor fused Adam/AdamW and clip-norm kernels through Triton's interpreter on CPU
-tensors: against ember's single-tensor Adam loop on the CPU (which matches torch.optim.Adam; see
-test_optim.py) and numpy, bitwise against one parameter per launch, and the number of launches."""
+"""The CUDA kernels of the multi-tensor optimizer ops (ember.ops.optim: fused Adam/AdamW, step counts,
+total norm, clipping) through Triton's interpreter on CPU tensors: against ember's single-tensor Adam
+loop on the CPU (which matches torch.optim.Adam; see test_optim.py), the CPU kernels and numpy,
+bitwise against one parameter per launch, and the number of launches."""
 import math
 import os
 
@@ -15,7 +16,10 @@ pytest.importorskip("triton")
 os.environ["TRITON_INTERPRET"] = "1"
 
 from ember.backends.cuda import optim  # noqa: E402
-from ember.backends.cuda.optim import adam_multi_step_, clip_scale_, increment_steps_, total_norm2  # noqa: E402
+from ember.backends.cuda.optim import adam_multi_step_, clip_scale_, foreach_add_, total_norm2  # noqa: E402
+from ember.dispatch import OPS  # noqa: E402
+
+OPTIM_OPS = ("_fused_adam_", "_fused_adamw_", "_foreach_add_", "_total_norm", "_clip_grads_with_norm_")
 
 # 11 parameters: two launches, the second with 2 of its 8 slots used (the empty one takes no slot)
 SHAPES = [(37, 29), (0,), (1,), (5,), (1030,), (3, 4), (), (7, 7), (1,), (64,), (2, 3, 4)]
@@ -46,10 +50,19 @@ def _arrays(seed, shapes=SHAPES, steps=3, dtype=np.float32):
     return p0, grads
 
 
+@pytest.fixture
+def cuda_kernels(monkeypatch):
+    """ops(*names): CPU tensors reach the CUDA kernels of these ops (as the dispatcher sends CUDA ones)."""
+    def use(*names):
+        for name in names:
+            monkeypatch.setitem(OPS[name].kernels, "cpu", OPS[name].kernels["cuda"])
+    return use
+
+
 def _run_loop(p0, grads, **kw):
     """ember.optim.Adam's single-tensor loop on the CPU: the parameters and their states."""
     ps = [ember.nn.Parameter(ember.tensor(a.copy())) for a in p0]
-    opt = ember.optim.Adam(ps, **kw)
+    opt = ember.optim.Adam(ps, fused=False, **kw)
     for gs in grads:
         for p, g in zip(ps, gs):
             p.grad = ember.tensor(g)
@@ -93,7 +106,7 @@ def test_multi_adam_matches_the_loop(kw, device_step, launches):
         np.testing.assert_allclose(vs[i].numpy(), st["exp_avg_sq"].numpy(), rtol=1e-6, atol=1e-9)
         if vmaxs is not None:
             np.testing.assert_allclose(vmaxs[i].numpy(), st["max_exp_avg_sq"].numpy(), rtol=1e-6, atol=1e-9)
-        assert p._version == (0 if p.numel() == 0 else 3) == ms[i]._version == vs[i]._version
+        assert p._version == 3 == ms[i]._version == vs[i]._version     # every tensor of the lists, as torch
 
 
 @pytest.mark.parametrize("kw,device_step,lr_tensor",
@@ -134,20 +147,21 @@ def test_multi_adam_batches_per_dtype_signature(launches):
 
 
 @pytest.mark.parametrize("capturable", [False, True])
-def test_adam_fused_steps_state_and_launches(capturable, launches):
-    # Adam._fused_steps (what Adam.step runs for CUDA parameters) on CPU tensors: state creation,
-    # the step counts (on the "device" when capturable) and the launches of each step
+def test_adam_step_through_the_cuda_kernels(capturable, launches, cuda_kernels):
+    # Adam.step with the CUDA kernels (as on CUDA parameters): state creation, the step counts (on the
+    # parameters' device when capturable, else on the CPU, incremented there) and the launches per step
+    cuda_kernels("_fused_adam_", "_fused_adamw_", *(("_foreach_add_",) if capturable else ()))
     p0, grads = _arrays(4, steps=2)
     kw = dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True, amsgrad=True)
     want, st_want = _run_loop(p0, grads, **kw)
     ps = [ember.nn.Parameter(ember.tensor(a.copy())) for a in p0]
-    opt = ember.optim.Adam(ps, **kw)
+    opt = ember.optim.Adam(ps, capturable=capturable, **kw)
     for gs in grads:
         for p, g in zip(ps, gs):     # the 2-d gradients non-contiguous (transposed copies)
             p.grad = ember.tensor(np.ascontiguousarray(g.T)).t() if g.ndim == 2 else ember.tensor(g)
             assert p.grad.is_contiguous() == (g.ndim != 2)
-        opt._fused_steps(ps, opt.state, 1e-2, 0.9, 0.999, 1e-8, 0.1, True, False, True, capturable)
-    per_step = (["add_one_kernel"] * 2 if capturable else []) + ["adam_kernel"] * 2
+        opt.step()
+    per_step = (["add_scalar_kernel"] * 2 if capturable else []) + ["adam_kernel"] * 2
     assert launches == per_step * 2
     for p, w, st_w in zip(ps, want, st_want):
         st = opt.state[p]
@@ -155,6 +169,43 @@ def test_adam_fused_steps_state_and_launches(capturable, launches):
         np.testing.assert_allclose(p.detach().numpy(), w.detach().numpy(), rtol=2e-5, atol=2e-5)
         np.testing.assert_allclose(st["max_exp_avg_sq"].numpy(), st_w["max_exp_avg_sq"].numpy(), rtol=1e-6,
                                    atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["_fused_adam_", "_fused_adamw_"])
+@pytest.mark.parametrize("found", [None, 0.0, 1.0])
+def test_fused_adam_kernel_against_the_cpu_kernel(name, found):
+    # tensor lr and steps read in the kernel, grad_scale (grads written back unscaled), found_inf
+    # (1.0: nothing written), amsgrad and maximize; the CPU kernel computes the same in float64 corrections
+    p0, grads = _arrays(6, shapes=[(37, 5), (3,), (), (0,), (9,)], steps=1)
+    runs = []
+    for backend in ("cpu", "cuda"):
+        ps = [ember.tensor(a.copy()) for a in p0]
+        gs = [ember.tensor(g * 8) for g in grads[0]]
+        ms, vs, vmaxs = ([ember.full(p.shape, 0.1) for p in ps] for _ in range(3))
+        steps = [ember.tensor(3.0) for _ in ps]
+        extra = {} if found is None else dict(grad_scale=ember.tensor(8.0), found_inf=ember.tensor(found))
+        OPS[name].kernels[backend](ps, gs, ms, vs, vmaxs, steps, ember.tensor(5e-3), 0.9, 0.99, 0.1, 1e-8, True, True,
+                                   **extra)
+        runs.append((ps, gs, ms, vs, vmaxs))
+    for got, want in zip(*[[t for lst in r for t in lst] for r in runs]):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=2e-5, atol=2e-6)
+    if found == 1.0:
+        for p, a in zip(runs[1][0], p0):
+            np.testing.assert_array_equal(p.numpy(), a)
+    elif found == 0.0:
+        for g, a in zip(runs[1][1], grads[0]):
+            np.testing.assert_allclose(g.numpy(), a, rtol=1e-6)     # unscaled
+
+
+def test_foreach_add_kernel(launches):
+    # 0-d tensors on the device: a launch per 8 of one dtype; others through the add_ op
+    ts = [ember.tensor(float(i)) for i in range(9)] + [ember.tensor(2.0, dtype=ember.float64),
+                                                       ember.tensor(3, dtype=ember.int32), ember.zeros(2)]
+    foreach_add_(ts, 2)
+    assert [t.item() for t in ts[:9]] == [i + 2.0 for i in range(9)]
+    assert ts[9].item() == 4.0 and ts[10].item() == 5 and ts[10].dtype is ember.int32 and ts[11].tolist() == [2, 2]
+    assert launches == ["add_scalar_kernel"] * 4      # float32: 2, float64: 1, int32: 1
+    assert all(t._version == 1 for t in ts)
 
 
 @pytest.mark.parametrize("n", [1, 8, 9, 30])
@@ -168,35 +219,27 @@ def test_one_launch_per_8_tensors(n, launches, monkeypatch):
                      0.9, 0.999, 1e-8, 0.0, False, False)
     np.testing.assert_allclose([p.numpy() for p in ps], [[i - 0.1, i - 0.1] for i in range(n)], rtol=1e-6)
     steps = [ember.tensor(float(i)) for i in range(n)]
-    increment_steps_(steps)
+    foreach_add_(steps, 1)
     assert [s.item() for s in steps] == [i + 1.0 for i in range(n)]
     total = total_norm2(gs)
     np.testing.assert_allclose(total.item(), math.sqrt(2 * n), rtol=1e-6)
     clip_scale_(gs, total, 1.0)
     np.testing.assert_allclose([g.numpy() for g in gs], np.full((n, 2), 1 / (math.sqrt(2 * n) + 1e-6)), rtol=1e-6)
-    assert launches == (["adam_kernel"] * per + ["add_one_kernel"] * per + ["sumsq_partial_kernel"] * per
+    assert launches == (["adam_kernel"] * per + ["add_scalar_kernel"] * per + ["sumsq_partial_kernel"] * per
                         + ["sqrt_sum_kernel"] + ["clip_scale_kernel"] * per)
 
 
-def test_fused_adam_rejects_bad_arguments():
+def test_fused_adam_kernel_refuses_strided_state():
+    # the kernel updates parameters and moments in place, flat: they must be contiguous (grads are copied)
     p, g, z = ember.zeros(4, 3), ember.zeros(4, 3), ember.zeros(4, 3)
-    with pytest.raises(RuntimeError, match="exp_avg must be contiguous with the parameter's shape"):
-        adam_multi_step_([ember.zeros(5), p], [ember.zeros(5), g], [ember.zeros(5), ember.zeros(3, 4)],
-                         [ember.zeros(5), z], None, [1, 1], 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False)
-    with pytest.raises(RuntimeError, match="grad must be contiguous"):
-        adam_multi_step_([p], [ember.zeros(3, 4).t()], [z], [z], None, [1], 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False)
-    with pytest.raises(RuntimeError, match="the parameter must be contiguous"):
-        adam_multi_step_([ember.zeros(3, 4).t()], [g], [z], [z], None, [1], 1e-3, 0.9, 0.999, 1e-8, 0.0, False,
-                         False)
+    kernel = OPS["_fused_adam_"].kernels["cuda"]
+    for k in (0, 2):
+        args = [[p], [g], [z], [ember.zeros(4, 3)], [], [ember.tensor(1.0)]]
+        args[k] = [ember.zeros(3, 4).t()]
+        with pytest.raises(RuntimeError, match="must be contiguous .it is updated in place."):
+            kernel(*args, 1e-3, 0.9, 0.999, 0.0, 1e-8, False, False)
     with pytest.raises(ValueError, match="a tensor lr needs the step count as a tensor"):
         adam_multi_step_([p], [g], [z], [z], None, [3], ember.tensor(1e-3), 0.9, 0.999, 1e-8, 0.1, True, False)
-
-
-def test_fused_and_capturable_need_cuda_params():
-    p = ember.nn.Parameter(ember.zeros(3))
-    for flag in ("fused", "capturable"):
-        with pytest.raises(RuntimeError, match=f"{flag}=True requires all the params to be floating point CUDA"):
-            ember.optim.AdamW([p], **{flag: True})
 
 
 def test_multi_total_norm_and_clip_match_numpy(monkeypatch, launches):
@@ -224,3 +267,38 @@ def test_multi_total_norm_and_clip_match_numpy(monkeypatch, launches):
             np.testing.assert_allclose(g.numpy(), t.numpy() * coef, rtol=1e-6)
             assert g._version == (0 if g.numel() == 0 else 1)
     assert launches[3:] == ["clip_scale_kernel"] * 4    # 10 non-empty gradients: 2 launches per call
+
+
+def test_norm_and_clip_kernels_choose_the_fused_launches(monkeypatch, launches, cuda_kernels):
+    # clip_grad_norm_ through the ops' CUDA kernels: contiguous float32 gradients take the fused launches,
+    # anything else (float64, a strided gradient, another norm) the single-tensor ops, with the same result
+    monkeypatch.setattr(optim, "SUMSQ_PROGRAMS", 2)
+    monkeypatch.setattr(optim, "BLOCK", 32)
+    cuda_kernels("_total_norm", "_clip_grads_with_norm_")
+    rng = np.random.default_rng(8)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in [(6, 5), (7,), (), (9,)]]
+
+    def clip(dtype=ember.float32, strided=False, norm_type=2.0):
+        ps = [ember.nn.Parameter(ember.zeros(a.shape)) for a in arrays]
+        for p, a in zip(ps, arrays):
+            p.grad = ember.tensor(a).to(dtype)
+        if strided:
+            ps[0].grad = ember.tensor(np.ascontiguousarray(arrays[0].T)).t()
+        total = ember.nn.utils.clip_grad_norm_(ps, 1.0, norm_type=norm_type)
+        return total, [p.grad for p in ps]
+
+    total, gs = clip()
+    assert launches == ["sumsq_partial_kernel", "sqrt_sum_kernel", "clip_scale_kernel"]
+    want = math.sqrt(sum(float((a.astype(np.float64) ** 2).sum()) for a in arrays))
+    np.testing.assert_allclose(total.item(), want, rtol=1e-6)
+    for g, a in zip(gs, arrays):
+        np.testing.assert_allclose(g.numpy(), a / (want + 1e-6), rtol=1e-6)
+    l1 = float(sum(np.abs(a.astype(np.float64)).sum() for a in arrays))
+    for kw, fused, norm in ((dict(dtype=ember.float64), [], want), (dict(strided=True), [], want),
+                            (dict(norm_type=1.0), ["clip_scale_kernel"], l1)):   # the L1 norm: fused scaling
+        launches.clear()
+        total, gs = clip(**kw)
+        assert launches == fused, kw
+        np.testing.assert_allclose(total.item(), norm, rtol=1e-6)
+        for g, a in zip(gs, arrays):
+            np.testing.assert_allclose(g.double().numpy(), a / (norm + 1e-6), rtol=1e-6)

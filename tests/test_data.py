@@ -315,18 +315,36 @@ def test_iterable_dataset_main_process():
         DataLoader(Range(3), shuffle=True)
 
 
-def test_pin_memory_hook():
-    calls = []
-    old = data._pin_memory_hook
-    try:
-        data._pin_memory_hook = lambda b: calls.append(1) or b
-        assert first_col(DataLoader(make_ds(), batch_size=5, pin_memory=True)) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
-        assert len(calls) == 2
-        list(DataLoader(make_ds(), batch_size=5))
-        assert len(calls) == 2  # only with pin_memory=True
-    finally:
-        data._pin_memory_hook = old
-    assert len(list(DataLoader(make_ds(), batch_size=5, pin_memory=True))) == 2  # no hook: identity
+def test_pin_memory_through_a_registered_backend(monkeypatch):
+    from ember.utils.data import pin_memory as pm
+    monkeypatch.setattr(pm, "_PINNERS", {})
+    assert first_col(DataLoader(make_ds(), batch_size=5, pin_memory=True)) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    pinned = []
+
+    def pin(t):
+        pinned.append(t)
+        return t.clone()
+
+    def never(t):
+        raise AssertionError("pinned for an unavailable backend")
+
+    data.register_pin_memory("gone", never, lambda: False)
+    data.register_pin_memory("fake", pin, lambda: True)
+    # pin_memory_device '' (the default): the first available backend pins each batch's tensors
+    assert first_col(DataLoader(make_ds(), batch_size=5, pin_memory=True)) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert len(pinned) == 4 and [t.shape for t in pinned] == [(5,)] * 4
+    list(DataLoader(make_ds(), batch_size=5))
+    list(DataLoader(make_ds(), batch_size=5, pin_memory=True, pin_memory_device="gone:0"))   # unavailable: as is
+    assert len(pinned) == 4
+    list(DataLoader(make_ds(), batch_size=5, pin_memory=True, pin_memory_device="fake"))
+    assert len(pinned) == 8
+    with pytest.raises(ValueError, match="no backend pins memory for 'tpu' devices"):
+        iter(DataLoader(make_ds(), batch_size=5, pin_memory=True, pin_memory_device="tpu"))
+    # nested batches keep their structure; non-tensors and non-CPU tensors are kept as they are
+    t = ember.arange(3)
+    out = pm.pin_memory({"a": [t, (t, 7)], "p": Point(t, "s")}, pin)
+    assert type(out["p"]) is Point and out["p"].y == "s" and out["a"][1][1] == 7
+    assert out["a"][0] is not t and out["a"][0].tolist() == [0, 1, 2] and len(pinned) == 11
 
 
 # ---- DataLoader, worker processes -----------------------------------------------------------------

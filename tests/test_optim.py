@@ -273,13 +273,27 @@ def test_errors_match_torch(make, exc, match):
         make(torch.optim, tp)
 
 
-def test_unsupported_implementation_flags():
-    ep, _ = make_params()
-    with pytest.raises(RuntimeError, match="fused"):
-        optim.Adam(ep, fused=True)
+def test_implementation_flags():
+    ep, tp = make_params()
     with pytest.raises(RuntimeError, match="differentiable"):
         optim.SGD(ep, differentiable=True)
-    optim.Adam(ep, foreach=True)  # accepted: ember's loop is used either way
+    with pytest.raises(RuntimeError, match="fused"):
+        optim.SGD(ep, fused=True)
+    for o, p in ((optim, ep), (torch.optim, tp)):
+        with pytest.raises(RuntimeError, match="`fused` and `foreach` cannot be `True` together"):
+            o.Adam(p, fused=True, foreach=True)
+    with pytest.raises(RuntimeError, match="fused=True requires all the params to be floating point"):
+        optim.AdamW([ember.zeros(3, dtype=ember.int64)], fused=True)
+    tint = torch.zeros(3, dtype=torch.int64)
+    to = torch.optim.AdamW([tint], fused=True)
+    tint.grad = torch.ones(3, dtype=torch.int64)
+    with pytest.raises(RuntimeError, match="requires all the params to be floating point"):
+        to.step()   # torch checks at the first step
+    eo = optim.Adam(ep, capturable=True, fused=False)
+    for p in ep:
+        p.grad = ember.ones_like(p)
+    with pytest.raises(RuntimeError, match="capturable=True needs the multi-tensor step"):
+        eo.step()
 
 
 def test_duplicate_param_in_group_warns():
@@ -507,3 +521,229 @@ def test_training_loop_with_module_clipping_and_scheduler():
     for (name, ep), tp in zip(em.named_parameters(), tm.parameters()):
         np.testing.assert_allclose(ep.detach().numpy(), tp.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
     assert type(em.weight).__name__ == "Parameter"  # still the module's Parameter object
+
+
+# ---- the multi-tensor ops behind Adam and clip_grad_norm_ (ember.ops.optim) -----------------------
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("ecls,kwargs", [(optim.Adam, c) for c in ADAM_CASES] + [(optim.AdamW, c) for c in ADAMW_CASES])
+def test_multi_tensor_step_is_the_single_tensor_loop_bit_for_bit(ecls, kwargs, dtype):
+    # the default step (one _fused_adam(w)_ op) against fused=False (the loop of ops), with an empty,
+    # a 0-d and a transposed parameter, and a parameter without a gradient at one step
+    shapes = SHAPES + [(0, 2), (), (4, 3)]
+    rng = np.random.default_rng(3)
+    init = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    runs = []
+    for flags in (dict(), dict(fused=False), dict(foreach=True), dict(foreach=False)):
+        ps = [ember.tensor(a.copy(), requires_grad=True) for a in init]
+        ps[-1] = ember.tensor(init[-1].T.copy()).t().detach().requires_grad_()
+        eo = ecls(ps, **kwargs, **flags)
+        grng = np.random.default_rng(4)
+        for step in range(4):
+            for i, p in enumerate(ps):
+                p.grad = None if (step == 1 and i == 1) else ember.tensor(grng.standard_normal(p.shape).astype(dtype))
+            eo.step()
+        runs.append([p.detach().numpy().tobytes() for p in ps] +
+                    [v.numpy().tobytes() for p in ps for v in eo.state[p].values()])
+    assert runs[0] == runs[1] == runs[2] == runs[3]
+
+
+def test_fused_adamw_on_the_cpu_matches_torch_fused():
+    ep, tp = make_params("float32")
+    kw = dict(lr=0.02, weight_decay=0.1, amsgrad=True)
+    eo, to = optim.AdamW(ep, fused=True, **kw), torch.optim.AdamW(tp, fused=True, **kw)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        set_grads(ep, tp, rng)
+        eo.step()
+        to.step()
+    assert_params(ep, tp, rtol=1e-5, atol=1e-6)
+    assert_state(eo, to, rtol=1e-5, atol=1e-6)   # 'step': a float32 tensor, as torch's fused
+
+
+def test_capturable_adam_on_the_cpu_reads_tensor_lr_and_steps():
+    # capturable keeps the step count (and a tensor lr) as tensors the kernel reads; ember allows it on
+    # every device (torch only on accelerators), and the result is the plain step's
+    ep, tp = make_params()
+    ep2 = [p.detach().clone().requires_grad_() for p in ep]
+    lr = ember.tensor(0.05, dtype=ember.float64)
+    eo = optim.Adam(ep, lr=lr, capturable=True, weight_decay=0.1)
+    eo2 = optim.Adam(ep2, lr=0.05, weight_decay=0.1)
+    to = torch.optim.Adam(tp, lr=0.05, weight_decay=0.1, foreach=False)
+    rng = np.random.default_rng(1)
+    for k in range(4):
+        set_grads(ep, tp, rng)
+        copy_grads(ep, ep2)
+        if k == 2:
+            lr.fill_(0.01)      # a scheduler's in-place update
+            eo2.param_groups[0]["lr"] = to.param_groups[0]["lr"] = 0.01
+        eo.step()
+        eo2.step()
+        to.step()
+    assert_params(ep, tp)
+    for a, b in zip(ep, ep2):
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+    assert all(eo.state[p]["step"].item() == 4.0 for p in ep)
+
+
+def _adam_lists(seed, dtype="float32", shapes=((3, 4), (5,), ()), amsgrad=False):
+    rng = np.random.default_rng(seed)
+    arrays = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(5)]
+    arrays[3] = [np.abs(a) for a in arrays[3]]          # exp_avg_sq >= 0
+    arrays[4] = [a + 0.5 for a in arrays[3]]            # max_exp_avg_sq >= exp_avg_sq
+    e = [[ember.tensor(a.copy()) for a in arrays[k]] for k in range(5)]
+    t = [[torch.tensor(a.copy()) for a in arrays[k]] for k in range(5)]
+    steps = [float(k + 1) for k in range(len(shapes))]
+    e.append([ember.tensor(s) for s in steps])
+    t.append([torch.tensor(s) for s in steps])
+    if not amsgrad:
+        e[4] = t[4] = []
+    return e, t
+
+
+@pytest.mark.parametrize("name", ["_fused_adam_", "_fused_adamw_"])
+@pytest.mark.parametrize("amsgrad,maximize,lr_tensor", [(False, False, False), (True, True, True)])
+@pytest.mark.parametrize("found", [None, 0.0, 1.0])
+def test_fused_adam_ops_match_torch(name, amsgrad, maximize, lr_tensor, found):
+    e, t = _adam_lists(0, amsgrad=amsgrad)
+    kw = dict(beta1=0.9, beta2=0.99, weight_decay=0.1, eps=1e-8, amsgrad=amsgrad, maximize=maximize)
+    scale = 4.0 if found is not None else None
+    e_extra = {} if scale is None else dict(grad_scale=ember.tensor(scale), found_inf=ember.tensor(found))
+    t_extra = {} if scale is None else dict(grad_scale=torch.tensor(scale), found_inf=torch.tensor(found))
+    before = [[x.numpy().copy() for x in lst] for lst in e]
+    assert getattr(ember.ops, name)(*e, lr=ember.tensor(0.01) if lr_tensor else 0.01, **kw, **e_extra) is None
+    getattr(torch, name)(*t, lr=torch.tensor(0.01) if lr_tensor else 0.01, **kw, **t_extra)
+    for k, (el, tl) in enumerate(zip(e, t)):
+        for x, y, b in zip(el, tl, before[k]):
+            np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6)
+            if found == 1.0:    # an inf/nan was found: the step is skipped, nothing written
+                np.testing.assert_array_equal(x.numpy(), b)
+            written = k in (0, 2, 3, 4) or (k == 1 and scale is not None)
+            assert x._version == (1 if written and found != 1.0 else 0)
+
+
+def test_fused_adam_float16_and_bfloat16_compute_in_float32():
+    for dtype, tdt in ((ember.float16, torch.float16), (ember.bfloat16, torch.bfloat16)):
+        e, t = _adam_lists(1)
+        e = [[x.to(dtype) for x in lst] if k < 5 else lst for k, lst in enumerate(e)]
+        t = [[x.to(tdt) for x in lst] if k < 5 else lst for k, lst in enumerate(t)]
+        kw = dict(lr=0.01, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
+        ember.ops._fused_adamw_(*e, **kw)
+        torch._fused_adamw_(*t, **kw)
+        for x, y in zip(e[0], t[0]):
+            np.testing.assert_array_equal(x.float().numpy(), y.float().numpy())
+
+
+def test_fused_adam_meta_errors():
+    meta = ember.dispatch.OPS["_fused_adam_"].meta
+    kw = dict(lr=0.01, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
+
+    def call(e, **over):
+        k = {**kw, **over}
+        return meta(*e, k["lr"], k["beta1"], k["beta2"], k["weight_decay"], k["eps"], k["amsgrad"], k["maximize"],
+                    k.get("grad_scale"), k.get("found_inf"))
+
+    e, _ = _adam_lists(2)
+    assert call(e) is None
+    cases = [
+        (lambda e: e[1].pop(), RuntimeError, "expected grads to hold one tensor per parameter"),
+        (lambda e: e[5].pop(), RuntimeError, "expected state_steps to hold one tensor per parameter"),
+        (lambda e: e[4].append(ember.zeros(3)), RuntimeError, "expected max_exp_avg_sqs to be empty"),
+        (lambda e: e[2].__setitem__(0, ember.zeros(3, 4, dtype=ember.float64)), RuntimeError,
+         r"expected scalar type ember.float32 but found ember.float64 \(exp_avgs\[0\]\)"),
+        (lambda e: e[3].__setitem__(1, ember.zeros(6)), RuntimeError, r"exp_avg_sqs\[1\] of the parameter's shape"),
+        (lambda e: e[5].__setitem__(2, ember.zeros(2)), RuntimeError, "a Tensor with 2 elements"),
+        (lambda e: e[5].__setitem__(2, 3.0), TypeError, r"state_steps\[2\] to be a Tensor"),
+        (lambda e: [lst.__setitem__(0, ember.zeros(3, 4, dtype=ember.int64)) for lst in e[:4]], NotImplementedError,
+         "not implemented for ember.int64"),
+    ]
+    for edit, exc, match in cases:
+        e, _ = _adam_lists(2)
+        edit(e)
+        with pytest.raises(exc, match=match):
+            call(e)
+    e, _ = _adam_lists(2)
+    with pytest.raises(RuntimeError, match="expected max_exp_avg_sqs to hold one tensor per parameter"):
+        call(e, amsgrad=True)
+    with pytest.raises(RuntimeError, match="lr: a Tensor with 2 elements"):
+        call(e, lr=ember.zeros(2))
+    with pytest.raises(RuntimeError, match="expected grad_scale of dtype float32"):
+        call(e, grad_scale=ember.tensor(1.0, dtype=ember.float64))
+    # torch refuses the same inputs (a shape mismatch it does not check)
+    _, t = _adam_lists(2)
+    t[1].pop()
+    with pytest.raises(RuntimeError):
+        torch._fused_adam_(*t, **kw)
+
+
+def test_foreach_add_():
+    ts = [ember.tensor(1.5), ember.zeros(2, 3), ember.tensor([1, 2], dtype=ember.int32), ember.tensor(2.0).to(ember.float16)]
+    ref = [torch.tensor(1.5), torch.zeros(2, 3), torch.tensor([1, 2], dtype=torch.int32), torch.tensor(2.0).half()]
+    assert ember.ops._foreach_add_(ts, 3) is None
+    torch._foreach_add_(ref, 3)
+    for e, t in zip(ts, ref):
+        assert e.tolist() == t.tolist() and e._version == 1
+    meta = ember.dispatch.OPS["_foreach_add_"].meta
+    with pytest.raises(RuntimeError, match="result type ember.float32 can't be cast to the desired output type"):
+        meta([ember.zeros(2), ember.zeros(2, dtype=ember.int64)], 1.5)
+    with pytest.raises(RuntimeError, match="can't be cast"):
+        torch._foreach_add_([torch.zeros(2, dtype=torch.int64)], 1.5)
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf"), 0.0, 3.0, -1.0])
+def test_total_norm_op_matches_torch_and_the_composite(norm_type):
+    from ember.ops.optim import total_norm_composite
+    rng = np.random.default_rng(5)
+    # (a 0-d tensor would do, but for p = 3 or -1 ember.norm of a 0-d tensor raises TypeError in NumPy)
+    arrays = [rng.standard_normal(s) for s in [(3, 4), (5,), (1,), (2, 1, 3)]]
+    for dtypes in (["float32"] * 4, ["float64", "float32", "float32", "float64"], ["float16", "bfloat16", "float32",
+                                                                                 "float16"]):
+        e = [ember.tensor(a).to(getattr(ember, d)) for a, d in zip(arrays, dtypes)]
+        t = [torch.tensor(a).to(getattr(torch, d)) for a, d in zip(arrays, dtypes)]
+        got = ember.ops._total_norm(e, norm_type)
+        want = torch.nn.utils.get_total_norm(t, norm_type)
+        shape, dtype = ember.dispatch.OPS["_total_norm"].meta(e, norm_type)
+        assert got.shape == shape == () and got.dtype is dtype and str(want.dtype).endswith(dtype.name)
+        np.testing.assert_allclose(got.float().item(), want.float().item(), rtol=1e-2 if "float16" in dtypes else 1e-6)
+        assert got.numpy().tobytes() == total_norm_composite(e, norm_type).numpy().tobytes()
+    meta = ember.dispatch.OPS["_total_norm"].meta
+    with pytest.raises(RuntimeError, match="Expected a floating point or complex tensor as input. Got ember.int64"):
+        meta([ember.zeros(2), ember.zeros(2, dtype=ember.int64)], 2.0)
+    with pytest.raises(RuntimeError, match="cannot compute the inf norm on an empty tensor"):
+        meta([ember.zeros(2), ember.zeros(0)], float("inf"))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_clip_grads_with_norm_op_matches_torch_and_the_composite(dtype):
+    from ember.ops.optim import clip_grads_composite_
+    rng = np.random.default_rng(6)
+    arrays = [rng.standard_normal(s).astype(dtype) for s in [(3, 4), (5,), (), (0,)]]
+    for total in (0.5, 3.0, 1e3):
+        e = [ember.tensor(a.copy()) for a in arrays]
+        e2 = [ember.tensor(a.copy()) for a in arrays]
+        t = [torch.tensor(a.copy()) for a in arrays]
+        te = ember.tensor(total).to(getattr(ember, dtype))
+        tt = torch.tensor(total).to(getattr(torch, dtype))
+        assert ember.ops._clip_grads_with_norm_(e, 2.0, te) is None
+        clip_grads_composite_(e2, 2.0, te)
+        torch._foreach_mul_(t, torch.clamp(2.0 / (tt + 1e-6), max=1.0))
+        for x, x2, y in zip(e, e2, t):
+            assert x.numpy().tobytes() == x2.numpy().tobytes()
+            np.testing.assert_array_equal(x.numpy(), y.numpy())
+            assert x._version == 1
+    meta = ember.dispatch.OPS["_clip_grads_with_norm_"].meta
+    with pytest.raises(RuntimeError, match="expected total_norm to be a 0-dim tensor"):
+        meta([ember.zeros(2)], 1.0, ember.ones(1))
+    with pytest.raises(RuntimeError, match="can't be cast to the desired output type ember.int64"):
+        meta([ember.zeros(2, dtype=ember.int64)], 1.0, ember.tensor(2.0))
+
+
+@pytest.mark.parametrize("foreach", [None, True, False])
+def test_clip_grad_norm_foreach_flags_agree(foreach):
+    from ember.nn.utils import clip_grad_norm_
+    ep, tp = grads_pair("float32", scale=3.0)
+    en = clip_grad_norm_(ep, 1.0, foreach=foreach)
+    tn = torch.nn.utils.clip_grad_norm_(tp, 1.0, foreach=False)
+    np.testing.assert_allclose(en.item(), tn.item(), rtol=1e-6)
+    for e, t in zip(ep, tp):
+        np.testing.assert_allclose(e.grad.numpy(), t.grad.numpy(), rtol=1e-6)

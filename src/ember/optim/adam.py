@@ -1,22 +1,28 @@
 """Adam (with amsgrad, maximize, L2 or decoupled weight decay), PyTorch's single-tensor numerics."""
 from __future__ import annotations
 
+from .._tensor import Tensor
 from ..autograd.grad_mode import state as _grad_state
 from ..core.dtype import float32, float64, get_default_dtype
+from ..dispatch import OPS
 from ..ops.creation import zeros, zeros_like
 from .optimizer import Optimizer, _to_scalar
 from .sgd import _check_impl_flags
 
 __all__ = ["Adam"]
 
-
-def _capturable_lr(lr, group) -> bool:
-    """A tensor lr stays a tensor (read on the device) in capturable mode; it is a number otherwise."""
-    return group["capturable"] and hasattr(lr, "_storage") and lr._storage.device.type == "cuda"
+_fused_adam_, _fused_adamw_ = OPS["_fused_adam_"].fn, OPS["_fused_adamw_"].fn
+_foreach_add_ = OPS["_foreach_add_"].fn
 
 
 def _scalar_dtype():
     return float64 if get_default_dtype() is float64 else float32
+
+
+def _multi_tensor(group) -> bool:
+    """The multi-tensor ops (`fused` or `foreach`, or neither chosen) or the single-tensor loop."""
+    fused, foreach = group["fused"], group["foreach"]
+    return bool(fused) or bool(foreach) or (fused is None and foreach is None)
 
 
 class Adam(Optimizer):
@@ -29,13 +35,16 @@ class Adam(Optimizer):
         p = p - lr / (1 - beta1^t) * m / denom
     State per parameter: 'step' (a 0-d float tensor), 'exp_avg', 'exp_avg_sq' (and 'max_exp_avg_sq').
 
-    CUDA parameters take a fused multi-tensor kernel (one launch per 8 parameters of a group) unless
-    `fused=False`; `fused=True` requires every parameter on CUDA. `capturable=True` keeps 'step' on the
-    parameter's device (incremented there, one launch per 8 steps) and computes the bias corrections
-    there (in float32, as PyTorch's capturable Adam), so that the step can be captured in a CUDA graph
-    and replayed; with `lr` given as a 0-d CUDA tensor, the kernel reads it on the device too, and LR
-    schedulers update it in place (`fill_`) between replays.
-    `foreach` is accepted and ignored.
+    A step is one multi-tensor op per device of a group (`_fused_adam_` / `_fused_adamw_`, after one
+    `_foreach_add_` of the step counts): each backend batches it (CUDA: a launch per 8 parameters; the
+    CPU kernel computes what the single-tensor loop does, bit for bit in float32 and float64). That
+    is the default, and what `fused=True` or `foreach=True` ask for; `fused=False` or `foreach=False`
+    (the other not True) run the single-tensor loop of ops. `capturable=True` (multi-tensor only)
+    keeps 'step' on the parameter's device, incremented there, and computes the bias corrections
+    there (in float32 on CUDA, as PyTorch's capturable Adam), so that the step can be captured in a
+    CUDA graph and replayed; with `lr` given as a 0-d tensor on that device, the kernel reads it
+    there too, and LR schedulers update it in place (`fill_`) between replays. Unlike torch, ember
+    accepts `capturable=True` for parameters on any device.
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
@@ -56,6 +65,8 @@ class Adam(Optimizer):
         if not 0.0 <= weight_decay:
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         _check_impl_flags(type(self).__name__, foreach, False, differentiable)
+        if fused and foreach:
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
                         foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused,
                         decoupled_weight_decay=decoupled_weight_decay)
@@ -63,10 +74,10 @@ class Adam(Optimizer):
         if fused or capturable:
             for group in self.param_groups:
                 for p in group["params"]:
-                    if p.device.type != "cuda" or not p.is_floating_point():
+                    if not p.is_floating_point():
                         raise RuntimeError(f"{type(self).__name__}: {'fused' if fused else 'capturable'}=True "
-                                           f"requires all the params to be floating point CUDA tensors, got a "
-                                           f"{p.dtype} tensor on {p.device}")
+                                           f"requires all the params to be floating point tensors, got a "
+                                           f"{p.dtype} tensor")
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -89,99 +100,106 @@ class Adam(Optimizer):
         prev = _grad_state.enabled
         _grad_state.enabled = False
         try:
-            states = self.state
             for group in self.param_groups:
-                beta1, beta2 = group["betas"]
-                beta1, beta2 = _to_scalar(beta1), _to_scalar(beta2)
-                lr_raw = group["lr"]
-                lr = lr_raw if _capturable_lr(lr_raw, group) else _to_scalar(lr_raw)
-                weight_decay = group["weight_decay"]
-                eps = group["eps"]
-                amsgrad = group["amsgrad"]
-                maximize = group["maximize"]
-                decoupled = group["decoupled_weight_decay"]
-                fused = group["fused"] is not False
-                capturable = group["capturable"]
-                fused_params = []
-                for p in group["params"]:
-                    g = p.grad
-                    if g is None:
-                        continue
-                    if fused and p._storage.device.type == "cuda":
-                        fused_params.append(p)
-                        continue
-                    st = states[p]
-                    if capturable:
-                        raise RuntimeError(f"{type(self).__name__}: capturable=True needs CUDA parameters with "
-                                           f"fused != False, got a parameter on {p.device}")
-                    if not st:
-                        st["step"] = zeros((), dtype=_scalar_dtype())
-                        st["exp_avg"] = zeros_like(p)
-                        st["exp_avg_sq"] = zeros_like(p)
-                        if amsgrad:
-                            st["max_exp_avg_sq"] = zeros_like(p)
-                    if maximize:
-                        g = -g
-                    step_t = st["step"]
-                    step_t.add_(1)
-                    if weight_decay != 0:
-                        if decoupled:
-                            p.mul_(1 - lr * weight_decay)
-                        else:
-                            g = g.add(p, alpha=weight_decay)
-                    exp_avg = st["exp_avg"]
-                    exp_avg_sq = st["exp_avg_sq"]
-                    exp_avg.lerp_(g, 1 - beta1)
-                    exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                    step = step_t.item()
-                    bias_correction1 = 1 - beta1 ** step
-                    bias_correction2 = 1 - beta2 ** step
-                    step_size = lr / bias_correction1
-                    bias_correction2_sqrt = bias_correction2 ** 0.5
-                    if amsgrad:
-                        max_sq = st["max_exp_avg_sq"]
-                        max_sq.clamp_(min=exp_avg_sq)  # in-place maximum(max_sq, exp_avg_sq)
-                        denom = max_sq.sqrt()
-                    else:
-                        denom = exp_avg_sq.sqrt()
-                    denom.div_(bias_correction2_sqrt).add_(eps)
-                    p.addcdiv_(exp_avg, denom, value=-step_size)
-                if fused_params:
-                    self._fused_steps(fused_params, states, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
-                                      decoupled, capturable)
+                if _multi_tensor(group):
+                    self._multi_tensor_step(group)
+                else:
+                    self._single_tensor_step(group)
         finally:
             _grad_state.enabled = prev
         return loss
 
-    @staticmethod
-    def _fused_steps(params, states, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled, capturable):
-        """One multi-tensor fused step of `params` (all with grads): a launch per 8 parameters of one
-        device and dtypes, plus, when capturable, one per 8 device step counts to increment them."""
-        from ..backends.cuda.optim import adam_multi_step_, increment_steps_
-        grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps = [], [], [], [] if amsgrad else None, []
-        for p in params:
+    def _multi_tensor_step(self, group) -> None:
+        """The group's parameters with grads, one `_foreach_add_` of their step counts and one
+        `_fused_adam(w)_` per device."""
+        states = self.state
+        capturable = group["capturable"]
+        amsgrad = group["amsgrad"]
+        lr = group["lr"]
+        if not (capturable and isinstance(lr, Tensor)):
+            lr = _to_scalar(lr)
+        step_dtype = float32 if group["fused"] else _scalar_dtype()
+        per_device = {}
+        for p in group["params"]:
+            g = p.grad
+            if g is None:
+                continue
             st = states[p]
             if not st:
-                st["step"] = zeros((), dtype=float32, device=p.device if capturable else None)
+                st["step"] = zeros((), dtype=step_dtype, device=p.device if capturable else None)
                 st["exp_avg"] = zeros_like(p)
                 st["exp_avg_sq"] = zeros_like(p)
                 if amsgrad:
                     st["max_exp_avg_sq"] = zeros_like(p)
             step_t = st["step"]
-            if capturable and step_t.device != p.device:   # e.g. loaded from a checkpoint
+            if capturable and step_t._storage.device is not p._storage.device:   # e.g. loaded from a checkpoint
                 step_t = st["step"] = step_t.to(p.device)
-            g = p.grad
-            grads.append(g if g.is_contiguous() else g.contiguous())
+            lists = per_device.get(p._storage.device)
+            if lists is None:
+                lists = per_device[p._storage.device] = ([], [], [], [], [], [])
+            params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps = lists
+            params.append(p)
+            grads.append(g)
             exp_avgs.append(st["exp_avg"])
             exp_avg_sqs.append(st["exp_avg_sq"])
             if amsgrad:
                 max_exp_avg_sqs.append(st["max_exp_avg_sq"])
-            if capturable:
-                steps.append(step_t)
+            steps.append(step_t)
+        beta1, beta2 = (_to_scalar(b) for b in group["betas"])
+        fused_op = _fused_adamw_ if group["decoupled_weight_decay"] else _fused_adam_
+        for params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps in per_device.values():
+            _foreach_add_(steps, 1)
+            fused_op(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr=lr, beta1=beta1, beta2=beta2,
+                     weight_decay=group["weight_decay"], eps=group["eps"], amsgrad=amsgrad,
+                     maximize=group["maximize"])
+
+    def _single_tensor_step(self, group) -> None:
+        """PyTorch's single-tensor loop, op by op."""
+        if group["capturable"]:
+            raise RuntimeError(f"{type(self).__name__}: capturable=True needs the multi-tensor step; it was "
+                               f"turned off by fused={group['fused']} and foreach={group['foreach']}")
+        states = self.state
+        beta1, beta2 = (_to_scalar(b) for b in group["betas"])
+        lr = _to_scalar(group["lr"])
+        weight_decay = group["weight_decay"]
+        eps = group["eps"]
+        amsgrad = group["amsgrad"]
+        maximize = group["maximize"]
+        decoupled = group["decoupled_weight_decay"]
+        for p in group["params"]:
+            g = p.grad
+            if g is None:
+                continue
+            st = states[p]
+            if not st:
+                st["step"] = zeros((), dtype=_scalar_dtype())
+                st["exp_avg"] = zeros_like(p)
+                st["exp_avg_sq"] = zeros_like(p)
+                if amsgrad:
+                    st["max_exp_avg_sq"] = zeros_like(p)
+            if maximize:
+                g = -g
+            step_t = st["step"]
+            step_t.add_(1)
+            if weight_decay != 0:
+                if decoupled:
+                    p.mul_(1 - lr * weight_decay)
+                else:
+                    g = g.add(p, alpha=weight_decay)
+            exp_avg = st["exp_avg"]
+            exp_avg_sq = st["exp_avg_sq"]
+            exp_avg.lerp_(g, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            step = step_t.item()
+            bias_correction1 = 1 - beta1 ** step
+            bias_correction2 = 1 - beta2 ** step
+            step_size = lr / bias_correction1
+            bias_correction2_sqrt = bias_correction2 ** 0.5
+            if amsgrad:
+                max_sq = st["max_exp_avg_sq"]
+                max_sq.clamp_(min=exp_avg_sq)  # in-place maximum(max_sq, exp_avg_sq)
+                denom = max_sq.sqrt()
             else:
-                step_t.add_(1)
-                steps.append(step_t.item())
-        if capturable:
-            increment_steps_(steps)
-        adam_multi_step_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1, beta2, eps,
-                         weight_decay, decoupled, maximize)
+                denom = exp_avg_sq.sqrt()
+            denom.div_(bias_correction2_sqrt).add_(eps)
+            p.addcdiv_(exp_avg, denom, value=-step_size)

@@ -1,3 +1,3 @@
 """The CPU backend: NumPy kernels registered into the op table on import."""
 from . import creation, elementwise, random, reduction, linalg, indexing, shape, normalization, loss  # noqa: F401
-from . import attention  # noqa: F401
+from . import attention, optim  # noqa: F401

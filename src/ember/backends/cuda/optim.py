@@ -1,13 +1,19 @@
-"""Fused optimizer work on CUDA, multi-tensor: Adam/AdamW in one kernel launch per 8 parameters
-(instead of the seven elementwise ops per parameter of the single-tensor loop; `ember.optim.Adam`/
-`AdamW` use it for CUDA parameters unless `fused=False`), and gradient-norm clipping in one launch
-per 8 gradients plus one for the norm and one per 8 gradients for the scaling (`clip_grad_norm_` uses
-it when all gradients are contiguous float32 on one CUDA device). A launch takes each of its tensors'
-pointers and sizes as kernel arguments (SLOTS of them, see kernels/optim.py): nothing is copied
-from the host and nothing synchronises with it, so all of it can be captured in a CUDA graph."""
+"""CUDA kernels of the multi-tensor optimizer ops (ember.ops.optim): Adam/AdamW in one launch per 8
+parameters (`_fused_adam_` / `_fused_adamw_`, instead of the seven elementwise ops per parameter of
+the single-tensor loop), step counts in one launch per 8 (`_foreach_add_`), and gradient-norm
+clipping in one launch per 8 gradients plus one for the norm (`_total_norm`) and one per 8 gradients
+for the scaling (`_clip_grads_with_norm_`) when all gradients are contiguous float32 on one device;
+other norms and dtypes take the single-tensor ops (`ops.optim`'s composites), which keep PyTorch's
+result dtypes. A launch takes each of its tensors' pointers and sizes as kernel arguments (SLOTS of
+them, see kernels/optim.py): nothing is copied from the host and nothing synchronises with it, so all
+of it can be captured in a CUDA graph."""
 from __future__ import annotations
 
-from ...core.dtype import float32 as _F32
+from ..._tensor import Tensor
+from ...core.device import CPU
+from ...core.dtype import float32 as _F32, float64 as _F64
+from ...dispatch import OPS
+from ...ops.optim import clip_grads_composite_, total_norm_composite
 from .compiler import SIG, LazyKernels, run
 from .elementwise import _empty
 
@@ -25,41 +31,53 @@ def _chunks(items):
     return [items[k:k + SLOTS] for k in range(0, len(items), SLOTS)]
 
 
+def _bump(*lists):
+    for ts in lists:
+        for t in ts:
+            t._storage.version += 1
+
+
 def adam_multi_step_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1: float, beta2: float,
-                     eps: float, weight_decay: float, decoupled: bool, maximize: bool) -> None:
+                     eps: float, weight_decay: float, decoupled: bool, maximize: bool, grad_scale=None,
+                     found_inf=None) -> None:
     """Updates every params[i], exp_avgs[i], exp_avg_sqs[i] (and max_exp_avg_sqs[i] for amsgrad; pass
-    None otherwise) in place, with grads[i]. steps[i]: params[i]'s step count, already incremented:
-    all Python numbers (the bias corrections are computed here, in float64) or all 0-d float tensors on
-    the parameters' device (capturable: they are computed in the kernel, in float32, as PyTorch's
-    capturable Adam). `lr`: a number, or a 0-d float tensor on the parameters' device read by the
-    kernel (capturable with a scheduler). One launch per SLOTS non-empty parameters of one device and
-    dtype signature (parameter, grad, moments and step dtypes), in the given order."""
+    None otherwise) in place, with grads[i] (all contiguous, the arguments checked by the op's meta).
+    steps[i]: params[i]'s step count, already incremented: all Python numbers (the bias corrections
+    are computed here, in float64) or all one-element float tensors on the parameters' device (they
+    are computed in the kernel, in float32, as PyTorch's capturable Adam). `lr`: a number, or with
+    tensor steps a one-element float tensor on the parameters' device read by the kernel (capturable
+    with a scheduler). `grad_scale` / `found_inf`: None or one-element float32 tensors there (the
+    grads are divided by grad_scale and written back so; found_inf == 1 skips the step). One launch
+    per SLOTS non-empty parameters of one device and dtype signature (parameter, grad, moments and
+    step dtypes), in the given order."""
     amsgrad = max_exp_avg_sqs is not None
-    device_step = bool(steps) and not isinstance(steps[0], (int, float))
-    lr_tensor = not isinstance(lr, (int, float))
+    device_step = bool(steps) and isinstance(steps[0], Tensor)
+    lr_tensor = isinstance(lr, Tensor)
     if lr_tensor and not device_step:
         raise ValueError("fused Adam: a tensor lr needs the step count as a tensor too (capturable=True)")
     groups = {}
     for i, p in enumerate(params):
         vmax = max_exp_avg_sqs[i] if amsgrad else None
-        for name, t in (("grad", grads[i]), ("exp_avg", exp_avgs[i]), ("exp_avg_sq", exp_avg_sqs[i]),
+        for name, t in (("parameter", p), ("exp_avg", exp_avgs[i]), ("exp_avg_sq", exp_avg_sqs[i]),
                         ("max_exp_avg_sq", vmax)):
-            if t is not None and (t._shape != p._shape or not t.is_contiguous()):
-                raise RuntimeError(f"fused Adam: {name} must be contiguous with the parameter's shape "
-                                   f"{list(p._shape)}, got shape {list(t._shape)} and strides {list(t._stride)}")
-        if not p.is_contiguous():
-            raise RuntimeError(f"fused Adam: the parameter must be contiguous, got strides {list(p._stride)}")
+            if t is not None and not t.is_contiguous():
+                raise RuntimeError(f"fused Adam on CUDA: the {name} must be contiguous (it is updated in place), "
+                                   f"got shape {list(t._shape)} and strides {list(t._stride)}")
         if 0 in p._shape:
             continue
         key = (p._storage.device, p._dtype, grads[i]._dtype, exp_avgs[i]._dtype, exp_avg_sqs[i]._dtype,
                vmax._dtype if amsgrad else None, steps[i]._dtype if device_step else None)
         groups.setdefault(key, []).append(i)
     consts = {"WD": 0 if weight_decay == 0 else (1 if decoupled else 2), "AMSGRAD": int(amsgrad),
-              "MAXIMIZE": int(maximize), "DEVICE_STEP": int(device_step), "LR_TENSOR": int(lr_tensor), "BLOCK": BLOCK}
+              "MAXIMIZE": int(maximize), "DEVICE_STEP": int(device_step), "LR_TENSOR": int(lr_tensor),
+              "GRAD_SCALE": int(grad_scale is not None), "FOUND_INF": int(found_inf is not None), "BLOCK": BLOCK}
     for idx in groups.values():
         for chunk in _chunks(idx):
             first = params[chunk[0]]
-            args = [_ptr("lr_ptr", lr if lr_tensor else first), ("lr", 0.0 if lr_tensor else float(lr), "fp32"),
+            args = [_ptr("lr_ptr", lr if lr_tensor else first),
+                    _ptr("grad_scale_ptr", first if grad_scale is None else grad_scale),
+                    _ptr("found_inf_ptr", first if found_inf is None else found_inf),
+                    ("lr", 0.0 if lr_tensor else float(lr), "fp32"),
                     ("beta1", float(beta1), "fp32"), ("beta2", float(beta2), "fp32"), ("eps", float(eps), "fp32"),
                     ("weight_decay", float(weight_decay), "fp32")]
             blocks = 0
@@ -79,33 +97,68 @@ def adam_multi_step_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step
                          _ptr(f"step{s}", steps[i] if device_step else p), (f"n{s}", n, "i64"),
                          (f"step_size{s}", float(step_size), "fp32"), (f"bc2_sqrt{s}", float(bc2_sqrt), "fp32")]
             run(K.adam_kernel, (blocks, len(chunk)), args, consts, first._storage.device.index or 0)
-            for i in chunk:
-                params[i]._storage.version += 1
-                exp_avgs[i]._storage.version += 1
-                exp_avg_sqs[i]._storage.version += 1
-                if amsgrad:
-                    max_exp_avg_sqs[i]._storage.version += 1
+    _bump(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs or (), grads if grad_scale is not None else ())
 
 
-def increment_steps_(steps) -> None:
-    """steps[i] += 1 for 0-d tensors on one CUDA device: one launch per SLOTS steps of one dtype."""
+def _fused_adam(decoupled: bool):
+    """The kernel of `_fused_adam_` (decoupled=False) or `_fused_adamw_`. Step counts on the parameters'
+    device are read by the kernel (capturable); counts elsewhere (the CPU) are read here, and then a
+    tensor lr is too."""
+    def kernel(self, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr, beta1, beta2, weight_decay,
+               eps, amsgrad, maximize, grad_scale=None, found_inf=None):
+        dev = self[0]._storage.device
+        device_step = all(s._storage.device is dev for s in state_steps)
+        steps = state_steps if device_step else [s.item() for s in state_steps]
+        if isinstance(lr, Tensor) and not (device_step and lr._storage.device is dev):
+            lr = lr.item()
+        strided = [i for i, g in enumerate(grads) if not g.is_contiguous()]
+        if strided:
+            grads = list(grads)
+            originals = [grads[i] for i in strided]
+            for i in strided:
+                grads[i] = grads[i].contiguous()
+        adam_multi_step_(self, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs if amsgrad else None, steps, lr, beta1,
+                         beta2, eps, weight_decay, decoupled, maximize, grad_scale, found_inf)
+        if strided and grad_scale is not None:      # the unscaled grads go back where they came from
+            for i, g in zip(strided, originals):
+                g.copy_(grads[i])
+        return None
+    return kernel
+
+
+def _add_scalar_value(dtype):
+    """The Triton type of the scalar added to 0-d tensors of `dtype` (None: the add_ op adds it)."""
+    if dtype.is_floating_point:
+        return "fp64" if dtype is _F64 else "fp32"
+    return None if dtype.name == "bool" else "i64"
+
+
+def foreach_add_(self, scalar) -> None:
+    """t += scalar for every tensor: the 0-d ones on the device one launch per SLOTS of one dtype (the
+    step counts of capturable Adam), any other through the add_ op."""
+    dev = next((t._storage.device for t in self if t._storage.device is not CPU), CPU)  # CPU: the interpreter
     groups = {}
-    for t in steps:
-        groups.setdefault((t._storage.device, t._dtype), []).append(t)
-    for ts in groups.values():
+    for t in self:
+        sig = None if t._shape or t._storage.device is not dev else _add_scalar_value(t._dtype)
+        if sig is None:
+            OPS["add_"].fn(t, scalar)
+        else:
+            groups.setdefault((t._dtype, sig), []).append(t)
+    for (_, sig), ts in groups.items():
         for chunk in _chunks(ts):
-            args = [_ptr(f"s{s}", chunk[s] if s < len(chunk) else chunk[0]) for s in range(SLOTS)]
-            run(K.add_one_kernel, (len(chunk),), args, {}, chunk[0]._storage.device.index or 0)
-            for t in chunk:
-                t._storage.version += 1
+            value = float(scalar) if sig[0] == "f" else int(scalar)
+            args = [("value", value, sig)] + [_ptr(f"s{s}", chunk[s] if s < len(chunk) else chunk[0])
+                                              for s in range(SLOTS)]
+            run(K.add_scalar_kernel, (len(chunk),), args, {}, dev.index or 0)
+        _bump(ts)
+    return None
 
 
 def fused_clip_ok(tensors) -> bool:
-    """True when the fused norm/clip kernels apply: contiguous float32 tensors on one CUDA device
-    (other dtypes keep PyTorch's result dtype through the composite path)."""
+    """True when the fused norm/clip kernels apply: contiguous float32 tensors on one device (other
+    dtypes keep PyTorch's result dtype through the composite path)."""
     dev = tensors[0]._storage.device
-    return dev.type == "cuda" and all(t._storage.device is dev and t._dtype is _F32 and t.is_contiguous()
-                                      for t in tensors)
+    return all(t._storage.device is dev and t._dtype is _F32 and t.is_contiguous() for t in tensors)
 
 
 def _slot_args(prefix, chunk):
@@ -134,6 +187,14 @@ def total_norm2(tensors):
     return out
 
 
+def total_norm(tensors, norm_type=2.0):
+    """The kernel of `_total_norm`: the 2-norm of contiguous float32 tensors fused, any other through
+    the single-tensor ops."""
+    if norm_type == 2.0 and fused_clip_ok(tensors):
+        return total_norm2(tensors)
+    return total_norm_composite(tensors, norm_type)
+
+
 def clip_scale_(grads, total, max_norm: float) -> None:
     """g *= min(max_norm / (total + 1e-6), 1) in place for every g in `grads` (tensors of one dtype
     on one device; total: a 0-d tensor there): one launch per SLOTS non-empty gradients."""
@@ -143,5 +204,21 @@ def clip_scale_(grads, total, max_norm: float) -> None:
         run(K.clip_scale_kernel, (blocks, len(chunk)),
             [_ptr("total_ptr", total), ("max_norm", float(max_norm), "fp32")] + _slot_args("g", chunk),
             {"BLOCK": BLOCK}, chunk[0]._storage.device.index or 0)
-        for g in chunk:
-            g._storage.version += 1
+    _bump(grads)
+
+
+def clip_grads_with_norm_(grads, max_norm, total_norm) -> None:
+    """The kernel of `_clip_grads_with_norm_`: fused for contiguous float32 gradients and a float32
+    total on their device, through the single-tensor ops otherwise."""
+    if total_norm._dtype is _F32 and total_norm._storage.device is grads[0]._storage.device and fused_clip_ok(grads):
+        clip_scale_(grads, total_norm, max_norm)
+    else:
+        clip_grads_composite_(grads, max_norm, total_norm)
+    return None
+
+
+OPS["_fused_adam_"].register("cuda")(_fused_adam(False))
+OPS["_fused_adamw_"].register("cuda")(_fused_adam(True))
+OPS["_foreach_add_"].register("cuda")(foreach_add_)
+OPS["_total_norm"].register("cuda")(total_norm)
+OPS["_clip_grads_with_norm_"].register("cuda")(clip_grads_with_norm_)

@@ -6,6 +6,8 @@ import numpy as np
 from ..._tensor import Tensor
 from ...core.device import CPU
 from ...core.storage import Storage
+from ...utils.data.pin_memory import register_pin_memory
+from .driver import is_available
 
 
 def pin_memory(self, device=None) -> Tensor:
@@ -44,28 +46,4 @@ def record_stream(self, stream) -> None:
 Tensor.pin_memory = pin_memory
 Tensor.is_pinned = is_pinned
 Tensor.record_stream = record_stream
-
-
-def _pin_batch(batch):
-    """DataLoader(pin_memory=True): pins every CPU tensor in a (nested) batch when CUDA is usable."""
-    from .driver import is_available
-    if not is_available():
-        return batch
-    if isinstance(batch, Tensor):
-        return batch.pin_memory() if batch._storage.device is CPU else batch
-    if isinstance(batch, dict):
-        return type(batch)({k: _pin_batch(v) for k, v in batch.items()})
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
-        return type(batch)(*(_pin_batch(v) for v in batch))
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_pin_batch(v) for v in batch)
-    return batch
-
-
-def _install_pin_hook():
-    from ...utils import data as _data
-    if _data._pin_memory_hook is None:
-        _data._pin_memory_hook = _pin_batch
-
-
-_install_pin_hook()
+register_pin_memory("cuda", pin_memory, is_available)   # DataLoader(pin_memory=True) pins batches this way

@@ -12,19 +12,14 @@ import warnings
 
 from ..._tensor import Tensor
 from ...autograd.grad_mode import state as _grad_state
+from ...dispatch import OPS
 from ...ops.creation import tensor as _tensor
+from ...ops.optim import clip_grads_composite_, total_norm_composite
 
 __all__ = ["clip_grad_norm_", "clip_grad_norm", "clip_grad_value_", "get_total_norm", "clip_grads_with_norm_"]
 
-_F = None
-
-
-def _ops():
-    global _F
-    if _F is None:
-        from ... import ops as _ops_mod
-        _F = {"norm": _ops_mod.norm, "stack": _ops_mod.stack, "clamp": _ops_mod.clamp}
-    return _F
+_total_norm, _clip_grads_with_norm_ = OPS["_total_norm"].fn, OPS["_clip_grads_with_norm_"].fn
+_norm, _stack, _sum = OPS["norm"].fn, OPS["stack"].fn, OPS["sum"].fn
 
 
 class _no_grad:  # noqa: N801
@@ -44,27 +39,37 @@ def _check_foreach(foreach) -> None:
         raise TypeError(f"foreach must be None or a bool, got {foreach!r}")
 
 
+def _by_device(tensors) -> dict:
+    groups = {}
+    for t in tensors:
+        d = t._storage.device
+        ts = groups.get(d)
+        if ts is None:
+            groups[d] = [t]
+        else:
+            ts.append(t)
+    return groups
+
+
 def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = False, foreach=None) -> Tensor:
-    """The `norm_type`-norm of the given tensors viewed as one vector (a 0-d tensor)."""
+    """The `norm_type`-norm of the given tensors viewed as one vector (a 0-d tensor on the first one's
+    device): one `_total_norm` op per device (`foreach=False`: a norm op per tensor)."""
     _check_foreach(foreach)
     tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
     norm_type = float(norm_type)
     if not tensors:
         return _tensor(0.0)
-    f = _ops()
     with _no_grad():
-        if norm_type == 2.0 and tensors[0]._storage.device.type == "cuda":
-            from ...backends.cuda.optim import fused_clip_ok, total_norm2
-            if fused_clip_ok(tensors):
-                return _check_finite(total_norm2(tensors), norm_type, error_if_nonfinite)
-        first_device = tensors[0].device
-        norms = [f["norm"](t, norm_type) for t in tensors]
-        if len(norms) > 1:
-            norms = [n if n.device is first_device else n.to(first_device) for n in norms]
-            stacked = f["stack"](norms)
+        if foreach is False:
+            total = total_norm_composite(tensors, norm_type)
         else:
-            stacked = norms[0].to(first_device).reshape(1)
-        total = f["norm"](stacked, norm_type)
+            groups = _by_device(tensors)
+            if len(groups) == 1:
+                total = _total_norm(tensors, norm_type)
+            else:   # the norm of the devices' norms; for the 0-"norm" (a count) their sum
+                first = tensors[0]._storage.device
+                totals = _stack([_total_norm(ts, norm_type).to(first) for ts in groups.values()])
+                total = _sum(totals) if norm_type == 0 else _norm(totals, norm_type)
     return _check_finite(total, norm_type, error_if_nonfinite)
 
 
@@ -79,7 +84,8 @@ def _check_finite(total, norm_type, error_if_nonfinite):
 
 
 def clip_grads_with_norm_(parameters, max_norm: float, total_norm: Tensor, foreach=None) -> None:
-    """Scales the gradients in place by `min(max_norm / (total_norm + 1e-6), 1)`."""
+    """Scales the gradients in place by `min(max_norm / (total_norm + 1e-6), 1)`: one
+    `_clip_grads_with_norm_` op per device (`foreach=False`: a mul_ op per gradient)."""
     _check_foreach(foreach)
     parameters = [parameters] if isinstance(parameters, Tensor) else parameters
     grads = [p.grad for p in parameters if p.grad is not None]
@@ -87,19 +93,12 @@ def clip_grads_with_norm_(parameters, max_norm: float, total_norm: Tensor, forea
     if not grads:
         return
     with _no_grad():
-        if total_norm._storage.device.type == "cuda" and total_norm._dtype.name == "float32":
-            from ...backends.cuda.optim import clip_scale_, fused_clip_ok
-            if fused_clip_ok(grads) and grads[0]._storage.device is total_norm._storage.device:
-                clip_scale_(grads, total_norm, max_norm)
-                return
-        coef = _ops()["clamp"](max_norm / (total_norm + 1e-6), max=1.0)
-        per_device = {}
-        for g in grads:
-            dev = g.device
-            c = per_device.get(dev)
-            if c is None:
-                c = per_device[dev] = coef if coef.device is dev else coef.to(dev)
-            g.mul_(c)
+        if foreach is False:
+            clip_grads_composite_(grads, max_norm, total_norm)
+            return
+        for dev, gs in _by_device(grads).items():
+            total = total_norm if total_norm._storage.device is dev else total_norm.to(dev)
+            _clip_grads_with_norm_(gs, max_norm, total)
 
 
 def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False,
@@ -111,7 +110,8 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
         max_norm: the largest allowed total norm.
         norm_type: the p of the p-norm (float('inf') for the max norm).
         error_if_nonfinite: raise RuntimeError if the total norm is nan or inf.
-        foreach: accepted for compatibility (CUDA float32 gradients always take the multi-tensor kernels).
+        foreach: False computes the norm and the scaling op by op, per gradient; None or True take the
+            multi-tensor ops (on CUDA, contiguous float32 gradients then cost a launch per 8).
     Returns:
         the total norm of the gradients before clipping (a 0-d tensor).
     """

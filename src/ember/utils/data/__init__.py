@@ -1,6 +1,7 @@
 """`ember.utils.data`: datasets, samplers, collation and the DataLoader, shaped like `torch.utils.data`."""
 from .collate import collate, default_collate, default_convert  # noqa: F401
 from .dataloader import DataLoader  # noqa: F401
+from .pin_memory import register_pin_memory  # noqa: F401  (a backend that page-locks host memory registers)
 from .dataset import (  # noqa: F401
     ChainDataset, ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset, random_split,
 )
@@ -9,10 +10,6 @@ from .sampler import (  # noqa: F401
     WeightedRandomSampler,
 )
 from .worker import WorkerInfo, get_worker_info  # noqa: F401
-
-# Set by a backend that can page-lock host memory (CUDA): called on every batch of a DataLoader
-# built with pin_memory=True. None means pinning is the identity.
-_pin_memory_hook = None
 
 __all__ = ["Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset", "ChainDataset", "random_split",
            "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "WeightedRandomSampler",

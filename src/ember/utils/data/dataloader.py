@@ -14,18 +14,16 @@ import multiprocessing
 import os
 import pickle
 import queue
-import sys
 
 from ...core import dtype as D
 from ...ops.creation import empty
 from . import worker as _worker
 from .collate import default_collate, default_convert
 from .dataset import IterableDataset
+from .pin_memory import pin_memory as _pin_batch, pinner
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 
 __all__ = ["DataLoader"]
-
-_pkg = sys.modules[__package__]  # ember.utils.data: holds `_pin_memory_hook`, which a backend may set later
 
 # How often the main process, waiting for a batch, checks that the workers are alive (seconds).
 MAIN_STATUS_CHECK_INTERVAL = 1.0
@@ -57,8 +55,10 @@ class DataLoader:
             shuffle, sampler and drop_last).
         num_workers: worker processes (0: load in the main process).
         collate_fn: merges a list of samples into a batch (default: `default_collate`).
-        pin_memory: pass each batch through `ember.utils.data._pin_memory_hook` when a backend has
-            set one (the identity on CPU-only installs).
+        pin_memory: copy each batch's CPU tensors to page-locked memory, through the backend registered
+            for `pin_memory_device` (default: the first available one; see `pin_memory.py`), for
+            non-blocking copies to the device; without such a backend, batches are left as they are.
+        pin_memory_device: the device type to pin for ('cuda'); '' picks the first available.
         drop_last: drop the last, incomplete batch.
         timeout: seconds to wait for a batch from the workers before raising (0: forever).
         worker_init_fn: called as `worker_init_fn(worker_id)` in each worker after seeding.
@@ -203,16 +203,11 @@ class DataLoader:
         return len(self._index_sampler)
 
 
-def _pin(data):
-    hook = _pkg._pin_memory_hook
-    return data if hook is None else hook(data)
-
-
 class _BaseIter:
     def __init__(self, loader: DataLoader):
         self._loader = loader
         self._iterable = loader._iterable
-        self._pin_memory = loader.pin_memory
+        self._pin = pinner(loader.pin_memory_device) if loader.pin_memory else None
         self._num_yielded = 0
         self._sampler_iter = iter(loader._index_sampler)
         self._base_seed = _base_seed(loader.generator)
@@ -237,8 +232,8 @@ class _SingleProcessIter(_BaseIter):
     def __next__(self):
         index = next(self._sampler_iter)
         data = self._fetcher.fetch(index)
-        if self._pin_memory:
-            data = _pin(data)
+        if self._pin is not None:
+            data = _pin_batch(data, self._pin)
         self._num_yielded += 1
         return data
 
@@ -385,8 +380,8 @@ class _MultiProcessIter(_BaseIter):
         self._try_put_index()
         if isinstance(data, _worker.ExceptionWrapper):
             data.reraise()
-        if self._pin_memory:
-            data = _pin(data)
+        if self._pin is not None:
+            data = _pin_batch(data, self._pin)
         self._num_yielded += 1
         return data
 

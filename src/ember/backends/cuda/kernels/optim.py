@@ -6,7 +6,8 @@ slots used), and `tl.program_id(1)` picks the slot through an explicit if/elif c
 shared tile function. Programs past their slot's size do nothing.
 
 - `adam_kernel`: the Adam/AdamW step (PyTorch's single-tensor formulas, computed in float32).
-- `add_one_kernel`: each slot's 0-d step count += 1 (capturable Adam keeps it on the device).
+- `add_scalar_kernel`: each slot's 0-d tensor += value (the step counts capturable Adam keeps on the
+  device).
 - `sumsq_partial_kernel` / `sqrt_sum_kernel`: the deterministic 2-norm of many tensors.
 - `clip_scale_kernel`: g *= min(max_norm / (total + 1e-6), 1) with the total read on the device.
 """
@@ -16,8 +17,8 @@ import triton.language as tl
 
 @triton.jit
 def _adam_tile(p_ptr, g_ptr, m_ptr, v_ptr, vmax_ptr, step_ptr, n, step_size, bc2_sqrt, lr, beta1, beta2, eps,
-               weight_decay, WD: tl.constexpr, AMSGRAD: tl.constexpr, MAXIMIZE: tl.constexpr,
-               DEVICE_STEP: tl.constexpr, BLOCK: tl.constexpr):
+               weight_decay, grad_scale, WD: tl.constexpr, AMSGRAD: tl.constexpr, MAXIMIZE: tl.constexpr,
+               DEVICE_STEP: tl.constexpr, GRAD_SCALE: tl.constexpr, BLOCK: tl.constexpr):
     """Elements [pid * BLOCK, (pid + 1) * BLOCK) of one parameter."""
     start = tl.program_id(0).to(tl.int64) * BLOCK
     if start < n:
@@ -27,6 +28,9 @@ def _adam_tile(p_ptr, g_ptr, m_ptr, v_ptr, vmax_ptr, step_ptr, n, step_size, bc2
         g = tl.load(g_ptr + i, mask=mask, other=0.0).to(tl.float32)
         m = tl.load(m_ptr + i, mask=mask, other=0.0).to(tl.float32)
         v = tl.load(v_ptr + i, mask=mask, other=0.0).to(tl.float32)
+        if GRAD_SCALE:                             # unscaled, and written back so (as torch's fused Adam)
+            g = g / grad_scale
+            tl.store(g_ptr + i, g.to(g_ptr.dtype.element_ty), mask=mask)
         if MAXIMIZE:
             g = -g
         if WD == 1:                                # decoupled (AdamW)
@@ -52,7 +56,7 @@ def _adam_tile(p_ptr, g_ptr, m_ptr, v_ptr, vmax_ptr, step_ptr, n, step_size, bc2
 
 
 @triton.jit
-def adam_kernel(lr_ptr, lr, beta1, beta2, eps, weight_decay,
+def adam_kernel(lr_ptr, grad_scale_ptr, found_inf_ptr, lr, beta1, beta2, eps, weight_decay,
                 p0, g0, m0, v0, vmax0, step0, n0, step_size0, bc2_sqrt0,
                 p1, g1, m1, v1, vmax1, step1, n1, step_size1, bc2_sqrt1,
                 p2, g2, m2, v2, vmax2, step2, n2, step_size2, bc2_sqrt2,
@@ -62,63 +66,72 @@ def adam_kernel(lr_ptr, lr, beta1, beta2, eps, weight_decay,
                 p6, g6, m6, v6, vmax6, step6, n6, step_size6, bc2_sqrt6,
                 p7, g7, m7, v7, vmax7, step7, n7, step_size7, bc2_sqrt7,
                 WD: tl.constexpr, AMSGRAD: tl.constexpr, MAXIMIZE: tl.constexpr, DEVICE_STEP: tl.constexpr,
-                LR_TENSOR: tl.constexpr, BLOCK: tl.constexpr):
+                LR_TENSOR: tl.constexpr, GRAD_SCALE: tl.constexpr, FOUND_INF: tl.constexpr, BLOCK: tl.constexpr):
     """Per slot: parameter, grad, exp_avg, exp_avg_sq, max_exp_avg_sq (AMSGRAD), the 0-d step count
-    (DEVICE_STEP), numel, and the host-computed lr / (1 - beta1^t) and sqrt(1 - beta2^t) (otherwise)."""
+    (DEVICE_STEP), numel, and the host-computed lr / (1 - beta1^t) and sqrt(1 - beta2^t) (otherwise).
+    GRAD_SCALE: the grads are divided by *grad_scale_ptr; FOUND_INF: nothing is written where
+    *found_inf_ptr == 1 (every slot's size counts as 0)."""
     if LR_TENSOR:                              # a 0-d tensor lr (capturable: schedulers fill it in place)
         lr = tl.load(lr_ptr).to(tl.float32)
+    grad_scale = 1.0
+    if GRAD_SCALE:
+        grad_scale = tl.load(grad_scale_ptr).to(tl.float32)
+    if FOUND_INF:
+        live = (tl.load(found_inf_ptr) != 1.0).to(tl.int64)
+    else:
+        live = 1
     slot = tl.program_id(1)
     if slot == 0:
-        _adam_tile(p0, g0, m0, v0, vmax0, step0, n0, step_size0, bc2_sqrt0, lr, beta1, beta2, eps, weight_decay,
-                   WD, AMSGRAD, MAXIMIZE, DEVICE_STEP, BLOCK)
+        _adam_tile(p0, g0, m0, v0, vmax0, step0, n0 * live, step_size0, bc2_sqrt0, lr, beta1, beta2, eps,
+                   weight_decay, grad_scale, WD, AMSGRAD, MAXIMIZE, DEVICE_STEP, GRAD_SCALE, BLOCK)
     elif slot == 1:
-        _adam_tile(p1, g1, m1, v1, vmax1, step1, n1, step_size1, bc2_sqrt1, lr, beta1, beta2, eps, weight_decay,
-                   WD, AMSGRAD, MAXIMIZE, DEVICE_STEP, BLOCK)
+        _adam_tile(p1, g1, m1, v1, vmax1, step1, n1 * live, step_size1, bc2_sqrt1, lr, beta1, beta2, eps,
+                   weight_decay, grad_scale, WD, AMSGRAD, MAXIMIZE, DEVICE_STEP, GRAD_SCALE, BLOCK)
     elif slot == 2:
-        _adam_tile(p2, g2, m2, v2, vmax2, step2, n2, step_size2, bc2_sqrt2, lr, beta1, beta2, eps, weight_decay,
-                   WD, AMSGRAD, MAXIMIZE, DEVICE_STEP, BLOCK)
+        _adam_tile(p2, g2, m2, v2, vmax2, step2, n2 * live, step_size2, bc2_sqrt2, lr, beta1, beta2, eps,
+                   weight_decay, grad_scale, WD, AMSGRAD, MAXIMIZE, DEVICE_STEP, GRAD_SCALE, BLOCK)
     elif slot == 3:
-        _adam_tile(p3, g3, m3, v3, vmax3, step3, n3, step_size3, bc2_sqrt3, lr, beta1, beta2, eps, weight_decay,
-                   WD, AMSGRAD, MAXIMIZE, DEVICE_STEP, BLOCK)
+        _adam_tile(p3, g3, m3, v3, vmax3, step3, n3 * live, step_size3, bc2_sqrt3, lr, beta1, beta2, eps,
+                   weight_decay, grad_scale, WD, AMSGRAD, MAXIMIZE, DEVICE_STEP, GRAD_SCALE, BLOCK)
     elif slot == 4:
-        _adam_tile(p4, g4, m4, v4, vmax4, step4, n4, step_size4, bc2_sqrt4, lr, beta1, beta2, eps, weight_decay,
-                   WD, AMSGRAD, MAXIMIZE, DEVICE_STEP, BLOCK)
+        _adam_tile(p4, g4, m4, v4, vmax4, step4, n4 * live, step_size4, bc2_sqrt4, lr, beta1, beta2, eps,
+                   weight_decay, grad_scale, WD, AMSGRAD, MAXIMIZE, DEVICE_STEP, GRAD_SCALE, BLOCK)
     elif slot == 5:
-        _adam_tile(p5, g5, m5, v5, vmax5, step5, n5, step_size5, bc2_sqrt5, lr, beta1, beta2, eps, weight_decay,
-                   WD, AMSGRAD, MAXIMIZE, DEVICE_STEP, BLOCK)
+        _adam_tile(p5, g5, m5, v5, vmax5, step5, n5 * live, step_size5, bc2_sqrt5, lr, beta1, beta2, eps,
+                   weight_decay, grad_scale, WD, AMSGRAD, MAXIMIZE, DEVICE_STEP, GRAD_SCALE, BLOCK)
     elif slot == 6:
-        _adam_tile(p6, g6, m6, v6, vmax6, step6, n6, step_size6, bc2_sqrt6, lr, beta1, beta2, eps, weight_decay,
-                   WD, AMSGRAD, MAXIMIZE, DEVICE_STEP, BLOCK)
+        _adam_tile(p6, g6, m6, v6, vmax6, step6, n6 * live, step_size6, bc2_sqrt6, lr, beta1, beta2, eps,
+                   weight_decay, grad_scale, WD, AMSGRAD, MAXIMIZE, DEVICE_STEP, GRAD_SCALE, BLOCK)
     elif slot == 7:
-        _adam_tile(p7, g7, m7, v7, vmax7, step7, n7, step_size7, bc2_sqrt7, lr, beta1, beta2, eps, weight_decay,
-                   WD, AMSGRAD, MAXIMIZE, DEVICE_STEP, BLOCK)
+        _adam_tile(p7, g7, m7, v7, vmax7, step7, n7 * live, step_size7, bc2_sqrt7, lr, beta1, beta2, eps,
+                   weight_decay, grad_scale, WD, AMSGRAD, MAXIMIZE, DEVICE_STEP, GRAD_SCALE, BLOCK)
 
 
 @triton.jit
-def _add_one(ptr):
-    tl.store(ptr, tl.load(ptr) + 1)
+def _add_scalar(ptr, value):
+    tl.store(ptr, (tl.load(ptr) + value).to(ptr.dtype.element_ty))
 
 
 @triton.jit
-def add_one_kernel(s0, s1, s2, s3, s4, s5, s6, s7):
-    """The 0-d tensor of slot `program_id(0)` += 1, in its own dtype."""
+def add_scalar_kernel(value, s0, s1, s2, s3, s4, s5, s6, s7):
+    """The 0-d tensor of slot `program_id(0)` += value, in its own dtype."""
     slot = tl.program_id(0)
     if slot == 0:
-        _add_one(s0)
+        _add_scalar(s0, value)
     elif slot == 1:
-        _add_one(s1)
+        _add_scalar(s1, value)
     elif slot == 2:
-        _add_one(s2)
+        _add_scalar(s2, value)
     elif slot == 3:
-        _add_one(s3)
+        _add_scalar(s3, value)
     elif slot == 4:
-        _add_one(s4)
+        _add_scalar(s4, value)
     elif slot == 5:
-        _add_one(s5)
+        _add_scalar(s5, value)
     elif slot == 6:
-        _add_one(s6)
+        _add_scalar(s6, value)
     elif slot == 7:
-        _add_one(s7)
+        _add_scalar(s7, value)
 
 
 @triton.jit

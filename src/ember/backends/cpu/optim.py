@@ -1,0 +1,131 @@
+"""CPU kernels of the multi-tensor optimizer ops (ember.ops.optim), in NumPy.
+
+The Adam step runs, array by array, the float operations of `ember.optim.Adam`'s single-tensor loop
+(so float32 and float64 results equal it bit for bit); float16 and bfloat16 state is computed in
+float32 and stored once at the end, as the CUDA kernel does. The norm and the clipping coefficient
+round where the single-tensor ops would (`ops.optim.total_norm_composite`, `clip_grads_composite_`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...core import dtype as D
+from ._common import arr, compute_np, impl, operand, wrap
+from .reduction import _norm
+
+
+def _value(t) -> float:
+    return float(arr(t).reshape(-1)[0])
+
+
+def _adam_one(p, g, m, v, vmax, step, lr, beta1, beta2, weight_decay, eps, maximize, decoupled, grad_scale):
+    ct = compute_np(p._dtype)
+    f = ct.type
+    pa, ga, ma, va = arr(p), arr(g), arr(m), arr(v)
+    low = pa.dtype != ct
+    P, G, M, V = (pa.astype(ct), ga.astype(ct), ma.astype(ct), va.astype(ct)) if low else (pa, ga, ma, va)
+    if grad_scale is not None:
+        G = G / f(grad_scale)
+        np.copyto(ga, G, casting="unsafe")          # the grads are left unscaled, as torch's fused Adam
+    if maximize:
+        G = np.negative(G)
+    if weight_decay != 0:
+        if decoupled:
+            P *= f(1 - lr * weight_decay)
+        else:
+            G = G + P * f(weight_decay)
+    w = f(1 - beta1)                                 # exp_avg.lerp_(g, 1 - beta1)
+    diff = G - M
+    if abs(w) < 0.5:
+        diff *= w
+        M += diff
+    else:
+        diff *= 1 - w
+        np.subtract(G, diff, out=M)
+    V *= f(beta2)                                    # exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    gg = G * G
+    gg *= f(1 - beta2)
+    V += gg
+    step_size = lr / (1 - beta1 ** step)
+    bc2_sqrt = (1 - beta2 ** step) ** 0.5
+    if vmax is not None:
+        xa = arr(vmax)
+        X = xa.astype(ct) if low else xa
+        np.maximum(X, V, out=X)
+        denom = np.sqrt(X)
+        if low:
+            np.copyto(xa, X, casting="unsafe")
+    else:
+        denom = np.sqrt(V)
+    denom /= f(bc2_sqrt)
+    denom += f(eps)
+    r = M / denom                                    # p.addcdiv_(exp_avg, denom, value=-step_size)
+    r *= f(-step_size)
+    P += r
+    if low:
+        for a, x in ((pa, P), (ma, M), (va, V)):
+            np.copyto(a, x, casting="unsafe")
+
+
+def _fused_adam(decoupled: bool):
+    def kernel(self, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr, beta1, beta2, weight_decay,
+               eps, amsgrad, maximize, grad_scale=None, found_inf=None):
+        if found_inf is not None and _value(found_inf) == 1.0:
+            return None
+        lr = lr if isinstance(lr, (int, float)) else _value(lr)
+        scale = None if grad_scale is None else _value(grad_scale)
+        for i, p in enumerate(self):
+            vmax = max_exp_avg_sqs[i] if amsgrad else None
+            _adam_one(p, grads[i], exp_avgs[i], exp_avg_sqs[i], vmax, _value(state_steps[i]), lr, beta1, beta2,
+                      weight_decay, eps, maximize, decoupled, scale)
+            for t in (p, exp_avgs[i], exp_avg_sqs[i], vmax, grads[i] if scale is not None else None):
+                if t is not None:
+                    t._storage.version += 1
+        return None
+    return kernel
+
+
+impl("_fused_adam_")(_fused_adam(False))
+impl("_fused_adamw_")(_fused_adam(True))
+
+
+@impl("_foreach_add_")
+def _foreach_add_(self, scalar):
+    for t in self:
+        a = arr(t)
+        ct = compute_np(t._dtype)
+        if a.dtype == ct:
+            np.add(a, operand(scalar, ct), out=a)
+        else:
+            np.copyto(a, a.astype(ct) + operand(scalar, ct), casting="unsafe")
+        t._storage.version += 1
+    return None
+
+
+@impl("_total_norm")
+def _total_norm(tensors, norm_type=2.0):
+    norms = [_norm(t, norm_type) for t in tensors]
+    dt = D.result_type(*norms)
+    return _norm(wrap(np.stack([arr(n).astype(dt.np, copy=False) for n in norms]), dt), norm_type)
+
+
+def _rounded(x, dt):
+    """x (computed wider) rounded to dtype `dt` and back, as a tensor op's result in `dt` would be."""
+    return x.astype(dt.np).astype(x.dtype)
+
+
+@impl("_clip_grads_with_norm_")
+def _clip_grads_with_norm_(grads, max_norm, total_norm):
+    tdt = total_norm._dtype
+    f = compute_np(tdt).type
+    total = f(_value(total_norm))
+    coef = min(_rounded(f(max_norm) / _rounded(total + f(1e-6), tdt), tdt), f(1.0))
+    for g in grads:
+        a = arr(g)
+        ct = compute_np(g._dtype)
+        if a.dtype == ct:
+            np.multiply(a, ct.type(coef), out=a)
+        else:
+            np.copyto(a, a.astype(ct) * ct.type(coef), casting="unsafe")
+        g._storage.version += 1
+    return None
