@@ -202,7 +202,7 @@ def _key_part(a, by_class: bool) -> str:
         return f"{n}._shape, {n}._dtype" if not a.optional else f"({n}._shape, {n}._dtype) if {n} is not None else None"
     if a.type == "Tensor|Scalar":
         scalar = f"{n}.__class__" if by_class else f"({n}.__class__, {n})"
-        return f"({n}._shape, {n}._dtype) if isinstance({n}, _T) else {scalar}"
+        return f"({n}._shape, {n}._dtype) if _is_{n} else {scalar}"
     if a.type == "Scalar":
         return f"{n}.__class__" if by_class else f"{n}.__class__, {n}"
     if a.type == "int[]":
@@ -252,13 +252,14 @@ def _generate(op: Op, pyname: str):
             else:
                 lines.append(f"    if _d is not dev: dev = _mixed(_op, {named})")
         elif a.type in ("Tensor", "Tensor|Scalar"):
-            cond = f"{n} is not None" if a.type == "Tensor" else f"isinstance({n}, _T)"
+            cond = f"{n} is not None" if a.type == "Tensor" else f"_is_{n}"
             if a.type == "Tensor":
                 lines.append(f"    if {cond} and not isinstance({n}, _T): _bad(_op, {n!r}, {n})")
-            else:
+            else:   # whether it is a tensor is asked once, here
                 none_ok = f"{n} is not None and " if a.optional else ""
-                lines.append(f"    if {none_ok}{n}.__class__ not in _SCALARS and not isinstance({n}, (_T, _Number)): "
-                             f"_bad_scalar(_op, {n!r}, {n})")
+                lines.append(f"    _is_{n} = isinstance({n}, _T)")
+                lines.append(f"    if not _is_{n} and {none_ok}{n}.__class__ not in _SCALARS and "
+                             f"not isinstance({n}, _Number): _bad_scalar(_op, {n!r}, {n})")
             if have_dev:
                 lines.append(f"    if {cond} and {n}._storage.device is not dev: dev = _mixed(_op, {named})")
             else:
@@ -293,8 +294,10 @@ def _generate(op: Op, pyname: str):
         n = a.name
         if a.type == "Tensor" and not a.optional:
             conds.append(f"{n}.requires_grad")
-        elif a.type in ("Tensor", "Tensor|Scalar"):
+        elif a.type == "Tensor":
             conds.append(f"(isinstance({n}, _T) and {n}.requires_grad)")
+        elif a.type == "Tensor|Scalar":
+            conds.append(f"(_is_{n} and {n}.requires_grad)")
         else:
             conds.append(f"any(_t is not None and _t.requires_grad for _t in {n})")
     if conds:  # the autograd layer: only when an input requires grad and grad mode is on
