@@ -952,3 +952,31 @@ def test_norm_affine_parameters_match_torch(make):
     for (k, v), (tk, tv) in zip(em.named_parameters(), tm.named_parameters()):
         assert k == tk and v.shape == tuple(tv.shape)
         np.testing.assert_array_equal(v.detach().numpy(), tv.detach().numpy())
+
+
+@pytest.mark.parametrize("n,padding_idx", [(4, 3), (4, 4), (4, -4), (4, -5), (4, 0), (0, 0), (4, None)])
+def test_embedding_padding_idx_matches_torch(n, padding_idx):
+    def build(lib):
+        try:
+            return lib.nn.Embedding(n, 2, padding_idx=padding_idx).padding_idx
+        except (AssertionError, IndexError) as e:
+            return type(e), str(e)
+    assert build(ember) == build(torch)
+    if n:
+        w = ember.randn(n, 2)
+        tw = to_torch(w)
+        try:
+            expect = _torch_embedding_grad(tw, padding_idx)
+        except AssertionError as e:
+            with pytest.raises(AssertionError, match=str(e)):
+                F.embedding(ember.tensor([0]), w, padding_idx=padding_idx)
+            return
+        w.requires_grad_()
+        F.embedding(ember.arange(n), w, padding_idx=padding_idx).sum().backward()
+        np.testing.assert_array_equal(w.grad.numpy(), expect)
+
+
+def _torch_embedding_grad(tw, padding_idx):
+    tw = tw.clone().requires_grad_()
+    torch.nn.functional.embedding(torch.arange(tw.shape[0]), tw, padding_idx=padding_idx).sum().backward()
+    return tw.grad.numpy()

@@ -114,19 +114,20 @@ def _embedding_renorm_(weight: Tensor, input: Tensor, max_norm: float, norm_type
         weight.index_copy_(0, idx, rows * scale)
 
 
+def _embedding_padding_idx(padding_idx: int | None, num_embeddings: int) -> int | None:
+    """`padding_idx` checked against `num_embeddings` (PyTorch's AssertionError) and made non-negative."""
+    if padding_idx is None:
+        return None
+    if (padding_idx > 0 and padding_idx >= num_embeddings) or padding_idx < -num_embeddings:
+        raise AssertionError("Padding_idx must be within num_embeddings")
+    return padding_idx + num_embeddings if padding_idx < 0 else padding_idx
+
+
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,
               norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
     """Rows of `weight` picked by the integer `input`; the `padding_idx` row gets no gradient."""
-    if padding_idx is not None:
-        n = weight.shape[0]
-        if padding_idx > 0:
-            if padding_idx >= n:
-                raise AssertionError("Padding_idx must be within num_embeddings")
-        elif padding_idx < 0:
-            if padding_idx < -n:
-                raise AssertionError("Padding_idx must be within num_embeddings")
-            padding_idx = n + padding_idx
-    else:
+    padding_idx = _embedding_padding_idx(padding_idx, weight.shape[0])
+    if padding_idx is None:
         padding_idx = -1
     if max_norm is not None:
         _embedding_renorm_(weight, input, max_norm, norm_type)
