@@ -6,6 +6,7 @@ unchanged; only the launch goes to the interpreter. On a machine with a GPU thes
 to `tests/test_cuda_ops.py`, which runs the same kernels compiled (the interpreter and the
 compiler cannot share one process).
 """
+import contextlib
 import os
 
 import pytest
@@ -224,7 +225,7 @@ def test_reflected_ops_with_scalars():
     x, _ = make_pair((4, 6), "float32", low=0.5, high=3.0, layout="sliced")
     i, _ = make_pair((4, 6), "int32", low=1, high=9)
     OPS = ember.dispatch.OPS
-    for name in EW.REFLECTED:
+    for name in ember.ops.elementwise.REFLECTED:
         for t, s in ((x, 2.5), (x, -1), (i, 17), (i, -3), (i, 1.5)):
             if name == "pow" and t is i and s == -3:
                 continue
@@ -312,6 +313,72 @@ def test_cpu_dtype_errors_are_kept():
         _cuda_kernel("pow")(i, -1)
     with pytest.raises(RuntimeError, match="rounding_mode"):
         _cuda_kernel("div")(i, i, rounding_mode="round")
+
+
+# ---- divergences from torch fixed in issue 12 (the GPU versions are in tests/test_cuda_ops.py) ---------
+
+@contextlib.contextmanager
+def cuda_host_code_on_cpu(*names):
+    """The entry points of ops `names` run (meta included) with their CUDA kernels on CPU tensors."""
+    OPS = ember.dispatch.OPS
+    saved = {n: OPS[n].kernels["cpu"] for n in names}
+    for n in names:
+        OPS[n].register("cpu")(OPS[n].kernels["cuda"])
+    try:
+        yield
+    finally:
+        for n, k in saved.items():
+            OPS[n].register("cpu")(k)
+
+
+def test_gelu_of_integers_raises_through_the_cuda_host_code():
+    """The CUDA kernel returned a float tensor for gelu of an int64 tensor; torch and the CPU raise."""
+    with cuda_host_code_on_cpu("gelu", "gelu_backward"):
+        for dtype in ("int64", "int32", "uint8", "bool"):
+            i = ember.ones(3, dtype=getattr(ember, dtype))
+            with pytest.raises(NotImplementedError, match="gelu"):
+                ember.nn.functional.gelu(i)
+            with pytest.raises(NotImplementedError, match="gelu_backward"):
+                ember.dispatch.OPS["gelu_backward"].fn(i, i)
+        x, _ = make_pair((3, 4), "float32")
+        assert ember.nn.functional.gelu(x).dtype is ember.float32
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_scalar_divided_by_tensor_is_a_true_division(dtype):
+    """`s / t` was computed as s * (1 / t): rounded twice (an ulp off torch), and 1e-39 / 1e-40 overflowed
+    to inf in float32. It is now one IEEE division, as torch's."""
+    import numpy as np
+    x, _ = make_pair((64, 32), dtype, low=0.1, high=10.0, layout="transposed")
+    rdiv = _cuda_kernel("_rdiv")
+    a = x.numpy()
+    for s in (3.0, 0.7, -13.0, 1e-3):
+        got = rdiv(x, s).numpy()
+        assert got.dtype == a.dtype
+        np.testing.assert_array_equal(got, np.divide(a.dtype.type(s), a))    # every element correctly rounded
+    tiny = ember.tensor([1e-40, -1e-40, 2e-40], dtype=getattr(ember, dtype))
+    np.testing.assert_allclose(rdiv(tiny, 1e-39).numpy(), [10.0, -10.0, 5.0], rtol=1e-5)
+    i = ember.arange(1, 7)
+    with cuda_host_code_on_cpu("_rdiv"):
+        assert (3 / i).dtype is ember.float32
+        np.testing.assert_array_equal((3 / i).numpy(), np.float32(3) / np.arange(1, 7, dtype=np.float32))
+
+
+def test_float_results_of_integer_inputs_follow_the_default_dtype():
+    """The CUDA kernels cached an op's result dtype per input dtype: after set_default_dtype(float64)
+    exp of an int tensor stayed float32."""
+    i = ember.arange(1, 5)
+    with cuda_host_code_on_cpu("exp", "atan2", "sqrt"):
+        assert ember.exp(i).dtype is ember.float32 and ember.atan2(i, i).dtype is ember.float32
+        ember.set_default_dtype(ember.float64)
+        try:
+            for r in (ember.exp(i), ember.atan2(i, i), ember.sqrt(i)):
+                assert r.dtype is ember.float64
+            assert ember.exp(ember.ones(2, dtype=ember.float32)).dtype is ember.float32   # a float input keeps it
+            assert _cuda_kernel("exp")(i).dtype is ember.float64       # the kernel alone too
+        finally:
+            ember.set_default_dtype(ember.float32)
+        assert ember.exp(i).dtype is ember.float32 and ember.atan2(i, i).dtype is ember.float32
 
 
 # ---- gather / scatter-add kernels and their composites ------------------------------------------

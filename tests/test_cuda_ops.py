@@ -460,3 +460,48 @@ def test_transformer_training_step_on_cuda_matches_cpu():
             out.append(loss.item())
         losses.append(out)
     np.testing.assert_allclose(losses[1], losses[0], rtol=2e-4)
+
+
+# ---- divergences from torch fixed in issue 12 (their interpreter versions: test_cuda_kernels_interp.py) --
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "uint8", "bool"])
+def test_gelu_of_integers_raises_like_torch(dtype):
+    e, t = pair((4,), dtype)
+    with pytest.raises(NotImplementedError):
+        torch.nn.functional.gelu(t)
+    with pytest.raises(NotImplementedError, match="gelu"):
+        ember.nn.functional.gelu(e)
+    with pytest.raises(NotImplementedError, match="gelu_backward"):
+        ember.dispatch.OPS["gelu_backward"].fn(e, e)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_division_is_rounded_as_torch(dtype):
+    """`s / t` is one IEEE division (it was s * (1 / t), an ulp off torch); `a / b` of two tensors too."""
+    e, t = pair((257, 129), dtype, low=0.1, high=10.0, layout="transposed")
+    e2, t2 = pair((129,), dtype, low=-5.0, high=5.0, seed=1)
+    for s in (3.0, 0.7, -13.0):
+        assert torch.equal(torch.from_numpy((s / e).cpu().numpy()), (s / t).cpu())
+    assert torch.equal(torch.from_numpy((e / e2).cpu().numpy()), (t / t2).cpu())
+    tiny_e = ember.tensor([1e-40, -1e-40, 2e-40], dtype=getattr(ember, dtype)).cuda()
+    tiny_t = torch.tensor([1e-40, -1e-40, 2e-40], dtype=getattr(torch, dtype)).cuda()
+    r = (1e-39 / tiny_e).cpu().numpy()
+    np.testing.assert_allclose(r, (1e-39 / tiny_t).cpu().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(r, [10.0, -10.0, 5.0], rtol=1e-5)
+
+
+def test_float_results_of_integer_inputs_follow_the_default_dtype():
+    e, t = pair((5,), "int64")
+    assert ember.exp(e).dtype is ember.float32
+    ember.set_default_dtype(ember.float64)
+    torch.set_default_dtype(torch.float64)
+    try:
+        for name in ("exp", "sqrt", "sigmoid"):
+            check(getattr(ember, name)(e.abs()), getattr(torch, name)(t.abs()))
+        check(ember.atan2(e, e), torch.atan2(t, t))
+        check(e / 3, t / 3)
+        check(3 / (e.abs() + 1), 3 / (t.abs() + 1))
+    finally:
+        ember.set_default_dtype(ember.float32)
+        torch.set_default_dtype(torch.float32)
+    check(ember.exp(e), torch.exp(t))

@@ -1037,3 +1037,66 @@ def test_numpy_scalar_operands():
     e = ember.tensor([1, 2, 3])
     assert isinstance(np.float64(0.5) * e, ember.Tensor)
     assert isinstance(e + np.bool_(True), ember.Tensor)
+
+
+# ---- the op's rules in its meta (issue 12) -----------------------------------------------------------
+
+def test_gelu_of_integers_is_refused_by_meta_and_kernel():
+    """The meta said int64 for gelu of an int64 tensor while the kernel raised (as torch does)."""
+    i = ember.arange(4)
+    for fn in (ember.dispatch.OPS["gelu"].meta, ember.nn.functional.gelu):
+        with pytest.raises(NotImplementedError, match="gelu"):
+            fn(i)
+    with pytest.raises(NotImplementedError):
+        F.gelu(torch.arange(4))
+    with pytest.raises(NotImplementedError, match="gelu_backward"):
+        ember.dispatch.OPS["gelu_backward"].meta(i, i)
+
+
+def test_metas_read_the_default_dtype_when_called():
+    i = ember.arange(4)
+    metas = {n: ember.dispatch.OPS[n].meta for n in ("exp", "atan2", "div", "_rdiv")}
+    ember.set_default_dtype(ember.float64)
+    try:
+        assert metas["exp"](i) == ((4,), ember.float64) and ember.exp(i).dtype is ember.float64
+        assert metas["atan2"](i, i)[1] is ember.float64 and ember.atan2(i, i).dtype is ember.float64
+        assert metas["div"](i, 2)[1] is ember.float64 and metas["_rdiv"](i, 2)[1] is ember.float64
+    finally:
+        ember.set_default_dtype(ember.float32)
+    assert metas["exp"](i)[1] is ember.float32 and ember.exp(i).dtype is ember.float32
+
+
+def test_div_meta_with_a_rounding_mode_keeps_the_promoted_dtype():
+    i = ember.arange(4)
+    meta = ember.dispatch.OPS["div"].meta
+    assert meta(i, 2, "floor") == ((4,), ember.int64) == (tuple(i.div(2, rounding_mode="floor").shape), ember.int64)
+    assert meta(i, 2, None)[1] is ember.float32
+
+
+def test_inplace_metas_check_the_destination():
+    a, i = ember.ones(3), ember.arange(3)
+    OPS = ember.dispatch.OPS
+    assert OPS["add_"].meta(a, 2.5, 1) == ((3,), ember.float32)
+    with pytest.raises(RuntimeError, match="can't be cast"):
+        OPS["exp_"].meta(i)
+    with pytest.raises(RuntimeError, match="doesn't match the broadcast shape"):
+        OPS["mul_"].meta(a, ember.ones(2, 3))
+    with pytest.raises(RuntimeError, match="can't be cast"):
+        OPS["add_"].meta(i, a, 1)
+    with pytest.raises(RuntimeError, match="without overflow"):
+        OPS["fill_"].meta(ember.zeros(2, dtype=ember.uint8), 256)
+
+
+def test_writes_into_empty_tensors_with_zero_strides():
+    """NumPy gives an empty array zero strides: that is no overlap (copy_ and the in-place ops raised)."""
+    e = ember.from_numpy(np.zeros((0, 3), np.float32))
+    assert 0 in e.stride()
+    assert e.copy_(ember.ones(3)).shape == (0, 3)
+    assert e.add_(1.0).shape == e.lerp_(ember.ones(3), 0.5).shape == (0, 3)
+
+
+def test_gelu_backward_promotes_like_torch():
+    g, x = make_pair((5,), "float32")[0], ember.arange(-2, 3)
+    expected = torch.ops.aten.gelu_backward(to_torch(g), to_torch(x))
+    assert_same(ember.dispatch.OPS["gelu_backward"].fn(g, x), expected)
+    assert ember.dispatch.OPS["gelu_backward"].meta(g, x) == ((5,), ember.float32)

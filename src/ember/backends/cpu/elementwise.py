@@ -18,7 +18,10 @@ from ..._tensor import Tensor
 from ...core import dtype as D
 from ...core.shape import broadcast_shapes
 from ...dispatch import OPS
-from ...ops.elementwise import BINARY, UNARY, inplace_check
+from ...ops.elementwise import (BINARY, BINARY_REFUSED, UNARY, UNARY_REFUSED, check_addc, check_alpha,
+                                 check_approximate, check_clamp, check_condition, check_fill_value,
+                                 check_floating, check_internal_overlap, check_isclose, check_lerp, check_pow,
+                                 check_sub, div_dtype, inplace_check, not_implemented, refuse)
 from . import special
 from ._common import arr, impl, operand, wrap
 
@@ -28,9 +31,6 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _F32 = np.dtype(np.float32)
 _F16, _BF16 = D.float16, D.bfloat16
 _LOWP = (_F16, _BF16)
-_FLOAT = frozenset((D.float16, D.bfloat16, D.float32, D.float64))
-_INT = frozenset((D.uint8, D.int8, D.int16, D.int32, D.int64))
-_BOOL = frozenset((D.bool,))
 _get_default = D.get_default_dtype
 _result_type = D.result_type
 
@@ -88,55 +88,14 @@ def _in(v, dt):
 
 # ---- errors ------------------------------------------------------------------------------------
 
-def _not_impl(name, dt):
-    raise NotImplementedError(f"{name}: not implemented for {dt} tensors")
-
-
-def _neg_bool(name, dt):
-    raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you are trying to "
-                       "invert a mask, use the `~` or `logical_not()` operator instead.")
-
-
-def _relu_bool(name, dt):
-    raise RuntimeError(f"{name}: Boolean inputs not supported for relu; convert the tensor with .int() or .float()")
-
-
-def _sub_bool():
-    raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to "
-                       "invert a mask, use the `~` or `logical_not()` operator instead.")
-
-
 def _zero_div(name):
     raise RuntimeError(f"ZeroDivisionError: {name}: integer division by zero")
-
-
-def _internal_overlap(name, self):
-    """PyTorch refuses to write into a tensor with an expanded (stride 0) dimension."""
-    for n, st in zip(self._shape, self._stride):
-        if st == 0 and n > 1:
-            raise RuntimeError(f"{name}: unsupported operation: more than one element of the written-to tensor "
-                               f"refers to a single memory location (size {list(self._shape)}, stride "
-                               f"{list(self._stride)}); please clone() the tensor before performing the operation")
 
 
 def _broadcast_error(name, *operands):
     shapes = [x._shape for x in operands if isinstance(x, Tensor)]
     broadcast_shapes(*shapes)  # raises the readable error
     raise  # pragma: no cover - a ValueError not about broadcasting
-
-
-# dtypes of `self` (unary) or of the computation (binary) an op refuses, and the error it raises
-_UNARY_REJECT = {
-    "neg": (_BOOL, _neg_bool), "abs": (_BOOL, _not_impl), "relu": (_BOOL, _relu_bool),
-    "floor": (_BOOL, _not_impl), "ceil": (_BOOL, _not_impl), "round": (_BOOL, _not_impl),
-    "trunc": (_BOOL, _not_impl), "frac": (_BOOL | _INT, _not_impl), "silu": (_BOOL | _INT, _not_impl),
-    "bitwise_not": (_FLOAT, _not_impl),
-}
-_BINARY_REJECT = {
-    "bitwise_and": (_FLOAT, _not_impl), "bitwise_or": (_FLOAT, _not_impl), "bitwise_xor": (_FLOAT, _not_impl),
-    "remainder": (_BOOL, _not_impl), "fmod": (_BOOL, _not_impl), "floor_divide": (_BOOL, _not_impl),
-    "pow": (_BOOL, _not_impl), "hypot": (_BOOL | _INT, _not_impl),
-}
 
 
 # ---- unary functions -----------------------------------------------------------------------------
@@ -248,7 +207,7 @@ def _register(name, compute, inplace=True, fast=None):
         @impl(name + "_")
         def in_place(self, *args):
             if 0 in self._stride:
-                _internal_overlap(name + "_", self)
+                check_internal_overlap(name + "_", self)
             if fast is not None and fast(self, *args) is not None:
                 return self
             r, dt = compute(self, *args)
@@ -264,12 +223,9 @@ def _register(name, compute, inplace=True, fast=None):
 
 
 def _unary_compute(name, rule, fn):
-    reject = _UNARY_REJECT.get(name)
-
     def compute(self):
         sdt = self._dtype
-        if reject is not None and sdt in reject[0]:
-            reject[1](name, sdt)
+        refuse(UNARY_REFUSED, name, sdt)
         if rule == "same":
             dt = cdt = sdt
         elif rule == "float":
@@ -283,7 +239,6 @@ def _unary_compute(name, rule, fn):
 
 
 def _binary_compute(name, rule, fn, reflected=False):
-    reject = _BINARY_REJECT.get(name)
     int_division = name in _INT_DIVISION
 
     def compute(self, other):
@@ -294,8 +249,7 @@ def _binary_compute(name, rule, fn, reflected=False):
             dt = cdt = cdt if cdt.category == 2 else _get_default()
         else:
             dt = D.bool
-        if reject is not None and cdt in reject[0]:
-            reject[1](name, cdt)
+        refuse(BINARY_REFUSED, name, cdt)
         x, y = _in(self, cdt), _in(other, cdt)
         if reflected:
             x, y = y, x
@@ -313,7 +267,7 @@ def _unary_inplace(name, rule, ufunc):
     """`self.exp_()` as ufunc(self, out=self), when self's dtype is the op's computation and result dtype."""
     if ufunc is None:
         return None
-    reject = _UNARY_REJECT.get(name, ((),))[0]
+    reject = UNARY_REFUSED.get(name, ((),))[0]
     float_only = rule == "float" or name in _UNARY_FLOAT_ONLY
 
     def fast(self):
@@ -330,7 +284,7 @@ def _binary_inplace(name, rule, ufunc):
     """`self.mul_(other)` as ufunc(self, other, out=self), when no cast of self is involved."""
     if rule == "bool" or not isinstance(ufunc, np.ufunc):
         return None
-    reject = _BINARY_REJECT.get(name, ((),))[0]
+    reject = BINARY_REFUSED.get(name, ((),))[0]
     int_division = name in _INT_DIVISION
 
     def fast(self, other):
@@ -363,14 +317,9 @@ for _name in ("floor_divide", "remainder", "pow", "fmod", "atan2"):
 
 def _pow_compute(self, other):
     dt = _rt2(self, other)
-    if not isinstance(other, Tensor):  # PyTorch's pow(Tensor, Scalar) checks the scalar itself
-        if dt is D.bool:
-            return (arr(self).copy() if other else np.ones(self._shape, np.bool_)), dt
-        if dt.category == 1 and other < 0:
-            raise RuntimeError(f"pow: Integers to negative integer powers are not allowed (exponent {other} "
-                               f"for a {dt} tensor); use a floating-point exponent or tensor")
-    elif dt is D.bool:
-        _not_impl("pow", dt)
+    check_pow(self, other, dt)
+    if dt is D.bool:   # a bool tensor to a bool power: self or ones
+        return (arr(self).copy() if other else np.ones(self._shape, np.bool_)), dt
     x, y = _in(self, dt), _in(other, dt)
     try:
         return (_int_pow(x, y) if dt.category == 1 else np.power(x, y)), dt
@@ -385,27 +334,23 @@ def _is_bool(v):
     return v._dtype is D.bool if isinstance(v, Tensor) else isinstance(v, (bool, np.bool_))
 
 
-def _scaled(y, alpha, dt):
+def _scaled(name, y, alpha, dt):
     """alpha * y, with PyTorch's checks on alpha."""
+    check_alpha(name, alpha, dt)
     if isinstance(alpha, (bool, np.bool_)):
-        if dt is not D.bool:
-            raise RuntimeError(f"Boolean alpha only supported for Boolean results (got alpha={alpha} for dtype {dt})")
         return y if alpha else np.zeros_like(y)
-    if dt.category != 2 and not isinstance(alpha, (int, np.integer)):
-        raise RuntimeError(f"For integral input tensors, argument alpha must not be a floating point number "
-                           f"(got alpha={alpha} with dtype {dt})")
     return y * (_F32.type(alpha) if dt is _F16 or dt is _BF16 else operand(alpha, dt.np))
 
 
 def _add_compute(name, ufunc):
     def compute(self, other, alpha=1):
-        if ufunc is np.subtract and (self._dtype is D.bool or _is_bool(other)):
-            _sub_bool()
+        if ufunc is np.subtract:
+            check_sub(name, self, other)
         dt = _rt2(self, other)
         x, y = _in(self, dt), _in(other, dt)
         try:
             if alpha.__class__ is not int or alpha != 1:
-                y = _scaled(y, alpha, dt)
+                y = _scaled(name, y, alpha, dt)
                 if type(y) is np.ndarray and y.shape == x.shape:  # y is a fresh full-size temporary
                     return ufunc(x, y, out=y), dt
             return ufunc(x, y), dt
@@ -440,12 +385,11 @@ _register("sub", _add_compute("sub", np.subtract), fast=_add_inplace(np.subtract
 
 def _rsub_compute(self, other, alpha=1):
     """other - alpha * self"""
-    if self._dtype is D.bool or _is_bool(other):
-        _sub_bool()
+    check_sub("rsub", self, other)
     dt = _rt2(self, other)
     x, y = _in(self, dt), _in(other, dt)
     if alpha.__class__ is not int or alpha != 1:
-        x = _scaled(x, alpha, dt)
+        x = _scaled("rsub", x, alpha, dt)
     try:
         r = np.subtract(y, x)
     except ValueError:
@@ -457,10 +401,8 @@ _register("rsub", _rsub_compute, inplace=False)
 
 
 def _div_compute(self, other, rounding_mode=None, reflected=False):
+    dt = div_dtype(_rt2(self, other), rounding_mode)
     if rounding_mode is None:
-        dt = _rt2(self, other)
-        if dt.category != 2:
-            dt = _get_default()
         x, y = _in(self, dt), _in(other, dt)
         if reflected:
             x, y = y, x
@@ -468,12 +410,6 @@ def _div_compute(self, other, rounding_mode=None, reflected=False):
             return np.true_divide(x, y), dt
         except ValueError:
             _broadcast_error("div", self, other)
-    if rounding_mode != "trunc" and rounding_mode != "floor":
-        raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
-                           f"{rounding_mode!r}")
-    dt = _rt2(self, other)
-    if dt is D.bool:
-        _not_impl(f"div (rounding_mode={rounding_mode!r})", dt)
     x, y = _in(self, dt), _in(other, dt)
     if reflected:
         x, y = y, x
@@ -516,16 +452,13 @@ def _rdiv(self, other):
 # ---- activations with parameters -----------------------------------------------------------
 
 def _float_only(name, self):
-    dt = self._dtype
-    if dt.category != 2:
-        _not_impl(name, dt)
+    dt = check_floating(name, self)
     return _in(self, dt), dt
 
 
 @impl("gelu")
 def _gelu(self, approximate="none"):
-    if approximate != "none" and approximate != "tanh":
-        raise RuntimeError(f"gelu: approximate argument must be either 'none' or 'tanh', got {approximate!r}")
+    check_approximate("gelu", approximate)
     x, dt = _float_only("gelu", self)
     c = x.dtype.type
     if approximate == "none":  # x/2 * (1 + erf(x/sqrt(2)))
@@ -545,10 +478,11 @@ def _gelu(self, approximate="none"):
 
 @impl("gelu_backward")
 def _gelu_backward(grad_output, self, approximate="none"):
-    if approximate != "none" and approximate != "tanh":
-        raise RuntimeError(f"gelu_backward: approximate argument must be either 'none' or 'tanh', got {approximate!r}")
-    x, dt = _float_only("gelu_backward", self)
-    g = _in(grad_output, dt)
+    check_approximate("gelu_backward", approximate)
+    dt = _rt2(self, grad_output)
+    if dt.category != 2:
+        not_implemented("gelu_backward", dt)
+    x, g = _in(self, dt), _in(grad_output, dt)
     c = x.dtype.type
     if approximate == "none":  # cdf(x) + x pdf(x)
         r = _fresh(_erf(_fresh(x * c(_SQRT_HALF))))
@@ -595,11 +529,7 @@ def _leaky_relu(self, negative_slope=0.01):
 # ---- ternary and misc ----------------------------------------------------------------------
 
 def _clamp_compute(self, min=None, max=None):
-    if min is None and max is None:
-        raise RuntimeError("clamp: at least one of 'min' or 'max' must not be None")
-    dt = _result_type(*[v for v in (self, min, max) if v is not None])
-    if dt is D.bool and not (min is None and isinstance(max, Tensor) or max is None and isinstance(min, Tensor)):
-        _not_impl("clamp (bool tensors: only one tensor bound is supported)", dt)
+    dt = check_clamp("clamp", self, min, max)
     r = _in(self, dt)
     try:
         if min is not None:
@@ -636,9 +566,7 @@ _register("clamp", _clamp_compute, fast=_clamp_inplace)
 
 @impl("where")
 def _where(condition, self, other):
-    c = condition._dtype
-    if c is not D.bool and c is not D.uint8:
-        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {c}")
+    check_condition("where", condition)
     dt = _result_type(self, other)
     try:
         r = np.where(arr(condition), _in(self, dt), _in(other, dt))
@@ -647,20 +575,9 @@ def _where(condition, self, other):
     return wrap(r, dt)
 
 
-def _lerp_check(self, end, weight):
-    dt = self._dtype
-    if end._dtype is not dt:
-        raise RuntimeError(f"lerp: expected dtype {dt} for `end` but got dtype {end._dtype}")
-    if isinstance(weight, Tensor) and weight._shape and weight._dtype is not dt:
-        raise RuntimeError(f"lerp: expected dtype {dt} for `weight` but got dtype {weight._dtype}")
-    if dt.category != 2:
-        _not_impl("lerp", dt)
-    return dt
-
-
 def _lerp_compute(self, end, weight):
     """self + weight * (end - self), as end - (end - self) * (1 - weight) where |weight| >= 0.5 (torch's form)."""
-    dt = _lerp_check(self, end, weight)
+    dt = check_lerp("lerp", self, end, weight)
     s, e, w = _in(self, dt), _in(end, dt), _in(weight, dt)
     try:
         diff = _fresh(np.subtract(e, s))
@@ -698,13 +615,7 @@ _register("lerp", _lerp_compute, fast=_lerp_inplace)
 
 def _addc_value(name, fn, self, tensor1, tensor2, value):
     """The result dtype and `value` as a scalar of the computation, with PyTorch's checks."""
-    if fn is np.true_divide and tensor1._dtype.category != 2 and tensor2._dtype.category != 2:
-        raise RuntimeError("addcdiv: integer division with addcdiv is no longer supported; for true division "
-                           "cast tensor1 or tensor2 to a floating point dtype, for floor division use "
-                           "(input + value * tensor1 // tensor2)")
-    dt = _result_type(self, tensor1, tensor2)
-    if dt is D.bool:
-        _not_impl(name, dt)
+    dt = check_addc(name, self, tensor1, tensor2)
     if isinstance(value, (bool, np.bool_)) or (dt.category != 2 and isinstance(value, (float, np.floating))):
         value = int(value)  # the value is cast to the tensors' dtype
     return dt, (_F32.type(value) if dt is _F16 or dt is _BF16 else operand(value, dt.np))
@@ -775,13 +686,8 @@ _register("nan_to_num", _nan_to_num_compute)
 
 @impl("isclose")
 def _isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    check_isclose(self, other, rtol, atol)
     dt = self._dtype
-    if other._dtype is not dt:
-        raise RuntimeError(f"isclose: {dt} did not match {other._dtype}; both tensors must have the same dtype")
-    if rtol < 0:
-        raise RuntimeError(f"isclose: rtol must be greater than or equal to zero, but got {rtol}")
-    if atol < 0:
-        raise RuntimeError(f"isclose: atol must be greater than or equal to zero, but got {atol}")
     a, b = arr(self), arr(other)
     try:
         close = np.equal(a, b)
@@ -823,7 +729,7 @@ def _to_dtype(self, dtype, copy=False):
 @impl("copy_")
 def _copy_(self, src, non_blocking=False):
     if 0 in self._stride:
-        _internal_overlap("copy_", self)
+        check_internal_overlap("copy_", self)
     try:
         s = arr(src)
         if s.dtype == _F64 and (self._dtype is _F16 or self._dtype is _BF16):
@@ -837,22 +743,12 @@ def _copy_(self, src, non_blocking=False):
 
 def _fill_value(value, dt):
     """A Python scalar as a NumPy scalar of `dt`, refusing values out of its range like PyTorch."""
+    check_fill_value(value, dt)
     if dt is D.bool:
         return np.bool_(value)
     if dt.category == 1:
-        info = np.iinfo(dt.np)
-        if isinstance(value, float) and not math.isfinite(value):
-            bad = True
-        else:
-            bad = value > info.max or value < (info.min if info.min else -info.max)
-        if bad:
-            raise RuntimeError(f"fill_: value {value} cannot be converted to type {dt} without overflow")
-        if isinstance(value, float):
-            value = int(value)
-        return np.array(value).astype(dt.np)[()]
+        return np.array(int(value)).astype(dt.np)[()]
     value = float(value)
-    if math.isfinite(value) and abs(value) > float(_finfo(dt).max):
-        raise RuntimeError(f"fill_: value {value} cannot be converted to type {dt} without overflow")
     return dt.np.type(_F32.type(value)) if dt is _F16 or dt is _BF16 else dt.np.type(value)
 
 

@@ -14,8 +14,9 @@ from ..._tensor import Tensor
 from ...core import dtype as D
 from ...core.shape import broadcast_shapes, contiguous_strides
 from ...dispatch import OPS
-from ...ops.elementwise import BINARY, UNARY, inplace_check, out_dtype
-from ..cpu.elementwise import _BINARY_REJECT, _UNARY_REJECT, _internal_overlap, _not_impl
+from ...ops.elementwise import (BINARY, BINARY_REFUSED, UNARY, UNARY_REFUSED, check_addc, check_approximate,
+                                 check_clamp, check_condition, check_floating, check_internal_overlap, check_isclose,
+                                 check_lerp, check_pow, div_dtype, inplace_check, not_implemented, out_dtype, refuse)
 from .compiler import SIG, LazyKernels, make_plan, run
 
 K = LazyKernels("elementwise")
@@ -30,8 +31,7 @@ BINARY_OPS = {"mul": 2, "maximum": 4, "minimum": 5, "eq": 6, "ne": 7, "lt": 8, "
               "logical_and": 12, "logical_or": 13, "logical_xor": 14, "bitwise_and": 15, "bitwise_or": 16,
               "bitwise_xor": 17, "pow": 18, "hypot": 20, "atan2": 21, "floor_divide": 22, "fmod": 23,
               "remainder": 24, "fmax": 25, "fmin": 26}
-REFLECTED = ("floor_divide", "remainder", "pow", "fmod", "atan2")   # `_r<name>`: <name>(other, self)
-_REV = 64           # a binary op code plus this is its reflected form
+_REV = 64           # a binary op code plus this is its reflected form: `_r<name>` is <name>(other, self)
 _DIV_FLOOR, _DIV_TRUNC = 22, 27   # div's rounding modes (floor is floor_divide)
 _LEAKY_RELU, _SOFTPLUS = 46, 47
 _GELU_BACKWARD = 28  # binary codes 28 (erf form) and 29 (tanh form)
@@ -231,22 +231,23 @@ def _scalar_of(v, self):
     return v
 
 
-def _reject(table, name, dt):
-    """The CPU backend's refusal of dtype `dt` for op `name`, if it has one."""
-    r = table.get(name)
-    if r is not None and dt in r[0]:
-        r[1](name, dt)
-
-
 def _unary_kernel(name, code, rule):
-    fast = {}     # input dtype -> (output dtype, compute-type code, plans by device index)
+    # input dtype -> (output dtype, compute-type code, plans by device index); where the output is the
+    # default dtype (a float op of an integer tensor), keyed by (input dtype, default dtype) instead
+    fast = {}
+
+    def entry(self):
+        sdt = self._dtype
+        key = (sdt, D.get_default_dtype()) if rule == "float" and sdt.category != 2 else sdt
+        k = fast.get(key)
+        if k is None:
+            refuse(UNARY_REFUSED, name, sdt)
+            dt = out_dtype(rule, self)
+            k = fast[key] = (dt, _CK[_compute_dtype(sdt if rule == "bool" else dt).name], {})
+        return k
 
     def out_of_place(self):
-        k = fast.get(self._dtype)
-        if k is None:
-            _reject(_UNARY_REJECT, name, self._dtype)
-            dt = out_dtype(rule, self)
-            k = fast[self._dtype] = (dt, _CK[_compute_dtype(self._dtype if rule == "bool" else dt).name], {})
+        k = fast.get(self._dtype) or entry(self)
         if self._shape:
             r = _fast_lane(code, 1, self, None, k[0], k[1], 1, k[2])
             if r is not None:
@@ -254,9 +255,9 @@ def _unary_kernel(name, code, rule):
         return launch_ew(code, 1, _empty(self._shape, k[0], self.device), self, None, k[1])
 
     def in_place(self):
-        _reject(_UNARY_REJECT, name, self._dtype)
+        refuse(UNARY_REFUSED, name, self._dtype)
         if 0 in self._stride:
-            _internal_overlap(name + "_", self)
+            check_internal_overlap(name + "_", self)
         dt = out_dtype(rule, self)
         inplace_check(name + "_", self, dt)
         return launch_ew(code, 1, self, self, None, _CK[_compute_dtype(dt).name])
@@ -264,7 +265,18 @@ def _unary_kernel(name, code, rule):
 
 
 def _binary_kernel(name, code, rule):
-    fast = {}     # input dtype -> (output dtype, compute-type code) for same-dtype operands
+    # for same-dtype tensor operands: their dtype -> (output dtype, compute-type code, plans by device
+    # index); keyed by (dtype, default dtype) where the output is the default dtype (atan2 of integers)
+    fast = {}
+
+    def entry(self, other):
+        sdt = self._dtype
+        key = (sdt, D.get_default_dtype()) if rule == "float" and sdt.category != 2 else sdt
+        k = fast.get(key)
+        if k is None:
+            dt, cdt = dtypes(self, other)
+            k = fast[key] = (dt, _CK[cdt.name], {})
+        return k
 
     def dtypes(self, other, reflected=False):
         dt = out_dtype(rule, self, other)
@@ -272,16 +284,13 @@ def _binary_kernel(name, code, rule):
         if name == "pow" and not reflected:
             cdt = _pow_check(self, other, cdt)
         else:
-            _reject(_BINARY_REJECT, name, cdt)
+            refuse(BINARY_REFUSED, name, cdt)
         return dt, _compute_dtype(cdt)
 
     def out_of_place(self, other):
         if isinstance(other, Tensor) and other._dtype is self._dtype and other._shape == self._shape and \
                 other._storage.device is self._storage.device and self._shape:   # the common case, kept short
-            k = fast.get(self._dtype)
-            if k is None:
-                dt, cdt = dtypes(self, other)
-                k = fast[self._dtype] = (dt, _CK[cdt.name], {})
+            k = fast.get(self._dtype) or entry(self, other)
             r = _fast_lane(code, 2, self, other, k[0], k[1], 1, k[2])
             if r is not None:
                 return r
@@ -294,7 +303,7 @@ def _binary_kernel(name, code, rule):
     def in_place(self, other):
         dt, cdt = dtypes(self, other)
         if 0 in self._stride:
-            _internal_overlap(name + "_", self)
+            check_internal_overlap(name + "_", self)
         inplace_check(name + "_", self, dt)
         o = _scalar_of(other, self)
         if isinstance(o, Tensor) and broadcast_shapes(self._shape, o._shape) != self._shape:
@@ -309,17 +318,9 @@ def _binary_kernel(name, code, rule):
 
 
 def _pow_check(self, other, dt):
-    """torch's pow checks (those of the CPU kernel); the computation dtype (uint8 for a bool tensor to a
-    bool power, which gives self or ones)."""
-    if not isinstance(other, Tensor):
-        if dt is D.bool:
-            return D.uint8
-        if dt.category == 1 and other < 0:
-            raise RuntimeError(f"pow: Integers to negative integer powers are not allowed (exponent {other} "
-                               f"for a {dt} tensor); use a floating-point exponent or tensor")
-    elif dt is D.bool:
-        _not_impl("pow", dt)
-    return dt
+    """pow's checks; the computation dtype (uint8 for a bool tensor to a bool power, which gives self or ones)."""
+    check_pow(self, other, dt)
+    return D.uint8 if dt is D.bool else dt
 
 
 def _add_kernels():
@@ -358,15 +359,8 @@ def _add_kernels():
 
     def div_dtypes(self, other, rounding_mode):
         """(result dtype, op code) of div; with a rounding mode the result keeps the promoted dtype."""
-        if rounding_mode is None:
-            return out_dtype("float", self, other), 3
-        if rounding_mode != "trunc" and rounding_mode != "floor":
-            raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
-                               f"{rounding_mode!r}")
-        dt = D.result_type(self, other)
-        if dt is D.bool:
-            _not_impl(f"div (rounding_mode={rounding_mode!r})", dt)
-        return dt, _DIV_FLOOR if rounding_mode == "floor" else _DIV_TRUNC
+        dt = div_dtype(D.result_type(self, other), rounding_mode)
+        return dt, (3 if rounding_mode is None else _DIV_FLOOR if rounding_mode == "floor" else _DIV_TRUNC)
 
     def div(self, other, rounding_mode=None):
         dt, code = div_dtypes(self, other, rounding_mode)
@@ -381,11 +375,9 @@ def _add_kernels():
     OPS["div"].register("cuda")(div)
     OPS["div_"].register("cuda")(div_)
 
-    def rdiv(self, other):  # other / self
+    def rdiv(self, other):  # other / self: a true division (not other * (1 / self), which rounds twice)
         dt = out_dtype("float", self, other)
-        out = _empty(self._shape, dt, self.device)
-        launch_ew(15, 1, out, self, None, _CK[_compute_dtype(dt).name])  # 1 / self
-        return launch_ew(2, 2, out, out, other, _CK[_compute_dtype(dt).name])
+        return launch_ew(3 + _REV, 2, _empty(self._shape, dt, self.device), self, other, _CK[_compute_dtype(dt).name])
     OPS["_rdiv"].register("cuda")(rdiv)
 
 
@@ -408,32 +400,29 @@ def _register():
         OPS[name].register("cuda")(oop)
         if name + "_" in OPS:
             OPS[name + "_"].register("cuda")(ip)
-        if name in REFLECTED:
+        if "_r" + name in OPS:
             OPS["_r" + name].register("cuda")(rev)
     _add_kernels()
 
     def gelu(self, approximate="none"):
-        if approximate not in ("none", "tanh"):
-            raise RuntimeError(f"gelu: approximate argument must be either 'none' or 'tanh', got {approximate!r}")
-        dt = out_dtype("float", self)
+        check_approximate("gelu", approximate)
+        dt = check_floating("gelu", self)
         return launch_ew(13 if approximate == "none" else 14, 1, _empty(self._shape, dt, self.device), self, None,
                          _CK[_compute_dtype(dt).name])
     OPS["gelu"].register("cuda")(gelu)
 
     def gelu_backward(grad_output, self, approximate="none"):
-        if approximate not in ("none", "tanh"):
-            raise RuntimeError(f"gelu_backward: approximate argument must be either 'none' or 'tanh', got "
-                               f"{approximate!r}")
-        dt = out_dtype("float", grad_output, self)
+        check_approximate("gelu_backward", approximate)
+        dt = D.result_type(grad_output, self)
+        if dt.category != 2:
+            not_implemented("gelu_backward", dt)
         return launch_ew(_GELU_BACKWARD if approximate == "none" else _GELU_BACKWARD + 1, 2,
                          _empty(broadcast_shapes(grad_output._shape, self._shape), dt, self.device), grad_output,
                          self, _CK[_compute_dtype(dt).name])
     OPS["gelu_backward"].register("cuda")(gelu_backward)
 
     def float_only(name, self):
-        if self._dtype.category != 2:
-            _not_impl(name, self._dtype)
-        return _CK[_compute_dtype(self._dtype).name]
+        return _CK[_compute_dtype(check_floating(name, self)).name]
 
     def leaky_relu(self, negative_slope=0.01):
         ck = float_only("leaky_relu", self)
@@ -510,9 +499,7 @@ def _shape_of(*vs):
 
 def _register_ternary():
     def where(condition, self, other):
-        if condition._dtype is not D.bool and condition._dtype is not D.uint8:
-            raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype "
-                               f"{condition._dtype}")
+        check_condition("where", condition)
         dt = D.result_type(self, other)
         s, o = _scalar_of(self, condition), _scalar_of(other, condition)
         out = _empty(_shape_of(condition, s, o), dt, condition.device)
@@ -520,9 +507,7 @@ def _register_ternary():
     OPS["where"].register("cuda")(where)
 
     def clamp_args(self, min, max, name):
-        if min is None and max is None:
-            raise RuntimeError(f"{name}: at least one of 'min' or 'max' must not be None")
-        dt = D.result_type(*[v for v in (self, min, max) if v is not None])
+        dt = check_clamp(name, self, min, max)
         inf = float("inf") if dt.category == 2 else None
         lo = _scalar_of(min, self) if min is not None else (-inf if inf else _int_bound(dt, False))
         hi = _scalar_of(max, self) if max is not None else (inf if inf else _int_bound(dt, True))
@@ -541,26 +526,26 @@ def _register_ternary():
     OPS["clamp_"].register("cuda")(clamp_)
 
     def lerp(self, end, weight):
-        if self._dtype.category != 2:
-            raise NotImplementedError(f"lerp on CUDA is for floating point tensors, got {self._dtype}")
+        check_lerp("lerp", self, end, weight)
         w = _scalar_of(weight, self)
         out = _empty(_shape_of(self, end, w), self._dtype, self.device)
         return launch_tern(2, out, self, end, w, _CK[_compute_dtype(self._dtype).name], False)
 
     def lerp_(self, end, weight):
+        check_lerp("lerp_", self, end, weight)
         return launch_tern(2, self, self, end, _scalar_of(weight, self), _CK[_compute_dtype(self._dtype).name],
                            False)
     OPS["lerp"].register("cuda")(lerp)
     OPS["lerp_"].register("cuda")(lerp_)
 
     for name, code in (("addcmul", 3), ("addcdiv", 4)):
-        def oop(self, tensor1, tensor2, value=1, _code=code):
-            dt = D.result_type(self, tensor1, tensor2)
+        def oop(self, tensor1, tensor2, value=1, _code=code, _name=name):
+            dt = check_addc(_name, self, tensor1, tensor2)
             out = _empty(_shape_of(self, tensor1, tensor2), dt, self.device)
             return launch_tern(_code, out, self, tensor1, tensor2, _CK[_compute_dtype(dt).name], False, value)
 
         def ip(self, tensor1, tensor2, value=1, _code=code, _name=name):
-            dt = D.result_type(self, tensor1, tensor2)
+            dt = check_addc(_name + "_", self, tensor1, tensor2)
             inplace_check(_name + "_", self, dt)
             return launch_tern(_code, self, self, tensor1, tensor2, _CK[_compute_dtype(dt).name], False, value)
         OPS[name].register("cuda")(oop)
@@ -591,7 +576,7 @@ def _register_ternary():
 
     def nan_to_num_(self, nan=0.0, posinf=None, neginf=None):
         if 0 in self._stride:
-            _internal_overlap("nan_to_num_", self)
+            check_internal_overlap("nan_to_num_", self)
         if self._dtype.category != 2:
             return self
         hi, lo, v = nan_to_num_args(self, nan, posinf, neginf)
@@ -600,13 +585,8 @@ def _register_ternary():
     OPS["nan_to_num_"].register("cuda")(nan_to_num_)
 
     def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        check_isclose(self, other, rtol, atol)
         dt = self._dtype
-        if other._dtype is not dt:
-            raise RuntimeError(f"isclose: {dt} did not match {other._dtype}; both tensors must have the same dtype")
-        if rtol < 0:
-            raise RuntimeError(f"isclose: rtol must be greater than or equal to zero, but got {rtol}")
-        if atol < 0:
-            raise RuntimeError(f"isclose: atol must be greater than or equal to zero, but got {atol}")
         dev = self._storage.device
         if other._storage.device is not dev:
             raise NotImplementedError("isclose on CUDA takes two CUDA tensors (got a 0-dim CPU tensor); move it "

@@ -366,8 +366,8 @@ def _binary(x, y, alpha, OP: tl.constexpr, CK: tl.constexpr):
         return x - y * alpha
     elif OP == 2:      # mul
         return x * y
-    elif OP == 3:      # div (true)
-        return x / y
+    elif OP == 3:      # div (true, IEEE-rounded as torch's); 67 is `scalar / t`
+        return _div_rn(x, y, CK)
     elif OP == 4:      # maximum (NaN propagates)
         return tl.where((x != x) | (x > y), x, y)
     elif OP == 5:      # minimum
@@ -484,6 +484,8 @@ def ew_kernel(out_ptr, x_ptr, y_ptr, n, scalar, alpha,
             r = _binary(y, x, alpha, OP - 64, CK)
         else:
             r = _binary(x, y, alpha, OP, CK)
+    if r.dtype == tl.int1 and out_ptr.dtype.element_ty == tl.bfloat16:
+        r = r.to(tl.float32)    # (a comparison into bfloat16: Triton's interpreter casts int1 to it wrongly)
     tl.store(out_ptr + oo, r.to(out_ptr.dtype.element_ty), mask=mask)
 
 
