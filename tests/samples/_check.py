@@ -30,7 +30,11 @@ def _pair(x):
 
 def check_meta(meta_out, result, path="result"):
     """The meta's `(shape, dtype)` (or tuple/list of them) describes `result` (ember or torch tensors);
-    a `None` size in the meta's shape matches any size."""
+    a `None` size in the meta's shape matches any size, and a `None` result (an output left out) is `None`
+    in the meta."""
+    if result is None:   # an output the op was asked not to compute (a backward's output mask)
+        assert meta_out is None, f"{path}: the op returned None, but the meta describes {meta_out!r}"
+        return
     if isinstance(result, (ember.Tensor, torch.Tensor)):
         assert isinstance(meta_out, tuple) and len(meta_out) == 2 and isinstance(meta_out[1], ember.dtype), \
             f"{path}: the meta returned {meta_out!r}, expected a (shape, dtype) pair for a Tensor result"

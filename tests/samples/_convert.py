@@ -23,14 +23,39 @@ from ember.core.device import CPU, canonical
 from ember.core.shape import as_shape
 
 __all__ = ["torch_args", "cuda_args", "kernel_args", "to_host", "is_factory", "mutated_positions", "copy_sample",
-           "torch_tensor", "cuda_tensor", "cpu_copy"]
+           "torch_tensor", "cuda_tensor", "cpu_copy", "schema_signature"]
 
 
 # ---- binding a sample to the op's schema -------------------------------------------------------
 
+_SIGNATURES: dict = {}
+
+
+def schema_signature(op) -> inspect.Signature:
+    """The generated entry point's signature, built from the schema as `registry._params` writes it
+    (`op.fn` may be a Python wrapper with a looser signature, e.g. einsum's `*args`)."""
+    sig = _SIGNATURES.get(op.name)
+    if sig is None:
+        P = inspect.Parameter
+        params, star = [], False
+        for a in op.schema.args:
+            if a.variadic:
+                params.append(P(a.name, P.VAR_POSITIONAL))
+                star = True
+                continue
+            kind = P.KEYWORD_ONLY if (a.kwonly or star) else P.POSITIONAL_OR_KEYWORD
+            params.append(P(a.name, kind, default=a.default if a.has_default else P.empty))
+        sig = _SIGNATURES[op.name] = inspect.Signature(params)
+    return sig
+
+
 def _bind(op, args, kwargs):
-    """The generated entry point's own signature, bound to the sample with defaults filled."""
-    bound = inspect.signature(op.fn).bind(*args, **kwargs)
+    """The sample bound to the schema's signature, defaults filled."""
+    try:
+        bound = schema_signature(op).bind(*args, **kwargs)
+    except TypeError as exc:
+        raise TypeError(f"{op.name}: the sample's arguments do not fit the schema {op.schema} ({exc}); write "
+                        f"samples in the schema's form") from None
     bound.apply_defaults()
     return bound
 
@@ -138,7 +163,7 @@ def _to_cuda(x):
 
 
 def _with_device(op, args, kwargs, device):
-    bound = inspect.signature(op.fn).bind(*args, **kwargs)
+    bound = schema_signature(op).bind(*args, **kwargs)   # no defaults filled: torch gets the sample's own form
     bound.arguments["device"] = device
     return bound.args, bound.kwargs
 
