@@ -61,6 +61,7 @@ CASES = {
     "LambdaLR": lambda m, o: m.LambdaLR(o, lambda e: 0.95 ** e + 0.01 * (e % 3)),
     "LambdaLR-per-group": lambda m, o: m.LambdaLR(o, [lambda e: 1 / (1 + e), lambda e: 0.9 ** e]),
     "MultiplicativeLR": lambda m, o: m.MultiplicativeLR(o, lambda e: 0.97),
+    "MultiplicativeLR-per-group": lambda m, o: m.MultiplicativeLR(o, (lambda e: 0.97, lambda e: 0.9 + 0.01 * (e % 2))),
     "StepLR": lambda m, o: m.StepLR(o, step_size=4, gamma=0.5),
     "MultiStepLR": lambda m, o: m.MultiStepLR(o, milestones=[3, 7, 7, 20], gamma=0.3),
     "ConstantLR": lambda m, o: m.ConstantLR(o, factor=0.25, total_iters=6),
@@ -251,8 +252,9 @@ def test_warnings_and_errors():
         els.StepLR(object(), step_size=2)
     with pytest.raises(ValueError, match="Starting multiplicative factor"):
         els.LinearLR(eo2, start_factor=0)
-    with pytest.raises(ValueError, match="Expected 2 lr_lambdas"):
-        els.LambdaLR(eo2, [lambda e: 1.0])
+    for cls in (els.LambdaLR, els.MultiplicativeLR):
+        with pytest.raises(ValueError, match="^Expected 2 lr_lambdas, but got 1$"):
+            cls(eo2, [lambda e: 1.0])
     with pytest.raises(ValueError, match="one more than the number of milestone"):
         els.SequentialLR(eo2, [els.ExponentialLR(eo2, 0.9)], milestones=[3])
     other, _ = make_opts()
