@@ -104,23 +104,22 @@ def _matmul_errors(a, b):
     raise RuntimeError(f"matmul: cannot multiply shapes {list(sa)} and {list(sb)}")  # pragma: no cover
 
 
-def _check_ndim(name, what, t, ndim, kind):
-    if len(t._shape) != ndim:
-        raise RuntimeError(f"{name}: {what} must be a {kind}, got {len(t._shape)}-D tensor of shape "
-                           f"{list(t._shape)}")
+def _check_ndim(name, named, ndim, kind):
+    for what, t in named:
+        if len(t._shape) != ndim:
+            raise RuntimeError(f"{name}: {what} must be a {kind}, got {len(t._shape)}-D tensor of shape "
+                               f"{list(t._shape)}")
 
 
 def check_mm(name, a, b, n1="self", n2="mat2"):
-    _check_ndim(name, n1, a, 2, "matrix")
-    _check_ndim(name, n2, b, 2, "matrix")
+    _check_ndim(name, ((n1, a), (n2, b)), 2, "matrix")
     if a._shape[1] != b._shape[0]:
         raise RuntimeError(f"{name}: mat1 and mat2 shapes cannot be multiplied ({_mm_shape(a._shape)} and "
                            f"{_mm_shape(b._shape)})")
 
 
 def check_bmm(name, a, b, n1="batch1", n2="batch2"):
-    _check_ndim(name, n1, a, 3, "3D tensor")
-    _check_ndim(name, n2, b, 3, "3D tensor")
+    _check_ndim(name, ((n1, a), (n2, b)), 3, "3D tensor")
     if a._shape[0] != b._shape[0]:
         raise RuntimeError(f"{name}: {n1} and {n2} must have same number of batches, got {a._shape[0]} "
                            f"and {b._shape[0]}")

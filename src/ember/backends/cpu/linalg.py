@@ -22,28 +22,16 @@ def _np_of(t: Tensor):
 
 # ---- matmul and friends --------------------------------------------------------------------
 
-@impl("matmul")
-def _matmul(self, other):
-    rules.matmul_meta(self, other)
-    return wrap(np.matmul(_np_of(self), _np_of(other)), self._dtype)
+def _product_kernel(meta):
+    """matmul, mm, bmm, mv: np.matmul of the operands (NumPy's broadcasting and 1-D rules are torch's)."""
+    def kernel(self, other):
+        meta(self, other)
+        return wrap(np.matmul(_np_of(self), _np_of(other)), self._dtype)
+    return kernel
 
 
-@impl("mm")
-def _mm(self, mat2):
-    rules.mm_meta(self, mat2)
-    return wrap(np.matmul(_np_of(self), _np_of(mat2)), self._dtype)
-
-
-@impl("bmm")
-def _bmm(self, mat2):
-    rules.bmm_meta(self, mat2)
-    return wrap(np.matmul(_np_of(self), _np_of(mat2)), self._dtype)
-
-
-@impl("mv")
-def _mv(self, vec):
-    rules.mv_meta(self, vec)
-    return wrap(np.matmul(_np_of(self), _np_of(vec)), self._dtype)
+for _name in ("matmul", "mm", "bmm", "mv"):
+    impl(_name)(_product_kernel(getattr(rules, _name + "_meta")))
 
 
 def _dot_kernel(name):
