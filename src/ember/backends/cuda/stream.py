@@ -20,6 +20,26 @@ class _Local(threading.local):
 _tls = _Local()
 
 
+def _done(query: str, handle) -> bool:
+    """The driver's `query` (cuStreamQuery or cuEventQuery) of `handle`: True when the work is
+    finished, False while it is not ready; any other result raises."""
+    d = driver()
+    err, = getattr(d, query)(handle)
+    if err == d.CUresult.CUDA_SUCCESS:
+        return True
+    if err == d.CUresult.CUDA_ERROR_NOT_READY:
+        return False
+    check((err,), query)
+
+
+def _synchronize(what: str, sync: str, handle, device_index: int) -> None:
+    """Waits with the driver's `sync` on `handle`, then raises a device-side index error pending on
+    the device (checks.py). Refused during a graph capture (`what` names the call)."""
+    refuse_during_capture(what)
+    check(getattr(driver(), sync)(handle), sync)
+    raise_pending(device_index)
+
+
 class Stream:
     """A CUDA stream on one device. `Stream()` creates a non-blocking stream on the current device."""
 
@@ -55,18 +75,10 @@ class Stream:
 
     def query(self) -> bool:
         """True when all work queued on this stream has finished."""
-        d = driver()
-        err, = d.cuStreamQuery(self.handle)
-        if err == d.CUresult.CUDA_SUCCESS:
-            return True
-        if err == d.CUresult.CUDA_ERROR_NOT_READY:
-            return False
-        check((err,), "cuStreamQuery")
+        return _done("cuStreamQuery", self.handle)
 
     def synchronize(self) -> None:
-        refuse_during_capture("Stream.synchronize()")
-        check(driver().cuStreamSynchronize(self.handle), "cuStreamSynchronize")
-        raise_pending(self.device_index)    # device-side index checks (checks.py)
+        _synchronize("Stream.synchronize()", "cuStreamSynchronize", self.handle, self.device_index)
 
     def wait_event(self, event: "Event") -> None:
         check(driver().cuStreamWaitEvent(self.handle, event.handle, 0), "cuStreamWaitEvent")
@@ -133,18 +145,11 @@ class Event:
         (stream or current_stream()).wait_event(self)
 
     def query(self) -> bool:
-        d = driver()
-        err, = d.cuEventQuery(self.handle)
-        if err == d.CUresult.CUDA_SUCCESS:
-            return True
-        if err == d.CUresult.CUDA_ERROR_NOT_READY:
-            return False
-        check((err,), "cuEventQuery")
+        """True when the work before this event's record has finished."""
+        return _done("cuEventQuery", self.handle)
 
     def synchronize(self) -> None:
-        refuse_during_capture("Event.synchronize()")
-        check(driver().cuEventSynchronize(self.handle), "cuEventSynchronize")
-        raise_pending(self.device_index)    # device-side index checks (checks.py)
+        _synchronize("Event.synchronize()", "cuEventSynchronize", self.handle, self.device_index)
 
     def elapsed_time(self, end_event: "Event") -> float:
         """Milliseconds between this event and `end_event` (both recorded, with enable_timing=True)."""
