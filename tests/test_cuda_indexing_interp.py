@@ -90,14 +90,7 @@ def test_index_full_mask_all_none_and_errors():
     m = x > 0
     same(IX.index(x, [m]), x[m])
     same(IX.index(x, [None]), ember.index(x, [None]))
-    with pytest.raises(IndexError, match="tensors used as indices must be long, int, byte or bool"):
-        IX.index(x, [T([0.5])])
-    with pytest.raises(IndexError, match="[Tt]he shape of the mask"):
-        IX.index(x, [T([True, False])])
-    with pytest.raises(IndexError, match="too many indices"):
-        IX.index(x, [T([0]), T([0]), T([0])])
-    with pytest.raises(IndexError, match="shape mismatch"):
-        IX.index(x, [T([0, 1]), T([0, 1, 2])])
+    # argument errors are the meta's (tests/samples/indexing.py); this one only CUDA's host code raises
     with pytest.raises(IndexError, match="out of bounds for dimension 1 with size 0"):
         IX.index(ember.zeros(2, 0), [None, T([0])])
 
@@ -131,10 +124,8 @@ def test_index_put_masks_strided_self_and_errors():
     same(IX.index_put(y, [m], v, False), ember.index_put(y, [m], v, False))
     same(IX.index_put(y, [m], v, True), ember.index_put(y, [m], v, True))
     same(IX.index_put(y, [None], T(1.5), True), ember.index_put(y, [None], T(1.5), True))
-    with pytest.raises(RuntimeError, match="Index put requires the source and destination dtypes match"):
-        IX.index_put(y, [T([0])], T(1), False)
-    with pytest.raises(RuntimeError, match="shape mismatch: value tensor of shape"):
-        IX.index_put(y, [T([0, 1])], ember.ones(3, 3), False)
+    with pytest.raises(RuntimeError, match="shape mismatch: value tensor of shape"):   # a mask's count (data)
+        IX.index_put(y, [m], ember.ones(int(m.sum().item()) + 1), False)
 
 
 # ---- take / put ------------------------------------------------------------------------------------
@@ -152,10 +143,6 @@ def test_take_put_match_cpu(dtype):
         t = x.clone()
         IX.put_(t, i.reshape(-1), src, acc)   # index and source shapes differ: both read flat
         same(t, x.put(i.reshape(-1), src, acc))
-    with pytest.raises(RuntimeError, match="Expected a long"):
-        IX.take(x, T([0], dtype=ember.int32))
-    with pytest.raises(IndexError, match="same number of elements"):
-        IX.put(x, T([0, 1]), src, False)
 
 
 # ---- index_copy / index_fill / index_add ----------------------------------------------------------
@@ -176,10 +163,6 @@ def test_index_copy_fill_match_cpu(dtype):
     same(t, x.index_fill(-1, T(2), 0))
     s0 = T(3.0).to(x.dtype)
     same(IX.index_copy(s0, 0, T([0]), T(1.0).to(x.dtype)), s0.index_copy(0, T([0]), T(1.0).to(x.dtype)))
-    with pytest.raises(IndexError, match="Expected a long"):
-        IX.index_fill(x, 0, T([0], dtype=ember.int32), 1)
-    with pytest.raises(IndexError, match="Number of indices"):   # IndexError for index_copy, as in torch
-        IX.index_copy(x, 1, T([0, 1]), src)
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "int16", "float16", "float32"])
@@ -232,10 +215,6 @@ def test_scatter_many_duplicates_and_nan():
     idn = T([0, 0, 1, 1])
     for r in ("amax", "amin"):
         same(IX.scatter_reduce(x, 0, idn, srcn, r), x.scatter_reduce(0, idn, srcn, r))
-    with pytest.raises(RuntimeError, match="reduce argument must be either sum"):
-        IX.scatter_reduce(x, 0, idn, srcn, "max")
-    with pytest.raises(RuntimeError, match="Expected self.dtype to be equal to src.dtype"):
-        IX.scatter(x, 0, idn, srcn.double())
     same(IX.scatter(x, 0, T([], dtype=ember.int64), value=3.0), x)
 
 
@@ -272,10 +251,6 @@ def test_masked_select_scatter_match_cpu(dtype):
     same(t, x.masked_scatter(m, src.transpose(0, 1)))
     same(IX.masked_scatter(x[0], data((3, 6), "bool", seed=4), src), x[0].masked_scatter(data((3, 6), "bool", seed=4),
                                                                                           src))
-    with pytest.raises(RuntimeError, match="only supports boolean masks"):
-        IX.masked_select(x, m.long())
-    with pytest.raises(RuntimeError, match="cannot be broadcast to self's shape"):
-        IX.masked_scatter_(x[0], data((4, 6), "bool"), src)
 
 
 # ---- device-side index checks (checks.py) ----------------------------------------------------------

@@ -11,16 +11,18 @@ Index dtypes follow PyTorch op by op: `index`/`index_put_` take int64/int32 and 
 `index_select`, `gather`, `scatter*`, `index_add`, `embedding` take int64/int32; `index_copy`,
 `index_fill`, `take`, `put_` and `one_hot` take int64 only.
 
-The op's rules live here, once: the `meta=` functions check the arguments (with PyTorch's exception
-types) and give the result's shape and dtype, and the public `check_*` helpers below are the rules
-they share. Index *values* are data: an index out of range is found by the kernels (the CPU raises,
-CUDA records it in the device's error word), never here. Results whose size depends on the data
-(nonzero, argwhere, masked_select, a boolean-mask index, one_hot with num_classes=-1) have None in
-their shape.
+The op's rules live here, once: the `meta=` functions, which the entry point runs before any
+kernel, check the arguments (with PyTorch's exception types) and give the result's shape and dtype;
+the public helpers are the rules several metas share, and the ones the kernels need too
+(`fill_scalar`, `index_entries`). Index *values* are data: an index out of range is found by the
+kernels (the CPU raises, CUDA records it in the device's error word), never here. Results whose size
+depends on the data (nonzero, argwhere, masked_select, a boolean-mask index, one_hot with
+num_classes=-1) have None in their shape.
 """
 from __future__ import annotations
 
 import math
+from functools import partial
 
 from .._tensor import Tensor
 from ..core import dtype as D
@@ -30,7 +32,7 @@ from ..dispatch import OPS, defop
 __all__ = ["nonzero", "argwhere"]
 
 
-# ---- rules shared by the metas and the kernels -----------------------------------------------------
+# ---- rules shared by several metas (and, for values and index lists, by the kernels) -----------------
 
 def check_index_dtype(op: str, index: Tensor, long_only: bool = False, exc: type = RuntimeError) -> None:
     """`index` must be int64, or int64/int32 unless `long_only` (PyTorch's choice op by op)."""
@@ -59,23 +61,17 @@ def check_mask(op: str, mask: Tensor) -> None:
         raise RuntimeError(f"{op} only supports boolean masks, but got mask with dtype {mask._dtype}")
 
 
-def masked_shape(op: str, self: Tensor, mask: Tensor) -> tuple:
-    """The result shape of an out-of-place masked op: self and mask broadcast together."""
+def masked_shape(op: str, self: Tensor, mask: Tensor, inplace: bool = False) -> tuple:
+    """The result shape of a masked op: self and mask broadcast together; in place, the mask must
+    broadcast to self's shape (self does not grow)."""
     try:
-        return broadcast_shapes(self._shape, mask._shape)
+        shape = broadcast_shapes(self._shape, mask._shape)
     except RuntimeError as e:
         raise RuntimeError(f"{op}: {e}") from None
-
-
-def check_mask_fits(op: str, self: Tensor, mask: Tensor) -> None:
-    """In-place masked ops: the mask must broadcast to self's shape (self does not grow)."""
-    try:
-        ok = broadcast_shapes(mask._shape, self._shape) == self._shape
-    except RuntimeError:
-        ok = False
-    if not ok:
+    if inplace and shape != self._shape:
         raise RuntimeError(f"{op}: the mask of shape {list(mask._shape)} cannot be broadcast to self's shape "
                            f"{list(self._shape)}")
+    return shape
 
 
 _FLOAT_MAX = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38}
@@ -105,7 +101,8 @@ def fill_scalar(op: str, value, dt):
 
 
 def check_fill_value(op: str, value, dt) -> None:
-    """index_fill/masked_fill/scatter's value: a 0-dim tensor or a Python scalar that `dt` holds."""
+    """index_fill/masked_fill/scatter's value: a 0-dim tensor or a Python scalar that `dt` holds
+    (a tensor's value is data: the kernels convert it with fill_scalar)."""
     if isinstance(value, Tensor):
         if value._shape:
             raise RuntimeError(f"{op} only supports a 0-dimensional value tensor, but got tensor with "
@@ -113,8 +110,6 @@ def check_fill_value(op: str, value, dt) -> None:
     else:
         fill_scalar(op, value, dt)
 
-
-# ---- advanced indexing: index, index_put -------------------------------------------------------
 
 def index_entries(op: str, self: Tensor, indices) -> list:
     """Checks an aten index list against self; returns its tensors as (position in the list, first
@@ -146,9 +141,14 @@ def index_entries(op: str, self: Tensor, indices) -> list:
     return entries
 
 
-def index_batch_shape(op: str, entries) -> tuple:
-    """The index tensors' broadcast shape. A mask stands for the 1-D index of its true elements, of
-    unknown length: None, which agrees with any size (a count that does not is the kernel's to find)."""
+def index_shape(op: str, self: Tensor, entries) -> tuple:
+    """The shape of self[indices] (NumPy's rule): the index tensors' broadcast shape replaces the
+    indexed dims where the index tensors are adjacent in the list, else it comes first. A mask
+    stands for the 1-D index of its true elements, of unknown length: None, which agrees with any
+    size (a count that does not is the kernel's to find)."""
+    shape = self._shape
+    if not entries:
+        return shape
     try:
         batch = broadcast_shapes((), *[t._shape for _, _, _, t, is_mask in entries if not is_mask])
     except RuntimeError:
@@ -156,62 +156,11 @@ def index_batch_shape(op: str, entries) -> tuple:
                          f"shapes {', '.join(str(list(t._shape)) for _, _, _, t, _ in entries)}") from None
     if any(is_mask for *_, is_mask in entries) and (not batch or batch[-1] == 1):
         batch = batch[:-1] + (None,)
-    return batch
-
-
-def index_shape(op: str, self: Tensor, entries) -> tuple:
-    """The shape of self[indices] (NumPy's rule): the batch shape replaces the indexed dims where
-    the index tensors are adjacent in the list, else it comes first."""
-    shape = self._shape
-    if not entries:
-        return shape
-    batch = index_batch_shape(op, entries)
     first, last = entries[0], entries[-1]
     if last[0] - first[0] == len(entries) - 1:
         return shape[:first[1]] + batch + shape[last[1] + last[2]:]
     taken = {d for _, d0, m, _, _ in entries for d in range(d0, d0 + m)}
     return batch + tuple(n for d, n in enumerate(shape) if d not in taken)
-
-
-def check_index_values(op: str, values: Tensor, res: tuple) -> None:
-    """index_put's values broadcast to the indexing result's shape `res` (None: a mask's count,
-    checked by the kernel). Leading size-1 dims beyond `res` are dropped, as `x[i] = v` does."""
-    vshape = values._shape
-    while len(vshape) > len(res) and vshape[0] == 1:
-        vshape = vshape[1:]
-    off = len(res) - len(vshape)
-    if off < 0 or any(a != 1 and b is not None and a != b for a, b in zip(vshape, res[off:])):
-        raise RuntimeError(f"{op}(): shape mismatch: value tensor of shape {list(values._shape)} cannot be broadcast "
-                           f"to indexing result of shape {list(res)}")
-
-
-def check_index_put(op: str, self: Tensor, indices, values: Tensor) -> list:
-    """index_put(_)'s rules; returns the index list's entries (see index_entries)."""
-    if values._dtype is not self._dtype:
-        raise RuntimeError(f"{op}(): Index put requires the source and destination dtypes match, got "
-                           f"{self._dtype} for the destination and {values._dtype} for the source")
-    entries = index_entries(op, self, indices)
-    check_index_values(op, values, index_shape(op, self, entries))
-    return entries
-
-
-# ---- gather / scatter ------------------------------------------------------------------------------
-
-def gather_dim(op: str, self: Tensor, dim: int, index: Tensor) -> int:
-    """gather's rules; the normalised dim (a 0-dim self or index counts as 1-D)."""
-    check_index_dtype(op, index)
-    nd = len(self._shape)
-    d = normalize_dim(dim, nd)
-    if max(nd, 1) != max(len(index._shape), 1):
-        raise RuntimeError(f"{op}(): Index tensor must have the same number of dimensions as input tensor "
-                           f"(index shape {list(index._shape)}, input shape {list(self._shape)})")
-    if numel(index._shape):
-        shape, ishape = self._shape or (1,), index._shape or (1,)
-        for k in range(len(shape)):
-            if k != d and ishape[k] > shape[k]:
-                raise RuntimeError(f"{op}(): Size does not match at dimension {k} expected index {list(ishape)} "
-                                   f"to be no larger than self {list(shape)} apart from dimension {d}")
-    return d
 
 
 def scatter_dim(op: str, self: Tensor, dim: int, index: Tensor, src) -> int:
@@ -244,55 +193,100 @@ def scatter_dim(op: str, self: Tensor, dim: int, index: Tensor, src) -> int:
     return d
 
 
-def scatter_source(op: str, src, value):
-    """scatter's two overloads: a `src` tensor or scalar, or `value=`; exactly one of them."""
+# ---- metas: advanced indexing, nonzero ---------------------------------------------------------------
+# Each returns the result's (shape, dtype); an in-place form returns self's. The metas of ops with an
+# out-of-place and an in-place form take the op's name first (bound with partial at declaration).
+
+def _meta_index(self, indices):
+    return index_shape("index", self, index_entries("index", self, indices)), self._dtype
+
+
+def _meta_index_put(op, self, indices, values, accumulate=False):
+    if values._dtype is not self._dtype:
+        raise RuntimeError(f"{op}(): Index put requires the source and destination dtypes match, got "
+                           f"{self._dtype} for the destination and {values._dtype} for the source")
+    res = index_shape(op, self, index_entries(op, self, indices))
+    vshape = values._shape
+    while len(vshape) > len(res) and vshape[0] == 1:  # leading ones go, as `x[i] = v` drops them
+        vshape = vshape[1:]
+    off = len(res) - len(vshape)
+    if off < 0 or any(a != 1 and b is not None and a != b for a, b in zip(vshape, res[off:])):
+        raise RuntimeError(f"{op}(): shape mismatch: value tensor of shape {list(values._shape)} cannot be broadcast "
+                           f"to indexing result of shape {list(res)}")
+    return self._shape, self._dtype
+
+
+def _meta_nonzero(self):
+    return (None, len(self._shape)), D.int64
+
+
+# ---- metas: gather, scatter ----------------------------------------------------------------------------
+
+def _meta_index_select(self, dim, index):
+    check_index_dtype("index_select", index)
+    check_vector_index("index_select", index)
+    d = normalize_dim(dim, len(self._shape))
+    n = numel(index._shape)
+    if not self._shape:
+        if n != 1:
+            raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {n} value(s)")
+        return (), self._dtype
+    return self._shape[:d] + (n,) + self._shape[d + 1:], self._dtype
+
+
+def _meta_gather(self, dim, index, sparse_grad=False):
+    check_index_dtype("gather", index)
+    nd = len(self._shape)
+    d = normalize_dim(dim, nd)
+    if max(nd, 1) != max(len(index._shape), 1):
+        raise RuntimeError(f"gather(): Index tensor must have the same number of dimensions as input tensor "
+                           f"(index shape {list(index._shape)}, input shape {list(self._shape)})")
+    if numel(index._shape):
+        shape, ishape = self._shape or (1,), index._shape or (1,)
+        for k in range(len(shape)):
+            if k != d and ishape[k] > shape[k]:
+                raise RuntimeError(f"gather(): Size does not match at dimension {k} expected index {list(ishape)} "
+                                   f"to be no larger than self {list(shape)} apart from dimension {d}")
+    return index._shape, self._dtype
+
+
+def _meta_scatter(op, self, dim, index, src=None, value=None, reduce=None):
     if src is None:
         if value is None:
             raise TypeError(f"{op}(): expected a `src` tensor or a scalar `value`")
-        return value
-    if value is not None:
+        src = value
+    elif value is not None:
         raise TypeError(f"{op}(): got both `src` and `value`; pass one of them")
-    return src
-
-
-SCATTER_REDUCES = ("add", "multiply")                          # scatter(..., reduce=)
-SCATTER_REDUCE_REDUCES = ("sum", "prod", "mean", "amax", "amin")   # scatter_reduce(..., reduce)
-
-
-def check_scatter(op: str, self: Tensor, dim: int, index: Tensor, src=None, value=None, reduce=None):
-    """scatter(_)'s rules; (normalised dim, the tensor or scalar to scatter)."""
-    src = scatter_source(op, src, value)
-    if reduce is not None and reduce not in SCATTER_REDUCES:
+    if reduce is not None and reduce not in ("add", "multiply"):
         raise RuntimeError(f"{op}(): reduce argument must be either 'add' or 'multiply', got {reduce!r}")
-    is_tensor = isinstance(src, Tensor)
-    if not is_tensor:
+    if isinstance(src, Tensor):
+        scatter_dim(op, self, dim, index, src)
+    else:
         fill_scalar(op, src, self._dtype)
-    return scatter_dim(op, self, dim, index, src if is_tensor else None), src
+        scatter_dim(op, self, dim, index, None)
+    return self._shape, self._dtype
 
 
-def check_scatter_reduce(op: str, self: Tensor, dim: int, index: Tensor, src: Tensor, reduce: str) -> int:
-    if reduce not in SCATTER_REDUCE_REDUCES:
+def _meta_scatter_add(op, self, dim, index, src):
+    scatter_dim(op, self, dim, index, src)
+    return self._shape, self._dtype
+
+
+def _meta_scatter_reduce(op, self, dim, index, src, reduce, include_self=True):
+    if reduce not in ("sum", "prod", "mean", "amax", "amin"):
         raise RuntimeError(f"{op}(): reduce argument must be either sum, prod, mean, amax or amin, got {reduce!r}")
     if reduce == "mean" and self._dtype is D.bool:
         raise NotImplementedError(f"{op}(): reduce='mean' is not implemented for bool tensors")
-    return scatter_dim(op, self, dim, index, src)
+    scatter_dim(op, self, dim, index, src)
+    return self._shape, self._dtype
 
 
-# ---- index_select / index_add / index_copy / index_fill ---------------------------------------------
+# ---- metas: index_add / index_copy / index_fill ---------------------------------------------------------
 
-def check_index_select(op: str, self: Tensor, dim: int, index: Tensor) -> int:
-    check_index_dtype(op, index)
-    check_vector_index(op, index)
-    d = normalize_dim(dim, len(self._shape))
-    if not self._shape and numel(index._shape) != 1:
-        raise RuntimeError(f"{op}(): Index to scalar can have only 1 value, got {numel(index._shape)} value(s)")
-    return d
-
-
-def index_source_dim(op: str, self: Tensor, dim: int, index: Tensor, source: Tensor) -> int:
-    """index_add(_)/index_copy(_)'s rules: a vector index and a source shaped like self but for dim
-    `d`, of size len(index). index_add wants equal dims; index_copy lets a 0-dim side act as 1-D and
-    raises IndexError where PyTorch does."""
+def _meta_index_add(op, self, dim, index, source, alpha=1):
+    """index_add(_) and index_copy(_): a vector index and a source shaped like self but for dim d, of
+    size len(index). index_add wants equal dims; index_copy lets a 0-dim side act as 1-D and raises
+    IndexError where PyTorch does."""
     copy = op.startswith("index_copy")
     check_index_dtype(op, index, long_only=copy)
     check_vector_index(op, index)
@@ -312,157 +306,33 @@ def index_source_dim(op: str, self: Tensor, dim: int, index: Tensor, source: Ten
             raise RuntimeError(f"{op}(): source tensor shape must match self tensor shape, excluding the specified "
                                f"dimension {d}. Got self.shape = {list(self._shape)} "
                                f"source.shape = {list(source._shape)}")
-    return d
+    return self._shape, self._dtype
 
 
-def check_index_fill(op: str, self: Tensor, dim: int, index: Tensor, value) -> int:
+def _meta_index_copy(op, self, dim, index, source):
+    return _meta_index_add(op, self, dim, index, source)
+
+
+def _meta_index_fill(op, self, dim, index, value):
     check_index_dtype(op, index, long_only=True, exc=IndexError)
     check_vector_index(op, index, RuntimeError)
-    d = normalize_dim(dim, len(self._shape))
+    normalize_dim(dim, len(self._shape))
     check_fill_value(op, value, self._dtype)
-    return d
+    return self._shape, self._dtype
 
 
-# ---- take / put / embedding / one_hot ---------------------------------------------------------------
+# ---- metas: masked ops ----------------------------------------------------------------------------------
 
-def check_put(op: str, self: Tensor, index: Tensor, source: Tensor) -> None:
-    check_index_dtype(op, index, long_only=True)
+def _meta_masked_fill(op, self, mask, value):
+    check_mask(op, mask)
+    check_fill_value(op, value, self._dtype)
+    return masked_shape(op, self, mask, op.endswith("_")), self._dtype
+
+
+def _meta_masked_scatter(op, self, mask, source):
+    check_mask(op, mask)
     check_same_dtype(op, self, source)
-    n = numel(index._shape)
-    if n != numel(source._shape):
-        raise IndexError(f"{op}(): Expected source and index to have the same number of elements, but got "
-                         f"source.numel() = {numel(source._shape)}, index.numel() = {n}")
-    if n and not numel(self._shape):
-        raise IndexError(f"{op}(): Tried to put elements into an empty tensor")
-
-
-def check_take(op: str, self: Tensor, index: Tensor) -> None:
-    check_index_dtype(op, index, long_only=True)
-    if numel(index._shape) and not numel(self._shape):
-        raise IndexError(f"{op}(): tried to take from an empty tensor")
-
-
-def check_embedding(weight: Tensor, indices: Tensor) -> None:
-    if len(weight._shape) != 2:
-        raise RuntimeError(f"embedding(): 'weight' must be 2-D, got shape {list(weight._shape)}")
-    if indices._dtype is not D.int64 and indices._dtype is not D.int32:
-        raise RuntimeError(f"embedding(): Expected tensor for argument 'indices' to have one of the following "
-                           f"scalar types: Long, Int; but got {indices._dtype} instead")
-
-
-def check_one_hot(self: Tensor, num_classes: int) -> None:
-    """one_hot's rules on metadata: an int64 input and a usable num_classes (-1: inferred, which an
-    empty input cannot do). The class values themselves are the kernels' to check."""
-    if self._dtype is not D.int64:
-        raise RuntimeError(f"one_hot is only applicable to index tensor of type int64 (LongTensor), got {self._dtype}")
-    if not numel(self._shape):
-        if num_classes <= 0:
-            raise RuntimeError("one_hot(): Can not infer total number of classes from empty tensor.")
-    elif num_classes < -1 or num_classes == 0:
-        raise RuntimeError(f"one_hot(): Class values must be smaller than num_classes ({num_classes}); "
-                           f"num_classes must be -1 (inferred) or positive")
-
-
-# ---- metas ------------------------------------------------------------------------------------------
-
-def _meta_index(self, indices):
-    return index_shape("index", self, index_entries("index", self, indices)), self._dtype
-
-
-def _meta_index_put(name):
-    def meta(self, indices, values, accumulate=False):
-        check_index_put(name, self, indices, values)
-        return self._shape, self._dtype
-    return meta
-
-
-def _meta_nonzero(self):
-    return (None, len(self._shape)), D.int64
-
-
-def _meta_index_select(self, dim, index):
-    d = check_index_select("index_select", self, dim, index)
-    if not self._shape:
-        return (), self._dtype
-    shape = list(self._shape)
-    shape[d] = numel(index._shape)
-    return tuple(shape), self._dtype
-
-
-def _meta_gather(self, dim, index, sparse_grad=False):
-    gather_dim("gather", self, dim, index)
-    return index._shape, self._dtype
-
-
-def _meta_scatter(name):
-    def meta(self, dim, index, src=None, value=None, reduce=None):
-        check_scatter(name, self, dim, index, src, value, reduce)
-        return self._shape, self._dtype
-    return meta
-
-
-def _meta_scatter_add(name):
-    def meta(self, dim, index, src):
-        scatter_dim(name, self, dim, index, src)
-        return self._shape, self._dtype
-    return meta
-
-
-def _meta_scatter_reduce(name):
-    def meta(self, dim, index, src, reduce, include_self=True):
-        check_scatter_reduce(name, self, dim, index, src, reduce)
-        return self._shape, self._dtype
-    return meta
-
-
-def _meta_index_add(name):
-    def meta(self, dim, index, source, alpha=1):
-        index_source_dim(name, self, dim, index, source)
-        return self._shape, self._dtype
-    return meta
-
-
-def _meta_index_copy(name):
-    def meta(self, dim, index, source):
-        index_source_dim(name, self, dim, index, source)
-        return self._shape, self._dtype
-    return meta
-
-
-def _meta_index_fill(name):
-    def meta(self, dim, index, value):
-        check_index_fill(name, self, dim, index, value)
-        return self._shape, self._dtype
-    return meta
-
-
-def _meta_masked_fill(name):
-    def meta(self, mask, value):
-        check_mask(name, mask)
-        check_fill_value(name, value, self._dtype)
-        if name.endswith("_"):
-            check_mask_fits(name, self, mask)
-            return self._shape, self._dtype
-        return masked_shape(name, self, mask), self._dtype
-    return meta
-
-
-def _meta_masked_scatter(name):
-    def meta(self, mask, source):
-        check_mask(name, mask)
-        check_same_dtype(name, self, source)
-        if name.endswith("_"):
-            check_mask_fits(name, self, mask)
-            return self._shape, self._dtype
-        return masked_shape(name, self, mask), self._dtype
-    return meta
-
-
-def _meta_put(name):
-    def meta(self, index, source, accumulate=False):
-        check_put(name, self, index, source)
-        return self._shape, self._dtype
-    return meta
+    return masked_shape(op, self, mask, op.endswith("_")), self._dtype
 
 
 def _meta_masked_select(self, mask):
@@ -471,23 +341,53 @@ def _meta_masked_select(self, mask):
     return (None,), self._dtype
 
 
+# ---- metas: take / put / embedding / one_hot ----------------------------------------------------------------
+
+def _meta_put(op, self, index, source, accumulate=False):
+    check_index_dtype(op, index, long_only=True)
+    check_same_dtype(op, self, source)
+    n = numel(index._shape)
+    if n != numel(source._shape):
+        raise IndexError(f"{op}(): Expected source and index to have the same number of elements, but got "
+                         f"source.numel() = {numel(source._shape)}, index.numel() = {n}")
+    if n and not numel(self._shape):
+        raise IndexError(f"{op}(): Tried to put elements into an empty tensor")
+    return self._shape, self._dtype
+
+
 def _meta_take(self, index):
-    check_take("take", self, index)
+    check_index_dtype("take", index, long_only=True)
+    if numel(index._shape) and not numel(self._shape):
+        raise IndexError("take(): tried to take from an empty tensor")
     return index._shape, self._dtype
 
 
 def _meta_embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
-    check_embedding(weight, indices)
+    if len(weight._shape) != 2:
+        raise RuntimeError(f"embedding(): 'weight' must be 2-D, got shape {list(weight._shape)}")
+    if indices._dtype is not D.int64 and indices._dtype is not D.int32:
+        raise RuntimeError(f"embedding(): Expected tensor for argument 'indices' to have one of the following "
+                           f"scalar types: Long, Int; but got {indices._dtype} instead")
     return indices._shape + weight._shape[1:], weight._dtype
 
 
 def _meta_one_hot(self, num_classes=-1):
-    check_one_hot(self, num_classes)
+    """An int64 input and a usable num_classes (-1: inferred from the data, so the last size is None;
+    an empty input cannot infer it). The class values themselves are the kernels' to check."""
+    if self._dtype is not D.int64:
+        raise RuntimeError(f"one_hot is only applicable to index tensor of type int64 (LongTensor), got {self._dtype}")
+    if not numel(self._shape):
+        if num_classes <= 0:
+            raise RuntimeError("one_hot(): Can not infer total number of classes from empty tensor.")
+    elif num_classes < -1 or num_classes == 0:
+        raise RuntimeError(f"one_hot(): Class values must be smaller than num_classes ({num_classes}); "
+                           f"num_classes must be -1 (inferred) or positive")
     return self._shape + (None if num_classes == -1 else num_classes,), D.int64
 
 
-# (name, arguments after self, meta factory): ops declared with an out-of-place and an in-place form
+# (name, arguments after self, meta): ops declared with an out-of-place and an in-place form
 _PAIRS = (
+    ("index_put", "Tensor?[] indices, Tensor values, bool accumulate=False", _meta_index_put),
     ("scatter", "int dim, Tensor index, Tensor|Scalar? src=None, *, Scalar? value=None, str? reduce=None",
      _meta_scatter),
     ("scatter_add", "int dim, Tensor index, Tensor src", _meta_scatter_add),
@@ -504,26 +404,21 @@ _PAIRS = (
 
 def _declare():
     defop("index(Tensor self, Tensor?[] indices) -> Tensor", meta=_meta_index)
-    defop("index_put_(Tensor(a!) self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor(a!)",
-          meta=_meta_index_put("index_put_"), method=True)
-    defop("index_put(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor",
-          meta=_meta_index_put("index_put"), method=True)
+    # Out-of-place and in-place forms; scatter(dim, index, src) also takes a Python scalar `src`
+    # or `value=`, as torch.scatter's two overloads do.
+    for name, params, meta in _PAIRS:
+        defop(f"{name}(Tensor self, {params}) -> Tensor", meta=partial(meta, name), method=True)
+        defop(f"{name}_(Tensor(a!) self, {params}) -> Tensor(a!)", meta=partial(meta, name + "_"), method=True)
     defop("nonzero(Tensor self) -> Tensor", meta=_meta_nonzero)  # Tensor.nonzero / as_tuple: the composite below
     defop("argwhere(Tensor self) -> Tensor", meta=_meta_nonzero, method=True)
     defop("index_select(Tensor self, int dim, Tensor index) -> Tensor", meta=_meta_index_select, method=True)
     defop("gather(Tensor self, int dim, Tensor index, *, bool sparse_grad=False) -> Tensor", meta=_meta_gather,
           method=True)
-    # Out-of-place and in-place forms; scatter(dim, index, src) also takes a Python scalar `src`
-    # or `value=`, as torch.scatter's two overloads do.
-    for name, params, meta in _PAIRS:
-        defop(f"{name}(Tensor self, {params}) -> Tensor", meta=meta(name), method=True)
-        defop(f"{name}_(Tensor(a!) self, {params}) -> Tensor(a!)", meta=meta(name + "_"), method=True)
     defop("masked_select(Tensor self, Tensor mask) -> Tensor", meta=_meta_masked_select, method=True)
     defop("take(Tensor self, Tensor index) -> Tensor", meta=_meta_take, method=True)
     defop("embedding(Tensor weight, Tensor indices, int padding_idx=-1, bool scale_grad_by_freq=False, "
           "bool sparse=False) -> Tensor", meta=_meta_embedding)
     defop("one_hot(Tensor self, int num_classes=-1) -> Tensor", meta=_meta_one_hot)
-
 
 _declare()
 _nonzero = OPS["nonzero"].fn

@@ -7,6 +7,10 @@ Out-of-place forms run the in-place body on a C-contiguous copy of `self`.
 Accumulating ops (index_put_(accumulate=True), scatter_add, scatter_reduce, index_add, put_) use
 `ufunc.at`, which applies duplicates one after another in the storage dtype, as PyTorch's CPU
 kernels do (float16/bfloat16 included).
+
+The argument checks (dtypes, dims, shapes) are the ops' metas (ops/indexing.py), which the entry
+point runs before these kernels; the kernels check what only the data tells: index values out of
+range, a mask's count, a 0-dim value tensor that the destination dtype cannot hold.
 """
 from __future__ import annotations
 
@@ -14,10 +18,8 @@ import numpy as np
 
 from ..._tensor import Tensor
 from ...core import dtype as D
-from ...ops.indexing import (check_embedding, check_fill_value, check_index_fill, check_index_put, check_index_select,
-                             check_mask, check_mask_fits, check_one_hot, check_put, check_same_dtype, check_scatter,
-                             check_scatter_reduce, check_take, fill_scalar, gather_dim, index_entries,
-                             index_source_dim, masked_shape, scatter_dim)
+from ...core.shape import normalize_dim
+from ...ops.indexing import fill_scalar
 from ._common import arr, compute_np, impl, operand, wrap
 
 _ALL = slice(None)
@@ -25,7 +27,7 @@ _UNSIGNED = {8: np.uint64, 4: np.uint32, 2: np.uint16, 1: np.uint8}
 _np_take = np.take
 
 
-# ---- shared checks -------------------------------------------------------------------------
+# ---- index values --------------------------------------------------------------------------
 
 def _oob(idx: np.ndarray, n: int) -> bool:
     """Whether some index lies outside [0, n): one pass, since negatives look huge as unsigned."""
@@ -136,7 +138,6 @@ def _adv_error(op: str, self: Tensor, key: tuple, exc: Exception):
 
 @impl("index")
 def _index(self, indices):
-    index_entries("index", self, indices)
     key, has_tensor = _adv_key(indices)
     a = arr(self)
     try:
@@ -149,7 +150,6 @@ def _index(self, indices):
 
 
 def _index_put_body(op, a, self, indices, values, accumulate=False):
-    check_index_put(op, self, indices, values)
     key, _ = _adv_key(indices)
     v = arr(values)
     try:
@@ -186,7 +186,7 @@ impl("argwhere")(_nonzero)
 
 @impl("index_select")
 def _index_select(self, dim, index):
-    d = check_index_select("index_select", self, dim, index)
+    d = normalize_dim(dim, len(self._shape))
     idx = arr(index).reshape(-1)
     a = _as_1d(arr(self))
     n = a.shape[d]
@@ -199,7 +199,7 @@ def _index_select(self, dim, index):
 
 @impl("gather")
 def _gather(self, dim, index, sparse_grad=False):
-    d = gather_dim("gather", self, dim, index)
+    d = normalize_dim(dim, len(self._shape))
     idx = arr(index)
     out_shape = idx.shape
     a, idx = _as_1d(arr(self)), _as_1d(idx)
@@ -215,7 +215,6 @@ def _gather(self, dim, index, sparse_grad=False):
 
 @impl("take")
 def _take(self, index):
-    check_take("take", self, index)
     idx = arr(index)
     a = arr(self)
     n = a.size
@@ -231,7 +230,6 @@ def _take(self, index):
 
 @impl("embedding")
 def _embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
-    check_embedding(weight, indices)
     idx = arr(indices)
     w = arr(weight)
     n = w.shape[0]
@@ -243,7 +241,6 @@ def _embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse
 
 @impl("one_hot")
 def _one_hot(self, num_classes=-1):
-    check_one_hot(self, num_classes)
     a = arr(self)
     if a.size:
         if int(a.min()) < 0:
@@ -282,7 +279,9 @@ _SCATTER_UFUNC = {"add": np.add, "multiply": np.multiply}
 
 
 def _scatter_body(op, a, self, dim, index, src=None, value=None, reduce=None):
-    d, src = check_scatter(op, self, dim, index, src, value, reduce)
+    d = normalize_dim(dim, len(self._shape))
+    if src is None:
+        src = value
     is_tensor = isinstance(src, Tensor)
     key, s = _scatter_key(op, self, d, index, src if is_tensor else None)
     if key is None:
@@ -296,7 +295,7 @@ def _scatter_body(op, a, self, dim, index, src=None, value=None, reduce=None):
 
 
 def _scatter_add_body(op, a, self, dim, index, src):
-    key, s = _scatter_key(op, self, scatter_dim(op, self, dim, index, src), index, src)
+    key, s = _scatter_key(op, self, normalize_dim(dim, len(self._shape)), index, src)
     if key is not None:
         np.add.at(_as_1d(a), key, s)
 
@@ -319,7 +318,7 @@ def _reduce_identity(reduce: str, dt):
 
 
 def _scatter_reduce_body(op, a, self, dim, index, src, reduce, include_self=True):
-    d = check_scatter_reduce(op, self, dim, index, src, reduce)
+    d = normalize_dim(dim, len(self._shape))
     key, s = _scatter_key(op, self, d, index, src)
     if key is None:
         return
@@ -359,7 +358,7 @@ def _along(op: str, exc: type, self: Tensor, d: int, index: Tensor) -> np.ndarra
 
 
 def _index_add_body(op, a, self, dim, index, source, alpha=1):
-    d = index_source_dim(op, self, dim, index, source)
+    d = normalize_dim(dim, len(self._shape))
     idx = _along(op, RuntimeError, self, d, index)
     s = _as_1d(arr(source))
     if alpha != 1:
@@ -369,13 +368,13 @@ def _index_add_body(op, a, self, dim, index, source, alpha=1):
 
 
 def _index_copy_body(op, a, self, dim, index, source):
-    d = index_source_dim(op, self, dim, index, source)
+    d = normalize_dim(dim, len(self._shape))
     idx = _along(op, IndexError, self, d, index)
     _as_1d(a)[(_ALL,) * d + (idx,)] = _as_1d(arr(source))
 
 
 def _index_fill_body(op, a, self, dim, index, value):
-    d = check_index_fill(op, self, dim, index, value)
+    d = normalize_dim(dim, len(self._shape))
     idx = arr(index).reshape(-1)
     v = _value(op, value, self._dtype)
     a = _as_1d(a)
@@ -393,7 +392,6 @@ _inplace_pair("index_fill", _index_fill_body)
 # ---- put_ ----------------------------------------------------------------------------------
 
 def _put_body(op, a, self, index, source, accumulate=False):
-    check_put(op, self, index, source)
     idx = arr(index).reshape(-1)
     n = a.size
     if idx.size and (int(idx.min()) < -n or int(idx.max()) >= n):
@@ -415,25 +413,17 @@ _inplace_pair("put", _put_body)
 
 @impl("masked_fill")
 def _masked_fill(self, mask, value):
-    check_mask("masked_fill", mask)
-    check_fill_value("masked_fill", value, self._dtype)
-    masked_shape("masked_fill", self, mask)
     return wrap(np.where(arr(mask), _value("masked_fill", value, self._dtype), arr(self)), self._dtype)
 
 
 @impl("masked_fill_")
 def _masked_fill_(self, mask, value):
-    check_mask("masked_fill_", mask)
-    check_fill_value("masked_fill_", value, self._dtype)
-    check_mask_fits("masked_fill_", self, mask)
     np.copyto(arr(self), _value("masked_fill_", value, self._dtype), where=arr(mask))
     return self
 
 
 @impl("masked_select")
 def _masked_select(self, mask):
-    check_mask("masked_select", mask)
-    masked_shape("masked_select", self, mask)
     a, m = arr(self), arr(mask)
     if a.shape != m.shape:
         a, m = np.broadcast_arrays(a, m)
@@ -453,9 +443,6 @@ def _masked_scatter_into(op, a, m, source):
 
 @impl("masked_scatter")
 def _masked_scatter(self, mask, source):
-    check_mask("masked_scatter", mask)
-    check_same_dtype("masked_scatter", self, source)
-    masked_shape("masked_scatter", self, mask)
     a, m = arr(self), arr(mask)
     if a.shape != m.shape:
         a = np.broadcast_to(a, np.broadcast_shapes(a.shape, m.shape))
@@ -466,8 +453,5 @@ def _masked_scatter(self, mask, source):
 
 @impl("masked_scatter_")
 def _masked_scatter_(self, mask, source):
-    check_mask("masked_scatter_", mask)
-    check_same_dtype("masked_scatter_", self, source)
-    check_mask_fits("masked_scatter_", self, mask)
     _masked_scatter_into("masked_scatter_", arr(self), arr(mask), source)
     return self

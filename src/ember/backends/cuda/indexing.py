@@ -14,8 +14,9 @@
   else synchronises or copies between host and device.
 - cat, stack; norm, all, any as composites of other CUDA ops.
 
-Index values are checked on the host only where that costs no synchronisation (dtypes, shapes, a
-non-empty index into an empty dim). On the device, negative indices are wrapped where the CPU
+The argument checks (dtypes, dims, shapes) are the ops' metas (ops/indexing.py), which the entry
+point runs before these kernels. Index values are data: the host checks them only where that costs
+no synchronisation (a non-empty index into an empty dim). On the device, negative indices are wrapped where the CPU
 backend wraps them (take, put, index_fill, advanced indexing and index_put) and are out of range
 elsewhere. An index out of range is never dereferenced (a read gives 0, a write is dropped) and is
 recorded in the device's error word: the next synchronisation raises a RuntimeError naming the op,
@@ -33,10 +34,7 @@ from ..._tensor import Tensor
 from ...core import dtype as D
 from ...core.shape import broadcast_shapes, contiguous_strides, normalize_dim
 from ...dispatch import OPS
-from ...ops.indexing import (check_embedding, check_index_fill, check_index_put, check_index_select, check_mask,
-                             check_mask_fits, check_put, check_same_dtype, check_scatter, check_scatter_reduce,
-                             check_take, fill_scalar, gather_dim, index_entries, index_source_dim, masked_shape,
-                             scatter_dim)
+from ...ops.indexing import fill_scalar, index_entries
 from .checks import launch_args
 from .elementwise import BLOCK, MAXDIM, _collapse, _empty, _strides_for, copy_cast
 
@@ -179,7 +177,7 @@ def _along(index, d, shape):
     return index.reshape(*view).expand(*shape)
 
 
-# ---- checks only CUDA makes ------------------------------------------------------------------------
+# ---- values ----------------------------------------------------------------------------------------
 
 def _py_value(op, value, dt):
     """A fill value for dtype dt as a Python scalar (a 0-dim CPU tensor is read on the host)."""
@@ -200,7 +198,7 @@ def gather(self, dim, index, sparse_grad=False):
 
 
 def _dim_gather(op, self, dim, index):
-    d = gather_dim("gather", self, dim, index)
+    d = normalize_dim(dim, self.ndim)
     out = _empty(index._shape, self._dtype, self.device)
     if out.numel() == 0:
         return out
@@ -213,7 +211,7 @@ def _dim_gather(op, self, dim, index):
 
 
 def index_select(self, dim, index, op="index_select"):
-    d = check_index_select("index_select", self, dim, index)
+    d = normalize_dim(dim, self.ndim)
     if not self._shape:
         return _dim_gather(op, self.reshape(1), 0, index.reshape(1)).reshape(())
     shape = list(self._shape)
@@ -224,13 +222,11 @@ def index_select(self, dim, index, op="index_select"):
 
 
 def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
-    check_embedding(weight, indices)
     flat = index_select(weight, 0, indices.reshape(-1), "embedding")
     return flat.reshape(*indices._shape, weight._shape[-1])
 
 
 def take(self, index):
-    check_take("take", self, index)
     out = _empty(index._shape, self._dtype, self.device)
     return _gather("take", out, self, [0] * index.ndim, index, index._stride, self.numel(), 0, WRAP, unravel=self)
 
@@ -330,7 +326,7 @@ def _value_strides(op, values, res):
 
 
 def _index_put(op, self, indices, values, accumulate, inplace):
-    entries = _adv_entries(op, check_index_put(op, self, indices, values))
+    entries = _adv_entries(op, index_entries(op, self, indices))
     if not entries:  # only whole dims: every element
         _value_strides(op, values, self._shape)
         if inplace:
@@ -372,7 +368,9 @@ _SCATTER_MODE = {None: STORE, "add": ADD, "multiply": MUL}
 
 def _scatter_op(op, inplace):
     def kernel(self, dim, index, src=None, value=None, reduce=None):
-        d, src = check_scatter(op, self, dim, index, src, value, reduce)
+        d = normalize_dim(dim, self.ndim)
+        if src is None:
+            src = value
         if index.numel() == 0:
             return self if inplace else _copy_of(self)
         _no_empty_dim(op, 1, d, (self._shape or (1,))[d])
@@ -384,7 +382,7 @@ def _scatter_op(op, inplace):
 
 def _scatter_add_op(op, inplace):
     def kernel(self, dim, index, src):
-        d = scatter_dim(op, self, dim, index, src)
+        d = normalize_dim(dim, self.ndim)
         if index.numel() == 0:
             return self if inplace else _copy_of(self)
         _no_empty_dim(op, 1, d, (self._shape or (1,))[d])
@@ -409,7 +407,7 @@ def _identity(reduce, dt):
 
 def _scatter_reduce_op(op, inplace):
     def kernel(self, dim, index, src, reduce, include_self=True):
-        d = check_scatter_reduce(op, self, dim, index, src, reduce)
+        d = normalize_dim(dim, self.ndim)
         if index.numel() == 0:
             return self if inplace else _copy_of(self)
         _no_empty_dim(op, 1, d, (self._shape or (1,))[d])
@@ -448,7 +446,7 @@ def _index_source_op(op, inplace, mode):
     """index_add(_) (mode ADD, with alpha) and index_copy(_) (STORE): source's slices along dim d
     go to self's slices at index."""
     def kernel(self, dim, index, source, alpha=1):
-        d = index_source_dim(op, self, dim, index, source)
+        d = normalize_dim(dim, self.ndim)
         _no_empty_dim(op, index.numel(), d, (self._shape or (1,))[d])
         s = _as_1d(source)
         idx = _along(index.reshape(-1), d, s._shape)
@@ -459,7 +457,7 @@ def _index_source_op(op, inplace, mode):
 
 def _index_fill_op(op, inplace):
     def kernel(self, dim, index, value):
-        d = check_index_fill(op, self, dim, index, value)
+        d = normalize_dim(dim, self.ndim)
         if not isinstance(value, Tensor) or value._storage.device is not self._storage.device:
             value = _py_value(op, value, self._dtype)   # a Python scalar or a CPU scalar tensor: its value
         shape = list(self._shape or (1,))
@@ -473,7 +471,6 @@ def _index_fill_op(op, inplace):
 
 def _put_op(op, inplace):
     def kernel(self, index, source, accumulate=False):
-        check_put(op, self, index, source)
         idx, src = (index, source) if index._shape == source._shape else (index.reshape(-1), source.reshape(-1))
         mode = ADD if accumulate else STORE
 
@@ -551,8 +548,7 @@ def nonzero(self):
 
 
 def masked_select(self, mask):
-    check_mask("masked_select", mask)
-    shape = masked_shape("masked_select", self, mask)
+    shape = broadcast_shapes(self._shape, mask._shape)
     if prod(shape) == 0:
         return _empty((0,), self._dtype, self.device)
     sizes, sts, cnt, incl = _block_counts(mask, shape, [_strides_for(self, shape), _strides_for(mask, shape)])
@@ -574,17 +570,12 @@ def _masked_scatter_into(t, mask, source):
 
 
 def masked_scatter(self, mask, source):
-    check_mask("masked_scatter", mask)
-    check_same_dtype("masked_scatter", self, source)
-    shape = masked_shape("masked_scatter", self, mask)
+    shape = broadcast_shapes(self._shape, mask._shape)
     out = copy_cast(_empty(shape, self._dtype, self.device), self)
     return _masked_scatter_into(out, mask, source)
 
 
 def masked_scatter_(self, mask, source):
-    check_mask("masked_scatter_", mask)
-    check_same_dtype("masked_scatter_", self, source)
-    check_mask_fits("masked_scatter_", self, mask)
     return _masked_scatter_into(self, mask, source)
 
 
