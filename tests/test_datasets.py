@@ -240,6 +240,8 @@ def test_image_folder(tmp_path):
     assert_same(x, expected, rtol=0, atol=0)
     raw, _ = ImageFolder(tmp_path)[0]
     assert raw.mode == "RGB" and raw.size == (5, 4)
+    paths = ImageFolder(tmp_path, loader=os.path.basename, target_transform=lambda t: -t)
+    assert paths[3] == ("a.PNG", -2)
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no valid file for the classes empty"):
         ImageFolder(tmp_path)

@@ -16,6 +16,15 @@ _CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog"
 _CIFAR_RECORD = 1 + 3 * 32 * 32
 
 
+def _transformed(dataset, sample, target) -> tuple:
+    """`(sample, target)` through the data set's `transform` and `target_transform`, where set."""
+    if dataset.transform is not None:
+        sample = dataset.transform(sample)
+    if dataset.target_transform is not None:
+        target = dataset.target_transform(target)
+    return sample, target
+
+
 class CIFAR10(Dataset):
     """CIFAR-10 from `cifar-10-batches-bin/` (`data_batch_1..5.bin`, `test_batch.bin`: records of
     one label byte and 3072 pixel bytes, channel-major).
@@ -69,12 +78,7 @@ class CIFAR10(Dataset):
         return len(self.data)
 
     def __getitem__(self, index: int):
-        img, target = self.data[index], self.targets[index]
-        if self.transform is not None:
-            img = self.transform(img)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return img, target
+        return _transformed(self, self.data[index], self.targets[index])
 
     def __repr__(self) -> str:
         return f"CIFAR10(root={self.root!r}, train={self.train}, {len(self)} images)"
@@ -170,12 +174,7 @@ class ImageFolder(Dataset):
 
     def __getitem__(self, index: int):
         path, target = self.samples[index]
-        sample = self.loader(path)
-        if self.transform is not None:
-            sample = self.transform(sample)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return sample, target
+        return _transformed(self, self.loader(path), target)
 
     def __repr__(self) -> str:
         return f"ImageFolder(root={self.root!r}, {len(self.classes)} classes, {len(self)} images)"
