@@ -54,7 +54,8 @@ DUP_DIM = (RuntimeError, r"appears multiple times")
 def dim_errors(name, list_dims=True):
     x = T((2, 3))
     out = [ErrorSample((x, 2), {}, *BAD_DIM, desc="dim 2 of a 2-d tensor"),
-           ErrorSample((x, -3), {}, *BAD_DIM, desc="dim -3 of a 2-d tensor")]
+           ErrorSample((x, -3), {}, *BAD_DIM, desc="dim -3 of a 2-d tensor"),
+           ErrorSample((T(()), 1), {}, *BAD_DIM, desc="dim 1 of a 0-d tensor")]
     if list_dims:
         out.append(ErrorSample((x, [0, -2]), {}, *DUP_DIM, desc="dim 0 twice"))
     return out
@@ -401,7 +402,8 @@ def logcumsumexp_samples():
 def scan_errors(name, floats_only=False):
     x = T((2, 3))
     out = [ErrorSample((x, 2), {}, *BAD_DIM, desc="dim 2 of a 2-d tensor"),
-           ErrorSample((x, -3), {}, *BAD_DIM, desc="dim -3 of a 2-d tensor")]
+           ErrorSample((x, -3), {}, *BAD_DIM, desc="dim -3 of a 2-d tensor"),
+           ErrorSample((T(()), 1), {}, *BAD_DIM, desc="dim 1 of a 0-d tensor")]
     if floats_only:
         out.append(ErrorSample((T((2, 3), "int64"), 0), {}, NotImplementedError, r"floating point",
                                desc="int64 input"))

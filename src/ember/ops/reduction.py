@@ -287,7 +287,8 @@ def _meta_argmax(name):
 def _meta_max_dim(name):
     def meta(self, dim, keepdim=False):
         ndim = len(self._shape)
-        dims = (one_dim(name, dim, ndim),) if ndim else None
+        d = one_dim(name, dim, ndim)
+        dims = (d,) if ndim else None
         check_arg_extremum(name, self, dims)
         shape = reduced_shape(self._shape, dims, keepdim)
         return (shape, self._dtype), (shape, D.int64)
@@ -333,6 +334,11 @@ def _meta_cummax(name):
     return meta
 
 
+def _meta_logcumsumexp(self, dim):
+    one_dim("logcumsumexp", dim, len(self._shape))
+    return self._shape, softmax_dtype("logcumsumexp", self, None)
+
+
 def _meta_softmax(name):
     def meta(self, dim, dtype=None):
         one_dim(name, dim, len(self._shape))
@@ -374,8 +380,7 @@ def _declare():
     for name in ("cummax", "cummin"):
         defop(f"{name}(Tensor self, int dim) -> (Tensor values, Tensor indices)", meta=_meta_cummax(name),
               method=True)
-    defop("logcumsumexp(Tensor self, int dim) -> Tensor",
-          meta=lambda self, dim: (self._shape, softmax_dtype("logcumsumexp", self, None)), method=True)
+    defop("logcumsumexp(Tensor self, int dim) -> Tensor", meta=_meta_logcumsumexp, method=True)
     for name in ("softmax", "log_softmax"):
         defop(f"{name}(Tensor self, int dim, ScalarType? dtype=None) -> Tensor", meta=_meta_softmax(name),
               method=True)
