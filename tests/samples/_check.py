@@ -22,12 +22,6 @@ def describe(i, sample) -> str:
     return f"sample {i}" + (f" ({sample.desc})" if sample.desc else "")
 
 
-def _pair(x):
-    if isinstance(x, ember.Tensor):
-        return tuple(x.shape), x.dtype
-    return tuple(x.shape), x.dtype   # torch: dtype compared through E2T
-
-
 def check_meta(meta_out, result, path="result"):
     """The meta's `(shape, dtype)` (or tuple/list of them) describes `result` (ember or torch tensors);
     a `None` size in the meta's shape matches any size, and a `None` result (an output left out) is `None`
@@ -60,12 +54,12 @@ def _tol(info, dtype):
     return info.tol.get(name, (None, None))
 
 
-def _same_layoutless(e, t, path):
+def _same_shape_dtype(e, t, path):
     """Shape and dtype only (random or uninitialised values)."""
     if isinstance(t, (tuple, list)):
         assert isinstance(e, (tuple, list)) and len(e) == len(t), f"{path}: {type(e).__name__} vs {type(t).__name__}"
         for k, (x, y) in enumerate(zip(e, t)):
-            _same_layoutless(x, y, f"{path}[{k}]")
+            _same_shape_dtype(x, y, f"{path}[{k}]")
         return
     assert tuple(e.shape) == tuple(t.shape), f"{path}: shape {tuple(e.shape)} != {tuple(t.shape)}"
     assert E2T[e.dtype] == t.dtype, f"{path}: dtype {e.dtype} != {t.dtype}"
@@ -92,7 +86,7 @@ def compare(info, e, t, path="result"):
     if info.compare is not None:
         info.compare(e, t)
     elif not info.values:
-        _same_layoutless(e, t, path)
+        _same_shape_dtype(e, t, path)
     else:
         _same(info, e, t, path)
 

@@ -10,8 +10,14 @@ read the whole table:
 A new op gets all four by registering its OpInfo.
 
 Sample arguments are ember CPU tensors (any layout), lists of them, Python scalars, ember dtypes,
-devices and strings. `samples()` and `errors()` are called afresh for every use, so in-place ops
-may mutate what they get.
+devices and strings, in the form of the op's schema (`ember.dispatch.OPS[name].schema`), which is
+also the form the suites bind to find the kernel's positional arguments. `samples()` and `errors()`
+are called afresh for every use, so in-place ops may mutate what they get.
+
+A sample whose `desc` starts with "KNOWN:" is a known divergence from torch: the CPU suite runs it as
+a strict xfail (it must fail until the bug is fixed), the other suites leave it out.
+Machinery: `_convert.py` (ember -> torch / ember CUDA with the same layout, `kernel_args`) and
+`_check.py` (the meta against a result, results against the reference).
 """
 from __future__ import annotations
 
