@@ -1,11 +1,12 @@
 """CUDA elementwise ops on the generated Triton kernel (`kernels/elementwise.py`): broadcasting,
 type promotion, arbitrary strides (dimension collapsing), in-place forms, strided copies and casts.
 
-Dtype rules and errors are the CPU backend's (`backends/cpu/elementwise.py`), except that integer
-division by zero (floor_divide, remainder, fmod, div with a rounding mode) is not checked, as that
-would need a host synchronisation (like torch on CUDA, the result is unspecified), and that isclose
-of integers measures |a - b| in the default float dtype, as torch does, where the CPU kernel lets
-the integer difference wrap."""
+The op's meta (`ops/elementwise.py`) has checked the arguments before a kernel runs; the kernels
+refuse only a `self` with an expanded dimension (the meta reads no strides). Integer division by
+zero (floor_divide, remainder, fmod, div with a rounding mode) is not checked, as that would need
+a host synchronisation (like torch on CUDA, the result is unspecified), and isclose of integers
+measures |a - b| in the default float dtype, as torch does, where the CPU kernel lets the integer
+difference wrap."""
 from __future__ import annotations
 
 from math import prod
@@ -14,9 +15,7 @@ from ..._tensor import Tensor
 from ...core import dtype as D
 from ...core.shape import broadcast_shapes, contiguous_strides
 from ...dispatch import OPS
-from ...ops.elementwise import (BINARY, BINARY_REFUSED, UNARY, UNARY_REFUSED, check_addc, check_approximate,
-                                 check_clamp, check_condition, check_floating, check_internal_overlap, check_isclose,
-                                 check_lerp, check_pow, div_dtype, inplace_check, not_implemented, out_dtype, refuse)
+from ...ops.elementwise import BINARY, UNARY, check_internal_overlap, div_dtype, out_dtype
 from .compiler import SIG, LazyKernels, make_plan, run
 
 K = LazyKernels("elementwise")
@@ -241,7 +240,6 @@ def _unary_kernel(name, code, rule):
         key = (sdt, D.get_default_dtype()) if rule == "float" and sdt.category != 2 else sdt
         k = fast.get(key)
         if k is None:
-            refuse(UNARY_REFUSED, name, sdt)
             dt = out_dtype(rule, self)
             k = fast[key] = (dt, _CK[_compute_dtype(sdt if rule == "bool" else dt).name], {})
         return k
@@ -255,11 +253,9 @@ def _unary_kernel(name, code, rule):
         return launch_ew(code, 1, _empty(self._shape, k[0], self.device), self, None, k[1])
 
     def in_place(self):
-        refuse(UNARY_REFUSED, name, self._dtype)
         if 0 in self._stride:
             check_internal_overlap(name + "_", self)
         dt = out_dtype(rule, self)
-        inplace_check(name + "_", self, dt)
         return launch_ew(code, 1, self, self, None, _CK[_compute_dtype(dt).name])
     return out_of_place, in_place
 
@@ -281,10 +277,8 @@ def _binary_kernel(name, code, rule):
     def dtypes(self, other, reflected=False):
         dt = out_dtype(rule, self, other)
         cdt = D.result_type(self, other) if rule == "bool" else dt
-        if name == "pow" and not reflected:
-            cdt = _pow_check(self, other, cdt)
-        else:
-            refuse(BINARY_REFUSED, name, cdt)
+        if cdt is D.bool and name == "pow" and not reflected:
+            cdt = D.uint8   # a bool tensor to a bool power (the meta refuses a bool tensor exponent): self or ones
         return dt, _compute_dtype(cdt)
 
     def out_of_place(self, other):
@@ -304,23 +298,12 @@ def _binary_kernel(name, code, rule):
         dt, cdt = dtypes(self, other)
         if 0 in self._stride:
             check_internal_overlap(name + "_", self)
-        inplace_check(name + "_", self, dt)
-        o = _scalar_of(other, self)
-        if isinstance(o, Tensor) and broadcast_shapes(self._shape, o._shape) != self._shape:
-            raise RuntimeError(f"{name}_: output with shape {list(self._shape)} doesn't match the broadcast "
-                               f"shape {list(broadcast_shapes(self._shape, o._shape))}")
-        return launch_ew(code, 2, self, self, o, _CK[cdt.name])
+        return launch_ew(code, 2, self, self, _scalar_of(other, self), _CK[cdt.name])
 
     def reflected(self, other):   # name(other, self), `other` a Python scalar
         dt, cdt = dtypes(self, other, True)
         return launch_ew(code + _REV, 2, _empty(self._shape, dt, self.device), self, other, _CK[cdt.name])
     return out_of_place, in_place, reflected
-
-
-def _pow_check(self, other, dt):
-    """pow's checks; the computation dtype (uint8 for a bool tensor to a bool power, which gives self or ones)."""
-    check_pow(self, other, dt)
-    return D.uint8 if dt is D.bool else dt
 
 
 def _add_kernels():
@@ -342,8 +325,9 @@ def _add_kernels():
             return launch_ew(code, 2, _empty(shape, dt, self.device), self, o, _CK[_compute_dtype(dt).name], alpha)
 
         def in_place(self, other, alpha=1):
+            if 0 in self._stride:
+                check_internal_overlap(name + "_", self)
             dt = D.result_type(self, other)
-            inplace_check(name + "_", self, dt)
             return launch_ew(code, 2, self, self, _scalar_of(other, self), _CK[_compute_dtype(dt).name], alpha)
         OPS[name].register("cuda")(out_of_place)
         OPS[name + "_"].register("cuda")(in_place)
@@ -369,8 +353,9 @@ def _add_kernels():
         return launch_ew(code, 2, _empty(shape, dt, self.device), self, o, _CK[_compute_dtype(dt).name])
 
     def div_(self, other, rounding_mode=None):
+        if 0 in self._stride:
+            check_internal_overlap("div_", self)
         dt, code = div_dtypes(self, other, rounding_mode)
-        inplace_check("div_", self, dt)
         return launch_ew(code, 2, self, self, _scalar_of(other, self), _CK[_compute_dtype(dt).name])
     OPS["div"].register("cuda")(div)
     OPS["div_"].register("cuda")(div_)
@@ -405,32 +390,25 @@ def _register():
     _add_kernels()
 
     def gelu(self, approximate="none"):
-        check_approximate("gelu", approximate)
-        dt = check_floating("gelu", self)
+        dt = self._dtype
         return launch_ew(13 if approximate == "none" else 14, 1, _empty(self._shape, dt, self.device), self, None,
                          _CK[_compute_dtype(dt).name])
     OPS["gelu"].register("cuda")(gelu)
 
     def gelu_backward(grad_output, self, approximate="none"):
-        check_approximate("gelu_backward", approximate)
         dt = D.result_type(grad_output, self)
-        if dt.category != 2:
-            not_implemented("gelu_backward", dt)
         return launch_ew(_GELU_BACKWARD if approximate == "none" else _GELU_BACKWARD + 1, 2,
                          _empty(broadcast_shapes(grad_output._shape, self._shape), dt, self.device), grad_output,
                          self, _CK[_compute_dtype(dt).name])
     OPS["gelu_backward"].register("cuda")(gelu_backward)
 
-    def float_only(name, self):
-        return _CK[_compute_dtype(check_floating(name, self)).name]
-
     def leaky_relu(self, negative_slope=0.01):
-        ck = float_only("leaky_relu", self)
+        ck = _CK[_compute_dtype(self._dtype).name]
         return launch_ew(_LEAKY_RELU, 1, _empty(self._shape, self._dtype, self.device), self, float(negative_slope), ck)
     OPS["leaky_relu"].register("cuda")(leaky_relu)
 
     def softplus(self, beta=1, threshold=20):
-        ck = float_only("softplus", self)
+        ck = _CK[_compute_dtype(self._dtype).name]
         return launch_ew(_SOFTPLUS, 1, _empty(self._shape, self._dtype, self.device), self, float(beta), ck,
                          float(threshold))
     OPS["softplus"].register("cuda")(softplus)
@@ -499,54 +477,55 @@ def _shape_of(*vs):
 
 def _register_ternary():
     def where(condition, self, other):
-        check_condition("where", condition)
         dt = D.result_type(self, other)
         s, o = _scalar_of(self, condition), _scalar_of(other, condition)
         out = _empty(_shape_of(condition, s, o), dt, condition.device)
         return launch_tern(0, out, condition, s, o, _CK[_compute_dtype(dt).name], True)
     OPS["where"].register("cuda")(where)
 
-    def clamp_args(self, min, max, name):
-        dt = check_clamp(name, self, min, max)
+    def clamp_args(self, min, max):
+        dt = D.result_type(*[v for v in (self, min, max) if v is not None])
         inf = float("inf") if dt.category == 2 else None
         lo = _scalar_of(min, self) if min is not None else (-inf if inf else _int_bound(dt, False))
         hi = _scalar_of(max, self) if max is not None else (inf if inf else _int_bound(dt, True))
         return dt, lo, hi
 
     def clamp(self, min=None, max=None):
-        dt, lo, hi = clamp_args(self, min, max, "clamp")
+        dt, lo, hi = clamp_args(self, min, max)
         out = _empty(_shape_of(self, lo, hi), dt, self.device)
         return launch_tern(1, out, self, lo, hi, _CK[_compute_dtype(dt).name], False)
 
     def clamp_(self, min=None, max=None):
-        dt, lo, hi = clamp_args(self, min, max, "clamp_")
-        inplace_check("clamp_", self, dt)
+        if 0 in self._stride:
+            check_internal_overlap("clamp_", self)
+        dt, lo, hi = clamp_args(self, min, max)
         return launch_tern(1, self, self, lo, hi, _CK[_compute_dtype(dt).name], False)
     OPS["clamp"].register("cuda")(clamp)
     OPS["clamp_"].register("cuda")(clamp_)
 
     def lerp(self, end, weight):
-        check_lerp("lerp", self, end, weight)
         w = _scalar_of(weight, self)
         out = _empty(_shape_of(self, end, w), self._dtype, self.device)
         return launch_tern(2, out, self, end, w, _CK[_compute_dtype(self._dtype).name], False)
 
     def lerp_(self, end, weight):
-        check_lerp("lerp_", self, end, weight)
+        if 0 in self._stride:
+            check_internal_overlap("lerp_", self)
         return launch_tern(2, self, self, end, _scalar_of(weight, self), _CK[_compute_dtype(self._dtype).name],
                            False)
     OPS["lerp"].register("cuda")(lerp)
     OPS["lerp_"].register("cuda")(lerp_)
 
     for name, code in (("addcmul", 3), ("addcdiv", 4)):
-        def oop(self, tensor1, tensor2, value=1, _code=code, _name=name):
-            dt = check_addc(_name, self, tensor1, tensor2)
+        def oop(self, tensor1, tensor2, value=1, _code=code):
+            dt = D.result_type(self, tensor1, tensor2)
             out = _empty(_shape_of(self, tensor1, tensor2), dt, self.device)
             return launch_tern(_code, out, self, tensor1, tensor2, _CK[_compute_dtype(dt).name], False, value)
 
         def ip(self, tensor1, tensor2, value=1, _code=code, _name=name):
-            dt = check_addc(_name + "_", self, tensor1, tensor2)
-            inplace_check(_name + "_", self, dt)
+            if 0 in self._stride:
+                check_internal_overlap(_name + "_", self)
+            dt = D.result_type(self, tensor1, tensor2)
             return launch_tern(_code, self, self, tensor1, tensor2, _CK[_compute_dtype(dt).name], False, value)
         OPS[name].register("cuda")(oop)
         OPS[name + "_"].register("cuda")(ip)
@@ -585,7 +564,6 @@ def _register_ternary():
     OPS["nan_to_num_"].register("cuda")(nan_to_num_)
 
     def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
-        check_isclose(self, other, rtol, atol)
         dt = self._dtype
         dev = self._storage.device
         if other._storage.device is not dev:

@@ -14,6 +14,7 @@ from ...core.device import CPU, device as _device
 from ...core.shape import contiguous_strides
 from ...core.storage import Storage
 from ...dispatch import OPS
+from ...ops.elementwise import check_internal_overlap
 from .checks import raise_pending
 from .driver import _tls as _ctx_tls, check, driver, ensure_context
 from .elementwise import copy_cast
@@ -126,6 +127,8 @@ def to_device(self: Tensor, device, non_blocking: bool = False) -> Tensor:
 
 
 def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
+    if 0 in self._stride:   # (the meta reads no strides)
+        check_internal_overlap("copy_", self)
     sd, dd = src._storage.device, self._storage.device
     if dd.type == "cpu":  # device -> host
         host = d2h(src)
