@@ -147,8 +147,11 @@ def index_shape(op: str, self: Tensor, entries) -> tuple:
     stands for the 1-D index of its true elements, of unknown length: None, which agrees with any
     size (a count that does not is the kernel's to find)."""
     shape = self._shape
-    if not entries:
-        return shape
+    if len(entries) <= 1:  # the common x[i] / x[mask]: nothing to broadcast, and adjacent
+        if not entries:
+            return shape
+        _, d0, m, t, is_mask = entries[0]
+        return shape[:d0] + ((None,) if is_mask else t._shape) + shape[d0 + m:]
     try:
         batch = broadcast_shapes((), *[t._shape for _, _, _, t, is_mask in entries if not is_mask])
     except RuntimeError:
@@ -207,6 +210,8 @@ def _meta_index_put(op, self, indices, values, accumulate=False):
                            f"{self._dtype} for the destination and {values._dtype} for the source")
     res = index_shape(op, self, index_entries(op, self, indices))
     vshape = values._shape
+    if not vshape or vshape == res:
+        return self._shape, self._dtype
     while len(vshape) > len(res) and vshape[0] == 1:  # leading ones go, as `x[i] = v` drops them
         vshape = vshape[1:]
     off = len(res) - len(vshape)
