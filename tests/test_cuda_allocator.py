@@ -1,6 +1,7 @@
 """The CUDA caching allocator's policy (ember.backends.cuda.allocator) against a fake raw allocator:
 no GPU needed. Unit tests per rule, then a seeded randomized test checking invariants after every step."""
 import random
+import threading
 import time
 
 import pytest
@@ -597,6 +598,31 @@ def test_memory_summary():
     assert "from large pool" not in a.memory_summary(abbreviated=True)
 
 
+def test_memory_summary_rows_match_torch(monkeypatch):
+    """The metric rows (sizes in B/KiB/MiB, counts plain or in K) are torch's for the same statistics."""
+    import torch.cuda.memory as tcm
+    _, a = make(total=64 * GiB)
+    blocks = [a.malloc(n, S1) for n in (1000, 30 * MiB, 5 * GiB, 512)]
+    a.free(blocks[0])
+    stats = a.memory_stats()
+    for k in stats:
+        if k.startswith(("allocation.", "active.")):
+            stats[k] = stats[k] * 400_000 + 7           # counts in the K range
+    torch_stats = dict(stats, **{f"{k}.{f}": 0 for k in ("oversize_allocations", "oversize_segments")
+                                 for f in ("current", "peak", "allocated", "freed")})
+    monkeypatch.setattr(tcm, "memory_stats", lambda device=None: torch_stats)
+    monkeypatch.setattr(tcm, "_get_device_index", lambda device, optional=False: 0)
+    monkeypatch.setattr(a, "memory_stats", lambda: stats)
+
+    def rows(text):
+        lines = text.splitlines()
+        start = next(i for i, line in enumerate(lines) if "Allocated memory" in line)
+        return lines[start:start + 35]
+    ours = rows(a.memory_summary())
+    assert ours == rows(tcm.memory_summary())
+    assert any(" MiB " in r for r in ours) and any(" KiB " in r for r in ours) and any(" K  " in r for r in ours)
+
+
 def test_snapshot_structure():
     raw, a = make()
     x = a.malloc(1000, S1)
@@ -681,6 +707,11 @@ def test_free_from_finalizer_during_malloc_is_deferred():
     w = alloc.malloc(30 * MiB, S1)                        # needs a segment: the raw malloc frees v
     assert not v.allocated and alloc._deferred_frees == []
     check_invariants(alloc, raw, [w])
+    held = []                                             # the lock was released after the drain
+    t = threading.Thread(target=lambda: held.append(alloc._lock.lock.acquire(timeout=5)))
+    t.start()
+    t.join()
+    assert held == [True]
 
 
 # ---- hot path -----------------------------------------------------------------------------------

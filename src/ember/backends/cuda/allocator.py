@@ -744,10 +744,7 @@ class CachingAllocator:
         finally:
             self._busy = False
             if self._deferred_frees:
-                try:
-                    self._drain_deferred_frees()
-                finally:
-                    self._release()
+                self._drain_then_release()
             else:
                 self._release()
 
@@ -795,10 +792,7 @@ class CachingAllocator:
         finally:
             self._busy = False
             if self._deferred_frees:
-                try:
-                    self._drain_deferred_frees()
-                finally:
-                    self._release()
+                self._drain_then_release()
             else:
                 self._release()
 
@@ -972,6 +966,13 @@ class CachingAllocator:
             _dec(self._f_requested, t, block.requested_size)
             self._free_block(block)
 
+    def _drain_then_release(self):
+        """malloc's and free's exit when a finalizer freed blocks during the call: free them, unlock."""
+        try:
+            self._drain_deferred_frees()
+        finally:
+            self._release()
+
     def _drain_deferred_frees(self):
         self._busy = True
         try:
@@ -996,6 +997,18 @@ class CachingAllocator:
 
     # ---- internals: blocks ------------------------------------------------------------------
 
+    def _absorb(self, left, right):
+        """Merge the free block `right` into its left neighbour `left`: `left` grows by its size and
+        `right` leaves the segment's list (kept as a spare Block if it was never handed out)."""
+        left.size += right.size
+        nn = right.next
+        left.next = nn
+        if nn is not None:
+            nn.prev = left
+        right.segment = right.prev = right.next = None
+        if not right.handed and len(self._spare_blocks) < _SPARE_BLOCKS:
+            self._spare_blocks.append(right)
+
     def _free_block(self, block):
         """Put a freed block (no outstanding uses; its allocation/requested statistics already
         counted down) into its pool, merged with free neighbours. The leftmost block survives a
@@ -1006,7 +1019,6 @@ class CachingAllocator:
         t = pool.t
         orig_size = block.size
         lst = pool.list_for(block.stream)
-        spare = self._spare_blocks
         net_n = 0
         net_b = 0
         slot = -1                   # the free-list entry the merged block may overwrite
@@ -1016,14 +1028,7 @@ class CachingAllocator:
             assert lst[slot][2] is nxt, "caching allocator: free list out of sync"
             net_n -= 1
             net_b -= nxt.size
-            block.size += nxt.size
-            nn = nxt.next
-            block.next = nn
-            if nn is not None:
-                nn.prev = block
-            nxt.segment = nxt.prev = nxt.next = None
-            if not nxt.handed and len(spare) < _SPARE_BLOCKS:
-                spare.append(nxt)
+            self._absorb(block, nxt)
         prev = block.prev
         if prev is not None and not prev.allocated and not prev.pending:
             j = bisect_left(lst, (prev.size, prev.ptr))
@@ -1034,17 +1039,10 @@ class CachingAllocator:
             slot = j
             net_n -= 1
             net_b -= prev.size
-            prev.size += block.size
-            nn = block.next
-            prev.next = nn
-            if nn is not None:
-                nn.prev = prev
-            block.segment = block.prev = block.next = None
             block.allocated = block.pending = False
             block.requested_size = 0
             block.stream_uses = block.frames = None
-            if not block.handed and len(spare) < _SPARE_BLOCKS:
-                spare.append(block)
+            self._absorb(prev, block)
             block = prev
         block.allocated = False
         block.pending = False
@@ -1408,23 +1406,23 @@ class CachingAllocator:
         """A table like torch.cuda.memory_summary()."""
         stats = self.memory_stats()
 
-        def fmt_size(n, ref):
-            units = ("B  ", "KiB", "MiB", "GiB", "TiB", "PiB")
+        def scaled(n, ref, units, base):
+            """`n` in the unit (`units`, each `base` times the one before) that torch's summary
+            picks for the row's reference value `ref`: the next one up while ref >= 0.75 * base**2."""
             u = 0
-            while u + 1 < len(units) and ref >= 768 * 1024:
-                n //= 1024
-                ref /= 1024
+            while u + 1 < len(units) and ref >= 0.75 * base * base:
+                n //= base
+                ref /= base
                 u += 1
-            return f"{n:6d} {units[u]}"
+            return n, units[u]
+
+        def fmt_size(n, ref):
+            n, unit = scaled(n, ref, ("B  ", "KiB", "MiB", "GiB", "TiB", "PiB"), 1024)
+            return f"{n:6d} {unit}"
 
         def fmt_count(n, ref):
-            units = (" ", "K", "M")
-            u = 0
-            while u + 1 < len(units) and ref >= 750 * 1000:
-                n //= 1000
-                ref /= 1000
-                u += 1
-            return f"{n:7d} {units[u]} "
+            n, unit = scaled(n, ref, (" ", "K", "M"), 1000)
+            return f"{n:7d} {unit} "
 
         rows = (("allocated_bytes", "Allocated memory", fmt_size), ("active_bytes", "Active memory", fmt_size),
                 ("requested_bytes", "Requested memory", fmt_size),
