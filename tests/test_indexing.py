@@ -775,6 +775,25 @@ def test_masked_fill_value_casts():
     assert_same(*both(lambda x, m, v: x.masked_fill(m, v), x, m, v))
 
 
+def test_fill_values_convert_as_torch():
+    """A fill value out of the destination's range raises as in torch: a Python scalar in the meta
+    (every backend), a 0-d tensor's value in the kernel; floats overflow too, inf does not."""
+    m = (ember.ones(2, dtype=ember.bool), torch.ones(2, dtype=torch.bool))
+    for dt, v in ((ember.int8, ember.tensor(300)), (ember.float16, 1e10), (ember.bfloat16, -1e39),
+                  (ember.float32, 1e39), (ember.uint8, -256)):
+        x = ember.zeros(2, dtype=dt)
+        with pytest.raises(RuntimeError, match="overflow"):
+            x.masked_fill(m[0], v)
+        with pytest.raises(RuntimeError):
+            torch.zeros(2, dtype=DTYPES[dt.name][1]).masked_fill(m[1], v if not isinstance(v, ember.Tensor)
+                                                                 else torch.tensor(300))
+    for dt, v in ((ember.float16, float("inf")), (ember.uint8, -200), (ember.int8, ember.tensor(2.9))):
+        x = (ember.zeros(2, dtype=dt), torch.zeros(2, dtype=DTYPES[dt.name][1]))
+        tv = torch.tensor(2.9) if isinstance(v, ember.Tensor) else v
+        assert_same(x[0].masked_fill(m[0], v), x[1].masked_fill(m[1], tv))
+        assert_same(x[0].index_fill(0, ember.tensor([1]), v), x[1].index_fill(0, torch.tensor([1]), tv))
+
+
 def test_masked_errors():
     e = ember.zeros(3, 4)
     with pytest.raises(RuntimeError, match="only supports boolean masks"):
