@@ -36,6 +36,19 @@ def lse_dtype(dt):
     return D.float64 if dt is D.float64 else D.float32
 
 
+def attention_dims(query, value) -> tuple:
+    """(batch shape, L, S, E, Ev) of query (*B, L, E) and value (*B, S, Ev)."""
+    *batch, L, E = query._shape
+    S, Ev = value._shape[-2:]
+    return tuple(batch), L, S, E, Ev
+
+
+def packed_dims(qkv, num_heads) -> tuple:
+    """(B, L, E, head dim) of a packed (B, L, 3E) projection for num_heads heads."""
+    B, L, E3 = qkv._shape
+    return B, L, E3 // 3, E3 // 3 // num_heads
+
+
 def check_attention(query, key, value, attn_mask, is_causal, fn="_fused_attention") -> tuple:
     """(batch shape, L, S, E, Ev) after checking the shapes and dtypes the fused op takes."""
     if query.ndim < 2 or key.ndim != query.ndim or value.ndim != query.ndim:
@@ -66,7 +79,7 @@ def check_packed(qkv, num_heads, attn_mask, is_causal, fn="_packed_self_attentio
         raise RuntimeError(f"{fn}: expected qkv of a floating dtype, got {qkv._dtype}")
     B, L, E3 = qkv._shape
     _check_mask(fn, attn_mask, is_causal, (B, num_heads, L, L))
-    return B, L, E3 // 3, E3 // 3 // num_heads
+    return packed_dims(qkv, num_heads)
 
 
 def _check_saved(fn, pairs):

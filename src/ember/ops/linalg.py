@@ -357,8 +357,8 @@ def _dim_list(v, ndim):
 
 
 def tensordot_dims(a, b, dims) -> tuple:
-    """The contracted dims (of a, of b) as two lists of non-negative dims, after PyTorch's checks. A
-    contracted dim of size 1 on one side only broadcasts (the kernels sum the other side over it)."""
+    """The contracted dims (of a, of b) as two lists of non-negative dims, after PyTorch's checks of
+    `dims` (the meta checks the rest)."""
     na, nb = len(a._shape), len(b._shape)
     if isinstance(dims, int):
         if dims < 0:
@@ -376,6 +376,12 @@ def tensordot_dims(a, b, dims) -> tuple:
         if len(da) != len(db):
             raise RuntimeError(f"tensordot: both dimension lists should have same length, got {len(da)} and "
                                f"{len(db)}")
+    return da, db
+
+
+def _check_tensordot(a, b, da, db):
+    """One dtype, not bool, and contracted dims of one size: a size-1 dim on one side only broadcasts
+    (the kernels sum the other side over it)."""
     if a._dtype is not b._dtype:
         raise RuntimeError(f"tensordot: both inputs should have same dtype, got {SCALAR_TYPE[a._dtype]} and "
                            f"{SCALAR_TYPE[b._dtype]}")
@@ -385,7 +391,6 @@ def tensordot_dims(a, b, dims) -> tuple:
         if sa != sb and sa != 1 and sb != 1:
             raise RuntimeError(f"tensordot: contracted dimensions need to match, but first has size {sa} in "
                                f"dim {i} and second has size {sb} in dim {j}")
-    return da, db
 
 
 # ---- metas ----------------------------------------------------------------------------------------
@@ -444,16 +449,14 @@ def outer_meta(self, vec2):
     return self._shape + vec2._shape, D.promote_types(self._dtype, vec2._dtype)
 
 
-def _product_shape(base, name, a, b):
-    """The product's shape of addmm (a @ b), addmv (a @ b), addbmm (sum_i a[i] @ b[i]), baddbmm (a @ b)."""
-    if base == "addmm":
-        check_mm(name, a, b, "mat1", "mat2")
+def product_shape(name, a, b) -> tuple:
+    """The shape of the product in addmm (a @ b), addmv (a @ b), addbmm (sum_i a[i] @ b[i]) and baddbmm
+    (a @ b), for operands the meta accepted."""
+    if name == "addmm":
         return a._shape[0], b._shape[1]
-    if base == "addmv":
-        check_mv(name, a, b)
+    if name == "addmv":
         return a._shape[:1]
-    check_bmm(name, a, b)
-    return (a._shape[1], b._shape[2]) if base == "addbmm" else (a._shape[0], a._shape[1], b._shape[2])
+    return (a._shape[1], b._shape[2]) if name == "addbmm" else (a._shape[0], a._shape[1], b._shape[2])
 
 
 _ADD_OPERANDS = {"addmm": "self, mat1 and mat2", "addmv": "input tensors (self, mat, vec)",
@@ -465,15 +468,19 @@ def add_product_meta(name):
     alpha * product, self broadcasting (one way) to the product; in place, self must have its shape."""
     base = name.rstrip("_")
     what = _ADD_OPERANDS[base]
+    check = check_mm if base == "addmm" else check_mv if base == "addmv" else check_bmm
+    names = ("mat1", "mat2") if base == "addmm" else ()
 
     def meta(self, a, b, beta=1, alpha=1):
-        shape = _product_shape(base, name, a, b)
+        check(name, a, b, *names)
+        shape = product_shape(base, a, b)
         check_same(name, what, self, a, b)
         if name == base:
             check_self(name, self, shape)
         else:
             check_inplace(name, self, shape)
         return shape, self._dtype
+    meta.scalars_by_class = True    # beta and alpha only scale: their values decide nothing here
     return meta
 
 
@@ -484,6 +491,7 @@ def einsum_meta(equation, tensors):
 
 def tensordot_meta(a, b, dims=2):
     da, db = tensordot_dims(a, b, dims)
+    _check_tensordot(a, b, da, db)
     shape = tuple(n for i, n in enumerate(a._shape) if i not in da) + \
         tuple(n for j, n in enumerate(b._shape) if j not in db)
     return shape, a._dtype

@@ -28,7 +28,7 @@ def _scores(q, k, attn_mask, is_causal, scale, cnp):
 
 @impl("_fused_attention")
 def fused_attention(query, key, value, attn_mask, is_causal, scale):
-    batch, L, S, E, Ev = rules.check_attention(query, key, value, attn_mask, is_causal)
+    batch, L, S, E, Ev = rules.attention_dims(query, value)
     cnp = compute_np(query._dtype)
     q, k, v = (arr(t).astype(cnp, copy=False) for t in (query, key, value))
     if S == 0:
@@ -49,8 +49,6 @@ def fused_attention(query, key, value, attn_mask, is_causal, scale):
 @impl("_fused_attention_backward")
 def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, is_causal, scale, need_query,
                              need_key, need_value):
-    rules.fused_attention_backward_meta(grad_out, query, key, value, attn_mask, out, lse, is_causal, scale,
-                                        need_query, need_key, need_value)
     cnp = compute_np(query._dtype)
     q, k, v, do, o = (arr(t).astype(cnp, copy=False) for t in (query, key, value, grad_out, out))
     lse = arr(lse).astype(cnp, copy=False)[..., None]
@@ -73,14 +71,14 @@ def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, i
 
 @impl("_packed_self_attention")
 def packed_self_attention(qkv, num_heads, attn_mask, is_causal, scale):
-    B, L, E, _ = rules.check_packed(qkv, num_heads, attn_mask, is_causal)
+    B, L, E, _ = rules.packed_dims(qkv, num_heads)
     out, lse = fused_attention(*packed_views(qkv, num_heads), attn_mask, is_causal, scale)
     return wrap(arr(out).transpose(0, 2, 1, 3).reshape(B, L, E), qkv._dtype), lse
 
 
 @impl("_packed_self_attention_backward")
 def packed_self_attention_backward(grad_out, qkv, num_heads, attn_mask, out, lse, is_causal, scale):
-    B, L, E, _ = rules.check_packed(qkv, num_heads, attn_mask, is_causal, "_packed_self_attention_backward")
+    B, L, E, _ = rules.packed_dims(qkv, num_heads)
     grads = fused_attention_backward(heads(grad_out, num_heads, E), *packed_views(qkv, num_heads), attn_mask,
                                      heads(out, num_heads, E), lse, is_causal, scale, True, True, True)
     d = np.stack([arr(g) for g in grads], axis=1)      # (B, 3, H, L, head dim)

@@ -2,8 +2,8 @@
 
 Operands go to NumPy as their strided views (np.matmul hands transposed layouts to BLAS
 without a copy); only float16/bfloat16 are widened to float32 (PyTorch's opmath) and the
-result is cast back once. The argument checks and result shapes are the ops' metas
-(`ops/linalg.py`).
+result is cast back once. The argument checks are the ops' metas (`ops/linalg.py`), which the
+dispatcher runs before these kernels.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 
 from ..._tensor import Tensor
 from ...core import dtype as D
+from ...core.shape import numel
 from ...ops import linalg as rules
 from ._common import arr, compute_np, impl, operand, wrap
 
@@ -22,39 +23,31 @@ def _np_of(t: Tensor):
 
 # ---- matmul and friends --------------------------------------------------------------------
 
-def _product_kernel(meta):
-    """matmul, mm, bmm, mv: np.matmul of the operands (NumPy's broadcasting and 1-D rules are torch's)."""
-    def kernel(self, other):
-        meta(self, other)
-        return wrap(np.matmul(_np_of(self), _np_of(other)), self._dtype)
-    return kernel
+@impl("matmul")
+@impl("mm")
+@impl("bmm")
+@impl("mv")
+def _product(self, other):
+    """np.matmul of the operands: NumPy's broadcasting and 1-D rules are torch's."""
+    return wrap(np.matmul(_np_of(self), _np_of(other)), self._dtype)
 
 
-for _name in ("matmul", "mm", "bmm", "mv"):
-    impl(_name)(_product_kernel(getattr(rules, _name + "_meta")))
-
-
-def _dot_kernel(name):
-    def kernel(self, other):
-        rules.check_dot(name, self, other)
-        return wrap(np.dot(_np_of(self), _np_of(other)), self._dtype)
-    return kernel
-
-
-impl("dot")(_dot_kernel("dot"))
-impl("vdot")(_dot_kernel("vdot"))
+@impl("dot")
+@impl("vdot")
+def _dot(self, other):
+    return wrap(np.dot(_np_of(self), _np_of(other)), self._dtype)
 
 
 @impl("outer")
 def _outer(self, vec2):
-    _, dt = rules.outer_meta(self, vec2)
+    dt = D.promote_types(self._dtype, vec2._dtype)   # a broadcast multiply's dtype, as the meta says
     cnp = compute_np(dt)
     return wrap(np.multiply.outer(operand(self, cnp), operand(vec2, cnp)), dt)
 
 
 # ---- beta * self + alpha * product -------------------------------------------------------------
 
-def _product(name, a, b):
+def _add_product(name, a, b):
     """The product of addmm/addmv/baddbmm (a @ b) or addbmm (sum_i a[i] @ b[i]) as a fresh array."""
     if name == "addbmm":
         # sum_b batch1[b] @ batch2[b] is one matmul over the concatenated inner dimension (b*m).
@@ -76,17 +69,13 @@ def _scaled_add(self, prod, beta, alpha):
 
 
 def _register_add(name):
-    meta, meta_ = rules.add_product_meta(name), rules.add_product_meta(name + "_")
-
     @impl(name)
     def out_of_place(self, a, b, beta=1, alpha=1):
-        meta(self, a, b, beta, alpha)
-        return wrap(_scaled_add(self, _product(name, a, b), beta, alpha), self._dtype)
+        return wrap(_scaled_add(self, _add_product(name, a, b), beta, alpha), self._dtype)
 
     @impl(name + "_")
     def in_place(self, a, b, beta=1, alpha=1):
-        meta_(self, a, b, beta, alpha)
-        np.copyto(arr(self), _scaled_add(self, _product(name, a, b), beta, alpha), casting="unsafe")
+        np.copyto(arr(self), _scaled_add(self, _add_product(name, a, b), beta, alpha), casting="unsafe")
         return self
 
 
@@ -98,7 +87,6 @@ for _name in ("addmm", "addmv", "addbmm", "baddbmm"):
 
 @impl("linear")
 def _linear(input, weight, bias=None):
-    rules.linear_meta(input, weight, bias)
     w = _np_of(weight)
     r = np.matmul(_np_of(input), w.T if w.ndim == 2 else w)
     if bias is not None:
@@ -112,7 +100,7 @@ def _linear(input, weight, bias=None):
 
 @impl("linear_backward")
 def _linear_backward(self, grad_output, weight, need_input, need_weight, need_bias):
-    rows, k, n = rules.check_linear_backward(self, grad_output, weight)
+    (n, k), rows = weight._shape, numel(self._shape[:-1])
     dt = self._dtype
     g = _np_of(grad_output).reshape(rows, n)
     gi = wrap(np.matmul(g, _np_of(weight)).reshape(self._shape), dt) if need_input else None

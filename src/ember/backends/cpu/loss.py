@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ops.loss import nll_loss_backward_meta, nll_loss_forward_meta
 from ._common import arr, compute_np, impl, wrap
 
 
@@ -24,7 +23,6 @@ def _picked(self, target, weight, ignore_index):
 
 @impl("nll_loss_forward")
 def nll_loss_forward(self, target, weight, reduction, ignore_index):
-    nll_loss_forward_meta(self, target, weight, reduction, ignore_index)
     safe, w, cnp = _picked(self, target, weight, ignore_index)
     x = arr(self).astype(cnp, copy=False)
     losses = -x[np.arange(len(safe)), safe] * w
@@ -37,7 +35,6 @@ def nll_loss_forward(self, target, weight, reduction, ignore_index):
 
 @impl("nll_loss_backward")
 def nll_loss_backward(grad_output, self, target, weight, reduction, ignore_index, total_weight):
-    nll_loss_backward_meta(grad_output, self, target, weight, reduction, ignore_index, total_weight)
     safe, w, cnp = _picked(self, target, weight, ignore_index)
     g = arr(grad_output).astype(cnp)
     if reduction == 1:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ops.normalization import (as_normalized_shape, native_layer_norm_backward_meta, native_layer_norm_meta,
-                                  stats_dtype)
+from ...ops.normalization import as_normalized_shape, stats_dtype
 from ._common import arr, compute_np, impl, wrap
 
 
 @impl("native_layer_norm")
 def native_layer_norm(input, normalized_shape, weight, bias, eps):
-    native_layer_norm_meta(input, normalized_shape, weight, bias, eps)
     ns = as_normalized_shape(normalized_shape)
     cnp = compute_np(input._dtype)
     x = arr(input).astype(cnp, copy=False)
@@ -32,8 +30,6 @@ def native_layer_norm(input, normalized_shape, weight, bias, eps):
 @impl("native_layer_norm_backward")
 def native_layer_norm_backward(grad_out, input, normalized_shape, mean, rstd, weight, bias, need_input,
                                need_weight, need_bias):
-    native_layer_norm_backward_meta(grad_out, input, normalized_shape, mean, rstd, weight, bias, need_input,
-                                    need_weight, need_bias)
     ns = as_normalized_shape(normalized_shape)
     cnp = compute_np(input._dtype)
     x = arr(input).astype(cnp, copy=False)

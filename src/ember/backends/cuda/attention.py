@@ -118,7 +118,7 @@ def _check_dims(query, key, value, E, Ev):
 
 
 def fused_attention(query, key, value, attn_mask, is_causal, scale):
-    batch, L, S, E, Ev = rules.check_attention(query, key, value, attn_mask, is_causal)
+    batch, L, S, E, Ev = rules.attention_dims(query, value)
     out = _empty(batch + (L, Ev), query._dtype, query.device)
     lse = _empty(batch + (L,), rules.lse_dtype(query._dtype), query.device)
     _forward_into(out, lse, query, key, value, attn_mask, is_causal, scale, batch, L, S, E, Ev)
@@ -150,9 +150,7 @@ def _forward_into(out, lse, query, key, value, attn_mask, is_causal, scale, batc
 
 def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, is_causal, scale, need_query,
                              need_key, need_value):
-    rules.fused_attention_backward_meta(grad_out, query, key, value, attn_mask, out, lse, is_causal, scale,
-                                        need_query, need_key, need_value)
-    batch, L, S, E, Ev = rules.check_attention(query, key, value, attn_mask, is_causal)
+    batch, L, S, E, Ev = rules.attention_dims(query, value)
     dev = query.device
     dq = _empty(query._shape, query._dtype, dev) if need_query else None
     dk = _empty(key._shape, key._dtype, dev) if need_key else None
@@ -210,7 +208,7 @@ def _backward_into(dq, dk, dv, grad_out, query, key, value, attn_mask, out, lse,
 
 
 def packed_self_attention(qkv, num_heads, attn_mask, is_causal, scale):
-    B, L, E, hd = rules.check_packed(qkv, num_heads, attn_mask, is_causal)
+    B, L, E, hd = rules.packed_dims(qkv, num_heads)
     q, k, v = packed_views(qkv, num_heads)
     out = _empty((B, L, E), qkv._dtype, qkv.device)
     lse = _empty((B, num_heads, L), rules.lse_dtype(qkv._dtype), qkv.device)
@@ -219,8 +217,7 @@ def packed_self_attention(qkv, num_heads, attn_mask, is_causal, scale):
 
 
 def packed_self_attention_backward(grad_out, qkv, num_heads, attn_mask, out, lse, is_causal, scale):
-    rules.packed_self_attention_backward_meta(grad_out, qkv, num_heads, attn_mask, out, lse, is_causal, scale)
-    B, L, E, hd = rules.check_packed(qkv, num_heads, attn_mask, is_causal, "_packed_self_attention_backward")
+    B, L, E, hd = rules.packed_dims(qkv, num_heads)
     dqkv = _empty((B, L, 3 * E), qkv._dtype, qkv.device)
     _backward_into(*packed_views(dqkv, num_heads), heads(grad_out, num_heads, E), *packed_views(qkv, num_heads),
                    attn_mask, heads(out, num_heads, E), lse, is_causal, scale, (B, num_heads), L, L, hd, hd)

@@ -409,39 +409,40 @@ def _product(a, b, shape):
 
 
 def mm(self, mat2):
-    shape, dt = rules.mm_meta(self, mat2)
-    _float_only("mm", dt)
-    return _product(self, mat2, shape)
+    _float_only("mm", self._dtype)
+    return _product(self, mat2, (self._shape[0], mat2._shape[1]))
 
 
 def bmm(self, mat2):
-    shape, dt = rules.bmm_meta(self, mat2)
-    _float_only("bmm", dt)
-    return _product(self, mat2, shape)
+    _float_only("bmm", self._dtype)
+    return _product(self, mat2, (self._shape[0], self._shape[1], mat2._shape[2]))
 
 
 def matmul_cuda(self, other):
     """torch.matmul's cases: 1-D promotion and broadcast batch dims (flattened to one batch)."""
-    shape, dt = rules.matmul_meta(self, other)
-    _float_only("matmul", dt)
+    _float_only("matmul", self._dtype)
     a = self.unsqueeze(0) if self.ndim == 1 else self
     b = other.unsqueeze(-1) if other.ndim == 1 else other
     m, k, n = a._shape[-2], a._shape[-1], b._shape[-1]
     if b.ndim == 2:  # (..., m, k) @ (k, n): the batch folds into m
         rows = numel(a._shape[:-1])
-        return _product(a.reshape(rows, k), b, (rows, n)).reshape(shape)
-    batch = broadcast_shapes(a._shape[:-2], b._shape[:-2])
-    nb = numel(batch)
-    a3 = a.expand(*batch, m, k).reshape(nb, m, k)
-    b3 = b.expand(*batch, k, n).reshape(nb, k, n)
-    return _product(a3, b3, (nb, m, n)).reshape(shape)
+        out = _product(a.reshape(rows, k), b, (rows, n))
+        batch = a._shape[:-2]
+    else:
+        batch = broadcast_shapes(a._shape[:-2], b._shape[:-2])
+        nb = numel(batch)
+        a3 = a.expand(*batch, m, k).reshape(nb, m, k)
+        b3 = b.expand(*batch, k, n).reshape(nb, k, n)
+        out = _product(a3, b3, (nb, m, n))
+    # the 1-D operands' dims go again, as in torch.matmul
+    return out.reshape(batch + (m,) * (self.ndim > 1) + (n,) * (other.ndim > 1))
 
 
 def linear_cuda(input, weight, bias=None):
-    shape, dt = rules.linear_meta(input, weight, bias)
+    dt = input._dtype
     _float_only("linear", dt)
     si, sw = input._shape, weight._shape
-    out = _empty(shape, dt, input._storage.device)
+    out = _empty(si[:-1] + sw[:-1], dt, input._storage.device)
     x = input if len(si) == 2 else input.reshape(numel(si[:-1]), si[-1])
     w = weight.unsqueeze(-1) if len(sw) == 1 else weight.mT
     target = out if len(si) == len(sw) == 2 else out.reshape(x._shape[0], w._shape[1])
@@ -492,36 +493,33 @@ def _col(t):
 
 def _add_kernels(name):
     """The CUDA kernels of `name` (addmm, addmv, addbmm, baddbmm) and of its in-place form."""
-    meta, meta_ = rules.add_product_meta(name), rules.add_product_meta(name + "_")
     vec = name == "addmv"
 
     def out_of_place(self, a, b, beta=1, alpha=1):
-        shape, dt = meta(self, a, b, beta, alpha)
+        dt = self._dtype
         _float_only(name, dt)
-        out = _empty(shape, dt, self._storage.device)
+        out = _empty(rules.product_shape(name, a, b), dt, self._storage.device)
         x, y = _matrices(name, a, b)
         _addprod(out.unsqueeze(-1) if vec else out, _col(self) if vec else self, x, y, beta, alpha)
         return out
 
     def in_place(self, a, b, beta=1, alpha=1):
-        _, dt = meta_(self, a, b, beta, alpha)
-        _float_only(name + "_", dt)
+        _float_only(name + "_", self._dtype)
         x, y = _matrices(name, a, b)
         return _inplace_product(self, x, y, beta, alpha, self.unsqueeze(-1) if vec else self)
     return out_of_place, in_place
 
 
 def mv(self, vec):
-    shape, dt = rules.mv_meta(self, vec)
+    dt = self._dtype
     _float_only("mv", dt)
-    out = _empty(shape, dt, self._storage.device)
+    out = _empty(self._shape[:1], dt, self._storage.device)
     _addprod(out.unsqueeze(-1), None, self, vec.unsqueeze(-1))
     return out
 
 
 def _dot_kernel(name):
     def kernel(self, other):
-        rules.check_dot(name, self, other)
         _float_only(name, self._dtype)
         out = _empty((), self._dtype, self._storage.device)
         _addprod(out.reshape(1, 1), None, self.unsqueeze(0), other.unsqueeze(-1))
@@ -534,7 +532,6 @@ vdot = _dot_kernel("vdot")  # real dtypes only: no conjugation
 
 
 def outer(self, vec2):
-    rules.outer_meta(self, vec2)
     return OPS["mul"].fn(self.unsqueeze(-1), vec2.unsqueeze(0))
 
 
@@ -658,7 +655,7 @@ def _matrix(t, cols):
 def linear_backward(self, grad_output, weight, need_input, need_weight, need_bias):
     """grad_input = g @ W, grad_weight = g^T @ x, grad_bias = column sums of g, with g and x the
     (rows, features) views of grad_output and input: two GEMMs and one reduction, no dispatch between."""
-    rows, k, n = rules.check_linear_backward(self, grad_output, weight)
+    (n, k), rows = weight._shape, numel(self._shape[:-1])
     dt = self._dtype
     _float_only("linear_backward", dt)
     dev = self._storage.device

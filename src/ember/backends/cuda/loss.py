@@ -5,7 +5,6 @@ synchronisation raises a RuntimeError naming it (`checks.py`; PyTorch uses a dev
 Until then the loss counts that row as ignored."""
 from __future__ import annotations
 
-from ...ops.loss import nll_loss_backward_meta, nll_loss_forward_meta
 from .checks import launch_args
 from .compiler import SIG, LazyKernels, run
 from .elementwise import _empty
@@ -23,11 +22,10 @@ def _contig(t):
 
 
 def nll_loss_forward(self, target, weight, reduction, ignore_index):
-    (shape, dt), (tw_shape, _) = nll_loss_forward_meta(self, target, weight, reduction, ignore_index)
     N, C = self._shape
     x, t = _contig(self), _contig(target)
-    out = _empty(shape, dt, self.device)
-    tw = _empty(tw_shape, dt, self.device)
+    out = _empty((N,) if reduction == 0 else (), self._dtype, self.device)
+    tw = _empty((), self._dtype, self.device)
     w = _contig(weight) if weight is not None else x
     args = [_ptr("x_ptr", x), _ptr("t_ptr", t), _ptr("w_ptr", w), _ptr("out_ptr", out), _ptr("tw_ptr", tw),
             ("N", N, "i64"), ("C", C, "i64"), ("ignore_index", int(ignore_index), "i64")]
@@ -39,9 +37,8 @@ def nll_loss_forward(self, target, weight, reduction, ignore_index):
 
 
 def nll_loss_backward(grad_output, self, target, weight, reduction, ignore_index, total_weight):
-    shape, dt = nll_loss_backward_meta(grad_output, self, target, weight, reduction, ignore_index, total_weight)
-    N, C = shape
-    gi = _empty(shape, dt, self.device)
+    N, C = self._shape
+    gi = _empty(self._shape, self._dtype, self.device)
     if N and C:
         t, g = _contig(target), _contig(grad_output)
         w = _contig(weight) if weight is not None else g

@@ -8,7 +8,7 @@ from math import prod
 
 from ...core import dtype as D
 from ...dispatch import OPS
-from ...ops.normalization import as_normalized_shape, native_layer_norm_backward_meta, native_layer_norm_meta
+from ...ops.normalization import as_normalized_shape, stats_dtype
 from .compiler import SIG, LazyKernels, run
 from .elementwise import _empty
 
@@ -37,7 +37,6 @@ def _ptr(name, t):
 
 
 def native_layer_norm(input, normalized_shape, weight, bias, eps):
-    (shape, dt), (stats_shape, sdt), _ = native_layer_norm_meta(input, normalized_shape, weight, bias, eps)
     ns = as_normalized_shape(normalized_shape)
     n = prod(ns)
     if not fused_ok(input, n):
@@ -45,10 +44,12 @@ def native_layer_norm(input, normalized_shape, weight, bias, eps):
                                   f"{MAX_N} elements (got {input._dtype} rows of {n}); nn.functional.layer_norm "
                                   f"takes the composite there")
     x = input if input.is_contiguous() else input.contiguous()
-    rows = prod(shape[:len(shape) - len(ns)])
+    shape, dt = input._shape, input._dtype
+    batch = shape[:len(shape) - len(ns)]
+    rows = prod(batch)
     y = _empty(shape, dt, input.device)
-    mean = _empty(stats_shape, sdt, input.device)
-    rstd = _empty(stats_shape, sdt, input.device)
+    mean = _empty(batch + (1,) * len(ns), stats_dtype(dt), input.device)
+    rstd = _empty(batch + (1,) * len(ns), stats_dtype(dt), input.device)
     if rows and n:
         block_n, block_r, warps = _geometry(n)
         args = [_ptr("x_ptr", x), _ptr("w_ptr", weight if weight is not None else x),
@@ -62,8 +63,6 @@ def native_layer_norm(input, normalized_shape, weight, bias, eps):
 
 def native_layer_norm_backward(grad_out, input, normalized_shape, mean, rstd, weight, bias, need_input,
                                need_weight, need_bias):
-    native_layer_norm_backward_meta(grad_out, input, normalized_shape, mean, rstd, weight, bias, need_input,
-                                    need_weight, need_bias)
     ns = as_normalized_shape(normalized_shape)
     n = prod(ns)
     rows = prod(input._shape[:len(input._shape) - len(ns)])
