@@ -1,5 +1,6 @@
-"""Fused multi-tensor Adam/AdamW and clip_grad_norm_ on CUDA against torch on CUDA, their launch
-counts (one per 8 tensors), and a captured, replayed optimizer step with clipping."""
+"""Fused multi-tensor Adam/AdamW and clip_grad_norm_ on CUDA (the CUDA kernels of ember.ops.optim)
+against torch on CUDA, their launch counts (one per 8 tensors), and a captured, replayed optimizer step
+with clipping."""
 import numpy as np
 import pytest
 
@@ -59,7 +60,7 @@ def test_fused_adam_matches_torch(name, kw, capturable, launches):
         st = eo.state[e]
         assert st["step"].device.type == ("cuda" if capturable else "cpu") and st["step"].item() == 4
     # per step: 2 Adam launches for the 10 non-empty parameters (+ 2 for the 11 device step counts)
-    per_step = (["add_one_kernel"] * 2 if capturable else []) + ["adam_kernel"] * 2
+    per_step = (["add_scalar_kernel"] * 2 if capturable else []) + ["adam_kernel"] * 2
     assert launches == per_step * 4
 
 
@@ -94,7 +95,7 @@ def test_launches_of_a_30_parameter_step(capturable, launches):
     ember.nn.utils.clip_grad_norm_(ps, 1.0)
     opt.step()
     assert launches == (["sumsq_partial_kernel"] * 4 + ["sqrt_sum_kernel"] + ["clip_scale_kernel"] * 4
-                        + ["add_one_kernel"] * (4 if capturable else 0) + ["adam_kernel"] * 4)
+                        + ["add_scalar_kernel"] * (4 if capturable else 0) + ["adam_kernel"] * 4)
 
 
 def test_capturable_adamw_step_with_clipping_replays_in_a_cuda_graph():
@@ -153,3 +154,76 @@ def test_clip_grad_norm_on_cuda_matches_torch(dtype, max_norm):
     np.testing.assert_allclose(en.float().item(), tn.float().item(), rtol=tol)
     for e, t in zip(es, ts):
         np.testing.assert_allclose(e.grad.float().cpu().numpy(), t.grad.float().cpu().numpy(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("found", [0.0, 1.0])
+def test_fused_adamw_op_with_grad_scale_and_found_inf_matches_torch(found):
+    # the op itself, with a tensor lr and device step counts (read in the kernel), grads unscaled in place
+    rng = np.random.default_rng(9)
+    shapes = [(33, 17), (), (0, 3), (1025,)]
+    arrays = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(4)]
+    arrays[3] = [np.abs(a) for a in arrays[3]]
+    e = [[ember.tensor(a).cuda() for a in arrays[k]] for k in range(4)]
+    t = [[torch.tensor(a).cuda() for a in arrays[k]] for k in range(4)]
+    e_steps = [ember.tensor(3.0).cuda() for _ in shapes]
+    t_steps = [torch.tensor(3.0).cuda() for _ in shapes]
+    kw = dict(beta1=0.9, beta2=0.99, weight_decay=0.1, eps=1e-8, amsgrad=False, maximize=True)
+    ember.ops._fused_adamw_(*e, [], e_steps, lr=ember.tensor(1e-2).cuda(), grad_scale=ember.tensor(4.0).cuda(),
+                            found_inf=ember.tensor(found).cuda(), **kw)
+    torch._fused_adamw_(*t, [], t_steps, lr=torch.tensor(1e-2).cuda(), grad_scale=torch.tensor(4.0).cuda(),
+                        found_inf=torch.tensor(found).cuda(), **kw)
+    for el, tl in zip(e, t):
+        for x, y in zip(el, tl):
+            np.testing.assert_allclose(x.cpu().numpy(), y.cpu().numpy(), rtol=3e-5, atol=3e-6)
+    if found == 1.0:
+        for x, a in zip(e[0], arrays[0]):
+            np.testing.assert_array_equal(x.cpu().numpy(), a)
+
+
+def test_capturable_adam_with_a_cpu_lr_tensor_and_host_steps_op():
+    # a CPU lr tensor (read by the host) and CPU step counts (bias corrections on the host) with CUDA params
+    ps = [_pair(s, 20 + i) for i, s in enumerate([(40, 3), (7,)])]
+    eo = ember.optim.Adam([e for e, _ in ps], lr=ember.tensor(5e-3), capturable=True, amsgrad=True)
+    to = torch.optim.Adam([t for _, t in ps], lr=5e-3, capturable=True, amsgrad=True)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        _set_grads(ps, rng)
+        eo.step()
+        to.step()
+    for e, t in ps:
+        np.testing.assert_allclose(e.detach().cpu().numpy(), t.detach().cpu().numpy(), rtol=3e-5, atol=3e-6)
+    e = [ember.zeros(3, device="cuda")]
+    steps = [ember.tensor(2.0)]       # on the CPU: the bias corrections are computed on the host
+    ember.ops._fused_adam_(e, [ember.ones(3, device="cuda")], [ember.zeros(3, device="cuda")],
+                           [ember.zeros(3, device="cuda")], [], steps, lr=ember.tensor(0.1, device="cuda"),
+                           beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
+    m, v = 0.1, 0.001
+    want = -0.1 / (1 - 0.9 ** 2) * m / (np.sqrt(v) / np.sqrt(1 - 0.999 ** 2) + 1e-8)
+    np.testing.assert_allclose(e[0].cpu().numpy(), [want] * 3, rtol=1e-5)
+
+
+def test_foreach_add_op_on_cuda_and_cpu_scalars(launches):
+    ts = [ember.tensor(1.0).cuda() for _ in range(9)] + [ember.tensor(5.0), ember.zeros(2, 2, device="cuda"),
+                                                          ember.tensor(3, dtype=ember.int64).cuda()]
+    ember.ops._foreach_add_(ts, 2)
+    assert [t.item() for t in ts[:10]] == [3.0] * 9 + [7.0]
+    assert ts[10].cpu().tolist() == [[2.0, 2.0]] * 2 and ts[11].item() == 5
+    assert launches == ["add_scalar_kernel"] * 3        # float32: 2, int64: 1 (the rest through add_)
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_clip_grad_norm_foreach_flag_on_cuda(foreach, launches):
+    rng = np.random.default_rng(11)
+    es, ts = [], []
+    for s in [(30, 7), (7,), ()]:
+        g = rng.standard_normal(s).astype(np.float32)
+        e, t = ember.nn.Parameter(ember.zeros(*s, device="cuda")), torch.nn.Parameter(torch.zeros(s, device="cuda"))
+        e.grad, t.grad = ember.tensor(g).cuda(), torch.tensor(g).cuda()
+        es.append(e)
+        ts.append(t)
+    en = ember.nn.utils.clip_grad_norm_(es, 0.5, foreach=foreach)
+    tn = torch.nn.utils.clip_grad_norm_(ts, 0.5, foreach=foreach)
+    np.testing.assert_allclose(en.item(), tn.item(), rtol=1e-5)
+    for e, t in zip(es, ts):
+        np.testing.assert_allclose(e.grad.cpu().numpy(), t.grad.cpu().numpy(), rtol=1e-5, atol=1e-6)
+    assert launches == ([] if not foreach else ["sumsq_partial_kernel", "sqrt_sum_kernel", "clip_scale_kernel"])

@@ -52,9 +52,23 @@ def _one_element(name, what, t, dev, host_ok):
         _same_device_error(name, what, t, dev)
 
 
+def _first_mismatch(name, what, ts, self, dev):
+    """Raises for the first tensor of `ts` whose dtype, shape or device differs from its parameter's."""
+    for i, (p, t) in enumerate(zip(self, ts)):
+        if t._dtype is not p._dtype:
+            raise RuntimeError(f"{name}: expected scalar type {p._dtype} but found {t._dtype} ({what}[{i}])")
+        if t._shape != p._shape:
+            raise RuntimeError(f"{name}: expected {what}[{i}] of the parameter's shape {list(p._shape)}, got "
+                               f"{list(t._shape)}")
+        if t._storage.device is not dev:
+            _same_device_error(name, f"{what}[{i}]", t, dev)
+
+
 def check_fused_adam(name, self, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr, amsgrad,
                      grad_scale, found_inf) -> None:
-    """torch's checks of `_fused_adam(w)_`, and the ones it leaves out (shapes, devices)."""
+    """torch's checks of `_fused_adam(w)_`, and the ones it leaves out (shapes, devices). It runs on
+    every optimizer step, so each list is compared at once with the parameters' (shape, dtype, device)
+    and searched only when they differ."""
     n = len(self)
     states = [("grads", grads), ("exp_avgs", exp_avgs), ("exp_avg_sqs", exp_avg_sqs)]
     if amsgrad:
@@ -66,22 +80,19 @@ def check_fused_adam(name, self, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, 
         if len(ts) != n:
             raise RuntimeError(f"{name}: expected {what} to hold one tensor per parameter ({n}), got {len(ts)}")
     dev = self[0]._storage.device
-    for i, p in enumerate(self):
-        dt, shape = p._dtype, p._shape
+    for dt in {p._dtype for p in self}:
         if not dt.is_floating_point:
             raise NotImplementedError(f'"{name}" not implemented for {dt}: the parameters must be floating point')
-        if p._storage.device is not dev:
-            _same_device_error(name, f"self[{i}]", p, dev)
-        for what, ts in states:
-            t = ts[i]
-            if t._dtype is not dt:
-                raise RuntimeError(f"{name}: expected scalar type {dt} but found {t._dtype} ({what}[{i}])")
-            if t._shape != shape:
-                raise RuntimeError(f"{name}: expected {what}[{i}] of the parameter's shape {list(shape)}, got "
-                                   f"{list(t._shape)}")
-            if t._storage.device is not dev:
-                _same_device_error(name, f"{what}[{i}]", t, dev)
-        _one_element(name, f"state_steps[{i}]", state_steps[i], dev, True)
+    sig = [(p._shape, p._dtype, p._storage.device) for p in self]
+    for i, (_, _, d) in enumerate(sig):
+        if d is not dev:
+            _same_device_error(name, f"self[{i}]", self[i], dev)
+    for what, ts in states:
+        if [(t._shape, t._dtype, t._storage.device) for t in ts] != sig:
+            _first_mismatch(name, what, ts, self, dev)
+    for i, s in enumerate(state_steps):     # 0-d tensors on the parameters' device or on the CPU
+        if s.__class__ is not Tensor or s._shape or (s._storage.device is not dev and s._storage.device is not CPU):
+            _one_element(name, f"state_steps[{i}]", s, dev, True)
     if isinstance(lr, Tensor):
         _one_element(name, "lr", lr, dev, True)
     for what, t in (("grad_scale", grad_scale), ("found_inf", found_inf)):
@@ -110,25 +121,28 @@ def _foreach_add__meta(self, scalar):
 
 def _check_one_device(name, tensors):
     dev = tensors[0]._storage.device
-    for i, t in enumerate(tensors):
+    for t in tensors:
         if t._storage.device is not dev:
             raise RuntimeError(f"{name}: Expected all tensors to be on the same device, but found at least two "
-                               f"devices, {dev} and {t.device} (tensor {i})")
+                               f"devices, {dev} and {t.device} (tensor {tensors.index(t)})")
     return dev
 
 
 def _total_norm_meta(tensors, norm_type=2.0):
     p = float(norm_type)
     no_identity = p < 0 or p == math.inf
-    dt = None
+    dt = last = None
     for t in tensors:
         d = t._dtype
-        if not d.is_floating_point:
-            raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got {d}")
+        if d is not last:       # the usual case: every tensor of one dtype, checked once
+            if not d.is_floating_point:
+                raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. "
+                                   f"Got {d}")
+            dt = d if dt is None else promote_types(dt, d)
+            last = d
         if no_identity and 0 in t._shape:
             raise RuntimeError(f"_total_norm: cannot compute the {_fmt_p(p)} norm on an empty tensor because the "
                                f"operation does not have an identity")
-        dt = d if dt is None or dt is d else promote_types(dt, d)
     _check_one_device("_total_norm", tensors)
     return (), dt
 
@@ -143,9 +157,12 @@ def _clip_grads_with_norm__meta(grads, max_norm, total_norm):
     dev = _check_one_device(name, grads)
     if total_norm._storage.device is not dev and total_norm._storage.device is not CPU:
         _same_device_error(name, "total_norm", total_norm, dev)
+    last = None
     for g in grads:
-        if not g._dtype.is_floating_point:
-            inplace_check(name, g, cdt)
+        if g._dtype is not last:
+            last = g._dtype
+            if not last.is_floating_point:
+                inplace_check(name, g, cdt)
 
 
 defop(f"_fused_adam_({_ADAM_ARGS}) -> ()", meta=_adam_meta("_fused_adam_"))

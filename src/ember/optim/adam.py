@@ -120,6 +120,7 @@ class Adam(Optimizer):
             lr = _to_scalar(lr)
         step_dtype = float32 if group["fused"] else _scalar_dtype()
         per_device = {}
+        dev = lists = None
         for p in group["params"]:
             g = p.grad
             if g is None:
@@ -134,9 +135,11 @@ class Adam(Optimizer):
             step_t = st["step"]
             if capturable and step_t._storage.device is not p._storage.device:   # e.g. loaded from a checkpoint
                 step_t = st["step"] = step_t.to(p.device)
-            lists = per_device.get(p._storage.device)
-            if lists is None:
-                lists = per_device[p._storage.device] = ([], [], [], [], [], [])
+            if p._storage.device is not dev:     # (a device's hash is a Python call: asked once per run)
+                dev = p._storage.device
+                lists = per_device.get(dev)
+                if lists is None:
+                    lists = per_device[dev] = ([], [], [], [], [], [])
             params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps = lists
             params.append(p)
             grads.append(g)

@@ -41,15 +41,15 @@ def adam_multi_step_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step
                      eps: float, weight_decay: float, decoupled: bool, maximize: bool, grad_scale=None,
                      found_inf=None) -> None:
     """Updates every params[i], exp_avgs[i], exp_avg_sqs[i] (and max_exp_avg_sqs[i] for amsgrad; pass
-    None otherwise) in place, with grads[i] (all contiguous, the arguments checked by the op's meta).
+    None otherwise) in place, with grads[i] (all contiguous; the other rules checked by the op's meta).
     steps[i]: params[i]'s step count, already incremented: all Python numbers (the bias corrections
     are computed here, in float64) or all one-element float tensors on the parameters' device (they
     are computed in the kernel, in float32, as PyTorch's capturable Adam). `lr`: a number, or with
     tensor steps a one-element float tensor on the parameters' device read by the kernel (capturable
     with a scheduler). `grad_scale` / `found_inf`: None or one-element float32 tensors there (the
     grads are divided by grad_scale and written back so; found_inf == 1 skips the step). One launch
-    per SLOTS non-empty parameters of one device and dtype signature (parameter, grad, moments and
-    step dtypes), in the given order."""
+    per SLOTS non-empty parameters (all on one device) of one dtype signature (parameter, grad, moments
+    and step dtypes), in the given order."""
     amsgrad = max_exp_avg_sqs is not None
     device_step = bool(steps) and isinstance(steps[0], Tensor)
     lr_tensor = isinstance(lr, Tensor)
@@ -57,15 +57,10 @@ def adam_multi_step_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step
         raise ValueError("fused Adam: a tensor lr needs the step count as a tensor too (capturable=True)")
     groups = {}
     for i, p in enumerate(params):
-        vmax = max_exp_avg_sqs[i] if amsgrad else None
-        for name, t in (("parameter", p), ("exp_avg", exp_avgs[i]), ("exp_avg_sq", exp_avg_sqs[i]),
-                        ("max_exp_avg_sq", vmax)):
-            if t is not None and not t.is_contiguous():
-                raise RuntimeError(f"fused Adam on CUDA: the {name} must be contiguous (it is updated in place), "
-                                   f"got shape {list(t._shape)} and strides {list(t._stride)}")
         if 0 in p._shape:
             continue
-        key = (p._storage.device, p._dtype, grads[i]._dtype, exp_avgs[i]._dtype, exp_avg_sqs[i]._dtype,
+        vmax = max_exp_avg_sqs[i] if amsgrad else None
+        key = (p._dtype, grads[i]._dtype, exp_avgs[i]._dtype, exp_avg_sqs[i]._dtype,    # one device (the meta)
                vmax._dtype if amsgrad else None, steps[i]._dtype if device_step else None)
         groups.setdefault(key, []).append(i)
     consts = {"WD": 0 if weight_decay == 0 else (1 if decoupled else 2), "AMSGRAD": int(amsgrad),
@@ -100,23 +95,40 @@ def adam_multi_step_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step
     _bump(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs or (), grads if grad_scale is not None else ())
 
 
+def _strided_state(name, t):
+    raise RuntimeError(f"fused Adam on CUDA: the {name} must be contiguous (it is updated in place), got shape "
+                       f"{list(t._shape)} and strides {list(t._stride)}")
+
+
 def _fused_adam(decoupled: bool):
     """The kernel of `_fused_adam_` (decoupled=False) or `_fused_adamw_`. Step counts on the parameters'
     device are read by the kernel (capturable); counts elsewhere (the CPU) are read here, and then a
-    tensor lr is too."""
+    tensor lr is too. Strided grads are copied; strided parameters and moments are refused."""
     def kernel(self, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr, beta1, beta2, weight_decay,
                eps, amsgrad, maximize, grad_scale=None, found_inf=None):
-        dev = self[0]._storage.device
-        device_step = all(s._storage.device is dev for s in state_steps)
-        steps = state_steps if device_step else [s.item() for s in state_steps]
-        if isinstance(lr, Tensor) and not (device_step and lr._storage.device is dev):
-            lr = lr.item()
-        strided = [i for i, g in enumerate(grads) if not g.is_contiguous()]
+        strides = [p._stride for p in self]     # a tensor with p's shape and strides is contiguous when p is
+        for p in self:
+            if not p.is_contiguous():
+                _strided_state("parameter", p)
+        for name, ts in (("exp_avg", exp_avgs), ("exp_avg_sq", exp_avg_sqs),
+                         ("max_exp_avg_sq", max_exp_avg_sqs if amsgrad else ())):
+            if ts and [t._stride for t in ts] != strides:
+                for t in ts:
+                    if not t.is_contiguous():
+                        _strided_state(name, t)
+        strided = []
+        if [g._stride for g in grads] != strides:
+            strided = [i for i, g in enumerate(grads) if not g.is_contiguous()]
         if strided:
             grads = list(grads)
             originals = [grads[i] for i in strided]
             for i in strided:
                 grads[i] = grads[i].contiguous()
+        dev = self[0]._storage.device
+        device_step = all(s._storage.device is dev for s in state_steps)
+        steps = state_steps if device_step else [s.item() for s in state_steps]
+        if isinstance(lr, Tensor) and not (device_step and lr._storage.device is dev):
+            lr = lr.item()
         adam_multi_step_(self, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs if amsgrad else None, steps, lr, beta1,
                          beta2, eps, weight_decay, decoupled, maximize, grad_scale, found_inf)
         if strided and grad_scale is not None:      # the unscaled grads go back where they came from
@@ -126,7 +138,7 @@ def _fused_adam(decoupled: bool):
     return kernel
 
 
-def _add_scalar_value(dtype):
+def _add_scalar_type(dtype):
     """The Triton type of the scalar added to 0-d tensors of `dtype` (None: the add_ op adds it)."""
     if dtype.is_floating_point:
         return "fp64" if dtype is _F64 else "fp32"
@@ -135,16 +147,25 @@ def _add_scalar_value(dtype):
 
 def foreach_add_(self, scalar) -> None:
     """t += scalar for every tensor: the 0-d ones on the device one launch per SLOTS of one dtype (the
-    step counts of capturable Adam), any other through the add_ op."""
+    step counts of capturable Adam), any other non-empty one through the add_ op."""
     dev = next((t._storage.device for t in self if t._storage.device is not CPU), CPU)  # CPU: the interpreter
-    groups = {}
+    groups = {}     # dtype -> 0-d tensors on the device
     for t in self:
-        sig = None if t._shape or t._storage.device is not dev else _add_scalar_value(t._dtype)
-        if sig is None:
-            OPS["add_"].fn(t, scalar)
+        if not t._shape and t._storage.device is dev:
+            ts = groups.get(t._dtype)
+            if ts is None:
+                ts = groups[t._dtype] = []
+            ts.append(t)
+        elif 0 in t._shape:
+            t._storage.version += 1
         else:
-            groups.setdefault((t._dtype, sig), []).append(t)
-    for (_, sig), ts in groups.items():
+            OPS["add_"].fn(t, scalar)
+    for dtype, ts in groups.items():
+        sig = _add_scalar_type(dtype)
+        if sig is None:
+            for t in ts:
+                OPS["add_"].fn(t, scalar)
+            continue
         for chunk in _chunks(ts):
             value = float(scalar) if sig[0] == "f" else int(scalar)
             args = [("value", value, sig)] + [_ptr(f"s{s}", chunk[s] if s < len(chunk) else chunk[0])

@@ -40,14 +40,13 @@ def _check_foreach(foreach) -> None:
 
 
 def _by_device(tensors) -> dict:
+    """{device: its tensors}, in order (one device, the usual case, without hashing devices)."""
+    first = tensors[0]._storage.device
+    if all(t._storage.device is first for t in tensors):
+        return {first: tensors}
     groups = {}
     for t in tensors:
-        d = t._storage.device
-        ts = groups.get(d)
-        if ts is None:
-            groups[d] = [t]
-        else:
-            ts.append(t)
+        groups.setdefault(t._storage.device, []).append(t)
     return groups
 
 
