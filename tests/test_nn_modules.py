@@ -980,3 +980,20 @@ def _torch_embedding_grad(tw, padding_idx):
     tw = tw.clone().requires_grad_()
     torch.nn.functional.embedding(torch.arange(tw.shape[0]), tw, padding_idx=padding_idx).sum().backward()
     return tw.grad.numpy()
+
+
+@pytest.mark.parametrize("spec", ["Linear(3, 2)", "Linear(3, 2, bias=False)", "Bilinear(2, 3, 4, bias=False)",
+                                  "Conv1d(2, 4, 3)", "Conv2d(4, 6, 3, groups=2, bias=False)"])
+def test_weight_and_bias_parameters_match_torch(spec):
+    em, tm = eval("nn." + spec), eval("torch.nn." + spec)
+    assert [(k, None if v is None else tuple(v.shape)) for k, v in em._parameters.items()] == \
+        [(k, None if v is None else tuple(v.shape)) for k, v in tm._parameters.items()]
+    assert list(em.state_dict()) == list(tm.state_dict())
+
+
+def test_layer_with_no_inputs_gets_a_zero_bias():
+    # fan_in 0: torch's Linear zeros the bias (its Conv leaves it uninitialised; ember's Conv zeros it too)
+    with pytest.warns(UserWarning, match="zero-element"):
+        em, tm, conv = nn.Linear(0, 3), torch.nn.Linear(0, 3), nn.Conv1d(0, 3, 2)
+    assert np.array_equal(em.bias.detach().numpy(), tm.bias.detach().numpy())
+    assert np.array_equal(conv.bias.detach().numpy(), np.zeros(3, np.float32))

@@ -1,11 +1,8 @@
 """Conv1d and Conv2d (im2col + matmul; see functional.conv2d)."""
 from __future__ import annotations
 
-import math
-
-from ...ops.creation import empty
-from .. import functional as F, init
-from ..parameter import Parameter
+from .. import functional as F
+from .linear import _kaiming_init, _weight_and_bias
 from .module import Module
 
 __all__ = ["Conv1d", "Conv2d"]
@@ -65,20 +62,10 @@ class _ConvNd(Module):
         else:
             rev = [p for p in reversed(padding) for _ in range(2)]
         self._reversed_padding_repeated_twice = rev
-        self.weight = Parameter(empty(out_channels, in_channels // groups, *kernel_size, device=device, dtype=dtype))
-        if bias:
-            self.bias = Parameter(empty(out_channels, device=device, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        _weight_and_bias(self, (out_channels, in_channels // groups, *kernel_size), bias, device, dtype)
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            if fan_in != 0:
-                bound = 1 / math.sqrt(fan_in)
-                init.uniform_(self.bias, -bound, bound)
+        _kaiming_init(self.weight, self.bias)
 
     def extra_repr(self) -> str:
         s = "{in_channels}, {out_channels}, kernel_size={kernel_size}, stride={stride}"
