@@ -199,7 +199,8 @@ def check_linear_backward(self, grad_output, weight) -> tuple:
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"   # einsum's subscripts, in sublist order
 _LETTER_SET = frozenset(LETTERS)
-_EINSUM_CACHE: dict = {}
+_EINSUM_CACHE: dict = {}    # (equation, operand count) -> parsed terms
+_SPECS_CACHE: dict = {}     # (equation, operands' shapes and dtypes) -> einsum_specs
 
 
 def _parse_term(eq, start, stop, pos_name):
@@ -292,9 +293,21 @@ def _einsum_dtype(tensors, specs, out_spec):
 
 def einsum_specs(equation, tensors):
     """einsum's parsing and checks: one label string per operand with '...' spelled out in letters
-    the equation leaves free, the output's labels, the result dtype and the result shape."""
+    the equation leaves free, the output's labels, the result dtype and the result shape. Memoised by
+    the equation and the operands' shapes and dtypes (the meta and the kernel both ask)."""
     if isinstance(tensors, Tensor):
         raise TypeError("einsum(): operands must be given as tensors or one list of tensors, not a Tensor")
+    key = (equation, *[(t._shape, t._dtype) for t in tensors])
+    hit = _SPECS_CACHE.get(key)
+    if hit is None:
+        hit = _einsum_specs(equation, tensors)
+        if len(_SPECS_CACHE) >= 1024:
+            _SPECS_CACHE.clear()
+        _SPECS_CACHE[key] = hit
+    return hit
+
+
+def _einsum_specs(equation, tensors):
     terms, out = _parse_equation(equation, len(tensors))
     # Expand each '...' into letters the equation does not use, aligned to the right across operands
     # (NumPy would refuse ellipsis dims missing from an explicit output; PyTorch sums them).
@@ -343,7 +356,7 @@ def einsum_specs(equation, tensors):
                 raise RuntimeError(f"einsum(): subscript {c} has size {n} for operand {k} which does not broadcast "
                                    f"with previously seen size {prev}")
     out_spec = "".join(ell if c == "..." else c for c in out)
-    return specs, out_spec, _einsum_dtype(tensors, specs, out_spec), tuple(sizes[c] for c in out_spec)
+    return tuple(specs), out_spec, _einsum_dtype(tensors, specs, out_spec), tuple(sizes[c] for c in out_spec)
 
 
 # ---- tensordot's dims -------------------------------------------------------------------------------
