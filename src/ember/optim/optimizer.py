@@ -14,10 +14,12 @@ from __future__ import annotations
 import copy
 import functools
 import itertools
+import warnings
 from collections import OrderedDict, defaultdict
 
 from .._tensor import Tensor
 from ..autograd.grad_mode import state as _grad_state
+from ..core.dtype import float32
 
 __all__ = ["Optimizer", "required", "register_optimizer_step_pre_hook", "register_optimizer_step_post_hook"]
 
@@ -214,7 +216,6 @@ class Optimizer:
             param_group.setdefault(name, default)
         ids = [id(p) for p in tensors]
         if len(ids) != len(set(ids)):
-            import warnings
             warnings.warn("optimizer contains a parameter group with duplicate parameters; in future, this will "
                           "cause an error; see github.com/pytorch/pytorch/issues/40967 for more information",
                           stacklevel=3)
@@ -320,7 +321,6 @@ class Optimizer:
                     capturable = pg.get("capturable", False)
                     break
             if capturable or fused:
-                from ..core.dtype import float32
                 return value.to(dtype=float32, device=param.device)
             return value
         if param.is_floating_point():

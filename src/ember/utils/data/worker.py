@@ -16,6 +16,8 @@ import traceback
 
 import numpy as np
 
+from ...random import manual_seed
+
 __all__ = ["WorkerInfo", "get_worker_info", "ExceptionWrapper"]
 
 # How often an idle worker checks whether the loader shut down or the main process died (seconds).
@@ -164,12 +166,10 @@ def worker_loop(iterable, dataset, index_queue, result_queue, done_event, auto_c
     """The body of worker process `worker_id`: answer each `(idx, indices)` from `index_queue` with
     `(idx, batch)` (or an ExceptionWrapper) on `result_queue`, until it reads None or `done_event` is set."""
     global _worker_info
-    import ember
-
     try:
         seed = base_seed + worker_id
         random.seed(seed)
-        ember.manual_seed(seed)
+        manual_seed(seed)
         np.random.seed(_numpy_seed(base_seed, worker_id))
         _worker_info = WorkerInfo(id=worker_id, num_workers=num_workers, seed=seed, dataset=dataset)
 
