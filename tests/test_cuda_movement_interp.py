@@ -1,6 +1,8 @@
 """The CUDA data-movement ops and device-side factories (`backends/cuda/movement.py`) run on CPU
 tensors through Triton's interpreter (`TRITON_INTERPRET=1`), compared with ember's CPU backend.
-On a machine with a GPU these tests are left to `tests/test_cuda_movement.py`."""
+On a machine with a GPU these tests are left to `tests/test_cuda_movement.py`. The kernels are called
+directly, so with valid arguments only: the ops' checks are their metas', run by the entry point and
+tested for every backend by the sample table (tests/samples/shape.py, creation.py)."""
 import os
 
 import numpy as np
@@ -74,7 +76,7 @@ def test_roll(layout):
         same(MV.roll(x, shifts, dims), cpu("roll")(x, shifts, dims))
 
 
-def test_roll_edges_and_errors():
+def test_roll_edges():
     x, _ = make_pair((), "int64")
     same(MV.roll(x, (3,)), cpu("roll")(x, (3,)))
     e = ember.zeros(0, 4, dtype=ember.int64)
@@ -82,14 +84,6 @@ def test_roll_edges_and_errors():
     same(MV.roll(e, (1,)), cpu("roll")(e, (1,)))
     y, _ = make_pair((4, 5), "bool")
     same(MV.roll(y, 2, 1), cpu("roll")(y, 2, 1))
-    for args in [((1, 2), (0,)), ((1, 2), None), ((), (0,))]:
-        with pytest.raises(RuntimeError) as a:
-            MV.roll(y, *args)
-        with pytest.raises(RuntimeError) as b:
-            cpu("roll")(y, *args)
-        assert str(a.value) == str(b.value)
-    with pytest.raises(IndexError):
-        MV.roll(x, (1,), (0,))
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "transposed", "expanded"])
@@ -99,17 +93,11 @@ def test_repeat(layout):
         same(MV.repeat(x, reps), cpu("repeat")(x, reps))
 
 
-def test_repeat_0d_bool_and_errors():
+def test_repeat_0d_bool():
     x, _ = make_pair((), "bool")
     same(MV.repeat(x, (2, 3)), cpu("repeat")(x, (2, 3)))
     y, _ = make_pair((3, 1, 2), "int64", layout="sliced")
     same(MV.repeat(y, (2, 4, 2)), cpu("repeat")(y, (2, 4, 2)))
-    for reps in [(2,), (1, -1, 1)]:
-        with pytest.raises(RuntimeError) as a:
-            MV.repeat(y, reps)
-        with pytest.raises(RuntimeError) as b:
-            cpu("repeat")(y, reps)
-        assert str(a.value) == str(b.value)
 
 
 # ---- triu / tril ---------------------------------------------------------------------------------
@@ -126,8 +114,6 @@ def test_tri(name, layout):
     same(kern(b, 1), cpu(name)(b, 1))
     e = ember.zeros(0, 3)
     same(kern(e), cpu(name)(e))
-    with pytest.raises(RuntimeError, match="at least 2 dimensions"):
-        kern(ember.zeros(3))
 
 
 @pytest.mark.parametrize("name", ["triu_", "tril_"])
@@ -170,17 +156,9 @@ def test_one_hot_class_out_of_range_is_reported_at_the_next_check(bad):
     assert not checks._pending
 
 
-def test_one_hot_errors():
-    with pytest.raises(RuntimeError, match="non-negative"):
+def test_one_hot_negative_class_found_while_inferring_num_classes():
+    with pytest.raises(RuntimeError, match="non-negative"):   # the kernel's one check: it reads the data
         MV.one_hot(ember.tensor([1, -1, 2]))
-    with pytest.raises(RuntimeError, match="empty tensor"):
-        MV.one_hot(ember.zeros(0, dtype=ember.int64))
-    with pytest.raises(RuntimeError, match="int64"):
-        MV.one_hot(ember.tensor([1, 2], dtype=ember.int32))
-    with pytest.raises(RuntimeError, match="num_classes"):
-        MV.one_hot(ember.tensor([1, 2]), 0)
-    with pytest.raises(RuntimeError, match="-1 or positive"):
-        MV.one_hot(ember.tensor([1, 2]), -3)
 
 
 # ---- diag / diag_embed ---------------------------------------------------------------------------
@@ -192,16 +170,12 @@ def test_diag():
     m, _ = make_pair((3, 5), "int64", layout="transposed")
     for d in (-4, -1, 0, 2, 7):
         same(MV.diag(m, d), cpu("diag")(m, d))
-    with pytest.raises(RuntimeError, match="1D or 2D"):
-        MV.diag(ember.zeros(2, 2, 2))
 
 
 def test_diag_embed():
     x, _ = make_pair((2, 3), "float16", layout="transposed")
     for off, d1, d2 in [(0, -2, -1), (1, 0, 2), (-2, 2, 0), (0, 1, 0)]:
         same(MV.diag_embed(x, off, d1, d2), cpu("diag_embed")(x, off, d1, d2))
-    with pytest.raises(RuntimeError, match="cannot be identical"):
-        MV.diag_embed(x, 0, 1, -2)
 
 
 # ---- factories -----------------------------------------------------------------------------------
@@ -212,10 +186,6 @@ def test_arange():
                      ((0, 4), ember.bool), ((-3, 260, 7), ember.uint8), ((0, 1, 0.1), ember.float64),
                      ((3, 3), None)]:
         same(MV.arange(*args, dtype=dt, device=CPU), cpu("arange")(*args, dtype=dt), exact=False)
-    with pytest.raises(RuntimeError, match="nonzero"):
-        MV.arange(0, 3, 0, device=CPU)
-    with pytest.raises(RuntimeError, match="inconsistent"):
-        MV.arange(0, 3, -1, device=CPU)
 
 
 def test_linspace():
@@ -234,5 +204,3 @@ def test_eye_full_ones_scalar_tensor():
         same(MV.scalar_tensor(value, dt, CPU), cpu("scalar_tensor")(value, dt))
     same(MV.ones((4,), ember.float64, CPU), cpu("ones")((4,), ember.float64))
     same(MV.full((0, 2), 1.0, None, CPU), cpu("full")((0, 2), 1.0, None))
-    with pytest.raises(RuntimeError, match="negative dimension"):
-        MV.full((2, -1), 0, None, CPU)

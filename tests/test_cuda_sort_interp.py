@@ -2,7 +2,8 @@
 CPU tensors through Triton's interpreter (`TRITON_INTERPRET=1`), compared with ember's CPU backend.
 Rows are short (the interpreter is slow); the merge path for long rows and unique's multi-block
 scan run with their tile/block sizes patched down. On a machine with a GPU these tests are left to
-`tests/test_cuda_sort.py`."""
+`tests/test_cuda_sort.py`. The kernels get valid arguments only: the ops' checks are their metas', run
+by the entry point and tested for every backend by the sample table (tests/samples/shape.py)."""
 import math
 import os
 
@@ -120,20 +121,6 @@ def test_kthvalue():
     x = ember.tensor([[3.0, NAN, 1.0, 2.0]])                    # NaN is the largest
     same_all(S.kthvalue_cuda(x, 4), ember.kthvalue(x, 4))
     same_all(S.kthvalue_cuda(x, 3), ember.kthvalue(x, 3))
-
-
-def test_errors_match_cpu():
-    b = tied((2, 3), "bool")
-    x = tied((2, 3), "float32")
-    cases = [(S.topk_cuda, (b, 1), RuntimeError), (S.topk_cuda, (x, 4), RuntimeError),
-             (S.topk_cuda, (x, -1), RuntimeError), (S.kthvalue_cuda, (b, 1), NotImplementedError),
-             (S.kthvalue_cuda, (x, 0), RuntimeError), (S.kthvalue_cuda, (x, 4), RuntimeError),
-             (S.kthvalue_cuda, (ember.zeros(2, 0), 1), IndexError), (S.sort_cuda, (x, 2), IndexError),
-             (S.argsort_cuda, (x, -3), IndexError), (S.unique_cuda, (ember.tensor(1.0), True, False, False, 0),
-                                                     IndexError)]
-    for fn, args, exc in cases:
-        with pytest.raises(exc):
-            fn(*args)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

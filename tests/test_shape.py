@@ -464,5 +464,5 @@ def test_meshgrid_errors():
         ember.meshgrid(ember.zeros(2, 2), ember.zeros(3))
     with pytest.raises(RuntimeError, match="non-empty"):
         ember.meshgrid()
-    with pytest.raises(ValueError, match="indexing"):
+    with pytest.raises(RuntimeError, match="indexing"):   # torch: RuntimeError
         ember.meshgrid(ember.zeros(2), indexing="yx")

@@ -1,6 +1,7 @@
 """Tensor creation: from Python data and NumPy, and the factory ops (zeros, arange, eye, ...)."""
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -13,36 +14,145 @@ from ..core.storage import Storage
 from ..dispatch import OPS, defop
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "zeros_like", "ones_like",
-           "full_like", "empty_like", "arange", "linspace", "eye", "scalar_tensor", "empty_strided"]
+           "full_like", "empty_like", "arange", "linspace", "eye", "scalar_tensor", "empty_strided",
+           "factory_dtype", "full_dtype", "arange_args", "scalar_value"]
+
+
+# ---- the factories' rules, shared by the metas and both backends' kernels ------------------------
+
+def factory_dtype(dtype) -> "D.dtype":
+    """A factory's result dtype: `dtype`, or the default dtype when None."""
+    if dtype is None:
+        return D.get_default_dtype()
+    if not isinstance(dtype, D.dtype):
+        raise TypeError(f"dtype must be an ember.dtype such as ember.float32, got {dtype!r}")
+    return dtype
+
+
+def full_dtype(fill_value, dtype) -> "D.dtype":
+    """full's result dtype: `dtype`, else the fill value's (bool, int64 or the default float), as torch."""
+    return D.scalar_dtype(scalar_value(fill_value)) if dtype is None else factory_dtype(dtype)
+
+
+def scalar_value(x):
+    """A Scalar argument's Python value (a 0-d tensor passed as a Scalar gives its item)."""
+    return x.item() if isinstance(x, Tensor) else x
+
+
+def _arange_range(start, end, step, dtype):
+    """(start, end, step, dtype) that arange counts its length from: the values as given (end None:
+    the range [0, start)), truncated toward zero first for an int64 result, as torch counts int64
+    ranges in int64. The dtype is the default float when any bound or the step is a float, else int64."""
+    start, end, step = scalar_value(start), scalar_value(end), scalar_value(step)
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        dtype = D.get_default_dtype() if any(isinstance(v, float) for v in (start, end, step)) else D.int64
+    if dtype is D.int64:
+        start, end, step = int(start), int(end), int(step)
+    return start, end, step, dtype
+
+
+def arange_args(start, end=None, step=1, dtype=None):
+    """(first, step, length, dtype) of arange: the values first + i * step for i < length. An integer
+    result steps from the truncated start by the truncated step (torch computes it in int64)."""
+    start, end, step, dtype = _arange_range(start, end, step, dtype)
+    n = max(0, math.ceil((end - start) / step))
+    if not dtype.is_floating_point:
+        start, step = int(start), int(step)
+    return start, step, n, dtype
+
+
+def _check_size(size):
+    for s in size:
+        if s < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {s}: {list(size)}")
+
+
+def _size_meta(size, dtype=None, device=None):
+    _check_size(size)
+    return size, factory_dtype(dtype)
+
+
+def _full_meta(size, fill_value, dtype=None, device=None):
+    _check_size(size)
+    return tuple(size), full_dtype(fill_value, dtype)
+
+
+def _empty_strided_meta(size, stride, dtype=None, device=None):
+    if len(size) != len(stride):
+        raise RuntimeError(f"empty_strided: dimensionality of sizes ({len(size)}) must match dimensionality of "
+                           f"strides ({len(stride)}): size {list(size)}, stride {list(stride)}")
+    _check_size(size)
+    if any(s < 0 for s in stride):
+        raise RuntimeError(f"empty_strided: Storage size calculation overflowed with sizes={list(size)} and "
+                           f"strides={list(stride)} (strides must be non-negative)")
+    return tuple(size), factory_dtype(dtype)
+
+
+def _arange_meta(start, end=None, step=1, dtype=None, device=None):
+    if dtype is not None:
+        factory_dtype(dtype)   # an ember dtype, or TypeError
+    lo, hi, st, dt = _arange_range(start, end, step, dtype)
+    if dt is D.bool:
+        raise NotImplementedError("arange: not implemented for 'Bool' (arange_cpu); choose a numeric dtype")
+    if not all(math.isfinite(v) for v in (lo, hi, st)):
+        raise RuntimeError(f"arange: unsupported range: {lo} -> {hi} (step {st}); the bounds and step must be finite")
+    if st == 0:
+        raise RuntimeError(f"arange: step must be nonzero (got step={scalar_value(step)} for a {dt} result)")
+    if (hi - lo) * st < 0:
+        raise RuntimeError(f"arange: upper bound and lower bound inconsistent with step sign "
+                           f"(start={lo}, end={hi}, step={st})")
+    return (arange_args(start, end, step, dt)[2],), dt
+
+
+def _linspace_meta(start, end, steps, dtype=None, device=None):
+    if steps < 0:
+        raise RuntimeError(f"linspace: number of steps must be non-negative, got {steps}")
+    dt = factory_dtype(dtype)
+    if dt is D.bool:
+        raise NotImplementedError("linspace: not implemented for 'Bool' (linspace_cpu); choose a numeric dtype")
+    return (steps,), dt
+
+
+def _eye_meta(n, m=None, dtype=None, device=None):
+    if n < 0:
+        raise RuntimeError(f"eye: n must be greater or equal to 0, got {n}")
+    if m is not None and m < 0:
+        raise RuntimeError(f"eye: m must be greater or equal to 0, got {m}")
+    return (n, n if m is None else m), factory_dtype(dtype)
+
+
+def _scalar_tensor_meta(s, dtype=None, device=None):
+    return (), factory_dtype(dtype)
+
+
+def _to_device_meta(self, device, non_blocking=False):
+    return self._shape, self._dtype
+
 
 _F = "*, ScalarType? dtype=None, Device? device=None, bool requires_grad=False"
-defop(f"empty(int[]... size, {_F}) -> Tensor")
-defop(f"zeros(int[]... size, {_F}) -> Tensor")
-defop(f"ones(int[]... size, {_F}) -> Tensor")
-defop(f"full(int[] size, Scalar fill_value, {_F}) -> Tensor")
-defop(f"empty_strided(int[] size, int[] stride, {_F}) -> Tensor")
-defop(f"arange(Scalar start, Scalar? end=None, Scalar step=1, {_F}) -> Tensor")
-defop(f"linspace(Scalar start, Scalar end, int steps, {_F}) -> Tensor")
-defop(f"eye(int n, int? m=None, {_F}) -> Tensor")
-defop(f"scalar_tensor(Scalar s, {_F}) -> Tensor")
+defop(f"empty(int[]... size, {_F}) -> Tensor", meta=_size_meta)
+defop(f"zeros(int[]... size, {_F}) -> Tensor", meta=_size_meta)
+defop(f"ones(int[]... size, {_F}) -> Tensor", meta=_size_meta)
+defop(f"full(int[] size, Scalar fill_value, {_F}) -> Tensor", meta=_full_meta)
+defop(f"empty_strided(int[] size, int[] stride, {_F}) -> Tensor", meta=_empty_strided_meta)
+defop(f"arange(Scalar start, Scalar? end=None, Scalar step=1, {_F}) -> Tensor", meta=_arange_meta)
+defop(f"linspace(Scalar start, Scalar end, int steps, {_F}) -> Tensor", meta=_linspace_meta)
+defop(f"eye(int n, int? m=None, {_F}) -> Tensor", meta=_eye_meta)
+defop(f"scalar_tensor(Scalar s, {_F}) -> Tensor", meta=_scalar_tensor_meta)
 # moving between devices (kernels in the CUDA backend); differentiable: the grad moves back
-defop("_to_device(Tensor self, Device device, bool non_blocking=False) -> Tensor")
+defop("_to_device(Tensor self, Device device, bool non_blocking=False) -> Tensor", meta=_to_device_meta)
 
 empty = OPS["empty"].fn
 zeros = OPS["zeros"].fn
 ones = OPS["ones"].fn
+full = OPS["full"].fn
 empty_strided = OPS["empty_strided"].fn
 arange = OPS["arange"].fn
 linspace = OPS["linspace"].fn
 eye = OPS["eye"].fn
 scalar_tensor = OPS["scalar_tensor"].fn
-_full = OPS["full"].fn
-
-
-def full(size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
-    if dtype is None:
-        dtype = D.scalar_dtype(fill_value)
-    return _full(size, fill_value, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def _like(fn):
@@ -59,8 +169,8 @@ empty_like = _like(empty)
 
 
 def full_like(input: Tensor, fill_value, *, dtype=None, device=None, requires_grad=False, memory_format=None):
-    return _full(input._shape, fill_value, dtype=dtype or input._dtype, device=device or input.device,
-                 requires_grad=requires_grad)
+    return full(input._shape, fill_value, dtype=dtype or input._dtype, device=device or input.device,
+                requires_grad=requires_grad)
 
 
 # ---- from Python data and NumPy ------------------------------------------------------------

@@ -17,10 +17,11 @@ import math
 
 import numpy as np
 
-from ..._tensor import Tensor
 from ...core import dtype as D
-from ...core.shape import normalize_dim, normalize_dims
+from ...core.shape import normalize_dims
 from ...dispatch import OPS
+from ...ops.creation import arange_args, factory_dtype, full_dtype, scalar_value
+from ...ops.shape import diag_embed_shape, roll_args
 from .checks import launch_args
 from .elementwise import BLOCK, MAXDIM, _collapse, _empty, copy_cast
 
@@ -105,28 +106,17 @@ def flip(self, dims):
 
 
 def roll(self, shifts, dims=None):
-    shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
-    dims = () if dims is None else ((dims,) if isinstance(dims, int) else tuple(dims))
-    if not shifts:
-        raise RuntimeError("roll: `shifts` required")
+    shifts, dims = roll_args(shifts, dims, len(self._shape))
     out = _empty(self._shape, self._dtype, self.device)
     if not dims:
-        if len(shifts) != 1:
-            raise RuntimeError(f"roll: shifts and dimensions must align. shifts: {len(shifts)}, dims:0 "
-                               f"(without dims, roll takes one shift over the flattened tensor)")
         n = _numel(self._shape)
         if n:
             sizes, strides = _own_geometry(self)
             _move(_ROLL_FLAT, out, self, n, sizes, strides, p=((n - shifts[0] % n) % n, 0, 0))
         return out
-    if len(shifts) != len(dims):
-        raise RuntimeError(f"roll: shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
-    nd = len(self._shape)
-    if nd == 0:
-        raise IndexError(f"roll: Dimension specified as {dims[0]} but tensor has no dimensions")
-    amount = [0] * nd
+    amount = [0] * len(self._shape)
     for s, d in zip(shifts, dims):
-        amount[normalize_dim(d, nd)] += s
+        amount[d] += s
     if _numel(self._shape) == 0:
         return out
     geometry = []
@@ -137,17 +127,7 @@ def roll(self, shifts, dims=None):
 
 
 def repeat(self, repeats):
-    n = len(self._shape)
-    if not repeats:
-        raise TypeError("repeat() missing 1 required positional arguments: \"repeats\"")
-    if len(repeats) < n:
-        raise RuntimeError(f"repeat: Number of dimensions of repeat dims can not be smaller than number of "
-                           f"dimensions of tensor (got {len(repeats)} repeat dims {list(repeats)} for a tensor of "
-                           f"shape {list(self._shape)})")
-    if any(r < 0 for r in repeats):
-        raise RuntimeError(f"repeat: Trying to create tensor with negative dimension: repeats must be "
-                           f"non-negative, got {list(repeats)}")
-    lead = len(repeats) - n
+    lead = len(repeats) - len(self._shape)
     shape = (1,) * lead + self._shape
     stride = (0,) * lead + self._stride
     out = _empty(tuple(r * s for r, s in zip(repeats, shape)), self._dtype, self.device)
@@ -164,9 +144,6 @@ def repeat(self, repeats):
 
 def _tri(name, upper, inplace):
     def kernel(self, diagonal=0):
-        if len(self._shape) < 2:
-            raise RuntimeError(f"{name}: input tensor must have at least 2 dimensions, got shape "
-                               f"{list(self._shape)}")
         out = self if inplace else _empty(self._shape, self._dtype, self.device)
         n = _numel(self._shape)
         if n:
@@ -181,22 +158,12 @@ def _tri(name, upper, inplace):
 # ---- one_hot -------------------------------------------------------------------------------------
 
 def one_hot(self, num_classes=-1):
-    if self._dtype is not D.int64:
-        raise RuntimeError(f"one_hot is only applicable to index tensor of type int64 (LongTensor), got {self._dtype}")
     n = _numel(self._shape)
-    if n:
-        if num_classes == -1:   # one wait for the device, as in PyTorch; the sign check rides along
-            lo, hi = OPS["stack"].fn([OPS["amin"].fn(self), OPS["amax"].fn(self)]).tolist()
-            if lo < 0:
-                raise RuntimeError("one_hot(): Class values must be non-negative.")
-            num_classes = hi + 1
-        elif num_classes == 0:
-            raise RuntimeError("one_hot(): Class values must be smaller than num_classes (0), got a non-empty "
-                               "tensor.")
-    elif num_classes <= 0:
-        raise RuntimeError("one_hot(): Can not infer total number of classes from empty tensor.")
-    if num_classes < 0:
-        raise RuntimeError(f"one_hot(): num_classes should be -1 or positive, got {num_classes}")
+    if n and num_classes == -1:   # one wait for the device, as in PyTorch; the sign check rides along
+        lo, hi = OPS["stack"].fn([OPS["amin"].fn(self), OPS["amax"].fn(self)]).tolist()
+        if lo < 0:
+            raise RuntimeError("one_hot(): Class values must be non-negative.")
+        num_classes = hi + 1
     out = _empty(self._shape + (num_classes,), D.int64, self.device)
     if n:
         sizes, strides = _own_geometry(self)
@@ -211,44 +178,22 @@ def _zeros(shape, dtype, device):
 
 
 def diag(self, diagonal=0):
-    n = len(self._shape)
-    if n == 1:
-        m = self._shape[0] + abs(diagonal)
-        out = _zeros((m, m), self._dtype, self.device)
-        copy_cast(OPS["diagonal"].fn(out, diagonal, 0, 1), self)
-        return out
-    if n == 2:
+    if len(self._shape) == 2:
         view = OPS["diagonal"].fn(self, diagonal, 0, 1)
         return copy_cast(_empty(view._shape, self._dtype, self.device), view)
-    raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {n}D (shape {list(self._shape)})")
+    m = self._shape[0] + abs(diagonal)
+    out = _zeros((m, m), self._dtype, self.device)
+    copy_cast(OPS["diagonal"].fn(out, diagonal, 0, 1), self)
+    return out
 
 
 def diag_embed(self, offset=0, dim1=-2, dim2=-1):
-    n = len(self._shape) + 1
-    d1, d2 = normalize_dim(dim1, n), normalize_dim(dim2, n)
-    if d1 == d2:
-        raise RuntimeError(f"diag_embed: diagonal dimensions cannot be identical {dim1}, {dim2}")
-    m = self._shape[-1] + abs(offset)
-    rest = iter(self._shape[:-1])
-    shape = tuple(m if k in (d1, d2) else next(rest) for k in range(n))
-    out = _zeros(shape, self._dtype, self.device)
-    copy_cast(OPS["diagonal"].fn(out, offset, d1, d2), self)
+    out = _zeros(diag_embed_shape(self._shape, offset, dim1, dim2), self._dtype, self.device)
+    copy_cast(OPS["diagonal"].fn(out, offset, dim1, dim2), self)
     return out
 
 
 # ---- factories -----------------------------------------------------------------------------------
-
-def _dt(dtype):
-    if dtype is None:
-        return D.get_default_dtype()
-    if not isinstance(dtype, D.dtype):
-        raise TypeError(f"dtype must be an ember.dtype such as ember.float32, got {dtype!r}")
-    return dtype
-
-
-def _num(x):
-    return x.item() if isinstance(x, Tensor) else x
-
 
 def _fill(mode, out, ps, f64, k=0):
     """Launches fill_kernel over out (contiguous); ps: p0..p3 (float64 when f64, else int64)."""
@@ -257,7 +202,7 @@ def _fill(mode, out, ps, f64, k=0):
     if n == 0:
         return out
     dt = out._dtype
-    kind = 0 if dt is D.float64 else 1 if dt.category == 2 else 3 if dt is D.bool else 2
+    kind = 0 if dt is D.float64 else 1 if dt.is_floating_point else 3 if dt is D.bool else 2
     ty = "fp64" if f64 else "i64"
     args = [("out_ptr", out, "*" + SIG[dt.name]), ("n", n, "i64")]
     args += [(f"p{j}", float(v) if f64 else int(v), ty) for j, v in enumerate(ps)] + [("k", k, "i64")]
@@ -269,60 +214,39 @@ def _fill(mode, out, ps, f64, k=0):
 def fill_contiguous(t, value):
     """t[...] = value for a contiguous tensor: cuMemset where the value's bytes repeat with a period
     of at most 4 bytes, else fill_kernel (8-byte values such as int64 or float64 ones)."""
-    v = np.array(_num(value)).astype(t._dtype.np)
+    v = np.array(scalar_value(value)).astype(t._dtype.np)
     pattern = v.tobytes()
     if t._storage.device.type == "cuda" and (len(pattern) <= 4 or len(set(pattern)) == 1):
         from .tensor import _memset
         _memset(t, pattern)
         return t
-    f64 = t._dtype.category == 2
+    f64 = t._dtype.is_floating_point
     return _fill(_FILL, t, (float(v) if f64 else int(v), 0, 0, 0), f64)
 
 
-def _check_size(size):
-    for s in size:
-        if s < 0:
-            raise RuntimeError(f"Trying to create tensor with negative dimension {s}: {list(size)}")
-
-
 def full(size, fill_value, dtype=None, device=None):
-    _check_size(size)
-    return fill_contiguous(_empty(tuple(size), _dt(dtype), device), fill_value)
+    return fill_contiguous(_empty(tuple(size), full_dtype(fill_value, dtype), device), fill_value)
 
 
 def ones(size, dtype=None, device=None):
-    return full(size, 1, dtype, device)
+    return fill_contiguous(_empty(size, factory_dtype(dtype), device), 1)
 
 
 def scalar_tensor(s, dtype=None, device=None):
-    return fill_contiguous(_empty((), _dt(dtype), device), s)
+    return fill_contiguous(_empty((), factory_dtype(dtype), device), s)
 
 
 def arange(start, end=None, step=1, dtype=None, device=None):
-    start, end, step = _num(start), _num(end), _num(step)
-    if end is None:
-        start, end = 0, start
-    if step == 0:
-        raise RuntimeError("arange: step must be nonzero")
-    if (end - start) * step < 0:
-        raise RuntimeError(f"arange: upper bound and larger bound inconsistent with step sign "
-                           f"(start={start}, end={end}, step={step})")
-    if dtype is None:
-        dtype = D.get_default_dtype() if any(isinstance(v, float) for v in (start, end, step)) else D.int64
-    n = max(0, math.ceil((end - start) / step))
+    start, step, n, dtype = arange_args(start, end, step, dtype)
     out = _empty((n,), dtype, device)
-    if dtype.category == 2:   # start + i * step in float64, as the CPU kernel
+    if dtype.is_floating_point:   # start + i * step in float64, as the CPU kernel
         return _fill(_ARANGE, out, (start, step, 0, 0), True)
-    # integer dtypes step by int(step); a float start makes the values float64, truncated on the store
-    return _fill(_ARANGE, out, (start, int(step), 0, 0), isinstance(start, float))
+    return _fill(_ARANGE, out, (start, step, 0, 0), False)   # integers: int64 start and step
 
 
 def linspace(start, end, steps, dtype=None, device=None):
-    if steps < 0:
-        raise RuntimeError(f"linspace: number of steps must be non-negative, got {steps}")
-    dt = _dt(dtype)
-    start, end = _num(start), _num(end)
-    out = _empty((steps,), dt, device)
+    start, end = scalar_value(start), scalar_value(end)
+    out = _empty((steps,), factory_dtype(dtype), device)
     if steps == 1:
         return _fill(_LINSPACE, out, (start, start, 0, 0), True)
     step = (end - start) / (steps - 1) if steps else 0
@@ -330,10 +254,8 @@ def linspace(start, end, steps, dtype=None, device=None):
 
 
 def eye(n, m=None, dtype=None, device=None):
-    if n < 0 or (m is not None and m < 0):
-        raise RuntimeError(f"eye: n and m must be non-negative, got n={n}, m={m}")
     m = n if m is None else m
-    return _fill(_EYE, _empty((n, m), _dt(dtype), device), (0, 0, 0, 0), False, k=m)
+    return _fill(_EYE, _empty((n, m), factory_dtype(dtype), device), (0, 0, 0, 0), False, k=m)
 
 
 def _register():

@@ -12,6 +12,7 @@ int32 column scratch; RUN < MAX_TILE keeps the kernels compiled for them few and
 unique(dim=None) sorts the flattened tensor; unique(dim=d) sorts the slices along d
 lexicographically by one stable sort per slice element (last element first). Its output size is
 read back to the host once (one synchronisation, as in torch). `sorted=False` still sorts.
+The ops' metas (ops/shape.py) have checked the arguments before a kernel runs.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from math import prod
 from ...core import dtype as D
 from ...core.shape import normalize_dim
 from ...dispatch import OPS
-from ...ops.shape import kthvalue_result, sort_result, topk_result
+from ...ops.shape import kthvalue_result, kthvalue_shape, sort_result, topk_result, topk_shape
 from .elementwise import _collapse, _empty, copy_cast
 
 MAX_TILE = 4096          # longest row one program sorts in registers; longer rows are merge-sorted
@@ -47,7 +48,7 @@ def _kind(dt) -> int:
         return 1
     if dt is D.int64:
         return 3
-    return 0 if dt.category == 2 else 2
+    return 0 if dt.is_floating_point else 2
 
 
 def _ptr(t) -> str:
@@ -147,29 +148,13 @@ def argsort_cuda(self, dim=-1, descending=False, stable=False):
 
 
 def topk_cuda(self, k, dim=-1, largest=True, sorted=True):
-    n = len(self._shape)
-    d = normalize_dim(dim, n)
-    if self._dtype is D.bool:
-        raise RuntimeError("topk does not support bool dtypes on CUDA; convert the tensor to an integer dtype first")
-    size = self._shape[d] if n else 1
-    if k < 0 or k > size:
-        raise RuntimeError(f"topk: selected index k out of range (k={k}, but dimension {d} has size {size})")
-    shape = self._shape[:d] + (k,) + self._shape[d + 1:] if n else ()
-    return topk_result(*_select(self, d, largest, k, 0, shape, True))
+    d = normalize_dim(dim, len(self._shape))
+    return topk_result(*_select(self, d, largest, k, 0, topk_shape(self._shape, k, d), True))
 
 
 def kthvalue_cuda(self, k, dim=-1, keepdim=False):
-    n = len(self._shape)
-    d = normalize_dim(dim, n)
-    if self._dtype is D.bool:
-        raise NotImplementedError("kthvalue: not implemented for 'Bool' tensors; convert to an integer dtype first")
-    size = self._shape[d] if n else 1
-    if n and size == 0:
-        raise IndexError(f"kthvalue(): Expected reduction dim {d} to have non-zero size (shape {list(self._shape)})")
-    if not 1 <= k <= size:
-        raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d} (k={k}, size {size})")
-    shape = self._shape[:d] + ((1,) if keepdim else ()) + self._shape[d + 1:] if n else ()
-    return kthvalue_result(*_select(self, d, False, 1, k - 1, shape, True))
+    d = normalize_dim(dim, len(self._shape))
+    return kthvalue_result(*_select(self, d, False, 1, k - 1, kthvalue_shape(self._shape, d, keepdim), True))
 
 
 # ---- unique ----------------------------------------------------------------------------------------
@@ -189,8 +174,6 @@ def unique_cuda(self, sorted=True, return_inverse=False, return_counts=False, di
             _sort_rows((x, 1, M, 1, 0, 0, 1), False, M, 0, src, order)
         out_shape, inv_shape = (lambda g: (g,)), self._shape
     else:
-        if not self._shape:
-            raise IndexError(f"unique: dim {dim} given for a 0-dim tensor")
         shape, st = self._shape, self._stride
         d = normalize_dim(dim, len(shape))
         M, PRE, POST = shape[d], prod(shape[:d]), prod(shape[d + 1:])
