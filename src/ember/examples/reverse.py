@@ -144,22 +144,11 @@ def save_plot(history: dict, path: str) -> bool:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--steps", type=int, default=800)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--warmup", type=int, default=100)
-    p.add_argument("--d-model", type=int, default=64)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--ff", type=int, default=256)
-    p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--num-symbols", type=int, default=16)
-    p.add_argument("--min-len", type=int, default=2)
-    p.add_argument("--max-len", type=int, default=10)
-    p.add_argument("--eval-every", type=int, default=200)
-    p.add_argument("--eval-samples", type=int, default=1024)
+    hyper = {"steps": 800, "seed": 0, "batch-size": 64, "lr": 3e-3, "weight-decay": 0.01, "warmup": 100,
+             "d-model": 64, "heads": 4, "layers": 2, "ff": 256, "dropout": 0.0, "num-symbols": 16, "min-len": 2,
+             "max-len": 10, "eval-every": 200, "eval-samples": 1024}
+    for name, default in hyper.items():     # each option parses as its default's type (int or float)
+        p.add_argument(f"--{name}", type=type(default), default=default)
     p.add_argument("--out", default="runs/reverse", help="directory for the checkpoint and the loss curve")
     p.add_argument("--no-progress", action="store_true", help="plain log lines instead of a progress bar")
     p.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None,
