@@ -8,8 +8,6 @@ samples are for the CPU. Float64 samples come first (gradcheck takes the first t
 import torch
 from helpers import make_pair
 
-import ember
-
 from ._core import ErrorSample, OpInfo, Sample, register
 
 CUBLAS = ("the CUDA kernel's products run through cuBLASLt/cuBLAS, which need a GPU; "
@@ -418,8 +416,8 @@ def linear_samples():
 
 def linear_errors():
     return [
-        ErrorSample((T((2, 3)), T((4, 5))), {}, RuntimeError, r"mat1 and mat2 shapes cannot be multiplied \(2x3 and 5x4\)",
-                    desc="in_features 3 vs 5"),
+        ErrorSample((T((2, 3)), T((4, 5))), {}, RuntimeError,
+                    r"mat1 and mat2 shapes cannot be multiplied \(2x3 and 5x4\)", desc="in_features 3 vs 5"),
         ErrorSample((T((2, 3)), T((4, 3), "float64")), {}, RuntimeError, r"float != double", desc="dtypes"),
         ErrorSample((T((2, 3)), T((4, 3)), T((4,), "float64")), {}, RuntimeError, r"same dtype", desc="bias dtype"),
         ErrorSample((T((2, 3)), T((4, 3)), T((5,))), {}, RuntimeError, r"expanded size of the tensor \(4\)",

@@ -88,7 +88,8 @@ def backward_errors():
     return [
         ErrorSample((T((3,)),) + s[1:], {}, RuntimeError, r"expected grad_output of shape \[\] for reduction 1",
                     desc="grad_output (3,) for mean"),
-        ErrorSample(s[:6] + (T((2,)),), {}, RuntimeError, r"total_weight to be a single element", desc="total_weight (2,)"),
+        ErrorSample(s[:6] + (T((2,)),), {}, RuntimeError, r"total_weight to be a single element",
+                    desc="total_weight (2,)"),
         ErrorSample((T((), "float64"),) + s[1:], {}, RuntimeError, r"expected scalar type Float but found Double",
                     desc="float64 grad_output for float32 input"),
         ErrorSample(s[:2] + (target(0, 1),) + s[3:], {}, RuntimeError, r"size mismatch", desc="2 targets, 3 rows"),

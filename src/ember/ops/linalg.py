@@ -282,8 +282,9 @@ def _einsum_dtype(tensors, specs, out_spec):
     for t in tensors[1:]:
         if t._dtype is not dt:
             if shared:
-                raise RuntimeError(f"einsum(): expected scalar type {SCALAR_TYPE[dt]} but found {SCALAR_TYPE[t._dtype]}: operands "
-                                   f"with contracted subscripts ({''.join(sorted(shared))}) must have the same dtype")
+                raise RuntimeError(f"einsum(): expected scalar type {SCALAR_TYPE[dt]} but found "
+                                   f"{SCALAR_TYPE[t._dtype]}: operands with contracted subscripts "
+                                   f"({''.join(sorted(shared))}) must have the same dtype")
             dt = D.promote_types(dt, t._dtype)
     if dt is D.bool and summed:
         raise NotImplementedError("einsum: contracting 'Bool' tensors is not implemented; convert them to an "

@@ -37,7 +37,6 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..._tensor import Tensor
 from ...core import dtype as D
 from ...core.shape import broadcast_shapes, numel
 from ...dispatch import OPS
@@ -456,13 +455,12 @@ def linear_cuda(input, weight, bias=None):
 
 # ---- addmm, addbmm, baddbmm, addmv (and in place) --------------------------------------------------
 
-def _inplace_product(self, a, b, beta, alpha, target):
-    """self = beta * self + alpha * a @ b in place; `target` is self as the product's 2-D/3-D view.
+def _inplace_product(self, a, b, beta, alpha, t):
+    """self = beta * self + alpha * a @ b in place; `t` is self as the product's 2-D/3-D view.
 
     The product is written straight into a row-major self, and as C^T = B^T A^T into a
     column-major one; a self of another layout, or one sharing memory with a or b, gets the
     result through a temporary."""
-    t = target
     if self._storage is not a._storage and self._storage is not b._storage:
         if _writable(t):
             _addprod(t, t, a, b, beta, alpha)
