@@ -194,17 +194,26 @@ def _register(name, compute, inplace=True, fast=None):
         return wrap(r, dt)
 
     if inplace:
+        generic = _inplace(compute)
+
         @impl(name + "_")
         def in_place(self, *args):
             if 0 in self._stride:
                 check_internal_overlap(name + "_", self)
             if fast is not None and fast(self, *args) is not None:
                 return self
-            r, dt = compute(self, *args)
-            if r.dtype == _F64 and (self._dtype is _F16 or self._dtype is _BF16):
-                r = r.astype(_F32)  # PyTorch narrows double through float
-            np.copyto(arr(self), r, casting="unsafe")
-            return self
+            return generic(self, *args)
+
+
+def _inplace(compute):
+    """The generic in-place kernel: compute's result cast into self."""
+    def in_place(self, *args):
+        r, dt = compute(self, *args)
+        if r.dtype == _F64 and (self._dtype is _F16 or self._dtype is _BF16):
+            r = r.astype(_F32)  # PyTorch narrows double through float
+        np.copyto(arr(self), r, casting="unsafe")
+        return self
+    return in_place
 
 
 def _unary_compute(name, rule, fn):
@@ -318,22 +327,38 @@ def _add_compute(name, ufunc):
     return compute
 
 
-def _add_inplace(ufunc):
-    def fast(self, other, alpha=1):
+def _add_inplace(name, ufunc, compute):
+    """add_/sub_ (the optimizer's and the accumulators' hot path): ufunc(self, other, out=self) when no cast
+    of self is involved, written out here (no helper calls) for a tensor `other` of self's dtype."""
+    generic = _inplace(compute)
+
+    @impl(name)
+    def in_place(self, other, alpha=1):
+        if 0 in self._stride:
+            check_internal_overlap(name, self)
         dt = self._dtype
-        if dt is _F16 or dt is _BF16 or dt is D.bool or _rt2(self, other) is not dt:
-            return None
-        y = _in(other, dt)
+        if dt is _F16 or dt is _BF16 or dt is D.bool:
+            return generic(self, other, alpha)
+        if other.__class__ is Tensor and other._dtype is dt:
+            y = other._np
+            if y is None:
+                y = other._array
+        elif _rt2(self, other) is dt:
+            y = _in(other, dt)
+        else:
+            return generic(self, other, alpha)
         if alpha.__class__ is not int or alpha != 1:
             y = y * operand(alpha, dt.np)
-        a = arr(self)
+        a = self._np
+        if a is None:
+            a = self._array
         ufunc(a, y, out=a)
         return self
-    return fast
 
 
-_register("add", _add_compute("add", np.add), fast=_add_inplace(np.add))
-_register("sub", _add_compute("sub", np.subtract), fast=_add_inplace(np.subtract))
+for _name, _ufunc in (("add", np.add), ("sub", np.subtract)):
+    _register(_name, _add_compute(_name, _ufunc), inplace=False)
+    _add_inplace(_name + "_", _ufunc, _add_compute(_name, _ufunc))
 
 
 def _rsub_compute(self, other, alpha=1):
