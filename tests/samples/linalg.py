@@ -423,6 +423,8 @@ def linear_errors():
         ErrorSample((T((2, 3)), T((4, 3)), T((5,))), {}, RuntimeError, r"expanded size of the tensor \(4\)",
                     desc="bias of 5 for 4 features"),
         ErrorSample((T(()), T(())), {}, RuntimeError, r"at least 1D", desc="0-d"),
+        ErrorSample((T((2, 3)), T((3,)), T(())), {}, RuntimeError, r"mat2 must be a matrix, got 1-D tensor",
+                    desc="1-D weight with a bias, 2-D input"),
         ErrorSample((B((2, 3)), B((4, 3))), {}, *BOOL, desc="bool"),
     ]
 

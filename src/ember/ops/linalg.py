@@ -518,8 +518,12 @@ def linear_meta(input, weight, bias=None):
             (bias is not None and bias._dtype is not dt):
         _linear_errors(input, weight, bias)
     shape = si[:-1] + sw[:-1]
-    if bias is not None and bias._shape != sw[:-1] and not expands_to(bias._shape, shape):
-        _expand_error("linear", "bias", bias._shape, shape)
+    if bias is not None:
+        if len(sw) == 1 and len(si) > 1:   # torch takes this as addmm(bias, input, weight.t())
+            raise RuntimeError(f"linear: mat2 must be a matrix, got 1-D tensor (a 1-D weight of shape {list(sw)} "
+                               f"with a bias takes a 1-D input, got input of shape {list(si)})")
+        if bias._shape != sw[:-1] and not expands_to(bias._shape, shape):
+            _expand_error("linear", "bias", bias._shape, shape)
     return shape, dt
 
 

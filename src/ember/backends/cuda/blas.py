@@ -447,7 +447,7 @@ def linear_cuda(input, weight, bias=None):
     target = out if len(si) == len(sw) == 2 else out.reshape(x._shape[0], w._shape[1])
     if bias is None or (bias.ndim <= 1 and len(sw) == 2):
         _addprod(target, bias, x, w, 1)
-    else:  # a bias over the batch dims (or a 1-D weight's): broadcast into the output first
+    else:  # a bias over the batch dims (or a 1-D weight's 0-d one): broadcast into the output first
         OPS["copy_"].fn(out, bias)
         _addprod(target, target, x, w, 1)
     return out
