@@ -129,37 +129,31 @@ def _fast_lane(code: int, nin: int, x: Tensor, y, dt, ck: int, alpha, plans: dic
 def launch_ew(op: int, nin: int, out: Tensor, x: Tensor, y, ck: int, alpha=1) -> Tensor:
     """out = op(x[, y]) over out's shape; y may be a Python scalar (or None for unary)."""
     shape = out._shape
+    n = prod(shape)
+    if n == 0:
+        return out
     y_scalar = not isinstance(y, Tensor)
     yy = x if y_scalar else y
     st = out._storage
-    if st.device.type == "cuda":
-        # the hot path: a cached launch plan, only the argument values change
-        ost = out._stride
-        if ost == contiguous_strides(shape) and x._stride == ost and x._shape == shape and \
-                (y_scalar or (y._stride == ost and y._shape == shape)):
-            n = prod(shape)
-            if n == 0:
-                return out
-            key = (op, nin, 1, True, y_scalar, ck, out._dtype, x._dtype, yy._dtype, st.device.index or 0)
-            plan = _plans.get(key) or _make_plan(key)
-            v = plan.vals
-        else:
-            n = prod(shape)
-            if n == 0:
-                return out
-            sizes, sts = _geometry(shape, out, x, None if y_scalar else y)
-            nd = len(sizes)
-            contig = nd == 1 and sts[0][0] == 1 and sts[1][0] == 1 and sts[2][0] == (0 if y_scalar else 1)
-            key = (op, nin, nd, contig, y_scalar, ck, out._dtype, x._dtype, yy._dtype, st.device.index or 0)
-            plan = _plans.get(key) or _make_plan(key)
-            v = plan.vals
-            if not contig:
-                for k in range(1, nd):
-                    v[5 + k].value = sizes[k]
-                for j in range(3):
-                    base = 11 + 6 * j
-                    for k, stv in enumerate(sts[j]):
-                        v[base + k].value = stv
+    ost = out._stride
+    if ost == contiguous_strides(shape) and x._stride == ost and x._shape == shape and \
+            (y_scalar or (y._stride == ost and y._shape == shape)):
+        nd, contig = 1, True          # the hot path: every operand contiguous, no layout work
+    else:
+        sizes, sts = _geometry(shape, out, x, None if y_scalar else y)
+        nd = len(sizes)
+        contig = nd == 1 and sts[0][0] == 1 and sts[1][0] == 1 and sts[2][0] == (0 if y_scalar else 1)
+    if st.device.type == "cuda":      # a cached launch plan: only the argument values change
+        key = (op, nin, nd, contig, y_scalar, ck, out._dtype, x._dtype, yy._dtype, st.device.index or 0)
+        plan = _plans.get(key) or _make_plan(key)
+        v = plan.vals
+        if not contig:
+            for k in range(1, nd):
+                v[5 + k].value = sizes[k]
+            for j in range(3):
+                base = 11 + 6 * j
+                for k, stv in enumerate(sts[j]):
+                    v[base + k].value = stv
         v[0].value = st.data.ptr + out._offset * out._dtype.itemsize
         v[1].value = x._storage.data.ptr + x._offset * x._dtype.itemsize
         v[2].value = yy._storage.data.ptr + yy._offset * yy._dtype.itemsize
@@ -169,12 +163,8 @@ def launch_ew(op: int, nin: int, out: Tensor, x: Tensor, y, ck: int, alpha=1) ->
         v[5].value = alpha if ck < 2 else int(alpha)
         plan((n + BLOCK - 1) // BLOCK)
         return out
-    n = prod(shape)
-    if n == 0:
-        return out
-    sizes, sts = _geometry(shape, out, x, None if y_scalar else y)
-    nd = len(sizes)
-    contig = nd == 1 and sts[0][0] == 1 and sts[1][0] == 1 and sts[2][0] == (0 if y_scalar else 1)
+    if contig:
+        sizes, sts = [n], [[1], [1], [0 if y_scalar else 1]]
     sty = _SCALAR_TY.get(ck, "i64" if ck != 7 else "i32")
     pad = lambda v: list(v) + [0] * (MAXDIM - len(v))  # noqa: E731
     s = pad(sizes)
