@@ -98,7 +98,7 @@ def test_factories_odd_sizes_empty_and_requires_grad(no_h2d):
     assert r.requires_grad and r.is_leaf
     like = ember.randn_like(ember.zeros(2, 3, device="cuda", dtype=ember.float16))
     assert like.dtype is ember.float16 and like.device.type == "cuda"
-    with pytest.raises(RuntimeError, match="expected a floating point dtype"):
+    with pytest.raises(NotImplementedError, match="expects a floating point dtype"):   # torch's type
         ember.rand(3, device="cuda", dtype=ember.int32)
 
 
@@ -201,7 +201,7 @@ def test_bernoulli_scalar_p(dtype, no_h2d):
     if dt.is_floating_point:
         y = ember.zeros(N, device="cuda", dtype=dt).bernoulli(0.8)
         assert y.dtype is dt and abs(h(y).mean() - 0.8) < 0.003
-    with pytest.raises(RuntimeError, match="bernoulli: probabilities must be in"):
+    with pytest.raises(RuntimeError, match=r"bernoulli_ expects p to be in \[0, 1\]"):
         x.bernoulli_(-0.1)
 
 
@@ -279,9 +279,10 @@ def test_multinomial_without_replacement():
         for _ in range(20):
             r = h(sparse.multinomial(3)).tolist()
             assert sorted(r) == [1, 3, 5]
-    with pytest.raises(RuntimeError, match="cannot sample n_sample=7"):
+    with pytest.raises(RuntimeError, match="without replacement"):
         sparse.multinomial(7)
-    assert sparse.multinomial(0).shape == (0,)
+    with pytest.raises(RuntimeError, match="n_sample <= 0"):   # as torch
+        sparse.multinomial(0)
 
 
 # ---- randperm ------------------------------------------------------------------------------------

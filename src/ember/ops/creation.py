@@ -15,7 +15,7 @@ from ..dispatch import OPS, defop
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "zeros_like", "ones_like",
            "full_like", "empty_like", "arange", "linspace", "eye", "scalar_tensor", "empty_strided",
-           "factory_dtype", "full_dtype", "arange_args", "scalar_value"]
+           "factory_dtype", "full_dtype", "arange_args", "scalar_value", "check_size"]
 
 
 # ---- the factories' rules, shared by the metas and both backends' kernels ------------------------
@@ -63,19 +63,20 @@ def arange_args(start, end=None, step=1, dtype=None):
     return start, step, n, dtype
 
 
-def _check_size(size):
+def check_size(size) -> None:
+    """A factory's sizes: none negative."""
     for s in size:
         if s < 0:
             raise RuntimeError(f"Trying to create tensor with negative dimension {s}: {list(size)}")
 
 
 def _size_meta(size, dtype=None, device=None):
-    _check_size(size)
+    check_size(size)
     return size, factory_dtype(dtype)
 
 
 def _full_meta(size, fill_value, dtype=None, device=None):
-    _check_size(size)
+    check_size(size)
     return tuple(size), full_dtype(fill_value, dtype)
 
 
@@ -83,7 +84,7 @@ def _empty_strided_meta(size, stride, dtype=None, device=None):
     if len(size) != len(stride):
         raise RuntimeError(f"empty_strided: dimensionality of sizes ({len(size)}) must match dimensionality of "
                            f"strides ({len(stride)}): size {list(size)}, stride {list(stride)}")
-    _check_size(size)
+    check_size(size)
     if any(s < 0 for s in stride):
         raise RuntimeError(f"empty_strided: Storage size calculation overflowed with sizes={list(size)} and "
                            f"strides={list(stride)} (strides must be non-negative)")

@@ -1,4 +1,6 @@
-"""CPU kernels of the random ops (NumPy's PCG64 through ember.Generator)."""
+"""CPU kernels of the random ops (NumPy's PCG64 through ember.Generator). The ops' metas
+(ops/random.py) have checked the arguments; the kernels check only what needs the data (tensor
+probabilities of bernoulli and multinomial)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,17 +8,12 @@ import numpy as np
 from ..._tensor import Tensor
 from ...core import dtype as D
 from ...core.device import CPU
+from ...ops.creation import factory_dtype
+from ...ops.random import dropout_backward_dtype, integer_dtype, random_range
 from ...random import get_generator
 from ._common import arr, impl
 
 _from_numpy = Tensor._from_numpy
-
-
-def _float_dt(dtype, op):
-    dt = D.get_default_dtype() if dtype is None else dtype
-    if dt.category != 2:
-        raise RuntimeError(f"{op}: expected a floating point dtype, got {dt}")
-    return dt
 
 
 def _sample_dtype(dt):
@@ -25,32 +22,28 @@ def _sample_dtype(dt):
 
 @impl("rand")
 def _rand(size, generator=None, dtype=None, device=None):
-    dt = _float_dt(dtype, "rand")
+    dt = factory_dtype(dtype)
     g = get_generator(generator, CPU)._np
     return _from_numpy(g.random(size, dtype=_sample_dtype(dt)).astype(dt.np, copy=False), dt)
 
 
 @impl("randn")
 def _randn(size, generator=None, dtype=None, device=None):
-    dt = _float_dt(dtype, "randn")
+    dt = factory_dtype(dtype)
     g = get_generator(generator, CPU)._np
     return _from_numpy(g.standard_normal(size, dtype=_sample_dtype(dt)).astype(dt.np, copy=False), dt)
 
 
 @impl("randint")
 def _randint(low, high, size, generator=None, dtype=None, device=None):
-    if low >= high:
-        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
-    dt = D.int64 if dtype is None else dtype
+    dt = integer_dtype(dtype)
     g = get_generator(generator, CPU)._np
     return _from_numpy(g.integers(low, high, size, dtype=np.int64).astype(dt.np, copy=False), dt)
 
 
 @impl("randperm")
 def _randperm(n, generator=None, dtype=None, device=None):
-    if n < 0:
-        raise RuntimeError(f"randperm: n must be non-negative, got {n}")
-    dt = D.int64 if dtype is None else dtype
+    dt = integer_dtype(dtype)
     g = get_generator(generator, CPU)._np
     return _from_numpy(g.permutation(n).astype(dt.np, copy=False), dt)
 
@@ -62,29 +55,20 @@ def _fill(self, values):
 
 @impl("normal_")
 def _normal_(self, mean=0.0, std=1.0, generator=None):
-    if std < 0:
-        raise RuntimeError(f"normal_ expects std >= 0.0, but found std {std}")
     g = get_generator(generator, CPU)._np
     return _fill(self, g.normal(mean, std, self._shape))
 
 
 @impl("uniform_")
 def _uniform_(self, from_=0.0, to=1.0, generator=None):
-    if from_ > to:
-        raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={from_} > to={to}")
     g = get_generator(generator, CPU)._np
     return _fill(self, g.uniform(from_, to, self._shape))
-
-
-_RANDOM_TO = {D.bool: 2, D.float16: 1 << 11, D.bfloat16: 1 << 8, D.float32: 1 << 24, D.float64: 1 << 53}
 
 
 @impl("random_")
 def _random_(self, from_=0, to=None, generator=None):
     g = get_generator(generator, CPU)._np
-    if to is None:
-        to = _RANDOM_TO.get(self._dtype) or int(np.iinfo(self._dtype.np).max) + 1
-    return _fill(self, g.integers(from_, to, self._shape))
+    return _fill(self, g.integers(*random_range(self._dtype, from_, to), self._shape))
 
 
 @impl("exponential_")
@@ -93,32 +77,29 @@ def _exponential_(self, lambd=1.0, generator=None):
     return _fill(self, g.exponential(1.0 / lambd, self._shape))
 
 
-def _check_p(p):
-    if (p < 0).any() or (p > 1).any():
+def _probabilities(p: Tensor) -> np.ndarray:
+    """A tensor of probabilities as float64, checked (the data: the CUDA kernels leave this unchecked)."""
+    probs = arr(p).astype(np.float64)
+    if (probs < 0).any() or (probs > 1).any():
         raise RuntimeError("bernoulli: probabilities must be in [0, 1]")
+    return probs
 
 
 @impl("bernoulli")
 def _bernoulli(self, p=None, generator=None):
     g = get_generator(generator, CPU)._np
-    probs = arr(self).astype(np.float64) if p is None else np.full(self._shape, p)
-    _check_p(np.asarray(probs))
-    out = (g.random(self._shape) < probs).astype(self._dtype.np)
-    return _from_numpy(out, self._dtype)
+    probs = _probabilities(self) if p is None else p
+    return _from_numpy((g.random(self._shape) < probs).astype(self._dtype.np), self._dtype)
 
 
 @impl("bernoulli_")
 def _bernoulli_(self, p=0.5, generator=None):
     g = get_generator(generator, CPU)._np
-    probs = arr(p).astype(np.float64) if isinstance(p, Tensor) else np.float64(p)
-    _check_p(np.asarray(probs))
-    return _fill(self, g.random(self._shape) < probs)
+    return _fill(self, g.random(self._shape) < (_probabilities(p) if isinstance(p, Tensor) else p))
 
 
 @impl("multinomial")
 def _multinomial(self, num_samples, replacement=False, generator=None):
-    if self.ndim not in (1, 2):
-        raise RuntimeError(f"multinomial: probability tensor must be 1 or 2 dim, got {self.ndim}")
     g = get_generator(generator, CPU)._np
     probs = arr(self).astype(np.float64).reshape(-1, self._shape[-1])
     if (probs < 0).any() or not np.isfinite(probs).all():
@@ -126,12 +107,9 @@ def _multinomial(self, num_samples, replacement=False, generator=None):
     total = probs.sum(-1, keepdims=True)
     if (total <= 0).any():
         raise RuntimeError("multinomial: invalid multinomial distribution (sum of probabilities <= 0)")
-    if not replacement and num_samples > probs.shape[-1]:
-        raise RuntimeError(f"multinomial: cannot sample n_sample={num_samples} > prob_dist.size(-1)="
-                           f"{probs.shape[-1]} samples without replacement")
     probs = probs / total
     rows = [g.choice(probs.shape[-1], num_samples, replace=replacement, p=row) for row in probs]
-    out = np.stack(rows).astype(np.int64)
+    out = np.stack(rows).astype(np.int64) if rows else np.empty((0, num_samples), np.int64)
     return _from_numpy(out.reshape(self._shape[:-1] + (num_samples,)), D.int64)
 
 
@@ -147,5 +125,6 @@ def _native_dropout(input, p, train=None):
 
 @impl("native_dropout_backward")
 def _native_dropout_backward(grad_output, mask, scale):
-    g = arr(grad_output)
-    return _from_numpy(g * (arr(mask).astype(g.dtype) * g.dtype.type(scale)), grad_output._dtype)
+    dt = dropout_backward_dtype(grad_output)
+    g = arr(grad_output).astype(dt.np, copy=False)
+    return _from_numpy(g * (arr(mask).astype(g.dtype) * g.dtype.type(scale)), dt)

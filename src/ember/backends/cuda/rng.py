@@ -12,6 +12,8 @@ Random kernels inside a CUDA graph capture read their seed and base offset from 
 tensor that is refreshed before each replay (the generator then moves past what a replay uses),
 so every replay draws new numbers, as in PyTorch.
 
+The ops' metas (ops/random.py) have checked the arguments before a kernel runs.
+
 Different from PyTorch (values never match theirs; the distributions do): float16 / bfloat16
 `rand` and `uniform_` draw on a grid of 2^-11 / 2^-8 (exact there, never rounding up to `to`);
 float32 draws have 24 random bits, float64 53. Checks that would need the values on the host are
@@ -25,12 +27,13 @@ from __future__ import annotations
 
 from math import prod
 
-import numpy as np
 
 from ..._tensor import Tensor
 from ...core import dtype as D
 from ...core.device import device as _device
 from ...dispatch import OPS
+from ...ops.creation import factory_dtype
+from ...ops.random import dropout_backward_dtype, integer_dtype, random_range
 from ...random import _default_for, get_generator
 from .compiler import SIG, run
 from .elementwise import _empty, copy_cast
@@ -144,20 +147,13 @@ def _fill_(self: Tensor, dist: int, a, b, generator, **kw) -> Tensor:
     return copy_cast(self, tmp)
 
 
-def _float_dt(dtype, op):
-    dt = D.get_default_dtype() if dtype is None else dtype
-    if dt.category != 2:
-        raise RuntimeError(f"{op}: expected a floating point dtype, got {dt}")
-    return dt
-
-
 def rand(size, generator=None, dtype=None, device=None):
-    dt = _float_dt(dtype, "rand")
+    dt = factory_dtype(dtype)
     return _fill(_empty(size, dt, device), _UNIFORM, 0.0, 1.0, generator, ubits=_UBITS.get(dt, 24))
 
 
 def randn(size, generator=None, dtype=None, device=None):
-    dt = _float_dt(dtype, "randn")
+    dt = factory_dtype(dtype)
     return _fill(_empty(size, dt, device), _NORMAL, 0.0, 1.0, generator)
 
 
@@ -170,49 +166,28 @@ def _integers(out: Tensor, low: int, high: int, generator) -> Tensor:
 
 
 def randint(low, high, size, generator=None, dtype=None, device=None):
-    if low >= high:
-        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
-    return _integers(_empty(size, D.int64 if dtype is None else dtype, device), low, high, generator)
+    return _integers(_empty(size, integer_dtype(dtype), device), low, high, generator)
 
 
 def normal_(self, mean=0.0, std=1.0, generator=None):
-    if std < 0:
-        raise RuntimeError(f"normal_ expects std >= 0.0, but found std {std}")
     return _fill_(self, _NORMAL, mean, std, generator)
 
 
 def uniform_(self, from_=0.0, to=1.0, generator=None):
-    if from_ > to:
-        raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={from_} > to={to}")
     return _fill_(self, _UNIFORM, from_, to, generator, ubits=_UBITS.get(self._dtype, 24))
 
 
-_RANDOM_TO = {D.bool: 2, D.float16: 1 << 11, D.bfloat16: 1 << 8, D.float32: 1 << 24, D.float64: 1 << 53}
-
-
 def random_(self, from_=0, to=None, generator=None):
-    if to is None:
-        to = _RANDOM_TO.get(self._dtype) or int(np.iinfo(self._dtype.np).max) + 1
-    if from_ >= to:
-        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={from_} >= to={to}")
-    return _integers(self, from_, to, generator)
+    return _integers(self, *random_range(self._dtype, from_, to), generator)
 
 
 def exponential_(self, lambd=1.0, generator=None):
-    if not lambd > 0:
-        raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
     return _fill_(self, _EXPONENTIAL, lambd, 0.0, generator)
-
-
-def _check_p(p):
-    if not 0 <= p <= 1:
-        raise RuntimeError("bernoulli: probabilities must be in [0, 1]")
 
 
 def bernoulli(self, p=None, generator=None):
     out = _empty(self._shape, self._dtype, self._storage.device)
     if p is not None:
-        _check_p(p)
         return _fill(out, _BERNOULLI, p, 0.0, generator)
     probs = self if self.is_contiguous() else self.contiguous()
     return _fill(out, _BERNOULLI_T, 0.0, 0.0, generator, p=probs, wide=self._dtype is D.float64)
@@ -222,7 +197,6 @@ def bernoulli_(self, p=0.5, generator=None):
     if isinstance(p, Tensor) and p._storage.device is not self._storage.device:
         p = p.item()  # a 0-dim CPU tensor: its value
     if not isinstance(p, Tensor):
-        _check_p(p)
         return _fill_(self, _BERNOULLI, p, 0.0, generator)
     if p._shape != self._shape or not p.is_contiguous():
         p = p.expand(*self._shape).contiguous()
@@ -236,14 +210,7 @@ def _pow2(n: int) -> int:
 
 
 def multinomial(self, num_samples, replacement=False, generator=None):
-    if self.ndim not in (1, 2):
-        raise RuntimeError(f"multinomial: probability tensor must be 1 or 2 dim, got {self.ndim}")
     C = self._shape[-1]
-    if C == 0:
-        raise RuntimeError("multinomial: invalid multinomial distribution (sum of probabilities <= 0)")
-    if not replacement and num_samples > C:
-        raise RuntimeError(f"multinomial: cannot sample n_sample={num_samples} > prob_dist.size(-1)={C} samples "
-                           f"without replacement")
     rows = self._shape[0] if self.ndim == 2 else 1
     S = num_samples
     out = _empty(self._shape[:-1] + (S,), D.int64, self._storage.device)
@@ -263,9 +230,7 @@ def multinomial(self, num_samples, replacement=False, generator=None):
 
 
 def randperm(n, generator=None, dtype=None, device=None):
-    if n < 0:
-        raise RuntimeError(f"randperm: n must be non-negative, got {n}")
-    out = _empty((n,), D.int64 if dtype is None else dtype, device)
+    out = _empty((n,), integer_dtype(dtype), device)
     if n == 0:
         return out
     K = _kernels()
@@ -287,8 +252,6 @@ def randperm(n, generator=None, dtype=None, device=None):
 def native_dropout(input, p, train=None):
     if train is False:
         return input.clone(), OPS["ones"].fn(*input._shape, dtype=D.bool, device=input.device)
-    if input._dtype.category != 2:
-        raise RuntimeError(f"dropout: expected a floating point input, got {input._dtype}")
     x = input if input.is_contiguous() else input.contiguous()
     dev = input._storage.device
     out = _empty(input._shape, input._dtype, dev)
@@ -305,8 +268,11 @@ def native_dropout(input, p, train=None):
 
 
 def native_dropout_backward(grad_output, mask, scale):
-    g = grad_output if grad_output.is_contiguous() else grad_output.contiguous()
-    m = mask if mask.is_contiguous() else mask.contiguous()
+    dt = dropout_backward_dtype(grad_output)
+    g = grad_output if grad_output._dtype is dt else grad_output.to(dt)
+    g = g if g.is_contiguous() else g.contiguous()
+    m = mask if mask._shape == g._shape else mask.expand(*g._shape)
+    m = m if m.is_contiguous() else m.contiguous()
     out = _empty(g._shape, g._dtype, g._storage.device)
     n = prod(g._shape)
     if n:
