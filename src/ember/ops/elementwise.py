@@ -95,13 +95,6 @@ BINARY_REFUSED = {
 _NOTHING = (frozenset(), None)
 
 
-def refuse(table: dict, name: str, dt) -> None:
-    """Raises the error of `table` (UNARY_REFUSED / BINARY_REFUSED) if op `name` refuses dtype `dt`."""
-    r = table.get(name)
-    if r is not None and dt in r[0]:
-        r[1](name, dt)
-
-
 def out_dtype(rule: str, *operands):
     """The result dtype of an op of `rule` (see the module docstring), read with today's default dtype."""
     d = result_type(*operands)
