@@ -127,3 +127,22 @@ def test_std_gradient_where_the_deviation_is_zero(values, kw):
     z.backward(torch.ones(z.shape))
     np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-6)
     assert not np.isnan(x.grad.numpy()).any()
+
+
+@pytest.mark.parametrize("fn", ["tensordot", "einsum"])
+@pytest.mark.parametrize("sa, sb", [((2, 3), (1, 4)), ((2, 1), (3, 4))])
+def test_contraction_gradient_with_a_size_one_label_on_one_side(fn, sa, sb):
+    """A contracted label of size 1 in one operand broadcasts (torch allows it); its gradient sums back
+    (the backward raised 'shape [2, 3] is invalid for input of size 2')."""
+    rng = np.random.default_rng(0)
+    a0, b0 = rng.standard_normal(sa).astype(np.float32), rng.standard_normal(sb).astype(np.float32)
+    a, b = ember.tensor(a0, requires_grad=True), ember.tensor(b0, requires_grad=True)
+    ta, tb = torch.tensor(a0, requires_grad=True), torch.tensor(b0, requires_grad=True)
+    if fn == "tensordot":
+        ember.tensordot(a, b, ([1], [0])).sum().backward()
+        torch.tensordot(ta, tb, ([1], [0])).sum().backward()
+    else:
+        ember.einsum("ij,jk->ik", a, b).sum().backward()
+        torch.einsum("ij,jk->ik", ta, tb).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), rtol=1e-5, atol=1e-6)

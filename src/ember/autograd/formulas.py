@@ -432,8 +432,19 @@ def einsum_backward(grad, equation, tensors):
                 if c not in avail:
                     g = _f("unsqueeze")(g, k)
             g = _f("expand")(g, *t.shape)
-        grads.append(g)
+        grads.append(_fit_broadcast(g, t.shape))
     return grads
+
+
+def _fit_broadcast(g, shape):
+    """A label of size 1 in one operand broadcasts against the others (torch allows it): the operand's
+    gradient sums over that label, and a size-1 gradient along a label the operand has in full expands."""
+    if tuple(g.shape) == tuple(shape):
+        return g
+    summed = [k for k, (n, m) in enumerate(zip(shape, g.shape)) if n == 1 and m != 1]
+    if summed:
+        g = g.sum(summed, keepdim=True)
+    return _f("expand")(g, *shape) if tuple(g.shape) != tuple(shape) else g
 
 
 def _tensordot_subs(a_ndim, b_ndim, dims):
