@@ -150,23 +150,36 @@ def _as_strided_impl(self, size, stride, storage_offset=None):
     return self._as_view(size, stride, off)
 
 
+# The kernels below that take dims wrap them without checking (`dim % n`): their checks are the
+# `_*_check` functions, which the op's meta runs (the dispatcher caches it per shape and arguments).
+
+def _transpose_check(self, dim0, dim1):
+    n = len(self._shape)
+    normalize_dim(dim0, n), normalize_dim(dim1, n)
+
+
 def _transpose_impl(self, dim0, dim1):
     n = len(self._shape)
-    d0, d1 = normalize_dim(dim0, n), normalize_dim(dim1, n)
     if n == 0:
         return self._as_view((), (), self._offset)
+    d0, d1 = dim0 % n, dim1 % n
     shape, stride = list(self._shape), list(self._stride)
     shape[d0], shape[d1] = shape[d1], shape[d0]
     stride[d0], stride[d1] = stride[d1], stride[d0]
     return self._as_view(tuple(shape), tuple(stride), self._offset)
 
 
-def _permute_impl(self, dims):
+def _permute_check(self, dims):
     n = len(self._shape)
     if len(dims) != n:
         raise RuntimeError(f"permute: number of dims {len(dims)} doesn't match the tensor's {n} dimensions "
                            f"(dims={list(dims)}, shape={list(self._shape)})")
-    dims = normalize_dims(dims, n)
+    normalize_dims(dims, n)
+
+
+def _permute_impl(self, dims):
+    n = len(self._shape)
+    dims = [d % n for d in dims]
     return self._as_view(tuple(self._shape[d] for d in dims), tuple(self._stride[d] for d in dims), self._offset)
 
 
@@ -203,16 +216,28 @@ def _expand_impl(self, size):
     return self._as_view(tuple(shape), tuple(stride), self._offset)
 
 
+def _squeeze_check(self, dim=None):
+    if dim is not None:
+        normalize_dims(dim, len(self._shape))
+
+
 def _squeeze_impl(self, dim=None):
     n = len(self._shape)
-    dims = set(range(n)) if dim is None else set(normalize_dims(dim, n))
-    keep = [i for i in range(n) if not (i in dims and self._shape[i] == 1)]
+    if dim is None:
+        keep = [i for i in range(n) if self._shape[i] != 1]
+    else:
+        dims = {d % n for d in ((dim,) if isinstance(dim, int) else dim)} if n else ()
+        keep = [i for i in range(n) if not (i in dims and self._shape[i] == 1)]
     return self._as_view(tuple(self._shape[i] for i in keep), tuple(self._stride[i] for i in keep), self._offset)
+
+
+def _unsqueeze_check(self, dim):
+    normalize_dim(dim, len(self._shape) + 1)
 
 
 def _unsqueeze_impl(self, dim):
     n = len(self._shape)
-    d = normalize_dim(dim, n + 1)
+    d = dim % (n + 1)
     shape, stride = list(self._shape), list(self._stride)
     new_stride = shape[d] * stride[d] if d < n else 1
     shape.insert(d, 1)
@@ -224,7 +249,7 @@ def _index_error(index, dim, size):
     raise IndexError(f"index {index} is out of bounds for dimension {dim} with size {size}")
 
 
-def _select_impl(self, dim, index):
+def _select_check(self, dim, index):
     n = len(self._shape)
     if n == 0:
         raise IndexError("select() cannot be applied to a 0-dim tensor")
@@ -233,10 +258,12 @@ def _select_impl(self, dim, index):
     i = operator.index(index)
     if i < -size or i >= size:
         _index_error(index, d, size)
-    if i < 0:
-        i += size
-    return self._as_view(self._shape[:d] + self._shape[d + 1:], self._stride[:d] + self._stride[d + 1:],
-                         self._offset + i * self._stride[d])
+
+
+def _select_impl(self, dim, index):
+    d = dim % len(self._shape)
+    return (self._as_view(self._shape[:d] + self._shape[d + 1:], self._stride[:d] + self._stride[d + 1:],
+                          self._offset + index % self._shape[d] * self._stride[d]))
 
 
 def _slice_geometry(size, start, end, step):
@@ -247,12 +274,16 @@ def _slice_geometry(size, start, end, step):
     return start, length
 
 
-def _slice_impl(self, dim=0, start=None, end=None, step=1):
-    d = normalize_dim(dim, len(self._shape))
+def _slice_check(self, dim=0, start=None, end=None, step=1):
+    normalize_dim(dim, len(self._shape))
     if not self._shape:
         raise IndexError("slice() cannot be applied to a 0-dim tensor")
     if step <= 0:
         raise RuntimeError(f"slice step must be positive, got {step}")
+
+
+def _slice_impl(self, dim=0, start=None, end=None, step=1):
+    d = dim % len(self._shape)
     start, length = _slice_geometry(self._shape[d], start, end, step)
     shape, stride = list(self._shape), list(self._stride)
     shape[d] = length
@@ -260,11 +291,15 @@ def _slice_impl(self, dim=0, start=None, end=None, step=1):
     return self._as_view(tuple(shape), tuple(stride), self._offset + start * self._stride[d])
 
 
+def _diagonal_check(self, offset=0, dim1=0, dim2=1):
+    n = len(self._shape)
+    if normalize_dim(dim1, n) == normalize_dim(dim2, n):
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+
+
 def _diagonal_impl(self, offset=0, dim1=0, dim2=1):
     n = len(self._shape)
-    d1, d2 = normalize_dim(dim1, n), normalize_dim(dim2, n)
-    if d1 == d2:
-        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    d1, d2 = dim1 % n, dim2 % n
     off = self._offset
     if offset >= 0:
         length = max(0, min(self._shape[d1], self._shape[d2] - offset))
@@ -272,13 +307,13 @@ def _diagonal_impl(self, offset=0, dim1=0, dim2=1):
     else:
         length = max(0, min(self._shape[d1] + offset, self._shape[d2]))
         off -= offset * self._stride[d1] if length else 0
-    keep = [i for i in range(n) if i not in (d1, d2)]
+    keep = [i for i in range(n) if i != d1 and i != d2]
     shape = tuple(self._shape[i] for i in keep) + (length,)
     stride = tuple(self._stride[i] for i in keep) + (self._stride[d1] + self._stride[d2],)
     return self._as_view(shape, stride, off)
 
 
-def _unfold_impl(self, dimension, size, step):
+def _unfold_check(self, dimension, size, step):
     n = len(self._shape)
     d = normalize_dim(dimension, n)
     cur = self._shape[d] if n else 1
@@ -288,10 +323,15 @@ def _unfold_impl(self, dimension, size, step):
         raise RuntimeError(f"unfold: maximum size for tensor at dimension {d} is {cur} but size is {size}")
     if step <= 0:
         raise RuntimeError(f"unfold: step is {step} but must be > 0")
+
+
+def _unfold_impl(self, dimension, size, step):
+    n = len(self._shape)
     if n == 0:
         return self._as_view((size,), (1,), self._offset)
+    d = dimension % n
     shape, stride = list(self._shape), list(self._stride)
-    shape[d] = (cur - size) // step + 1
+    shape[d] = (self._shape[d] - size) // step + 1
     stride[d] = self._stride[d] * step
     return self._as_view(tuple(shape) + (size,), tuple(stride) + (self._stride[d],), self._offset)
 
@@ -355,13 +395,40 @@ class _MetaSelf:
         return shape
 
 
-def _meta_of(kernel):
-    """A view op's meta: its kernel run on the metadata of `self`. The shape depends only on shapes
-    and argument values; the stride and storage checks among its rules are made by the kernel too."""
+def _meta_of(kernel, check=None):
+    """A view op's meta: its checks (`check`, for a kernel that makes none of its own), then its
+    kernel run on the metadata of `self` for the shape. The shape depends only on shapes and argument
+    values; a check that reads strides or the storage stays in the kernel, which runs on every call."""
     @functools.wraps(kernel)
     def meta(self, *args, **kwargs):
+        if check is not None:
+            check(self, *args, **kwargs)
         return kernel(_MetaSelf(self), *args, **kwargs), self._dtype
     return meta
+
+
+_INDEX_VIEW_SHAPES: dict = {}   # (input shape, index with slices spelled out) -> the view's shape
+
+
+def _index_view_meta(self, index):
+    """Basic indexing runs on every `x[...]`, and its index holds slices, which the dispatcher's meta
+    cache cannot key on (unhashable before Python 3.12), so the shape is memoised here: it depends
+    only on the input's shape and the index (every check of the kernel too)."""
+    key = [self._shape]
+    for x in index:
+        key.append((slice, x.start, x.stop, x.step) if x.__class__ is slice else x)
+    key = tuple(key)
+    try:
+        return _INDEX_VIEW_SHAPES[key], self._dtype
+    except KeyError:
+        pass
+    except TypeError:   # an unhashable entry: the kernel will refuse it
+        return _index_view_impl(_MetaSelf(self), index), self._dtype
+    shape = _index_view_impl(_MetaSelf(self), index)
+    if len(_INDEX_VIEW_SHAPES) >= 4096:
+        _INDEX_VIEW_SHAPES.clear()
+    _INDEX_VIEW_SHAPES[key] = shape
+    return shape, self._dtype
 
 
 def _reshape_meta(self, shape):
@@ -374,25 +441,27 @@ def _view_dtype_meta(self, dtype):
 
 def _declare():
     """Each view op with its meta; its one kernel serves every device."""
-    for schema, kernel, method, meta in (
-        ("_view(Tensor self, int[]... size) -> Tensor", _view_impl, False, None),
-        ("view_dtype(Tensor self, ScalarType dtype) -> Tensor", _view_dtype_impl, False, _view_dtype_meta),
-        ("reshape(Tensor self, int[]... shape) -> Tensor", _reshape_impl, False, _reshape_meta),
+    for schema, kernel, method, check, meta in (
+        ("_view(Tensor self, int[]... size) -> Tensor", _view_impl, False, None, None),
+        ("view_dtype(Tensor self, ScalarType dtype) -> Tensor", _view_dtype_impl, False, None, _view_dtype_meta),
+        ("reshape(Tensor self, int[]... shape) -> Tensor", _reshape_impl, False, None, _reshape_meta),
         ("as_strided(Tensor self, int[] size, int[] stride, int? storage_offset=None) -> Tensor", _as_strided_impl,
-         True, None),
-        ("transpose(Tensor self, int dim0, int dim1) -> Tensor", _transpose_impl, True, None),
-        ("permute(Tensor self, int[]... dims) -> Tensor", _permute_impl, True, None),
-        ("expand(Tensor self, int[]... size) -> Tensor", _expand_impl, True, None),
-        ("squeeze(Tensor self, Any dim=None) -> Tensor", _squeeze_impl, True, None),
-        ("unsqueeze(Tensor self, int dim) -> Tensor", _unsqueeze_impl, True, None),
-        ("select(Tensor self, int dim, int index) -> Tensor", _select_impl, True, None),
+         True, None, None),
+        ("transpose(Tensor self, int dim0, int dim1) -> Tensor", _transpose_impl, True, _transpose_check, None),
+        ("permute(Tensor self, int[]... dims) -> Tensor", _permute_impl, True, _permute_check, None),
+        ("expand(Tensor self, int[]... size) -> Tensor", _expand_impl, True, None, None),
+        ("squeeze(Tensor self, int[]? dim=None) -> Tensor", _squeeze_impl, True, _squeeze_check, None),
+        ("unsqueeze(Tensor self, int dim) -> Tensor", _unsqueeze_impl, True, _unsqueeze_check, None),
+        ("select(Tensor self, int dim, int index) -> Tensor", _select_impl, True, _select_check, None),
         ("slice(Tensor self, int dim=0, int? start=None, int? end=None, int step=1) -> Tensor", _slice_impl, False,
+         _slice_check, None),
+        ("diagonal(Tensor self, int offset=0, int dim1=0, int dim2=1) -> Tensor", _diagonal_impl, True,
+         _diagonal_check, None),
+        ("unfold(Tensor self, int dimension, int size, int step) -> Tensor", _unfold_impl, True, _unfold_check,
          None),
-        ("diagonal(Tensor self, int offset=0, int dim1=0, int dim2=1) -> Tensor", _diagonal_impl, True, None),
-        ("unfold(Tensor self, int dimension, int size, int step) -> Tensor", _unfold_impl, True, None),
-        ("_index_view(Tensor self, Any index) -> Tensor", _index_view_impl, False, None),
+        ("_index_view(Tensor self, Any index) -> Tensor", _index_view_impl, False, None, _index_view_meta),
     ):
-        op = defop(schema, meta=meta or _meta_of(kernel), method=method)
+        op = defop(schema, meta=meta or _meta_of(kernel, check), method=method)
         op.register(*_ALL)(kernel)
 
 
