@@ -45,30 +45,30 @@ def cat_dtype(tensors) -> "D.dtype":
 
 
 def cat_shape(tensors, dim) -> tuple:
-    """cat's checks and result shape (the tensors are those kept by `is_legacy_empty`, or all)."""
+    """cat's checks and result shape (the 1-D empty tensors skipped, see `is_legacy_empty`)."""
+    ref = None
     for i, t in enumerate(tensors):
-        if not t._shape:
+        s = t._shape
+        if not s:
             raise RuntimeError(f"cat: zero-dimensional tensor (at position {i}) cannot be concatenated; "
                                f"use stack() or reshape it to 1-D first")
-    kept = [i for i, t in enumerate(tensors) if not is_legacy_empty(t)]
-    if not kept:
-        return (0,)
-    rs = tensors[kept[0]]._shape
-    n = len(rs)
-    d = normalize_dim(dim, n)
-    total = 0
-    for i in kept:
-        s = tensors[i]._shape
+        if len(s) == 1 and s[0] == 0:
+            continue
+        if ref is None:
+            ref, first, n = s, i, len(s)
+            d = normalize_dim(dim, n)
+            total = s[d]
+            continue
         if len(s) != n:
             raise RuntimeError(f"cat: Tensors must have same number of dimensions: got {n} and {len(s)} "
-                               f"(tensor number {kept[0]} has shape {list(rs)}, tensor number {i} has shape {list(s)})")
-        for j in range(n):
-            if j != d and s[j] != rs[j]:
-                raise RuntimeError(f"cat: Sizes of tensors must match except in dimension {d}. Expected size {rs[j]} "
-                                   f"but got size {s[j]} for tensor number {i} in the list "
-                                   f"(shapes {list(rs)} and {list(s)})")
+                               f"(tensor number {first} has shape {list(ref)}, tensor number {i} has shape {list(s)})")
+        if s[:d] != ref[:d] or s[d + 1:] != ref[d + 1:]:
+            j = next(j for j in range(n) if j != d and s[j] != ref[j])
+            raise RuntimeError(f"cat: Sizes of tensors must match except in dimension {d}. Expected size {ref[j]} "
+                               f"but got size {s[j]} for tensor number {i} in the list "
+                               f"(shapes {list(ref)} and {list(s)})")
         total += s[d]
-    return rs[:d] + (total,) + rs[d + 1:]
+    return (0,) if ref is None else ref[:d] + (total,) + ref[d + 1:]
 
 
 def _tensor_list(name, tensors) -> list:
@@ -176,13 +176,20 @@ def _with_index(shape, dtype):
     return (shape, dtype), (shape, D.int64)
 
 
+def _not_a_tensor(name, tensors):
+    """The entry point has checked the list's items and that it is not empty; a lone tensor would
+    pass as the list of its rows."""
+    if isinstance(tensors, Tensor):
+        raise TypeError(f"{name}(): argument 'tensors' must be a sequence of Tensors, not Tensor")
+
+
 def _cat_meta(tensors, dim=0):
-    tensors = _tensor_list("cat", tensors)
+    _not_a_tensor("cat", tensors)
     return cat_shape(tensors, dim), cat_dtype(tensors)
 
 
 def _stack_meta(tensors, dim=0):
-    tensors = _tensor_list("stack", tensors)
+    _not_a_tensor("stack", tensors)
     return stack_shape(tensors, dim), cat_dtype(tensors)
 
 
