@@ -179,10 +179,11 @@ def test_random_default_range(dtype, no_h2d):
 def test_random_from_to(no_h2d):
     v = h(ember.empty(N, device="cuda", dtype=ember.int32).random_(-5, 5))
     assert set(np.unique(v)) == set(range(-5, 5))
-    # (one argument is `from_`, as ember's CPU op has it: [from_, dtype max])
     v = h(ember.empty(N, device="cuda", dtype=ember.int64).random_(0, 1 << 33))
     assert v.min() >= 0 and v.max() < 1 << 33 and v.max() > 0.99 * (1 << 33)
-    v = h(ember.empty(N, device="cuda", dtype=ember.int16).random_(30000))
+    v = h(ember.empty(N, device="cuda", dtype=ember.int16).random_(30000))     # one argument is `to`, as torch's
+    assert v.min() >= 0 and v.max() == 29999
+    v = h(ember.empty(N, device="cuda", dtype=ember.int16).random_(30000, None))   # [from, dtype max]
     assert v.min() >= 30000 and v.max() == 32767
     v = h(ember.empty(1000, device="cuda", dtype=ember.float32).random_(3, 4))
     assert (v == 3).all()
