@@ -157,6 +157,12 @@ def test_randint_and_random_ranges():
     assert i32.min() >= 0 and i32.max() > 0.99 * 2 ** 31
 
 
+def test_random_with_one_number_draws_below_it_as_torch():
+    # the op layer's rule (ops/random.py), the same for every backend: random_(to), random_(from, to)
+    assert set(np.unique(ember.empty(N).random_(5).numpy())) == set(range(5))
+    assert set(np.unique(ember.empty(N, dtype=ember.int8).random_(120, None).numpy())) == set(range(120, 128))
+
+
 def test_bernoulli_scalar_tensor_and_broadcast_p():
     g = gen(9)
     b = R.bernoulli_(ember.empty(N), 0.3, g).numpy()
