@@ -43,11 +43,13 @@ def _arange_range(start, end, step, dtype):
     """(start, end, step, dtype) that arange counts its length from: the values as given (end None:
     the range [0, start)), truncated toward zero first for an int64 result, as torch counts int64
     ranges in int64. The dtype is the default float when any bound or the step is a float, else int64."""
-    start, end, step = scalar_value(start), scalar_value(end), scalar_value(step)
+    if isinstance(start, Tensor) or isinstance(end, Tensor) or isinstance(step, Tensor):
+        start, end, step = scalar_value(start), scalar_value(end), scalar_value(step)
     if end is None:
         start, end = 0, start
     if dtype is None:
-        dtype = D.get_default_dtype() if any(isinstance(v, float) for v in (start, end, step)) else D.int64
+        floats = isinstance(start, float) or isinstance(end, float) or isinstance(step, float)
+        dtype = D.get_default_dtype() if floats else D.int64
     if dtype is D.int64:
         start, end, step = int(start), int(end), int(step)
     return start, end, step, dtype
