@@ -146,3 +146,14 @@ def test_contraction_gradient_with_a_size_one_label_on_one_side(fn, sa, sb):
         torch.einsum("ij,jk->ik", ta, tb).sum().backward()
     np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_written_tensor_lists_bump_every_version(lib):
+    """`Tensor(a!)[]` marks a list the op writes: the entry point bumps each tensor's version counter,
+    so autograd notices a saved tensor changed (as for `Tensor(a!)`)."""
+    lib.define("fill_all_(Tensor(a!)[] self, float value) -> ()")
+    lib.impl("fill_all_", "cpu")(lambda ts, value: None)
+    a, b = ember.ones(2), ember.ones(3)
+    va, vb = a._storage.version, b._storage.version
+    OPS["ruletest::fill_all_"].fn([a, b], 1.0)
+    assert (a._storage.version, b._storage.version) == (va + 1, vb + 1)

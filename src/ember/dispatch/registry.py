@@ -302,7 +302,10 @@ def _generate(op: Op, pyname: str):
             conds.append(f"any(_t is not None and _t.requires_grad for _t in {n})")
     if conds:  # the autograd layer: only when an input requires grad and grad mode is on
         tup = ", ".join(names) + ("," if len(names) == 1 else "")
-        lines.append(f"    if ({' or '.join(conds)}) and _gs.enabled: return _record(_op, _k, ({tup}))")
+        test = f"({' or '.join(conds)}) and _gs.enabled"
+        if any(a.type in ("Tensor[]", "Tensor?[]") for a in schema.tensor_args):
+            test = f"_gs.enabled and ({' or '.join(conds)})"   # the flag before a loop over a list
+        lines.append(f"    if {test}: return _record(_op, _k, ({tup}))")
     mutated = schema.mutated
     if set_rg:
         lines.append(f"    _r = {call}")
@@ -311,7 +314,13 @@ def _generate(op: Op, pyname: str):
     elif mutated:
         lines.append(f"    _r = {call}")
         for a in mutated:
-            lines.append(f"    {a.name}._storage.version += 1")
+            if a.type == "Tensor[]":
+                lines.append(f"    for _t in {a.name}: _t._storage.version += 1")
+            elif a.type == "Tensor?[]":
+                lines.append(f"    for _t in {a.name}:")
+                lines.append("        if _t is not None: _t._storage.version += 1")
+            else:
+                lines.append(f"    {a.name}._storage.version += 1")
         lines.append("    return _r")
     else:
         lines.append(f"    return {call}")
