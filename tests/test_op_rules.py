@@ -157,3 +157,9 @@ def test_written_tensor_lists_bump_every_version(lib):
     va, vb = a._storage.version, b._storage.version
     OPS["ruletest::fill_all_"].fn([a, b], 1.0)
     assert (a._storage.version, b._storage.version) == (va + 1, vb + 1)
+
+
+@pytest.mark.parametrize("p", [3.0, -1.0, 0.5])
+def test_norm_of_a_0d_tensor_with_a_general_p(p):
+    # raised TypeError (np.power's out= given a NumPy scalar)
+    assert ember.tensor(-2.0).norm(p).item() == pytest.approx(torch.tensor(-2.0).norm(p).item())

@@ -227,7 +227,10 @@ def _norm(self, p="fro", dim=None, keepdim=False, dtype=None):
         r = np.add.reduce(x != 0, axis=axis, dtype=acc, keepdims=keepdim)
     else:
         ax = np.abs(x)
-        np.power(ax, acc.type(p), out=ax)
+        if ax.ndim:
+            np.power(ax, acc.type(p), out=ax)
+        else:   # a 0-d input: np.abs gave a NumPy scalar, which can't be written into
+            ax = np.power(ax, acc.type(p))
         r = np.add.reduce(ax, axis=axis, keepdims=keepdim) ** acc.type(1.0 / p)
     return wrap(r, out)
 
