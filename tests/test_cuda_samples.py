@@ -6,7 +6,7 @@ dtypes; an in-place op's mutated arguments too), and the meta's shape and dtype 
 ember's result and torch CUDA's. ErrorSamples must raise in ember on CUDA; torch CUDA is not asked
 to raise (an out-of-range index is a device-side assert there, which ends the process's CUDA
 context). Samples marked "KNOWN:" (a CPU divergence from torch) are left out: whether CUDA shares it
-cannot be told in advance.
+cannot be told in advance. A sample with `cuda` set (a CUDA refusal by design) must raise NotImplementedError.
 """
 import pytest
 
@@ -45,6 +45,13 @@ def run_cuda(info, op, sample):
         compare(info, to_host(kargs[i]), to_host(memo[id(cpu_kargs[i])]), path=f"the mutated argument '{name}'")
 
 
+def run_refused_cuda(op, sample):
+    """A sample the CUDA kernel refuses by design (`Sample.cuda` says why): it must say so."""
+    args, kwargs = cuda_args(op, sample)
+    with pytest.raises(NotImplementedError):
+        op.fn(*args, **kwargs)
+
+
 def run_error_cuda(op, err):
     args, kwargs = cuda_args(op, err)
     with pytest.raises(err.exc, match=err.match):
@@ -61,7 +68,7 @@ def test_op_samples_cuda(name):
         if is_known(s):
             continue
         try:
-            run_cuda(info, op, s)
+            run_refused_cuda(op, s) if s.cuda else run_cuda(info, op, s)
         except Exception as exc:  # noqa: BLE001 - every failing sample is reported
             failures.append(f"{describe(i, s)}: {type(exc).__name__}: {str(exc)[:600]}")
     for i, e in enumerate(info.errors() if info.errors else ()):

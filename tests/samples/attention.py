@@ -21,6 +21,8 @@ from ._core import ErrorSample, OpInfo, Sample, register
 TOL = {"float16": (5e-3, 5e-3), "bfloat16": (3e-2, 3e-2), "float32": (1e-5, 1e-5)}
 
 
+F64 = "the fused CUDA kernel takes float16/bfloat16/float32; float64 takes the composite in nn.functional"
+
 def T(shape, dtype="float32", layout="contiguous", seed=0):
     return make_pair(shape, dtype, low=-2, high=2, seed=seed, layout=layout)[0]
 
@@ -88,9 +90,9 @@ def attention_samples():
                desc="sliced query, a float mask"),
         Sample((*qkv((2,), 4, 4, 8, 8, "bfloat16"), None, True, 0.35), desc="bfloat16, causal"),
         Sample((*qkv((1,), 0, 4, 4, 4), None, False, 0.5), desc="no queries"),
-        Sample((*qkv((2,), 3, 5, 4, 6, "float64"), None, False, 0.5), desc="float64"),
-        Sample((*qkv((2,), 4, 4, 4, 4, "float64"), None, True, 0.5), desc="float64, causal"),
-        Sample((*qkv((2,), 3, 5, 4, 4, "float64"), mask((2, 3, 5), seed=4), False, 0.5), desc="float64, bool mask"),
+        Sample((*qkv((2,), 3, 5, 4, 6, "float64"), None, False, 0.5), desc="float64", cuda=F64),
+        Sample((*qkv((2,), 4, 4, 4, 4, "float64"), None, True, 0.5), desc="float64, causal", cuda=F64),
+        Sample((*qkv((2,), 3, 5, 4, 4, "float64"), mask((2, 3, 5), seed=4), False, 0.5), desc="float64, bool mask", cuda=F64),
     ]
 
 
@@ -109,10 +111,10 @@ def attention_errors():
     ]
 
 
-def _attention_backward_sample(batch, L, S, E, Ev, dt, m, causal, need, layout="contiguous", desc=""):
+def _attention_backward_sample(batch, L, S, E, Ev, dt, m, causal, need, layout="contiguous", desc="", cuda=""):
     q, k, v = qkv(batch, L, S, E, Ev, dt, layout)
     out, lse = ember.ops._fused_attention(q, k, v, m, causal, 0.5)
-    return Sample((T(batch + (L, Ev), dt, seed=5), q, k, v, m, out, lse, causal, 0.5, *need), desc=desc)
+    return Sample((T(batch + (L, Ev), dt, seed=5), q, k, v, m, out, lse, causal, 0.5, *need), desc=desc, cuda=cuda)
 
 
 def attention_backward_samples():
@@ -126,9 +128,9 @@ def attention_backward_samples():
                                    layout="sliced", desc="sliced query, float mask"),
         _attention_backward_sample((2,), 4, 4, 8, 8, "bfloat16", None, True, (True, True, True),
                                    desc="bfloat16, causal"),
-        _attention_backward_sample((2,), 3, 5, 4, 6, "float64", None, False, (True, True, True), desc="float64"),
+        _attention_backward_sample((2,), 3, 5, 4, 6, "float64", None, False, (True, True, True), desc="float64", cuda=F64),
         _attention_backward_sample((2,), 4, 4, 4, 4, "float64", None, True, (True, True, False),
-                                   desc="float64, causal, no value grad"),
+                                   desc="float64, causal, no value grad", cuda=F64),
     ]
 
 
@@ -152,8 +154,8 @@ def packed_samples():
         Sample((T((2, 3, 12), "float32", "sliced"), 2, T((2, 1, 3, 3), seed=3), False, 0.5),
                desc="sliced, a float mask per batch"),
         Sample((T((2, 3, 24), "bfloat16"), 1, mask((3, 3)), False, 0.35), desc="bfloat16, a bool mask"),
-        Sample((T((2, 3, 12), "float64"), 2, None, False, 0.5), desc="float64"),
-        Sample((T((1, 4, 12), "float64"), 1, None, True, 0.5), desc="float64, causal"),
+        Sample((T((2, 3, 12), "float64"), 2, None, False, 0.5), desc="float64", cuda=F64),
+        Sample((T((1, 4, 12), "float64"), 1, None, True, 0.5), desc="float64, causal", cuda=F64),
     ]
 
 
@@ -167,10 +169,10 @@ def packed_errors():
     ]
 
 
-def _packed_backward_sample(shape, heads, dt, m, causal, layout="contiguous", desc=""):
+def _packed_backward_sample(shape, heads, dt, m, causal, layout="contiguous", desc="", cuda=""):
     x = T(shape, dt, layout)
     out, lse = ember.ops._packed_self_attention(x, heads, m, causal, 0.5)
-    return Sample((T(shape[:2] + (shape[2] // 3,), dt, seed=5), x, heads, m, out, lse, causal, 0.5), desc=desc)
+    return Sample((T(shape[:2] + (shape[2] // 3,), dt, seed=5), x, heads, m, out, lse, causal, 0.5), desc=desc, cuda=cuda)
 
 
 def packed_backward_samples():
@@ -180,7 +182,7 @@ def packed_backward_samples():
         _packed_backward_sample((2, 3, 12), 1, "float32", mask((3, 3)), False, desc="float32, bool mask"),
         _packed_backward_sample((2, 3, 12), 2, "float32", None, False, "sliced", desc="sliced qkv"),
         _packed_backward_sample((2, 3, 24), 1, "bfloat16", mask((3, 3)), False, desc="bfloat16, bool mask"),
-        _packed_backward_sample((2, 3, 12), 2, "float64", None, False, desc="float64"),
+        _packed_backward_sample((2, 3, 12), 2, "float64", None, False, desc="float64", cuda=F64),
     ]
 
 

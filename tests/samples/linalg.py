@@ -12,6 +12,7 @@ from ._core import ErrorSample, OpInfo, Sample, register
 
 CUBLAS = ("the CUDA kernel's products run through cuBLASLt/cuBLAS, which need a GPU; "
           "tests/test_cuda_blas_host.py runs this host code against models of both libraries")
+INT_MM = "torch CUDA has no integer matrix products either (cuBLASLt takes floating types)"
 
 
 def T(shape, dtype="float32", layout="contiguous", seed=0):
@@ -40,7 +41,7 @@ def matmul_samples():
         Sample((T((2, 2, 3)), T((3, 2), layout="transposed", seed=1)), desc="batched @ transposed matrix"),
         Sample((T((2, 3), "float16"), T((3, 2), "float16", seed=1)), desc="float16"),
         Sample((T((2, 3), "bfloat16"), T((3, 2), "bfloat16", seed=1)), desc="bfloat16"),
-        Sample((T((2, 3), "int64"), T((3, 2), "int64", seed=1)), desc="int64 (CPU)"),
+        Sample((T((2, 3), "int64"), T((3, 2), "int64", seed=1)), desc="int64 (CPU)", cuda=INT_MM),
         Sample((T((0, 3)), T((3, 2), seed=1)), desc="0 rows"),
         Sample((T((2, 0)), T((0, 3), seed=1)), desc="empty inner dim gives zeros"),
     ]
@@ -64,7 +65,7 @@ def mm_samples():
         Sample((T((2, 3)), T((3, 4), seed=1)), desc="float32"),
         Sample((T((2, 3), "float16"), T((3, 2), "float16", seed=1)), desc="float16"),
         Sample((T((2, 3), "bfloat16"), T((3, 2), "bfloat16", seed=1)), desc="bfloat16"),
-        Sample((T((2, 3), "int32"), T((3, 2), "int32", seed=1)), desc="int32 (CPU)"),
+        Sample((T((2, 3), "int32"), T((3, 2), "int32", seed=1)), desc="int32 (CPU)", cuda=INT_MM),
         Sample((T((2, 0)), T((0, 3), seed=1)), desc="empty inner dim"),
     ]
 
@@ -86,7 +87,7 @@ def bmm_samples():
         Sample((T((2, 2, 3)), T((2, 3, 4), seed=1)), desc="float32"),
         Sample((T((2, 2, 3), "float16"), T((2, 3, 2), "float16", seed=1)), desc="float16"),
         Sample((T((2, 2, 3), "bfloat16"), T((2, 3, 2), "bfloat16", seed=1)), desc="bfloat16"),
-        Sample((T((2, 2, 3), "int64"), T((2, 3, 2), "int64", seed=1)), desc="int64 (CPU)"),
+        Sample((T((2, 2, 3), "int64"), T((2, 3, 2), "int64", seed=1)), desc="int64 (CPU)", cuda=INT_MM),
         Sample((T((0, 2, 3)), T((0, 3, 4), seed=1)), desc="no batches"),
     ]
 
@@ -108,7 +109,7 @@ def mv_samples():
         Sample((T((2, 3)), T((3,), seed=1)), desc="float32"),
         Sample((T((2, 3), "float16"), T((3,), "float16", seed=1)), desc="float16"),
         Sample((T((2, 3), "bfloat16"), T((3,), "bfloat16", seed=1)), desc="bfloat16"),
-        Sample((T((2, 3), "int64"), T((3,), "int64", seed=1)), desc="int64 (CPU)"),
+        Sample((T((2, 3), "int64"), T((3,), "int64", seed=1)), desc="int64 (CPU)", cuda=INT_MM),
         Sample((T((0, 3)), T((3,), seed=1)), desc="no rows"),
     ]
 
@@ -130,7 +131,7 @@ def dot_samples():
         Sample((T((4,)), T((4,), seed=1)), desc="float32"),
         Sample((T((4,), "float16"), T((4,), "float16", seed=1)), desc="float16"),
         Sample((T((4,), "bfloat16"), T((4,), "bfloat16", seed=1)), desc="bfloat16"),
-        Sample((T((4,), "int32"), T((4,), "int32", seed=1)), desc="int32 (CPU)"),
+        Sample((T((4,), "int32"), T((4,), "int32", seed=1)), desc="int32 (CPU)", cuda=INT_MM),
         Sample((T((0,)), T((0,), seed=1)), desc="empty: 0"),
     ]
 
@@ -189,7 +190,7 @@ def addmm_samples():
         Sample((T((2, 4), "bfloat16"), T((2, 3), "bfloat16", seed=1), T((3, 4), "bfloat16", seed=2)),
                desc="bfloat16"),
         Sample((T((2, 4), "int64"), T((2, 3), "int64", seed=1), T((3, 4), "int64", seed=2)),
-               {"beta": 2, "alpha": 3}, desc="int64 (CPU)"),
+               {"beta": 2, "alpha": 3}, desc="int64 (CPU)", cuda=INT_MM),
         Sample((T((2, 4)), T((2, 0), seed=1), T((0, 4), seed=2)), {"beta": 2}, desc="empty inner dim"),
     ]
 
@@ -213,7 +214,7 @@ def addmm__samples():
         Sample((T((2, 4), "float32", "sliced"), T((2, 3), seed=1), T((3, 4), seed=2)), desc="sliced self"),
         Sample((T((2, 4), "bfloat16"), T((2, 3), "bfloat16", seed=1), T((3, 4), "bfloat16", seed=2)),
                desc="bfloat16"),
-        Sample((T((2, 4), "int32"), T((2, 3), "int32", seed=1), T((3, 4), "int32", seed=2)), desc="int32 (CPU)"),
+        Sample((T((2, 4), "int32"), T((2, 3), "int32", seed=1), T((3, 4), "int32", seed=2)), desc="int32 (CPU)", cuda=INT_MM),
     ]
 
 
@@ -232,7 +233,7 @@ def addmv_samples():
         Sample((T((2,)), T((2, 3), seed=1), T((3,), seed=2)), desc="float32"),
         Sample((T((2,), "float16"), T((2, 3), "float16", seed=1), T((3,), "float16", seed=2)), desc="float16"),
         Sample((T((2,), "bfloat16"), T((2, 3), "bfloat16", seed=1), T((3,), "bfloat16", seed=2)), desc="bfloat16"),
-        Sample((T((2,), "int64"), T((2, 3), "int64", seed=1), T((3,), "int64", seed=2)), desc="int64 (CPU)"),
+        Sample((T((2,), "int64"), T((2, 3), "int64", seed=1), T((3,), "int64", seed=2)), desc="int64 (CPU)", cuda=INT_MM),
         Sample((T((0,)), T((0, 3), seed=1), T((3,), seed=2)), desc="no rows"),
     ]
 
@@ -269,7 +270,7 @@ def addbmm_samples():
                desc="float16"),
         Sample((T((2, 4), "bfloat16"), T((2, 2, 3), "bfloat16", seed=1), T((2, 3, 4), "bfloat16", seed=2)),
                desc="bfloat16"),
-        Sample((T((2, 4), "int64"), T((2, 2, 3), "int64", seed=1), T((2, 3, 4), "int64", seed=2)), desc="int64 (CPU)"),
+        Sample((T((2, 4), "int64"), T((2, 2, 3), "int64", seed=1), T((2, 3, 4), "int64", seed=2)), desc="int64 (CPU)", cuda=INT_MM),
         Sample((T((2, 4)), T((0, 2, 3), seed=1), T((0, 3, 4), seed=2)), desc="no batches: beta * self"),
     ]
 
@@ -307,7 +308,7 @@ def baddbmm_samples():
         Sample((T((2, 2, 4), "bfloat16"), T((2, 2, 3), "bfloat16", seed=1), T((2, 3, 4), "bfloat16", seed=2)),
                desc="bfloat16"),
         Sample((T((2, 2, 4), "int64"), T((2, 2, 3), "int64", seed=1), T((2, 3, 4), "int64", seed=2)),
-               desc="int64 (CPU)"),
+               desc="int64 (CPU)", cuda=INT_MM),
         Sample((T((0, 2, 4)), T((0, 2, 3), seed=1), T((0, 3, 4), seed=2)), desc="no batches"),
     ]
 
@@ -409,7 +410,7 @@ def linear_samples():
         Sample((T((3,), layout="sliced"), T((4, 3), seed=1), T((4,), seed=2)), desc="1-D sliced input"),
         Sample((T((2, 3), "float16"), T((4, 3), "float16", seed=1), T((4,), "float16", seed=2)), desc="float16"),
         Sample((T((2, 3), "bfloat16"), T((4, 3), "bfloat16", seed=1), T((4,), "bfloat16", seed=2)), desc="bfloat16"),
-        Sample((T((2, 3), "int64"), T((4, 3), "int64", seed=1), T((4,), "int64", seed=2)), desc="int64 (CPU)"),
+        Sample((T((2, 3), "int64"), T((4, 3), "int64", seed=1), T((4,), "int64", seed=2)), desc="int64 (CPU)", cuda=INT_MM),
         Sample((T((0, 3)), T((4, 3), seed=1), T((4,), seed=2)), desc="no rows"),
     ]
 

@@ -19,6 +19,8 @@ EPS = 1e-5
 TOL = {"float16": (2e-3, 2e-3), "bfloat16": (2e-2, 2e-2)}
 
 
+F64 = "the fused CUDA kernel takes float16/bfloat16/float32; float64 takes the composite in nn.functional"
+
 def T(shape, dtype="float32", layout="contiguous", seed=0):
     return make_pair(shape, dtype, low=-3, high=3, seed=seed, layout=layout)[0]
 
@@ -51,8 +53,8 @@ def layer_norm_samples():
         Sample((T((2, 4), "bfloat16"), [4], None, T((4,), "bfloat16", seed=1), EPS), desc="bfloat16, bias"),
         Sample((T((0, 4)), [4], None, None, EPS), desc="no rows"),
         Sample((T((3, 4), "float64"), [4], T((4,), "float64", seed=1), T((4,), "float64", seed=2), EPS),
-               desc="float64, affine"),
-        Sample((T((2, 3, 4), "float64"), [3, 4], None, None, EPS), desc="float64, two normalized dims"),
+               desc="float64, affine", cuda=F64),
+        Sample((T((2, 3, 4), "float64"), [3, 4], None, None, EPS), desc="float64, two normalized dims", cuda=F64),
     ]
 
 
@@ -72,14 +74,14 @@ def layer_norm_errors():
     ]
 
 
-def _backward_sample(shape, ns, dt, affine, mask, seed=0, layout="contiguous", wdt=None, desc=""):
+def _backward_sample(shape, ns, dt, affine, mask, seed=0, layout="contiguous", wdt=None, desc="", cuda=""):
     """A backward sample with the statistics the forward gives (ember's CPU op)."""
     wdt = wdt or dt
     x = T(shape, dt, layout, seed)
     w = T(ns, wdt, seed=seed + 1) if affine else None
     b = T(ns, wdt, seed=seed + 2) if affine else None
     _, mean, rstd = ember.native_layer_norm(x, list(ns), w, b, EPS)
-    return Sample((T(shape, dt, seed=seed + 3), x, list(ns), mean, rstd, w, b, *mask), desc=desc)
+    return Sample((T(shape, dt, seed=seed + 3), x, list(ns), mean, rstd, w, b, *mask), desc=desc, cuda=cuda)
 
 
 def layer_norm_backward_samples():
@@ -91,8 +93,8 @@ def layer_norm_backward_samples():
         _backward_sample((4, 3), (3,), "float32", False, (True, False, False), layout="transposed",
                          desc="transposed input, no parameters"),
         _backward_sample((0, 4), (4,), "float32", True, (True, True, True), desc="no rows: zero parameter grads"),
-        _backward_sample((3, 4), (4,), "float64", True, (True, True, True), desc="float64"),
-        _backward_sample((2, 3, 4), (3, 4), "float64", True, (False, True, True), desc="float64, parameters only"),
+        _backward_sample((3, 4), (4,), "float64", True, (True, True, True), desc="float64", cuda=F64),
+        _backward_sample((2, 3, 4), (3, 4), "float64", True, (False, True, True), desc="float64, parameters only", cuda=F64),
     ]
 
 

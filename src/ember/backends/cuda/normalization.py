@@ -36,13 +36,17 @@ def _ptr(name, t):
     return (name, t, "*" + SIG[t._dtype.name])
 
 
+def _check_fused(name, input, n):
+    if not fused_ok(input, n):
+        raise NotImplementedError(f"{name} on CUDA is for float16/bfloat16/float32 rows of at most "
+                                  f"{MAX_N} elements (got {input._dtype} rows of {n}); nn.functional.layer_norm "
+                                  f"takes the composite there")
+
+
 def native_layer_norm(input, normalized_shape, weight, bias, eps):
     ns = as_normalized_shape(normalized_shape)
     n = prod(ns)
-    if not fused_ok(input, n):
-        raise NotImplementedError(f"native_layer_norm on CUDA is for float16/bfloat16/float32 rows of at most "
-                                  f"{MAX_N} elements (got {input._dtype} rows of {n}); nn.functional.layer_norm "
-                                  f"takes the composite there")
+    _check_fused("native_layer_norm", input, n)
     x = input if input.is_contiguous() else input.contiguous()
     shape, dt = input._shape, input._dtype
     batch = shape[:len(shape) - len(ns)]
@@ -65,6 +69,7 @@ def native_layer_norm_backward(grad_out, input, normalized_shape, mean, rstd, we
                                need_weight, need_bias):
     ns = as_normalized_shape(normalized_shape)
     n = prod(ns)
+    _check_fused("native_layer_norm_backward", input, n)   # the forward's limits: its statistics come from there
     rows = prod(input._shape[:len(input._shape) - len(ns)])
     x = input if input.is_contiguous() else input.contiguous()
     dy = grad_out if grad_out.is_contiguous() else grad_out.contiguous()
