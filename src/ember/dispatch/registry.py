@@ -13,7 +13,9 @@ op's meta cache, which maps a signature the meta accepted to the kernel; only a 
 which raises for bad arguments (so a signature that raised is never cached). A meta therefore may read shapes, dtypes and argument
 values, not strides or data; one that needs more sets `meta.cache = False` and runs on every call.
 A meta that reads no Scalar argument's value, only its type (most elementwise rules), sets
-`meta.scalars_by_class = True`, so that `x * lr` with a changing `lr` keeps hitting the cache.
+`meta.scalars_by_class = True`, so that `x * lr` with a changing `lr` keeps hitting the cache. An op
+whose one kernel serves every device and is its rule (basic indexing, whose slices no cache can key
+on) marks its meta `in_kernel = True`: the entry point does not run it a second time.
 Ops with tensor-list arguments run their meta on every call. Changing the default dtype clears the
 caches (`core.dtype.on_default_dtype_change`).
 
@@ -216,7 +218,7 @@ def _meta_lines(op: Op, names) -> list:
     accepted this signature."""
     lookup = ["    _k = _kernels.get(dev.type)", "    if _k is None: _no_kernel(_op, dev)"]
     meta = op.meta
-    if meta is None:
+    if meta is None or getattr(meta, "in_kernel", False):
         return lookup
     call = ", ".join(names) + ("," if len(names) == 1 else "")
     args = {a.name: a for a in op.schema.args}

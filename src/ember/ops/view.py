@@ -407,28 +407,15 @@ def _meta_of(kernel, check=None):
     return meta
 
 
-_INDEX_VIEW_SHAPES: dict = {}   # (input shape, index with slices spelled out) -> the view's shape
-
-
 def _index_view_meta(self, index):
-    """Basic indexing runs on every `x[...]`, and its index holds slices, which the dispatcher's meta
-    cache cannot key on (unhashable before Python 3.12), so the shape is memoised here: it depends
-    only on the input's shape and the index (every check of the kernel too)."""
-    key = [self._shape]
-    for x in index:
-        key.append((slice, x.start, x.stop, x.step) if x.__class__ is slice else x)
-    key = tuple(key)
-    try:
-        return _INDEX_VIEW_SHAPES[key], self._dtype
-    except KeyError:
-        pass
-    except TypeError:   # an unhashable entry: the kernel will refuse it
-        return _index_view_impl(_MetaSelf(self), index), self._dtype
-    shape = _index_view_impl(_MetaSelf(self), index)
-    if len(_INDEX_VIEW_SHAPES) >= 4096:
-        _INDEX_VIEW_SHAPES.clear()
-    _INDEX_VIEW_SHAPES[key] = shape
-    return shape, self._dtype
+    """Basic indexing (`x[1:3, None, 2]`): the view kernel on the metadata of `self`. Its index holds
+    slices, which no cache can key on before Python 3.12, and the one kernel that serves every device
+    is this rule itself, so the entry point leaves it to the kernel (`in_kernel`) instead of running it
+    twice on every `x[...]`; the sample table calls it to check the kernel's shapes."""
+    return _index_view_impl(_MetaSelf(self), index), self._dtype
+
+
+_index_view_meta.in_kernel = True
 
 
 def _reshape_meta(self, shape):
