@@ -97,6 +97,7 @@ def test_dtype_attributes():
         e, t = DTYPES[name]
         assert e.itemsize == t.itemsize, name
         assert e.is_floating_point == t.is_floating_point, name
+        assert e.is_integer == (not t.is_floating_point and t is not torch.bool), name  # bool is not an integer
         assert e.is_signed == t.is_signed, name
         assert e.is_complex is False
         assert repr(e) == f"ember.{name}"

@@ -16,13 +16,18 @@ __all__ = [
     "result_type", "can_cast",
 ]
 
-_BOOL, _INT, _FLOAT = 0, 1, 2  # categories
+# a dtype's category, ordered: promotion only moves up (bool < integer < floating point). Code that asks
+# "is it a float" reads `dt.is_floating_point`; these names are for comparing categories with each other
+BOOLEAN, INTEGER, FLOATING = 0, 1, 2
 
 
 class dtype:
-    """An element type. `ember.float32` etc. are the only instances."""
+    """An element type. `ember.float32` etc. are the only instances.
 
-    __slots__ = ("name", "np", "itemsize", "category", "is_signed", "_bits")
+    `is_floating_point`, `is_integer` (bool excluded, as torch._prims_common.is_integer_dtype) and
+    `is_signed` are plain fields, not properties: kernels and metas read them on every call."""
+
+    __slots__ = ("name", "np", "itemsize", "category", "is_signed", "is_floating_point", "is_integer")
 
     def __init__(self, name: str, np_dtype, category: int, is_signed: bool):
         self.name = name
@@ -30,10 +35,8 @@ class dtype:
         self.itemsize = self.np.itemsize
         self.category = category
         self.is_signed = is_signed
-
-    @property
-    def is_floating_point(self) -> bool:
-        return self.category == _FLOAT
+        self.is_floating_point = category == FLOATING
+        self.is_integer = category == INTEGER
 
     @property
     def is_complex(self) -> bool:
@@ -49,16 +52,16 @@ class dtype:
         return (_by_name, (self.name,))
 
 
-bool = dtype("bool", np.bool_, _BOOL, False)  # noqa: A001 - mirrors torch.bool
-uint8 = dtype("uint8", np.uint8, _INT, False)
-int8 = dtype("int8", np.int8, _INT, True)
-int16 = dtype("int16", np.int16, _INT, True)
-int32 = dtype("int32", np.int32, _INT, True)
-int64 = dtype("int64", np.int64, _INT, True)
-float16 = dtype("float16", np.float16, _FLOAT, True)
-bfloat16 = dtype("bfloat16", ml_dtypes.bfloat16, _FLOAT, True)
-float32 = dtype("float32", np.float32, _FLOAT, True)
-float64 = dtype("float64", np.float64, _FLOAT, True)
+bool = dtype("bool", np.bool_, BOOLEAN, False)  # noqa: A001 - mirrors torch.bool
+uint8 = dtype("uint8", np.uint8, INTEGER, False)
+int8 = dtype("int8", np.int8, INTEGER, True)
+int16 = dtype("int16", np.int16, INTEGER, True)
+int32 = dtype("int32", np.int32, INTEGER, True)
+int64 = dtype("int64", np.int64, INTEGER, True)
+float16 = dtype("float16", np.float16, FLOATING, True)
+bfloat16 = dtype("bfloat16", ml_dtypes.bfloat16, FLOATING, True)
+float32 = dtype("float32", np.float32, FLOATING, True)
+float64 = dtype("float64", np.float64, FLOATING, True)
 
 ALL_DTYPES = (bool, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64)
 _NAMES = {d.name: d for d in ALL_DTYPES}
@@ -89,13 +92,13 @@ def _build_promotion_table():
                 r = a
             elif a is bool or b is bool:
                 r = b if a is bool else a
-            elif a.category == _FLOAT and b.category == _FLOAT:
+            elif a.is_floating_point and b.is_floating_point:
                 if {a, b} == {float16, bfloat16}:
                     r = float32
                 else:
                     r = a if a.itemsize > b.itemsize else b
-            elif a.category == _FLOAT or b.category == _FLOAT:
-                r = a if a.category == _FLOAT else b
+            elif a.is_floating_point or b.is_floating_point:
+                r = a if a.is_floating_point else b
             elif uint8 in (a, b):
                 other = b if a is uint8 else a
                 r = int16 if other is int8 else other
@@ -127,7 +130,7 @@ def can_cast(from_: dtype, to: dtype) -> bool:
     if not isinstance(from_, dtype) or not isinstance(to, dtype):
         _not_dtype("can_cast", "from_" if not isinstance(from_, dtype) else "to",
                    from_ if not isinstance(from_, dtype) else to)
-    if from_.category == _FLOAT and to.category != _FLOAT:
+    if from_.is_floating_point and not to.is_floating_point:
         return False
     if from_ is not bool and to is bool:
         return False
@@ -192,9 +195,9 @@ def _combine(higher, lower):
         return lower
     if lower is None:
         return higher
-    if higher.category == _FLOAT:
+    if higher.is_floating_point:
         return higher
-    if higher is bool or lower.category == _FLOAT:
+    if higher is bool or lower.is_floating_point:
         return _PROMOTE[(higher, lower)]
     return higher
 
