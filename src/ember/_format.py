@@ -58,7 +58,7 @@ def format_tensor(t, prefix: str = "tensor(") -> str:
         if a.ndim != 1:
             suffix.insert(0, f"size={tuple(a.shape)}")
     else:
-        if t._dtype.category == 2:
+        if t._dtype.is_floating_point:
             a = a.astype(np.float64)
             fmt = _float_formatter(a)
         elif t._dtype is D.bool:

@@ -189,7 +189,7 @@ class Tensor:
         return self.numel() * self._dtype.itemsize
 
     def is_floating_point(self) -> bool:
-        return self._dtype.category == 2
+        return self._dtype.is_floating_point
 
     def is_complex(self) -> bool:
         return False
@@ -233,7 +233,7 @@ class Tensor:
         return self._out_nr
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        if requires_grad and self._dtype.category != 2:
+        if requires_grad and not self._dtype.is_floating_point:
             raise RuntimeError(f"only Tensors of floating point dtype can require gradients, got {self._dtype}")
         if not requires_grad and self._grad_fn is not None:
             raise RuntimeError("you can only change requires_grad flags of leaf variables; "
@@ -260,8 +260,8 @@ class Tensor:
         if n != 1:
             raise RuntimeError(f"a Tensor with {n} elements cannot be converted to Scalar")
         x = self._host_array().reshape(())[()]
-        c = self._dtype.category
-        return float(x) if c == 2 else (int(x) if c == 1 else bool(x))
+        d = self._dtype
+        return float(x) if d.is_floating_point else (int(x) if d.is_integer else bool(x))
 
     def tolist(self):
         a = self._host_array()
@@ -298,7 +298,7 @@ class Tensor:
         return float(self.item())
 
     def __index__(self) -> int:
-        if self._dtype.category != 1 or self.numel() != 1:
+        if not self._dtype.is_integer or self.numel() != 1:
             raise TypeError(f"only integer tensors of a single element can be converted to an index, "
                             f"got dtype {self._dtype} with {self.numel()} elements")
         return int(self.item())

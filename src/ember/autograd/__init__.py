@@ -48,7 +48,7 @@ def _make_grads(outputs, grads, create_graph):
             if t.numel() != 1:
                 raise RuntimeError(f"grad can be implicitly created only for scalar outputs (output {i} has "
                                    f"shape {list(t._shape)}); pass a gradient of that shape")
-            if t._dtype.category != 2:
+            if not t._dtype.is_floating_point:
                 raise RuntimeError(f"grad can be implicitly created only for real scalar outputs but got {t._dtype}")
             g = OPS["ones"].fn(*t._shape, dtype=t._dtype, device=t.device)
         elif not isinstance(g, Tensor):

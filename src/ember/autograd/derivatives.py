@@ -246,11 +246,11 @@ class Derivative:
               "    finally:", "        st.enabled = True",
               f"    if {none_all}:", "        return out",
               "    if out.__class__ is _T or isinstance(out, _T):",
-              "        if out._dtype.category != 2: return out",
+              "        if not out._dtype.is_floating_point: return out",
               "        outs = (out,)",
               "    else:",
               "        outs = out",
-              "        if not any(isinstance(o, _T) and o._dtype.category == 2 for o in outs): return out",
+              "        if not any(isinstance(o, _T) and o._dtype.is_floating_point for o in outs): return out",
               "    node = _new(_cls)",
               f"    node.next_functions = ({', '.join(es)}{',' if len(es) == 1 else ''})",
               "    node._released = False",
@@ -280,7 +280,7 @@ class Derivative:
         else:
             L.append("    res = None")
         L += ["    for k, o in enumerate(outs):",
-              "        if isinstance(o, _T) and o._dtype.category == 2:",
+              "        if isinstance(o, _T) and o._dtype.is_floating_point:",
               "            o._grad_fn = node",
               "            o._out_nr = k",
               "            o.requires_grad = True",
@@ -395,7 +395,7 @@ def record(op, kernel, args):
     if not any_req:
         return out
     outs = (out,) if isinstance(out, _T) else out
-    if not any(isinstance(o, _T) and o._dtype.category == 2 for o in outs):
+    if not any(isinstance(o, _T) and o._dtype.is_floating_point for o in outs):
         return out  # integer/bool results carry no gradient
     node = d.node_cls()
     node.next_functions = tuple(edges)
@@ -407,7 +407,7 @@ def record(op, kernel, args):
     node.out_meta = [(o._shape, o._dtype) if isinstance(o, _T) else None for o in outs]
     res = [] if d.save_result and any(arg_needs[j] for j in d.result_users) else None
     for k, o in enumerate(outs):
-        if isinstance(o, _T) and o._dtype.category == 2:
+        if isinstance(o, _T) and o._dtype.is_floating_point:
             o._grad_fn = node
             o._out_nr = k
             o.requires_grad = True

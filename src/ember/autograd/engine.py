@@ -208,7 +208,7 @@ def _apply(node, grads):
                 out = list(r)
     if state.anomaly and state.anomaly_nan:
         for i, g in enumerate(out):
-            if g is not None and g._dtype.category == 2 and bool(OPS["isnan"].fn(g).any()):
+            if g is not None and g._dtype.is_floating_point and bool(OPS["isnan"].fn(g).any()):
                 msg = f"Function '{node.name()}' returned nan values in its {i}th output."
                 if node._trace:
                     msg += " Forward call that created it:\n" + "".join(node._trace)

@@ -143,7 +143,7 @@ class Function:
                     o = o._as_view(o._shape, o._stride, o._offset)
                 if id(o) in dirty:
                     o._storage.version += 0  # already bumped by the in-place ops inside forward
-                if o._dtype.category == 2 and id(o) not in non_diff:
+                if o._dtype.is_floating_point and id(o) not in non_diff:
                     o._grad_fn = node
                     o._out_nr = k
                     o.requires_grad = True

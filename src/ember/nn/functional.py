@@ -403,7 +403,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     class_dim = 0 if input.ndim == 1 else 1
     logp = input.log_softmax(class_dim)
     C = input._shape[class_dim]
-    if target._dtype.category == 2:
+    if target._dtype.is_floating_point:
         if target._shape != input._shape:
             raise RuntimeError(f"cross_entropy: Expected target size {list(input.shape)} (class probabilities "
                                f"with the input's shape), got {list(target.shape)}")
@@ -575,7 +575,7 @@ def _sdpa_fusable(query, key, value, attn_mask) -> bool:
     a bool mask or one of that dtype that needs no grad (on CUDA also: no float64, head dims <= 128)."""
     dt = query._dtype
     nd = query.ndim
-    if dt.category != 2 or key._dtype is not dt or value._dtype is not dt or nd < 2 or key.ndim != nd or \
+    if not dt.is_floating_point or key._dtype is not dt or value._dtype is not dt or nd < 2 or key.ndim != nd or \
             value.ndim != nd or key._shape[:-2] != query._shape[:-2] or value._shape[:-2] != query._shape[:-2]:
         return False
     if attn_mask is not None and (attn_mask.requires_grad or attn_mask.ndim > nd or
@@ -591,7 +591,7 @@ def _packed_fusable(query, head_dim: int, attn_mask) -> bool:
     """Whether `_packed_self_attention` takes a self-attention with these heads and mask (what
     `_sdpa_fusable` checks, for the heads of one packed projection)."""
     dt = query._dtype
-    if dt.category != 2 or (attn_mask is not None and (attn_mask.requires_grad or
+    if not dt.is_floating_point or (attn_mask is not None and (attn_mask.requires_grad or
                                                        (attn_mask._dtype is not _D.bool and attn_mask._dtype is not dt))):
         return False
     if query._storage.device.type == "cuda":
@@ -623,7 +623,7 @@ def _canonical_mask(mask, mask_name: str, other_type, other_name: str, target_ty
         if not convert:
             return mask
         return _zeros(*mask._shape, dtype=target_type, device=mask.device).masked_fill_(mask, _NEG_INF)
-    if mask._dtype.category != 2:
+    if not mask._dtype.is_floating_point:
         raise AssertionError(f"only bool and floating types of {mask_name} are supported")
     return mask
 
@@ -866,7 +866,7 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
                          f"padding length {len(pad)} and input of dimension {input.ndim}")
     if mode == "constant":
         if value is None:
-            value = 0.0 if input._dtype.category == 2 else 0
+            value = 0.0 if input._dtype.is_floating_point else 0
         if not any(pad):
             return input.clone()
         return _ConstantPad.apply(input, pad, value)

@@ -23,7 +23,7 @@ class Parameter(Tensor):
             data = empty(0)
         elif not isinstance(data, Tensor):
             raise TypeError(f"Parameter(data) expects an ember.Tensor (or None), got {type(data).__name__}")
-        if requires_grad and data._dtype.category != 2:
+        if requires_grad and not data._dtype.is_floating_point:
             raise RuntimeError(f"Only Tensors of floating point dtype can require gradients, got {data._dtype}; "
                                f"pass requires_grad=False for a {data._dtype} Parameter")
         p = _new(cls)

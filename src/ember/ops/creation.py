@@ -180,20 +180,20 @@ def full_like(input: Tensor, fill_value, *, dtype=None, device=None, requires_gr
 
 def _infer_dtype(data) -> "D.dtype":
     """PyTorch's inference for nested Python data: bool < int64 < default float."""
-    cat = -1
+    cat = -1    # the highest category seen so far (none yet)
     stack = [data]
     while stack:
         x = stack.pop()
         if isinstance(x, Tensor):
-            cat = max(cat, 3 if x._dtype.category == 2 else x._dtype.category)
-            if x._dtype.category == 2:
-                return x._dtype if cat <= 3 and not any(isinstance(y, float) for y in stack) else D.get_default_dtype()
+            if x._dtype.is_floating_point:
+                return x._dtype if not any(isinstance(y, float) for y in stack) else D.get_default_dtype()
+            cat = max(cat, x._dtype.category)
         elif isinstance(x, bool) or isinstance(x, np.bool_):
-            cat = max(cat, 0)
+            cat = max(cat, D.BOOLEAN)
         elif isinstance(x, (int, np.integer)):
-            cat = max(cat, 1)
+            cat = max(cat, D.INTEGER)
         elif isinstance(x, (float, np.floating)):
-            cat = 2
+            cat = D.FLOATING
         elif isinstance(x, (list, tuple)):
             stack.extend(x)
         elif isinstance(x, np.ndarray):
@@ -203,7 +203,7 @@ def _infer_dtype(data) -> "D.dtype":
         else:
             raise TypeError(f"ember.tensor: could not infer dtype of {type(x).__name__} ({x!r}); "
                             f"expected numbers, nested lists/tuples of numbers, NumPy arrays or tensors")
-    return {-1: D.get_default_dtype(), 0: D.bool, 1: D.int64}.get(cat, D.get_default_dtype())
+    return {D.BOOLEAN: D.bool, D.INTEGER: D.int64}.get(cat, D.get_default_dtype())
 
 
 def _to_numpy_data(data, np_dtype):

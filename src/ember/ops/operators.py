@@ -61,7 +61,7 @@ def _matmul(self, other):
 
 
 def _invert(self):
-    if self._dtype.category == 2:
+    if self._dtype.is_floating_point:
         raise TypeError(f"~ (bitwise_not) is only defined for integer and bool tensors, got {self._dtype}")
     return _f["bitwise_not"](self)
 
@@ -135,9 +135,9 @@ def _as_index_tensor(x, device):
         t = x
     else:
         t = _tensor(x, device=device)
-        if t._dtype.category == 2 and t.numel() == 0:
+        if t._dtype.is_floating_point and t.numel() == 0:
             t = t.long()  # x[[]]: torch indexes with an empty long tensor
-    if t._dtype.category == 2:
+    if t._dtype.is_floating_point:
         raise IndexError(f"tensors used as indices must be long, int, byte or bool tensors, got {t._dtype}")
     return t
 
@@ -198,7 +198,7 @@ def _split_index(self, idx):
 
 def _int_like(x):
     """A 0-dim integer tensor index acts as an int (a view), as in torch."""
-    return isinstance(x, Tensor) and not x._shape and x._dtype.category == 1
+    return isinstance(x, Tensor) and not x._shape and x._dtype.is_integer
 
 
 def _getitem(self, idx):

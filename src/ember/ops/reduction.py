@@ -113,7 +113,7 @@ def sum_dtype(self, dtype):
     if dtype is not None:
         return dtype
     d = self._dtype
-    return d if d.category == 2 else D.int64
+    return d if d.is_floating_point else D.int64
 
 
 def _pt_name(dt) -> str:
@@ -124,19 +124,19 @@ def _pt_name(dt) -> str:
 
 def mean_dtype(name: str, self, dtype):
     if dtype is not None:
-        if dtype.category != 2:
+        if not dtype.is_floating_point:
             raise RuntimeError(f"{name}(): could not infer output dtype. Optional dtype must be either a "
                                f"floating point or complex dtype. Got: {_pt_name(dtype)}")
         return dtype
     d = self._dtype
-    if d.category != 2:
+    if not d.is_floating_point:
         raise RuntimeError(f"{name}(): could not infer output dtype. Input dtype must be either a floating "
                            f"point or complex dtype. Got: {_pt_name(d)}")
     return d
 
 
 def nanmean_dtype(self, dtype):
-    if self._dtype.category != 2:
+    if not self._dtype.is_floating_point:
         raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype but got "
                            f"{_pt_name(self._dtype)}")
     return mean_dtype("nanmean", self, dtype)
@@ -145,12 +145,12 @@ def nanmean_dtype(self, dtype):
 def float_dtype(self):
     """The dtype of logsumexp: the input's if floating, else the default float dtype."""
     d = self._dtype
-    return d if d.category == 2 else D.get_default_dtype()
+    return d if d.is_floating_point else D.get_default_dtype()
 
 
 def var_args(name: str, self, dim, unbiased, correction):
     """Resolves the legacy `var(x, unbiased)` / `var(x, dim, unbiased)` forms; returns (dim, correction)."""
-    if self._dtype.category != 2:
+    if not self._dtype.is_floating_point:
         raise RuntimeError(f"{name}(): std and var only support floating point and complex dtypes, "
                            f"got {self._dtype}")
     if isinstance(dim, bool):  # var(x, False): the legacy `unbiased` positional
@@ -174,7 +174,7 @@ def var_args(name: str, self, dim, unbiased, correction):
 
 def softmax_dtype(name: str, self, dtype):
     d = self._dtype if dtype is None else dtype
-    if d.category != 2:
+    if not d.is_floating_point:
         raise NotImplementedError(f"{name}(): not implemented for dtype {d}; softmax needs a floating point "
                                   f"input or dtype= (e.g. dtype=ember.float32)")
     return d
@@ -183,10 +183,10 @@ def softmax_dtype(name: str, self, dtype):
 def norm_args(self, p, dim, dtype):
     """Validates norm's arguments; returns (p, dims, out_dtype) with p a float or 'nuc'."""
     d = self._dtype
-    if d.category != 2:
+    if not d.is_floating_point:
         raise RuntimeError(f"norm(): expected a floating point tensor as input, got {d}")
     if dtype is not None:
-        if dtype.category != 2 or D.promote_types(d, dtype) is not dtype:
+        if not dtype.is_floating_point or D.promote_types(d, dtype) is not dtype:
             raise RuntimeError(f"norm(): the dtype of the input ({d}) should be convertible without narrowing "
                                f"to the specified dtype ({dtype})")
         d = dtype

@@ -65,7 +65,7 @@ def _nansum(self, dim=None, keepdim=False, dtype=None):
     acc = compute_np(out)
     a = arr(self)
     axis = None if dim is None else reduce_dims("nansum", dim, a.ndim)
-    if self._dtype.category == 2:
+    if self._dtype.is_floating_point:
         a = _zero_nan(a, acc if acc.kind == "f" else compute_np(self._dtype))
     return wrap(_reduce(np.add, a, axis, acc, keepdim), out)
 
@@ -295,7 +295,7 @@ def _cummax_kernel(name, ufunc, result):
         # PyTorch updates the running index where x >= running max (x <= for min) or x is NaN, so
         # ties take the latest index and a NaN sticks with the index of the last NaN seen.
         upd = a == v
-        if dt.category == 2:
+        if dt.is_floating_point:
             upd |= np.isnan(a)
         pos = np.arange(a.shape[d], dtype=_NP_I64).reshape((-1,) + (1,) * (a.ndim - 1 - d))
         idx = np.where(upd, pos, 0)

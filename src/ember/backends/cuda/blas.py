@@ -581,7 +581,7 @@ def _contract(x, lx, y, ly, keep):
     xo = [c for c in lx if c not in sy]
     yo = [c for c in ly if c not in sx]
     labels = batch + xo + yo
-    if x._dtype.category != 2:  # integers: a broadcast multiply and a sum (no integer GEMM on CUDA)
+    if not x._dtype.is_floating_point:  # integers: a broadcast multiply and a sum (no integer GEMM on CUDA)
         order = labels + contr
         r = OPS["mul"].fn(_aligned(x, lx, order), _aligned(y, ly, order))
         if contr:
@@ -606,7 +606,7 @@ def _einsum_lower(specs, out_spec, tensors, dt):
     products left to right, and the output's order."""
     ops = []
     for t, spec in zip(tensors, specs):
-        if t._dtype is not dt and (dt.category == 2 or len(tensors) > 1):
+        if t._dtype is not dt and (dt.is_floating_point or len(tensors) > 1):
             t = t.to(dt)
         ops.append(_diagonal(t, spec))
     for i, (t, labels) in enumerate(ops):
