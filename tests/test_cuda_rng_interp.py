@@ -17,7 +17,7 @@ pytest.importorskip("triton")
 os.environ["TRITON_INTERPRET"] = "1"
 
 from ember.backends.cuda import rng as R  # noqa: E402
-from ember.backends.cuda.compiler import run  # noqa: E402
+from ember.backends.cuda.compiler import pointer_arg, run  # noqa: E402
 from ember.core.device import CPU  # noqa: E402
 
 N = 4096
@@ -89,9 +89,9 @@ def test_graph_state_path_reads_seed_and_offset_from_the_device():
 
     def launch(graph, seed_arg, off_arg):
         out = ember.empty(n)
-        args = [R._ptr("out_ptr", out), R._ptr("p_ptr", out), ("state_ptr", state, "*i64"), ("seed", seed_arg, "i64"),
-                ("offset", off_arg, "i64"), ("graph", graph, "i32"), ("n", n, "i64"), ("a", 0.0, "fp32"),
-                ("b", 1.0, "fp32")]
+        args = [pointer_arg("out_ptr", out), pointer_arg("p_ptr", out), ("state_ptr", state, "*i64"),
+                ("seed", seed_arg, "i64"), ("offset", off_arg, "i64"), ("graph", graph, "i32"), ("n", n, "i64"),
+                ("a", 0.0, "fp32"), ("b", 1.0, "fp32")]
         consts = {"DIST": 1, "WIDE": 0, "UBITS": 24, "OUT_BOOL": 0, "BLOCK": R.BLOCK}
         run(R._kernels().fill_kernel, (3,), args, consts, 0)
         return out.numpy()

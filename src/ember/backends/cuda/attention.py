@@ -15,23 +15,15 @@ from ...core import dtype as D
 from ...dispatch import OPS
 from ...ops import attention as rules
 from ...ops.attention import heads, packed_views
-from .compiler import SIG, LazyKernels, run
+from .compiler import LazyKernels, next_power_of_2, pointer_arg, run
 from .elementwise import _empty
 
 MAX_HEAD_DIM = 128
 K = LazyKernels("attention")
 
 
-def _p2(n: int) -> int:
-    return max(16, 1 << max(0, n - 1).bit_length())
-
-
 def fused_ok(query, key, value) -> bool:
     return query._dtype in (D.float32, D.float16, D.bfloat16) and max(key._shape[-1], value._shape[-1]) <= MAX_HEAD_DIM
-
-
-def _ptr(name, t):
-    return (name, t, "*" + SIG[t._dtype.name])
 
 
 def _strides2(t, nb: int):
@@ -104,9 +96,9 @@ def _config(dtype, E: int, Ev: int, L: int):
     shared memory has 128-byte rows: with 32-wide 16-bit tiles (64-byte swizzle) Triton 3.6 gave wrong
     outputs and then CUDA_ERROR_ILLEGAL_ADDRESS on an H200 (Ev=32; cf. triton-lang/triton#10573, #11366)."""
     if dtype is D.float32:         # IEEE products on CUDA cores: small tiles
-        dp, dvp = _p2(E), _p2(Ev)
+        dp, dvp = max(16, next_power_of_2(E)), max(16, next_power_of_2(Ev))
         return 32, 32, 32, 32, (4 if max(dp, dvp) <= 64 else 8), dp, dvp
-    dp, dvp = max(64, _p2(E)), max(64, _p2(Ev))
+    dp, dvp = max(64, next_power_of_2(E)), max(64, next_power_of_2(Ev))
     return (128 if L >= 128 else 64), 64, 32, 64, (4 if max(dp, dvp) <= 64 else 8), dp, dvp
 
 
@@ -139,8 +131,9 @@ def _forward_into(out, lse, query, key, value, attn_mask, is_causal, scale, batc
     m, kind, mstrides = _mask(attn_mask, batch, L, S)
     bm, bn, _, _, warps, dp, dvp = _config(query._dtype, E, Ev, L)
     T = (L + bm - 1) // bm
-    args = [_ptr("q_ptr", q), _ptr("k_ptr", k), _ptr("v_ptr", v), _ptr("m_ptr", m if m is not None else q),
-            _ptr("o_ptr", out), _ptr("lse_ptr", lse), *sq, *sk, *sv, *_into(out, nb, "so"),
+    args = [pointer_arg("q_ptr", q), pointer_arg("k_ptr", k), pointer_arg("v_ptr", v),
+            pointer_arg("m_ptr", m if m is not None else q), pointer_arg("o_ptr", out), pointer_arg("lse_ptr", lse),
+            *sq, *sk, *sv, *_into(out, nb, "so"),
             ("NB2", batch[-1] if nb else 1, "i64"), *mstrides, ("L", L, "i64"), ("S", S, "i64"), ("E", E, "i64"),
             ("EV", Ev, "i64"), ("T", T, "i64"), ("scale", float(scale), "fp32")]
     run(K.attn_fwd_kernel, (T * N,), args,
@@ -185,21 +178,23 @@ def _backward_into(dq, dk, dv, grad_out, query, key, value, attn_mask, out, lse,
              "D": dp, "DV": dvp}
     common = [("L", L, "i64"), ("S", S, "i64"), ("E", E, "i64"), ("EV", Ev, "i64")]
     nb2 = ("NB2", batch[-1] if nb else 1, "i64")
-    mp = _ptr("m_ptr", m if m is not None else q)
+    mp = pointer_arg("m_ptr", m if m is not None else q)
     idx = dev.index or 0
     if L and (dq is not None or dk is not None):
         T = (L + large - 1) // large
-        args = [_ptr("q_ptr", q), _ptr("k_ptr", k), _ptr("v_ptr", v), mp, _ptr("o_ptr", o), _ptr("do_ptr", do),
-                _ptr("lse_ptr", lse), _ptr("delta_ptr", delta), _ptr("dq_ptr", dq if dq is not None else q), *sq, *sk,
-                *sv, *so, *sd, *_into(dq, nb, "sg"), nb2, *mstrides, *common,
+        args = [pointer_arg("q_ptr", q), pointer_arg("k_ptr", k), pointer_arg("v_ptr", v), mp, pointer_arg("o_ptr", o),
+                pointer_arg("do_ptr", do), pointer_arg("lse_ptr", lse), pointer_arg("delta_ptr", delta),
+                pointer_arg("dq_ptr", dq if dq is not None else q),
+                *sq, *sk, *sv, *so, *sd, *_into(dq, nb, "sg"), nb2, *mstrides, *common,
                 ("T", T, "i64"), ("scale", float(scale), "fp32")]
         run(K.attn_bwd_dq_kernel, (T * N,), args,
             {**const, "NEED_DQ": int(dq is not None), "BLOCK_M": large, "BLOCK_N": small}, idx, warps)
     if dk is not None or dv is not None:
         T = (S + large - 1) // large
-        args = [_ptr("q_ptr", q), _ptr("k_ptr", k), _ptr("v_ptr", v), mp, _ptr("do_ptr", do), _ptr("lse_ptr", lse),
-                _ptr("delta_ptr", delta), _ptr("dk_ptr", dk if dk is not None else k),
-                _ptr("dv_ptr", dv if dv is not None else v), *sq, *sk, *sv, *sd,
+        args = [pointer_arg("q_ptr", q), pointer_arg("k_ptr", k), pointer_arg("v_ptr", v), mp,
+                pointer_arg("do_ptr", do), pointer_arg("lse_ptr", lse), pointer_arg("delta_ptr", delta),
+                pointer_arg("dk_ptr", dk if dk is not None else k), pointer_arg("dv_ptr", dv if dv is not None else v),
+                *sq, *sk, *sv, *sd,
                 *_into(dk, nb, "skg"), *_into(dv, nb, "svg"),
                 nb2, *mstrides, *common, ("T", T, "i64"), ("scale", float(scale), "fp32")]
         run(K.attn_bwd_dkdv_kernel, (T * N,), args,

@@ -5,6 +5,10 @@
 launch plan on the current stream (`make_plan`: compiled here, the plan built by launch.py,
 which never compiles), or, under `TRITON_INTERPRET=1` with CPU tensors (the CI tests), runs the
 same kernel in Triton's interpreter on zero-copy torch views of ember's buffers.
+
+A kernel argument is a (name, value, Triton type) tuple; `pointer_arg` makes a tensor's. These
+helpers (and `next_power_of_2`, for block sizes) live here, the layer that maps ember dtypes to
+Triton types: launch.py below only packs C values, and every op module already imports this one.
 """
 from __future__ import annotations
 
@@ -15,14 +19,33 @@ import time
 import numpy as np
 
 from ..._tensor import Tensor
+from ...core.dtype import ALL_DTYPES
 from .device import get_device_capability
 from .launch import Plan, plan_for
 
-__all__ = ["run", "compile_kernel", "make_plan", "stats", "SIG", "LazyKernels"]
+__all__ = ["run", "compile_kernel", "make_plan", "stats", "SIG", "LazyKernels", "pointer_arg", "pointer_type",
+           "next_power_of_2"]
 
 # ember dtype name -> Triton pointer element type
 SIG = {"float32": "fp32", "float64": "fp64", "float16": "fp16", "bfloat16": "bf16", "int64": "i64",
        "int32": "i32", "int16": "i16", "int8": "i8", "uint8": "u8", "bool": "i1"}
+_POINTER = {d: "*" + SIG[d.name] for d in ALL_DTYPES}
+
+
+def pointer_type(dtype) -> str:
+    """The Triton type of a pointer to `dtype` elements, as in a kernel's signature ("*fp32")."""
+    return _POINTER[dtype]
+
+
+def pointer_arg(name: str, t: Tensor) -> tuple:
+    """The kernel argument `(name, t, "*<t's element type>")` that `run` takes for tensor `t`."""
+    return (name, t, _POINTER[t._dtype])
+
+
+def next_power_of_2(n: int) -> int:
+    """The smallest power of two >= n (1 for n <= 1): Triton's block sizes must be powers of two."""
+    return 1 << max(0, n - 1).bit_length()
+
 
 class LazyKernels:
     """`K = LazyKernels("loss")` at a backend module's top; `K.nll_fwd_kernel` imports

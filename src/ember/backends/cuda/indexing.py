@@ -36,6 +36,7 @@ from ...core.shape import broadcast_shapes, contiguous_strides, normalize_dim
 from ...dispatch import OPS
 from ...ops.indexing import fill_scalar, index_entries
 from .checks import launch_args
+from .compiler import pointer_arg, run
 from .elementwise import BLOCK, MAXDIM, _collapse, _empty, _strides_for, copy_cast
 
 STORE, ADD, MUL, MAX, MIN = range(5)
@@ -83,13 +84,7 @@ def _unravel_args(t):
     return [(f"u{k}", u[k], "i64") for k in range(1, MAXDIM)] + [(f"ut{k}", ut[k], "i64") for k in range(MAXDIM)], nd
 
 
-def _ptr(name, t):
-    from .compiler import SIG
-    return (name, t, "*" + SIG[t._dtype.name])
-
-
 def _run(kernel, n, args, consts, device):
-    from .compiler import run
     run(kernel, ((n + BLOCK - 1) // BLOCK,), args, dict(consts, BLOCK=BLOCK), device.index or 0)
 
 
@@ -102,7 +97,7 @@ def _gather(op, out, x, xs, idx, its, isize, xdim, wrap=PLAIN, unravel=None):
         return out
     sizes, sts = _geometry(out._shape, [out._stride, xs, its])
     uargs, und = _unravel_args(unravel)
-    args = [_ptr("out_ptr", out), _ptr("x_ptr", x), _ptr("idx_ptr", idx), ("n", n, "i64"),
+    args = [pointer_arg("out_ptr", out), pointer_arg("x_ptr", x), pointer_arg("idx_ptr", idx), ("n", n, "i64"),
             ("isize", isize, "i64"), ("xdim", xdim, "i64")] + _grid_args(sizes, sts, ("ot", "xt", "it")) + uargs
     args += launch_args(out.device, op)
     _run(_kernels().gather_kernel, n, args, {"NDIM": len(sizes), "UNDIM": und, "WRAP": wrap}, out.device)
@@ -126,8 +121,8 @@ def _scatter(op, out, os_, shape, idx, its, src, ss, osize, odim, mode, scale=No
     value = 0 if value is None else (float(value) if dt.is_floating_point else int(value))
     sizes, sts = _geometry(shape, [os_, [0] * len(shape) if scalar else ss, its])
     uargs, und = _unravel_args(unravel)
-    args = [_ptr("out_ptr", out), _ptr("src_ptr", out if scalar else src), _ptr("idx_ptr", idx), ("n", n, "i64"),
-            ("osize", osize, "i64"), ("odim", odim, "i64"), ("value", value, _scalar_type(dt))]
+    args = [pointer_arg("out_ptr", out), pointer_arg("src_ptr", out if scalar else src), pointer_arg("idx_ptr", idx),
+            ("n", n, "i64"), ("osize", osize, "i64"), ("odim", odim, "i64"), ("value", value, _scalar_type(dt))]
     args += _grid_args(sizes, sts, ("ot", "st", "it")) + uargs + launch_args(out.device, op)
     consts = {"NDIM": len(sizes), "UNDIM": und, "WRAP": wrap, "MODE": mode, "SRC_SCALAR": int(scalar),
               "SCALE": int(not scalar and scale is not None), "FLT": int(dt.is_floating_point),
@@ -292,7 +287,7 @@ def _linearise(op, lin, idx, batch, size, stride, first):
     """lin (+)= wrap(idx) * stride over `batch` (-1 marks an out-of-range index, reported as op's)."""
     n = prod(batch)
     sizes, (its,) = _geometry(batch, [_strides_for(idx, batch)])
-    args = [_ptr("lin_ptr", lin), _ptr("idx_ptr", idx), ("n", n, "i64"), ("size", size, "i64"),
+    args = [pointer_arg("lin_ptr", lin), pointer_arg("idx_ptr", idx), ("n", n, "i64"), ("size", size, "i64"),
             ("stride", stride, "i64")] + _grid_args(sizes, [its], ("it",)) + launch_args(lin.device, op)
     _run(_kernels().lin_kernel, n, args, {"NDIM": len(sizes), "FIRST": int(first)}, lin.device)
 
@@ -435,7 +430,7 @@ def _scatter_reduce_op(op, inplace):
 def _mean_finish(out, acc, count):
     n = out.numel()
     sizes, (ot,) = _geometry(out._shape, [out._stride])
-    args = [_ptr("out_ptr", out), _ptr("acc_ptr", acc), _ptr("cnt_ptr", count), ("n", n, "i64")]
+    args = [pointer_arg("out_ptr", out), pointer_arg("acc_ptr", acc), pointer_arg("cnt_ptr", count), ("n", n, "i64")]
     args += _grid_args(sizes, [ot], ("ot",))
     _run(_kernels().mean_kernel, n, args, {"NDIM": len(sizes), "FLT": int(acc._dtype.is_floating_point)}, out.device)
 
@@ -491,12 +486,11 @@ def _inclusive_scan(x):
     nb = (n + BLOCK - 1) // BLOCK
     out = _empty((n,), D.int64, x.device)
     sums = _empty((nb,), D.int64, x.device)
-    _run(k.scan_kernel, n, [_ptr("x_ptr", x), _ptr("out_ptr", out), _ptr("sums_ptr", sums), ("n", n, "i64")], {},
-         x.device)
+    args = [pointer_arg("x_ptr", x), pointer_arg("out_ptr", out), pointer_arg("sums_ptr", sums), ("n", n, "i64")]
+    _run(k.scan_kernel, n, args, {}, x.device)
     if nb > 1:
         offs = _inclusive_scan(sums)
-        from .compiler import run
-        run(k.scan_add_kernel, (nb - 1,), [_ptr("out_ptr", out), _ptr("offs_ptr", offs), ("n", n, "i64")],
+        run(k.scan_add_kernel, (nb - 1,), [pointer_arg("out_ptr", out), pointer_arg("offs_ptr", offs), ("n", n, "i64")],
             {"BLOCK": BLOCK}, x.device.index or 0)
     return out
 
@@ -508,7 +502,8 @@ def _block_counts(m, shape, strides):
     sizes, sts = _geometry(shape, strides)
     nb = (n + BLOCK - 1) // BLOCK
     cnt = _empty((nb,), D.int64, m.device)
-    args = [_ptr("cnt_ptr", cnt), _ptr("m_ptr", m), ("n", n, "i64")] + _grid_args(sizes, sts[-1:], ("mt",))
+    args = [pointer_arg("cnt_ptr", cnt), pointer_arg("m_ptr", m), ("n", n, "i64")]
+    args += _grid_args(sizes, sts[-1:], ("mt",))
     half = int(m._dtype is D.float16 or m._dtype is D.bfloat16)
     _run(_kernels().count_kernel, n, args, {"NDIM": len(sizes), "HALF": half}, m.device)
     return sizes, sts, cnt, _inclusive_scan(cnt)
@@ -518,7 +513,8 @@ def _compact(mode, out, a, m, shape, sizes, sts, cnt, incl, limit=0, coords=()):
     """Launches compact_kernel (see kernels/indexing.py) over `shape`; sts = (a's, m's) strides."""
     n = prod(shape)
     c = _pad(coords)
-    args = [_ptr("out_ptr", out), _ptr("a_ptr", a), _ptr("m_ptr", m), _ptr("incl_ptr", incl), _ptr("cnt_ptr", cnt),
+    args = [pointer_arg("out_ptr", out), pointer_arg("a_ptr", a), pointer_arg("m_ptr", m),
+            pointer_arg("incl_ptr", incl), pointer_arg("cnt_ptr", cnt),
             ("n", n, "i64"), ("limit", limit, "i64")] + _grid_args(sizes, sts, ("at", "mt"))
     args += [(f"c{k}", c[k], "i64") for k in range(1, MAXDIM)]
     half = int(m._dtype is D.float16 or m._dtype is D.bfloat16)

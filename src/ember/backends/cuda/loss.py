@@ -6,15 +6,11 @@ Until then the loss counts that row as ignored."""
 from __future__ import annotations
 
 from .checks import launch_args
-from .compiler import SIG, LazyKernels, run
+from .compiler import LazyKernels, next_power_of_2, pointer_arg, run
 from .elementwise import _empty
 
 BLOCK = 1024
 K = LazyKernels("loss")
-
-
-def _ptr(name, t):
-    return (name, t, "*" + SIG[t._dtype.name])
 
 
 def _contig(t):
@@ -27,8 +23,8 @@ def nll_loss_forward(self, target, weight, reduction, ignore_index):
     out = _empty((N,) if reduction == 0 else (), self._dtype, self.device)
     tw = _empty((), self._dtype, self.device)
     w = _contig(weight) if weight is not None else x
-    args = [_ptr("x_ptr", x), _ptr("t_ptr", t), _ptr("w_ptr", w), _ptr("out_ptr", out), _ptr("tw_ptr", tw),
-            ("N", N, "i64"), ("C", C, "i64"), ("ignore_index", int(ignore_index), "i64")]
+    args = [pointer_arg("x_ptr", x), pointer_arg("t_ptr", t), pointer_arg("w_ptr", w), pointer_arg("out_ptr", out),
+            pointer_arg("tw_ptr", tw), ("N", N, "i64"), ("C", C, "i64"), ("ignore_index", int(ignore_index), "i64")]
     args += launch_args(self.device, "nll_loss")
     grid = (max(1, (N + BLOCK - 1) // BLOCK),) if reduction == 0 else (1,)
     run(K.nll_fwd_kernel, grid, args, {"RED": reduction, "HAS_W": int(weight is not None), "BLOCK": BLOCK},
@@ -42,10 +38,11 @@ def nll_loss_backward(grad_output, self, target, weight, reduction, ignore_index
     if N and C:
         t, g = _contig(target), _contig(grad_output)
         w = _contig(weight) if weight is not None else g
-        block_c = min(1024, max(16, 1 << (C - 1).bit_length()))
+        block_c = min(1024, max(16, next_power_of_2(C)))
         block_r = max(1, 2048 // block_c)
-        args = [_ptr("g_ptr", g), _ptr("t_ptr", t), _ptr("w_ptr", w), _ptr("tw_ptr", total_weight),
-                _ptr("gi_ptr", gi), ("N", N, "i64"), ("C", C, "i64"), ("ignore_index", int(ignore_index), "i64")]
+        args = [pointer_arg("g_ptr", g), pointer_arg("t_ptr", t), pointer_arg("w_ptr", w),
+                pointer_arg("tw_ptr", total_weight), pointer_arg("gi_ptr", gi),
+                ("N", N, "i64"), ("C", C, "i64"), ("ignore_index", int(ignore_index), "i64")]
         args += launch_args(self.device, "nll_loss")
         run(K.nll_bwd_kernel, ((N + block_r - 1) // block_r, (C + block_c - 1) // block_c), args,
             {"RED": reduction, "HAS_W": int(weight is not None), "BLOCK_R": block_r, "BLOCK_C": block_c},

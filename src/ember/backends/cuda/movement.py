@@ -23,6 +23,7 @@ from ...dispatch import OPS
 from ...ops.creation import arange_args, factory_dtype, full_dtype, scalar_value
 from ...ops.shape import diag_embed_shape, roll_args
 from .checks import launch_args
+from .compiler import pointer_arg, run
 from .elementwise import BLOCK, MAXDIM, _collapse, _empty, copy_cast
 
 __all__ = ["fill_contiguous"]
@@ -46,11 +47,10 @@ def _pad(v, fill=0):
 
 def _move(mode, out, x, n, sizes, strides, shifts=(), p=(0, 0, 0), upper=False, inplace=False):
     """Launches move_kernel over n output elements with the given (collapsed) geometry."""
-    from .compiler import SIG, run
     if len(sizes) > MAXDIM:
         raise NotImplementedError(f"{_NAMES[mode]} on CUDA over {len(sizes)} dims that cannot be merged "
                                   f"(at most {MAXDIM}; sizes {list(sizes)})")
-    args = [("out_ptr", out, "*" + SIG[out._dtype.name]), ("x_ptr", x, "*" + SIG[x._dtype.name]), ("n", n, "i64")]
+    args = [pointer_arg("out_ptr", out), pointer_arg("x_ptr", x), ("n", n, "i64")]
     args += [(f"p{k}", v, "i64") for k, v in enumerate(p)]
     args += [(f"s{k}", v, "i64") for k, v in enumerate(_pad(sizes, 1))]
     args += [(f"t{k}", v, "i64") for k, v in enumerate(_pad(strides))]
@@ -197,14 +197,13 @@ def diag_embed(self, offset=0, dim1=-2, dim2=-1):
 
 def _fill(mode, out, ps, f64, k=0):
     """Launches fill_kernel over out (contiguous); ps: p0..p3 (float64 when f64, else int64)."""
-    from .compiler import SIG, run
     n = _numel(out._shape)
     if n == 0:
         return out
     dt = out._dtype
     kind = 0 if dt is D.float64 else 1 if dt.is_floating_point else 3 if dt is D.bool else 2
     ty = "fp64" if f64 else "i64"
-    args = [("out_ptr", out, "*" + SIG[dt.name]), ("n", n, "i64")]
+    args = [pointer_arg("out_ptr", out), ("n", n, "i64")]
     args += [(f"p{j}", float(v) if f64 else int(v), ty) for j, v in enumerate(ps)] + [("k", k, "i64")]
     run(_kernels().fill_kernel, ((n + BLOCK - 1) // BLOCK,), args,
         {"MODE": mode, "F64": int(f64), "OUT": kind, "BLOCK": BLOCK}, out.device.index or 0)

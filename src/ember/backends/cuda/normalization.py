@@ -9,7 +9,7 @@ from math import prod
 from ...core import dtype as D
 from ...dispatch import OPS
 from ...ops.normalization import as_normalized_shape, stats_dtype
-from .compiler import SIG, LazyKernels, run
+from .compiler import LazyKernels, next_power_of_2, pointer_arg, run
 from .elementwise import _empty
 
 MAX_N = 16384
@@ -17,12 +17,8 @@ MAX_PROGRAMS = 512
 K = LazyKernels("normalization")
 
 
-def _p2(n: int) -> int:
-    return 1 << max(0, n - 1).bit_length()
-
-
 def _geometry(n: int):
-    block_n = max(16, _p2(n))
+    block_n = max(16, next_power_of_2(n))
     block_r = max(1, min(16, 4096 // block_n))
     warps = 4 if block_n <= 2048 else (8 if block_n <= 8192 else 16)
     return block_n, block_r, warps
@@ -30,10 +26,6 @@ def _geometry(n: int):
 
 def fused_ok(input, n: int) -> bool:
     return n <= MAX_N and input._dtype in (D.float32, D.float16, D.bfloat16)
-
-
-def _ptr(name, t):
-    return (name, t, "*" + SIG[t._dtype.name])
 
 
 def _check_fused(name, input, n):
@@ -56,9 +48,10 @@ def native_layer_norm(input, normalized_shape, weight, bias, eps):
     rstd = _empty(batch + (1,) * len(ns), stats_dtype(dt), input.device)
     if rows and n:
         block_n, block_r, warps = _geometry(n)
-        args = [_ptr("x_ptr", x), _ptr("w_ptr", weight if weight is not None else x),
-                _ptr("b_ptr", bias if bias is not None else x), _ptr("y_ptr", y), _ptr("mean_ptr", mean),
-                _ptr("rstd_ptr", rstd), ("R", rows, "i64"), ("N", n, "i64"), ("eps", float(eps), "fp32")]
+        args = [pointer_arg("x_ptr", x), pointer_arg("w_ptr", weight if weight is not None else x),
+                pointer_arg("b_ptr", bias if bias is not None else x), pointer_arg("y_ptr", y),
+                pointer_arg("mean_ptr", mean), pointer_arg("rstd_ptr", rstd),
+                ("R", rows, "i64"), ("N", n, "i64"), ("eps", float(eps), "fp32")]
         run(K.ln_fwd_kernel, ((rows + block_r - 1) // block_r,), args,
             {"HAS_W": int(weight is not None), "HAS_B": int(bias is not None), "BLOCK_R": block_r,
              "BLOCK_N": block_n}, input.device.index or 0, warps)
@@ -83,9 +76,11 @@ def native_layer_norm_backward(grad_out, input, normalized_shape, mean, rstd, we
     dwp = _empty((progs, n), D.float32, input.device) if need_wb else None
     dbp = _empty((progs, n), D.float32, input.device) if need_wb else None
     if rows and n and (need_input or need_wb):
-        args = [_ptr("dy_ptr", dy), _ptr("x_ptr", x), _ptr("w_ptr", weight if weight is not None else x),
-                _ptr("mean_ptr", mean), _ptr("rstd_ptr", rstd), _ptr("dx_ptr", dx if dx is not None else x),
-                _ptr("dwp_ptr", dwp if dwp is not None else mean), _ptr("dbp_ptr", dbp if dbp is not None else mean),
+        args = [pointer_arg("dy_ptr", dy), pointer_arg("x_ptr", x),
+                pointer_arg("w_ptr", weight if weight is not None else x), pointer_arg("mean_ptr", mean),
+                pointer_arg("rstd_ptr", rstd), pointer_arg("dx_ptr", dx if dx is not None else x),
+                pointer_arg("dwp_ptr", dwp if dwp is not None else mean),
+                pointer_arg("dbp_ptr", dbp if dbp is not None else mean),
                 ("R", rows, "i64"), ("N", n, "i64"), ("rows_per_prog", per, "i64")]
         run(K.ln_bwd_kernel, (progs,), args,
             {"HAS_W": int(weight is not None), "NEED_DX": int(bool(need_input)), "NEED_DWB": int(need_wb),

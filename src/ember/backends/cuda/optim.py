@@ -14,17 +14,13 @@ from ...core.device import CPU
 from ...core.dtype import float32 as _F32, float64 as _F64
 from ...dispatch import OPS
 from ...ops.optim import clip_grads_composite_, total_norm_composite
-from .compiler import SIG, LazyKernels, run
+from .compiler import LazyKernels, pointer_arg, run
 from .elementwise import _empty
 
 BLOCK = 1024
 SLOTS = 8               # tensors per launch (the kernels' argument lists are written out for 8)
 SUMSQ_PROGRAMS = 32     # programs per tensor for the sum of squares (partials: 32 per tensor)
 K = LazyKernels("optim")
-
-
-def _ptr(name, t):
-    return (name, t, "*" + SIG[t._dtype.name])
 
 
 def _chunks(items):
@@ -69,9 +65,9 @@ def adam_multi_step_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step
     for idx in groups.values():
         for chunk in _chunks(idx):
             first = params[chunk[0]]
-            args = [_ptr("lr_ptr", lr if lr_tensor else first),
-                    _ptr("grad_scale_ptr", first if grad_scale is None else grad_scale),
-                    _ptr("found_inf_ptr", first if found_inf is None else found_inf),
+            args = [pointer_arg("lr_ptr", lr if lr_tensor else first),
+                    pointer_arg("grad_scale_ptr", first if grad_scale is None else grad_scale),
+                    pointer_arg("found_inf_ptr", first if found_inf is None else found_inf),
                     ("lr", 0.0 if lr_tensor else float(lr), "fp32"),
                     ("beta1", float(beta1), "fp32"), ("beta2", float(beta2), "fp32"), ("eps", float(eps), "fp32"),
                     ("weight_decay", float(weight_decay), "fp32")]
@@ -87,9 +83,10 @@ def adam_multi_step_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step
                 else:
                     step_size = lr / (1 - beta1 ** steps[i])
                     bc2_sqrt = (1 - beta2 ** steps[i]) ** 0.5
-                args += [_ptr(f"p{s}", p), _ptr(f"g{s}", grads[i]), _ptr(f"m{s}", exp_avgs[i]),
-                         _ptr(f"v{s}", exp_avg_sqs[i]), _ptr(f"vmax{s}", max_exp_avg_sqs[i] if amsgrad else p),
-                         _ptr(f"step{s}", steps[i] if device_step else p), (f"n{s}", n, "i64"),
+                args += [pointer_arg(f"p{s}", p), pointer_arg(f"g{s}", grads[i]), pointer_arg(f"m{s}", exp_avgs[i]),
+                         pointer_arg(f"v{s}", exp_avg_sqs[i]),
+                         pointer_arg(f"vmax{s}", max_exp_avg_sqs[i] if amsgrad else p),
+                         pointer_arg(f"step{s}", steps[i] if device_step else p), (f"n{s}", n, "i64"),
                          (f"step_size{s}", float(step_size), "fp32"), (f"bc2_sqrt{s}", float(bc2_sqrt), "fp32")]
             run(K.adam_kernel, (blocks, len(chunk)), args, consts, first._storage.device.index or 0)
     _bump(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs or (), grads if grad_scale is not None else ())
@@ -168,7 +165,7 @@ def foreach_add_(self, scalar) -> None:
             continue
         for chunk in _chunks(ts):
             value = float(scalar) if sig[0] == "f" else int(scalar)
-            args = [("value", value, sig)] + [_ptr(f"s{s}", chunk[s] if s < len(chunk) else chunk[0])
+            args = [("value", value, sig)] + [pointer_arg(f"s{s}", chunk[s] if s < len(chunk) else chunk[0])
                                               for s in range(SLOTS)]
             run(K.add_scalar_kernel, (len(chunk),), args, {}, dev.index or 0)
         _bump(ts)
@@ -187,7 +184,7 @@ def _slot_args(prefix, chunk):
     args = []
     for s in range(SLOTS):
         t = chunk[s] if s < len(chunk) else chunk[0]
-        args += [_ptr(f"{prefix}{s}", t), (f"n{s}", t.numel() if s < len(chunk) else 0, "i64")]
+        args += [pointer_arg(f"{prefix}{s}", t), (f"n{s}", t.numel() if s < len(chunk) else 0, "i64")]
     return args
 
 
@@ -223,7 +220,7 @@ def clip_scale_(grads, total, max_norm: float) -> None:
     for chunk in _chunks(grads):
         blocks = max((g.numel() + BLOCK - 1) // BLOCK for g in chunk)
         run(K.clip_scale_kernel, (blocks, len(chunk)),
-            [_ptr("total_ptr", total), ("max_norm", float(max_norm), "fp32")] + _slot_args("g", chunk),
+            [pointer_arg("total_ptr", total), ("max_norm", float(max_norm), "fp32")] + _slot_args("g", chunk),
             {"BLOCK": BLOCK}, chunk[0]._storage.device.index or 0)
     _bump(grads)
 

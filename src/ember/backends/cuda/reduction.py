@@ -29,7 +29,7 @@ from ...core import dtype as D
 from ...dispatch import OPS
 from ...ops.reduction import (check_nonempty, float_dtype, mean_dtype, nanmean_dtype, one_dim, reduce_dims,
                               reduced_shape, return_types, softmax_dtype, sum_dtype, var_args)
-from .compiler import SIG, run
+from .compiler import next_power_of_2, pointer_arg, run
 from .elementwise import _collapse, _empty, copy_cast
 
 SPLIT_MIN_COLS = 16384     # split a reduction over the columns when rows are few and columns at least this many
@@ -47,11 +47,7 @@ def _ck(dt) -> int:
     """Accumulation type code: 0 float32, 1 float64, 2 int64 (ints and bool)."""
     if dt is D.float64:
         return 1
-    return 0 if dt.category == 2 else 2
-
-
-def _p2(n: int) -> int:
-    return 1 << max(0, int(n) - 1).bit_length()
+    return 0 if dt.is_floating_point else 2
 
 
 # ---- launching -----------------------------------------------------------------------------------
@@ -107,10 +103,6 @@ def _launch(fn, grid, args, consts, dev, num_warps=4):
     run(fn, grid, args, dict(consts, INTERP=1) if "INTERP" in consts else consts, index, num_warps)
 
 
-def _ptr(t):
-    return "*" + SIG[t._dtype.name]
-
-
 # ---- layout ----------------------------------------------------------------------------------------
 
 def _two(sizes, sts):
@@ -145,11 +137,11 @@ def _blocks(R, C, rows, cols, cap=1024):
     col_unit = cols[2] == 1 and not cols[3]
     row_unit = rows[2] == 1 and not rows[3]
     if row_unit and not col_unit and R > 1:
-        br = min(_p2(R), 128)
-        bc = max(1, min(_p2(C), cap // br))
+        br = min(next_power_of_2(R), 128)
+        bc = max(1, min(next_power_of_2(C), cap // br))
     else:
-        bc = min(_p2(max(C, 1)), cap)
-        br = max(1, min(_p2(R), cap // bc))
+        bc = min(next_power_of_2(C), cap)
+        br = max(1, min(next_power_of_2(R), cap // bc))
     return br, bc
 
 
@@ -205,7 +197,7 @@ def _reduce_launch(out, x, op, R, C, rows, cols, chunk, nsplit, divisor, ck, br,
     dty = "fp64" if ck == 1 else "fp32"
     welford = op in _WELFORD
     c = out if centre is None else centre
-    args = ([("out_ptr", out, _ptr(out)), ("x_ptr", x, _ptr(x))] + ([] if welford else [("c_ptr", c, _ptr(c))])
+    args = ([pointer_arg("out_ptr", out), pointer_arg("x_ptr", x)] + ([] if welford else [pointer_arg("c_ptr", c)])
             + [("R", R, "i64"), ("C", C, "i64"), ("RIN", rows[0], "i64"), ("rs0", rows[1], "i64"),
                ("rs1", rows[2], "i64"), ("CIN", cols[0], "i64"), ("cs0", cols[1], "i64"), ("cs1", cols[2], "i64"),
                ("chunk", chunk, "i64"), ("nblk", nblk, "i64"), ("nsplit", nsplit, "i64"),
@@ -364,7 +356,7 @@ def _arg_launch(out, vals, x, dims, is_min):
     x, R, C, rows, cols = _layout(x, dims)
     br, bc = _blocks(R, C, rows, cols)
     v = out if vals is None else vals
-    args = [("out_ptr", out, "*i64"), ("val_ptr", v, _ptr(v)), ("x_ptr", x, _ptr(x)), ("R", R, "i64"),
+    args = [("out_ptr", out, "*i64"), pointer_arg("val_ptr", v), pointer_arg("x_ptr", x), ("R", R, "i64"),
             ("C", C, "i64"), ("RIN", rows[0], "i64"), ("rs0", rows[1], "i64"), ("rs1", rows[2], "i64"),
             ("CIN", cols[0], "i64"), ("cs0", cols[1], "i64"), ("cs1", cols[2], "i64"), ("nblk", -(-C // bc), "i64")]
     consts = {"IS_MIN": int(is_min), "CK": _ck(x._dtype), "ROW2": int(rows[3]), "COL2": int(cols[3]),
@@ -481,12 +473,12 @@ def _softmax(name, log):
         x, o, R, C = a.x, a.o, a.R, a.C
         ck = 1 if out_dt is D.float64 else 0
         rows = (a.rin, a.rs[0], a.rs[1], a.two)
-        if a.cs == 1 and a.ocs == 1 and _p2(C) * (8 if ck else 4) <= ONE_PASS_MAX_BYTES:
-            bc = _p2(C)
-            br = max(1, min(_p2(R), 2048 // bc))
+        if a.cs == 1 and a.ocs == 1 and next_power_of_2(C) * (8 if ck else 4) <= ONE_PASS_MAX_BYTES:
+            bc = next_power_of_2(C)
+            br = max(1, min(next_power_of_2(R), 2048 // bc))
             nw = max(4, min(SOFTMAX_MAX_WARPS, br * bc // 512))
             vec, xal, oal = _vec(a)
-            args = ([("out_ptr", o, _ptr(o)), ("x_ptr", x, _ptr(x))] + a.row_args()
+            args = ([pointer_arg("out_ptr", o), pointer_arg("x_ptr", x)] + a.row_args()
                     + [("ors0", a.os[0], "i64"), ("ors1", a.os[1], "i64")])
             consts = {"LOG": int(log), "CK": ck, "ROW2": int(a.two), "VEC": vec, "XALIGN": xal, "OALIGN": oal,
                       "BLOCK_R": br, "BLOCK_C": bc}
@@ -495,7 +487,7 @@ def _softmax(name, log):
         cap = 8192 if a.cs == 1 else 1024
         br, bc = _blocks(R, C, rows, (1, 0, a.cs, False), cap=cap)
         nw = 4 if br * bc <= 1024 else (8 if br * bc <= 4096 else 16)
-        args = ([("out_ptr", o, _ptr(o)), ("x_ptr", x, _ptr(x))] + a.row_args()
+        args = ([pointer_arg("out_ptr", o), pointer_arg("x_ptr", x)] + a.row_args()
                 + [("cs", a.cs, "i64"), ("ors0", a.os[0], "i64"), ("ors1", a.os[1], "i64"), ("ocs", a.ocs, "i64"),
                    ("nblk", -(-C // bc), "i64")])
         consts = {"LOG": int(log), "CK": ck, "ROW2": int(a.two), "INTERP": 0, "BLOCK_R": br, "BLOCK_C": bc}

@@ -35,7 +35,7 @@ from ...dispatch import OPS
 from ...ops.creation import factory_dtype
 from ...ops.random import dropout_backward_dtype, integer_dtype, random_range
 from ...random import _default_for, get_generator
-from .compiler import SIG, run
+from .compiler import next_power_of_2, pointer_arg, run
 from .elementwise import _empty, copy_cast
 from .capture import capturing as _capturing
 
@@ -53,10 +53,6 @@ def _kernels():
         from .kernels import rng
         _K = rng
     return _K
-
-
-def _ptr(name, t):
-    return (name, t, "*" + SIG[t._dtype.name])
 
 
 def _i64(v: int) -> int:
@@ -113,7 +109,7 @@ class _PhiloxReplay:
 
 
 def set_philox_state(state: Tensor, seed: int, offset: int) -> None:
-    run(_kernels().philox_state_kernel, (1,), [_ptr("state_ptr", state), ("seed", _i64(seed), "i64"),
+    run(_kernels().philox_state_kernel, (1,), [pointer_arg("state_ptr", state), ("seed", _i64(seed), "i64"),
                                                ("offset", offset, "i64")], {}, _index(state))
 
 
@@ -130,7 +126,7 @@ def _fill(out: Tensor, dist: int, a, b, generator, p=None, wide=None, ubits=24) 
     grid = (n + per - 1) // per
     sty = "i64" if dist == _INTEGER else ("fp64" if wide else "fp32")
     cast = int if dist == _INTEGER else float
-    args = [_ptr("out_ptr", out), _ptr("p_ptr", out if p is None else p),
+    args = [pointer_arg("out_ptr", out), pointer_arg("p_ptr", out if p is None else p),
             *_philox(generator, out._storage.device, grid * BLOCK, out),
             ("n", n, "i64"), ("a", cast(a), sty), ("b", cast(b), sty)]
     consts = {"DIST": dist, "WIDE": int(wide), "UBITS": ubits, "OUT_BOOL": int(out._dtype is D.bool),
@@ -205,10 +201,6 @@ def bernoulli_(self, p=0.5, generator=None):
 
 # ---- multinomial, randperm -------------------------------------------------------------------
 
-def _pow2(n: int) -> int:
-    return 1 << max(0, n - 1).bit_length()
-
-
 def multinomial(self, num_samples, replacement=False, generator=None):
     C = self._shape[-1]
     rows = self._shape[0] if self.ndim == 2 else 1
@@ -217,10 +209,11 @@ def multinomial(self, num_samples, replacement=False, generator=None):
     if rows == 0 or S == 0:
         return out
     Q = (C + 3) // 4
-    BQ = min(32 if replacement else 1024, _pow2(Q))
-    BS = min(_pow2(S), 512 // BQ)
+    BQ = min(32 if replacement else 1024, next_power_of_2(Q))
+    BS = min(next_power_of_2(S), 512 // BQ)
     counters = rows * S * Q if replacement else rows * Q
-    args = [_ptr("p_ptr", self), _ptr("out_ptr", out), *_philox(generator, self._storage.device, counters, out),
+    args = [pointer_arg("p_ptr", self), pointer_arg("out_ptr", out),
+            *_philox(generator, self._storage.device, counters, out),
             ("C", C, "i64"), ("S", S, "i64"), ("Q", Q, "i64"),
             ("stride_r", self._stride[0] if self.ndim == 2 else 0, "i64"), ("stride_c", self._stride[-1], "i64")]
     grid = (rows, (S + BS - 1) // BS) if replacement else (rows,)
@@ -235,12 +228,12 @@ def randperm(n, generator=None, dtype=None, device=None):
         return out
     K = _kernels()
     if n <= RANK_MAX:
-        BI, BJ = min(32, max(16, _pow2(n))), min(64, max(16, _pow2(n)))
-        args = [_ptr("out_ptr", out), *_philox(generator, device, n, out), ("n", n, "i64")]
+        BI, BJ = min(32, max(16, next_power_of_2(n))), min(64, max(16, next_power_of_2(n)))
+        args = [pointer_arg("out_ptr", out), *_philox(generator, device, n, out), ("n", n, "i64")]
         run(K.randperm_rank_kernel, ((n + BI - 1) // BI,), args, {"BI": BI, "BJ": BJ}, device.index or 0)
         return out
     H = ((n - 1).bit_length() + 1) // 2
-    args = [_ptr("out_ptr", out), *_philox(generator, device, FEISTEL_ROUNDS << H, out), ("n", n, "i64"),
+    args = [pointer_arg("out_ptr", out), *_philox(generator, device, FEISTEL_ROUNDS << H, out), ("n", n, "i64"),
             ("H", H, "i64")]
     run(K.randperm_feistel_kernel, ((n + 255) // 256,), args, {"ROUNDS": FEISTEL_ROUNDS, "BLOCK": 256},
         device.index or 0)
@@ -261,7 +254,8 @@ def native_dropout(input, p, train=None):
         return out, mask
     grid = (n + 4 * BLOCK - 1) // (4 * BLOCK)
     sty = "fp64" if input._dtype is D.float64 else "fp32"
-    args = [_ptr("x_ptr", x), _ptr("out_ptr", out), _ptr("mask_ptr", mask), *_philox(None, dev, grid * BLOCK, out),
+    args = [pointer_arg("x_ptr", x), pointer_arg("out_ptr", out), pointer_arg("mask_ptr", mask),
+            *_philox(None, dev, grid * BLOCK, out),
             ("n", n, "i64"), ("keep", 1.0 - p, "fp32"), ("scale", 0.0 if p == 1 else 1.0 / (1.0 - p), sty)]
     run(_kernels().dropout_kernel, (grid,), args, {"F64": int(sty == "fp64"), "BLOCK": BLOCK}, _index(out))
     return out, mask
@@ -277,7 +271,7 @@ def native_dropout_backward(grad_output, mask, scale):
     n = prod(g._shape)
     if n:
         sty = "fp64" if g._dtype is D.float64 else "fp32"
-        args = [_ptr("g_ptr", g), _ptr("mask_ptr", m), _ptr("out_ptr", out), ("n", n, "i64"),
+        args = [pointer_arg("g_ptr", g), pointer_arg("mask_ptr", m), pointer_arg("out_ptr", out), ("n", n, "i64"),
                 ("scale", float(scale), sty)]
         run(_kernels().dropout_bwd_kernel, ((n + 1023) // 1024,), args, {"F64": int(sty == "fp64"), "BLOCK": 1024},
             _index(out))

@@ -14,7 +14,8 @@ from ...core import dtype as D
 from ...dispatch import OPS
 from ...ops.reduction import one_dim, return_types, softmax_dtype, sum_dtype
 from .elementwise import _empty
-from .reduction import Along, _blocks, _ck, _launch, _p2, _ptr
+from .compiler import next_power_of_2, pointer_arg
+from .reduction import Along, _blocks, _ck, _launch
 
 _OP = {"cumsum": 0, "cumprod": 1, "logcumsumexp": 2, "cummax": 3, "cummin": 4}
 SPLIT_MIN_COLS = 8192        # split rows at least this long over several programs when the rows are few
@@ -50,13 +51,13 @@ def _scan(self, name, dim, out_dt, ck):
     if nsplit > 1:
         tv = _empty((R, nsplit), (D.float32, D.float64, D.int64)[ck], self.device)
         ti = _empty((R, nsplit), D.int64, self.device) if pairs else tv
-    args = ([("out_ptr", a.o, _ptr(a.o)), ("idx_ptr", i, _ptr(i)), ("x_ptr", x, _ptr(x)), ("tv_ptr", tv, _ptr(tv)),
-             ("ti_ptr", ti, _ptr(ti))] + a.row_args()
+    args = ([pointer_arg("out_ptr", a.o), pointer_arg("idx_ptr", i), pointer_arg("x_ptr", x), pointer_arg("tv_ptr", tv),
+             pointer_arg("ti_ptr", ti)] + a.row_args()
             + [("cs", a.cs, "i64"), ("ors0", a.os[0], "i64"), ("ors1", a.os[1], "i64"), ("ocs", a.ocs, "i64"),
                ("chunk", chunk, "i64"), ("nblk", chunk // bc, "i64"), ("nsplit", nsplit, "i64")])
     consts = {"OP": _OP[name], "CK": ck, "MODE": 0, "ROW2": int(a.two), "XUNIT": int(a.cs == 1),
               "OUNIT": int(a.ocs == 1), "RUNIT": int(R > 1 and not a.two and a.rs[1] == 1 and a.os[1] == 1),
-              "INTERP": 0, "BLOCK_R": br, "BLOCK_C": bc, "BLOCK_S": _p2(nsplit)}
+              "INTERP": 0, "BLOCK_R": br, "BLOCK_C": bc, "BLOCK_S": next_power_of_2(nsplit)}
     K = _kernels()
     if nsplit > 1:
         _launch(K.scan_kernel, (grid_r, nsplit), args, dict(consts, MODE=1), x._storage.device)

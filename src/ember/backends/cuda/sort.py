@@ -22,6 +22,7 @@ from ...core import dtype as D
 from ...core.shape import normalize_dim
 from ...dispatch import OPS
 from ...ops.shape import kthvalue_result, kthvalue_shape, sort_result, topk_result, topk_shape
+from .compiler import next_power_of_2, pointer_arg, run
 from .elementwise import _collapse, _empty, copy_cast
 
 MAX_TILE = 4096          # longest row one program sorts in registers; longer rows are merge-sorted
@@ -38,10 +39,6 @@ def _kernels():
     return K
 
 
-def _p2(n: int) -> int:
-    return 1 << max(0, n - 1).bit_length()
-
-
 def _kind(dt) -> int:
     """Key kind of kernels/sort.py's `_key`."""
     if dt is D.float64:
@@ -51,13 +48,7 @@ def _kind(dt) -> int:
     return 0 if dt.is_floating_point else 2
 
 
-def _ptr(t) -> str:
-    from .compiler import SIG
-    return "*" + SIG[t._dtype.name]
-
-
 def _run(fn, grid, args, consts, dev, num_warps=4):
-    from .compiler import run
     run(fn, grid, args, consts, dev.index or 0, num_warps)
 
 
@@ -98,16 +89,16 @@ def _sort_rows(geo, desc, K, c0, vals, idx, perm=None):
 
     def tile(key, kix, final, block, rows):
         ntiles = -(-N // block)
-        args = [("x_ptr", x, _ptr(x)), ("perm_ptr", ph, "*i64"), ("vals_ptr", vh, _ptr(vh)), ("idx_ptr", idx, "*i64"),
-                ("key_ptr", key, "*i64"), ("kix_ptr", kix, _ptr(kix))] + geom + \
+        args = [pointer_arg("x_ptr", x), ("perm_ptr", ph, "*i64"), pointer_arg("vals_ptr", vh),
+                ("idx_ptr", idx, "*i64"), ("key_ptr", key, "*i64"), pointer_arg("kix_ptr", kix)] + geom + \
                [("ntiles", ntiles, "i64"), ("desc", int(bool(desc)), "i32")]
         consts = dict(flags, FINAL=int(final), ROWS=rows, BLOCK=block, LOGB=block.bit_length() - 1,
                       NDIM=(rows * block).bit_length() - 1)
         _run(K_.sort_tile_kernel, (-(-R // rows) * ntiles,), args, consts, dev, 4 if rows * block <= 1024 else 8)
 
     if N <= MAX_TILE:
-        block = max(2, _p2(N))
-        tile(idx, idx, True, block, min(_p2(R), max(1, SHORT_TILE // block)))
+        block = max(2, next_power_of_2(N))
+        tile(idx, idx, True, block, min(next_power_of_2(R), max(1, SHORT_TILE // block)))
         return
     keys = [_empty((R * N,), D.int64, dev) for _ in range(2)]
     kixs = [_empty((R * N,), D.int32, dev) for _ in range(2)]
@@ -117,8 +108,8 @@ def _sort_rows(geo, desc, K, c0, vals, idx, perm=None):
         final = 2 * L >= N
         ok, ox = (idx, idx) if final else (keys[1 - cur], kixs[1 - cur])
         args = [("key_ptr", keys[cur], "*i64"), ("kix_ptr", kixs[cur], "*i32"), ("okey_ptr", ok, "*i64"),
-                ("okix_ptr", ox, _ptr(ox)), ("x_ptr", x, _ptr(x)), ("perm_ptr", ph, "*i64"),
-                ("vals_ptr", vh, _ptr(vh)), ("idx_ptr", idx, "*i64")] + geom[1:] + \
+                pointer_arg("okix_ptr", ox), pointer_arg("x_ptr", x), ("perm_ptr", ph, "*i64"),
+                pointer_arg("vals_ptr", vh), ("idx_ptr", idx, "*i64")] + geom[1:] + \
                [("L", L, "i64"), ("steps", L.bit_length(), "i64"), ("nblk", nblk, "i64")]
         consts = {"GATHER": flags["GATHER"], "HAS_VALS": flags["HAS_VALS"], "FINAL": int(final),
                   "BLOCK": MERGE_BLOCK}
@@ -199,7 +190,7 @@ def unique_cuda(self, sorted=True, return_inverse=False, return_counts=False, di
     off = _empty((nb + 1,), D.int64, dev)
     gather = int(dim is not None)
     kind = _kind(dt)
-    base = [("src_ptr", src, _ptr(src)), ("order_ptr", order, "*i64")]
+    base = [pointer_arg("src_ptr", src), ("order_ptr", order, "*i64")]
     _run(K_.unique_count_kernel, (nb,), base + [("cnt_ptr", cnt, "*i64"), ("M", M, "i64"), ("S", S, "i64")],
          {"KIND": kind, "GATHER": gather, "BLOCK": UNIQUE_BLOCK}, dev)
     _run(K_.unique_scan_kernel, (1,), [("cnt_ptr", cnt, "*i64"), ("off_ptr", off, "*i64"), ("nb", nb, "i64")],
@@ -208,7 +199,7 @@ def unique_cuda(self, sorted=True, return_inverse=False, return_counts=False, di
     out = _empty(out_shape(G), dt, dev)
     inv = _empty(inv_shape, D.int64, dev) if return_inverse else cnt
     first = _empty((G,), D.int64, dev) if return_counts else cnt
-    args = base + [("off_ptr", off, "*i64"), ("out_ptr", out, _ptr(out)), ("inv_ptr", inv, "*i64"),
+    args = base + [("off_ptr", off, "*i64"), pointer_arg("out_ptr", out), ("inv_ptr", inv, "*i64"),
                    ("first_ptr", first, "*i64"), ("M", M, "i64"), ("S", S, "i64"), ("POST", POST, "i64"),
                    ("G", G, "i64")]
     _run(K_.unique_scatter_kernel, (nb,), args,
