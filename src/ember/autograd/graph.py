@@ -10,32 +10,12 @@ from __future__ import annotations
 import itertools
 import weakref
 
+from ..core.hooks import RemovableHandle
+
 __all__ = ["Node", "AccumulateGrad", "SavedTensor", "RemovableHandle"]
 
 _seq = itertools.count()
 _new = object.__new__
-
-
-class RemovableHandle:
-    """Returned by `register_hook`-style calls; `.remove()` unregisters the hook."""
-
-    __slots__ = ("_dict_ref", "id")
-    _ids = itertools.count()
-
-    def __init__(self, hooks: dict):
-        self._dict_ref = weakref.ref(hooks) if hasattr(hooks, "__weakref__") else (lambda h=hooks: h)
-        self.id = next(self._ids)
-
-    def remove(self) -> None:
-        d = self._dict_ref()
-        if d is not None:
-            d.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 class _HookDict(dict):

@@ -19,6 +19,23 @@ def detach(self):
     return t
 
 
+def zero_grads(tensors, set_to_none: bool = True) -> None:
+    """What Module.zero_grad and Optimizer.zero_grad do to each tensor's `.grad`: drop it (the default),
+    or detach it from any graph and zero it in place."""
+    for p in tensors:
+        g = p.grad
+        if g is None:
+            continue
+        if set_to_none:
+            p.grad = None
+            continue
+        if g._grad_fn is not None:
+            detach_(g)
+        else:
+            g.requires_grad = False
+        OPS["zero_"].fn(g)
+
+
 def detach_(self):
     if self._base is not None and self._base.requires_grad:
         raise RuntimeError("Can't detach views in-place. Use detach() instead.")

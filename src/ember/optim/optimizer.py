@@ -19,7 +19,9 @@ from collections import OrderedDict, defaultdict
 
 from .._tensor import Tensor
 from ..autograd.grad_mode import state as _grad_state
+from ..autograd.tensor_methods import zero_grads
 from ..core.dtype import float32
+from ..core.hooks import RemovableHandle
 
 __all__ = ["Optimizer", "required", "register_optimizer_step_pre_hook", "register_optimizer_step_post_hook"]
 
@@ -35,26 +37,6 @@ required = _RequiredParameter()
 
 _GLOBAL_PRE_HOOKS: "OrderedDict[int, object]" = OrderedDict()
 _GLOBAL_POST_HOOKS: "OrderedDict[int, object]" = OrderedDict()
-_next_handle_id = itertools.count()
-
-
-class RemovableHandle:
-    """Returned by the `register_*_hook` methods; `remove()` unregisters the hook."""
-
-    __slots__ = ("_dict", "id")
-
-    def __init__(self, hooks_dict):
-        self._dict = hooks_dict
-        self.id = next(_next_handle_id)
-
-    def remove(self) -> None:
-        self._dict.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 def _register(hooks: OrderedDict, hook, prepend: bool = False) -> RemovableHandle:
@@ -234,17 +216,7 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Resets the gradients of all optimized tensors (to None by default, else to zeros in place)."""
         for group in self.param_groups:
-            for p in group["params"]:
-                g = p.grad
-                if g is not None:
-                    if set_to_none:
-                        p.grad = None
-                    else:
-                        if g.grad_fn is not None:
-                            g.detach_()
-                        else:
-                            g.requires_grad_(False)
-                        g.zero_()
+            zero_grads(group["params"], set_to_none)
 
     def step(self, closure=None):
         """Performs one optimization step (implemented by each optimizer)."""

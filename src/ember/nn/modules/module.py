@@ -6,13 +6,13 @@ Parameter, Tensor-buffer or Module attribute registers it (`__setattr__`).
 """
 from __future__ import annotations
 
-import itertools
-import weakref
 from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
 
 from ..._tensor import Tensor
+from ...core.hooks import RemovableHandle
 from ...autograd.grad_mode import no_grad
+from ...autograd.tensor_methods import zero_grads
 from ...ops.operators import _parse_to
 from ..parameter import Buffer, Parameter
 
@@ -35,41 +35,6 @@ def _addindent(s: str, num_spaces: int) -> str:
     first = lines.pop(0)
     pad = " " * num_spaces
     return first + "\n" + "\n".join(pad + line for line in lines)
-
-
-class RemovableHandle:
-    """Handle returned by `register_*_hook`: `.remove()` unregisters the hook (also a context manager)."""
-
-    _ids = itertools.count()
-
-    def __init__(self, hooks_dict, *, extra_dict=None):
-        self.hooks_dict_ref = weakref.ref(hooks_dict)
-        self.id = next(RemovableHandle._ids)
-        if extra_dict is None:
-            extra = ()
-        elif isinstance(extra_dict, (list, tuple)):
-            extra = tuple(extra_dict)
-        else:
-            extra = (extra_dict,)
-        self.extra_dict_ref = tuple(weakref.ref(d) for d in extra)
-
-    def remove(self) -> None:
-        d = self.hooks_dict_ref()
-        if d is not None and self.id in d:
-            del d[self.id]
-        for ref in self.extra_dict_ref:
-            d = ref()
-            if d is not None and self.id in d:
-                del d[self.id]
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
-
-    def __repr__(self) -> str:
-        return f"<RemovableHandle id={self.id}>"
 
 
 class _HookDict(OrderedDict):
@@ -446,19 +411,7 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.parameters():
-            g = p.grad
-            if g is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                if g.grad_fn is not None:
-                    g.detach_()
-                else:
-                    g.requires_grad_(False)
-                with no_grad():
-                    g.zero_()
+        zero_grads(self.parameters(), set_to_none)
 
     # ---- conversions --------------------------------------------------------------------------
     def _apply(self, fn, recurse: bool = True) -> "Module":
