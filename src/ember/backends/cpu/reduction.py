@@ -122,19 +122,8 @@ impl("amin")(_amax_kernel("amin", np.minimum))
 
 def _argmax_kernel(name, fn):
     def kernel(self, dim=None, keepdim=False):
-        a = arr(self)
-        axis = None
-        if dim is not None:
-            d = one_dim(name, dim, a.ndim)
-        if self._dtype is D.bool:
-            raise RuntimeError(f"{name}(): does not support bool input; convert it first, e.g. x.to(ember.uint8)")
-        if dim is not None:
-            if a.ndim:
-                if a.shape[d] == 0:
-                    raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
-                axis = d
-        if axis is None and a.size == 0:
-            raise IndexError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
+        a = arr(self)   # the meta (ops.reduction.check_arg_extremum) refused bool and empty reductions
+        axis = dim % a.ndim if dim is not None and a.ndim else None
         return wrap(fn(a, axis=axis, keepdims=keepdim), _INT64)
     return kernel
 
@@ -150,8 +139,6 @@ def _max_dim_kernel(name, argfn, result):
         dt = self._dtype
         if a.ndim == 0:
             return result(wrap(a.copy(), dt), wrap(np.zeros((), _NP_I64), _INT64))
-        if a.shape[d] == 0:
-            raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
         idx = argfn(a, axis=d, keepdims=True)  # first occurrence on ties, first NaN if any
         vals = np.take_along_axis(a, idx, axis=d)
         if not keepdim:
