@@ -79,16 +79,12 @@ class Adam(Optimizer):
                                            f"requires all the params to be floating point tensors, got a "
                                            f"{p.dtype} tensor")
 
+    _SETSTATE_DEFAULTS = {"amsgrad": False, "maximize": False, "foreach": None, "capturable": False,
+                          "differentiable": False, "decoupled_weight_decay": False, "fused": None}
+
     def __setstate__(self, state):
         super().__setstate__(state)
         for group in self.param_groups:
-            group.setdefault("amsgrad", False)
-            group.setdefault("maximize", False)
-            group.setdefault("foreach", None)
-            group.setdefault("capturable", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("decoupled_weight_decay", False)
-            group.setdefault("fused", None)
             for p in group["params"]:
                 st = self.state.get(p)
                 if st and "step" in st and not hasattr(st["step"], "item"):

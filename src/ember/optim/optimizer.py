@@ -108,6 +108,8 @@ class Optimizer:
 
     _in_step = False
 
+    _SETSTATE_DEFAULTS: dict = {}   # group options a state saved by an older version may lack
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         step = cls.__dict__.get("step")
@@ -147,6 +149,9 @@ class Optimizer:
             if name not in self.__dict__:
                 setattr(self, name, OrderedDict())
         self.defaults.setdefault("differentiable", False)
+        for group in self.param_groups:   # options added since the state was saved take their defaults
+            for k, v in self._SETSTATE_DEFAULTS.items():
+                group.setdefault(k, v)
 
     def __repr__(self) -> str:
         lines = [self.__class__.__name__ + " ("]
