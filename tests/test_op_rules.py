@@ -163,3 +163,17 @@ def test_written_tensor_lists_bump_every_version(lib):
 def test_norm_of_a_0d_tensor_with_a_general_p(p):
     # raised TypeError (np.power's out= given a NumPy scalar)
     assert ember.tensor(-2.0).norm(p).item() == pytest.approx(torch.tensor(-2.0).norm(p).item())
+
+
+def test_masked_fill_with_a_mask_that_broadcasts_self_on_the_cuda_host_path():
+    """The CUDA kernel (run here through Triton's interpreter when there is no GPU) gave self's shape
+    when the mask broadcasts self to a larger one."""
+    if ember.cuda.is_available():
+        pytest.skip("tests/test_cuda_samples.py runs masked_fill's samples on the GPU")
+    pytest.importorskip("triton")
+    import os
+    os.environ["TRITON_INTERPRET"] = "1"
+    x = ember.tensor([1.0, 2.0, 3.0])
+    m = ember.tensor([[True, False, True], [False, False, True]])
+    got = OPS["masked_fill"].kernels["cuda"](x, m, -1.0)
+    assert got.tolist() == x.masked_fill(m, -1.0).tolist() == [[-1.0, 2.0, -1.0], [1.0, 2.0, -1.0]]

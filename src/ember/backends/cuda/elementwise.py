@@ -456,9 +456,11 @@ def _int_bound(dt, upper: bool) -> int:
     return int(info.max if upper else info.min)
 
 
-def _check_mask(mask):
-    if mask._dtype is not D.bool:
-        raise RuntimeError(f"masked_fill only supports boolean masks, but got mask with dtype {mask._dtype}")
+def select_into(out, condition, a, b):
+    """out = where(condition, a, b), `a`/`b` tensors or scalars (a 0-d CPU tensor counts as its value),
+    computed in out's dtype: where's kernel, and masked_fill's on the indexing side."""
+    return launch_tern(0, out, condition, _scalar_of(a, condition), _scalar_of(b, condition),
+                       _CK[_compute_dtype(out._dtype).name], True)
 
 
 def _shape_of(*vs):
@@ -467,10 +469,9 @@ def _shape_of(*vs):
 
 def _register_ternary():
     def where(condition, self, other):
-        dt = D.result_type(self, other)
-        s, o = _scalar_of(self, condition), _scalar_of(other, condition)
-        out = _empty(_shape_of(condition, s, o), dt, condition.device)
-        return launch_tern(0, out, condition, s, o, _CK[_compute_dtype(dt).name], True)
+        out = _empty(_shape_of(condition, _scalar_of(self, condition), _scalar_of(other, condition)),
+                     D.result_type(self, other), condition.device)
+        return select_into(out, condition, self, other)
     OPS["where"].register("cuda")(where)
 
     def clamp_args(self, min, max):
@@ -519,18 +520,6 @@ def _register_ternary():
             return launch_tern(_code, self, self, tensor1, tensor2, _CK[_compute_dtype(dt).name], False, value)
         OPS[name].register("cuda")(oop)
         OPS[name + "_"].register("cuda")(ip)
-
-    def masked_fill(self, mask, value):
-        _check_mask(mask)
-        v = _scalar_of(value, self)
-        out = _empty(self._shape, self._dtype, self.device)
-        return launch_tern(0, out, mask, v, self, _CK[_compute_dtype(self._dtype).name], True)
-
-    def masked_fill_(self, mask, value):
-        _check_mask(mask)
-        return launch_tern(0, self, mask, _scalar_of(value, self), self, _CK[_compute_dtype(self._dtype).name], True)
-    OPS["masked_fill"].register("cuda")(masked_fill)
-    OPS["masked_fill_"].register("cuda")(masked_fill_)
 
     def nan_to_num_args(self, nan, posinf, neginf):
         mx = _FLOAT_MAX[self._dtype.name]

@@ -37,7 +37,7 @@ from ...dispatch import OPS
 from ...ops.indexing import fill_scalar, index_entries
 from .checks import launch_args
 from .compiler import pointer_arg, run
-from .elementwise import BLOCK, MAXDIM, _collapse, _empty, _strides_for, copy_cast
+from .elementwise import BLOCK, MAXDIM, _collapse, _empty, _strides_for, copy_cast, select_into
 
 STORE, ADD, MUL, MAX, MIN = range(5)
 PLAIN, WRAP, LIN = range(3)   # index validity in the kernels: [0, size), [-size, size) wrapped, linearised
@@ -640,12 +640,22 @@ index_fill, index_fill_ = _index_fill_op("index_fill", False), _index_fill_op("i
 put, put_ = _put_op("put", False), _put_op("put_", True)
 
 
+def masked_fill(self, mask, value):
+    """The mask may broadcast self to a larger shape (the meta checked it and the dtypes)."""
+    return select_into(_empty(broadcast_shapes(self._shape, mask._shape), self._dtype, self.device), mask, value, self)
+
+
+def masked_fill_(self, mask, value):
+    return select_into(self, mask, value, self)
+
+
 def _register():
     reg = lambda name: OPS[name].register("cuda")  # noqa: E731
     for name in ("gather", "index_select", "embedding", "take", "index", "index_put", "index_put_", "scatter",
                  "scatter_", "scatter_add", "scatter_add_", "scatter_reduce", "scatter_reduce_", "index_add",
                  "index_add_", "index_copy", "index_copy_", "index_fill", "index_fill_", "put", "put_", "nonzero",
-                 "masked_select", "masked_scatter", "masked_scatter_", "cat", "stack", "norm"):
+                 "masked_select", "masked_scatter", "masked_scatter_", "masked_fill", "masked_fill_", "cat", "stack",
+                 "norm"):
         reg(name)(globals()[name])
     reg("argwhere")(nonzero)
     reg("all")(_all_any(True))
