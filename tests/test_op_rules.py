@@ -177,3 +177,21 @@ def test_masked_fill_with_a_mask_that_broadcasts_self_on_the_cuda_host_path():
     m = ember.tensor([[True, False, True], [False, False, True]])
     got = OPS["masked_fill"].kernels["cuda"](x, m, -1.0)
     assert got.tolist() == x.masked_fill(m, -1.0).tolist() == [[-1.0, 2.0, -1.0], [1.0, 2.0, -1.0]]
+
+
+def test_logaddexp_special_values_on_both_backends():
+    """logaddexp, the op added through the four places of ARCHITECTURE.md's "how to add an op": equal
+    infinities, NaN and large gaps as torch (the CUDA kernel through Triton's interpreter without a GPU)."""
+    inf, nan = float("inf"), float("nan")
+    a = [1.0, -2.0, inf, -inf, 0.5, nan, 80.0, -1e30]
+    b = [0.0, 3.0, inf, -inf, inf, 1.0, -80.0, -1e30]
+    want = torch.logaddexp(torch.tensor(a), torch.tensor(b)).numpy()
+    x, y = ember.tensor(a), ember.tensor(b)
+    np.testing.assert_allclose(ember.logaddexp(x, y).numpy(), want, rtol=1e-6)
+    with pytest.raises(NotImplementedError, match="logaddexp"):
+        ember.logaddexp(ember.arange(3), ember.arange(3))
+    if not ember.cuda.is_available():
+        pytest.importorskip("triton")
+        import os
+        os.environ["TRITON_INTERPRET"] = "1"
+        np.testing.assert_allclose(OPS["logaddexp"].kernels["cuda"](x, y).numpy(), want, rtol=1e-6)

@@ -253,7 +253,7 @@ _SAMPLES = {"pow": lambda k: _pow_samples(k)}
 _ERRORS = {"pow": _pow_errors}
 
 for _k, _name in enumerate(BINARY):
-    _tol = {f16: (2e-3, 2e-3)} if _name in ("pow", "atan2", "hypot") else {}
+    _tol = {f16: (2e-3, 2e-3)} if _name in ("pow", "atan2", "hypot", "logaddexp") else {}
     register(OpInfo(_name, samples=lambda n=_name, k=_k: _SAMPLES.get(n, lambda k: _binary_samples(n, k))(k),
                     errors=lambda n=_name: _ERRORS.get(n, lambda: _binary_errors(n))(),
                     ref=getattr(torch, _name), grad=_binary_grad(_name), tol=_tol))

@@ -45,16 +45,16 @@ BINARY = {
     "mul": "same", "maximum": "same", "minimum": "same", "fmax": "same", "fmin": "same",
     "remainder": "same", "fmod": "same", "floor_divide": "same", "pow": "same",
     "bitwise_and": "same", "bitwise_or": "same", "bitwise_xor": "same",
-    "atan2": "float", "hypot": "same",
+    "atan2": "float", "hypot": "same", "logaddexp": "same",
     "eq": "bool", "ne": "bool", "lt": "bool", "le": "bool", "gt": "bool", "ge": "bool",
     "logical_and": "bool", "logical_or": "bool", "logical_xor": "bool",
 }
 # no in-place form for these
 _NO_INPLACE = {"isnan", "isinf", "isfinite", "isposinf", "isneginf", "signbit", "maximum",
-               "minimum", "fmax", "fmin", "silu"}
+               "minimum", "fmax", "fmin", "silu", "logaddexp"}
 # binary ops whose `other` must be a tensor (PyTorch has no Scalar overload for them)
 _TENSOR_OTHER = {"maximum", "minimum", "fmax", "fmin", "atan2", "hypot", "logical_and", "logical_or",
-                 "logical_xor"}
+                 "logical_xor", "logaddexp"}
 # `scalar <op> tensor`, declared as `_r<name>(self, other)` (the scalar keeps its wrapped-number promotion)
 REFLECTED = ("div", "floor_divide", "remainder", "pow", "fmod", "atan2")
 
@@ -91,6 +91,7 @@ BINARY_REFUSED = {
     "bitwise_xor": (FLOATING, not_implemented), "remainder": (BOOLEAN, not_implemented),
     "fmod": (BOOLEAN, not_implemented), "floor_divide": (BOOLEAN, not_implemented),
     "pow": (BOOLEAN, not_implemented), "hypot": (BOOLEAN | INTEGRAL, not_implemented),
+    "logaddexp": (BOOLEAN | INTEGRAL, not_implemented),
 }
 _NOTHING = (frozenset(), None)
 
@@ -609,6 +610,7 @@ def _derivatives():
     _d("fmod", self="grad", other="-grad * div(self, other, rounding_mode='trunc')")
     _d("atan2", self="grad * other / (self * self + other * other)", other="-grad * self / (self * self + other * other)")
     _d("hypot", self="grad * self / result", other="grad * other / result")
+    _d("logaddexp", self="grad * (self - result).exp()", other="grad * (other - result).exp()")
     _d("to_dtype", self="grad")
     _d("clone", self="grad")
     _d("copy_", self="grad * 0.0", src="grad")

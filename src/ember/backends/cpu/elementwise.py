@@ -174,7 +174,7 @@ BINARY_FN = {
     "mul": np.multiply, "maximum": np.maximum, "minimum": np.minimum, "fmax": np.fmax, "fmin": np.fmin,
     "remainder": np.remainder, "fmod": np.fmod, "floor_divide": np.floor_divide, "pow": _pow,
     "bitwise_and": np.bitwise_and, "bitwise_or": np.bitwise_or, "bitwise_xor": np.bitwise_xor,
-    "atan2": np.arctan2, "hypot": np.hypot,
+    "atan2": np.arctan2, "hypot": np.hypot, "logaddexp": np.logaddexp,
     "eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal, "gt": np.greater,
     "ge": np.greater_equal, "logical_and": np.logical_and, "logical_or": np.logical_or,
     "logical_xor": np.logical_xor,

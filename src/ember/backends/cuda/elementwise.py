@@ -29,7 +29,7 @@ UNARY_OPS = {"neg": 0, "abs": 1, "exp": 2, "log": 3, "sqrt": 4, "rsqrt": 5, "sin
 BINARY_OPS = {"mul": 2, "maximum": 4, "minimum": 5, "eq": 6, "ne": 7, "lt": 8, "le": 9, "gt": 10, "ge": 11,
               "logical_and": 12, "logical_or": 13, "logical_xor": 14, "bitwise_and": 15, "bitwise_or": 16,
               "bitwise_xor": 17, "pow": 18, "hypot": 20, "atan2": 21, "floor_divide": 22, "fmod": 23,
-              "remainder": 24, "fmax": 25, "fmin": 26}
+              "remainder": 24, "fmax": 25, "fmin": 26, "logaddexp": 30}
 _REV = 64           # a binary op code plus this is its reflected form: `_r<name>` is <name>(other, self)
 _DIV_FLOOR, _DIV_TRUNC = 22, 27   # div's rounding modes (floor is floor_divide)
 _LEAKY_RELU, _SOFTPLUS = 46, 47

@@ -449,6 +449,10 @@ def _binary(x, y, alpha, OP: tl.constexpr, CK: tl.constexpr):
         t = tl.where(u < 0, -t, t)
         d = 0.7978845608028654 * (1.0 + 0.134145 * y * y)
         return x * (0.5 * (1.0 + t) + 0.5 * y * (1.0 - t * t) * d)
+    elif OP == 30:     # logaddexp: the larger plus log1p(exp(-|x - y|)); equal infinities give themselves
+        d = tl.abs(x - y)
+        r = tl.maximum(x, y) + _log1p(tl.exp(-d))
+        return tl.where(x == y, x + 0.6931471805599453, tl.where(d != d, d, r))
     else:
         tl.static_assert(False, "unknown binary op")
 
