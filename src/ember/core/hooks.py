@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import weakref
 
-__all__ = ["RemovableHandle"]
+__all__ = ["RemovableHandle", "args_from_hook"]
 
 
 def _ref(d):
@@ -49,3 +49,13 @@ class RemovableHandle:
 
     def __repr__(self) -> str:
         return f"<RemovableHandle id={self.id}>"
+
+
+def args_from_hook(result, args, kwargs, hook):
+    """What a pre-hook returned: None keeps `(args, kwargs)`, a pair replaces them; anything else is
+    an error naming the hook (modules' forward pre-hooks with kwargs and optimizers' step pre-hooks)."""
+    if result is None:
+        return args, kwargs
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise RuntimeError(f"{hook} must return None or a tuple of (new_args, new_kwargs), but got {result!r}")
+    return result

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from .._tensor import Tensor
-from ..autograd.grad_mode import state as _grad_state
 from ..core.dtype import float32, float64, get_default_dtype
 from ..dispatch import OPS
 from ..ops.creation import zeros, zeros_like
@@ -23,6 +22,16 @@ def _multi_tensor(group) -> bool:
     """The multi-tensor ops (`fused` or `foreach`, or neither chosen) or the single-tensor loop."""
     fused, foreach = group["fused"], group["foreach"]
     return bool(fused) or bool(foreach) or (fused is None and foreach is None)
+
+
+def _init_state(st: dict, p, step_dtype, step_device, amsgrad: bool) -> dict:
+    """A parameter's Adam state at its first step: the step count and the moment buffers."""
+    st["step"] = zeros((), dtype=step_dtype, device=step_device)
+    st["exp_avg"] = zeros_like(p)
+    st["exp_avg_sq"] = zeros_like(p)
+    if amsgrad:
+        st["max_exp_avg_sq"] = zeros_like(p)
+    return st
 
 
 class Adam(Optimizer):
@@ -93,16 +102,11 @@ class Adam(Optimizer):
     def step(self, closure=None):
         """Performs one optimization step; `closure` re-evaluates the model and returns the loss."""
         loss = self._eval_closure(closure)
-        prev = _grad_state.enabled
-        _grad_state.enabled = False
-        try:
-            for group in self.param_groups:
-                if _multi_tensor(group):
-                    self._multi_tensor_step(group)
-                else:
-                    self._single_tensor_step(group)
-        finally:
-            _grad_state.enabled = prev
+        for group in self.param_groups:
+            if _multi_tensor(group):
+                self._multi_tensor_step(group)
+            else:
+                self._single_tensor_step(group)
         return loss
 
     def _multi_tensor_step(self, group) -> None:
@@ -121,13 +125,7 @@ class Adam(Optimizer):
             g = p.grad
             if g is None:
                 continue
-            st = states[p]
-            if not st:
-                st["step"] = zeros((), dtype=step_dtype, device=p.device if capturable else None)
-                st["exp_avg"] = zeros_like(p)
-                st["exp_avg_sq"] = zeros_like(p)
-                if amsgrad:
-                    st["max_exp_avg_sq"] = zeros_like(p)
+            st = states[p] or _init_state(states[p], p, step_dtype, p.device if capturable else None, amsgrad)
             step_t = st["step"]
             if capturable and step_t._storage.device is not p._storage.device:   # e.g. loaded from a checkpoint
                 step_t = st["step"] = step_t.to(p.device)
@@ -169,13 +167,7 @@ class Adam(Optimizer):
             g = p.grad
             if g is None:
                 continue
-            st = states[p]
-            if not st:
-                st["step"] = zeros((), dtype=_scalar_dtype())
-                st["exp_avg"] = zeros_like(p)
-                st["exp_avg_sq"] = zeros_like(p)
-                if amsgrad:
-                    st["max_exp_avg_sq"] = zeros_like(p)
+            st = states[p] or _init_state(states[p], p, _scalar_dtype(), None, amsgrad)
             if maximize:
                 g = -g
             step_t = st["step"]

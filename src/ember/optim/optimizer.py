@@ -21,7 +21,7 @@ from .._tensor import Tensor
 from ..autograd.grad_mode import state as _grad_state
 from ..autograd.tensor_methods import zero_grads
 from ..core.dtype import float32
-from ..core.hooks import RemovableHandle
+from ..core.hooks import RemovableHandle, args_from_hook
 
 __all__ = ["Optimizer", "required", "register_optimizer_step_pre_hook", "register_optimizer_step_post_hook"]
 
@@ -57,24 +57,31 @@ def register_optimizer_step_post_hook(hook) -> RemovableHandle:
     return _register(_GLOBAL_POST_HOOKS, hook)
 
 
+def _without_grad(step, self, args, kwargs):
+    """A step runs with grad mode off (on for `differentiable=True`, as torch's _use_grad_for_differentiable);
+    a closure the step calls turns it back on (`_eval_closure`)."""
+    prev = _grad_state.enabled
+    _grad_state.enabled = bool(self.defaults.get("differentiable", False))
+    try:
+        return step(self, *args, **kwargs)
+    finally:
+        _grad_state.enabled = prev
+
+
 def _with_hooks(step):
-    """Wraps a subclass's `step` so that step hooks run once around the outermost call."""
+    """Wraps a subclass's `step` so that it runs without grad and step hooks run once around the
+    outermost call."""
     @functools.wraps(step)
     def wrapper(self, *args, **kwargs):
         self._opt_called = True  # read by the LR schedulers' call-order warning
         if not (_GLOBAL_PRE_HOOKS or _GLOBAL_POST_HOOKS or self._optimizer_step_pre_hooks
                 or self._optimizer_step_post_hooks) or self._in_step:
-            return step(self, *args, **kwargs)
+            return _without_grad(step, self, args, kwargs)
         self._in_step = True
         try:
             for hook in itertools.chain(_GLOBAL_PRE_HOOKS.values(), self._optimizer_step_pre_hooks.values()):
-                result = hook(self, args, kwargs)
-                if result is not None:
-                    if not (isinstance(result, tuple) and len(result) == 2):
-                        raise RuntimeError(f"{hook} must return None or a tuple of (new_args, new_kwargs), "
-                                           f"but got {result!r}")
-                    args, kwargs = result
-            out = step(self, *args, **kwargs)
+                args, kwargs = args_from_hook(hook(self, args, kwargs), args, kwargs, hook)
+            out = _without_grad(step, self, args, kwargs)
             for hook in itertools.chain(self._optimizer_step_post_hooks.values(), _GLOBAL_POST_HOOKS.values()):
                 hook(self, args, kwargs)
         finally:

@@ -1,7 +1,6 @@
 """SGD with momentum, dampening, Nesterov momentum, weight decay and maximize (PyTorch's numerics)."""
 from __future__ import annotations
 
-from ..autograd.grad_mode import state as _grad_state
 from .optimizer import Optimizer, _to_scalar, required
 
 __all__ = ["SGD"]
@@ -49,35 +48,30 @@ class SGD(Optimizer):
     def step(self, closure=None):
         """Performs one optimization step; `closure` re-evaluates the model and returns the loss."""
         loss = self._eval_closure(closure)
-        prev = _grad_state.enabled
-        _grad_state.enabled = False
-        try:
-            states = self.state
-            for group in self.param_groups:
-                lr = _to_scalar(group["lr"])
-                weight_decay = _to_scalar(group["weight_decay"])
-                momentum = group["momentum"]
-                dampening = group["dampening"]
-                nesterov = group["nesterov"]
-                maximize = group["maximize"]
-                for p in group["params"]:
-                    g = p.grad
-                    if g is None:
-                        continue
-                    if maximize:
-                        g = -g
-                    if weight_decay != 0:
-                        g = g.add(p, alpha=weight_decay)
-                    if momentum != 0:
-                        st = states[p]
-                        buf = st.get("momentum_buffer")
-                        if buf is None:
-                            buf = g.detach().clone()
-                            st["momentum_buffer"] = buf
-                        else:
-                            buf.mul_(momentum).add_(g, alpha=1 - dampening)
-                        g = g.add(buf, alpha=momentum) if nesterov else buf
-                    p.add_(g, alpha=-lr)
-        finally:
-            _grad_state.enabled = prev
+        states = self.state
+        for group in self.param_groups:
+            lr = _to_scalar(group["lr"])
+            weight_decay = _to_scalar(group["weight_decay"])
+            momentum = group["momentum"]
+            dampening = group["dampening"]
+            nesterov = group["nesterov"]
+            maximize = group["maximize"]
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                if maximize:
+                    g = -g
+                if weight_decay != 0:
+                    g = g.add(p, alpha=weight_decay)
+                if momentum != 0:
+                    st = states[p]
+                    buf = st.get("momentum_buffer")
+                    if buf is None:
+                        buf = g.detach().clone()
+                        st["momentum_buffer"] = buf
+                    else:
+                        buf.mul_(momentum).add_(g, alpha=1 - dampening)
+                    g = g.add(buf, alpha=momentum) if nesterov else buf
+                p.add_(g, alpha=-lr)
         return loss

@@ -10,7 +10,7 @@ from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
 
 from ..._tensor import Tensor
-from ...core.hooks import RemovableHandle
+from ...core.hooks import RemovableHandle, args_from_hook
 from ...autograd.grad_mode import no_grad
 from ...autograd.tensor_methods import zero_grads
 from ...ops.operators import _parse_to
@@ -113,12 +113,7 @@ class Module:
         with_kw = self._forward_pre_hooks_with_kwargs
         for hid, hook in list(self._forward_pre_hooks.items()):
             if hid in with_kw:
-                res = hook(self, args, kwargs)
-                if res is not None:
-                    if not (isinstance(res, tuple) and len(res) == 2):
-                        raise RuntimeError(f"forward pre-hook must return None or a tuple of (new_args, new_kwargs), "
-                                           f"but got {res}.")
-                    args, kwargs = res
+                args, kwargs = args_from_hook(hook(self, args, kwargs), args, kwargs, "forward pre-hook")
             else:
                 res = hook(self, args)
                 if res is not None:
