@@ -63,8 +63,9 @@ class device:
                 return False
         return self is other
 
-    def __hash__(self) -> int:
-        return hash((self.type, self.index))
+    # devices are interned (one object per (type, index)), so identity is equality among them and the
+    # C-level identity hash serves: device-keyed dicts (the dispatcher's meta cache) hash in C
+    __hash__ = object.__hash__
 
     def __reduce__(self):
         return (device, (self.type, self.index))

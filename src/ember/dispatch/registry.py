@@ -16,7 +16,8 @@ A meta that reads no Scalar argument's value, only its type (most elementwise ru
 `meta.scalars_by_class = True`, so that `x * lr` with a changing `lr` keeps hitting the cache. An op
 whose one kernel serves every device and is its rule (basic indexing, whose slices no cache can key
 on) marks its meta `in_kernel = True`: the entry point does not run it a second time.
-Ops with tensor-list arguments run their meta on every call. Changing the default dtype clears the
+A tensor list is keyed by its tensors' shapes and dtypes; an `Any` argument makes the meta run on
+every call. Changing the default dtype clears the
 caches (`core.dtype.on_default_dtype_change`).
 
 Arrows point down: the dispatcher does not import autograd. `ember.autograd` hands its recorder
@@ -193,7 +194,7 @@ def _params(schema: Schema) -> str:
     return ", ".join(out)
 
 
-_UNCACHED = frozenset(("Tensor[]", "Tensor?[]", "Any"))
+_UNCACHED = frozenset(("Any",))
 
 
 def _key_part(a, by_class: bool) -> str:
@@ -209,6 +210,10 @@ def _key_part(a, by_class: bool) -> str:
         return f"{n}.__class__" if by_class else f"{n}.__class__, {n}"
     if a.type == "int[]":
         return f"tuple({n}) if {n}.__class__ is list else {n}"
+    if a.type == "Tensor[]":    # the entry point has checked that every item is a tensor
+        return f"tuple([(_t._shape, _t._dtype) for _t in {n}])"
+    if a.type == "Tensor?[]":
+        return f"tuple([None if _t is None else (_t._shape, _t._dtype) for _t in {n}])"
     return n
 
 

@@ -398,12 +398,15 @@ class _MetaSelf:
 def _meta_of(kernel, check=None):
     """A view op's meta: its checks (`check`, for a kernel that makes none of its own), then its
     kernel run on the metadata of `self` for the shape. The shape depends only on shapes and argument
-    values; a check that reads strides or the storage stays in the kernel, which runs on every call."""
+    values; a check that reads strides or the storage stays in the kernel, which runs on every call.
+    Without `check` the kernel makes every check itself, and it is the one kernel of every device: the
+    meta is then that rule (`in_kernel`), which the entry point does not run a second time."""
     @functools.wraps(kernel)
     def meta(self, *args, **kwargs):
         if check is not None:
             check(self, *args, **kwargs)
         return kernel(_MetaSelf(self), *args, **kwargs), self._dtype
+    meta.in_kernel = check is None
     return meta
 
 
@@ -422,8 +425,14 @@ def _reshape_meta(self, shape):
     return infer_size(shape, numel(self._shape)), self._dtype
 
 
+_reshape_meta.in_kernel = True    # reshape's kernel infers the same size (and refuses what this refuses)
+
+
 def _view_dtype_meta(self, dtype):
     return view_dtype_geometry(self, dtype)[0], dtype
+
+
+_view_dtype_meta.in_kernel = True   # the kernel asks view_dtype_geometry too (and it reads strides)
 
 
 def _declare():
