@@ -195,3 +195,16 @@ def test_logaddexp_special_values_on_both_backends():
         import os
         os.environ["TRITON_INTERPRET"] = "1"
         np.testing.assert_allclose(OPS["logaddexp"].kernels["cuda"](x, y).numpy(), want, rtol=1e-6)
+
+
+def test_replacing_a_kernel_reaches_cached_signatures(lib, monkeypatch):
+    """The meta cache maps signatures to kernels; a kernel swapped into op.kernels (a monkeypatch,
+    a re-registration) is the one the next call runs."""
+    lib.define("which(Tensor x) -> Tensor", meta=lambda x: (x._shape, x._dtype))
+    lib.impl("which", "cpu")(lambda x: x + 1)
+    f, x = OPS["ruletest::which"].fn, ember.zeros(2)
+    assert f(x).tolist() == [1.0, 1.0]
+    monkeypatch.setitem(OPS["ruletest::which"].kernels, "cpu", lambda x: x + 2)
+    assert f(x).tolist() == [2.0, 2.0]
+    lib.impl("which", "cpu")(lambda x: x + 3)
+    assert f(x).tolist() == [3.0, 3.0]

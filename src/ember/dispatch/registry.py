@@ -71,6 +71,41 @@ def _clear_meta_caches():
 on_default_dtype_change(_clear_meta_caches)
 
 
+class _KernelTable(dict):
+    """An op's kernels by backend name. The op's meta cache maps signatures to kernels, so any change
+    here (a registration, a test's or user's monkeypatch) empties it."""
+
+    __slots__ = ("cache",)
+
+    def __init__(self, cache: dict):
+        super().__init__()
+        self.cache = cache
+
+    def __setitem__(self, key, kernel):
+        super().__setitem__(key, kernel)
+        self.cache.clear()
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        self.cache.clear()
+
+    def pop(self, *args):
+        self.cache.clear()
+        return super().pop(*args)
+
+    def update(self, *args, **kwargs):
+        super().update(*args, **kwargs)
+        self.cache.clear()
+
+    def setdefault(self, key, default=None):
+        self.cache.clear()
+        return super().setdefault(key, default)
+
+    def clear(self):
+        super().clear()
+        self.cache.clear()
+
+
 class Op:
     """One entry of the op table: schema, kernels per backend, shape/dtype rule, derivative."""
 
@@ -80,9 +115,9 @@ class Op:
     def __init__(self, schema: Schema, meta=None):
         self.name = schema.name
         self.schema = schema
-        self.kernels: dict = {}
         self.meta = meta
         self.meta_cache: dict = {}   # input signature -> kernel, for signatures the meta accepted (module docstring)
+        self.kernels = _KernelTable(self.meta_cache)
         self.derivative = None
         self.fn = None
         self.method = None
@@ -95,8 +130,7 @@ class Op:
 
         def deco(kernel):
             for b in backends:
-                self.kernels[b] = kernel
-            self.meta_cache.clear()     # it maps signatures to kernels
+                self.kernels[b] = kernel    # (which empties the meta cache: it maps signatures to kernels)
             return kernel
         return deco
 
