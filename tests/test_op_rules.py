@@ -90,9 +90,12 @@ def test_unhashable_arguments_run_the_meta_uncached(lib):
     x = ember.ones(2)
     f(x, [0, 1])
     f(x, [0, 1])                       # a list is keyed as a tuple
-    f(x, [[0], 1])                     # unhashable: meta runs, uncached
+    f(x, (0, 1))                       # ... the same key as the tuple
+    f(x, [[0], 1])                     # nested lists too
     f(x, [[0], 1])
-    assert calls == [[0, 1], [[0], 1], [[0], 1]]
+    f(x, [{}, 1])                      # unhashable even so: the meta runs on every call
+    f(x, [{}, 1])
+    assert calls == [[0, 1], [[0], 1], [{}, 1], [{}, 1]]
 
 
 def test_default_dtype_change_reaches_cached_metas():

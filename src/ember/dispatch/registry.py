@@ -8,7 +8,7 @@ the body per op keeps the per-call path to a few attribute loads and dict lookup
 re-parsing and no isinstance chains.
 
 The meta runs once per input signature: the entry point builds a key from the arguments (the
-device type, each tensor's shape and dtype, every other argument's value) and looks it up in the
+device, each tensor's shape and dtype, every other argument's value; lists become tuples) and looks it up in the
 op's meta cache, which maps a signature the meta accepted to the kernel; only a miss calls the meta,
 which raises for bad arguments (so a signature that raised is never cached). A meta therefore may read shapes, dtypes and argument
 values, not strides or data; one that needs more sets `meta.cache = False` and runs on every call.
@@ -109,8 +109,8 @@ class _KernelTable(dict):
 class Op:
     """One entry of the op table: schema, kernels per backend, shape/dtype rule, derivative."""
 
-    __slots__ = ("name", "schema", "kernels", "meta", "meta_cache", "derivative", "fn", "method", "cross_device",
-                 "__weakref__")
+    __slots__ = ("name", "schema", "kernels", "planners", "meta", "meta_cache", "derivative", "fn", "method",
+                 "cross_device", "__weakref__")
 
     def __init__(self, schema: Schema, meta=None):
         self.name = schema.name
@@ -118,6 +118,7 @@ class Op:
         self.meta = meta
         self.meta_cache: dict = {}   # input signature -> kernel, for signatures the meta accepted (module docstring)
         self.kernels = _KernelTable(self.meta_cache)
+        self.planners = _KernelTable(self.meta_cache)   # backend -> plan(meta result, *args) -> kernel
         self.derivative = None
         self.fn = None
         self.method = None
@@ -132,6 +133,17 @@ class Op:
             for b in backends:
                 self.kernels[b] = kernel    # (which empties the meta cache: it maps signatures to kernels)
             return kernel
+        return deco
+
+    def planner(self, *backends):
+        """Decorator: `@op.planner('cpu')` registers `plan(meta_result, *args) -> kernel`, called once per input
+        signature the meta accepts; the kernel it returns (same arguments as the registered one) is what the
+        entry point calls for that signature. A plan may fix anything the signature determines (the result's
+        dtype, reduced dims, the compute type), so the kernel only computes; never data or strides."""
+        def deco(plan):
+            for b in backends:
+                self.planners[b] = plan
+            return plan
         return deco
 
     def __repr__(self) -> str:
@@ -198,13 +210,38 @@ def _empty_tensor_list(op: Op, argname: str):
     raise ValueError(f"{op.name}(): argument '{argname}' must be a non-empty sequence of tensors")
 
 
+def _freeze(x):
+    """`x` with its lists (and lists in tuples) made tuples, for a key."""
+    if x.__class__ is list or x.__class__ is tuple:
+        return tuple([_freeze(v) for v in x])
+    return x
+
+
+def _meta_unhashable(op: Op, key, dev, args):
+    """The key held a list: look it up with lists made tuples; if it still can't be hashed (a tensor in an
+    int list, ...), run the meta uncached."""
+    try:
+        key = _freeze(key)
+        k = op.meta_cache.get(key)
+    except TypeError:
+        k = op.kernels.get(dev.type)
+        if k is None:
+            _no_kernel(op, dev)
+        op.meta(*args)
+        return k
+    return k if k is not None else _meta_miss(op, key, dev, args)
+
+
 def _meta_miss(op: Op, key, dev, args):
     """A signature not seen before: find the kernel, run the meta (it raises for bad arguments) and
-    remember the kernel under the signature."""
+    remember the kernel under the signature (the backend's plan for it, where the op has a planner)."""
     k = op.kernels.get(dev.type)
     if k is None:
         _no_kernel(op, dev)
-    op.meta(*args)
+    r = op.meta(*args)
+    plan = op.planners.get(dev.type)
+    if plan is not None:
+        k = plan(r, *args)
     cache = op.meta_cache
     if len(cache) >= _META_CACHE_SIZE:
         cache.clear()
@@ -242,8 +279,6 @@ def _key_part(a, by_class: bool) -> str:
         return f"({n}._shape, {n}._dtype) if _is_{n} else {scalar}"
     if a.type == "Scalar":
         return f"{n}.__class__" if by_class else f"{n}.__class__, {n}"
-    if a.type == "int[]":
-        return f"tuple({n}) if {n}.__class__ is list else {n}"
     if a.type == "Tensor[]":    # the entry point has checked that every item is a tensor
         return f"tuple([(_t._shape, _t._dtype) for _t in {n}])"
     if a.type == "Tensor?[]":
@@ -264,14 +299,14 @@ def _meta_lines(op: Op, names) -> list:
     if not getattr(meta, "cache", True) or any(args[n].type in _UNCACHED for n in names):
         return lookup + [f"    _meta({', '.join(names)})"]
     by_class = getattr(meta, "scalars_by_class", False)
-    key = ", ".join(["dev.type"] + [_key_part(args[n], by_class) for n in names])
+    key = ", ".join(["dev"] + [_key_part(args[n], by_class) for n in names])
     return ["    _key = (" + key + ")",
             "    try:",
             "        _k = _mc[_key]",
             "    except KeyError:",
             f"        _k = _meta_miss(_op, _key, dev, ({call}))",
-            "    except TypeError:   # an unhashable argument: the meta runs uncached"] + \
-        ["    " + ln for ln in lookup] + [f"        _meta({', '.join(names)})"]
+            "    except TypeError:   # a list among the arguments (dims given as [0, 1], ...)",
+            f"        _k = _meta_unhashable(_op, _key, dev, ({call}))"]
 
 
 def _generate(op: Op, pyname: str):
@@ -368,7 +403,7 @@ def _generate(op: Op, pyname: str):
     env = {"_op": op, "_kernels": op.kernels, "_bad": _bad_tensor, "_mixed": _mixed, "_no_kernel": _no_kernel,
            "_as_shape": as_shape, "_T": Tensor, "_CPU": CPU, "_factory_device": _factory_device,
            "_empty": _empty_tensor_list, "_SCALARS": _SCALARS, "_Number": numbers.Number, "_bad_scalar": _bad_scalar,
-           "_meta": op.meta, "_mc": op.meta_cache, "_meta_miss": _meta_miss, **_AUTOGRAD}
+           "_meta": op.meta, "_mc": op.meta_cache, "_meta_miss": _meta_miss, "_meta_unhashable": _meta_unhashable, **_AUTOGRAD}
     src = "\n".join(lines)
     exec(compile(src, f"<ember op {op.name}>", "exec"), env)  # noqa: S102 - generated from a parsed schema
     _ENVS.append(env)

@@ -56,5 +56,11 @@ def impl(name: str):
     return OPS[name].register("cpu")
 
 
+def plan(name: str):
+    """Registers the decorated `plan(meta_result, *args) -> kernel` as op `name`'s CPU planner (see
+    `Op.planner`): the kernel for one input signature, with what the signature fixes worked out once."""
+    return OPS[name].planner("cpu")
+
+
 def unsupported(op: str, dt, supported: str):
     raise NotImplementedError(f"{op}: not implemented for dtype {dt}; supported: {supported}")

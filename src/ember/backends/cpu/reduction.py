@@ -13,7 +13,7 @@ import numpy as np
 from ...core import dtype as D
 from ...ops.reduction import (check_nonempty, float_dtype, mean_dtype, nanmean_dtype, norm_args, one_dim,
                               reduce_dims, return_types, softmax_dtype, sum_dtype, var_args)
-from ._common import arr, compute_np, impl, wrap
+from ._common import arr, compute_np, impl, plan, wrap
 
 _INT64 = D.int64
 _NP_I64 = np.dtype(np.int64)
@@ -51,6 +51,18 @@ def _sum(self, dim=None, keepdim=False, dtype=None):
     a = arr(self)
     axis = None if dim is None else reduce_dims("sum", dim, a.ndim)
     return wrap(_reduce(np.add, a, axis, compute_np(out), keepdim), out)
+
+
+@plan("sum")
+def _plan_sum(meta, self, dim=None, keepdim=False, dtype=None):
+    """sum for one input signature: the result dtype (the meta's), the compute type and the axes fixed."""
+    out = meta[1]
+    acc = compute_np(out)
+    axis = None if dim is None else reduce_dims("sum", dim, len(self._shape))
+
+    def kernel(self, dim=None, keepdim=False, dtype=None):
+        return wrap(_reduce(np.add, arr(self), axis, acc, keepdim), out)
+    return kernel
 
 
 def _zero_nan(a, acc):
