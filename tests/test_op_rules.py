@@ -211,3 +211,22 @@ def test_replacing_a_kernel_reaches_cached_signatures(lib, monkeypatch):
     assert f(x).tolist() == [2.0, 2.0]
     lib.impl("which", "cpu")(lambda x: x + 3)
     assert f(x).tolist() == [3.0, 3.0]
+
+
+def test_a_planner_makes_the_kernel_once_per_signature(lib):
+    """Op.planner: plan(meta result, *args) -> kernel, called on a meta-cache miss only; the entry point
+    then calls the planned kernel for that signature, and the plain kernel where nothing is cached."""
+    plans = []
+    lib.define("scaled(Tensor x, int k) -> Tensor", meta=lambda x, k: (x._shape, x._dtype))
+    lib.impl("scaled", "cpu")(lambda x, k: x * k)
+    op = OPS["ruletest::scaled"]
+
+    @op.planner("cpu")
+    def plan(meta, x, k):
+        plans.append((meta, k))
+        factor = float(k)     # fixed once for the signature
+        return lambda x, k: x * factor
+    a = ember.ones(2)
+    assert op.fn(a, 3).tolist() == [3.0, 3.0] and op.fn(ember.zeros(2), 3).tolist() == [0.0, 0.0]
+    assert op.fn(a, 4).tolist() == [4.0, 4.0]
+    assert plans == [(((2,), ember.float32), 3), (((2,), ember.float32), 4)]
