@@ -21,7 +21,7 @@ from ...core import dtype as D
 from ...dispatch import OPS
 from ...ops.elementwise import BINARY, UNARY, check_internal_overlap, div_dtype
 from . import special
-from ._common import arr, impl, operand, wrap
+from ._common import arr, impl, operand, plan, wrap
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
@@ -286,9 +286,30 @@ def _binary_inplace(name, rule, ufunc):
     return fast
 
 
+def _unary_plan(rule, fn):
+    """A unary op's kernel for one input signature: the result dtype is the meta's, the compute dtype
+    follows from it (a comparison-like op computes in the input's), so the kernel only converts and
+    computes."""
+    def plan(meta, self):
+        dt = meta[1]
+        cdt = self._dtype if rule == "bool" else dt
+        if cdt is _F16 or cdt is _BF16:
+            return lambda self: wrap(fn(_lowp(self, cdt)), dt)
+        cnp = cdt.np
+
+        def kernel(self):
+            a = self._np
+            if a is None:
+                a = self._array
+            return wrap(fn(a if a.dtype == cnp else a.astype(cnp)), dt)
+        return kernel
+    return plan
+
+
 for _name, _rule in UNARY.items():
     _register(_name, _unary_compute(_name, _rule, UNARY_FN[_name]), inplace=(_name + "_") in OPS,
               fast=_unary_inplace(_name, _rule, _UNARY_UFUNC.get(_name)))
+    plan(_name)(_unary_plan(_rule, UNARY_FN[_name]))
 for _name, _rule in BINARY.items():
     if _name != "pow":
         _register(_name, _binary_compute(_name, _rule, BINARY_FN[_name]), inplace=(_name + "_") in OPS,
