@@ -15,7 +15,7 @@ from ember.backends.cuda import elementwise as EW
 from ember.backends.cuda.driver import driver
 from ember.backends.cuda.memory import allocator_for
 from ember.backends.cuda.stream import current_stream
-from ember.backends.cuda.tensor import empty_cuda
+from ember.backends.cuda.memory import empty_cuda
 from ember.dispatch import OPS
 
 

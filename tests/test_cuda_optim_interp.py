@@ -246,8 +246,8 @@ def test_multi_total_norm_and_clip_match_numpy(monkeypatch, launches):
     monkeypatch.setattr(optim, "SUMSQ_PROGRAMS", 4)   # the interpreter runs programs one by one,
     monkeypatch.setattr(optim, "BLOCK", 128)          # and its tl.reduce calls _add per element
     parts = []
-    real_empty = optim._empty
-    monkeypatch.setattr(optim, "_empty", lambda *a: parts.append(real_empty(*a)) or parts[-1])
+    real_new = optim.new_tensor
+    monkeypatch.setattr(optim, "new_tensor", lambda *a: parts.append(real_new(*a)) or parts[-1])
     rng = np.random.default_rng(5)
     ts = [ember.tensor((rng.standard_normal(s) * (i + 1)).astype(np.float32)) for i, s in enumerate(SHAPES)]
     sq = [float((t.numpy().astype(np.float64) ** 2).sum()) for t in ts]

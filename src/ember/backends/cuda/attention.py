@@ -16,7 +16,7 @@ from ...dispatch import OPS
 from ...ops import attention as rules
 from ...ops.attention import heads, packed_views
 from .compiler import LazyKernels, next_power_of_2, pointer_arg, run
-from .elementwise import _empty
+from .memory import new_tensor
 
 MAX_HEAD_DIM = 128
 K = LazyKernels("attention")
@@ -111,8 +111,8 @@ def _check_dims(query, key, value, E, Ev):
 
 def fused_attention(query, key, value, attn_mask, is_causal, scale):
     batch, L, S, E, Ev = rules.attention_dims(query, value)
-    out = _empty(batch + (L, Ev), query._dtype, query.device)
-    lse = _empty(batch + (L,), rules.lse_dtype(query._dtype), query.device)
+    out = new_tensor(batch + (L, Ev), query._dtype, query.device)
+    lse = new_tensor(batch + (L,), rules.lse_dtype(query._dtype), query.device)
     _forward_into(out, lse, query, key, value, attn_mask, is_causal, scale, batch, L, S, E, Ev)
     return out, lse
 
@@ -145,9 +145,9 @@ def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, i
                              need_key, need_value):
     batch, L, S, E, Ev = rules.attention_dims(query, value)
     dev = query.device
-    dq = _empty(query._shape, query._dtype, dev) if need_query else None
-    dk = _empty(key._shape, key._dtype, dev) if need_key else None
-    dv = _empty(value._shape, value._dtype, dev) if need_value else None
+    dq = new_tensor(query._shape, query._dtype, dev) if need_query else None
+    dk = new_tensor(key._shape, key._dtype, dev) if need_key else None
+    dv = new_tensor(value._shape, value._dtype, dev) if need_value else None
     _backward_into(dq, dk, dv, grad_out, query, key, value, attn_mask, out, lse, is_causal, scale, batch, L, S, E,
                    Ev)
     return dq, dk, dv
@@ -173,7 +173,7 @@ def _backward_into(dq, dk, dv, grad_out, query, key, value, attn_mask, out, lse,
     o, so = _rows(out, nb, "so")
     m, kind, mstrides = _mask(attn_mask, batch, L, S)
     _, _, small, large, warps, dp, dvp = _config(query._dtype, E, Ev, L)
-    delta = _empty((N, L), D.float32, dev)
+    delta = new_tensor((N, L), D.float32, dev)
     const = {"MASK": kind, "CAUSAL": int(bool(is_causal)), "IEEE": int(query._dtype is D.float32),
              "D": dp, "DV": dvp}
     common = [("L", L, "i64"), ("S", S, "i64"), ("E", E, "i64"), ("EV", Ev, "i64")]
@@ -205,15 +205,15 @@ def _backward_into(dq, dk, dv, grad_out, query, key, value, attn_mask, out, lse,
 def packed_self_attention(qkv, num_heads, attn_mask, is_causal, scale):
     B, L, E, hd = rules.packed_dims(qkv, num_heads)
     q, k, v = packed_views(qkv, num_heads)
-    out = _empty((B, L, E), qkv._dtype, qkv.device)
-    lse = _empty((B, num_heads, L), rules.lse_dtype(qkv._dtype), qkv.device)
+    out = new_tensor((B, L, E), qkv._dtype, qkv.device)
+    lse = new_tensor((B, num_heads, L), rules.lse_dtype(qkv._dtype), qkv.device)
     _forward_into(heads(out, num_heads, E), lse, q, k, v, attn_mask, is_causal, scale, (B, num_heads), L, L, hd, hd)
     return out, lse
 
 
 def packed_self_attention_backward(grad_out, qkv, num_heads, attn_mask, out, lse, is_causal, scale):
     B, L, E, hd = rules.packed_dims(qkv, num_heads)
-    dqkv = _empty((B, L, 3 * E), qkv._dtype, qkv.device)
+    dqkv = new_tensor((B, L, 3 * E), qkv._dtype, qkv.device)
     _backward_into(*packed_views(dqkv, num_heads), heads(grad_out, num_heads, E), *packed_views(qkv, num_heads),
                    attn_mask, heads(out, num_heads, E), lse, is_causal, scale, (B, num_heads), L, L, hd, hd)
     return dqkv

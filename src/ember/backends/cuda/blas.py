@@ -42,7 +42,7 @@ from ...core.shape import broadcast_shapes, numel
 from ...dispatch import OPS
 from ...ops import linalg as rules
 from .driver import ensure_context
-from .elementwise import _empty
+from .memory import new_tensor
 from .reduction import _ck as _reduction_ck, _reduce
 from .stream import current_stream
 
@@ -403,7 +403,7 @@ def _float_only(name, dt):
 
 
 def _product(a, b, shape):
-    out = _empty(shape, a._dtype, a._storage.device)
+    out = new_tensor(shape, a._dtype, a._storage.device)
     return _addprod(out, None, a, b)
 
 
@@ -441,7 +441,7 @@ def linear_cuda(input, weight, bias=None):
     dt = input._dtype
     _float_only("linear", dt)
     si, sw = input._shape, weight._shape
-    out = _empty(si[:-1] + sw[:-1], dt, input._storage.device)
+    out = new_tensor(si[:-1] + sw[:-1], dt, input._storage.device)
     x = input if len(si) == 2 else input.reshape(numel(si[:-1]), si[-1])
     w = weight.unsqueeze(-1) if len(sw) == 1 else weight.mT
     target = out if len(si) == len(sw) == 2 else out.reshape(x._shape[0], w._shape[1])
@@ -468,7 +468,7 @@ def _inplace_product(self, a, b, beta, alpha, t):
         if _writable(t.mT):
             _addprod(t.mT, t.mT, b.mT, a.mT, beta, alpha)
             return self
-    tmp = _empty(t._shape, self._dtype, self._storage.device)
+    tmp = new_tensor(t._shape, self._dtype, self._storage.device)
     OPS["copy_"].fn(self, _addprod(tmp, t, a, b, beta, alpha).reshape(self._shape))
     return self
 
@@ -496,7 +496,7 @@ def _add_kernels(name):
     def out_of_place(self, a, b, beta=1, alpha=1):
         dt = self._dtype
         _float_only(name, dt)
-        out = _empty(rules.product_shape(name, a, b), dt, self._storage.device)
+        out = new_tensor(rules.product_shape(name, a, b), dt, self._storage.device)
         x, y = _matrices(name, a, b)
         _addprod(out.unsqueeze(-1) if vec else out, _col(self) if vec else self, x, y, beta, alpha)
         return out
@@ -511,7 +511,7 @@ def _add_kernels(name):
 def mv(self, vec):
     dt = self._dtype
     _float_only("mv", dt)
-    out = _empty(self._shape[:1], dt, self._storage.device)
+    out = new_tensor(self._shape[:1], dt, self._storage.device)
     _addprod(out.unsqueeze(-1), None, self, vec.unsqueeze(-1))
     return out
 
@@ -519,7 +519,7 @@ def mv(self, vec):
 def _dot_kernel(name):
     def kernel(self, other):
         _float_only(name, self._dtype)
-        out = _empty((), self._dtype, self._storage.device)
+        out = new_tensor((), self._dtype, self._storage.device)
         _addprod(out.reshape(1, 1), None, self.unsqueeze(0), other.unsqueeze(-1))
         return out
     return kernel
@@ -660,10 +660,10 @@ def linear_backward(self, grad_output, weight, need_input, need_weight, need_bia
     g = _matrix(grad_output, n)
     gi = gw = gb = None
     if need_input:
-        gi = _empty(self._shape, dt, dev)
+        gi = new_tensor(self._shape, dt, dev)
         _addprod(gi._as_view((rows, k), (k, 1), 0), None, g, weight)
     if need_weight:
-        gw = _empty((n, k), dt, dev)
+        gw = new_tensor((n, k), dt, dev)
         _addprod(gw, None, g._as_view((n, rows), (1, n), g._offset), _matrix(self, k))
     if need_bias:
         gb = _reduce(g, "sum", (0,), False, dt, _reduction_ck(dt))

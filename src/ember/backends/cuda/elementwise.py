@@ -17,6 +17,7 @@ from ...core.shape import broadcast_shapes, contiguous_strides
 from ...dispatch import OPS
 from ...ops.elementwise import BINARY, UNARY, check_internal_overlap, div_dtype, out_dtype
 from .compiler import SIG, LazyKernels, make_plan, run
+from .memory import empty_cuda, new_tensor
 
 K = LazyKernels("elementwise")
 
@@ -83,19 +84,6 @@ def _collapse(shape, strides_list):
     return sizes, sts
 
 
-def _empty(shape, dtype, device):
-    if device.type == "cuda":
-        return _empty_cuda(shape, dtype, device.index or 0)
-    return OPS["empty"].fn(*shape, dtype=dtype, device=device)  # CPU tensors: the interpreter tests
-
-
-def _empty_cuda(shape, dtype, index):
-    global _empty_cuda
-    from .tensor import empty_cuda
-    _empty_cuda = empty_cuda   # bound on first use (tensor.py imports this module)
-    return empty_cuda(shape, dtype, index)
-
-
 def _fast_lane(code: int, nin: int, x: Tensor, y, dt, ck: int, alpha, plans: dict):
     """op(x[, y]) into a new tensor of dtype dt when x (and y, a tensor of x's shape, dtype and device)
     are contiguous CUDA tensors: the lane of the common case, with the launch plan cached by the
@@ -112,7 +100,7 @@ def _fast_lane(code: int, nin: int, x: Tensor, y, dt, ck: int, alpha, plans: dic
         yy = x if y is None else y
         key = (code, nin, 1, True, y is None, ck, dt, x._dtype, yy._dtype, index)
         plan = plans[index] = _plans.get(key) or _make_plan(key)
-    out = _empty_cuda(shape, dt, index)
+    out = empty_cuda(shape, dt, index)
     n = prod(shape)
     if n:
         v = plan.vals
@@ -240,7 +228,7 @@ def _unary_kernel(name, code, rule):
             r = _fast_lane(code, 1, self, None, k[0], k[1], 1, k[2])
             if r is not None:
                 return r
-        return launch_ew(code, 1, _empty(self._shape, k[0], self.device), self, None, k[1])
+        return launch_ew(code, 1, new_tensor(self._shape, k[0], self.device), self, None, k[1])
 
     def in_place(self):
         if 0 in self._stride:
@@ -278,11 +266,11 @@ def _binary_kernel(name, code, rule):
             r = _fast_lane(code, 2, self, other, k[0], k[1], 1, k[2])
             if r is not None:
                 return r
-            return launch_ew(code, 2, _empty(self._shape, k[0], self._storage.device), self, other, k[1])
+            return launch_ew(code, 2, new_tensor(self._shape, k[0], self._storage.device), self, other, k[1])
         dt, cdt = dtypes(self, other)
         o = _scalar_of(other, self)
         shape = broadcast_shapes(self._shape, o._shape) if isinstance(o, Tensor) else self._shape
-        return launch_ew(code, 2, _empty(shape, dt, self.device), self, o, _CK[cdt.name])
+        return launch_ew(code, 2, new_tensor(shape, dt, self.device), self, o, _CK[cdt.name])
 
     def in_place(self, other):
         dt, cdt = dtypes(self, other)
@@ -292,7 +280,7 @@ def _binary_kernel(name, code, rule):
 
     def reflected(self, other):   # name(other, self), `other` a Python scalar
         dt, cdt = dtypes(self, other, True)
-        return launch_ew(code + _REV, 2, _empty(self._shape, dt, self.device), self, other, _CK[cdt.name])
+        return launch_ew(code + _REV, 2, new_tensor(self._shape, dt, self.device), self, other, _CK[cdt.name])
     return out_of_place, in_place, reflected
 
 
@@ -308,11 +296,11 @@ def _add_kernels():
                 r = _fast_lane(code, 2, self, other, dt, k[0], alpha, k[1])
                 if r is not None:
                     return r
-                return launch_ew(code, 2, _empty(self._shape, dt, self._storage.device), self, other, k[0], alpha)
+                return launch_ew(code, 2, new_tensor(self._shape, dt, self._storage.device), self, other, k[0], alpha)
             dt = D.result_type(self, other)
             o = _scalar_of(other, self)
             shape = broadcast_shapes(self._shape, o._shape) if isinstance(o, Tensor) else self._shape
-            return launch_ew(code, 2, _empty(shape, dt, self.device), self, o, _CK[_compute_dtype(dt).name], alpha)
+            return launch_ew(code, 2, new_tensor(shape, dt, self.device), self, o, _CK[_compute_dtype(dt).name], alpha)
 
         def in_place(self, other, alpha=1):
             if 0 in self._stride:
@@ -328,7 +316,7 @@ def _add_kernels():
         dt = D.result_type(self, other)
         o = _scalar_of(other, self)
         shape = broadcast_shapes(self._shape, o._shape) if isinstance(o, Tensor) else self._shape
-        return launch_ew(19, 2, _empty(shape, dt, self.device), self, o, _CK[_compute_dtype(dt).name], alpha)
+        return launch_ew(19, 2, new_tensor(shape, dt, self.device), self, o, _CK[_compute_dtype(dt).name], alpha)
     OPS["rsub"].register("cuda")(rsub)
 
     def div_dtypes(self, other, rounding_mode):
@@ -340,7 +328,7 @@ def _add_kernels():
         dt, code = div_dtypes(self, other, rounding_mode)
         o = _scalar_of(other, self)
         shape = broadcast_shapes(self._shape, o._shape) if isinstance(o, Tensor) else self._shape
-        return launch_ew(code, 2, _empty(shape, dt, self.device), self, o, _CK[_compute_dtype(dt).name])
+        return launch_ew(code, 2, new_tensor(shape, dt, self.device), self, o, _CK[_compute_dtype(dt).name])
 
     def div_(self, other, rounding_mode=None):
         if 0 in self._stride:
@@ -352,7 +340,7 @@ def _add_kernels():
 
     def rdiv(self, other):  # other / self: a true division (not other * (1 / self), which rounds twice)
         dt = out_dtype("float", self, other)
-        return launch_ew(3 + _REV, 2, _empty(self._shape, dt, self.device), self, other, _CK[_compute_dtype(dt).name])
+        return launch_ew(3 + _REV, 2, new_tensor(self._shape, dt, self.device), self, other, _CK[_compute_dtype(dt).name])
     OPS["_rdiv"].register("cuda")(rdiv)
 
 
@@ -381,32 +369,32 @@ def _register():
 
     def gelu(self, approximate="none"):
         dt = self._dtype
-        return launch_ew(13 if approximate == "none" else 14, 1, _empty(self._shape, dt, self.device), self, None,
+        return launch_ew(13 if approximate == "none" else 14, 1, new_tensor(self._shape, dt, self.device), self, None,
                          _CK[_compute_dtype(dt).name])
     OPS["gelu"].register("cuda")(gelu)
 
     def gelu_backward(grad_output, self, approximate="none"):
         dt = D.result_type(grad_output, self)
         return launch_ew(_GELU_BACKWARD if approximate == "none" else _GELU_BACKWARD + 1, 2,
-                         _empty(broadcast_shapes(grad_output._shape, self._shape), dt, self.device), grad_output,
+                         new_tensor(broadcast_shapes(grad_output._shape, self._shape), dt, self.device), grad_output,
                          self, _CK[_compute_dtype(dt).name])
     OPS["gelu_backward"].register("cuda")(gelu_backward)
 
     def leaky_relu(self, negative_slope=0.01):
         ck = _CK[_compute_dtype(self._dtype).name]
-        return launch_ew(_LEAKY_RELU, 1, _empty(self._shape, self._dtype, self.device), self, float(negative_slope), ck)
+        return launch_ew(_LEAKY_RELU, 1, new_tensor(self._shape, self._dtype, self.device), self, float(negative_slope), ck)
     OPS["leaky_relu"].register("cuda")(leaky_relu)
 
     def softplus(self, beta=1, threshold=20):
         ck = _CK[_compute_dtype(self._dtype).name]
-        return launch_ew(_SOFTPLUS, 1, _empty(self._shape, self._dtype, self.device), self, float(beta), ck,
+        return launch_ew(_SOFTPLUS, 1, new_tensor(self._shape, self._dtype, self.device), self, float(beta), ck,
                          float(threshold))
     OPS["softplus"].register("cuda")(softplus)
 
     def to_dtype(self, dtype, copy=False):
         if dtype is self._dtype and not copy:
             return self
-        return copy_cast(_empty(self._shape, dtype, self.device), self)
+        return copy_cast(new_tensor(self._shape, dtype, self.device), self)
     OPS["to_dtype"].register("cuda")(to_dtype)
 
 
@@ -469,7 +457,7 @@ def _shape_of(*vs):
 
 def _register_ternary():
     def where(condition, self, other):
-        out = _empty(_shape_of(condition, _scalar_of(self, condition), _scalar_of(other, condition)),
+        out = new_tensor(_shape_of(condition, _scalar_of(self, condition), _scalar_of(other, condition)),
                      D.result_type(self, other), condition.device)
         return select_into(out, condition, self, other)
     OPS["where"].register("cuda")(where)
@@ -483,7 +471,7 @@ def _register_ternary():
 
     def clamp(self, min=None, max=None):
         dt, lo, hi = clamp_args(self, min, max)
-        out = _empty(_shape_of(self, lo, hi), dt, self.device)
+        out = new_tensor(_shape_of(self, lo, hi), dt, self.device)
         return launch_tern(1, out, self, lo, hi, _CK[_compute_dtype(dt).name], False)
 
     def clamp_(self, min=None, max=None):
@@ -496,7 +484,7 @@ def _register_ternary():
 
     def lerp(self, end, weight):
         w = _scalar_of(weight, self)
-        out = _empty(_shape_of(self, end, w), self._dtype, self.device)
+        out = new_tensor(_shape_of(self, end, w), self._dtype, self.device)
         return launch_tern(2, out, self, end, w, _CK[_compute_dtype(self._dtype).name], False)
 
     def lerp_(self, end, weight):
@@ -510,7 +498,7 @@ def _register_ternary():
     for name, code in (("addcmul", 3), ("addcdiv", 4)):
         def oop(self, tensor1, tensor2, value=1, _code=code):
             dt = D.result_type(self, tensor1, tensor2)
-            out = _empty(_shape_of(self, tensor1, tensor2), dt, self.device)
+            out = new_tensor(_shape_of(self, tensor1, tensor2), dt, self.device)
             return launch_tern(_code, out, self, tensor1, tensor2, _CK[_compute_dtype(dt).name], False, value)
 
         def ip(self, tensor1, tensor2, value=1, _code=code, _name=name):
@@ -527,9 +515,9 @@ def _register_ternary():
 
     def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
         if self._dtype.category != 2:
-            return copy_cast(_empty(self._shape, self._dtype, self.device), self)
+            return copy_cast(new_tensor(self._shape, self._dtype, self.device), self)
         hi, lo, v = nan_to_num_args(self, nan, posinf, neginf)
-        out = _empty(self._shape, self._dtype, self.device)
+        out = new_tensor(self._shape, self._dtype, self.device)
         return launch_tern(_NAN_TO_NUM, out, self, hi, lo, _CK[_compute_dtype(self._dtype).name], False, v)
 
     def nan_to_num_(self, nan=0.0, posinf=None, neginf=None):
@@ -548,7 +536,7 @@ def _register_ternary():
         if other._storage.device is not dev:
             raise NotImplementedError("isclose on CUDA takes two CUDA tensors (got a 0-dim CPU tensor); move it "
                                       "with .to(device) first")
-        out = _empty(_shape_of(self, other), D.bool, dev)
+        out = new_tensor(_shape_of(self, other), D.bool, dev)
         if dt.category == 2:   # the errors in the tensors' dtype
             return launch_tern(_ISCLOSE_NAN if equal_nan else _ISCLOSE, out, self, other, float(atol),
                                _CK[_compute_dtype(dt).name], False, float(rtol))

@@ -37,7 +37,8 @@ from ...dispatch import OPS
 from ...ops.indexing import fill_scalar, index_entries
 from .checks import launch_args
 from .compiler import pointer_arg, run
-from .elementwise import BLOCK, MAXDIM, _collapse, _empty, _strides_for, copy_cast, select_into
+from .elementwise import BLOCK, MAXDIM, _collapse, _strides_for, copy_cast, select_into
+from .memory import new_tensor
 
 STORE, ADD, MUL, MAX, MIN = range(5)
 PLAIN, WRAP, LIN = range(3)   # index validity in the kernels: [0, size), [-size, size) wrapped, linearised
@@ -144,11 +145,11 @@ def _update(self, inplace, mode, body):
     if inplace and acc is self._dtype:
         body(self)
         return self
-    target = copy_cast(_empty(self._shape, acc, self.device), self)
+    target = copy_cast(new_tensor(self._shape, acc, self.device), self)
     body(target)
     if acc is self._dtype:
         return target
-    return copy_cast(self if inplace else _empty(self._shape, self._dtype, self.device), target)
+    return copy_cast(self if inplace else new_tensor(self._shape, self._dtype, self.device), target)
 
 
 def _as_1d(t):
@@ -194,7 +195,7 @@ def gather(self, dim, index, sparse_grad=False):
 
 def _dim_gather(op, self, dim, index):
     d = normalize_dim(dim, self.ndim)
-    out = _empty(index._shape, self._dtype, self.device)
+    out = new_tensor(index._shape, self._dtype, self.device)
     if out.numel() == 0:
         return out
     x, idx = _as_1d(self), _as_1d(index)
@@ -222,7 +223,7 @@ def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=
 
 
 def take(self, index):
-    out = _empty(index._shape, self._dtype, self.device)
+    out = new_tensor(index._shape, self._dtype, self.device)
     return _gather("take", out, self, [0] * index.ndim, index, index._stride, self.numel(), 0, WRAP, unravel=self)
 
 
@@ -247,7 +248,7 @@ def _adv_per_dim(op, self, entries):
             continue
         nz = nonzero(t)
         for j in range(t.ndim):
-            per[d + j] = nz.select(1, j) if nz._shape[0] else _empty((0,), D.int64, self.device)
+            per[d + j] = nz.select(1, j) if nz._shape[0] else new_tensor((0,), D.int64, self.device)
     try:
         batch = broadcast_shapes(*[t._shape for t in per if t is not None])
     except RuntimeError:
@@ -275,7 +276,7 @@ def _adv_geometry(op, t, per, batch):
         d = dims[0]
         idx, its, size, dstride, wrap = per[d], _strides_for(per[d], batch), shape[d], stride[d], WRAP
     else:
-        idx, its, size, dstride, wrap = _empty(batch, D.int64, t.device), list(contiguous_strides(batch)), 0, 1, LIN
+        idx, its, size, dstride, wrap = new_tensor(batch, D.int64, t.device), list(contiguous_strides(batch)), 0, 1, LIN
         if prod(res):
             for k, d in enumerate(dims):
                 _linearise(op, idx, per[d], batch, shape[d], stride[d], k == 0)
@@ -295,13 +296,13 @@ def _linearise(op, lin, idx, batch, size, stride, first):
 def index(self, indices):
     entries = _adv_entries("index", index_entries("index", self, indices))
     if not entries:  # only whole dims: a copy
-        return copy_cast(_empty(self._shape, self._dtype, self.device), self)
+        return copy_cast(new_tensor(self._shape, self._dtype, self.device), self)
     if len(entries) == 1 and entries[0][2] and entries[0][0] == 0 and entries[0][1].ndim == self.ndim \
             and entries[0][1]._dtype is D.bool:
         return masked_select(self, entries[0][1])  # x[mask] over every dim
     per, batch = _adv_per_dim("index", self, entries)
     res, xs, idx, its, size, dstride, wrap = _adv_geometry("index", self, per, batch)
-    return _gather("index", _empty(res, self._dtype, self.device), self, xs, idx, its, size, dstride, wrap)
+    return _gather("index", new_tensor(res, self._dtype, self.device), self, xs, idx, its, size, dstride, wrap)
 
 
 def _value_strides(op, values, res):
@@ -327,7 +328,7 @@ def _index_put(op, self, indices, values, accumulate, inplace):
         if inplace:
             OPS["add_" if accumulate else "copy_"].fn(self, values)
             return self
-        return OPS["add"].fn(self, values) if accumulate else copy_cast(_empty(self._shape, self._dtype,
+        return OPS["add"].fn(self, values) if accumulate else copy_cast(new_tensor(self._shape, self._dtype,
                                                                                 self.device), values)
     d0, m, is_mask = entries[0]
     if len(entries) == 1 and is_mask and m._dtype is D.bool and not accumulate and values.numel() == 1:
@@ -355,7 +356,7 @@ def index_put(self, indices, values, accumulate=False):
 # ---- scatter family ------------------------------------------------------------------------------------
 
 def _copy_of(self):
-    return copy_cast(_empty(self._shape, self._dtype, self.device), self)
+    return copy_cast(new_tensor(self._shape, self._dtype, self.device), self)
 
 
 _SCATTER_MODE = {None: STORE, "add": ADD, "multiply": MUL}
@@ -417,11 +418,11 @@ def _scatter_reduce_op(op, inplace):
         if reduce != "mean":
             return _update(self, inplace, mode, body)
         acc_dt = _acc_dtype(self._dtype, MUL)  # float32 for float16/bfloat16, int32 for narrow integers
-        acc = copy_cast(_empty(self._shape, acc_dt, self.device), self)
+        acc = copy_cast(new_tensor(self._shape, acc_dt, self.device), self)
         body(acc)
         count = OPS["ones" if include_self else "zeros"].fn(*self._shape, dtype=acc_dt, device=self.device)
         _dim_scatter(op, _as_1d(count), d, idx, 1, ADD)
-        out = self if inplace else _empty(self._shape, self._dtype, self.device)
+        out = self if inplace else new_tensor(self._shape, self._dtype, self.device)
         _mean_finish(out, acc, count)
         return out
     return kernel
@@ -484,8 +485,8 @@ def _inclusive_scan(x):
     k = _kernels()
     n = x._shape[0]
     nb = (n + BLOCK - 1) // BLOCK
-    out = _empty((n,), D.int64, x.device)
-    sums = _empty((nb,), D.int64, x.device)
+    out = new_tensor((n,), D.int64, x.device)
+    sums = new_tensor((nb,), D.int64, x.device)
     args = [pointer_arg("x_ptr", x), pointer_arg("out_ptr", out), pointer_arg("sums_ptr", sums), ("n", n, "i64")]
     _run(k.scan_kernel, n, args, {}, x.device)
     if nb > 1:
@@ -501,7 +502,7 @@ def _block_counts(m, shape, strides):
     n = prod(shape)
     sizes, sts = _geometry(shape, strides)
     nb = (n + BLOCK - 1) // BLOCK
-    cnt = _empty((nb,), D.int64, m.device)
+    cnt = new_tensor((nb,), D.int64, m.device)
     args = [pointer_arg("cnt_ptr", cnt), pointer_arg("m_ptr", m), ("n", n, "i64")]
     args += _grid_args(sizes, sts[-1:], ("mt",))
     half = int(m._dtype is D.float16 or m._dtype is D.bfloat16)
@@ -533,11 +534,11 @@ def nonzero(self):
         raise NotImplementedError(f"nonzero on CUDA of a tensor with more than {MAXDIM} dims is not implemented "
                                   f"yet (got {nd})")
     if self.numel() == 0:
-        return _empty((0, nd), D.int64, self.device)
+        return new_tensor((0, nd), D.int64, self.device)
     strides = [self._stride]
     sizes, sts, cnt, incl = _block_counts(self, self._shape, strides * 2)
     total = _total(incl)
-    out = _empty((total, nd), D.int64, self.device)
+    out = new_tensor((total, nd), D.int64, self.device)
     if total and nd:
         _compact(0, out, self, self, self._shape, sizes, sts, cnt, incl, coords=self._shape)
     return out
@@ -546,9 +547,9 @@ def nonzero(self):
 def masked_select(self, mask):
     shape = broadcast_shapes(self._shape, mask._shape)
     if prod(shape) == 0:
-        return _empty((0,), self._dtype, self.device)
+        return new_tensor((0,), self._dtype, self.device)
     sizes, sts, cnt, incl = _block_counts(mask, shape, [_strides_for(self, shape), _strides_for(mask, shape)])
-    out = _empty((_total(incl),), self._dtype, self.device)
+    out = new_tensor((_total(incl),), self._dtype, self.device)
     if out.numel():
         _compact(1, out, self, mask, shape, sizes, sts, cnt, incl)
     return out
@@ -567,7 +568,7 @@ def _masked_scatter_into(t, mask, source):
 
 def masked_scatter(self, mask, source):
     shape = broadcast_shapes(self._shape, mask._shape)
-    out = copy_cast(_empty(shape, self._dtype, self.device), self)
+    out = copy_cast(new_tensor(shape, self._dtype, self.device), self)
     return _masked_scatter_into(out, mask, source)
 
 
@@ -588,7 +589,7 @@ def cat(tensors, dim=0):
                                f"{list(ref._shape)} vs {list(t._shape)}")
     shape = list(ref._shape)
     shape[d] = sum(t._shape[d] for t in live)
-    out = _empty(tuple(shape), dt, ref.device)
+    out = new_tensor(tuple(shape), dt, ref.device)
     start = 0
     for t in live:
         n = t._shape[d]
@@ -642,7 +643,7 @@ put, put_ = _put_op("put", False), _put_op("put_", True)
 
 def masked_fill(self, mask, value):
     """The mask may broadcast self to a larger shape (the meta checked it and the dtypes)."""
-    return select_into(_empty(broadcast_shapes(self._shape, mask._shape), self._dtype, self.device), mask, value, self)
+    return select_into(new_tensor(broadcast_shapes(self._shape, mask._shape), self._dtype, self.device), mask, value, self)
 
 
 def masked_fill_(self, mask, value):

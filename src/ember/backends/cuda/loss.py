@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .checks import launch_args
 from .compiler import LazyKernels, next_power_of_2, pointer_arg, run
-from .elementwise import _empty
+from .memory import new_tensor
 
 BLOCK = 1024
 K = LazyKernels("loss")
@@ -20,8 +20,8 @@ def _contig(t):
 def nll_loss_forward(self, target, weight, reduction, ignore_index):
     N, C = self._shape
     x, t = _contig(self), _contig(target)
-    out = _empty((N,) if reduction == 0 else (), self._dtype, self.device)
-    tw = _empty((), self._dtype, self.device)
+    out = new_tensor((N,) if reduction == 0 else (), self._dtype, self.device)
+    tw = new_tensor((), self._dtype, self.device)
     w = _contig(weight) if weight is not None else x
     args = [pointer_arg("x_ptr", x), pointer_arg("t_ptr", t), pointer_arg("w_ptr", w), pointer_arg("out_ptr", out),
             pointer_arg("tw_ptr", tw), ("N", N, "i64"), ("C", C, "i64"), ("ignore_index", int(ignore_index), "i64")]
@@ -34,7 +34,7 @@ def nll_loss_forward(self, target, weight, reduction, ignore_index):
 
 def nll_loss_backward(grad_output, self, target, weight, reduction, ignore_index, total_weight):
     N, C = self._shape
-    gi = _empty(self._shape, self._dtype, self.device)
+    gi = new_tensor(self._shape, self._dtype, self.device)
     if N and C:
         t, g = _contig(target), _contig(grad_output)
         w = _contig(weight) if weight is not None else g

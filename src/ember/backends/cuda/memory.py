@@ -9,9 +9,16 @@ from collections import deque
 
 import numpy as np
 
+from math import prod
+
+from ..._tensor import Tensor
+from ...core.device import device as _device
+from ...core.shape import contiguous_strides
+from ...core.storage import Storage
 from .allocator import CachingAllocator, OutOfMemoryError, RawAllocator, RawOutOfMemory
 from .capture import capturing as _capturing
-from .driver import CudaError, check, driver, ensure_context
+from .driver import CudaError, _tls as _ctx_tls, check, driver, ensure_context
+from .stream import _tls as _stream_tls, current_stream
 
 __all__ = ["allocator_for", "CudaBuffer", "alloc_buffer", "pinned_empty", "keep_alive", "OutOfMemoryError"]
 
@@ -164,3 +171,36 @@ def keep_alive(obj, stream) -> None:
 
 
 __all__ += ["CudaError"]
+
+
+# ---- op outputs ---------------------------------------------------------------------------------
+
+_make = Tensor._make
+
+
+def empty_cuda(shape, dtype, index: int) -> Tensor:
+    """A new contiguous CUDA tensor (the allocation every op output goes through: kept flat)."""
+    if shape.__class__ is not tuple:
+        shape = tuple(shape)
+    nbytes = prod(shape) * dtype.itemsize
+    if _ctx_tls.__dict__.get("ctx_index") != index:
+        ensure_context(index)
+    if nbytes:
+        a = _allocators.get(index) or allocator_for(index)
+        s = _stream_tls.streams.get(index) or current_stream(index)
+        buf = CudaBuffer(a.malloc(nbytes, s), a, nbytes)
+    else:
+        buf = CudaBuffer(None, None, 0)
+    dev = _devices.get(index) or _devices.setdefault(index, _device("cuda", index))
+    return _make(Storage(buf, dev, nbytes), shape, contiguous_strides(shape), 0, dtype)
+
+
+_devices = {}
+
+
+def new_tensor(shape, dtype, device) -> Tensor:
+    """An op's new output, contiguous, on `device`. A CPU device is the CUDA host code running through
+    Triton's interpreter on CPU tensors (the CI tests), which gets a NumPy-backed tensor."""
+    if device.type == "cuda":
+        return empty_cuda(shape, dtype, device.index or 0)
+    return Tensor._from_numpy(np.empty(tuple(shape), dtype.np), dtype)

@@ -24,7 +24,8 @@ from ...ops.creation import arange_args, factory_dtype, full_dtype, scalar_value
 from ...ops.shape import diag_embed_shape, roll_args
 from .checks import launch_args
 from .compiler import pointer_arg, run
-from .elementwise import BLOCK, MAXDIM, _collapse, _empty, copy_cast
+from .elementwise import BLOCK, MAXDIM, _collapse, copy_cast
+from .memory import new_tensor
 
 __all__ = ["fill_contiguous"]
 
@@ -94,7 +95,7 @@ def _own_geometry(x):
 
 def flip(self, dims):
     axes = normalize_dims(dims, len(self._shape))
-    out = _empty(self._shape, self._dtype, self.device)
+    out = new_tensor(self._shape, self._dtype, self.device)
     base = 0
     geometry = []
     for k, (s, t) in enumerate(zip(self._shape, self._stride)):
@@ -107,7 +108,7 @@ def flip(self, dims):
 
 def roll(self, shifts, dims=None):
     shifts, dims = roll_args(shifts, dims, len(self._shape))
-    out = _empty(self._shape, self._dtype, self.device)
+    out = new_tensor(self._shape, self._dtype, self.device)
     if not dims:
         n = _numel(self._shape)
         if n:
@@ -130,7 +131,7 @@ def repeat(self, repeats):
     lead = len(repeats) - len(self._shape)
     shape = (1,) * lead + self._shape
     stride = (0,) * lead + self._stride
-    out = _empty(tuple(r * s for r, s in zip(repeats, shape)), self._dtype, self.device)
+    out = new_tensor(tuple(r * s for r, s in zip(repeats, shape)), self._dtype, self.device)
     geometry = []
     for r, s, t in zip(repeats, shape, stride):
         if s == 1:                   # every output coordinate reads the one element: a broadcast
@@ -144,7 +145,7 @@ def repeat(self, repeats):
 
 def _tri(name, upper, inplace):
     def kernel(self, diagonal=0):
-        out = self if inplace else _empty(self._shape, self._dtype, self.device)
+        out = self if inplace else new_tensor(self._shape, self._dtype, self.device)
         n = _numel(self._shape)
         if n:
             sizes, strides = _own_geometry(self)
@@ -164,7 +165,7 @@ def one_hot(self, num_classes=-1):
         if lo < 0:
             raise RuntimeError("one_hot(): Class values must be non-negative.")
         num_classes = hi + 1
-    out = _empty(self._shape + (num_classes,), D.int64, self.device)
+    out = new_tensor(self._shape + (num_classes,), D.int64, self.device)
     if n:
         sizes, strides = _own_geometry(self)
         _move(_ONE_HOT, out, self, n * num_classes, sizes, strides, p=(num_classes, 0, 0))
@@ -180,7 +181,7 @@ def _zeros(shape, dtype, device):
 def diag(self, diagonal=0):
     if len(self._shape) == 2:
         view = OPS["diagonal"].fn(self, diagonal, 0, 1)
-        return copy_cast(_empty(view._shape, self._dtype, self.device), view)
+        return copy_cast(new_tensor(view._shape, self._dtype, self.device), view)
     m = self._shape[0] + abs(diagonal)
     out = _zeros((m, m), self._dtype, self.device)
     copy_cast(OPS["diagonal"].fn(out, diagonal, 0, 1), self)
@@ -224,20 +225,20 @@ def fill_contiguous(t, value):
 
 
 def full(size, fill_value, dtype=None, device=None):
-    return fill_contiguous(_empty(tuple(size), full_dtype(fill_value, dtype), device), fill_value)
+    return fill_contiguous(new_tensor(tuple(size), full_dtype(fill_value, dtype), device), fill_value)
 
 
 def ones(size, dtype=None, device=None):
-    return fill_contiguous(_empty(size, factory_dtype(dtype), device), 1)
+    return fill_contiguous(new_tensor(size, factory_dtype(dtype), device), 1)
 
 
 def scalar_tensor(s, dtype=None, device=None):
-    return fill_contiguous(_empty((), factory_dtype(dtype), device), s)
+    return fill_contiguous(new_tensor((), factory_dtype(dtype), device), s)
 
 
 def arange(start, end=None, step=1, dtype=None, device=None):
     start, step, n, dtype = arange_args(start, end, step, dtype)
-    out = _empty((n,), dtype, device)
+    out = new_tensor((n,), dtype, device)
     if dtype.is_floating_point:   # start + i * step in float64, as the CPU kernel
         return _fill(_ARANGE, out, (start, step, 0, 0), True)
     return _fill(_ARANGE, out, (start, step, 0, 0), False)   # integers: int64 start and step
@@ -245,7 +246,7 @@ def arange(start, end=None, step=1, dtype=None, device=None):
 
 def linspace(start, end, steps, dtype=None, device=None):
     start, end = scalar_value(start), scalar_value(end)
-    out = _empty((steps,), factory_dtype(dtype), device)
+    out = new_tensor((steps,), factory_dtype(dtype), device)
     if steps == 1:
         return _fill(_LINSPACE, out, (start, start, 0, 0), True)
     step = (end - start) / (steps - 1) if steps else 0
@@ -254,7 +255,7 @@ def linspace(start, end, steps, dtype=None, device=None):
 
 def eye(n, m=None, dtype=None, device=None):
     m = n if m is None else m
-    return _fill(_EYE, _empty((n, m), factory_dtype(dtype), device), (0, 0, 0, 0), False, k=m)
+    return _fill(_EYE, new_tensor((n, m), factory_dtype(dtype), device), (0, 0, 0, 0), False, k=m)
 
 
 def _register():

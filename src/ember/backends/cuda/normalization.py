@@ -10,7 +10,7 @@ from ...core import dtype as D
 from ...dispatch import OPS
 from ...ops.normalization import as_normalized_shape, stats_dtype
 from .compiler import LazyKernels, next_power_of_2, pointer_arg, run
-from .elementwise import _empty
+from .memory import new_tensor
 
 MAX_N = 16384
 MAX_PROGRAMS = 512
@@ -43,9 +43,9 @@ def native_layer_norm(input, normalized_shape, weight, bias, eps):
     shape, dt = input._shape, input._dtype
     batch = shape[:len(shape) - len(ns)]
     rows = prod(batch)
-    y = _empty(shape, dt, input.device)
-    mean = _empty(batch + (1,) * len(ns), stats_dtype(dt), input.device)
-    rstd = _empty(batch + (1,) * len(ns), stats_dtype(dt), input.device)
+    y = new_tensor(shape, dt, input.device)
+    mean = new_tensor(batch + (1,) * len(ns), stats_dtype(dt), input.device)
+    rstd = new_tensor(batch + (1,) * len(ns), stats_dtype(dt), input.device)
     if rows and n:
         block_n, block_r, warps = _geometry(n)
         args = [pointer_arg("x_ptr", x), pointer_arg("w_ptr", weight if weight is not None else x),
@@ -67,14 +67,14 @@ def native_layer_norm_backward(grad_out, input, normalized_shape, mean, rstd, we
     x = input if input.is_contiguous() else input.contiguous()
     dy = grad_out if grad_out.is_contiguous() else grad_out.contiguous()
     need_wb = (need_weight and weight is not None) or (need_bias and bias is not None)
-    dx = _empty(input._shape, input._dtype, input.device) if need_input else None
+    dx = new_tensor(input._shape, input._dtype, input.device) if need_input else None
     block_n, block_r, warps = _geometry(n)
     progs = max(1, min(MAX_PROGRAMS, (rows + block_r - 1) // block_r))
     per = (rows + progs - 1) // progs
     per = (per + block_r - 1) // block_r * block_r
     progs = max(1, (rows + per - 1) // per) if rows else 1
-    dwp = _empty((progs, n), D.float32, input.device) if need_wb else None
-    dbp = _empty((progs, n), D.float32, input.device) if need_wb else None
+    dwp = new_tensor((progs, n), D.float32, input.device) if need_wb else None
+    dbp = new_tensor((progs, n), D.float32, input.device) if need_wb else None
     if rows and n and (need_input or need_wb):
         args = [pointer_arg("dy_ptr", dy), pointer_arg("x_ptr", x),
                 pointer_arg("w_ptr", weight if weight is not None else x), pointer_arg("mean_ptr", mean),

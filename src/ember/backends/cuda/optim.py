@@ -15,7 +15,7 @@ from ...core.dtype import float32 as _F32, float64 as _F64
 from ...dispatch import OPS
 from ...ops.optim import clip_grads_composite_, total_norm_composite
 from .compiler import LazyKernels, pointer_arg, run
-from .elementwise import _empty
+from .memory import new_tensor
 
 BLOCK = 1024
 SLOTS = 8               # tensors per launch (the kernels' argument lists are written out for 8)
@@ -194,12 +194,12 @@ def total_norm2(tensors):
     order) and one final launch."""
     dev = tensors[0]._storage.device
     index = dev.index or 0
-    part = _empty((len(tensors) * SUMSQ_PROGRAMS,), _F32, dev)
+    part = new_tensor((len(tensors) * SUMSQ_PROGRAMS,), _F32, dev)
     for k, chunk in enumerate(_chunks(tensors)):
         run(K.sumsq_partial_kernel, (SUMSQ_PROGRAMS, len(chunk)),
             [("part_ptr", part, "*fp32"), ("base", k * SLOTS, "i64")] + _slot_args("x", chunk),
             {"PROGRAMS": SUMSQ_PROGRAMS, "BLOCK": BLOCK}, index)
-    out = _empty((), _F32, dev)
+    out = new_tensor((), _F32, dev)
     run(K.sqrt_sum_kernel, (1,), [("part_ptr", part, "*fp32"), ("out_ptr", out, "*fp32"),
                                   ("n", part.numel(), "i64")], {"BLOCK": BLOCK}, index)
     return out

@@ -30,7 +30,8 @@ from ...dispatch import OPS
 from ...ops.reduction import (check_nonempty, float_dtype, mean_dtype, nanmean_dtype, one_dim, reduce_dims,
                               reduced_shape, return_types, softmax_dtype, sum_dtype, var_args)
 from .compiler import next_power_of_2, pointer_arg, run
-from .elementwise import _collapse, _empty, copy_cast
+from .elementwise import _collapse, copy_cast
+from .memory import new_tensor
 
 SPLIT_MIN_COLS = 16384     # split a reduction over the columns when rows are few and columns at least this many
 SPLIT_TARGET_PROGRAMS = 512
@@ -127,7 +128,7 @@ def _as_rows_cols(x, red):
         perm = keep + red
         shape = tuple(x._shape[d] for d in perm)
         view = x._as_view(shape, tuple(x._stride[d] for d in perm), x._offset)
-        x = copy_cast(_empty(shape, x._dtype, x.device), view)
+        x = copy_cast(new_tensor(shape, x._dtype, x.device), view)
         rows, cols = (1, 0, C, False), (1, 0, 1, False)
     return x, R, C, rows, cols
 
@@ -180,7 +181,7 @@ def _run(out, lay, op, ck, divisor=None, centre=None, post=None):
         chunk = -(-chunk // bc) * bc
         nsplit = -(-C // chunk)
         welford = op == "welford"
-        part = _empty((3 if welford else 1, R, nsplit), _acc_dtype(ck), x.device)
+        part = new_tensor((3 if welford else 1, R, nsplit), _acc_dtype(ck), x.device)
         _reduce_launch(part, x, op, R, C, rows, cols, chunk, nsplit, None, ck, br, bc, centre,
                        "welford_parts" if welford else None)
         rows2, cols2 = (1, 0, nsplit, False), (1, 0, 1, False)
@@ -225,7 +226,7 @@ def _reduce(x, op, dims, keepdim, out_dt, ck):
     m = _memo.get(key)
     if m is not None:
         shape, plan, grid, scalars, ptrs = m
-        out = _empty(shape, out_dt, dev)
+        out = new_tensor(shape, out_dt, dev)
         v = plan.vals
         for slot, val in scalars:
             v[slot].value = val
@@ -234,7 +235,7 @@ def _reduce(x, op, dims, keepdim, out_dt, ck):
             v[slot].value = px if is_x else po
         plan.launch(grid, dev.index or 0)
         return out
-    out = _empty(reduced_shape(x._shape, dims, keepdim), out_dt, x.device)
+    out = new_tensor(reduced_shape(x._shape, dims, keepdim), out_dt, x.device)
     if out.numel() == 0:
         return out
     lay = _layout(x, dims)
@@ -264,7 +265,7 @@ def sum_cuda(self, dim=None, keepdim=False, dtype=None):
 def mean_cuda(self, dim=None, keepdim=False, dtype=None):
     out_dt = mean_dtype("mean", self, dtype)
     dims = None if dim is None else reduce_dims("mean", dim, len(self._shape))
-    out = _empty(reduced_shape(self._shape, dims, keepdim), out_dt, self.device)
+    out = new_tensor(reduced_shape(self._shape, dims, keepdim), out_dt, self.device)
     if out.numel() == 0:
         return out
     lay = _layout(self, dims)
@@ -310,12 +311,12 @@ def nanmean_cuda(self, dim=None, keepdim=False, dtype=None):
     """The NaN-free sum (pass 1), then the count of non-NaNs that divides it (pass 2)."""
     out_dt = nanmean_dtype(self, dtype)
     dims = None if dim is None else reduce_dims("nanmean", dim, len(self._shape))
-    out = _empty(reduced_shape(self._shape, dims, keepdim), out_dt, self.device)
+    out = new_tensor(reduced_shape(self._shape, dims, keepdim), out_dt, self.device)
     if out.numel() == 0:
         return out
     lay = _layout(self, dims)
     ck = _float_ck(out_dt)
-    total = _run(_empty((lay[1],), _acc_dtype(ck), self.device), lay, "nansum", ck)
+    total = _run(new_tensor((lay[1],), _acc_dtype(ck), self.device), lay, "nansum", ck)
     return _run(out, lay, "count_nonnan", 2, centre=total, post="div_into")
 
 
@@ -324,7 +325,7 @@ def _var(name, take_sqrt):
         """One Welford pass in float32 (float64 for float64): M2 / max(n - correction, 0), NaN for 0 / 0."""
         dim, corr = var_args(name, self, dim, unbiased, correction)
         dims = None if dim is None else reduce_dims(name, dim, len(self._shape))
-        out = _empty(reduced_shape(self._shape, dims, keepdim), self._dtype, self.device)
+        out = new_tensor(reduced_shape(self._shape, dims, keepdim), self._dtype, self.device)
         if out.numel() == 0:
             return out
         lay = _layout(self, dims)
@@ -342,12 +343,12 @@ def logsumexp_cuda(self, dim, keepdim=False):
     """The row max m (pass 1; 0 where not finite), then log(sum(exp(x - m))) + m (pass 2)."""
     out_dt = float_dtype(self)
     dims = reduce_dims("logsumexp", dim, len(self._shape))
-    out = _empty(reduced_shape(self._shape, dims, keepdim), out_dt, self.device)
+    out = new_tensor(reduced_shape(self._shape, dims, keepdim), out_dt, self.device)
     if out.numel() == 0:
         return out
     lay = _layout(self, dims)
     ck = _float_ck(out_dt)
-    m = _run(_empty((lay[1],), _acc_dtype(ck), self.device), lay, "amax", _ck(self._dtype))
+    m = _run(new_tensor((lay[1],), _acc_dtype(ck), self.device), lay, "amax", _ck(self._dtype))
     return _run(out, lay, "exp_sum", ck, centre=m, post="log_add")
 
 
@@ -370,7 +371,7 @@ def _argmax(name, is_min):
         # the meta (ops.reduction.check_arg_extremum) refused bool and empty reductions
         d = None if dim is None else one_dim(name, dim, nd)
         dims = None if (d is None or nd == 0) else (d,)
-        out = _empty(reduced_shape(self._shape, dims, keepdim), D.int64, self.device)
+        out = new_tensor(reduced_shape(self._shape, dims, keepdim), D.int64, self.device)
         if out.numel():
             _arg_launch(out, None, self, dims, is_min)
         return out
@@ -389,7 +390,7 @@ def _max_dim(name, is_min, result):
         d = one_dim(name, dim, nd)   # the meta refused an empty reduction dim
         dims = (d,) if nd else None
         shape = reduced_shape(self._shape, dims, keepdim)
-        vals, idx = _empty(shape, self._dtype, self.device), _empty(shape, D.int64, self.device)
+        vals, idx = new_tensor(shape, self._dtype, self.device), new_tensor(shape, D.int64, self.device)
         if idx.numel():
             _arg_launch(idx, vals, self, dims, is_min)
         return result(vals, idx)
@@ -419,7 +420,7 @@ class Along:
         ks = [x._shape[k] for k in keep]
         sizes, sts = _collapse(ks, [[x._stride[k] for k in keep], [o._stride[k] for k in keep]])
         if len(sizes) > 2:
-            x = copy_cast(_empty(x._shape, x._dtype, x.device), x)
+            x = copy_cast(new_tensor(x._shape, x._dtype, x.device), x)
             sizes, sts = _collapse(ks, [[x._stride[k] for k in keep], [o._stride[k] for k in keep]])
         self.x, self.o, self.R, self.C = x, o, math.prod(ks), x._shape[d]
         self.two = len(sizes) == 2
@@ -459,7 +460,7 @@ def _softmax(name, log):
         else two: per-lane online max and sum of exps, then the writes."""
         out_dt = softmax_dtype(name, self, dtype)
         d = one_dim(name, dim, len(self._shape))
-        out = _empty(self._shape, out_dt, self.device)
+        out = new_tensor(self._shape, out_dt, self.device)
         if out.numel() == 0:
             return out
         a = Along(self, out, d)

@@ -36,8 +36,9 @@ from ...ops.creation import factory_dtype
 from ...ops.random import dropout_backward_dtype, integer_dtype, random_range
 from ...random import _default_for, get_generator
 from .compiler import next_power_of_2, pointer_arg, run
-from .elementwise import _empty, copy_cast
+from .elementwise import copy_cast
 from .capture import capturing as _capturing
+from .memory import new_tensor
 
 BLOCK = 256             # Philox counters per program of the fill and dropout kernels
 RANK_MAX = 1 << 14      # randperm by counting ranks up to this n (O(n^2) compares), Feistel above
@@ -88,7 +89,7 @@ def _captured(cg, g, dev, counters: int):
         cg._before_replay.append(hook)
     rec = hook.states.get(g)
     if rec is None:
-        rec = hook.states[g] = [_empty((2,), D.int64, dev), 0]
+        rec = hook.states[g] = [new_tensor((2,), D.int64, dev), 0]
     off = rec[1]
     rec[1] += counters
     return rec[0], 0, off, 1
@@ -139,18 +140,18 @@ def _fill_(self: Tensor, dist: int, a, b, generator, **kw) -> Tensor:
     """In place: directly when self is contiguous, else through a contiguous buffer."""
     if self.is_contiguous():
         return _fill(self, dist, a, b, generator, **kw)
-    tmp = _fill(_empty(self._shape, self._dtype, self._storage.device), dist, a, b, generator, **kw)
+    tmp = _fill(new_tensor(self._shape, self._dtype, self._storage.device), dist, a, b, generator, **kw)
     return copy_cast(self, tmp)
 
 
 def rand(size, generator=None, dtype=None, device=None):
     dt = factory_dtype(dtype)
-    return _fill(_empty(size, dt, device), _UNIFORM, 0.0, 1.0, generator, ubits=_UBITS.get(dt, 24))
+    return _fill(new_tensor(size, dt, device), _UNIFORM, 0.0, 1.0, generator, ubits=_UBITS.get(dt, 24))
 
 
 def randn(size, generator=None, dtype=None, device=None):
     dt = factory_dtype(dtype)
-    return _fill(_empty(size, dt, device), _NORMAL, 0.0, 1.0, generator)
+    return _fill(new_tensor(size, dt, device), _NORMAL, 0.0, 1.0, generator)
 
 
 def _integers(out: Tensor, low: int, high: int, generator) -> Tensor:
@@ -162,7 +163,7 @@ def _integers(out: Tensor, low: int, high: int, generator) -> Tensor:
 
 
 def randint(low, high, size, generator=None, dtype=None, device=None):
-    return _integers(_empty(size, integer_dtype(dtype), device), low, high, generator)
+    return _integers(new_tensor(size, integer_dtype(dtype), device), low, high, generator)
 
 
 def normal_(self, mean=0.0, std=1.0, generator=None):
@@ -182,7 +183,7 @@ def exponential_(self, lambd=1.0, generator=None):
 
 
 def bernoulli(self, p=None, generator=None):
-    out = _empty(self._shape, self._dtype, self._storage.device)
+    out = new_tensor(self._shape, self._dtype, self._storage.device)
     if p is not None:
         return _fill(out, _BERNOULLI, p, 0.0, generator)
     probs = self if self.is_contiguous() else self.contiguous()
@@ -205,7 +206,7 @@ def multinomial(self, num_samples, replacement=False, generator=None):
     C = self._shape[-1]
     rows = self._shape[0] if self.ndim == 2 else 1
     S = num_samples
-    out = _empty(self._shape[:-1] + (S,), D.int64, self._storage.device)
+    out = new_tensor(self._shape[:-1] + (S,), D.int64, self._storage.device)
     if rows == 0 or S == 0:
         return out
     Q = (C + 3) // 4
@@ -223,7 +224,7 @@ def multinomial(self, num_samples, replacement=False, generator=None):
 
 
 def randperm(n, generator=None, dtype=None, device=None):
-    out = _empty((n,), integer_dtype(dtype), device)
+    out = new_tensor((n,), integer_dtype(dtype), device)
     if n == 0:
         return out
     K = _kernels()
@@ -247,8 +248,8 @@ def native_dropout(input, p, train=None):
         return input.clone(), OPS["ones"].fn(*input._shape, dtype=D.bool, device=input.device)
     x = input if input.is_contiguous() else input.contiguous()
     dev = input._storage.device
-    out = _empty(input._shape, input._dtype, dev)
-    mask = _empty(input._shape, D.bool, dev)
+    out = new_tensor(input._shape, input._dtype, dev)
+    mask = new_tensor(input._shape, D.bool, dev)
     n = prod(input._shape)
     if n == 0:
         return out, mask
@@ -267,7 +268,7 @@ def native_dropout_backward(grad_output, mask, scale):
     g = g if g.is_contiguous() else g.contiguous()
     m = mask if mask._shape == g._shape else mask.expand(*g._shape)
     m = m if m.is_contiguous() else m.contiguous()
-    out = _empty(g._shape, g._dtype, g._storage.device)
+    out = new_tensor(g._shape, g._dtype, g._storage.device)
     n = prod(g._shape)
     if n:
         sty = "fp64" if g._dtype is D.float64 else "fp32"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from ...core import dtype as D
 from ...dispatch import OPS
 from ...ops.reduction import one_dim, return_types, softmax_dtype, sum_dtype
-from .elementwise import _empty
+from .memory import new_tensor
 from .compiler import next_power_of_2, pointer_arg
 from .reduction import Along, _blocks, _ck, _launch
 
@@ -33,8 +33,8 @@ def _scan(self, name, dim, out_dt, ck):
     """The scan `name` of self along dim into a new out_dt tensor (and int64 indices for cummax/cummin)."""
     d = one_dim(name, dim, len(self._shape))
     pairs = _OP[name] >= 3
-    out = _empty(self._shape, out_dt, self.device)
-    idx = _empty(self._shape, D.int64, self.device) if pairs else None
+    out = new_tensor(self._shape, out_dt, self.device)
+    idx = new_tensor(self._shape, D.int64, self.device) if pairs else None
     if out.numel() == 0:
         return out, idx
     a = Along(self, out, d)
@@ -49,8 +49,8 @@ def _scan(self, name, dim, out_dt, ck):
     i = out if idx is None else idx
     tv = ti = out
     if nsplit > 1:
-        tv = _empty((R, nsplit), (D.float32, D.float64, D.int64)[ck], self.device)
-        ti = _empty((R, nsplit), D.int64, self.device) if pairs else tv
+        tv = new_tensor((R, nsplit), (D.float32, D.float64, D.int64)[ck], self.device)
+        ti = new_tensor((R, nsplit), D.int64, self.device) if pairs else tv
     args = ([pointer_arg("out_ptr", a.o), pointer_arg("idx_ptr", i), pointer_arg("x_ptr", x), pointer_arg("tv_ptr", tv),
              pointer_arg("ti_ptr", ti)] + a.row_args()
             + [("cs", a.cs, "i64"), ("ors0", a.os[0], "i64"), ("ors1", a.os[1], "i64"), ("ocs", a.ocs, "i64"),

@@ -23,7 +23,8 @@ from ...core.shape import normalize_dim
 from ...dispatch import OPS
 from ...ops.shape import kthvalue_result, kthvalue_shape, sort_result, topk_result, topk_shape
 from .compiler import next_power_of_2, pointer_arg, run
-from .elementwise import _collapse, _empty, copy_cast
+from .elementwise import _collapse, copy_cast
+from .memory import new_tensor
 
 MAX_TILE = 4096          # longest row one program sorts in registers; longer rows are merge-sorted
 RUN = 1024               # the sorted runs the merge passes start from
@@ -63,7 +64,7 @@ def _rows(x, d):
     pre = _collapse(shape[:d], [list(st[:d])])
     post = _collapse(shape[d + 1:], [list(st[d + 1:])])
     if len(pre[0]) > 1 or len(post[0]) > 1:
-        x = copy_cast(_empty(shape, x._dtype, x.device), x)
+        x = copy_cast(new_tensor(shape, x._dtype, x.device), x)
         return _rows(x, d)
     return x, prod(shape[:d]), shape[d], prod(shape[d + 1:]), pre[1][0][0], post[1][0][0], st[d]
 
@@ -100,8 +101,8 @@ def _sort_rows(geo, desc, K, c0, vals, idx, perm=None):
         block = max(2, next_power_of_2(N))
         tile(idx, idx, True, block, min(next_power_of_2(R), max(1, SHORT_TILE // block)))
         return
-    keys = [_empty((R * N,), D.int64, dev) for _ in range(2)]
-    kixs = [_empty((R * N,), D.int32, dev) for _ in range(2)]
+    keys = [new_tensor((R * N,), D.int64, dev) for _ in range(2)]
+    kixs = [new_tensor((R * N,), D.int32, dev) for _ in range(2)]
     tile(keys[0], kixs[0], False, RUN, 1)
     L, cur, nblk = RUN, 0, -(-N // MERGE_BLOCK)
     while L < N:
@@ -119,8 +120,8 @@ def _sort_rows(geo, desc, K, c0, vals, idx, perm=None):
 
 def _select(self, d, desc, K, c0, out_shape, want_vals):
     """(values or None, indices) of the sorted positions [c0, c0 + K) along dim d, shaped out_shape."""
-    idx = _empty(out_shape, D.int64, self.device)
-    vals = _empty(out_shape, self._dtype, self.device) if want_vals else None
+    idx = new_tensor(out_shape, D.int64, self.device)
+    vals = new_tensor(out_shape, self._dtype, self.device) if want_vals else None
     if idx.numel():
         _sort_rows(_rows(self, d), desc, K, c0, vals, idx)
     return vals, idx
@@ -151,7 +152,7 @@ def kthvalue_cuda(self, k, dim=-1, keepdim=False):
 # ---- unique ----------------------------------------------------------------------------------------
 
 def _contiguous(x):
-    return x if x.is_contiguous() else copy_cast(_empty(x._shape, x._dtype, x.device), x)
+    return x if x.is_contiguous() else copy_cast(new_tensor(x._shape, x._dtype, x.device), x)
 
 
 def unique_cuda(self, sorted=True, return_inverse=False, return_counts=False, dim=None):
@@ -159,8 +160,8 @@ def unique_cuda(self, sorted=True, return_inverse=False, return_counts=False, di
     if dim is None:
         M, S, PRE, POST = self.numel(), 1, 1, 1
         x = _contiguous(self)
-        src = _empty((M,), dt, dev)
-        order = _empty((M,), D.int64, dev)
+        src = new_tensor((M,), dt, dev)
+        order = new_tensor((M,), D.int64, dev)
         if M:
             _sort_rows((x, 1, M, 1, 0, 0, 1), False, M, 0, src, order)
         out_shape, inv_shape = (lambda g: (g,)), self._shape
@@ -177,17 +178,17 @@ def unique_cuda(self, sorted=True, return_inverse=False, return_counts=False, di
         elif M:             # lexicographic order of the slices: stable sorts by element S-1, ..., 0
             for s in reversed(range(S)):
                 col = src._as_view((M,), (S,), src._offset + s)
-                nxt = _empty((M,), D.int64, dev)
+                nxt = new_tensor((M,), D.int64, dev)
                 _sort_rows((col, 1, M, 1, 0, 0, S), False, M, 0, None, nxt, order)
                 order = nxt
         out_shape, inv_shape = (lambda g: shape[:d] + (g,) + shape[d + 1:]), (M,)
     if M == 0:
-        res = [_empty(out_shape(0), dt, dev), _empty(inv_shape, D.int64, dev), _empty((0,), D.int64, dev)]
+        res = [new_tensor(out_shape(0), dt, dev), new_tensor(inv_shape, D.int64, dev), new_tensor((0,), D.int64, dev)]
         return _pick(res, return_inverse, return_counts)
     K_ = _kernels()
     nb = -(-M // UNIQUE_BLOCK)
-    cnt = _empty((nb,), D.int64, dev)
-    off = _empty((nb + 1,), D.int64, dev)
+    cnt = new_tensor((nb,), D.int64, dev)
+    off = new_tensor((nb + 1,), D.int64, dev)
     gather = int(dim is not None)
     kind = _kind(dt)
     base = [pointer_arg("src_ptr", src), ("order_ptr", order, "*i64")]
@@ -196,9 +197,9 @@ def unique_cuda(self, sorted=True, return_inverse=False, return_counts=False, di
     _run(K_.unique_scan_kernel, (1,), [("cnt_ptr", cnt, "*i64"), ("off_ptr", off, "*i64"), ("nb", nb, "i64")],
          {"BLOCK": SCAN_BLOCK}, dev)
     G = off._as_view((), (), off._offset + nb).item()     # the one host synchronisation
-    out = _empty(out_shape(G), dt, dev)
-    inv = _empty(inv_shape, D.int64, dev) if return_inverse else cnt
-    first = _empty((G,), D.int64, dev) if return_counts else cnt
+    out = new_tensor(out_shape(G), dt, dev)
+    inv = new_tensor(inv_shape, D.int64, dev) if return_inverse else cnt
+    first = new_tensor((G,), D.int64, dev) if return_counts else cnt
     args = base + [("off_ptr", off, "*i64"), pointer_arg("out_ptr", out), ("inv_ptr", inv, "*i64"),
                    ("first_ptr", first, "*i64"), ("M", M, "i64"), ("S", S, "i64"), ("POST", POST, "i64"),
                    ("G", G, "i64")]
@@ -207,7 +208,7 @@ def unique_cuda(self, sorted=True, return_inverse=False, return_counts=False, di
           "BLOCK": UNIQUE_BLOCK}, dev)
     counts = None
     if return_counts:
-        counts = _empty((G,), D.int64, dev)
+        counts = new_tensor((G,), D.int64, dev)
         _run(K_.unique_counts_kernel, (-(-G // UNIQUE_BLOCK),),
              [("first_ptr", first, "*i64"), ("cnt_ptr", counts, "*i64"), ("G", G, "i64"), ("M", M, "i64")],
              {"BLOCK": UNIQUE_BLOCK}, dev)

@@ -10,40 +10,19 @@ import numpy as np
 
 from ..._tensor import Tensor
 from ...core import dtype as D
-from ...core.device import CPU, device as _device
-from ...core.shape import contiguous_strides
+from ...core.device import CPU
 from ...core.storage import Storage
 from ...dispatch import OPS
 from ...ops.elementwise import check_internal_overlap
 from .checks import raise_pending
-from .driver import _tls as _ctx_tls, check, driver, ensure_context
+from .driver import check, driver
 from .elementwise import copy_cast
 from .capture import refuse_during_capture
-from .memory import CudaBuffer, _allocators, allocator_for, keep_alive, pinned_empty
+from .memory import empty_cuda, keep_alive, pinned_empty
 from .movement import fill_contiguous
-from .stream import _tls as _stream_tls, current_stream
+from .stream import current_stream
 
 _make = Tensor._make
-
-
-def empty_cuda(shape, dtype, index: int) -> Tensor:
-    """A new contiguous CUDA tensor (the allocation every op output goes through: kept flat)."""
-    if shape.__class__ is not tuple:
-        shape = tuple(shape)
-    nbytes = prod(shape) * dtype.itemsize
-    if _ctx_tls.__dict__.get("ctx_index") != index:
-        ensure_context(index)
-    if nbytes:
-        a = _allocators.get(index) or allocator_for(index)
-        s = _stream_tls.streams.get(index) or current_stream(index)
-        buf = CudaBuffer(a.malloc(nbytes, s), a, nbytes)
-    else:
-        buf = CudaBuffer(None, None, 0)
-    dev = _devices.get(index) or _devices.setdefault(index, _device("cuda", index))
-    return _make(Storage(buf, dev, nbytes), shape, contiguous_strides(shape), 0, dtype)
-
-
-_devices = {}
 
 
 def _index(t: Tensor) -> int:
