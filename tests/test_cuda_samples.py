@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.cuda,
 torch = pytest.importorskip("torch")
 
 from samples import REGISTRY, Sample  # noqa: E402
-from samples._check import check_meta, compare, describe, is_known  # noqa: E402
+from samples._check import check_meta, compare, failures_of  # noqa: E402
 from samples._convert import cuda_args, kernel_args, mutated_positions, to_host, torch_args  # noqa: E402
 
 from ember.dispatch import OPS  # noqa: E402
@@ -63,21 +63,6 @@ def run_error_cuda(op, err):
 def test_op_samples_cuda(name):
     info = REGISTRY[name]
     op = OPS[name]
-    failures = []
-    for i, s in enumerate(info.samples()):
-        if is_known(s):
-            continue
-        try:
-            run_refused_cuda(op, s) if s.cuda else run_cuda(info, op, s)
-        except Exception as exc:  # noqa: BLE001 - every failing sample is reported
-            failures.append(f"{describe(i, s)}: {type(exc).__name__}: {str(exc)[:600]}")
-    for i, e in enumerate(info.errors() if info.errors else ()):
-        if is_known(e):
-            continue
-        try:
-            run_error_cuda(op, e)
-        except BaseException as exc:  # noqa: BLE001 - pytest.raises fails with an outcome exception
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            failures.append(f"error {describe(i, e)}: {type(exc).__name__}: {str(exc)[:600]}")
+    failures = failures_of(info, lambda s: run_refused_cuda(op, s) if s.cuda else run_cuda(info, op, s),
+                           lambda e: run_error_cuda(op, e))
     assert not failures, f"{name}: {len(failures)} failing samples on CUDA:\n" + "\n".join(failures)

@@ -11,7 +11,7 @@ be removed. The two coverage tests fail while an op lacks samples or a meta.
 """
 import pytest
 from samples import REGISTRY
-from samples._check import check_meta, compare, describe, is_known
+from samples._check import check_meta, compare, failures_of, is_known
 from samples._convert import kernel_args, mutated_positions, torch_args
 
 from ember.dispatch import OPS
@@ -58,32 +58,11 @@ def run_error(info, op, err):
             info.ref(*targs, **tkwargs)
 
 
-def _short(exc) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) < 600 else text[:600] + " ..."
-
-
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_op_samples(name):
     info = REGISTRY[name]
     op = OPS[name]
-    failures = []
-    for i, s in enumerate(info.samples()):
-        if is_known(s):
-            continue
-        try:
-            run_sample(info, op, s)
-        except Exception as exc:  # noqa: BLE001 - every failing sample is reported
-            failures.append(f"{describe(i, s)}: {_short(exc)}")
-    for i, e in enumerate(info.errors() if info.errors else ()):
-        if is_known(e):
-            continue
-        try:
-            run_error(info, op, e)
-        except BaseException as exc:  # noqa: BLE001 - pytest.raises fails with an outcome exception
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            failures.append(f"error {describe(i, e)}: {_short(exc)}")
+    failures = failures_of(info, lambda s: run_sample(info, op, s), lambda e: run_error(info, op, e))
     assert not failures, f"{name}: {len(failures)} failing samples:\n" + "\n".join(failures)
 
 

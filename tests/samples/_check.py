@@ -8,7 +8,7 @@ from helpers import E2T, assert_same, to_torch
 
 import ember
 
-__all__ = ["KNOWN", "is_known", "check_meta", "compare", "describe"]
+__all__ = ["KNOWN", "is_known", "check_meta", "compare", "describe", "failures_of"]
 
 KNOWN = "KNOWN:"
 
@@ -99,3 +99,31 @@ def _as_torch(x):
     if isinstance(x, np.generic):
         return x.item()
     return x
+
+
+def _short(exc) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) < 600 else text[:600] + " ..."
+
+
+def failures_of(info, run_sample, run_error) -> list:
+    """Runs `run_sample(sample)` on every sample and `run_error(error_sample)` on every error sample of
+    `info` (KNOWN ones left out) and returns one line per failure, so that a test reports them all."""
+    failures = []
+    for i, s in enumerate(info.samples()):
+        if is_known(s):
+            continue
+        try:
+            run_sample(s)
+        except Exception as exc:  # noqa: BLE001 - every failing sample is reported
+            failures.append(f"{describe(i, s)}: {_short(exc)}")
+    for i, e in enumerate(info.errors() if info.errors else ()):
+        if is_known(e):
+            continue
+        try:
+            run_error(e)
+        except BaseException as exc:  # noqa: BLE001 - pytest.raises fails with an outcome exception
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            failures.append(f"error {describe(i, e)}: {_short(exc)}")
+    return failures
