@@ -62,7 +62,7 @@ REFLECTED = ("div", "floor_divide", "remainder", "pow", "fmod", "atan2")
 # ---- the rules both backends share ----------------------------------------------------------------
 
 FLOATING = frozenset(d for d in ALL_DTYPES if d.is_floating_point)
-INTEGRAL = frozenset(d for d in ALL_DTYPES if d.category == 1)
+INTEGRAL = frozenset(d for d in ALL_DTYPES if d.is_integer)
 BOOLEAN = frozenset((_bool,))
 
 
@@ -100,7 +100,7 @@ def out_dtype(rule: str, *operands):
     """The result dtype of an op of `rule` (see the module docstring), read with today's default dtype."""
     d = result_type(*operands)
     if rule == "float":
-        return d if d.category == 2 else get_default_dtype()
+        return d if d.is_floating_point else get_default_dtype()
     if rule == "bool":
         return _bool
     if rule == "square" and d is _bool:
@@ -149,7 +149,7 @@ def _common(self, other):
 
 
 def _as_float(dt):
-    return dt if dt.category == 2 else get_default_dtype()
+    return dt if dt.is_floating_point else get_default_dtype()
 
 
 def _result(rule, cdt):
@@ -169,7 +169,7 @@ def _unary_meta(name, rule):
     if rule == "float":   # no float op refuses a dtype
         def meta(self):
             dt = self._dtype
-            return self._shape, (dt if dt.category == 2 else get_default_dtype())
+            return self._shape, (dt if dt.is_floating_point else get_default_dtype())
     else:
         def meta(self):
             dt = self._dtype
@@ -207,7 +207,7 @@ def _binary_meta(name, rule, reflected=False):
 def check_pow(self, exponent, cdt) -> None:
     """pow(Tensor, Scalar) checks the scalar itself; a bool tensor exponent is refused."""
     if not isinstance(exponent, Tensor):
-        if cdt.category == 1 and exponent < 0:
+        if cdt.is_integer and exponent < 0:
             raise RuntimeError(f"pow: Integers to negative integer powers are not allowed (exponent {exponent} "
                                f"for a {cdt} tensor); use a floating-point exponent or tensor")
     elif cdt is _bool:
@@ -241,7 +241,7 @@ def check_alpha(name: str, alpha, dt) -> None:
         if dt is not _bool:
             raise RuntimeError(f"{name}: Boolean alpha only supported for Boolean results (got alpha={alpha} "
                                f"for dtype {dt})")
-    elif dt.category != 2 and not isinstance(alpha, (int, np.integer)):
+    elif not dt.is_floating_point and not isinstance(alpha, (int, np.integer)):
         raise RuntimeError(f"{name}: For integral input tensors, argument alpha must not be a floating point "
                            f"number (got alpha={alpha} with dtype {dt})")
 
@@ -274,7 +274,7 @@ def div_dtype(cdt, rounding_mode):
     """div's result dtype for operands promoting to `cdt`: true division gives a float, a rounding mode
     keeps `cdt` (and refuses bool)."""
     if rounding_mode is None:
-        return cdt if cdt.category == 2 else get_default_dtype()
+        return cdt if cdt.is_floating_point else get_default_dtype()
     check_rounding_mode(rounding_mode)
     if cdt is _bool:
         not_implemented(f"div (rounding_mode={rounding_mode!r})", cdt)
@@ -304,7 +304,7 @@ def check_approximate(name: str, approximate) -> None:
 def check_floating(name: str, self):
     """The dtype of `self`, which op `name` takes only as a floating point dtype."""
     dt = self._dtype
-    if dt.category != 2:
+    if not dt.is_floating_point:
         not_implemented(name, dt)
     return dt
 
@@ -325,7 +325,7 @@ def _leaky_relu_meta(self, negative_slope=0.01):
 def _gelu_backward_meta(grad_output, self, approximate="none"):
     check_approximate("gelu_backward", approximate)
     shape, dt = _common(self, grad_output)
-    if dt.category != 2:
+    if not dt.is_floating_point:
         not_implemented("gelu_backward", dt)
     return shape, dt
 
@@ -369,7 +369,7 @@ def check_lerp(name: str, self, end, weight):
         raise RuntimeError(f"{name}: expected dtype {dt} for `end` but got dtype {end._dtype}")
     if isinstance(weight, Tensor) and weight._shape and weight._dtype is not dt:
         raise RuntimeError(f"{name}: expected dtype {dt} for `weight` but got dtype {weight._dtype}")
-    if dt.category != 2:
+    if not dt.is_floating_point:
         not_implemented(name, dt)
     return dt
 
@@ -386,7 +386,7 @@ def _lerp__meta(self, end, weight):
 
 def check_addc(name: str, self, tensor1, tensor2):
     """The result dtype of addcmul/addcdiv, with PyTorch's checks."""
-    if name.startswith("addcdiv") and tensor1._dtype.category != 2 and tensor2._dtype.category != 2:
+    if name.startswith("addcdiv") and not tensor1._dtype.is_floating_point and not tensor2._dtype.is_floating_point:
         raise RuntimeError(f"{name}: integer division with addcdiv is no longer supported; for true division "
                            f"cast tensor1 or tensor2 to a floating point dtype, for floor division use "
                            f"(input + value * tensor1 // tensor2)")
@@ -443,16 +443,16 @@ def _copy__meta(self, src, non_blocking=False):
 
 
 # the largest magnitude each dtype holds; an unsigned type also takes -max (wrapping, as PyTorch)
-_RANGE = {d: (float((ml_dtypes.finfo if d.name == "bfloat16" else np.finfo)(d.np).max) if d.category == 2
+_RANGE = {d: (float((ml_dtypes.finfo if d.name == "bfloat16" else np.finfo)(d.np).max) if d.is_floating_point
               else int(np.iinfo(d.np).max)) for d in ALL_DTYPES if d is not _bool}
-_LOWEST = {d: (-m if d.category == 2 or not d.is_signed else -m - 1) for d, m in _RANGE.items()}
+_LOWEST = {d: (-m if d.is_floating_point or not d.is_signed else -m - 1) for d, m in _RANGE.items()}
 
 
 def check_fill_value(value, dt) -> None:
     """fill_ refuses a Python number that `dt` cannot hold (a 0-dim tensor value is cast without a check)."""
     if dt is _bool:
         return
-    if dt.category == 1 and isinstance(value, float) and not math.isfinite(value):
+    if dt.is_integer and isinstance(value, float) and not math.isfinite(value):
         bad = True
     else:
         bad = (value > _RANGE[dt] or value < _LOWEST[dt]) and math.isfinite(value)

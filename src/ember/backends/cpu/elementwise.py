@@ -43,10 +43,10 @@ def _rt2(self, other):
     if odt is None:
         c = other.__class__
         if c is float:
-            if dt.category == 2:
+            if dt.is_floating_point:
                 return dt
         elif c is int:
-            if dt.category >= 1:
+            if dt.category >= D.INTEGER:   # an int scalar keeps an integer or float dtype
                 return dt
         elif c is bool:
             return dt
@@ -222,7 +222,7 @@ def _unary_compute(name, rule, fn):
         if rule == "same":
             dt = cdt = sdt
         elif rule == "float":
-            dt = cdt = sdt if sdt.category == 2 else _get_default()
+            dt = cdt = sdt if sdt.is_floating_point else _get_default()
         elif rule == "bool":
             dt, cdt = D.bool, sdt
         else:  # "square": pow(self, 2), so bool gives int64
@@ -239,13 +239,13 @@ def _binary_compute(name, rule, fn, reflected=False):
         if rule == "same":
             dt = cdt
         elif rule == "float":
-            dt = cdt = cdt if cdt.category == 2 else _get_default()
+            dt = cdt = cdt if cdt.is_floating_point else _get_default()
         else:
             dt = D.bool
         x, y = _in(self, cdt), _in(other, cdt)
         if reflected:
             x, y = y, x
-        if int_division and cdt.category == 1 and not np.all(y):
+        if int_division and cdt.is_integer and not np.all(y):
             _zero_div(name)
         return fn(x, y), dt
     return compute
@@ -259,7 +259,7 @@ def _unary_inplace(name, rule, ufunc):
 
     def fast(self):
         dt = self._dtype
-        if dt is _F16 or dt is _BF16 or dt is D.bool or (float_only and dt.category != 2):
+        if dt is _F16 or dt is _BF16 or dt is D.bool or (float_only and not dt.is_floating_point):
             return None
         a = arr(self)
         ufunc(a, out=a)
@@ -275,10 +275,10 @@ def _binary_inplace(name, rule, ufunc):
 
     def fast(self, other):
         dt = self._dtype
-        if dt is _F16 or dt is _BF16 or _rt2(self, other) is not dt or (rule == "float" and dt.category != 2):
+        if dt is _F16 or dt is _BF16 or _rt2(self, other) is not dt or (rule == "float" and not dt.is_floating_point):
             return None
         y = _in(other, dt)
-        if int_division and dt.category == 1 and not np.all(y):
+        if int_division and dt.is_integer and not np.all(y):
             return None     # the generic path raises
         a = arr(self)
         ufunc(a, y, out=a)
@@ -323,7 +323,7 @@ def _pow_compute(self, other):
     if dt is D.bool:   # a bool tensor to a bool power (the meta refuses bool tensor exponents): self or ones
         return (arr(self).copy() if other else np.ones(self._shape, np.bool_)), dt
     x, y = _in(self, dt), _in(other, dt)
-    return (_int_pow(x, y) if dt.category == 1 else np.power(x, y)), dt
+    return (_int_pow(x, y) if dt.is_integer else np.power(x, y)), dt
 
 
 _register("pow", _pow_compute)
@@ -404,7 +404,7 @@ def _div_compute(self, other, rounding_mode=None, reflected=False):
     x, y = _in(self, dt), _in(other, dt)
     if reflected:
         x, y = y, x
-    if dt.category == 2:
+    if dt.is_floating_point:
         return (np.floor_divide(x, y) if rounding_mode == "floor" else np.trunc(np.true_divide(x, y))), dt
     if not np.all(y):
         _zero_div("div")
@@ -416,7 +416,7 @@ def _div_compute(self, other, rounding_mode=None, reflected=False):
 
 def _div_inplace(self, other, rounding_mode=None):
     dt = self._dtype
-    if rounding_mode is not None or dt.category != 2 or dt is _F16 or dt is _BF16 or \
+    if rounding_mode is not None or not dt.is_floating_point or dt is _F16 or dt is _BF16 or \
             _rt2(self, other) is not dt:
         return None
     a = arr(self)
@@ -577,7 +577,7 @@ _register("lerp", _lerp_compute, fast=_lerp_inplace)
 def _addc_value(name, fn, self, tensor1, tensor2, value):
     """The result dtype and `value` as a scalar of the computation."""
     dt = _result_type(self, tensor1, tensor2)
-    if isinstance(value, (bool, np.bool_)) or (dt.category != 2 and isinstance(value, (float, np.floating))):
+    if isinstance(value, (bool, np.bool_)) or (not dt.is_floating_point and isinstance(value, (float, np.floating))):
         value = int(value)  # the value is cast to the tensors' dtype
     return dt, (_F32.type(value) if dt is _F16 or dt is _BF16 else operand(value, dt.np))
 
@@ -624,7 +624,7 @@ def _finfo(dt):
 def _nan_to_num_compute(self, nan=0.0, posinf=None, neginf=None):
     dt = self._dtype
     x = arr(self)
-    if dt.category != 2:
+    if not dt.is_floating_point:
         return x.copy(), dt
     info = _finfo(dt)
     hi = info.max if posinf is None else posinf
@@ -644,11 +644,11 @@ def _isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     dt = self._dtype
     a, b = arr(self), arr(other)
     close = np.equal(a, b)
-    if equal_nan and dt.category == 2:
+    if equal_nan and dt.is_floating_point:
         close |= np.isnan(a) & np.isnan(b)
     if rtol == 0 and atol == 0:
         return wrap(close, D.bool)
-    if dt.category == 2:  # PyTorch computes the errors in the tensors' dtype
+    if dt.is_floating_point:  # PyTorch computes the errors in the tensors' dtype
         cnp = _F32 if dt is _F16 or dt is _BF16 else dt.np
         a, b = a.astype(cnp, copy=False), b.astype(cnp, copy=False)
         allowed = cnp.type(atol) + np.abs(cnp.type(rtol) * b)
@@ -692,7 +692,7 @@ def _fill_value(value, dt):
     """A Python scalar (one `dt` holds: the meta checked) as a NumPy scalar of `dt`."""
     if dt is D.bool:
         return np.bool_(value)
-    if dt.category == 1:
+    if dt.is_integer:
         return np.array(int(value)).astype(dt.np)[()]
     value = float(value)
     return dt.np.type(_F32.type(value)) if dt is _F16 or dt is _BF16 else dt.np.type(value)

@@ -215,7 +215,7 @@ def _unary_kernel(name, code, rule):
 
     def entry(self):
         sdt = self._dtype
-        key = (sdt, D.get_default_dtype()) if rule == "float" and sdt.category != 2 else sdt
+        key = (sdt, D.get_default_dtype()) if rule == "float" and not sdt.is_floating_point else sdt
         k = fast.get(key)
         if k is None:
             dt = out_dtype(rule, self)
@@ -245,7 +245,7 @@ def _binary_kernel(name, code, rule):
 
     def entry(self, other):
         sdt = self._dtype
-        key = (sdt, D.get_default_dtype()) if rule == "float" and sdt.category != 2 else sdt
+        key = (sdt, D.get_default_dtype()) if rule == "float" and not sdt.is_floating_point else sdt
         k = fast.get(key)
         if k is None:
             dt, cdt = dtypes(self, other)
@@ -347,7 +347,7 @@ def _add_kernels():
 def copy_cast(dst: Tensor, src: Tensor) -> Tensor:
     """dst[...] = src with broadcasting, any strides on both sides, and a dtype cast."""
     return launch_ew(_IDENTITY, 1, dst, src, None, _CK[_compute_dtype(dst._dtype).name]
-                     if dst._dtype.category == 2 else _CK[dst._dtype.name])
+                     if dst._dtype.is_floating_point else _CK[dst._dtype.name])
 
 
 def _register():
@@ -464,7 +464,7 @@ def _register_ternary():
 
     def clamp_args(self, min, max):
         dt = D.result_type(*[v for v in (self, min, max) if v is not None])
-        inf = float("inf") if dt.category == 2 else None
+        inf = float("inf") if dt.is_floating_point else None
         lo = _scalar_of(min, self) if min is not None else (-inf if inf else _int_bound(dt, False))
         hi = _scalar_of(max, self) if max is not None else (inf if inf else _int_bound(dt, True))
         return dt, lo, hi
@@ -514,7 +514,7 @@ def _register_ternary():
         return (mx if posinf is None else posinf), (-mx if neginf is None else neginf), (0.0 if nan is None else nan)
 
     def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
-        if self._dtype.category != 2:
+        if not self._dtype.is_floating_point:
             return copy_cast(new_tensor(self._shape, self._dtype, self.device), self)
         hi, lo, v = nan_to_num_args(self, nan, posinf, neginf)
         out = new_tensor(self._shape, self._dtype, self.device)
@@ -523,7 +523,7 @@ def _register_ternary():
     def nan_to_num_(self, nan=0.0, posinf=None, neginf=None):
         if 0 in self._stride:
             check_internal_overlap("nan_to_num_", self)
-        if self._dtype.category != 2:
+        if not self._dtype.is_floating_point:
             return self
         hi, lo, v = nan_to_num_args(self, nan, posinf, neginf)
         return launch_tern(_NAN_TO_NUM, self, self, hi, lo, _CK[_compute_dtype(self._dtype).name], False, v)
@@ -537,7 +537,7 @@ def _register_ternary():
             raise NotImplementedError("isclose on CUDA takes two CUDA tensors (got a 0-dim CPU tensor); move it "
                                       "with .to(device) first")
         out = new_tensor(_shape_of(self, other), D.bool, dev)
-        if dt.category == 2:   # the errors in the tensors' dtype
+        if dt.is_floating_point:   # the errors in the tensors' dtype
             return launch_tern(_ISCLOSE_NAN if equal_nan else _ISCLOSE, out, self, other, float(atol),
                                _CK[_compute_dtype(dt).name], False, float(rtol))
         if rtol == 0 and atol == 0:
