@@ -16,7 +16,7 @@ from ...core import dtype as D
 from ...core.shape import broadcast_shapes, contiguous_strides
 from ...dispatch import OPS
 from ...ops.elementwise import BINARY, UNARY, check_internal_overlap, div_dtype, out_dtype
-from .compiler import SIG, LazyKernels, make_plan, run
+from .compiler import LazyKernels, make_plan, pointer_arg, pointer_type, run
 from .memory import empty_cuda, new_tensor
 
 K = LazyKernels("elementwise")
@@ -156,8 +156,8 @@ def launch_ew(op: int, nin: int, out: Tensor, x: Tensor, y, ck: int, alpha=1) ->
     sty = _SCALAR_TY.get(ck, "i64" if ck != 7 else "i32")
     pad = lambda v: list(v) + [0] * (MAXDIM - len(v))  # noqa: E731
     s = pad(sizes)
-    args = [("out_ptr", out, "*" + SIG[out._dtype.name]), ("x_ptr", x, "*" + SIG[x._dtype.name]),
-            ("y_ptr", yy, "*" + SIG[yy._dtype.name]), ("n", n, "i64"),
+    args = [pointer_arg("out_ptr", out), pointer_arg("x_ptr", x),
+            pointer_arg("y_ptr", yy), ("n", n, "i64"),
             ("scalar", (0 if y is None else (int(y) if sty != "fp32" and sty != "fp64" else float(y)))
              if y_scalar else 0, sty),
             ("alpha", alpha if sty.startswith("fp") else int(alpha), sty)]
@@ -190,7 +190,7 @@ _plans = {}
 def _make_plan(key):
     op, nin, nd, contig, y_scalar, ck, odt, xdt, ydt, index = key
     sty = _SCALAR_TY.get(ck, "i64" if ck != 7 else "i32")
-    sig = {"out_ptr": "*" + SIG[odt.name], "x_ptr": "*" + SIG[xdt.name], "y_ptr": "*" + SIG[ydt.name],
+    sig = {"out_ptr": pointer_type(odt), "x_ptr": pointer_type(xdt), "y_ptr": pointer_type(ydt),
            "n": "i64", "scalar": sty, "alpha": sty}
     sig.update({f"s{k}": "i64" for k in range(1, MAXDIM)})
     for name in ("ot", "xt", "yt"):
@@ -423,8 +423,8 @@ def launch_tern(op: int, out: Tensor, c: Tensor, x, y, ck: int, c_bool: bool, al
     conv = (lambda v: float(v)) if sty[0] == "f" else (lambda v: int(v))  # noqa: E731
     xp = c if xs else x
     yp = c if ys else y
-    args = [("out_ptr", out, "*" + SIG[out._dtype.name]), ("c_ptr", c, "*" + SIG[c._dtype.name]),
-            ("x_ptr", xp, "*" + SIG[xp._dtype.name]), ("y_ptr", yp, "*" + SIG[yp._dtype.name]), ("n", n, "i64"),
+    args = [pointer_arg("out_ptr", out), pointer_arg("c_ptr", c),
+            pointer_arg("x_ptr", xp), pointer_arg("y_ptr", yp), ("n", n, "i64"),
             ("xs", conv(x) if xs else 0, sty), ("ys", conv(y) if ys else 0, sty), ("alpha", conv(alpha), sty)]
     s = pad(sizes)
     args += [(f"s{k}", s[k], "i64") for k in range(1, MAXDIM)]
