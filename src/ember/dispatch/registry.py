@@ -7,18 +7,20 @@ devices inline, runs the meta, and calls the backend kernel registered for that 
 the body per op keeps the per-call path to a few attribute loads and dict lookups, with no argument
 re-parsing and no isinstance chains.
 
-The meta runs once per input signature: the entry point builds a key from the arguments (the
-device, each tensor's shape and dtype, every other argument's value; lists become tuples) and looks it up in the
-op's meta cache, which maps a signature the meta accepted to the kernel; only a miss calls the meta,
-which raises for bad arguments (so a signature that raised is never cached). A meta therefore may read shapes, dtypes and argument
-values, not strides or data; one that needs more sets `meta.cache = False` and runs on every call.
-A meta that reads no Scalar argument's value, only its type (most elementwise rules), sets
-`meta.scalars_by_class = True`, so that `x * lr` with a changing `lr` keeps hitting the cache. An op
-whose one kernel serves every device and is its rule (basic indexing, whose slices no cache can key
-on) marks its meta `in_kernel = True`: the entry point does not run it a second time.
-A tensor list is keyed by its tensors' shapes and dtypes; an `Any` argument makes the meta run on
-every call. Changing the default dtype clears the
-caches (`core.dtype.on_default_dtype_change`).
+The meta runs once per input signature. The entry point builds a key from the arguments (the device,
+each tensor's shape and dtype, every other argument's value; lists count as tuples, a tensor list by its
+tensors' shapes and dtypes) and looks it up in the op's meta cache, which maps a signature the meta
+accepted to its kernel. Only a miss calls the meta, which raises for bad arguments, so a signature that
+raised is never cached. A meta may therefore read shapes, dtypes and argument values, not strides or
+data. Flags on the meta function tune this:
+  cache = False           it runs on every call (a rule that reads strides);
+  scalars_by_class = True  Scalars count by type only, so `x * lr` with a changing `lr` keeps hitting;
+  in_kernel = True         the op's one kernel serves every device and is this rule (views, basic
+                           indexing): the entry point does not run it a second time.
+An `Any` argument makes the meta run on every call. A backend may register a planner for an op
+(`Op.planner`): on a miss it turns the meta's result into the kernel for that signature, so what the
+signature fixes is worked out once. Changing the default dtype (`core.dtype.on_default_dtype_change`)
+or an op's kernels empties the caches.
 
 Arrows point down: the dispatcher does not import autograd. `ember.autograd` hands its recorder
 and its grad-mode state to `install_autograd`; until then no call records a graph.
