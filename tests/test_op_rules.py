@@ -90,12 +90,13 @@ def test_unhashable_arguments_run_the_meta_uncached(lib):
     x = ember.ones(2)
     f(x, [0, 1])
     f(x, [0, 1])                       # a list is keyed as a tuple
-    f(x, (0, 1))                       # ... the same key as the tuple
+    f(x, (0, 1))                       # a tuple is another signature (the key holds the argument's type)
+    f(x, (0, 1))
     f(x, [[0], 1])                     # nested lists too
     f(x, [[0], 1])
     f(x, [{}, 1])                      # unhashable even so: the meta runs on every call
     f(x, [{}, 1])
-    assert calls == [[0, 1], [[0], 1], [{}, 1], [{}, 1]]
+    assert calls == [[0, 1], (0, 1), [[0], 1], [{}, 1], [{}, 1]]
 
 
 def test_default_dtype_change_reaches_cached_metas():
@@ -230,3 +231,53 @@ def test_a_planner_makes_the_kernel_once_per_signature(lib):
     assert op.fn(a, 3).tolist() == [3.0, 3.0] and op.fn(ember.zeros(2), 3).tolist() == [0.0, 0.0]
     assert op.fn(a, 4).tolist() == [4.0, 4.0]
     assert plans == [(((2,), ember.float32), 3), (((2,), ember.float32), 4)]
+
+
+def test_a_tensor_given_for_an_int_is_never_cached():
+    """x.sum(dim=t) with a 0-d tensor t: t's value may change in place, so the signature is not cached
+    (a cached entry once gave the old axis, and skipped select's bounds check)."""
+    import weakref
+    x = ember.arange(6.0).reshape(2, 3)
+    d = ember.tensor(0)
+    assert x.sum(dim=d).tolist() == [3.0, 5.0, 7.0]
+    d.fill_(1)
+    assert x.sum(dim=d).tolist() == [3.0, 12.0]
+    d.fill_(7)
+    with pytest.raises(IndexError):
+        x.sum(dim=d)
+    i = ember.tensor(1)
+    x.select(0, i)
+    i.fill_(5)
+    with pytest.raises(IndexError):
+        x.select(0, i)
+    ref = weakref.ref(d)
+    del d
+    assert ref() is None                # the cache keeps no argument alive
+
+
+def test_equal_values_of_other_types_are_other_signatures():
+    """1, 1.0 and True compare equal, but the meta refuses a float or bool dim: the key holds the type."""
+    x = ember.ones(4, 6)
+    assert x.sum(dim=1).shape == (4,)
+    with pytest.raises(TypeError):
+        x.sum(dim=1.0)
+    with pytest.raises(TypeError):
+        x.sum(dim=True)
+
+
+def test_a_new_kernel_drops_the_planner_made_for_the_old_one(monkeypatch):
+    called = []
+    x = ember.ones(3)
+    ember.exp(x)
+    monkeypatch.setitem(OPS["exp"].kernels, "cpu", lambda t: called.append(1) or t)
+    ember.exp(x)
+    assert called == [1]
+
+
+def test_the_meta_cache_keeps_no_generator_alive():
+    import weakref
+    g = ember.Generator()
+    ember.rand(3, generator=g)
+    ref = weakref.ref(g)
+    del g
+    assert ref() is None

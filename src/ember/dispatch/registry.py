@@ -74,53 +74,67 @@ on_default_dtype_change(_clear_meta_caches)
 
 
 class _KernelTable(dict):
-    """An op's kernels by backend name. The op's meta cache maps signatures to kernels, so any change
-    here (a registration, a test's or user's monkeypatch) empties it."""
+    """An op's kernels (or planners) by backend name. The op's meta cache maps signatures to kernels, so
+    any change here (a registration, a test's or user's monkeypatch) empties it; a new kernel also drops
+    its backend's planner, which was made for the kernel it replaces."""
 
-    __slots__ = ("cache",)
+    __slots__ = ("cache", "dependent")
 
-    def __init__(self, cache: dict):
+    def __init__(self, cache: dict, dependent: dict | None = None):
         super().__init__()
         self.cache = cache
+        self.dependent = dependent   # entries made for this table's entries (a kernel's plan)
+
+    def _changed(self, key=None):
+        self.cache.clear()
+        if self.dependent is not None:
+            if key is None:
+                dict.clear(self.dependent)
+            else:
+                dict.pop(self.dependent, key, None)
 
     def __setitem__(self, key, kernel):
         super().__setitem__(key, kernel)
-        self.cache.clear()
+        self._changed(key)
 
     def __delitem__(self, key):
         super().__delitem__(key)
-        self.cache.clear()
+        self._changed(key)
 
-    def pop(self, *args):
-        self.cache.clear()
-        return super().pop(*args)
+    def pop(self, key, *default):
+        self._changed(key)
+        return super().pop(key, *default)
 
     def update(self, *args, **kwargs):
         super().update(*args, **kwargs)
-        self.cache.clear()
+        self._changed()
 
     def setdefault(self, key, default=None):
-        self.cache.clear()
-        return super().setdefault(key, default)
+        if key not in self:
+            self[key] = default
+        return self[key]
 
     def clear(self):
         super().clear()
-        self.cache.clear()
+        self._changed()
 
 
 class Op:
     """One entry of the op table: schema, kernels per backend, shape/dtype rule, derivative."""
 
-    __slots__ = ("name", "schema", "kernels", "planners", "meta", "meta_cache", "derivative", "fn", "method",
-                 "cross_device", "__weakref__")
+    __slots__ = ("name", "schema", "kernels", "planners", "meta", "meta_cache", "value_slots", "derivative", "fn",
+                 "method", "cross_device", "__weakref__")
 
     def __init__(self, schema: Schema, meta=None):
         self.name = schema.name
         self.schema = schema
         self.meta = meta
         self.meta_cache: dict = {}   # input signature -> kernel, for signatures the meta accepted (module docstring)
-        self.kernels = _KernelTable(self.meta_cache)
         self.planners = _KernelTable(self.meta_cache)   # backend -> plan(meta result, *args) -> kernel
+        self.kernels = _KernelTable(self.meta_cache, self.planners)   # a new kernel drops its backend's plan
+        # positions (among the kernel's arguments) of the non-tensor arguments the meta reads by value
+        self.value_slots = tuple(i for i, a in enumerate(x for x in schema.args if x.name != "requires_grad")
+                                 if a.type in ("int", "float", "bool", "int[]", "Scalar", "Any"))
         self.derivative = None
         self.fn = None
         self.method = None
@@ -234,6 +248,16 @@ def _meta_unhashable(op: Op, key, dev, args):
     return k if k is not None else _meta_miss(op, key, dev, args)
 
 
+def _holds_tensor(op: Op, args) -> bool:
+    """Whether a non-tensor argument (an int, a list of ints, a Scalar) is given as a tensor."""
+    for i in op.value_slots:
+        v = args[i]
+        if isinstance(v, Tensor) or (v.__class__ is list or v.__class__ is tuple) and \
+                any(isinstance(x, Tensor) for x in v):
+            return True
+    return False
+
+
 def _meta_miss(op: Op, key, dev, args):
     """A signature not seen before: find the kernel, run the meta (it raises for bad arguments) and
     remember the kernel under the signature (the backend's plan for it, where the op has a planner)."""
@@ -241,6 +265,8 @@ def _meta_miss(op: Op, key, dev, args):
     if k is None:
         _no_kernel(op, dev)
     r = op.meta(*args)
+    if _holds_tensor(op, args):
+        return k      # a tensor where a value is expected (dim=t): its value can change, so no caching
     plan = op.planners.get(dev.type)
     if plan is not None:
         k = plan(r, *args)
@@ -281,10 +307,14 @@ def _key_part(a, by_class: bool) -> str:
         return f"({n}._shape, {n}._dtype) if _is_{n} else {scalar}"
     if a.type == "Scalar":
         return f"{n}.__class__" if by_class else f"{n}.__class__, {n}"
-    if a.type == "Tensor[]":    # the entry point has checked that every item is a tensor
-        return f"tuple([(_t._shape, _t._dtype) for _t in {n}])"
+    if a.type == "Tensor[]":    # the entry point has checked that every item is a tensor; a list may mix
+        return f"tuple([(_t._shape, _t._dtype, _t._storage.device) for _t in {n}])"   # in 0-d CPU ones
     if a.type == "Tensor?[]":
-        return f"tuple([None if _t is None else (_t._shape, _t._dtype) for _t in {n}])"
+        return f"tuple([None if _t is None else (_t._shape, _t._dtype, _t._storage.device) for _t in {n}])"
+    if a.type == "Generator":   # the meta may read its device; the generator itself is not kept alive
+        return f"None if {n} is None else getattr({n}, 'device', {n})"   # (the meta refuses a non-generator)
+    if a.type in ("int", "float", "bool", "int[]"):   # 1, 1.0 and True are equal keys but not equal arguments
+        return f"{n}.__class__, {n}"
     return n
 
 
