@@ -12,6 +12,7 @@ from ..core.device import CPU, canonical
 from ..core.shape import as_shape
 from ..core.storage import Storage
 from ..dispatch import OPS, defop
+from ..autograd.derivatives import derivative
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "zeros_like", "ones_like",
            "full_like", "empty_like", "arange", "linspace", "eye", "scalar_tensor", "empty_strided",
@@ -278,7 +279,6 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
 
 
 def _derivatives():
-    from ..autograd.derivatives import derivative
     derivative("_to_device", self="grad.to(self.device)")
 
 

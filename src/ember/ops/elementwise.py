@@ -26,6 +26,7 @@ from ..core.dtype import ALL_DTYPES, bool as _bool, can_cast, dtype as _DType, g
 from ..core.dtype import uint8 as _uint8
 from ..core.shape import broadcast_shapes
 from ..dispatch import OPS, defop
+from ..autograd.derivatives import derivative, nondifferentiable
 
 # name -> rule, for ops taking one tensor.
 UNARY = {
@@ -547,7 +548,7 @@ _declare()
 # ---- derivatives (formulas over ember ops; see ember.autograd.derivatives) ----------------------
 
 def _derivatives():
-    from ..autograd.derivatives import derivative as _d, nondifferentiable as _nd
+    _d, _nd = derivative, nondifferentiable
     _d("add", self="grad", other="grad if alpha == 1 else grad * alpha")
     _d("sub", self="grad", other="-grad if alpha == 1 else grad * -alpha")
     _d("rsub", self="grad * -alpha", other="grad")

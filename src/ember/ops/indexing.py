@@ -28,6 +28,7 @@ from .._tensor import Tensor
 from ..core import dtype as D
 from ..core.shape import broadcast_shapes, normalize_dim, numel
 from ..dispatch import OPS, defop
+from ..autograd.derivatives import derivative, nondifferentiable
 
 __all__ = ["nonzero", "argwhere"]
 
@@ -450,7 +451,7 @@ Tensor.nonzero = nonzero
 # ---- derivatives ----------------------------------------------------------------------------------
 
 def _derivatives():
-    from ..autograd.derivatives import derivative as d, nondifferentiable
+    d = derivative
     d("index", self="index_backward(grad, self_shape, indices)")
     for name in ("index_put", "index_put_"):
         d(name, self="grad if accumulate else index_put(grad, indices, zeros_for(grad, ()), False)",

@@ -13,6 +13,7 @@ from .._tensor import Tensor
 from ..core import dtype as D
 from ..core.shape import broadcast_shapes, normalize_dim, numel
 from ..dispatch import OPS, defop
+from ..autograd.derivatives import derivative
 
 _ALL = ("cpu", "cuda")
 _BS = "*, Scalar beta=1, Scalar alpha=1"
@@ -647,7 +648,7 @@ _front("tensordot", tensordot)
 # ---- derivatives ----------------------------------------------------------------------------------
 
 def _derivatives():
-    from ..autograd.derivatives import derivative as d
+    d = derivative
     d("matmul", self="matmul_backward(grad, self, other, True)", other="matmul_backward(grad, self, other, False)")
     d("mm", self="matmul(grad, mat2.mT)", mat2="matmul(self.mT, grad)")
     d("bmm", self="matmul(grad, mat2.mT)", mat2="matmul(self.mT, grad)")

@@ -25,6 +25,7 @@ from .._tensor import Tensor
 from ..core import dtype as D
 from ..core.shape import normalize_dim
 from ..dispatch import OPS, defop
+from ..autograd.derivatives import derivative, nondifferentiable
 
 # ---- return types (like torch.return_types) ---------------------------------------------------
 
@@ -488,7 +489,7 @@ _export()
 # ---- derivatives ----------------------------------------------------------------------------------
 
 def _derivatives():
-    from ..autograd.derivatives import derivative as d, nondifferentiable
+    d = derivative
     d("sum", self="reduce_backward(grad, self_shape, dim, keepdim)")
     d("nansum", self="where(self.isnan(), 0.0, reduce_backward(grad, self_shape, dim, keepdim))")
     d("mean", self="mean_backward(grad, self_shape, dim, keepdim)")

@@ -15,6 +15,7 @@ from .._tensor import Tensor
 from ..core import dtype as D
 from ..core.shape import as_shape, normalize_dim, normalize_dims
 from ..dispatch import OPS, defop
+from ..autograd.derivatives import derivative, nondifferentiable
 
 __all__ = ["sort_result", "topk_result", "kthvalue_result", "is_legacy_empty", "cat_dtype", "cat_shape", "stack_shape",
            "repeat_shape", "roll_args", "topk_shape", "kthvalue_shape", "diag_embed_shape",
@@ -518,7 +519,7 @@ _composite("meshgrid", _meshgrid_kernel, meshgrid)
 # ---- derivatives ----------------------------------------------------------------------------------
 
 def _derivatives():
-    from ..autograd.derivatives import derivative as d, nondifferentiable
+    d = derivative
     d("cat", tensors="cat_backward(grad, tensors_shapes, dim)")
     d("stack", tensors="list(grad.unbind(dim))")
     d("repeat", self="repeat_backward(grad, self_shape, repeats)")

@@ -12,6 +12,7 @@ from .._tensor import Tensor
 from ..core import dtype as D
 from ..core.shape import contiguous_strides, normalize_dim, normalize_dims, numel
 from ..dispatch import OPS, defop
+from ..autograd.derivatives import derivative
 
 _ALL = ("cpu", "cuda")
 
@@ -647,7 +648,7 @@ Tensor.T = property(T)
 # ---- derivatives (formulas over ember ops; see ember.autograd.derivatives) ----------------------
 
 def _derivatives():
-    from ..autograd.derivatives import derivative as _d
+    _d = derivative
     _d("_view", self="grad.reshape(self_shape)")
     _d("reshape", self="grad.reshape(self_shape)")
     _d("as_strided", self="as_strided_backward(grad, self, size, stride, storage_offset)")
