@@ -9,7 +9,7 @@ import time
 
 import ember
 import ember.nn.functional as F
-from ember.backends.cuda import blas
+from ember.backends.cuda import linalg as blas
 from ember.backends.cuda.driver import driver
 from ember.datasets import ReversalDataset
 from ember.examples.reverse import ReversalTransformer

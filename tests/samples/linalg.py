@@ -11,7 +11,7 @@ from helpers import make_pair
 from ._core import ErrorSample, OpInfo, Sample, register
 
 CUBLAS = ("the CUDA kernel's products run through cuBLASLt/cuBLAS, which need a GPU; "
-          "tests/test_cuda_blas_host.py runs this host code against models of both libraries")
+          "tests/test_cuda_linalg_host.py runs this host code against models of both libraries")
 INT_MM = "torch CUDA has no integer matrix products either (cuBLASLt takes floating types)"
 
 

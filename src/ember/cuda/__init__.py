@@ -9,7 +9,7 @@ from ..backends.cuda.allocator import OutOfMemoryError
 from ..backends.cuda.device import (current_device, device, get_device_capability, get_device_name,
                                     get_device_properties, mem_get_info, set_device, synchronize)
 from ..backends.cuda.driver import CudaError, CudaUnavailable, device_count, is_available
-from ..backends.cuda.rng import (get_rng_state, get_rng_state_all, initial_seed, manual_seed, manual_seed_all, seed,
+from ..backends.cuda.random import (get_rng_state, get_rng_state_all, initial_seed, manual_seed, manual_seed_all, seed,
                                  seed_all, set_rng_state, set_rng_state_all)
 from ..backends.cuda.graphs import CaptureError, CUDAGraph, graph, graph_pool_handle, is_current_stream_capturing
 from ..backends.cuda.stream import Event, ExternalStream, Stream, current_stream, default_stream, set_current_stream

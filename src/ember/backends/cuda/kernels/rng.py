@@ -1,6 +1,6 @@
 """Triton kernels of the random ops, on Triton's counter-based Philox (`tl.randint4x`'s).
 
-Counter scheme (`rng.py` keeps it): a generator holds (seed, offset); a launch uses the Philox
+Counter scheme (`backends/cuda/random.py` keeps it): a generator holds (seed, offset); a launch uses the Philox
 counters offset, offset + 1, ... (each gives four 32-bit words; the key is the 64-bit seed) and
 the generator's offset then moves past them, so a result depends only on (seed, offset, shape).
 With `graph` set (a launch captured into a CUDA graph) seed and base offset are read from `state_ptr`

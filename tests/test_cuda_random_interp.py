@@ -1,7 +1,7 @@
-"""The CUDA random kernels (`backends/cuda/rng.py`) on CPU tensors through Triton's interpreter
+"""The CUDA random kernels (`backends/cuda/random.py`) on CPU tensors through Triton's interpreter
 (`TRITON_INTERPRET=1`): ranges and moments of each distribution, reproducibility for the same
 (seed, offset), the Philox offset bookkeeping, the graph-replay state path, and the CUDA generator
-API (which needs no GPU). On a machine with a GPU these are left to `tests/test_cuda_rng.py`. The
+API (which needs no GPU). On a machine with a GPU these are left to `tests/test_cuda_random.py`. The
 kernels get valid arguments only: the ops' checks are their metas', run by the entry point and tested
 for every backend by the sample table (tests/samples/random.py)."""
 import os
@@ -12,11 +12,11 @@ import pytest
 import ember
 
 if ember.cuda.is_available():
-    pytest.skip("a GPU is present: the compiled kernels are tested by tests/test_cuda_rng.py", allow_module_level=True)
+    pytest.skip("a GPU is present: the compiled kernels are tested by tests/test_cuda_random.py", allow_module_level=True)
 pytest.importorskip("triton")
 os.environ["TRITON_INTERPRET"] = "1"
 
-from ember.backends.cuda import rng as R  # noqa: E402
+from ember.backends.cuda import random as R  # noqa: E402
 from ember.backends.cuda.compiler import pointer_arg, run  # noqa: E402
 from ember.core.device import CPU  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Random ops on CUDA (Philox, `backends/cuda/rng.py`) on the GPU machine. Values cannot match
+"""Random ops on CUDA (Philox, `backends/cuda/random.py`) on the GPU machine. Values cannot match
 PyTorch's, so these check distributions (ranges, moments, frequencies), reproducibility for a seed,
 generator state, dropout's mask in forward and backward, CUDA graph replays, and that sampling makes
 no host-to-device copy."""

@@ -12,7 +12,7 @@ if ember.cuda.is_available():  # elsewhere the cuda marker deselects this module
     pytest.importorskip("nvmath")
 from helpers import DTYPES, E2T  # noqa: E402
 
-from ember.backends.cuda import blas  # noqa: E402
+from ember.backends.cuda import linalg as blas  # noqa: E402
 
 TOL = {"float32": 2e-4, "float64": 1e-10, "float16": 2e-2, "bfloat16": 5e-2}
 LOWP = ("float32", "float16", "bfloat16")

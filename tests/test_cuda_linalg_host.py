@@ -1,4 +1,4 @@
-"""Host logic of the CUDA matrix products (src/ember/backends/cuda/blas.py), without a GPU.
+"""Host logic of the CUDA matrix products (src/ember/backends/cuda/linalg.py), without a GPU.
 
 The CUDA kernels run here on CPU tensors with cuBLASLt and cuBLAS replaced by Python models of
 their documented column-major semantics (layouts of rows x cols with a leading dim, transposes,
@@ -7,7 +7,7 @@ the tensors' host memory through the pointers the kernels pass. So the layout an
 decisions, the descriptors and layouts built for cuBLASLt, the plan cache, the bias/C-input
 choice, the in-place paths and the einsum/tensordot lowering are checked against the CPU
 kernels. What the models can't tell: that the real libraries accept these calls (that is
-tests/test_cuda_blas.py's job on the GPU).
+tests/test_cuda_linalg.py's job on the GPU).
 """
 import ctypes
 import enum
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import ember
-from ember.backends.cuda import blas
+from ember.backends.cuda import linalg as blas
 from ember.dispatch import OPS
 
 _NP = {0: np.dtype(np.float32), 1: np.dtype(np.float64), 2: np.dtype(np.float16), 14: np.dtype(ml_dtypes.bfloat16)}
@@ -711,7 +711,7 @@ def test_cublaslt_can_be_switched_off(libs, monkeypatch):
 def test_env_var_switches_cublaslt_off():
     import subprocess
     import sys
-    code = "import ember; from ember.backends.cuda import blas; print(blas.use_cublaslt)"
+    code = "import ember; from ember.backends.cuda import linalg as blas; print(blas.use_cublaslt)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**__import__("os").environ, "EMBER_CUBLASLT": "0"}, check=True).stdout
     assert out.strip() == "False"
