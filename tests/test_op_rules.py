@@ -281,3 +281,21 @@ def test_the_meta_cache_keeps_no_generator_alive():
     ref = weakref.ref(g)
     del g
     assert ref() is None
+
+
+def test_a_second_backward_through_nodes_that_saved_no_tensor():
+    """As in torch, only freed saved tensors make a second backward an error: a transpose or a sum
+    saved none, so backward through them twice accumulates; a product saved its inputs, so it raises."""
+    x = ember.ones(2, 3, requires_grad=True)
+    y = x.t()
+    y.sum().backward()
+    y.sum().backward()
+    assert x.grad.tolist() == [[2.0] * 3] * 2
+    a = ember.ones(3, requires_grad=True)
+    b = a * a
+    b.sum().backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        b.sum().backward()
+    t = (ember.ones(4, 4, requires_grad=True) * 2).t()
+    t.sum().backward()
+    assert t.grad_fn.saved[0] is None      # the released node no longer holds the input it never read
