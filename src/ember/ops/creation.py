@@ -9,7 +9,6 @@ import numpy as np
 from .._tensor import Tensor
 from ..core import dtype as D
 from ..core.device import CPU, canonical
-from ..core.shape import as_shape
 from ..core.storage import Storage
 from ..dispatch import OPS, defop
 from ..autograd.derivatives import derivative
