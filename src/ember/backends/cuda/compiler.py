@@ -12,9 +12,11 @@ Triton types: launch.py below only packs C values, and every op module already i
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import time
+from enum import IntEnum
 
 import numpy as np
 
@@ -22,6 +24,7 @@ from ..._tensor import Tensor
 from ...core.dtype import ALL_DTYPES
 from .device import get_device_capability
 from .launch import Plan, plan_for
+from .opcodes import FINGERPRINT
 
 __all__ = ["run", "compile_kernel", "make_plan", "stats", "SIG", "LazyKernels", "pointer_arg", "pointer_type",
            "next_power_of_2"]
@@ -69,15 +72,32 @@ def _capability(index):
     return major * 10 + minor
 
 
+_Source = None
+
+
+def _source_type():
+    """Triton's ASTSource, its cache key salted with `opcodes.FINGERPRINT`: a kernel names its op codes
+    (`opcodes.Unary.EXP`), so its source, which Triton's on-disk cache keys on, does not change when a
+    code is renumbered; the salt does."""
+    global _Source
+    if _Source is None:
+        from triton.compiler import ASTSource
+
+        class _Source(ASTSource):
+            def hash(self):
+                return hashlib.sha256((super().hash() + FINGERPRINT).encode()).hexdigest()
+    return _Source
+
+
 def compile_kernel(fn, signature: dict, constexprs: dict, index: int, num_warps: int = 4):
     key = (fn, tuple(signature.items()), tuple(sorted(constexprs.items())), index, num_warps)
     c = _cache.get(key)
     if c is None:
         import triton
         from triton.backends.compiler import GPUTarget
-        from triton.compiler import ASTSource
         t0 = time.perf_counter()
-        c = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constexprs),
+        consts = {k: int(v) if isinstance(v, IntEnum) else v for k, v in constexprs.items()}   # codes as ints
+        c = triton.compile(_source_type()(fn=fn, signature=signature, constexprs=consts),
                            target=GPUTarget("cuda", _capability(index), 32), options={"num_warps": num_warps})
         dt = time.perf_counter() - t0
         stats["compiled"] += 1

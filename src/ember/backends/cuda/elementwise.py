@@ -17,30 +17,29 @@ from ...core.shape import broadcast_shapes, contiguous_strides
 from ...dispatch import OPS
 from ...ops.elementwise import BINARY, UNARY, check_internal_overlap, div_dtype, out_dtype
 from .compiler import LazyKernels, make_plan, pointer_arg, pointer_type, run
+from .opcodes import Binary, Compute, Ternary, Unary
 from .memory import empty_cuda, new_tensor
 
 K = LazyKernels("elementwise")
 
-UNARY_OPS = {"neg": 0, "abs": 1, "exp": 2, "log": 3, "sqrt": 4, "rsqrt": 5, "sin": 6, "cos": 7, "tanh": 8,
-             "sigmoid": 9, "relu": 10, "erf": 11, "silu": 12, "reciprocal": 15, "square": 16, "exp2": 17,
-             "log2": 18, "log1p": 19, "expm1": 20, "floor": 21, "ceil": 22, "trunc": 23, "sign": 24,
-             "logical_not": 25, "isnan": 26, "isinf": 27, "isfinite": 28, "bitwise_not": 29, "log10": 30,
-             "tan": 32, "asin": 33, "acos": 34, "atan": 35, "sinh": 36, "cosh": 37, "asinh": 38, "acosh": 39,
-             "atanh": 40, "frac": 41, "round": 42, "signbit": 43, "isposinf": 44, "isneginf": 45}
-BINARY_OPS = {"mul": 2, "maximum": 4, "minimum": 5, "eq": 6, "ne": 7, "lt": 8, "le": 9, "gt": 10, "ge": 11,
-              "logical_and": 12, "logical_or": 13, "logical_xor": 14, "bitwise_and": 15, "bitwise_or": 16,
-              "bitwise_xor": 17, "pow": 18, "hypot": 20, "atan2": 21, "floor_divide": 22, "fmod": 23,
-              "remainder": 24, "fmax": 25, "fmin": 26, "logaddexp": 30}
-_REV = 64           # a binary op code plus this is its reflected form: `_r<name>` is <name>(other, self)
-_DIV_FLOOR, _DIV_TRUNC = 22, 27   # div's rounding modes (floor is floor_divide)
-_LEAKY_RELU, _SOFTPLUS = 46, 47
-_GELU_BACKWARD = 28  # binary codes 28 (erf form) and 29 (tanh form)
-_NAN_TO_NUM, _ISCLOSE, _ISCLOSE_NAN, _ISCLOSE_INT = 5, 6, 7, 8      # ternary kernel codes
+# the ops that share ew_kernel's generic entry points, by name (their codes: opcodes.Unary / opcodes.Binary)
+UNARY_OPS = {name: Unary[name.upper()] for name in (
+    "neg", "abs", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "relu", "erf", "silu", "reciprocal",
+    "square", "exp2", "log2", "log1p", "expm1", "floor", "ceil", "trunc", "sign", "logical_not", "isnan", "isinf",
+    "isfinite", "bitwise_not", "log10", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
+    "frac", "round", "signbit", "isposinf", "isneginf")}
+BINARY_OPS = {name: Binary[name.upper()] for name in (
+    "mul", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor",
+    "bitwise_and", "bitwise_or", "bitwise_xor", "pow", "hypot", "atan2", "floor_divide", "fmod", "remainder", "fmax",
+    "fmin", "logaddexp")}
 _FLOAT_MAX = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38,
               "float64": 1.7976931348623157e308}
-_IDENTITY = 31
-_CK = {"float32": 0, "float64": 1, "int64": 2, "int32": 3, "int16": 4, "int8": 5, "uint8": 6, "bool": 7}
-_SCALAR_TY = {0: "fp32", 1: "fp64"}
+# the compute type of each dtype: float16/bfloat16 compute in float32
+_CK = {D.float32: Compute.F32, D.float16: Compute.F32, D.bfloat16: Compute.F32, D.float64: Compute.F64,
+       D.int64: Compute.I64, D.int32: Compute.I32, D.int16: Compute.I16, D.int8: Compute.I8, D.uint8: Compute.U8,
+       D.bool: Compute.BOOL}
+_SCALAR_TY = {Compute.F32: "fp32", Compute.F64: "fp64"}
+_F64 = Compute.F64     # (a global: the hot path reads it without the enum class lookup)
 BLOCK = 1024
 MAXDIM = 6
 
@@ -109,7 +108,7 @@ def _fast_lane(code: int, nin: int, x: Tensor, y, dt, ck: int, alpha, plans: dic
         v[1].value = st.data.ptr + x._offset * it
         v[2].value = v[1].value if y is None else y._storage.data.ptr + y._offset * it
         v[3].value = n
-        v[5].value = alpha if ck < 2 else int(alpha)
+        v[5].value = alpha if ck <= _F64 else int(alpha)
         plan((n + BLOCK - 1) // BLOCK)
     return out
 
@@ -147,13 +146,13 @@ def launch_ew(op: int, nin: int, out: Tensor, x: Tensor, y, ck: int, alpha=1) ->
         v[2].value = yy._storage.data.ptr + yy._offset * yy._dtype.itemsize
         v[3].value = n
         if y_scalar and y is not None:
-            v[4].value = float(y) if ck < 2 else int(y)
-        v[5].value = alpha if ck < 2 else int(alpha)
+            v[4].value = float(y) if ck <= _F64 else int(y)
+        v[5].value = alpha if ck <= _F64 else int(alpha)
         plan((n + BLOCK - 1) // BLOCK)
         return out
     if contig:
         sizes, sts = [n], [[1], [1], [0 if y_scalar else 1]]
-    sty = _SCALAR_TY.get(ck, "i64" if ck != 7 else "i32")
+    sty = _SCALAR_TY.get(ck, "i64" if ck != Compute.BOOL else "i32")
     pad = lambda v: list(v) + [0] * (MAXDIM - len(v))  # noqa: E731
     s = pad(sizes)
     args = [pointer_arg("out_ptr", out), pointer_arg("x_ptr", x),
@@ -189,7 +188,7 @@ _plans = {}
 
 def _make_plan(key):
     op, nin, nd, contig, y_scalar, ck, odt, xdt, ydt, index = key
-    sty = _SCALAR_TY.get(ck, "i64" if ck != 7 else "i32")
+    sty = _SCALAR_TY.get(ck, "i64" if ck != Compute.BOOL else "i32")
     sig = {"out_ptr": pointer_type(odt), "x_ptr": pointer_type(xdt), "y_ptr": pointer_type(ydt),
            "n": "i64", "scalar": sty, "alpha": sty}
     sig.update({f"s{k}": "i64" for k in range(1, MAXDIM)})
@@ -219,7 +218,7 @@ def _unary_kernel(name, code, rule):
         k = fast.get(key)
         if k is None:
             dt = out_dtype(rule, self)
-            k = fast[key] = (dt, _CK[_compute_dtype(sdt if rule == "bool" else dt).name], {})
+            k = fast[key] = (dt, _CK[sdt if rule == "bool" else dt], {})
         return k
 
     def out_of_place(self):
@@ -234,7 +233,7 @@ def _unary_kernel(name, code, rule):
         if 0 in self._stride:
             check_internal_overlap(name + "_", self)
         dt = out_dtype(rule, self)
-        return launch_ew(code, 1, self, self, None, _CK[_compute_dtype(dt).name])
+        return launch_ew(code, 1, self, self, None, _CK[dt])
     return out_of_place, in_place
 
 
@@ -249,7 +248,7 @@ def _binary_kernel(name, code, rule):
         k = fast.get(key)
         if k is None:
             dt, cdt = dtypes(self, other)
-            k = fast[key] = (dt, _CK[cdt.name], {})
+            k = fast[key] = (dt, _CK[cdt], {})
         return k
 
     def dtypes(self, other, reflected=False):
@@ -270,17 +269,17 @@ def _binary_kernel(name, code, rule):
         dt, cdt = dtypes(self, other)
         o = _scalar_of(other, self)
         shape = broadcast_shapes(self._shape, o._shape) if isinstance(o, Tensor) else self._shape
-        return launch_ew(code, 2, new_tensor(shape, dt, self.device), self, o, _CK[cdt.name])
+        return launch_ew(code, 2, new_tensor(shape, dt, self.device), self, o, _CK[cdt])
 
     def in_place(self, other):
         dt, cdt = dtypes(self, other)
         if 0 in self._stride:
             check_internal_overlap(name + "_", self)
-        return launch_ew(code, 2, self, self, _scalar_of(other, self), _CK[cdt.name])
+        return launch_ew(code, 2, self, self, _scalar_of(other, self), _CK[cdt])
 
     def reflected(self, other):   # name(other, self), `other` a Python scalar
         dt, cdt = dtypes(self, other, True)
-        return launch_ew(code + _REV, 2, new_tensor(self._shape, dt, self.device), self, other, _CK[cdt.name])
+        return launch_ew(code + Binary.REFLECTED, 2, new_tensor(self._shape, dt, self.device), self, other, _CK[cdt])
     return out_of_place, in_place, reflected
 
 
@@ -292,7 +291,7 @@ def _add_kernels():
             if other.__class__ is Tensor and other._dtype is self._dtype and other._shape == self._shape and \
                     other._storage.device is self._storage.device and self._shape:   # the common case
                 dt = self._dtype
-                k = fast.get(dt) or fast.setdefault(dt, (_CK[_compute_dtype(dt).name], {}))
+                k = fast.get(dt) or fast.setdefault(dt, (_CK[dt], {}))
                 r = _fast_lane(code, 2, self, other, dt, k[0], alpha, k[1])
                 if r is not None:
                     return r
@@ -300,54 +299,55 @@ def _add_kernels():
             dt = D.result_type(self, other)
             o = _scalar_of(other, self)
             shape = broadcast_shapes(self._shape, o._shape) if isinstance(o, Tensor) else self._shape
-            return launch_ew(code, 2, new_tensor(shape, dt, self.device), self, o, _CK[_compute_dtype(dt).name], alpha)
+            return launch_ew(code, 2, new_tensor(shape, dt, self.device), self, o, _CK[dt], alpha)
 
         def in_place(self, other, alpha=1):
             if 0 in self._stride:
                 check_internal_overlap(name + "_", self)
             dt = D.result_type(self, other)
-            return launch_ew(code, 2, self, self, _scalar_of(other, self), _CK[_compute_dtype(dt).name], alpha)
+            return launch_ew(code, 2, self, self, _scalar_of(other, self), _CK[dt], alpha)
         OPS[name].register("cuda")(out_of_place)
         OPS[name + "_"].register("cuda")(in_place)
-    make("add", 0)
-    make("sub", 1)
+    make("add", Binary.ADD)
+    make("sub", Binary.SUB)
 
     def rsub(self, other, alpha=1):
         dt = D.result_type(self, other)
         o = _scalar_of(other, self)
         shape = broadcast_shapes(self._shape, o._shape) if isinstance(o, Tensor) else self._shape
-        return launch_ew(19, 2, new_tensor(shape, dt, self.device), self, o, _CK[_compute_dtype(dt).name], alpha)
+        return launch_ew(Binary.RSUB, 2, new_tensor(shape, dt, self.device), self, o, _CK[dt], alpha)
     OPS["rsub"].register("cuda")(rsub)
 
     def div_dtypes(self, other, rounding_mode):
         """(result dtype, op code) of div; with a rounding mode the result keeps the promoted dtype."""
         dt = div_dtype(D.result_type(self, other), rounding_mode)
-        return dt, (3 if rounding_mode is None else _DIV_FLOOR if rounding_mode == "floor" else _DIV_TRUNC)
+        return dt, (Binary.DIV if rounding_mode is None else Binary.FLOOR_DIVIDE if rounding_mode == "floor"
+                    else Binary.DIV_TRUNC)
 
     def div(self, other, rounding_mode=None):
         dt, code = div_dtypes(self, other, rounding_mode)
         o = _scalar_of(other, self)
         shape = broadcast_shapes(self._shape, o._shape) if isinstance(o, Tensor) else self._shape
-        return launch_ew(code, 2, new_tensor(shape, dt, self.device), self, o, _CK[_compute_dtype(dt).name])
+        return launch_ew(code, 2, new_tensor(shape, dt, self.device), self, o, _CK[dt])
 
     def div_(self, other, rounding_mode=None):
         if 0 in self._stride:
             check_internal_overlap("div_", self)
         dt, code = div_dtypes(self, other, rounding_mode)
-        return launch_ew(code, 2, self, self, _scalar_of(other, self), _CK[_compute_dtype(dt).name])
+        return launch_ew(code, 2, self, self, _scalar_of(other, self), _CK[dt])
     OPS["div"].register("cuda")(div)
     OPS["div_"].register("cuda")(div_)
 
     def rdiv(self, other):  # other / self: a true division (not other * (1 / self), which rounds twice)
         dt = out_dtype("float", self, other)
-        return launch_ew(3 + _REV, 2, new_tensor(self._shape, dt, self.device), self, other, _CK[_compute_dtype(dt).name])
+        out = new_tensor(self._shape, dt, self.device)
+        return launch_ew(Binary.DIV + Binary.REFLECTED, 2, out, self, other, _CK[dt])
     OPS["_rdiv"].register("cuda")(rdiv)
 
 
 def copy_cast(dst: Tensor, src: Tensor) -> Tensor:
     """dst[...] = src with broadcasting, any strides on both sides, and a dtype cast."""
-    return launch_ew(_IDENTITY, 1, dst, src, None, _CK[_compute_dtype(dst._dtype).name]
-                     if dst._dtype.is_floating_point else _CK[dst._dtype.name])
+    return launch_ew(Unary.IDENTITY, 1, dst, src, None, _CK[dst._dtype])
 
 
 def _register():
@@ -369,25 +369,26 @@ def _register():
 
     def gelu(self, approximate="none"):
         dt = self._dtype
-        return launch_ew(13 if approximate == "none" else 14, 1, new_tensor(self._shape, dt, self.device), self, None,
-                         _CK[_compute_dtype(dt).name])
+        code = Unary.GELU if approximate == "none" else Unary.GELU_TANH
+        return launch_ew(code, 1, new_tensor(self._shape, dt, self.device), self, None, _CK[dt])
     OPS["gelu"].register("cuda")(gelu)
 
     def gelu_backward(grad_output, self, approximate="none"):
         dt = D.result_type(grad_output, self)
-        return launch_ew(_GELU_BACKWARD if approximate == "none" else _GELU_BACKWARD + 1, 2,
+        return launch_ew(Binary.GELU_BACKWARD if approximate == "none" else Binary.GELU_TANH_BACKWARD, 2,
                          new_tensor(broadcast_shapes(grad_output._shape, self._shape), dt, self.device), grad_output,
-                         self, _CK[_compute_dtype(dt).name])
+                         self, _CK[dt])
     OPS["gelu_backward"].register("cuda")(gelu_backward)
 
     def leaky_relu(self, negative_slope=0.01):
-        ck = _CK[_compute_dtype(self._dtype).name]
-        return launch_ew(_LEAKY_RELU, 1, new_tensor(self._shape, self._dtype, self.device), self, float(negative_slope), ck)
+        ck = _CK[self._dtype]
+        out = new_tensor(self._shape, self._dtype, self.device)
+        return launch_ew(Unary.LEAKY_RELU, 1, out, self, float(negative_slope), ck)
     OPS["leaky_relu"].register("cuda")(leaky_relu)
 
     def softplus(self, beta=1, threshold=20):
-        ck = _CK[_compute_dtype(self._dtype).name]
-        return launch_ew(_SOFTPLUS, 1, new_tensor(self._shape, self._dtype, self.device), self, float(beta), ck,
+        ck = _CK[self._dtype]
+        return launch_ew(Unary.SOFTPLUS, 1, new_tensor(self._shape, self._dtype, self.device), self, float(beta), ck,
                          float(threshold))
     OPS["softplus"].register("cuda")(softplus)
 
@@ -419,7 +420,7 @@ def launch_tern(op: int, out: Tensor, c: Tensor, x, y, ck: int, c_bool: bool, al
     it = iter(sts[2:])
     xt = [0] * MAXDIM if xs else pad(next(it))
     yt = [0] * MAXDIM if ys else pad(next(it))
-    sty = _SCALAR_TY.get(ck, "i64" if ck != 7 else "i32")
+    sty = _SCALAR_TY.get(ck, "i64" if ck != Compute.BOOL else "i32")
     conv = (lambda v: float(v)) if sty[0] == "f" else (lambda v: int(v))  # noqa: E731
     xp = c if xs else x
     yp = c if ys else y
@@ -447,8 +448,8 @@ def _int_bound(dt, upper: bool) -> int:
 def select_into(out, condition, a, b):
     """out = where(condition, a, b), `a`/`b` tensors or scalars (a 0-d CPU tensor counts as its value),
     computed in out's dtype: where's kernel, and masked_fill's on the indexing side."""
-    return launch_tern(0, out, condition, _scalar_of(a, condition), _scalar_of(b, condition),
-                       _CK[_compute_dtype(out._dtype).name], True)
+    return launch_tern(Ternary.WHERE, out, condition, _scalar_of(a, condition), _scalar_of(b, condition),
+                       _CK[out._dtype], True)
 
 
 def _shape_of(*vs):
@@ -472,40 +473,40 @@ def _register_ternary():
     def clamp(self, min=None, max=None):
         dt, lo, hi = clamp_args(self, min, max)
         out = new_tensor(_shape_of(self, lo, hi), dt, self.device)
-        return launch_tern(1, out, self, lo, hi, _CK[_compute_dtype(dt).name], False)
+        return launch_tern(Ternary.CLAMP, out, self, lo, hi, _CK[dt], False)
 
     def clamp_(self, min=None, max=None):
         if 0 in self._stride:
             check_internal_overlap("clamp_", self)
         dt, lo, hi = clamp_args(self, min, max)
-        return launch_tern(1, self, self, lo, hi, _CK[_compute_dtype(dt).name], False)
+        return launch_tern(Ternary.CLAMP, self, self, lo, hi, _CK[dt], False)
     OPS["clamp"].register("cuda")(clamp)
     OPS["clamp_"].register("cuda")(clamp_)
 
     def lerp(self, end, weight):
         w = _scalar_of(weight, self)
         out = new_tensor(_shape_of(self, end, w), self._dtype, self.device)
-        return launch_tern(2, out, self, end, w, _CK[_compute_dtype(self._dtype).name], False)
+        return launch_tern(Ternary.LERP, out, self, end, w, _CK[self._dtype], False)
 
     def lerp_(self, end, weight):
         if 0 in self._stride:
             check_internal_overlap("lerp_", self)
-        return launch_tern(2, self, self, end, _scalar_of(weight, self), _CK[_compute_dtype(self._dtype).name],
+        return launch_tern(Ternary.LERP, self, self, end, _scalar_of(weight, self), _CK[self._dtype],
                            False)
     OPS["lerp"].register("cuda")(lerp)
     OPS["lerp_"].register("cuda")(lerp_)
 
-    for name, code in (("addcmul", 3), ("addcdiv", 4)):
+    for name, code in (("addcmul", Ternary.ADDCMUL), ("addcdiv", Ternary.ADDCDIV)):
         def oop(self, tensor1, tensor2, value=1, _code=code):
             dt = D.result_type(self, tensor1, tensor2)
             out = new_tensor(_shape_of(self, tensor1, tensor2), dt, self.device)
-            return launch_tern(_code, out, self, tensor1, tensor2, _CK[_compute_dtype(dt).name], False, value)
+            return launch_tern(_code, out, self, tensor1, tensor2, _CK[dt], False, value)
 
         def ip(self, tensor1, tensor2, value=1, _code=code, _name=name):
             if 0 in self._stride:
                 check_internal_overlap(_name + "_", self)
             dt = D.result_type(self, tensor1, tensor2)
-            return launch_tern(_code, self, self, tensor1, tensor2, _CK[_compute_dtype(dt).name], False, value)
+            return launch_tern(_code, self, self, tensor1, tensor2, _CK[dt], False, value)
         OPS[name].register("cuda")(oop)
         OPS[name + "_"].register("cuda")(ip)
 
@@ -518,7 +519,7 @@ def _register_ternary():
             return copy_cast(new_tensor(self._shape, self._dtype, self.device), self)
         hi, lo, v = nan_to_num_args(self, nan, posinf, neginf)
         out = new_tensor(self._shape, self._dtype, self.device)
-        return launch_tern(_NAN_TO_NUM, out, self, hi, lo, _CK[_compute_dtype(self._dtype).name], False, v)
+        return launch_tern(Ternary.NAN_TO_NUM, out, self, hi, lo, _CK[self._dtype], False, v)
 
     def nan_to_num_(self, nan=0.0, posinf=None, neginf=None):
         if 0 in self._stride:
@@ -526,7 +527,7 @@ def _register_ternary():
         if not self._dtype.is_floating_point:
             return self
         hi, lo, v = nan_to_num_args(self, nan, posinf, neginf)
-        return launch_tern(_NAN_TO_NUM, self, self, hi, lo, _CK[_compute_dtype(self._dtype).name], False, v)
+        return launch_tern(Ternary.NAN_TO_NUM, self, self, hi, lo, _CK[self._dtype], False, v)
     OPS["nan_to_num"].register("cuda")(nan_to_num)
     OPS["nan_to_num_"].register("cuda")(nan_to_num_)
 
@@ -538,13 +539,13 @@ def _register_ternary():
                                       "with .to(device) first")
         out = new_tensor(_shape_of(self, other), D.bool, dev)
         if dt.is_floating_point:   # the errors in the tensors' dtype
-            return launch_tern(_ISCLOSE_NAN if equal_nan else _ISCLOSE, out, self, other, float(atol),
-                               _CK[_compute_dtype(dt).name], False, float(rtol))
+            return launch_tern(Ternary.ISCLOSE_NAN if equal_nan else Ternary.ISCLOSE, out, self, other, float(atol),
+                               _CK[dt], False, float(rtol))
         if rtol == 0 and atol == 0:
-            return launch_ew(6, 2, out, self, other, _CK[dt.name])    # eq
+            return launch_ew(Binary.EQ, 2, out, self, other, _CK[dt])    # eq
         # integers and bools as torch (not wrapping like the CPU kernel): |a - b| in the default float dtype
         f = _compute_dtype(D.get_default_dtype())
-        return launch_tern(_ISCLOSE_INT, out, self, other, float(atol), _CK[f.name], False, float(rtol))
+        return launch_tern(Ternary.ISCLOSE_INT, out, self, other, float(atol), _CK[f], False, float(rtol))
     OPS["isclose"].register("cuda")(isclose)
 
 

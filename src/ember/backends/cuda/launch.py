@@ -1,9 +1,10 @@
-"""Kernel launch plumbing: load a cubin once per device, look functions up, launch with packed
-arguments on the current stream. It takes kernels already compiled (compiler.py, above it,
-compiles them and asks here for their launch plans); it never compiles.
+"""Kernel launch plumbing: load a cubin once per device, look functions up, and launch through a
+`Plan`, ember's one launch mechanism: an argument array built once per compiled kernel, into which
+a launch writes only the new pointers and scalars. It takes kernels already compiled (compiler.py,
+above it, compiles them and asks here for their plans); it never compiles.
 
 A Triton 3.6 kernel takes, after its own parameters, two more pointers (global and profile
-scratch); `launch_triton` appends them (NULL when the compiled metadata says their sizes are 0).
+scratch); a plan appends them as NULL, and refuses a kernel whose metadata asks for that memory.
 """
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ import threading
 from .driver import check, driver, ensure_context
 from .stream import _tls as _stream_tls, current_stream
 
-__all__ = ["Module", "load_module", "Function", "launch", "launch_triton", "Plan", "plan_for", "ptr", "i32", "i64",
-           "f32"]
+__all__ = ["Module", "load_module", "Function", "Plan", "plan_for", "launch_triton"]
 
 _cache = {}
 _lock = threading.Lock()
@@ -67,42 +67,6 @@ class Function:
             self.shared_configured = nbytes
 
 
-# argument wrappers: a kernel argument is packed as the C type the kernel expects
-ptr = ctypes.c_void_p
-i32 = ctypes.c_int32
-i64 = ctypes.c_int64
-f32 = ctypes.c_float
-
-
-def _pack(args):
-    """A void** array pointing at C copies of each argument; the objects must outlive the launch call."""
-    holders = [a if isinstance(a, ctypes._SimpleCData) else ptr(a) for a in args]
-    arr = (ctypes.c_void_p * len(holders))(*[ctypes.addressof(h) for h in holders])
-    return arr, holders
-
-
-def launch(fn: Function, grid, block, args, shared: int = 0, stream=None) -> None:
-    """Launches `fn` on `stream` (default: the current stream of the module's device)."""
-    s = stream if stream is not None else current_stream(fn.module.device_index)
-    gx, gy, gz = (tuple(grid) + (1, 1))[:3]
-    bx, by, bz = (tuple(block) + (1, 1))[:3]
-    arr, _holders = _pack(args)
-    fn.set_max_dynamic_shared(shared)
-    check(driver().cuLaunchKernel(fn.handle, gx, gy, gz, bx, by, bz, shared, s.handle, ctypes.addressof(arr), 0),
-          f"cuLaunchKernel({fn.name})")
-
-
-def launch_triton(compiled, grid, args, stream=None, device_index: int = 0) -> None:
-    """Launches a kernel compiled by `triton.compile` (its cubin, name, warps and shared memory)."""
-    md = compiled.metadata
-    mod = load_module(compiled.asm["cubin"], device_index, key=(md.name, id(compiled)))
-    fn = mod.function(md.name)
-    extra = [None, None]  # global and profile scratch (sizes 0 for simple kernels)
-    if getattr(md, "global_scratch_size", 0) or getattr(md, "profile_scratch_size", 0):
-        raise NotImplementedError(f"kernel {md.name} needs scratch memory; ember's launcher does not provide it yet")
-    launch(fn, grid, (32 * md.num_warps, 1, 1), list(args) + extra, md.shared, stream)
-
-
 # ---- launch plans: the per-launch hot path ------------------------------------------------------
 
 _CTYPES = {"i32": ctypes.c_int32, "i64": ctypes.c_int64, "fp32": ctypes.c_float, "fp64": ctypes.c_double,
@@ -121,6 +85,12 @@ class Plan:
     def __call__(self, gx: int, gy: int = 1, gz: int = 1) -> None:
         s = _stream_tls.streams.get(self.index) or current_stream(self.index)
         err, = self._launch(self.handle, gx, gy, gz, self.threads, 1, 1, self.shared, s.handle, self.addr, 0)
+        if err:
+            check((err,), f"cuLaunchKernel({self.name})")
+
+    def on(self, stream, gx: int, gy: int = 1, gz: int = 1) -> None:
+        """Launches on `stream` rather than the current one."""
+        err, = self._launch(self.handle, gx, gy, gz, self.threads, 1, 1, self.shared, stream.handle, self.addr, 0)
         if err:
             check((err,), f"cuLaunchKernel({self.name})")
 
@@ -144,3 +114,26 @@ def plan_for(c, types, index: int) -> Plan:
     p.shared = md.shared
     p._launch = driver().cuLaunchKernel
     return p
+
+
+_triton_plans = {}
+
+
+def launch_triton(compiled, grid, args, stream=None, device_index: int = 0) -> None:
+    """Launches a kernel compiled by `triton.compile` through its cached plan, on `stream` (default:
+    the current stream of `device_index`). args: the kernel's non-constexpr arguments in order, as
+    Python numbers (device pointers as ints, e.g. `t.data_ptr()`) or ctypes values."""
+    key = (compiled.hash, device_index)
+    plan = _triton_plans.get(key)
+    if plan is None:
+        types = [ty for ty in compiled.src.signature.values() if ty != "constexpr"]
+        plan = _triton_plans[key] = plan_for(compiled, types, device_index)
+    if len(args) != len(plan.vals) - 2:
+        raise TypeError(f"launch_triton: kernel {plan.name} takes {len(plan.vals) - 2} arguments, got {len(args)}")
+    for slot, v in zip(plan.vals, args):
+        slot.value = v.value if isinstance(v, ctypes._SimpleCData) else v
+    g = tuple(grid) + (1, 1)
+    if stream is None:
+        plan(g[0], g[1], g[2])
+    else:
+        plan.on(stream, g[0], g[1], g[2])

@@ -22,21 +22,20 @@ tests, TRITON_INTERPRET=1) run the same kernels in Triton's interpreter through 
 """
 from __future__ import annotations
 
-import ctypes
 import math
 
 from ...core import dtype as D
 from ...dispatch import OPS
 from ...ops.reduction import (check_nonempty, float_dtype, mean_dtype, nanmean_dtype, one_dim, reduce_dims,
                               reduced_shape, return_types, softmax_dtype, sum_dtype, var_args)
-from .compiler import next_power_of_2, pointer_arg, run
+from .compiler import make_plan, next_power_of_2, pointer_arg, run
 from .elementwise import _collapse, copy_cast
 from .memory import new_tensor
+from .opcodes import Compute, Merge, Post, Reduce
 
 SPLIT_MIN_COLS = 16384     # split a reduction over the columns when rows are few and columns at least this many
 SPLIT_TARGET_PROGRAMS = 512
 SPLIT_MIN_CHUNK = 4096
-_CTY = {"fp32": ctypes.c_float, "fp64": ctypes.c_double, "i64": ctypes.c_int64, "i32": ctypes.c_int32}
 
 
 def _kernels():
@@ -44,60 +43,31 @@ def _kernels():
     return K
 
 
-def _ck(dt) -> int:
-    """Accumulation type code: 0 float32, 1 float64, 2 int64 (ints and bool)."""
+def _ck(dt) -> Compute:
+    """The accumulation type of a reduction into dt: F32, F64 for float64, I64 for ints and bool."""
     if dt is D.float64:
-        return 1
-    return 0 if dt.is_floating_point else 2
+        return Compute.F64
+    return Compute.F32 if dt.is_floating_point else Compute.I64
 
 
 # ---- launching -----------------------------------------------------------------------------------
 
-class _Plan:
-    __slots__ = ("fn", "vals", "addr", "arr", "threads", "shared", "name")
-
-    def launch(self, grid, index: int) -> None:
-        from .driver import check, driver
-        from .stream import current_stream
-        check(driver().cuLaunchKernel(self.fn.handle, grid[0], grid[1] if len(grid) > 1 else 1, 1, self.threads,
-                                      1, 1, self.shared, current_stream(index).handle, self.addr, 0),
-              f"cuLaunchKernel({self.name})")
-
-
 _plans = {}
-
-
-def _make_plan(fn, sig, consts, index, num_warps) -> _Plan:
-    from .compiler import compile_kernel
-    from .launch import load_module
-    c = compile_kernel(fn, sig, consts, index, num_warps)
-    plan = _Plan()
-    plan.fn = load_module(c.asm["cubin"], index, key=id(c)).function(c.metadata.name)
-    plan.name = fn.__name__
-    vals = [ctypes.c_void_p() if ty.startswith("*") else _CTY[ty]() for ty in sig.values()]
-    vals += [ctypes.c_void_p(), ctypes.c_void_p()]  # Triton 3.6's global and profile scratch (unused)
-    plan.vals = vals
-    plan.arr = (ctypes.c_void_p * len(vals))(*[ctypes.addressof(v) for v in vals])
-    plan.addr = ctypes.addressof(plan.arr)
-    plan.threads = 32 * c.metadata.num_warps
-    plan.shared = c.metadata.shared
-    return plan
-
-
 _last = [0, None]   # launches so far, and the last CUDA launch's (plan, grid, args): `_reduce` memoises it
 
 
 def _launch(fn, grid, args, consts, dev, num_warps=4):
-    """args: (name, value, Triton type) in the kernel's order; tensors for pointer types."""
+    """args: (name, value, Triton type) in the kernel's order; tensors for pointer types. On CUDA
+    through a cached `launch.Plan` (as `compiler.run`, but remembering the launch for `_reduce`)."""
     index = dev.index or 0
     if dev.type == "cuda":
         key = (fn, tuple((name, ty) for name, _, ty in args), tuple(consts.items()), index, num_warps)
         plan = _plans.get(key)
         if plan is None:
-            plan = _plans[key] = _make_plan(fn, {name: ty for name, _, ty in args}, consts, index, num_warps)
+            plan = _plans[key] = make_plan(fn, {name: ty for name, _, ty in args}, consts, index, num_warps)
         for slot, (_, v, ty) in zip(plan.vals, args):
             slot.value = v.data_ptr() if ty[0] == "*" else v
-        plan.launch(grid, index)
+        plan(*grid)
         _last[0] += 1
         _last[1] = (plan, grid, args)
         return
@@ -148,12 +118,13 @@ def _blocks(R, C, rows, cols, cap=1024):
 
 # ---- reductions -----------------------------------------------------------------------------------
 
-_OP = {"sum": 0, "amax": 1, "amin": 2, "prod": 3, "nansum": 4, "count_nonzero": 5, "count_nonnan": 6,
-       "exp_sum": 7}
-_WELFORD = {"welford": 0, "welford_merge": 1}    # welford_kernel's MERGE
+_OP = {"sum": Reduce.SUM, "amax": Reduce.AMAX, "amin": Reduce.AMIN, "prod": Reduce.PROD, "nansum": Reduce.NANSUM,
+       "count_nonzero": Reduce.COUNT_NONZERO, "count_nonnan": Reduce.COUNT_NONNAN, "exp_sum": Reduce.EXP_SUM}
+_WELFORD = {"welford": Merge.VALUES, "welford_merge": Merge.PARTIALS}    # welford_kernel's MERGE
 _PARTIAL_OP = {"amax": "amax", "amin": "amin", "prod": "prod",   # how split partials combine; else summed
                "welford": "welford_merge"}
-_POST = {None: 0, "sqrt": 1, "log_add": 2, "div_into": 3, "welford_parts": 4}
+_POST = {None: Post.NONE, "sqrt": Post.SQRT, "log_add": Post.LOG_ADD, "div_into": Post.DIV_INTO,
+         "welford_parts": Post.WELFORD_PARTS}
 
 
 def _layout(x, dims):
@@ -195,7 +166,7 @@ def _run(out, lay, op, ck, divisor=None, centre=None, post=None):
 
 def _reduce_launch(out, x, op, R, C, rows, cols, chunk, nsplit, divisor, ck, br, bc, centre, post):
     nblk = max(1, -(-min(chunk, max(C, 1)) // bc))
-    dty = "fp64" if ck == 1 else "fp32"
+    dty = "fp64" if ck == Compute.F64 else "fp32"
     welford = op in _WELFORD
     c = out if centre is None else centre
     args = ([pointer_arg("out_ptr", out), pointer_arg("x_ptr", x)] + ([] if welford else [pointer_arg("c_ptr", c)])
@@ -233,7 +204,7 @@ def _reduce(x, op, dims, keepdim, out_dt, ck):
         po, px = out.data_ptr(), x.data_ptr()
         for slot, is_x in ptrs:
             v[slot].value = px if is_x else po
-        plan.launch(grid, dev.index or 0)
+        plan(*grid)
         return out
     out = new_tensor(reduced_shape(x._shape, dims, keepdim), out_dt, x.device)
     if out.numel() == 0:
@@ -251,9 +222,9 @@ def _reduce(x, op, dims, keepdim, out_dt, ck):
     return out
 
 
-def _float_ck(dt) -> int:
+def _float_ck(dt) -> Compute:
     """float32 accumulation, or float64 for float64 results."""
-    return 1 if dt is D.float64 else 0
+    return Compute.F64 if dt is D.float64 else Compute.F32
 
 
 def sum_cuda(self, dim=None, keepdim=False, dtype=None):
@@ -317,7 +288,7 @@ def nanmean_cuda(self, dim=None, keepdim=False, dtype=None):
     lay = _layout(self, dims)
     ck = _float_ck(out_dt)
     total = _run(new_tensor((lay[1],), _acc_dtype(ck), self.device), lay, "nansum", ck)
-    return _run(out, lay, "count_nonnan", 2, centre=total, post="div_into")
+    return _run(out, lay, "count_nonnan", Compute.I64, centre=total, post="div_into")
 
 
 def _var(name, take_sqrt):
@@ -465,9 +436,9 @@ def _softmax(name, log):
             return out
         a = Along(self, out, d)
         x, o, R, C = a.x, a.o, a.R, a.C
-        ck = 1 if out_dt is D.float64 else 0
+        ck = _float_ck(out_dt)
         rows = (a.rin, a.rs[0], a.rs[1], a.two)
-        if a.cs == 1 and a.ocs == 1 and next_power_of_2(C) * (8 if ck else 4) <= ONE_PASS_MAX_BYTES:
+        if a.cs == 1 and a.ocs == 1 and next_power_of_2(C) * (8 if ck == Compute.F64 else 4) <= ONE_PASS_MAX_BYTES:
             bc = next_power_of_2(C)
             br = max(1, min(next_power_of_2(R), 2048 // bc))
             nw = max(4, min(SOFTMAX_MAX_WARPS, br * bc // 512))

@@ -15,9 +15,11 @@ from ...dispatch import OPS
 from ...ops.reduction import one_dim, return_types, softmax_dtype, sum_dtype
 from .memory import new_tensor
 from .compiler import next_power_of_2, pointer_arg
-from .reduction import Along, _blocks, _ck, _launch
+from .opcodes import Scan, ScanPass
+from .reduction import Along, _blocks, _ck, _float_ck, _launch
 
-_OP = {"cumsum": 0, "cumprod": 1, "logcumsumexp": 2, "cummax": 3, "cummin": 4}
+_OP = {"cumsum": Scan.CUMSUM, "cumprod": Scan.CUMPROD, "logcumsumexp": Scan.LOGCUMSUMEXP, "cummax": Scan.CUMMAX,
+       "cummin": Scan.CUMMIN}
 SPLIT_MIN_COLS = 8192        # split rows at least this long over several programs when the rows are few
 SPLIT_TARGET_PROGRAMS = 512
 SPLIT_MIN_CHUNK = 2048
@@ -32,7 +34,7 @@ def _cdiv(a, b):
 def _scan(self, name, dim, out_dt, ck):
     """The scan `name` of self along dim into a new out_dt tensor (and int64 indices for cummax/cummin)."""
     d = one_dim(name, dim, len(self._shape))
-    pairs = _OP[name] >= 3
+    pairs = _OP[name] in (Scan.CUMMAX, Scan.CUMMIN)     # (value, index) pairs
     out = new_tensor(self._shape, out_dt, self.device)
     idx = new_tensor(self._shape, D.int64, self.device) if pairs else None
     if out.numel() == 0:
@@ -55,13 +57,13 @@ def _scan(self, name, dim, out_dt, ck):
              pointer_arg("ti_ptr", ti)] + a.row_args()
             + [("cs", a.cs, "i64"), ("ors0", a.os[0], "i64"), ("ors1", a.os[1], "i64"), ("ocs", a.ocs, "i64"),
                ("chunk", chunk, "i64"), ("nblk", chunk // bc, "i64"), ("nsplit", nsplit, "i64")])
-    consts = {"OP": _OP[name], "CK": ck, "MODE": 0, "ROW2": int(a.two), "XUNIT": int(a.cs == 1),
+    consts = {"OP": _OP[name], "CK": ck, "MODE": ScanPass.WHOLE, "ROW2": int(a.two), "XUNIT": int(a.cs == 1),
               "OUNIT": int(a.ocs == 1), "RUNIT": int(R > 1 and not a.two and a.rs[1] == 1 and a.os[1] == 1),
               "INTERP": 0, "BLOCK_R": br, "BLOCK_C": bc, "BLOCK_S": next_power_of_2(nsplit)}
     K = _kernels()
     if nsplit > 1:
-        _launch(K.scan_kernel, (grid_r, nsplit), args, dict(consts, MODE=1), x._storage.device)
-        consts["MODE"] = 2
+        _launch(K.scan_kernel, (grid_r, nsplit), args, dict(consts, MODE=ScanPass.TOTALS), x._storage.device)
+        consts["MODE"] = ScanPass.CARRY_IN
     _launch(K.scan_kernel, (grid_r, nsplit), args, consts, x._storage.device)
     return out, idx
 
@@ -85,7 +87,7 @@ cumprod_cuda = _cumsum("cumprod")
 
 def logcumsumexp_cuda(self, dim):
     out_dt = softmax_dtype("logcumsumexp", self, None)
-    return _scan(self, "logcumsumexp", dim, out_dt, 1 if out_dt is D.float64 else 0)[0]
+    return _scan(self, "logcumsumexp", dim, out_dt, _float_ck(out_dt))[0]
 
 
 def _cummax(name, result):

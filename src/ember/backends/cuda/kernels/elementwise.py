@@ -3,9 +3,10 @@
 `OP` (a constexpr) picks the operation, so each (op, dtypes, layout) specialisation compiles to
 straight-line code. Operands are read through their own strides over up to 6 collapsed
 dimensions (`NDIM`), or by flat index when every operand is contiguous (`CONTIG`); the output
-may be strided too (in-place ops). Indexing is 64-bit. `CK` is the compute type: 0 float32,
-1 float64, 2 int64, 3 int32, 4 int16, 5 int8, 6 uint8, 7 bool. Binary op codes from 64 on are
-the reflected forms (`op - 64` with its operands swapped: `2 ** t`, `5.0 % t`).
+may be strided too (in-place ops). Indexing is 64-bit. `OP` is a member of `opcodes.Unary`,
+`opcodes.Binary` or `opcodes.Ternary` and `CK`, the compute type, of `opcodes.Compute`; binary codes
+from `Binary.REFLECTED` on are the reflected forms (the op with its operands swapped: `2 ** t`,
+`5.0 % t`).
 
 The math functions Triton lacks (atan, asin, acos, tan, the hyperbolics, fmod, rint) are built
 here from exp/log/sqrt/sin/cos and Cephes' rational atan, so that Triton's interpreter runs the
@@ -16,6 +17,8 @@ and fp32 pow goes through float64.
 """
 import triton
 import triton.language as tl
+
+from .. import opcodes
 
 
 @triton.jit
@@ -43,19 +46,19 @@ def _offset(i, s1, s2, s3, s4, s5, t0, t1, t2, t3, t4, t5, NDIM: tl.constexpr):
 
 @triton.jit
 def _cast(v, CK: tl.constexpr):
-    if CK == 0:
+    if CK == opcodes.Compute.F32:
         return v.to(tl.float32)
-    elif CK == 1:
+    elif CK == opcodes.Compute.F64:
         return v.to(tl.float64)
-    elif CK == 2:
+    elif CK == opcodes.Compute.I64:
         return v.to(tl.int64)
-    elif CK == 3:
+    elif CK == opcodes.Compute.I32:
         return v.to(tl.int32)
-    elif CK == 4:
+    elif CK == opcodes.Compute.I16:
         return v.to(tl.int16)
-    elif CK == 5:
+    elif CK == opcodes.Compute.I8:
         return v.to(tl.int8)
-    elif CK == 6:
+    elif CK == opcodes.Compute.U8:
         return v.to(tl.uint8)
     else:
         return v != 0
@@ -65,11 +68,11 @@ def _cast(v, CK: tl.constexpr):
 
 @triton.jit
 def _signbit(x, CK: tl.constexpr):
-    if CK == 0:
+    if CK == opcodes.Compute.F32:
         return x.to(tl.int32, bitcast=True) < 0
-    elif CK == 1:
+    elif CK == opcodes.Compute.F64:
         return x.to(tl.int64, bitcast=True) < 0
-    elif CK >= 6:           # uint8, bool
+    elif CK >= opcodes.Compute.U8:           # uint8, bool
         return x != x
     else:
         return x < 0
@@ -83,7 +86,7 @@ def _trunc(x):
 @triton.jit
 def _div_rn(x, y, CK: tl.constexpr):
     """x / y rounded as IEEE division (Triton's fp32 `/` is within 2 ulp)."""
-    if CK == 0:
+    if CK == opcodes.Compute.F32:
         return tl.div_rn(x, y)
     else:
         return x / y
@@ -141,12 +144,12 @@ def _atan2(y, x, CK: tl.constexpr):
 def _fmod(x, y, CK: tl.constexpr):
     """C fmod (sign of x). Floats: |x| - q |y| with q = trunc(|x| / |y|), exact while q < 2^29 (float32,
     done in float64) or q < 2^53 (float64, through an fma); larger quotients lose that exactness."""
-    if CK >= 2:
+    if CK >= opcodes.Compute.I64:
         return x % y            # integers: C truncation
     else:
         ax = tl.abs(x)
         ay = tl.abs(y)
-        if CK == 0:
+        if CK == opcodes.Compute.F32:
             a = ax.to(tl.float64)
             b = ay.to(tl.float64)
             r = a - tl.floor(a / b) * b
@@ -163,7 +166,7 @@ def _fmod(x, y, CK: tl.constexpr):
 def _remainder(x, y, CK: tl.constexpr):
     """Python's %: the sign of y."""
     r = _fmod(x, y, CK)
-    if CK >= 6:
+    if CK >= opcodes.Compute.U8:
         return r
     else:
         return tl.where((r != 0) & ((r < 0) != (y < 0)), r + y, r)
@@ -172,9 +175,9 @@ def _remainder(x, y, CK: tl.constexpr):
 @triton.jit
 def _floor_divide(x, y, CK: tl.constexpr):
     """Python's //. Floats as torch and NumPy: (x - fmod(x, y)) / y, then rounded to the nearest integer."""
-    if CK >= 2:
+    if CK >= opcodes.Compute.I64:
         q = x // y              # C truncation
-        if CK == 6:
+        if CK == opcodes.Compute.U8:
             return q
         else:
             r = x - q * y
@@ -200,7 +203,7 @@ def _ipow(x, y, CK: tl.constexpr):
         r = tl.where((e & 1) != 0, r * b, r)
         b = b * b
         e = e >> 1
-    if CK == 6:
+    if CK == opcodes.Compute.U8:
         return r
     else:
         one = x * 0 + 1
@@ -234,124 +237,125 @@ def _round_half_even(x):
 
 @triton.jit
 def _unary(x, scalar, alpha, OP: tl.constexpr, CK: tl.constexpr):
-    if OP == 0:        # neg
+    if OP == opcodes.Unary.NEG:
         return -x
-    elif OP == 1:      # abs
+    elif OP == opcodes.Unary.ABS:
         return tl.abs(x)
-    elif OP == 2:      # exp
+    elif OP == opcodes.Unary.EXP:
         return tl.exp(x)
-    elif OP == 3:      # log
+    elif OP == opcodes.Unary.LOG:
         return tl.log(x)
-    elif OP == 4:      # sqrt
+    elif OP == opcodes.Unary.SQRT:
         return tl.sqrt(x)
-    elif OP == 5:      # rsqrt
+    elif OP == opcodes.Unary.RSQRT:
         return tl.rsqrt(x)
-    elif OP == 6:      # sin
+    elif OP == opcodes.Unary.SIN:
         return tl.sin(x)
-    elif OP == 7:      # cos
+    elif OP == opcodes.Unary.COS:
         return tl.cos(x)
-    elif OP == 8:      # tanh (through exp, stable at both ends)
+    elif OP == opcodes.Unary.TANH:    # tanh (through exp, stable at both ends)
         e = tl.exp(-2.0 * tl.abs(x))
         t = (1.0 - e) / (1.0 + e)
         return tl.where(x < 0, -t, t)
-    elif OP == 9:      # sigmoid
+    elif OP == opcodes.Unary.SIGMOID:
         return 1.0 / (1.0 + tl.exp(-x))
-    elif OP == 10:     # relu
+    elif OP == opcodes.Unary.RELU:
         return tl.where(x > 0, x, x * 0)
-    elif OP == 11:     # erf
+    elif OP == opcodes.Unary.ERF:
         return tl.erf(x)
-    elif OP == 12:     # silu
+    elif OP == opcodes.Unary.SILU:
         return x / (1.0 + tl.exp(-x))
-    elif OP == 13:     # gelu (erf)
+    elif OP == opcodes.Unary.GELU:    # gelu (erf)
         return 0.5 * x * (1.0 + tl.erf(x * 0.7071067811865476))
-    elif OP == 14:     # gelu (tanh)
+    elif OP == opcodes.Unary.GELU_TANH:    # gelu (tanh)
         u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
         e = tl.exp(-2.0 * tl.abs(u))
         t = (1.0 - e) / (1.0 + e)
         t = tl.where(u < 0, -t, t)
         return 0.5 * x * (1.0 + t)
-    elif OP == 15:     # reciprocal
+    elif OP == opcodes.Unary.RECIPROCAL:
         return 1.0 / x
-    elif OP == 16:     # square
+    elif OP == opcodes.Unary.SQUARE:
         return x * x
-    elif OP == 17:     # exp2
+    elif OP == opcodes.Unary.EXP2:
         return tl.exp2(x)
-    elif OP == 18:     # log2
+    elif OP == opcodes.Unary.LOG2:
         return tl.log2(x)
-    elif OP == 19:     # log1p
+    elif OP == opcodes.Unary.LOG1P:
         return _log1p(x)
-    elif OP == 20:     # expm1
+    elif OP == opcodes.Unary.EXPM1:
         return _expm1(x)
-    elif OP == 21 or OP == 22 or OP == 23 or OP == 42:    # floor, ceil, trunc, round: integers unchanged
-        if CK >= 2:
+    elif (OP == opcodes.Unary.FLOOR or OP == opcodes.Unary.CEIL or OP == opcodes.Unary.TRUNC
+          or OP == opcodes.Unary.ROUND):     # integers unchanged
+        if CK >= opcodes.Compute.I64:
             return x
-        elif OP == 21:
+        elif OP == opcodes.Unary.FLOOR:
             return tl.floor(x)
-        elif OP == 22:
+        elif OP == opcodes.Unary.CEIL:
             return tl.ceil(x)
-        elif OP == 23:
+        elif OP == opcodes.Unary.TRUNC:
             return _trunc(x)
         else:          # round half to even
             return _round_half_even(x)
-    elif OP == 24:     # sign
+    elif OP == opcodes.Unary.SIGN:
         return tl.where(x > 0, 1, tl.where(x < 0, -1, 0)).to(x.dtype)
-    elif OP == 25:     # logical_not
+    elif OP == opcodes.Unary.LOGICAL_NOT:
         return x == 0
-    elif OP == 26:     # isnan
+    elif OP == opcodes.Unary.ISNAN:
         return x != x
-    elif OP == 27:     # isinf
+    elif OP == opcodes.Unary.ISINF:
         return tl.abs(x) == float("inf")
-    elif OP == 28:     # isfinite
+    elif OP == opcodes.Unary.ISFINITE:
         return (x == x) & (tl.abs(x) != float("inf"))
-    elif OP == 29:     # bitwise_not
+    elif OP == opcodes.Unary.BITWISE_NOT:
         return ~x
-    elif OP == 30:     # log10
+    elif OP == opcodes.Unary.LOG10:
         return tl.log2(x) * 0.30102999566398120
-    elif OP == 31:     # identity (copies and casts)
+    elif OP == opcodes.Unary.IDENTITY:    # identity (copies and casts)
         return x
-    elif OP == 32:     # tan
+    elif OP == opcodes.Unary.TAN:
         return tl.sin(x) / tl.cos(x)
-    elif OP == 33:     # asin
+    elif OP == opcodes.Unary.ASIN:
         return _atan2(x, tl.sqrt((1.0 - x) * (1.0 + x)), CK)
-    elif OP == 34:     # acos
+    elif OP == opcodes.Unary.ACOS:
         return _atan2(tl.sqrt((1.0 - x) * (1.0 + x)), x, CK)
-    elif OP == 35:     # atan
+    elif OP == opcodes.Unary.ATAN:
         return _atan(x)
-    elif OP == 36 or OP == 37:     # sinh, cosh (float32 in float64: the fast fp32 exp loses ~|x| ulp)
-        if CK == 0:
-            return _sinh_cosh(x.to(tl.float64), OP == 36).to(tl.float32)
+    elif OP == opcodes.Unary.SINH or OP == opcodes.Unary.COSH:     # fp32 in fp64: the fast fp32 exp loses ~|x| ulp
+        if CK == opcodes.Compute.F32:
+            return _sinh_cosh(x.to(tl.float64), OP == opcodes.Unary.SINH).to(tl.float32)
         else:
-            return _sinh_cosh(x, OP == 36)
-    elif OP == 38:     # asinh: log1p(|x| + x^2 / (1 + sqrt(1 + x^2))), log(2|x|) for |x| > 1e8
+            return _sinh_cosh(x, OP == opcodes.Unary.SINH)
+    elif OP == opcodes.Unary.ASINH:    # asinh: log1p(|x| + x^2 / (1 + sqrt(1 + x^2))), log(2|x|) for |x| > 1e8
         ax = tl.abs(x)
         x2 = ax * ax
         r = tl.where(ax > 1e8, tl.log(ax) + 0.6931471805599453, _log1p(ax + x2 / (1.0 + tl.sqrt(1.0 + x2))))
         return tl.where(x < 0, -r, r)
-    elif OP == 39:     # acosh: log1p(t + sqrt(t (t + 2))) with t = x - 1, log(2x) for x > 1e8
+    elif OP == opcodes.Unary.ACOSH:    # acosh: log1p(t + sqrt(t (t + 2))) with t = x - 1, log(2x) for x > 1e8
         t = x - 1.0
         r = tl.where(x > 1e8, tl.log(x) + 0.6931471805599453, _log1p(t + tl.sqrt(t * (t + 2.0))))
         return tl.where(x < 1.0, float("nan"), r)
-    elif OP == 40:     # atanh: log1p(2|x| / (1 - |x|)) / 2
+    elif OP == opcodes.Unary.ATANH:    # atanh: log1p(2|x| / (1 - |x|)) / 2
         ax = tl.abs(x)
         r = 0.5 * _log1p(2.0 * ax / (1.0 - ax))
         return tl.where(x < 0, -r, r)
-    elif OP == 41:     # frac
+    elif OP == opcodes.Unary.FRAC:
         return x - _trunc(x)
-    elif OP == 43:     # signbit
+    elif OP == opcodes.Unary.SIGNBIT:
         return _signbit(x, CK)
-    elif OP == 44:     # isposinf
-        if CK >= 2:
+    elif OP == opcodes.Unary.ISPOSINF:
+        if CK >= opcodes.Compute.I64:
             return x != x
         else:
             return x == float("inf")
-    elif OP == 45:     # isneginf
-        if CK >= 2:
+    elif OP == opcodes.Unary.ISNEGINF:
+        if CK >= opcodes.Compute.I64:
             return x != x
         else:
             return x == float("-inf")
-    elif OP == 46:     # leaky_relu(negative_slope=scalar)
+    elif OP == opcodes.Unary.LEAKY_RELU:    # leaky_relu(negative_slope=scalar)
         return tl.where(x > 0, x, x * scalar)
-    elif OP == 47:     # softplus(beta=scalar, threshold=alpha)
+    elif OP == opcodes.Unary.SOFTPLUS:    # softplus(beta=scalar, threshold=alpha)
         bx = x * scalar
         return tl.where(bx > alpha, x, _log1p(tl.exp(bx)) / scalar)
     else:
@@ -360,48 +364,48 @@ def _unary(x, scalar, alpha, OP: tl.constexpr, CK: tl.constexpr):
 
 @triton.jit
 def _binary(x, y, alpha, OP: tl.constexpr, CK: tl.constexpr):
-    if OP == 0:        # add (alpha)
+    if OP == opcodes.Binary.ADD:    # add (alpha)
         return x + y * alpha
-    elif OP == 1:      # sub (alpha)
+    elif OP == opcodes.Binary.SUB:    # sub (alpha)
         return x - y * alpha
-    elif OP == 2:      # mul
+    elif OP == opcodes.Binary.MUL:
         return x * y
-    elif OP == 3:      # div (true, IEEE-rounded as torch's); 67 is `scalar / t`
+    elif OP == opcodes.Binary.DIV:    # div (true, IEEE-rounded as torch's); 67 is `scalar / t`
         return _div_rn(x, y, CK)
-    elif OP == 4:      # maximum (NaN propagates)
+    elif OP == opcodes.Binary.MAXIMUM:    # maximum (NaN propagates)
         return tl.where((x != x) | (x > y), x, y)
-    elif OP == 5:      # minimum
+    elif OP == opcodes.Binary.MINIMUM:
         return tl.where((x != x) | (x < y), x, y)
-    elif OP == 6:      # eq
+    elif OP == opcodes.Binary.EQ:
         return x == y
-    elif OP == 7:      # ne
+    elif OP == opcodes.Binary.NE:
         return x != y
-    elif OP == 8:      # lt
+    elif OP == opcodes.Binary.LT:
         return x < y
-    elif OP == 9:      # le
+    elif OP == opcodes.Binary.LE:
         return x <= y
-    elif OP == 10:     # gt
+    elif OP == opcodes.Binary.GT:
         return x > y
-    elif OP == 11:     # ge
+    elif OP == opcodes.Binary.GE:
         return x >= y
-    elif OP == 12:     # logical_and
+    elif OP == opcodes.Binary.LOGICAL_AND:
         return (x != 0) & (y != 0)
-    elif OP == 13:     # logical_or
+    elif OP == opcodes.Binary.LOGICAL_OR:
         return (x != 0) | (y != 0)
-    elif OP == 14:     # logical_xor
+    elif OP == opcodes.Binary.LOGICAL_XOR:
         return (x != 0) ^ (y != 0)
-    elif OP == 15:     # bitwise_and
+    elif OP == opcodes.Binary.BITWISE_AND:
         return x & y
-    elif OP == 16:     # bitwise_or
+    elif OP == opcodes.Binary.BITWISE_OR:
         return x | y
-    elif OP == 17:     # bitwise_xor
+    elif OP == opcodes.Binary.BITWISE_XOR:
         return x ^ y
-    elif OP == 18:     # pow
-        if CK >= 2:
+    elif OP == opcodes.Binary.POW:
+        if CK >= opcodes.Compute.I64:
             return _ipow(x, y, CK)
         else:          # |x|^y with the sign of x for odd integer y, NaN for x < 0 and fractional y
             ax = tl.abs(x)
-            if CK == 0:        # in float64: the error of log2 is amplified by y
+            if CK == opcodes.Compute.F32:        # in float64: the error of log2 is amplified by y
                 r = tl.exp2(y.to(tl.float64) * tl.log2(ax.to(tl.float64))).to(tl.float32)
             else:
                 r = tl.exp2(y * tl.log2(ax))
@@ -412,44 +416,44 @@ def _binary(x, y, alpha, OP: tl.constexpr, CK: tl.constexpr):
             r = tl.where((x < 0) & (~is_int), float("nan"), r)
             r = tl.where(y == 0, 1.0, r)
             return r
-    elif OP == 19:     # rsub: y - alpha * x
+    elif OP == opcodes.Binary.RSUB:    # rsub: y - alpha * x
         return y - x * alpha
-    elif OP == 20:     # hypot
+    elif OP == opcodes.Binary.HYPOT:
         return tl.sqrt(x * x + y * y)
-    elif OP == 21:     # atan2(x, y)
+    elif OP == opcodes.Binary.ATAN2:    # atan2(x, y)
         return _atan2(x, y, CK)
-    elif OP == 22:     # floor_divide, div(rounding_mode='floor')
+    elif OP == opcodes.Binary.FLOOR_DIVIDE:    # floor_divide, div(rounding_mode='floor')
         return _floor_divide(x, y, CK)
-    elif OP == 23:     # fmod
+    elif OP == opcodes.Binary.FMOD:
         return _fmod(x, y, CK)
-    elif OP == 24:     # remainder
+    elif OP == opcodes.Binary.REMAINDER:
         return _remainder(x, y, CK)
-    elif OP == 25:     # fmax: NaN only where both are
-        if CK == 7:
+    elif OP == opcodes.Binary.FMAX:    # fmax: NaN only where both are
+        if CK == opcodes.Compute.BOOL:
             return x | y
         else:
             return tl.where((x > y) | (y != y), x, y)
-    elif OP == 26:     # fmin
-        if CK == 7:
+    elif OP == opcodes.Binary.FMIN:
+        if CK == opcodes.Compute.BOOL:
             return x & y
         else:
             return tl.where((x < y) | (y != y), x, y)
-    elif OP == 27:     # div(rounding_mode='trunc')
-        if CK >= 2:
+    elif OP == opcodes.Binary.DIV_TRUNC:    # div(rounding_mode='trunc')
+        if CK >= opcodes.Compute.I64:
             return x // y
         else:
             return _trunc(_div_rn(x, y, CK))
-    elif OP == 28:     # gelu_backward(grad x, input y), erf form: x * (cdf(y) + y * pdf(y))
+    elif OP == opcodes.Binary.GELU_BACKWARD:    # gelu_backward(grad x, input y), erf form: x * (cdf(y) + y * pdf(y))
         cdf = 0.5 * (1.0 + tl.erf(y * 0.7071067811865476))
         return x * (cdf + y * (tl.exp(-0.5 * y * y) * 0.3989422804014327))
-    elif OP == 29:     # gelu_backward, tanh form
+    elif OP == opcodes.Binary.GELU_TANH_BACKWARD:    # gelu_backward, tanh form
         u = 0.7978845608028654 * (y + 0.044715 * y * y * y)
         e = tl.exp(-2.0 * tl.abs(u))
         t = (1.0 - e) / (1.0 + e)
         t = tl.where(u < 0, -t, t)
         d = 0.7978845608028654 * (1.0 + 0.134145 * y * y)
         return x * (0.5 * (1.0 + t) + 0.5 * y * (1.0 - t * t) * d)
-    elif OP == 30:     # logaddexp: the larger plus log1p(exp(-|x - y|)); equal infinities give themselves
+    elif OP == opcodes.Binary.LOGADDEXP:    # the larger plus log1p(exp(-|x - y|)); equal infinities give themselves
         d = tl.abs(x - y)
         r = tl.maximum(x, y) + _log1p(tl.exp(-d))
         return tl.where(x == y, x + 0.6931471805599453, tl.where(d != d, d, r))
@@ -484,8 +488,8 @@ def ew_kernel(out_ptr, x_ptr, y_ptr, n, scalar, alpha,
             y = _cast(tl.full([BLOCK], scalar, x.dtype), CK)
         else:
             y = _cast(tl.load(y_ptr + yo, mask=mask), CK)
-        if OP >= 64:   # reflected: op(y, x)
-            r = _binary(y, x, alpha, OP - 64, CK)
+        if OP >= opcodes.Binary.REFLECTED:   # op(y, x)
+            r = _binary(y, x, alpha, OP - opcodes.Binary.REFLECTED, CK)
         else:
             r = _binary(x, y, alpha, OP, CK)
     if r.dtype == tl.int1 and out_ptr.dtype.element_ty == tl.bfloat16:
@@ -495,31 +499,32 @@ def ew_kernel(out_ptr, x_ptr, y_ptr, n, scalar, alpha,
 
 @triton.jit
 def _ternary(c, x, y, alpha, OP: tl.constexpr, ST: tl.constexpr):
-    if OP == 0:        # where(c, x, y)
+    if OP == opcodes.Ternary.WHERE:    # where(c, x, y)
         return tl.where(c, x, y)
-    elif OP == 1:      # clamp(c, lo=x, hi=y); NaN in c propagates
+    elif OP == opcodes.Ternary.CLAMP:    # clamp(c, lo=x, hi=y); NaN in c propagates
         r = tl.where(c < x, x, c)
         r = tl.where(r > y, y, r)
         return tl.where(c != c, c, r)
-    elif OP == 2:      # lerp(start=c, end=x, weight=y), PyTorch's two-sided formula
+    elif OP == opcodes.Ternary.LERP:    # lerp(start=c, end=x, weight=y), PyTorch's two-sided formula
         d = x - c
         return tl.where(tl.abs(y) < 0.5, c + y * d, x - d * (1.0 - y))
-    elif OP == 3:      # addcmul
+    elif OP == opcodes.Ternary.ADDCMUL:
         return c + alpha * x * y
-    elif OP == 4:      # addcdiv
+    elif OP == opcodes.Ternary.ADDCDIV:
         return c + alpha * x / y
-    elif OP == 5:      # nan_to_num(c, posinf=x, neginf=y, nan=alpha)
+    elif OP == opcodes.Ternary.NAN_TO_NUM:    # nan_to_num(c, posinf=x, neginf=y, nan=alpha)
         r = tl.where(c == float("inf"), x, c)
         r = tl.where(c == float("-inf"), y, r)
         return tl.where(c != c, alpha, r)
-    elif OP == 6 or OP == 7:   # isclose(c, x, atol=y, rtol=alpha) of floats (7: equal_nan); the errors
-        close = c == x         # rounded to the tensors' dtype ST
-        if OP == 7:
+    elif OP == opcodes.Ternary.ISCLOSE or OP == opcodes.Ternary.ISCLOSE_NAN:
+        # isclose(c, x, atol=y, rtol=alpha) of floats; the errors rounded to the tensors' dtype ST
+        close = c == x
+        if OP == opcodes.Ternary.ISCLOSE_NAN:
             close = close | ((c != c) & (x != x))
         allowed = (y + tl.abs(alpha * x)).to(ST).to(c.dtype)
         actual = tl.abs(c - x).to(ST).to(c.dtype)
         return close | ((actual != float("inf")) & (actual <= allowed))
-    elif OP == 8:      # isclose of integers and bools, as torch: the errors in the float compute type
+    elif OP == opcodes.Ternary.ISCLOSE_INT:    # of integers and bools, as torch: the errors in the float compute type
         return tl.abs(c - x) <= y + tl.abs(alpha * x)
     else:
         tl.static_assert(False, "unknown ternary op")

@@ -6,19 +6,21 @@ a row's offset is `(r // RIN) * rs0 + (r % RIN) * rs1` (two collapsed kept dims,
 column's `(c // CIN) * cs0 + (c % CIN) * cs1` (two collapsed reduced dims, `COL2`), else one
 stride each. A program owns BLOCK_R rows and walks the columns in BLOCK_C chunks, keeping a
 [BLOCK_R, BLOCK_C] tile of partial results that is reduced across lanes at the end. `CK` is the
-accumulation type (0 float32, 1 float64, 2 int64, as in kernels/elementwise.py).
+accumulation type (`opcodes.Compute` F32, F64 or I64).
 
-`reduce_kernel`'s `OP` picks what is accumulated: 0 sum, 1 amax, 2 amin, 3 prod, 4 sum with NaNs
-as 0, 5 count of nonzeros, 6 count of non-NaNs, 7 sum of exp(x - c), where c is a per-row value
-read from `c_ptr` (the row max for logsumexp, made 0 where it is not finite). `POST` finishes the
-row: 2 log(s) + c (logsumexp), 3 c / s (nanmean: the row's NaN-free sum over its count of non-NaNs).
+`reduce_kernel`'s `OP` (`opcodes.Reduce`) picks what is accumulated: a sum, amax, amin, prod, a sum
+with NaNs as 0, a count of nonzeros or of non-NaNs, or `EXP_SUM`, the sum of exp(x - c), where c is
+a per-row value read from `c_ptr` (the row max for logsumexp, made 0 where it is not finite).
+`POST` (`opcodes.Post`) finishes the row: `LOG_ADD` log(s) + c (logsumexp), `DIV_INTO` c / s
+(nanmean: the row's NaN-free sum over its count of non-NaNs).
 
 `welford_kernel` is var/std in one pass: each lane keeps (count, mean, M2) of its columns (Welford's
 update, on the data less the row's first element so that a large common offset costs no precision),
 and the lanes are merged by Chan's parallel combine (`_welford_fn`, through `tl.reduce` over the three
 tensors). The row's result is M2 / divisor (the host's max(n - correction, 0), so 0 / 0 gives
-NaN as in PyTorch), then sqrt for std (`POST` 1). Split over the columns, the first pass writes the
-(count, mean, M2) partials as three planes (`POST` 4) and the second (`MERGE`) combines them the same way.
+NaN as in PyTorch), then sqrt for std (`Post.SQRT`). Split over the columns, the first pass writes the
+(count, mean, M2) partials as three planes (`Post.WELFORD_PARTS`) and the second (`Merge.PARTIALS`)
+combines them the same way.
 
 `softmax_row_kernel` is the one-pass (log_)softmax over whole rows held in registers: unit column
 strides are built in (so Triton sees contiguous addresses), and `VEC` adds the alignment hints
@@ -32,6 +34,8 @@ The column loop is a `for` over a runtime trip count when compiled; under Triton
 """
 import triton
 import triton.language as tl
+
+from .. import opcodes
 
 from .elementwise import _cast
 
@@ -108,17 +112,17 @@ def _cols(c, CIN, cs0, cs1, COL2: tl.constexpr):
 def _init(OP: tl.constexpr, CK: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
     # the identity of each OP in the accumulation type: 1 for prod, -inf/+inf (or the int64
     # bounds) for amax/amin, 0 for the sums and counts
-    if OP == 3:
+    if OP == opcodes.Reduce.PROD:
         return _cast(tl.full([BLOCK_R, BLOCK_C], 1, tl.int32), CK)
-    elif OP != 1 and OP != 2:
+    elif OP != opcodes.Reduce.AMAX and OP != opcodes.Reduce.AMIN:
         return _cast(tl.full([BLOCK_R, BLOCK_C], 0, tl.int32), CK)
-    elif CK == 2:
-        if OP == 1:
+    elif CK == opcodes.Compute.I64:
+        if OP == opcodes.Reduce.AMAX:
             return tl.full([BLOCK_R, BLOCK_C], -9223372036854775807, tl.int64) - 1
         else:
             return tl.full([BLOCK_R, BLOCK_C], 9223372036854775807, tl.int64)
     else:
-        if OP == 1:
+        if OP == opcodes.Reduce.AMAX:
             return _cast(tl.full([BLOCK_R, BLOCK_C], float("-inf"), tl.float32), CK)
         else:
             return _cast(tl.full([BLOCK_R, BLOCK_C], float("inf"), tl.float32), CK)
@@ -126,10 +130,11 @@ def _init(OP: tl.constexpr, CK: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl
 
 @triton.jit
 def _centre(c_ptr, r, rmask, OP: tl.constexpr, POST: tl.constexpr, BLOCK_R: tl.constexpr):
-    """The per-row value c of OP 7 and POST 2/3 (0 where unused); for logsumexp, 0 where not finite."""
-    if OP == 7 or POST == 2 or POST == 3:
+    """The per-row value c of EXP_SUM, LOG_ADD and DIV_INTO (0 where unused); for logsumexp, 0 where not
+    finite."""
+    if OP == opcodes.Reduce.EXP_SUM or POST == opcodes.Post.LOG_ADD or POST == opcodes.Post.DIV_INTO:
         c = tl.load(c_ptr + r, mask=rmask, other=0)
-        if OP == 7 or POST == 2:
+        if OP == opcodes.Reduce.EXP_SUM or POST == opcodes.Post.LOG_ADD:
             c = tl.where(tl.abs(c) < float("inf"), c, 0.0)
         return c
     else:
@@ -144,22 +149,23 @@ def _reduce_step(acc, x_ptr, ctr, roff, rmask, c0, end, CIN, cs0, cs1,
     m = rmask[:, None] & (c < end)[None, :]
     raw = tl.load(x_ptr + roff[:, None] + _cols(c, CIN, cs0, cs1, COL2)[None, :], mask=m, other=0)
     x = _cast(raw, CK)
-    if OP == 0:
+    if OP == opcodes.Reduce.SUM:
         acc = acc + x
-    elif OP == 1:   # NaN propagates
+    elif OP == opcodes.Reduce.AMAX:    # NaN propagates
         acc = tl.where(m & ((x != x) | (x > acc)), x, acc)
-    elif OP == 2:
+    elif OP == opcodes.Reduce.AMIN:
         acc = tl.where(m & ((x != x) | (x < acc)), x, acc)
-    elif OP == 3:
+    elif OP == opcodes.Reduce.PROD:
         acc = tl.where(m, acc * x, acc)
-    elif OP == 4:
+    elif OP == opcodes.Reduce.NANSUM:
         acc = acc + tl.where(x != x, 0, x)
-    elif OP == 5 or OP == 6:   # compared as floats (so bfloat16 too); float32 keeps every int's zeroness
+    elif OP == opcodes.Reduce.COUNT_NONZERO or OP == opcodes.Reduce.COUNT_NONNAN:
+        # compared as floats (so bfloat16 too); float32 keeps every int's zeroness
         if raw.dtype == tl.float64:
             f = raw
         else:
             f = raw.to(tl.float32)
-        if OP == 5:
+        if OP == opcodes.Reduce.COUNT_NONZERO:
             acc = acc + (f != 0).to(tl.int64)
         else:
             acc = acc + ((f == f) & m).to(tl.int64)
@@ -192,23 +198,23 @@ def reduce_kernel(out_ptr, x_ptr, c_ptr, R, C, RIN, rs0, rs1, CIN, cs0, cs1, chu
         for k in range(0, nblk):
             acc = _reduce_step(acc, x_ptr, ctr, roff, rmask, start + k * BLOCK_C, end, CIN, cs0, cs1,
                                OP, CK, COL2, BLOCK_R, BLOCK_C)
-    if OP == 1:
+    if OP == opcodes.Reduce.AMAX:
         res = _rmax(acc)
-    elif OP == 2:
+    elif OP == opcodes.Reduce.AMIN:
         res = _rmin(acc)
-    elif OP == 3:
+    elif OP == opcodes.Reduce.PROD:
         res = _rprod(acc)
     else:
         res = _rsum(acc)
-    if OP == 1 or OP == 2:
-        if CK != 2:
+    if OP == opcodes.Reduce.AMAX or OP == opcodes.Reduce.AMIN:
+        if CK != opcodes.Compute.I64:
             nan = _rmax((acc != acc).to(tl.int32))
             res = tl.where(nan > 0, float("nan"), res)
     if HAS_DIV:
         res = res / divisor
-    if POST == 2:
+    if POST == opcodes.Post.LOG_ADD:
         res = tl.log(res) + ctr
-    elif POST == 3:
+    elif POST == opcodes.Post.DIV_INTO:
         res = ctr / res.to(ctr.dtype)
     tl.store(out_ptr + r * nsplit + pid_s, res.to(out_ptr.dtype.element_ty), mask=rmask)
 
@@ -238,8 +244,8 @@ def welford_kernel(out_ptr, x_ptr, R, C, RIN, rs0, rs1, CIN, cs0, cs1, chunk, nb
                    MERGE: tl.constexpr, CK: tl.constexpr, POST: tl.constexpr, ROW2: tl.constexpr,
                    COL2: tl.constexpr, INTERP: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
     """Over columns [s * chunk, min((s + 1) * chunk, C)) of row r (s: program_id(1)): out[r * nsplit + s] =
-    M2 / divisor (POST 0), its sqrt (POST 1), or (POST 4) the (count, mean, M2) summary in three planes of
-    R * nsplit. With MERGE, x is such partials (planes of R * C) rather than the data."""
+    M2 / divisor (Post.NONE), its sqrt (SQRT), or (WELFORD_PARTS) the (count, mean, M2) summary in three planes of
+    R * nsplit. With Merge.PARTIALS, x is such partials (planes of R * C) rather than the data."""
     pid_s = tl.program_id(1).to(tl.int64)
     r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
     rmask = r < R
@@ -271,14 +277,14 @@ def welford_kernel(out_ptr, x_ptr, R, C, RIN, rs0, rs1, CIN, cs0, cs1, chunk, nb
                             [BLOCK_R, BLOCK_C])
     n, mean, m2 = tl.reduce((n, mean, m2), 1, _welford_fn)
     o = out_ptr + r * nsplit + pid_s
-    if POST == 4:
+    if POST == opcodes.Post.WELFORD_PARTS:
         part = R * nsplit
         tl.store(o, n.to(out_ptr.dtype.element_ty), mask=rmask)
         tl.store(o + part, mean.to(out_ptr.dtype.element_ty), mask=rmask)
         tl.store(o + 2 * part, m2.to(out_ptr.dtype.element_ty), mask=rmask)
     else:
         res = m2 / divisor
-        if POST == 1:
+        if POST == opcodes.Post.SQRT:
             res = tl.sqrt(res)
         tl.store(o, res.to(out_ptr.dtype.element_ty), mask=rmask)
 
@@ -293,7 +299,7 @@ def _arg_step(bv, bi, x_ptr, roff, rmask, c0, C, CIN, cs0, cs1, BIG,
         better = x < bv
     else:
         better = x > bv
-    if CK != 2:
+    if CK != opcodes.Compute.I64:
         better = better | ((x != x) & (bv == bv))
     # columns arrive in increasing order, so a strict improvement keeps the first index on ties
     upd = m & ((bi == BIG) | better)
@@ -329,14 +335,14 @@ def arg_kernel(out_ptr, val_ptr, x_ptr, R, C, RIN, rs0, rs1, CIN, cs0, cs1, nblk
     else:
         best = _rmax(tl.where(valid, bv, _rmin(bv)[:, None]))
     cand = valid & (bv == best[:, None])
-    if CK != 2:
+    if CK != opcodes.Compute.I64:
         isnan = valid & (bv != bv)
         anynan = _rmax(isnan.to(tl.int32))
         cand = tl.where(anynan[:, None] > 0, isnan, cand)
     idx = _rmin(tl.where(cand, bi, BIG))
     tl.store(out_ptr + r, idx, mask=rmask)
     if WRITE_VAL:
-        if CK != 2:
+        if CK != opcodes.Compute.I64:
             best = tl.where(anynan > 0, float("nan"), best)
         tl.store(val_ptr + r, best.to(val_ptr.dtype.element_ty), mask=rmask)
 

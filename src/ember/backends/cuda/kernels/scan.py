@@ -6,14 +6,15 @@ kept dims, `ROW2`), column c is `c * cs` further; the output (and the indices of
 use their own row strides and column stride `ocs`. A program owns BLOCK_R rows and walks their
 columns in BLOCK_C tiles: each tile is scanned with `tl.associative_scan`, combined with the carry
 of the tiles before it, and its last column becomes the next carry. Few long rows are split into
-chunks over a second grid axis: `MODE` 1 writes each chunk's total, `MODE` 2 then scans each chunk
-starting from the combined totals of the chunks before it (`MODE` 0: one chunk, one launch).
+chunks over a second grid axis: `MODE` (`opcodes.ScanPass`) `TOTALS` writes each chunk's total,
+`CARRY_IN` then scans each chunk starting from the combined totals of the chunks before it (`WHOLE`:
+one chunk, one launch).
 `XUNIT`/`OUNIT`/`RUNIT` mark unit column strides in x / out and a unit row stride in both
 (constexprs, so that Triton sees contiguous addresses along the unit-stride side and lays its
 threads along it).
 
-`OP`: 0 sum, 1 prod, 2 logaddexp, 3 max, 4 min (these two carry (value, index) pairs). `CK` is the
-accumulation type (0 float32, 1 float64, 2 int64); each element is first converted to the output's
+`OP` (`opcodes.Scan`): sum, prod, logaddexp, max, min (these two carry (value, index) pairs). `CK` is
+the accumulation type (`opcodes.Compute` F32, F64 or I64); each element is first converted to the output's
 type (the `dtype=` of cumsum/cumprod) and then to CK. Masked lanes hold the identity of OP, so a
 tile's last column is always the running total.
 
@@ -24,6 +25,8 @@ index of the last NaN. As an associative combine of (value, index) pairs this is
 """
 import triton
 import triton.language as tl
+
+from .. import opcodes
 
 from .elementwise import _cast
 
@@ -64,19 +67,19 @@ def _min_pair(v1, i1, v2, i2):
 
 @triton.jit
 def _identity(OP: tl.constexpr, CK: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
-    if OP == 0:
+    if OP == opcodes.Scan.CUMSUM:
         return _cast(tl.full([BLOCK_R, BLOCK_C], 0, tl.int32), CK)
-    elif OP == 1:
+    elif OP == opcodes.Scan.CUMPROD:
         return _cast(tl.full([BLOCK_R, BLOCK_C], 1, tl.int32), CK)
-    elif OP == 2:
+    elif OP == opcodes.Scan.LOGCUMSUMEXP:
         return _cast(tl.full([BLOCK_R, BLOCK_C], float("-inf"), tl.float32), CK)
-    elif CK == 2:
-        if OP == 3:
+    elif CK == opcodes.Compute.I64:
+        if OP == opcodes.Scan.CUMMAX:
             return tl.full([BLOCK_R, BLOCK_C], -9223372036854775807, tl.int64) - 1
         else:
             return tl.full([BLOCK_R, BLOCK_C], 9223372036854775807, tl.int64)
     else:
-        if OP == 3:
+        if OP == opcodes.Scan.CUMMAX:
             return _cast(tl.full([BLOCK_R, BLOCK_C], float("-inf"), tl.float32), CK)
         else:
             return _cast(tl.full([BLOCK_R, BLOCK_C], float("inf"), tl.float32), CK)
@@ -100,15 +103,15 @@ def _load(out_ptr, x_ptr, roff, rmask, c0, end, cs, OP: tl.constexpr, CK: tl.con
 @triton.jit
 def _total_step(cv, ci, out_ptr, x_ptr, roff, rmask, c0, end, cs, OP: tl.constexpr, CK: tl.constexpr,
                 XUNIT: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
-    """The carry (cv, ci) combined with the whole tile (MODE 1: chunk totals, nothing stored)."""
+    """The carry (cv, ci) combined with the whole tile (TOTALS: chunk totals, nothing stored)."""
     c, m, x, ident = _load(out_ptr, x_ptr, roff, rmask, c0, end, cs, OP, CK, XUNIT, BLOCK_R, BLOCK_C)
-    if OP == 0:
+    if OP == opcodes.Scan.CUMSUM:
         cv = cv + tl.reduce(x, 1, _add_fn)
-    elif OP == 1:
+    elif OP == opcodes.Scan.CUMPROD:
         cv = cv * tl.reduce(x, 1, _mul_fn)
-    elif OP == 2:
+    elif OP == opcodes.Scan.LOGCUMSUMEXP:
         cv = _logaddexp_fn(cv, tl.reduce(x, 1, _logaddexp_fn))
-    elif OP == 3:
+    elif OP == opcodes.Scan.CUMMAX:
         v, i = tl.reduce((x, tl.where(m, c[None, :], -1)), 1, _max_pair)
         cv, ci = _max_pair(cv, ci, v, i)
     else:
@@ -128,18 +131,18 @@ def _scan_step(cv, ci, out_ptr, idx_ptr, x_ptr, roff, ooff, rmask, c0, end, cs, 
     else:
         oc = c * ocs
     last = (c == c0 + BLOCK_C - 1)[None, :]
-    if OP == 0:
+    if OP == opcodes.Scan.CUMSUM:
         s = cv[:, None] + tl.associative_scan(x, 1, _add_fn)
         cv = tl.reduce(tl.where(last, s, ident), 1, _add_fn)
-    elif OP == 1:
+    elif OP == opcodes.Scan.CUMPROD:
         s = cv[:, None] * tl.associative_scan(x, 1, _mul_fn)
         cv = tl.reduce(tl.where(last, s, ident), 1, _mul_fn)
-    elif OP == 2:
+    elif OP == opcodes.Scan.LOGCUMSUMEXP:
         s = _logaddexp_fn(cv[:, None], tl.associative_scan(x, 1, _logaddexp_fn))
         cv = tl.reduce(tl.where(last, s, ident), 1, _logaddexp_fn)
     else:
         i = tl.where(m, c[None, :], -1)
-        if OP == 3:
+        if OP == opcodes.Scan.CUMMAX:
             s, si = tl.associative_scan((x, i), 1, _max_pair)
             s, si = _max_pair(cv[:, None], ci[:, None], s, si)
             cv, ci = tl.reduce((tl.where(last, s, ident), tl.where(last, si, -1)), 1, _max_pair)
@@ -155,19 +158,19 @@ def _scan_step(cv, ci, out_ptr, idx_ptr, x_ptr, roff, ooff, rmask, c0, end, cs, 
 @triton.jit
 def _carry_in(tv_ptr, ti_ptr, r, rmask, s, nsplit, OP: tl.constexpr, CK: tl.constexpr, BLOCK_R: tl.constexpr,
               BLOCK_S: tl.constexpr):
-    """MODE 2: the carry into chunk s, the combination of the totals of chunks 0..s-1 of each row."""
+    """CARRY_IN: the carry into chunk s, the combination of the totals of chunks 0..s-1 of each row."""
     j = tl.arange(0, BLOCK_S).to(tl.int64)
     m = rmask[:, None] & (j < s)[None, :]
     p = r[:, None] * nsplit + j[None, :]
     v = tl.where(m, tl.load(tv_ptr + p, mask=m, other=0), _identity(OP, CK, BLOCK_R, BLOCK_S))
     ci = tl.full([BLOCK_R], -1, tl.int64)
-    if OP == 0:
+    if OP == opcodes.Scan.CUMSUM:
         cv = tl.reduce(v, 1, _add_fn)
-    elif OP == 1:
+    elif OP == opcodes.Scan.CUMPROD:
         cv = tl.reduce(v, 1, _mul_fn)
-    elif OP == 2:
+    elif OP == opcodes.Scan.LOGCUMSUMEXP:
         cv = tl.reduce(v, 1, _logaddexp_fn)
-    elif OP == 3:
+    elif OP == opcodes.Scan.CUMMAX:
         cv, ci = tl.reduce((v, tl.load(ti_ptr + p, mask=m, other=-1)), 1, _max_pair)
     else:
         cv, ci = tl.reduce((v, tl.load(ti_ptr + p, mask=m, other=-1)), 1, _min_pair)
@@ -181,8 +184,8 @@ def scan_kernel(out_ptr, idx_ptr, x_ptr, tv_ptr, ti_ptr, R, C, RIN, rs0, rs1, cs
                 BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr):
     """out[r, c] = OP over x[r, 0..c]; for max/min also idx[r, c] (see the module docstring).
     Program (i, s) owns rows [i * BLOCK_R, (i + 1) * BLOCK_R) and columns [s * chunk, (s + 1) * chunk).
-    MODE 0: whole rows (one chunk). MODE 1: only the total of each chunk, into tv[r * nsplit + s]
-    (ti for the indices of max/min). MODE 2: the scan of each chunk after the totals of those before it."""
+    WHOLE: whole rows (one chunk). TOTALS: only the total of each chunk, into tv[r * nsplit + s]
+    (ti for the indices of max/min). CARRY_IN: the scan of each chunk after the totals of those before it."""
     r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
     s = tl.program_id(1).to(tl.int64)
     rmask = r < R
@@ -197,12 +200,12 @@ def scan_kernel(out_ptr, idx_ptr, x_ptr, tv_ptr, ti_ptr, R, C, RIN, rs0, rs1, cs
         ooff = r * ors1
     start = s * chunk
     end = tl.minimum(start + chunk, C)
-    if MODE == 2:
+    if MODE == opcodes.ScanPass.CARRY_IN:
         cv, ci = _carry_in(tv_ptr, ti_ptr, r, rmask, s, nsplit, OP, CK, BLOCK_R, BLOCK_S)
     else:
         cv = tl.reshape(_identity(OP, CK, BLOCK_R, 1), [BLOCK_R])
         ci = tl.full([BLOCK_R], -1, tl.int64)
-    if MODE == 1:
+    if MODE == opcodes.ScanPass.TOTALS:
         if INTERP:
             k = 0
             while k < nblk:
@@ -214,7 +217,7 @@ def scan_kernel(out_ptr, idx_ptr, x_ptr, tv_ptr, ti_ptr, R, C, RIN, rs0, rs1, cs
                 cv, ci = _total_step(cv, ci, out_ptr, x_ptr, roff, rmask, start + k * BLOCK_C, end, cs,
                                      OP, CK, XUNIT, BLOCK_R, BLOCK_C)
         tl.store(tv_ptr + r * nsplit + s, cv, mask=rmask)
-        if OP >= 3:
+        if OP >= opcodes.Scan.CUMMAX:
             tl.store(ti_ptr + r * nsplit + s, ci, mask=rmask)
     else:
         if INTERP:
