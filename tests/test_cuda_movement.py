@@ -1,5 +1,6 @@
-"""CUDA data movement and device-side factories (`backends/cuda/movement.py`) against torch CUDA
-(`pytest -m cuda`): flip, roll, repeat, triu/tril (+ in place), one_hot, diag, diag_embed,
+"""The CUDA ops on the two kernels of `backends/cuda/kernels/movement.py` (data movement in
+`backends/cuda/shape.py`, one_hot in `indexing.py`, device-side factories in `creation.py`) against
+torch CUDA (`pytest -m cuda`): flip, roll, repeat, triu/tril (+ in place), one_hot, diag, diag_embed,
 arange, linspace, eye, full, ones, scalar_tensor; strided, empty and 0-d inputs; gradients; a
 CUDA graph capture proving that none of them copies from the host; and one_hot's device-side
 class check (`checks.py`)."""
@@ -14,7 +15,9 @@ pytestmark = [pytest.mark.cuda,
 torch = pytest.importorskip("torch")
 from helpers import DTYPES, E2T  # noqa: E402
 
-import ember.backends.cuda.movement  # noqa: E402,F401  (registers the kernels)
+import ember.backends.cuda.creation  # noqa: E402,F401  (registers the kernels)
+import ember.backends.cuda.indexing  # noqa: E402,F401
+import ember.backends.cuda.shape  # noqa: E402,F401
 
 DTS = ["float32", "float16", "bfloat16", "int64", "bool"]
 LAYOUTS = ["contiguous", "transposed", "sliced", "expanded"]

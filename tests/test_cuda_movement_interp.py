@@ -1,5 +1,6 @@
-"""The CUDA data-movement ops and device-side factories (`backends/cuda/movement.py`) run on CPU
-tensors through Triton's interpreter (`TRITON_INTERPRET=1`), compared with ember's CPU backend.
+"""The CUDA ops on the two kernels of `backends/cuda/kernels/movement.py` (data movement in
+`backends/cuda/shape.py`, one_hot in `indexing.py`, device-side factories in `creation.py`) run on
+CPU tensors through Triton's interpreter (`TRITON_INTERPRET=1`), compared with ember's CPU backend.
 On a machine with a GPU these tests are left to `tests/test_cuda_movement.py`. The kernels are called
 directly, so with valid arguments only: the ops' checks are their metas', run by the entry point and
 tested for every backend by the sample table (tests/samples/shape.py, creation.py)."""
@@ -19,7 +20,9 @@ os.environ["TRITON_INTERPRET"] = "1"
 from helpers import make_pair  # noqa: E402
 
 from ember.backends.cuda import checks  # noqa: E402
-from ember.backends.cuda import movement as MV  # noqa: E402
+from ember.backends.cuda import creation as CR  # noqa: E402
+from ember.backends.cuda import indexing as IX  # noqa: E402
+from ember.backends.cuda import shape as SH  # noqa: E402
 from ember.dispatch import OPS  # noqa: E402
 
 CPU = ember.device("cpu")
@@ -54,18 +57,18 @@ def same(got, expected, exact=True):
 def test_flip(dtype, layout):
     x, _ = make_pair((3, 4, 5), dtype, layout=layout)
     for dims in [(0,), (-1,), (1, 2), (0, 1, 2), ()]:
-        same(MV.flip(x, dims), cpu("flip")(x, dims))
+        same(SH.flip(x, dims), cpu("flip")(x, dims))
 
 
 def test_flip_0d_empty_and_many_dims():
     x, _ = make_pair((), "float32")
-    same(MV.flip(x, (0,)), cpu("flip")(x, (0,)))
+    same(SH.flip(x, (0,)), cpu("flip")(x, (0,)))
     e = ember.zeros(3, 0, 2)
-    same(MV.flip(e, (0, 2)), cpu("flip")(e, (0, 2)))
+    same(SH.flip(e, (0, 2)), cpu("flip")(e, (0, 2)))
     x, _ = make_pair((2, 3, 2, 3, 2, 3, 2), "int32")
-    same(MV.flip(x, (1, 3, 5, 6)), cpu("flip")(x, (1, 3, 5, 6)))      # 6 collapsed dims: the limit
+    same(SH.flip(x, (1, 3, 5, 6)), cpu("flip")(x, (1, 3, 5, 6)))      # 6 collapsed dims: the limit
     with pytest.raises(NotImplementedError, match="at most 6"):
-        MV.flip(x, (0, 2, 4, 6))                                      # 7 dims that cannot be merged
+        SH.flip(x, (0, 2, 4, 6))                                      # 7 dims that cannot be merged
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "transposed", "sliced"])
@@ -73,31 +76,31 @@ def test_roll(layout):
     x, _ = make_pair((3, 4, 5), "float16", layout=layout)
     for shifts, dims in [((1,), (0,)), ((-2,), (-1,)), ((7, 3), (1, 2)), ((1, 1), (0, 0)), ((0,), (1,)),
                          ((13,), None), ((-4,), None), ((60,), None)]:
-        same(MV.roll(x, shifts, dims), cpu("roll")(x, shifts, dims))
+        same(SH.roll(x, shifts, dims), cpu("roll")(x, shifts, dims))
 
 
 def test_roll_edges():
     x, _ = make_pair((), "int64")
-    same(MV.roll(x, (3,)), cpu("roll")(x, (3,)))
+    same(SH.roll(x, (3,)), cpu("roll")(x, (3,)))
     e = ember.zeros(0, 4, dtype=ember.int64)
-    same(MV.roll(e, (1,), (1,)), cpu("roll")(e, (1,), (1,)))
-    same(MV.roll(e, (1,)), cpu("roll")(e, (1,)))
+    same(SH.roll(e, (1,), (1,)), cpu("roll")(e, (1,), (1,)))
+    same(SH.roll(e, (1,)), cpu("roll")(e, (1,)))
     y, _ = make_pair((4, 5), "bool")
-    same(MV.roll(y, 2, 1), cpu("roll")(y, 2, 1))
+    same(SH.roll(y, 2, 1), cpu("roll")(y, 2, 1))
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "transposed", "expanded"])
 def test_repeat(layout):
     x, _ = make_pair((2, 3), "float32", layout=layout)
     for reps in [(1, 1), (2, 1), (1, 3), (2, 3), (2, 1, 1), (3, 2, 2), (2, 0), (1, 2, 1, 2)]:
-        same(MV.repeat(x, reps), cpu("repeat")(x, reps))
+        same(SH.repeat(x, reps), cpu("repeat")(x, reps))
 
 
 def test_repeat_0d_bool():
     x, _ = make_pair((), "bool")
-    same(MV.repeat(x, (2, 3)), cpu("repeat")(x, (2, 3)))
+    same(SH.repeat(x, (2, 3)), cpu("repeat")(x, (2, 3)))
     y, _ = make_pair((3, 1, 2), "int64", layout="sliced")
-    same(MV.repeat(y, (2, 4, 2)), cpu("repeat")(y, (2, 4, 2)))
+    same(SH.repeat(y, (2, 4, 2)), cpu("repeat")(y, (2, 4, 2)))
 
 
 # ---- triu / tril ---------------------------------------------------------------------------------
@@ -105,7 +108,7 @@ def test_repeat_0d_bool():
 @pytest.mark.parametrize("name", ["triu", "tril"])
 @pytest.mark.parametrize("layout", ["contiguous", "transposed", "sliced"])
 def test_tri(name, layout):
-    kern = MV._tri(name, name == "triu", False)
+    kern = SH._tri(name, name == "triu", False)
     for shape in [(4, 6), (2, 5, 3), (1, 1)]:
         x, _ = make_pair(shape, "float32", layout=layout)
         for d in (-7, -2, -1, 0, 1, 3, 9):
@@ -118,7 +121,7 @@ def test_tri(name, layout):
 
 @pytest.mark.parametrize("name", ["triu_", "tril_"])
 def test_tri_inplace_on_strided_views(name):
-    kern = MV._tri(name, name == "triu_", True)
+    kern = SH._tri(name, name == "triu_", True)
     for layout in ("contiguous", "transposed", "sliced"):
         for d in (-1, 0, 2):
             x, _ = make_pair((2, 4, 5), "bfloat16", layout=layout)
@@ -134,31 +137,31 @@ def test_tri_inplace_on_strided_views(name):
 def test_one_hot():
     x = ember.tensor([[3, 0, 1], [2, 2, 5]])
     for c in (-1, 6, 9):
-        same(MV.one_hot(x, c), cpu("one_hot")(x, c))
+        same(IX.one_hot(x, c), cpu("one_hot")(x, c))
     t = x.t()
-    same(MV.one_hot(t), cpu("one_hot")(t))
+    same(IX.one_hot(t), cpu("one_hot")(t))
     s = ember.tensor(4)
-    same(MV.one_hot(s, 5), cpu("one_hot")(s, 5))
+    same(IX.one_hot(s, 5), cpu("one_hot")(s, 5))
     e = ember.zeros(0, 2, dtype=ember.int64)
-    same(MV.one_hot(e, 3), cpu("one_hot")(e, 3))
+    same(IX.one_hot(e, 3), cpu("one_hot")(e, 3))
 
 
 @pytest.mark.parametrize("bad", [3, 7, -1])
 def test_one_hot_class_out_of_range_is_reported_at_the_next_check(bad):
-    MV.one_hot(ember.tensor([[0, 2], [bad, 1]]), 3)
+    IX.one_hot(ember.tensor([[0, 2], [bad, 1]]), 3)
     with pytest.raises(RuntimeError, match=rf"index out of range in one_hot: got index {bad} for num_classes = 3 "
                                            r"\(found on the device"):
         checks.raise_pending()
     assert checks._words["cpu"].tolist() == [0, 0, 0, 0] and not checks._pending   # reset
-    same(MV.one_hot(ember.tensor([2, 0]), 3), cpu("one_hot")(ember.tensor([2, 0]), 3))
+    same(IX.one_hot(ember.tensor([2, 0]), 3), cpu("one_hot")(ember.tensor([2, 0]), 3))
     checks.raise_pending()                        # a valid call reports nothing
-    MV.flip(ember.tensor([bad, 1]), [0])          # kernels that check nothing do not ask for a read
+    SH.flip(ember.tensor([bad, 1]), [0])          # kernels that check nothing do not ask for a read
     assert not checks._pending
 
 
 def test_one_hot_negative_class_found_while_inferring_num_classes():
     with pytest.raises(RuntimeError, match="non-negative"):   # the kernel's one check: it reads the data
-        MV.one_hot(ember.tensor([1, -1, 2]))
+        IX.one_hot(ember.tensor([1, -1, 2]))
 
 
 # ---- diag / diag_embed ---------------------------------------------------------------------------
@@ -166,16 +169,16 @@ def test_one_hot_negative_class_found_while_inferring_num_classes():
 def test_diag():
     v, _ = make_pair((4,), "float32", layout="sliced")
     for d in (-2, 0, 3):
-        same(MV.diag(v, d), cpu("diag")(v, d))
+        same(SH.diag(v, d), cpu("diag")(v, d))
     m, _ = make_pair((3, 5), "int64", layout="transposed")
     for d in (-4, -1, 0, 2, 7):
-        same(MV.diag(m, d), cpu("diag")(m, d))
+        same(SH.diag(m, d), cpu("diag")(m, d))
 
 
 def test_diag_embed():
     x, _ = make_pair((2, 3), "float16", layout="transposed")
     for off, d1, d2 in [(0, -2, -1), (1, 0, 2), (-2, 2, 0), (0, 1, 0)]:
-        same(MV.diag_embed(x, off, d1, d2), cpu("diag_embed")(x, off, d1, d2))
+        same(SH.diag_embed(x, off, d1, d2), cpu("diag_embed")(x, off, d1, d2))
 
 
 # ---- factories -----------------------------------------------------------------------------------
@@ -185,22 +188,22 @@ def test_arange():
                      ((1, 2.5, 0.5), ember.float64), ((0, 3, 1), ember.float16), ((0.5, 7, 1.5), ember.int64),
                      ((0, 4), ember.bool), ((-3, 260, 7), ember.uint8), ((0, 1, 0.1), ember.float64),
                      ((3, 3), None)]:
-        same(MV.arange(*args, dtype=dt, device=CPU), cpu("arange")(*args, dtype=dt), exact=False)
+        same(CR.arange(*args, dtype=dt, device=CPU), cpu("arange")(*args, dtype=dt), exact=False)
 
 
 def test_linspace():
     for args, dt in [((0, 1, 5), None), ((-2.5, 7.0, 8), ember.float64), ((1, 2, 1), None), ((1, 2, 0), None),
                      ((0, 10, 4), ember.int64), ((-1, 1, 5), ember.bool), ((3, -3, 7), ember.bfloat16)]:
-        same(MV.linspace(*args, dtype=dt, device=CPU), cpu("linspace")(*args, dtype=dt), exact=False)
+        same(CR.linspace(*args, dtype=dt, device=CPU), cpu("linspace")(*args, dtype=dt), exact=False)
 
 
 def test_eye_full_ones_scalar_tensor():
     for n, m, dt in [(3, None, None), (2, 5, ember.int64), (4, 1, ember.bool), (0, 3, None), (3, 2, ember.float16)]:
-        same(MV.eye(n, m, dt, CPU), cpu("eye")(n, m, dt))
+        same(CR.eye(n, m, dt, CPU), cpu("eye")(n, m, dt))
     for value, dt in [(2.5, ember.float64), (7, ember.int64), (200, ember.uint8), (3.9, ember.int32),
                       (0.1, ember.bfloat16), (True, ember.bool), (float("inf"), ember.float32),
                       (2 ** 40 + 1, ember.int64)]:
-        same(MV.full((2, 3), value, dt, CPU), cpu("full")((2, 3), value, dt))
-        same(MV.scalar_tensor(value, dt, CPU), cpu("scalar_tensor")(value, dt))
-    same(MV.ones((4,), ember.float64, CPU), cpu("ones")((4,), ember.float64))
-    same(MV.full((0, 2), 1.0, None, CPU), cpu("full")((0, 2), 1.0, None))
+        same(CR.full((2, 3), value, dt, CPU), cpu("full")((2, 3), value, dt))
+        same(CR.scalar_tensor(value, dt, CPU), cpu("scalar_tensor")(value, dt))
+    same(CR.ones((4,), ember.float64, CPU), cpu("ones")((4,), ember.float64))
+    same(CR.full((0, 2), 1.0, None, CPU), cpu("full")((0, 2), 1.0, None))

@@ -8,9 +8,11 @@ function-local imports count too.
 - ember never imports torch.
 - backends/cuda/capture.py (capture state) is a leaf: it imports nothing from the CUDA backend.
 - backends/cuda/launch.py does not import compiler.py (compiler is above launch).
+- The Triton kernels name their op codes (backends/cuda/opcodes.py), never bare numbers.
 """
 import ast
 import pathlib
+import re
 
 SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
 ROOT = SRC / "ember"
@@ -143,3 +145,33 @@ def test_launch_is_below_compiler():
     bad = [f"line {line}" for line, mod in _imports_of("ember.backends.cuda.launch")
            if mod == "ember.backends.cuda.compiler"]
     assert not bad, "backends/cuda/launch.py imports compiler.py, which imports it: " + ", ".join(bad)
+
+
+# a constexpr that picks an operation or a type, compared with a bare number
+_BARE_CODE = re.compile(r"\b(OP|MODE|CK|POST|MERGE|OUT|WRAP)\s*(==|!=|>=|<=|<|>)\s*\d")
+
+
+def test_kernels_name_their_op_codes():
+    """The Triton kernels compare op and type codes with `opcodes` members, never bare numbers, so
+    that the host code and the kernels share one table (backends/cuda/opcodes.py)."""
+    bad = []
+    for path in sorted((ROOT / "backends" / "cuda" / "kernels").glob("*.py")):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if _BARE_CODE.search(code) and not code.lstrip().startswith(('"', "'")):
+                bad.append(f"{path.name}:{n}: {line.strip()}")
+    assert not bad, "bare op codes in kernels (use backends/cuda/opcodes.py):\n" + "\n".join(bad)
+
+
+def test_op_code_tables_are_complete():
+    """Every member of an op-code enum is distinct within its enum, and the fingerprint covers them."""
+    import enum
+
+    from ember.backends.cuda import opcodes
+    enums = [v for v in vars(opcodes).values() if isinstance(v, type) and issubclass(v, enum.IntEnum)
+             and v is not enum.IntEnum]
+    assert len(enums) >= 10
+    for e in enums:
+        values = [int(m) for m in e.__members__.values()]     # aliases included
+        assert len(values) == len(set(values)), f"{e.__name__} has members with the same value (aliases)"
+    assert len(opcodes.FINGERPRINT) == 64

@@ -53,7 +53,8 @@ from . import nn  # noqa: F401,E402
 from . import utils, datasets  # noqa: F401,E402  (ember.utils.data, ember.datasets)
 from .backends.cuda import tensor as _cuda_tensor, tensor_methods as _cuda_methods, elementwise as _cuda_ew  # noqa: F401,E402,E501
 from .backends.cuda import reduction as _cuda_reduction, linalg as _cuda_linalg, indexing as _cuda_indexing  # noqa: F401,E402,E501
-from .backends.cuda import scan as _cuda_scan, sort as _cuda_sort, random as _cuda_random, movement as _cuda_movement  # noqa: F401,E402,E501
+from .backends.cuda import scan as _cuda_scan, sort as _cuda_sort, random as _cuda_random  # noqa: F401,E402
+from .backends.cuda import creation as _cuda_creation, shape as _cuda_shape  # noqa: F401,E402
 from .backends.cuda import normalization as _cuda_norm, optim as _cuda_optim, loss as _cuda_loss  # noqa: F401,E402
 from .backends.cuda import attention as _cuda_attention  # noqa: F401,E402
 from . import cuda  # noqa: F401,E402

@@ -1,3 +1,3 @@
 """The CPU backend: NumPy kernels registered into the op table on import."""
-from . import creation, elementwise, random, reduction, linalg, indexing, shape, normalization, loss  # noqa: F401
-from . import attention, optim  # noqa: F401
+from . import creation, elementwise, random, reduction, scan, linalg, indexing, shape, sort  # noqa: F401
+from . import normalization, loss, attention, optim  # noqa: F401

@@ -1,5 +1,5 @@
 """CUDA indexing ops on a gather kernel, a scatter kernel and a stream-compaction pipeline
-(`kernels/indexing.py`), plus the composites built on them.
+(`kernels/indexing.py`), plus the composites built on them, and one_hot.
 
 - gather kernel: gather, index_select, embedding, take, index (advanced `__getitem__`).
 - scatter kernel (store / atomic add / multiply / max / min): scatter(_) (src tensor or scalar,
@@ -12,7 +12,10 @@
   masked_select, masked_scatter(_). nonzero, masked_select and boolean-mask indexing read the
   number of selected elements back to the host (one synchronisation, as torch does); nothing
   else synchronises or copies between host and device.
-- cat, stack; norm, all, any as composites of other CUDA ops.
+- one_hot on the data-movement kernel (`move_kernel` of `kernels/movement.py`, launched through
+  `shape.py`'s `_move`). With num_classes=-1 it waits for the device once (to learn the largest
+  class, as PyTorch does); with an explicit num_classes a class outside [0, num_classes) is
+  reported at the next synchronisation like an index out of range.
 
 The argument checks (dtypes, dims, shapes) are the ops' metas (ops/indexing.py), which the entry
 point runs before these kernels. Index values are data: the host checks them only where that costs
@@ -39,12 +42,12 @@ from .checks import launch_args
 from .compiler import pointer_arg, run
 from .elementwise import BLOCK, MAXDIM, _collapse, _strides_for, copy_cast, select_into
 from .memory import new_tensor
+from .opcodes import Bounds, Compact, Move, Scatter
+from .shape import _move, _own_geometry
 
-STORE, ADD, MUL, MAX, MIN = range(5)
-PLAIN, WRAP, LIN = range(3)   # index validity in the kernels: [0, size), [-size, size) wrapped, linearised
-_NATIVE = {STORE: None, ADD: {"float32", "float64", "float16", "int32", "int64"},
-           MUL: {"float32", "float64", "int32", "int64"}}
-_NATIVE[MAX] = _NATIVE[MIN] = _NATIVE[MUL]
+_NATIVE = {Scatter.STORE: None, Scatter.ADD: {"float32", "float64", "float16", "int32", "int64"},
+           Scatter.MUL: {"float32", "float64", "int32", "int64"}}
+_NATIVE[Scatter.MAX] = _NATIVE[Scatter.MIN] = _NATIVE[Scatter.MUL]
 
 
 def _kernels():
@@ -89,7 +92,7 @@ def _run(kernel, n, args, consts, device):
     run(kernel, ((n + BLOCK - 1) // BLOCK,), args, dict(consts, BLOCK=BLOCK), device.index or 0)
 
 
-def _gather(op, out, x, xs, idx, its, isize, xdim, wrap=PLAIN, unravel=None):
+def _gather(op, out, x, xs, idx, its, isize, xdim, wrap=Bounds.PLAIN, unravel=None):
     """out[p] = x[offset(p; xs) + idx[p] * xdim] over out's shape (or, with `unravel`, x's flat
     element idx[p]); its: the index's strides over out's shape; an index out of range is
     reported as op's."""
@@ -109,7 +112,8 @@ def _scalar_type(dt):
     return "fp64" if dt is D.float64 else ("fp32" if dt.is_floating_point else "i64")
 
 
-def _scatter(op, out, os_, shape, idx, its, src, ss, osize, odim, mode, scale=None, wrap=PLAIN, unravel=None):
+def _scatter(op, out, os_, shape, idx, its, src, ss, osize, odim, mode, scale=None, wrap=Bounds.PLAIN,
+             unravel=None):
     """out[offset(p; os_) + idx[p] * odim] (mode)= src[p] over `shape`; src a tensor read through
     strides `ss` or a Python scalar; `scale` multiplies a tensor src (index_add's alpha); an index
     out of range is reported as op's."""
@@ -157,7 +161,7 @@ def _as_1d(t):
     return t.reshape(1) if not t._shape else t
 
 
-def _dim_scatter(op, t, d, index, src, mode, scale=None, wrap=PLAIN):
+def _dim_scatter(op, t, d, index, src, mode, scale=None, wrap=Bounds.PLAIN):
     """t[..., index[p], ...] (mode)= src[p] over index's shape, along dim d of t."""
     os_ = list(t._stride)
     odim = os_[d]
@@ -224,7 +228,8 @@ def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=
 
 def take(self, index):
     out = new_tensor(index._shape, self._dtype, self.device)
-    return _gather("take", out, self, [0] * index.ndim, index, index._stride, self.numel(), 0, WRAP, unravel=self)
+    return _gather("take", out, self, [0] * index.ndim, index, index._stride, self.numel(), 0, Bounds.WRAP,
+                   unravel=self)
 
 
 # ---- advanced indexing -------------------------------------------------------------------------------
@@ -274,9 +279,10 @@ def _adv_geometry(op, t, per, batch):
         _no_empty_dim(op, nb, d, shape[d])
     if len(dims) == 1:
         d = dims[0]
-        idx, its, size, dstride, wrap = per[d], _strides_for(per[d], batch), shape[d], stride[d], WRAP
+        idx, its, size, dstride, wrap = per[d], _strides_for(per[d], batch), shape[d], stride[d], Bounds.WRAP
     else:
-        idx, its, size, dstride, wrap = new_tensor(batch, D.int64, t.device), list(contiguous_strides(batch)), 0, 1, LIN
+        idx, its, size, dstride = new_tensor(batch, D.int64, t.device), list(contiguous_strides(batch)), 0, 1
+        wrap = Bounds.LIN
         if prod(res):
             for k, d in enumerate(dims):
                 _linearise(op, idx, per[d], batch, shape[d], stride[d], k == 0)
@@ -337,7 +343,7 @@ def _index_put(op, self, indices, values, accumulate, inplace):
         v = values.reshape(())
         return OPS["masked_fill_"].fn(self, view, v) if inplace else OPS["masked_fill"].fn(self, view, v)
     per, batch = _adv_per_dim(op, self, entries)
-    mode = ADD if accumulate else STORE
+    mode = Scatter.ADD if accumulate else Scatter.STORE
 
     def body(t):
         res, xs, idx, its, size, dstride, wrap = _adv_geometry(op, t, per, batch)
@@ -359,7 +365,7 @@ def _copy_of(self):
     return copy_cast(new_tensor(self._shape, self._dtype, self.device), self)
 
 
-_SCATTER_MODE = {None: STORE, "add": ADD, "multiply": MUL}
+_SCATTER_MODE = {None: Scatter.STORE, "add": Scatter.ADD, "multiply": Scatter.MUL}
 
 
 def _scatter_op(op, inplace):
@@ -382,11 +388,13 @@ def _scatter_add_op(op, inplace):
         if index.numel() == 0:
             return self if inplace else _copy_of(self)
         _no_empty_dim(op, 1, d, (self._shape or (1,))[d])
-        return _update(self, inplace, ADD, lambda t: _dim_scatter(op, _as_1d(t), d, _as_1d(index), _as_1d(src), ADD))
+        return _update(self, inplace, Scatter.ADD,
+                       lambda t: _dim_scatter(op, _as_1d(t), d, _as_1d(index), _as_1d(src), Scatter.ADD))
     return kernel
 
 
-_REDUCE_MODE = {"sum": ADD, "prod": MUL, "mean": ADD, "amax": MAX, "amin": MIN}
+_REDUCE_MODE = {"sum": Scatter.ADD, "prod": Scatter.MUL, "mean": Scatter.ADD, "amax": Scatter.MAX,
+                "amin": Scatter.MIN}
 
 
 def _identity(reduce, dt):
@@ -413,15 +421,15 @@ def _scatter_reduce_op(op, inplace):
         def body(t):
             t = _as_1d(t)
             if not include_self:
-                _dim_scatter(op, t, d, idx, _identity(reduce, t._dtype), STORE)
+                _dim_scatter(op, t, d, idx, _identity(reduce, t._dtype), Scatter.STORE)
             _dim_scatter(op, t, d, idx, s, mode)
         if reduce != "mean":
             return _update(self, inplace, mode, body)
-        acc_dt = _acc_dtype(self._dtype, MUL)  # float32 for float16/bfloat16, int32 for narrow integers
+        acc_dt = _acc_dtype(self._dtype, Scatter.MUL)  # float32 for float16/bfloat16, int32 for narrow integers
         acc = copy_cast(new_tensor(self._shape, acc_dt, self.device), self)
         body(acc)
         count = OPS["ones" if include_self else "zeros"].fn(*self._shape, dtype=acc_dt, device=self.device)
-        _dim_scatter(op, _as_1d(count), d, idx, 1, ADD)
+        _dim_scatter(op, _as_1d(count), d, idx, 1, Scatter.ADD)
         out = self if inplace else new_tensor(self._shape, self._dtype, self.device)
         _mean_finish(out, acc, count)
         return out
@@ -460,20 +468,20 @@ def _index_fill_op(op, inplace):
         shape[d] = index.numel()
         _no_empty_dim(op, index.numel(), d, (self._shape or (1,))[d])
         idx = _along(index.reshape(-1), d, shape)
-        return _update(self, inplace, STORE, lambda t: _dim_scatter(op, _as_1d(t), d, idx, value, STORE,
-                                                                    wrap=WRAP))
+        return _update(self, inplace, Scatter.STORE,
+                       lambda t: _dim_scatter(op, _as_1d(t), d, idx, value, Scatter.STORE, wrap=Bounds.WRAP))
     return kernel
 
 
 def _put_op(op, inplace):
     def kernel(self, index, source, accumulate=False):
         idx, src = (index, source) if index._shape == source._shape else (index.reshape(-1), source.reshape(-1))
-        mode = ADD if accumulate else STORE
+        mode = Scatter.ADD if accumulate else Scatter.STORE
 
         def body(t):
             shape = idx._shape
             _scatter(op, t, [0] * len(shape), shape, idx, idx._stride, src, src._stride, t.numel(), 0, mode,
-                     wrap=WRAP, unravel=t)
+                     wrap=Bounds.WRAP, unravel=t)
         return _update(self, inplace, mode, body)
     return kernel
 
@@ -540,7 +548,7 @@ def nonzero(self):
     total = _total(incl)
     out = new_tensor((total, nd), D.int64, self.device)
     if total and nd:
-        _compact(0, out, self, self, self._shape, sizes, sts, cnt, incl, coords=self._shape)
+        _compact(Compact.NONZERO, out, self, self, self._shape, sizes, sts, cnt, incl, coords=self._shape)
     return out
 
 
@@ -551,7 +559,7 @@ def masked_select(self, mask):
     sizes, sts, cnt, incl = _block_counts(mask, shape, [_strides_for(self, shape), _strides_for(mask, shape)])
     out = new_tensor((_total(incl),), self._dtype, self.device)
     if out.numel():
-        _compact(1, out, self, mask, shape, sizes, sts, cnt, incl)
+        _compact(Compact.MASKED_SELECT, out, self, mask, shape, sizes, sts, cnt, incl)
     return out
 
 
@@ -562,7 +570,7 @@ def _masked_scatter_into(t, mask, source):
         return t
     src = source.reshape(-1)
     sizes, sts, cnt, incl = _block_counts(mask, shape, [t._stride, _strides_for(mask, shape)])
-    _compact(2, src, t, mask, shape, sizes, sts, cnt, incl, limit=src.numel())
+    _compact(Compact.MASKED_SCATTER, src, t, mask, shape, sizes, sts, cnt, incl, limit=src.numel())
     return t
 
 
@@ -576,58 +584,20 @@ def masked_scatter_(self, mask, source):
     return _masked_scatter_into(self, mask, source)
 
 
-# ---- cat / stack, norm, all / any ---------------------------------------------------------------------
+# ---- one_hot -------------------------------------------------------------------------------------
 
-def cat(tensors, dim=0):
-    live = [t for t in tensors if not (t.ndim == 1 and t._shape[0] == 0)] or list(tensors[:1])
-    ref = live[0]
-    d = normalize_dim(dim, ref.ndim)
-    dt = D.result_type(*tensors) if len(tensors) > 1 else ref._dtype
-    for t in live:
-        if t.ndim != ref.ndim or any(a != b for k, (a, b) in enumerate(zip(t._shape, ref._shape)) if k != d):
-            raise RuntimeError(f"cat(): sizes of tensors must match except in dimension {d}: "
-                               f"{list(ref._shape)} vs {list(t._shape)}")
-    shape = list(ref._shape)
-    shape[d] = sum(t._shape[d] for t in live)
-    out = new_tensor(tuple(shape), dt, ref.device)
-    start = 0
-    for t in live:
-        n = t._shape[d]
-        copy_cast(OPS["slice"].fn(out, d, start, start + n, 1), t)
-        start += n
+def one_hot(self, num_classes=-1):
+    n = prod(self._shape)
+    if n and num_classes == -1:   # one wait for the device, as in PyTorch; the sign check rides along
+        lo, hi = OPS["stack"].fn([OPS["amin"].fn(self), OPS["amax"].fn(self)]).tolist()
+        if lo < 0:
+            raise RuntimeError("one_hot(): Class values must be non-negative.")
+        num_classes = hi + 1
+    out = new_tensor(self._shape + (num_classes,), D.int64, self.device)
+    if n:
+        sizes, strides = _own_geometry(self)
+        _move(Move.ONE_HOT, out, self, n * num_classes, sizes, strides, p=(num_classes, 0, 0))
     return out
-
-
-def stack(tensors, dim=0):
-    ref = tensors[0]
-    d = normalize_dim(dim, ref.ndim + 1)
-    return cat([t.unsqueeze(d) for t in tensors], d)
-
-
-def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
-    """Vector norms composed of CUDA kernels (abs, pow, sum, amax, sqrt)."""
-    x = self if dtype is None else self.to(dtype)
-    dims = () if dim is None else dim
-    if p is None or p == "fro" or p == 2:
-        return (x * x).sum(dims, keepdim).sqrt()
-    if p == 1:
-        return x.abs().sum(dims, keepdim)
-    if p == float("inf"):
-        return x.abs().amax(dims, keepdim)
-    if p == float("-inf"):
-        return x.abs().amin(dims, keepdim)
-    if isinstance(p, (int, float)) and p != 0:
-        return (x.abs() ** p).sum(dims, keepdim) ** (1.0 / p)
-    raise NotImplementedError(f"norm on CUDA: p={p!r} is not implemented yet")
-
-
-def _all_any(is_all):
-    def kernel(self, dim=None, keepdim=False):
-        dims = () if dim is None else dim
-        if is_all:
-            return (self == 0).sum(dims, keepdim) == 0
-        return (self != 0).sum(dims, keepdim) > 0
-    return kernel
 
 
 # in-place/out-of-place pairs, built once (the interpreter tests call these directly)
@@ -635,8 +605,10 @@ scatter, scatter_ = _scatter_op("scatter", False), _scatter_op("scatter_", True)
 scatter_add, scatter_add_ = _scatter_add_op("scatter_add", False), _scatter_add_op("scatter_add_", True)
 scatter_reduce = _scatter_reduce_op("scatter_reduce", False)
 scatter_reduce_ = _scatter_reduce_op("scatter_reduce_", True)
-index_add, index_add_ = _index_source_op("index_add", False, ADD), _index_source_op("index_add_", True, ADD)
-index_copy, index_copy_ = _index_source_op("index_copy", False, STORE), _index_source_op("index_copy_", True, STORE)
+index_add, index_add_ = (_index_source_op("index_add", False, Scatter.ADD),
+                         _index_source_op("index_add_", True, Scatter.ADD))
+index_copy, index_copy_ = (_index_source_op("index_copy", False, Scatter.STORE),
+                           _index_source_op("index_copy_", True, Scatter.STORE))
 index_fill, index_fill_ = _index_fill_op("index_fill", False), _index_fill_op("index_fill_", True)
 put, put_ = _put_op("put", False), _put_op("put_", True)
 
@@ -655,12 +627,9 @@ def _register():
     for name in ("gather", "index_select", "embedding", "take", "index", "index_put", "index_put_", "scatter",
                  "scatter_", "scatter_add", "scatter_add_", "scatter_reduce", "scatter_reduce_", "index_add",
                  "index_add_", "index_copy", "index_copy_", "index_fill", "index_fill_", "put", "put_", "nonzero",
-                 "masked_select", "masked_scatter", "masked_scatter_", "masked_fill", "masked_fill_", "cat", "stack",
-                 "norm"):
+                 "masked_select", "masked_scatter", "masked_scatter_", "masked_fill", "masked_fill_", "one_hot"):
         reg(name)(globals()[name])
     reg("argwhere")(nonzero)
-    reg("all")(_all_any(True))
-    reg("any")(_all_any(False))
 
 
 _register()

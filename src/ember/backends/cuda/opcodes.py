@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 from enum import IntEnum
 
-__all__ = ["Compute", "Unary", "Binary", "Ternary", "Reduce", "Post", "Merge", "Scan", "ScanPass", "FINGERPRINT"]
+__all__ = ["Compute", "Unary", "Binary", "Ternary", "Reduce", "Post", "Merge", "Scan", "ScanPass", "Move", "Fill",
+           "FillOut", "Scatter", "Bounds", "Compact", "FINGERPRINT"]
 
 
 class Compute(IntEnum):
@@ -178,11 +179,61 @@ class ScanPass(IntEnum):
     CARRY_IN = 2        # the second: each chunk's scan after the totals of the chunks before it
 
 
+class Move(IntEnum):
+    """`move_kernel`'s `MODE`: how each output element finds its source (see `kernels/movement.py`)."""
+    GATHER = 0          # per-dim strides (flip: negated)
+    ROLL = 1
+    REPEAT = 2
+    ROLL_FLAT = 3       # roll without dims
+    TRI = 4             # triu / tril
+    ONE_HOT = 5
+
+
+class Fill(IntEnum):
+    """`fill_kernel`'s `MODE`: what it writes from the flat index."""
+    FILL = 0
+    ARANGE = 1
+    LINSPACE = 2
+    EYE = 3
+
+
+class FillOut(IntEnum):
+    """`fill_kernel`'s `OUT`: how the value is stored."""
+    F64 = 0
+    FLOAT = 1           # the other floats, through float32
+    INT = 2
+    BOOL = 3
+
+
+class Scatter(IntEnum):
+    """`scatter_kernel`'s `MODE`: how a value combines with the one it lands on."""
+    STORE = 0
+    ADD = 1             # atomic
+    MUL = 2
+    MAX = 3
+    MIN = 4
+
+
+class Bounds(IntEnum):
+    """The gather/scatter kernels' `WRAP`: which index values are valid."""
+    PLAIN = 0           # [0, size)
+    WRAP = 1            # [-size, size), negatives wrapped
+    LIN = 2             # linearised by `lin_kernel`, which reported the bad ones already
+
+
+class Compact(IntEnum):
+    """`compact_kernel`'s `MODE`: what it does at each selected position."""
+    NONZERO = 0         # writes the coordinates
+    MASKED_SELECT = 1
+    MASKED_SCATTER = 2
+
+
 def _fingerprint() -> str:
+    """A hash of every enum here, names and values."""
     h = hashlib.sha256()
-    for enum in (Compute, Unary, Binary, Ternary, Reduce, Post, Merge, Scan, ScanPass):
-        h.update(repr(sorted((m.name, int(m)) for m in enum)).encode())
-        h.update(enum.__name__.encode())
+    for name, enum in sorted(globals().items()):
+        if isinstance(enum, type) and issubclass(enum, IntEnum) and enum is not IntEnum:
+            h.update(f"{name}:{sorted((m.name, int(m)) for m in enum)}".encode())
     return h.hexdigest()
 
 

@@ -1,7 +1,8 @@
 """CUDA reductions on the Triton kernels of `kernels/reduction.py`: sum, mean, amax, amin, prod, nansum,
 nanmean, count_nonzero, var, std, logsumexp over any set of dims (keepdim, dtype=; prod over one dim
 or all), argmax/argmin (one dim or all), max/min over a dim (`_max_dim`/`_min_dim`: values and the
-first index; a NaN wins at its first index), softmax/log_softmax over one dim.
+first index; a NaN wins at its first index), softmax/log_softmax over one dim; norm, all and any as
+composites of these.
 
 Every problem becomes rows x cols: the kept dims (in order) index the rows, the reduced dims (in
 order) the columns. Each side is collapsed (`elementwise._collapse`); when it takes at most two
@@ -465,11 +466,40 @@ def _softmax(name, log):
 softmax_cuda = _softmax("softmax", False)
 log_softmax_cuda = _softmax("log_softmax", True)
 
+
+# ---- norm, all / any: composites of the reductions above ------------------------------------
+
+def norm_cuda(self, p="fro", dim=None, keepdim=False, dtype=None):
+    """Vector norms composed of CUDA kernels (abs, pow, sum, amax, sqrt)."""
+    x = self if dtype is None else self.to(dtype)
+    dims = () if dim is None else dim
+    if p is None or p == "fro" or p == 2:
+        return (x * x).sum(dims, keepdim).sqrt()
+    if p == 1:
+        return x.abs().sum(dims, keepdim)
+    if p == float("inf"):
+        return x.abs().amax(dims, keepdim)
+    if p == float("-inf"):
+        return x.abs().amin(dims, keepdim)
+    if isinstance(p, (int, float)) and p != 0:
+        return (x.abs() ** p).sum(dims, keepdim) ** (1.0 / p)
+    raise NotImplementedError(f"norm on CUDA: p={p!r} is not implemented yet")
+
+
+def _all_any(is_all):
+    def kernel(self, dim=None, keepdim=False):
+        dims = () if dim is None else dim
+        if is_all:
+            return (self == 0).sum(dims, keepdim) == 0
+        return (self != 0).sum(dims, keepdim) > 0
+    return kernel
+
+
 KERNELS = {"sum": sum_cuda, "mean": mean_cuda, "amax": amax_cuda, "amin": amin_cuda, "prod": prod_cuda,
            "nansum": nansum_cuda, "nanmean": nanmean_cuda, "count_nonzero": count_nonzero_cuda, "var": var_cuda,
            "std": std_cuda, "logsumexp": logsumexp_cuda, "argmax": argmax_cuda, "argmin": argmin_cuda,
            "_max_dim": max_dim_cuda, "_min_dim": min_dim_cuda, "softmax": softmax_cuda,
-           "log_softmax": log_softmax_cuda}
+           "log_softmax": log_softmax_cuda, "norm": norm_cuda, "all": _all_any(True), "any": _all_any(False)}
 
 
 def _register():

@@ -1,15 +1,12 @@
-"""CUDA tensors: storage on the GPU, host<->device copies, empty/zeros/fill/clone/copy_.
+"""CUDA tensors: storage on the GPU, host<->device copies, fill_/zero_/clone/copy_.
 
-The computed factories (arange, linspace, eye, full, ...) are device kernels in `movement.py`.
+The factories (empty, zeros, arange, linspace, eye, full, ...) are in `creation.py`.
 """
 from __future__ import annotations
-
-from math import prod
 
 import numpy as np
 
 from ..._tensor import Tensor
-from ...core import dtype as D
 from ...core.device import CPU
 from ...core.storage import Storage
 from ...dispatch import OPS
@@ -19,7 +16,7 @@ from .driver import check, driver
 from .elementwise import copy_cast
 from .capture import refuse_during_capture
 from .memory import empty_cuda, keep_alive, pinned_empty
-from .movement import fill_contiguous
+from .creation import fill_contiguous
 from .stream import current_stream
 
 _make = Tensor._make
@@ -152,34 +149,14 @@ def _memset(t: Tensor, pattern_bytes: bytes) -> None:
         check(d.cuMemsetD32Async(t.data_ptr(), int.from_bytes(pattern_bytes, "little"), nbytes // 4, s),
               "cuMemsetD32Async")
     else:
-        raise ValueError(f"_memset: a {k}-byte pattern that does not repeat every 4 bytes (use movement.fill_contiguous)")
+        raise ValueError(f"_memset: a {k}-byte pattern that does not repeat every 4 bytes (use creation.fill_contiguous)")
 
 
 _fill = fill_contiguous
 
 
-def _dt(dtype):
-    return D.get_default_dtype() if dtype is None else dtype
-
-
 def _register_factories():
     reg = lambda name: OPS[name].register("cuda")  # noqa: E731
-    idx = lambda device: (device.index or 0)  # noqa: E731
-
-    @reg("empty")
-    def _empty(size, dtype=None, device=None):
-        return empty_cuda(size, _dt(dtype), idx(device))
-
-    @reg("zeros")
-    def _zeros(size, dtype=None, device=None):
-        return _fill(empty_cuda(size, _dt(dtype), idx(device)), 0)
-
-    @reg("empty_strided")
-    def _empty_strided(size, stride, dtype=None, device=None):
-        dt = _dt(dtype)
-        span = 1 + sum((n - 1) * s for n, s in zip(size, stride)) if prod(size) else 0
-        base = empty_cuda((span,), dt, idx(device))
-        return _make(base._storage, tuple(size), tuple(stride), 0, dt)
 
     def _strided_fill(self, value):
         v = _fill(empty_cuda((), self._dtype, _index(self)), value)

@@ -5,14 +5,14 @@ gather_kernel / scatter_kernel: positions run over an index-shaped grid of up to
 strides `it*`) and addresses the indexed tensor at the position's own offset (strides `xt*`/`ot*`,
 0 on the indexed dims) plus either `index * xdim` or, with UNDIM > 0 (take/put), the offset of
 the flat C-order element `index` of a tensor of collapsed sizes u1..u5 and strides `ut*`.
-WRAP 0: an index must lie in [0, size); 1: in [-size, size), negatives wrapped (as the CPU backend
-decides per op); 2: pre-linearised offsets from lin_kernel, where a negative value marks an index
-that lin_kernel found out of range (and reported). An index out of range is never dereferenced
-(reads give 0, writes are skipped) and, except with WRAP 2, is reported through `report`: the
+`WRAP` (`opcodes.Bounds`) PLAIN: an index must lie in [0, size); WRAP: in [-size, size), negatives
+wrapped (as the CPU backend decides per op); LIN: pre-linearised offsets from lin_kernel, where a
+negative value marks an index that lin_kernel found out of range (and reported). An index out of
+range is never dereferenced (reads give 0, writes are skipped) and, except with LIN, is reported through `report`: the
 first failing lane writes its op `code`, the index and the bound into the device's error word
 `err_ptr` (see `backends/cuda/checks.py`), which the host reads at its next synchronisation.
 
-scatter_kernel MODE: 0 store, 1 add (atomic), 2 multiply, 3 max, 4 min. Integer max/min use
+scatter_kernel `MODE` (`opcodes.Scatter`): store, add (atomic), multiply, max, min. Integer max/min use
 atomic_max/min, multiply and float max/min a compare-and-swap loop on the element's bits
 (NaN propagates). The host only calls the atomic modes on 32/64-bit elements (float16 for add)
 and accumulates narrower types in a wider copy.
@@ -25,6 +25,7 @@ values (masked_select) or reads consecutive source values (masked_scatter).
 import triton
 import triton.language as tl
 
+from .. import opcodes
 from .elementwise import _offset
 
 
@@ -49,10 +50,10 @@ def report(err_ptr, bad, value, bound, code):
 def _index(idx, size, mask, err_ptr, code, WRAP: tl.constexpr):
     """(in range, wrapped index) of the index values loaded where `mask`; reports one out of range."""
     idx = idx.to(tl.int64)
-    if WRAP == 2:
+    if WRAP == opcodes.Bounds.LIN:
         ok = idx >= 0
     else:
-        if WRAP == 1:
+        if WRAP == opcodes.Bounds.WRAP:
             ok = (idx >= -size) & (idx < size)
         else:
             ok = (idx >= 0) & (idx < size)
@@ -86,9 +87,9 @@ def gather_kernel(out_ptr, x_ptr, idx_ptr, n, isize, xdim,
 
 @triton.jit
 def _combine(cur, v, MODE: tl.constexpr):
-    if MODE == 2:
+    if MODE == opcodes.Scatter.MUL:
         return cur * v
-    elif MODE == 3:
+    elif MODE == opcodes.Scatter.MAX:
         return tl.where((v > cur) | (v != v), v, cur)
     else:
         return tl.where((v < cur) | (v != v), v, cur)
@@ -157,13 +158,13 @@ def scatter_kernel(out_ptr, src_ptr, idx_ptr, n, osize, odim, value,
         if SCALE:
             v = (v * value).to(ty)
     p = out_ptr + oo
-    if MODE == 0:
+    if MODE == opcodes.Scatter.STORE:
         tl.store(p, v, mask=mask)
-    elif MODE == 1:
+    elif MODE == opcodes.Scatter.ADD:
         tl.atomic_add(p, v, mask=mask)
-    elif MODE == 3 and FLT == 0:
+    elif MODE == opcodes.Scatter.MAX and FLT == 0:
         tl.atomic_max(p, v, mask=mask)
-    elif MODE == 4 and FLT == 0:
+    elif MODE == opcodes.Scatter.MIN and FLT == 0:
         tl.atomic_min(p, v, mask=mask)
     else:
         _cas_loop(p, v, mask, MODE, FLT, W64)
@@ -175,7 +176,7 @@ def lin_kernel(lin_ptr, idx_ptr, n, size, stride,
                it0, it1, it2, it3, it4, it5, err_ptr, code,
                NDIM: tl.constexpr, FIRST: tl.constexpr, BLOCK: tl.constexpr):
     """lin[i] (+)= wrap(idx[i]) * stride over a contiguous lin; -1 once some index is out of range
-    (reported here, so that the gather/scatter over lin with WRAP 2 only skips it)."""
+    (reported here, so that the gather/scatter over lin with Bounds.LIN only skips it)."""
     pid = tl.program_id(0).to(tl.int64)
     i = pid * BLOCK + tl.arange(0, BLOCK)
     mask = i < n
@@ -263,8 +264,8 @@ def compact_kernel(out_ptr, a_ptr, m_ptr, incl_ptr, cnt_ptr, n, limit,
                    c1, c2, c3, c4, c5,
                    NDIM: tl.constexpr, CNDIM: tl.constexpr, MODE: tl.constexpr, HALF: tl.constexpr,
                    BLOCK: tl.constexpr):
-    """MODE 0: out[pos, :] = coordinates of i (nonzero); 1: out[pos] = a[i] (masked_select);
-    2: a[i] = out[pos] while pos < limit (masked_scatter: `out` is the flat source)."""
+    """MODE (`opcodes.Compact`) NONZERO: out[pos, :] = coordinates of i; MASKED_SELECT: out[pos] = a[i];
+    MASKED_SCATTER: a[i] = out[pos] while pos < limit (masked_scatter: `out` is the flat source)."""
     pid = tl.program_id(0).to(tl.int64)
     i = pid * BLOCK + tl.arange(0, BLOCK)
     mask = i < n
@@ -273,11 +274,11 @@ def compact_kernel(out_ptr, a_ptr, m_ptr, incl_ptr, cnt_ptr, n, limit,
     k = keep.to(tl.int64)
     base = tl.load(incl_ptr + pid) - tl.load(cnt_ptr + pid)
     pos = base + tl.associative_scan(k, 0, _add) - 1
-    if MODE == 0:
+    if MODE == opcodes.Compact.NONZERO:
         _store_coords(out_ptr, pos * CNDIM, i, c1, c2, c3, c4, c5, keep, CNDIM)
     else:
         ao = _offset(i, s1, s2, s3, s4, s5, at0, at1, at2, at3, at4, at5, NDIM)
-        if MODE == 1:
+        if MODE == opcodes.Compact.MASKED_SELECT:
             tl.store(out_ptr + pos, tl.load(a_ptr + ao, mask=keep), mask=keep)
         else:
             ok = keep & (pos < limit)

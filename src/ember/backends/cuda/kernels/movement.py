@@ -1,40 +1,41 @@
 """Triton kernels for data movement and device-side factories (64-bit indexing throughout).
 
 `move_kernel` writes a contiguous output (in place: the input itself) element by element, reading
-each one from a source offset computed from its flat index `i`. `MODE` (a constexpr) says how:
+each one from a source offset computed from its flat index `i`. `MODE` (`opcodes.Move`) says how:
 
-  0 GATHER     per output dim k (sizes s0..s5), source offset `p0 + sum c_k * t_k`; strides may be
-               negative (flip: the host negates a flipped dim's stride and moves p0 to its end)
-  1 ROLL       like GATHER with c_k replaced by (c_k + a_k) wrapped at s_k
-  2 REPEAT     like GATHER with c_k replaced by c_k % a_k (a_k: the source's size along k)
-  3 ROLL_FLAT  the flat index shifted by p0 (wrapping at n), read through the source's own
-               (collapsed) geometry: roll without dims
-  4 TRI        triu (UPPER) / tril over the last two dims (p0 columns, p1 rows, diagonal p2); the
-               source is read through its collapsed geometry; INPLACE writes the zeros into it
-  5 ONE_HOT    out[i] = (x[i // p0] == i % p0) with p0 classes; a value outside [0, p0) is reported
-               into the error word `err_ptr` as op `code` (`kernels/indexing.report`)
+  GATHER     per output dim k (sizes s0..s5), source offset `p0 + sum c_k * t_k`; strides may be
+             negative (flip: the host negates a flipped dim's stride and moves p0 to its end)
+  ROLL       like GATHER with c_k replaced by (c_k + a_k) wrapped at s_k
+  REPEAT     like GATHER with c_k replaced by c_k % a_k (a_k: the source's size along k)
+  ROLL_FLAT  the flat index shifted by p0 (wrapping at n), read through the source's own
+             (collapsed) geometry: roll without dims
+  TRI        triu (UPPER) / tril over the last two dims (p0 columns, p1 rows, diagonal p2); the
+             source is read through its collapsed geometry; INPLACE writes the zeros into it
+  ONE_HOT    out[i] = (x[i // p0] == i % p0) with p0 classes; a value outside [0, p0) is reported
+             into the error word `err_ptr` as op `code` (`kernels/indexing.report`)
 
-Modes 3-5 use `_offset` (sizes s1..s5, strides t0..t5) like the elementwise kernels.
+ROLL_FLAT, TRI and ONE_HOT use `_offset` (sizes s1..s5, strides t0..t5) like the elementwise kernels.
 
-`fill_kernel` writes a contiguous output from the flat index alone (`MODE`): 0 FILL (p0),
-1 ARANGE (p0 + i * p1), 2 LINSPACE (PyTorch's two-sided formula: from p0 for i < k, back from
-p1 otherwise, step p2, p3 = steps - 1), 3 EYE (row == column, k columns). `F64` computes in
-float64 (else int64); `OUT` is the stored kind: 0 float64, 1 other floats (through float32),
-2 integers, 3 bool.
+`fill_kernel` writes a contiguous output from the flat index alone (`MODE`, `opcodes.Fill`): FILL
+(p0), ARANGE (p0 + i * p1), LINSPACE (PyTorch's two-sided formula: from p0 for i < k, back from p1
+otherwise, step p2, p3 = steps - 1), EYE (row == column, k columns). `F64` computes in float64
+(else int64); `OUT` (`opcodes.FillOut`) is the stored kind: float64, another float (through
+float32), an integer, or bool.
 """
 import triton
 import triton.language as tl
 
+from .. import opcodes
 from .elementwise import _offset
 from .indexing import report
 
 
 @triton.jit
 def _dim(c, s, t, a, MODE: tl.constexpr):
-    if MODE == 1:
+    if MODE == opcodes.Move.ROLL:
         c = c + a
         c = tl.where(c >= s, c - s, c)
-    elif MODE == 2:
+    elif MODE == opcodes.Move.REPEAT:
         c = c % a
     return c * t
 
@@ -73,7 +74,7 @@ def move_kernel(out_ptr, x_ptr, n, p0, p1, p2,
     pid = tl.program_id(0).to(tl.int64)
     i = pid * BLOCK + tl.arange(0, BLOCK)
     mask = i < n
-    if MODE == 4:
+    if MODE == opcodes.Move.TRI:
         xo = _offset(i, s1, s2, s3, s4, s5, t0, t1, t2, t3, t4, t5, NDIM)
         d = i % p0 - (i // p0) % p1
         if UPPER:
@@ -86,10 +87,10 @@ def move_kernel(out_ptr, x_ptr, n, p0, p1, p2,
             v = tl.load(x_ptr + xo, mask=mask & keep, other=0)
             tl.store(out_ptr + i, v, mask=mask)
     else:
-        if MODE <= 2:
+        if MODE <= opcodes.Move.REPEAT:
             v = tl.load(x_ptr + (p0 + _source(i, s0, s1, s2, s3, s4, s5, t0, t1, t2, t3, t4, t5,
                                               a0, a1, a2, a3, a4, a5, NDIM, MODE)), mask=mask)
-        elif MODE == 3:
+        elif MODE == opcodes.Move.ROLL_FLAT:
             j = i + p0
             j = tl.where(j >= n, j - n, j)
             v = tl.load(x_ptr + _offset(j, s1, s2, s3, s4, s5, t0, t1, t2, t3, t4, t5, NDIM), mask=mask)
@@ -107,29 +108,29 @@ def fill_kernel(out_ptr, n, p0, p1, p2, p3, k,
     pid = tl.program_id(0).to(tl.int64)
     i = pid * BLOCK + tl.arange(0, BLOCK)
     mask = i < n
-    if MODE == 0:
+    if MODE == opcodes.Fill.FILL:
         if F64:
             v = tl.full([BLOCK], p0, tl.float64)
         else:
             v = tl.full([BLOCK], p0, tl.int64)
-    elif MODE == 1:
+    elif MODE == opcodes.Fill.ARANGE:
         if F64:
             v = tl.full([BLOCK], p0, tl.float64) + i.to(tl.float64) * p1
         else:
             v = p0 + i * p1
-    elif MODE == 2:
+    elif MODE == opcodes.Fill.LINSPACE:
         fi = i.to(tl.float64)
         first = tl.full([BLOCK], p0, tl.float64) + p2 * fi
         v = tl.where(i < k, first, tl.full([BLOCK], p1, tl.float64) - p2 * (p3 - fi))
-        if OUT >= 2:  # integer outputs truncate first (then bool is "nonzero")
+        if OUT >= opcodes.FillOut.INT:  # integer outputs truncate first (then bool is "nonzero")
             v = tl.where(v < 0, tl.ceil(v), tl.floor(v))
     else:
         v = (i // k) == (i % k)
-    if OUT == 0:
+    if OUT == opcodes.FillOut.F64:
         r = v.to(tl.float64)
-    elif OUT == 1:
+    elif OUT == opcodes.FillOut.FLOAT:
         r = v.to(tl.float32).to(out_ptr.dtype.element_ty)
-    elif OUT == 2:
+    elif OUT == opcodes.FillOut.INT:
         r = v.to(out_ptr.dtype.element_ty)
     else:
         r = v != 0

@@ -36,7 +36,6 @@ import triton
 import triton.language as tl
 
 from .. import opcodes
-
 from .elementwise import _cast
 
 

@@ -27,7 +27,6 @@ import triton
 import triton.language as tl
 
 from .. import opcodes
-
 from .elementwise import _cast
 
 

@@ -1,36 +1,27 @@
-"""CUDA data movement and device-side factories on two Triton kernels (`kernels/movement.py`).
+"""CUDA shape and data-movement ops: flip, roll, repeat, triu/tril (and triu_/tril_) on a Triton
+kernel (`move_kernel` of `kernels/movement.py`), and the composites diag, diag_embed, cat and stack.
 
-flip, roll, repeat, triu/tril (and triu_/tril_) and one_hot read every output element from a
-source offset computed on the device from its position (`move_kernel`); arange, linspace, eye,
-full/ones (where cuMemset cannot write the value's bytes) and scalar_tensor compute their values
-on the device from the flat index (`fill_kernel`). diag and diag_embed are composites: a strided
-copy through a `diagonal` view (into zeros for the vector -> matrix direction).
-
-Nothing here copies between host and device; only one_hot with num_classes=-1 waits for the
-device (to learn the largest class, as PyTorch does). one_hot with an explicit num_classes checks
-the values on the device: one outside [0, num_classes) is reported at the next synchronisation
-(a RuntimeError, `checks.py`; PyTorch asserts on the device).
+flip, roll, repeat and triu/tril read every output element from a source offset computed on the
+device from its position (`move_kernel`; `indexing.py`'s one_hot launches it too, through `_move`).
+diag and diag_embed are a strided copy through a `diagonal` view (into zeros for the vector ->
+matrix direction); cat and stack copy each input into its slice of the output. Nothing here copies
+between host and device or waits for the device. Sorting and selection (sort, topk, unique, ...)
+are in `sort.py`.
 """
 from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ...core import dtype as D
-from ...core.shape import normalize_dims
+from ...core.shape import normalize_dim, normalize_dims
 from ...dispatch import OPS
-from ...ops.creation import arange_args, factory_dtype, full_dtype, scalar_value
 from ...ops.shape import diag_embed_shape, roll_args
 from .checks import launch_args
 from .compiler import pointer_arg, run
 from .elementwise import BLOCK, MAXDIM, _collapse, copy_cast
 from .memory import new_tensor
+from .opcodes import Move
 
-__all__ = ["fill_contiguous"]
-
-_GATHER, _ROLL, _REPEAT, _ROLL_FLAT, _TRI, _ONE_HOT = range(6)
-_FILL, _ARANGE, _LINSPACE, _EYE = range(4)
 
 
 def _kernels():
@@ -56,13 +47,13 @@ def _move(mode, out, x, n, sizes, strides, shifts=(), p=(0, 0, 0), upper=False, 
     args += [(f"s{k}", v, "i64") for k, v in enumerate(_pad(sizes, 1))]
     args += [(f"t{k}", v, "i64") for k, v in enumerate(_pad(strides))]
     args += [(f"a{k}", v, "i64") for k, v in enumerate(_pad(shifts))]
-    args += launch_args(x.device, "one_hot" if mode == _ONE_HOT else None)
+    args += launch_args(x.device, "one_hot" if mode == Move.ONE_HOT else None)
     consts = {"MODE": mode, "NDIM": len(sizes), "UPPER": int(upper), "INPLACE": int(inplace), "BLOCK": BLOCK}
     run(_kernels().move_kernel, ((n + BLOCK - 1) // BLOCK,), args, consts, x.device.index or 0)
 
 
-_NAMES = {_GATHER: "flip", _ROLL: "roll", _REPEAT: "repeat", _ROLL_FLAT: "roll", _TRI: "triu/tril",
-          _ONE_HOT: "one_hot"}
+_NAMES = {Move.GATHER: "flip", Move.ROLL: "roll", Move.REPEAT: "repeat", Move.ROLL_FLAT: "roll", Move.TRI: "triu/tril",
+          Move.ONE_HOT: "one_hot"}
 
 
 def _per_dim(mode, out, x, dims, base=0):
@@ -78,7 +69,7 @@ def _per_dim(mode, out, x, dims, base=0):
             continue
         if plain and kept and kept[-1][3] and kept[-1][1] == t * s:
             s = kept.pop()[0] * s
-            a = s if mode == _REPEAT else 0
+            a = s if mode == Move.REPEAT else 0
         kept.append((s, t, a, plain))
     kept = kept or [(1, 0, 1, True)]
     _move(mode, out, x, n, [d[0] for d in kept], [d[1] for d in kept], [d[2] for d in kept], (base, 0, 0))
@@ -103,7 +94,7 @@ def flip(self, dims):
             base += (s - 1) * t
             t = -t
         geometry.append((s, t, 0, True))
-    return _per_dim(_GATHER, out, self, geometry, base)
+    return _per_dim(Move.GATHER, out, self, geometry, base)
 
 
 def roll(self, shifts, dims=None):
@@ -113,7 +104,7 @@ def roll(self, shifts, dims=None):
         n = _numel(self._shape)
         if n:
             sizes, strides = _own_geometry(self)
-            _move(_ROLL_FLAT, out, self, n, sizes, strides, p=((n - shifts[0] % n) % n, 0, 0))
+            _move(Move.ROLL_FLAT, out, self, n, sizes, strides, p=((n - shifts[0] % n) % n, 0, 0))
         return out
     amount = [0] * len(self._shape)
     for s, d in zip(shifts, dims):
@@ -124,7 +115,7 @@ def roll(self, shifts, dims=None):
     for s, t, r in zip(self._shape, self._stride, amount):
         a = (s - r % s) % s          # out[c] = x[(c - r) mod s] = x[(c + a) mod s]
         geometry.append((s, t, a, a == 0))
-    return _per_dim(_ROLL, out, self, geometry)
+    return _per_dim(Move.ROLL, out, self, geometry)
 
 
 def repeat(self, repeats):
@@ -138,7 +129,7 @@ def repeat(self, repeats):
             geometry.append((r, 0, r, True))
         else:
             geometry.append((r * s, t, s, r == 1))
-    return _per_dim(_REPEAT, out, self, geometry)
+    return _per_dim(Move.REPEAT, out, self, geometry)
 
 
 # ---- triu / tril ---------------------------------------------------------------------------------
@@ -149,27 +140,11 @@ def _tri(name, upper, inplace):
         n = _numel(self._shape)
         if n:
             sizes, strides = _own_geometry(self)
-            _move(_TRI, out, self, n, sizes, strides, p=(self._shape[-1], self._shape[-2], diagonal),
+            _move(Move.TRI, out, self, n, sizes, strides, p=(self._shape[-1], self._shape[-2], diagonal),
                   upper=upper, inplace=inplace)
         return out
     kernel.__name__ = name
     return kernel
-
-
-# ---- one_hot -------------------------------------------------------------------------------------
-
-def one_hot(self, num_classes=-1):
-    n = _numel(self._shape)
-    if n and num_classes == -1:   # one wait for the device, as in PyTorch; the sign check rides along
-        lo, hi = OPS["stack"].fn([OPS["amin"].fn(self), OPS["amax"].fn(self)]).tolist()
-        if lo < 0:
-            raise RuntimeError("one_hot(): Class values must be non-negative.")
-        num_classes = hi + 1
-    out = new_tensor(self._shape + (num_classes,), D.int64, self.device)
-    if n:
-        sizes, strides = _own_geometry(self)
-        _move(_ONE_HOT, out, self, n * num_classes, sizes, strides, p=(num_classes, 0, 0))
-    return out
 
 
 # ---- diag / diag_embed ---------------------------------------------------------------------------
@@ -194,68 +169,32 @@ def diag_embed(self, offset=0, dim1=-2, dim2=-1):
     return out
 
 
-# ---- factories -----------------------------------------------------------------------------------
+# ---- cat / stack ---------------------------------------------------------------------------------
 
-def _fill(mode, out, ps, f64, k=0):
-    """Launches fill_kernel over out (contiguous); ps: p0..p3 (float64 when f64, else int64)."""
-    n = _numel(out._shape)
-    if n == 0:
-        return out
-    dt = out._dtype
-    kind = 0 if dt is D.float64 else 1 if dt.is_floating_point else 3 if dt is D.bool else 2
-    ty = "fp64" if f64 else "i64"
-    args = [pointer_arg("out_ptr", out), ("n", n, "i64")]
-    args += [(f"p{j}", float(v) if f64 else int(v), ty) for j, v in enumerate(ps)] + [("k", k, "i64")]
-    run(_kernels().fill_kernel, ((n + BLOCK - 1) // BLOCK,), args,
-        {"MODE": mode, "F64": int(f64), "OUT": kind, "BLOCK": BLOCK}, out.device.index or 0)
+def cat(tensors, dim=0):
+    live = [t for t in tensors if not (t.ndim == 1 and t._shape[0] == 0)] or list(tensors[:1])
+    ref = live[0]
+    d = normalize_dim(dim, ref.ndim)
+    dt = D.result_type(*tensors) if len(tensors) > 1 else ref._dtype
+    for t in live:
+        if t.ndim != ref.ndim or any(a != b for k, (a, b) in enumerate(zip(t._shape, ref._shape)) if k != d):
+            raise RuntimeError(f"cat(): sizes of tensors must match except in dimension {d}: "
+                               f"{list(ref._shape)} vs {list(t._shape)}")
+    shape = list(ref._shape)
+    shape[d] = sum(t._shape[d] for t in live)
+    out = new_tensor(tuple(shape), dt, ref.device)
+    start = 0
+    for t in live:
+        n = t._shape[d]
+        copy_cast(OPS["slice"].fn(out, d, start, start + n, 1), t)
+        start += n
     return out
 
 
-def fill_contiguous(t, value):
-    """t[...] = value for a contiguous tensor: cuMemset where the value's bytes repeat with a period
-    of at most 4 bytes, else fill_kernel (8-byte values such as int64 or float64 ones)."""
-    v = np.array(scalar_value(value)).astype(t._dtype.np)
-    pattern = v.tobytes()
-    if t._storage.device.type == "cuda" and (len(pattern) <= 4 or len(set(pattern)) == 1):
-        from .tensor import _memset
-        _memset(t, pattern)
-        return t
-    f64 = t._dtype.is_floating_point
-    return _fill(_FILL, t, (float(v) if f64 else int(v), 0, 0, 0), f64)
-
-
-def full(size, fill_value, dtype=None, device=None):
-    return fill_contiguous(new_tensor(tuple(size), full_dtype(fill_value, dtype), device), fill_value)
-
-
-def ones(size, dtype=None, device=None):
-    return fill_contiguous(new_tensor(size, factory_dtype(dtype), device), 1)
-
-
-def scalar_tensor(s, dtype=None, device=None):
-    return fill_contiguous(new_tensor((), factory_dtype(dtype), device), s)
-
-
-def arange(start, end=None, step=1, dtype=None, device=None):
-    start, step, n, dtype = arange_args(start, end, step, dtype)
-    out = new_tensor((n,), dtype, device)
-    if dtype.is_floating_point:   # start + i * step in float64, as the CPU kernel
-        return _fill(_ARANGE, out, (start, step, 0, 0), True)
-    return _fill(_ARANGE, out, (start, step, 0, 0), False)   # integers: int64 start and step
-
-
-def linspace(start, end, steps, dtype=None, device=None):
-    start, end = scalar_value(start), scalar_value(end)
-    out = new_tensor((steps,), factory_dtype(dtype), device)
-    if steps == 1:
-        return _fill(_LINSPACE, out, (start, start, 0, 0), True)
-    step = (end - start) / (steps - 1) if steps else 0
-    return _fill(_LINSPACE, out, (start, end, step, steps - 1), True, k=steps // 2)
-
-
-def eye(n, m=None, dtype=None, device=None):
-    m = n if m is None else m
-    return _fill(_EYE, new_tensor((n, m), factory_dtype(dtype), device), (0, 0, 0, 0), False, k=m)
+def stack(tensors, dim=0):
+    ref = tensors[0]
+    d = normalize_dim(dim, ref.ndim + 1)
+    return cat([t.unsqueeze(d) for t in tensors], d)
 
 
 def _register():
@@ -267,15 +206,10 @@ def _register():
     reg("tril")(_tri("tril", False, False))
     reg("triu_")(_tri("triu_", True, True))
     reg("tril_")(_tri("tril_", False, True))
-    reg("one_hot")(one_hot)
     reg("diag")(diag)
     reg("diag_embed")(diag_embed)
-    reg("full")(full)
-    reg("ones")(ones)
-    reg("scalar_tensor")(scalar_tensor)
-    reg("arange")(arange)
-    reg("linspace")(linspace)
-    reg("eye")(eye)
+    reg("cat")(cat)
+    reg("stack")(stack)
 
 
 _register()
