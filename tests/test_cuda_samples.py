@@ -66,3 +66,32 @@ def test_op_samples_cuda(name):
     failures = failures_of(info, lambda s: run_refused_cuda(op, s) if s.cuda else run_cuda(info, op, s),
                            lambda e: run_error_cuda(op, e))
     assert not failures, f"{name}: {len(failures)} failing samples on CUDA:\n" + "\n".join(failures)
+
+
+OUT_OPS = sorted(n for n in REGISTRY if n in OPS and OPS[n].out_kind is not None)
+
+
+@pytest.mark.parametrize("name", OUT_OPS)
+def test_op_out_samples_cuda(name):
+    """op(..., out=t) on CUDA: t is returned and holds torch CUDA's result, from an empty t and from a
+    strided one (the elementwise ops' out-kernels write into either)."""
+    info = REGISTRY[name]
+    op = OPS[name]
+
+    def run(sample):
+        if sample.cuda:
+            return
+        args, kwargs = cuda_args(op, sample)
+        with ember.no_grad():
+            result = op.fn(*args, **kwargs)
+            outs = [ember.empty(0, dtype=result.dtype, device="cuda")]
+            if result.dim() >= 2:
+                outs.append(ember.empty(tuple(reversed(result.shape)), dtype=result.dtype, device="cuda").permute(
+                    *reversed(range(result.dim()))))
+            for out in outs:
+                assert op.fn(*args, out=out, **kwargs) is out
+                if info.ref is not None:
+                    targs, tkwargs = torch_args(op, sample, "cuda")
+                    compare(info, to_host(out), to_host(info.ref(*targs, **tkwargs)), path="out")
+    failures = failures_of(info, run, lambda e: None)
+    assert not failures, f"{name}(out=...): {len(failures)} failing samples on CUDA:\n" + "\n".join(failures)

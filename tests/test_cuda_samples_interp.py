@@ -91,3 +91,32 @@ def test_op_samples_interp(name):
             text = f"{type(exc).__name__}: {exc}"
             failures.append(f"{describe(i, s)}: {text[:600]}")
     assert not failures, f"{name}: {len(failures)} failing samples:\n" + "\n".join(failures)
+
+
+OUT_KERNELS = sorted(n for n in INTERP if "cuda" in OPS[n].out_kernels)
+
+
+@pytest.mark.parametrize("name", OUT_KERNELS)
+def test_op_out_kernels_interp(name):
+    """The CUDA out-kernel (`Op.register_out`) writes the CPU kernel's result into a contiguous out and
+    into a strided one."""
+    info = REGISTRY[name]
+    op = OPS[name]
+    failures = []
+    for i, s in selected(info):
+        if s.cuda:
+            continue
+        try:
+            kargs, cargs = kernel_args(op, s), kernel_args(op, copy_sample(s))
+            shape, dt = op.meta(*kargs)
+            outs = [ember.empty(shape, dtype=dt)]
+            if len(shape) >= 2:
+                outs.append(ember.empty(tuple(reversed(shape)), dtype=dt).permute(*reversed(range(len(shape)))))
+            with ember.no_grad():
+                expected = op.kernels["cpu"](*cargs)
+                for out in outs:
+                    op.out_kernels["cuda"](out, *kargs)
+                    compare(info, out, expected, path="out")
+        except Exception as exc:  # noqa: BLE001 - every failing sample is reported
+            failures.append(f"{describe(i, s)}: {type(exc).__name__}: {str(exc)[:600]}")
+    assert not failures, f"{name}: {len(failures)} failing samples:\n" + "\n".join(failures)

@@ -8,12 +8,16 @@ one per sample, and report every failing sample of the op at once.
 A sample whose desc starts with "KNOWN:" is a known divergence: it runs as its own strict xfail
 (`test_known_divergence`), so it must fail; once it passes the test fails and asks for the mark to
 be removed. The two coverage tests fail while an op lacks samples or a meta.
+
+Every op declared with `out=` also runs each sample with an out tensor (`test_op_out_samples`): an
+empty one and a strided one, whose contents must equal torch's result.
 """
 import pytest
 from samples import REGISTRY
 from samples._check import check_meta, compare, failures_of, is_known
 from samples._convert import kernel_args, mutated_positions, torch_args
 
+import ember
 from ember.dispatch import OPS
 
 
@@ -87,3 +91,44 @@ def test_known_divergence(name, kind, index):
         run_sample(info, op, list(info.samples())[index])
     else:
         run_error(info, op, list(info.errors())[index])
+
+
+# ---- out= -----------------------------------------------------------------------------------------
+
+OUT_OPS = sorted(n for n in REGISTRY if n in OPS and OPS[n].out_kind is not None)
+
+
+def _outs(result):
+    """out tensors of result's dtype to pass: an empty one (resized silently), and one of the result's
+    shape laid out in reverse dim order (strided) where the result has two dims or more."""
+    outs = [ember.empty(0, dtype=result.dtype, device=result.device)]
+    if result.dim() >= 2:
+        rev = tuple(reversed(result.shape))
+        outs.append(ember.empty(rev, dtype=result.dtype, device=result.device).permute(
+            *reversed(range(result.dim()))))
+    return outs
+
+
+def run_out(info, op, sample):
+    """op(..., out=t) returns t, holding what torch's op gives (or, without a torch counterpart, the
+    meta's shape and dtype), whether t starts empty or strided."""
+    with ember.no_grad():
+        result = op.fn(*sample.args, **sample.kwargs)
+        want = None
+        if info.ref is not None:
+            targs, tkwargs = torch_args(op, sample)
+            want = info.ref(*targs, **tkwargs)
+        for out in _outs(result):
+            got = op.fn(*sample.args, out=out, **sample.kwargs)
+            assert got is out, f"{op.name}(out=t) returned a new tensor, not t"
+            check_meta(op.meta(*kernel_args(op, sample)), out, path="out")
+            if want is not None:
+                compare(info, out, want, path="out")
+
+
+@pytest.mark.parametrize("name", OUT_OPS)
+def test_op_out_samples(name):
+    info = REGISTRY[name]
+    op = OPS[name]
+    failures = failures_of(info, lambda s: run_out(info, op, s), lambda e: None)
+    assert not failures, f"{name}(out=...): {len(failures)} failing samples:\n" + "\n".join(failures)

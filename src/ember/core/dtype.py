@@ -67,6 +67,12 @@ ALL_DTYPES = (bool, uint8, int8, int16, int32, int64, float16, bfloat16, float32
 _NAMES = {d.name: d for d in ALL_DTYPES}
 _NAMES.update(half=float16, float=float32, double=float64, short=int16, int=int32, long=int64)
 _FROM_NP = {d.np: d for d in ALL_DTYPES}
+# PyTorch's ScalarType names, which its error messages use ("result type Float can't be cast to ... Long")
+SCALAR_TYPE = {float32: "Float", float64: "Double", float16: "Half", bfloat16: "BFloat16", int64: "Long",
+               int32: "Int", int16: "Short", int8: "Char", uint8: "Byte", bool: "Bool"}
+# and their C++ names, which other messages use ("Expected out tensor to have dtype float, but got double")
+CPP_TYPE = {float32: "float", float64: "double", float16: "c10::Half", bfloat16: "c10::BFloat16", int64: "long int",
+            int32: "int", int16: "short int", int8: "signed char", uint8: "unsigned char", bool: "bool"}
 
 
 def _by_name(name: str) -> dtype:

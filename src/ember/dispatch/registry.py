@@ -28,13 +28,14 @@ and its grad-mode state to `install_autograd`; until then no call records a grap
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
 from .._tensor import Tensor
 from ..core.device import CPU, canonical
-from ..core.dtype import on_default_dtype_change
-from ..core.shape import as_shape
+from ..core.dtype import CPP_TYPE, SCALAR_TYPE, can_cast, on_default_dtype_change
+from ..core.shape import as_shape, contiguous_strides
 from .schema import Schema, parse_schema
 
 __all__ = ["Op", "OPS", "defop", "get_op", "install_autograd"]
@@ -123,7 +124,7 @@ class Op:
     """One entry of the op table: schema, kernels per backend, shape/dtype rule, derivative."""
 
     __slots__ = ("name", "schema", "kernels", "planners", "meta", "meta_cache", "value_slots", "derivative", "fn",
-                 "method", "cross_device", "__weakref__")
+                 "method", "cross_device", "out_kind", "out_kernels", "__weakref__")
 
     def __init__(self, schema: Schema, meta=None):
         self.name = schema.name
@@ -139,6 +140,8 @@ class Op:
         self.fn = None
         self.method = None
         self.cross_device = False  # copy_: tensors on two devices are allowed (the non-CPU one's kernel runs)
+        self.out_kind = None       # how `out=` is taken, if it is (`defop(out=...)`, see `_with_out`)
+        self.out_kernels = {}      # backend -> kernel(out, *args) that writes the result into `out`
 
     def register(self, *backends):
         """Decorator: `@op.register('cpu')` (several backends may share one kernel)."""
@@ -160,6 +163,16 @@ class Op:
             for b in backends:
                 self.planners[b] = plan
             return plan
+        return deco
+
+    def register_out(self, *backends):
+        """Decorator: `@op.register_out('cpu')` registers `kernel(out, *args)`, which computes the op into `out`
+        (a tensor of the result's shape and dtype, on the device, any strides, sharing no memory with the
+        inputs unless it is one of them): `op(..., out=t)` then writes into t without a temporary."""
+        def deco(kernel):
+            for b in backends:
+                self.out_kernels[b] = kernel
+            return kernel
         return deco
 
     def __repr__(self) -> str:
@@ -277,9 +290,95 @@ def _meta_miss(op: Op, key, dev, args):
     return k
 
 
+# ---- out= ---------------------------------------------------------------------------------------
+
+OUT_KINDS = ("cast", "dtype", "exact")
+
+
+def _resize_out(op: Op, out: Tensor, shape: tuple) -> None:
+    """Gives `out` the result's shape as torch does: an empty tensor silently, one with elements with a
+    warning; its storage is kept where it is large enough (from out's offset), else replaced."""
+    if out._shape == shape:
+        return
+    if out.numel():
+        warnings.warn(f"{op.name}: an output with one or more elements was resized since it had shape "
+                      f"{list(out._shape)}, which does not match the required output shape {list(shape)}. "
+                      "This behavior is deprecated (as in PyTorch); pass an out tensor of the right shape or an "
+                      "empty one", UserWarning, stacklevel=4)
+    n = 1
+    for d in shape:
+        n *= d
+    itemsize = out._dtype.itemsize
+    if (out._offset + n) * itemsize > out._storage.nbytes:
+        fresh = OPS["empty"].fn(shape, dtype=out._dtype, device=out._storage.device)
+        out._storage, out._offset, out._base = fresh._storage, 0, None
+    out._shape = tuple(shape)
+    out._stride = contiguous_strides(out._shape)
+    out._np = None
+
+
+def _overlaps(out: Tensor, tensors) -> bool:
+    """Whether out shares memory with an input other than as that very tensor (out=x of an elementwise op)."""
+    st = out._storage
+    for t in tensors:
+        if t is not out and isinstance(t, Tensor) and t._storage is st:
+            return True
+    return False
+
+
+def _with_out(op: Op, out, call, args, tensors, dtype=None):
+    """`op(..., out=out)`. `call(dtype)` computes the op as usual; `args` are the kernel's arguments,
+    `tensors` the tensor inputs. The declaration's `out_kind` says how out's dtype is taken, as in torch:
+      "cast"  the result's dtype must cast to out's (`can_cast`: no float into an integer, nothing but
+              bool into bool); the elementwise ops;
+      "dtype" out's dtype is the op's `dtype=` (sum(x, 0, out=t) sums in t's dtype; factories);
+      "exact" out's dtype must be the result's (mm, gather, ...).
+    A result of another shape resizes out (with a warning if out has elements). Where the backend has an
+    out-kernel (`Op.register_out`) and out has the result's dtype, the kernel writes into out; else the
+    result is computed and copied in. Nothing here records a graph: torch refuses out= when an input
+    requires grad, and so does ember."""
+    name = op.name.split("::")[-1]
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
+    if _AUTOGRAD["_gs"].enabled and (out.requires_grad or any(
+            isinstance(t, Tensor) and t.requires_grad for t in tensors)):
+        raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic differentiation, "
+                           "but one of the arguments requires grad.")
+    kind = op.out_kind
+    dev = out._storage.device
+    if kind == "dtype":
+        if dtype is None:
+            dtype = out._dtype
+        elif dtype is not out._dtype:
+            raise RuntimeError(f"{name}: dtype {SCALAR_TYPE[dtype]} does not match dtype of out parameter "
+                               f"({SCALAR_TYPE[out._dtype]})")
+    else:
+        direct = op.out_kernels.get(dev.type)
+        if direct is not None and all(t._storage.device is dev for t in tensors if isinstance(t, Tensor)) \
+                and not _overlaps(out, tensors):
+            shape, dt = op.meta(*args)        # the op's checks; the shape and dtype out must take
+            if dt is out._dtype:
+                _resize_out(op, out, shape)
+                direct(out, *args)
+                out._storage.version += 1
+                return out
+    r = call(dtype)
+    rdev = r._storage.device
+    if rdev is not dev:
+        raise RuntimeError(f"{name}: expected out tensor to have device {rdev}, but got {dev} instead")
+    if kind == "exact" and r._dtype is not out._dtype:
+        raise RuntimeError(f"{name}: expected out tensor to have dtype {CPP_TYPE[r._dtype]}, but got "
+                           f"{CPP_TYPE[out._dtype]} instead")
+    if kind == "cast" and not can_cast(r._dtype, out._dtype):
+        raise RuntimeError(f"{name}: result type {SCALAR_TYPE[r._dtype]} can't be cast to the desired output type "
+                           f"{SCALAR_TYPE[out._dtype]}")
+    _resize_out(op, out, r._shape)
+    return OPS["copy_"].fn(out, r)
+
+
 # ---- code generation -----------------------------------------------------------------------
 
-def _params(schema: Schema) -> str:
+def _params(schema: Schema, with_out: bool = False) -> str:
     out, star = [], False
     for a in schema.args:
         if a.variadic:
@@ -290,6 +389,17 @@ def _params(schema: Schema) -> str:
             out.append("*")
             star = True
         out.append(f"{a.name}={a.default!r}" if a.has_default else a.name)
+    if with_out:
+        out += ([] if star else ["*"]) + ["out=None"]
+    return ", ".join(out)
+
+
+def _call_args(schema: Schema, dtype: str = "dtype") -> str:
+    """The arguments of a call to the entry point itself, passing them on as received (`dtype` replaced)."""
+    out = []
+    for a in schema.args:
+        v = dtype if a.name == "dtype" else a.name
+        out.append("*" + v if a.variadic else f"{a.name}={v}" if a.kwonly else v)
     return ", ".join(out)
 
 
@@ -343,7 +453,14 @@ def _meta_lines(op: Op, names) -> list:
 
 def _generate(op: Op, pyname: str):
     schema = op.schema
-    lines = [f"def {pyname}({_params(schema)}):"]
+    lines = [f"def {pyname}({_params(schema, op.out_kind is not None)}):"]
+    if op.out_kind is not None:   # out=: its own path (`_with_out`), one test here when out is not given
+        kargs = [a.name for a in schema.args if a.name != "requires_grad"]
+        tensors = [a.name for a in schema.tensor_args]
+        has_dtype = any(a.name == "dtype" for a in schema.args)
+        lines.append(f"    if out is not None: return _with_out(_op, out, lambda _dt: {pyname}("
+                     f"{_call_args(schema, '_dt' if has_dtype else 'dtype')}), ({', '.join(kargs)}{',' if kargs else ''}), "
+                     f"({', '.join(tensors)}{',' if tensors else ''}){', dtype' if has_dtype else ''})")
     for a in schema.args:
         if a.variadic:
             lines.append(f"    {a.name} = _as_shape({a.name}, {a.name!r})")
@@ -435,7 +552,8 @@ def _generate(op: Op, pyname: str):
     env = {"_op": op, "_kernels": op.kernels, "_bad": _bad_tensor, "_mixed": _mixed, "_no_kernel": _no_kernel,
            "_as_shape": as_shape, "_T": Tensor, "_CPU": CPU, "_factory_device": _factory_device,
            "_empty": _empty_tensor_list, "_SCALARS": _SCALARS, "_Number": numbers.Number, "_bad_scalar": _bad_scalar,
-           "_meta": op.meta, "_mc": op.meta_cache, "_meta_miss": _meta_miss, "_meta_unhashable": _meta_unhashable, **_AUTOGRAD}
+           "_meta": op.meta, "_mc": op.meta_cache, "_meta_miss": _meta_miss, "_meta_unhashable": _meta_unhashable,
+           "_with_out": _with_out, **_AUTOGRAD}
     src = "\n".join(lines)
     exec(compile(src, f"<ember op {op.name}>", "exec"), env)  # noqa: S102 - generated from a parsed schema
     _ENVS.append(env)
@@ -446,12 +564,20 @@ def _generate(op: Op, pyname: str):
     return fn
 
 
-def defop(schema_text: str, *, meta=None, method: bool | str = False, doc: str | None = None):
-    """Declares an op; returns its Op (whose `.fn` is the callable users see as `ember.<name>`)."""
+def defop(schema_text: str, *, meta=None, method: bool | str = False, doc: str | None = None, out: str | None = None):
+    """Declares an op; returns its Op (whose `.fn` is the callable users see as `ember.<name>`).
+    out: "cast", "dtype" or "exact" gives the entry point torch's `out=` keyword, with that dtype rule
+    (`_with_out`); for ops that return one new tensor."""
     schema = parse_schema(schema_text)
     if schema.name in OPS:
         raise ValueError(f"op {schema.name!r} is already declared: {OPS[schema.name].schema}")
+    if out is not None and (out not in OUT_KINDS or schema.returns != "Tensor" or schema.mutated):
+        raise ValueError(f"defop({schema.name!r}, out={out!r}): out= is one of {OUT_KINDS}, for an op that returns "
+                         f"one new tensor (this one returns {schema.returns!r})")
+    if out == "dtype" and not any(a.name == "dtype" for a in schema.args):
+        raise ValueError(f"defop({schema.name!r}, out='dtype'): the op has no dtype argument")
     op = Op(schema, meta)
+    op.out_kind = out
     pyname = schema.name.split("::")[-1]
     op.fn = _generate(op, pyname)
     op.fn.__doc__ = doc or f"ember op: {schema}"

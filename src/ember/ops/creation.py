@@ -135,14 +135,14 @@ def _to_device_meta(self, device, non_blocking=False):
 
 
 _F = "*, ScalarType? dtype=None, Device? device=None, bool requires_grad=False"
-defop(f"empty(int[]... size, {_F}) -> Tensor", meta=_size_meta)
-defop(f"zeros(int[]... size, {_F}) -> Tensor", meta=_size_meta)
-defop(f"ones(int[]... size, {_F}) -> Tensor", meta=_size_meta)
-defop(f"full(int[] size, Scalar fill_value, {_F}) -> Tensor", meta=_full_meta)
+defop(f"empty(int[]... size, {_F}) -> Tensor", meta=_size_meta, out="dtype")
+defop(f"zeros(int[]... size, {_F}) -> Tensor", meta=_size_meta, out="dtype")
+defop(f"ones(int[]... size, {_F}) -> Tensor", meta=_size_meta, out="dtype")
+defop(f"full(int[] size, Scalar fill_value, {_F}) -> Tensor", meta=_full_meta, out="dtype")
 defop(f"empty_strided(int[] size, int[] stride, {_F}) -> Tensor", meta=_empty_strided_meta)
-defop(f"arange(Scalar start, Scalar? end=None, Scalar step=1, {_F}) -> Tensor", meta=_arange_meta)
-defop(f"linspace(Scalar start, Scalar end, int steps, {_F}) -> Tensor", meta=_linspace_meta)
-defop(f"eye(int n, int? m=None, {_F}) -> Tensor", meta=_eye_meta)
+defop(f"arange(Scalar start, Scalar? end=None, Scalar step=1, {_F}) -> Tensor", meta=_arange_meta, out="dtype")
+defop(f"linspace(Scalar start, Scalar end, int steps, {_F}) -> Tensor", meta=_linspace_meta, out="dtype")
+defop(f"eye(int n, int? m=None, {_F}) -> Tensor", meta=_eye_meta, out="dtype")
 defop(f"scalar_tensor(Scalar s, {_F}) -> Tensor", meta=_scalar_tensor_meta)
 # moving between devices (kernels in the CUDA backend); differentiable: the grad moves back
 defop("_to_device(Tensor self, Device device, bool non_blocking=False) -> Tensor", meta=_to_device_meta)

@@ -484,23 +484,25 @@ def _by_class(*metas):
 def _declare():
     for name, rule in UNARY.items():
         meta, meta_ = _by_class(*_unary_meta(name, rule))
-        defop(f"{name}(Tensor self) -> Tensor", meta=meta, method=True)
+        defop(f"{name}(Tensor self) -> Tensor", meta=meta, method=True, out="cast")
         if name not in _NO_INPLACE:
             defop(f"{name}_(Tensor(a!) self) -> Tensor(a!)", meta=meta_, method=True)
     for name, rule in BINARY.items():
         other = "Tensor" if name in _TENSOR_OTHER else "Tensor|Scalar"
         # pow reads a scalar exponent's value (an integer to a negative power is refused)
         meta, meta_ = (_pow_meta, _pow__meta) if name == "pow" else _by_class(*_binary_meta(name, rule))
-        defop(f"{name}(Tensor self, {other} other) -> Tensor", meta=meta, method=True)
+        defop(f"{name}(Tensor self, {other} other) -> Tensor", meta=meta, method=True, out="cast")
         if name not in _NO_INPLACE:
             defop(f"{name}_(Tensor(a!) self, {other} other) -> Tensor(a!)", meta=meta_, method=True)
     for name in ("add", "sub"):
         meta, meta_ = _by_class(*_add_meta(name))
-        defop(f"{name}(Tensor self, Tensor|Scalar other, *, Scalar alpha=1) -> Tensor", meta=meta, method=True)
+        defop(f"{name}(Tensor self, Tensor|Scalar other, *, Scalar alpha=1) -> Tensor", meta=meta, method=True,
+              out="cast")
         defop(f"{name}_(Tensor(a!) self, Tensor|Scalar other, *, Scalar alpha=1) -> Tensor(a!)", meta=meta_,
               method=True)
     defop("rsub(Tensor self, Tensor|Scalar other, *, Scalar alpha=1) -> Tensor", meta=_by_class(_add_meta("rsub")[0]))
-    defop("div(Tensor self, Tensor|Scalar other, *, str? rounding_mode=None) -> Tensor", meta=_div_meta, method=True)
+    defop("div(Tensor self, Tensor|Scalar other, *, str? rounding_mode=None) -> Tensor", meta=_div_meta, method=True,
+          out="cast")
     defop("div_(Tensor(a!) self, Tensor|Scalar other, *, str? rounding_mode=None) -> Tensor(a!)", meta=_div__meta,
           method=True)
     # Reflected forms for `scalar <op> tensor`: _r<name>(self, other) is <name>(other, self)
@@ -517,20 +519,20 @@ def _declare():
     defop("softplus(Tensor self, Scalar beta=1, Scalar threshold=20) -> Tensor", meta=_softplus_meta)
     defop("leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor", meta=_leaky_relu_meta)
     defop("clamp(Tensor self, Tensor|Scalar? min=None, Tensor|Scalar? max=None) -> Tensor", meta=_clamp_meta,
-          method=True)
+          method=True, out="exact")
     defop("clamp_(Tensor(a!) self, Tensor|Scalar? min=None, Tensor|Scalar? max=None) -> Tensor(a!)",
           meta=_clamp__meta, method=True)
-    defop("where(Tensor condition, Tensor|Scalar self, Tensor|Scalar other) -> Tensor", meta=_where_meta)
-    defop("lerp(Tensor self, Tensor end, Tensor|Scalar weight) -> Tensor", meta=_lerp_meta, method=True)
+    defop("where(Tensor condition, Tensor|Scalar self, Tensor|Scalar other) -> Tensor", meta=_where_meta, out="cast")
+    defop("lerp(Tensor self, Tensor end, Tensor|Scalar weight) -> Tensor", meta=_lerp_meta, method=True, out="cast")
     defop("lerp_(Tensor(a!) self, Tensor end, Tensor|Scalar weight) -> Tensor(a!)", meta=_lerp__meta, method=True)
     for name in ("addcmul", "addcdiv"):
         meta, meta_ = _by_class(*_addc_meta(name))
         defop(f"{name}(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor", meta=meta,
-              method=True)
+              method=True, out="cast")
         defop(f"{name}_(Tensor(a!) self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor(a!)",
               meta=meta_, method=True)
     defop("nan_to_num(Tensor self, float? nan=0.0, float? posinf=None, float? neginf=None) -> Tensor",
-          meta=_nan_to_num_meta, method=True)
+          meta=_nan_to_num_meta, method=True, out="exact")
     defop("nan_to_num_(Tensor(a!) self, float? nan=0.0, float? posinf=None, float? neginf=None) -> Tensor(a!)",
           meta=_nan_to_num_meta, method=True)
     defop("isclose(Tensor self, Tensor other, float rtol=1e-05, float atol=1e-08, bool equal_nan=False) -> Tensor",

@@ -415,13 +415,15 @@ def _declare():
     for name, params, meta in _PAIRS:
         defop(f"{name}(Tensor self, {params}) -> Tensor", meta=partial(meta, name), method=True)
         defop(f"{name}_(Tensor(a!) self, {params}) -> Tensor(a!)", meta=partial(meta, name + "_"), method=True)
-    defop("nonzero(Tensor self) -> Tensor", meta=_meta_nonzero)  # Tensor.nonzero / as_tuple: the composite below
+    # Tensor.nonzero / as_tuple: the composite below
+    defop("nonzero(Tensor self) -> Tensor", meta=_meta_nonzero, out="exact")
     defop("argwhere(Tensor self) -> Tensor", meta=_meta_nonzero, method=True)
-    defop("index_select(Tensor self, int dim, Tensor index) -> Tensor", meta=_meta_index_select, method=True)
+    defop("index_select(Tensor self, int dim, Tensor index) -> Tensor", meta=_meta_index_select, method=True,
+          out="exact")
     defop("gather(Tensor self, int dim, Tensor index, *, bool sparse_grad=False) -> Tensor", meta=_meta_gather,
-          method=True)
-    defop("masked_select(Tensor self, Tensor mask) -> Tensor", meta=_meta_masked_select, method=True)
-    defop("take(Tensor self, Tensor index) -> Tensor", meta=_meta_take, method=True)
+          method=True, out="exact")
+    defop("masked_select(Tensor self, Tensor mask) -> Tensor", meta=_meta_masked_select, method=True, out="exact")
+    defop("take(Tensor self, Tensor index) -> Tensor", meta=_meta_take, method=True, out="exact")
     defop("embedding(Tensor weight, Tensor indices, int padding_idx=-1, bool scale_grad_by_freq=False, "
           "bool sparse=False) -> Tensor", meta=_meta_embedding)
     defop("one_hot(Tensor self, int num_classes=-1) -> Tensor", meta=_meta_one_hot)
@@ -432,11 +434,13 @@ _empty = OPS["empty"].fn
 argwhere = OPS["argwhere"].fn
 
 
-def nonzero(input: Tensor, *, as_tuple: bool = False):
+def nonzero(input: Tensor, *, as_tuple: bool = False, out=None):
     """Indices of the non-zero elements: an int64 tensor [n, ndim], or with as_tuple=True one
     1-D index tensor per dim (a 0-d input counts as 1-D, as in PyTorch)."""
     if not as_tuple:
-        return _nonzero(input)
+        return _nonzero(input, out=out)
+    if out is not None:
+        raise RuntimeError("nonzero(): as_tuple=True does not take out= (as in PyTorch)")
     if not input._shape:
         input = input.reshape(1)
     r = _nonzero(input)

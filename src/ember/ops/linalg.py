@@ -18,13 +18,9 @@ from ..autograd.derivatives import derivative
 _ALL = ("cpu", "cuda")
 _BS = "*, Scalar beta=1, Scalar alpha=1"
 
-# PyTorch names dtypes in some messages by their C++ type, elsewhere by their ScalarType (SCALAR_TYPE,
-# which the other families' messages use too).
-_CPP = {D.float32: "float", D.float64: "double", D.float16: "c10::Half", D.bfloat16: "c10::BFloat16",
-        D.int64: "long int", D.int32: "int", D.int16: "short int", D.int8: "signed char",
-        D.uint8: "unsigned char", D.bool: "bool"}
-SCALAR_TYPE = {D.float32: "Float", D.float64: "Double", D.float16: "Half", D.bfloat16: "BFloat16",
-               D.int64: "Long", D.int32: "Int", D.int16: "Short", D.int8: "Char", D.uint8: "Byte", D.bool: "Bool"}
+# PyTorch names dtypes in some messages by their C++ type, elsewhere by their ScalarType
+_CPP = D.CPP_TYPE
+SCALAR_TYPE = D.SCALAR_TYPE
 
 
 def _mm_shape(shape) -> str:
@@ -537,21 +533,22 @@ def linear_backward_meta(self, grad_output, weight, need_input, need_weight, nee
 
 
 def _declare():
-    defop("matmul(Tensor self, Tensor other) -> Tensor", meta=matmul_meta, method=True)
-    defop("mm(Tensor self, Tensor mat2) -> Tensor", meta=mm_meta, method=True)
-    defop("bmm(Tensor self, Tensor mat2) -> Tensor", meta=bmm_meta, method=True)
-    defop("mv(Tensor self, Tensor vec) -> Tensor", meta=mv_meta, method=True)
-    defop("dot(Tensor self, Tensor tensor) -> Tensor", meta=_dot_meta("dot"), method=True)
-    defop("vdot(Tensor self, Tensor other) -> Tensor", meta=_dot_meta("vdot"), method=True)
+    defop("matmul(Tensor self, Tensor other) -> Tensor", meta=matmul_meta, method=True, out="exact")
+    defop("mm(Tensor self, Tensor mat2) -> Tensor", meta=mm_meta, method=True, out="exact")
+    defop("bmm(Tensor self, Tensor mat2) -> Tensor", meta=bmm_meta, method=True, out="exact")
+    defop("mv(Tensor self, Tensor vec) -> Tensor", meta=mv_meta, method=True, out="exact")
+    defop("dot(Tensor self, Tensor tensor) -> Tensor", meta=_dot_meta("dot"), method=True, out="exact")
+    defop("vdot(Tensor self, Tensor other) -> Tensor", meta=_dot_meta("vdot"), method=True, out="exact")
     defop("outer(Tensor self, Tensor vec2) -> Tensor", meta=outer_meta, method=True)
     defop("ger(Tensor self, Tensor vec2) -> Tensor", meta=outer_meta, method=True)
     for name, args in (("addmm", "mat1, Tensor mat2"), ("addmv", "mat, Tensor vec"),
                        ("addbmm", "batch1, Tensor batch2"), ("baddbmm", "batch1, Tensor batch2")):
-        defop(f"{name}(Tensor self, Tensor {args}, {_BS}) -> Tensor", meta=add_product_meta(name), method=True)
+        defop(f"{name}(Tensor self, Tensor {args}, {_BS}) -> Tensor", meta=add_product_meta(name), method=True,
+              out="exact")
         defop(f"{name}_(Tensor(a!) self, Tensor {args}, {_BS}) -> Tensor(a!)", meta=add_product_meta(name + "_"),
               method=True)
     defop("einsum(str equation, Tensor[] tensors) -> Tensor", meta=einsum_meta)
-    defop("tensordot(Tensor a, Tensor b, Any dims=2) -> Tensor", meta=tensordot_meta)
+    defop("tensordot(Tensor a, Tensor b, Any dims=2) -> Tensor", meta=tensordot_meta, out="exact")
     defop("linear(Tensor input, Tensor weight, Tensor? bias=None) -> Tensor", meta=linear_meta)
     # linear's three grads in one op call (as aten::linear_backward): grad_output and input as
     # (rows, features) matrices, the bias grad as the column sums of grad_output; the need_* flags say which
@@ -633,13 +630,13 @@ def _dims_value(v):
     return v.tolist() if isinstance(v, Tensor) else v
 
 
-def tensordot(a, b, dims=2):
+def tensordot(a, b, dims=2, *, out=None):
     """tensordot(a, b, dims): dims an int (the last `dims` of a against the first of b), or a pair of
     dim lists; either may be given as a tensor (read here, so the op sees plain ints)."""
     dims = _dims_value(dims)
     if isinstance(dims, (list, tuple)):
         dims = [_dims_value(d) for d in dims]
-    return _tensordot_op(a, b, dims)
+    return _tensordot_op(a, b, dims, out=out)
 
 
 _front("tensordot", tensordot)

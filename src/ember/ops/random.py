@@ -179,10 +179,11 @@ def _native_dropout_backward_meta(grad_output, mask, scale):
 
 
 _F = "ScalarType? dtype=None, Device? device=None, bool requires_grad=False"
-defop(f"rand(int[]... size, *, Generator? generator=None, {_F}) -> Tensor", meta=_rand_meta)
-defop(f"randn(int[]... size, *, Generator? generator=None, {_F}) -> Tensor", meta=_randn_meta)
-defop(f"randint(int low, int high, int[] size, *, Generator? generator=None, {_F}) -> Tensor", meta=_randint_meta)
-defop(f"randperm(int n, *, Generator? generator=None, {_F}) -> Tensor", meta=_randperm_meta)
+defop(f"rand(int[]... size, *, Generator? generator=None, {_F}) -> Tensor", meta=_rand_meta, out="dtype")
+defop(f"randn(int[]... size, *, Generator? generator=None, {_F}) -> Tensor", meta=_randn_meta, out="dtype")
+defop(f"randint(int low, int high, int[] size, *, Generator? generator=None, {_F}) -> Tensor", meta=_randint_meta,
+      out="dtype")
+defop(f"randperm(int n, *, Generator? generator=None, {_F}) -> Tensor", meta=_randperm_meta, out="dtype")
 defop("normal_(Tensor(a!) self, float mean=0.0, float std=1.0, *, Generator? generator=None) -> Tensor(a!)",
       meta=_normal_meta, method=True)
 defop("uniform_(Tensor(a!) self, float from_=0.0, float to=1.0, *, Generator? generator=None) -> Tensor(a!)",
@@ -229,7 +230,7 @@ OPS["random_"].fn = random_
 Tensor.random_ = random_
 
 
-def randint(*args, size=None, generator=None, dtype=None, device=None, requires_grad=False):
+def randint(*args, size=None, generator=None, dtype=None, device=None, requires_grad=False, out=None):
     """`randint(high, size)` or `randint(low, high, size)` (PyTorch's overloads)."""
     if size is not None:
         args = args + (size,)
@@ -240,7 +241,7 @@ def randint(*args, size=None, generator=None, dtype=None, device=None, requires_
     else:
         raise TypeError(f"randint() takes (high, size) or (low, high, size), got {len(args)} positional arguments")
     return _randint(low, high, tuple(size), generator=generator, dtype=dtype, device=device,
-                    requires_grad=requires_grad)
+                    requires_grad=requires_grad, out=out)
 
 
 def _like(name):

@@ -117,29 +117,23 @@ def sum_dtype(self, dtype):
     return d if d.is_floating_point else D.int64
 
 
-def _pt_name(dt) -> str:
-    return {"float16": "Half", "bfloat16": "BFloat16", "float32": "Float", "float64": "Double",
-            "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
-            "bool": "Bool"}[dt.name]
-
-
 def mean_dtype(name: str, self, dtype):
     if dtype is not None:
         if not dtype.is_floating_point:
             raise RuntimeError(f"{name}(): could not infer output dtype. Optional dtype must be either a "
-                               f"floating point or complex dtype. Got: {_pt_name(dtype)}")
+                               f"floating point or complex dtype. Got: {D.SCALAR_TYPE[dtype]}")
         return dtype
     d = self._dtype
     if not d.is_floating_point:
         raise RuntimeError(f"{name}(): could not infer output dtype. Input dtype must be either a floating "
-                           f"point or complex dtype. Got: {_pt_name(d)}")
+                           f"point or complex dtype. Got: {D.SCALAR_TYPE[d]}")
     return d
 
 
 def nanmean_dtype(self, dtype):
     if not self._dtype.is_floating_point:
         raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype but got "
-                           f"{_pt_name(self._dtype)}")
+                           f"{D.SCALAR_TYPE[self._dtype]}")
     return mean_dtype("nanmean", self, dtype)
 
 
@@ -352,39 +346,42 @@ def _meta_softmax(name):
 def _declare():
     for name in ("sum", "nansum"):
         defop(f"{name}(Tensor self, int[]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor",
-              meta=_meta_sum(name), method=True)
+              meta=_meta_sum(name), method=True, out="dtype")
     defop("prod(Tensor self, int? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor",
-          meta=_meta_prod, method=True)
+          meta=_meta_prod, method=True, out="dtype")
     for name in ("mean", "nanmean"):
         defop(f"{name}(Tensor self, int[]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor",
-              meta=_meta_mean(name), method=True)
+              meta=_meta_mean(name), method=True, out="dtype")
     for name in ("amax", "amin"):
-        defop(f"{name}(Tensor self, int[] dim=(), bool keepdim=False) -> Tensor", meta=_meta_amax(name), method=True)
+        defop(f"{name}(Tensor self, int[] dim=(), bool keepdim=False) -> Tensor", meta=_meta_amax(name), method=True,
+              out="exact")
     for name in ("argmax", "argmin"):
         defop(f"{name}(Tensor self, int? dim=None, bool keepdim=False) -> Tensor",
-              meta=_meta_argmax(name), method=True)
+              meta=_meta_argmax(name), method=True, out="exact")
     for name in ("max", "min"):
         defop(f"_{name}_dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)",
               meta=_meta_max_dim(name))
     for name in ("var", "std"):
         defop(f"{name}(Tensor self, int[]? dim=None, bool? unbiased=None, bool keepdim=False, *, "
-              f"Scalar? correction=None) -> Tensor", meta=_meta_var(name), method=True)
-    defop("logsumexp(Tensor self, int[] dim, bool keepdim=False) -> Tensor", meta=_meta_logsumexp, method=True)
+              f"Scalar? correction=None) -> Tensor", meta=_meta_var(name), method=True, out="cast")
+    defop("logsumexp(Tensor self, int[] dim, bool keepdim=False) -> Tensor", meta=_meta_logsumexp, method=True,
+          out="cast")
     defop("norm(Tensor self, Any p='fro', int[]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor",
-          meta=_meta_norm, method=True)
+          meta=_meta_norm, method=True, out="exact")
     for name in ("all", "any"):
-        defop(f"{name}(Tensor self, int[]? dim=None, bool keepdim=False) -> Tensor", meta=_meta_all, method=True)
+        defop(f"{name}(Tensor self, int[]? dim=None, bool keepdim=False) -> Tensor", meta=_meta_all, method=True,
+              out="exact")
     defop("count_nonzero(Tensor self, int[]? dim=None) -> Tensor", meta=_meta_count_nonzero, method=True)
     for name in ("cumsum", "cumprod"):
         defop(f"{name}(Tensor self, int dim, *, ScalarType? dtype=None) -> Tensor", meta=_meta_cumsum(name),
-              method=True)
+              method=True, out="dtype")
     for name in ("cummax", "cummin"):
         defop(f"{name}(Tensor self, int dim) -> (Tensor values, Tensor indices)", meta=_meta_cummax(name),
               method=True)
-    defop("logcumsumexp(Tensor self, int dim) -> Tensor", meta=_meta_logcumsumexp, method=True)
+    defop("logcumsumexp(Tensor self, int dim) -> Tensor", meta=_meta_logcumsumexp, method=True, out="exact")
     for name in ("softmax", "log_softmax"):
         defop(f"{name}(Tensor self, int dim, ScalarType? dtype=None) -> Tensor", meta=_meta_softmax(name),
-              method=True)
+              method=True, out="exact")
 
 
 _declare()

@@ -337,13 +337,13 @@ def _meshgrid_meta(tensors, indexing=None):
 
 
 def _declare():
-    defop("cat(Tensor[] tensors, int dim=0) -> Tensor", meta=_cat_meta)
-    defop("concat(Tensor[] tensors, int dim=0) -> Tensor", meta=_cat_meta)
-    defop("concatenate(Tensor[] tensors, int axis=0) -> Tensor", meta=_cat_meta)
-    defop("stack(Tensor[] tensors, int dim=0) -> Tensor", meta=_stack_meta)
-    defop("hstack(Tensor[] tensors) -> Tensor", meta=_stack_like_meta("hstack", 1, None))
-    defop("vstack(Tensor[] tensors) -> Tensor", meta=_stack_like_meta("vstack", 2, 0))
-    defop("dstack(Tensor[] tensors) -> Tensor", meta=_stack_like_meta("dstack", 3, 2))
+    defop("cat(Tensor[] tensors, int dim=0) -> Tensor", meta=_cat_meta, out="cast")
+    defop("concat(Tensor[] tensors, int dim=0) -> Tensor", meta=_cat_meta, out="cast")
+    defop("concatenate(Tensor[] tensors, int axis=0) -> Tensor", meta=_cat_meta, out="cast")
+    defop("stack(Tensor[] tensors, int dim=0) -> Tensor", meta=_stack_meta, out="cast")
+    defop("hstack(Tensor[] tensors) -> Tensor", meta=_stack_like_meta("hstack", 1, None), out="cast")
+    defop("vstack(Tensor[] tensors) -> Tensor", meta=_stack_like_meta("vstack", 2, 0), out="cast")
+    defop("dstack(Tensor[] tensors) -> Tensor", meta=_stack_like_meta("dstack", 3, 2), out="cast")
     defop("repeat(Tensor self, int[]... repeats) -> Tensor", meta=_repeat_meta, method=True)
     defop("tile(Tensor self, int[]... dims) -> Tensor", meta=_tile_meta, method=True)
     defop("flip(Tensor self, int[]... dims) -> Tensor", meta=_flip_meta, method=True)
@@ -352,7 +352,8 @@ def _declare():
     defop("roll(Tensor self, int[] shifts, int[]? dims=None) -> Tensor", meta=_roll_meta, method=True)
     for name in ("tril", "triu", "tril_", "triu_"):
         ret = "Tensor(a!)" if name.endswith("_") else "Tensor"
-        defop(f"{name}({ret} self, int diagonal=0) -> {ret}", meta=_tri_meta(name), method=True)
+        defop(f"{name}({ret} self, int diagonal=0) -> {ret}", meta=_tri_meta(name), method=True,
+              out=None if name.endswith("_") else "exact")
     defop("sort(Tensor self, int dim=-1, bool descending=False, *, bool? stable=False) -> (Tensor, Tensor)",
           meta=_sort_meta, method=True)
     defop("argsort(Tensor self, int dim=-1, bool descending=False, *, bool stable=False) -> Tensor",
@@ -363,7 +364,7 @@ def _declare():
           method=True)
     defop("unique(Tensor self, bool sorted=True, bool return_inverse=False, bool return_counts=False, "
           "int? dim=None) -> Any", meta=_unique_meta, method=True)
-    defop("diag(Tensor self, int diagonal=0) -> Tensor", meta=_diag_meta, method=True)
+    defop("diag(Tensor self, int diagonal=0) -> Tensor", meta=_diag_meta, method=True, out="exact")
     defop("diag_embed(Tensor self, int offset=0, int dim1=-2, int dim2=-1) -> Tensor", meta=_diag_embed_meta,
           method=True)
     defop("meshgrid(Tensor[] tensors, *, str? indexing=None) -> Tensor[]", meta=_meshgrid_meta)
@@ -422,14 +423,14 @@ def _fn(name):
     return OPS[name].fn
 
 
-def concat(tensors, dim=0):
+def concat(tensors, dim=0, *, out=None):
     """Alias of cat."""
-    return _fn("cat")(tensors, dim)
+    return _fn("cat")(tensors, dim, out=out)
 
 
-def concatenate(tensors, axis=0):
+def concatenate(tensors, axis=0, *, out=None):
     """Alias of cat (NumPy's spelling)."""
-    return _fn("cat")(tensors, axis)
+    return _fn("cat")(tensors, axis, out=out)
 
 
 def _atleast(t, n):
@@ -438,20 +439,20 @@ def _atleast(t, n):
     return t if shape is t._shape else _fn("reshape")(t, *shape)
 
 
-def hstack(tensors):
+def hstack(tensors, *, out=None):
     """Concatenates along dim 0 if every tensor is (at most) 1-D, else along dim 1."""
     ts = [_atleast(t, 1) for t in _tensor_list("hstack", tensors)]
-    return _fn("cat")(ts, 0 if all(len(t._shape) == 1 for t in ts) else 1)
+    return _fn("cat")(ts, 0 if all(len(t._shape) == 1 for t in ts) else 1, out=out)
 
 
-def vstack(tensors):
+def vstack(tensors, *, out=None):
     """Concatenates the tensors viewed as at least 2-D along dim 0."""
-    return _fn("cat")([_atleast(t, 2) for t in _tensor_list("vstack", tensors)], 0)
+    return _fn("cat")([_atleast(t, 2) for t in _tensor_list("vstack", tensors)], 0, out=out)
 
 
-def dstack(tensors):
+def dstack(tensors, *, out=None):
     """Concatenates the tensors viewed as at least 3-D along dim 2."""
-    return _fn("cat")([_atleast(t, 3) for t in _tensor_list("dstack", tensors)], 2)
+    return _fn("cat")([_atleast(t, 3) for t in _tensor_list("dstack", tensors)], 2, out=out)
 
 
 # A composition's public function runs without the entry point, so it runs its op's meta itself.

@@ -56,6 +56,11 @@ def impl(name: str):
     return OPS[name].register("cpu")
 
 
+def impl_out(name: str):
+    """Registers the decorated `kernel(out, *args)` as op `name`'s CPU out= kernel (see `Op.register_out`)."""
+    return OPS[name].register_out("cpu")
+
+
 def plan(name: str):
     """Registers the decorated `plan(meta_result, *args) -> kernel` as op `name`'s CPU planner (see
     `Op.planner`): the kernel for one input signature, with what the signature fixes worked out once."""

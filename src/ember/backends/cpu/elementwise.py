@@ -21,7 +21,7 @@ from ...core import dtype as D
 from ...dispatch import OPS
 from ...ops.elementwise import BINARY, UNARY, check_internal_overlap, div_dtype
 from . import special
-from ._common import arr, impl, operand, plan, wrap
+from ._common import arr, impl, impl_out, operand, plan, wrap
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
@@ -185,16 +185,22 @@ _INT_DIVISION = frozenset(("remainder", "fmod", "floor_divide"))
 # ---- registration helpers ------------------------------------------------------------------
 
 def _register(name, compute, inplace=True, fast=None):
-    """Registers `name` (wrapping compute's result) and `name_` (casting it into self, whose shape and dtype
-    the meta has checked). `fast(self, *args)`, if given, may do the in-place op directly into self's memory
-    (no temporaries) and return self, or return None for the generic path."""
+    """Registers `name` (wrapping compute's result), its out= kernel (compute's result cast into `out`) and
+    `name_` (cast into self, whose shape and dtype the meta has checked). `fast(self, *args)`, if given, may
+    do the in-place op directly into self's memory (no temporaries) and return self, or return None for the
+    generic path."""
     @impl(name)
     def out_of_place(*args):
         r, dt = compute(*args)
         return wrap(r, dt)
 
+    into = _into(compute)
+    if OPS[name].out_kind is not None:
+        impl_out(name)(into)
     if inplace:
-        generic = _inplace(compute)
+        def generic(self, *args):
+            into(self, self, *args)
+            return self
 
         @impl(name + "_")
         def in_place(self, *args):
@@ -205,15 +211,14 @@ def _register(name, compute, inplace=True, fast=None):
             return generic(self, *args)
 
 
-def _inplace(compute):
-    """The generic in-place kernel: compute's result cast into self."""
-    def in_place(self, *args):
-        r, dt = compute(self, *args)
-        if r.dtype == _F64 and (self._dtype is _F16 or self._dtype is _BF16):
+def _into(compute):
+    """The kernel that casts compute's result into `out` (of the result's shape: self for in-place ops)."""
+    def into(out, *args):
+        r, dt = compute(*args)
+        if r.dtype == _F64 and (out._dtype is _F16 or out._dtype is _BF16):
             r = r.astype(_F32)  # PyTorch narrows double through float
-        np.copyto(arr(self), r, casting="unsafe")
-        return self
-    return in_place
+        np.copyto(arr(out), r, casting="unsafe")
+    return into
 
 
 def _unary_compute(name, rule, fn):
@@ -351,7 +356,11 @@ def _add_compute(name, ufunc):
 def _add_inplace(name, ufunc, compute):
     """add_/sub_ (the optimizer's and the accumulators' hot path): ufunc(self, other, out=self) when no cast
     of self is involved, written out here (no helper calls) for a tensor `other` of self's dtype."""
-    generic = _inplace(compute)
+    into = _into(compute)
+
+    def generic(self, other, alpha):
+        into(self, self, other, alpha)
+        return self
 
     @impl(name)
     def in_place(self, other, alpha=1):

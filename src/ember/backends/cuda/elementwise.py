@@ -234,7 +234,10 @@ def _unary_kernel(name, code, rule):
             check_internal_overlap(name + "_", self)
         dt = out_dtype(rule, self)
         return launch_ew(code, 1, self, self, None, _CK[dt])
-    return out_of_place, in_place
+
+    def into(out, self):      # out= (out has the result's shape and dtype)
+        return launch_ew(code, 1, out, self, None, _CK[self._dtype if rule == "bool" else out._dtype])
+    return out_of_place, in_place, into
 
 
 def _binary_kernel(name, code, rule):
@@ -280,7 +283,10 @@ def _binary_kernel(name, code, rule):
     def reflected(self, other):   # name(other, self), `other` a Python scalar
         dt, cdt = dtypes(self, other, True)
         return launch_ew(code + Binary.REFLECTED, 2, new_tensor(self._shape, dt, self.device), self, other, _CK[cdt])
-    return out_of_place, in_place, reflected
+
+    def into(out, self, other):   # out= (out has the result's shape and dtype)
+        return launch_ew(code, 2, out, self, _scalar_of(other, self), _CK[dtypes(self, other)[1]])
+    return out_of_place, in_place, reflected, into
 
 
 def _add_kernels():
@@ -306,7 +312,11 @@ def _add_kernels():
                 check_internal_overlap(name + "_", self)
             dt = D.result_type(self, other)
             return launch_ew(code, 2, self, self, _scalar_of(other, self), _CK[dt], alpha)
+
+        def into(out, self, other, alpha=1):
+            return launch_ew(code, 2, out, self, _scalar_of(other, self), _CK[out._dtype], alpha)
         OPS[name].register("cuda")(out_of_place)
+        OPS[name].register_out("cuda")(into)
         OPS[name + "_"].register("cuda")(in_place)
     make("add", Binary.ADD)
     make("sub", Binary.SUB)
@@ -335,7 +345,11 @@ def _add_kernels():
             check_internal_overlap("div_", self)
         dt, code = div_dtypes(self, other, rounding_mode)
         return launch_ew(code, 2, self, self, _scalar_of(other, self), _CK[dt])
+    def div_into(out, self, other, rounding_mode=None):
+        dt, code = div_dtypes(self, other, rounding_mode)
+        return launch_ew(code, 2, out, self, _scalar_of(other, self), _CK[dt])
     OPS["div"].register("cuda")(div)
+    OPS["div"].register_out("cuda")(div_into)
     OPS["div_"].register("cuda")(div_)
 
     def rdiv(self, other):  # other / self: a true division (not other * (1 / self), which rounds twice)
@@ -354,13 +368,15 @@ def _register():
     for name, code in UNARY_OPS.items():
         if name not in OPS:
             continue
-        oop, ip = _unary_kernel(name, code, UNARY[name])
+        oop, ip, into = _unary_kernel(name, code, UNARY[name])
         OPS[name].register("cuda")(oop)
+        OPS[name].register_out("cuda")(into)
         if name + "_" in OPS:
             OPS[name + "_"].register("cuda")(ip)
     for name, code in BINARY_OPS.items():
-        oop, ip, rev = _binary_kernel(name, code, BINARY[name])
+        oop, ip, rev, into = _binary_kernel(name, code, BINARY[name])
         OPS[name].register("cuda")(oop)
+        OPS[name].register_out("cuda")(into)
         if name + "_" in OPS:
             OPS[name + "_"].register("cuda")(ip)
         if "_r" + name in OPS:
