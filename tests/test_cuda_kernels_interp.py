@@ -55,7 +55,7 @@ def test_unary_kernel_matches_cpu(name):
             x, _ = make_pair((5, 7), "int32", layout="sliced")
         if name in ("logical_not",):
             x, _ = make_pair((5, 7), "bool")
-        oop, _ = EW._unary_kernel(name, EW.UNARY_OPS[name], ember.ops.elementwise.UNARY[name])
+        oop, _, _ = EW._unary_kernel(name, EW.UNARY_OPS[name], ember.ops.elementwise.UNARY[name])
         expected = ref(name, x)
         got = oop(x)
         tol = {"float16": (2e-3, 2e-3)}.get(x.dtype.name, (2e-5, 1e-6))
@@ -74,7 +74,7 @@ def test_binary_kernel_matches_cpu_with_broadcast_and_scalars(name):
     low = 0.1 if name == "pow" else -3.0
     x, _ = make_pair((4, 1, 6), dt, low=low, layout="contiguous")
     y, _ = make_pair((3, 6), dt, low=low, seed=1, layout="sliced")
-    oop, ip, _ = EW._binary_kernel(name, EW.BINARY_OPS[name], ember.ops.elementwise.BINARY[name])
+    oop, ip, _, _ = EW._binary_kernel(name, EW.BINARY_OPS[name], ember.ops.elementwise.BINARY[name])
     expected = ref(name, x, y)
     got = oop(x, y)
     assert got.dtype is expected.dtype and got.shape == expected.shape

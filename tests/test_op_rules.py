@@ -299,3 +299,26 @@ def test_a_second_backward_through_nodes_that_saved_no_tensor():
     t = (ember.ones(4, 4, requires_grad=True) * 2).t()
     t.sum().backward()
     assert t.grad_fn.saved[0] is None      # the released node no longer holds the input it never read
+
+
+# ---- one rule for a scalar fill value (core.dtype.checked_scalar), as c10's checked_convert -------------------------
+
+@pytest.mark.parametrize("dtype,value", [("int8", 127.5), ("int8", -128.5), ("uint8", -3), ("uint8", 256),
+                                         ("float16", 70000.0), ("float32", 1e39), ("float32", -1e39),
+                                         ("int64", float("inf")), ("float16", float("inf")), ("int32", 7.9)])
+def test_fill_value_rule_is_torch_s_for_fill_masked_fill_and_index_fill(dtype, value):
+    import torch
+    mask = [True, False]
+    for name, call in (("fill_", lambda m, t: t.fill_(value)),
+                       ("masked_fill", lambda m, t: t.masked_fill(m.tensor(mask), value)),
+                       ("index_fill", lambda m, t: t.index_fill(0, m.tensor([0]), value))):
+        t_out = e_out = None
+        try:
+            t_out = call(torch, torch.zeros(2, dtype=getattr(torch, dtype))).tolist()
+        except RuntimeError:
+            pass
+        try:
+            e_out = call(ember, ember.zeros(2, dtype=getattr(ember, dtype))).tolist()
+        except RuntimeError as e:
+            assert "cannot be converted to type" in str(e)
+        assert e_out == t_out, f"{name}({dtype}, {value}): ember {e_out}, torch {t_out}"

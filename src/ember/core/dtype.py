@@ -7,6 +7,9 @@ brings a higher category (bool < integer < floating point).
 """
 from __future__ import annotations
 
+import builtins
+import math
+
 import ml_dtypes
 import numpy as np
 
@@ -141,6 +144,32 @@ def can_cast(from_: dtype, to: dtype) -> bool:
     if from_ is not bool and to is bool:
         return False
     return True
+
+
+# the largest magnitude each dtype holds; an unsigned type also takes down to -max (wrapping, as c10 does)
+_RANGE = {d: (float((ml_dtypes.finfo if d is bfloat16 else np.finfo)(d.np).max) if d.is_floating_point
+              else int(np.iinfo(d.np).max)) for d in ALL_DTYPES if d is not bool}
+_LOWEST = {d: (-m if d.is_floating_point or not d.is_signed else -m - 1) for d, m in _RANGE.items()}
+
+
+def checked_scalar(op: str, value, dt: dtype):
+    """A Python number as a Python value of dtype `dt` (bool, int or float), converted as c10's
+    checked_convert does for fill_, masked_fill, index_fill and scatter's value: a value outside `dt`'s
+    range raises (compared before any truncation, so 127.5 does not fit int8), as do inf and nan into
+    an integer type; a float into an integer type truncates; an unsigned type takes small negatives
+    modulo 2**bits, as C does; inf and nan stay floats."""
+    if dt is bool:
+        return builtins.bool(value)
+    if dt.is_floating_point:
+        if (value > _RANGE[dt] or value < _LOWEST[dt]) and not (isinstance(value, float) and math.isinf(value)):
+            raise RuntimeError(f"{op}: value {value} cannot be converted to type {dt} without overflow")
+        return float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RuntimeError(f"{op}: value {value} cannot be converted to type {dt} without overflow")
+    if value > _RANGE[dt] or value < _LOWEST[dt]:
+        raise RuntimeError(f"{op}: value {value} cannot be converted to type {dt} without overflow")
+    v = int(value)
+    return v % (_RANGE[dt] + 1) if v < 0 and not dt.is_signed else v
 
 
 class _DefaultDtype:

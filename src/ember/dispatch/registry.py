@@ -326,8 +326,8 @@ def _overlaps(out: Tensor, tensors) -> bool:
     return False
 
 
-def _with_out(op: Op, out, call, args, tensors, dtype=None):
-    """`op(..., out=out)`. `call(dtype)` computes the op as usual; `args` are the kernel's arguments,
+def _with_out(op: Op, out, pos, kw, args, tensors):
+    """`op(..., out=out)`. `op.fn(*pos, **kw)` computes the op as usual; `args` are the kernel's arguments,
     `tensors` the tensor inputs. The declaration's `out_kind` says how out's dtype is taken, as in torch:
       "cast"  the result's dtype must cast to out's (`can_cast`: no float into an integer, nothing but
               bool into bool); the elementwise ops;
@@ -347,8 +347,9 @@ def _with_out(op: Op, out, call, args, tensors, dtype=None):
     kind = op.out_kind
     dev = out._storage.device
     if kind == "dtype":
+        dtype = kw["dtype"]
         if dtype is None:
-            dtype = out._dtype
+            kw["dtype"] = out._dtype
         elif dtype is not out._dtype:
             raise RuntimeError(f"{name}: dtype {SCALAR_TYPE[dtype]} does not match dtype of out parameter "
                                f"({SCALAR_TYPE[out._dtype]})")
@@ -362,7 +363,7 @@ def _with_out(op: Op, out, call, args, tensors, dtype=None):
                 direct(out, *args)
                 out._storage.version += 1
                 return out
-    r = call(dtype)
+    r = op.fn(*pos, **kw)
     rdev = r._storage.device
     if rdev is not dev:
         raise RuntimeError(f"{name}: expected out tensor to have device {rdev}, but got {dev} instead")
@@ -394,13 +395,15 @@ def _params(schema: Schema, with_out: bool = False) -> str:
     return ", ".join(out)
 
 
-def _call_args(schema: Schema, dtype: str = "dtype") -> str:
-    """The arguments of a call to the entry point itself, passing them on as received (`dtype` replaced)."""
-    out = []
-    for a in schema.args:
-        v = dtype if a.name == "dtype" else a.name
-        out.append("*" + v if a.variadic else f"{a.name}={v}" if a.kwonly else v)
-    return ", ".join(out)
+def _out_line(schema: Schema) -> str:
+    """The entry point's out= test: `_with_out` gets the arguments as received (a variadic one spread, the
+    rest by keyword) to call the entry point again without out, plus the kernel's arguments and the tensors.
+    (No lambda here: one would turn every parameter into a closure cell and slow the whole body down.)"""
+    pos = "".join(f"*{a.name}, " for a in schema.args if a.variadic)
+    kw = ", ".join(f"{a.name!r}: {a.name}" for a in schema.args if not a.variadic)
+    kargs = "".join(f"{a.name}, " for a in schema.args if a.name != "requires_grad")
+    tensors = "".join(f"{a.name}, " for a in schema.tensor_args)
+    return f"    if out is not None: return _with_out(_op, out, ({pos}), {{{kw}}}, ({kargs}), ({tensors}))"
 
 
 _UNCACHED = frozenset(("Any",))
@@ -455,12 +458,7 @@ def _generate(op: Op, pyname: str):
     schema = op.schema
     lines = [f"def {pyname}({_params(schema, op.out_kind is not None)}):"]
     if op.out_kind is not None:   # out=: its own path (`_with_out`), one test here when out is not given
-        kargs = [a.name for a in schema.args if a.name != "requires_grad"]
-        tensors = [a.name for a in schema.tensor_args]
-        has_dtype = any(a.name == "dtype" for a in schema.args)
-        lines.append(f"    if out is not None: return _with_out(_op, out, lambda _dt: {pyname}("
-                     f"{_call_args(schema, '_dt' if has_dtype else 'dtype')}), ({', '.join(kargs)}{',' if kargs else ''}), "
-                     f"({', '.join(tensors)}{',' if tensors else ''}){', dtype' if has_dtype else ''})")
+        lines.append(_out_line(schema))
     for a in schema.args:
         if a.variadic:
             lines.append(f"    {a.name} = _as_shape({a.name}, {a.name!r})")

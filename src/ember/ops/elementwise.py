@@ -16,14 +16,11 @@ an expanded `self`), and find an integer division by zero.
 """
 from __future__ import annotations
 
-import math
-
-import ml_dtypes
 import numpy as np
 
 from .._tensor import Tensor
 from ..core.dtype import ALL_DTYPES, bool as _bool, can_cast, dtype as _DType, get_default_dtype, int64, result_type
-from ..core.dtype import uint8 as _uint8
+from ..core.dtype import checked_scalar, uint8 as _uint8
 from ..core.shape import broadcast_shapes
 from ..dispatch import OPS, defop
 from ..autograd.derivatives import derivative, nondifferentiable
@@ -443,22 +440,9 @@ def _copy__meta(self, src, non_blocking=False):
     return self._shape, self._dtype
 
 
-# the largest magnitude each dtype holds; an unsigned type also takes -max (wrapping, as PyTorch)
-_RANGE = {d: (float((ml_dtypes.finfo if d.name == "bfloat16" else np.finfo)(d.np).max) if d.is_floating_point
-              else int(np.iinfo(d.np).max)) for d in ALL_DTYPES if d is not _bool}
-_LOWEST = {d: (-m if d.is_floating_point or not d.is_signed else -m - 1) for d, m in _RANGE.items()}
-
-
 def check_fill_value(value, dt) -> None:
     """fill_ refuses a Python number that `dt` cannot hold (a 0-dim tensor value is cast without a check)."""
-    if dt is _bool:
-        return
-    if dt.is_integer and isinstance(value, float) and not math.isfinite(value):
-        bad = True
-    else:
-        bad = (value > _RANGE[dt] or value < _LOWEST[dt]) and math.isfinite(value)
-    if bad:
-        raise RuntimeError(f"fill_: value {value} cannot be converted to type {dt} without overflow")
+    checked_scalar("fill_", value, dt)
 
 
 def _fill__meta(self, value):

@@ -21,7 +21,6 @@ num_classes=-1) have None in their shape.
 """
 from __future__ import annotations
 
-import math
 from functools import partial
 
 from .._tensor import Tensor
@@ -75,30 +74,9 @@ def masked_shape(op: str, self: Tensor, mask: Tensor, inplace: bool = False) -> 
     return shape
 
 
-_FLOAT_MAX = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38}
-
-
 def fill_scalar(op: str, value, dt):
-    """A Python scalar as a Python value of dtype `dt` (bool, int or float), converted as c10 does:
-    a value out of `dt`'s range raises instead of wrapping (an unsigned type takes small negatives
-    modulo 2**bits, as C does), a float into an integer type truncates, inf and nan stay floats."""
-    if dt is D.bool:
-        return bool(value)
-    if dt.is_floating_point:
-        v = float(value)
-        top = _FLOAT_MAX.get(dt.name)
-        if top is not None and math.isfinite(v) and abs(v) > top:
-            raise RuntimeError(f"{op}: value {value} cannot be converted to type {dt} without overflow")
-        return v
-    if isinstance(value, float) and not math.isfinite(value):
-        raise RuntimeError(f"{op}: value {value} cannot be converted to type {dt} without overflow")
-    v = int(value)
-    bits = 8 * dt.itemsize
-    top = (1 << (bits - 1)) - 1 if dt.is_signed else (1 << bits) - 1
-    low = -top - 1 if dt.is_signed else -top
-    if v < low or v > top:
-        raise RuntimeError(f"{op}: value {value} cannot be converted to type {dt} without overflow")
-    return v % (top + 1) if v < 0 and not dt.is_signed else v
+    """A Python scalar as a Python value of dtype `dt`, converted as c10 does (`core.dtype.checked_scalar`)."""
+    return D.checked_scalar(op, value, dt)
 
 
 def check_fill_value(op: str, value, dt) -> None:

@@ -21,7 +21,7 @@ from ...core import dtype as D
 from ...dispatch import OPS
 from ...ops.elementwise import BINARY, UNARY, check_internal_overlap, div_dtype
 from . import special
-from ._common import arr, impl, impl_out, operand, plan, wrap
+from ._common import _from_numpy, arr, impl, impl_out, operand, plan, wrap
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
@@ -315,10 +315,45 @@ for _name, _rule in UNARY.items():
     _register(_name, _unary_compute(_name, _rule, UNARY_FN[_name]), inplace=(_name + "_") in OPS,
               fast=_unary_inplace(_name, _rule, _UNARY_UFUNC.get(_name)))
     plan(_name)(_unary_plan(_rule, UNARY_FN[_name]))
+def _same_dtype_plan(name, ufunc, with_alpha=False):
+    """A binary op's kernel for one input signature: where both operands are tensors of the result's
+    dtype (not float16, bfloat16 or bool), or self is float32/float64 and other a Python float or int (which
+    NumPy, as torch, applies in self's dtype), the ufunc runs on the arrays as they are, with none of the
+    generic kernel's dtype work; any other signature keeps the generic kernel."""
+    generic = OPS[name].kernels["cpu"]
+
+    def plan(meta, self, other, *rest):
+        dt = meta[1]
+        if self._dtype is not dt or dt in _LOWP or dt is D.bool:
+            return generic
+        scalar = other.__class__ is not Tensor
+        if scalar:
+            if (dt is not D.float32 and dt is not D.float64) or (other.__class__ is not float
+                                                                  and other.__class__ is not int):
+                return generic
+        elif other._dtype is not dt:
+            return generic
+
+        def kernel(self, other, alpha=1):
+            if with_alpha and (alpha.__class__ is not int or alpha != 1):
+                return generic(self, other, alpha)
+            a = self._np
+            if a is None:
+                a = self._array
+            if not scalar:
+                b = other._np
+                other = b if b is not None else other._array
+            return _from_numpy(ufunc(a, other), dt)
+        return kernel
+    return plan
+
+
 for _name, _rule in BINARY.items():
     if _name != "pow":
         _register(_name, _binary_compute(_name, _rule, BINARY_FN[_name]), inplace=(_name + "_") in OPS,
                   fast=_binary_inplace(_name, _rule, BINARY_FN[_name]))
+        if _rule != "bool" and isinstance(BINARY_FN[_name], np.ufunc) and _name not in _INT_DIVISION:
+            plan(_name)(_same_dtype_plan(_name, BINARY_FN[_name]))
 for _name in ("floor_divide", "remainder", "pow", "fmod", "atan2"):
     _register("_r" + _name, _binary_compute(_name, BINARY[_name], BINARY_FN[_name], reflected=True), inplace=False)
 
@@ -388,6 +423,7 @@ def _add_inplace(name, ufunc, compute):
 
 for _name, _ufunc in (("add", np.add), ("sub", np.subtract)):
     _register(_name, _add_compute(_name, _ufunc), inplace=False)
+    plan(_name)(_same_dtype_plan(_name, _ufunc, with_alpha=True))
     _add_inplace(_name + "_", _ufunc, _add_compute(_name, _ufunc))
 
 
