@@ -148,7 +148,7 @@ def test_launch_is_below_compiler():
 
 
 # a constexpr that picks an operation or a type, compared with a bare number
-_BARE_CODE = re.compile(r"\b(OP|MODE|CK|POST|MERGE|OUT|WRAP)\s*(==|!=|>=|<=|<|>)\s*\d")
+_BARE_CODE = re.compile(r"\b(OP|MODE|CK|POST|MERGE|OUT|WRAP|MASK|RED|WD|DIST|KIND)\s*(==|!=|>=|<=|<|>)\s*\d")
 
 
 def test_kernels_name_their_op_codes():

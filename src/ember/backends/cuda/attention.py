@@ -17,6 +17,7 @@ from ...ops import attention as rules
 from ...ops.attention import heads, packed_views
 from .compiler import LazyKernels, next_power_of_2, pointer_arg, run
 from .memory import new_tensor
+from .opcodes import Mask
 
 MAX_HEAD_DIM = 128
 K = LazyKernels("attention")
@@ -83,7 +84,7 @@ def _mask(attn_mask, batch, L, S):
         m = attn_mask.expand(*full).contiguous()
         dims, strides = [(prod(batch), L * S)], [0] * len(batch) + [S, 1]
     dims = [(1, 0)] * (2 - len(dims)) + dims
-    kind = 1 if m._dtype is D.bool else 2
+    kind = Mask.BOOL if m._dtype is D.bool else Mask.FLOAT
     return m, kind, [("smb1", dims[0][1], "i64"), ("smb2", dims[1][1], "i64"), ("smr", strides[-2], "i64"),
                      ("smc", strides[-1], "i64"), ("MB2", dims[1][0], "i64")]
 

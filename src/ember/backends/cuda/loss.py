@@ -8,6 +8,7 @@ from __future__ import annotations
 from .checks import launch_args
 from .compiler import LazyKernels, next_power_of_2, pointer_arg, run
 from .memory import new_tensor
+from .opcodes import Reduction
 
 BLOCK = 1024
 K = LazyKernels("loss")
@@ -20,13 +21,13 @@ def _contig(t):
 def nll_loss_forward(self, target, weight, reduction, ignore_index):
     N, C = self._shape
     x, t = _contig(self), _contig(target)
-    out = new_tensor((N,) if reduction == 0 else (), self._dtype, self.device)
+    out = new_tensor((N,) if reduction == Reduction.NONE else (), self._dtype, self.device)
     tw = new_tensor((), self._dtype, self.device)
     w = _contig(weight) if weight is not None else x
     args = [pointer_arg("x_ptr", x), pointer_arg("t_ptr", t), pointer_arg("w_ptr", w), pointer_arg("out_ptr", out),
             pointer_arg("tw_ptr", tw), ("N", N, "i64"), ("C", C, "i64"), ("ignore_index", int(ignore_index), "i64")]
     args += launch_args(self.device, "nll_loss")
-    grid = (max(1, (N + BLOCK - 1) // BLOCK),) if reduction == 0 else (1,)
+    grid = (max(1, (N + BLOCK - 1) // BLOCK),) if reduction == Reduction.NONE else (1,)
     run(K.nll_fwd_kernel, grid, args, {"RED": reduction, "HAS_W": int(weight is not None), "BLOCK": BLOCK},
         self.device.index or 0)
     return out, tw

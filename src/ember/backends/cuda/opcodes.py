@@ -19,7 +19,8 @@ import hashlib
 from enum import IntEnum
 
 __all__ = ["Compute", "Unary", "Binary", "Ternary", "Reduce", "Post", "Merge", "Scan", "ScanPass", "Move", "Fill",
-           "FillOut", "Scatter", "Bounds", "Compact", "FINGERPRINT"]
+           "FillOut", "Scatter", "Bounds", "Compact", "Mask", "Reduction", "WeightDecay", "Dist", "SortKey",
+           "FINGERPRINT"]
 
 
 class Compute(IntEnum):
@@ -226,6 +227,45 @@ class Compact(IntEnum):
     NONZERO = 0         # writes the coordinates
     MASKED_SELECT = 1
     MASKED_SCATTER = 2
+
+
+class Mask(IntEnum):
+    """The attention kernels' `MASK`: the kind of `attn_mask`."""
+    NONE = 0
+    BOOL = 1            # True keeps a score
+    FLOAT = 2           # added to the scores
+
+
+class Reduction(IntEnum):
+    """The loss kernels' `RED`: aten's reduction argument (`nll_loss_forward(..., reduction)`)."""
+    NONE = 0
+    MEAN = 1
+    SUM = 2
+
+
+class WeightDecay(IntEnum):
+    """The Adam kernels' `WD`."""
+    NONE = 0
+    DECOUPLED = 1       # AdamW: p *= 1 - lr * weight_decay
+    L2 = 2              # Adam: g += weight_decay * p
+
+
+class Dist(IntEnum):
+    """`rng`'s `DIST`: what one draw is (see `kernels/rng.py` `_draw`)."""
+    UNIFORM = 0         # [a, b)
+    NORMAL = 1          # mean a, std b
+    EXPONENTIAL = 2     # rate a
+    INTEGER = 3         # a + [0, b); b = 0: all 2^64 values
+    BERNOULLI = 4       # probability a
+    BERNOULLI_TENSOR = 5  # probability p_ptr[i]
+
+
+class SortKey(IntEnum):
+    """`kernels/sort.py`'s `KIND`: how an element becomes an int64 sort key."""
+    F32 = 0             # float16, bfloat16, float32 (through float32)
+    F64 = 1
+    I32 = 2             # integers of at most 32 bits and bool
+    I64 = 3
 
 
 def _fingerprint() -> str:

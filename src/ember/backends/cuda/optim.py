@@ -16,6 +16,7 @@ from ...dispatch import OPS
 from ...ops.optim import clip_grads_composite_, total_norm_composite
 from .compiler import LazyKernels, pointer_arg, run
 from .memory import new_tensor
+from .opcodes import WeightDecay
 
 BLOCK = 1024
 SLOTS = 8               # tensors per launch (the kernels' argument lists are written out for 8)
@@ -59,7 +60,8 @@ def adam_multi_step_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step
         key = (p._dtype, grads[i]._dtype, exp_avgs[i]._dtype, exp_avg_sqs[i]._dtype,    # one device (the meta)
                vmax._dtype if amsgrad else None, steps[i]._dtype if device_step else None)
         groups.setdefault(key, []).append(i)
-    consts = {"WD": 0 if weight_decay == 0 else (1 if decoupled else 2), "AMSGRAD": int(amsgrad),
+    wd = WeightDecay.NONE if weight_decay == 0 else WeightDecay.DECOUPLED if decoupled else WeightDecay.L2
+    consts = {"WD": wd, "AMSGRAD": int(amsgrad),
               "MAXIMIZE": int(maximize), "DEVICE_STEP": int(device_step), "LR_TENSOR": int(lr_tensor),
               "GRAD_SCALE": int(grad_scale is not None), "FOUND_INF": int(found_inf is not None), "BLOCK": BLOCK}
     for idx in groups.values():

@@ -39,11 +39,11 @@ from .compiler import next_power_of_2, pointer_arg, run
 from .elementwise import copy_cast
 from .capture import capturing as _capturing
 from .memory import new_tensor
+from .opcodes import Dist
 
 BLOCK = 256             # Philox counters per program of the fill and dropout kernels
 RANK_MAX = 1 << 14      # randperm by counting ranks up to this n (O(n^2) compares), Feistel above
 FEISTEL_ROUNDS = 8
-_UNIFORM, _NORMAL, _EXPONENTIAL, _INTEGER, _BERNOULLI, _BERNOULLI_T = range(6)
 _UBITS = {D.float16: 11, D.bfloat16: 8}   # rand/uniform_ grids exact in the output dtype
 _K = None
 
@@ -125,8 +125,8 @@ def _fill(out: Tensor, dist: int, a, b, generator, p=None, wide=None, ubits=24) 
         wide = out._dtype is D.float64
     per = 2 * BLOCK if wide else 4 * BLOCK
     grid = (n + per - 1) // per
-    sty = "i64" if dist == _INTEGER else ("fp64" if wide else "fp32")
-    cast = int if dist == _INTEGER else float
+    sty = "i64" if dist == Dist.INTEGER else ("fp64" if wide else "fp32")
+    cast = int if dist == Dist.INTEGER else float
     args = [pointer_arg("out_ptr", out), pointer_arg("p_ptr", out if p is None else p),
             *_philox(generator, out._storage.device, grid * BLOCK, out),
             ("n", n, "i64"), ("a", cast(a), sty), ("b", cast(b), sty)]
@@ -146,12 +146,12 @@ def _fill_(self: Tensor, dist: int, a, b, generator, **kw) -> Tensor:
 
 def rand(size, generator=None, dtype=None, device=None):
     dt = factory_dtype(dtype)
-    return _fill(new_tensor(size, dt, device), _UNIFORM, 0.0, 1.0, generator, ubits=_UBITS.get(dt, 24))
+    return _fill(new_tensor(size, dt, device), Dist.UNIFORM, 0.0, 1.0, generator, ubits=_UBITS.get(dt, 24))
 
 
 def randn(size, generator=None, dtype=None, device=None):
     dt = factory_dtype(dtype)
-    return _fill(new_tensor(size, dt, device), _NORMAL, 0.0, 1.0, generator)
+    return _fill(new_tensor(size, dt, device), Dist.NORMAL, 0.0, 1.0, generator)
 
 
 def _integers(out: Tensor, low: int, high: int, generator) -> Tensor:
@@ -159,7 +159,7 @@ def _integers(out: Tensor, low: int, high: int, generator) -> Tensor:
     span = high - low
     if span > 1 << 64:
         raise RuntimeError(f"random_: the range [{low}, {high}) is wider than 2^64")
-    return _fill_(out, _INTEGER, _i64(low), _i64(span), generator, wide=span > 1 << 32)
+    return _fill_(out, Dist.INTEGER, _i64(low), _i64(span), generator, wide=span > 1 << 32)
 
 
 def randint(low, high, size, generator=None, dtype=None, device=None):
@@ -167,11 +167,11 @@ def randint(low, high, size, generator=None, dtype=None, device=None):
 
 
 def normal_(self, mean=0.0, std=1.0, generator=None):
-    return _fill_(self, _NORMAL, mean, std, generator)
+    return _fill_(self, Dist.NORMAL, mean, std, generator)
 
 
 def uniform_(self, from_=0.0, to=1.0, generator=None):
-    return _fill_(self, _UNIFORM, from_, to, generator, ubits=_UBITS.get(self._dtype, 24))
+    return _fill_(self, Dist.UNIFORM, from_, to, generator, ubits=_UBITS.get(self._dtype, 24))
 
 
 def random_(self, from_=0, to=None, generator=None):
@@ -179,25 +179,25 @@ def random_(self, from_=0, to=None, generator=None):
 
 
 def exponential_(self, lambd=1.0, generator=None):
-    return _fill_(self, _EXPONENTIAL, lambd, 0.0, generator)
+    return _fill_(self, Dist.EXPONENTIAL, lambd, 0.0, generator)
 
 
 def bernoulli(self, p=None, generator=None):
     out = new_tensor(self._shape, self._dtype, self._storage.device)
     if p is not None:
-        return _fill(out, _BERNOULLI, p, 0.0, generator)
+        return _fill(out, Dist.BERNOULLI, p, 0.0, generator)
     probs = self if self.is_contiguous() else self.contiguous()
-    return _fill(out, _BERNOULLI_T, 0.0, 0.0, generator, p=probs, wide=self._dtype is D.float64)
+    return _fill(out, Dist.BERNOULLI_TENSOR, 0.0, 0.0, generator, p=probs, wide=self._dtype is D.float64)
 
 
 def bernoulli_(self, p=0.5, generator=None):
     if isinstance(p, Tensor) and p._storage.device is not self._storage.device:
         p = p.item()  # a 0-dim CPU tensor: its value
     if not isinstance(p, Tensor):
-        return _fill_(self, _BERNOULLI, p, 0.0, generator)
+        return _fill_(self, Dist.BERNOULLI, p, 0.0, generator)
     if p._shape != self._shape or not p.is_contiguous():
         p = p.expand(*self._shape).contiguous()
-    return _fill_(self, _BERNOULLI_T, 0.0, 0.0, generator, p=p, wide=p._dtype is D.float64)
+    return _fill_(self, Dist.BERNOULLI_TENSOR, 0.0, 0.0, generator, p=p, wide=p._dtype is D.float64)
 
 
 # ---- multinomial, randperm -------------------------------------------------------------------

@@ -25,6 +25,7 @@ from ...ops.shape import kthvalue_result, kthvalue_shape, sort_result, topk_resu
 from .compiler import next_power_of_2, pointer_arg, run
 from .elementwise import _collapse, copy_cast
 from .memory import new_tensor
+from .opcodes import SortKey
 
 MAX_TILE = 4096          # longest row one program sorts in registers; longer rows are merge-sorted
 RUN = 1024               # the sorted runs the merge passes start from
@@ -43,10 +44,10 @@ def _kernels():
 def _kind(dt) -> int:
     """Key kind of kernels/sort.py's `_key`."""
     if dt is D.float64:
-        return 1
+        return SortKey.F64
     if dt is D.int64:
-        return 3
-    return 0 if dt.is_floating_point else 2
+        return SortKey.I64
+    return SortKey.F32 if dt.is_floating_point else SortKey.I32
 
 
 def _run(fn, grid, args, consts, dev, num_warps=4):

@@ -13,6 +13,8 @@ which Triton does not software-pipeline.
 import triton
 import triton.language as tl
 
+from .. import opcodes
+
 
 # Row sums and maxima: tl.reduce with triton.language's own combine functions (what tl.sum and tl.max
 # use), which the CI interpreter recognises and runs in NumPy; tl.sum / tl.max themselves are unusable
@@ -42,10 +44,10 @@ def _masked(s, r, c, m_ptr, smr, smc, L, S, MASK: tl.constexpr, CAUSAL: tl.const
     """Scores `s` (float32) at query rows `r` and key columns `c` (broadcasting index tensors) with
     the mask applied: -inf outside [0, S), where the bool mask is False or, causal, where c > r."""
     ok = c < S
-    if MASK == 1:
+    if MASK == opcodes.Mask.BOOL:
         keep = tl.load(m_ptr + r * smr + c * smc, mask=ok & (r < L), other=0)
         ok = ok & (keep != 0)
-    if MASK == 2:
+    if MASK == opcodes.Mask.FLOAT:
         s = s + tl.load(m_ptr + r * smr + c * smc, mask=ok & (r < L), other=0.0).to(tl.float32)
     if CAUSAL:
         ok = ok & (c <= r)

@@ -5,6 +5,7 @@ and is reported into the error word `err_ptr` as op `code` (`kernels/indexing.re
 import triton
 import triton.language as tl
 
+from .. import opcodes
 from .indexing import report
 
 
@@ -32,7 +33,7 @@ def _pick(x_ptr, t_ptr, w_ptr, err_ptr, code, r, rm, C, ignore_index, HAS_W: tl.
 @triton.jit
 def nll_fwd_kernel(x_ptr, t_ptr, w_ptr, out_ptr, tw_ptr, N, C, ignore_index, err_ptr, code,
                    RED: tl.constexpr, HAS_W: tl.constexpr, BLOCK: tl.constexpr):
-    if RED == 0:        # per row; the total weight output is 0
+    if RED == opcodes.Reduction.NONE:        # per row; the total weight output is 0
         r = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         rm = r < N
         v, w = _pick(x_ptr, t_ptr, w_ptr, err_ptr, code, r, rm, C, ignore_index, HAS_W)
@@ -51,7 +52,7 @@ def nll_fwd_kernel(x_ptr, t_ptr, w_ptr, out_ptr, tw_ptr, N, C, ignore_index, err
             start += BLOCK
         total = tl.reduce(acc, 0, _add)
         tw = tl.reduce(accw, 0, _add)
-        if RED == 1:
+        if RED == opcodes.Reduction.MEAN:
             total = total / tw
         tl.store(out_ptr, total.to(out_ptr.dtype.element_ty))
         tl.store(tw_ptr, tw.to(tw_ptr.dtype.element_ty))
@@ -74,11 +75,11 @@ def nll_bwd_kernel(g_ptr, t_ptr, w_ptr, tw_ptr, gi_ptr, N, C, ignore_index, err_
         w = tl.load(w_ptr + t, mask=ok, other=0.0).to(tl.float32)
     else:
         w = tl.where(ok, 1.0, 0.0)
-    if RED == 0:
+    if RED == opcodes.Reduction.NONE:
         g = tl.load(g_ptr + r, mask=rm, other=0.0).to(tl.float32)
     else:
         g = tl.load(g_ptr + r * 0).to(tl.float32)
-        if RED == 1:
+        if RED == opcodes.Reduction.MEAN:
             g = g / tl.load(tw_ptr + r * 0).to(tl.float32)
     val = -w * g
     m2 = rm[:, None] & (c < C)[None, :]

@@ -14,6 +14,8 @@ shared tile function. Programs past their slot's size do nothing.
 import triton
 import triton.language as tl
 
+from .. import opcodes
+
 
 @triton.jit
 def _adam_tile(p_ptr, g_ptr, m_ptr, v_ptr, vmax_ptr, step_ptr, n, step_size, bc2_sqrt, lr, beta1, beta2, eps,
@@ -33,9 +35,9 @@ def _adam_tile(p_ptr, g_ptr, m_ptr, v_ptr, vmax_ptr, step_ptr, n, step_size, bc2
             tl.store(g_ptr + i, g.to(g_ptr.dtype.element_ty), mask=mask)
         if MAXIMIZE:
             g = -g
-        if WD == 1:                                # decoupled (AdamW)
+        if WD == opcodes.WeightDecay.DECOUPLED:    # AdamW
             p = p * (1.0 - lr * weight_decay)
-        elif WD == 2:                              # L2 (Adam)
+        elif WD == opcodes.WeightDecay.L2:         # Adam
             g = g + weight_decay * p
         m = m + (1.0 - beta1) * (g - m)            # lerp(m, g, 1 - beta1), weight < 0.5 branch
         v = v * beta2 + (1.0 - beta2) * g * g      # mul_(beta2).addcmul_(g, g, value=1 - beta2)

@@ -14,6 +14,8 @@ and integer ranges over 2^32). Normals are Box-Muller pairs of words (0, 1) and 
 import triton
 import triton.language as tl
 
+from .. import opcodes
+
 
 @triton.jit
 def _add(a, b):     # tl.sum/tl.max are jit functions of triton.language: unusable under the CI interpreter
@@ -92,7 +94,7 @@ def _draw(wx, wy, wz, ww, i, p_ptr, a, b, WHICH: tl.constexpr, DIST: tl.constexp
     for normals). Wide: (wx, wy) and (wz, ww) are the two 64-bit draws, WHICH picks one.
     DIST 0 uniform [a, b), 1 normal(a, b), 2 exponential(a), 3 integer a + [0, b) (b = 0: all 2^64),
     4 bernoulli(a), 5 bernoulli(p_ptr[i])."""
-    if DIST == 3:
+    if DIST == opcodes.Dist.INTEGER:
         if WIDE:
             if WHICH == 0:
                 r = _bits64(wx, wy)
@@ -117,17 +119,17 @@ def _draw(wx, wy, wz, ww, i, p_ptr, a, b, WHICH: tl.constexpr, DIST: tl.constexp
             u = ux
         else:
             u = uy
-        if DIST == 0:
+        if DIST == opcodes.Dist.UNIFORM:
             v = a + u * (b - a)
-        elif DIST == 1:
+        elif DIST == opcodes.Dist.NORMAL:
             r = tl.sqrt(-2.0 * tl.log(1.0 - ux))      # 1 - u in (0, 1]
             if WHICH == 0:
                 v = a + b * (r * tl.cos(6.283185307179586 * uy))
             else:
                 v = a + b * (r * tl.sin(6.283185307179586 * uy))
-        elif DIST == 2:
+        elif DIST == opcodes.Dist.EXPONENTIAL:
             v = -tl.log(1.0 - u) / a
-        elif DIST == 4:
+        elif DIST == opcodes.Dist.BERNOULLI:
             v = u < a
         else:
             v = u < tl.load(p_ptr + i).to(u.dtype)

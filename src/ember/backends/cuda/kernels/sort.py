@@ -23,6 +23,8 @@ unique(dim=...)'s lexicographic (least significant slice element first) sort.
 import triton
 import triton.language as tl
 
+from .. import opcodes
+
 
 @triton.jit
 def _xor_fn(a, b):
@@ -39,16 +41,16 @@ def _key(x, col, desc, KIND: tl.constexpr):
     """int64 sort keys of x (columns col): KIND 0 float16/bfloat16/float32, 1 float64, 2 integers of
     at most 32 bits and bool, 3 int64; KIND 0/2 pack the column into the low 32 bits. desc (0/1):
     complemented, for a descending order."""
-    if KIND == 0:
+    if KIND == opcodes.SortKey.F32:
         f = x.to(tl.float32)
         b = tl.where(f == 0, 0.0, f).to(tl.int32, bitcast=True)
         b = tl.where(b < 0, b ^ 0x7FFFFFFF, b)
         b = tl.where(f != f, 0x7FFFFFFF, b)
-    elif KIND == 1:
+    elif KIND == opcodes.SortKey.F64:
         b = tl.where(x == 0, 0.0, x).to(tl.int64, bitcast=True)
         b = tl.where(b < 0, b ^ 0x7FFFFFFFFFFFFFFF, b)
         b = tl.where(x != x, 0x7FFFFFFFFFFFFFFF, b)
-    elif KIND == 2:
+    elif KIND == opcodes.SortKey.I32:
         b = x.to(tl.int32)
     else:
         b = x.to(tl.int64)
@@ -215,7 +217,7 @@ def _new_group(src_ptr, order_ptr, j, m, S, KIND: tl.constexpr, GATHER: tl.const
     while s < S:
         xa = tl.load(src_ptr + ra + s, mask=m, other=0)
         xb = tl.load(src_ptr + rb + s, mask=m, other=0)
-        if KIND == 0:
+        if KIND == opcodes.SortKey.F32:
             xa = xa.to(tl.float32)
             xb = xb.to(tl.float32)
         new = new | (xa != xb)
