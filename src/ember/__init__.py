@@ -58,3 +58,4 @@ from .backends.cuda import creation as _cuda_creation, shape as _cuda_shape  # n
 from .backends.cuda import normalization as _cuda_norm, optim as _cuda_optim, loss as _cuda_loss  # noqa: F401,E402
 from .backends.cuda import attention as _cuda_attention  # noqa: F401,E402
 from . import cuda  # noqa: F401,E402
+from . import profiler  # noqa: F401,E402

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._tensor import Tensor
 from ..core.shape import contiguous_strides
-from ..dispatch import OPS
+from ..dispatch import OPS, PROFILER
 from .grad_mode import state
 from .graph import AccumulateGrad
 
@@ -193,7 +193,7 @@ def _apply(node, grads):
         grads = [g if g is not None or meta is None or meta[i] is None or i >= upto else _zeros_for(meta[i])
                  for i, g in enumerate(grads)]
     try:
-        out = node.apply(grads)
+        out = node.apply(grads) if not PROFILER.on else PROFILER.node(node, grads)
     except Exception as exc:
         if node._trace:
             note = ("Traceback of the forward call that created the failing node " + node.name() + ":\n"

@@ -38,7 +38,7 @@ from ..core.dtype import CPP_TYPE, SCALAR_TYPE, can_cast, on_default_dtype_chang
 from ..core.shape import as_shape, contiguous_strides
 from .schema import Schema, parse_schema
 
-__all__ = ["Op", "OPS", "defop", "get_op", "install_autograd"]
+__all__ = ["Op", "OPS", "defop", "get_op", "install_autograd", "PROFILER", "set_profiling"]
 
 OPS: dict = {}
 _SCALARS = frozenset((int, float, bool, np.bool_))
@@ -55,6 +55,21 @@ def _no_record(op, kernel, args):
 
 
 _AUTOGRAD = {"_record": _no_record, "_gs": _NoAutograd()}
+
+
+class _ProfilerSlot:
+    """The profiler's hooks, set through `set_profiling`: while `on`, each entry point runs
+    `call(op, plain, pos, kw)`, which runs `plain(*pos, **kw)` (the entry point's body) inside a range, and
+    the autograd engine runs `node(node, grads)`. `ember.profiler` sets them; the dispatcher does not import it."""
+    __slots__ = ("on", "call", "node")
+
+    def __init__(self):
+        self.on = False
+        self.call = None
+        self.node = None    # node(node, grads) -> node.apply(grads) inside a range (the autograd engine's)
+
+
+PROFILER = _ProfilerSlot()
 
 
 def install_autograd(record, state) -> None:
@@ -124,7 +139,7 @@ class Op:
     """One entry of the op table: schema, kernels per backend, shape/dtype rule, derivative."""
 
     __slots__ = ("name", "schema", "kernels", "planners", "meta", "meta_cache", "value_slots", "derivative", "fn",
-                 "method", "cross_device", "out_kind", "out_kernels", "__weakref__")
+                 "method", "cross_device", "out_kind", "out_kernels", "entry", "entry_codes", "__weakref__")
 
     def __init__(self, schema: Schema, meta=None):
         self.name = schema.name
@@ -395,12 +410,39 @@ def _params(schema: Schema, with_out: bool = False) -> str:
     return ", ".join(out)
 
 
+def _pass_on(schema: Schema, with_out: bool = False):
+    """(positional, keyword) text that passes the entry point's arguments on as received: up to and
+    including a variadic one positionally (spread), the rest by keyword."""
+    cut = next((i + 1 for i, a in enumerate(schema.args) if a.variadic), 0)
+    pos = "".join(f"*{a.name}, " if a.variadic else f"{a.name}, " for a in schema.args[:cut])
+    kw = [f"{a.name!r}: {a.name}" for a in schema.args[cut:]] + (["'out': out"] if with_out else [])
+    return pos, ", ".join(kw)
+
+
+def _profile_line(schema: Schema, with_out: bool) -> str:
+    """The body of an entry point while a profiler records: `PROFILER.call(op, _plain, pos, kw)` runs the call
+    (`_plain`, the entry point's own body) inside an op range."""
+    pos, kw = _pass_on(schema, with_out)
+    return f"    return _P.call(_op, _plain, ({pos}), {{{kw}}})"
+
+
+def set_profiling(call, node) -> None:
+    """Turns recording on (`call(op, plain, pos, kw)` runs each op call, `node(node, grads)` each autograd node)
+    or, with `call=None`, off. Every entry point swaps its code for a one-line hand-over to `call` and back, so
+    an op call costs nothing extra while no profiler records."""
+    on = call is not None
+    if on and PROFILER.on:
+        raise RuntimeError("ember.profiler: another profiler is already recording; profilers do not nest")
+    PROFILER.call, PROFILER.node, PROFILER.on = call, node, on
+    for op in OPS.values():
+        op.entry.__code__ = op.entry_codes[1 if on else 0]
+
+
 def _out_line(schema: Schema) -> str:
-    """The entry point's out= test: `_with_out` gets the arguments as received (a variadic one spread, the
-    rest by keyword) to call the entry point again without out, plus the kernel's arguments and the tensors.
+    """The entry point's out= test: `_with_out` gets the arguments as received (`_pass_on`) to call the entry
+    point again without out, plus the kernel's arguments and the tensors.
     (No lambda here: one would turn every parameter into a closure cell and slow the whole body down.)"""
-    pos = "".join(f"*{a.name}, " for a in schema.args if a.variadic)
-    kw = ", ".join(f"{a.name!r}: {a.name}" for a in schema.args if not a.variadic)
+    pos, kw = _pass_on(schema)
     kargs = "".join(f"{a.name}, " for a in schema.args if a.name != "requires_grad")
     tensors = "".join(f"{a.name}, " for a in schema.tensor_args)
     return f"    if out is not None: return _with_out(_op, out, ({pos}), {{{kw}}}, ({kargs}), ({tensors}))"
@@ -456,8 +498,9 @@ def _meta_lines(op: Op, names) -> list:
 
 def _generate(op: Op, pyname: str):
     schema = op.schema
-    lines = [f"def {pyname}({_params(schema, op.out_kind is not None)}):"]
-    if op.out_kind is not None:   # out=: its own path (`_with_out`), one test here when out is not given
+    with_out = op.out_kind is not None
+    lines = [f"def {pyname}({_params(schema, with_out)}):"]
+    if with_out:   # out=: its own path (`_with_out`), one test here when out is not given
         lines.append(_out_line(schema))
     for a in schema.args:
         if a.variadic:
@@ -551,14 +594,20 @@ def _generate(op: Op, pyname: str):
            "_as_shape": as_shape, "_T": Tensor, "_CPU": CPU, "_factory_device": _factory_device,
            "_empty": _empty_tensor_list, "_SCALARS": _SCALARS, "_Number": numbers.Number, "_bad_scalar": _bad_scalar,
            "_meta": op.meta, "_mc": op.meta_cache, "_meta_miss": _meta_miss, "_meta_unhashable": _meta_unhashable,
-           "_with_out": _with_out, **_AUTOGRAD}
+           "_with_out": _with_out, "_P": PROFILER, **_AUTOGRAD}
+    # The entry point, `_plain` (the same body, which the profiler calls inside its range) and the code the
+    # entry point takes while a profiler records (`set_profiling`): nothing is tested per call when none does.
     src = "\n".join(lines)
-    exec(compile(src, f"<ember op {op.name}>", "exec"), env)  # noqa: S102 - generated from a parsed schema
+    plain = "\n".join([f"def _plain({_params(schema, with_out)}):"] + lines[1:])
+    profiled = f"def _profiled({_params(schema, with_out)}):\n" + _profile_line(schema, with_out)
+    exec(compile("\n\n".join((src, plain, profiled)), f"<ember op {op.name}>", "exec"), env)  # noqa: S102
     _ENVS.append(env)
     fn = env[pyname]
     fn.__qualname__ = pyname
     fn._op = op
     fn._source = src
+    op.entry_codes = (fn.__code__, env["_profiled"].__code__)
+    op.entry = fn
     return fn
 
 

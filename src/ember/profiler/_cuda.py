@@ -1,0 +1,137 @@
+"""GPU time for `ember.profiler`: each CUDA kernel, timed on the device and tied to the range (op,
+autograd node or user range) that launched it, with no synchronisation per op.
+
+With CUPTI (`cupti-python`): the activity API records every kernel, memcpy and memset with its device
+start and end; before each range the recorder pushes the range's id as an external correlation id, so
+CUPTI ties every launch inside it to that range. Records are read when the profiler stops (one
+flush). CUPTI's clock is mapped onto `time.perf_counter_ns` by one pair of readings at the start.
+
+Without CUPTI (`import cupti` fails), a pair of CUDA events per op range times what the range queued
+on the current stream; the events are read when the profiler stops. That gives each innermost op its
+GPU time, not each kernel (`GpuRecorder.mode` says which is in use).
+"""
+from __future__ import annotations
+
+import time
+
+__all__ = ["GpuRecorder"]
+
+_KINDS = ("CONCURRENT_KERNEL", "MEMCPY", "MEMSET", "EXTERNAL_CORRELATION")
+_cupti = None
+_records = []        # activity records delivered by CUPTI's buffer-completed callback
+_registered = False
+
+
+def _load_cupti():
+    global _cupti
+    if _cupti is None:
+        try:
+            from cupti import cupti as c
+            _cupti = c
+        except Exception:  # noqa: BLE001 - no CUPTI: the CUDA-event fallback
+            _cupti = False
+    return _cupti
+
+
+def _buffer_requested():
+    return 8 * 1024 * 1024, 0
+
+
+def _buffer_completed(activities):
+    _records.extend(activities)
+
+
+class GpuRecorder:
+    """Per-session GPU timing (CUPTI, else CUDA events); `push`/`pop` bracket each range."""
+
+    def __init__(self):
+        global _registered
+        from .. import cuda
+        cuda.synchronize()
+        c = _load_cupti()
+        self.mode = "cupti" if c else "events"
+        self.kernels = []           # (name, start_ns, end_ns, stream, device, range id) on perf_counter's clock
+        self._pairs = {}            # range id -> (start event, end event) in "events" mode
+        if c:
+            if not _registered:
+                c.activity_register_callbacks(_buffer_requested, _buffer_completed)
+                _registered = True
+            _records.clear()
+            for k in _KINDS:
+                c.activity_enable(getattr(c.ActivityKind, k))
+            self._kind = c.ExternalCorrelationKind.CUSTOM0
+            self._offset = time.perf_counter_ns() - c.get_timestamp()
+
+    def push(self, ev):
+        if self.mode == "cupti":
+            _cupti.activity_push_external_correlation_id(self._kind, ev.ident)
+        elif ev.kind == "op":
+            from .. import cuda
+            start = cuda.Event(enable_timing=True)
+            start.record()
+            self._pairs[ev.ident] = (start, None, ev)
+
+    def pop(self, ev):
+        if self.mode == "cupti":
+            _cupti.activity_pop_external_correlation_id(self._kind)
+        elif ev.ident in self._pairs:
+            from .. import cuda
+            end = cuda.Event(enable_timing=True)
+            end.record()
+            start, _, e = self._pairs[ev.ident]
+            self._pairs[ev.ident] = (start, end, e)
+
+    def finish(self, session):
+        from .. import cuda
+        cuda.synchronize()
+        by_id = {e.ident: e for e in session.events}
+        if self.mode == "cupti":
+            c = _cupti
+            c.activity_flush_all(1)
+            for k in _KINDS:
+                c.activity_disable(getattr(c.ActivityKind, k))
+            ext = {}
+            work = []
+            for r in _records:
+                kind = r.kind
+                if kind == c.ActivityKind.EXTERNAL_CORRELATION:
+                    ext[r.correlation_id] = r.external_id
+                elif kind in (c.ActivityKind.CONCURRENT_KERNEL, c.ActivityKind.KERNEL):
+                    work.append((r.name, r.start, r.end, r.stream_id, r.device_id, r.correlation_id))
+                elif kind == c.ActivityKind.MEMCPY:
+                    work.append(("Memcpy", r.start, r.end, r.stream_id, r.device_id, r.correlation_id))
+                elif kind == c.ActivityKind.MEMSET:
+                    work.append(("Memset", r.start, r.end, r.stream_id, r.device_id, r.correlation_id))
+            _records.clear()
+            off = self._offset
+            for name, s, e, stream, dev, corr in work:
+                rid = ext.get(corr)
+                k = (name, s + off, e + off, stream, dev, rid)
+                self.kernels.append(k)
+                owner = by_id.get(rid)
+                if owner is not None:
+                    owner.kernels.append((name, s + off, e + off))
+        else:
+            for start, end, ev in self._pairs.values():
+                if end is None or ev.children:
+                    continue        # innermost op ranges only: an outer range's events would count twice
+                ms = start.elapsed_time(end)
+                t = ev.start
+                ev.kernels.append(("(GPU time, CUDA events)", t, t + int(ms * 1e6)))
+                self.kernels.append(("(GPU time, CUDA events)", t, t + int(ms * 1e6), 0, 0, ev.ident))
+
+    def trace_events(self, session, t0, pid):
+        """Chrome-trace events: each kernel on the GPU's row, with a flow arrow from its launching range."""
+        out = []
+        by_id = {e.ident: e for e in session.events}
+        for i, (name, s, e, stream, dev, rid) in enumerate(self.kernels):
+            args = {"device": dev, "stream": stream, "External id": rid, "mode": self.mode}
+            out.append({"ph": "X", "cat": "kernel", "name": name, "pid": f"GPU {dev}", "tid": f"stream {stream}",
+                        "ts": (s - t0) / 1000.0, "dur": (e - s) / 1000.0, "args": args})
+            owner = by_id.get(rid)
+            if owner is not None:
+                out.append({"ph": "s", "id": i, "pid": pid, "tid": owner.tid, "ts": (owner.start - t0) / 1000.0,
+                            "cat": "ac2g", "name": "ac2g"})
+                out.append({"ph": "f", "id": i, "pid": f"GPU {dev}", "tid": f"stream {stream}",
+                            "ts": (s - t0) / 1000.0, "cat": "ac2g", "name": "ac2g", "bp": "e"})
+        return out
