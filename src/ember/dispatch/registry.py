@@ -38,7 +38,7 @@ from ..core.dtype import CPP_TYPE, SCALAR_TYPE, can_cast, on_default_dtype_chang
 from ..core.shape import as_shape, contiguous_strides
 from .schema import Schema, parse_schema
 
-__all__ = ["Op", "OPS", "defop", "get_op", "install_autograd", "PROFILER", "set_profiling"]
+__all__ = ["Op", "OPS", "defop", "get_op", "install_autograd", "PROFILER", "push_op_hook", "pop_op_hook"]
 
 OPS: dict = {}
 _SCALARS = frozenset((int, float, bool, np.bool_))
@@ -58,7 +58,7 @@ _AUTOGRAD = {"_record": _no_record, "_gs": _NoAutograd()}
 
 
 class _ProfilerSlot:
-    """The profiler's hooks, set through `set_profiling`: while `on`, each entry point runs
+    """The op hooks' slot, set through `push_op_hook`: while `on`, each entry point runs
     `call(op, plain, pos, kw)`, which runs `plain(*pos, **kw)` (the entry point's body) inside a range, and
     the autograd engine runs `node(node, grads)`. `ember.profiler` sets them; the dispatcher does not import it."""
     __slots__ = ("on", "call", "node")
@@ -426,16 +426,46 @@ def _profile_line(schema: Schema, with_out: bool) -> str:
     return f"    return _P.call(_op, _plain, ({pos}), {{{kw}}})"
 
 
-def set_profiling(call, node) -> None:
-    """Turns recording on (`call(op, plain, pos, kw)` runs each op call, `node(node, grads)` each autograd node)
-    or, with `call=None`, off. Every entry point swaps its code for a one-line hand-over to `call` and back, so
-    an op call costs nothing extra while no profiler records."""
-    on = call is not None
-    if on and PROFILER.on:
-        raise RuntimeError("ember.profiler: another profiler is already recording; profilers do not nest")
-    PROFILER.call, PROFILER.node, PROFILER.on = call, node, on
-    for op in OPS.values():
-        op.entry.__code__ = op.entry_codes[1 if on else 0]
+_HOOKS: list = []      # (call, node) pairs pushed by push_op_hook; the last one runs
+
+
+def push_op_hook(call, node=None) -> None:
+    """Makes `call(op, plain, pos, kw)` run every op call (it must run `plain(*pos, **kw)`, the entry point's
+    body) and `node(node, grads)`, if given, every autograd node, until `pop_op_hook(call)`. Hooks stack: the
+    last pushed runs (the profiler over memory history's op attribution). Every entry point swaps its code
+    for a one-line hand-over to the hook while one is pushed, and back when none is, so an op call costs
+    nothing extra without hooks."""
+    _HOOKS.append((call, node))
+    _set_hook()
+
+
+def pop_op_hook(call) -> None:
+    """Removes the hook `call` pushed (the last push of it)."""
+    for i in range(len(_HOOKS) - 1, -1, -1):
+        if _HOOKS[i][0] == call:     # (a bound method is a new object at each access)
+            del _HOOKS[i]
+            break
+    else:
+        raise RuntimeError(f"pop_op_hook: {call!r} is not installed")
+    _set_hook()
+
+
+def _set_hook() -> None:
+    was = PROFILER.on
+    if _HOOKS:
+        PROFILER.call, node = _HOOKS[-1]
+        PROFILER.node = node if node is not None else _plain_node
+        PROFILER.on = True
+    else:
+        PROFILER.on, PROFILER.call, PROFILER.node = False, None, None
+    if was != PROFILER.on:
+        k = 1 if PROFILER.on else 0
+        for op in OPS.values():
+            op.entry.__code__ = op.entry_codes[k]
+
+
+def _plain_node(node, grads):
+    return node.apply(grads)
 
 
 def _out_line(schema: Schema) -> str:
@@ -596,7 +626,7 @@ def _generate(op: Op, pyname: str):
            "_meta": op.meta, "_mc": op.meta_cache, "_meta_miss": _meta_miss, "_meta_unhashable": _meta_unhashable,
            "_with_out": _with_out, "_P": PROFILER, **_AUTOGRAD}
     # The entry point, `_plain` (the same body, which the profiler calls inside its range) and the code the
-    # entry point takes while a profiler records (`set_profiling`): nothing is tested per call when none does.
+    # entry point takes while a profiler records (`push_op_hook`): nothing is tested per call when none does.
     src = "\n".join(lines)
     plain = "\n".join([f"def _plain({_params(schema, with_out)}):"] + lines[1:])
     profiled = f"def _profiled({_params(schema, with_out)}):\n" + _profile_line(schema, with_out)

@@ -17,7 +17,7 @@ What is recorded:
 - with `ProfilerActivity.CUDA` on a machine with a GPU, the kernels (`ember.profiler._cuda`).
 
 Off by default and free when off: while a profiler records, every entry point's code is swapped for a
-hand-over to `_Session.call` here (`dispatch.set_profiling`), so nothing is tested per op call when none
+hand-over to `_Session.call` here (`dispatch.push_op_hook`), so nothing is tested per op call when none
 does; the autograd engine tests one flag per node.
 """
 from __future__ import annotations
@@ -33,7 +33,8 @@ import warnings
 import weakref
 
 from .._tensor import Tensor
-from ..dispatch import PROFILER, set_profiling
+from ..backends.cuda import alloc_context as _ac
+from ..dispatch import PROFILER, pop_op_hook, push_op_hook
 
 __all__ = ["profile", "record_function", "ProfilerActivity", "ProfilerAction", "schedule",
            "tensorboard_trace_handler", "FunctionEvent", "EventList", "supported_activities"]
@@ -344,10 +345,14 @@ class _Session:
 
     def call(self, op, plain, pos, kw):
         ev = self.begin(op.name, "op")
+        if _ac.recording:           # the allocator's memory history attributes allocations to this op
+            prev, _ac.current_op = _ac.current_op, op
         try:
             r = plain(*pos, **kw)
         finally:
             self.end(ev)
+            if _ac.recording:
+                _ac.current_op = prev
         if self.prof.record_shapes:
             vals = list(pos) + [v for k, v in kw.items() if k not in ("out",)]
             d = [_describe(v) for v in vals]
@@ -414,11 +419,13 @@ _active = []      # the profiles recording now (one at a time: the dispatcher ha
 
 
 def _install(session):
-    set_profiling(session.call, session.node)
+    if _active:
+        raise RuntimeError("ember.profiler: another profiler is already recording; profilers do not nest")
+    push_op_hook(session.call, session.node)
 
 
-def _uninstall():
-    set_profiling(None, None)
+def _uninstall(session):
+    pop_op_hook(session.call)
 
 
 class profile:
@@ -502,7 +509,7 @@ class profile:
 
     def _finish(self, save: bool):
         s = self._session
-        _uninstall()
+        _uninstall(s)
         if s.gpu is not None:
             s.gpu.finish(s)
         self._recording = False

@@ -7,14 +7,14 @@ timeline above the kernels they launch.
         batch = next(loader)
 
 Needs the `nvtx` package (`pip install nvtx`); without it `range_push`/`range_pop`/`range`/`mark` do
-nothing and `emit_nvtx()` raises, naming the package. `emit_nvtx` uses the dispatcher's profiler slot,
-so it cannot run while `ember.profiler.profile` records (and the reverse).
+nothing and `emit_nvtx()` raises, naming the package. Inside a `profile()`, the profiler's ranges take
+over until it stops (the dispatcher runs the last hook pushed).
 """
 from __future__ import annotations
 
 import contextlib
 
-from ..dispatch import set_profiling
+from ..dispatch import pop_op_hook, push_op_hook
 
 __all__ = ["range_push", "range_pop", "range", "mark", "emit_nvtx", "available"]
 
@@ -78,8 +78,8 @@ def emit_nvtx(enabled: bool = True):
         return
     if _nvtx is None:
         raise RuntimeError("ember.profiler.nvtx.emit_nvtx needs the 'nvtx' package (pip install nvtx)")
-    set_profiling(_call, _node)
+    push_op_hook(_call, _node)
     try:
         yield
     finally:
-        set_profiling(None, None)
+        pop_op_hook(_call)

@@ -34,11 +34,16 @@ plain algorithm gives. See "the hot path" and "lazy frees" in CachingAllocator a
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
+import time
 import traceback
+import weakref
 from bisect import bisect_left, insort
 from collections import OrderedDict, deque
+
+from . import alloc_context as _ac
 
 __all__ = ["RawAllocator", "RawEvent", "RawOutOfMemory", "OutOfMemoryError", "FakeRawAllocator", "FakeEvent",
            "CachingAllocator", "Block", "Segment", "round_size", "allocation_size", "format_size",
@@ -280,7 +285,8 @@ class Block:
     `next` (neighbours inside the segment), `event_count` (outstanding events while pending),
     `handed` (ever returned by `malloc`: only blocks never handed out are recycled as new
     remainders after they have been merged away, so a stale reference to a freed block can never
-    alias a live one).
+    alias a live one), `frames` (while history is recorded: the allocation's context, a tuple
+    (op name or None, [frame dicts]); None otherwise).
     """
 
     __slots__ = ("ptr", "size", "requested_size", "stream", "segment", "allocated", "pending", "stream_uses",
@@ -327,7 +333,8 @@ class Block:
 
 class Segment:
     """One raw allocation: `ptr`, `size`, `stream`, `pool` (a BlockPool) and the linked list of
-    blocks tiling it, starting at `head` (the block at `ptr`)."""
+    blocks tiling it, starting at `head` (the block at `ptr`); `frames`: as Block's, of the
+    allocation that created the segment."""
 
     __slots__ = ("ptr", "size", "stream", "pool", "head", "frames", "alloc")
 
@@ -468,6 +475,8 @@ _POOL_NAMES = ("all", "small_pool", "large_pool")
 _COUNTERS = ("num_alloc_retries", "num_ooms", "num_sync_all_streams", "num_device_alloc", "num_device_free")
 
 _THIS_FILE = __file__
+# frames of these files are not recorded in history stacks: the allocator and the storage plumbing above it
+_SKIP_FILES = frozenset((__file__, os.path.join(os.path.dirname(__file__), "memory.py")))
 
 
 # A family is a list [_Peak of "all", _Stat of small_pool, _Stat of large_pool], indexed by a pool's `t`.
@@ -565,6 +574,9 @@ class CachingAllocator:
         self._gc_threshold = 0.0
         self._history = None            # deque of trace entries while history is recorded
         self._max_frames = 8
+        self._free_frames = True        # record stacks of frees too (history context "all")
+        self._trace_frames = True       # trace entries carry stacks (history context "alloc" or "all")
+        self._recorder = None           # while recording: the finalizer that counts it out of alloc_context
         self._fam = {name: [_Peak(), _Stat(), _Stat()] for name in _STORED}
         self._fam["active"] = [_Peak(), _Peak(), _Peak()]
         self._fam["active_bytes"] = [_Peak(), _Peak(), _Peak()]
@@ -738,8 +750,8 @@ class CachingAllocator:
             if v > r0.peak:
                 r0.peak = v
             if self._history is not None:
-                block.frames = self._frames()
-                self._trace("alloc", block.ptr, bsize, stream, block.frames)
+                block.frames = ctx = self._context(True)
+                self._trace("alloc", block.ptr, bsize, stream, ctx)
             return block
         finally:
             self._busy = False
@@ -951,7 +963,7 @@ class CachingAllocator:
         _dec(self._f_alloc, t, 1)
         _dec(self._f_alloc_bytes, t, size)
         if self._history is not None:
-            self._trace("free_requested", block.ptr, size, block.stream, self._frames())
+            self._trace("free_requested", block.ptr, size, block.stream, self._context(self._free_frames))
         block.pending = True
         if block.stream_uses:
             self._pending_n[t].current += 1
@@ -964,6 +976,8 @@ class CachingAllocator:
         else:
             block.stream_uses = None
             _dec(self._f_requested, t, block.requested_size)
+            if self._history is not None:   # traced before the merge: the freed block's own address and size
+                self._trace("free_completed", block.ptr, size, block.stream, self._context(False))
             self._free_block(block)
 
     def _drain_then_release(self):
@@ -1017,7 +1031,6 @@ class CachingAllocator:
         seg = block.segment
         pool = seg.pool
         t = pool.t
-        orig_size = block.size
         lst = pool.list_for(block.stream)
         net_n = 0
         net_b = 0
@@ -1067,8 +1080,6 @@ class CachingAllocator:
             _add(self._f_split, t, net_n)
         if net_b:
             _add(self._f_split_bytes, t, net_b)
-        if self._history is not None:
-            self._trace("free_completed", block.ptr, orig_size, block.stream, [])
         owner = pool.owner
         if owner is not None and owner.use_count == 0 and block.prev is None and block.next is None:
             self._release_segment(seg)      # no graph uses this pool any more
@@ -1080,6 +1091,8 @@ class CachingAllocator:
         self._pending_b[t].current -= block.size
         self._npending -= 1
         _dec(self._f_requested, t, block.requested_size)
+        if self._history is not None:       # traced before the merge: the freed block's own address and size
+            self._trace("free_completed", block.ptr, block.size, block.stream, self._context(False))
         self._free_block(block)
 
     def _insert_events(self, block):
@@ -1167,7 +1180,7 @@ class CachingAllocator:
         if seg is None:
             self._counters["num_ooms"] += 1
             if self._history is not None:
-                self._trace("oom", 0, alloc_size, stream, self._frames())
+                self._trace("oom", 0, alloc_size, stream, self._context(True))
             raise self._oom_error(size, alloc_size)
         return seg.head
 
@@ -1192,8 +1205,8 @@ class CachingAllocator:
         if pool.owner is not None:
             pool.owner.segment_count += 1
         if self._history is not None:
-            seg.frames = self._frames()
-            self._trace("segment_alloc", ptr, alloc_size, stream, seg.frames)
+            seg.frames = ctx = self._context(True)
+            self._trace("segment_alloc", ptr, alloc_size, stream, ctx)
         return seg
 
     def _release_segment(self, seg):
@@ -1214,7 +1227,7 @@ class CachingAllocator:
             if owner.segment_count == 0 and owner.use_count == 0:
                 self._private.pop(owner.id, None)
         if self._history is not None:
-            self._trace("segment_free", seg.ptr, seg.size, seg.stream, self._frames())
+            self._trace("segment_free", seg.ptr, seg.size, seg.stream, self._context(self._free_frames))
 
     def _release_cached_blocks(self):
         """Return every entirely free segment of the general pool and of pools no graph uses."""
@@ -1403,26 +1416,33 @@ class CachingAllocator:
         return self._f_reserved[0].peak
 
     def memory_summary(self, abbreviated: bool = False) -> str:
-        """A table like torch.cuda.memory_summary()."""
+        """torch.cuda.memory_summary()'s table, line for line (75 columns between the '|'s): the
+        header (ember instead of PyTorch, the rest at torch's columns), the CUDA OOMs / cudaMalloc
+        retries line, then per metric a row for all and (unless `abbreviated`) the large and small
+        pools, sizes in B/KiB/MiB/... and counts in units/K/M as torch picks them (from the row's
+        "all" value), then Oversize allocations / Oversize GPU segments (always 0: ember has no
+        max_split_size, so no block is oversize)."""
         stats = self.memory_stats()
 
-        def scaled(n, ref, units, base):
-            """`n` in the unit (`units`, each `base` times the one before) that torch's summary
-            picks for the row's reference value `ref`: the next one up while ref >= 0.75 * base**2."""
-            u = 0
-            while u + 1 < len(units) and ref >= 0.75 * base * base:
-                n //= base
-                ref /= base
-                u += 1
-            return n, units[u]
+        def fmt_size(sz, pref_sz):
+            prefix = "B  "
+            for new_prefix in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+                if pref_sz < 768 * 1024:
+                    break
+                prefix = new_prefix
+                sz //= 1024
+                pref_sz /= 1024
+            return f"{sz:6d} {prefix}"
 
-        def fmt_size(n, ref):
-            n, unit = scaled(n, ref, ("B  ", "KiB", "MiB", "GiB", "TiB", "PiB"), 1024)
-            return f"{n:6d} {unit}"
-
-        def fmt_count(n, ref):
-            n, unit = scaled(n, ref, (" ", "K", "M"), 1000)
-            return f"{n:7d} {unit} "
+        def fmt_count(cnt, pref_cnt):
+            prefix = " "
+            for new_prefix in ("K", "M"):
+                if pref_cnt < 750 * 1000:
+                    break
+                prefix = new_prefix
+                cnt //= 1000
+                pref_cnt /= 1000
+            return f"{cnt:7d} {prefix} "
 
         rows = (("allocated_bytes", "Allocated memory", fmt_size), ("active_bytes", "Active memory", fmt_size),
                 ("requested_bytes", "Requested memory", fmt_size),
@@ -1432,13 +1452,11 @@ class CachingAllocator:
                 ("segment", "GPU reserved segments", fmt_count),
                 ("inactive_split", "Non-releasable allocs", fmt_count))
         width = 75
-        heading = f"ember CUDA memory summary, device ID {self.device}"
-        ooms = f"CUDA OOMs: {stats['num_ooms']}"
-        retries = f"cudaMalloc retries: {stats['num_alloc_retries']}"
         lines = ["=" * width,
-                 heading.center(width),
+                 f" {'':18} ember CUDA memory summary, device ID {self.device:<17d} ",
                  "-" * width,
-                 ooms.center(37) + "|" + retries.center(37),
+                 f"  {'':9} CUDA OOMs: {stats['num_ooms']:<12d} | {'':6} cudaMalloc retries: "
+                 f"{stats['num_alloc_retries']:<8d}  ",
                  "=" * width,
                  "        Metric         | Cur Usage  | Peak Usage | Tot Alloc  | Tot Freed  "]
         for key, title, fmt in rows:
@@ -1454,10 +1472,21 @@ class CachingAllocator:
                     ref = vals
                 cells = " | ".join(fmt(v, r) for v, r in zip(vals, ref))
                 lines.append(f" {label:<21} | {cells} ")
+        for key, title in (("oversize_allocations", "Oversize allocations"),
+                           ("oversize_segments", "Oversize GPU segments")):
+            lines.append("-" * width)
+            vals = [stats.get(f"{key}.{f}", 0) for f in ("current", "peak", "allocated", "freed")]
+            cells = " | ".join(fmt_count(v, v) for v in vals)
+            lines.append(f" {title:<21} | {cells} ")
         lines.append("=" * width)
         return "|" + "|\n|".join(lines) + "|\n"
 
     # ---- snapshot and history ---------------------------------------------------------------
+    #
+    # While history is recorded (`record_history`), every allocator event appends a trace entry and
+    # allocated blocks (and segments) carry their allocation's context in `frames`: a tuple (op, frames)
+    # with the op from `alloc_context.current_op` and up to `max_frames` Python frames. All of it runs
+    # under `if self._history is not None`; with history off the hot path reads nothing more.
 
     def segments(self) -> list:
         """The live Segment objects, by address."""
@@ -1466,8 +1495,10 @@ class CachingAllocator:
 
     def snapshot(self) -> list:
         """torch.cuda.memory_snapshot()-style: one dict per segment (device, address, total_size,
-        allocated_size, active_size, requested_size, stream, segment_type, segment_pool_id, frames)
-        with its blocks (address, size, requested_size, state, frames), by address."""
+        allocated_size, active_size, requested_size, stream, segment_type, segment_pool_id,
+        is_expandable, and frames + op when recorded) with its blocks (address, size,
+        requested_size, state, and, for blocks allocated while history was recorded, frames and op:
+        the ember op that allocated it), by address."""
         with self._lock:
             out = []
             for seg in sorted(self._segments.values(), key=lambda s: s.ptr):
@@ -1483,31 +1514,59 @@ class CachingAllocator:
                         requested += b.requested_size
                     d = {"address": b.ptr, "size": b.size, "requested_size": b.requested_size, "state": st}
                     if b.frames is not None:
-                        d["frames"] = b.frames
+                        d["op"], d["frames"] = b.frames
                     blocks.append(d)
                 entry = {"device": self.device, "address": seg.ptr, "total_size": seg.size,
                          "allocated_size": allocated, "active_size": active, "requested_size": requested,
                          "stream": seg.stream, "segment_type": "small" if seg.pool.is_small else "large",
-                         "segment_pool_id": owner.id if owner is not None else (0, 0), "blocks": blocks}
+                         "segment_pool_id": owner.id if owner is not None else (0, 0), "is_expandable": False,
+                         "blocks": blocks}
                 if seg.frames is not None:
-                    entry["frames"] = seg.frames
+                    entry["op"], entry["frames"] = seg.frames
                 out.append(entry)
             return out
 
-    def record_history(self, enabled: bool = True, max_entries: int = sys.maxsize, max_frames: int = 8) -> None:
-        """Start (or stop, and forget) recording a trace entry per alloc / free_requested /
-        free_completed / segment_alloc / segment_free / oom, with up to `max_frames` Python
-        frames (innermost first); allocated blocks then carry the frames of their allocation."""
+    def record_history(self, enabled=True, max_entries: int = sys.maxsize, max_frames: int = 8,
+                       context="all") -> None:
+        """Start, or stop and forget, recording allocator history (torch's _record_memory_history).
+
+        `enabled`: True or "all" keeps a trace entry per alloc / free_requested / free_completed /
+        segment_alloc / segment_free / oom, at most `max_entries` of them (the oldest are dropped);
+        "state" keeps no trace, only the context of the blocks allocated from now on; False or None
+        stops. `context`: which events get up to `max_frames` Python frames (innermost first, the
+        allocator's own frames left out): "all" allocations and frees, "alloc" allocations,
+        "state" only the allocated blocks (not the trace), None none. Every entry and context
+        records the op running (`alloc_context.current_op`) whatever `context` says."""
+        if enabled not in (True, False, None, "all", "state"):
+            raise ValueError(f"record_history: enabled must be 'all', 'state', None or a bool, got {enabled!r}")
+        if context not in (None, "state", "alloc", "all"):
+            raise ValueError(f"record_history: context must be 'all', 'alloc', 'state' or None, got {context!r}")
         with self._lock:
             if not enabled:
                 self._history = None
+                if self._recorder is not None:
+                    self._recorder()            # alloc_context.recording counts this allocator out
+                    self._recorder = None
                 return
-            self._max_frames = int(max_frames)
+            self._max_frames = int(max_frames) if context is not None else 0
+            self._free_frames = context == "all"
+            self._trace_frames = context in ("alloc", "all")
+            maxlen = 0 if enabled == "state" else None if max_entries >= sys.maxsize else max(int(max_entries), 0)
             old = self._history or ()
-            self._history = deque(old, maxlen=None if max_entries >= sys.maxsize else int(max_entries))
+            self._history = deque(old, maxlen=maxlen)
+            if self._recorder is None:
+                _ac._set_recording(+1)
+                # counted out when history stops, or when this allocator is collected while recording
+                self._recorder = weakref.finalize(self, _ac._set_recording, -1)
+
+    @property
+    def recording_history(self) -> bool:
+        return self._history is not None
 
     def history(self) -> list:
-        """The recorded trace entries (dicts: action, addr, size, stream, frames, seq), oldest first."""
+        """The recorded trace entries, oldest first: dicts with action, addr, size, stream, frames
+        (innermost first: {filename, line, name}), op (the ember op running, or None), time_us
+        (wall clock) and seq (the allocator's event counter)."""
         with self._lock:
             return list(self._history or ())
 
@@ -1516,19 +1575,28 @@ class CachingAllocator:
         with self._lock:
             return {"segments": self.snapshot(), "device_traces": [self.history()]}
 
+    def _context(self, frames):
+        """(op, frames) of an event: the running op's name, and the Python stack if `frames`."""
+        op = _ac.current_op
+        if op is not None and op.__class__ is not str:
+            op = _ac.op_name(op)
+        return op, self._frames() if frames else []
+
     def _frames(self):
         f = sys._getframe(1)
-        while f is not None and f.f_code.co_filename == _THIS_FILE:
+        while f is not None and f.f_code.co_filename in _SKIP_FILES:
             f = f.f_back
         if f is None or self._max_frames <= 0:
             return []
         summary = traceback.StackSummary.extract(traceback.walk_stack(f), limit=self._max_frames, lookup_lines=False)
         return [{"filename": fs.filename, "line": fs.lineno, "name": fs.name} for fs in summary]
 
-    def _trace(self, action, addr, size, stream, frames):
+    def _trace(self, action, addr, size, stream, ctx):
         self._clock += 1
+        op, frames = ctx
         self._history.append({"action": action, "addr": addr, "size": size, "stream": stream,
-                              "frames": frames, "seq": self._clock})
+                              "frames": frames if self._trace_frames else [], "op": op,
+                              "time_us": time.time_ns() // 1000, "seq": self._clock})
 
     def __repr__(self):
         return (f"<CachingAllocator device={self.device} allocated={self.memory_allocated()} "
