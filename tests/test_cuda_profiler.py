@@ -64,3 +64,26 @@ def test_gpu_time_matches_cuda_events():
     span_us = start.elapsed_time(end) * 1000.0
     busy = sum(e - s for _, s, e, *_ in prof._events_session().gpu.kernels) / 1000.0
     assert 0 < busy <= span_us * 1.05, (busy, span_us)
+
+
+def test_memory_snapshot_of_a_training_step(tmp_path):
+    from ember.cuda import memory as M
+    from ember.cuda import memory_viz
+    step = _step_fn()
+    step()
+    M._record_memory_history(max_entries=100000)
+    try:
+        step()
+        ember.cuda.synchronize()
+        path = tmp_path / "snap.json"
+        M._dump_snapshot(str(path))
+    finally:
+        M._record_memory_history(None)
+    snap = json.loads(path.read_text())
+    trace = snap["device_traces"][0]
+    allocs = [e for e in trace if e["action"] == "alloc"]
+    assert allocs and any(e["op"] for e in allocs), "no allocation attributed to an op"
+    ops = {e["op"] for e in allocs if e["op"]}
+    print(f"{len(allocs)} allocations by {len(ops)} ops, e.g. {sorted(ops)[:8]}")
+    memory_viz.main([str(path), "-o", str(tmp_path / "snap")])
+    assert (tmp_path / "snap.png").stat().st_size > 100 and (tmp_path / "snap.html").stat().st_size > 100
