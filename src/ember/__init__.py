@@ -51,6 +51,7 @@ swapaxes = swapdims = _OPS["transpose"].fn
 moveaxis = movedim
 from . import nn  # noqa: F401,E402
 from . import utils, datasets  # noqa: F401,E402  (ember.utils.data, ember.datasets)
+from .utils.dlpack import from_dlpack  # noqa: F401,E402  (also attaches Tensor.__dlpack__)
 from .backends.cuda import tensor as _cuda_tensor, tensor_methods as _cuda_methods, elementwise as _cuda_ew  # noqa: F401,E402,E501
 from .backends.cuda import reduction as _cuda_reduction, linalg as _cuda_linalg, indexing as _cuda_indexing  # noqa: F401,E402,E501
 from .backends.cuda import scan as _cuda_scan, sort as _cuda_sort, random as _cuda_random  # noqa: F401,E402

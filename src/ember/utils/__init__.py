@@ -1,2 +1,3 @@
-"""`ember.utils`: data loading (`ember.utils.data`) and other user-facing helpers."""
-from . import data  # noqa: F401
+"""`ember.utils`: data loading (`ember.utils.data`), DLPack interchange (`ember.utils.dlpack`) and other
+user-facing helpers."""
+from . import data, dlpack  # noqa: F401
