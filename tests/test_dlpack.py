@@ -596,6 +596,7 @@ def test_cuda_array_interface_both_ways():
 
     h = ember.from_dlpack(Holder(v))
     assert h.data_ptr() == v.data_ptr() and h.stride() == v.stride() and h.dtype is ember.int32
+    assert ember.as_tensor(Holder(v)).data_ptr() == v.data_ptr()         # as torch.as_tensor
     ref = weakref.ref(g._storage)
     del g, v
     gc.collect()

@@ -263,7 +263,8 @@ def from_numpy(arr: np.ndarray) -> Tensor:
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
-    """Like `tensor`, but shares memory with a tensor or NumPy array when dtype and device already match."""
+    """Like `tensor`, but shares memory with a tensor, a NumPy array or an object with
+    `__cuda_array_interface__` when dtype and device already match."""
     if isinstance(data, Tensor):
         out = data
         if dtype is not None and dtype is not out._dtype:
@@ -274,6 +275,9 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
     if isinstance(data, np.ndarray) and (dtype is None or dtype.np == data.dtype) and \
             (device is None or canonical(device) is CPU) and all(s >= 0 for s in data.strides):
         return from_numpy(data)
+    if hasattr(data, "__cuda_array_interface__"):   # CuPy, Numba, torch CUDA...: shared, as torch.as_tensor does
+        from ..utils.dlpack import _import_cai
+        return as_tensor(_import_cai(data), dtype=dtype, device=device)
     return tensor(data, dtype=dtype, device=device)
 
 
