@@ -47,7 +47,10 @@ def test_kernels_are_timed_and_correlated(tmp_path):
     prof.export_chrome_trace(str(path))
     evs = json.loads(path.read_text())["traceEvents"]
     assert any(e.get("cat") == "kernel" for e in evs)
-    print(f"mode {gpu.mode}: {len(gpu.kernels)} kernels, {total_gpu:.1f} us")
+    if gpu.mode == "cupti":      # every launch became one kernel on the device
+        n_kernels = sum(1 for k in gpu.kernels if k[0] not in ("Memcpy", "Memset"))
+        assert n_kernels == gpu.launches, (n_kernels, gpu.launches)
+    print(f"mode {gpu.mode}: {len(gpu.kernels)} kernels, {gpu.launches} launches, {total_gpu:.1f} us")
 
 
 def test_gpu_time_matches_cuda_events():

@@ -16,7 +16,7 @@ import time
 
 __all__ = ["GpuRecorder"]
 
-_KINDS = ("CONCURRENT_KERNEL", "MEMCPY", "MEMSET", "EXTERNAL_CORRELATION")
+_KINDS = ("CONCURRENT_KERNEL", "MEMCPY", "MEMSET", "EXTERNAL_CORRELATION", "DRIVER")
 _cupti = None
 _records = []        # activity records delivered by CUPTI's buffer-completed callback
 _registered = False
@@ -51,6 +51,7 @@ class GpuRecorder:
         c = _load_cupti()
         self.mode = "cupti" if c else "events"
         self.kernels = []           # (name, start_ns, end_ns, stream, device, range id) on perf_counter's clock
+        self.launches = None        # kernel launches seen by CUPTI's driver-API records (cupti mode)
         self._pairs = {}            # range id -> (start event, end event) in "events" mode
         if c:
             if not _registered:
@@ -92,9 +93,16 @@ class GpuRecorder:
                 c.activity_disable(getattr(c.ActivityKind, k))
             ext = {}
             work = []
+            cbids = c.driver_api_trace_cbid
+            launch_ids = {getattr(cbids, n) for n in ("cuLaunchKernel", "cuLaunchKernelEx", "cuLaunchKernel_ptsz",
+                                                       "cuLaunchKernelEx_ptsz", "cuLaunchCooperativeKernel")
+                          if hasattr(cbids, n)}
+            self.launches = 0
             for r in _records:
                 kind = r.kind
-                if kind == c.ActivityKind.EXTERNAL_CORRELATION:
+                if kind == c.ActivityKind.DRIVER:
+                    self.launches += r.cbid in launch_ids
+                elif kind == c.ActivityKind.EXTERNAL_CORRELATION:
                     ext[r.correlation_id] = r.external_id
                 elif kind in (c.ActivityKind.CONCURRENT_KERNEL, c.ActivityKind.KERNEL):
                     work.append((r.name, r.start, r.end, r.stream_id, r.device_id, r.correlation_id))
