@@ -640,8 +640,8 @@ def test_op_calls_name_the_op_while_history_records(fake_devices):
 
 
 def test_a_profiler_inside_history_keeps_naming_ops(fake_devices):
-    """Op hooks stack: a profiler started while history records takes over (and names ops too); when it
-    stops, memory's hook runs again; when history stops, none does."""
+    """Op hooks chain: a profiler started while history records runs first, then memory's hook names the op;
+    when the profiler stops, memory's hook alone runs; when history stops, none does."""
     import ember
     from ember.dispatch import OPS, PROFILER
     from ember.profiler import ProfilerActivity, profile

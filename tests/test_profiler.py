@@ -217,3 +217,30 @@ def test_nvtx_module_imports_and_degrades_clearly():
         with nvtx.emit_nvtx():
             assert (ember.ones(2) + 1).tolist() == [2.0, 2.0]
         assert not PROFILER.on
+
+
+def test_op_hooks_chain_last_pushed_first():
+    from ember.dispatch import pop_op_hook, push_op_hook
+    seen = []
+
+    def inner(op, plain, pos, kw):
+        seen.append(("inner", op.name, kw.get("other")))
+        return plain(*pos, **kw)
+
+    def outer(op, plain, pos, kw):
+        seen.append(("outer", op.name, kw.get("other")))
+        if op.name == "add":
+            kw = dict(kw, other=10)          # a hook may change the arguments the next one sees
+        return plain(*pos, **kw)
+    push_op_hook(inner)
+    push_op_hook(outer)
+    try:
+        r = ember.add(ember.ones(1), 1)
+    finally:
+        pop_op_hook(outer)
+        pop_op_hook(inner)
+    assert r.tolist() == [11.0]
+    assert seen[:2] == [("outer", "add", 1), ("inner", "add", 10)]
+    assert not PROFILER.on
+    with pytest.raises(RuntimeError, match="is not installed"):
+        pop_op_hook(inner)

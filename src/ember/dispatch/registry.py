@@ -431,10 +431,11 @@ _HOOKS: list = []      # (call, node) pairs pushed by push_op_hook; the last one
 
 def push_op_hook(call, node=None) -> None:
     """Makes `call(op, plain, pos, kw)` run every op call (it must run `plain(*pos, **kw)`, the entry point's
-    body) and `node(node, grads)`, if given, every autograd node, until `pop_op_hook(call)`. Hooks stack: the
-    last pushed runs (the profiler over memory history's op attribution). Every entry point swaps its code
-    for a one-line hand-over to the hook while one is pushed, and back when none is, so an op call costs
-    nothing extra without hooks."""
+    body, possibly with other arguments) and `node(node, grads)`, if given, every autograd node, until
+    `pop_op_hook(call)`. Hooks chain: the last pushed runs first, and its `plain` runs the one pushed before
+    (autocast's casts, then the profiler's range, then memory history's op name). Every entry point swaps its
+    code for a one-line hand-over to the chain while a hook is pushed, and back when none is, so an op call
+    costs nothing extra without hooks."""
     _HOOKS.append((call, node))
     _set_hook()
 
@@ -450,11 +451,21 @@ def pop_op_hook(call) -> None:
     _set_hook()
 
 
+def _chain_link(hook, inner):
+    def call(op, plain, pos, kw):
+        return hook(op, lambda *p, **k: inner(op, plain, p, k), pos, kw)
+    return call
+
+
 def _set_hook() -> None:
     was = PROFILER.on
     if _HOOKS:
-        PROFILER.call, node = _HOOKS[-1]
-        PROFILER.node = node if node is not None else _plain_node
+        call = _HOOKS[0][0]
+        for hook, _ in _HOOKS[1:]:
+            call = _chain_link(hook, call)
+        PROFILER.call = call
+        nodes = [n for _, n in _HOOKS if n is not None]
+        PROFILER.node = nodes[-1] if nodes else _plain_node
         PROFILER.on = True
     else:
         PROFILER.on, PROFILER.call, PROFILER.node = False, None, None
