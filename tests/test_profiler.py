@@ -232,10 +232,11 @@ def test_op_hooks_chain_last_pushed_first():
         if op.name == "add":
             kw = dict(kw, other=10)          # a hook may change the arguments the next one sees
         return plain(*pos, **kw)
+    one = ember.ones(1)
     push_op_hook(inner)
     push_op_hook(outer)
     try:
-        r = ember.add(ember.ones(1), 1)
+        r = ember.add(one, 1)
     finally:
         pop_op_hook(outer)
         pop_op_hook(inner)
