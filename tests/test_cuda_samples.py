@@ -8,6 +8,8 @@ to raise (an out-of-range index is a device-side assert there, which ends the pr
 context). Samples marked "KNOWN:" (a CPU divergence from torch) are left out: whether CUDA shares it
 cannot be told in advance. A sample with `cuda` set (a CUDA refusal by design) must raise NotImplementedError.
 """
+import re
+
 import pytest
 
 import ember
@@ -37,7 +39,15 @@ def run_cuda(info, op, sample):
         check_meta(meta_out, result)
     if info.ref is None:
         return
-    expected = info.ref(*targs, **tkwargs)
+    try:
+        expected = info.ref(*targs, **tkwargs)
+    except (NotImplementedError, RuntimeError) as exc:
+        # torch CUDA lacks this case (int64 matmul, mixed-dtype layer norm, ...): torch's CPU result is the reference
+        if "not implemented for" not in str(exc) and "expected scalar type" not in str(exc):
+            raise
+        memo = {}
+        targs, tkwargs = torch_args(op, sample, memo=memo)
+        expected = info.ref(*targs, **tkwargs)
     if meta_out is not None:
         check_meta(meta_out, expected, path="torch's result")
     compare(info, to_host(result), to_host(expected))
@@ -53,10 +63,16 @@ def run_refused_cuda(op, sample):
 
 
 def run_error_cuda(op, err):
+    """The op refuses the input: with the CPU's exception, or, for a bad index found by a kernel, the
+    RuntimeError reported at the next synchronisation (torch CUDA's device-side assert is its counterpart)."""
     args, kwargs = cuda_args(op, err)
-    with pytest.raises(err.exc, match=err.match):
+    with pytest.raises((err.exc, RuntimeError)) as info:
         op.fn(*args, **kwargs)
         ember.cuda.synchronize()   # device-side checks report at the next synchronisation
+    msg = str(info.value)
+    if not (isinstance(info.value, err.exc) and re.search(err.match, msg)) and "found on the device" not in msg:
+        raise AssertionError(f"expected {err.exc.__name__} matching {err.match!r} (or a device-side report), got "
+                             f"{type(info.value).__name__}: {msg}")
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

@@ -43,7 +43,7 @@ def qkv(batch, L, S, E, Ev, dt="float32", layout="contiguous"):
 def _lse(q, k, attn_mask, is_causal, scale):
     s = (q.double() @ k.double().transpose(-1, -2)) * scale
     if is_causal:
-        s = s.masked_fill(torch.ones(s.shape[-2:], dtype=torch.bool).triu(1), float("-inf"))
+        s = s.masked_fill(torch.ones(s.shape[-2:], dtype=torch.bool, device=s.device).triu(1), float("-inf"))
     elif attn_mask is not None:
         s = s.masked_fill(~attn_mask, float("-inf")) if attn_mask.dtype == torch.bool else s + attn_mask.double()
     return torch.logsumexp(s, -1).to(torch.float64 if q.dtype == torch.float64 else torch.float32)

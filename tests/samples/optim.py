@@ -82,9 +82,20 @@ def adam_errors():
     ]
 
 
+def _adam_ref(name):
+    """torch's fused Adam; on CUDA it refuses grads laid out unlike their parameters (ember takes them), so
+    such grads are handed to torch as contiguous copies (the update does not depend on the layout)."""
+    fn = getattr(torch.ops.aten, name)
+
+    def ref(params, grads, *rest, **kw):
+        if any(g.is_cuda and g.stride() != p.stride() for p, g in zip(params, grads)):
+            grads = [g.contiguous() for g in grads]
+        return fn(params, grads, *rest, **kw)
+    return ref
+
+
 for _name in ("_fused_adam_", "_fused_adamw_"):
-    register(OpInfo(_name, adam_samples, adam_errors, ref=getattr(torch.ops.aten, _name), tol=ADAM_TOL,
-                    grad=NOT_DIFFERENTIABLE))
+    register(OpInfo(_name, adam_samples, adam_errors, ref=_adam_ref(_name), tol=ADAM_TOL, grad=NOT_DIFFERENTIABLE))
 
 
 def foreach_add_samples():

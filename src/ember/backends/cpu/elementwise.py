@@ -474,8 +474,15 @@ _register("div", _div_compute, fast=_div_inplace)
 
 @impl("_rdiv")
 def _rdiv(self, other):
-    r, dt = _div_compute(self, other, None, True)
-    return wrap(r, dt)
+    """`other / self` as torch computes it: `Tensor.__rdiv__` is `self.reciprocal() * other`, so the
+    reciprocal is rounded to the result's dtype before the multiplication (and 1e-39 / 1e-40 is inf in
+    float32, as in torch)."""
+    dt = div_dtype(_rt2(self, other), None)
+    x = _in(self, dt)
+    rec = np.reciprocal(x)
+    if dt in _LOWP:
+        rec = rec.astype(dt.np).astype(rec.dtype)
+    return wrap(rec * operand(other, rec.dtype), dt)
 
 
 # ---- activations with parameters -----------------------------------------------------------

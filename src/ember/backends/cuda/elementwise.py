@@ -352,10 +352,10 @@ def _add_kernels():
     OPS["div"].register_out("cuda")(div_into)
     OPS["div_"].register("cuda")(div_)
 
-    def rdiv(self, other):  # other / self: a true division (not other * (1 / self), which rounds twice)
+    def rdiv(self, other):  # other / self as torch: self.reciprocal() * other (Tensor.__rdiv__), two roundings
         dt = out_dtype("float", self, other)
-        out = new_tensor(self._shape, dt, self.device)
-        return launch_ew(Binary.DIV + Binary.REFLECTED, 2, out, self, other, _CK[dt])
+        out = launch_ew(Unary.RECIPROCAL, 1, new_tensor(self._shape, dt, self.device), self, None, _CK[dt])
+        return launch_ew(Binary.MUL, 2, out, out, other, _CK[dt])
     OPS["_rdiv"].register("cuda")(rdiv)
 
 

@@ -481,7 +481,9 @@ def norm_cuda(self, p="fro", dim=None, keepdim=False, dtype=None):
         return x.abs().amax(dims, keepdim)
     if p == float("-inf"):
         return x.abs().amin(dims, keepdim)
-    if isinstance(p, (int, float)) and p != 0:
+    if isinstance(p, (int, float)) and p == 0:       # the count of nonzeros, in x's (float) dtype
+        return (x != 0).sum(dims, keepdim).to(x.dtype)
+    if isinstance(p, (int, float)):
         return (x.abs() ** p).sum(dims, keepdim) ** (1.0 / p)
     raise NotImplementedError(f"norm on CUDA: p={p!r} is not implemented yet")
 
@@ -490,8 +492,10 @@ def _all_any(is_all):
     def kernel(self, dim=None, keepdim=False):
         dims = () if dim is None else dim
         if is_all:
-            return (self == 0).sum(dims, keepdim) == 0
-        return (self != 0).sum(dims, keepdim) > 0
+            r = (self == 0).sum(dims, keepdim) == 0
+        else:
+            r = (self != 0).sum(dims, keepdim) > 0
+        return r.to(D.uint8) if self._dtype is D.uint8 else r     # uint8 in, uint8 out (as torch)
     return kernel
 
 

@@ -273,8 +273,8 @@ def _unary(x, scalar, alpha, OP: tl.constexpr, CK: tl.constexpr):
         t = (1.0 - e) / (1.0 + e)
         t = tl.where(u < 0, -t, t)
         return 0.5 * x * (1.0 + t)
-    elif OP == opcodes.Unary.RECIPROCAL:
-        return 1.0 / x
+    elif OP == opcodes.Unary.RECIPROCAL:    # IEEE-rounded, as torch's (Triton's fp32 `/` is within 2 ulp)
+        return _div_rn(tl.full(x.shape, 1.0, x.dtype), x, CK)
     elif OP == opcodes.Unary.SQUARE:
         return x * x
     elif OP == opcodes.Unary.EXP2:
