@@ -171,3 +171,15 @@ def test_defop_refuses_out_on_ops_it_cannot_serve():
     with pytest.raises(ValueError, match="has no dtype argument"):
         defop("_test_out_b(Tensor self) -> Tensor", out="dtype")
     assert "_test_out_a" not in OPS and "_test_out_b" not in OPS
+
+
+def test_an_input_given_as_out_of_a_larger_shape():
+    x, y = ember.tensor([1.0, 2.0]), ember.tensor([[10.0, 20.0], [30.0, 40.0]])
+    tx, ty = torch.tensor([1.0, 2.0]), torch.tensor([[10.0, 20.0], [30.0, 40.0]])
+    with pytest.raises(RuntimeError, match=r"output with shape \[2\] doesn't match the broadcast shape \[2, 2\]"):
+        torch.add(tx, ty, out=tx)
+    assert "cpu" in OPS["add"].out_kernels and "cpu" not in OPS["where"].out_kernels
+    for call in (lambda: ember.add(x, y, out=x), lambda: ember.where(y > 0, x, y, out=x)):   # out-kernel or not
+        with pytest.raises(RuntimeError, match=r"output with shape \[2\] doesn't match the broadcast shape \[2, 2\]"):
+            call()
+    assert x.tolist() == [1.0, 2.0]

@@ -374,6 +374,7 @@ def _with_out(op: Op, out, pos, kw, args, tensors):
                 and not _overlaps(out, tensors):
             shape, dt = op.meta(*args)        # the op's checks; the shape and dtype out must take
             if dt is out._dtype:
+                _check_input_out(out, shape, tensors)
                 _resize_out(op, out, shape)
                 direct(out, *args)
                 out._storage.version += 1
@@ -388,8 +389,15 @@ def _with_out(op: Op, out, pos, kw, args, tensors):
     if kind == "cast" and not can_cast(r._dtype, out._dtype):
         raise RuntimeError(f"{name}: result type {SCALAR_TYPE[r._dtype]} can't be cast to the desired output type "
                            f"{SCALAR_TYPE[out._dtype]}")
+    _check_input_out(out, r._shape, tensors)
     _resize_out(op, out, r._shape)
     return OPS["copy_"].fn(out, r)
+
+
+def _check_input_out(out, shape, tensors) -> None:
+    """An input passed as out is never resized (torch refuses it too: it would lose its values)."""
+    if out._shape != shape and any(t is out for t in tensors):
+        raise RuntimeError(f"output with shape {list(out._shape)} doesn't match the broadcast shape {list(shape)}")
 
 
 # ---- code generation -----------------------------------------------------------------------
