@@ -5,11 +5,10 @@ import pytest
 
 import ember
 
-pytestmark = [pytest.mark.cuda,
-              pytest.mark.skipif(not ember.cuda.is_available(), reason="needs an NVIDIA GPU and cuda-bindings")]
 torch = pytest.importorskip("torch")
-if not torch.cuda.is_available():
-    pytest.skip("torch has no CUDA here", allow_module_level=True)
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not ember.cuda.is_available(), reason="needs an NVIDIA GPU and cuda-bindings"),
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="torch has no CUDA here")]
 
 X = np.random.default_rng(0).standard_normal((8, 16)).astype(np.float32)
 
