@@ -139,3 +139,49 @@ def test_main_job_runs_end_to_end(tmp_path):
     assert math.isfinite(res["final_loss"]) and res["final_loss"] < 0.8 * res["first_loss"]
     ck = ember.load(tmp_path / "checkpoint.safetensors")
     assert ck["step"] == 60 and "tok.weight" in ck["model"]
+
+
+def test_bf16_autocast_lands_in_torch_s_loss_band():
+    """The reversal twin, 200 steps under bfloat16 autocast on both sides: the same start, and final losses
+    in the same band (the bf16 rounding differs op by op, so the curves part after a few steps)."""
+    steps, bs = 200, 32
+    data = ReversalDataset(steps * bs, num_symbols=8, min_len=2, max_len=6, seed=0, split="train")
+    model, twin = _pair(data)
+    opt, sched, topt, tsched = _optimizers(model, twin, steps)
+    losses, tlosses = [], []
+    for step in range(steps):
+        x, y = data.batch(range(step * bs, (step + 1) * bs))
+        with ember.autocast("cpu", dtype=ember.bfloat16):
+            logits = model(x)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
+        opt.zero_grad()
+        loss.backward()
+        ember.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        tx, ty = to_torch(x), to_torch(y)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            tlogits = twin(tx)
+            tloss = TF.cross_entropy(tlogits.reshape(-1, tlogits.shape[-1]), ty.reshape(-1), ignore_index=-100)
+        topt.zero_grad()
+        tloss.backward()
+        tnn.utils.clip_grad_norm_(twin.parameters(), 1.0)
+        topt.step()
+        tsched.step()
+        losses.append(loss.item())
+        tlosses.append(tloss.item())
+    assert logits.dtype is ember.bfloat16 and tlogits.dtype == torch.bfloat16
+    assert abs(losses[0] - tlosses[0]) < 0.02 * tlosses[0]
+    e_end, t_end = np.mean(losses[-20:]), np.mean(tlosses[-20:])
+    assert e_end < 0.2 * losses[0] and t_end < 0.2 * tlosses[0]
+    assert abs(e_end - t_end) < 0.25 * max(e_end, t_end) + 0.02, (e_end, t_end)
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_main_job_with_amp(tmp_path, amp):
+    res = reverse.main(["--steps", "40", "--warmup", "5", "--batch-size", "16", "--d-model", "32", "--ff", "64",
+                        "--max-len", "4", "--num-symbols", "6", "--eval-every", "40", "--eval-samples", "32",
+                        "--no-progress", "--amp", amp, "--out", str(tmp_path)])
+    assert math.isfinite(res["final_loss"]) and res["final_loss"] < 0.9 * res["first_loss"]
+    with pytest.raises(SystemExit):
+        reverse.main(["--amp", "fp32", "--out", str(tmp_path)])

@@ -154,6 +154,9 @@ def main(argv=None) -> dict:
     p.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None,
                    help="on CUDA, capture the whole training step (forward, backward, clipping, AdamW) in a CUDA "
                         "graph and replay it (default: on for CUDA)")
+    p.add_argument("--amp", choices=("bf16", "fp16", "off"), default="off",
+                   help="mixed precision: the forward pass under autocast in bfloat16 or float16 (float16 with a "
+                        "GradScaler); off by default until the faster setting is measured")
     args = p.parse_args(argv)
 
     device = args.device or default_device()
@@ -170,6 +173,13 @@ def main(argv=None) -> dict:
     graphed = device.startswith("cuda") and args.cuda_graph is not False
     if args.cuda_graph and not graphed:
         raise ValueError(f"--cuda-graph needs a CUDA device, got --device {device}")
+    amp_dtype = {"bf16": ember.bfloat16, "fp16": ember.float16}.get(args.amp)
+    if args.amp == "fp16" and graphed:
+        if args.cuda_graph:
+            raise ValueError("--amp fp16 needs a GradScaler, whose step reads the inf flag on the host and so can't "
+                             "be captured; use --amp bf16, or --no-cuda-graph")
+        graphed = False
+    scaler = ember.amp.GradScaler(device.split(":")[0], enabled=args.amp == "fp16")
     # graphed: the step count and the learning rate live on the GPU (the scheduler fills lr in place)
     lr = ember.tensor(args.lr, device=device) if graphed else args.lr
     opt = ember.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
@@ -177,15 +187,19 @@ def main(argv=None) -> dict:
                             capturable=graphed)
     sched = ember.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, args.steps, args.warmup))
     print(f"ember {ember.__version__}: reversal Transformer, {n_params:,} parameters, device {device}, "
-          f"{args.steps} steps of batch {args.batch_size}" + (", training step as a CUDA graph" if graphed else ""))
+          f"{args.steps} steps of batch {args.batch_size}" + (", training step as a CUDA graph" if graphed else "")
+          + (f", autocast {args.amp}" if amp_dtype is not None else ""))
 
     def train_step(x, y):
-        logits = model(x)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
+        with ember.autocast(device.split(":")[0], dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = model(x)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         return loss
     step_fn = train_step
     if graphed:
