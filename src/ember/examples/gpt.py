@@ -1,0 +1,346 @@
+"""A GPT on Tiny Shakespeare: next-token prediction with a byte-level BPE (or character) tokenizer.
+
+    python -m ember.examples.gpt [--data PATH] [--tokenizer bpe|char] [--steps N] [--device cpu|cuda] ...
+    python -m ember.examples.gpt --resume runs/gpt          # continue from the checkpoint there
+    python -m ember.examples.gpt --resume runs/gpt --steps 0 --sample "ROMEO:"   # only sample
+
+The text is `tinyshakespeare.txt`, found through `--data` (the file or its folder) or the `EMBER_DATA`
+folder; nothing is downloaded. The first 90% trains (and trains the tokenizer, saved beside the
+checkpoint), the rest is validation. Each step draws `--batch-size` windows of `--block-size` tokens
+from a generator seeded by (seed, step), so a resumed run sees the same batches it would have seen.
+AdamW decays the weight matrices only, with warm-up and cosine decay and gradient clipping at 1.0.
+Every `--eval-every` steps it reports the validation loss and prints a sample (temperature, top-k).
+At the end it writes `checkpoint.safetensors`, `tokenizer.json`/`chars.json`, `history.json` and a
+loss-curve PNG to `--out`. On a CPU the default model is smaller, so that a run takes minutes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+import ember
+import ember.nn as nn
+import ember.nn.functional as F
+from ember.datasets.text import BPETokenizer, CharTokenizer
+from ember.examples.reverse import default_device, lr_at
+
+FILE = "tinyshakespeare.txt"
+
+
+class GPT(nn.Module):
+    """A decoder-only Transformer as PyTorch users write it: token and position embeddings, pre-norm
+    blocks with a fused qkv projection and `scaled_dot_product_attention(is_causal=True)`, a GELU MLP,
+    a final LayerNorm and a head tied to the token embedding."""
+
+    def __init__(self, vocab_size: int, block_size: int, d_model: int = 256, nhead: int = 8, num_layers: int = 6,
+                 dropout: float = 0.0):
+        super().__init__()
+        if d_model % nhead:
+            raise ValueError(f"GPT: d_model {d_model} must be a multiple of nhead {nhead}")
+        self.block_size, self.nhead = block_size, nhead
+        self.tok = nn.Embedding(vocab_size, d_model)
+        self.pos = nn.Embedding(block_size, d_model)
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList([Block(d_model, nhead, dropout) for _ in range(num_layers)])
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, vocab_size, bias=False)
+        self.head.weight = self.tok.weight
+        for w in (self.tok.weight, self.pos.weight):        # GPT-2's init: small embeddings (the head is tied)
+            nn.init.normal_(w, std=0.02)
+
+    def forward(self, ids):
+        t = ids.shape[1]
+        h = self.drop(self.tok(ids) + self.pos(ember.arange(t, device=ids.device)))
+        for block in self.blocks:
+            h = block(h)
+        return self.head(self.norm(h))
+
+
+class Block(nn.Module):
+    def __init__(self, d: int, h: int, dropout: float):
+        super().__init__()
+        self.h, self.dropout = h, dropout
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d), nn.Dropout(dropout))
+
+    def forward(self, x):
+        b, t, c = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.h, c // self.h).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.proj(a.transpose(1, 2).reshape(b, t, c))
+        return x + self.mlp(self.ln2(x))
+
+
+# ---- data ------------------------------------------------------------------------------------------
+
+def find_text(data) -> str:
+    """The path of tinyshakespeare.txt from --data (a file or a folder) or EMBER_DATA; a clear error else."""
+    cands = []
+    for base in ([data] if data else []) + ([os.environ["EMBER_DATA"]] if os.environ.get("EMBER_DATA") else []):
+        cands += [base] if base.endswith(".txt") else [os.path.join(base, FILE)]
+    for c in cands:
+        if os.path.isfile(c):
+            return c
+    where = ", ".join(cands) if cands else "nowhere (neither --data nor EMBER_DATA is set)"
+    raise SystemExit(f"gpt: Tiny Shakespeare not found: looked for {where}. Pass --data PATH/TO/{FILE} (or its "
+                     f"folder), or set EMBER_DATA to the folder that holds it; the file is the 1 MB "
+                     f"tinyshakespeare.txt of karpathy/char-rnn")
+
+
+def make_tokenizer(kind: str, text: str, vocab_size: int):
+    if kind == "char":
+        return CharTokenizer(text)
+    return BPETokenizer.train_from_iterator([text[i:i + 65536] for i in range(0, len(text), 65536)], vocab_size)
+
+
+def save_tokenizer(tok, out: str) -> str:
+    if isinstance(tok, CharTokenizer):
+        path = os.path.join(out, "chars.json")
+        tok.save(path)
+    else:
+        path = os.path.join(out, "tokenizer.json")
+        tok.tokenizer.save(path)
+    return path
+
+
+def load_tokenizer(out: str):
+    if os.path.isfile(os.path.join(out, "chars.json")):
+        return CharTokenizer.load(os.path.join(out, "chars.json"))
+    from ember.datasets.text import _tokenizers
+    return BPETokenizer(_tokenizers().Tokenizer.from_file(os.path.join(out, "tokenizer.json")))
+
+
+def batch(ids: np.ndarray, size: int, block: int, seed: int, step: int):
+    """`size` windows of `block` + 1 tokens at positions drawn from a generator seeded by (seed, step)."""
+    g = np.random.default_rng([seed, step])
+    start = g.integers(0, len(ids) - block - 1, size)
+    w = np.stack([ids[s:s + block + 1] for s in start])
+    return ember.tensor(w[:, :-1]), ember.tensor(w[:, 1:])
+
+
+# ---- sampling --------------------------------------------------------------------------------------
+
+def generate(model, tok, prompt: str, n: int, device, temperature: float = 0.8, top_k: int = 40,
+             seed: int = 0) -> str:
+    """`n` tokens after `prompt`, drawn with `temperature` from the `top_k` most likely (0: all)."""
+    model.eval()
+    ids = tok.encode(prompt) or [0]
+    gen = ember.Generator(device=device).manual_seed(seed)
+    x = ember.tensor([ids], device=device)
+    with ember.no_grad():
+        for _ in range(n):
+            logits = model(x[:, -model.block_size:])[:, -1] / max(temperature, 1e-6)
+            if top_k:
+                kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            nxt = ember.multinomial(logits.softmax(-1), 1, generator=gen)
+            x = ember.cat([x, nxt], dim=1)
+    model.train()
+    return tok.decode(x[0].tolist())
+
+
+# ---- the job ---------------------------------------------------------------------------------------
+
+def parse(argv):
+    p = argparse.ArgumentParser(prog="python -m ember.examples.gpt", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=None, help=f"{FILE} or its folder (default: the EMBER_DATA folder)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--tokenizer", choices=("bpe", "char"), default="bpe", help="byte-level BPE or characters")
+    p.add_argument("--vocab-size", type=int, default=4096, help="BPE vocabulary size (default 4096)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="total training steps, a resumed run's included (default 5000 on CUDA, 300 on the CPU)")
+    p.add_argument("--batch-size", type=int, default=None, help="sequences a step (default 64; 16 on the CPU)")
+    p.add_argument("--block-size", type=int, default=None, help="context length T (default 128; 64 on the CPU)")
+    p.add_argument("--d-model", type=int, default=None, help="width (default 256; 128 on the CPU)")
+    p.add_argument("--heads", type=int, default=None, help="attention heads (default 8; 4 on the CPU)")
+    p.add_argument("--layers", type=int, default=None, help="blocks (default 6; 4 on the CPU)")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout (default 0)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay on matrices (default 0.1)")
+    p.add_argument("--warmup", type=int, default=None, help="warm-up steps (default: 5%% of the steps)")
+    p.add_argument("--eval-every", type=int, default=None, help="steps between evaluations (default: steps / 10)")
+    p.add_argument("--eval-batches", type=int, default=8, help="validation batches per evaluation (default 8)")
+    p.add_argument("--sample", default="ROMEO:", help="prompt of the samples (default 'ROMEO:')")
+    p.add_argument("--sample-len", type=int, default=100, help="tokens a sample (default 100)")
+    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
+    p.add_argument("--top-k", type=int, default=40, help="sample from the k most likely tokens (0: all; default 40)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the batches (default 0)")
+    p.add_argument("--out", default="runs/gpt", help="folder of the checkpoint, tokenizer and plot")
+    p.add_argument("--resume", default=None, metavar="DIR", help="continue from DIR's checkpoint (its options)")
+    p.add_argument("--amp", choices=("bf16", "fp16", "off"), default="off", help="autocast (default off)")
+    p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    args = p.parse_args(argv)
+    cpu = (args.device or default_device()) == "cpu"
+    for name, gpu_default, cpu_default in (("steps", 5000, 300), ("batch_size", 64, 16), ("block_size", 128, 64),
+                                          ("d_model", 256, 128), ("heads", 8, 4), ("layers", 6, 4)):
+        if getattr(args, name) is None:
+            setattr(args, name, cpu_default if cpu else gpu_default)
+    checks = [("steps", args.steps >= 0, "a count >= 0"), ("batch-size", args.batch_size >= 1, "at least 1"),
+              ("block-size", args.block_size >= 2, "at least 2"), ("d-model", args.d_model >= 1, "at least 1"),
+              ("heads", args.heads >= 1 and args.d_model % args.heads == 0, f"a divisor of --d-model {args.d_model}"),
+              ("layers", args.layers >= 1, "at least 1"), ("vocab-size", args.vocab_size >= 260, "at least 260"),
+              ("dropout", 0.0 <= args.dropout < 1.0, "in [0, 1)"), ("lr", args.lr > 0, "> 0"),
+              ("eval-batches", args.eval_batches >= 1, "at least 1"), ("temperature", args.temperature > 0, "> 0"),
+              ("top-k", args.top_k >= 0, ">= 0"), ("sample-len", args.sample_len >= 0, ">= 0")]
+    for flag, ok, allowed in checks:
+        if not ok:
+            p.error(f"--{flag} {getattr(args, flag.replace('-', '_'))}: must be {allowed}")
+    if args.device is not None and args.device.startswith("cuda") and not ember.cuda.is_available():
+        p.error(f"--device {args.device}: no CUDA device is available here; use --device cpu")
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse(argv)
+    state = None
+    if args.resume:     # the run's own options from its checkpoint; --steps (the total) and --out may change
+        ck = os.path.join(args.resume, "checkpoint.safetensors")
+        if not os.path.isfile(ck):
+            raise SystemExit(f"gpt: --resume {args.resume}: no checkpoint.safetensors there")
+        state = ember.load(ck)
+        saved = json.loads(state["args"])
+        given = set(a.lstrip("-").split("=")[0].replace("-", "_") for a in (argv if argv is not None else sys.argv[1:])
+                    if a.startswith("--"))
+        for k in ("steps", "out", "sample", "sample_len", "no_progress", "data", "device", "eval_every"):
+            if k in given:
+                saved[k] = getattr(args, k)
+        if "out" not in given:
+            saved["out"] = args.resume
+        args = argparse.Namespace(**{**saved, "resume": args.resume})
+    device = args.device or default_device()
+    ember.manual_seed(args.seed)
+    text = open(find_text(args.data), encoding="utf-8").read()
+    cut = int(len(text) * 0.9)
+    os.makedirs(args.out, exist_ok=True)
+    tok = load_tokenizer(args.resume) if state is not None else make_tokenizer(args.tokenizer, text[:cut],
+                                                                               args.vocab_size)
+    tok_path = save_tokenizer(tok, args.out)
+    train_ids, val_ids = tok.encode_array(text[:cut]), tok.encode_array(text[cut:])
+    if min(len(train_ids), len(val_ids)) <= args.block_size + 1:
+        raise SystemExit(f"gpt: the text is too short for --block-size {args.block_size}: {len(train_ids)} training "
+                         f"and {len(val_ids)} validation tokens")
+    model = GPT(tok.vocab_size, args.block_size, args.d_model, args.heads, args.layers, args.dropout).to(device)
+    decay = [q for q in model.parameters() if q.ndim >= 2]
+    no_decay = [q for q in model.parameters() if q.ndim < 2]
+    opt = ember.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95))
+    start, history = 0, {"step": [], "loss": [], "eval_step": [], "eval_loss": [], "samples": []}
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+        history = json.loads(state["history"])
+    total = args.steps
+    warmup = args.warmup if args.warmup is not None else max(1, total // 20)
+    amp_dtype = {"bf16": ember.bfloat16, "fp16": ember.float16}.get(args.amp)
+    scaler = ember.amp.GradScaler(device.split(":")[0], enabled=args.amp == "fp16")
+    dev_type = device.split(":")[0]
+    n_params = sum(q.numel() for q in model.parameters())
+    print(f"ember {ember.__version__}: GPT, {n_params:,} parameters, {args.tokenizer} tokenizer of "
+          f"{tok.vocab_size} tokens, {len(train_ids):,} training tokens, device {device}, steps {start}..{total}")
+    ck = os.path.join(args.out, "checkpoint.safetensors")
+    saved_args = json.dumps({k: v for k, v in vars(args).items() if k != "resume"})
+
+    def checkpoint(step):
+        ember.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "args": saved_args,
+                    "history": json.dumps(history)}, ck)
+
+    def evaluate():
+        model.eval()
+        with ember.no_grad():
+            ls = [F.cross_entropy(model(x.to(device)).flatten(0, 1), y.to(device).flatten()).item()
+                  for x, y in (batch(val_ids, args.batch_size, args.block_size, args.seed + 1, i)
+                               for i in range(args.eval_batches))]
+        model.train()
+        return float(np.mean(ls))
+
+    eval_every = args.eval_every or max(1, total // 10)
+    bar = None
+    if not args.no_progress and total > start:
+        try:
+            from tqdm import tqdm
+            bar = tqdm(total=total - start, unit="step", dynamic_ncols=True)
+        except ImportError:
+            bar = None
+    t0, tokens = time.perf_counter(), 0
+    for step in range(start, total):
+        lr = args.lr * lr_at(step, total, warmup)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x, y = batch(train_ids, args.batch_size, args.block_size, args.seed, step)
+        x, y = x.to(device), y.to(device)
+        with ember.autocast(dev_type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        scaler.step(opt)
+        scaler.update()
+        tokens += x.numel()
+        lv = loss.item()
+        history["step"].append(step)
+        history["loss"].append(lv)
+        rate = tokens / (time.perf_counter() - t0)
+        if bar is not None:
+            bar.set_postfix(loss=f"{lv:.4f}", tok_s=f"{rate:,.0f}")
+            bar.update(1)
+        elif step % 50 == 0:
+            print(f"step {step:6d}  loss {lv:.4f}  {rate:,.0f} tokens/s", flush=True)
+        if (step + 1) % eval_every == 0 or step == total - 1:
+            vl = evaluate()
+            history["eval_step"].append(step + 1)
+            history["eval_loss"].append(vl)
+            s = generate(model, tok, args.sample, args.sample_len, device, args.temperature, args.top_k, step)
+            history["samples"].append(s)
+            (bar.write if bar is not None else print)(f"eval @ {step + 1}: val loss {vl:.4f}\n{s}\n")
+            checkpoint(step + 1)       # atomic: an interrupted run resumes from its last evaluation
+    if bar is not None:
+        bar.close()
+    elapsed = time.perf_counter() - t0
+    end = max(start, total)
+    if end == start:
+        checkpoint(end)
+    sample = generate(model, tok, args.sample, args.sample_len, device, args.temperature, args.top_k, end)
+    result = {"steps": end, "final_loss": history["loss"][-1] if history["loss"] else None,
+              "val_loss": history["eval_loss"][-1] if history["eval_loss"] else None, "seconds": elapsed,
+              "tokens_per_s": tokens / elapsed if elapsed > 0 and tokens else None, "sample": sample,
+              "device": device, "parameters": n_params, "tokenizer": tok_path, "losses": history["loss"]}
+    with open(os.path.join(args.out, "history.json"), "w") as f:
+        json.dump({"history": history, "result": {k: v for k, v in result.items() if k != "losses"}}, f)
+    plotted = _plot(history, os.path.join(args.out, "loss.png"))
+    print(f"done: {end} steps in {elapsed:.1f}s; checkpoint {ck}" + (f", curve {args.out}/loss.png" if plotted else "")
+          + f"\n{sample}")
+    return result
+
+
+def _plot(history, path) -> bool:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(history["step"], history["loss"], lw=1, label="train loss")
+    if history["eval_step"]:
+        ax.plot(history["eval_step"], history["eval_loss"], "o-", label="val loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy")
+    ax.set_title("ember: GPT on Tiny Shakespeare")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+if __name__ == "__main__":
+    main()
