@@ -185,3 +185,15 @@ def test_main_job_with_amp(tmp_path, amp):
     assert math.isfinite(res["final_loss"]) and res["final_loss"] < 0.9 * res["first_loss"]
     with pytest.raises(SystemExit):
         reverse.main(["--amp", "fp32", "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize("flag,value,allowed", [("--steps", "0", "at least 1"), ("--batch-size", "0", "at least 1"),
+                                                ("--steps", "-5", "at least 1"), ("--heads", "3", "a divisor of"),
+                                                ("--max-len", "1", "at least --min-len")])
+def test_main_job_checks_its_options(flag, value, allowed, capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        reverse.main([flag, value, "--out", str(tmp_path)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{flag} {value}: must be {allowed}" in err and "python -m ember.examples.reverse" in err
+    assert not (tmp_path / "checkpoint.safetensors").exists()

@@ -142,13 +142,19 @@ def save_plot(history: dict, path: str) -> bool:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m ember.examples.reverse", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    hyper = {"steps": 800, "seed": 0, "batch-size": 64, "lr": 3e-3, "weight-decay": 0.01, "warmup": 100,
-             "d-model": 64, "heads": 4, "layers": 2, "ff": 256, "dropout": 0.0, "num-symbols": 16, "min-len": 2,
-             "max-len": 10, "eval-every": 200, "eval-samples": 1024}
-    for name, default in hyper.items():     # each option parses as its default's type (int or float)
-        p.add_argument(f"--{name}", type=type(default), default=default)
+    hyper = {"steps": (800, "training steps"), "seed": (0, "seed of the weights and the data"),
+             "batch-size": (64, "sequences a step"), "lr": (3e-3, "peak learning rate"),
+             "weight-decay": (0.01, "AdamW weight decay of the matrices"), "warmup": (100, "warm-up steps"),
+             "d-model": (64, "model width"), "heads": (4, "attention heads (a divisor of --d-model)"),
+             "layers": (2, "blocks"), "ff": (256, "feed-forward width"), "dropout": (0.0, "dropout"),
+             "num-symbols": (16, "distinct symbols in a sequence"), "min-len": (2, "shortest sequence"),
+             "max-len": (10, "longest sequence"), "eval-every": (200, "steps between evaluations"),
+             "eval-samples": (1024, "held-out sequences an evaluation")}
+    for name, (default, what) in hyper.items():     # each option parses as its default's type (int or float)
+        p.add_argument(f"--{name}", type=type(default), default=default, help=f"{what} (default {default})")
     p.add_argument("--out", default="runs/reverse", help="directory for the checkpoint and the loss curve")
     p.add_argument("--no-progress", action="store_true", help="plain log lines instead of a progress bar")
     p.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None,
@@ -158,6 +164,22 @@ def main(argv=None) -> dict:
                    help="mixed precision: the forward pass under autocast in bfloat16 or float16 (float16 with a "
                         "GradScaler); off by default until the faster setting is measured")
     args = p.parse_args(argv)
+    checks = [("steps", args.steps >= 1, "at least 1"), ("batch-size", args.batch_size >= 1, "at least 1"),
+              ("lr", args.lr > 0, "> 0"), ("weight-decay", args.weight_decay >= 0, ">= 0"),
+              ("warmup", args.warmup >= 0, ">= 0"), ("d-model", args.d_model >= 1, "at least 1"),
+              ("heads", args.heads >= 1 and args.d_model % args.heads == 0, f"a divisor of --d-model {args.d_model}"),
+              ("layers", args.layers >= 1, "at least 1"), ("ff", args.ff >= 1, "at least 1"),
+              ("dropout", 0.0 <= args.dropout < 1.0, "in [0, 1)"),
+              ("num-symbols", args.num_symbols >= 1, "at least 1"),
+              ("min-len", args.min_len >= 1, "at least 1"),
+              ("max-len", args.max_len >= args.min_len, f"at least --min-len {args.min_len}"),
+              ("eval-every", args.eval_every >= 1, "at least 1"),
+              ("eval-samples", args.eval_samples >= 1, "at least 1")]
+    for flag, ok, allowed in checks:
+        if not ok:
+            p.error(f"--{flag} {getattr(args, flag.replace('-', '_'))}: must be {allowed}")
+    if args.device is not None and args.device.startswith("cuda") and not ember.cuda.is_available():
+        p.error(f"--device {args.device}: no CUDA device is available here; use --device cpu")
 
     device = args.device or default_device()
     ember.manual_seed(args.seed)
