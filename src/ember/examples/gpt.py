@@ -27,7 +27,7 @@ import ember
 import ember.nn as nn
 import ember.nn.functional as F
 from ember.datasets.text import BPETokenizer, CharTokenizer
-from ember.examples.reverse import default_device, lr_at
+from ember.examples.reverse import default_device, lr_at, update
 
 FILE = "tinyshakespeare.txt"
 
@@ -278,12 +278,7 @@ def main(argv=None) -> dict:
         x, y = x.to(device), y.to(device)
         with ember.autocast(dev_type, dtype=amp_dtype, enabled=amp_dtype is not None):
             loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(opt)
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        scaler.step(opt)
-        scaler.update()
+        update(loss, opt, scaler, model.parameters())
         tokens += x.numel()
         lv = loss.item()
         history["step"].append(step)

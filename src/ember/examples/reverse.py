@@ -104,6 +104,17 @@ class GraphedStep:
         return self.out
 
 
+def update(loss, opt, scaler, params, max_norm: float = 1.0) -> None:
+    """The optimizer half of a training step, as a torch AMP loop writes it: backward through the (scaled) loss,
+    unscale, clip the gradients' total norm to `max_norm`, step (skipped by the scaler after an overflow)."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+    nn.utils.clip_grad_norm_(params, max_norm)
+    scaler.step(opt)
+    scaler.update()
+
+
 def lr_at(step: int, total: int, warmup: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
@@ -216,12 +227,7 @@ def main(argv=None) -> dict:
         with ember.autocast(device.split(":")[0], dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = model(x)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(opt)
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        scaler.step(opt)
-        scaler.update()
+        update(loss, opt, scaler, model.parameters())
         return loss
     step_fn = train_step
     if graphed:
