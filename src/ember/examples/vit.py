@@ -1,0 +1,379 @@
+"""A Vision Transformer on CIFAR-10, from `cifar10-jpeg.tar.gz` (an image-folder layout of JPEGs).
+
+    python -m ember.examples.vit [--data PATH] [--epochs N] [--device cpu|cuda] [--confusion] ...
+
+The data is `cifar10-jpeg.tar.gz` (or the extracted `cifar10-jpeg/` folder), found through `--data` (the
+file or its folder) or the `EMBER_DATA` folder; nothing is downloaded. The JPEGs are decoded once into a
+uint8 cache, `cifar10-<size>-<mtime>.npz` in `--cache` (default `$EMBER_CACHE`, else ~/.cache/ember); delete
+that file to decode again. Random crops (4 pixels of padding) and horizontal flips run on the device as
+tensor ops on each batch, then the dataset's mean and std normalise it.
+
+The model: a 4x4 patch embedding (a strided Conv2d), 16 learned CLS tokens, pre-norm Transformer blocks
+(fused qkv Linear, `scaled_dot_product_attention`), and a head on the mean of the CLS tokens. AdamW with
+warm-up and cosine decay, label smoothing 0.1. Each epoch reports the test accuracy and writes an atomic
+checkpoint (`--resume DIR` continues from it); at the end a PNG of the train loss and test accuracy, and with
+`--confusion` a confusion matrix. On a CPU the default model and data are smaller, so that a run takes minutes.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import tarfile
+import time
+
+import numpy as np
+
+import ember
+import ember.nn as nn
+import ember.nn.functional as F
+from ember.examples.reverse import default_device, lr_at, update
+
+ARCHIVE = "cifar10-jpeg.tar.gz"
+
+
+class ViT(nn.Module):
+    def __init__(self, num_classes: int = 10, image: int = 32, patch: int = 4, d_model: int = 256, nhead: int = 8,
+                 num_layers: int = 6, cls_tokens: int = 16, dropout: float = 0.1):
+        super().__init__()
+        if d_model % nhead:
+            raise ValueError(f"ViT: d_model {d_model} must be a multiple of nhead {nhead}")
+        n = (image // patch) ** 2
+        self.patch = nn.Conv2d(3, d_model, patch, stride=patch)
+        self.cls = nn.Parameter(ember.zeros(1, cls_tokens, d_model))
+        self.pos = nn.Parameter(ember.randn(1, cls_tokens + n, d_model) * 0.02)
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList([Block(d_model, nhead, dropout) for _ in range(num_layers)])
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, num_classes)
+        self.k = cls_tokens
+
+    def forward(self, x):
+        p = self.patch(x).flatten(2).transpose(1, 2)                      # (B, patches, d)
+        h = ember.cat([self.cls.expand(x.shape[0], -1, -1), p], dim=1) + self.pos
+        h = self.drop(h)
+        for b in self.blocks:
+            h = b(h)
+        return self.head(self.norm(h[:, :self.k]).mean(1))
+
+
+class Block(nn.Module):
+    def __init__(self, d: int, h: int, dropout: float):
+        super().__init__()
+        self.h, self.dropout = h, dropout
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * d, d),
+                                 nn.Dropout(dropout))
+
+    def forward(self, x):
+        b, t, c = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.h, c // self.h).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.proj(a.transpose(1, 2).reshape(b, t, c))
+        return x + self.mlp(self.ln2(x))
+
+
+# ---- data ------------------------------------------------------------------------------------------
+
+def find_archive(data) -> str:
+    """The path of cifar10-jpeg.tar.gz (or of the extracted cifar10-jpeg folder); a clear error else."""
+    cands = []
+    for base in ([data] if data else []) + ([os.environ["EMBER_DATA"]] if os.environ.get("EMBER_DATA") else []):
+        if base.endswith(".tar.gz") or os.path.basename(os.path.normpath(base)) == "cifar10-jpeg":
+            cands.append(base)
+        else:
+            cands += [os.path.join(base, ARCHIVE), os.path.join(base, "cifar10-jpeg")]
+    for c in cands:
+        if os.path.exists(c):
+            return c
+    where = ", ".join(cands) if cands else "nowhere (neither --data nor EMBER_DATA is set)"
+    raise SystemExit(f"vit: CIFAR-10 not found: looked for {where}. Pass --data PATH/TO/{ARCHIVE} (or its folder, "
+                     f"or the extracted cifar10-jpeg/ folder), or set EMBER_DATA to the folder that holds it; the "
+                     f"archive holds cifar10-jpeg/{{train,test}}/<class>/<n>.jpg")
+
+
+def _members(path):
+    """(split, class, jpeg bytes) of every image of the archive or folder."""
+    if os.path.isdir(path):
+        for split in ("train", "test"):
+            for cls in sorted(os.listdir(os.path.join(path, split))):
+                d = os.path.join(path, split, cls)
+                for f in sorted(os.listdir(d)):
+                    with open(os.path.join(d, f), "rb") as fh:
+                        yield split, cls, fh.read()
+        return
+    with tarfile.open(path, "r:gz") as tar:
+        for m in tar:
+            parts = m.name.split("/")
+            if m.isfile() and len(parts) >= 4 and parts[-1].endswith(".jpg"):
+                yield parts[-3], parts[-2], tar.extractfile(m).read()
+
+
+def load(path: str, cache_dir: str) -> dict:
+    """{"train": (x uint8 (N, 32, 32, 3), y int64), "test": ..., "classes": [...]}, decoded once and cached."""
+    from PIL import Image
+    st = os.stat(path)
+    cache = os.path.join(cache_dir, f"cifar10-{st.st_size}-{int(st.st_mtime)}.npz")
+    if os.path.isfile(cache):
+        z = np.load(cache)
+        classes = [str(c) for c in z["classes"]]
+        return {"train": (z["xtr"], z["ytr"]), "test": (z["xte"], z["yte"]), "classes": classes}
+    imgs = {"train": [], "test": []}
+    labels = {"train": [], "test": []}
+    names = {}
+    for split, cls, raw in _members(path):
+        imgs[split].append(np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"), dtype=np.uint8))
+        labels[split].append(names.setdefault(cls, len(names)))
+    classes = sorted(names)                       # labels by class name, whatever order the archive lists them in
+    remap = np.array([classes.index(c) for c in sorted(names, key=names.get)], dtype=np.int64)
+    out = {s: (np.stack(imgs[s]), remap[np.array(labels[s], dtype=np.int64)]) for s in ("train", "test")}
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = cache + f".tmp{os.getpid()}.npz"
+    np.savez(tmp, xtr=out["train"][0], ytr=out["train"][1], xte=out["test"][0], yte=out["test"][1],
+             classes=np.array(classes))
+    os.replace(tmp, cache)
+    print(f"decoded {len(out['train'][1]) + len(out['test'][1]):,} images once; cache {cache} (delete it to decode "
+          f"again)")
+    return {**out, "classes": classes}
+
+
+def augment(x, gen):
+    """Random 32x32 crops of the 4-pixel zero-padded batch and random horizontal flips, as tensor ops on x's
+    device. x: (B, 32, 32, 3) float."""
+    b, dev = x.shape[0], x.device
+    xp = F.pad(x, (0, 0, 4, 4, 4, 4))
+    oy = ember.randint(0, 9, (b,), generator=gen, device=dev)
+    ox = ember.randint(0, 9, (b,), generator=gen, device=dev)
+    r = ember.arange(32, device=dev)
+    flip = ember.rand(b, generator=gen, device=dev) < 0.5
+    c = ember.where(flip[:, None], 31 - r[None, :], r[None, :])
+    rows = (oy[:, None] + r)[:, :, None]
+    cols = (ox[:, None] + c)[:, None, :]
+    return xp[ember.arange(b, device=dev)[:, None, None], rows, cols]
+
+
+def prepare(x_u8, mean, std, device, gen=None):
+    """uint8 HWC images -> (augmented when `gen` is given) normalised float NCHW on the device."""
+    x = ember.tensor(x_u8, device=device).float() / 255.0
+    if gen is not None:
+        x = augment(x, gen)
+    return ((x - mean) / std).permute(0, 3, 1, 2)
+
+
+# ---- the job ---------------------------------------------------------------------------------------
+
+def parse(argv):
+    p = argparse.ArgumentParser(prog="python -m ember.examples.vit", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=None, help=f"{ARCHIVE}, its folder, or the extracted cifar10-jpeg folder "
+                                                "(default: the EMBER_DATA folder)")
+    p.add_argument("--cache", default=None, help="folder of the decoded-image cache (default $EMBER_CACHE, else "
+                                                 "~/.cache/ember)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default 30 on CUDA, 2 on the CPU)")
+    p.add_argument("--batch-size", type=int, default=None, help="images a step (default 256; 64 on the CPU)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N training images (default: all "
+                                                            "on CUDA, 5000 on the CPU)")
+    p.add_argument("--d-model", type=int, default=None, help="width (default 256; 64 on the CPU)")
+    p.add_argument("--heads", type=int, default=None, help="attention heads (default 8; 4 on the CPU)")
+    p.add_argument("--layers", type=int, default=None, help="blocks (default 6; 2 on the CPU)")
+    p.add_argument("--dropout", type=float, default=0.1, help="dropout (default 0.1)")
+    p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4)")
+    p.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay on matrices (default 0.05)")
+    p.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing (default 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--out", default="runs/vit", help="folder of the checkpoint and the plots")
+    p.add_argument("--resume", default=None, metavar="DIR", help="continue from DIR's checkpoint (its options)")
+    p.add_argument("--confusion", action="store_true", help="also write a confusion-matrix PNG")
+    p.add_argument("--amp", choices=("bf16", "fp16", "off"), default="off", help="autocast (default off)")
+    p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    args = p.parse_args(argv)
+    cpu = (args.device or default_device()) == "cpu"
+    for name, gpu_default, cpu_default in (("epochs", 30, 2), ("batch_size", 256, 64), ("d_model", 256, 64),
+                                          ("heads", 8, 4), ("layers", 6, 2), ("limit", 0, 5000)):
+        if getattr(args, name) is None:
+            setattr(args, name, cpu_default if cpu else gpu_default)
+    checks = [("epochs", args.epochs >= 0, ">= 0"), ("batch-size", args.batch_size >= 1, "at least 1"),
+              ("d-model", args.d_model >= 1, "at least 1"),
+              ("heads", args.heads >= 1 and args.d_model % args.heads == 0, f"a divisor of --d-model {args.d_model}"),
+              ("layers", args.layers >= 1, "at least 1"), ("dropout", 0.0 <= args.dropout < 1.0, "in [0, 1)"),
+              ("lr", args.lr > 0, "> 0"), ("limit", args.limit >= 0, ">= 0 (0: all)"),
+              ("label-smoothing", 0.0 <= args.label_smoothing < 1.0, "in [0, 1)")]
+    for flag, ok, allowed in checks:
+        if not ok:
+            p.error(f"--{flag} {getattr(args, flag.replace('-', '_'))}: must be {allowed}")
+    if args.device is not None and args.device.startswith("cuda") and not ember.cuda.is_available():
+        p.error(f"--device {args.device}: no CUDA device is available here; use --device cpu")
+    return args
+
+
+def evaluate(model, x, y, mean, std, device, batch_size=500, classes=10):
+    """(accuracy, confusion matrix (true, predicted)) on the test images."""
+    model.eval()
+    conf = np.zeros((classes, classes), dtype=np.int64)
+    with ember.no_grad():
+        for s in range(0, len(y), batch_size):
+            pred = model(prepare(x[s:s + batch_size], mean, std, device)).argmax(-1).cpu().numpy()
+            np.add.at(conf, (y[s:s + batch_size], pred), 1)
+    model.train()
+    return float(np.trace(conf) / max(1, conf.sum())), conf
+
+
+def main(argv=None) -> dict:
+    args = parse(argv)
+    state = None
+    if args.resume:
+        ck = os.path.join(args.resume, "checkpoint.safetensors")
+        if not os.path.isfile(ck):
+            raise SystemExit(f"vit: --resume {args.resume}: no checkpoint.safetensors there")
+        state = ember.load(ck)
+        saved = json.loads(state["args"])
+        given = {a.lstrip("-").split("=")[0].replace("-", "_") for a in (argv or []) if a.startswith("--")}
+        for k in ("epochs", "out", "data", "cache", "device", "no_progress", "confusion"):
+            if k in given:
+                saved[k] = getattr(args, k)
+        if "out" not in given:
+            saved["out"] = args.resume
+        args = argparse.Namespace(**{**saved, "resume": args.resume})
+    device = args.device or default_device()
+    ember.manual_seed(args.seed)
+    cache = args.cache or os.environ.get("EMBER_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ember")
+    data = load(find_archive(args.data), cache)
+    xtr, ytr = data["train"]
+    xte, yte = data["test"]
+    if args.limit:
+        xtr, ytr = xtr[:args.limit], ytr[:args.limit]
+    mean = ember.tensor((xtr.reshape(-1, 3).mean(0) / 255.0).astype(np.float32), device=device)
+    std = ember.tensor((xtr.reshape(-1, 3).std(0) / 255.0).astype(np.float32), device=device)
+    model = ViT(len(data["classes"]), 32, 4, args.d_model, args.heads, args.layers, 16, args.dropout).to(device)
+    decay = [q for q in model.parameters() if q.ndim >= 2 and q is not model.cls and q is not model.pos]
+    rest = [q for q in model.parameters() if not any(q is d for d in decay)]
+    opt = ember.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                             {"params": rest, "weight_decay": 0.0}], lr=args.lr)
+    steps_per_epoch = max(1, len(ytr) // args.batch_size)
+    total = args.epochs * steps_per_epoch
+    warmup = max(1, total // 20)
+    history = {"step": [], "loss": [], "epoch": [], "test_acc": []}
+    start_epoch = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start_epoch = int(state["epoch"])
+        history = json.loads(state["history"])
+    amp_dtype = {"bf16": ember.bfloat16, "fp16": ember.float16}.get(args.amp)
+    scaler = ember.amp.GradScaler(device.split(":")[0], enabled=args.amp == "fp16")
+    dev_type = device.split(":")[0]
+    n_params = sum(q.numel() for q in model.parameters())
+    print(f"ember {ember.__version__}: ViT, {n_params:,} parameters, {len(ytr):,} training and {len(yte):,} test "
+          f"images, device {device}, epochs {start_epoch}..{args.epochs}")
+    ck = os.path.join(args.out, "checkpoint.safetensors")
+    os.makedirs(args.out, exist_ok=True)
+    saved_args = json.dumps({k: v for k, v in vars(args).items() if k != "resume"})
+    bar = None
+    if not args.no_progress and args.epochs > start_epoch:
+        try:
+            from tqdm import tqdm
+            bar = tqdm(total=(args.epochs - start_epoch) * steps_per_epoch, unit="step", dynamic_ncols=True)
+        except ImportError:
+            bar = None
+    t0, seen, acc, conf = time.perf_counter(), 0, None, None
+    for epoch in range(start_epoch, args.epochs):
+        # the epoch's order, augmentation and dropout depend on (seed, epoch) only, so a resumed run repeats them
+        order = np.random.default_rng([args.seed, epoch]).permutation(len(ytr))
+        gen = ember.Generator(device=device).manual_seed(args.seed * 100003 + epoch)
+        ember.manual_seed(args.seed * 100003 + epoch + 50021)
+        for i in range(steps_per_epoch):
+            step = epoch * steps_per_epoch + i
+            for g in opt.param_groups:
+                g["lr"] = args.lr * lr_at(step, total, warmup)
+            idx = order[i * args.batch_size:(i + 1) * args.batch_size]
+            x = prepare(xtr[idx], mean, std, device, gen)
+            y = ember.tensor(ytr[idx], device=device)
+            with ember.autocast(dev_type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                loss = F.cross_entropy(model(x), y, label_smoothing=args.label_smoothing)
+            update(loss, opt, scaler, model.parameters())
+            lv = loss.item()
+            seen += len(idx)
+            history["step"].append(step)
+            history["loss"].append(lv)
+            rate = seen / (time.perf_counter() - t0)
+            if bar is not None:
+                bar.set_postfix(loss=f"{lv:.4f}", img_s=f"{rate:,.0f}")
+                bar.update(1)
+            elif step % 50 == 0:
+                print(f"epoch {epoch} step {step:6d}  loss {lv:.4f}  {rate:,.0f} images/s", flush=True)
+        acc, conf = evaluate(model, xte, yte, mean, std, device, classes=len(data["classes"]))
+        history["epoch"].append(epoch + 1)
+        history["test_acc"].append(acc)
+        (bar.write if bar is not None else print)(f"epoch {epoch + 1}: test accuracy {acc:.4f}")
+        ember.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                    "args": saved_args, "history": json.dumps(history)}, ck)
+    if bar is not None:
+        bar.close()
+    elapsed = time.perf_counter() - t0
+    if acc is None:
+        acc, conf = evaluate(model, xte, yte, mean, std, device, classes=len(data["classes"]))
+    result = {"epochs": args.epochs, "test_acc": acc, "seconds": elapsed,
+              "images_per_s": seen / elapsed if elapsed > 0 and seen else None, "losses": history["loss"],
+              "parameters": n_params, "device": device}
+    with open(os.path.join(args.out, "history.json"), "w") as f:
+        json.dump({"history": history, "result": {k: v for k, v in result.items() if k != "losses"}}, f)
+    plotted = _plot(history, os.path.join(args.out, "curves.png"))
+    if args.confusion:
+        _plot_confusion(conf, data["classes"], os.path.join(args.out, "confusion.png"))
+    print(f"done: test accuracy {acc:.4f} after {args.epochs} epochs, {elapsed:.1f}s; checkpoint {ck}"
+          + (f", curves {args.out}/curves.png" if plotted else ""))
+    return result
+
+
+def _plot(history, path) -> bool:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(history["step"], history["loss"], lw=1, label="train loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy")
+    if history["epoch"]:
+        ax2 = ax.twinx()
+        spe = max(1, len(history["step"]) // max(1, len(history["epoch"])))
+        ax2.plot([e * spe for e in history["epoch"]], history["test_acc"], "o-", color="tab:green",
+                 label="test accuracy")
+        ax2.set_ylabel("test accuracy")
+        ax2.set_ylim(0, 1)
+    ax.set_title("ember: ViT on CIFAR-10")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def _plot_confusion(conf, classes, path) -> bool:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.imshow(conf, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, str(conf[i, j]), ha="center", va="center", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""python -m ember.examples.vit on a made-up CIFAR-10 archive (10 classes of coloured 32x32 JPEGs): end to end
+on the CPU, the decoded-image cache, the on-device augmentation, resume, and clear errors."""
+import io
+import json
+import tarfile
+
+import numpy as np
+import pytest
+
+import ember
+from ember.examples import vit
+
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+TINY = ["--device", "cpu", "--batch-size", "16", "--d-model", "32", "--heads", "2", "--layers", "1",
+        "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    """cifar10-jpeg.tar.gz with 12 training and 4 test images a class: each class a colour, plus noise."""
+    from PIL import Image
+    d = tmp_path_factory.mktemp("cifar")
+    rng = np.random.default_rng(0)
+    path = d / "cifar10-jpeg.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for split, n in (("train", 12), ("test", 4)):
+            for k, cls in enumerate(CLASSES):
+                for i in range(n):
+                    base = np.array([(k * 25) % 256, (k * 70) % 256, (255 - k * 25) % 256], dtype=np.float64)
+                    img = np.clip(base + rng.normal(0, 20, (32, 32, 3)), 0, 255).astype(np.uint8)
+                    buf = io.BytesIO()
+                    Image.fromarray(img).save(buf, format="JPEG", quality=95)
+                    info = tarfile.TarInfo(f"cifar10-jpeg/{split}/{cls}/{i:04d}.jpg")
+                    info.size = buf.tell()
+                    buf.seek(0)
+                    tar.addfile(info, buf)
+    return d
+
+
+def test_decodes_once_into_the_cache(archive, tmp_path):
+    a = vit.load(str(archive / "cifar10-jpeg.tar.gz"), str(tmp_path))
+    assert a["train"][0].shape == (120, 32, 32, 3) and a["test"][0].shape == (40, 32, 32, 3)
+    assert a["classes"] == sorted(CLASSES) and sorted(set(a["train"][1].tolist())) == list(range(10))
+    files = list(tmp_path.glob("cifar10-*.npz"))
+    assert len(files) == 1
+    b = vit.load(str(archive / "cifar10-jpeg.tar.gz"), str(tmp_path))      # from the cache
+    assert np.array_equal(a["train"][0], b["train"][0]) and np.array_equal(a["test"][1], b["test"][1])
+
+
+def test_augmentation_crops_and_flips_on_the_device():
+    x = ember.arange(2 * 32 * 32 * 3, dtype=ember.float32).reshape(2, 32, 32, 3)
+    gen = ember.Generator().manual_seed(0)
+    y = vit.augment(x, gen)
+    assert tuple(y.shape) == (2, 32, 32, 3)
+    xn, yn = x.numpy(), y.numpy()
+    for b in range(2):
+        padded = np.pad(xn[b], ((4, 4), (4, 4), (0, 0)))
+        found = any(np.array_equal(yn[b], (padded[oy:oy + 32, ox:ox + 32][:, ::-1] if f else
+                                           padded[oy:oy + 32, ox:ox + 32]))
+                    for oy in range(9) for ox in range(9) for f in (False, True))
+        assert found, "not a crop (or flipped crop) of the padded image"
+
+
+def test_runs_end_to_end_and_learns(archive, tmp_path):
+    res = vit.main(TINY + ["--data", str(archive), "--cache", str(tmp_path / "cache"), "--epochs", "6",
+                           "--lr", "3e-3", "--out", str(tmp_path / "run"), "--confusion"])
+    for f in ("checkpoint.safetensors", "history.json", "curves.png", "confusion.png"):
+        assert (tmp_path / "run" / f).exists(), f
+    h = json.loads((tmp_path / "run" / "history.json").read_text())["history"]
+    assert h["epoch"] == [1, 2, 3, 4, 5, 6] and len(h["test_acc"]) == 6
+    assert res["test_acc"] > 0.3, res["test_acc"]        # colours are easy: well above chance (0.1)
+
+
+def test_resume_continues_with_the_same_next_losses(archive, tmp_path, monkeypatch):
+    common = TINY + ["--data", str(archive), "--cache", str(tmp_path / "cache"), "--epochs", "3"]
+    full = vit.main(common + ["--out", str(tmp_path / "full")])
+    real = vit.evaluate
+    calls = []
+
+    def dies_in_the_third_evaluation(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("interrupted")
+        return real(*a, **k)
+    monkeypatch.setattr(vit, "evaluate", dies_in_the_third_evaluation)
+    with pytest.raises(KeyboardInterrupt):
+        vit.main(common + ["--out", str(tmp_path / "cut")])
+    monkeypatch.setattr(vit, "evaluate", real)
+    assert ember.load(tmp_path / "cut" / "checkpoint.safetensors")["epoch"] == 2
+    resumed = vit.main(["--resume", str(tmp_path / "cut"), "--no-progress"])
+    assert resumed["losses"] == full["losses"]               # the last epoch's losses bit for bit, the rest restored
+
+
+def test_missing_data_and_bad_options(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("EMBER_DATA", raising=False)
+    with pytest.raises(SystemExit, match="CIFAR-10 not found: looked for .*nothere.*cifar10-jpeg.tar.gz"):
+        vit.main(TINY + ["--data", str(tmp_path / "nothere"), "--cache", str(tmp_path)])
+    for flag, value in (("--heads", "3"), ("--batch-size", "0"), ("--epochs", "-1")):
+        with pytest.raises(SystemExit) as e:
+            vit.main(TINY + [flag, value])
+        assert e.value.code == 2 and f"{flag} {value}: must be" in capsys.readouterr().err
