@@ -99,3 +99,70 @@ def test_missing_data_and_bad_options(tmp_path, monkeypatch, capsys):
         with pytest.raises(SystemExit) as e:
             vit.main(TINY + [flag, value])
         assert e.value.code == 2 and f"{flag} {value}: must be" in capsys.readouterr().err
+
+
+def test_first_50_losses_match_a_torch_twin(archive, tmp_path):
+    """The same weights and batches (no dropout, no augmentation), float32: the first 50 losses to 1e-4."""
+    import torch
+    import torch.nn as tnn
+    import torch.nn.functional as TF
+    from helpers import from_torch, to_torch
+
+    class TBlock(tnn.Module):
+        def __init__(self, d, h):
+            super().__init__()
+            self.h = h
+            self.ln1, self.ln2 = tnn.LayerNorm(d), tnn.LayerNorm(d)
+            self.qkv, self.proj = tnn.Linear(d, 3 * d), tnn.Linear(d, d)
+            self.mlp = tnn.Sequential(tnn.Linear(d, 4 * d), tnn.GELU(), tnn.Dropout(0.0), tnn.Linear(4 * d, d),
+                                      tnn.Dropout(0.0))
+
+        def forward(self, x):
+            b, t, c = x.shape
+            q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.h, c // self.h).permute(2, 0, 3, 1, 4)
+            a = TF.scaled_dot_product_attention(q, k, v)
+            x = x + self.proj(a.transpose(1, 2).reshape(b, t, c))
+            return x + self.mlp(self.ln2(x))
+
+    class TViT(tnn.Module):
+        def __init__(self, d=32, h=2, layers=2, k=16):
+            super().__init__()
+            self.patch = tnn.Conv2d(3, d, 4, stride=4)
+            self.cls = tnn.Parameter(torch.zeros(1, k, d))
+            self.pos = tnn.Parameter(torch.randn(1, k + 64, d) * 0.02)
+            self.drop = tnn.Dropout(0.0)
+            self.blocks = tnn.ModuleList([TBlock(d, h) for _ in range(layers)])
+            self.norm, self.head, self.k = tnn.LayerNorm(d), tnn.Linear(d, 10), k
+
+        def forward(self, x):
+            p = self.patch(x).flatten(2).transpose(1, 2)
+            h = self.drop(torch.cat([self.cls.expand(x.shape[0], -1, -1), p], dim=1) + self.pos)
+            for b in self.blocks:
+                h = b(h)
+            return self.head(self.norm(h[:, :self.k]).mean(1))
+
+    data = vit.load(str(archive / "cifar10-jpeg.tar.gz"), str(tmp_path))
+    x_all, y_all = data["train"]
+    torch.manual_seed(0)
+    twin = TViT()
+    model = vit.ViT(10, 32, 4, 32, 2, 2, 16, 0.0)
+    model.load_state_dict({k: from_torch(v) for k, v in twin.state_dict().items()})
+    opt = ember.optim.AdamW(model.parameters(), lr=1e-3)
+    topt = torch.optim.AdamW(twin.parameters(), lr=1e-3)
+    mean, std = ember.tensor([0.5, 0.5, 0.5]), ember.tensor([0.25, 0.25, 0.25])
+    losses, tlosses = [], []
+    for step in range(50):
+        idx = np.random.default_rng(step).permutation(len(y_all))[:16]
+        x = vit.prepare(x_all[idx], mean, std, "cpu")
+        y = ember.tensor(y_all[idx])
+        loss = ember.nn.functional.cross_entropy(model(x), y, label_smoothing=0.1)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        tloss = TF.cross_entropy(twin(to_torch(x)), to_torch(y), label_smoothing=0.1)
+        topt.zero_grad()
+        tloss.backward()
+        topt.step()
+        losses.append(loss.item())
+        tlosses.append(tloss.item())
+    np.testing.assert_allclose(losses, tlosses, rtol=1e-4)
