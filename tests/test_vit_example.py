@@ -166,3 +166,16 @@ def test_first_50_losses_match_a_torch_twin(archive, tmp_path):
         losses.append(loss.item())
         tlosses.append(tloss.item())
     np.testing.assert_allclose(losses, tlosses, rtol=1e-4)
+
+
+def test_limit_takes_a_random_subset_of_every_class(archive, tmp_path, monkeypatch):
+    captured = {}
+    real_ce = ember.nn.functional.cross_entropy
+
+    def ce(logits, y, **kw):
+        captured.setdefault("labels", set()).update(y.tolist())
+        return real_ce(logits, y, **kw)
+    monkeypatch.setattr(vit.F, "cross_entropy", ce)
+    vit.main(TINY + ["--data", str(archive), "--cache", str(tmp_path), "--epochs", "1", "--limit", "48",
+                     "--out", str(tmp_path / "run")])
+    assert len(captured["labels"]) >= 8       # the archive lists images class by class: not the first 48

@@ -174,8 +174,8 @@ def parse(argv):
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default 30 on CUDA, 2 on the CPU)")
     p.add_argument("--batch-size", type=int, default=None, help="images a step (default 256; 64 on the CPU)")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N training images (default: all "
-                                                            "on CUDA, 5000 on the CPU)")
+    p.add_argument("--limit", type=int, default=None, help="train on a random N of the training images (default: "
+                                                            "all on CUDA, 5000 on the CPU)")
     p.add_argument("--d-model", type=int, default=None, help="width (default 256; 64 on the CPU)")
     p.add_argument("--heads", type=int, default=None, help="attention heads (default 8; 4 on the CPU)")
     p.add_argument("--layers", type=int, default=None, help="blocks (default 6; 2 on the CPU)")
@@ -243,8 +243,9 @@ def main(argv=None) -> dict:
     data = load(find_archive(args.data), cache)
     xtr, ytr = data["train"]
     xte, yte = data["test"]
-    if args.limit:
-        xtr, ytr = xtr[:args.limit], ytr[:args.limit]
+    if args.limit:          # a seeded random subset: the archive lists the images class by class
+        keep = np.sort(np.random.default_rng(args.seed).permutation(len(ytr))[:args.limit])
+        xtr, ytr = xtr[keep], ytr[keep]
     mean = ember.tensor((xtr.reshape(-1, 3).mean(0) / 255.0).astype(np.float32), device=device)
     std = ember.tensor((xtr.reshape(-1, 3).std(0) / 255.0).astype(np.float32), device=device)
     model = ViT(len(data["classes"]), 32, 4, args.d_model, args.heads, args.layers, 16, args.dropout).to(device)
