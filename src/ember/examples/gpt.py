@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
 import numpy as np
@@ -27,7 +26,9 @@ import ember
 import ember.nn as nn
 import ember.nn.functional as F
 from ember.datasets.text import BPETokenizer, CharTokenizer
-from ember.examples.reverse import default_device, lr_at, update
+from ember.examples._common import (add_run_options, check_options, default_device, progress, pyplot, resume,
+                                    size_defaults)
+from ember.examples.reverse import lr_at, update
 
 FILE = "tinyshakespeare.txt"
 
@@ -171,17 +172,10 @@ def parse(argv):
     p.add_argument("--sample-len", type=int, default=100, help="tokens a sample (default 100)")
     p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
     p.add_argument("--top-k", type=int, default=40, help="sample from the k most likely tokens (0: all; default 40)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the batches (default 0)")
-    p.add_argument("--out", default="runs/gpt", help="folder of the checkpoint, tokenizer and plot")
-    p.add_argument("--resume", default=None, metavar="DIR", help="continue from DIR's checkpoint (its options)")
-    p.add_argument("--amp", choices=("bf16", "fp16", "off"), default="off", help="autocast (default off)")
-    p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    add_run_options(p, "gpt")
     args = p.parse_args(argv)
-    cpu = (args.device or default_device()) == "cpu"
-    for name, gpu_default, cpu_default in (("steps", 5000, 300), ("batch_size", 64, 16), ("block_size", 128, 64),
-                                          ("d_model", 256, 128), ("heads", 8, 4), ("layers", 6, 4)):
-        if getattr(args, name) is None:
-            setattr(args, name, cpu_default if cpu else gpu_default)
+    size_defaults(args, (("steps", 5000, 300), ("batch_size", 64, 16), ("block_size", 128, 64), ("d_model", 256, 128),
+                         ("heads", 8, 4), ("layers", 6, 4)))
     checks = [("steps", args.steps >= 0, "a count >= 0"), ("batch-size", args.batch_size >= 1, "at least 1"),
               ("block-size", args.block_size >= 2, "at least 2"), ("d-model", args.d_model >= 1, "at least 1"),
               ("heads", args.heads >= 1 and args.d_model % args.heads == 0, f"a divisor of --d-model {args.d_model}"),
@@ -189,11 +183,7 @@ def parse(argv):
               ("dropout", 0.0 <= args.dropout < 1.0, "in [0, 1)"), ("lr", args.lr > 0, "> 0"),
               ("eval-batches", args.eval_batches >= 1, "at least 1"), ("temperature", args.temperature > 0, "> 0"),
               ("top-k", args.top_k >= 0, ">= 0"), ("sample-len", args.sample_len >= 0, ">= 0")]
-    for flag, ok, allowed in checks:
-        if not ok:
-            p.error(f"--{flag} {getattr(args, flag.replace('-', '_'))}: must be {allowed}")
-    if args.device is not None and args.device.startswith("cuda") and not ember.cuda.is_available():
-        p.error(f"--device {args.device}: no CUDA device is available here; use --device cpu")
+    check_options(p, args, checks)
     return args
 
 
@@ -201,19 +191,8 @@ def main(argv=None) -> dict:
     args = parse(argv)
     state = None
     if args.resume:     # the run's own options from its checkpoint; --steps (the total) and --out may change
-        ck = os.path.join(args.resume, "checkpoint.safetensors")
-        if not os.path.isfile(ck):
-            raise SystemExit(f"gpt: --resume {args.resume}: no checkpoint.safetensors there")
-        state = ember.load(ck)
-        saved = json.loads(state["args"])
-        given = set(a.lstrip("-").split("=")[0].replace("-", "_") for a in (argv if argv is not None else sys.argv[1:])
-                    if a.startswith("--"))
-        for k in ("steps", "out", "sample", "sample_len", "no_progress", "data", "device", "eval_every"):
-            if k in given:
-                saved[k] = getattr(args, k)
-        if "out" not in given:
-            saved["out"] = args.resume
-        args = argparse.Namespace(**{**saved, "resume": args.resume})
+        args, state = resume("gpt", args, argv, ("steps", "out", "sample", "sample_len", "no_progress", "data",
+                                                 "device", "eval_every"))
     device = args.device or default_device()
     ember.manual_seed(args.seed)
     text = open(find_text(args.data), encoding="utf-8").read()
@@ -262,13 +241,7 @@ def main(argv=None) -> dict:
         return float(np.mean(ls))
 
     eval_every = args.eval_every or max(1, total // 10)
-    bar = None
-    if not args.no_progress and total > start:
-        try:
-            from tqdm import tqdm
-            bar = tqdm(total=total - start, unit="step", dynamic_ncols=True)
-        except ImportError:
-            bar = None
+    bar = progress(total - start, not args.no_progress)
     t0, tokens = time.perf_counter(), 0
     for step in range(start, total):
         lr = args.lr * lr_at(step, total, warmup)
@@ -317,11 +290,8 @@ def main(argv=None) -> dict:
 
 
 def _plot(history, path) -> bool:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(history["step"], history["loss"], lw=1, label="train loss")

@@ -20,6 +20,7 @@ import ember
 import ember.nn as nn
 import ember.nn.functional as F
 from ember.datasets import ReversalDataset, sequence_accuracy
+from ember.examples._common import check_options, default_device  # noqa: F401  (default_device: public here too)
 
 
 class ReversalTransformer(nn.Module):
@@ -44,11 +45,6 @@ class ReversalTransformer(nn.Module):
         for block in self.blocks:
             h = block(h, src_mask=mask, is_causal=True)
         return self.head(self.norm(h))
-
-
-def default_device() -> str:
-    cuda = getattr(ember, "cuda", None)
-    return "cuda" if cuda is not None and cuda.is_available() else "cpu"
 
 
 def evaluate(model, data, device, batch_size=256) -> tuple:
@@ -186,11 +182,7 @@ def main(argv=None) -> dict:
               ("max-len", args.max_len >= args.min_len, f"at least --min-len {args.min_len}"),
               ("eval-every", args.eval_every >= 1, "at least 1"),
               ("eval-samples", args.eval_samples >= 1, "at least 1")]
-    for flag, ok, allowed in checks:
-        if not ok:
-            p.error(f"--{flag} {getattr(args, flag.replace('-', '_'))}: must be {allowed}")
-    if args.device is not None and args.device.startswith("cuda") and not ember.cuda.is_available():
-        p.error(f"--device {args.device}: no CUDA device is available here; use --device cpu")
+    check_options(p, args, checks)
 
     device = args.device or default_device()
     ember.manual_seed(args.seed)

@@ -28,7 +28,9 @@ import numpy as np
 import ember
 import ember.nn as nn
 import ember.nn.functional as F
-from ember.examples.reverse import default_device, lr_at, update
+from ember.examples._common import (add_run_options, check_options, default_device, progress, pyplot, resume,
+                                    size_defaults)
+from ember.examples.reverse import lr_at, update
 
 ARCHIVE = "cifar10-jpeg.tar.gz"
 
@@ -183,29 +185,18 @@ def parse(argv):
     p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4)")
     p.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay on matrices (default 0.05)")
     p.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing (default 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    p.add_argument("--out", default="runs/vit", help="folder of the checkpoint and the plots")
-    p.add_argument("--resume", default=None, metavar="DIR", help="continue from DIR's checkpoint (its options)")
     p.add_argument("--confusion", action="store_true", help="also write a confusion-matrix PNG")
-    p.add_argument("--amp", choices=("bf16", "fp16", "off"), default="off", help="autocast (default off)")
-    p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    add_run_options(p, "vit")
     args = p.parse_args(argv)
-    cpu = (args.device or default_device()) == "cpu"
-    for name, gpu_default, cpu_default in (("epochs", 30, 2), ("batch_size", 256, 64), ("d_model", 256, 64),
-                                          ("heads", 8, 4), ("layers", 6, 2), ("limit", 0, 5000)):
-        if getattr(args, name) is None:
-            setattr(args, name, cpu_default if cpu else gpu_default)
+    size_defaults(args, (("epochs", 30, 2), ("batch_size", 256, 64), ("d_model", 256, 64), ("heads", 8, 4),
+                         ("layers", 6, 2), ("limit", 0, 5000)))
     checks = [("epochs", args.epochs >= 0, ">= 0"), ("batch-size", args.batch_size >= 1, "at least 1"),
               ("d-model", args.d_model >= 1, "at least 1"),
               ("heads", args.heads >= 1 and args.d_model % args.heads == 0, f"a divisor of --d-model {args.d_model}"),
               ("layers", args.layers >= 1, "at least 1"), ("dropout", 0.0 <= args.dropout < 1.0, "in [0, 1)"),
               ("lr", args.lr > 0, "> 0"), ("limit", args.limit >= 0, ">= 0 (0: all)"),
               ("label-smoothing", 0.0 <= args.label_smoothing < 1.0, "in [0, 1)")]
-    for flag, ok, allowed in checks:
-        if not ok:
-            p.error(f"--{flag} {getattr(args, flag.replace('-', '_'))}: must be {allowed}")
-    if args.device is not None and args.device.startswith("cuda") and not ember.cuda.is_available():
-        p.error(f"--device {args.device}: no CUDA device is available here; use --device cpu")
+    check_options(p, args, checks)
     return args
 
 
@@ -225,18 +216,8 @@ def main(argv=None) -> dict:
     args = parse(argv)
     state = None
     if args.resume:
-        ck = os.path.join(args.resume, "checkpoint.safetensors")
-        if not os.path.isfile(ck):
-            raise SystemExit(f"vit: --resume {args.resume}: no checkpoint.safetensors there")
-        state = ember.load(ck)
-        saved = json.loads(state["args"])
-        given = {a.lstrip("-").split("=")[0].replace("-", "_") for a in (argv or []) if a.startswith("--")}
-        for k in ("epochs", "out", "data", "cache", "device", "no_progress", "confusion"):
-            if k in given:
-                saved[k] = getattr(args, k)
-        if "out" not in given:
-            saved["out"] = args.resume
-        args = argparse.Namespace(**{**saved, "resume": args.resume})
+        args, state = resume("vit", args, argv, ("epochs", "out", "data", "cache", "device", "no_progress",
+                                                 "confusion"))
     device = args.device or default_device()
     ember.manual_seed(args.seed)
     cache = args.cache or os.environ.get("EMBER_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ember")
@@ -272,13 +253,7 @@ def main(argv=None) -> dict:
     ck = os.path.join(args.out, "checkpoint.safetensors")
     os.makedirs(args.out, exist_ok=True)
     saved_args = json.dumps({k: v for k, v in vars(args).items() if k != "resume"})
-    bar = None
-    if not args.no_progress and args.epochs > start_epoch:
-        try:
-            from tqdm import tqdm
-            bar = tqdm(total=(args.epochs - start_epoch) * steps_per_epoch, unit="step", dynamic_ncols=True)
-        except ImportError:
-            bar = None
+    bar = progress((args.epochs - start_epoch) * steps_per_epoch, not args.no_progress)
     t0, seen, acc, conf = time.perf_counter(), 0, None, None
     for epoch in range(start_epoch, args.epochs):
         # the epoch's order, augmentation and dropout depend on (seed, epoch) only, so a resumed run repeats them
@@ -330,11 +305,8 @@ def main(argv=None) -> dict:
 
 
 def _plot(history, path) -> bool:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(history["step"], history["loss"], lw=1, label="train loss")
@@ -355,11 +327,8 @@ def _plot(history, path) -> bool:
 
 
 def _plot_confusion(conf, classes, path) -> bool:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.imshow(conf, cmap="Blues")
