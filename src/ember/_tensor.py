@@ -306,6 +306,13 @@ class Tensor:
     def __hash__(self) -> int:
         return id(self)
 
+    def __format__(self, spec: str) -> str:
+        """A 0-d tensor formats as its Python number (`f"{loss:.4f}"`), as in torch; any other tensor only
+        with an empty spec (its str), else the TypeError object.__format__ raises."""
+        if not self._shape:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
+
     def __repr__(self) -> str:
         from ._format import format_tensor
         return format_tensor(self)

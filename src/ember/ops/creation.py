@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence as _Sequence
 
 import numpy as np
 
@@ -196,19 +197,24 @@ def _infer_dtype(data) -> "D.dtype":
             cat = D.FLOATING
         elif isinstance(x, (list, tuple)):
             stack.extend(x)
+        elif isinstance(x, _Sequence) and not isinstance(x, (str, bytes)):     # deque, range, ...: as torch
+            stack.extend(x)
         elif isinstance(x, np.ndarray):
             return D.from_numpy_dtype(x.dtype) if cat < 0 else D.get_default_dtype()
         elif isinstance(x, numbers.Number):
             raise TypeError(f"ember.tensor: unsupported element type {type(x).__name__} ({x!r})")
         else:
             raise TypeError(f"ember.tensor: could not infer dtype of {type(x).__name__} ({x!r}); "
-                            f"expected numbers, nested lists/tuples of numbers, NumPy arrays or tensors")
+                            f"expected numbers, nested sequences (lists, tuples, ...) of numbers, NumPy arrays or "
+                            f"tensors")
     return {D.BOOLEAN: D.bool, D.INTEGER: D.int64}.get(cat, D.get_default_dtype())
 
 
 def _to_numpy_data(data, np_dtype):
     if isinstance(data, Tensor):
         return data._host_array().astype(np_dtype)
+    if isinstance(data, _Sequence) and not isinstance(data, (list, tuple, str, bytes)):
+        data = list(data)
     if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in data):
         data = [_to_numpy_data(x, np_dtype) for x in data]
     try:
