@@ -55,9 +55,10 @@ def _optimizers(model, twin, steps, lr=3e-3, warmup=10):
     return opt, sched, topt, tsched
 
 
-def _ember_step(model, opt, sched, x, y):
-    logits = model(x)
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
+def _ember_step(model, opt, sched, x, y, amp=None):
+    with ember.autocast("cpu", dtype=amp, enabled=amp is not None):
+        logits = model(x)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
     opt.zero_grad()
     loss.backward()
     ember.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -66,9 +67,10 @@ def _ember_step(model, opt, sched, x, y):
     return loss.item(), logits
 
 
-def _torch_step(twin, opt, sched, x, y):
-    logits = twin(x)
-    loss = TF.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
+def _torch_step(twin, opt, sched, x, y, amp=None):
+    with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
+        logits = twin(x)
+        loss = TF.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
     opt.zero_grad()
     loss.backward()
     tnn.utils.clip_grad_norm_(twin.parameters(), 1.0)
@@ -151,25 +153,10 @@ def test_bf16_autocast_lands_in_torch_s_loss_band():
     losses, tlosses = [], []
     for step in range(steps):
         x, y = data.batch(range(step * bs, (step + 1) * bs))
-        with ember.autocast("cpu", dtype=ember.bfloat16):
-            logits = model(x)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
-        opt.zero_grad()
-        loss.backward()
-        ember.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        tx, ty = to_torch(x), to_torch(y)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            tlogits = twin(tx)
-            tloss = TF.cross_entropy(tlogits.reshape(-1, tlogits.shape[-1]), ty.reshape(-1), ignore_index=-100)
-        topt.zero_grad()
-        tloss.backward()
-        tnn.utils.clip_grad_norm_(twin.parameters(), 1.0)
-        topt.step()
-        tsched.step()
-        losses.append(loss.item())
-        tlosses.append(tloss.item())
+        loss, logits = _ember_step(model, opt, sched, x, y, ember.bfloat16)
+        tloss, tlogits = _torch_step(twin, topt, tsched, to_torch(x), to_torch(y), torch.bfloat16)
+        losses.append(loss)
+        tlosses.append(tloss)
     assert logits.dtype is ember.bfloat16 and tlogits.dtype == torch.bfloat16
     assert abs(losses[0] - tlosses[0]) < 0.02 * tlosses[0]
     e_end, t_end = np.mean(losses[-20:]), np.mean(tlosses[-20:])

@@ -71,6 +71,24 @@ def progress(total: int, enabled: bool):
     return tqdm(total=total, unit="step", dynamic_ncols=True)
 
 
+def log_step(bar, history: dict, step: int, loss: float, rate: float, unit: str) -> None:
+    """Records a step's loss in `history` and shows it with the throughput (`rate` `unit`/s): on the bar, or
+    as a log line every 50 steps."""
+    history["step"].append(step)
+    history["loss"].append(loss)
+    if bar is not None:
+        bar.set_postfix(loss=f"{loss:.4f}", **{f"{unit}_s": f"{rate:,.0f}"})
+        bar.update(1)
+    elif step % 50 == 0:
+        print(f"step {step:6d}  loss {loss:.4f}  {rate:,.0f} {unit}/s", flush=True)
+
+
+def write_history(out: str, history: dict, result: dict) -> None:
+    """history.json: the curves and the result (without its per-step losses, which the curves hold)."""
+    with open(os.path.join(out, "history.json"), "w") as f:
+        json.dump({"history": history, "result": {k: v for k, v in result.items() if k != "losses"}}, f)
+
+
 def pyplot():
     """matplotlib.pyplot on the Agg backend, or None when matplotlib is not installed (no PNGs then)."""
     try:

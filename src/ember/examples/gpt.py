@@ -26,8 +26,8 @@ import ember
 import ember.nn as nn
 import ember.nn.functional as F
 from ember.datasets.text import BPETokenizer, CharTokenizer
-from ember.examples._common import (add_run_options, check_options, default_device, progress, pyplot, resume,
-                                    size_defaults)
+from ember.examples._common import (add_run_options, check_options, default_device, log_step, progress, pyplot,
+                                    resume, size_defaults, write_history)
 from ember.examples.reverse import lr_at, update
 
 FILE = "tinyshakespeare.txt"
@@ -253,15 +253,7 @@ def main(argv=None) -> dict:
             loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
         update(loss, opt, scaler, model.parameters())
         tokens += x.numel()
-        lv = loss.item()
-        history["step"].append(step)
-        history["loss"].append(lv)
-        rate = tokens / (time.perf_counter() - t0)
-        if bar is not None:
-            bar.set_postfix(loss=f"{lv:.4f}", tok_s=f"{rate:,.0f}")
-            bar.update(1)
-        elif step % 50 == 0:
-            print(f"step {step:6d}  loss {lv:.4f}  {rate:,.0f} tokens/s", flush=True)
+        log_step(bar, history, step, loss.item(), tokens / (time.perf_counter() - t0), "tok")
         if (step + 1) % eval_every == 0 or step == total - 1:
             vl = evaluate()
             history["eval_step"].append(step + 1)
@@ -281,8 +273,7 @@ def main(argv=None) -> dict:
               "val_loss": history["eval_loss"][-1] if history["eval_loss"] else None, "seconds": elapsed,
               "tokens_per_s": tokens / elapsed if elapsed > 0 and tokens else None, "sample": sample,
               "device": device, "parameters": n_params, "tokenizer": tok_path, "losses": history["loss"]}
-    with open(os.path.join(args.out, "history.json"), "w") as f:
-        json.dump({"history": history, "result": {k: v for k, v in result.items() if k != "losses"}}, f)
+    write_history(args.out, history, result)
     plotted = _plot(history, os.path.join(args.out, "loss.png"))
     print(f"done: {end} steps in {elapsed:.1f}s; checkpoint {ck}" + (f", curve {args.out}/loss.png" if plotted else "")
           + f"\n{sample}")

@@ -28,8 +28,8 @@ import numpy as np
 import ember
 import ember.nn as nn
 import ember.nn.functional as F
-from ember.examples._common import (add_run_options, check_options, default_device, progress, pyplot, resume,
-                                    size_defaults)
+from ember.examples._common import (add_run_options, check_options, default_device, log_step, progress, pyplot,
+                                    resume, size_defaults, write_history)
 from ember.examples.reverse import lr_at, update
 
 ARCHIVE = "cifar10-jpeg.tar.gz"
@@ -270,16 +270,8 @@ def main(argv=None) -> dict:
             with ember.autocast(dev_type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 loss = F.cross_entropy(model(x), y, label_smoothing=args.label_smoothing)
             update(loss, opt, scaler, model.parameters())
-            lv = loss.item()
             seen += len(idx)
-            history["step"].append(step)
-            history["loss"].append(lv)
-            rate = seen / (time.perf_counter() - t0)
-            if bar is not None:
-                bar.set_postfix(loss=f"{lv:.4f}", img_s=f"{rate:,.0f}")
-                bar.update(1)
-            elif step % 50 == 0:
-                print(f"epoch {epoch} step {step:6d}  loss {lv:.4f}  {rate:,.0f} images/s", flush=True)
+            log_step(bar, history, step, loss.item(), seen / (time.perf_counter() - t0), "img")
         acc, conf = evaluate(model, xte, yte, mean, std, device, classes=len(data["classes"]))
         history["epoch"].append(epoch + 1)
         history["test_acc"].append(acc)
@@ -294,8 +286,7 @@ def main(argv=None) -> dict:
     result = {"epochs": args.epochs, "test_acc": acc, "seconds": elapsed,
               "images_per_s": seen / elapsed if elapsed > 0 and seen else None, "losses": history["loss"],
               "parameters": n_params, "device": device}
-    with open(os.path.join(args.out, "history.json"), "w") as f:
-        json.dump({"history": history, "result": {k: v for k, v in result.items() if k != "losses"}}, f)
+    write_history(args.out, history, result)
     plotted = _plot(history, os.path.join(args.out, "curves.png"))
     if args.confusion:
         _plot_confusion(conf, data["classes"], os.path.join(args.out, "confusion.png"))
