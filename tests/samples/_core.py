@@ -42,7 +42,7 @@ class ErrorSample:
     With `torch_raises` (the default) torch's reference must raise too."""
     args: tuple
     kwargs: dict
-    exc: type
+    exc: type | tuple   # an exception type, or a tuple of them (either may be raised)
     match: str
     desc: str = ""
     torch_raises: bool = True
