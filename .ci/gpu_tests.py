@@ -78,8 +78,9 @@ def main():
     results += [run_shard(s[0], s[1], a.out, a.timeout) for s in alone]
     lines, ok = [], True
     for name, n, rc, counts, failed, secs in sorted(results):
-        done = sum(counts.get(k, 0) for k in ("passed", "failed", "error", "skipped"))
-        good = rc == 0 and counts.get("passed", 0) == n
+        done = sum(counts.get(k, 0) for k in ("passed", "failed", "error", "skipped", "xfailed"))
+        # an expected failure (a known gap, marked strict) counts as run; a skip under -m cuda does not pass
+        good = rc == 0 and counts.get("passed", 0) + counts.get("xfailed", 0) == n
         ok &= good
         lines.append(f"{'ok  ' if good else 'BAD '} {name:40s} {n:5d} collected  rc={rc}  "
                      + " ".join(f"{k}={v}" for k, v in sorted(counts.items())) + f"  unrun={n - done}  {secs:.0f}s")

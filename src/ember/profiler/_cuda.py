@@ -16,7 +16,14 @@ import time
 
 __all__ = ["GpuRecorder"]
 
-_KINDS = ("CONCURRENT_KERNEL", "MEMCPY", "MEMSET", "EXTERNAL_CORRELATION", "DRIVER")
+# RUNTIME too: a library that launches through the CUDA runtime (cuBLASLt) gives its kernels the runtime call's
+# correlation id, and CUPTI ties an external id only to the API records it was asked for
+_KINDS = ("CONCURRENT_KERNEL", "MEMCPY", "MEMSET", "EXTERNAL_CORRELATION", "DRIVER", "RUNTIME")
+_DRIVER_LAUNCHES = ("cuLaunchKernel", "cuLaunchKernelEx", "cuLaunchKernel_ptsz", "cuLaunchKernelEx_ptsz",
+                    "cuLaunchCooperativeKernel", "cuLaunchCooperativeKernel_ptsz")
+_RUNTIME_LAUNCHES = ("cudaLaunchKernel_v7000", "cudaLaunchKernel_ptsz_v7000", "cudaLaunchKernelExC_v11060",
+                     "cudaLaunchKernelExC_ptsz_v11060", "cudaLaunchCooperativeKernel_v9000",
+                     "cudaLaunchCooperativeKernel_ptsz_v9000")
 _cupti = None
 _records = []        # activity records delivered by CUPTI's buffer-completed callback
 _registered = False
@@ -51,7 +58,9 @@ class GpuRecorder:
         c = _load_cupti()
         self.mode = "cupti" if c else "events"
         self.kernels = []           # (name, start_ns, end_ns, stream, device, range id) on perf_counter's clock
-        self.launches = None        # kernel launches seen by CUPTI's driver-API records (cupti mode)
+        self.launches = None        # kernel launches seen by CUPTI's API records (cupti mode)
+        self.launch_calls = None    # {"driver": n, "runtime": n, "both": n}: launch API records by kind
+        self.unowned = []
         self._pairs = {}            # range id -> (start event, end event) in "events" mode
         if c:
             if not _registered:
@@ -93,27 +102,45 @@ class GpuRecorder:
                 c.activity_disable(getattr(c.ActivityKind, k))
             ext = {}
             work = []
-            cbids = c.driver_api_trace_cbid
-            launch_ids = {getattr(cbids, n) for n in ("cuLaunchKernel", "cuLaunchKernelEx", "cuLaunchKernel_ptsz",
-                                                       "cuLaunchKernelEx_ptsz", "cuLaunchCooperativeKernel")
-                          if hasattr(cbids, n)}
-            self.launches = 0
+            drv = {getattr(c.driver_api_trace_cbid, n) for n in _DRIVER_LAUNCHES
+                   if hasattr(c.driver_api_trace_cbid, n)}
+            rt = {getattr(c.runtime_api_trace_cbid, n) for n in _RUNTIME_LAUNCHES
+                  if hasattr(c.runtime_api_trace_cbid, n)}
+            by_driver, by_runtime = set(), set()
+            api = {}                # correlation id -> (kind, cbid) of the API call
             for r in _records:
                 kind = r.kind
                 if kind == c.ActivityKind.DRIVER:
-                    self.launches += r.cbid in launch_ids
+                    api[r.correlation_id] = ("driver", r.cbid)
+                    if r.cbid in drv:
+                        by_driver.add(r.correlation_id)
+                elif kind == c.ActivityKind.RUNTIME:
+                    api[r.correlation_id] = ("runtime", r.cbid)
+                    if r.cbid in rt:
+                        by_runtime.add(r.correlation_id)
                 elif kind == c.ActivityKind.EXTERNAL_CORRELATION:
                     ext[r.correlation_id] = r.external_id
                 elif kind in (c.ActivityKind.CONCURRENT_KERNEL, c.ActivityKind.KERNEL):
                     work.append((r.name, r.start, r.end, r.stream_id, r.device_id, r.correlation_id))
                 elif kind == c.ActivityKind.MEMCPY:
-                    work.append(("Memcpy", r.start, r.end, r.stream_id, r.device_id, r.correlation_id))
+                    what = c.ActivityMemcpyKind(r.copy_kind).name        # HTOD -> "Memcpy HtoD", as torch
+                    work.append((f"Memcpy {what[0]}to{what[-1]}", r.start, r.end, r.stream_id, r.device_id,
+                                 r.correlation_id))
                 elif kind == c.ActivityKind.MEMSET:
                     work.append(("Memset", r.start, r.end, r.stream_id, r.device_id, r.correlation_id))
+            # one launch per correlation id: a runtime launch and the driver call it makes share none or one
+            self.launches = len(by_driver | by_runtime)
+            self.launch_calls = {"driver": len(by_driver), "runtime": len(by_runtime),
+                                 "both": len(by_driver & by_runtime)}
             _records.clear()
             off = self._offset
+            self.unowned = []       # (name, correlation id, API call) of work tied to no range: a diagnosis
             for name, s, e, stream, dev, corr in work:
                 rid = ext.get(corr)
+                if rid is None:
+                    how, cbid = api.get(corr, (None, None))
+                    names = c.driver_api_trace_cbid if how == "driver" else c.runtime_api_trace_cbid
+                    self.unowned.append((name, corr, how and f"{how} {names(cbid).name}"))
                 k = (name, s + off, e + off, stream, dev, rid)
                 self.kernels.append(k)
                 owner = by_id.get(rid)
