@@ -7,7 +7,7 @@ the machine's cores.
 
     python3 .ci/gpu_tests.py [--jobs 12] [--shard-size 120] [--timeout 540] [--out DIR] [FILES...]
 
-FILES default to tests/test_cuda_*.py (interpreter-only files collect nothing under -m cuda and
+FILES default to tests/test_cuda_*.py and EXTRA (interpreter-only files collect nothing under -m cuda and
 are skipped). Files in SERIAL (tests that read device-wide state, such as free memory) run after the
 others, alone. Each shard's log goes to DIR/<file>-<n>.log; the summary goes to stdout and
 DIR/summary.txt. Exit status: 0 only when every shard passed with nothing left unrun.
@@ -24,6 +24,8 @@ import time
 
 # files whose tests read device-wide state (free memory from cuMemGetInfo): run after the rest, alone
 SERIAL = {"test_cuda_runtime"}
+# files with some `-m cuda` tests whose names do not start with test_cuda_
+EXTRA = ["tests/test_dlpack.py"]
 SUMMARY = re.compile(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed)")
 
 
@@ -65,7 +67,7 @@ def main():
     ap.add_argument("--out", default=os.environ.get("OUT", "gpu-test-logs"))
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    files = a.files or sorted(glob.glob("tests/test_cuda_*.py"))
+    files = a.files or sorted(glob.glob("tests/test_cuda_*.py") + EXTRA)
     shards = []
     with cf.ThreadPoolExecutor(a.jobs) as ex:
         for path, ids in zip(files, ex.map(collect, files)):

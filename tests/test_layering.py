@@ -175,3 +175,4 @@ def test_op_code_tables_are_complete():
         values = [int(m) for m in e.__members__.values()]     # aliases included
         assert len(values) == len(set(values)), f"{e.__name__} has members with the same value (aliases)"
     assert len(opcodes.FINGERPRINT) == 64
+
