@@ -14,6 +14,7 @@ from ..backends.cuda.random import (get_rng_state, get_rng_state_all, initial_se
 from ..backends.cuda.graphs import CaptureError, CUDAGraph, graph, graph_pool_handle, is_current_stream_capturing
 from ..backends.cuda.stream import Event, ExternalStream, Stream, current_stream, default_stream, set_current_stream
 from ..backends.cuda.stream import stream
+from .graphs import graphed_step, make_graphed_callables
 from .memory import (empty_cache, max_memory_allocated, max_memory_reserved, memory_allocated, memory_reserved,
                      memory_snapshot, memory_stats, memory_summary, reset_accumulated_memory_stats,
                      reset_max_memory_allocated, reset_peak_memory_stats, set_per_process_memory_fraction,
@@ -22,7 +23,8 @@ from .memory import (empty_cache, max_memory_allocated, max_memory_reserved, mem
 __all__ = ["is_available", "device_count", "current_device", "set_device", "device", "synchronize",
            "get_device_properties", "get_device_name", "get_device_capability", "mem_get_info", "Stream", "Event",
            "ExternalStream", "stream", "current_stream", "default_stream", "set_current_stream", "CUDAGraph", "graph",
-           "graph_pool_handle", "is_current_stream_capturing", "OutOfMemoryError", "CudaError", "CudaUnavailable",
+           "graph_pool_handle", "is_current_stream_capturing", "graphed_step", "make_graphed_callables",
+           "OutOfMemoryError", "CudaError", "CudaUnavailable",
            "CaptureError", "empty_cache", "memory_allocated", "max_memory_allocated", "memory_reserved",
            "max_memory_reserved", "reset_peak_memory_stats", "reset_max_memory_allocated",
            "reset_accumulated_memory_stats", "memory_stats", "memory_summary", "memory_snapshot",

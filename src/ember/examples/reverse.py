@@ -64,42 +64,6 @@ def evaluate(model, data, device, batch_size=256) -> tuple:
     return losses / n, accs / n
 
 
-class GraphedStep:
-    """Runs `fn(x, y)` eagerly for `warmup` calls (on a side stream, as the capture will), then
-    captures one call into a CUDA graph and from then on copies each new batch into the captured
-    input tensors and replays the graph. The captured call's tensors (its result included) are
-    reused by every replay."""
-
-    def __init__(self, fn, warmup: int = 3):
-        self.fn, self.warmup = fn, warmup
-        self.graph = self.x = self.y = self.out = None
-        self.side = ember.cuda.Stream()
-
-    def __call__(self, x, y):
-        if self.graph is not None:
-            if x.shape != self.x.shape or y.shape != self.y.shape:
-                raise ValueError(f"a CUDA-graphed step replays fixed shapes: captured x {list(self.x.shape)}, "
-                                 f"y {list(self.y.shape)}, got x {list(x.shape)}, y {list(y.shape)}; run with "
-                                 f"--no-cuda-graph for varying batches")
-            self.x.copy_(x)
-            self.y.copy_(y)
-            self.graph.replay()
-            return self.out
-        self.side.wait_stream(ember.cuda.current_stream())
-        if self.warmup > 0:
-            self.warmup -= 1
-            with ember.cuda.stream(self.side):
-                out = self.fn(x, y)
-            ember.cuda.current_stream().wait_stream(self.side)
-            return out
-        self.x, self.y = x.clone(), y.clone()
-        self.graph = ember.cuda.CUDAGraph()
-        with ember.cuda.graph(self.graph, stream=self.side):
-            self.out = self.fn(self.x, self.y)
-        self.graph.replay()     # capturing ran nothing: this is the step's real run
-        return self.out
-
-
 def update(loss, opt, scaler, params, max_norm: float = 1.0) -> None:
     """The optimizer half of a training step, as a torch AMP loop writes it: backward through the (scaled) loss,
     unscale, clip the gradients' total norm to `max_norm`, step (skipped by the scaler after an overflow)."""
@@ -223,7 +187,7 @@ def main(argv=None) -> dict:
         return loss
     step_fn = train_step
     if graphed:
-        step_fn = GraphedStep(train_step, warmup=3)
+        step_fn = ember.cuda.graphed_step(train_step, warmup=3)
 
     history = {"step": [], "loss": [], "eval_step": [], "eval_loss": [], "eval_acc": []}
     bar = None
