@@ -93,9 +93,12 @@ class GpuRecorder:
 
     def finish(self, session):
         from .. import cuda
-        cuda.synchronize()
         by_id = {e.ident: e for e in session.events}
         if self.mode == "cupti":
+            from ..backends.cuda.driver import check, driver
+            # the device's work, without ember.cuda.synchronize()'s read of the index checks' error word: that
+            # copy is the profiler's, not the program's, so it comes after CUPTI stops recording
+            check(driver().cuCtxSynchronize(), "cuCtxSynchronize")
             c = _cupti
             c.activity_flush_all(1)
             for k in _KINDS:
@@ -146,7 +149,9 @@ class GpuRecorder:
                 owner = by_id.get(rid)
                 if owner is not None:
                     owner.kernels.append((name, s + off, e + off))
+            cuda.synchronize()      # reports an index error the recorded kernels found, as any sync would
         else:
+            cuda.synchronize()
             for start, end, ev in self._pairs.values():
                 if end is None or ev.children:
                     continue        # innermost op ranges only: an outer range's events would count twice
