@@ -248,3 +248,26 @@ def test_grad_scaler_unscale_and_errors():
         ember.amp.GradScaler("cpu", growth_factor=1.0)
     off = ember.amp.GradScaler("cpu", enabled=False)
     assert off.scale(p.sum()) is not None and off.get_scale() == 1.0 and off.state_dict() == {}
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss",
+                                  "binary_cross_entropy", "binary_cross_entropy_with_logits"])
+def test_losses_run_in_float32_under_cpu_autocast_as_torch(loss):
+    """torch lists these losses as fp32 on the CPU: bf16 inputs are cast up and the loss is computed in float32
+    (ember's are composites of ops, so without the rule the log-softmax would run in bf16)."""
+    g = np.random.default_rng(0)
+    x = (g.standard_normal((16, 8)) * 3).astype(np.float32)
+    cls = g.integers(0, 8, 16)
+    prob = (g.random((16, 8)) > 0.5).astype(np.float32)
+    res = {}
+    for lib in (torch, ember):
+        xb = lib.from_numpy(x).to(lib.bfloat16)
+        args = {"cross_entropy": (xb, lib.from_numpy(cls)),
+                "nll_loss": (xb.log_softmax(1), lib.from_numpy(cls)),
+                "binary_cross_entropy": (xb.sigmoid(), lib.from_numpy(prob).to(lib.bfloat16))}.get(
+                    loss, (xb, lib.from_numpy(prob).to(lib.bfloat16)))
+        with lib.autocast("cpu", dtype=lib.bfloat16):
+            out = getattr(lib.nn.functional, loss)(*args)
+        res[lib.__name__] = (str(out.dtype).split(".")[-1], float(out))
+    assert res["ember"][0] == res["torch"][0] == "float32"
+    np.testing.assert_allclose(res["ember"][1], res["torch"][1], rtol=1e-6)

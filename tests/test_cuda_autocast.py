@@ -77,3 +77,13 @@ def test_grad_scaler_schedule_matches_torch_cuda():
     ts, tp = run(torch)
     assert es == ts
     np.testing.assert_allclose(ep, tp, rtol=1e-6)
+
+
+def test_binary_cross_entropy_is_refused_under_cuda_autocast_as_torch():
+    x = ember.rand(4, 3, device="cuda")
+    with ember.autocast("cuda", dtype=ember.bfloat16):
+        with pytest.raises(RuntimeError, match="binary_cross_entropy is unsafe to autocast on cuda.*with_logits"):
+            ember.nn.functional.binary_cross_entropy(x, x)
+        out = ember.nn.functional.binary_cross_entropy_with_logits(x.to(ember.bfloat16), x)
+    assert out.dtype == ember.float32
+    assert ember.nn.functional.binary_cross_entropy(x, x).dtype == ember.float32    # outside the region: allowed

@@ -7,12 +7,14 @@ device: tensors are created on the input's device.
 """
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
 from .._tensor import Tensor
 from ..autograd.function import Function
 from ..autograd.grad_mode import no_grad
+from ..amp import autocast_mode as _amp
 from ..core import dtype as _D
 from ..dispatch import OPS
 from ..ops.normalization import check_layer_norm
@@ -384,6 +386,42 @@ def _nll(input: Tensor, target: Tensor, weight, ignore_index: int, fn: str):
     return -(picked * w), w
 
 
+
+def _fp32_under_autocast(devices, refuse=()):
+    """torch's autocast rule for a loss it lists as fp32 (these are composites here, so the op-level policy
+    cannot see them): under autocast on one of `devices`, floating tensor arguments become float32 and the
+    loss runs with autocast off. On a device in `refuse` the loss is refused under autocast, as torch does."""
+    def deco(fn):
+        name = fn.__name__
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            if _amp._regions[0] and args and isinstance(args[0], Tensor):
+                dev = args[0].device.type
+                if _amp.is_autocast_enabled(dev):
+                    if dev in refuse:
+                        raise RuntimeError(f"ember.nn.functional.{name} is unsafe to autocast on {dev} (as in "
+                                           f"torch): its input is usually a sigmoid's output, whose low-precision "
+                                           f"rounding the log amplifies. Combine the two with "
+                                           f"binary_cross_entropy_with_logits (nn.BCEWithLogitsLoss), which is "
+                                           f"safe to autocast, or leave the autocast region for this loss")
+                    if dev in devices:
+                        args = [_to_fp32(a) for a in args]
+                        kwargs = {k: _to_fp32(v) for k, v in kwargs.items()}
+                        with _amp.autocast(dev, enabled=False):
+                            return fn(*args, **kwargs)
+            return fn(*args, **kwargs)
+        return wrapper
+    return deco
+
+
+def _to_fp32(a):
+    return a.float() if isinstance(a, Tensor) and a._dtype.is_floating_point and a._dtype != _D.float32 else a
+
+
+_FP32_LOSS = _fp32_under_autocast(("cpu", "cuda"))
+
+@_FP32_LOSS
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
              ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of class-index targets (input holds log-probabilities, classes on dim 1)."""
@@ -392,6 +430,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     return _nll_fused(input, target, weight, ignore_index, reduction, "nll_loss")
 
 
+@_FP32_LOSS
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
                   ignore_index: int = -100, reduce=None, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
@@ -443,6 +482,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     return nll * (1.0 - label_smoothing) + smooth * (label_smoothing / C)
 
 
+@_FP32_LOSS
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
              weight: Tensor | None = None) -> Tensor:
     """(input - target)^2, reduced."""
@@ -458,11 +498,13 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, redu
     return _reduce(loss, reduction)
 
 
+@_FP32_LOSS
 def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     reduction = _reduction(reduction, size_average, reduce)
     return _reduce((input - target).abs(), reduction)
 
 
+@_FP32_LOSS
 def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
                    beta: float = 1.0) -> Tensor:
     reduction = _reduction(reduction, size_average, reduce)
@@ -473,6 +515,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
     return _reduce(loss, reduction)
 
 
+@_fp32_under_autocast(("cpu",), refuse=("cuda",))
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
                          reduce=None, reduction: str = "mean") -> Tensor:
     reduction = _reduction(reduction, size_average, reduce)
@@ -486,6 +529,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     return _reduce(loss, reduction)
 
 
+@_FP32_LOSS
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
                                      size_average=None, reduce=None, reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
