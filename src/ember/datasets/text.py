@@ -12,6 +12,7 @@ from .._tensor import Tensor
 from ..ops.creation import from_numpy
 from ..ops.random import randint
 from ..utils.data.dataset import Dataset
+from ._optional import optional_library
 
 __all__ = ["CharTokenizer", "BPETokenizer", "TextDataset"]
 
@@ -83,11 +84,8 @@ class CharTokenizer:
 
 
 def _tokenizers():
-    try:
+    with optional_library("BPETokenizer", "`tokenizers`", "tokenizers"):
         import tokenizers
-    except ImportError:
-        raise ImportError("BPETokenizer needs the optional `tokenizers` library, which is not installed; "
-                          "install it with `pip install tokenizers`") from None
     return tokenizers
 
 

@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from ..utils.data.dataset import Dataset
+from ._optional import optional_library
 from .root import data_root, missing
 
 __all__ = ["CIFAR10", "ImageFolder", "IMG_EXTENSIONS", "pil_loader"]
@@ -85,11 +86,8 @@ class CIFAR10(Dataset):
 
 
 def _pil():
-    try:
+    with optional_library("decoding images", "Pillow", "pillow"):
         from PIL import Image
-    except ImportError:
-        raise ImportError("decoding images needs the optional Pillow library, which is not installed; "
-                          "install it with `pip install pillow`") from None
     return Image
 
 

@@ -1,5 +1,5 @@
-"""What the example jobs share: option checks, resuming from a checkpoint's options, the progress bar and
-matplotlib (optional)."""
+"""What the example jobs share: the Transformer block of the GPT and the ViT, finding the data, option checks,
+resuming from a checkpoint's options and state, autocast, the progress bar and matplotlib (optional)."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,47 @@ import os
 import sys
 
 import ember
+import ember.nn as nn
+import ember.nn.functional as F
+
+
+class Block(nn.Module):
+    """A pre-norm Transformer block: a fused qkv projection and `scaled_dot_product_attention` (`causal`: with
+    is_causal=True), then a GELU MLP ending in dropout (`inner_dropout`: dropout after the GELU too)."""
+
+    def __init__(self, d: int, h: int, dropout: float, causal: bool = False, inner_dropout: bool = False):
+        super().__init__()
+        self.h, self.dropout, self.causal = h, dropout, causal
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        inner = [nn.Dropout(dropout)] if inner_dropout else []
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), *inner, nn.Linear(4 * d, d), nn.Dropout(dropout))
+
+    def forward(self, x):
+        b, t, c = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.h, c // self.h).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.proj(a.transpose(1, 2).reshape(b, t, c))
+        return x + self.mlp(self.ln2(x))
+
+
+def find_data(job: str, data, paths, exists, what: str, hint: str) -> str:
+    """The first of `paths(base)` for the bases --data and $EMBER_DATA for which `exists` holds; else exits
+    with one line naming what was looked for, then `hint`."""
+    cands = []
+    for base in ([data] if data else []) + ([os.environ["EMBER_DATA"]] if os.environ.get("EMBER_DATA") else []):
+        cands += paths(base)
+    for c in cands:
+        if exists(c):
+            return c
+    where = ", ".join(cands) if cands else "nowhere (neither --data nor EMBER_DATA is set)"
+    raise SystemExit(f"{job}: {what} not found: looked for {where}. {hint}")
+
+
+def parser(job: str, doc: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=f"python -m ember.examples.{job}", description=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def default_device() -> str:
@@ -22,6 +63,17 @@ def add_run_options(p: argparse.ArgumentParser, job: str) -> None:
     p.add_argument("--resume", default=None, metavar="DIR", help="continue from DIR's checkpoint (its options)")
     p.add_argument("--amp", choices=("bf16", "fp16", "off"), default="off", help="autocast (default off)")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+
+
+def add_model_options(p: argparse.ArgumentParser, cpu_d_model: int, cpu_layers: int, dropout: float) -> tuple:
+    """The Block stack's options --d-model, --heads, --layers (256, 8 and 6 on CUDA; `cpu_d_model`, 4 and
+    `cpu_layers` on the CPU) and --dropout; returns their size_defaults rows."""
+    rows = (("d_model", 256, cpu_d_model), ("heads", 8, 4), ("layers", 6, cpu_layers))
+    for (name, gpu_default, cpu_default), what in zip(rows, ("width", "attention heads", "blocks")):
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
+                       help=f"{what} (default {gpu_default}; {cpu_default} on the CPU)")
+    p.add_argument("--dropout", type=float, default=dropout, help=f"dropout (default {dropout:g})")
+    return rows
 
 
 def size_defaults(args, table) -> None:
@@ -58,6 +110,20 @@ def resume(job: str, args, argv, may_change):
     if "out" not in given:
         saved["out"] = args.resume
     return argparse.Namespace(**{**saved, "resume": args.resume}), state
+
+
+def restore(state, model, opt) -> dict:
+    """Loads a checkpoint's model and optimizer state; returns its history."""
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    return json.loads(state["history"])
+
+
+def amp(args, device: str):
+    """(device type, autocast dtype or None, GradScaler) for `--amp`."""
+    dev_type = device.split(":")[0]
+    return (dev_type, {"bf16": ember.bfloat16, "fp16": ember.float16}.get(args.amp),
+            ember.amp.GradScaler(dev_type, enabled=args.amp == "fp16"))
 
 
 def progress(total: int, enabled: bool):
@@ -98,3 +164,16 @@ def pyplot():
     except ImportError:
         return None
     return plt
+
+
+def plot(path: str, draw, size=(6, 4)) -> bool:
+    """A PNG of one figure: `draw(ax)` fills its axes. False (and no file) without matplotlib."""
+    plt = pyplot()
+    if plt is None:
+        return False
+    fig, ax = plt.subplots(figsize=size)
+    draw(ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True

@@ -15,7 +15,6 @@ loss-curve PNG to `--out`. On a CPU the default model is smaller, so that a run 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -26,8 +25,9 @@ import ember
 import ember.nn as nn
 import ember.nn.functional as F
 from ember.datasets.text import BPETokenizer, CharTokenizer
-from ember.examples._common import (add_run_options, check_options, default_device, log_step, progress, pyplot,
-                                    resume, size_defaults, write_history)
+from ember.examples._common import (Block, add_model_options, add_run_options, amp, check_options, default_device,
+                                    find_data, log_step, parser, plot, progress, restore, resume, size_defaults,
+                                    write_history)
 from ember.examples.reverse import lr_at, update
 
 FILE = "tinyshakespeare.txt"
@@ -47,7 +47,7 @@ class GPT(nn.Module):
         self.tok = nn.Embedding(vocab_size, d_model)
         self.pos = nn.Embedding(block_size, d_model)
         self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList([Block(d_model, nhead, dropout) for _ in range(num_layers)])
+        self.blocks = nn.ModuleList([Block(d_model, nhead, dropout, causal=True) for _ in range(num_layers)])
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size, bias=False)
         self.head.weight = self.tok.weight
@@ -62,36 +62,14 @@ class GPT(nn.Module):
         return self.head(self.norm(h))
 
 
-class Block(nn.Module):
-    def __init__(self, d: int, h: int, dropout: float):
-        super().__init__()
-        self.h, self.dropout = h, dropout
-        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
-        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d), nn.Dropout(dropout))
-
-    def forward(self, x):
-        b, t, c = x.shape
-        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.h, c // self.h).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
-        x = x + self.proj(a.transpose(1, 2).reshape(b, t, c))
-        return x + self.mlp(self.ln2(x))
-
-
 # ---- data ------------------------------------------------------------------------------------------
 
 def find_text(data) -> str:
     """The path of tinyshakespeare.txt from --data (a file or a folder) or EMBER_DATA; a clear error else."""
-    cands = []
-    for base in ([data] if data else []) + ([os.environ["EMBER_DATA"]] if os.environ.get("EMBER_DATA") else []):
-        cands += [base] if base.endswith(".txt") else [os.path.join(base, FILE)]
-    for c in cands:
-        if os.path.isfile(c):
-            return c
-    where = ", ".join(cands) if cands else "nowhere (neither --data nor EMBER_DATA is set)"
-    raise SystemExit(f"gpt: Tiny Shakespeare not found: looked for {where}. Pass --data PATH/TO/{FILE} (or its "
-                     f"folder), or set EMBER_DATA to the folder that holds it; the file is the 1 MB "
-                     f"tinyshakespeare.txt of karpathy/char-rnn")
+    return find_data("gpt", data, lambda base: [base] if base.endswith(".txt") else [os.path.join(base, FILE)],
+                     os.path.isfile, "Tiny Shakespeare",
+                     f"Pass --data PATH/TO/{FILE} (or its folder), or set EMBER_DATA to the folder that holds it; "
+                     f"the file is the 1 MB tinyshakespeare.txt of karpathy/char-rnn")
 
 
 def make_tokenizer(kind: str, text: str, vocab_size: int):
@@ -149,8 +127,7 @@ def generate(model, tok, prompt: str, n: int, device, temperature: float = 0.8, 
 # ---- the job ---------------------------------------------------------------------------------------
 
 def parse(argv):
-    p = argparse.ArgumentParser(prog="python -m ember.examples.gpt", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser("gpt", __doc__)
     p.add_argument("--data", default=None, help=f"{FILE} or its folder (default: the EMBER_DATA folder)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--tokenizer", choices=("bpe", "char"), default="bpe", help="byte-level BPE or characters")
@@ -159,10 +136,7 @@ def parse(argv):
                    help="total training steps, a resumed run's included (default 5000 on CUDA, 300 on the CPU)")
     p.add_argument("--batch-size", type=int, default=None, help="sequences a step (default 64; 16 on the CPU)")
     p.add_argument("--block-size", type=int, default=None, help="context length T (default 128; 64 on the CPU)")
-    p.add_argument("--d-model", type=int, default=None, help="width (default 256; 128 on the CPU)")
-    p.add_argument("--heads", type=int, default=None, help="attention heads (default 8; 4 on the CPU)")
-    p.add_argument("--layers", type=int, default=None, help="blocks (default 6; 4 on the CPU)")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout (default 0)")
+    model_rows = add_model_options(p, 128, 4, 0.0)
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay on matrices (default 0.1)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps (default: 5%% of the steps)")
@@ -174,8 +148,7 @@ def parse(argv):
     p.add_argument("--top-k", type=int, default=40, help="sample from the k most likely tokens (0: all; default 40)")
     add_run_options(p, "gpt")
     args = p.parse_args(argv)
-    size_defaults(args, (("steps", 5000, 300), ("batch_size", 64, 16), ("block_size", 128, 64), ("d_model", 256, 128),
-                         ("heads", 8, 4), ("layers", 6, 4)))
+    size_defaults(args, (("steps", 5000, 300), ("batch_size", 64, 16), ("block_size", 128, 64)) + model_rows)
     checks = [("steps", args.steps >= 0, "a count >= 0"), ("batch-size", args.batch_size >= 1, "at least 1"),
               ("block-size", args.block_size >= 2, "at least 2"), ("d-model", args.d_model >= 1, "at least 1"),
               ("heads", args.heads >= 1 and args.d_model % args.heads == 0, f"a divisor of --d-model {args.d_model}"),
@@ -212,15 +185,11 @@ def main(argv=None) -> dict:
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95))
     start, history = 0, {"step": [], "loss": [], "eval_step": [], "eval_loss": [], "samples": []}
     if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        history = restore(state, model, opt)
         start = int(state["step"])
-        history = json.loads(state["history"])
     total = args.steps
     warmup = args.warmup if args.warmup is not None else max(1, total // 20)
-    amp_dtype = {"bf16": ember.bfloat16, "fp16": ember.float16}.get(args.amp)
-    scaler = ember.amp.GradScaler(device.split(":")[0], enabled=args.amp == "fp16")
-    dev_type = device.split(":")[0]
+    dev_type, amp_dtype, scaler = amp(args, device)
     n_params = sum(q.numel() for q in model.parameters())
     print(f"ember {ember.__version__}: GPT, {n_params:,} parameters, {args.tokenizer} tokenizer of "
           f"{tok.vocab_size} tokens, {len(train_ids):,} training tokens, device {device}, steps {start}..{total}")
@@ -281,21 +250,15 @@ def main(argv=None) -> dict:
 
 
 def _plot(history, path) -> bool:
-    plt = pyplot()
-    if plt is None:
-        return False
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(history["step"], history["loss"], lw=1, label="train loss")
-    if history["eval_step"]:
-        ax.plot(history["eval_step"], history["eval_loss"], "o-", label="val loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy")
-    ax.set_title("ember: GPT on Tiny Shakespeare")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    def draw(ax):
+        ax.plot(history["step"], history["loss"], lw=1, label="train loss")
+        if history["eval_step"]:
+            ax.plot(history["eval_step"], history["eval_loss"], "o-", label="val loss")
+        ax.set_xlabel("step")
+        ax.set_ylabel("cross-entropy")
+        ax.set_title("ember: GPT on Tiny Shakespeare")
+        ax.legend()
+    return plot(path, draw)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ checkpoint (`--resume DIR` continues from it); at the end a PNG of the train los
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -28,8 +27,9 @@ import numpy as np
 import ember
 import ember.nn as nn
 import ember.nn.functional as F
-from ember.examples._common import (add_run_options, check_options, default_device, log_step, progress, pyplot,
-                                    resume, size_defaults, write_history)
+from ember.examples._common import (Block, add_model_options, add_run_options, amp, check_options, default_device,
+                                    find_data, log_step, parser, plot, progress, restore, resume, size_defaults,
+                                    write_history)
 from ember.examples.reverse import lr_at, update
 
 ARCHIVE = "cifar10-jpeg.tar.gz"
@@ -46,7 +46,7 @@ class ViT(nn.Module):
         self.cls = nn.Parameter(ember.zeros(1, cls_tokens, d_model))
         self.pos = nn.Parameter(ember.randn(1, cls_tokens + n, d_model) * 0.02)
         self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList([Block(d_model, nhead, dropout) for _ in range(num_layers)])
+        self.blocks = nn.ModuleList([Block(d_model, nhead, dropout, inner_dropout=True) for _ in range(num_layers)])
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, num_classes)
         self.k = cls_tokens
@@ -60,40 +60,18 @@ class ViT(nn.Module):
         return self.head(self.norm(h[:, :self.k]).mean(1))
 
 
-class Block(nn.Module):
-    def __init__(self, d: int, h: int, dropout: float):
-        super().__init__()
-        self.h, self.dropout = h, dropout
-        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
-        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * d, d),
-                                 nn.Dropout(dropout))
-
-    def forward(self, x):
-        b, t, c = x.shape
-        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.h, c // self.h).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
-        x = x + self.proj(a.transpose(1, 2).reshape(b, t, c))
-        return x + self.mlp(self.ln2(x))
-
-
 # ---- data ------------------------------------------------------------------------------------------
 
 def find_archive(data) -> str:
     """The path of cifar10-jpeg.tar.gz (or of the extracted cifar10-jpeg folder); a clear error else."""
-    cands = []
-    for base in ([data] if data else []) + ([os.environ["EMBER_DATA"]] if os.environ.get("EMBER_DATA") else []):
+    def paths(base):
         if base.endswith(".tar.gz") or os.path.basename(os.path.normpath(base)) == "cifar10-jpeg":
-            cands.append(base)
-        else:
-            cands += [os.path.join(base, ARCHIVE), os.path.join(base, "cifar10-jpeg")]
-    for c in cands:
-        if os.path.exists(c):
-            return c
-    where = ", ".join(cands) if cands else "nowhere (neither --data nor EMBER_DATA is set)"
-    raise SystemExit(f"vit: CIFAR-10 not found: looked for {where}. Pass --data PATH/TO/{ARCHIVE} (or its folder, "
-                     f"or the extracted cifar10-jpeg/ folder), or set EMBER_DATA to the folder that holds it; the "
-                     f"archive holds cifar10-jpeg/{{train,test}}/<class>/<n>.jpg")
+            return [base]
+        return [os.path.join(base, ARCHIVE), os.path.join(base, "cifar10-jpeg")]
+    return find_data("vit", data, paths, os.path.exists, "CIFAR-10",
+                     f"Pass --data PATH/TO/{ARCHIVE} (or its folder, or the extracted cifar10-jpeg/ folder), or set "
+                     f"EMBER_DATA to the folder that holds it; the archive holds "
+                     f"cifar10-jpeg/{{train,test}}/<class>/<n>.jpg")
 
 
 def _members(path):
@@ -167,8 +145,7 @@ def prepare(x_u8, mean, std, device, gen=None):
 # ---- the job ---------------------------------------------------------------------------------------
 
 def parse(argv):
-    p = argparse.ArgumentParser(prog="python -m ember.examples.vit", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser("vit", __doc__)
     p.add_argument("--data", default=None, help=f"{ARCHIVE}, its folder, or the extracted cifar10-jpeg folder "
                                                 "(default: the EMBER_DATA folder)")
     p.add_argument("--cache", default=None, help="folder of the decoded-image cache (default $EMBER_CACHE, else "
@@ -178,18 +155,14 @@ def parse(argv):
     p.add_argument("--batch-size", type=int, default=None, help="images a step (default 256; 64 on the CPU)")
     p.add_argument("--limit", type=int, default=None, help="train on a random N of the training images (default: "
                                                             "all on CUDA, 5000 on the CPU)")
-    p.add_argument("--d-model", type=int, default=None, help="width (default 256; 64 on the CPU)")
-    p.add_argument("--heads", type=int, default=None, help="attention heads (default 8; 4 on the CPU)")
-    p.add_argument("--layers", type=int, default=None, help="blocks (default 6; 2 on the CPU)")
-    p.add_argument("--dropout", type=float, default=0.1, help="dropout (default 0.1)")
+    model_rows = add_model_options(p, 64, 2, 0.1)
     p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4)")
     p.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay on matrices (default 0.05)")
     p.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing (default 0.1)")
     p.add_argument("--confusion", action="store_true", help="also write a confusion-matrix PNG")
     add_run_options(p, "vit")
     args = p.parse_args(argv)
-    size_defaults(args, (("epochs", 30, 2), ("batch_size", 256, 64), ("d_model", 256, 64), ("heads", 8, 4),
-                         ("layers", 6, 2), ("limit", 0, 5000)))
+    size_defaults(args, (("epochs", 30, 2), ("batch_size", 256, 64), ("limit", 0, 5000)) + model_rows)
     checks = [("epochs", args.epochs >= 0, ">= 0"), ("batch-size", args.batch_size >= 1, "at least 1"),
               ("d-model", args.d_model >= 1, "at least 1"),
               ("heads", args.heads >= 1 and args.d_model % args.heads == 0, f"a divisor of --d-model {args.d_model}"),
@@ -240,13 +213,9 @@ def main(argv=None) -> dict:
     history = {"step": [], "loss": [], "epoch": [], "test_acc": []}
     start_epoch = 0
     if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        history = restore(state, model, opt)
         start_epoch = int(state["epoch"])
-        history = json.loads(state["history"])
-    amp_dtype = {"bf16": ember.bfloat16, "fp16": ember.float16}.get(args.amp)
-    scaler = ember.amp.GradScaler(device.split(":")[0], enabled=args.amp == "fp16")
-    dev_type = device.split(":")[0]
+    dev_type, amp_dtype, scaler = amp(args, device)
     n_params = sum(q.numel() for q in model.parameters())
     print(f"ember {ember.__version__}: ViT, {n_params:,} parameters, {len(ytr):,} training and {len(yte):,} test "
           f"images, device {device}, epochs {start_epoch}..{args.epochs}")
@@ -296,44 +265,32 @@ def main(argv=None) -> dict:
 
 
 def _plot(history, path) -> bool:
-    plt = pyplot()
-    if plt is None:
-        return False
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(history["step"], history["loss"], lw=1, label="train loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy")
-    if history["epoch"]:
-        ax2 = ax.twinx()
-        spe = max(1, len(history["step"]) // max(1, len(history["epoch"])))
-        ax2.plot([e * spe for e in history["epoch"]], history["test_acc"], "o-", color="tab:green",
-                 label="test accuracy")
-        ax2.set_ylabel("test accuracy")
-        ax2.set_ylim(0, 1)
-    ax.set_title("ember: ViT on CIFAR-10")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    def draw(ax):
+        ax.plot(history["step"], history["loss"], lw=1, label="train loss")
+        ax.set_xlabel("step")
+        ax.set_ylabel("cross-entropy")
+        if history["epoch"]:
+            ax2 = ax.twinx()
+            spe = max(1, len(history["step"]) // max(1, len(history["epoch"])))
+            ax2.plot([e * spe for e in history["epoch"]], history["test_acc"], "o-", color="tab:green",
+                     label="test accuracy")
+            ax2.set_ylabel("test accuracy")
+            ax2.set_ylim(0, 1)
+        ax.set_title("ember: ViT on CIFAR-10")
+    return plot(path, draw)
 
 
 def _plot_confusion(conf, classes, path) -> bool:
-    plt = pyplot()
-    if plt is None:
-        return False
-    fig, ax = plt.subplots(figsize=(6, 5))
-    ax.imshow(conf, cmap="Blues")
-    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            ax.text(j, i, str(conf[i, j]), ha="center", va="center", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    def draw(ax):
+        ax.imshow(conf, cmap="Blues")
+        ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right")
+        ax.set_yticks(range(len(classes)), classes)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        for i in range(len(classes)):
+            for j in range(len(classes)):
+                ax.text(j, i, str(conf[i, j]), ha="center", va="center", fontsize=7)
+    return plot(path, draw, size=(6, 5))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,35 @@ def _is_namedtuple(x) -> bool:
     return isinstance(x, tuple) and hasattr(x, "_fields")
 
 
+def _like_mapping(like, values: dict):
+    """`values` in a mapping of `like`'s type: a copy of `like` updated (mutable mappings), else
+    `type(like)(values)`, else the dict itself."""
+    if isinstance(like, collections.abc.MutableMapping):
+        clone = copy.copy(like)
+        clone.update(values)
+        return clone
+    try:
+        return type(like)(values)
+    except TypeError:
+        return values
+
+
+def _like_sequence(like, items: list):
+    """`items` in a sequence of `like`'s type: a copy of `like` with its items replaced (mutable sequences;
+    the list where that fails), else `type(like)(items)`, else the list itself."""
+    if isinstance(like, collections.abc.MutableSequence):
+        try:
+            clone = copy.copy(like)
+            clone[:] = items
+            return clone
+        except TypeError:
+            return items
+    try:
+        return type(like)(items)
+    except TypeError:
+        return items
+
+
 def collate(batch, *, collate_fn_map: dict | None = None):
     elem = batch[0]
     elem_type = type(elem)
@@ -40,15 +69,8 @@ def collate(batch, *, collate_fn_map: dict | None = None):
             if isinstance(elem, key):
                 return fn(batch, collate_fn_map=collate_fn_map)
     if isinstance(elem, collections.abc.Mapping):
-        merged = {key: collate([d[key] for d in batch], collate_fn_map=collate_fn_map) for key in elem}
-        if isinstance(elem, collections.abc.MutableMapping):
-            clone = copy.copy(elem)
-            clone.update(merged)
-            return clone
-        try:
-            return elem_type(merged)
-        except TypeError:
-            return merged
+        return _like_mapping(elem, {key: collate([d[key] for d in batch], collate_fn_map=collate_fn_map)
+                                    for key in elem})
     if _is_namedtuple(elem):
         return elem_type(*(collate(s, collate_fn_map=collate_fn_map) for s in zip(*batch)))
     if isinstance(elem, collections.abc.Sequence):
@@ -59,17 +81,7 @@ def collate(batch, *, collate_fn_map: dict | None = None):
         transposed = [collate(s, collate_fn_map=collate_fn_map) for s in zip(*batch)]
         if isinstance(elem, tuple):
             return transposed  # a list, as PyTorch returns for tuples
-        if isinstance(elem, collections.abc.MutableSequence):
-            try:
-                clone = copy.copy(elem)
-                clone[:] = transposed
-                return clone
-            except TypeError:
-                return transposed
-        try:
-            return elem_type(transposed)
-        except TypeError:
-            return transposed
+        return _like_sequence(elem, transposed)
     raise TypeError(default_collate_err_msg_format.format(elem_type))
 
 
@@ -141,30 +153,11 @@ def default_convert(data):
             return data
         return as_tensor(np.asarray(data))
     if isinstance(data, collections.abc.Mapping):
-        converted = {key: default_convert(v) for key, v in data.items()}
-        if isinstance(data, collections.abc.MutableMapping):
-            clone = copy.copy(data)
-            clone.update(converted)
-            return clone
-        try:
-            return type(data)(converted)
-        except TypeError:
-            return converted
+        return _like_mapping(data, {key: default_convert(v) for key, v in data.items()})
     if _is_namedtuple(data):
         return type(data)(*(default_convert(d) for d in data))
     if isinstance(data, tuple):
         return [default_convert(d) for d in data]
     if isinstance(data, collections.abc.Sequence) and not isinstance(data, (str, bytes)):
-        converted = [default_convert(d) for d in data]
-        if isinstance(data, collections.abc.MutableSequence):
-            try:
-                clone = copy.copy(data)
-                clone[:] = converted
-                return clone
-            except TypeError:
-                return converted
-        try:
-            return type(data)(converted)
-        except TypeError:
-            return converted
+        return _like_sequence(data, [default_convert(d) for d in data])
     return data

@@ -40,6 +40,40 @@ def _boff(b, NB2, s1, s2):
 
 
 @triton.jit
+def _tile(T, N, BLOCK: tl.constexpr):
+    """(batch entry b, first row, rows, rows < N) of this program's tile of BLOCK rows (T tiles an entry)."""
+    pid = tl.program_id(0).to(tl.int64)
+    b = pid // T
+    start = (pid % T) * BLOCK
+    rows = start + tl.arange(0, BLOCK)
+    return b, start, rows, rows < N
+
+
+@triton.jit
+def _load_rows(ptr, rows, stride, rmask, lanes, n):
+    """The [rows, lanes] tile ptr[rows * stride + lanes] where rmask and lanes < n, 0 elsewhere."""
+    return tl.load(ptr + rows[:, None] * stride + lanes[None, :], mask=rmask[:, None] & (lanes < n)[None, :],
+                   other=0.0)
+
+
+@triton.jit
+def _key_range(b, S, start_m, BLOCK_M: tl.constexpr, CAUSAL: tl.constexpr):
+    """(0, end) of the key columns the query tile from start_m sees (causal: up to its last row's diagonal);
+    the 0 is an int64 tensor like b, the type the tile loop's counter keeps."""
+    hi = S
+    if CAUSAL:
+        hi = tl.minimum(S, start_m + BLOCK_M)
+    return b * 0, hi
+
+
+@triton.jit
+def _lse(lse_ptr, rows, rmask):
+    """The rows' logsumexp, +inf for the fully masked ones (stored -inf) so that exp(s - lse) = 0 there."""
+    lse = tl.load(lse_ptr + rows, mask=rmask, other=float("inf"))
+    return tl.where(lse == float("-inf"), float("inf"), lse)
+
+
+@triton.jit
 def _masked(s, r, c, m_ptr, smr, smc, L, S, MASK: tl.constexpr, CAUSAL: tl.constexpr):
     """Scores `s` (float32) at query rows `r` and key columns `c` (broadcasting index tensors) with
     the mask applied: -inf outside [0, S), where the bool mask is False or, causal, where c > r."""
@@ -61,29 +95,21 @@ def attn_fwd_kernel(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, lse_ptr, sqb1, sqb2, sqr,
                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D: tl.constexpr, DV: tl.constexpr):
     """One tile of BLOCK_M queries: online softmax over key tiles (causal: only up to the diagonal);
     o = softmax(s) @ v and lse = logsumexp(s) per row (rows with every key masked: 0 and -inf)."""
-    pid = tl.program_id(0).to(tl.int64)
-    b = pid // T
-    start_m = (pid % T) * BLOCK_M
-    rows = start_m + tl.arange(0, BLOCK_M)
-    rm = rows < L
+    b, start_m, rows, rm = _tile(T, L, BLOCK_M)
     d = tl.arange(0, D)
     dv = tl.arange(0, DV)
     q_ptr += _boff(b, NB2, sqb1, sqb2)
     k_ptr += _boff(b, NB2, skb1, skb2)
     v_ptr += _boff(b, NB2, svb1, svb2)
-    q = tl.load(q_ptr + rows[:, None] * sqr + d[None, :], mask=rm[:, None] & (d < E)[None, :], other=0.0)
-    mb = m_ptr + (b // MB2) * smb1 + (b % MB2) * smb2
+    q = _load_rows(q_ptr, rows, sqr, rm, d, E)
+    mb = m_ptr + _boff(b, MB2, smb1, smb2)
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.full([BLOCK_M], 0.0, tl.float32)
     acc = tl.full([BLOCK_M, DV], 0.0, tl.float32)
-    hi = S
-    if CAUSAL:
-        hi = tl.minimum(S, start_m + BLOCK_M)
-    start = b * 0
+    start, hi = _key_range(b, S, start_m, BLOCK_M, CAUSAL)
     while start < hi:   # a while loop: the CI interpreter needs Python ints for range()
         cols = start + tl.arange(0, BLOCK_N)
-        cm = cols < S
-        k = tl.load(k_ptr + cols[:, None] * skr + d[None, :], mask=cm[:, None] & (d < E)[None, :], other=0.0)
+        k = _load_rows(k_ptr, cols, skr, cols < S, d, E)
         s = _masked(_dot(q, tl.trans(k), IEEE) * scale, rows[:, None], cols[None, :], mb, smr, smc, L, S, MASK,
                     CAUSAL)
         m_new = tl.maximum(m_i, tl.reduce(s, 1, _MAX))
@@ -91,7 +117,7 @@ def attn_fwd_kernel(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, lse_ptr, sqb1, sqb2, sqr,
         alpha = tl.exp(m_i - m_use)
         p = tl.exp(s - m_use[:, None])
         l_i = l_i * alpha + tl.reduce(p, 1, _SUM)
-        v = tl.load(v_ptr + cols[:, None] * svr + dv[None, :], mask=cm[:, None] & (dv < EV)[None, :], other=0.0)
+        v = _load_rows(v_ptr, cols, svr, cols < S, dv, EV)
         acc = acc * alpha[:, None] + _dot(p.to(v.dtype), v, IEEE)
         m_i = m_new
         start += BLOCK_N
@@ -111,36 +137,25 @@ def attn_bwd_dq_kernel(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, do_ptr, lse_ptr, delta
                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D: tl.constexpr, DV: tl.constexpr):
     """One tile of BLOCK_M queries: delta = rowsum(do * o) (stored for the dk/dv kernel) and, if
     NEED_DQ, dq = scale * sum over key tiles of (p * (do @ v^T - delta)) @ k."""
-    pid = tl.program_id(0).to(tl.int64)
-    b = pid // T
-    start_m = (pid % T) * BLOCK_M
-    rows = start_m + tl.arange(0, BLOCK_M)
-    rm = rows < L
+    b, start_m, rows, rm = _tile(T, L, BLOCK_M)
     d = tl.arange(0, D)
     dv = tl.arange(0, DV)
-    mv = rm[:, None] & (dv < EV)[None, :]
-    do = tl.load(do_ptr + _boff(b, NB2, sdb1, sdb2) + rows[:, None] * sdr + dv[None, :], mask=mv, other=0.0)
-    o = tl.load(o_ptr + _boff(b, NB2, sob1, sob2) + rows[:, None] * sor + dv[None, :], mask=mv, other=0.0)
+    do = _load_rows(do_ptr + _boff(b, NB2, sdb1, sdb2), rows, sdr, rm, dv, EV)
+    o = _load_rows(o_ptr + _boff(b, NB2, sob1, sob2), rows, sor, rm, dv, EV)
     delta = tl.reduce(do.to(tl.float32) * o.to(tl.float32), 1, _SUM)
     tl.store(delta_ptr + b * L + rows, delta, mask=rm)
     if NEED_DQ:
-        md = rm[:, None] & (d < E)[None, :]
         k_ptr += _boff(b, NB2, skb1, skb2)
         v_ptr += _boff(b, NB2, svb1, svb2)
-        q = tl.load(q_ptr + _boff(b, NB2, sqb1, sqb2) + rows[:, None] * sqr + d[None, :], mask=md, other=0.0)
-        lse = tl.load(lse_ptr + b * L + rows, mask=rm, other=float("inf"))
-        lse = tl.where(lse == float("-inf"), float("inf"), lse)     # fully masked rows: p = 0
-        mb = m_ptr + (b // MB2) * smb1 + (b % MB2) * smb2
+        q = _load_rows(q_ptr + _boff(b, NB2, sqb1, sqb2), rows, sqr, rm, d, E)
+        lse = _lse(lse_ptr + b * L, rows, rm)
+        mb = m_ptr + _boff(b, MB2, smb1, smb2)
         dq = tl.full([BLOCK_M, D], 0.0, tl.float32)
-        hi = S
-        if CAUSAL:
-            hi = tl.minimum(S, start_m + BLOCK_M)
-        start = b * 0
+        start, hi = _key_range(b, S, start_m, BLOCK_M, CAUSAL)
         while start < hi:
             cols = start + tl.arange(0, BLOCK_N)
-            cm = cols < S
-            k = tl.load(k_ptr + cols[:, None] * skr + d[None, :], mask=cm[:, None] & (d < E)[None, :], other=0.0)
-            v = tl.load(v_ptr + cols[:, None] * svr + dv[None, :], mask=cm[:, None] & (dv < EV)[None, :], other=0.0)
+            k = _load_rows(k_ptr, cols, skr, cols < S, d, E)
+            v = _load_rows(v_ptr, cols, svr, cols < S, dv, EV)
             s = _masked(_dot(q, tl.trans(k), IEEE) * scale, rows[:, None], cols[None, :], mb, smr, smc, L, S,
                         MASK, CAUSAL)
             p = tl.exp(s - lse[:, None])
@@ -149,7 +164,7 @@ def attn_bwd_dq_kernel(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, do_ptr, lse_ptr, delta
             dq += _dot(ds.to(k.dtype), k, IEEE)
             start += BLOCK_N
         tl.store(dq_ptr + _boff(b, NB2, sgb1, sgb2) + rows[:, None] * sgr + d[None, :],
-                 (dq * scale).to(dq_ptr.dtype.element_ty), mask=md)
+                 (dq * scale).to(dq_ptr.dtype.element_ty), mask=rm[:, None] & (d < E)[None, :])
 
 
 @triton.jit
@@ -162,30 +177,23 @@ def attn_bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, m_ptr, do_ptr, lse_ptr, delta_ptr,
                          D: tl.constexpr, DV: tl.constexpr):
     """One tile of BLOCK_N keys, looping over query tiles (causal: from the diagonal on), in the
     transposed orientation (keys on rows): dv = p^T @ do, dk = scale * (p * (do @ v^T - delta))^T @ q."""
-    pid = tl.program_id(0).to(tl.int64)
-    b = pid // T
-    start_n = (pid % T) * BLOCK_N
-    cols = start_n + tl.arange(0, BLOCK_N)
-    cm = cols < S
+    b, start_n, cols, cm = _tile(T, S, BLOCK_N)
     d = tl.arange(0, D)
     dv = tl.arange(0, DV)
-    mk = cm[:, None] & (d < E)[None, :]
-    mv = cm[:, None] & (dv < EV)[None, :]
-    k = tl.load(k_ptr + _boff(b, NB2, skb1, skb2) + cols[:, None] * skr + d[None, :], mask=mk, other=0.0)
-    v = tl.load(v_ptr + _boff(b, NB2, svb1, svb2) + cols[:, None] * svr + dv[None, :], mask=mv, other=0.0)
+    k = _load_rows(k_ptr + _boff(b, NB2, skb1, skb2), cols, skr, cm, d, E)
+    v = _load_rows(v_ptr + _boff(b, NB2, svb1, svb2), cols, svr, cm, dv, EV)
     q_ptr += _boff(b, NB2, sqb1, sqb2)
     do_ptr += _boff(b, NB2, sdb1, sdb2)
-    mb = m_ptr + (b // MB2) * smb1 + (b % MB2) * smb2
+    mb = m_ptr + _boff(b, MB2, smb1, smb2)
     dk = tl.full([BLOCK_N, D], 0.0, tl.float32)
     dvacc = tl.full([BLOCK_N, DV], 0.0, tl.float32)
     start = start_n * CAUSAL     # causal: queries before this key tile see none of it
     while start < L:
         rows = start + tl.arange(0, BLOCK_M)
         rm = rows < L
-        q = tl.load(q_ptr + rows[:, None] * sqr + d[None, :], mask=rm[:, None] & (d < E)[None, :], other=0.0)
-        do = tl.load(do_ptr + rows[:, None] * sdr + dv[None, :], mask=rm[:, None] & (dv < EV)[None, :], other=0.0)
-        lse = tl.load(lse_ptr + b * L + rows, mask=rm, other=float("inf"))
-        lse = tl.where(lse == float("-inf"), float("inf"), lse)
+        q = _load_rows(q_ptr, rows, sqr, rm, d, E)
+        do = _load_rows(do_ptr, rows, sdr, rm, dv, EV)
+        lse = _lse(lse_ptr + b * L, rows, rm)
         sT = _masked(_dot(k, tl.trans(q), IEEE) * scale, rows[None, :], cols[:, None], mb, smr, smc, L, S,
                      MASK, CAUSAL)
         pT = tl.exp(sT - lse[None, :])
@@ -199,7 +207,7 @@ def attn_bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, m_ptr, do_ptr, lse_ptr, delta_ptr,
         start += BLOCK_M
     if NEED_DK:
         tl.store(dk_ptr + _boff(b, NB2, skgb1, skgb2) + cols[:, None] * skgr + d[None, :],
-                 (dk * scale).to(dk_ptr.dtype.element_ty), mask=mk)
+                 (dk * scale).to(dk_ptr.dtype.element_ty), mask=cm[:, None] & (d < E)[None, :])
     if NEED_DV:
         tl.store(dv_ptr + _boff(b, NB2, svgb1, svgb2) + cols[:, None] * svgr + dv[None, :],
-                 dvacc.to(dv_ptr.dtype.element_ty), mask=mv)
+                 dvacc.to(dv_ptr.dtype.element_ty), mask=cm[:, None] & (dv < EV)[None, :])

@@ -64,6 +64,22 @@ def _cast(v, CK: tl.constexpr):
         return v != 0
 
 
+@triton.jit
+def _extreme(LOWEST: tl.constexpr, CK: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+    """A [BLOCK_R, BLOCK_C] tile of CK's lowest (LOWEST: the identity of max) or highest value (of min):
+    -inf / +inf, the int64 bounds for `Compute.I64`."""
+    if CK == opcodes.Compute.I64:
+        if LOWEST:
+            return tl.full([BLOCK_R, BLOCK_C], -9223372036854775807, tl.int64) - 1
+        else:
+            return tl.full([BLOCK_R, BLOCK_C], 9223372036854775807, tl.int64)
+    else:
+        if LOWEST:
+            return _cast(tl.full([BLOCK_R, BLOCK_C], float("-inf"), tl.float32), CK)
+        else:
+            return _cast(tl.full([BLOCK_R, BLOCK_C], float("inf"), tl.float32), CK)
+
+
 # ---- math helpers ---------------------------------------------------------------------------
 
 @triton.jit

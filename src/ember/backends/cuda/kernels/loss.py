@@ -15,17 +15,27 @@ def _add(a, b):     # tl.sum is a jit function of triton.language: unusable unde
 
 
 @triton.jit
-def _pick(x_ptr, t_ptr, w_ptr, err_ptr, code, r, rm, C, ignore_index, HAS_W: tl.constexpr):
-    """(-x[r, t] * w_t, w_t) per row; 0 for ignored rows and (reported) out-of-range classes."""
+def _target(t_ptr, w_ptr, err_ptr, code, r, rm, C, ignore_index, HAS_W: tl.constexpr):
+    """(t, ok, w_t) per row: the class index, whether it counts (not ignored, in range) and its weight (1
+    without HAS_W), 0 where it does not count. Out-of-range classes are reported by the programs of
+    program_id(1) == 0 (all of them on a 1-D grid)."""
     t = tl.load(t_ptr + r, mask=rm, other=0).to(tl.int64)
     valid = rm & (t != ignore_index)
     outside = (t < 0) | (t >= C)
-    report(err_ptr, valid & outside, t, C, code)
+    if tl.program_id(1) == 0:
+        report(err_ptr, valid & outside, t, C, code)
     ok = valid & (outside == 0)
     if HAS_W:
         w = tl.load(w_ptr + t, mask=ok, other=0.0).to(tl.float32)
     else:
         w = tl.where(ok, 1.0, 0.0)
+    return t, ok, w
+
+
+@triton.jit
+def _pick(x_ptr, t_ptr, w_ptr, err_ptr, code, r, rm, C, ignore_index, HAS_W: tl.constexpr):
+    """(-x[r, t] * w_t, w_t) per row; 0 for ignored rows and (reported) out-of-range classes."""
+    t, ok, w = _target(t_ptr, w_ptr, err_ptr, code, r, rm, C, ignore_index, HAS_W)
     v = -tl.load(x_ptr + r * C + t, mask=ok, other=0.0).to(tl.float32) * w
     return v, w
 
@@ -65,16 +75,7 @@ def nll_bwd_kernel(g_ptr, t_ptr, w_ptr, tw_ptr, gi_ptr, N, C, ignore_index, err_
     r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     c = tl.program_id(1).to(tl.int64) * BLOCK_C + tl.arange(0, BLOCK_C)
     rm = r < N
-    t = tl.load(t_ptr + r, mask=rm, other=0).to(tl.int64)
-    valid = rm & (t != ignore_index)
-    outside = (t < 0) | (t >= C)
-    if tl.program_id(1) == 0:
-        report(err_ptr, valid & outside, t, C, code)
-    ok = valid & (outside == 0)
-    if HAS_W:
-        w = tl.load(w_ptr + t, mask=ok, other=0.0).to(tl.float32)
-    else:
-        w = tl.where(ok, 1.0, 0.0)
+    t, ok, w = _target(t_ptr, w_ptr, err_ptr, code, r, rm, C, ignore_index, HAS_W)     # reported by column 0
     if RED == opcodes.Reduction.NONE:
         g = tl.load(g_ptr + r, mask=rm, other=0.0).to(tl.float32)
     else:

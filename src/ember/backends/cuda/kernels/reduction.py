@@ -36,7 +36,7 @@ import triton
 import triton.language as tl
 
 from .. import opcodes
-from .elementwise import _cast
+from .elementwise import _cast, _extreme
 
 
 # Lane reductions through `tl.reduce` with local combine functions (rather than tl.sum/tl.max, which
@@ -72,39 +72,26 @@ def _welford_fn(n_a, mean_a, m2_a, n_b, mean_b, m2_b):
 
 
 @triton.jit
-def _rsum(x):
-    return tl.reduce(x, 1, _add_fn)
-
-
-@triton.jit
-def _rmax(x):
-    return tl.reduce(x, 1, _max_fn)
-
-
-@triton.jit
-def _rmin(x):
-    return tl.reduce(x, 1, _min_fn)
-
-
-@triton.jit
-def _rprod(x):
-    return tl.reduce(x, 1, _mul_fn)
-
-
-@triton.jit
-def _rows(r, RIN, rs0, rs1, ROW2: tl.constexpr):
-    if ROW2:
-        return (r // RIN) * rs0 + (r % RIN) * rs1
+def _rreduce(x, OP: tl.constexpr):
+    """x reduced along axis 1 (a row's lanes) by the `opcodes.Reduce` OP: AMAX, AMIN, PROD, else a sum."""
+    if OP == opcodes.Reduce.AMAX:
+        return tl.reduce(x, 1, _max_fn)
+    elif OP == opcodes.Reduce.AMIN:
+        return tl.reduce(x, 1, _min_fn)
+    elif OP == opcodes.Reduce.PROD:
+        return tl.reduce(x, 1, _mul_fn)
     else:
-        return r * rs1
+        return tl.reduce(x, 1, _add_fn)
 
 
 @triton.jit
-def _cols(c, CIN, cs0, cs1, COL2: tl.constexpr):
-    if COL2:
-        return (c // CIN) * cs0 + (c % CIN) * cs1
+def _offset2(i, INNER, s0, s1, TWO: tl.constexpr):
+    """The offset of row (column) i: over two collapsed dims, the inner of size INNER (TWO: `ROW2`, `COL2`),
+    else one of stride s1."""
+    if TWO:
+        return (i // INNER) * s0 + (i % INNER) * s1
     else:
-        return c * cs1
+        return i * s1
 
 
 @triton.jit
@@ -115,16 +102,8 @@ def _init(OP: tl.constexpr, CK: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl
         return _cast(tl.full([BLOCK_R, BLOCK_C], 1, tl.int32), CK)
     elif OP != opcodes.Reduce.AMAX and OP != opcodes.Reduce.AMIN:
         return _cast(tl.full([BLOCK_R, BLOCK_C], 0, tl.int32), CK)
-    elif CK == opcodes.Compute.I64:
-        if OP == opcodes.Reduce.AMAX:
-            return tl.full([BLOCK_R, BLOCK_C], -9223372036854775807, tl.int64) - 1
-        else:
-            return tl.full([BLOCK_R, BLOCK_C], 9223372036854775807, tl.int64)
     else:
-        if OP == opcodes.Reduce.AMAX:
-            return _cast(tl.full([BLOCK_R, BLOCK_C], float("-inf"), tl.float32), CK)
-        else:
-            return _cast(tl.full([BLOCK_R, BLOCK_C], float("inf"), tl.float32), CK)
+        return _extreme(OP == opcodes.Reduce.AMAX, CK, BLOCK_R, BLOCK_C)
 
 
 @triton.jit
@@ -146,7 +125,7 @@ def _reduce_step(acc, x_ptr, ctr, roff, rmask, c0, end, CIN, cs0, cs1,
                  BLOCK_C: tl.constexpr):
     c = c0 + tl.arange(0, BLOCK_C).to(tl.int64)
     m = rmask[:, None] & (c < end)[None, :]
-    raw = tl.load(x_ptr + roff[:, None] + _cols(c, CIN, cs0, cs1, COL2)[None, :], mask=m, other=0)
+    raw = tl.load(x_ptr + roff[:, None] + _offset2(c, CIN, cs0, cs1, COL2)[None, :], mask=m, other=0)
     x = _cast(raw, CK)
     if OP == opcodes.Reduce.SUM:
         acc = acc + x
@@ -182,7 +161,7 @@ def reduce_kernel(out_ptr, x_ptr, c_ptr, R, C, RIN, rs0, rs1, CIN, cs0, cs1, chu
     pid_s = tl.program_id(1).to(tl.int64)
     r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
     rmask = r < R
-    roff = _rows(r, RIN, rs0, rs1, ROW2)
+    roff = _offset2(r, RIN, rs0, rs1, ROW2)
     ctr = _centre(c_ptr, r, rmask, OP, POST, BLOCK_R)
     start = pid_s * chunk
     end = tl.minimum(start + chunk, C)
@@ -197,17 +176,10 @@ def reduce_kernel(out_ptr, x_ptr, c_ptr, R, C, RIN, rs0, rs1, CIN, cs0, cs1, chu
         for k in range(0, nblk):
             acc = _reduce_step(acc, x_ptr, ctr, roff, rmask, start + k * BLOCK_C, end, CIN, cs0, cs1,
                                OP, CK, COL2, BLOCK_R, BLOCK_C)
-    if OP == opcodes.Reduce.AMAX:
-        res = _rmax(acc)
-    elif OP == opcodes.Reduce.AMIN:
-        res = _rmin(acc)
-    elif OP == opcodes.Reduce.PROD:
-        res = _rprod(acc)
-    else:
-        res = _rsum(acc)
+    res = _rreduce(acc, OP)
     if OP == opcodes.Reduce.AMAX or OP == opcodes.Reduce.AMIN:
         if CK != opcodes.Compute.I64:
-            nan = _rmax((acc != acc).to(tl.int32))
+            nan = _rreduce((acc != acc).to(tl.int32), opcodes.Reduce.AMAX)
             res = tl.where(nan > 0, float("nan"), res)
     if HAS_DIV:
         res = res / divisor
@@ -223,7 +195,7 @@ def _welford_step(n, mean, m2, x_ptr, roff, rmask, piv, start, c0, end, CIN, cs0
                   MERGE: tl.constexpr, CK: tl.constexpr, COL2: tl.constexpr, BLOCK_C: tl.constexpr):
     c = c0 + tl.arange(0, BLOCK_C).to(tl.int64)
     m = rmask[:, None] & (c < end)[None, :]
-    p = x_ptr + roff[:, None] + _cols(c, CIN, cs0, cs1, COL2)[None, :]
+    p = x_ptr + roff[:, None] + _offset2(c, CIN, cs0, cs1, COL2)[None, :]
     if MERGE:   # x holds (count, mean, M2) partials in three planes; masked lanes load the identity
         n, mean, m2 = _welford_fn(n, mean, m2, tl.load(p, mask=m, other=0), tl.load(p + plane, mask=m, other=0),
                                   tl.load(p + 2 * plane, mask=m, other=0))
@@ -248,7 +220,7 @@ def welford_kernel(out_ptr, x_ptr, R, C, RIN, rs0, rs1, CIN, cs0, cs1, chunk, nb
     pid_s = tl.program_id(1).to(tl.int64)
     r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
     rmask = r < R
-    roff = _rows(r, RIN, rs0, rs1, ROW2)
+    roff = _offset2(r, RIN, rs0, rs1, ROW2)
     start = pid_s * chunk
     end = tl.minimum(start + chunk, C)
     plane = R * C
@@ -293,7 +265,7 @@ def _arg_step(bv, bi, x_ptr, roff, rmask, c0, C, CIN, cs0, cs1, BIG,
               IS_MIN: tl.constexpr, CK: tl.constexpr, COL2: tl.constexpr, BLOCK_C: tl.constexpr):
     c = c0 + tl.arange(0, BLOCK_C).to(tl.int64)
     m = rmask[:, None] & (c < C)[None, :]
-    x = _cast(tl.load(x_ptr + roff[:, None] + _cols(c, CIN, cs0, cs1, COL2)[None, :], mask=m, other=0), CK)
+    x = _cast(tl.load(x_ptr + roff[:, None] + _offset2(c, CIN, cs0, cs1, COL2)[None, :], mask=m, other=0), CK)
     if IS_MIN:
         better = x < bv
     else:
@@ -314,7 +286,7 @@ def arg_kernel(out_ptr, val_ptr, x_ptr, R, C, RIN, rs0, rs1, CIN, cs0, cs1, nblk
     With WRITE_VAL, val[r] = that max (min), NaN if the row has one (max/min over a dim)."""
     r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
     rmask = r < R
-    roff = _rows(r, RIN, rs0, rs1, ROW2)
+    roff = _offset2(r, RIN, rs0, rs1, ROW2)
     BIG = C  # "no index yet" (a valid index is < C)
     bv = _cast(tl.full([BLOCK_R, BLOCK_C], 0, tl.int32), CK)
     bi = tl.full([BLOCK_R, BLOCK_C], 0, tl.int64) + BIG
@@ -330,15 +302,15 @@ def arg_kernel(out_ptr, val_ptr, x_ptr, R, C, RIN, rs0, rs1, CIN, cs0, cs1, nblk
                                IS_MIN, CK, COL2, BLOCK_C)
     valid = bi != BIG
     if IS_MIN:
-        best = _rmin(tl.where(valid, bv, _rmax(bv)[:, None]))
+        best = _rreduce(tl.where(valid, bv, _rreduce(bv, opcodes.Reduce.AMAX)[:, None]), opcodes.Reduce.AMIN)
     else:
-        best = _rmax(tl.where(valid, bv, _rmin(bv)[:, None]))
+        best = _rreduce(tl.where(valid, bv, _rreduce(bv, opcodes.Reduce.AMIN)[:, None]), opcodes.Reduce.AMAX)
     cand = valid & (bv == best[:, None])
     if CK != opcodes.Compute.I64:
         isnan = valid & (bv != bv)
-        anynan = _rmax(isnan.to(tl.int32))
+        anynan = _rreduce(isnan.to(tl.int32), opcodes.Reduce.AMAX)
         cand = tl.where(anynan[:, None] > 0, isnan, cand)
-    idx = _rmin(tl.where(cand, bi, BIG))
+    idx = _rreduce(tl.where(cand, bi, BIG), opcodes.Reduce.AMIN)
     tl.store(out_ptr + r, idx, mask=rmask)
     if WRITE_VAL:
         if CK != opcodes.Compute.I64:
@@ -380,8 +352,8 @@ def softmax_kernel(out_ptr, x_ptr, R, C, RIN, rs0, rs1, cs, ors0, ors1, ocs, nbl
     A row of all -inf, or with +inf or NaN, gives NaN (as in PyTorch)."""
     r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
     rmask = r < R
-    roff = _rows(r, RIN, rs0, rs1, ROW2)
-    ooff = _rows(r, RIN, ors0, ors1, ROW2)
+    roff = _offset2(r, RIN, rs0, rs1, ROW2)
+    ooff = _offset2(r, RIN, ors0, ors1, ROW2)
     m = _cast(tl.full([BLOCK_R, BLOCK_C], float("-inf"), tl.float32), CK)
     s = _cast(tl.full([BLOCK_R, BLOCK_C], 0, tl.float32), CK)
     if INTERP:
@@ -392,11 +364,11 @@ def softmax_kernel(out_ptr, x_ptr, R, C, RIN, rs0, rs1, cs, ors0, ors1, ocs, nbl
     else:
         for k in range(0, nblk):
             m, s = _sm_stats_step(m, s, x_ptr, roff, rmask, k * BLOCK_C, C, cs, CK, BLOCK_C)
-    M = _rmax(m)
-    nan = _rmax((m != m).to(tl.int32))
+    M = _rreduce(m, opcodes.Reduce.AMAX)
+    nan = _rreduce((m != m).to(tl.int32), opcodes.Reduce.AMAX)
     M = tl.where(nan > 0, float("nan"), M)
     safe = tl.where(M == float("-inf"), 0.0, M)
-    S = _rsum(s * tl.exp(m - safe[:, None]))
+    S = _rreduce(s * tl.exp(m - safe[:, None]), opcodes.Reduce.SUM)
     if LOG:
         L = tl.log(S)
     else:
@@ -421,8 +393,8 @@ def softmax_row_kernel(out_ptr, x_ptr, R, C, RIN, rs0, rs1, ors0, ors1,
     XALIGN (OALIGN) bytes: the hints that let Triton use 16-byte loads and stores."""
     r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
     rmask = r < R
-    roff = _rows(r, RIN, rs0, rs1, ROW2)
-    ooff = _rows(r, RIN, ors0, ors1, ROW2)
+    roff = _offset2(r, RIN, rs0, rs1, ROW2)
+    ooff = _offset2(r, RIN, ors0, ors1, ROW2)
     c = tl.arange(0, BLOCK_C)
     cmask = c < C
     xp = x_ptr + roff[:, None] + c[None, :]
@@ -433,9 +405,9 @@ def softmax_row_kernel(out_ptr, x_ptr, R, C, RIN, rs0, rs1, ors0, ors1,
         op = tl.multiple_of(op, [OALIGN, OALIGN])
     m = rmask[:, None] & cmask[None, :]
     x = tl.where(m, _cast(tl.load(xp, mask=m, other=0), CK), float("-inf"))
-    z = x - _rmax(x)[:, None]
+    z = x - _rreduce(x, opcodes.Reduce.AMAX)[:, None]
     e = tl.exp(z)
-    s = _rsum(e)
+    s = _rreduce(e, opcodes.Reduce.SUM)
     if LOG:
         y = z - tl.log(s)[:, None]
     else:

@@ -137,7 +137,10 @@ def _draw(wx, wy, wz, ww, i, p_ptr, a, b, WHICH: tl.constexpr, DIST: tl.constexp
 
 
 @triton.jit
-def _put(out_ptr, i, n, v, OUT_BOOL: tl.constexpr):
+def _put(out_ptr, i, n, wx, wy, wz, ww, p_ptr, a, b, WHICH: tl.constexpr, DIST: tl.constexpr, WIDE: tl.constexpr,
+         UBITS: tl.constexpr, OUT_BOOL: tl.constexpr):
+    """out[i] = draw WHICH of the words (wx, wy, wz, ww) (see `_draw`), where i < n."""
+    v = _draw(wx, wy, wz, ww, tl.where(i < n, i, 0), p_ptr, a, b, WHICH, DIST, WIDE, UBITS)
     if OUT_BOOL:
         v = v != 0
     if out_ptr.dtype.element_ty == tl.bfloat16:
@@ -154,26 +157,16 @@ def fill_kernel(out_ptr, p_ptr, state_ptr, seed, offset, graph, n, a, b,
     seed, base = _state(state_ptr, seed, offset, graph)
     j = tl.arange(0, BLOCK)
     w0, w1, w2, w3 = _randint4x(seed, base + pid * BLOCK + j)
-    if WIDE:
+    if WIDE:                # two 64-bit draws from the four words
         i = pid * (2 * BLOCK) + j
-        im = tl.where(i < n, i, 0)
-        _put(out_ptr, i, n, _draw(w0, w1, w2, w3, im, p_ptr, a, b, 0, DIST, WIDE, UBITS), OUT_BOOL)
-        i += BLOCK
-        im = tl.where(i < n, i, 0)
-        _put(out_ptr, i, n, _draw(w0, w1, w2, w3, im, p_ptr, a, b, 1, DIST, WIDE, UBITS), OUT_BOOL)
-    else:
+        _put(out_ptr, i, n, w0, w1, w2, w3, p_ptr, a, b, 0, DIST, WIDE, UBITS, OUT_BOOL)
+        _put(out_ptr, i + BLOCK, n, w0, w1, w2, w3, p_ptr, a, b, 1, DIST, WIDE, UBITS, OUT_BOOL)
+    else:                   # four 32-bit draws, two from each pair of words
         i = pid * (4 * BLOCK) + j
-        im = tl.where(i < n, i, 0)
-        _put(out_ptr, i, n, _draw(w0, w1, w0, w1, im, p_ptr, a, b, 0, DIST, WIDE, UBITS), OUT_BOOL)
-        i += BLOCK
-        im = tl.where(i < n, i, 0)
-        _put(out_ptr, i, n, _draw(w0, w1, w0, w1, im, p_ptr, a, b, 1, DIST, WIDE, UBITS), OUT_BOOL)
-        i += BLOCK
-        im = tl.where(i < n, i, 0)
-        _put(out_ptr, i, n, _draw(w2, w3, w2, w3, im, p_ptr, a, b, 0, DIST, WIDE, UBITS), OUT_BOOL)
-        i += BLOCK
-        im = tl.where(i < n, i, 0)
-        _put(out_ptr, i, n, _draw(w2, w3, w2, w3, im, p_ptr, a, b, 1, DIST, WIDE, UBITS), OUT_BOOL)
+        _put(out_ptr, i, n, w0, w1, w0, w1, p_ptr, a, b, 0, DIST, WIDE, UBITS, OUT_BOOL)
+        _put(out_ptr, i + BLOCK, n, w0, w1, w0, w1, p_ptr, a, b, 1, DIST, WIDE, UBITS, OUT_BOOL)
+        _put(out_ptr, i + 2 * BLOCK, n, w2, w3, w2, w3, p_ptr, a, b, 0, DIST, WIDE, UBITS, OUT_BOOL)
+        _put(out_ptr, i + 3 * BLOCK, n, w2, w3, w2, w3, p_ptr, a, b, 1, DIST, WIDE, UBITS, OUT_BOOL)
 
 
 @triton.jit

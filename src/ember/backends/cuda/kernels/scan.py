@@ -27,7 +27,8 @@ import triton
 import triton.language as tl
 
 from .. import opcodes
-from .elementwise import _cast
+from .elementwise import _cast, _extreme
+from .reduction import _offset2
 
 
 @triton.jit
@@ -72,16 +73,8 @@ def _identity(OP: tl.constexpr, CK: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C
         return _cast(tl.full([BLOCK_R, BLOCK_C], 1, tl.int32), CK)
     elif OP == opcodes.Scan.LOGCUMSUMEXP:
         return _cast(tl.full([BLOCK_R, BLOCK_C], float("-inf"), tl.float32), CK)
-    elif CK == opcodes.Compute.I64:
-        if OP == opcodes.Scan.CUMMAX:
-            return tl.full([BLOCK_R, BLOCK_C], -9223372036854775807, tl.int64) - 1
-        else:
-            return tl.full([BLOCK_R, BLOCK_C], 9223372036854775807, tl.int64)
     else:
-        if OP == opcodes.Scan.CUMMAX:
-            return _cast(tl.full([BLOCK_R, BLOCK_C], float("-inf"), tl.float32), CK)
-        else:
-            return _cast(tl.full([BLOCK_R, BLOCK_C], float("inf"), tl.float32), CK)
+        return _extreme(OP == opcodes.Scan.CUMMAX, CK, BLOCK_R, BLOCK_C)
 
 
 @triton.jit
@@ -191,12 +184,9 @@ def scan_kernel(out_ptr, idx_ptr, x_ptr, tv_ptr, ti_ptr, R, C, RIN, rs0, rs1, cs
     if RUNIT:
         roff = r
         ooff = r
-    elif ROW2:
-        roff = (r // RIN) * rs0 + (r % RIN) * rs1
-        ooff = (r // RIN) * ors0 + (r % RIN) * ors1
     else:
-        roff = r * rs1
-        ooff = r * ors1
+        roff = _offset2(r, RIN, rs0, rs1, ROW2)
+        ooff = _offset2(r, RIN, ors0, ors1, ROW2)
     start = s * chunk
     end = tl.minimum(start + chunk, C)
     if MODE == opcodes.ScanPass.CARRY_IN:
