@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import ember
+from test_gpt_example import text_dir  # noqa: F401 - fixtures shared with the CPU tests of the jobs
+from test_vit_example import archive  # noqa: F401
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not ember.cuda.is_available(), reason="needs an NVIDIA GPU and cuda-bindings")]
@@ -25,3 +27,27 @@ def test_graphed_training_step_follows_the_eager_one(tmp_path):
     assert graphed["final_loss"] < 0.7 * graphed["first_loss"]
     ck = ember.load(os.path.join(tmp_path, "graphed", "checkpoint.safetensors"))
     assert ck["step"] == 80
+
+
+def _cuda(args):
+    return ["--device" if a == "--device" else ("cuda" if a == "cpu" else a) for a in args]
+
+
+def test_gpt_job_graphed_follows_the_eager_one(tmp_path, text_dir):
+    from test_gpt_example import TINY
+    from ember.examples import gpt
+    common = _cuda(TINY) + ["--data", str(text_dir), "--steps", "30", "--eval-every", "30", "--dropout", "0"]
+    eager = gpt.main(common + ["--no-cuda-graph", "--out", str(tmp_path / "eager")])
+    graphed = gpt.main(common + ["--out", str(tmp_path / "graphed")])         # graphed: the default on CUDA
+    np.testing.assert_allclose(graphed["losses"], eager["losses"], rtol=2e-3)
+    assert graphed["val_loss"] == pytest.approx(eager["val_loss"], rel=2e-3)
+
+
+def test_vit_job_graphed_follows_the_eager_one(tmp_path, archive):
+    from test_vit_example import TINY
+    from ember.examples import vit
+    common = _cuda(TINY) + ["--data", str(archive), "--cache", str(tmp_path / "cache"), "--epochs", "3",
+                            "--dropout", "0"]
+    eager = vit.main(common + ["--no-cuda-graph", "--out", str(tmp_path / "eager")])
+    graphed = vit.main(common + ["--out", str(tmp_path / "graphed")])
+    np.testing.assert_allclose(graphed["losses"], eager["losses"], rtol=2e-3)

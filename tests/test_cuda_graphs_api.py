@@ -44,7 +44,7 @@ def test_graphed_step_trains_as_the_eager_step():
     assert len(step._graphs) == 1 and step.eager_reason is None
     np.testing.assert_allclose(graphed, eager, rtol=1e-5, atol=1e-6)
     for p1, p2 in zip(m1.parameters(), m2.parameters()):
-        np.testing.assert_allclose(p2.cpu().numpy(), p1.cpu().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(p2.detach().cpu().numpy(), p1.detach().cpu().numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_graphed_step_captures_again_for_a_new_shape():

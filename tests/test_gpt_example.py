@@ -156,3 +156,12 @@ def test_first_50_losses_match_a_torch_twin(text_dir):
         tlosses.append(tloss.item())
     np.testing.assert_allclose(losses, tlosses, rtol=1e-4)
     assert losses[-1] < losses[0]
+
+
+def test_cuda_graph_is_refused_off_cuda_and_with_fp16(tmp_path, capsys):
+    for extra, says in ((["--device", "cpu", "--cuda-graph"], "--cuda-graph: needs a CUDA device, and the run's "
+                                                                "device is cpu"),
+                        (["--cuda-graph", "--amp", "fp16"], "--cuda-graph: ")):
+        with pytest.raises(SystemExit) as e:
+            gpt.main(TINY + extra + ["--data", str(tmp_path)])
+        assert e.value.code == 2 and says in capsys.readouterr().err

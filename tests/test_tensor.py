@@ -433,3 +433,19 @@ def test_ember_never_imports_torch():
 
 def test_all_dtypes_map_to_torch():
     assert len(E2T) == 10 and len(ember.core.dtype.ALL_DTYPES) == 10
+
+
+def test_new_factories_as_torch():
+    import torch
+    for lib in (ember, torch):
+        t = lib.ones(2, 3, dtype=lib.float64)
+        got = [t.new_zeros(2, 2), t.new_ones((3,)), t.new_full((2,), 7), t.new_empty([1, 2], dtype=lib.int32),
+               t.new_ones(2, requires_grad=True)]
+        res = [(str(g.dtype).split(".")[-1], tuple(g.shape), g.requires_grad) for g in got]
+        vals = [got[0].tolist(), got[1].tolist(), got[2].tolist()]
+        if lib is ember:
+            mine = (res, vals)
+        else:
+            assert mine == (res, vals)
+    with pytest.raises(TypeError, match=r"new_zeros\(\): argument 'size' must be a tuple of ints.*float"):
+        ember.ones(2).new_zeros(2.5)

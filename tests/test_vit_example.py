@@ -179,3 +179,10 @@ def test_limit_takes_a_random_subset_of_every_class(archive, tmp_path, monkeypat
     vit.main(TINY + ["--data", str(archive), "--cache", str(tmp_path), "--epochs", "1", "--limit", "48",
                      "--out", str(tmp_path / "run")])
     assert len(captured["labels"]) >= 8       # the archive lists images class by class: not the first 48
+
+
+def test_cuda_graph_is_refused_off_cuda(capsys):
+    with pytest.raises(SystemExit) as e:
+        vit.main(TINY + ["--device", "cpu", "--cuda-graph"])
+    assert e.value.code == 2 and "--cuda-graph: needs a CUDA device, and the run's device is cpu" in \
+        capsys.readouterr().err

@@ -63,6 +63,33 @@ def add_run_options(p: argparse.ArgumentParser, job: str) -> None:
     p.add_argument("--resume", default=None, metavar="DIR", help="continue from DIR's checkpoint (its options)")
     p.add_argument("--amp", choices=("bf16", "fp16", "off"), default="off", help="autocast (default off)")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    p.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None,
+                   help="on CUDA, capture the whole training step (forward, backward, clipping, AdamW) as a CUDA graph "
+                        "and replay it (default: on for CUDA)")
+
+
+def use_cuda_graph(args, device: str) -> bool:
+    """Whether the training step runs as a CUDA graph: on CUDA unless --no-cuda-graph; --cuda-graph elsewhere, or
+    with --amp fp16 (its GradScaler reads the inf flag on the host), is refused."""
+    asked = getattr(args, "cuda_graph", None)       # None: not given (or a checkpoint from before the option)
+    graphed = device.startswith("cuda") and asked is not False
+    if asked and not graphed:
+        raise ValueError(f"--cuda-graph needs a CUDA device, got --device {device}")
+    if args.amp == "fp16" and graphed:
+        if asked:
+            raise ValueError("--amp fp16 needs a GradScaler, whose step reads the inf flag on the host and so can't "
+                             "be captured; use --amp bf16, or --no-cuda-graph")
+        graphed = False
+    return graphed
+
+
+def set_lr(opt, lr: float) -> None:
+    """Sets every group's learning rate: in place where it is a tensor (a graphed step reads it from the device)."""
+    for g in opt.param_groups:
+        if isinstance(g["lr"], ember.Tensor):
+            g["lr"].fill_(lr)
+        else:
+            g["lr"] = lr
 
 
 def add_model_options(p: argparse.ArgumentParser, cpu_d_model: int, cpu_layers: int, dropout: float) -> tuple:
@@ -92,6 +119,13 @@ def check_options(p: argparse.ArgumentParser, args, checks) -> None:
             p.error(f"--{flag} {getattr(args, flag.replace('-', '_'))}: must be {allowed}")
     if args.device is not None and args.device.startswith("cuda") and not ember.cuda.is_available():
         p.error(f"--device {args.device}: no CUDA device is available here; use --device cpu")
+    if getattr(args, "cuda_graph", None):
+        device = args.device or default_device()
+        if not device.startswith("cuda"):
+            p.error(f"--cuda-graph: needs a CUDA device, and the run's device is {device}")
+        if getattr(args, "amp", None) == "fp16":
+            p.error("--cuda-graph: not with --amp fp16, whose GradScaler reads the inf flag on the host (use --amp "
+                    "bf16, or --no-cuda-graph)")
 
 
 def resume(job: str, args, argv, may_change):

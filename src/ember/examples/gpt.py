@@ -26,6 +26,7 @@ import ember.nn as nn
 import ember.nn.functional as F
 from ember.datasets.text import BPETokenizer, CharTokenizer
 from ember.examples._common import (Block, add_model_options, add_run_options, amp, check_options, default_device,
+                                    set_lr, use_cuda_graph,
                                     find_data, log_step, parser, plot, progress, restore, resume, size_defaults,
                                     write_history)
 from ember.examples.reverse import lr_at, update
@@ -181,8 +182,12 @@ def main(argv=None) -> dict:
     model = GPT(tok.vocab_size, args.block_size, args.d_model, args.heads, args.layers, args.dropout).to(device)
     decay = [q for q in model.parameters() if q.ndim >= 2]
     no_decay = [q for q in model.parameters() if q.ndim < 2]
+    graphed = use_cuda_graph(args, device)
+    # graphed: the learning rate and the step count live on the GPU (set_lr fills lr in place)
+    lr0 = ember.tensor(args.lr, device=device) if graphed else args.lr
     opt = ember.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95))
+                             {"params": no_decay, "weight_decay": 0.0}], lr=lr0, betas=(0.9, 0.95),
+                            capturable=graphed)
     start, history = 0, {"step": [], "loss": [], "eval_step": [], "eval_loss": [], "samples": []}
     if state is not None:
         history = restore(state, model, opt)
@@ -192,7 +197,15 @@ def main(argv=None) -> dict:
     dev_type, amp_dtype, scaler = amp(args, device)
     n_params = sum(q.numel() for q in model.parameters())
     print(f"ember {ember.__version__}: GPT, {n_params:,} parameters, {args.tokenizer} tokenizer of "
-          f"{tok.vocab_size} tokens, {len(train_ids):,} training tokens, device {device}, steps {start}..{total}")
+          f"{tok.vocab_size} tokens, {len(train_ids):,} training tokens, device {device}, steps {start}..{total}"
+          + (", training step as a CUDA graph" if graphed else ""))
+
+    def train_step(x, y):
+        with ember.autocast(dev_type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+        update(loss, opt, scaler, model.parameters())
+        return loss
+    step_fn = ember.cuda.graphed_step(train_step) if graphed else train_step
     ck = os.path.join(args.out, "checkpoint.safetensors")
     saved_args = json.dumps({k: v for k, v in vars(args).items() if k != "resume"})
 
@@ -213,14 +226,9 @@ def main(argv=None) -> dict:
     bar = progress(total - start, not args.no_progress)
     t0, tokens = time.perf_counter(), 0
     for step in range(start, total):
-        lr = args.lr * lr_at(step, total, warmup)
-        for g in opt.param_groups:
-            g["lr"] = lr
+        set_lr(opt, args.lr * lr_at(step, total, warmup))
         x, y = batch(train_ids, args.batch_size, args.block_size, args.seed, step)
-        x, y = x.to(device), y.to(device)
-        with ember.autocast(dev_type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-        update(loss, opt, scaler, model.parameters())
+        loss = step_fn(x.to(device), y.to(device))
         tokens += x.numel()
         log_step(bar, history, step, loss.item(), tokens / (time.perf_counter() - t0), "tok")
         if (step + 1) % eval_every == 0 or step == total - 1:

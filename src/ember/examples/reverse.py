@@ -20,7 +20,8 @@ import ember
 import ember.nn as nn
 import ember.nn.functional as F
 from ember.datasets import ReversalDataset, sequence_accuracy
-from ember.examples._common import check_options, default_device  # noqa: F401  (default_device: public here too)
+from ember.examples._common import check_options, use_cuda_graph
+from ember.examples._common import default_device  # noqa: F401  (public here too)
 
 
 class ReversalTransformer(nn.Module):
@@ -159,15 +160,8 @@ def main(argv=None) -> dict:
     n_params = sum(q.numel() for q in model.parameters())
     decay = [q for q in model.parameters() if q.ndim >= 2]
     no_decay = [q for q in model.parameters() if q.ndim < 2]
-    graphed = device.startswith("cuda") and args.cuda_graph is not False
-    if args.cuda_graph and not graphed:
-        raise ValueError(f"--cuda-graph needs a CUDA device, got --device {device}")
+    graphed = use_cuda_graph(args, device)
     amp_dtype = {"bf16": ember.bfloat16, "fp16": ember.float16}.get(args.amp)
-    if args.amp == "fp16" and graphed:
-        if args.cuda_graph:
-            raise ValueError("--amp fp16 needs a GradScaler, whose step reads the inf flag on the host and so can't "
-                             "be captured; use --amp bf16, or --no-cuda-graph")
-        graphed = False
     scaler = ember.amp.GradScaler(device.split(":")[0], enabled=args.amp == "fp16")
     # graphed: the step count and the learning rate live on the GPU (the scheduler fills lr in place)
     lr = ember.tensor(args.lr, device=device) if graphed else args.lr

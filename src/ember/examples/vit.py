@@ -28,8 +28,8 @@ import ember
 import ember.nn as nn
 import ember.nn.functional as F
 from ember.examples._common import (Block, add_model_options, add_run_options, amp, check_options, default_device,
-                                    find_data, log_step, parser, plot, progress, restore, resume, size_defaults,
-                                    write_history)
+                                    find_data, log_step, parser, plot, progress, restore, resume, set_lr,
+                                    size_defaults, use_cuda_graph, write_history)
 from ember.examples.reverse import lr_at, update
 
 ARCHIVE = "cifar10-jpeg.tar.gz"
@@ -205,8 +205,11 @@ def main(argv=None) -> dict:
     model = ViT(len(data["classes"]), 32, 4, args.d_model, args.heads, args.layers, 16, args.dropout).to(device)
     decay = [q for q in model.parameters() if q.ndim >= 2 and q is not model.cls and q is not model.pos]
     rest = [q for q in model.parameters() if not any(q is d for d in decay)]
+    graphed = use_cuda_graph(args, device)
+    # graphed: the learning rate and the step count live on the GPU (set_lr fills lr in place)
     opt = ember.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                             {"params": rest, "weight_decay": 0.0}], lr=args.lr)
+                             {"params": rest, "weight_decay": 0.0}],
+                            lr=ember.tensor(args.lr, device=device) if graphed else args.lr, capturable=graphed)
     steps_per_epoch = max(1, len(ytr) // args.batch_size)
     total = args.epochs * steps_per_epoch
     warmup = max(1, total // 20)
@@ -218,7 +221,15 @@ def main(argv=None) -> dict:
     dev_type, amp_dtype, scaler = amp(args, device)
     n_params = sum(q.numel() for q in model.parameters())
     print(f"ember {ember.__version__}: ViT, {n_params:,} parameters, {len(ytr):,} training and {len(yte):,} test "
-          f"images, device {device}, epochs {start_epoch}..{args.epochs}")
+          f"images, device {device}, epochs {start_epoch}..{args.epochs}"
+          + (", training step as a CUDA graph" if graphed else ""))
+
+    def train_step(x, y):
+        with ember.autocast(dev_type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            loss = F.cross_entropy(model(x), y, label_smoothing=args.label_smoothing)
+        update(loss, opt, scaler, model.parameters())
+        return loss
+    step_fn = ember.cuda.graphed_step(train_step) if graphed else train_step
     ck = os.path.join(args.out, "checkpoint.safetensors")
     os.makedirs(args.out, exist_ok=True)
     saved_args = json.dumps({k: v for k, v in vars(args).items() if k != "resume"})
@@ -231,14 +242,9 @@ def main(argv=None) -> dict:
         ember.manual_seed(args.seed * 100003 + epoch + 50021)
         for i in range(steps_per_epoch):
             step = epoch * steps_per_epoch + i
-            for g in opt.param_groups:
-                g["lr"] = args.lr * lr_at(step, total, warmup)
+            set_lr(opt, args.lr * lr_at(step, total, warmup))
             idx = order[i * args.batch_size:(i + 1) * args.batch_size]
-            x = prepare(xtr[idx], mean, std, device, gen)
-            y = ember.tensor(ytr[idx], device=device)
-            with ember.autocast(dev_type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                loss = F.cross_entropy(model(x), y, label_smoothing=args.label_smoothing)
-            update(loss, opt, scaler, model.parameters())
+            loss = step_fn(prepare(xtr[idx], mean, std, device, gen), ember.tensor(ytr[idx], device=device))
             seen += len(idx)
             log_step(bar, history, step, loss.item(), seen / (time.perf_counter() - t0), "img")
         acc, conf = evaluate(model, xte, yte, mean, std, device, classes=len(data["classes"]))

@@ -299,6 +299,30 @@ def _new_tensor(self, data, dtype=None, device=None, requires_grad=False):
     return _tensor(data, dtype=dtype or self._dtype, device=device or self.device, requires_grad=requires_grad)
 
 
+def _new_factory(name):
+    """Tensor.new_zeros / new_ones / new_empty (and new_full below): a new tensor of the given size with this
+    tensor's dtype and device unless told otherwise, as torch's."""
+    def new(self, *size, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False):
+        from . import creation
+        if len(size) == 1 and isinstance(size[0], (tuple, list)):
+            size = size[0]
+        for n in size:
+            if isinstance(n, bool) or not isinstance(n, int):
+                raise TypeError(f"new_{name}(): argument 'size' must be a tuple of ints, but found an element of "
+                                f"type {type(n).__name__} ({n!r})")
+        return getattr(creation, name)(*size, dtype=dtype or self._dtype, device=device or self.device,
+                                       requires_grad=requires_grad)
+    new.__name__ = "new_" + name
+    return new
+
+
+def _new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False, layout=None,
+              pin_memory=False):
+    from .creation import full
+    return full(size, fill_value, dtype=dtype or self._dtype, device=device or self.device,
+                requires_grad=requires_grad)
+
+
 def _type_as(self, other):
     return to(self, other._dtype)
 
@@ -309,6 +333,8 @@ Tensor.type_as = _type_as
 Tensor.cpu = _cpu
 Tensor.cuda = _cuda
 Tensor.new_tensor = _new_tensor
+Tensor.new_zeros, Tensor.new_ones, Tensor.new_empty = (_new_factory(n) for n in ("zeros", "ones", "empty"))
+Tensor.new_full = _new_full
 for _meth, _dt in (("float", D.float32), ("double", D.float64), ("half", D.float16), ("bfloat16", D.bfloat16),
                    ("long", D.int64), ("int", D.int32), ("short", D.int16), ("char", D.int8),
                    ("byte", D.uint8), ("bool", D.bool)):
