@@ -344,3 +344,50 @@ def index_view_errors():
 register(OpInfo("diagonal", diagonal_samples, diagonal_errors, ref=torch.diagonal))
 register(OpInfo("unfold", unfold_samples, unfold_errors, ref=torch.Tensor.unfold))
 register(OpInfo("_index_view", index_view_samples, index_view_errors, ref=lambda x, index: x[index]))
+
+
+def unbind_samples():
+    return [
+        Sample((T((3, 4)),), desc="rows"),
+        Sample((T((3, 4), "float64"), 1), desc="columns, float64"),
+        Sample((T((2, 3, 4), "int64", layout="transposed"), -1), desc="transposed int64, last dim"),
+        Sample((T((3, 4), "bool", layout="sliced"), 0), desc="sliced bool"),
+        Sample((T((3, 5, 4), "float64", layout="transposed"), 0), desc="transposed float64 (q, k, v = qkv)"),
+        Sample((T((2, 3), "bfloat16", layout="expanded"), 0), desc="expanded bfloat16"),
+        Sample((T((0, 3)), 1), desc="empty: three empty views"),
+        Sample((T((0, 3)), 0), desc="empty: no views"),
+    ]
+
+
+def unbind_errors():
+    return [
+        ErrorSample((T(()),), {}, IndexError, r"no dimensions", desc="0-d"),
+        ErrorSample((T((2, 3)), 2), {}, *BAD_DIM, desc="dim 2 of a 2-d tensor"),
+    ]
+
+
+register(OpInfo("unbind", unbind_samples, unbind_errors, ref=torch.unbind))
+
+
+def split_with_sizes_samples():
+    return [
+        Sample((T((6, 4)), [2, 4]), desc="rows 2 + 4"),
+        Sample((T((2, 12), "float64"), [4, 4, 4], -1), desc="q, k, v = qkv.split(d, -1), float64"),
+        Sample((T((3, 5), "int64", layout="transposed"), [1, 0, 4], 1), desc="transposed int64, an empty piece"),
+        Sample((T((4, 3), "bool", layout="sliced"), [3, 1]), desc="sliced bool"),
+        Sample((T((4, 2), "bfloat16", layout="expanded"), [4], 0), desc="expanded bfloat16, one piece"),
+        Sample((T((0, 3)), [0, 0], 0), desc="empty"),
+    ]
+
+
+def split_with_sizes_errors():
+    x = T((4, 3))
+    return [
+        ErrorSample((T(()), [1]), {}, RuntimeError, r"at least a 1-dimensional tensor", desc="0-d"),
+        ErrorSample((x, [1, 2]), {}, RuntimeError, r"to sum exactly to 4", desc="sizes sum to 3 of 4"),
+        ErrorSample((x, [5, -1]), {}, RuntimeError, r"non-negative entries", desc="a negative size"),
+        ErrorSample((x, [4], 2), {}, *BAD_DIM, desc="dim 2 of a 2-d tensor"),
+    ]
+
+
+register(OpInfo("split_with_sizes", split_with_sizes_samples, split_with_sizes_errors, ref=torch.split_with_sizes))

@@ -7,7 +7,7 @@ from ..core import dtype as D
 from ..core.shape import normalize_dim, normalize_dims
 from ..dispatch import OPS
 
-__all__ = ["zeros_for", "reduce_backward", "select_backward", "slice_backward", "index_view_backward",
+__all__ = ["zeros_for", "reduce_backward", "select_backward", "unbind_backward", "split_backward", "slice_backward", "index_view_backward",
            "diagonal_backward", "unfold_backward", "as_strided_backward", "inverse_permutation",
            "gelu_backward", "clamp_backward", "clamp_bound_backward", "maxmin_backward", "pow_self_backward",
            "pow_exponent_backward", "softmax_backward", "log_softmax_backward", "layer_norm_backward",
@@ -36,6 +36,17 @@ def reduce_backward(grad, shape, dim, keepdim):
         for d in sorted(dims):
             grad = _f("unsqueeze")(grad, d)
     return _f("expand")(grad, *shape)
+
+
+def unbind_backward(grads, dim):
+    """unbind's gradient: the outputs' gradients stacked along `dim` (zeros where an output had none), one op."""
+    return _f("stack")(list(grads), dim)
+
+
+def split_backward(grads, dim):
+    """split_with_sizes' gradient: the pieces' gradients concatenated along `dim` (zeros where a piece had
+    none), one op."""
+    return _f("cat")(list(grads), dim)
 
 
 def select_backward(grad, shape, dim, index):

@@ -267,6 +267,57 @@ def _select_impl(self, dim, index):
                           self._offset + index % self._shape[d] * self._stride[d]))
 
 
+def _unbind_check(self, dim=0):
+    if not self._shape:
+        raise IndexError(f"unbind: dimension specified as {dim} but tensor has no dimensions")
+    normalize_dim(dim, len(self._shape))
+
+
+def _unbind_impl(self, dim=0):
+    """One view per index along `dim`, made at once: iterating a tensor (`q, k, v = qkv`) is one op whose
+    backward stacks the gradients, instead of a select each and a zero-filled copy each in the backward."""
+    d = dim % len(self._shape)
+    shape, stride, step = self._shape[:d] + self._shape[d + 1:], self._stride[:d] + self._stride[d + 1:], \
+        self._stride[d]
+    return tuple(self._as_view(shape, stride, self._offset + i * step) for i in range(self._shape[d]))
+
+
+def _unbind_meta(self, dim=0):
+    _unbind_check(self, dim)
+    d = dim % len(self._shape)
+    return [(self._shape[:d] + self._shape[d + 1:], self._dtype)] * self._shape[d]
+
+
+def _split_check(self, split_sizes, dim=0):
+    if not self._shape:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
+    d = normalize_dim(dim, len(self._shape))
+    sections = [operator.index(n) for n in split_sizes]
+    if any(n < 0 for n in sections):
+        raise RuntimeError(f"split_with_sizes expects split_sizes have only non-negative entries, but got "
+                           f"split_sizes={sections}")
+    if sum(sections) != self._shape[d]:
+        raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {self._shape[d]} (input "
+                           f"tensor's size at dimension {d}), but got split_sizes={sections}")
+
+
+def _split_impl(self, split_sizes, dim=0):
+    """Consecutive views along `dim` of the given sizes, made at once: `q, k, v = qkv.split(d, -1)` is one op
+    whose backward concatenates the gradients, instead of a slice each and a zero-filled copy each."""
+    d = dim % len(self._shape)
+    out, start, step = [], self._offset, self._stride[d]
+    for n in split_sizes:
+        out.append(self._as_view(self._shape[:d] + (n,) + self._shape[d + 1:], self._stride, start))
+        start += n * step
+    return tuple(out)
+
+
+def _split_meta(self, split_sizes, dim=0):
+    _split_check(self, split_sizes, dim)
+    d = dim % len(self._shape)
+    return [(self._shape[:d] + (n,) + self._shape[d + 1:], self._dtype) for n in split_sizes]
+
+
 def _slice_geometry(size, start, end, step):
     if step <= 0:
         raise ValueError(f"slice step must be positive, got {step}")
@@ -450,6 +501,9 @@ def _declare():
         ("squeeze(Tensor self, int[]? dim=None) -> Tensor", _squeeze_impl, True, _squeeze_check, None),
         ("unsqueeze(Tensor self, int dim) -> Tensor", _unsqueeze_impl, True, _unsqueeze_check, None),
         ("select(Tensor self, int dim, int index) -> Tensor", _select_impl, True, _select_check, None),
+        ("unbind(Tensor self, int dim=0) -> Tensor[]", _unbind_impl, True, _unbind_check, _unbind_meta),
+        ("split_with_sizes(Tensor self, int[] split_sizes, int dim=0) -> Tensor[]", _split_impl, True, _split_check,
+         _split_meta),
         ("slice(Tensor self, int dim=0, int? start=None, int? end=None, int step=1) -> Tensor", _slice_impl, False,
          _slice_check, None),
         ("diagonal(Tensor self, int offset=0, int dim1=0, int dim2=1) -> Tensor", _diagonal_impl, True,
@@ -472,6 +526,8 @@ expand = OPS["expand"].fn
 squeeze = OPS["squeeze"].fn
 unsqueeze = OPS["unsqueeze"].fn
 select = OPS["select"].fn
+unbind = OPS["unbind"].fn
+split_with_sizes = OPS["split_with_sizes"].fn
 slice_ = OPS["slice"].fn
 as_strided = OPS["as_strided"].fn
 diagonal = OPS["diagonal"].fn
@@ -573,13 +629,6 @@ def movedim(self: Tensor, source, destination) -> Tensor:
     return permute(self, tuple(order))
 
 
-def unbind(self: Tensor, dim: int = 0) -> tuple:
-    if not self._shape:
-        raise IndexError(f"unbind: dimension specified as {dim} but tensor has no dimensions")
-    d = normalize_dim(dim, len(self._shape))
-    return tuple(select(self, d, i) for i in range(self._shape[d]))
-
-
 def split(self: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     if not self._shape:
         raise RuntimeError("split expects at least a 1-dimensional tensor")
@@ -593,16 +642,8 @@ def split(self: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
             raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {size}")
         bounds = [(i, min(step, size - i)) for i in range(0, size, step)] if size else [(0, 0)]
     else:
-        sections = list(split_size_or_sections)
-        if any(n < 0 for n in sections):
-            raise RuntimeError(f"split_with_sizes expects split_sizes have only non-negative entries, but got "
-                               f"split_sizes={sections}")
-        if sum(sections) != size:
-            raise RuntimeError(f"split_with_sizes expects split_sizes {sections} to sum exactly to {size} "
-                               f"(input tensor's size at dimension {d})")
-        starts = [sum(sections[:i]) for i in range(len(sections))]
-        bounds = list(zip(starts, sections))
-    return tuple(slice_(self, d, s, s + n, 1) for s, n in bounds)
+        return split_with_sizes(self, list(split_size_or_sections), d)
+    return split_with_sizes(self, [n for _, n in bounds], d)
 
 
 def chunk(self: Tensor, chunks: int, dim: int = 0) -> tuple:
@@ -613,7 +654,7 @@ def chunk(self: Tensor, chunks: int, dim: int = 0) -> tuple:
     d = normalize_dim(dim, len(self._shape))
     size = self._shape[d]
     if size == 0:  # torch gives `chunks` empty pieces
-        return tuple(slice_(self, d, 0, 0, 1) for _ in range(chunks))
+        return split_with_sizes(self, [0] * chunks, d)
     return split(self, -(-size // chunks), d)
 
 
@@ -658,6 +699,8 @@ def _derivatives():
     _d("squeeze", self="grad.reshape(self_shape)")
     _d("unsqueeze", self="grad.reshape(self_shape)")
     _d("select", self="select_backward(grad, self_shape, dim, index)")
+    _d("unbind", self="unbind_backward(grads, dim)")
+    _d("split_with_sizes", self="split_backward(grads, dim)")
     _d("slice", self="slice_backward(grad, self_shape, dim, start, end, step)")
     _d("diagonal", self="diagonal_backward(grad, self_shape, offset, dim1, dim2)")
     _d("unfold", self="unfold_backward(grad, self_shape, dimension, size, step)")
