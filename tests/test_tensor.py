@@ -449,3 +449,14 @@ def test_new_factories_as_torch():
             assert mine == (res, vals)
     with pytest.raises(TypeError, match=r"new_zeros\(\): argument 'size' must be a tuple of ints.*float"):
         ember.ones(2).new_zeros(2.5)
+
+
+def test_unseeded_processes_differ_and_initial_seed_tells_the_seed():
+    """As torch: the default generator is seeded from OS entropy in each process; a new Generator() is not."""
+    code = ("import ember; s = ember.initial_seed(); a = ember.rand(3).tolist(); ember.manual_seed(s); "
+            "print(s, a == ember.rand(3).tolist(), ember.Generator().initial_seed())")
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+            for _ in range(2)]
+    assert runs[0][0] != runs[1][0], "two unseeded processes started from the same seed"
+    assert runs[0][1] == runs[1][1] == "True"                 # manual_seed(initial_seed()) replays the stream
+    assert runs[0][2] == runs[1][2] == "67280421310721"       # torch's default seed for a new Generator

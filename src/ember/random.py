@@ -1,7 +1,7 @@
 """Random number generators: `ember.Generator`, `manual_seed`, the default generator per device.
 
 A CPU generator wraps NumPy's PCG64 (reproducible for a seed, streams independent per
-generator). A CUDA generator (the CUDA backend) keeps a seed and a Philox offset; `manual_seed`
+generator). The default generator starts from a seed drawn from OS entropy, as torch's does. A CUDA generator (the CUDA backend) keeps a seed and a Philox offset; `manual_seed`
 seeds every device's default generator, as PyTorch does.
 """
 from __future__ import annotations
@@ -83,7 +83,11 @@ class Generator:
         return f"<ember.Generator device={self.device} initial_seed={self._seed}>"
 
 
+# As torch: the default generator is seeded from OS entropy in each process (unseeded runs differ;
+# `initial_seed()` tells the seed, `manual_seed` makes a run repeatable), while a new `Generator()` starts from
+# the fixed default seed.
 default_generator = Generator("cpu")
+default_generator.seed()
 _default_generators = {CPU: default_generator}
 
 
