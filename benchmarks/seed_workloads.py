@@ -296,6 +296,50 @@ def run_group(name, cfg, dtype, args, results, losses) -> None:
     _free(args.device, args.frameworks)
 
 
+def _kernels_of(framework: str, run) -> dict:
+    """{kernel name: (count, GPU µs)} of one eager step, from the framework's own profiler (ember's through
+    CUPTI, torch's through Kineto); memcpys and memsets count as kernels here."""
+    lib = _lib(framework)
+    acts = [lib.profiler.ProfilerActivity.CPU, lib.profiler.ProfilerActivity.CUDA]
+    with lib.profiler.profile(activities=acts) as prof:
+        run()
+        lib.cuda.synchronize()
+    out = {}
+    if framework == "ember":
+        for ev in prof.events():
+            for name, start, end in ev.kernels:
+                c, t = out.get(name, (0, 0.0))
+                out[name] = (c + 1, t + (end - start) / 1000.0)
+        return out
+    for e in prof.key_averages():
+        if e.device_type == lib.autograd.DeviceType.CUDA:
+            out[e.key] = (e.count, e.self_device_time_total)
+    return out
+
+
+def kernel_report(name, dtype, args) -> str:
+    """The GPU kernels of one eager training step of each framework: count, total GPU time, the largest ones."""
+    text = f"\n#### Kernels of one eager step: {name}, {dtype}\n\n"
+    for fw in args.frameworks:
+        try:
+            r = make_runner(fw, name, FULL[name] if not args.tiny else TINY[name], args.device, dtype, False,
+                            args.warmup)
+            k = _kernels_of(fw, r["run"])
+        except Exception as e:  # noqa: BLE001
+            text += f"{fw}: failed: {_short(e)}\n\n"
+            continue
+        total = sum(t for _, t in k.values())
+        text += (f"{fw}: {sum(c for c, _ in k.values())} kernels, {total / 1000:.2f} ms of GPU time\n\n"
+                 "| kernel | count | GPU ms | share |\n|---|---:|---:|---:|\n")
+        for kn, (c, t) in sorted(k.items(), key=lambda kv: -kv[1][1])[:args.kernels]:
+            short = kn if len(kn) <= 70 else kn[:67] + "..."
+            text += f"| `{short.replace('|', '/')}` | {c} | {t / 1000:.3f} | {t / total:.0%} |\n"
+        text += "\n"
+        del r
+        _free(args.device, [fw])
+    return text
+
+
 def describe(name: str, cfg: dict) -> str:
     if name == "vit":
         size = (f"{cfg['image']}x{cfg['image']}x3 images, patch {cfg['patch']}, {cfg['cls_tokens']} CLS tokens, "
@@ -343,6 +387,8 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median is reported")
     p.add_argument("--steps", type=int, default=10, help="steps per round")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps (default 5 on CUDA, 1 on the CPU)")
+    p.add_argument("--kernels", type=int, default=0, metavar="N",
+                   help="also list the N largest GPU kernels of one eager step per framework (CUDA; profilers)")
     p.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = p.parse_args(argv)
     if not args.device.startswith("cuda"):
@@ -376,6 +422,10 @@ def main(argv=None):
              f"replayed; float32: full-precision matmuls (TF32 off, both frameworks' default); bf16: forward and loss "
              f"under autocast(dtype=bfloat16). Sizes: "
              + "; ".join(f"{n}: {describe(n, sizes[n])}" for n in args.workloads) + ".\n")
+    if args.kernels and args.device.startswith("cuda") and not interrupted:
+        for name in args.workloads:
+            for dtype in args.dtypes:
+                text += kernel_report(name, dtype, args)
     print(text, flush=True)
     if args.write:
         append(text)
