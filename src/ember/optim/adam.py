@@ -5,6 +5,8 @@ from .._tensor import Tensor
 from ..core.dtype import float32, float64, get_default_dtype
 from ..dispatch import OPS
 from ..ops.creation import zeros, zeros_like
+from . import _lowp as lowp
+from ._lowp import low_cpu
 from .optimizer import Optimizer, _to_scalar
 from .sgd import _check_impl_flags
 
@@ -54,6 +56,12 @@ class Adam(Optimizer):
     CUDA graph and replayed; with `lr` given as a 0-d tensor on that device, the kernel reads it
     there too, and LR schedulers update it in place (`fill_`) between replays. Unlike torch, ember
     accepts `capturable=True` for parameters on any device.
+
+    float16/bfloat16 parameters: the multi-tensor op computes in float32 and rounds each state and the
+    parameter once a step (torch's fused Adam). On the CPU only `fused=True` (or capturable) takes it:
+    otherwise they run the single-tensor loop in torch's CPU arithmetic (`_lowp`), rounding after every
+    op as torch's CPU for-loop (its default there) and foreach steps do, bit for bit. A float32 master
+    copy is the user's choice, as in torch.
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
@@ -121,9 +129,13 @@ class Adam(Optimizer):
         step_dtype = float32 if group["fused"] else _scalar_dtype()
         per_device = {}
         dev = lists = None
+        loop = []       # float16/bfloat16 CPU parameters: torch's CPU for-loop/foreach arithmetic unless fused
         for p in group["params"]:
             g = p.grad
             if g is None:
+                continue
+            if not (group["fused"] or capturable) and low_cpu(p):
+                loop.append(p)
                 continue
             st = states[p] or _init_state(states[p], p, step_dtype, p.device if capturable else None, amsgrad)
             step_t = st["step"]
@@ -149,9 +161,13 @@ class Adam(Optimizer):
             fused_op(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr=lr, beta1=beta1, beta2=beta2,
                      weight_decay=group["weight_decay"], eps=group["eps"], amsgrad=amsgrad,
                      maximize=group["maximize"])
+        if loop:
+            self._single_tensor_step(group, loop, foreach=bool(group["foreach"]))
 
-    def _single_tensor_step(self, group) -> None:
-        """PyTorch's single-tensor loop, op by op."""
+    def _single_tensor_step(self, group, params=None, foreach=False) -> None:
+        """PyTorch's single-tensor loop, op by op, over `params` (default: the group's). float16/bfloat16
+        parameters on the CPU take torch's CPU arithmetic (`_lowp`); `foreach` makes it that of torch's
+        foreach step there (the same ops, but `_foreach_mul_` rounds its scalar to their dtype)."""
         if group["capturable"]:
             raise RuntimeError(f"{type(self).__name__}: capturable=True needs the multi-tensor step; it was "
                                f"turned off by fused={group['fused']} and foreach={group['foreach']}")
@@ -163,7 +179,7 @@ class Adam(Optimizer):
         amsgrad = group["amsgrad"]
         maximize = group["maximize"]
         decoupled = group["decoupled_weight_decay"]
-        for p in group["params"]:
+        for p in group["params"] if params is None else params:
             g = p.grad
             if g is None:
                 continue
@@ -172,6 +188,9 @@ class Adam(Optimizer):
                 g = -g
             step_t = st["step"]
             step_t.add_(1)
+            if low_cpu(p):
+                _low_step(p, g, st, step_t.item(), lr, beta1, beta2, weight_decay, eps, amsgrad, decoupled, foreach)
+                continue
             if weight_decay != 0:
                 if decoupled:
                     p.mul_(1 - lr * weight_decay)
@@ -194,3 +213,27 @@ class Adam(Optimizer):
                 denom = exp_avg_sq.sqrt()
             denom.div_(bias_correction2_sqrt).add_(eps)
             p.addcdiv_(exp_avg, denom, value=-step_size)
+
+
+def _low_step(p, g, st, step, lr, beta1, beta2, weight_decay, eps, amsgrad, decoupled, foreach) -> None:
+    """The single-tensor step of a float16/bfloat16 CPU parameter in torch's CPU arithmetic (`_lowp`);
+    g is the (maximize-negated) grad, the step count already incremented."""
+    if weight_decay != 0:
+        if decoupled:
+            lowp.mul_(p, 1 - lr * weight_decay, foreach)
+        else:
+            g = lowp.add(g, p, weight_decay)
+    exp_avg = st["exp_avg"]
+    exp_avg_sq = st["exp_avg_sq"]
+    lowp.lerp_(exp_avg, g, 1 - beta1)
+    lowp.addcmul_(lowp.mul_(exp_avg_sq, beta2, foreach), g, g, 1 - beta2)
+    step_size = lr / (1 - beta1 ** step)
+    bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
+    if amsgrad:
+        max_sq = st["max_exp_avg_sq"]
+        max_sq.clamp_(min=exp_avg_sq)
+        denom = max_sq.sqrt()
+    else:
+        denom = exp_avg_sq.sqrt()
+    lowp.add_scalar_(lowp.div_(denom, bias_correction2_sqrt), eps)
+    lowp.addcdiv_(p, exp_avg, denom, -step_size)

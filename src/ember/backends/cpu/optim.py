@@ -2,8 +2,10 @@
 
 The Adam step runs, array by array, the float operations of `ember.optim.Adam`'s single-tensor loop
 (so float32 and float64 results equal it bit for bit); float16 and bfloat16 state is computed in
-float32 and stored once at the end, as the CUDA kernel does. The norm and the clipping coefficient
-round where the single-tensor ops would (`ops.optim.total_norm_composite`, `clip_grads_composite_`).
+float32 and stored once at the end, as the CUDA kernel does, in the order of torch's fused CPU Adam
+(`_adam_low`: its fused multiply-adds done in float64, where a product of two float32 values is exact),
+so that it equals torch's `fused=True` bit for bit. The norm and the clipping coefficient round where
+the single-tensor ops would (`ops.optim.total_norm_composite`, `clip_grads_composite_`).
 """
 from __future__ import annotations
 
@@ -18,12 +20,51 @@ def _value(t) -> float:
     return float(arr(t).reshape(-1)[0])
 
 
+def _fma(a, b, c):
+    """a * b + c rounded once to float32 (float32 operands: the product is exact in float64)."""
+    return (np.multiply(a, b, dtype=np.float64) + c).astype(np.float32)
+
+
+def _adam_low(pa, ga, ma, va, xa, step, lr, beta1, beta2, weight_decay, eps, maximize, decoupled, grad_scale):
+    """float16/bfloat16 arrays: torch's fused CPU Adam (its vector loop), in float32 from the 16-bit values,
+    each array stored (rounded to nearest) once."""
+    f = np.float32
+    P, G, M, V = (a.astype(f) for a in (pa, ga, ma, va))
+    if grad_scale is not None:
+        G = G / f(grad_scale)
+        np.copyto(ga, G, casting="unsafe")
+    if maximize:
+        G = np.negative(G)
+    if weight_decay != 0:
+        if decoupled:
+            P *= f(1 - lr * weight_decay)
+        else:
+            G = _fma(P, f(weight_decay), G)
+    w = f(1 - beta1)                                 # lerp: fma(w, g - m, m), or fma(w - 1, g - m, g)
+    M = _fma(w, G - M, M) if abs(w) < 0.5 else _fma(w - f(1), G - M, G)
+    V = _fma(f(1 - beta2) * G, G, V * f(beta2))
+    step_size = lr / (1 - beta1 ** step)
+    bc2_sqrt = (1 - beta2 ** step) ** 0.5
+    if xa is not None:
+        X = np.maximum(xa.astype(f), V)
+        np.copyto(xa, X, casting="unsafe")
+        V2 = X
+    else:
+        V2 = V
+    denom = np.sqrt(V2) / f(bc2_sqrt) + f(eps)
+    P += f(-step_size) * M / denom
+    for a, x in ((pa, P), (ma, M), (va, V)):
+        np.copyto(a, x, casting="unsafe")
+
+
 def _adam_one(p, g, m, v, vmax, step, lr, beta1, beta2, weight_decay, eps, maximize, decoupled, grad_scale):
     ct = compute_np(p._dtype)
     f = ct.type
     pa, ga, ma, va = arr(p), arr(g), arr(m), arr(v)
-    low = pa.dtype != ct
-    P, G, M, V = (pa.astype(ct), ga.astype(ct), ma.astype(ct), va.astype(ct)) if low else (pa, ga, ma, va)
+    if pa.dtype != ct:
+        return _adam_low(pa, ga, ma, va, None if vmax is None else arr(vmax), step, lr, beta1, beta2, weight_decay,
+                         eps, maximize, decoupled, grad_scale)
+    P, G, M, V = pa, ga, ma, va
     if grad_scale is not None:
         G = G / f(grad_scale)
         np.copyto(ga, G, casting="unsafe")          # the grads are left unscaled, as torch's fused Adam
@@ -49,12 +90,9 @@ def _adam_one(p, g, m, v, vmax, step, lr, beta1, beta2, weight_decay, eps, maxim
     step_size = lr / (1 - beta1 ** step)
     bc2_sqrt = (1 - beta2 ** step) ** 0.5
     if vmax is not None:
-        xa = arr(vmax)
-        X = xa.astype(ct) if low else xa
+        X = arr(vmax)
         np.maximum(X, V, out=X)
         denom = np.sqrt(X)
-        if low:
-            np.copyto(xa, X, casting="unsafe")
     else:
         denom = np.sqrt(V)
     denom /= f(bc2_sqrt)
@@ -62,9 +100,6 @@ def _adam_one(p, g, m, v, vmax, step, lr, beta1, beta2, weight_decay, eps, maxim
     r = M / denom                                    # p.addcdiv_(exp_avg, denom, value=-step_size)
     r *= f(-step_size)
     P += r
-    if low:
-        for a, x in ((pa, P), (ma, M), (va, V)):
-            np.copyto(a, x, casting="unsafe")
 
 
 def _fused_adam(decoupled: bool):

@@ -54,8 +54,8 @@ def ln_bwd_kernel(dy_ptr, x_ptr, w_ptr, mean_ptr, rstd_ptr, dx_ptr, dwp_ptr, dbp
         off = r[:, None] * N + c[None, :]
         x = tl.load(x_ptr + off, mask=m2, other=0.0).to(tl.float32)
         dy = tl.load(dy_ptr + off, mask=m2, other=0.0).to(tl.float32)
-        mean = tl.load(mean_ptr + r, mask=rm, other=0.0)
-        rstd = tl.load(rstd_ptr + r, mask=rm, other=0.0)
+        mean = tl.load(mean_ptr + r, mask=rm, other=0.0).to(tl.float32)    # float32 (16-bit statistics allowed)
+        rstd = tl.load(rstd_ptr + r, mask=rm, other=0.0).to(tl.float32)
         xhat = tl.where(m2, (x - mean[:, None]) * rstd[:, None], 0.0)
         if NEED_DX:
             wdy = dy * w[None, :] if HAS_W else dy
