@@ -174,8 +174,6 @@ def test_norm_matches_float32_reference(dtype, p, n):
     close(got, torch.linalg.vector_norm(f32(x), p, 1), dtype, max_ulps=2)
 
 
-@pytest.mark.xfail(strict=True, reason="norm_cuda squares float16 in float16 (300^2 overflows to inf); "
-                                       "needs backends/cuda/reduction.py to compute in float32")
 def test_norm_float16_squares_do_not_overflow():
     x = low([300.0, 400.0], "float16")
     with cuda_host_code_on_cpu(*NORM_OPS):

@@ -469,10 +469,17 @@ log_softmax_cuda = _softmax("log_softmax", True)
 
 # ---- norm, all / any: composites of the reductions above ------------------------------------
 
+INF = float("inf")
+
+
 def norm_cuda(self, p="fro", dim=None, keepdim=False, dtype=None):
     """Vector norms composed of CUDA kernels (abs, pow, sum, amax, sqrt)."""
     x = self if dtype is None else self.to(dtype)
     dims = () if dim is None else dim
+    if x._dtype in (D.float16, D.bfloat16) and (p is None or p == "fro" or (isinstance(p, (int, float))
+                                                                             and p not in (0, 1) and abs(p) != INF)):
+        # powers of 16-bit values leave their range (300 ** 2 is inf in float16): in float32, as torch's opmath
+        return norm_cuda(x.float(), p, dim, keepdim).to(x._dtype)
     if p is None or p == "fro" or p == 2:
         return (x * x).sum(dims, keepdim).sqrt()
     if p == 1:
