@@ -312,7 +312,9 @@ def _kernels_of(framework: str, run) -> dict:
                 out[name] = (c + 1, t + (end - start) / 1000.0)
         return out
     for e in prof.key_averages():
-        if e.device_type == lib.autograd.DeviceType.CUDA:
+        # kernels, memcpys and memsets; not the GPU spans of user annotations (torch's "Optimizer.step#...")
+        if e.device_type == lib.autograd.DeviceType.CUDA and not getattr(e, "is_user_annotation", False) \
+                and "#" not in e.key:
             out[e.key] = (e.count, e.self_device_time_total)
     return out
 

@@ -26,7 +26,6 @@ _RUNTIME_LAUNCHES = ("cudaLaunchKernel_v7000", "cudaLaunchKernel_ptsz_v7000", "c
                      "cudaLaunchCooperativeKernel_ptsz_v9000")
 _cupti = None
 _records = []        # activity records delivered by CUPTI's buffer-completed callback
-_registered = False
 
 
 def _load_cupti():
@@ -52,7 +51,6 @@ class GpuRecorder:
     """Per-session GPU timing (CUPTI, else CUDA events); `push`/`pop` bracket each range."""
 
     def __init__(self):
-        global _registered
         from .. import cuda
         cuda.synchronize()
         c = _load_cupti()
@@ -63,9 +61,9 @@ class GpuRecorder:
         self.unowned = []
         self._pairs = {}            # range id -> (start event, end event) in "events" mode
         if c:
-            if not _registered:
-                c.activity_register_callbacks(_buffer_requested, _buffer_completed)
-                _registered = True
+            # every session: CUPTI's buffer callbacks are one per process, and another profiler (torch's Kineto)
+            # may have put its own in place since ember's last session, which would then get ember's records
+            c.activity_register_callbacks(_buffer_requested, _buffer_completed)
             _records.clear()
             for k in _KINDS:
                 c.activity_enable(getattr(c.ActivityKind, k))
