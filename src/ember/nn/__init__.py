@@ -6,7 +6,7 @@ from .modules import (  # noqa: F401
     Embedding, LayerNorm, RMSNorm, GroupNorm, Dropout, ReLU, GELU, SiLU, Tanh, Sigmoid, Softmax, LogSoftmax,
     LeakyReLU, Softplus, ELU, Mish, ReLU6, Hardtanh, MultiheadAttention, Conv1d, Conv2d, TransformerEncoderLayer,
     TransformerEncoder, CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, SmoothL1Loss, BCELoss, BCEWithLogitsLoss,
-    Flatten, Unflatten,
+    Flatten, Unflatten, RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell, GRUCell,
 )
 from . import functional, init  # noqa: F401
 from . import utils  # noqa: F401,E402  (clip_grad_norm_ etc.)
