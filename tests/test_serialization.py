@@ -399,3 +399,14 @@ def test_module_state_dict_and_parameter_round_trip(tmp_path):
     p = load(tmp_path / "param")["p"]
     assert isinstance(p, enn.Parameter) and p.requires_grad
     assert_tensor_equal(p.detach(), m.weight.detach())
+
+
+def test_saving_a_whole_module_or_optimizer_says_to_save_its_state_dict(tmp_path):
+    m = ember.nn.Linear(2, 2)
+    with pytest.raises(TypeError, match=r"cannot save the ember.nn.modules.linear.Linear itself at obj.*"
+                                        r"model.state_dict\(\).*model.load_state_dict\(ember.load\(path\)\)"):
+        ember.save(m, str(tmp_path / "m.safetensors"))
+    opt = ember.optim.SGD(m.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match=r"at obj\['opt'\].*object.state_dict\(\)"):
+        ember.save({"opt": opt}, str(tmp_path / "o.safetensors"))
+    assert not (tmp_path / "m.safetensors").exists()

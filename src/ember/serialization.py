@@ -67,7 +67,13 @@ def _path_str(path: tuple) -> str:
 def _unsupported(obj, path) -> TypeError:
     t = type(obj)
     name = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
-    return TypeError(f"ember.save: cannot save an object of type {name} at {_path_str(path)}; checkpoints hold "
+    where = _path_str(path)
+    if callable(getattr(obj, "state_dict", None)):     # a whole module, optimizer or scheduler (torch pickles them)
+        what = "model" if callable(getattr(obj, "parameters", None)) else "object"
+        return TypeError(f"ember.save: cannot save the {name} itself at {where}: ember never pickles objects, so "
+                         f"a {what} is saved as its state dict. Save `{what}.state_dict()` instead, and to load it, "
+                         f"build the {what} the same way and call `{what}.load_state_dict(ember.load(path))`")
+    return TypeError(f"ember.save: cannot save an object of type {name} at {where}; checkpoints hold "
                      "tensors, dicts, lists, tuples, str, int, float, bool, None, ember.dtype and ember.device "
                      "(no pickle: arbitrary objects are not supported)")
 
