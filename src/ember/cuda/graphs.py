@@ -62,7 +62,9 @@ class graphed_step:  # noqa: N801 - a function-like wrapper, named as one
     dropped beyond that).
 
     The return value is the captured call's result: each replay rewrites the same tensors, as with
-    `torch.cuda.CUDAGraph`, so read it (or clone it) before the next call. Use an optimizer built with
+    `torch.cuda.CUDAGraph`, so read it (or clone it) before the next call. Tensors the step leaves behind in
+    other objects (`p.grad` after `zero_grad(set_to_none=True)` inside the step) are those of the latest
+    capture: with several input signatures, read such results through the return value instead. Use an optimizer built with
     `capturable=True` where it has the option, so its step count lives on the device.
 
     If `fn` does something that cannot be captured (it synchronises with the host: `.item()`, a
