@@ -5,7 +5,8 @@ from .modules import (  # noqa: F401
     Module, Sequential, ModuleList, ModuleDict, ParameterList, ParameterDict, Identity, Linear, Bilinear,
     Embedding, LayerNorm, RMSNorm, GroupNorm, Dropout, ReLU, GELU, SiLU, Tanh, Sigmoid, Softmax, LogSoftmax,
     LeakyReLU, Softplus, ELU, Mish, ReLU6, Hardtanh, MultiheadAttention, Conv1d, Conv2d, TransformerEncoderLayer,
-    TransformerEncoder, CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, SmoothL1Loss, BCELoss, BCEWithLogitsLoss,
+    TransformerEncoder, TransformerDecoderLayer, TransformerDecoder, Transformer, CrossEntropyLoss, NLLLoss,
+    MSELoss, L1Loss, SmoothL1Loss, BCELoss, BCEWithLogitsLoss,
     Flatten, Unflatten, RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell, GRUCell,
 )
 from . import functional, init  # noqa: F401
