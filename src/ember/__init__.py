@@ -63,3 +63,4 @@ from . import profiler  # noqa: F401,E402
 from . import amp  # noqa: F401,E402
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled  # noqa: F401,E402
 from .cuda import amp as _cuda_amp  # noqa: F401,E402  (ember.cuda.amp)
+from . import distributions  # noqa: F401,E402  (ember.distributions)
