@@ -9,7 +9,7 @@ from .._tensor import Tensor
 from ..dispatch import OPS
 from ..ops.creation import zeros
 from .optimizer import Optimizer, _to_scalar
-from .rmsprop import _check_lr
+from ._single import _check_lr
 
 __all__ = ["LBFGS"]
 
