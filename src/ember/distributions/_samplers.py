@@ -26,6 +26,14 @@ def _too_many():
     raise RuntimeError("distributions: a rejection sampler did not finish in 10000 rounds (non-finite parameters?)")
 
 
+def _next_round(rounds):
+    """rounds + 1, the count of a rejection loop's rounds; raises past _MAX_ROUNDS."""
+    rounds += 1
+    if rounds > _MAX_ROUNDS:
+        _too_many()
+    return rounds
+
+
 def _uniform(n, like):
     return E.rand((n,), dtype=like.dtype, device=like.device)
 
@@ -48,9 +56,7 @@ def _log_gamma_draw(alpha):
     idx = E.arange(n, device=flat.device)[valid]
     rounds = 0
     while idx.numel():
-        rounds += 1
-        if rounds > _MAX_ROUNDS:
-            _too_many()
+        rounds = _next_round(rounds)
         dd, cc = d[idx], c[idx]
         m = idx.numel()
         z = E.randn((m,), dtype=flat.dtype, device=flat.device)
@@ -105,9 +111,7 @@ def _poisson_knuth(lam, out, idx):
     prod = _uniform(idx.numel(), lam)
     rounds = 0
     while idx.numel():
-        rounds += 1
-        if rounds > _MAX_ROUNDS:
-            _too_many()
+        rounds = _next_round(rounds)
         done = prod <= limit
         out[idx[done]] = k[done]
         keep = ~done
@@ -119,9 +123,7 @@ def _poisson_ptrs(lam, out, idx):
     """Rates of 10 and more: Hoermann's transformed rejection with squeeze (PTRS)."""
     rounds = 0
     while idx.numel():
-        rounds += 1
-        if rounds > _MAX_ROUNDS:
-            _too_many()
+        rounds = _next_round(rounds)
         r = lam[idx]
         m = idx.numel()
         slam = E.sqrt(r)
@@ -168,9 +170,7 @@ def _binomial_inversion(count, prob, out, idx):
     num = E.zeros_like(logq)
     rounds = 0
     while idx.numel():
-        rounds += 1
-        if rounds > _MAX_ROUNDS:
-            _too_many()
+        rounds = _next_round(rounds)
         u = _uniform(idx.numel(), prob)
         geom_sum = geom_sum + E.ceil(E.log(u) / logq)
         done = geom_sum > cnt
@@ -183,9 +183,7 @@ def _binomial_btrs(count, prob, out, idx):
     """n p >= 10 (p <= 1/2): Hoermann's BTRS transformed rejection."""
     rounds = 0
     while idx.numel():
-        rounds += 1
-        if rounds > _MAX_ROUNDS:
-            _too_many()
+        rounds = _next_round(rounds)
         n, p = count[idx], prob[idx]
         m_ = idx.numel()
         q = 1 - p

@@ -58,16 +58,24 @@ def _lgamma_positive(x):
     return series - E.where(small, E.log(prod), 0.0)
 
 
+def _reflected(x, positive, reflection):
+    """(out, neg): out is positive(x) where x >= 0 and reflection(x) where x < 0 (each fed a harmless stand-in
+    elsewhere); neg is the mask x < 0, None when no element is negative (out is then positive(x) alone)."""
+    neg = x < 0
+    pos = positive(E.where(neg, 1.0, x))
+    if not bool(neg.any()):
+        return pos, None
+    xn = E.where(neg, x, -0.5)
+    return E.where(neg, reflection(xn), pos), neg
+
+
 def lgamma(x):
     """log|Gamma(x)| (torch.lgamma), differentiable (its derivative is digamma's series)."""
     x = _as_float(x)
-    neg = x < 0
-    pos = _lgamma_positive(E.where(neg, 1.0, x))
-    if not bool(neg.any()):
-        return pos
-    xn = E.where(neg, x, -0.5)
-    refl = math.log(math.pi) - E.log(E.abs(E.sin(math.pi * xn))) - _lgamma_positive(1.0 - xn)
-    out = E.where(neg, refl, pos)
+    out, neg = _reflected(x, _lgamma_positive,
+                          lambda xn: math.log(math.pi) - E.log(E.abs(E.sin(math.pi * xn))) - _lgamma_positive(1.0 - xn))
+    if neg is None:
+        return out
     return E.where(_nonpositive_integer(x), math.inf, out)
 
 
@@ -84,13 +92,9 @@ def _digamma_positive(x):
 def digamma(x):
     """psi(x) = d/dx lgamma(x) (torch.digamma): -inf at 0, nan at the negative integers."""
     x = _as_float(x)
-    neg = x < 0
-    pos = _digamma_positive(E.where(neg, 1.0, x))
-    if not bool(neg.any()):
-        return pos
-    xn = E.where(neg, x, -0.5)
-    refl = _digamma_positive(1.0 - xn) - math.pi / E.tan(math.pi * xn)
-    out = E.where(neg, refl, pos)
+    out, neg = _reflected(x, _digamma_positive, lambda xn: _digamma_positive(1.0 - xn) - math.pi / E.tan(math.pi * xn))
+    if neg is None:
+        return out
     return E.where(neg & (x == E.floor(x)), math.nan, out)
 
 

@@ -6,7 +6,8 @@ import math
 from . import _api as E
 from . import constraints
 from .exp_family import ExponentialFamily
-from .utils import _is_number, broadcast_all, lazy_property, logits_to_probs, probs_to_logits
+from ._probs_logits import _check_one_of, _ProbsLogits
+from .utils import broadcast_all
 
 __all__ = ["Bernoulli"]
 
@@ -17,7 +18,7 @@ def _bce_with_logits(logits, target):
     return (1 - target) * logits + max_val + E.log(E.exp(-max_val) + E.exp(-logits - max_val))
 
 
-class Bernoulli(ExponentialFamily):
+class Bernoulli(_ProbsLogits, ExponentialFamily):
     """A Bernoulli distribution over {0, 1}, parameterised by `probs` or `logits` (but not both)."""
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
     support = constraints.boolean
@@ -25,30 +26,19 @@ class Bernoulli(ExponentialFamily):
     _mean_carrier_measure = 0
 
     def __init__(self, probs=None, logits=None, validate_args=None):
-        if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+        _check_one_of(probs, logits)
         if probs is not None:
-            is_scalar = _is_number(probs)
-            (self.probs,) = broadcast_all(probs)
+            batch_shape = self._set_broadcast_params(probs=probs)
         else:
-            is_scalar = _is_number(logits)
-            (self.logits,) = broadcast_all(logits)
+            batch_shape = self._set_broadcast_params(logits=logits)
         self._param = self.probs if probs is not None else self.logits
-        batch_shape = () if is_scalar else self._param.shape
         super().__init__(batch_shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(Bernoulli, _instance)
         batch_shape = E.Size(tuple(batch_shape))
-        if "probs" in self.__dict__:
-            new.probs = self.probs.expand(batch_shape)
-            new._param = new.probs
-        if "logits" in self.__dict__:
-            new.logits = self.logits.expand(batch_shape)
-            new._param = new.logits
-        super(Bernoulli, new).__init__(batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        self._expand_probs_logits(new, batch_shape)
+        return self._finish_expand(Bernoulli, new, batch_shape)
 
     @property
     def mean(self):
@@ -62,18 +52,6 @@ class Bernoulli(ExponentialFamily):
     @property
     def variance(self):
         return self.probs * (1 - self.probs)
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
-
-    @property
-    def param_shape(self):
-        return self._param.shape
 
     def sample(self, sample_shape=()):
         shape = self._extended_shape(sample_shape)
@@ -90,11 +68,7 @@ class Bernoulli(ExponentialFamily):
         return _bce_with_logits(self.logits, self.probs)
 
     def enumerate_support(self, expand=True):
-        values = E.arange(2, dtype=self._param.dtype, device=self._param.device)
-        values = values.view((-1,) + (1,) * len(self._batch_shape))
-        if expand:
-            values = values.expand((-1,) + tuple(self._batch_shape))
-        return values
+        return self._support_values(E.arange(2, dtype=self._param.dtype, device=self._param.device), expand)
 
     @property
     def _natural_params(self):

@@ -6,20 +6,20 @@ import math
 from . import _api as E
 from . import constraints
 from .distribution import Distribution
-from .utils import lazy_property, logits_to_probs, probs_to_logits
+from ._probs_logits import _check_one_of, _ProbsLogits
 
 __all__ = ["Categorical"]
 
 
-class Categorical(Distribution):
+class Categorical(_ProbsLogits, Distribution):
     """A categorical distribution over {0, ..., K - 1}, parameterised by `probs` (nonnegative, normalised along
     the last dimension) or `logits` (unnormalised log probabilities), but not both."""
     arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
     has_enumerate_support = True
+    _binary = False
 
     def __init__(self, probs=None, logits=None, validate_args=None):
-        if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+        _check_one_of(probs, logits)
         if probs is not None:
             if probs.dim() < 1:
                 raise ValueError("`probs` parameter must be at least one-dimensional.")
@@ -37,32 +37,13 @@ class Categorical(Distribution):
         new = self._get_checked_instance(Categorical, _instance)
         batch_shape = E.Size(tuple(batch_shape))
         param_shape = tuple(batch_shape) + (self._num_events,)
-        if "probs" in self.__dict__:
-            new.probs = self.probs.expand(param_shape)
-            new._param = new.probs
-        if "logits" in self.__dict__:
-            new.logits = self.logits.expand(param_shape)
-            new._param = new.logits
+        self._expand_probs_logits(new, param_shape)
         new._num_events = self._num_events
-        super(Categorical, new).__init__(batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._finish_expand(Categorical, new, batch_shape)
 
     @constraints.dependent_property(is_discrete=True, event_dim=0)
     def support(self):
         return constraints.integer_interval(0, self._num_events - 1)
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits)
-
-    @property
-    def param_shape(self):
-        return self._param.shape
 
     @property
     def mean(self):
@@ -72,9 +53,7 @@ class Categorical(Distribution):
     def mode(self):
         return self.probs.argmax(dim=-1)
 
-    @property
-    def variance(self):
-        return E.full(tuple(self._extended_shape()), math.nan, dtype=self.probs.dtype, device=self.probs.device)
+    variance = mean  # both undefined: nan
 
     def sample(self, sample_shape=()):
         sample_shape = E.Size(tuple(sample_shape))
@@ -98,8 +77,4 @@ class Categorical(Distribution):
         return -p_log_p.sum(-1)
 
     def enumerate_support(self, expand=True):
-        values = E.arange(self._num_events, dtype=E.int64, device=self._param.device)
-        values = values.view((-1,) + (1,) * len(self._batch_shape))
-        if expand:
-            values = values.expand((-1,) + tuple(self._batch_shape))
-        return values
+        return self._support_values(E.arange(self._num_events, dtype=E.int64, device=self._param.device), expand)

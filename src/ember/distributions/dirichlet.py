@@ -31,9 +31,7 @@ class Dirichlet(ExponentialFamily):
         new = self._get_checked_instance(Dirichlet, _instance)
         batch_shape = E.Size(tuple(batch_shape))
         new.concentration = self.concentration.expand(tuple(batch_shape) + tuple(self.event_shape))
-        super(Dirichlet, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._finish_expand(Dirichlet, new, batch_shape, self.event_shape)
 
     def rsample(self, sample_shape=()):
         shape = tuple(self._extended_shape(sample_shape))

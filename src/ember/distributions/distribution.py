@@ -5,7 +5,7 @@ import warnings
 
 from . import _api as E
 from . import constraints
-from .utils import lazy_property
+from .utils import _is_number, broadcast_all, lazy_property
 
 __all__ = ["Distribution"]
 
@@ -178,6 +178,28 @@ class Distribution:
             raise NotImplementedError(f"Subclass {self.__class__.__name__} of {cls.__name__} that defines a custom "
                                       "__init__ method must also define a custom .expand() method.")
         return self.__new__(type(self)) if _instance is None else _instance
+
+    def _set_broadcast_params(self, **params):
+        """Sets each parameter, broadcast against the others (`broadcast_all`); returns the batch shape: () if
+        all of them are Python numbers, else the broadcast shape."""
+        values = broadcast_all(*params.values())
+        for name, value in zip(params, values):
+            setattr(self, name, value)
+        return () if all(_is_number(v) for v in params.values()) else values[0].shape
+
+    def _expand_params(self, cls, batch_shape, _instance, names):
+        """`expand` for a distribution of `cls` whose parameters `names` all have shape batch_shape."""
+        new = self._get_checked_instance(cls, _instance)
+        batch_shape = E.Size(tuple(batch_shape))
+        for name in names:
+            setattr(new, name, getattr(self, name).expand(batch_shape))
+        return self._finish_expand(cls, new, batch_shape)
+
+    def _finish_expand(self, cls, new, batch_shape, event_shape=()):
+        """The end of `expand`: initialises `new` (above `cls`) without validation, which it then inherits."""
+        super(cls, new).__init__(batch_shape, event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
 
     def __repr__(self) -> str:
         param_names = [k for k in self.arg_constraints if k in self.__dict__]

@@ -4,7 +4,6 @@ from __future__ import annotations
 from . import _api as E
 from . import constraints
 from .exp_family import ExponentialFamily
-from .utils import _is_number, broadcast_all
 
 __all__ = ["Exponential"]
 
@@ -33,17 +32,11 @@ class Exponential(ExponentialFamily):
         return self.rate.pow(-2)
 
     def __init__(self, rate, validate_args=None):
-        (self.rate,) = broadcast_all(rate)
-        batch_shape = () if _is_number(rate) else self.rate.shape
+        batch_shape = self._set_broadcast_params(rate=rate)
         super().__init__(batch_shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Exponential, _instance)
-        batch_shape = E.Size(tuple(batch_shape))
-        new.rate = self.rate.expand(batch_shape)
-        super(Exponential, new).__init__(batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._expand_params(Exponential, batch_shape, _instance, ("rate",))
 
     def rsample(self, sample_shape=()):
         shape = self._extended_shape(sample_shape)

@@ -6,7 +6,6 @@ from . import constraints
 from ._samplers import standard_gamma
 from ._special import digamma, gammainc, lgamma, xlogy
 from .exp_family import ExponentialFamily
-from .utils import _is_number, broadcast_all
 
 __all__ = ["Gamma"]
 
@@ -33,18 +32,11 @@ class Gamma(ExponentialFamily):
         return self.concentration / self.rate.pow(2)
 
     def __init__(self, concentration, rate, validate_args=None):
-        self.concentration, self.rate = broadcast_all(concentration, rate)
-        batch_shape = () if _is_number(concentration) and _is_number(rate) else self.concentration.shape
+        batch_shape = self._set_broadcast_params(concentration=concentration, rate=rate)
         super().__init__(batch_shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Gamma, _instance)
-        batch_shape = E.Size(tuple(batch_shape))
-        new.concentration = self.concentration.expand(batch_shape)
-        new.rate = self.rate.expand(batch_shape)
-        super(Gamma, new).__init__(batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._expand_params(Gamma, batch_shape, _instance, ("concentration", "rate"))
 
     def rsample(self, sample_shape=()):
         shape = tuple(self._extended_shape(sample_shape))

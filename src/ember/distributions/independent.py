@@ -4,7 +4,7 @@ from __future__ import annotations
 from . import _api as E
 from . import constraints
 from .distribution import Distribution
-from .utils import _sum_rightmost
+from .utils import _forwarded, _sum_rightmost
 
 __all__ = ["Independent"]
 
@@ -31,9 +31,7 @@ class Independent(Distribution):
         new.base_dist = self.base_dist.expand(tuple(batch_shape)
                                               + tuple(self.event_shape[:self.reinterpreted_batch_ndims]))
         new.reinterpreted_batch_ndims = self.reinterpreted_batch_ndims
-        super(Independent, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._finish_expand(Independent, new, batch_shape, self.event_shape)
 
     @property
     def has_rsample(self):
@@ -52,17 +50,9 @@ class Independent(Distribution):
             result = constraints.independent(result, self.reinterpreted_batch_ndims)
         return result
 
-    @property
-    def mean(self):
-        return self.base_dist.mean
-
-    @property
-    def mode(self):
-        return self.base_dist.mode
-
-    @property
-    def variance(self):
-        return self.base_dist.variance
+    mean = _forwarded("base_dist", "mean")
+    mode = _forwarded("base_dist", "mode")
+    variance = _forwarded("base_dist", "variance")
 
     def sample(self, sample_shape=()):
         return self.base_dist.sample(sample_shape)

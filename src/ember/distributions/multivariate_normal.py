@@ -47,23 +47,11 @@ class MultivariateNormal(Distribution):
         if (covariance_matrix is not None) + (scale_tril is not None) + (precision_matrix is not None) != 1:
             raise ValueError("Exactly one of covariance_matrix or precision_matrix or scale_tril may be specified.")
         if scale_tril is not None:
-            if scale_tril.dim() < 2:
-                raise ValueError("scale_tril matrix must be at least two-dimensional, with optional leading batch "
-                                 "dimensions")
-            batch_shape = E.broadcast_shapes(tuple(scale_tril.shape[:-2]), tuple(loc.shape[:-1]))
-            self.scale_tril = scale_tril.expand(batch_shape + (-1, -1))
+            batch_shape = self._set_matrix("scale_tril", scale_tril, loc, "scale_tril matrix")
         elif covariance_matrix is not None:
-            if covariance_matrix.dim() < 2:
-                raise ValueError("covariance_matrix must be at least two-dimensional, with optional leading batch "
-                                 "dimensions")
-            batch_shape = E.broadcast_shapes(tuple(covariance_matrix.shape[:-2]), tuple(loc.shape[:-1]))
-            self.covariance_matrix = covariance_matrix.expand(batch_shape + (-1, -1))
+            batch_shape = self._set_matrix("covariance_matrix", covariance_matrix, loc)
         else:
-            if precision_matrix.dim() < 2:
-                raise ValueError("precision_matrix must be at least two-dimensional, with optional leading batch "
-                                 "dimensions")
-            batch_shape = E.broadcast_shapes(tuple(precision_matrix.shape[:-2]), tuple(loc.shape[:-1]))
-            self.precision_matrix = precision_matrix.expand(batch_shape + (-1, -1))
+            batch_shape = self._set_matrix("precision_matrix", precision_matrix, loc)
         self.loc = loc.expand(batch_shape + (-1,))
         event_shape = self.loc.shape[-1:]
         super().__init__(batch_shape, event_shape, validate_args=validate_args)
@@ -73,6 +61,16 @@ class MultivariateNormal(Distribution):
             self._unbroadcasted_scale_tril = cholesky(covariance_matrix)[0]
         else:
             self._unbroadcasted_scale_tril = _precision_to_scale_tril(precision_matrix)
+
+    def _set_matrix(self, name, matrix, loc, label=None):
+        """Sets the matrix parameter `name`, expanded to the batch shape it broadcasts to with loc's; returns
+        that batch shape."""
+        if matrix.dim() < 2:
+            raise ValueError(f"{label or name} must be at least two-dimensional, with optional leading batch "
+                             "dimensions")
+        batch_shape = E.broadcast_shapes(tuple(matrix.shape[:-2]), tuple(loc.shape[:-1]))
+        setattr(self, name, matrix.expand(batch_shape + (-1, -1)))
+        return batch_shape
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(MultivariateNormal, _instance)
@@ -87,9 +85,7 @@ class MultivariateNormal(Distribution):
             new.scale_tril = self.scale_tril.expand(cov_shape)
         if "precision_matrix" in self.__dict__:
             new.precision_matrix = self.precision_matrix.expand(cov_shape)
-        super(MultivariateNormal, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._finish_expand(MultivariateNormal, new, batch_shape, self.event_shape)
 
     def _matrix_shape(self):
         return tuple(self._batch_shape) + tuple(self._event_shape) + tuple(self._event_shape)
@@ -111,9 +107,7 @@ class MultivariateNormal(Distribution):
     def mean(self):
         return self.loc
 
-    @property
-    def mode(self):
-        return self.loc
+    mode = mean
 
     @property
     def variance(self):

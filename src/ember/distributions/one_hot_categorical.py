@@ -5,6 +5,7 @@ from . import _api as E
 from . import constraints
 from .categorical import Categorical
 from .distribution import Distribution
+from .utils import _forwarded
 
 __all__ = ["OneHotCategorical", "OneHotCategoricalStraightThrough"]
 
@@ -25,25 +26,12 @@ class OneHotCategorical(Distribution):
         new = self._get_checked_instance(OneHotCategorical, _instance)
         batch_shape = E.Size(tuple(batch_shape))
         new._categorical = self._categorical.expand(batch_shape)
-        super(OneHotCategorical, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._finish_expand(OneHotCategorical, new, batch_shape, self.event_shape)
 
-    @property
-    def _param(self):
-        return self._categorical._param
-
-    @property
-    def probs(self):
-        return self._categorical.probs
-
-    @property
-    def logits(self):
-        return self._categorical.logits
-
-    @property
-    def mean(self):
-        return self._categorical.probs
+    _param = _forwarded("_categorical", "_param")
+    probs = _forwarded("_categorical", "probs")
+    logits = _forwarded("_categorical", "logits")
+    mean = _forwarded("_categorical", "probs")
 
     @property
     def mode(self):
@@ -55,9 +43,7 @@ class OneHotCategorical(Distribution):
     def variance(self):
         return self._categorical.probs * (1 - self._categorical.probs)
 
-    @property
-    def param_shape(self):
-        return self._categorical.param_shape
+    param_shape = _forwarded("_categorical", "param_shape")
 
     def sample(self, sample_shape=()):
         probs = self._categorical.probs

@@ -6,7 +6,7 @@ from . import constraints
 from ._samplers import sample_poisson
 from ._special import lgamma, xlogy
 from .exp_family import ExponentialFamily
-from .utils import _is_number, broadcast_all
+from .utils import broadcast_all
 
 __all__ = ["Poisson"]
 
@@ -29,17 +29,11 @@ class Poisson(ExponentialFamily):
         return self.rate
 
     def __init__(self, rate, validate_args=None):
-        (self.rate,) = broadcast_all(rate)
-        batch_shape = () if _is_number(rate) else self.rate.shape
+        batch_shape = self._set_broadcast_params(rate=rate)
         super().__init__(batch_shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Poisson, _instance)
-        batch_shape = E.Size(tuple(batch_shape))
-        new.rate = self.rate.expand(batch_shape)
-        super(Poisson, new).__init__(batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._expand_params(Poisson, batch_shape, _instance, ("rate",))
 
     def sample(self, sample_shape=()):
         shape = tuple(self._extended_shape(sample_shape))

@@ -7,7 +7,7 @@ import operator
 
 from . import _api as E
 from . import constraints
-from .utils import _is_number, _sum_rightmost, broadcast_all, lazy_property
+from .utils import _forwarded, _is_number, _sum_rightmost, broadcast_all, lazy_property
 
 __all__ = [
     "AbsTransform", "AffineTransform", "ComposeTransform", "CumulativeDistributionTransform", "ExpTransform",
@@ -69,6 +69,10 @@ class Transform:
     def with_cache(self, cache_size=1):
         if self._cache_size == cache_size:
             return self
+        return self._with_cache_size(cache_size)
+
+    def _with_cache_size(self, cache_size):
+        """A copy of this transform with another cache_size (for with_cache)."""
         if type(self).__init__ is Transform.__init__:
             return type(self)(cache_size=cache_size)
         raise NotImplementedError(f"{type(self)}.with_cache is not implemented")
@@ -84,24 +88,21 @@ class Transform:
 
     def __call__(self, x):
         """y = t(x)."""
-        if self._cache_size == 0:
-            return self._call(x)
-        x_old, y_old = self._cached_x_y
-        if x is x_old:
-            return y_old
-        y = self._call(x)
-        self._cached_x_y = x, y
-        return y
+        return self._through_cache(x, self._call, 0)
 
     def _inv_call(self, y):
+        return self._through_cache(y, self._inverse, 1)
+
+    def _through_cache(self, value, fn, side):
+        """fn(value), where value is x (side 0) or y (side 1) of the cached (x, y) pair (when cache_size is 1,
+        the other side of the pair comes back for the same value, and the pair is updated otherwise)."""
         if self._cache_size == 0:
-            return self._inverse(y)
-        x_old, y_old = self._cached_x_y
-        if y is y_old:
-            return x_old
-        x = self._inverse(y)
-        self._cached_x_y = x, y
-        return x
+            return fn(value)
+        if value is self._cached_x_y[side]:
+            return self._cached_x_y[1 - side]
+        result = fn(value)
+        self._cached_x_y = (value, result) if side == 0 else (result, value)
+        return result
 
     def _call(self, x):
         raise NotImplementedError
@@ -140,13 +141,8 @@ class _InverseTransform(Transform):
     def codomain(self):
         return self._inv.domain
 
-    @property
-    def bijective(self):
-        return self._inv.bijective
-
-    @property
-    def sign(self):
-        return self._inv.sign
+    bijective = _forwarded("_inv", "bijective")
+    sign = _forwarded("_inv", "sign")
 
     @property
     def inv(self):
@@ -178,6 +174,20 @@ class _InverseTransform(Transform):
         return self._inv.forward_shape(shape)
 
 
+class _ParameterFreeTransform(Transform):
+    """A transform without parameters: an instance equals every instance of its class (the class that derives
+    from this one directly, and its subclasses)."""
+
+    def __eq__(self, other):
+        return isinstance(other, self._equality_class())
+
+    __hash__ = Transform.__hash__
+
+    @classmethod
+    def _equality_class(cls):
+        return next(c for c in cls.__mro__ if _ParameterFreeTransform in c.__bases__)
+
+
 class ComposeTransform(Transform):
     """Composes several transforms in a chain (the first applied first)."""
 
@@ -196,30 +206,26 @@ class ComposeTransform(Transform):
 
     @constraints.dependent_property(is_discrete=False)
     def domain(self):
-        if not self.parts:
-            return constraints.real
-        domain = self.parts[0].domain
-        # Adjust event_dim to be maximum among all parts.
-        event_dim = self.parts[-1].codomain.event_dim
-        for part in reversed(self.parts):
-            event_dim += part.domain.event_dim - part.codomain.event_dim
-            event_dim = max(event_dim, part.domain.event_dim)
-        if event_dim > domain.event_dim:
-            domain = constraints.independent(domain, event_dim - domain.event_dim)
-        return domain
+        return self._end_constraint(self.parts[::-1], "domain", "codomain")
 
     @constraints.dependent_property(is_discrete=False)
     def codomain(self):
-        if not self.parts:
+        return self._end_constraint(self.parts, "codomain", "domain")
+
+    @staticmethod
+    def _end_constraint(parts, end, other):
+        """The `end` constraint ("domain" or "codomain") of the chain, `parts` ordered towards that end, its
+        event_dim adjusted to be the maximum among all parts."""
+        if not parts:
             return constraints.real
-        codomain = self.parts[-1].codomain
-        event_dim = self.parts[0].domain.event_dim
-        for part in self.parts:
-            event_dim += part.codomain.event_dim - part.domain.event_dim
-            event_dim = max(event_dim, part.codomain.event_dim)
-        if event_dim > codomain.event_dim:
-            codomain = constraints.independent(codomain, event_dim - codomain.event_dim)
-        return codomain
+        constraint = getattr(parts[-1], end)
+        event_dim = getattr(parts[0], other).event_dim
+        for part in parts:
+            event_dim += getattr(part, end).event_dim - getattr(part, other).event_dim
+            event_dim = max(event_dim, getattr(part, end).event_dim)
+        if event_dim > constraint.event_dim:
+            constraint = constraints.independent(constraint, event_dim - constraint.event_dim)
+        return constraint
 
     @lazy_property
     def bijective(self):
@@ -241,9 +247,7 @@ class ComposeTransform(Transform):
             inv._inv = self
         return inv
 
-    def with_cache(self, cache_size=1):
-        if self._cache_size == cache_size:
-            return self
+    def _with_cache_size(self, cache_size):
         return ComposeTransform(self.parts, cache_size=cache_size)
 
     def __call__(self, x):
@@ -291,9 +295,7 @@ class IndependentTransform(Transform):
         self.base_transform = base_transform.with_cache(cache_size)
         self.reinterpreted_batch_ndims = reinterpreted_batch_ndims
 
-    def with_cache(self, cache_size=1):
-        if self._cache_size == cache_size:
-            return self
+    def _with_cache_size(self, cache_size):
         return IndependentTransform(self.base_transform, self.reinterpreted_batch_ndims, cache_size=cache_size)
 
     @constraints.dependent_property(is_discrete=False)
@@ -304,13 +306,8 @@ class IndependentTransform(Transform):
     def codomain(self):
         return constraints.independent(self.base_transform.codomain, self.reinterpreted_batch_ndims)
 
-    @property
-    def bijective(self):
-        return self.base_transform.bijective
-
-    @property
-    def sign(self):
-        return self.base_transform.sign
+    bijective = _forwarded("base_transform", "bijective")
+    sign = _forwarded("base_transform", "sign")
 
     def _call(self, x):
         if x.dim() < self.domain.event_dim:
@@ -336,6 +333,16 @@ class IndependentTransform(Transform):
         return self.base_transform.inverse_shape(shape)
 
 
+def _replace_rightmost(shape, old, new):
+    """`shape`, which must end in `old`, with that end replaced by `new`."""
+    if len(shape) < len(old):
+        raise ValueError("Too few dimensions on input")
+    cut = len(shape) - len(old)
+    if tuple(shape[cut:]) != tuple(old):
+        raise ValueError(f"Shape mismatch: expected {shape[cut:]} but got {old}")
+    return E.Size(tuple(shape[:cut]) + tuple(new))
+
+
 class ReshapeTransform(Transform):
     """Reshapes the rightmost part of a tensor from `in_shape` to `out_shape`."""
     bijective = True
@@ -355,9 +362,7 @@ class ReshapeTransform(Transform):
     def codomain(self):
         return constraints.independent(constraints.real, len(self.out_shape))
 
-    def with_cache(self, cache_size=1):
-        if self._cache_size == cache_size:
-            return self
+    def _with_cache_size(self, cache_size):
         return ReshapeTransform(self.in_shape, self.out_shape, cache_size=cache_size)
 
     def _call(self, x):
@@ -373,33 +378,18 @@ class ReshapeTransform(Transform):
         return x.new_zeros(batch_shape)
 
     def forward_shape(self, shape):
-        if len(shape) < len(self.in_shape):
-            raise ValueError("Too few dimensions on input")
-        cut = len(shape) - len(self.in_shape)
-        if tuple(shape[cut:]) != tuple(self.in_shape):
-            raise ValueError(f"Shape mismatch: expected {shape[cut:]} but got {self.in_shape}")
-        return E.Size(tuple(shape[:cut]) + tuple(self.out_shape))
+        return _replace_rightmost(shape, self.in_shape, self.out_shape)
 
     def inverse_shape(self, shape):
-        if len(shape) < len(self.out_shape):
-            raise ValueError("Too few dimensions on input")
-        cut = len(shape) - len(self.out_shape)
-        if tuple(shape[cut:]) != tuple(self.out_shape):
-            raise ValueError(f"Shape mismatch: expected {shape[cut:]} but got {self.out_shape}")
-        return E.Size(tuple(shape[:cut]) + tuple(self.in_shape))
+        return _replace_rightmost(shape, self.out_shape, self.in_shape)
 
 
-class ExpTransform(Transform):
+class ExpTransform(_ParameterFreeTransform):
     """y = exp(x)."""
     domain = constraints.real
     codomain = constraints.positive
     bijective = True
     sign = +1
-
-    def __eq__(self, other):
-        return isinstance(other, ExpTransform)
-
-    __hash__ = Transform.__hash__
 
     def _call(self, x):
         return x.exp()
@@ -421,9 +411,7 @@ class PowerTransform(Transform):
         super().__init__(cache_size=cache_size)
         (self.exponent,) = broadcast_all(exponent)
 
-    def with_cache(self, cache_size=1):
-        if self._cache_size == cache_size:
-            return self
+    def _with_cache_size(self, cache_size):
         return PowerTransform(self.exponent, cache_size=cache_size)
 
     @lazy_property
@@ -449,8 +437,7 @@ class PowerTransform(Transform):
     def forward_shape(self, shape):
         return E.Size(E.broadcast_shapes(tuple(shape), _shape_of(self.exponent)))
 
-    def inverse_shape(self, shape):
-        return E.Size(E.broadcast_shapes(tuple(shape), _shape_of(self.exponent)))
+    inverse_shape = forward_shape
 
 
 def _clipped_sigmoid(x):
@@ -458,17 +445,12 @@ def _clipped_sigmoid(x):
     return E.sigmoid(x).clamp(min=finfo.tiny, max=1.0 - finfo.eps)
 
 
-class SigmoidTransform(Transform):
+class SigmoidTransform(_ParameterFreeTransform):
     """y = 1 / (1 + exp(-x)) (kept inside (0, 1) at the dtype's tiny and 1 - eps); the inverse is the logit."""
     domain = constraints.real
     codomain = constraints.unit_interval
     bijective = True
     sign = +1
-
-    def __eq__(self, other):
-        return isinstance(other, SigmoidTransform)
-
-    __hash__ = Transform.__hash__
 
     def _call(self, x):
         return _clipped_sigmoid(x)
@@ -482,17 +464,12 @@ class SigmoidTransform(Transform):
         return -E.softplus(-x) - E.softplus(x)
 
 
-class SoftplusTransform(Transform):
+class SoftplusTransform(_ParameterFreeTransform):
     """y = log(1 + exp(x)); the inverse is computed stably."""
     domain = constraints.real
     codomain = constraints.positive
     bijective = True
     sign = +1
-
-    def __eq__(self, other):
-        return isinstance(other, SoftplusTransform)
-
-    __hash__ = Transform.__hash__
 
     def _call(self, x):
         return E.softplus(x)
@@ -504,17 +481,12 @@ class SoftplusTransform(Transform):
         return -E.softplus(-x)
 
 
-class TanhTransform(Transform):
+class TanhTransform(_ParameterFreeTransform):
     """y = tanh(x)."""
     domain = constraints.real
     codomain = constraints.interval(-1.0, 1.0)
     bijective = True
     sign = +1
-
-    def __eq__(self, other):
-        return isinstance(other, TanhTransform)
-
-    __hash__ = Transform.__hash__
 
     def _call(self, x):
         return x.tanh()
@@ -527,15 +499,10 @@ class TanhTransform(Transform):
         return 2.0 * (math.log(2.0) - x - E.softplus(-2.0 * x))
 
 
-class AbsTransform(Transform):
+class AbsTransform(_ParameterFreeTransform):
     """y = |x| (not bijective; the inverse takes the positive branch)."""
     domain = constraints.real
     codomain = constraints.positive
-
-    def __eq__(self, other):
-        return isinstance(other, AbsTransform)
-
-    __hash__ = Transform.__hash__
 
     def _call(self, x):
         return x.abs()
@@ -564,15 +531,9 @@ class AffineTransform(Transform):
             return constraints.real
         return constraints.independent(constraints.real, self.event_dim)
 
-    @constraints.dependent_property(is_discrete=False)
-    def codomain(self):
-        if self.event_dim == 0:
-            return constraints.real
-        return constraints.independent(constraints.real, self.event_dim)
+    codomain = domain
 
-    def with_cache(self, cache_size=1):
-        if self._cache_size == cache_size:
-            return self
+    def _with_cache_size(self, cache_size):
         return AffineTransform(self.loc, self.scale, self.event_dim, cache_size=cache_size)
 
     def __eq__(self, other):
@@ -616,19 +577,22 @@ class AffineTransform(Transform):
     def forward_shape(self, shape):
         return E.Size(E.broadcast_shapes(tuple(shape), _shape_of(self.loc), _shape_of(self.scale)))
 
-    def inverse_shape(self, shape):
-        return E.Size(E.broadcast_shapes(tuple(shape), _shape_of(self.loc), _shape_of(self.scale)))
+    inverse_shape = forward_shape
 
 
-class SoftmaxTransform(Transform):
+def _last_dim_resized(shape, change):
+    """`shape` (at least 1-d) with `change` added to its last size (as it is when change is 0)."""
+    if len(shape) < 1:
+        raise ValueError("Too few dimensions on input")
+    if change == 0:
+        return shape
+    return E.Size(tuple(shape[:-1]) + (shape[-1] + change,))
+
+
+class SoftmaxTransform(_ParameterFreeTransform):
     """From unconstrained space to the simplex: y = softmax(x) (not bijective; for optimisation)."""
     domain = constraints.real_vector
     codomain = constraints.simplex
-
-    def __eq__(self, other):
-        return isinstance(other, SoftmaxTransform)
-
-    __hash__ = Transform.__hash__
 
     def _call(self, x):
         probs = (x - x.amax(-1, True)).exp()
@@ -638,14 +602,9 @@ class SoftmaxTransform(Transform):
         return y.log()
 
     def forward_shape(self, shape):
-        if len(shape) < 1:
-            raise ValueError("Too few dimensions on input")
-        return shape
+        return _last_dim_resized(shape, 0)
 
-    def inverse_shape(self, shape):
-        if len(shape) < 1:
-            raise ValueError("Too few dimensions on input")
-        return shape
+    inverse_shape = forward_shape
 
 
 def _pad_last(x, left, right, value):
@@ -658,16 +617,11 @@ def _pad_last(x, left, right, value):
     return E.cat(parts, -1)
 
 
-class StickBreakingTransform(Transform):
+class StickBreakingTransform(_ParameterFreeTransform):
     """From unconstrained space to the simplex of one more dimension, by stick breaking (bijective)."""
     domain = constraints.real_vector
     codomain = constraints.simplex
     bijective = True
-
-    def __eq__(self, other):
-        return isinstance(other, StickBreakingTransform)
-
-    __hash__ = Transform.__hash__
 
     def _call(self, x):
         offset = x.shape[-1] + 1 - x.new_ones(x.shape[-1]).cumsum(-1)
@@ -689,25 +643,16 @@ class StickBreakingTransform(Transform):
         return (-x - E.softplus(-x) + y[..., :-1].log()).sum(-1)
 
     def forward_shape(self, shape):
-        if len(shape) < 1:
-            raise ValueError("Too few dimensions on input")
-        return E.Size(tuple(shape[:-1]) + (shape[-1] + 1,))
+        return _last_dim_resized(shape, +1)
 
     def inverse_shape(self, shape):
-        if len(shape) < 1:
-            raise ValueError("Too few dimensions on input")
-        return E.Size(tuple(shape[:-1]) + (shape[-1] - 1,))
+        return _last_dim_resized(shape, -1)
 
 
-class LowerCholeskyTransform(Transform):
+class LowerCholeskyTransform(_ParameterFreeTransform):
     """From unconstrained matrices to lower-triangular matrices with positive diagonals (not bijective)."""
     domain = constraints.independent(constraints.real, 2)
     codomain = constraints.lower_cholesky
-
-    def __eq__(self, other):
-        return isinstance(other, LowerCholeskyTransform)
-
-    __hash__ = Transform.__hash__
 
     def _call(self, x):
         return x.tril(-1) + E.diag_embed(x.diagonal(dim1=-2, dim2=-1).exp())
@@ -730,9 +675,7 @@ class CumulativeDistributionTransform(Transform):
     def domain(self):
         return self.distribution.support
 
-    def with_cache(self, cache_size=1):
-        if self._cache_size == cache_size:
-            return self
+    def _with_cache_size(self, cache_size):
         return type(self)(self.distribution, cache_size=cache_size)
 
     def _call(self, x):

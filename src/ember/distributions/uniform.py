@@ -6,7 +6,6 @@ import math
 from . import _api as E
 from . import constraints
 from .distribution import Distribution
-from .utils import _is_number, broadcast_all
 
 __all__ = ["Uniform"]
 
@@ -36,18 +35,11 @@ class Uniform(Distribution):
         return (self.high - self.low).pow(2) / 12
 
     def __init__(self, low, high, validate_args=None):
-        self.low, self.high = broadcast_all(low, high)
-        batch_shape = () if _is_number(low) and _is_number(high) else self.low.shape
+        batch_shape = self._set_broadcast_params(low=low, high=high)
         super().__init__(batch_shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Uniform, _instance)
-        batch_shape = E.Size(tuple(batch_shape))
-        new.low = self.low.expand(batch_shape)
-        new.high = self.high.expand(batch_shape)
-        super(Uniform, new).__init__(batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._expand_params(Uniform, batch_shape, _instance, ("low", "high"))
 
     @constraints.dependent_property(is_discrete=False, event_dim=0)
     def support(self):

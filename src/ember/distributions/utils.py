@@ -115,3 +115,8 @@ def vec_to_tril_matrix(vec, diag: int = 0):
     padded = E.cat([vec, E.zeros(tuple(vec.shape[:-1]) + (1,), dtype=vec.dtype, device=vec.device)], -1)
     return padded[..., pos].reshape(tuple(vec.shape[:-1]) + (n, n))
 
+
+
+def _forwarded(holder: str, name: str, doc: str | None = None) -> property:
+    """A read-only property that reads `name` of the object in attribute `holder` (for wrappers)."""
+    return property(lambda self: getattr(getattr(self, holder), name), doc=doc)
