@@ -160,6 +160,19 @@ def amp(args, device: str):
             ember.amp.GradScaler(dev_type, enabled=args.amp == "fp16"))
 
 
+def make_step(model, loss_fn, opt, scaler, dev_type: str, amp_dtype, graphed: bool):
+    """The training step (x, y) -> loss: loss_fn(x, y) under autocast (when amp_dtype is set), then the
+    optimizer update of model's parameters; captured as a CUDA graph by ember.cuda.graphed_step when graphed."""
+    from ember.examples.reverse import update  # here: reverse imports this module
+
+    def train_step(x, y):
+        with ember.autocast(dev_type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            loss = loss_fn(x, y)
+        update(loss, opt, scaler, model.parameters())
+        return loss
+    return ember.cuda.graphed_step(train_step) if graphed else train_step
+
+
 def progress(total: int, enabled: bool):
     """A tqdm bar, or None (disabled, nothing to do, or tqdm missing: the jobs print log lines then)."""
     if not enabled or total <= 0:

@@ -27,9 +27,9 @@ import ember.nn.functional as F
 from ember.datasets.text import BPETokenizer, CharTokenizer
 from ember.examples._common import (Block, add_model_options, add_run_options, amp, check_options, default_device,
                                     set_lr, use_cuda_graph,
-                                    find_data, log_step, parser, plot, progress, restore, resume, size_defaults,
-                                    write_history)
-from ember.examples.reverse import lr_at, update
+                                    find_data, log_step, make_step, parser, plot, progress, restore, resume,
+                                    size_defaults, write_history)
+from ember.examples.reverse import lr_at
 
 FILE = "tinyshakespeare.txt"
 
@@ -199,13 +199,8 @@ def main(argv=None) -> dict:
     print(f"ember {ember.__version__}: GPT, {n_params:,} parameters, {args.tokenizer} tokenizer of "
           f"{tok.vocab_size} tokens, {len(train_ids):,} training tokens, device {device}, steps {start}..{total}"
           + (", training step as a CUDA graph" if graphed else ""))
-
-    def train_step(x, y):
-        with ember.autocast(dev_type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-        update(loss, opt, scaler, model.parameters())
-        return loss
-    step_fn = ember.cuda.graphed_step(train_step) if graphed else train_step
+    step_fn = make_step(model, lambda x, y: F.cross_entropy(model(x).flatten(0, 1), y.flatten()), opt, scaler,
+                        dev_type, amp_dtype, graphed)
     ck = os.path.join(args.out, "checkpoint.safetensors")
     saved_args = json.dumps({k: v for k, v in vars(args).items() if k != "resume"})
 

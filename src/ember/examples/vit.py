@@ -28,9 +28,9 @@ import ember
 import ember.nn as nn
 import ember.nn.functional as F
 from ember.examples._common import (Block, add_model_options, add_run_options, amp, check_options, default_device,
-                                    find_data, log_step, parser, plot, progress, restore, resume, set_lr,
+                                    find_data, log_step, make_step, parser, plot, progress, restore, resume, set_lr,
                                     size_defaults, use_cuda_graph, write_history)
-from ember.examples.reverse import lr_at, update
+from ember.examples.reverse import lr_at
 
 ARCHIVE = "cifar10-jpeg.tar.gz"
 
@@ -223,13 +223,8 @@ def main(argv=None) -> dict:
     print(f"ember {ember.__version__}: ViT, {n_params:,} parameters, {len(ytr):,} training and {len(yte):,} test "
           f"images, device {device}, epochs {start_epoch}..{args.epochs}"
           + (", training step as a CUDA graph" if graphed else ""))
-
-    def train_step(x, y):
-        with ember.autocast(dev_type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            loss = F.cross_entropy(model(x), y, label_smoothing=args.label_smoothing)
-        update(loss, opt, scaler, model.parameters())
-        return loss
-    step_fn = ember.cuda.graphed_step(train_step) if graphed else train_step
+    step_fn = make_step(model, lambda x, y: F.cross_entropy(model(x), y, label_smoothing=args.label_smoothing),
+                        opt, scaler, dev_type, amp_dtype, graphed)
     ck = os.path.join(args.out, "checkpoint.safetensors")
     os.makedirs(args.out, exist_ok=True)
     saved_args = json.dumps({k: v for k, v in vars(args).items() if k != "resume"})

@@ -25,11 +25,10 @@ def _fma(a, b, c):
     return (np.multiply(a, b, dtype=np.float64) + c).astype(np.float32)
 
 
-def _adam_low(pa, ga, ma, va, xa, step, lr, beta1, beta2, weight_decay, eps, maximize, decoupled, grad_scale):
-    """float16/bfloat16 arrays: torch's fused CPU Adam (its vector loop), in float32 from the 16-bit values,
-    each array stored (rounded to nearest) once."""
-    f = np.float32
-    P, G, M, V = (a.astype(f) for a in (pa, ga, ma, va))
+def _adam_grad(P, G, ga, f, lr, weight_decay, maximize, decoupled, grad_scale, fma):
+    """Adam's preamble in compute type f: G unscaled by grad_scale (written back to ga: the grads are left
+    unscaled, as torch's fused Adam), negated when maximize, then weight decay: P scaled in place when
+    decoupled, else G + P * wd (one rounding through _fma when fma, as the 16-bit vector loop). Returns G."""
     if grad_scale is not None:
         G = G / f(grad_scale)
         np.copyto(ga, G, casting="unsafe")
@@ -39,7 +38,16 @@ def _adam_low(pa, ga, ma, va, xa, step, lr, beta1, beta2, weight_decay, eps, max
         if decoupled:
             P *= f(1 - lr * weight_decay)
         else:
-            G = _fma(P, f(weight_decay), G)
+            G = _fma(P, f(weight_decay), G) if fma else G + P * f(weight_decay)
+    return G
+
+
+def _adam_low(pa, ga, ma, va, xa, step, lr, beta1, beta2, weight_decay, eps, maximize, decoupled, grad_scale):
+    """float16/bfloat16 arrays: torch's fused CPU Adam (its vector loop), in float32 from the 16-bit values,
+    each array stored (rounded to nearest) once."""
+    f = np.float32
+    P, G, M, V = (a.astype(f) for a in (pa, ga, ma, va))
+    G = _adam_grad(P, G, ga, f, lr, weight_decay, maximize, decoupled, grad_scale, fma=True)
     w = f(1 - beta1)                                 # lerp: fma(w, g - m, m), or fma(w - 1, g - m, g)
     M = _fma(w, G - M, M) if abs(w) < 0.5 else _fma(w - f(1), G - M, G)
     V = _fma(f(1 - beta2) * G, G, V * f(beta2))
@@ -65,16 +73,7 @@ def _adam_one(p, g, m, v, vmax, step, lr, beta1, beta2, weight_decay, eps, maxim
         return _adam_low(pa, ga, ma, va, None if vmax is None else arr(vmax), step, lr, beta1, beta2, weight_decay,
                          eps, maximize, decoupled, grad_scale)
     P, G, M, V = pa, ga, ma, va
-    if grad_scale is not None:
-        G = G / f(grad_scale)
-        np.copyto(ga, G, casting="unsafe")          # the grads are left unscaled, as torch's fused Adam
-    if maximize:
-        G = np.negative(G)
-    if weight_decay != 0:
-        if decoupled:
-            P *= f(1 - lr * weight_decay)
-        else:
-            G = G + P * f(weight_decay)
+    G = _adam_grad(P, G, ga, f, lr, weight_decay, maximize, decoupled, grad_scale, fma=False)
     w = f(1 - beta1)                                 # exp_avg.lerp_(g, 1 - beta1)
     diff = G - M
     if abs(w) < 0.5:

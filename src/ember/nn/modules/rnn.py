@@ -302,29 +302,52 @@ class RNNBase(Module):
             x = x.transpose(0, 1)
         return x, tuple(_stack(f, 0) for f in finals)
 
+    def _unpack_input(self, input, hx, zeros_state) -> tuple:
+        """forward's input: a PackedSequence unpacked (hx permuted to its sorted order, or zeros_state(data,
+        batch) when None), or a 2-D/3-D Tensor checked and given a batch dim when unbatched (hx left as it is).
+        Returns (input, hx, batch_sizes (a list, None for a Tensor), is_batched, batch_dim)."""
+        if isinstance(input, PackedSequence):
+            batch_sizes = [int(b) for b in input.batch_sizes.tolist()]
+            if hx is None:
+                hx = zeros_state(input.data, batch_sizes[0])
+            else:
+                hx = self.permute_hidden(hx, input.sorted_indices)
+            return input.data, hx, batch_sizes, True, None
+        name = self._name()
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{name}: input should be a Tensor or a PackedSequence, but got {type(input).__name__}")
+        if input.dim() not in (2, 3):
+            # torch's LSTM words this one without "tensor"
+            raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.dim()}D"
+                             f"{'' if self.mode == 'LSTM' else ' tensor'} instead")
+        is_batched = input.dim() == 3
+        batch_dim = 0 if self.batch_first else 1
+        if not is_batched:
+            input = input.unsqueeze(batch_dim)
+        return input, hx, None, is_batched, batch_dim
+
+    def _repack_output(self, orig_input, output, hidden, is_batched: bool, batch_dim) -> tuple:
+        """forward's (output, hidden) in the form of its input: a PackedSequence (hidden back in the unsorted
+        order) for a packed one; the batch dim squeezed from output and each hidden tensor for an unbatched one."""
+        if isinstance(orig_input, PackedSequence):
+            return (PackedSequence(output, orig_input.batch_sizes, orig_input.sorted_indices,
+                                   orig_input.unsorted_indices),
+                    self.permute_hidden(hidden, orig_input.unsorted_indices))
+        if not is_batched:
+            output = output.squeeze(batch_dim)
+            hidden = hidden.squeeze(1) if isinstance(hidden, Tensor) else tuple(h.squeeze(1) for h in hidden)
+        return output, hidden
+
     def forward(self, input, hx=None):
         """input: (T, B, input_size) ((B, T, input_size) with batch_first), unbatched (T, input_size), or a
         PackedSequence; hx: (layers * directions, B, hidden_size) (2-D when unbatched), zeros when None.
         Returns (output, h_n): output (T, B, directions * hidden_size) (a PackedSequence for one), h_n like hx."""
         orig_input = input
-        name = self._name()
         if hx is not None and not isinstance(hx, Tensor):
-            raise TypeError(f"{name}: hx should be a Tensor, but got {type(hx).__name__}")
-        if isinstance(orig_input, PackedSequence):
-            input, batch_sizes_t, sorted_indices, unsorted_indices = orig_input
-            batch_sizes = [int(b) for b in batch_sizes_t.tolist()]
-            hx = self._zeros_state(input, batch_sizes[0]) if hx is None else self.permute_hidden(hx, sorted_indices)
-        else:
-            batch_sizes = None
-            if not isinstance(input, Tensor):
-                raise TypeError(f"{name}: input should be a Tensor or a PackedSequence, but got "
-                                f"{type(input).__name__}")
-            if input.dim() not in (2, 3):
-                raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.dim()}D tensor instead")
-            is_batched = input.dim() == 3
-            batch_dim = 0 if self.batch_first else 1
+            raise TypeError(f"{self._name()}: hx should be a Tensor, but got {type(hx).__name__}")
+        input, hx, batch_sizes, is_batched, batch_dim = self._unpack_input(input, hx, self._zeros_state)
+        if batch_sizes is None:
             if not is_batched:
-                input = input.unsqueeze(batch_dim)
                 if hx is not None:
                     if hx.dim() != 2:
                         raise RuntimeError(f"For unbatched 2-D input, hx should also be 2-D but got {hx.dim()}-D "
@@ -336,13 +359,7 @@ class RNNBase(Module):
                 hx = self._zeros_state(input, input.size(batch_dim))
         self.check_forward_args(input, hx, batch_sizes)
         output, (hidden,) = self._layers(input, (hx,), batch_sizes)
-        if isinstance(orig_input, PackedSequence):
-            return (PackedSequence(output, batch_sizes_t, sorted_indices, unsorted_indices),
-                    self.permute_hidden(hidden, unsorted_indices))
-        if not is_batched:
-            output = output.squeeze(batch_dim)
-            hidden = hidden.squeeze(1)
-        return output, hidden
+        return self._repack_output(orig_input, output, hidden, is_batched, batch_dim)
 
 
 class RNN(RNNBase):
@@ -429,20 +446,8 @@ class LSTM(RNNBase):
                                    and all(isinstance(h, Tensor) for h in hx)):
             got = type(hx).__name__ + (f" of length {len(hx)}" if isinstance(hx, (tuple, list)) else "")
             raise TypeError(f"LSTM: hx should be a tuple (h_0, c_0) of two Tensors, but got {got}")
-        if isinstance(orig_input, PackedSequence):
-            input, batch_sizes_t, sorted_indices, unsorted_indices = orig_input
-            batch_sizes = [int(b) for b in batch_sizes_t.tolist()]
-            hx = self._zeros_pair(input, batch_sizes[0]) if hx is None else self.permute_hidden(hx, sorted_indices)
-        else:
-            batch_sizes = None
-            if not isinstance(input, Tensor):
-                raise TypeError(f"LSTM: input should be a Tensor or a PackedSequence, but got {type(input).__name__}")
-            if input.dim() not in (2, 3):
-                raise ValueError(f"LSTM: Expected input to be 2D or 3D, got {input.dim()}D instead")
-            is_batched = input.dim() == 3
-            batch_dim = 0 if self.batch_first else 1
-            if not is_batched:
-                input = input.unsqueeze(batch_dim)
+        input, hx, batch_sizes, is_batched, batch_dim = self._unpack_input(input, hx, self._zeros_pair)
+        if batch_sizes is None:
             if hx is None:
                 hx = self._zeros_pair(input, input.size(batch_dim))
             elif is_batched:
@@ -457,13 +462,7 @@ class LSTM(RNNBase):
         hx = tuple(hx)
         self.check_forward_args(input, hx, batch_sizes)
         output, hidden = self._layers(input, hx, batch_sizes)
-        if isinstance(orig_input, PackedSequence):
-            return (PackedSequence(output, batch_sizes_t, sorted_indices, unsorted_indices),
-                    self.permute_hidden(hidden, unsorted_indices))
-        if not is_batched:
-            output = output.squeeze(batch_dim)
-            hidden = (hidden[0].squeeze(1), hidden[1].squeeze(1))
-        return output, hidden
+        return self._repack_output(orig_input, output, hidden, is_batched, batch_dim)
 
 
 # ---- the cells ------------------------------------------------------------------------------------------

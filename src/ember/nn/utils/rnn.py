@@ -35,6 +35,14 @@ def _index_tensor(rows, device) -> Tensor:
     return _tensor(rows, dtype=_D.int64, device=device)
 
 
+def _cast_method(name: str, dtype):
+    """PackedSequence.<name>(): the sequence with its data cast to dtype, like Tensor.<name>()."""
+    def cast(self) -> "PackedSequence":
+        return self.to(dtype=dtype)
+    cast.__name__, cast.__qualname__ = name, "PackedSequence." + name
+    return cast
+
+
 class PackedSequence_(NamedTuple):  # noqa: N801 - torch's name
     data: Tensor
     batch_sizes: Tensor
@@ -76,29 +84,14 @@ class PackedSequence(PackedSequence_):
     def cpu(self) -> "PackedSequence":
         return self._with_data(self.data.cpu())
 
-    def double(self) -> "PackedSequence":
-        return self.to(dtype=_D.float64)
-
-    def float(self) -> "PackedSequence":
-        return self.to(dtype=_D.float32)
-
-    def half(self) -> "PackedSequence":
-        return self.to(dtype=_D.float16)
-
-    def long(self) -> "PackedSequence":
-        return self.to(dtype=_D.int64)
-
-    def int(self) -> "PackedSequence":
-        return self.to(dtype=_D.int32)
-
-    def short(self) -> "PackedSequence":
-        return self.to(dtype=_D.int16)
-
-    def char(self) -> "PackedSequence":
-        return self.to(dtype=_D.int8)
-
-    def byte(self) -> "PackedSequence":
-        return self.to(dtype=_D.uint8)
+    double = _cast_method("double", _D.float64)
+    float = _cast_method("float", _D.float32)
+    half = _cast_method("half", _D.float16)
+    long = _cast_method("long", _D.int64)
+    int = _cast_method("int", _D.int32)
+    short = _cast_method("short", _D.int16)
+    char = _cast_method("char", _D.int8)
+    byte = _cast_method("byte", _D.uint8)
 
     @property
     def is_cuda(self) -> bool:
