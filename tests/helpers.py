@@ -1,6 +1,8 @@
 """Shared test helpers: moving data between ember and the PyTorch reference, and comparing."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -110,3 +112,18 @@ def assert_same(e, t, rtol=None, atol=None, check_dtype=True, equal_nan=True):
         np.testing.assert_allclose(ea, ta, rtol=rtol, atol=atol, equal_nan=equal_nan)
     else:
         np.testing.assert_array_equal(ea, ta)
+
+
+@contextlib.contextmanager
+def cuda_host_code_on_cpu(*names):
+    """The entry points of ops `names` run (meta included) with their CUDA kernels on CPU tensors: the CUDA host
+    code and, through Triton's interpreter, its kernels, on a machine without a GPU."""
+    ops = ember.dispatch.OPS
+    saved = {n: ops[n].kernels["cpu"] for n in names}
+    for n in names:
+        ops[n].register("cpu")(ops[n].kernels["cuda"])
+    try:
+        yield
+    finally:
+        for n, k in saved.items():
+            ops[n].register("cpu")(k)

@@ -15,7 +15,6 @@ The interpreter cannot run `tl.dot` on bfloat16 operands (it keeps bfloat16 as u
 multiplies those; triton-lang/triton#11584, "not supported yet"): the attention tests on bfloat16 decode
 the operands to float32 first (exact; the GPU's MMA multiplies bfloat16 exactly into a float32 sum).
 On a machine with a GPU these tests are skipped (the compiled kernels have their own tests)."""
-import contextlib
 import os
 
 import numpy as np
@@ -35,26 +34,13 @@ from ember.backends.cuda import loss as LS  # noqa: E402
 from ember.backends.cuda import normalization as NZ  # noqa: E402
 from ember.backends.cuda import reduction as RD  # noqa: E402
 from ember.backends.cuda import scan as SC  # noqa: E402
+from helpers import cuda_host_code_on_cpu  # noqa: E402
 
 OPS = ember.dispatch.OPS
 LOW = ["bfloat16", "float16"]
 TDT = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 TOL = {"bfloat16": (1e-2, 1e-3), "float16": (2e-3, 1e-4)}      # (rtol, atol)
 LONG = 4096
-
-
-@contextlib.contextmanager
-def cuda_host_code_on_cpu(*names):
-    """The entry points of ops `names` run (meta included) with their CUDA kernels on CPU tensors
-    (as in tests/test_cuda_kernels_interp.py)."""
-    saved = {n: OPS[n].kernels["cpu"] for n in names}
-    for n in names:
-        OPS[n].register("cpu")(OPS[n].kernels["cuda"])
-    try:
-        yield
-    finally:
-        for n, k in saved.items():
-            OPS[n].register("cpu")(k)
 
 
 @pytest.fixture

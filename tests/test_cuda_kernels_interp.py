@@ -6,7 +6,6 @@ unchanged; only the launch goes to the interpreter. On a machine with a GPU thes
 to `tests/test_cuda_ops.py`, which runs the same kernels compiled (the interpreter and the
 compiler cannot share one process).
 """
-import contextlib
 import os
 
 import pytest
@@ -18,27 +17,13 @@ if ember.cuda.is_available():
 triton = pytest.importorskip("triton")
 os.environ["TRITON_INTERPRET"] = "1"
 
-from helpers import assert_same, make_pair  # noqa: E402
+from helpers import assert_same, cuda_host_code_on_cpu, make_pair  # noqa: E402
 
 from ember.backends.cuda import elementwise as EW  # noqa: E402
 
 
 def ref(name, *args, **kw):
     return getattr(ember, name)(*args, **kw)
-
-
-@contextlib.contextmanager
-def cuda_host_code_on_cpu(*names):
-    """The entry points of ops `names` run (meta included) with their CUDA kernels on CPU tensors."""
-    OPS = ember.dispatch.OPS
-    saved = {n: OPS[n].kernels["cpu"] for n in names}
-    for n in names:
-        OPS[n].register("cpu")(OPS[n].kernels["cuda"])
-    try:
-        yield
-    finally:
-        for n, k in saved.items():
-            OPS[n].register("cpu")(k)
 
 
 POS_OK = {"log", "sqrt", "rsqrt", "log2", "log10", "log1p", "reciprocal"}
