@@ -460,3 +460,15 @@ def test_unseeded_processes_differ_and_initial_seed_tells_the_seed():
     assert runs[0][0] != runs[1][0], "two unseeded processes started from the same seed"
     assert runs[0][1] == runs[1][1] == "True"                 # manual_seed(initial_seed()) replays the stream
     assert runs[0][2] == runs[1][2] == "67280421310721"       # torch's default seed for a new Generator
+
+
+def test_size_arithmetic_gives_a_size_as_torch():
+    import torch
+    for lib in (ember, torch):
+        s = lib.Size([2, 3])
+        got = [s + (4,), (1,) + s, s * 2, 2 * s, s[0:1], s + s]
+        assert all(type(g) is lib.Size for g in got), [type(g) for g in got]
+        assert [tuple(g) for g in got] == [(2, 3, 4), (1, 2, 3), (2, 3, 2, 3), (2, 3, 2, 3), (2,), (2, 3, 2, 3)]
+        assert type(s[0]) is int
+    with pytest.raises(TypeError):
+        ember.Size([2]) + [3]          # a list is not concatenated to a tuple, as for torch.Size

@@ -35,6 +35,18 @@ class Size(tuple):
         r = tuple.__getitem__(self, i)
         return Size(r) if isinstance(i, slice) else r
 
+    # as torch.Size: concatenating or repeating a Size gives a Size (`x.shape[:-1] + (n,)`)
+    def __add__(self, other):
+        return Size(tuple.__add__(self, other)) if isinstance(other, tuple) else NotImplemented
+
+    def __radd__(self, other):
+        return Size(tuple.__add__(other, self)) if isinstance(other, tuple) else NotImplemented
+
+    def __mul__(self, n):
+        return Size(tuple.__mul__(self, n))
+
+    __rmul__ = __mul__
+
 
 class Tensor:
     __array_ufunc__ = None  # `np.float64(2) * t` defers to Tensor.__rmul__ instead of making an ndarray
