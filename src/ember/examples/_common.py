@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -160,11 +161,27 @@ def amp(args, device: str):
             ember.amp.GradScaler(dev_type, enabled=args.amp == "fp16"))
 
 
+def update(loss, opt, scaler, params, max_norm: float = 1.0) -> None:
+    """The optimizer half of a training step, as a torch AMP loop writes it: backward through the (scaled) loss,
+    unscale, clip the gradients' total norm to `max_norm`, step (skipped by the scaler after an overflow)."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+    nn.utils.clip_grad_norm_(params, max_norm)
+    scaler.step(opt)
+    scaler.update()
+
+
+def lr_at(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    p = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, p)))
+
+
 def make_step(model, loss_fn, opt, scaler, dev_type: str, amp_dtype, graphed: bool):
     """The training step (x, y) -> loss: loss_fn(x, y) under autocast (when amp_dtype is set), then the
     optimizer update of model's parameters; captured as a CUDA graph by ember.cuda.graphed_step when graphed."""
-    from ember.examples.reverse import update  # here: reverse imports this module
-
     def train_step(x, y):
         with ember.autocast(dev_type, dtype=amp_dtype, enabled=amp_dtype is not None):
             loss = loss_fn(x, y)

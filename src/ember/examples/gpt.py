@@ -26,10 +26,8 @@ import ember.nn as nn
 import ember.nn.functional as F
 from ember.datasets.text import BPETokenizer, CharTokenizer
 from ember.examples._common import (Block, add_model_options, add_run_options, amp, check_options, default_device,
-                                    set_lr, use_cuda_graph,
-                                    find_data, log_step, make_step, parser, plot, progress, restore, resume,
-                                    size_defaults, write_history)
-from ember.examples.reverse import lr_at
+                                    find_data, log_step, lr_at, make_step, parser, plot, progress, restore, resume,
+                                    set_lr, size_defaults, use_cuda_graph, write_history)
 
 FILE = "tinyshakespeare.txt"
 

@@ -20,7 +20,7 @@ import ember
 import ember.nn as nn
 import ember.nn.functional as F
 from ember.datasets import ReversalDataset, sequence_accuracy
-from ember.examples._common import check_options, use_cuda_graph
+from ember.examples._common import check_options, lr_at, update, use_cuda_graph  # noqa: F401  (lr_at: public)
 from ember.examples._common import default_device  # noqa: F401  (public here too)
 
 
@@ -63,24 +63,6 @@ def evaluate(model, data, device, batch_size=256) -> tuple:
             n += len(idx)
     model.train()
     return losses / n, accs / n
-
-
-def update(loss, opt, scaler, params, max_norm: float = 1.0) -> None:
-    """The optimizer half of a training step, as a torch AMP loop writes it: backward through the (scaled) loss,
-    unscale, clip the gradients' total norm to `max_norm`, step (skipped by the scaler after an overflow)."""
-    opt.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    scaler.unscale_(opt)
-    nn.utils.clip_grad_norm_(params, max_norm)
-    scaler.step(opt)
-    scaler.update()
-
-
-def lr_at(step: int, total: int, warmup: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    p = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, p)))
 
 
 def save_plot(history: dict, path: str) -> bool:
