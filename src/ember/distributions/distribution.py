@@ -61,9 +61,16 @@ class Distribution:
                                      f"constraint {repr(constraint)}, but found invalid values:\n{value}")
         super().__init__()
 
+    # the parameter names of a distribution whose parameters all broadcast to its batch shape (Normal's loc and
+    # scale, ...): `expand` then comes from here; others define their own
+    _params = ()
+
     def expand(self, batch_shape, _instance=None):
         """A new distribution whose parameters are expanded (views) to `batch_shape`; no validation repeats."""
-        raise NotImplementedError
+        if not self._params:
+            raise NotImplementedError
+        owner = next(c for c in type(self).__mro__ if "_params" in c.__dict__)     # as torch's cls in expand
+        return self._expand_params(owner, batch_shape, _instance, self._params)
 
     @property
     def batch_shape(self) -> "E.Size":

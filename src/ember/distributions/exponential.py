@@ -11,6 +11,7 @@ __all__ = ["Exponential"]
 class Exponential(ExponentialFamily):
     """An exponential distribution with `rate` (1 / mean)."""
     arg_constraints = {"rate": constraints.positive}
+    _params = ("rate",)
     support = constraints.nonnegative
     has_rsample = True
     _mean_carrier_measure = 0
@@ -34,9 +35,6 @@ class Exponential(ExponentialFamily):
     def __init__(self, rate, validate_args=None):
         batch_shape = self._set_broadcast_params(rate=rate)
         super().__init__(batch_shape, validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        return self._expand_params(Exponential, batch_shape, _instance, ("rate",))
 
     def rsample(self, sample_shape=()):
         shape = self._extended_shape(sample_shape)

@@ -15,6 +15,7 @@ class Gamma(ExponentialFamily):
 
     rsample is reparameterised through the implicit gradient of the Gamma sampler (see `_samplers`)."""
     arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
+    _params = ("concentration", "rate")
     support = constraints.nonnegative
     has_rsample = True
     _mean_carrier_measure = 0
@@ -34,9 +35,6 @@ class Gamma(ExponentialFamily):
     def __init__(self, concentration, rate, validate_args=None):
         batch_shape = self._set_broadcast_params(concentration=concentration, rate=rate)
         super().__init__(batch_shape, validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        return self._expand_params(Gamma, batch_shape, _instance, ("concentration", "rate"))
 
     def rsample(self, sample_shape=()):
         shape = tuple(self._extended_shape(sample_shape))

@@ -15,6 +15,7 @@ __all__ = ["Normal"]
 class Normal(ExponentialFamily):
     """A normal (Gaussian) distribution with mean `loc` and standard deviation `scale`."""
     arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    _params = ("loc", "scale")
     support = constraints.real
     has_rsample = True
     _mean_carrier_measure = 0
@@ -36,9 +37,6 @@ class Normal(ExponentialFamily):
     def __init__(self, loc, scale, validate_args=None):
         batch_shape = self._set_broadcast_params(loc=loc, scale=scale)
         super().__init__(batch_shape, validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        return self._expand_params(Normal, batch_shape, _instance, ("loc", "scale"))
 
     def sample(self, sample_shape=()):
         with E.no_grad():

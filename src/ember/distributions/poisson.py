@@ -14,6 +14,7 @@ __all__ = ["Poisson"]
 class Poisson(ExponentialFamily):
     """A Poisson distribution with `rate`. Samples are floats of the rate's dtype."""
     arg_constraints = {"rate": constraints.nonnegative}
+    _params = ("rate",)
     support = constraints.nonnegative_integer
 
     @property
@@ -31,9 +32,6 @@ class Poisson(ExponentialFamily):
     def __init__(self, rate, validate_args=None):
         batch_shape = self._set_broadcast_params(rate=rate)
         super().__init__(batch_shape, validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        return self._expand_params(Poisson, batch_shape, _instance, ("rate",))
 
     def sample(self, sample_shape=()):
         shape = tuple(self._extended_shape(sample_shape))

@@ -13,6 +13,7 @@ __all__ = ["Uniform"]
 class Uniform(Distribution):
     """A uniform distribution on the half-open interval [low, high)."""
     has_rsample = True
+    _params = ("low", "high")
 
     @property
     def arg_constraints(self):
@@ -37,9 +38,6 @@ class Uniform(Distribution):
     def __init__(self, low, high, validate_args=None):
         batch_shape = self._set_broadcast_params(low=low, high=high)
         super().__init__(batch_shape, validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        return self._expand_params(Uniform, batch_shape, _instance, ("low", "high"))
 
     @constraints.dependent_property(is_discrete=False, event_dim=0)
     def support(self):
