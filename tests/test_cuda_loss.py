@@ -14,7 +14,8 @@ torch = pytest.importorskip("torch")
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("weighted", [True, False])
 @pytest.mark.parametrize("shape", [(1000, 37), (5, 3000), (4, 7, 6)])
-def test_cross_entropy_vs_torch(dtype, reduction, weighted, shape):
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_cross_entropy_vs_torch(dtype, reduction, weighted, shape, smoothing):
     rng = np.random.default_rng(0)
     C = shape[1]
     x = rng.standard_normal(shape) * 2
@@ -27,8 +28,10 @@ def test_cross_entropy_vs_torch(dtype, reduction, weighted, shape):
     ex = ember.tensor(x, dtype=getattr(ember, dtype), device="cuda", requires_grad=True)
     tw = torch.tensor(w, dtype=tdt, device="cuda") if weighted else None
     ew = ember.tensor(w, dtype=getattr(ember, dtype), device="cuda") if weighted else None
-    tl = torch.nn.functional.cross_entropy(tx, torch.tensor(t, device="cuda"), weight=tw, reduction=reduction)
-    el = ember.nn.functional.cross_entropy(ex, ember.tensor(t, device="cuda"), weight=ew, reduction=reduction)
+    tl = torch.nn.functional.cross_entropy(tx, torch.tensor(t, device="cuda"), weight=tw, reduction=reduction,
+                                           label_smoothing=smoothing)
+    el = ember.nn.functional.cross_entropy(ex, ember.tensor(t, device="cuda"), weight=ew, reduction=reduction,
+                                           label_smoothing=smoothing)
     tol = {"float32": 1e-5, "float16": 5e-3, "bfloat16": 3e-2}[dtype]
     np.testing.assert_allclose(el.detach().float().cpu().numpy(), tl.detach().float().cpu().numpy(), rtol=tol,
                                atol=tol)
@@ -42,7 +45,7 @@ def test_cross_entropy_vs_torch(dtype, reduction, weighted, shape):
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_out_of_range_target_raises_at_the_next_sync(bad, reduction):
     from ember.backends.cuda import checks
-    msg = rf"CUDA error: index out of range in nll_loss: got index {bad} for 4 classes \(found on the device"
+    msg = rf"CUDA error: index out of range in cross_entropy: got index {bad} for 4 classes \(found on the device"
     x = ember.zeros(3, 4, device="cuda", requires_grad=True)
     loss = ember.nn.functional.cross_entropy(x, ember.tensor([0, bad, -100], device="cuda"), reduction=reduction)
     with pytest.raises(RuntimeError, match=msg):
@@ -57,3 +60,25 @@ def test_out_of_range_target_raises_at_the_next_sync(bad, reduction):
     tl = torch.nn.functional.cross_entropy(torch.zeros(3, 4, device="cuda"), torch.tensor(t, device="cuda"),
                                            reduction=reduction)
     np.testing.assert_allclose(el.cpu().numpy(), tl.cpu().numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_cross_entropy_under_autocast_matches_torch(dtype):
+    """Under CUDA autocast the loss is float32 (computed from the 16-bit logits in place, no float32 copy) and
+    the logits' grad keeps their dtype: as torch's."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((512, 4096)) * 3
+    t = rng.integers(0, 4096, 512)
+    tdt, edt = getattr(torch, dtype), getattr(ember, dtype)
+    tx = torch.tensor(x, dtype=tdt, device="cuda", requires_grad=True)
+    ex = ember.tensor(x, dtype=edt, device="cuda", requires_grad=True)
+    with torch.autocast("cuda", dtype=tdt):
+        tl = torch.nn.functional.cross_entropy(tx, torch.tensor(t, device="cuda"), label_smoothing=0.1)
+    with ember.autocast("cuda", dtype=edt):
+        el = ember.nn.functional.cross_entropy(ex, ember.tensor(t, device="cuda"), label_smoothing=0.1)
+    assert el.dtype is ember.float32 and tl.dtype == torch.float32
+    np.testing.assert_allclose(el.item(), tl.item(), rtol=1e-5)
+    tl.backward()
+    el.backward()
+    assert ex.grad.dtype is edt
+    np.testing.assert_allclose(ex.grad.float().cpu().numpy(), tx.grad.float().cpu().numpy(), rtol=2e-2, atol=1e-6)

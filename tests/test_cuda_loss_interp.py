@@ -64,3 +64,15 @@ def test_out_of_range_class_is_reported_at_the_next_check(reduction, bad):
     checks.raise_pending()                        # a valid call afterwards reports nothing
     want, _ = OPS["nll_loss_forward"].kernels["cpu"](x, ok, None, reduction, -100)
     np.testing.assert_allclose(loss.numpy(), want.numpy())
+
+
+def test_cross_entropy_out_of_range_class_is_reported():
+    x = ember.zeros(3, 4)
+    msg = r"CUDA error: index out of range in cross_entropy: got index 7 for 4 classes \(found on the device"
+    loss, lse, tw = L.cross_entropy(x, ember.tensor([0, 7, -100]), None, 1, -100, 0.0)
+    with pytest.raises(RuntimeError, match=msg):
+        checks.raise_pending()
+    gi = L.cross_entropy_backward(ember.tensor(1.0), x, ember.tensor([0, 7, -100]), None, 1, -100, 0.0, lse, tw)
+    assert gi[1].tolist() == [0.0] * 4 and gi[2].tolist() == [0.0] * 4     # bad and ignored rows: no gradient
+    with pytest.raises(RuntimeError, match=msg):
+        checks.raise_pending()

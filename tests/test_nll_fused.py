@@ -71,3 +71,49 @@ def test_nll_out_of_bounds_target_is_an_error():
     t[2] = 7
     with pytest.raises(IndexError, match=r"Target out of bounds: got class index 7; class indices must be in \[0, 5\)"):
         ember.nn.functional.cross_entropy(from_torch(x), from_torch(t))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.15])
+@pytest.mark.parametrize("weighted", [True, False])
+def test_fused_cross_entropy_gradcheck_and_torch(reduction, smoothing, weighted):
+    """F.cross_entropy runs as one _cross_entropy op: values and grads equal torch's, gradcheck and
+    gradgradcheck pass (with class weights, label smoothing and ignored rows)."""
+    _, t, w = _case(seed=3)
+    w = w if weighted else None
+    logits = torch.randn(9, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(4), requires_grad=True)
+    tl_ = torch.nn.functional.cross_entropy(logits, t, w, reduction=reduction, label_smoothing=smoothing)
+    el = from_torch(logits.detach()).requires_grad_()
+    ew = from_torch(w) if weighted else None
+
+    def f(a):
+        return ember.nn.functional.cross_entropy(a, from_torch(t), ew, reduction=reduction, label_smoothing=smoothing)
+    out = f(el)
+    assert type(out.grad_fn).__name__ == "CrossEntropyBackward0"     # the fused op, not the composite
+    np.testing.assert_allclose(out.detach().numpy(), tl_.detach().numpy(), rtol=1e-12)
+    go = torch.randn(tl_.shape, dtype=torch.float64)
+    tg, = torch.autograd.grad(tl_, logits, go)
+    eg, = ember.autograd.grad(out, el, from_torch(go))
+    np.testing.assert_allclose(eg.numpy(), tg.numpy(), rtol=1e-10, atol=1e-14)
+    assert ember.autograd.gradcheck(f, (el,))
+    assert ember.autograd.gradgradcheck(f, (el,))
+
+
+def test_cross_entropy_under_autocast_reads_bf16_logits_and_returns_float32():
+    """Under CPU autocast the loss is float32 (torch's policy), computed from the bf16 logits without a float32
+    copy; the logits' grad is bf16. Values equal torch's autocast result."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(16, 7, generator=g).bfloat16().requires_grad_()
+    t = torch.randint(0, 7, (16,), generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        tl_ = torch.nn.functional.cross_entropy(x, t, label_smoothing=0.1)
+    tl_.backward()
+    ex = from_torch(x.detach()).requires_grad_()
+    with ember.autocast("cpu", dtype=ember.bfloat16):
+        el = ember.nn.functional.cross_entropy(ex, from_torch(t), label_smoothing=0.1)
+    assert el.dtype is ember.float32 and tl_.dtype == torch.float32
+    assert type(el.grad_fn).__name__ == "CrossEntropyBackward0"      # no cast node in between
+    el.backward()
+    assert ex.grad.dtype is ember.bfloat16
+    np.testing.assert_allclose(el.item(), tl_.item(), rtol=1e-6)
+    np.testing.assert_allclose(ex.grad.float().numpy(), x.grad.float().numpy(), rtol=1e-2, atol=1e-3)

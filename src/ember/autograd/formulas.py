@@ -11,7 +11,7 @@ __all__ = ["zeros_for", "reduce_backward", "select_backward", "unbind_backward",
            "diagonal_backward", "unfold_backward", "as_strided_backward", "inverse_permutation",
            "gelu_backward", "clamp_backward", "clamp_bound_backward", "maxmin_backward", "pow_self_backward",
            "pow_exponent_backward", "softmax_backward", "log_softmax_backward", "layer_norm_backward",
-           "attention_backward", "packed_attention_backward", "linear_backward", "LN2", "LN10", "TWO_OVER_SQRT_PI"]
+           "attention_backward", "packed_attention_backward", "linear_backward", "cross_entropy_backward", "LN2", "LN10", "TWO_OVER_SQRT_PI"]
 
 LN2 = math.log(2.0)
 LN10 = math.log(10.0)
@@ -605,6 +605,34 @@ def layer_norm_backward(grad, input, normalized_shape, mean, rstd, weight, bias,
     if mask[2] and bias is not None:
         gb = g.sum(batch) if batch else g
     return gx, gw, gb
+
+
+def cross_entropy_backward(grad, input, target, weight, reduction, ignore_index, label_smoothing, lse, total_weight):
+    """The logits' grad of _cross_entropy: the fused backward op, except under create_graph (grad mode on):
+    then the composite, recomputed from the logits, so that it is differentiable again."""
+    from .grad_mode import state
+    if not state.enabled:
+        return OPS["_cross_entropy_backward"].fn(grad, input, target, weight, reduction, ignore_index,
+                                                 label_smoothing, lse, total_weight)
+    N, C = input.shape
+    cdt = lse.dtype
+    p = input.to(cdt).softmax(1)
+    counted = target != ignore_index
+    safe = target.masked_fill(counted.logical_not(), 0).long()
+    wt = weight.to(cdt).index_select(0, safe) * counted if weight is not None else counted.to(cdt)
+    g = grad.to(cdt)
+    if reduction == 1:
+        g = g / total_weight.to(cdt)
+    if reduction != 0:
+        g = g.expand(N)
+    coef = (g * (1.0 - label_smoothing) * wt).unsqueeze(1)
+    onehot = _f("arange")(C, device=input.device).unsqueeze(0) == safe.unsqueeze(1)
+    gi = coef * p - coef * onehot
+    if label_smoothing > 0:
+        W = weight.to(cdt).sum() if weight is not None else float(C)
+        wc = weight.to(cdt) if weight is not None else 1.0
+        gi = gi + (g * (label_smoothing / C) * counted).unsqueeze(1) * (W * p - wc)
+    return gi.to(input.dtype)
 
 
 def attention_backward(grad, query, key, value, attn_mask, out, lse, is_causal, scale, mask):

@@ -356,7 +356,7 @@ def _nll_fused(input: Tensor, target: Tensor, weight, ignore_index: int, reducti
     if t._dtype is _D.uint8:
         t = t.long()
     out = OPS["nll_loss_forward"].fn(x, t, weight, _NLL_REDUCTION[reduction], ignore_index)[0]
-    return out.reshape(target._shape) if reduction == "none" else out
+    return out.reshape(target._shape) if reduction == "none" and out._shape != target._shape else out
 
 
 _NLL_REDUCTION = {"none": 0, "mean": 1, "sum": 2}
@@ -416,7 +416,8 @@ def _fp32_under_autocast(devices, refuse=()):
 
 
 def _to_fp32(a):
-    return a.float() if isinstance(a, Tensor) and a._dtype.is_floating_point and a._dtype != _D.float32 else a
+    """float16/bfloat16 tensors as float32; float64 ones are left alone, as torch's autocast leaves them."""
+    return a.float() if isinstance(a, Tensor) and (a._dtype is _D.float16 or a._dtype is _D.bfloat16) else a
 
 
 _FP32_LOSS = _fp32_under_autocast(("cpu", "cuda"))
@@ -430,56 +431,73 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     return _nll_fused(input, target, weight, ignore_index, reduction, "nll_loss")
 
 
-@_FP32_LOSS
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
                   ignore_index: int = -100, reduce=None, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
     """log_softmax over the class dim (dim 1, or 0 for unbatched input) followed by the NLL; targets are
-    class indices (integer, with ignore_index) or class probabilities (floating, same shape as input)."""
+    class indices (integer, with ignore_index) or class probabilities (floating, same shape as input).
+
+    Class indices take one fused op (`_cross_entropy`: the log-probabilities are never written, and the
+    backward reads the logits once). Under autocast (where torch computes this loss in float32), 16-bit
+    logits are read as they are and the op computes and returns the loss in float32: the same values as
+    a float32 copy of them would give, without the copy."""
+    if _amp._regions[0] and isinstance(input, Tensor) and isinstance(target, Tensor) \
+            and not target._dtype.is_floating_point and _amp.is_autocast_enabled(input.device.type):
+        low = input._dtype in (_D.float16, _D.bfloat16)
+        with _amp.autocast(input.device.type, enabled=False):
+            return _cross_entropy(input, target, _to_fp32(weight), size_average, ignore_index, reduce, reduction,
+                                  label_smoothing, _D.float32 if low else None)
+    return _cross_entropy_fp32(input, target, weight, size_average, ignore_index, reduce, reduction, label_smoothing)
+
+
+def _cross_entropy(input: Tensor, target: Tensor, weight, size_average, ignore_index: int, reduce, reduction: str,
+                   label_smoothing: float, loss_dtype=None) -> Tensor:
     reduction = _reduction(reduction, size_average, reduce)
     if not 0.0 <= label_smoothing <= 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
-    class_dim = 0 if input.ndim == 1 else 1
-    logp = input.log_softmax(class_dim)
-    C = input._shape[class_dim]
     if target._dtype.is_floating_point:
-        if target._shape != input._shape:
-            raise RuntimeError(f"cross_entropy: Expected target size {list(input.shape)} (class probabilities "
-                               f"with the input's shape), got {list(target.shape)}")
-        if label_smoothing > 0.0:
-            target = target * (1.0 - label_smoothing) + label_smoothing / C
-        prod = logp * target
-        if weight is not None:
-            prod = prod * weight.reshape((C,) + (1,) * (input.ndim - class_dim - 1))
-        if reduction == "none":
-            return -prod.sum(class_dim)
-        if reduction == "sum":
-            return -prod.sum()
-        n = input.numel() // C if C else 0
-        return -prod.sum() / n if n else -prod.sum() * float("nan")
+        return _cross_entropy_probs(input, target, weight, reduction, label_smoothing)
     _check_target_dtype(target, "cross_entropy")
-    if label_smoothing <= 0.0:
-        return _nll_fused(logp, target, weight, ignore_index, reduction, "cross_entropy")
-    loss, w = _nll(logp, target, weight, ignore_index, "cross_entropy")
-    if reduction == "none":
-        nll = loss
-    elif reduction == "sum":
-        nll = loss.sum()
+    C = _check_nll_shapes(input, target, weight, "cross_entropy")
+    nd = input.ndim
+    if nd == 1:
+        x, t = input.unsqueeze(0), target.reshape(1)
+    elif nd == 2:
+        x, t = input, target
     else:
-        nll = loss.sum() / w.sum()
-    if label_smoothing <= 0.0:
-        return nll
-    # PyTorch's smoothing term: -sum_c w_c * logp_c, zero on ignored targets, normalised as the NLL is
+        x, t = input.movedim(1, -1).reshape(-1, C), target.reshape(-1)
+    if C == 0:      # nothing to normalise over: torch's composite gives NaN per counted row
+        return _nll_fused(input.log_softmax(1 if nd > 1 else 0), target, weight, ignore_index, reduction,
+                          "cross_entropy")
+    if t._dtype is _D.uint8:
+        t = t.long()
+    out = OPS["_cross_entropy"].fn(x, t, weight, _NLL_REDUCTION[reduction], ignore_index, float(label_smoothing),
+                                   loss_dtype)[0]
+    return out.reshape(target._shape) if reduction == "none" and out._shape != target._shape else out
+
+
+_cross_entropy_fp32 = _FP32_LOSS(_cross_entropy)
+
+
+def _cross_entropy_probs(input: Tensor, target: Tensor, weight, reduction: str, label_smoothing: float) -> Tensor:
+    """cross_entropy with class-probability targets (a composite, as in torch)."""
+    class_dim = 0 if input.ndim == 1 else 1
+    if target._shape != input._shape:
+        raise RuntimeError(f"cross_entropy: Expected target size {list(input.shape)} (class probabilities "
+                           f"with the input's shape), got {list(target.shape)}")
+    C = input._shape[class_dim]
+    logp = input.log_softmax(class_dim)
+    if label_smoothing > 0.0:
+        target = target * (1.0 - label_smoothing) + label_smoothing / C
+    prod = logp * target
     if weight is not None:
-        smooth = -(logp * weight.reshape((C,) + (1,) * (input.ndim - class_dim - 1))).sum(class_dim)
-    else:
-        smooth = -logp.sum(class_dim)
-    smooth = smooth.masked_fill(target == ignore_index, 0.0)
-    if reduction == "mean":
-        smooth = smooth.sum() / w.sum()
-    elif reduction == "sum":
-        smooth = smooth.sum()
-    return nll * (1.0 - label_smoothing) + smooth * (label_smoothing / C)
+        prod = prod * weight.reshape((C,) + (1,) * (input.ndim - class_dim - 1))
+    if reduction == "none":
+        return -prod.sum(class_dim)
+    if reduction == "sum":
+        return -prod.sum()
+    n = input.numel() // C if C else 0
+    return -prod.sum() / n if n else -prod.sum() * float("nan")
 
 
 @_FP32_LOSS

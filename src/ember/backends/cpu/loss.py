@@ -1,19 +1,20 @@
-"""NumPy kernels of the fused NLL loss (float16/bfloat16 computed in float32)."""
+"""NumPy kernels of the fused NLL loss and cross-entropy from logits (float16/bfloat16 computed in float32)."""
 from __future__ import annotations
 
 import numpy as np
 
+from ...core import dtype as D
 from ._common import arr, compute_np, impl, wrap
 
 
-def _picked(self, target, weight, ignore_index):
+def _picked(self, target, weight, ignore_index, fn="nll_loss"):
     C = self._shape[1]
     t = arr(target).astype(np.int64)
     ignore = t == ignore_index
     safe = np.where(ignore, 0, t)
     bad = (safe < 0) | (safe >= C)
     if bad.any():
-        raise IndexError(f"nll_loss: Target out of bounds: got class index {int(t[bad][0])}; class indices must be "
+        raise IndexError(f"{fn}: Target out of bounds: got class index {int(t[bad][0])}; class indices must be "
                          f"in [0, {C}) or equal ignore_index ({ignore_index})")
     cnp = compute_np(self._dtype)
     w = arr(weight).astype(cnp)[safe] if weight is not None else np.ones(t.shape, cnp)
@@ -41,4 +42,70 @@ def nll_loss_backward(grad_output, self, target, weight, reduction, ignore_index
         g = g / arr(total_weight).astype(cnp)
     gi = np.zeros(self._shape, cnp)
     gi[np.arange(len(safe)), safe] = -w * g
+    return wrap(gi, self._dtype)
+
+
+def _ce_parts(self, target, weight, ignore_index, label_smoothing):
+    """(x, safe targets, w_t, per-class weights or None, W = their sum (C without), compute dtype)."""
+    safe, w, cnp = _picked(self, target, weight, ignore_index, "cross_entropy")
+    if self._dtype is not D.float64:
+        cnp = np.dtype(np.float32)
+    w = w.astype(cnp, copy=False)
+    x = arr(self).astype(cnp, copy=False)
+    wc = arr(weight).astype(cnp) if weight is not None else None
+    W = wc.sum(dtype=cnp) if wc is not None else cnp.type(self._shape[1])
+    return x, safe, w, wc, W, cnp
+
+
+def _lse(x, cnp):
+    if x.shape[0] == 0:
+        return np.zeros((0,), cnp)
+    m = x.max(axis=1)
+    base = np.where(np.isfinite(m), m, 0).astype(cnp)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (base + np.log(np.exp(x - base[:, None]).sum(axis=1))).astype(cnp, copy=False)
+
+
+@impl("_cross_entropy")
+def cross_entropy(self, target, weight, reduction, ignore_index, label_smoothing, dtype=None):
+    x, safe, w, wc, W, cnp = _ce_parts(self, target, weight, ignore_index, label_smoothing)
+    out_dt = dtype or self._dtype
+    lse = _lse(x, cnp)
+    rows = np.arange(len(safe))
+    loss = (cnp.type(1.0 - label_smoothing) * w * (lse - x[rows, safe])).astype(cnp, copy=False)
+    if label_smoothing > 0:
+        sx = (x * wc).sum(axis=1, dtype=cnp) if wc is not None else x.sum(axis=1, dtype=cnp)
+        smooth = cnp.type(label_smoothing / self._shape[1]) * (W * lse - sx)
+        loss = loss + np.where(_counted(target, ignore_index), smooth, 0).astype(cnp)
+    cdt = D.float64 if cnp == np.float64 else D.float32
+    if reduction == 0:
+        return wrap(loss, out_dt), wrap(lse, cdt), wrap(np.zeros((), cnp), out_dt)
+    tw = w.sum(dtype=cnp)
+    total = loss.sum(dtype=cnp)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        res = total / tw if reduction == 1 else total
+    return wrap(res, out_dt), wrap(lse, cdt), wrap(tw, out_dt)
+
+
+def _counted(target, ignore_index):
+    return arr(target).astype(np.int64) != ignore_index
+
+
+@impl("_cross_entropy_backward")
+def cross_entropy_backward(grad, self, target, weight, reduction, ignore_index, label_smoothing, lse,
+                           total_weight):
+    x, safe, w, wc, W, cnp = _ce_parts(self, target, weight, ignore_index, label_smoothing)
+    g = arr(grad).astype(cnp)
+    if reduction == 1:
+        g = g / arr(total_weight).astype(cnp)
+    g = np.broadcast_to(g.reshape(-1), (len(safe),)) if reduction else g
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = np.exp(x - arr(lse).astype(cnp)[:, None])
+    coef = (g * cnp.type(1.0 - label_smoothing) * w).astype(cnp)
+    gi = coef[:, None] * p
+    gi[np.arange(len(safe)), safe] -= coef
+    if label_smoothing > 0:
+        sm = g * cnp.type(label_smoothing / self._shape[1])
+        sm = np.where(_counted(target, ignore_index), sm, 0).astype(cnp)
+        gi += sm[:, None] * (W * p - (wc if wc is not None else cnp.type(1.0)))
     return wrap(gi, self._dtype)

@@ -33,10 +33,11 @@ __all__ = ["err_tensor", "launch_args", "mark", "raise_pending", "CODES"]
 
 _NAMES = ("embedding", "index_select", "gather", "take", "index", "index_put", "index_put_", "scatter", "scatter_",
           "scatter_add", "scatter_add_", "scatter_reduce", "scatter_reduce_", "index_add", "index_add_",
-          "index_copy", "index_copy_", "index_fill", "index_fill_", "put", "put_", "nll_loss", "one_hot")
+          "index_copy", "index_copy_", "index_fill", "index_fill_", "put", "put_", "nll_loss", "one_hot",
+          "cross_entropy")
 CODES = {name: k + 1 for k, name in enumerate(_NAMES)}
 _BOUND = {"take": "a tensor of {} elements", "put": "a tensor of {} elements", "put_": "a tensor of {} elements",
-          "nll_loss": "{} classes", "one_hot": "num_classes = {}"}
+          "nll_loss": "{} classes", "cross_entropy": "{} classes", "one_hot": "num_classes = {}"}
 
 _words = {}      # device key (a CUDA device index, or "cpu" under the interpreter) -> its error word
 _pending = set()  # keys whose word must be read at the next synchronisation

@@ -139,6 +139,8 @@ def run(fn, grid, args, constexprs: dict, index: int = 0, num_warps: int = 4) ->
     if plan is None:
         if _interpreting(args):
             kw = {name: (_torch_view(v) if ty.startswith("*") else v) for name, v, ty in args}
+            if "INTERP" in constexprs:      # kernels whose runtime-bound loops are `while` loops there
+                constexprs = dict(constexprs, INTERP=1)
             fn[grid](**kw, **constexprs)
             return
         plan = _plans[key] = make_plan(fn, {name: ty for name, _, ty in args}, constexprs, index, num_warps)

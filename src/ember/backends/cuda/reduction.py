@@ -76,7 +76,7 @@ def _launch(fn, grid, args, consts, dev, num_warps=4):
         _last[0] += 1
         _last[1] = (plan, grid, args)
         return
-    run(fn, grid, args, dict(consts, INTERP=1) if "INTERP" in consts else consts, index, num_warps)
+    run(fn, grid, args, consts, index, num_warps)
 
 
 # ---- layout ----------------------------------------------------------------------------------------
