@@ -298,7 +298,8 @@ def run_group(name, cfg, dtype, args, results, losses) -> None:
 
 def _kernels_of(framework: str, run) -> dict:
     """{kernel name: (count, GPU µs)} of one eager step, from the framework's own profiler (ember's through
-    CUPTI, torch's through Kineto); memcpys and memsets count as kernels here."""
+    CUPTI, torch's through Kineto); memcpys and memsets count as kernels here. ember's Triton kernels are
+    named with the op (or autograd node) that launched them: `ew_kernel [add]`."""
     lib = _lib(framework)
     acts = [lib.profiler.ProfilerActivity.CPU, lib.profiler.ProfilerActivity.CUDA]
     with lib.profiler.profile(activities=acts) as prof:
@@ -308,6 +309,8 @@ def _kernels_of(framework: str, run) -> dict:
     if framework == "ember":
         for ev in prof.events():
             for name, start, end in ev.kernels:
+                if not name.startswith(("_Z", "void ", "sm", "nvjet", "cutlass", "Memcpy", "Memset")):
+                    name = f"{name} [{ev.name}]"     # ember's own (Triton) kernels: by the op that launched them
                 c, t = out.get(name, (0, 0.0))
                 out[name] = (c + 1, t + (end - start) / 1000.0)
         return out

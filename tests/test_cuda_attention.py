@@ -232,3 +232,62 @@ def test_transformer_layer_on_cuda_takes_the_packed_op():
     finally:
         kern["cuda"] = real
     assert seen == [1]
+
+
+# ---- dropout inside the fused kernels ----------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_sdpa_dropout_is_fused_and_matches_the_cpu_kernel(dtype, causal):
+    """F.scaled_dot_product_attention(dropout_p > 0) on CUDA runs _fused_attention_dropout; from the same
+    generator state (seed, offset) the CPU kernel draws the same mask, so outputs and grads agree."""
+    rng = np.random.default_rng(3)
+    shape = (4, 8, 80, 32)                        # the ViT workload's attention: T 80, head dim 32
+    dt = getattr(ember, dtype)
+    q, k, v = (ember.tensor(rng.standard_normal(shape), dtype=dt, device="cuda", requires_grad=True)
+               for _ in range(3))
+    ember.manual_seed(21)
+    cuda_gen = ember.random.get_generator(None, q.device)
+    seed, base = cuda_gen.initial_seed(), cuda_gen._offset      # what the forward draws from
+    out = F.scaled_dot_product_attention(q, k, v, dropout_p=0.1, is_causal=causal)
+    assert type(out.grad_fn).__name__ == "FusedAttentionDropoutBackward0"
+    g = rng.standard_normal(shape)
+    out.backward(ember.tensor(g, dtype=dt, device="cuda"))
+    cq, ck, cv = (t.detach().cpu().requires_grad_() for t in (q, k, v))
+    cpu = ember.random.get_generator(None, ember.device("cpu"))
+    saved = cpu._seed, cpu._offset
+    cpu._seed, cpu._offset = seed, base          # the CUDA draw's (seed, offset) on the CPU generator
+    try:
+        ref = ember.ops._fused_attention_dropout(cq, ck, cv, None, causal, 1 / np.sqrt(32), 0.1)[0]
+    finally:
+        cpu._seed, cpu._offset = saved
+    tol = TOL[dtype] * 2
+    np.testing.assert_allclose(out.detach().float().cpu().numpy(), ref.detach().float().numpy(), rtol=tol, atol=tol)
+    ref.backward(ember.tensor(g, dtype=dt))
+    for e, c in ((q, cq), (k, ck), (v, cv)):
+        np.testing.assert_allclose(e.grad.float().cpu().numpy(), c.grad.float().numpy(), rtol=4 * tol, atol=4 * tol)
+    kept = (ref.detach().float().numpy() != 0).mean()
+    assert kept > 0.5
+
+
+def test_attention_dropout_in_a_cuda_graph_draws_a_new_mask_each_replay():
+    rng = np.random.default_rng(4)
+    q, k, v = (ember.tensor(rng.standard_normal((2, 4, 64, 32)), dtype=ember.bfloat16, device="cuda")
+               for _ in range(3))
+
+    def step():
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=0.2)
+    step()
+    ember.cuda.synchronize()
+    g = ember.cuda.CUDAGraph()
+    with ember.cuda.graph(g):
+        out = step()
+    ember.manual_seed(5)
+    g.replay()
+    r1 = out.float().cpu().numpy()
+    g.replay()
+    r2 = out.float().cpu().numpy()
+    assert not np.array_equal(r1, r2)
+    ember.manual_seed(5)                          # the eager call draws what the first replay drew
+    np.testing.assert_array_equal(step().float().cpu().numpy(), r1)
+    g.reset()

@@ -463,3 +463,20 @@ def test_linear_backward_op_vs_torch(dtype):
                                                atol=tol * 10)
     with pytest.raises(RuntimeError, match=r"linear_backward: expected input \(\*, in\)"):
         ember.ops.linear_backward(x, g, ember.zeros(5, 4, device="cuda", dtype=x.dtype), True, True, True)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_linear_backward_takes_the_bias_grad_from_the_gemm_epilogue(dtype):
+    """At a transformer's sizes the bias grad comes from cuBLASLt's BGRADB epilogue on the weight-grad GEMM:
+    no reduction kernel is launched, and the values equal torch's column sums."""
+    from ember.backends.cuda import reduction as R
+    tol = {"float32": 1e-4, "bfloat16": 5e-2, "float16": 1e-2}[dtype]
+    x, tx = pair((64, 128, 256), dtype)
+    w, tw = pair((768, 256), dtype, seed=1)
+    g, tg = pair((64, 128, 768), dtype, seed=2)
+    before = R._last[0]
+    got = ember.ops.linear_backward(x, g, w, True, True, True)
+    assert R._last[0] == before, "the bias grad took a reduction kernel, not the GEMM's epilogue"
+    for e, t in zip(got, _torch_linear_backward(tx, tg, tw)):
+        np.testing.assert_allclose(e.cpu().double().numpy(), t.cpu().double().numpy(), rtol=tol,
+                                   atol=tol * float(t.abs().max()))

@@ -202,3 +202,137 @@ register(OpInfo("_fused_attention_backward", attention_backward_samples, attenti
 register(OpInfo("_packed_self_attention", packed_samples, packed_errors, ref=packed_ref, tol=TOL, grad=LSE))
 register(OpInfo("_packed_self_attention_backward", packed_backward_samples, packed_backward_errors,
                 ref=packed_backward_ref, tol=TOL, grad=NO_GRAD))
+
+
+# ---- _fused_attention_dropout ------------------------------------------------------------------
+# The reference rebuilds the dropout mask with Philox-4x32-10 written here in torch int64 ops (independent of
+# ember's NumPy and Triton versions): score (b, l, s) of the flattened batch is kept where word 0 at counter
+# base + (b * L + l) * S + s, as a 24-bit uniform, is below 1 - p. The (seed, base) are those the op just
+# drew: the reference runs after the op (in every suite), and reads the device's default generator, moved
+# back by the N * L * S counters one call takes. The interpreter suite's CPU and CUDA calls draw different
+# counters: tests/test_attention_dropout.py seeds both and compares them exactly instead.
+
+def philox_w0(seed, counters):
+    M = 0xFFFFFFFF
+    k0, k1 = seed & M, (seed >> 32) & M
+    c0, c1 = counters & M, (counters >> 32) & M
+    c2 = torch.zeros_like(c0)
+    c3 = c2
+    for _ in range(10):
+        p0 = c0 * 0xD2511F53            # wraps modulo 2^64 in int64: the unsigned product's bits
+        p2 = c2 * 0xCD9E8D57
+        c0, c1, c2, c3 = ((p2 >> 32) & M) ^ c1 ^ k0, p2 & M, ((p0 >> 32) & M) ^ c3 ^ k1, p0 & M
+        k0, k1 = (k0 + 0x9E3779B9) & M, (k1 + 0xBB67AE85) & M
+    return c0
+
+
+def dropout_scale(rng, shape, p, dtype, device):
+    seed, base = (int(v) & ((1 << 64) - 1) for v in rng.tolist())
+    n = 1
+    for d in shape:
+        n *= d
+    w = philox_w0(seed, torch.arange(n, dtype=torch.int64, device=device) + base)
+    kept = (w >> 8).to(torch.float32) * (1.0 / (1 << 24)) < (1.0 - p)
+    return kept.reshape(shape).to(dtype) / (1.0 - p)
+
+
+def _dropout_attention(query, key, value, attn_mask, is_causal, scale, p, rng):
+    """The attention output with the dropout mask of `rng`, computed in float64."""
+    q, k, v = (t.double() for t in (query, key, value))
+    s = (q @ k.transpose(-1, -2)) * scale
+    if is_causal:
+        s = s.masked_fill(torch.ones(s.shape[-2:], dtype=torch.bool, device=s.device).triu(1), float("-inf"))
+    elif attn_mask is not None:
+        s = s.masked_fill(~attn_mask, float("-inf")) if attn_mask.dtype == torch.bool else s + attn_mask.double()
+    probs = torch.softmax(s, -1)
+    return ((probs * dropout_scale(rng, s.shape, p, torch.float64, s.device)) @ v).to(query.dtype)
+
+
+def _last_draw(device, counters):
+    """(seed, base) of the last `counters` Philox counters drawn from ember's default generator of `device`."""
+    g = ember.random.get_generator(None, ember.device(device.type, device.index) if device.type == "cuda"
+                                   else ember.device("cpu"))
+    seed = g.initial_seed()
+    return torch.tensor([seed - (1 << 64) if seed >= 1 << 63 else seed, g._offset - counters], dtype=torch.int64)
+
+
+def attention_dropout_ref(query, key, value, attn_mask, is_causal, scale, p):
+    n = 1
+    for d in query.shape[:-1] + key.shape[-2:-1]:
+        n *= d
+    rng = _last_draw(query.device, n)
+    return (_dropout_attention(query, key, value, attn_mask, is_causal, scale, p, rng),
+            _lse(query, key, attn_mask, is_causal, scale), rng.to(query.device))
+
+
+def attention_dropout_samples():
+    return [
+        Sample((*qkv((2,), 3, 5, 4, 6), None, False, 0.5, 0.3), desc="float32, L 3, S 5, Ev 6"),
+        Sample((*qkv((1, 2), 6, 9, 8, 8, "float16"), mask((6, 9)), False, 0.35, 0.5),
+               desc="float16, a broadcast bool mask"),
+        Sample((*qkv((2, 3), 7, 7, 4, 4), None, True, 0.5, 0.1), desc="float32, causal"),
+        Sample((*qkv((2,), 3, 4, 4, 4, "float32", "sliced"), T((2, 3, 4), seed=3), False, 0.5, 0.2),
+               desc="sliced query, a float mask"),
+        Sample((*qkv((2,), 4, 4, 8, 8, "bfloat16"), None, True, 0.35, 0.25), desc="bfloat16, causal"),
+        Sample((*qkv((1,), 0, 4, 4, 4), None, False, 0.5, 0.5), desc="no queries"),
+    ]
+
+
+def attention_dropout_errors():
+    q, k, v = qkv((2,), 3, 5, 4, 6)
+    return [
+        ErrorSample((q, k, v, None, False, 0.5, 0.0), {}, RuntimeError, r"dropout_p must be in \(0, 1\), got 0.0",
+                    desc="p 0", torch_raises=False),
+        ErrorSample((q, k, v, None, False, 0.5, 1.0), {}, RuntimeError, r"dropout_p must be in \(0, 1\), got 1.0",
+                    desc="p 1", torch_raises=False),
+        ErrorSample((q, T((2, 5, 3)), v, None, False, 0.5, 0.1), {}, RuntimeError,
+                    r"expected key of shape \[2, 5, 4\]", desc="key's head dim 3 for 4", torch_raises=False),
+    ]
+
+
+def attention_dropout_backward_ref(grad_out, query, key, value, attn_mask, out, lse, rng, is_causal, scale, p,
+                                   *need):
+    ins = [t.detach().requires_grad_() for t in (query, key, value)]
+    o = _dropout_attention(*ins, attn_mask, is_causal, scale, p, rng)
+    grads = torch.autograd.grad(o, ins, grad_out)
+    return tuple(g if n else None for g, n in zip(grads, need))
+
+
+def _dropout_backward_sample(batch, L, S, E, Ev, dt, m, causal, p, need, layout="contiguous", desc=""):
+    q, k, v = qkv(batch, L, S, E, Ev, dt, layout)
+    out, lse, rng = ember.ops._fused_attention_dropout(q, k, v, m, causal, 0.5, p)
+    return Sample((T(batch + (L, Ev), dt, seed=5), q, k, v, m, out, lse, rng, causal, 0.5, p, *need), desc=desc)
+
+
+def attention_dropout_backward_samples():
+    return [
+        _dropout_backward_sample((2,), 3, 5, 4, 6, "float32", None, False, 0.3, (True, True, True), desc="float32"),
+        _dropout_backward_sample((1, 2), 6, 9, 8, 8, "float16", mask((6, 9)), False, 0.5, (True, False, True),
+                                 desc="float16, bool mask, no key grad"),
+        _dropout_backward_sample((2, 3), 7, 7, 4, 4, "float32", None, True, 0.1, (False, True, True),
+                                 desc="float32, causal, no query grad"),
+        _dropout_backward_sample((2,), 3, 4, 4, 4, "float32", T((2, 3, 4), seed=3), False, 0.2, (True, True, True),
+                                 layout="sliced", desc="sliced query, float mask"),
+        _dropout_backward_sample((2,), 4, 4, 8, 8, "bfloat16", None, True, 0.25, (True, True, True),
+                                 desc="bfloat16, causal"),
+    ]
+
+
+def attention_dropout_backward_errors():
+    s = attention_dropout_backward_samples()[0].args
+    return [
+        ErrorSample(s[:7] + (ember.zeros(3, dtype=ember.int64),) + s[8:], {}, RuntimeError,
+                    r"expected rng, the forward's int64 \(seed, offset\) pair", desc="rng of 3", torch_raises=False),
+        ErrorSample((T((2, 3, 5)),) + s[1:], {}, RuntimeError, r"expected grad_out of shape \[2, 3, 6\]",
+                    desc="grad_out (2, 3, 5)", torch_raises=False),
+    ]
+
+
+DROP_GRAD = ("the mask is a function of the generator state, not of the inputs: tests/test_attention_dropout.py "
+             "gradchecks the op with the generator reseeded at every call")
+DROP_INTERP = ("the CPU and CUDA calls of this suite draw different counters: tests/test_attention_dropout.py seeds "
+               "both and compares them exactly")
+register(OpInfo("_fused_attention_dropout", attention_dropout_samples, attention_dropout_errors,
+                ref=attention_dropout_ref, tol=TOL, grad=DROP_GRAD, interp=DROP_INTERP))
+register(OpInfo("_fused_attention_dropout_backward", attention_dropout_backward_samples,
+                attention_dropout_backward_errors, ref=attention_dropout_backward_ref, tol=TOL, grad=NO_GRAD))

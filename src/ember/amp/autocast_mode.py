@@ -30,7 +30,7 @@ __all__ = ["autocast", "is_autocast_enabled", "get_autocast_dtype", "set_autocas
 # ---- the policy, by device type (torch 2.x's autocast op lists as the reference) ---------------------
 
 _LOWER_BOTH = {"matmul", "mm", "bmm", "linear", "addmm", "baddbmm", "addbmm", "_fused_attention",
-               "_packed_self_attention"}
+               "_fused_attention_dropout", "_packed_self_attention"}
 _PROMOTE_BOTH = {"cat", "stack", "index_copy", "addcdiv", "addcmul", "atan2", "index_put", "scatter_add",
                  "tensordot", "dot", "vdot"}
 POLICY = {

@@ -11,7 +11,7 @@ __all__ = ["zeros_for", "reduce_backward", "select_backward", "unbind_backward",
            "diagonal_backward", "unfold_backward", "as_strided_backward", "inverse_permutation",
            "gelu_backward", "clamp_backward", "clamp_bound_backward", "maxmin_backward", "pow_self_backward",
            "pow_exponent_backward", "softmax_backward", "log_softmax_backward", "layer_norm_backward",
-           "attention_backward", "packed_attention_backward", "linear_backward", "cross_entropy_backward", "LN2", "LN10", "TWO_OVER_SQRT_PI"]
+           "attention_backward", "attention_dropout_backward", "packed_attention_backward", "linear_backward", "cross_entropy_backward", "LN2", "LN10", "TWO_OVER_SQRT_PI"]
 
 LN2 = math.log(2.0)
 LN10 = math.log(10.0)
@@ -665,6 +665,20 @@ def attention_backward(grad, query, key, value, attn_mask, out, lse, is_causal, 
     if low:
         gq, gk, gv = (t.to(dt) if t is not None else None for t in (gq, gk, gv))
     return gq, gk, gv
+
+
+def attention_dropout_backward(grad, query, key, value, attn_mask, out, lse, rng, is_causal, scale, dropout_p,
+                               mask):
+    """Grads of _fused_attention_dropout for (query, key, value): the fused backward op. The mask exists only
+    as the forward's random stream, so there is no composite to differentiate again (as torch's fused
+    attention kernels, whose backward has no derivative either)."""
+    from .grad_mode import state
+    if state.enabled:
+        raise RuntimeError("scaled_dot_product_attention with dropout_p > 0 does not support double backward "
+                           "(create_graph=True): its dropout mask is regenerated inside the fused kernels. Apply "
+                           "dropout outside the attention, or set dropout_p=0 for the double backward")
+    return OPS["_fused_attention_dropout_backward"].fn(grad, query, key, value, attn_mask, out, lse, rng, is_causal,
+                                                       scale, dropout_p, *mask)
 
 
 def packed_attention_backward(grad, qkv, num_heads, attn_mask, out, lse, is_causal, scale):

@@ -590,7 +590,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
 
     A bool `attn_mask` marks with True the positions that take part in attention; a float mask is
     added to the scores. Rows where every position is masked give zeros, as PyTorch does. Without
-    dropout this is the fused `_fused_attention` op where it takes the inputs (see `_sdpa_fusable`).
+    dropout this is the fused `_fused_attention` op where it takes the inputs (see `_sdpa_fusable`); with
+    dropout on CUDA, `_fused_attention_dropout`.
     """
     L, E = query._shape[-2], query._shape[-1]
     S = key._shape[-2]
@@ -607,8 +608,13 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
                 *key._shape[:-3], hq, S, key._shape[-1])
             value = value.unsqueeze(-3).expand(*value._shape[:-2], r, S, value._shape[-1]).reshape(
                 *value._shape[:-3], hq, S, value._shape[-1])
-    if dropout_p <= 0.0 and _sdpa_fusable(query, key, value, attn_mask):
-        return OPS["_fused_attention"].fn(query, key, value, attn_mask, is_causal, scale)[0]
+    if dropout_p <= 0.0:
+        if _sdpa_fusable(query, key, value, attn_mask):
+            return OPS["_fused_attention"].fn(query, key, value, attn_mask, is_causal, scale)[0]
+    elif dropout_p < 1.0 and query._storage.device.type == "cuda" and _sdpa_fusable(query, key, value, attn_mask):
+        # dropout inside the fused kernels (the mask regenerated in the backward, never stored); on the CPU
+        # the composite below, whose dropout draws from NumPy's generator far faster than Philox in NumPy
+        return OPS["_fused_attention_dropout"].fn(query, key, value, attn_mask, is_causal, scale, dropout_p)[0]
     scores = _matmul(query * scale, key.mT)
     masked = False
     if is_causal:

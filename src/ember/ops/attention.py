@@ -96,8 +96,7 @@ def fused_attention_meta(query, key, value, attn_mask, is_causal, scale):
 
 
 def fused_attention_backward_meta(grad_out, query, key, value, attn_mask, out, lse, is_causal, scale, need_query,
-                                  need_key, need_value):
-    fn = "_fused_attention_backward"
+                                  need_key, need_value, fn="_fused_attention_backward"):
     batch, L, S, E, Ev = check_attention(query, key, value, attn_mask, is_causal, fn)
     _check_saved(fn, (("grad_out", grad_out, batch + (L, Ev)), ("out", out, batch + (L, Ev)),
                       ("lse", lse, batch + (L,))))
@@ -126,6 +125,45 @@ defop("_fused_attention_backward(Tensor grad_out, Tensor query, Tensor key, Tens
 derivative("_fused_attention", **{
     "query, key, value": "attention_backward(grad, query, key, value, attn_mask, result0, result1, is_causal, "
                          "scale, grad_input_mask)"})
+
+# With dropout on the attention probabilities (dropout_p in (0, 1)): the same, plus `rng`, an int64 (2,) tensor
+# holding the random stream's (seed, base counter) the forward drew the mask from; the backward regenerates the
+# mask from it, so nothing of size L x S is kept (torch's _scaled_dot_product_efficient_attention returns its
+# philox seed and offset for the same reason). Score (b, l, s) of the flattened batch keeps its probability where
+# word 0 of Philox-4x32-10 at counter base + (b * L + l) * S + s, as a 24-bit uniform, is below 1 - dropout_p:
+# the same mask on every device for the same generator state.
+
+def _check_dropout(fn, dropout_p):
+    if not 0.0 < dropout_p < 1.0:
+        raise RuntimeError(f"{fn}: dropout_p must be in (0, 1), got {dropout_p} (0 takes _fused_attention; "
+                           f"1 drops everything)")
+
+
+def fused_attention_dropout_meta(query, key, value, attn_mask, is_causal, scale, dropout_p):
+    _check_dropout("_fused_attention_dropout", dropout_p)
+    (o, lse) = fused_attention_meta(query, key, value, attn_mask, is_causal, scale)
+    return o, lse, ((2,), D.int64)
+
+
+def fused_attention_dropout_backward_meta(grad_out, query, key, value, attn_mask, out, lse, rng, is_causal, scale,
+                                          dropout_p, need_query, need_key, need_value):
+    fn = "_fused_attention_dropout_backward"
+    _check_dropout(fn, dropout_p)
+    if rng._shape != (2,) or rng._dtype is not D.int64:
+        raise RuntimeError(f"{fn}: expected rng, the forward's int64 (seed, offset) pair, got {rng._dtype} of shape "
+                           f"{list(rng._shape)}")
+    return fused_attention_backward_meta(grad_out, query, key, value, attn_mask, out, lse, is_causal, scale,
+                                         need_query, need_key, need_value, fn)
+
+
+defop("_fused_attention_dropout(Tensor query, Tensor key, Tensor value, Tensor? attn_mask, bool is_causal, "
+      "float scale, float dropout_p) -> (Tensor, Tensor, Tensor)", meta=fused_attention_dropout_meta)
+defop("_fused_attention_dropout_backward(Tensor grad_out, Tensor query, Tensor key, Tensor value, Tensor? attn_mask, "
+      "Tensor out, Tensor lse, Tensor rng, bool is_causal, float scale, float dropout_p, bool need_query, "
+      "bool need_key, bool need_value) -> (Tensor, Tensor, Tensor)", meta=fused_attention_dropout_backward_meta)
+derivative("_fused_attention_dropout", **{
+    "query, key, value": "attention_dropout_backward(grad, query, key, value, attn_mask, result0, result1, result2, "
+                         "is_causal, scale, dropout_p, grad_input_mask)"})
 
 # Self-attention on one packed in-projection (what nn.MultiheadAttention computes): qkv (B, L, 3E) holds
 # q, k, v side by side, each split into num_heads heads of E // num_heads; out (B, L, E) holds the heads'

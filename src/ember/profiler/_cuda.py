@@ -4,7 +4,7 @@ autograd node or user range) that launched it, with no synchronisation per op.
 With CUPTI (`cupti-python`): the activity API records every kernel, memcpy and memset with its device
 start and end; before each range the recorder pushes the range's id as an external correlation id, so
 CUPTI ties every launch inside it to that range. Records are read when the profiler stops (one
-flush). CUPTI's clock is mapped onto `time.perf_counter_ns` by one pair of readings at the start.
+flush). CUPTI's clock is mapped onto `time.perf_counter_ns` by pairs of readings at the start and the end.
 
 Without CUPTI (`import cupti` fails), a pair of CUDA events per op range times what the range queued
 on the current stream; the events are read when the profiler stops. That gives each innermost op its
@@ -68,7 +68,18 @@ class GpuRecorder:
             for k in _KINDS:
                 c.activity_enable(getattr(c.ActivityKind, k))
             self._kind = c.ExternalCorrelationKind.CUSTOM0
-            self._offset = time.perf_counter_ns() - c.get_timestamp()
+            self._clock0 = (c.get_timestamp(), time.perf_counter_ns())
+
+    def _clock(self, c):
+        """CUPTI's timestamps -> perf_counter nanoseconds, from readings of both clocks at the start and now.
+        CUPTI's clock is nanoseconds until another profiler registers its own timestamp source: torch's Kineto
+        leaves CUPTI reporting TSC ticks (H100 host: 2.0 per ns), which read as ns doubled every duration."""
+        c0, p0 = self._clock0
+        c1, p1 = c.get_timestamp(), time.perf_counter_ns()
+        scale = (p1 - p0) / (c1 - c0) if c1 > c0 else 1.0
+        if abs(scale - 1.0) < 0.02:     # nanoseconds: no rescaling, only the offset
+            return lambda t: t - c0 + p0
+        return lambda t: p0 + int((t - c0) * scale)
 
     def push(self, ev):
         if self.mode == "cupti":
@@ -134,7 +145,7 @@ class GpuRecorder:
             self.launch_calls = {"driver": len(by_driver), "runtime": len(by_runtime),
                                  "both": len(by_driver & by_runtime)}
             _records.clear()
-            off = self._offset
+            to_ns = self._clock(c)
             self.unowned = []       # (name, correlation id, API call) of work tied to no range: a diagnosis
             for name, s, e, stream, dev, corr in work:
                 rid = ext.get(corr)
@@ -142,11 +153,11 @@ class GpuRecorder:
                     how, cbid = api.get(corr, (None, None))
                     names = c.driver_api_trace_cbid if how == "driver" else c.runtime_api_trace_cbid
                     self.unowned.append((name, corr, how and f"{how} {names(cbid).name}"))
-                k = (name, s + off, e + off, stream, dev, rid)
-                self.kernels.append(k)
+                s, e = to_ns(s), to_ns(e)
+                self.kernels.append((name, s, e, stream, dev, rid))
                 owner = by_id.get(rid)
                 if owner is not None:
-                    owner.kernels.append((name, s + off, e + off))
+                    owner.kernels.append((name, s, e))
             cuda.synchronize()      # reports an index error the recorded kernels found, as any sync would
         else:
             cuda.synchronize()

@@ -1,13 +1,47 @@
 """NumPy kernels of the fused scaled-dot-product attention (float16/bfloat16 computed in float32;
 the logsumexp is float32, float64 for float64 inputs). The backward recomputes the probabilities
-from the saved logsumexp, as the CUDA kernels do."""
+from the saved logsumexp, as the CUDA kernels do.
+
+With dropout (`_fused_attention_dropout`), the mask comes from the generator's Philox counters as on
+CUDA (`philox_w0` is Philox-4x32-10 in NumPy, the words `kernels/rng._randint4x` gives), so the same
+generator state gives the same mask on both devices. It costs ten rounds of 64-bit multiplies per
+score: `nn.functional.scaled_dot_product_attention` takes it on CUDA only, the composite on the CPU."""
 from __future__ import annotations
 
 import numpy as np
 
+from ...core import dtype as D
+from ...core.device import CPU
 from ...ops import attention as rules
 from ...ops.attention import heads, packed_views
+from ...random import get_generator
 from ._common import arr, compute_np, impl, wrap
+
+
+def philox_w0(seed: int, counters: np.ndarray) -> np.ndarray:
+    """Word 0 (uint32) of Philox-4x32-10 with the 64-bit key `seed` at each uint64 counter (lo, hi, 0, 0)."""
+    m32 = np.uint64(0xFFFFFFFF)
+    k0, k1 = np.uint64(seed & 0xFFFFFFFF), np.uint64((seed >> 32) & 0xFFFFFFFF)
+    c0, c1 = counters & m32, counters >> np.uint64(32)
+    c2 = np.zeros_like(c0)
+    c3 = c2
+    for _ in range(10):
+        p0 = c0 * np.uint64(0xD2511F53)         # < 2^64: 32-bit by 32-bit products
+        p2 = c2 * np.uint64(0xCD9E8D57)
+        c0, c1, c2, c3 = (p2 >> np.uint64(32)) ^ c1 ^ k0, p2 & m32, (p0 >> np.uint64(32)) ^ c3 ^ k1, p0 & m32
+        k0 = (k0 + np.uint64(0x9E3779B9)) & m32
+        k1 = (k1 + np.uint64(0xBB67AE85)) & m32
+    return c0.astype(np.uint32)
+
+
+def _dropout_scale(rng, shape, dropout_p, cnp):
+    """z / keep for scores of `shape` (*B, L, S): the mask the CUDA kernels draw from rng = (seed, base)."""
+    seed, base = (int(v) for v in arr(rng))
+    n = int(np.prod(shape))
+    w = philox_w0(seed & ((1 << 64) - 1), np.arange(n, dtype=np.uint64) + np.uint64(base))
+    keep = 1.0 - dropout_p
+    kept = (w >> np.uint32(8)).astype(np.float32) * np.float32(1.0 / (1 << 24)) < np.float32(keep)
+    return (kept.reshape(shape) * cnp.type(1.0 / keep)).astype(cnp, copy=False)
 
 
 def _scores(q, k, attn_mask, is_causal, scale, cnp):
@@ -26,8 +60,19 @@ def _scores(q, k, attn_mask, is_causal, scale, cnp):
     return s
 
 
-@impl("_fused_attention")
-def fused_attention(query, key, value, attn_mask, is_causal, scale):
+def _probs(q, k, attn_mask, is_causal, scale, cnp):
+    """(softmax probabilities, lse) of the scaled, masked scores; fully masked rows: p = 0, lse = -inf."""
+    p = _scores(q, k, attn_mask, is_causal, scale, cnp)
+    m = np.maximum.reduce(p, axis=-1, keepdims=True)
+    m[np.isneginf(m)] = 0
+    p -= m
+    np.exp(p, out=p)
+    den = np.add.reduce(p, axis=-1, keepdims=True)
+    p *= np.where(den > 0, 1 / den, 0).astype(cnp, copy=False)
+    return p, (m + np.log(den))[..., 0]
+
+
+def _forward(query, key, value, attn_mask, is_causal, scale, dropout_p=0.0, rng=None):
     batch, L, S, E, Ev = rules.attention_dims(query, value)
     cnp = compute_np(query._dtype)
     q, k, v = (arr(t).astype(cnp, copy=False) for t in (query, key, value))
@@ -35,31 +80,44 @@ def fused_attention(query, key, value, attn_mask, is_causal, scale):
         out = np.zeros(batch + (L, Ev), cnp)
         lse = np.full(batch + (L,), -np.inf, cnp)
     else:
-        p = _scores(q, k, attn_mask, is_causal, scale, cnp)
-        m = np.maximum.reduce(p, axis=-1, keepdims=True)
-        m[np.isneginf(m)] = 0      # fully masked rows: p = 0, lse = -inf, output 0
-        p -= m
-        np.exp(p, out=p)
-        den = np.add.reduce(p, axis=-1, keepdims=True)
-        out = np.matmul(p, v) * np.where(den > 0, 1 / den, 0).astype(cnp, copy=False)
-        lse = (m + np.log(den))[..., 0]
+        p, lse = _probs(q, k, attn_mask, is_causal, scale, cnp)
+        if dropout_p > 0.0:
+            p *= _dropout_scale(rng, p.shape, dropout_p, cnp)
+        out = np.matmul(p, v)
     return wrap(out, query._dtype), wrap(lse, rules.lse_dtype(query._dtype))
+
+
+@impl("_fused_attention")
+def fused_attention(query, key, value, attn_mask, is_causal, scale):
+    return _forward(query, key, value, attn_mask, is_causal, scale)
+
+
+@impl("_fused_attention_dropout")
+def fused_attention_dropout(query, key, value, attn_mask, is_causal, scale, dropout_p):
+    batch, L, S, _, _ = rules.attention_dims(query, value)
+    seed, base = get_generator(None, CPU)._philox_advance(int(np.prod(batch + (L, S))))
+    seed = seed - (1 << 64) if seed >= 1 << 63 else seed        # the bits of the uint64 seed, as an int64
+    rng = wrap(np.array([seed, base], np.int64), D.int64)
+    return (*_forward(query, key, value, attn_mask, is_causal, scale, dropout_p, rng), rng)
 
 
 @impl("_fused_attention_backward")
 def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, is_causal, scale, need_query,
-                             need_key, need_value):
+                             need_key, need_value, dropout_p=0.0, rng=None):
     cnp = compute_np(query._dtype)
     q, k, v, do, o = (arr(t).astype(cnp, copy=False) for t in (query, key, value, grad_out, out))
     lse = arr(lse).astype(cnp, copy=False)[..., None]
     p = _scores(q, k, attn_mask, is_causal, scale, cnp)
     p -= np.where(np.isneginf(lse), np.inf, lse).astype(cnp, copy=False)    # fully masked rows: p = 0
     np.exp(p, out=p)
+    z = _dropout_scale(rng, p.shape, dropout_p, cnp) if dropout_p > 0.0 else None
     gq = gk = gv = None
     if need_value:
-        gv = wrap(np.matmul(np.swapaxes(p, -1, -2), do), value._dtype)
+        gv = wrap(np.matmul(np.swapaxes(p * z if z is not None else p, -1, -2), do), value._dtype)
     if need_query or need_key:
         ds = np.matmul(do, np.swapaxes(v, -1, -2))
+        if z is not None:
+            ds *= z
         ds -= np.add.reduce(do * o, axis=-1, keepdims=True)
         ds *= p
         if need_query:
@@ -67,6 +125,13 @@ def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, i
         if need_key:
             gk = wrap(np.matmul(np.swapaxes(ds, -1, -2), q) * cnp.type(scale), key._dtype)
     return gq, gk, gv
+
+
+@impl("_fused_attention_dropout_backward")
+def fused_attention_dropout_backward(grad_out, query, key, value, attn_mask, out, lse, rng, is_causal, scale,
+                                     dropout_p, need_query, need_key, need_value):
+    return fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, is_causal, scale, need_query,
+                                    need_key, need_value, dropout_p, rng)
 
 
 @impl("_packed_self_attention")

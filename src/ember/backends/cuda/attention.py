@@ -6,6 +6,11 @@ one projection need no copy. Outputs are written through the same two batch stri
 `_packed_self_attention` writes into, and reads its grads from, [B, L, H, E] layouts. The mask is used in
 place when its batch dims collapse to two strides (else expanded and copied). float64 and head dims over MAX_HEAD_DIM
 are not implemented here (`nn.functional.scaled_dot_product_attention` takes the composite for them).
+
+`_fused_attention_dropout` is the same three kernels with dropout on the probabilities (`DROP`): the
+forward draws from the CUDA generator's Philox stream (N * L * S counters) and records the (seed, base
+counter) it used in a 2-element int64 tensor, which the backward kernels read to regenerate the mask,
+so nothing of size L * S is stored, and a CUDA graph's replays draw anew.
 """
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ from ...ops.attention import heads, packed_views
 from .compiler import LazyKernels, next_power_of_2, pointer_arg, run
 from .memory import new_tensor
 from .opcodes import Mask
+from .random import _philox, set_philox_state
+from ...random import get_generator
 
 MAX_HEAD_DIM = 128
 K = LazyKernels("attention")
@@ -118,13 +125,32 @@ def fused_attention(query, key, value, attn_mask, is_causal, scale):
     return out, lse
 
 
-def _forward_into(out, lse, query, key, value, attn_mask, is_causal, scale, batch, L, S, E, Ev):
+def fused_attention_dropout(query, key, value, attn_mask, is_causal, scale, dropout_p):
+    batch, L, S, E, Ev = rules.attention_dims(query, value)
+    out = new_tensor(batch + (L, Ev), query._dtype, query.device)
+    lse = new_tensor(batch + (L,), rules.lse_dtype(query._dtype), query.device)
+    rng = new_tensor((2,), D.int64, query.device)
+    _forward_into(out, lse, query, key, value, attn_mask, is_causal, scale, batch, L, S, E, Ev, dropout_p, rng)
+    return out, lse, rng
+
+
+def _no_drop(dummy):
+    """The dropout arguments of a launch without dropout (DROP = 0: unread)."""
+    return [pointer_arg("rng_ptr", dummy), pointer_arg("state_ptr", dummy), ("seed", 0, "i64"), ("offset", 0, "i64"),
+            ("graph", 0, "i32"), ("keep", 1.0, "fp32")]
+
+
+def _forward_into(out, lse, query, key, value, attn_mask, is_causal, scale, batch, L, S, E, Ev, dropout_p=0.0,
+                  rng=None):
     """Writes the attention of (query, key, value) into `out` (any layout `_into` takes) and its
-    logsumexp rows into `lse` (contiguous)."""
+    logsumexp rows into `lse` (contiguous); with dropout_p > 0, the Philox (seed, base) used into `rng`."""
     _check_dims(query, key, value, E, Ev)
     nb = len(batch)
     N = prod(batch)
+    drop = dropout_p > 0.0
     if not (N and L):
+        if drop:        # nothing drawn: the generator's state, as the CPU kernel gives
+            set_philox_state(rng, *get_generator(None, query.device)._philox_advance(0))
         return
     q, sq = _rows(query, nb, "sq")
     k, sk = _rows(key, nb, "sk")
@@ -132,31 +158,43 @@ def _forward_into(out, lse, query, key, value, attn_mask, is_causal, scale, batc
     m, kind, mstrides = _mask(attn_mask, batch, L, S)
     bm, bn, _, _, warps, dp, dvp = _config(query._dtype, E, Ev, L)
     T = (L + bm - 1) // bm
+    if drop:
+        dargs = [pointer_arg("rng_ptr", rng), *_philox(None, query.device, N * L * S, rng),
+                 ("keep", 1.0 - float(dropout_p), "fp32")]
+    else:
+        dargs = _no_drop(lse)
     args = [pointer_arg("q_ptr", q), pointer_arg("k_ptr", k), pointer_arg("v_ptr", v),
             pointer_arg("m_ptr", m if m is not None else q), pointer_arg("o_ptr", out), pointer_arg("lse_ptr", lse),
-            *sq, *sk, *sv, *_into(out, nb, "so"),
+            *dargs, *sq, *sk, *sv, *_into(out, nb, "so"),
             ("NB2", batch[-1] if nb else 1, "i64"), *mstrides, ("L", L, "i64"), ("S", S, "i64"), ("E", E, "i64"),
             ("EV", Ev, "i64"), ("T", T, "i64"), ("scale", float(scale), "fp32")]
     run(K.attn_fwd_kernel, (T * N,), args,
-        {"MASK": kind, "CAUSAL": int(bool(is_causal)), "IEEE": int(query._dtype is D.float32),
-         "BLOCK_M": bm, "BLOCK_N": bn, "D": dp, "DV": dvp}, query.device.index or 0, warps)
+        {"MASK": kind, "CAUSAL": int(bool(is_causal)), "IEEE": int(query._dtype is D.float32), "DROP": int(drop),
+         "INTERP": 0, "BLOCK_M": bm, "BLOCK_N": bn, "D": dp, "DV": dvp}, query.device.index or 0, warps)
 
 
 def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, is_causal, scale, need_query,
-                             need_key, need_value):
+                             need_key, need_value, dropout_p=0.0, rng=None):
     batch, L, S, E, Ev = rules.attention_dims(query, value)
     dev = query.device
     dq = new_tensor(query._shape, query._dtype, dev) if need_query else None
     dk = new_tensor(key._shape, key._dtype, dev) if need_key else None
     dv = new_tensor(value._shape, value._dtype, dev) if need_value else None
     _backward_into(dq, dk, dv, grad_out, query, key, value, attn_mask, out, lse, is_causal, scale, batch, L, S, E,
-                   Ev)
+                   Ev, dropout_p, rng)
     return dq, dk, dv
 
 
+def fused_attention_dropout_backward(grad_out, query, key, value, attn_mask, out, lse, rng, is_causal, scale,
+                                     dropout_p, need_query, need_key, need_value):
+    return fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, is_causal, scale, need_query,
+                                    need_key, need_value, dropout_p, rng)
+
+
 def _backward_into(dq, dk, dv, grad_out, query, key, value, attn_mask, out, lse, is_causal, scale, batch, L, S, E,
-                   Ev):
-    """Writes the grads of the inputs into dq, dk, dv (those not needed None; any layout `_into` takes)."""
+                   Ev, dropout_p=0.0, rng=None):
+    """Writes the grads of the inputs into dq, dk, dv (those not needed None; any layout `_into` takes);
+    with dropout_p > 0, the forward's mask regenerated from `rng`."""
     _check_dims(query, key, value, E, Ev)
     nb = len(batch)
     N = prod(batch)
@@ -175,8 +213,10 @@ def _backward_into(dq, dk, dv, grad_out, query, key, value, attn_mask, out, lse,
     m, kind, mstrides = _mask(attn_mask, batch, L, S)
     _, _, small, large, warps, dp, dvp = _config(query._dtype, E, Ev, L)
     delta = new_tensor((N, L), D.float32, dev)
+    drop = dropout_p > 0.0
     const = {"MASK": kind, "CAUSAL": int(bool(is_causal)), "IEEE": int(query._dtype is D.float32),
-             "D": dp, "DV": dvp}
+             "DROP": int(drop), "INTERP": 0, "D": dp, "DV": dvp}
+    dargs = [pointer_arg("rng_ptr", rng if drop else delta), ("keep", 1.0 - float(dropout_p), "fp32")]
     common = [("L", L, "i64"), ("S", S, "i64"), ("E", E, "i64"), ("EV", Ev, "i64")]
     nb2 = ("NB2", batch[-1] if nb else 1, "i64")
     mp = pointer_arg("m_ptr", m if m is not None else q)
@@ -185,7 +225,7 @@ def _backward_into(dq, dk, dv, grad_out, query, key, value, attn_mask, out, lse,
         T = (L + large - 1) // large
         args = [pointer_arg("q_ptr", q), pointer_arg("k_ptr", k), pointer_arg("v_ptr", v), mp, pointer_arg("o_ptr", o),
                 pointer_arg("do_ptr", do), pointer_arg("lse_ptr", lse), pointer_arg("delta_ptr", delta),
-                pointer_arg("dq_ptr", dq if dq is not None else q),
+                pointer_arg("dq_ptr", dq if dq is not None else q), *dargs,
                 *sq, *sk, *sv, *so, *sd, *_into(dq, nb, "sg"), nb2, *mstrides, *common,
                 ("T", T, "i64"), ("scale", float(scale), "fp32")]
         run(K.attn_bwd_dq_kernel, (T * N,), args,
@@ -195,7 +235,7 @@ def _backward_into(dq, dk, dv, grad_out, query, key, value, attn_mask, out, lse,
         args = [pointer_arg("q_ptr", q), pointer_arg("k_ptr", k), pointer_arg("v_ptr", v), mp,
                 pointer_arg("do_ptr", do), pointer_arg("lse_ptr", lse), pointer_arg("delta_ptr", delta),
                 pointer_arg("dk_ptr", dk if dk is not None else k), pointer_arg("dv_ptr", dv if dv is not None else v),
-                *sq, *sk, *sv, *sd,
+                *dargs, *sq, *sk, *sv, *sd,
                 *_into(dk, nb, "skg"), *_into(dv, nb, "svg"),
                 nb2, *mstrides, *common, ("T", T, "i64"), ("scale", float(scale), "fp32")]
         run(K.attn_bwd_dkdv_kernel, (T * N,), args,
@@ -224,3 +264,5 @@ OPS["_packed_self_attention"].register("cuda")(packed_self_attention)
 OPS["_packed_self_attention_backward"].register("cuda")(packed_self_attention_backward)
 OPS["_fused_attention"].register("cuda")(fused_attention)
 OPS["_fused_attention_backward"].register("cuda")(fused_attention_backward)
+OPS["_fused_attention_dropout"].register("cuda")(fused_attention_dropout)
+OPS["_fused_attention_dropout_backward"].register("cuda")(fused_attention_dropout_backward)

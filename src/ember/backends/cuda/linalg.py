@@ -263,7 +263,7 @@ class _LtPlan:
 
 def _lt_plan(lt, h, key, bias_ptr):
     """Descriptors, layouts and the heuristic's best algorithm for `key`; None if there is none."""
-    _, dt, ct, g, align_a, align_b, align_d, align_bias = key
+    _, dt, ct, g, align_a, align_b, align_d, align_bias, epilogue = key
     A, L, P = lt.MatmulDescAttribute, lt.MatrixLayoutAttribute, lt.MatmulPreferenceAttribute
     code = _DT[dt.name]
     plan = _LtPlan()
@@ -278,7 +278,7 @@ def _lt_plan(lt, h, key, bias_ptr):
         _set(*dset, A.TRANSA, _OP_T if g.ta else _OP_N)
         _set(*dset, A.TRANSB, _OP_T if g.tb else _OP_N)
         if align_bias is not None:
-            _set(*dset, A.EPILOGUE, lt.Epilogue.BIAS)
+            _set(*dset, A.EPILOGUE, getattr(lt.Epilogue, epilogue))
             _set(*dset, A.BIAS_POINTER, bias_ptr)
         for rows, cols, ld, stride in (((g.k, g.m) if g.ta else (g.m, g.k)) + (g.lda, g.sa),
                                        ((g.n, g.k) if g.tb else (g.k, g.n)) + (g.ldb, g.sb),
@@ -312,8 +312,10 @@ def _lt_plan(lt, h, key, bias_ptr):
     return plan
 
 
-def _lt_matmul(g, out, a, b, alpha, beta, bias):
-    """Runs the product through cuBLASLt; False when cuBLASLt can't (the caller uses cuBLAS then)."""
+def _lt_matmul(g, out, a, b, alpha, beta, bias, epilogue="BIAS"):
+    """Runs the product through cuBLASLt; False when cuBLASLt can't (the caller uses cuBLAS then).
+    With `bias`: the BIAS epilogue adds it (one value per column of out), or BGRADB writes into it the sums
+    of cuBLASLt's B operand (our `a`) over the product's inner dim."""
     lt = _lt()
     dt = out._dtype
     index = out._storage.device.index or 0
@@ -322,7 +324,7 @@ def _lt_matmul(g, out, a, b, alpha, beta, bias):
     pa, pb, pd = b.data_ptr(), a.data_ptr(), out.data_ptr()  # cuBLASLt's A is the right operand
     pbias = bias.data_ptr() if bias is not None else 0
     key = (index, dt, _compute(dt), g, _alignment(pa, g.sa * isz), _alignment(pb, g.sb * isz),
-           _alignment(pd, g.sc * isz), None if bias is None else _alignment(pbias))
+           _alignment(pd, g.sc * isz), None if bias is None else _alignment(pbias), epilogue)
     plan = _lt_plans.get(key, _MISSING)
     if plan is _MISSING:
         if len(_lt_plans) >= _LT_PLANS_MAX:
@@ -345,6 +347,17 @@ def _lt_matmul(g, out, a, b, alpha, beta, bias):
         _lt_plans[key] = None
         return False
     return True
+
+
+def _gemm_bias_grad(out, a, b, bias_grad) -> bool:
+    """out = a @ b with a = g^T (n x rows, a transposed view) and, in the same cuBLASLt call (the BGRADB
+    epilogue), bias_grad = the row sums of a (the column sums of g): linear's weight and bias grads. False
+    when cuBLASLt takes no such product (nothing is written then)."""
+    if not use_cublaslt or out.ndim != 2 or out._shape[0] != bias_grad._shape[0] or \
+            bias_grad.data_ptr() % 16 or not all(1 < d < _BIAS_MAX for d in (*out._shape, a._shape[-1])):
+        return False
+    g, a, b = plan_gemm(out, a, b)
+    return g.batch == 1 and _lt_matmul(g, out, a, b, 1.0, 0.0, bias_grad, "BGRADB")
 
 
 def _run_gemm(out, a, b, alpha=1.0, beta=0.0, bias=None):
@@ -652,7 +665,8 @@ def _matrix(t, cols):
 
 def linear_backward(self, grad_output, weight, need_input, need_weight, need_bias):
     """grad_input = g @ W, grad_weight = g^T @ x, grad_bias = column sums of g, with g and x the
-    (rows, features) views of grad_output and input: two GEMMs and one reduction, no dispatch between."""
+    (rows, features) views of grad_output and input: two GEMMs, the bias grad in the second one's
+    epilogue (cuBLASLt's BGRADB; else one reduction), no dispatch between."""
     (n, k), rows = weight._shape, numel(self._shape[:-1])
     dt = self._dtype
     _float_only("linear_backward", dt)
@@ -664,8 +678,15 @@ def linear_backward(self, grad_output, weight, need_input, need_weight, need_bia
         _addprod(gi._as_view((rows, k), (k, 1), 0), None, g, weight)
     if need_weight:
         gw = new_tensor((n, k), dt, dev)
-        _addprod(gw, None, g._as_view((n, rows), (1, n), g._offset), _matrix(self, k))
-    if need_bias:
+        gt, x = g._as_view((n, rows), (1, n), g._offset), _matrix(self, k)
+        if need_bias and rows:
+            gb = new_tensor((n,), dt, dev)
+            if not _gemm_bias_grad(gw, gt, x, gb):      # no fused bias grad: the product, then the sums
+                gb = None
+                _addprod(gw, None, gt, x)
+        else:
+            _addprod(gw, None, gt, x)
+    if need_bias and gb is None:
         gb = _reduce(g, "sum", (0,), False, dt, _reduction_ck(dt))
     return gi, gw, gb
 

@@ -485,8 +485,10 @@ def ew_kernel(out_ptr, x_ptr, y_ptr, n, scalar, alpha,
               yt0, yt1, yt2, yt3, yt4, yt5,
               OP: tl.constexpr, NIN: tl.constexpr, NDIM: tl.constexpr, CONTIG: tl.constexpr,
               Y_SCALAR: tl.constexpr, CK: tl.constexpr, BLOCK: tl.constexpr):
-    pid = tl.program_id(0).to(tl.int64)
-    i = pid * BLOCK + tl.arange(0, BLOCK)
+    # indices in n's type: int64, or int32 where the host found every index and offset to fit (strided
+    # operands: the divisions and remainders of `_offset` are much cheaper in 32 bits)
+    pid = tl.program_id(0).to(n.dtype)
+    i = pid * BLOCK + tl.arange(0, BLOCK).to(n.dtype)
     mask = i < n
     if CONTIG:
         oo = i
