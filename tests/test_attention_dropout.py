@@ -25,7 +25,7 @@ def test_mask_keeps_one_minus_p_and_is_reproducible():
     out2, _, rng2 = op(q, k, v, None, False, 0.25, 0.4)
     assert rng.tolist() == rng2.tolist() and np.array_equal(out.numpy(), out2.numpy())
     _, _, rng3 = op(q, k, v, None, False, 0.25, 0.4)         # the generator moved past the first call's draws
-    assert rng3.tolist() == [rng.tolist()[0], rng.tolist()[1] + 4 * 2 * 64 * 64]
+    assert rng3.tolist() == [rng.tolist()[0], rng.tolist()[1] + 4 * 2 * 64 * 16]     # a counter per 4 keys
     # with v = identity rows, out holds the kept, rescaled probabilities themselves
     eye = ember.eye(64, dtype=ember.float64).expand(4, 2, 64, 64)
     ember.manual_seed(4)

@@ -291,3 +291,19 @@ def test_attention_dropout_in_a_cuda_graph_draws_a_new_mask_each_replay():
     ember.manual_seed(5)                          # the eager call draws what the first replay drew
     np.testing.assert_array_equal(step().float().cpu().numpy(), r1)
     g.reset()
+
+
+@pytest.mark.parametrize("dropout_p", [0.0, 0.1])
+def test_sdpa_output_is_laid_out_for_the_heads_transpose(dropout_p):
+    """As torch's flash/cuDNN outputs: (B, H, L, E) stored as (B, L, H, E), so that the usual
+    `out.transpose(1, 2).reshape(B, L, H * E)` is a view; values as the contiguous CPU result."""
+    rng = np.random.default_rng(5)
+    qkv = ember.tensor(rng.standard_normal((2, 40, 3 * 64)), dtype=ember.float32, device="cuda")
+    q, k, v = qkv.view(2, 40, 3, 4, 16).permute(2, 0, 3, 1, 4)
+    ember.manual_seed(1)
+    out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    merged = out.transpose(1, 2).reshape(2, 40, 64)
+    assert out.transpose(1, 2).is_contiguous() and merged.data_ptr() == out.data_ptr()
+    if dropout_p == 0.0:
+        want = F.scaled_dot_product_attention(*(t.cpu() for t in (q, k, v)))
+        np.testing.assert_allclose(out.cpu().numpy(), want.numpy(), rtol=1e-5, atol=1e-5)

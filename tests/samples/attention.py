@@ -206,13 +206,13 @@ register(OpInfo("_packed_self_attention_backward", packed_backward_samples, pack
 
 # ---- _fused_attention_dropout ------------------------------------------------------------------
 # The reference rebuilds the dropout mask with Philox-4x32-10 written here in torch int64 ops (independent of
-# ember's NumPy and Triton versions): score (b, l, s) of the flattened batch is kept where word 0 at counter
-# base + (b * L + l) * S + s, as a 24-bit uniform, is below 1 - p. The (seed, base) are those the op just
+# ember's NumPy and Triton versions): score (b, l, s) of the flattened batch is kept where word s % 4 at counter
+# base + (b * L + l) * ceil(S / 4) + s // 4, as a 24-bit uniform, is below 1 - p. The (seed, base) are those the op just
 # drew: the reference runs after the op (in every suite), and reads the device's default generator, moved
-# back by the N * L * S counters one call takes. The interpreter suite's CPU and CUDA calls draw different
+# back by the N * L * ceil(S / 4) counters one call takes. The interpreter suite's CPU and CUDA calls draw different
 # counters: tests/test_attention_dropout.py seeds both and compares them exactly instead.
 
-def philox_w0(seed, counters):
+def philox4(seed, counters):
     M = 0xFFFFFFFF
     k0, k1 = seed & M, (seed >> 32) & M
     c0, c1 = counters & M, (counters >> 32) & M
@@ -223,15 +223,18 @@ def philox_w0(seed, counters):
         p2 = c2 * 0xCD9E8D57
         c0, c1, c2, c3 = ((p2 >> 32) & M) ^ c1 ^ k0, p2 & M, ((p0 >> 32) & M) ^ c3 ^ k1, p0 & M
         k0, k1 = (k0 + 0x9E3779B9) & M, (k1 + 0xBB67AE85) & M
-    return c0
+    return c0, c1, c2, c3
 
 
 def dropout_scale(rng, shape, p, dtype, device):
     seed, base = (int(v) & ((1 << 64) - 1) for v in rng.tolist())
-    n = 1
-    for d in shape:
-        n *= d
-    w = philox_w0(seed, torch.arange(n, dtype=torch.int64, device=device) + base)
+    S = shape[-1]
+    S4 = (S + 3) // 4
+    rows = 1
+    for d in shape[:-1]:
+        rows *= d
+    ctr = torch.arange(rows, dtype=torch.int64, device=device)[:, None] * S4 + torch.arange(S4, device=device) + base
+    w = torch.stack(philox4(seed, ctr), -1).reshape(rows, 4 * S4)[:, :S]     # key c: word c % 4 of counter c // 4
     kept = (w >> 8).to(torch.float32) * (1.0 / (1 << 24)) < (1.0 - p)
     return kept.reshape(shape).to(dtype) / (1.0 - p)
 
@@ -257,8 +260,8 @@ def _last_draw(device, counters):
 
 
 def attention_dropout_ref(query, key, value, attn_mask, is_causal, scale, p):
-    n = 1
-    for d in query.shape[:-1] + key.shape[-2:-1]:
+    n = (key.shape[-2] + 3) // 4         # counters: one per 4 keys of each query row
+    for d in query.shape[:-1]:
         n *= d
     rng = _last_draw(query.device, n)
     return (_dropout_attention(query, key, value, attn_mask, is_causal, scale, p, rng),

@@ -130,8 +130,8 @@ derivative("_fused_attention", **{
 # holding the random stream's (seed, base counter) the forward drew the mask from; the backward regenerates the
 # mask from it, so nothing of size L x S is kept (torch's _scaled_dot_product_efficient_attention returns its
 # philox seed and offset for the same reason). Score (b, l, s) of the flattened batch keeps its probability where
-# word 0 of Philox-4x32-10 at counter base + (b * L + l) * S + s, as a 24-bit uniform, is below 1 - dropout_p:
-# the same mask on every device for the same generator state.
+# word s % 4 of Philox-4x32-10 at counter base + (b * L + l) * ceil(S / 4) + s // 4, as a 24-bit uniform, is
+# below 1 - dropout_p: the same mask on every device for the same generator state.
 
 def _check_dropout(fn, dropout_p):
     if not 0.0 < dropout_p < 1.0:

@@ -3,7 +3,7 @@ the logsumexp is float32, float64 for float64 inputs). The backward recomputes t
 from the saved logsumexp, as the CUDA kernels do.
 
 With dropout (`_fused_attention_dropout`), the mask comes from the generator's Philox counters as on
-CUDA (`philox_w0` is Philox-4x32-10 in NumPy, the words `kernels/rng._randint4x` gives), so the same
+CUDA (`philox4` is Philox-4x32-10 in NumPy, the words `kernels/rng._randint4x` gives), so the same
 generator state gives the same mask on both devices. It costs ten rounds of 64-bit multiplies per
 score: `nn.functional.scaled_dot_product_attention` takes it on CUDA only, the composite on the CPU."""
 from __future__ import annotations
@@ -18,8 +18,8 @@ from ...random import get_generator
 from ._common import arr, compute_np, impl, wrap
 
 
-def philox_w0(seed: int, counters: np.ndarray) -> np.ndarray:
-    """Word 0 (uint32) of Philox-4x32-10 with the 64-bit key `seed` at each uint64 counter (lo, hi, 0, 0)."""
+def philox4(seed: int, counters: np.ndarray) -> tuple:
+    """The four uint32 words of Philox-4x32-10 with the 64-bit key `seed` at each uint64 counter (lo, hi, 0, 0)."""
     m32 = np.uint64(0xFFFFFFFF)
     k0, k1 = np.uint64(seed & 0xFFFFFFFF), np.uint64((seed >> 32) & 0xFFFFFFFF)
     c0, c1 = counters & m32, counters >> np.uint64(32)
@@ -31,16 +31,27 @@ def philox_w0(seed: int, counters: np.ndarray) -> np.ndarray:
         c0, c1, c2, c3 = (p2 >> np.uint64(32)) ^ c1 ^ k0, p2 & m32, (p0 >> np.uint64(32)) ^ c3 ^ k1, p0 & m32
         k0 = (k0 + np.uint64(0x9E3779B9)) & m32
         k1 = (k1 + np.uint64(0xBB67AE85)) & m32
-    return c0.astype(np.uint32)
+    return tuple(c.astype(np.uint32) for c in (c0, c1, c2, c3))
+
+
+def dropout_counters(shape) -> int:
+    """Philox counters one call with scores of `shape` (*B, L, S) takes: one per 4 keys of each query row."""
+    *batch, L, S = shape
+    return int(np.prod(batch, dtype=np.int64)) * L * ((S + 3) // 4)
 
 
 def _dropout_scale(rng, shape, dropout_p, cnp):
-    """z / keep for scores of `shape` (*B, L, S): the mask the CUDA kernels draw from rng = (seed, base)."""
+    """z / keep for scores of `shape` (*B, L, S): the mask the CUDA kernels draw from rng = (seed, base) (key c
+    of a query row takes word c % 4 of counter c // 4 of that row's ceil(S / 4))."""
     seed, base = (int(v) for v in arr(rng))
-    n = int(np.prod(shape))
-    w = philox_w0(seed & ((1 << 64) - 1), np.arange(n, dtype=np.uint64) + np.uint64(base))
+    S = shape[-1]
+    S4 = (S + 3) // 4
+    rows = dropout_counters(shape) // S4
+    ctr = (np.arange(rows, dtype=np.uint64)[:, None] * np.uint64(S4) + np.arange(S4, dtype=np.uint64)[None, :]
+           + np.uint64(base))
+    words = np.stack(philox4(seed & ((1 << 64) - 1), ctr), axis=-1).reshape(rows, 4 * S4)[:, :S]
     keep = 1.0 - dropout_p
-    kept = (w >> np.uint32(8)).astype(np.float32) * np.float32(1.0 / (1 << 24)) < np.float32(keep)
+    kept = (words >> np.uint32(8)).astype(np.float32) * np.float32(1.0 / (1 << 24)) < np.float32(keep)
     return (kept.reshape(shape) * cnp.type(1.0 / keep)).astype(cnp, copy=False)
 
 
@@ -95,7 +106,7 @@ def fused_attention(query, key, value, attn_mask, is_causal, scale):
 @impl("_fused_attention_dropout")
 def fused_attention_dropout(query, key, value, attn_mask, is_causal, scale, dropout_p):
     batch, L, S, _, _ = rules.attention_dims(query, value)
-    seed, base = get_generator(None, CPU)._philox_advance(int(np.prod(batch + (L, S))))
+    seed, base = get_generator(None, CPU)._philox_advance(dropout_counters(batch + (L, S)))
     seed = seed - (1 << 64) if seed >= 1 << 63 else seed        # the bits of the uint64 seed, as an int64
     rng = wrap(np.array([seed, base], np.int64), D.int64)
     return (*_forward(query, key, value, attn_mask, is_causal, scale, dropout_p, rng), rng)

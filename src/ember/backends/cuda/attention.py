@@ -8,7 +8,7 @@ place when its batch dims collapse to two strides (else expanded and copied). fl
 are not implemented here (`nn.functional.scaled_dot_product_attention` takes the composite for them).
 
 `_fused_attention_dropout` is the same three kernels with dropout on the probabilities (`DROP`): the
-forward draws from the CUDA generator's Philox stream (N * L * S counters) and records the (seed, base
+forward draws from the CUDA generator's Philox stream (N * L * ceil(S / 4) counters, four draws each) and records the (seed, base
 counter) it used in a 2-element int64 tensor, which the backward kernels read to regenerate the mask,
 so nothing of size L * S is stored, and a CUDA graph's replays draw anew.
 """
@@ -117,9 +117,20 @@ def _check_dims(query, key, value, E, Ev):
                                   f"nn.functional.scaled_dot_product_attention takes the composite there")
 
 
+def _output(query, batch, L, Ev):
+    """The attention output (*B, L, Ev); for (B, H, L, Ev) laid out as (B, L, H, Ev), as torch's flash and
+    cuDNN kernels lay theirs out, so that the usual `out.transpose(1, 2).reshape(B, L, H * Ev)` is a view,
+    not a copy (the kernels write through the output's strides)."""
+    if len(batch) != 2:
+        return new_tensor(batch + (L, Ev), query._dtype, query.device)
+    B, H = batch
+    t = new_tensor((B, L, H, Ev), query._dtype, query.device)
+    return t._as_view((B, H, L, Ev), (L * H * Ev, Ev, H * Ev, 1), 0)
+
+
 def fused_attention(query, key, value, attn_mask, is_causal, scale):
     batch, L, S, E, Ev = rules.attention_dims(query, value)
-    out = new_tensor(batch + (L, Ev), query._dtype, query.device)
+    out = _output(query, batch, L, Ev)
     lse = new_tensor(batch + (L,), rules.lse_dtype(query._dtype), query.device)
     _forward_into(out, lse, query, key, value, attn_mask, is_causal, scale, batch, L, S, E, Ev)
     return out, lse
@@ -127,7 +138,7 @@ def fused_attention(query, key, value, attn_mask, is_causal, scale):
 
 def fused_attention_dropout(query, key, value, attn_mask, is_causal, scale, dropout_p):
     batch, L, S, E, Ev = rules.attention_dims(query, value)
-    out = new_tensor(batch + (L, Ev), query._dtype, query.device)
+    out = _output(query, batch, L, Ev)
     lse = new_tensor(batch + (L,), rules.lse_dtype(query._dtype), query.device)
     rng = new_tensor((2,), D.int64, query.device)
     _forward_into(out, lse, query, key, value, attn_mask, is_causal, scale, batch, L, S, E, Ev, dropout_p, rng)
@@ -159,7 +170,7 @@ def _forward_into(out, lse, query, key, value, attn_mask, is_causal, scale, batc
     bm, bn, _, _, warps, dp, dvp = _config(query._dtype, E, Ev, L)
     T = (L + bm - 1) // bm
     if drop:
-        dargs = [pointer_arg("rng_ptr", rng), *_philox(None, query.device, N * L * S, rng),
+        dargs = [pointer_arg("rng_ptr", rng), *_philox(None, query.device, N * L * ((S + 3) // 4), rng),
                  ("keep", 1.0 - float(dropout_p), "fp32")]
     else:
         dargs = _no_drop(lse)

@@ -13,9 +13,10 @@ range() bounds; both call the same step function.
 
 Dropout (`DROP`): the probabilities that multiply v are kept where a uniform draw is below `keep`
 and scaled by 1 / keep; the row sums (and so lse) are taken before dropout, as in FlashAttention.
-Score (b, r, c) draws word 0 of Philox counter base + (b * L + r) * S + c (`rng._randint4x`): the
-forward takes (seed, base) from the generator (`rng._state`, so that CUDA-graph replays draw anew) and
-writes them to `rng_ptr`; the backward kernels read them from there and regenerate the same mask.
+Score (b, r, c) draws word c % 4 of Philox counter base + (b * L + r) * ceil(S / 4) + c // 4
+(`rng._randint4x`, `_keep_scale`): the forward takes (seed, base) from the generator (`rng._state`, so
+that CUDA-graph replays draw anew) and writes them to `rng_ptr`; the backward kernels read them from
+there and regenerate the same mask.
 With o = (p * z / keep) @ v the gradients are dv = (p * z / keep)^T @ do and
 ds = p * ((do @ v^T) * z / keep - delta), delta = rowsum(do * o) as without dropout.
 """
@@ -99,12 +100,15 @@ def _masked(s, r, c, m_ptr, smr, smc, L, S, MASK: tl.constexpr, CAUSAL: tl.const
 
 
 @triton.jit
-def _kept(p, seed, base, b, r, c, L, S, keep, DROP: tl.constexpr):
-    """p with dropout applied (DROP): p / keep where score (b, r, c)'s draw is below keep, else 0."""
-    if DROP:
-        w, _, _, _ = _randint4x(seed, base + (b * L + r) * S + c)
-        p = tl.where(_u32(w, 24) < keep, p * (1.0 / keep), 0.0)
-    return p
+def _keep_scale(seed, base, b, rows, kstart, L, S, keep, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """The [BLOCK_M queries, BLOCK_N keys from kstart (a multiple of 4)] tile of the dropout mask, as 1 / keep
+    where the score is kept and 0 where dropped. Keys 4j..4j+3 of query row r take the four words of one
+    Philox call, counter base + (b * L + r) * ceil(S / 4) + j (word m for key 4j + m): a quarter of the
+    rounds one call per score would cost."""
+    j = kstart // 4 + tl.arange(0, BLOCK_N // 4)
+    w0, w1, w2, w3 = _randint4x(seed, base + (b * L + rows[:, None]) * ((S + 3) // 4) + j[None, :])
+    w = tl.reshape(tl.join(tl.join(w0, w2), tl.join(w1, w3)), [BLOCK_M, BLOCK_N])    # key 4j + m: word m
+    return tl.where(_u32(w, 24) < keep, 1.0 / keep, 0.0)
 
 
 @triton.jit
@@ -118,7 +122,7 @@ def _rng(rng_ptr, b, DROP: tl.constexpr):
 @triton.jit
 def _fwd_step(acc, m_i, l_i, q, start, k_ptr, v_ptr, mb, b, rows, skr, svr, smr, smc, L, S, E, EV, scale,
               seed, base, keep, MASK: tl.constexpr, CAUSAL: tl.constexpr, IEEE: tl.constexpr, DROP: tl.constexpr,
-              BLOCK_N: tl.constexpr, D: tl.constexpr, DV: tl.constexpr):
+              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D: tl.constexpr, DV: tl.constexpr):
     """One key tile of the online softmax: (acc, m_i, l_i) updated with keys [start, start + BLOCK_N)."""
     cols = start + tl.arange(0, BLOCK_N)
     k = _load_rows(k_ptr, cols, skr, cols < S, tl.arange(0, D), E)
@@ -129,7 +133,8 @@ def _fwd_step(acc, m_i, l_i, q, start, k_ptr, v_ptr, mb, b, rows, skr, svr, smr,
     p = tl.exp(s - m_use[:, None])
     l_i = l_i * alpha + tl.reduce(p, 1, _SUM)
     v = _load_rows(v_ptr, cols, svr, cols < S, tl.arange(0, DV), EV)
-    p = _kept(p, seed, base, b, rows[:, None], cols[None, :], L, S, keep, DROP)
+    if DROP:
+        p = p * _keep_scale(seed, base, b, rows, start, L, S, keep, BLOCK_M, BLOCK_N)
     acc = acc * alpha[:, None] + _dot(p.to(v.dtype), v, IEEE)
     return acc, m_new, l_i
 
@@ -165,12 +170,14 @@ def attn_fwd_kernel(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, lse_ptr, rng_ptr, state_p
     if INTERP:
         while start < hi:
             acc, m_i, l_i = _fwd_step(acc, m_i, l_i, q, start, k_ptr, v_ptr, mb, b, rows, skr, svr, smr, smc, L, S,
-                                      E, EV, scale, seed, base, keep, MASK, CAUSAL, IEEE, DROP, BLOCK_N, D, DV)
+                                      E, EV, scale, seed, base, keep, MASK, CAUSAL, IEEE, DROP, BLOCK_M, BLOCK_N, D,
+                                      DV)
             start += BLOCK_N
     else:
         for start in range(0, hi, BLOCK_N):
             acc, m_i, l_i = _fwd_step(acc, m_i, l_i, q, start, k_ptr, v_ptr, mb, b, rows, skr, svr, smr, smc, L, S,
-                                      E, EV, scale, seed, base, keep, MASK, CAUSAL, IEEE, DROP, BLOCK_N, D, DV)
+                                      E, EV, scale, seed, base, keep, MASK, CAUSAL, IEEE, DROP, BLOCK_M, BLOCK_N, D,
+                                      DV)
     live = l_i > 0.0
     o = acc * tl.where(live, 1.0 / l_i, 0.0)[:, None]
     tl.store(o_ptr + _boff(b, NB2, sob1, sob2) + rows[:, None] * sor + dv[None, :], o.to(o_ptr.dtype.element_ty),
@@ -181,13 +188,15 @@ def attn_fwd_kernel(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, lse_ptr, rng_ptr, state_p
 @triton.jit
 def _dq_step(dq, q, do, lse, delta, start, k_ptr, v_ptr, mb, b, rows, skr, svr, smr, smc, L, S, E, EV, scale,
              seed, base, keep, MASK: tl.constexpr, CAUSAL: tl.constexpr, IEEE: tl.constexpr, DROP: tl.constexpr,
-             BLOCK_N: tl.constexpr, D: tl.constexpr, DV: tl.constexpr):
+             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D: tl.constexpr, DV: tl.constexpr):
     cols = start + tl.arange(0, BLOCK_N)
     k = _load_rows(k_ptr, cols, skr, cols < S, tl.arange(0, D), E)
     v = _load_rows(v_ptr, cols, svr, cols < S, tl.arange(0, DV), EV)
     s = _masked(_dot(q, tl.trans(k), IEEE) * scale, rows[:, None], cols[None, :], mb, smr, smc, L, S, MASK, CAUSAL)
     p = tl.exp(s - lse[:, None])
-    dp = _kept(_dot(do, tl.trans(v), IEEE), seed, base, b, rows[:, None], cols[None, :], L, S, keep, DROP)
+    dp = _dot(do, tl.trans(v), IEEE)
+    if DROP:
+        dp = dp * _keep_scale(seed, base, b, rows, start, L, S, keep, BLOCK_M, BLOCK_N)
     ds = p * (dp - delta[:, None])
     return dq + _dot(ds.to(k.dtype), k, IEEE)
 
@@ -221,21 +230,21 @@ def attn_bwd_dq_kernel(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, do_ptr, lse_ptr, delta
         if INTERP:
             while start < hi:
                 dq = _dq_step(dq, q, do, lse, delta, start, k_ptr, v_ptr, mb, b, rows, skr, svr, smr, smc, L, S, E,
-                              EV, scale, seed, base, keep, MASK, CAUSAL, IEEE, DROP, BLOCK_N, D, DV)
+                              EV, scale, seed, base, keep, MASK, CAUSAL, IEEE, DROP, BLOCK_M, BLOCK_N, D, DV)
                 start += BLOCK_N
         else:
             for start in range(0, hi, BLOCK_N):
                 dq = _dq_step(dq, q, do, lse, delta, start, k_ptr, v_ptr, mb, b, rows, skr, svr, smr, smc, L, S, E,
-                              EV, scale, seed, base, keep, MASK, CAUSAL, IEEE, DROP, BLOCK_N, D, DV)
+                              EV, scale, seed, base, keep, MASK, CAUSAL, IEEE, DROP, BLOCK_M, BLOCK_N, D, DV)
         tl.store(dq_ptr + _boff(b, NB2, sgb1, sgb2) + rows[:, None] * sgr + d[None, :],
                  (dq * scale).to(dq_ptr.dtype.element_ty), mask=rm[:, None] & (d < E)[None, :])
 
 
 @triton.jit
-def _dkdv_step(dk, dvacc, k, v, start, q_ptr, do_ptr, lse_ptr, delta_ptr, mb, b, cols, sqr, sdr, smr, smc, L, S, E,
-               EV, scale, seed, base, keep, MASK: tl.constexpr, CAUSAL: tl.constexpr, IEEE: tl.constexpr,
+def _dkdv_step(dk, dvacc, k, v, start, q_ptr, do_ptr, lse_ptr, delta_ptr, mb, b, cols, start_n, sqr, sdr, smr, smc,
+               L, S, E, EV, scale, seed, base, keep, MASK: tl.constexpr, CAUSAL: tl.constexpr, IEEE: tl.constexpr,
                NEED_DK: tl.constexpr, NEED_DV: tl.constexpr, DROP: tl.constexpr, BLOCK_M: tl.constexpr,
-               D: tl.constexpr, DV: tl.constexpr):
+               BLOCK_N: tl.constexpr, D: tl.constexpr, DV: tl.constexpr):
     rows = start + tl.arange(0, BLOCK_M)
     rm = rows < L
     q = _load_rows(q_ptr, rows, sqr, rm, tl.arange(0, D), E)
@@ -245,7 +254,7 @@ def _dkdv_step(dk, dvacc, k, v, start, q_ptr, do_ptr, lse_ptr, delta_ptr, mb, b,
     pT = tl.exp(sT - lse[None, :])
     zT = pT     # DROP: 1 / keep where the score is kept, else 0 (one draw per score, for both grads)
     if DROP:
-        zT = _kept(pT * 0.0 + 1.0, seed, base, b, rows[None, :], cols[:, None], L, S, keep, DROP)
+        zT = tl.trans(_keep_scale(seed, base, b, rows, start_n, L, S, keep, BLOCK_M, BLOCK_N))
     if NEED_DV:
         pz = pT
         if DROP:
@@ -285,15 +294,15 @@ def attn_bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, m_ptr, do_ptr, lse_ptr, delta_ptr,
     start = start_n * CAUSAL     # causal: queries before this key tile see none of it
     if INTERP:
         while start < L:
-            dk, dvacc = _dkdv_step(dk, dvacc, k, v, start, q_ptr, do_ptr, lse_ptr, delta_ptr, mb, b, cols, sqr, sdr,
-                                   smr, smc, L, S, E, EV, scale, seed, base, keep, MASK, CAUSAL, IEEE, NEED_DK,
-                                   NEED_DV, DROP, BLOCK_M, D, DV)
+            dk, dvacc = _dkdv_step(dk, dvacc, k, v, start, q_ptr, do_ptr, lse_ptr, delta_ptr, mb, b, cols, start_n,
+                                   sqr, sdr, smr, smc, L, S, E, EV, scale, seed, base, keep, MASK, CAUSAL, IEEE,
+                                   NEED_DK, NEED_DV, DROP, BLOCK_M, BLOCK_N, D, DV)
             start += BLOCK_M
     else:
         for it in range(start, L, BLOCK_M):
-            dk, dvacc = _dkdv_step(dk, dvacc, k, v, it, q_ptr, do_ptr, lse_ptr, delta_ptr, mb, b, cols, sqr, sdr,
-                                   smr, smc, L, S, E, EV, scale, seed, base, keep, MASK, CAUSAL, IEEE, NEED_DK,
-                                   NEED_DV, DROP, BLOCK_M, D, DV)
+            dk, dvacc = _dkdv_step(dk, dvacc, k, v, it, q_ptr, do_ptr, lse_ptr, delta_ptr, mb, b, cols, start_n,
+                                   sqr, sdr, smr, smc, L, S, E, EV, scale, seed, base, keep, MASK, CAUSAL, IEEE,
+                                   NEED_DK, NEED_DV, DROP, BLOCK_M, BLOCK_N, D, DV)
     if NEED_DK:
         tl.store(dk_ptr + _boff(b, NB2, skgb1, skgb2) + cols[:, None] * skgr + d[None, :],
                  (dk * scale).to(dk_ptr.dtype.element_ty), mask=cm[:, None] & (d < E)[None, :])
