@@ -39,6 +39,12 @@ def check_nll(self, target, weight, reduction, fn="nll_loss_forward") -> int:
     return C
 
 
+def _check_total_weight(fn, total_weight):
+    if total_weight.numel() != 1:
+        raise RuntimeError(f"{fn}: expected total_weight to be a single element tensor, got: "
+                           f"{list(total_weight._shape)} ({total_weight.numel()} elements)")
+
+
 def nll_loss_forward_meta(self, target, weight, reduction, ignore_index):
     check_nll(self, target, weight, reduction)
     dt = self._dtype
@@ -52,9 +58,7 @@ def nll_loss_backward_meta(grad_output, self, target, weight, reduction, ignore_
     if grad_output._shape != want and (reduction == 0 or grad_output.numel() != 1):
         raise RuntimeError(f"{fn}: expected grad_output of shape {list(want)} for reduction {reduction}, got "
                            f"{list(grad_output._shape)}")
-    if total_weight.numel() != 1:
-        raise RuntimeError(f"{fn}: expected total_weight to be a single element tensor, got: "
-                           f"{list(total_weight._shape)} ({total_weight.numel()} elements)")
+    _check_total_weight(fn, total_weight)
     if grad_output._dtype is not self._dtype:
         raise RuntimeError(f"{fn}: expected scalar type {SCALAR_TYPE[self._dtype]} but found "
                            f"{SCALAR_TYPE[grad_output._dtype]} (grad_output must have the input's dtype)")
@@ -127,9 +131,7 @@ def cross_entropy_backward_meta(grad, self, target, weight, reduction, ignore_in
     if lse._shape != self._shape[:1] or lse._dtype is not _compute_dtype(self._dtype):
         raise RuntimeError(f"{fn}: expected lse of shape {list(self._shape[:1])} and dtype "
                            f"{_compute_dtype(self._dtype)} (the forward's), got {list(lse._shape)} {lse._dtype}")
-    if total_weight.numel() != 1:
-        raise RuntimeError(f"{fn}: expected total_weight to be a single element tensor, got: "
-                           f"{list(total_weight._shape)} ({total_weight.numel()} elements)")
+    _check_total_weight(fn, total_weight)
     return self._shape, self._dtype
 
 

@@ -58,12 +58,22 @@ def _ce_parts(self, target, weight, ignore_index, label_smoothing):
 
 
 def _lse(x, cnp):
-    if x.shape[0] == 0:
-        return np.zeros((0,), cnp)
-    m = x.max(axis=1)
-    base = np.where(np.isfinite(m), m, 0).astype(cnp)
+    """Row logsumexp, by blocks of rows (about 1M elements): the exp temporaries stay small and are reused
+    instead of one array of the logits' size, whose fresh pages cost more than the exp itself."""
+    N, C = x.shape
+    out = np.empty((N,), cnp)
+    step = max(1, (1 << 20) // max(C, 1))
+    buf = np.empty((min(step, N), C), cnp)
     with np.errstate(over="ignore", invalid="ignore"):
-        return (base + np.log(np.exp(x - base[:, None]).sum(axis=1))).astype(cnp, copy=False)
+        for r0 in range(0, N, step):
+            xs = x[r0:r0 + step]
+            t = buf[:len(xs)]
+            m = xs.max(axis=1)
+            base = np.where(np.isfinite(m), m, 0).astype(cnp, copy=False)
+            np.subtract(xs, base[:, None], out=t)
+            np.exp(t, out=t)
+            out[r0:r0 + step] = base + np.log(t.sum(axis=1))
+    return out
 
 
 @impl("_cross_entropy")
