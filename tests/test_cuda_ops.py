@@ -150,6 +150,19 @@ def test_casts_and_strided_copies(src, dst):
     check(e.clone(), t.clone())
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "int64"])
+def test_strided_elementwise_with_32bit_indices(dtype, monkeypatch):
+    """The strided ew_kernel with its index arithmetic in 32 bits (`INDEX32`): the heads' transpose-and-merge
+    copy of attention, a broadcast binary op on permuted operands, a flipped (negative-stride) copy."""
+    monkeypatch.setattr(EW, "INDEX32", True)
+    e, t = pair((4, 8, 40, 16), dtype)
+    check(e.transpose(1, 2).reshape(4, 40, 128), t.transpose(1, 2).reshape(4, 40, 128))
+    b, tb = pair((40, 16), dtype, seed=1, layout="transposed")
+    check(e.permute(0, 2, 1, 3) + b.unsqueeze(1), t.permute(0, 2, 1, 3) + tb.unsqueeze(1))
+    check(e.flip(2).contiguous(), t.flip(2).contiguous())
+    assert any(k[-1] for k in EW._plans), "no 32-bit plan was built"
+
+
 def test_empty_and_zero_dim():
     e = ember.zeros(0, 3, device="cuda")
     check(e.exp() + 1, torch.zeros(0, 3, device="cuda").exp() + 1)

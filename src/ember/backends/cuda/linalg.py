@@ -353,7 +353,7 @@ def _gemm_bias_grad(out, a, b, bias_grad) -> bool:
     """out = a @ b with a = g^T (n x rows, a transposed view) and, in the same cuBLASLt call (the BGRADB
     epilogue), bias_grad = the row sums of a (the column sums of g): linear's weight and bias grads. False
     when cuBLASLt takes no such product (nothing is written then)."""
-    if not use_cublaslt or out.ndim != 2 or out._shape[0] != bias_grad._shape[0] or \
+    if not (use_cublaslt and fuse_bias_grad) or out.ndim != 2 or out._shape[0] != bias_grad._shape[0] or \
             bias_grad.data_ptr() % 16 or not all(1 < d < _BIAS_MAX for d in (*out._shape, a._shape[-1])):
         return False
     g, a, b = plan_gemm(out, a, b)
@@ -372,6 +372,9 @@ def _run_gemm(out, a, b, alpha=1.0, beta=0.0, bias=None):
 
 
 _BIAS_MAX = 65535 * 32  # PyTorch's bound on each of m, n, k for the fused-bias path
+# linear_backward's bias grad from the weight-grad GEMM's BGRADB epilogue: written, not yet run on a GPU, so off
+# until tests/test_cuda_linalg.py's epilogue test has passed there (it turns this on for itself)
+fuse_bias_grad = False
 
 
 def _fusable_bias(bias, out, a):
