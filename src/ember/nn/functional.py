@@ -342,17 +342,21 @@ def _check_nll_shapes(input: Tensor, target: Tensor, weight, fn: str) -> int:
     return C
 
 
+def _class_rows(input: Tensor, target: Tensor, C: int):
+    """(N, C) rows of class scores and their (N,) targets: classes on dim 1 (dim 0 unbatched) moved last."""
+    nd = input.ndim
+    if nd == 1:
+        return input.unsqueeze(0), target.reshape(1)
+    if nd == 2:
+        return input, target
+    return input.movedim(1, -1).reshape(-1, C), target.reshape(-1)
+
+
 def _nll_fused(input: Tensor, target: Tensor, weight, ignore_index: int, reduction: str, fn: str) -> Tensor:
     """The NLL of log-probabilities `input` through the fused nll_loss_forward op (classes on dim 1,
     or dim 0 when unbatched); the loss with `reduction` applied."""
     C = _check_nll_shapes(input, target, weight, fn)
-    nd = input.ndim
-    if nd == 1:
-        x, t = input.unsqueeze(0), target.reshape(1)
-    elif nd == 2:
-        x, t = input, target
-    else:
-        x, t = input.movedim(1, -1).reshape(-1, C), target.reshape(-1)
+    x, t = _class_rows(input, target, C)
     if t._dtype is _D.uint8:
         t = t.long()
     out = OPS["nll_loss_forward"].fn(x, t, weight, _NLL_REDUCTION[reduction], ignore_index)[0]
@@ -360,31 +364,6 @@ def _nll_fused(input: Tensor, target: Tensor, weight, ignore_index: int, reducti
 
 
 _NLL_REDUCTION = {"none": 0, "mean": 1, "sum": 2}
-
-
-def _nll(input: Tensor, target: Tensor, weight, ignore_index: int, fn: str):
-    """Per-element -input[class] (times the class weight) and the per-element weight (0 where ignored)."""
-    _check_nll_shapes(input, target, weight, fn)
-    nd = input.ndim
-    C = input._shape[0] if nd == 1 else input._shape[1]
-    logp = input.movedim(1, -1) if nd > 2 else input
-    ignore = target == ignore_index
-    safe = target.masked_fill(ignore, 0)
-    if safe._dtype is not _D.int64:
-        safe = safe.long()
-    try:
-        picked = logp.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
-    except RuntimeError as e:
-        if "out of bounds" not in str(e):
-            raise
-        raise IndexError(f"{fn}: Target out of bounds: class indices must be in [0, {C}) or equal ignore_index "
-                         f"({ignore_index}); {e}") from None
-    if weight is None:
-        w = ignore.logical_not().to(input._dtype)
-    else:
-        w = _index_select(weight, 0, safe.reshape(-1)).reshape(safe._shape).masked_fill(ignore, 0.0)
-    return -(picked * w), w
-
 
 
 def _fp32_under_autocast(devices, refuse=()):
@@ -459,15 +438,9 @@ def _cross_entropy(input: Tensor, target: Tensor, weight, size_average, ignore_i
         return _cross_entropy_probs(input, target, weight, reduction, label_smoothing)
     _check_target_dtype(target, "cross_entropy")
     C = _check_nll_shapes(input, target, weight, "cross_entropy")
-    nd = input.ndim
-    if nd == 1:
-        x, t = input.unsqueeze(0), target.reshape(1)
-    elif nd == 2:
-        x, t = input, target
-    else:
-        x, t = input.movedim(1, -1).reshape(-1, C), target.reshape(-1)
+    x, t = _class_rows(input, target, C)
     if C == 0:      # nothing to normalise over: torch's composite gives NaN per counted row
-        return _nll_fused(input.log_softmax(1 if nd > 1 else 0), target, weight, ignore_index, reduction,
+        return _nll_fused(input.log_softmax(1 if input.ndim > 1 else 0), target, weight, ignore_index, reduction,
                           "cross_entropy")
     if t._dtype is _D.uint8:
         t = t.long()
