@@ -60,6 +60,7 @@ from .backends.cuda import normalization as _cuda_norm, optim as _cuda_optim, lo
 from .backends.cuda import attention as _cuda_attention  # noqa: F401,E402
 from . import cuda  # noqa: F401,E402
 from . import profiler  # noqa: F401,E402
+from . import distributed  # noqa: F401,E402  (mpi4py is imported when a process group starts)
 from . import amp  # noqa: F401,E402
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled  # noqa: F401,E402
 from .cuda import amp as _cuda_amp  # noqa: F401,E402  (ember.cuda.amp)

@@ -1,0 +1,144 @@
+"""Run by tests/test_distributed.py under `mpiexec -n N`: each rank checks ember.distributed's collectives
+against the values they must give, then prints "rank R ok". Usage: worker.py collectives|timeout|errors"""
+import datetime
+import sys
+
+import numpy as np
+
+import ember
+import ember.distributed as dist
+
+
+def eq(got, want, what):
+    got = got.float().numpy() if isinstance(got, ember.Tensor) else np.asarray(got)
+    np.testing.assert_allclose(got, np.asarray(want, dtype=got.dtype), rtol=1e-6, atol=1e-6, err_msg=what)
+
+
+def collectives():
+    dist.init_process_group("mpi", timeout=datetime.timedelta(seconds=60))
+    r, n = dist.get_rank(), dist.get_world_size()
+    assert dist.is_initialized() and dist.get_backend() == "mpi" and n >= 2
+    base = np.arange(6, dtype=np.float32)
+    for dt in (ember.float32, ember.float64, ember.int64, ember.bfloat16):
+        t = ember.tensor(base * (r + 1)).to(dt)
+        v = t._version
+        dist.all_reduce(t)
+        eq(t, base * sum(k + 1 for k in range(n)), f"all_reduce SUM {dt}")
+        assert t._version > v, "all_reduce must count as an in-place write"
+    for op, want in ((dist.ReduceOp.MAX, base * n), (dist.ReduceOp.MIN, base), (dist.ReduceOp.AVG, base * (n + 1) / 2),
+                     (dist.ReduceOp.PRODUCT, base ** n * np.prod(np.arange(1, n + 1)))):
+        t = ember.tensor(base * (r + 1))
+        dist.all_reduce(t, op=op)
+        eq(t, want, f"all_reduce {op}")
+    w = dist.all_reduce(ember.ones(3) * r, async_op=True)
+    w.wait()
+    assert w.is_completed()
+    t = ember.tensor(base * (r + 1))
+    dist.broadcast(t, src=n - 1)
+    eq(t, base * n, "broadcast")
+    t = ember.tensor(base * (r + 1))
+    dist.reduce(t, dst=0)
+    if r == 0:
+        eq(t, base * sum(k + 1 for k in range(n)), "reduce")
+    outs = [ember.zeros(2, 3) for _ in range(n)]
+    dist.all_gather(outs, ember.full((2, 3), float(r)))
+    for k in range(n):
+        eq(outs[k], np.full((2, 3), k), "all_gather")
+    big = ember.zeros(n * 2, 3)
+    dist.all_gather_into_tensor(big, ember.full((2, 3), float(r)))
+    eq(big, np.repeat(np.arange(n), 6).reshape(n * 2, 3), "all_gather_into_tensor")
+    out = ember.zeros(2)
+    dist.reduce_scatter_tensor(out, ember.arange(2 * n, dtype=ember.float32) * (r + 1))
+    eq(out, np.arange(2 * r, 2 * r + 2) * sum(k + 1 for k in range(n)), "reduce_scatter_tensor")
+    gl = [ember.zeros(3) for _ in range(n)] if r == 0 else None
+    dist.gather(ember.full((3,), float(r)), gl, dst=0)
+    if r == 0:
+        for k in range(n):
+            eq(gl[k], np.full(3, k), "gather")
+    t = ember.zeros(4)
+    sl = [ember.full((4,), float(k * 10)) for k in range(n)] if r == 1 else None
+    dist.scatter(t, sl, src=1)
+    eq(t, np.full(4, r * 10), "scatter")
+    inp = ember.arange(n * 2, dtype=ember.float32) + 100 * r
+    out = ember.zeros(n * 2)
+    dist.all_to_all_single(out, inp)
+    eq(out, np.concatenate([np.arange(2 * r, 2 * r + 2) + 100 * k for k in range(n)]), "all_to_all_single")
+    if r == 0:
+        dist.send(ember.full((5,), 7.0), dst=1, tag=3)
+    elif r == 1:
+        got = ember.zeros(5)
+        assert dist.recv(got, tag=3) == 0
+        eq(got, np.full(5, 7.0), "send/recv")
+    sub = dist.new_group([0, n - 1])
+    t = ember.ones(2)
+    if r in (0, n - 1):
+        assert dist.get_rank(sub) == (0 if r == 0 else 1) and dist.get_world_size(sub) == 2
+        dist.all_reduce(t, group=sub)
+        eq(t, np.full(2, 2.0), "all_reduce on a subgroup")
+        t = ember.full((2,), float(r))
+        dist.broadcast(t, src=n - 1, group=sub)          # src is a global rank, as in torch
+        eq(t, np.full(2, n - 1), "broadcast on a subgroup")
+    else:
+        assert sub is dist.GroupMember.NON_GROUP_MEMBER and dist.get_rank(sub) == -1
+    dist.barrier()
+    dist.destroy_process_group()
+    assert not dist.is_initialized()
+    print(f"rank {r} ok", flush=True)
+
+
+def timeout():
+    """Rank 0 joins the collective late: the others' wait raises a clear error at the 2 s timeout; then they
+    wait again, rank 0 joins, and the job ends cleanly."""
+    import time
+    dist.init_process_group("mpi", timeout=datetime.timedelta(seconds=2))
+    r = dist.get_rank()
+    t = ember.ones(4)
+    if r == 0:
+        time.sleep(4.0)
+        dist.all_reduce(t)
+    else:
+        w = dist.all_reduce(t, async_op=True)
+        start = time.monotonic()
+        try:
+            w.wait()
+        except RuntimeError as e:
+            took = time.monotonic() - start
+            assert "all_reduce" in str(e) and "did not complete within 0:00:02" in str(e), str(e)
+            assert 1.9 < took < 3.5, took
+        else:
+            raise AssertionError("no timeout error")
+        w.wait(datetime.timedelta(seconds=60))
+    eq(t, np.full(4, float(dist.get_world_size())), "all_reduce after the timeout")
+    dist.destroy_process_group()
+    print(f"rank {r} ok", flush=True)
+
+
+def errors():
+    import pytest
+    with pytest.raises(RuntimeError, match="Default process group has not been initialized"):
+        dist.get_rank()
+    with pytest.raises(ValueError, match="unknown backend 'gloo2'"):
+        dist.init_process_group("gloo2")
+    with pytest.raises(NotImplementedError, match="'nccl' backend"):
+        dist.init_process_group("nccl")
+    dist.init_process_group()
+    r = dist.get_rank()
+    with pytest.raises(RuntimeError, match="initialize the default process group twice"):
+        dist.init_process_group("mpi")
+    with pytest.raises(ValueError, match="Tensors must be contiguous"):
+        dist.all_reduce(ember.ones(4, 3).t())
+    with pytest.raises(ValueError, match="op must be a ReduceOp"):
+        dist.all_reduce(ember.ones(3), op="mean")
+    with pytest.raises(ValueError, match="ReduceOp.AVG needs a floating tensor"):
+        dist.all_reduce(ember.ones(3, dtype=ember.int64), op=dist.ReduceOp.AVG)
+    with pytest.raises(ValueError, match="all_gather: tensor_list must hold world_size"):
+        dist.all_gather([ember.zeros(3)], ember.zeros(3))
+    with pytest.raises(ValueError, match="rank 9 is not in group"):
+        dist.broadcast(ember.zeros(3), src=9)
+    dist.barrier()
+    dist.destroy_process_group()
+    print(f"rank {r} ok", flush=True)
+
+
+if __name__ == "__main__":
+    {"collectives": collectives, "timeout": timeout, "errors": errors}[sys.argv[1]]()
