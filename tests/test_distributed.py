@@ -52,3 +52,39 @@ def test_api_without_a_process_group():
     with pytest.raises(RuntimeError, match="Default process group has not been initialized"):
         dist.all_reduce(ember.ones(2))
     assert dist.ReduceOp.SUM == "sum" and dist.group.WORLD is None
+
+
+# ---- the launcher ------------------------------------------------------------------------------------------
+
+ENV_SCRIPT = Path(__file__).parent / "dist" / "env_script.py"
+
+
+def _launch(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "ember.distributed.run", *args], capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ, PYTHONPATH=str(Path(ember.__file__).parents[1])))
+
+
+def test_launcher_starts_ranks_with_torchruns_environment():
+    r = _launch("--nproc-per-node", "3", "--nnodes", "2", "--node-rank", "1", "--master-port", "29611",
+                str(ENV_SCRIPT))
+    assert r.returncode == 0, r.stderr
+    lines = sorted(r.stdout.split("\n")[:-1])
+    assert lines == [f"RANK={3 + k} LOCAL_RANK={k} WORLD_SIZE=6 LOCAL_WORLD_SIZE=3 GROUP_RANK=1 "
+                     f"MASTER_ADDR=127.0.0.1 MASTER_PORT=29611" for k in range(3)]
+
+
+def test_launcher_stops_every_rank_when_one_fails_and_says_which():
+    import time
+    start = time.monotonic()
+    r = _launch("--nproc-per-node", "3", "--stop-timeout", "2", str(ENV_SCRIPT), "fail", "1", "7")
+    took = time.monotonic() - start
+    assert r.returncode == 7, (r.returncode, r.stderr)
+    assert "rank 1 (local rank 1, pid" in r.stderr and "exited with code 7" in r.stderr, r.stderr
+    assert took < 20, took          # the others (sleeping 60 s) were stopped, not waited for
+
+
+def test_launcher_refuses_bad_arguments():
+    r = _launch("--nproc-per-node", "0", str(ENV_SCRIPT))
+    assert r.returncode == 2 and "--nproc-per-node must be at least 1" in r.stderr
+    r = _launch("--nproc-per-node", "2", "no_such_script.py")
+    assert r.returncode == 2 and "script 'no_such_script.py' not found" in r.stderr
