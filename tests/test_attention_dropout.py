@@ -63,9 +63,9 @@ def test_sdpa_on_the_cpu_keeps_the_composite_for_dropout():
 
 
 @pytest.mark.skipif(ember.cuda.is_available(), reason="a GPU is present: tests/test_cuda_attention.py runs the kernels")
-@pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
-@pytest.mark.parametrize("shape", [(2, 3, 37, 37, 16), (1, 2, 20, 70, 8)])
+@pytest.mark.parametrize("shape,causal", [((2, 3, 37, 37, 16), False), ((2, 3, 37, 37, 16), True),
+                                          ((1, 2, 20, 70, 8), False)])
 def test_triton_kernels_draw_the_cpu_mask(causal, dtype, shape):
     """The same generator state gives the same mask (and so the same outputs and grads) in the Triton kernels
     (interpreter) as in the CPU kernel."""
@@ -78,8 +78,6 @@ def test_triton_kernels_draw_the_cpu_mask(causal, dtype, shape):
     q = ember.tensor(rng.standard_normal((B, H, L, E))).to(dt)
     k, v = (ember.tensor(rng.standard_normal((B, H, S, E))).to(dt) for _ in range(2))
     do = ember.tensor(rng.standard_normal((B, H, L, E))).to(dt)
-    if causal and L != S:
-        pytest.skip("causal takes L == S here")
     ember.manual_seed(11)
     got = A.fused_attention_dropout(q, k, v, None, causal, 0.3, 0.35)
     ember.manual_seed(11)
