@@ -68,7 +68,8 @@ def test_launcher_starts_ranks_with_torchruns_environment():
     r = _launch("--nproc-per-node", "3", "--nnodes", "2", "--node-rank", "1", "--master-port", "29611",
                 str(ENV_SCRIPT))
     assert r.returncode == 0, r.stderr
-    lines = sorted(r.stdout.split("\n")[:-1])
+    lines = sorted(re.findall(r"RANK=\d+ LOCAL_RANK=\d+ WORLD_SIZE=\d+ LOCAL_WORLD_SIZE=\d+ GROUP_RANK=\d+ "
+                              r"MASTER_ADDR=[\d.]+ MASTER_PORT=\d+", r.stdout))       # the ranks' lines may interleave
     assert lines == [f"RANK={3 + k} LOCAL_RANK={k} WORLD_SIZE=6 LOCAL_WORLD_SIZE=3 GROUP_RANK=1 "
                      f"MASTER_ADDR=127.0.0.1 MASTER_PORT=29611" for k in range(3)]
 
@@ -88,3 +89,16 @@ def test_launcher_refuses_bad_arguments():
     assert r.returncode == 2 and "--nproc-per-node must be at least 1" in r.stderr
     r = _launch("--nproc-per-node", "2", "no_such_script.py")
     assert r.returncode == 2 and "script 'no_such_script.py' not found" in r.stderr
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_ddp_trains_as_one_process_on_the_whole_batch(n):
+    """DistributedDataParallel over n ranks (several buckets, parameters broadcast from rank 0) gives the
+    parameters of one process training on the whole batch, step for step (float64, 1e-10); no_sync accumulates;
+    DistributedSampler takes its defaults from the process group."""
+    _run(n, "ddp")
+
+
+def test_ddp_needs_a_process_group():
+    with pytest.raises(RuntimeError, match="default process group has not been initialized"):
+        ember.nn.parallel.DistributedDataParallel(ember.nn.Linear(2, 2))

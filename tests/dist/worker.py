@@ -10,7 +10,7 @@ import ember.distributed as dist
 
 
 def eq(got, want, what):
-    got = got.float().numpy() if isinstance(got, ember.Tensor) else np.asarray(got)
+    got = got.detach().double().numpy() if isinstance(got, ember.Tensor) else np.asarray(got)
     np.testing.assert_allclose(got, np.asarray(want, dtype=got.dtype), rtol=1e-6, atol=1e-6, err_msg=what)
 
 
@@ -140,5 +140,57 @@ def errors():
     print(f"rank {r} ok", flush=True)
 
 
+def _model(seed):
+    ember.manual_seed(seed)
+    return ember.nn.Sequential(ember.nn.Linear(6, 16), ember.nn.Tanh(), ember.nn.Linear(16, 16), ember.nn.Tanh(),
+                               ember.nn.Linear(16, 3)).double()
+
+
+def ddp():
+    """DDP over n ranks, each with 1/n of the batch, trains exactly as one process on the whole batch (float64,
+    SGD with momentum, 5 steps); with several buckets, no_sync accumulation, and the sampler's defaults."""
+    from ember.nn.parallel import DistributedDataParallel as DDP
+    from ember.utils.data import DistributedSampler
+    dist.init_process_group("mpi")
+    r, n = dist.get_rank(), dist.get_world_size()
+    rng = np.random.default_rng(0)
+    X = ember.tensor(rng.standard_normal((8 * n, 6)))
+    Y = ember.tensor(rng.integers(0, 3, 8 * n))
+    ref = _model(0)                                      # the single-process twin, whole batch
+    model = DDP(_model(100 + r), bucket_cap_mb=0.001)      # replicas start different: DDP broadcasts rank 0's
+    assert len(model._buckets) > 1
+    for a, b in zip(model.module.parameters(), _model(100).parameters()):
+        eq(a, b.detach().numpy(), "parameters broadcast from rank 0")
+    ref.load_state_dict({k[len("module."):]: v for k, v in model.state_dict().items()})
+    opt, ropt = (ember.optim.SGD(m.parameters(), lr=0.1, momentum=0.9) for m in (model, ref))
+    F = ember.nn.functional
+    for step in range(5):
+        mine = slice(r * 8, (r + 1) * 8)
+        opt.zero_grad()
+        F.cross_entropy(model(X[mine]), Y[mine]).backward()
+        opt.step()
+        ropt.zero_grad()
+        F.cross_entropy(ref(X), Y).backward()
+        ropt.step()
+        for a, b in zip(model.module.parameters(), ref.parameters()):
+            np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-10, atol=1e-12,
+                                       err_msg=f"step {step}")
+    # no_sync: two half-batches accumulated locally, reduced at the second backward = one whole-batch step
+    opt.zero_grad()
+    ropt.zero_grad()
+    halves = (slice(r * 8, r * 8 + 4), slice(r * 8 + 4, (r + 1) * 8))
+    with model.no_sync():
+        (F.cross_entropy(model(X[halves[0]]), Y[halves[0]]) / 2).backward()
+    (F.cross_entropy(model(X[halves[1]]), Y[halves[1]]) / 2).backward()
+    F.cross_entropy(ref(X), Y).backward()
+    for a, b in zip(model.module.parameters(), ref.parameters()):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg="no_sync")
+    s = DistributedSampler(list(range(10)), shuffle=False)
+    order = list(range(10)) + list(range(10))[:(-10) % n]          # padded by repeating the start, as torch
+    assert (s.num_replicas, s.rank) == (n, r) and list(s) == order[r::n], (list(s), order[r::n])
+    dist.destroy_process_group()
+    print(f"rank {r} ok", flush=True)
+
+
 if __name__ == "__main__":
-    {"collectives": collectives, "timeout": timeout, "errors": errors}[sys.argv[1]]()
+    {"collectives": collectives, "timeout": timeout, "errors": errors, "ddp": ddp}[sys.argv[1]]()

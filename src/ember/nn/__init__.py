@@ -11,3 +11,4 @@ from .modules import (  # noqa: F401
 )
 from . import functional, init  # noqa: F401
 from . import utils  # noqa: F401,E402  (clip_grad_norm_ etc.)
+from . import parallel  # noqa: F401,E402  (DistributedDataParallel)

@@ -1,0 +1,182 @@
+"""DistributedDataParallel: torch's data parallelism over an ember.distributed process group.
+
+At construction the module's parameters and buffers are broadcast from rank 0, so every replica starts equal.
+The parameters that need grads are grouped into buckets of about `bucket_cap_mb`, in reverse registration
+order (the order the backward usually produces their grads). A post-accumulate-grad hook on each parameter
+counts its bucket down; when a bucket's last grad has arrived, its grads are copied into the bucket's flat
+buffer and an asynchronous all_reduce starts, so communication overlaps the rest of the backward. When the
+last bucket has started, the hook waits for all of them and writes the averaged grads back (with
+`gradient_as_bucket_view`, the grads are views of the bucket buffers and nothing is copied back).
+
+`no_sync()` skips the reductions (gradient accumulation: the grads reduced at the first backward outside it
+include the ones accumulated inside). `find_unused_parameters=True` lets a forward leave some parameters out:
+at the end of the backward, the buckets not yet started are reduced with zeros for the missing grads (a
+parameter no rank used keeps grad None), as torch does. Without it, a backward that leaves a bucket
+incomplete raises at the next forward, naming the parameters that got no grad.
+
+This slice runs on the "mpi" backend (CPU tensors); the NCCL backend, and with it a CUDA communication stream
+and CUDA-graph capture, come with the NCCL backend.
+"""
+from __future__ import annotations
+
+import contextlib
+
+from ... import distributed as dist
+from ...autograd.grad_mode import no_grad
+from ...ops.creation import zeros
+from ..modules.module import Module
+
+
+class _Bucket:
+    __slots__ = ("params", "numels", "buffer", "pending", "work", "started")
+
+    def __init__(self, params):
+        self.params = params
+        self.numels = [p.numel() for p in params]
+        p0 = params[0]
+        self.buffer = zeros(sum(self.numels), dtype=p0.dtype, device=p0.device)
+        self.pending = len(params)
+        self.work = None
+        self.started = False
+
+    def reset(self):
+        self.pending = len(self.params)
+        self.work = None
+        self.started = False
+
+    def views(self):
+        out, off = [], 0
+        for p, n in zip(self.params, self.numels):
+            out.append(self.buffer[off:off + n].view(p.shape))
+            off += n
+        return out
+
+
+class DistributedDataParallel(Module):
+    def __init__(self, module, device_ids=None, output_device=None, dim: int = 0, broadcast_buffers: bool = True,
+                 process_group=None, bucket_cap_mb: float = 25.0, find_unused_parameters: bool = False,
+                 check_reduction: bool = False, gradient_as_bucket_view: bool = False, static_graph: bool = False):
+        super().__init__()
+        if not dist.is_initialized():
+            raise RuntimeError("DistributedDataParallel: the default process group has not been initialized: call "
+                               "ember.distributed.init_process_group first")
+        if not isinstance(module, Module):
+            raise TypeError(f"DistributedDataParallel: module must be an nn.Module, got {type(module).__name__}")
+        if bucket_cap_mb <= 0:
+            raise ValueError(f"DistributedDataParallel: bucket_cap_mb must be positive, got {bucket_cap_mb}")
+        self.module = module
+        self.process_group = process_group
+        self.broadcast_buffers = broadcast_buffers
+        self.find_unused_parameters = find_unused_parameters
+        self.gradient_as_bucket_view = gradient_as_bucket_view
+        self.require_backward_grad_sync = True
+        self._world = dist.get_world_size(process_group)
+        self._src = 0 if process_group is None else process_group._ranks[0]
+        with no_grad():
+            for t in list(module.parameters()) + list(module.buffers()):
+                dist.broadcast(t.detach(), src=self._src, group=process_group)
+        params = [p for p in module.parameters() if p.requires_grad]
+        self._buckets = self._make_buckets(params[::-1], bucket_cap_mb * (1 << 20))
+        self._bucket_of = {}
+        for b in self._buckets:
+            for p in b.params:
+                self._bucket_of[id(p)] = b
+        self._started = 0
+        self._seen = set()
+        self._handles = [p.register_post_accumulate_grad_hook(self._grad_ready) for p in params]
+
+    @staticmethod
+    def _make_buckets(params, cap_bytes):
+        buckets, cur, size = [], [], 0
+        for p in params:
+            key = (p.dtype, p.device)
+            if cur and (size + p.numel() * p.element_size() > cap_bytes or (cur[0].dtype, cur[0].device) != key):
+                buckets.append(_Bucket(cur))
+                cur, size = [], 0
+            cur.append(p)
+            size += p.numel() * p.element_size()
+        if cur:
+            buckets.append(_Bucket(cur))
+        return buckets
+
+    # ---- the reduction, driven by the grads' arrival ----------------------------------------------------------
+
+    def _grad_ready(self, p):
+        if not self.require_backward_grad_sync:
+            return
+        self._seen.add(id(p))
+        b = self._bucket_of[id(p)]
+        b.pending -= 1
+        if b.pending == 0:
+            self._launch(b)
+        if self._started == len(self._buckets):
+            self._finish()
+
+    def _launch(self, b):
+        with no_grad():
+            for v, q in zip(b.views(), b.params):
+                if q.grad is None:          # unused here (find_unused_parameters): contributes zeros
+                    v.zero_()
+                else:
+                    v.copy_(q.grad)
+            b.buffer.div_(self._world)
+            b.work = dist.all_reduce(b.buffer, group=self.process_group, async_op=True)
+        b.started = True
+        self._started += 1
+
+    def _finish(self):
+        with no_grad():
+            for b in self._buckets:
+                if b.work is not None:
+                    b.work.wait()
+                for v, q in zip(b.views(), b.params):
+                    if q.grad is None and id(q) not in self._seen and not self.find_unused_parameters:
+                        continue
+                    if self.gradient_as_bucket_view:
+                        q.grad = v
+                    elif q.grad is None:
+                        q.grad = v.clone()
+                    else:
+                        q.grad.copy_(v)
+                b.reset()
+        self._started = 0
+        self._seen = set()
+
+    def _flush_unused(self):
+        """find_unused_parameters: start the buckets the backward left incomplete, then finish."""
+        for b in self._buckets:
+            if not b.started:
+                self._launch(b)
+        self._finish()
+
+    # ---- module interface ---------------------------------------------------------------------------------------
+
+    def forward(self, *inputs, **kwargs):
+        if self._started or any(b.pending != len(b.params) for b in self._buckets):
+            if self.find_unused_parameters:
+                self._flush_unused()
+            else:
+                missing = [n for n, p in self.module.named_parameters()
+                           if p.requires_grad and id(p) not in self._seen]
+                for b in self._buckets:
+                    b.reset()
+                self._started, self._seen = 0, set()
+                raise RuntimeError(f"DistributedDataParallel: the previous backward did not produce grads for "
+                                   f"{len(missing)} parameter(s), so their buckets were never reduced: "
+                                   f"{missing[:8]}{' ...' if len(missing) > 8 else ''}. Pass "
+                                   f"find_unused_parameters=True when the forward leaves parameters out")
+        if self.broadcast_buffers and self._world > 1:
+            with no_grad():
+                for buf in self.module.buffers():
+                    dist.broadcast(buf, src=self._src, group=self.process_group)
+        return self.module(*inputs, **kwargs)
+
+    @contextlib.contextmanager
+    def no_sync(self):
+        """Backwards inside accumulate grads locally; the first backward after it reduces them all."""
+        old = self.require_backward_grad_sync
+        self.require_backward_grad_sync = False
+        try:
+            yield
+        finally:
+            self.require_backward_grad_sync = old
