@@ -185,6 +185,31 @@ def ddp():
     F.cross_entropy(ref(X), Y).backward()
     for a, b in zip(model.module.parameters(), ref.parameters()):
         np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg="no_sync")
+    # find_unused_parameters: rank 0 leaves the second head out; its grad is the other ranks' contribution / n
+    class Two(ember.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = ember.nn.Linear(6, 3).double(), ember.nn.Linear(6, 3).double()
+
+        def forward(self, x, use_b):
+            return self.a(x) + self.b(x) if use_b else self.a(x)
+    ember.manual_seed(1)
+    two = DDP(Two(), find_unused_parameters=True)
+    x = X[r * 8:(r + 1) * 8]
+    two(x, r != 0).sum().backward()               # every bucket is reduced by the end of this backward
+    want_b = sum(X[k * 8:(k + 1) * 8].sum(0).numpy() for k in range(1, n)) / n
+    np.testing.assert_allclose(two.module.b.weight.grad.numpy(), np.tile(want_b, (3, 1)), rtol=1e-12,
+                               err_msg="find_unused_parameters")
+    np.testing.assert_allclose(two.module.a.weight.grad.numpy(), np.tile(X.sum(0).numpy() / n, (3, 1)),
+                               rtol=1e-12, err_msg="find_unused_parameters, the used head")
+    strict = DDP(Two())
+    strict(x, False).sum().backward()
+    try:
+        strict(x, False)
+    except RuntimeError as e:
+        assert "did not produce grads for 2 parameter(s)" in str(e) and "find_unused_parameters=True" in str(e), e
+    else:
+        raise AssertionError("an incomplete bucket was not reported")
     s = DistributedSampler(list(range(10)), shuffle=False)
     order = list(range(10)) + list(range(10))[:(-10) % n]          # padded by repeating the start, as torch
     assert (s.num_replicas, s.rank) == (n, r) and list(s) == order[r::n], (list(s), order[r::n])

@@ -10,8 +10,9 @@ last bucket has started, the hook waits for all of them and writes the averaged 
 
 `no_sync()` skips the reductions (gradient accumulation: the grads reduced at the first backward outside it
 include the ones accumulated inside). `find_unused_parameters=True` lets a forward leave some parameters out:
-at the end of the backward, the buckets not yet started are reduced with zeros for the missing grads (a
-parameter no rank used keeps grad None), as torch does. Without it, a backward that leaves a bucket
+after each forward the autograd graph is searched from the outputs, and the parameters it does not reach count
+as ready at once, contributing zeros, so every bucket is reduced during the backward; their grad is the
+average of the other ranks' (zeros where no rank used them). Without it, a backward that leaves a bucket
 incomplete raises at the next forward, naming the parameters that got no grad.
 
 This slice runs on the "mpi" backend (CPU tensors); the NCCL backend, and with it a CUDA communication stream
@@ -142,7 +143,7 @@ class DistributedDataParallel(Module):
         self._started = 0
         self._seen = set()
 
-    def _flush_unused(self):
+    def _flush_unused(self):  # a backward that stopped short of the graph the forward built
         """find_unused_parameters: start the buckets the backward left incomplete, then finish."""
         for b in self._buckets:
             if not b.started:
@@ -169,7 +170,32 @@ class DistributedDataParallel(Module):
             with no_grad():
                 for buf in self.module.buffers():
                     dist.broadcast(buf, src=self._src, group=self.process_group)
-        return self.module(*inputs, **kwargs)
+        out = self.module(*inputs, **kwargs)
+        if self.find_unused_parameters and self.require_backward_grad_sync:
+            self._mark_unused(out)
+        return out
+
+    def _mark_unused(self, out):
+        """Counts the parameters the output's graph does not reach as ready now (they contribute zeros), so that
+        every bucket completes during the backward, as torch's reducer does after its graph search."""
+        from ..._tensor import Tensor
+        from ...autograd.graph import AccumulateGrad
+        stack = [t.grad_fn for t in _tensors(out) if isinstance(t, Tensor) and t.grad_fn is not None]
+        reached, seen = set(), set()
+        while stack:
+            node = stack.pop()
+            if node is None or id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, AccumulateGrad):
+                reached.add(id(node.variable))
+            stack.extend(edge[0] for edge in node.next_functions if edge is not None)
+        for b in self._buckets:
+            for p in b.params:
+                if id(p) not in reached:
+                    b.pending -= 1
+            if b.pending == 0 and not b.started:
+                self._launch(b)
 
     @contextlib.contextmanager
     def no_sync(self):
@@ -180,3 +206,12 @@ class DistributedDataParallel(Module):
             yield
         finally:
             self.require_backward_grad_sync = old
+
+
+def _tensors(out):
+    """The tensors in a forward's output (a tensor, or lists, tuples and dicts of them)."""
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in _tensors(o)]
+    if isinstance(out, dict):
+        return [t for o in out.values() for t in _tensors(o)]
+    return [out]
