@@ -373,12 +373,7 @@ def all_gather(tensor_list, tensor, group=None, async_op: bool = False):
     ib, _ = _buffer(tensor, "all_gather")
     out = _mpi.empty((pg.size(),) + ib.shape, ib.dtype)
     outs = [_buffer(t, "all_gather", "tensor_list's tensor") for t in tensor_list]
-
-    def finish():
-        for k, (b, back) in enumerate(outs):
-            b[...] = out[k]
-            back()
-    return _run(pg, "all_gather", [_mpi.iallgather(pg._comm, ib, out)], finish, async_op)
+    return _run(pg, "all_gather", [_mpi.iallgather(pg._comm, ib, out)], _copy_out(out, outs), async_op)
 
 
 def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op: bool = False):
@@ -398,6 +393,31 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op: 
                 _then(scale, back), async_op)
 
 
+def _root_list(pg, root: int, lst, tensor, fn: str, role: str, who: int, name: str) -> bool:
+    """Checks `lst` (gather_list / scatter_list): world_size tensors like `tensor` on the root, None or empty
+    elsewhere; whether this rank is the root."""
+    if pg.rank() != root:
+        if lst:
+            raise ValueError(f"ember.distributed.{fn}: {name} must be None or empty on ranks other than {role} "
+                             f"({who})")
+        return False
+    if lst is None or len(lst) != pg.size():
+        raise ValueError(f"ember.distributed.{fn}: rank {who} ({role}) needs {name} of world_size ({pg.size()}) "
+                         f"tensors")
+    for t in lst:
+        _same(t, tensor, fn, f"each tensor of {name}")
+    return True
+
+
+def _copy_out(stacked, outs):
+    """The finish of all_gather / gather: row k of `stacked` into the k-th output tensor."""
+    def finish():
+        for k, (b, back) in enumerate(outs):
+            b[...] = stacked[k]
+            back()
+    return finish
+
+
 def gather(tensor, gather_list=None, dst: int = 0, group=None, async_op: bool = False):
     """On rank dst, gather_list[r] = rank r's tensor; other ranks pass gather_list None."""
     pg = _pg(group, "gather")
@@ -405,26 +425,11 @@ def gather(tensor, gather_list=None, dst: int = 0, group=None, async_op: bool = 
         return None
     root = pg._group_rank(dst, "gather's dst")
     ib, _ = _buffer(tensor, "gather")
-    mine = pg.rank() == root
-    if mine:
-        if gather_list is None or len(gather_list) != pg.size():
-            raise ValueError(f"ember.distributed.gather: rank {dst} (dst) needs gather_list of world_size "
-                             f"({pg.size()}) tensors")
-        for t in gather_list:
-            _same(t, tensor, "gather", "each tensor of gather_list")
+    out, outs = None, []
+    if _root_list(pg, root, gather_list, tensor, "gather", "dst", dst, "gather_list"):
         out = _mpi.empty((pg.size(),) + ib.shape, ib.dtype)
         outs = [_buffer(t, "gather", "gather_list's tensor") for t in gather_list]
-    elif gather_list:
-        raise ValueError(f"ember.distributed.gather: gather_list must be None or empty on ranks other than dst "
-                         f"({dst})")
-    else:
-        out, outs = None, []
-
-    def finish():
-        for k, (b, back) in enumerate(outs):
-            b[...] = out[k]
-            back()
-    return _run(pg, "gather", [_mpi.igather(pg._comm, ib, out, root)], finish, async_op)
+    return _run(pg, "gather", [_mpi.igather(pg._comm, ib, out, root)], _copy_out(out, outs), async_op)
 
 
 def scatter(tensor, scatter_list=None, src: int = 0, group=None, async_op: bool = False):
@@ -434,18 +439,9 @@ def scatter(tensor, scatter_list=None, src: int = 0, group=None, async_op: bool 
         return None
     root = pg._group_rank(src, "scatter's src")
     ob, back = _buffer(tensor, "scatter")
-    if pg.rank() == root:
-        if scatter_list is None or len(scatter_list) != pg.size():
-            raise ValueError(f"ember.distributed.scatter: rank {src} (src) needs scatter_list of world_size "
-                             f"({pg.size()}) tensors")
-        for t in scatter_list:
-            _same(t, tensor, "scatter", "each tensor of scatter_list")
+    send = None
+    if _root_list(pg, root, scatter_list, tensor, "scatter", "src", src, "scatter_list"):
         send = _mpi.stack([_buffer(t, "scatter", "scatter_list's tensor")[0] for t in scatter_list])
-    elif scatter_list:
-        raise ValueError(f"ember.distributed.scatter: scatter_list must be None or empty on ranks other than src "
-                         f"({src})")
-    else:
-        send = None
     return _run(pg, "scatter", [_mpi.iscatter(pg._comm, send, ob, root)], back, async_op)
 
 
