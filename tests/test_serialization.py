@@ -410,3 +410,66 @@ def test_saving_a_whole_module_or_optimizer_says_to_save_its_state_dict(tmp_path
     with pytest.raises(TypeError, match=r"at obj\['opt'\].*object.state_dict\(\)"):
         ember.save({"opt": opt}, str(tmp_path / "o.safetensors"))
     assert not (tmp_path / "m.safetensors").exists()
+
+
+# ---- safe globals: objects of named classes ----------------------------------------------------------------
+
+import dataclasses  # noqa: E402
+
+from ember import serialization as _S  # noqa: E402
+
+
+@dataclasses.dataclass
+class _Cfg:
+    lr: float
+    layers: int
+    name: str = "run"
+
+
+def _net():
+    ember.manual_seed(0)
+    return ember.nn.Sequential(ember.nn.Linear(3, 4), ember.nn.GELU(approximate="tanh"),
+                               ember.nn.Linear(4, 2, bias=False))
+
+
+SAFE = [ember.nn.Sequential, ember.nn.Linear, ember.nn.GELU, _Cfg]
+
+
+def test_whole_module_is_refused_with_what_to_do(tmp_path):
+    with pytest.raises(TypeError, match=r"Save `model.state_dict\(\)` instead.*add_safe_globals"):
+        ember.save(_net(), tmp_path / "m.safetensors")
+    with pytest.raises(TypeError, match=r"add_safe_globals\(\[.*_Cfg\]\)"):
+        ember.save({"cfg": _Cfg(0.1, 2)}, tmp_path / "c.safetensors")
+
+
+def test_safe_globals_save_and_rebuild_modules_and_objects(tmp_path):
+    net = _net().eval()
+    path = tmp_path / "m.safetensors"
+    with _S.safe_globals(SAFE):
+        ember.save({"model": net, "cfg": _Cfg(0.1, 3)}, path)
+        back = ember.load(path)
+    model, cfg = back["model"], back["cfg"]
+    assert type(model) is ember.nn.Sequential and cfg == _Cfg(0.1, 3)
+    assert not model.training and model[1].approximate == "tanh" and model[2].bias is None
+    assert all(isinstance(p, ember.nn.Parameter) and p.requires_grad for p in model.parameters())
+    x = ember.randn(5, 3)
+    np.testing.assert_array_equal(model(x).detach().numpy(), net(x).detach().numpy())
+    assert list(model.state_dict()) == list(net.state_dict())
+    model(x).sum().backward()           # a working module: its parameters take grads
+    assert model[0].weight.grad is not None
+
+
+def test_loading_an_object_needs_its_class_named_safe(tmp_path):
+    path = tmp_path / "c.safetensors"
+    _S.add_safe_globals([_Cfg])
+    try:
+        assert _Cfg in _S.get_safe_globals()
+        ember.save({"cfg": _Cfg(0.5, 1)}, path)
+    finally:
+        _S.clear_safe_globals()
+    assert _S.get_safe_globals() == []
+    with pytest.raises(ember.serialization.CheckpointError,
+                       match=r"object of class .*_Cfg, which is not a safe global here.*add_safe_globals\(\[_Cfg\]\)"):
+        ember.load(path)
+    with _S.safe_globals([_Cfg]):
+        assert ember.load(path)["cfg"] == _Cfg(0.5, 1)

@@ -9,6 +9,14 @@ tensor. Loading never unpickles and never imports or calls anything named by the
 raw tensor bytes are read, so a checkpoint from an untrusted source cannot run code. Pickle files
 (e.g. from `torch.save`) are rejected with a clear error.
 
+Objects of other classes are refused, unless the user names their classes as safe globals
+(`ember.serialization.add_safe_globals([MyConfig, MyModel])`, or `with ember.serialization.safe_globals([...])`),
+as torch's weights_only loading takes them: an object is then stored as its class's qualified name and its
+`__dict__` (a module as its plain attributes, parameters, buffers and submodules; hooks are not saved), and
+loading rebuilds it with `cls.__new__` only when that class is a safe global at load time too. A class the
+file names but the loader was not given is refused with an error that says how to allow it: nothing is
+imported by name.
+
 Saving to a path is atomic: the file is written under a temporary name in the same directory,
 flushed and fsync'ed, then renamed over `f` (and the directory fsync'ed); if anything fails, the
 temporary file is removed and an existing checkpoint at `f` is left untouched.
@@ -34,7 +42,8 @@ from ._tensor import Size, Tensor
 from .core import dtype as _dt
 from .core.device import device as _device
 
-__all__ = ["save", "load", "CheckpointError"]
+__all__ = ["save", "load", "CheckpointError", "add_safe_globals", "get_safe_globals", "clear_safe_globals",
+           "safe_globals"]
 
 FORMAT_KEY = "ember.format"
 TREE_KEY = "ember.tree"
@@ -72,10 +81,70 @@ def _unsupported(obj, path) -> TypeError:
         what = "model" if callable(getattr(obj, "parameters", None)) else "object"
         return TypeError(f"ember.save: cannot save the {name} itself at {where}: ember never pickles objects, so "
                          f"a {what} is saved as its state dict. Save `{what}.state_dict()` instead, and to load it, "
-                         f"build the {what} the same way and call `{what}.load_state_dict(ember.load(path))`")
+                         f"build the {what} the same way and call `{what}.load_state_dict(ember.load(path))`. (To "
+                         f"save the {what} object itself, name its classes safe: "
+                         f"ember.serialization.add_safe_globals([{name}, ...]) when saving and loading.)")
     return TypeError(f"ember.save: cannot save an object of type {name} at {where}; checkpoints hold "
                      "tensors, dicts, lists, tuples, str, int, float, bool, None, ember.dtype and ember.device "
-                     "(no pickle: arbitrary objects are not supported)")
+                     f"(no pickle), and objects of classes named safe: ember.serialization.add_safe_globals([{name}])")
+
+
+# ---- safe globals: the classes whose objects a checkpoint may hold ----------------------------------------------
+
+_SAFE: dict = {}            # "module.qualname" -> class, from add_safe_globals
+_SCOPED: list = []          # stacks of such dicts from `with safe_globals(...)`
+
+
+def _class_name(cls) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _as_classes(classes, fn):
+    out = {}
+    for c in classes:
+        if isinstance(c, tuple) and len(c) == 2:     # torch's (class, "name") form
+            c = c[0]
+        if not isinstance(c, type):
+            raise TypeError(f"ember.serialization.{fn}: expected classes, got {c!r}")
+        out[_class_name(c)] = c
+    return out
+
+
+def add_safe_globals(classes) -> None:
+    """Allows objects of these classes in checkpoints (saved as their attributes, rebuilt with cls.__new__)."""
+    _SAFE.update(_as_classes(classes, "add_safe_globals"))
+
+
+def get_safe_globals() -> list:
+    return list(_SAFE.values())
+
+
+def clear_safe_globals() -> None:
+    _SAFE.clear()
+
+
+class safe_globals:  # noqa: N801 - torch's name
+    """`with safe_globals([A, B]):` allows A and B in checkpoints within the block."""
+
+    def __init__(self, classes):
+        self.classes = _as_classes(classes, "safe_globals")
+
+    def __enter__(self):
+        _SCOPED.append(self.classes)
+        return self
+
+    def __exit__(self, *exc):
+        _SCOPED.remove(self.classes)
+
+
+def _allowed(name: str):
+    for scope in reversed(_SCOPED):
+        if name in scope:
+            return scope[name]
+    return _SAFE.get(name)
+
+
+_MODULE_INTERNALS = frozenset(("training", "_parameters", "_buffers", "_non_persistent_buffers_set", "_modules"))
 
 
 class _Writer:
@@ -153,11 +222,34 @@ class _Writer:
             return {"dtype": obj.name}
         if isinstance(obj, _device):
             return {"device": str(obj)}
+        name = _class_name(type(obj))
+        if _allowed(name) is type(obj):
+            return self.encode_object(obj, name, path)
         raise _unsupported(obj, path)
+
+    def encode_object(self, obj, name, path):
+        """An object of a safe-global class: its class name and attributes (a module: its parts)."""
+        if _is_module(obj):
+            attrs = {k: v for k, v in obj.__dict__.items() if k not in _MODULE_INTERNALS and not k.startswith("_")}
+            return {"M": [name, self.encode({"attrs": attrs, "params": obj._parameters, "buffers": obj._buffers,
+                                             "transient": sorted(obj._non_persistent_buffers_set),
+                                             "modules": obj._modules, "training": obj.training}, path)]}
+        state = obj.__getstate__() if hasattr(obj, "__getstate__") else obj.__dict__
+        if state is None:
+            state = {}
+        if not isinstance(state, dict):
+            raise TypeError(f"ember.save: cannot save the {name} at {_path_str(path)}: its state is a "
+                            f"{type(state).__name__}, not a dict of attributes")
+        return {"O": [name, self.encode(dict(state), path)]}
 
     def specs(self) -> dict:
         return {name: TensorSpec(dtype=a.dtype.name, shape=list(a.shape), data_ptr=a.ctypes.data, data_len=a.nbytes)
                 for name, a in self.arrays.items()}
+
+
+def _is_module(obj) -> bool:
+    from .nn import Module
+    return isinstance(obj, Module)
 
 
 def _fsync_dir(directory: str) -> None:
@@ -373,6 +465,8 @@ class _Loader:
                 raise self.corrupt(f"unknown dtype {val!r}") from None
         elif tag == "device":
             return _device(val)
+        elif tag in ("O", "M"):
+            return self.decode_object(tag, val)
         else:
             raise self.corrupt(f"unknown node tag {tag!r} in its structure")
         if tag == "D":
@@ -380,6 +474,40 @@ class _Loader:
         if tag == "OD":
             return OrderedDict(items)
         return Counter(dict(items))
+
+    def decode_object(self, tag, val):
+        if not (isinstance(val, list) and len(val) == 2 and isinstance(val[0], str)):
+            raise self.corrupt(f"unexpected object node {val!r}")
+        name, state = val
+        cls = _allowed(name)
+        if cls is None:
+            raise CheckpointError(f"ember.load: {self.where} holds an object of class {name}, which is not a safe "
+                                  f"global here. If you trust this file, allow the class: "
+                                  f"ember.serialization.add_safe_globals([{name.rsplit('.', 1)[-1]}]) (or `with "
+                                  f"ember.serialization.safe_globals([...]):` around the load); ember never imports "
+                                  f"a class the file names")
+        state = self.decode(state)
+        obj = cls.__new__(cls)
+        if tag == "M":
+            from .nn import Module      # a fixed class, never one named by the file
+            if not issubclass(cls, Module) or not isinstance(state, dict):
+                raise self.corrupt(f"a module node for {name}, which is not an nn.Module")
+            Module.__init__(obj)
+            for k, v in state["attrs"].items():
+                object.__setattr__(obj, k, v)
+            obj._parameters.update(state["params"])
+            obj._buffers.update(state["buffers"])
+            obj._non_persistent_buffers_set = set(state["transient"])
+            obj._modules.update(state["modules"])
+            obj.training = bool(state["training"])
+            return obj
+        if not isinstance(state, dict):
+            raise self.corrupt(f"the state of a {name} is not a dict")
+        if hasattr(obj, "__setstate__"):
+            obj.__setstate__(state)
+        else:
+            obj.__dict__.update(state)
+        return obj
 
     def decode_key(self, k):
         if isinstance(k, dict):
