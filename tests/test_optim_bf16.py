@@ -22,6 +22,7 @@ import torch
 
 import ember
 from helpers import from_torch, to_torch
+from test_optim import SGD_CASES  # noqa: E402  (the same cases, in 16 bits)
 
 LOW = ["bfloat16", "float16"]
 SHAPES = [(64,), (8, 16), (3, 64)]          # numel multiples of 64: torch's vectorised loops only
@@ -95,14 +96,6 @@ def assert_states_equal(eo, to):
 
 # ---- SGD -------------------------------------------------------------------------------------------
 
-SGD_CASES = [
-    dict(lr=0.1),
-    dict(lr=0.1, momentum=0.9),
-    dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.01),
-    dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.1),
-    dict(lr=0.1, momentum=0.5, maximize=True),
-    dict(lr=0.02, momentum=0.9, nesterov=True, weight_decay=0.05, maximize=True),
-]
 
 
 @pytest.mark.parametrize("dtype", LOW)

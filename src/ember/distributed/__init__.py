@@ -23,6 +23,8 @@ from __future__ import annotations
 import datetime
 import os
 
+import numpy as np
+
 from .._tensor import Tensor
 from ..core import dtype as D
 from . import _mpi
@@ -371,7 +373,7 @@ def all_gather(tensor_list, tensor, group=None, async_op: bool = False):
     for t in tensor_list:
         _same(t, tensor, "all_gather", "each tensor of tensor_list")
     ib, _ = _buffer(tensor, "all_gather")
-    out = _mpi.empty((pg.size(),) + ib.shape, ib.dtype)
+    out = np.empty((pg.size(),) + ib.shape, ib.dtype)
     outs = [_buffer(t, "all_gather", "tensor_list's tensor") for t in tensor_list]
     return _run(pg, "all_gather", [_mpi.iallgather(pg._comm, ib, out)], _copy_out(out, outs), async_op)
 
@@ -427,7 +429,7 @@ def gather(tensor, gather_list=None, dst: int = 0, group=None, async_op: bool = 
     ib, _ = _buffer(tensor, "gather")
     out, outs = None, []
     if _root_list(pg, root, gather_list, tensor, "gather", "dst", dst, "gather_list"):
-        out = _mpi.empty((pg.size(),) + ib.shape, ib.dtype)
+        out = np.empty((pg.size(),) + ib.shape, ib.dtype)
         outs = [_buffer(t, "gather", "gather_list's tensor") for t in gather_list]
     return _run(pg, "gather", [_mpi.igather(pg._comm, ib, out, root)], _copy_out(out, outs), async_op)
 
@@ -441,7 +443,7 @@ def scatter(tensor, scatter_list=None, src: int = 0, group=None, async_op: bool 
     ob, back = _buffer(tensor, "scatter")
     send = None
     if _root_list(pg, root, scatter_list, tensor, "scatter", "src", src, "scatter_list"):
-        send = _mpi.stack([_buffer(t, "scatter", "scatter_list's tensor")[0] for t in scatter_list])
+        send = np.stack([_buffer(t, "scatter", "scatter_list's tensor")[0] for t in scatter_list])
     return _run(pg, "scatter", [_mpi.iscatter(pg._comm, send, ob, root)], back, async_op)
 
 

@@ -57,14 +57,6 @@ def _buf(a):
     return a
 
 
-def empty(shape, dtype):
-    return np.empty(shape, dtype)
-
-
-def stack(arrays):
-    return np.ascontiguousarray(np.stack(arrays))
-
-
 def iallreduce(comm, a, op):
     return comm.Iallreduce(_lib().IN_PLACE, _buf(a), _op(op))
 
