@@ -15,6 +15,7 @@ so nothing of size L * S is stored, and a CUDA graph's replays draw anew.
 from __future__ import annotations
 
 from math import prod
+from typing import NamedTuple
 
 from ...core import dtype as D
 from ...dispatch import OPS
@@ -96,18 +97,30 @@ def _mask(attn_mask, batch, L, S):
                      ("smc", strides[-1], "i64"), ("MB2", dims[1][0], "i64")]
 
 
-def _config(dtype, E: int, Ev: int, L: int):
-    """Tile sizes and warps by dtype and head dims: (forward BLOCK_M, forward BLOCK_N, backward small
-    tile, backward large tile, warps, padded E, padded Ev). Backward dq takes BLOCK_M large queries and
-    BLOCK_N small key steps; dk/dv BLOCK_N large keys and BLOCK_M small query steps.
+class Config(NamedTuple):
+    """Tiles of the three kernels: the forward's query tile `fwd_m` and key step `fwd_n`; backward dq takes
+    `large` queries and `small` key steps, dk/dv `large` keys and `small` query steps; `warps` and `stages`
+    (None: Triton's default) for all three; `d`, `dv`: the head dims padded for tl.dot."""
+    fwd_m: int
+    fwd_n: int
+    small: int
+    large: int
+    warps: int
+    d: int
+    dv: int
+    stages: int | None = None
+
+
+def _config(dtype, E: int, Ev: int, L: int) -> Config:
+    """Tiles by dtype and head dims (`benchmarks/attention_sweep.py` measures the alternatives).
     float16/bfloat16 head dims are padded to at least 64, so that every tile Hopper's wgmma reads from
     shared memory has 128-byte rows: with 32-wide 16-bit tiles (64-byte swizzle) Triton 3.6 gave wrong
     outputs and then CUDA_ERROR_ILLEGAL_ADDRESS on an H200 (Ev=32; cf. triton-lang/triton#10573, #11366)."""
     if dtype is D.float32:         # IEEE products on CUDA cores: small tiles
         dp, dvp = max(16, next_power_of_2(E)), max(16, next_power_of_2(Ev))
-        return 32, 32, 32, 32, (4 if max(dp, dvp) <= 64 else 8), dp, dvp
+        return Config(32, 32, 32, 32, (4 if max(dp, dvp) <= 64 else 8), dp, dvp)
     dp, dvp = max(64, next_power_of_2(E)), max(64, next_power_of_2(Ev))
-    return (128 if L >= 128 else 64), 64, 32, 64, (4 if max(dp, dvp) <= 64 else 8), dp, dvp
+    return Config((128 if L >= 128 else 64), 64, 32, 64, (4 if max(dp, dvp) <= 64 else 8), dp, dvp)
 
 
 def _check_dims(query, key, value, E, Ev):
@@ -167,8 +180,8 @@ def _forward_into(out, lse, query, key, value, attn_mask, is_causal, scale, batc
     k, sk = _rows(key, nb, "sk")
     v, sv = _rows(value, nb, "sv")
     m, kind, mstrides = _mask(attn_mask, batch, L, S)
-    bm, bn, _, _, warps, dp, dvp = _config(query._dtype, E, Ev, L)
-    T = (L + bm - 1) // bm
+    c = _config(query._dtype, E, Ev, L)
+    T = (L + c.fwd_m - 1) // c.fwd_m
     if drop:
         dargs = [pointer_arg("rng_ptr", rng), *_philox(None, query.device, N * L * ((S + 3) // 4), rng),
                  ("keep", 1.0 - float(dropout_p), "fp32")]
@@ -181,7 +194,8 @@ def _forward_into(out, lse, query, key, value, attn_mask, is_causal, scale, batc
             ("EV", Ev, "i64"), ("T", T, "i64"), ("scale", float(scale), "fp32")]
     run(K.attn_fwd_kernel, (T * N,), args,
         {"MASK": kind, "CAUSAL": int(bool(is_causal)), "IEEE": int(query._dtype is D.float32), "DROP": int(drop),
-         "INTERP": 0, "BLOCK_M": bm, "BLOCK_N": bn, "D": dp, "DV": dvp}, query.device.index or 0, warps)
+         "INTERP": 0, "BLOCK_M": c.fwd_m, "BLOCK_N": c.fwd_n, "D": c.d, "DV": c.dv}, query.device.index or 0, c.warps,
+        c.stages)
 
 
 def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, is_causal, scale, need_query,
@@ -222,11 +236,12 @@ def _backward_into(dq, dk, dv, grad_out, query, key, value, attn_mask, out, lse,
     do, sd = _rows(grad_out, nb, "sd")
     o, so = _rows(out, nb, "so")
     m, kind, mstrides = _mask(attn_mask, batch, L, S)
-    _, _, small, large, warps, dp, dvp = _config(query._dtype, E, Ev, L)
+    c = _config(query._dtype, E, Ev, L)
+    small, large = c.small, c.large
     delta = new_tensor((N, L), D.float32, dev)
     drop = dropout_p > 0.0
     const = {"MASK": kind, "CAUSAL": int(bool(is_causal)), "IEEE": int(query._dtype is D.float32),
-             "DROP": int(drop), "INTERP": 0, "D": dp, "DV": dvp}
+             "DROP": int(drop), "INTERP": 0, "D": c.d, "DV": c.dv}
     dargs = [pointer_arg("rng_ptr", rng if drop else delta), ("keep", 1.0 - float(dropout_p), "fp32")]
     common = [("L", L, "i64"), ("S", S, "i64"), ("E", E, "i64"), ("EV", Ev, "i64")]
     nb2 = ("NB2", batch[-1] if nb else 1, "i64")
@@ -240,7 +255,7 @@ def _backward_into(dq, dk, dv, grad_out, query, key, value, attn_mask, out, lse,
                 *sq, *sk, *sv, *so, *sd, *_into(dq, nb, "sg"), nb2, *mstrides, *common,
                 ("T", T, "i64"), ("scale", float(scale), "fp32")]
         run(K.attn_bwd_dq_kernel, (T * N,), args,
-            {**const, "NEED_DQ": int(dq is not None), "BLOCK_M": large, "BLOCK_N": small}, idx, warps)
+            {**const, "NEED_DQ": int(dq is not None), "BLOCK_M": large, "BLOCK_N": small}, idx, c.warps, c.stages)
     if dk is not None or dv is not None:
         T = (S + large - 1) // large
         args = [pointer_arg("q_ptr", q), pointer_arg("k_ptr", k), pointer_arg("v_ptr", v), mp,
@@ -251,7 +266,7 @@ def _backward_into(dq, dk, dv, grad_out, query, key, value, attn_mask, out, lse,
                 nb2, *mstrides, *common, ("T", T, "i64"), ("scale", float(scale), "fp32")]
         run(K.attn_bwd_dkdv_kernel, (T * N,), args,
             {**const, "NEED_DK": int(dk is not None), "NEED_DV": int(dv is not None), "BLOCK_M": small,
-             "BLOCK_N": large}, idx, warps)
+             "BLOCK_N": large}, idx, c.warps, c.stages)
 
 
 def packed_self_attention(qkv, num_heads, attn_mask, is_causal, scale):

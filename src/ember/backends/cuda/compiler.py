@@ -89,8 +89,9 @@ def _source_type():
     return _Source
 
 
-def compile_kernel(fn, signature: dict, constexprs: dict, index: int, num_warps: int = 4):
-    key = (fn, tuple(signature.items()), tuple(sorted(constexprs.items())), index, num_warps)
+def compile_kernel(fn, signature: dict, constexprs: dict, index: int, num_warps: int = 4, num_stages=None):
+    """num_stages: software-pipelining depth of the kernel's loops (None: Triton's default)."""
+    key = (fn, tuple(signature.items()), tuple(sorted(constexprs.items())), index, num_warps, num_stages)
     c = _cache.get(key)
     if c is None:
         import triton
@@ -98,7 +99,8 @@ def compile_kernel(fn, signature: dict, constexprs: dict, index: int, num_warps:
         t0 = time.perf_counter()
         consts = {k: int(v) if isinstance(v, IntEnum) else v for k, v in constexprs.items()}   # codes as ints
         c = triton.compile(_source_type()(fn=fn, signature=signature, constexprs=consts),
-                           target=GPUTarget("cuda", _capability(index), 32), options={"num_warps": num_warps})
+                           target=GPUTarget("cuda", _capability(index), 32), options={"num_warps": num_warps,
+                                    **({} if num_stages is None else {"num_stages": num_stages})})
         dt = time.perf_counter() - t0
         stats["compiled"] += 1
         stats["compile_seconds"] += dt
@@ -107,10 +109,11 @@ def compile_kernel(fn, signature: dict, constexprs: dict, index: int, num_warps:
     return c
 
 
-def make_plan(fn, signature: dict, constexprs: dict, index: int, num_warps: int = 4) -> Plan:
+def make_plan(fn, signature: dict, constexprs: dict, index: int, num_warps: int = 4, num_stages=None) -> Plan:
     """Compiles `fn` for (signature, constexprs) on device `index` and builds its launch plan.
     signature: {param name: Triton type} in parameter order."""
-    return plan_for(compile_kernel(fn, signature, constexprs, index, num_warps), signature.values(), index)
+    return plan_for(compile_kernel(fn, signature, constexprs, index, num_warps, num_stages), signature.values(),
+                    index)
 
 
 def _interpreting(args) -> bool:
@@ -131,10 +134,10 @@ def _torch_view(t):
 _plans = {}
 
 
-def run(fn, grid, args, constexprs: dict, index: int = 0, num_warps: int = 4) -> None:
+def run(fn, grid, args, constexprs: dict, index: int = 0, num_warps: int = 4, num_stages=None) -> None:
     """args: a list of (name, value, Triton type) in the kernel's parameter order; tensors for '*'
     types. Compiled variants launch through a cached `launch.Plan` (only the values change)."""
-    key = (fn, index, num_warps, tuple(constexprs.items()), tuple([a[2] for a in args]))
+    key = (fn, index, num_warps, num_stages, tuple(constexprs.items()), tuple([a[2] for a in args]))
     plan = _plans.get(key)
     if plan is None:
         if _interpreting(args):
@@ -143,7 +146,8 @@ def run(fn, grid, args, constexprs: dict, index: int = 0, num_warps: int = 4) ->
                 constexprs = dict(constexprs, INTERP=1)
             fn[grid](**kw, **constexprs)
             return
-        plan = _plans[key] = make_plan(fn, {name: ty for name, _, ty in args}, constexprs, index, num_warps)
+        plan = _plans[key] = make_plan(fn, {name: ty for name, _, ty in args}, constexprs, index, num_warps,
+                                       num_stages)
     for (_, v, ty), c in zip(args, plan.vals):
         c.value = v.data_ptr() if ty[0] == "*" else v
     plan(*grid)
