@@ -31,12 +31,10 @@ SHAPES = {
 }
 # (fwd_m, fwd_n, small, large, warps, stages); the head dims are padded as `_config` does unless risky
 SAFE16 = [(128, 64, 32, 64, 4, None), (64, 64, 32, 64, 4, None), (64, 32, 32, 64, 4, None),
-          (32, 32, 16, 32, 4, None), (32, 16, 16, 32, 2, None), (16, 16, 16, 16, 1, None), (32, 32, 32, 32, 2, None),
-          (64, 64, 32, 64, 4, 2), (64, 64, 16, 64, 4, None), (64, 16, 16, 64, 4, None), (16, 32, 16, 32, 2, None)]
+          (32, 32, 16, 32, 4, None), (32, 16, 16, 32, 2, None), (16, 16, 16, 16, 1, None), (64, 64, 16, 64, 4, 2)]
 F32 = [(32, 32, 32, 32, 4, None), (64, 32, 32, 64, 4, None), (32, 16, 16, 32, 4, None), (16, 16, 16, 16, 2, None),
-       (16, 32, 16, 32, 2, None), (64, 64, 32, 64, 8, None), (32, 32, 32, 32, 4, 2), (32, 32, 16, 32, 2, None),
-       (16, 16, 16, 16, 1, None)]
-RISKY16 = [(32, 32, 16, 32, 4, None), (16, 16, 16, 16, 1, None), (32, 16, 16, 32, 2, None), (64, 64, 32, 64, 4, None)]
+       (16, 32, 16, 32, 2, None), (64, 64, 32, 64, 8, None), (32, 32, 16, 32, 2, None)]
+RISKY16 = [(32, 32, 16, 32, 4, None), (16, 16, 16, 16, 1, None)]
 
 
 def _inputs(shape, seed=0):
@@ -131,7 +129,7 @@ def _run_child(name, configs, risky, timeout):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    ap.add_argument("--shapes", nargs="+", default=["vit_bf16", "gpt_f32", "vit_f32", "gpt_bf16"], choices=list(SHAPES))
     ap.add_argument("--risky", action="store_true", help="also 16-bit configs with unpadded head dims, one per child")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--configs", help=argparse.SUPPRESS)
