@@ -54,10 +54,21 @@ def child(name, configs, risky):
     from _common import gpu_ms
 
     B, H, L, E, causal, p, dt = shape = SHAPES[name]
+    dev = "cuda"
+    if os.environ.get("ATTN_SWEEP_DRY") == "1":     # a check of this script on the CPU: Triton's interpreter, batch 1
+        import time
+        B, dev, shape = 1, "cpu", (1,) + shape[1:]
+        dt = "float16" if dt == "bfloat16" else dt      # the interpreter's tl.dot has no bfloat16
+        torch.Tensor.cuda = lambda t: t
+
+        def gpu_ms(fn, reps):
+            t0 = time.perf_counter()
+            fn()
+            return (time.perf_counter() - t0) * 1e3
     qkv, go = _inputs(shape)
     edt, tdt = getattr(ember, dt), getattr(torch, dt)
-    eqkv = ember.tensor(qkv).to("cuda").to(edt)
-    ego = ember.tensor(go).to("cuda").to(edt)
+    eqkv = ember.tensor(qkv).to(dev).to(edt)
+    ego = ember.tensor(go).to(dev).to(edt)
     tqkv = torch.from_numpy(qkv).cuda().to(tdt).requires_grad_()
     tgo = torch.from_numpy(go).cuda().to(tdt)
     eq, ek, ev = eqkv.view(B, L, 3, H, E).permute(2, 0, 3, 1, 4)
@@ -66,13 +77,15 @@ def child(name, configs, risky):
 
     # torch: forward, and backward through autograd.grad on the same inputs
     t_out = TF.scaled_dot_product_attention(tq, tk, tv, is_causal=causal)
-    ref = [t_out.float().cpu().numpy(), *(g.float().cpu().numpy() for g in
+    ref = [t_out.detach().float().cpu().numpy(), *(g.float().cpu().numpy() for g in
                                           torch.autograd.grad(t_out, (tq, tk, tv), tgo))]
     tfwd = lambda: TF.scaled_dot_product_attention(tq, tk, tv, is_causal=causal, dropout_p=p)
     out_d = tfwd()
     tbwd = lambda: torch.autograd.grad(out_d, (tq, tk, tv), tgo, retain_graph=True)
 
     def tms(fn):
+        if dev == "cpu":
+            return gpu_ms(fn, 1)
         s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         fn()
         torch.cuda.synchronize()
@@ -84,6 +97,7 @@ def child(name, configs, risky):
         return s.elapsed_time(e) / 30
 
     res = {"shape": name, "torch_fwd": tms(tfwd), "torch_bwd": tms(tbwd), "rows": []}
+    print(json.dumps({"torch": res}), flush=True)
     tol = 3e-2 if dt != "float32" else 2e-4
     for cfg in configs:
         fm, fn_, sm, lg, w, st = cfg
@@ -115,16 +129,21 @@ def child(name, configs, risky):
 
 
 def _run_child(name, configs, risky, timeout):
+    """(result, error): the child's rows and torch's times, also those printed before it failed or timed out."""
     cmd = [sys.executable, __file__, "--child", name, "--configs", json.dumps(configs)] + (["--risky"] if risky else [])
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None, f"timeout after {timeout} s"
-    for ln in r.stdout.splitlines():
-        if ln.startswith('{"done"'):
-            return json.loads(ln)["done"], None
-    rows = [json.loads(ln)["row"] for ln in r.stdout.splitlines() if ln.startswith('{"row"')]
-    return {"rows": rows}, (r.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        out, err = r.stdout, (r.stderr.strip().splitlines() or ["no output"])[-1][:300] if r.returncode else None
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err = f"timeout after {timeout} s"
+    res = {"rows": []}
+    for ln in out.splitlines():
+        if ln.startswith('{"torch"'):
+            res.update(json.loads(ln)["torch"])
+        elif ln.startswith('{"row"'):
+            res["rows"].append(json.loads(ln)["row"])
+    return res, err
 
 
 def main(argv=None):
@@ -140,16 +159,16 @@ def main(argv=None):
     for name in a.shapes:
         f32 = SHAPES[name][-1] == "float32"
         res, err = _run_child(name, F32 if f32 else SAFE16, False, a.timeout)
-        rows = list(res["rows"]) if res else []
+        rows = list(res["rows"])
         if err:
             print(f"{name}: child failed: {err}")
         if a.risky and not f32:
             for cfg in RISKY16:
                 r2, e2 = _run_child(name, [cfg], True, 90)
-                rows += [dict(x, risky=True) for x in (r2 or {"rows": []})["rows"]]
+                rows += [dict(x, risky=True) for x in r2["rows"]]
                 if e2:
                     print(f"{name} risky {cfg}: child failed: {e2}")
-        if not res or "torch_fwd" not in res:
+        if "torch_fwd" not in res:
             continue
         print(f"\n### {name} {SHAPES[name]}: torch fwd {res['torch_fwd']:.4f} ms, bwd {res['torch_bwd']:.4f} ms")
         print("| fwd_m, fwd_n, small, large, warps, stages, d | ok (err) | fwd ms | bwd ms | fwd/torch | bwd/torch |")
