@@ -106,15 +106,20 @@ def test_attention_kernels_float16():
 
 
 @pytest.mark.parametrize("L,S,E,Ev,causal", [
-    (300, 200, 64, 32, True),     # causal with L > S (rows >= S see every key), Ev != E, three query tiles
+    (300, 200, 64, 32, True),     # causal with L > S (rows >= S see every key), Ev != E, several query tiles
     (1, 513, 40, 24, False),      # one query, padded head dims, a partial last key tile
+    (80, 80, 32, 32, False),      # ViT's attention: 16 x 16 tiles, unpadded 16-bit head dims
+    (600, 40, 32, 32, True),      # long: 128 x 64 forward tiles (wgmma on Hopper), head dims padded to 64
 ])
 def test_attention_kernels_float16_gpu_configs(L, S, E, Ev, causal):
-    """Shapes that failed on the GPU, at the tiles the GPU uses for float16; the head dims are padded
-    to 64 (128-byte tile rows) for 16-bit inputs, since Triton 3.6 miscompiles 32-wide ones on Hopper."""
-    pads = lambda dt: A._config(dt, E, Ev, L)[5:7]      # (d, dv)
-    assert pads(ember.float16) == (64, 64) == pads(ember.bfloat16)
-    assert pads(ember.float32) == (max(16, next_power_of_2(E)), max(16, next_power_of_2(Ev)))
+    """Shapes that failed on the GPU, at the tiles the GPU uses for float16. Where a tile dim reaches 64 (Hopper's
+    wgmma), 16-bit head dims are padded to 64 (128-byte tile rows), since Triton 3.6 miscompiles 32-wide ones."""
+    c = A._config(ember.float16, E, Ev, L)
+    assert c == A._config(ember.bfloat16, E, Ev, L)
+    least = 64 if max(c.fwd_m, c.fwd_n, c.small, c.large) >= 64 else 16
+    assert (c.d, c.dv) == (max(least, next_power_of_2(E)), max(least, next_power_of_2(Ev))), c
+    f32 = A._config(ember.float32, E, Ev, L)
+    assert (f32.d, f32.dv) == (max(16, next_power_of_2(E)), max(16, next_power_of_2(Ev)))
     rng = np.random.default_rng(5)
     q, k, v = (_t(rng, s, ember.float16) for s in ((1, L, E), (1, S, E), (1, S, Ev)))
     _check(q, k, v, None, causal, scale=E ** -0.5, tol=2e-3)

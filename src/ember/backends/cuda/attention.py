@@ -112,15 +112,24 @@ class Config(NamedTuple):
 
 
 def _config(dtype, E: int, Ev: int, L: int) -> Config:
-    """Tiles by dtype and head dims (`benchmarks/attention_sweep.py` measures the alternatives).
-    float16/bfloat16 head dims are padded to at least 64, so that every tile Hopper's wgmma reads from
-    shared memory has 128-byte rows: with 32-wide 16-bit tiles (64-byte swizzle) Triton 3.6 gave wrong
-    outputs and then CUDA_ERROR_ILLEGAL_ADDRESS on an H200 (Ev=32; cf. triton-lang/triton#10573, #11366)."""
-    if dtype is D.float32:         # IEEE products on CUDA cores: small tiles
-        dp, dvp = max(16, next_power_of_2(E)), max(16, next_power_of_2(Ev))
+    """Tiles by dtype, head dims and query length, from `benchmarks/attention_sweep.py` on an H100 (2026-12-07):
+    float32 (IEEE products on CUDA cores): 32 x 32 tiles. 16-bit: short sequences (L <= 96, ViT's 80) 16 x 16
+    tiles on one warp (no padded rows to compute); up to 511, 32 x 32; longer, 128 x 64 forward tiles.
+    Head dims are padded for tl.dot to a power of two of at least 16, but to at least 64 for 16-bit inputs where
+    a tile dim reaches 64: Triton then uses Hopper's wgmma, which reads shared-memory tiles of 128-byte rows, and
+    with 32-wide 16-bit tiles (64-byte swizzle) Triton 3.6 gave wrong outputs and then CUDA_ERROR_ILLEGAL_ADDRESS
+    on an H200 (Ev=32; cf. triton-lang/triton#10573, #11366). Tiles under 64 take mma.sync, and the sweep's
+    32-wide ones matched torch there."""
+    pad = lambda n, least: max(least, next_power_of_2(n))     # noqa: E731
+    if dtype is D.float32:
+        dp, dvp = pad(E, 16), pad(Ev, 16)
         return Config(32, 32, 32, 32, (4 if max(dp, dvp) <= 64 else 8), dp, dvp)
-    dp, dvp = max(64, next_power_of_2(E)), max(64, next_power_of_2(Ev))
-    return Config((128 if L >= 128 else 64), 64, 32, 64, (4 if max(dp, dvp) <= 64 else 8), dp, dvp)
+    if L <= 96:
+        return Config(16, 16, 16, 16, 1, pad(E, 16), pad(Ev, 16))
+    if L < 512:
+        return Config(32, 32, 16, 32, 4, pad(E, 16), pad(Ev, 16))
+    dp, dvp = pad(E, 64), pad(Ev, 64)
+    return Config(128, 64, 32, 64, (4 if max(dp, dvp) <= 64 else 8), dp, dvp)
 
 
 def _check_dims(query, key, value, E, Ev):

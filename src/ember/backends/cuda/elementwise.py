@@ -192,9 +192,9 @@ _plans = {}
 
 
 _I32 = 1 << 31
-# 32-bit index arithmetic for strided operands: written, not yet run on a GPU, so off until tests/test_cuda_ops.py's
-# strided test has passed there with it on (that test turns it on for itself)
-INDEX32 = False
+# 32-bit index arithmetic for strided operands whose offsets fit (tests/test_cuda_ops.py's strided test turns it on
+# for itself; it passed on an H100 on 2026-12-07); False gives the 64-bit path everywhere
+INDEX32 = True
 
 
 def _make_plan(key):

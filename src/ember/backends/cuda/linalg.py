@@ -372,9 +372,9 @@ def _run_gemm(out, a, b, alpha=1.0, beta=0.0, bias=None):
 
 
 _BIAS_MAX = 65535 * 32  # PyTorch's bound on each of m, n, k for the fused-bias path
-# linear_backward's bias grad from the weight-grad GEMM's BGRADB epilogue: written, not yet run on a GPU, so off
-# until tests/test_cuda_linalg.py's epilogue test has passed there (it turns this on for itself)
-fuse_bias_grad = False
+# linear_backward's bias grad from the weight-grad GEMM's BGRADB epilogue (tests/test_cuda_linalg.py's epilogue test
+# turns it on for itself; it passed on an H100 on 2026-12-07); False takes the bias grad as a separate column sum
+fuse_bias_grad = True
 
 
 def _fusable_bias(bias, out, a):
