@@ -1,5 +1,6 @@
 """What the example jobs share: the Transformer block of the GPT and the ViT, finding the data, option checks,
-resuming from a checkpoint's options and state, autocast, the progress bar and matplotlib (optional)."""
+resuming from a checkpoint's options and state, autocast, data parallelism under a launcher, the progress bar
+and matplotlib (optional)."""
 from __future__ import annotations
 
 import argparse
@@ -9,8 +10,10 @@ import os
 import sys
 
 import ember
+import ember.distributed as dist
 import ember.nn as nn
 import ember.nn.functional as F
+from ember.nn.parallel import DistributedDataParallel
 
 
 class Block(nn.Module):
@@ -188,6 +191,106 @@ def make_step(model, loss_fn, opt, scaler, dev_type: str, amp_dtype, graphed: bo
         update(loss, opt, scaler, model.parameters())
         return loss
     return ember.cuda.graphed_step(train_step) if graphed else train_step
+
+
+# ---- data parallelism -----------------------------------------------------------------------------
+
+# the number of ranks, as each launcher tells it: torch's (ember.distributed.run), MPICH's hydra, Open MPI's mpiexec
+WORLD_SIZE_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
+LOCAL_RANK_VARS = ("LOCAL_RANK", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK")
+RANK_SEED = 1_000_003       # rank r's own random stream (dropout) is seeded with seed + r * RANK_SEED
+
+
+def launched_world_size() -> int:
+    """How many ranks a launcher started, from its environment; 1 without one. Reads no MPI, so a
+    single-process run never initialises it."""
+    return max((int(os.environ[k]) for k in WORLD_SIZE_VARS if os.environ.get(k)), default=1)
+
+
+def setup_distributed(job: str, device: str, batch_size: int) -> tuple:
+    """(rank, world size, device) of this process. Alone: (0, 1, device), nothing initialised. Started as
+    several ranks: checks that the global batch `batch_size` splits evenly over them, then initialises
+    ember.distributed, "mpi" on the CPU (ranks from mpiexec) or "nccl" on CUDA (not built yet: its
+    NotImplementedError stops the run rather than letting every rank train alone), on CUDA on the device
+    cuda:LOCAL_RANK. From then on, an exception that ends one rank ends the job (`_exit_on_error`)."""
+    world = launched_world_size()
+    if world == 1:
+        return 0, 1, device
+    if batch_size % world:
+        raise SystemExit(f"{job}: --batch-size {batch_size} does not split over {world} ranks: the global batch "
+                         f"must be a multiple of the number of ranks, each rank training on an equal slice")
+    cuda = device.startswith("cuda")
+    try:
+        dist.init_process_group("nccl" if cuda else "mpi")
+    except ValueError as e:         # e.g. torch's launcher: WORLD_SIZE=N, but each process is an MPI world of one
+        raise SystemExit(f"{job}: {e}. The CPU's 'mpi' backend takes its ranks from MPI: start them with mpiexec -n "
+                         f"{world} python -m ember.examples.{job} ...") from None
+    sys.excepthook = _exit_on_error
+    if cuda:
+        local = next((os.environ[k] for k in LOCAL_RANK_VARS if os.environ.get(k)), "0")
+        device = f"cuda:{int(local)}"
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def _exit_on_error(kind, error, tb) -> None:
+    """sys.excepthook of a rank of several: the traceback, then exit at once with status 1. Python's own exit
+    would finalise MPI, which waits for the other ranks, themselves waiting for this one in a collective: the
+    job would hang until the collective's timeout (30 minutes). Exiting lets mpiexec stop the others."""
+    sys.__excepthook__(kind, error, tb)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
+
+
+def data_parallel(model, world: int):
+    """`model` wrapped in DistributedDataParallel (its replicas start from rank 0's weights) when there are
+    several ranks; else `model` itself. Keep `model` for evaluation and checkpoints: its state_dict has the
+    keys of a single-process run (no "module." prefix)."""
+    return DistributedDataParallel(model) if world > 1 else model
+
+
+def seed_rank(seed: int, rank: int, world: int) -> None:
+    """With several ranks, once every rank has built the same model from `seed`: a random stream of the rank's
+    own, so that the ranks do not draw the same dropout masks for their different slices."""
+    if world > 1:
+        ember.manual_seed(seed + rank * RANK_SEED)
+
+
+def shard(batch, rank: int, world: int):
+    """The rank's rows (slice `rank` of `world` equal slices) of a global batch (an array or a tensor); alone,
+    the batch itself."""
+    if world == 1:
+        return batch
+    n = len(batch) // world
+    return batch[rank * n:(rank + 1) * n]
+
+
+def mean_over_ranks(loss, world: int) -> float:
+    """The global batch's loss from each rank's loss on its slice: their mean (an all_reduce)."""
+    if world == 1:
+        return loss.item()
+    t = loss.detach().float().reshape(1).clone()
+    dist.all_reduce(t, op=dist.ReduceOp.AVG)
+    return t.item()
+
+
+def say(rank: int):
+    """print on rank 0; a no-op on the others (so that a message shows once)."""
+    return print if rank == 0 else (lambda *a, **k: None)
+
+
+def wait_for_rank0(world: int) -> None:
+    """A barrier with several ranks: the others wait while rank 0 evaluates, samples or writes files."""
+    if world > 1:
+        dist.barrier()
+
+
+def teardown(world: int) -> None:
+    """The end of a data-parallel run: every rank waits for the others, then the process group goes."""
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+        sys.excepthook = sys.__excepthook__
 
 
 def progress(total: int, enabled: bool):

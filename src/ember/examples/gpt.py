@@ -12,6 +12,16 @@ AdamW decays the weight matrices only, with warm-up and cosine decay and gradien
 Every `--eval-every` steps it reports the validation loss and prints a sample (temperature, top-k).
 At the end it writes `checkpoint.safetensors`, `tokenizer.json`/`chars.json`, `history.json` and a
 loss-curve PNG to `--out`. On a CPU the default model is smaller, so that a run takes minutes.
+
+Started by a launcher as several ranks (on the CPU: `mpiexec -n N python -m ember.examples.gpt ...`), it
+trains data-parallel: every rank builds the same model (DistributedDataParallel also copies rank 0's weights)
+and trains on its own rows of each step's `--batch-size` windows (a multiple of N), the windows a single
+process would draw. Every slice holds as many tokens, so DDP's average of the ranks' mean losses' gradients is
+the whole batch's: each step is the single-process step, up to float rounding (dropout aside: each rank draws
+its own masks). Rank 0 alone trains the tokenizer (the others load it), evaluates, samples, prints and writes
+the checkpoint (of the unwrapped model: the keys of a single-process run, so --resume works either way); the
+others wait at a barrier. On CUDA, several ranks need the 'nccl' backend, which is not built yet: the run
+stops with its NotImplementedError.
 """
 from __future__ import annotations
 
@@ -25,9 +35,10 @@ import ember
 import ember.nn as nn
 import ember.nn.functional as F
 from ember.datasets.text import BPETokenizer, CharTokenizer
-from ember.examples._common import (Block, add_model_options, add_run_options, amp, check_options, default_device,
-                                    find_data, log_step, lr_at, make_step, parser, plot, progress, restore, resume,
-                                    set_lr, size_defaults, use_cuda_graph, write_history)
+from ember.examples._common import (Block, add_model_options, add_run_options, amp, check_options, data_parallel,
+                                    default_device, find_data, log_step, lr_at, make_step, mean_over_ranks, parser,
+                                    plot, progress, restore, resume, say, seed_rank, set_lr, setup_distributed, shard,
+                                    size_defaults, teardown, use_cuda_graph, wait_for_rank0, write_history)
 
 FILE = "tinyshakespeare.txt"
 
@@ -87,8 +98,9 @@ def save_tokenizer(tok, out: str) -> str:
     return path
 
 
-def load_tokenizer(out: str):
-    if os.path.isfile(os.path.join(out, "chars.json")):
+def load_tokenizer(out: str, kind: str | None = None):
+    """The tokenizer saved in folder `out`: `kind` "char" or "bpe", or (None) characters where chars.json is."""
+    if kind == "char" or (kind is None and os.path.isfile(os.path.join(out, "chars.json"))):
         return CharTokenizer.load(os.path.join(out, "chars.json"))
     from ember.datasets.text import _tokenizers
     return BPETokenizer(_tokenizers().Tokenizer.from_file(os.path.join(out, "tokenizer.json")))
@@ -159,20 +171,26 @@ def parse(argv):
     return args
 
 
-def main(argv=None) -> dict:
+def main(argv=None) -> dict | None:
+    """Trains, evaluates, samples and writes the outputs; returns the result (None on ranks other than 0)."""
     args = parse(argv)
     state = None
     if args.resume:     # the run's own options from its checkpoint; --steps (the total) and --out may change
         args, state = resume("gpt", args, argv, ("steps", "out", "sample", "sample_len", "no_progress", "data",
                                                  "device", "eval_every"))
-    device = args.device or default_device()
+    rank, world, device = setup_distributed("gpt", args.device or default_device(), args.batch_size)
+    log = say(rank)
     ember.manual_seed(args.seed)
     text = open(find_text(args.data), encoding="utf-8").read()
     cut = int(len(text) * 0.9)
     os.makedirs(args.out, exist_ok=True)
-    tok = load_tokenizer(args.resume) if state is not None else make_tokenizer(args.tokenizer, text[:cut],
-                                                                               args.vocab_size)
-    tok_path = save_tokenizer(tok, args.out)
+    if rank == 0:
+        tok = load_tokenizer(args.resume) if state is not None else make_tokenizer(args.tokenizer, text[:cut],
+                                                                                   args.vocab_size)
+        tok_path = save_tokenizer(tok, args.out)
+    wait_for_rank0(world)       # the other ranks take rank 0's tokenizer, so that every rank has the same ids
+    if rank != 0:
+        tok = load_tokenizer(args.out, args.tokenizer)
     train_ids, val_ids = tok.encode_array(text[:cut]), tok.encode_array(text[cut:])
     if min(len(train_ids), len(val_ids)) <= args.block_size + 1:
         raise SystemExit(f"gpt: the text is too short for --block-size {args.block_size}: {len(train_ids)} training "
@@ -190,14 +208,17 @@ def main(argv=None) -> dict:
     if state is not None:
         history = restore(state, model, opt)
         start = int(state["step"])
+    net = data_parallel(model, world)       # trains; `model` evaluates, samples and is saved
+    seed_rank(args.seed, rank, world)
     total = args.steps
     warmup = args.warmup if args.warmup is not None else max(1, total // 20)
     dev_type, amp_dtype, scaler = amp(args, device)
     n_params = sum(q.numel() for q in model.parameters())
-    print(f"ember {ember.__version__}: GPT, {n_params:,} parameters, {args.tokenizer} tokenizer of "
-          f"{tok.vocab_size} tokens, {len(train_ids):,} training tokens, device {device}, steps {start}..{total}"
-          + (", training step as a CUDA graph" if graphed else ""))
-    step_fn = make_step(model, lambda x, y: F.cross_entropy(model(x).flatten(0, 1), y.flatten()), opt, scaler,
+    log(f"ember {ember.__version__}: GPT, {n_params:,} parameters, {args.tokenizer} tokenizer of "
+        f"{tok.vocab_size} tokens, {len(train_ids):,} training tokens, device {device}, steps {start}..{total}"
+        + (", training step as a CUDA graph" if graphed else "")
+        + (f", data-parallel over {world} ranks" if world > 1 else ""))
+    step_fn = make_step(model, lambda x, y: F.cross_entropy(net(x).flatten(0, 1), y.flatten()), opt, scaler,
                         dev_type, amp_dtype, graphed)
     ck = os.path.join(args.out, "checkpoint.safetensors")
     saved_args = json.dumps({k: v for k, v in vars(args).items() if k != "resume"})
@@ -216,26 +237,33 @@ def main(argv=None) -> dict:
         return float(np.mean(ls))
 
     eval_every = args.eval_every or max(1, total // 10)
-    bar = progress(total - start, not args.no_progress)
+    bar = progress(total - start, not args.no_progress and rank == 0)
     t0, tokens = time.perf_counter(), 0
     for step in range(start, total):
         set_lr(opt, args.lr * lr_at(step, total, warmup))
-        x, y = batch(train_ids, args.batch_size, args.block_size, args.seed, step)
-        loss = step_fn(x.to(device), y.to(device))
+        x, y = batch(train_ids, args.batch_size, args.block_size, args.seed, step)     # the global batch
+        loss = step_fn(shard(x, rank, world).to(device), shard(y, rank, world).to(device))
         tokens += x.numel()
-        log_step(bar, history, step, loss.item(), tokens / (time.perf_counter() - t0), "tok")
+        lv = mean_over_ranks(loss, world)
+        if rank == 0:
+            log_step(bar, history, step, lv, tokens / (time.perf_counter() - t0), "tok")
         if (step + 1) % eval_every == 0 or step == total - 1:
-            vl = evaluate()
-            history["eval_step"].append(step + 1)
-            history["eval_loss"].append(vl)
-            s = generate(model, tok, args.sample, args.sample_len, device, args.temperature, args.top_k, step)
-            history["samples"].append(s)
-            (bar.write if bar is not None else print)(f"eval @ {step + 1}: val loss {vl:.4f}\n{s}\n")
-            checkpoint(step + 1)       # atomic: an interrupted run resumes from its last evaluation
+            if rank == 0:
+                vl = evaluate()
+                history["eval_step"].append(step + 1)
+                history["eval_loss"].append(vl)
+                s = generate(model, tok, args.sample, args.sample_len, device, args.temperature, args.top_k, step)
+                history["samples"].append(s)
+                (bar.write if bar is not None else print)(f"eval @ {step + 1}: val loss {vl:.4f}\n{s}\n")
+                checkpoint(step + 1)       # atomic: an interrupted run resumes from its last evaluation
+            wait_for_rank0(world)
     if bar is not None:
         bar.close()
     elapsed = time.perf_counter() - t0
     end = max(start, total)
+    if rank != 0:
+        teardown(world)         # waits for rank 0's sample and files
+        return None
     if end == start:
         checkpoint(end)
     sample = generate(model, tok, args.sample, args.sample_len, device, args.temperature, args.top_k, end)
@@ -247,6 +275,7 @@ def main(argv=None) -> dict:
     plotted = _plot(history, os.path.join(args.out, "loss.png"))
     print(f"done: {end} steps in {elapsed:.1f}s; checkpoint {ck}" + (f", curve {args.out}/loss.png" if plotted else "")
           + f"\n{sample}")
+    teardown(world)
     return result
 
 

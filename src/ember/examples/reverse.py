@@ -7,6 +7,16 @@ positions after `<SEP>`. Evaluation reports exact-sequence accuracy on held-out 
 sequence counts only if every token after `<SEP>` is predicted right (with the true prefix,
 which for exact matches is the same as greedy decoding). At the end it writes a checkpoint
 (`ember.save`, safetensors) and, if matplotlib is installed, a loss-curve PNG.
+
+Started by a launcher as several ranks (on the CPU: `mpiexec -n N python -m ember.examples.reverse ...`), it
+trains data-parallel: every rank builds the same model (DistributedDataParallel also copies rank 0's weights)
+and trains on its own slice of each global batch of `--batch-size` sequences (a multiple of N). A rank's loss
+is the sum over its slice's targets divided by the global batch's target count, times N: DDP averages the
+ranks' gradients, so each step is the single-process step on the whole batch, up to float rounding (the
+slices hold different numbers of targets, so the mean of the ranks' own means would not be). Rank 0 alone
+evaluates, prints and writes the checkpoint (of the unwrapped model: the keys of a single-process run), the
+history and the plot. On CUDA, several ranks need the 'nccl' backend, which is not built yet: the run stops
+with its NotImplementedError.
 """
 from __future__ import annotations
 
@@ -21,6 +31,8 @@ import ember.nn.functional as F
 from ember.datasets import ReversalDataset, sequence_accuracy
 from ember.examples._common import check_options, lr_at, update, use_cuda_graph  # noqa: F401  (lr_at: public)
 from ember.examples._common import default_device  # noqa: F401  (public here too)
+from ember.examples._common import (data_parallel, mean_over_ranks, say, seed_rank, setup_distributed, shard, teardown,
+                                    wait_for_rank0)
 
 
 class ReversalTransformer(nn.Module):
@@ -94,7 +106,8 @@ def save_plot(history: dict, path: str) -> bool:
     return True
 
 
-def main(argv=None) -> dict:
+def main(argv=None) -> dict | None:
+    """Trains, evaluates and writes the outputs; returns the result (None on ranks other than 0)."""
     p = argparse.ArgumentParser(prog="python -m ember.examples.reverse", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -130,7 +143,8 @@ def main(argv=None) -> dict:
               ("eval-samples", args.eval_samples >= 1, "at least 1")]
     check_options(p, args, checks)
 
-    device = args.device or default_device()
+    rank, world, device = setup_distributed("reverse", args.device or default_device(), args.batch_size)
+    log = say(rank)
     ember.manual_seed(args.seed)
     train = ReversalDataset(args.steps * args.batch_size, args.num_symbols, args.min_len, args.max_len,
                             seed=args.seed, split="train")
@@ -138,6 +152,8 @@ def main(argv=None) -> dict:
                           seed=args.seed + 1, split="val")
     model = ReversalTransformer(train.vocab_size, train.seq_len, args.d_model, args.heads, args.layers, args.ff,
                                 args.dropout).to(device)
+    net = data_parallel(model, world)       # trains; `model` evaluates and is saved
+    seed_rank(args.seed, rank, world)
     n_params = sum(q.numel() for q in model.parameters())
     decay = [q for q in model.parameters() if q.ndim >= 2]
     no_decay = [q for q in model.parameters() if q.ndim < 2]
@@ -150,14 +166,19 @@ def main(argv=None) -> dict:
                              {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98),
                             capturable=graphed)
     sched = ember.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, args.steps, args.warmup))
-    print(f"ember {ember.__version__}: reversal Transformer, {n_params:,} parameters, device {device}, "
-          f"{args.steps} steps of batch {args.batch_size}" + (", training step as a CUDA graph" if graphed else "")
-          + (f", autocast {args.amp}" if amp_dtype is not None else ""))
+    log(f"ember {ember.__version__}: reversal Transformer, {n_params:,} parameters, device {device}, "
+        f"{args.steps} steps of batch {args.batch_size}" + (", training step as a CUDA graph" if graphed else "")
+        + (f", autocast {args.amp}" if amp_dtype is not None else "")
+        + (f", data-parallel over {world} ranks" if world > 1 else ""))
 
-    def train_step(x, y):
+    def train_step(x, y, weight=None):
         with ember.autocast(device.split(":")[0], dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = model(x)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
+            logits = net(x)
+            logits, y = logits.reshape(-1, logits.shape[-1]), y.reshape(-1)
+            if weight is None:      # one process: the mean over the batch's targets
+                loss = F.cross_entropy(logits, y, ignore_index=-100)
+            else:                   # a rank's slice: its share of the global batch's mean, times world (see above)
+                loss = F.cross_entropy(logits, y, ignore_index=-100, reduction="sum") * weight
         update(loss, opt, scaler, model.parameters())
         return loss
     step_fn = train_step
@@ -166,7 +187,7 @@ def main(argv=None) -> dict:
 
     history = {"step": [], "loss": [], "eval_step": [], "eval_loss": [], "eval_acc": []}
     bar = None
-    if not args.no_progress:
+    if not args.no_progress and rank == 0:
         try:
             from tqdm import tqdm
             bar = tqdm(total=args.steps, unit="step", dynamic_ncols=True)
@@ -177,31 +198,39 @@ def main(argv=None) -> dict:
     for step in range(args.steps):
         idx = range(step * args.batch_size, (step + 1) * args.batch_size)
         x, y = train.batch(idx)
-        x, y = x.to(device), y.to(device)
-        loss = step_fn(x, y)
-        sched.step()
         tokens += x.numel()
+        if world == 1:
+            loss = step_fn(x.to(device), y.to(device))
+        else:
+            weight = world / (y != -100).sum().item()
+            loss = step_fn(shard(x, rank, world).to(device), shard(y, rank, world).to(device), weight)
+        sched.step()
         if step % 10 == 0 or step == args.steps - 1:
-            lv = loss.item()
+            lv = mean_over_ranks(loss, world)
             history["step"].append(step)
             history["loss"].append(lv)
             rate = tokens / (time.perf_counter() - t0)
             if bar is not None:
                 bar.set_postfix(loss=f"{lv:.4f}", tok_s=f"{rate:,.0f}")
             elif step % 100 == 0:
-                print(f"step {step:5d}  loss {lv:.4f}  {rate:,.0f} tokens/s", flush=True)
+                log(f"step {step:5d}  loss {lv:.4f}  {rate:,.0f} tokens/s", flush=True)
         if bar is not None:
             bar.update(1)
         if (step + 1) % args.eval_every == 0 or step == args.steps - 1:
-            vl, va = evaluate(model, val, device)
-            history["eval_step"].append(step + 1)
-            history["eval_loss"].append(vl)
-            history["eval_acc"].append(va)
-            msg = f"eval @ {step + 1}: val loss {vl:.4f}, exact-sequence accuracy {va:.3f}"
-            (bar.write if bar is not None else print)(msg)
+            if rank == 0:
+                vl, va = evaluate(model, val, device)
+                history["eval_step"].append(step + 1)
+                history["eval_loss"].append(vl)
+                history["eval_acc"].append(va)
+                msg = f"eval @ {step + 1}: val loss {vl:.4f}, exact-sequence accuracy {va:.3f}"
+                (bar.write if bar is not None else print)(msg)
+            wait_for_rank0(world)
     if bar is not None:
         bar.close()
     elapsed = time.perf_counter() - t0
+    if rank != 0:
+        teardown(world)         # waits for rank 0's evaluation and files
+        return None
 
     os.makedirs(args.out, exist_ok=True)
     ckpt = os.path.join(args.out, "checkpoint.safetensors")
@@ -215,6 +244,7 @@ def main(argv=None) -> dict:
     plotted = save_plot(history, os.path.join(args.out, "loss.png"))
     print(f"done in {elapsed:.1f}s: final train loss {result['final_loss']:.4f}, val exact-sequence accuracy "
           f"{result['val_exact_acc']:.3f}; checkpoint {ckpt}" + (f", curve {args.out}/loss.png" if plotted else ""))
+    teardown(world)
     return result
 
 

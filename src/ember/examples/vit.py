@@ -13,6 +13,17 @@ The model: a 4x4 patch embedding (a strided Conv2d), 16 learned CLS tokens, pre-
 warm-up and cosine decay, label smoothing 0.1. Each epoch reports the test accuracy and writes an atomic
 checkpoint (`--resume DIR` continues from it); at the end a PNG of the train loss and test accuracy, and with
 `--confusion` a confusion matrix. On a CPU the default model and data are smaller, so that a run takes minutes.
+
+Started by a launcher as several ranks (on the CPU: `mpiexec -n N python -m ember.examples.vit ...`), it
+trains data-parallel: every rank builds the same model (DistributedDataParallel also copies rank 0's weights)
+and trains on its own rows of each step's `--batch-size` images (a multiple of N). Each rank augments the whole
+global batch with the shared generator and keeps its rows, so the crops and flips are a single process's; every
+slice holds as many images, so DDP's average of the ranks' mean losses' gradients is the whole batch's: each
+step is the single-process step, up to float rounding (dropout aside: each rank draws its own masks). Rank 0
+decodes the images first (the others then read its cache), and alone evaluates, prints and writes the checkpoint
+(of the unwrapped model: the keys of a single-process run, so --resume works either way); the others wait at a
+barrier. On CUDA, several ranks need the 'nccl' backend, which is not built yet: the run stops with its
+NotImplementedError.
 """
 from __future__ import annotations
 
@@ -27,9 +38,11 @@ import numpy as np
 import ember
 import ember.nn as nn
 import ember.nn.functional as F
-from ember.examples._common import (Block, add_model_options, add_run_options, amp, check_options, default_device,
-                                    find_data, log_step, lr_at, make_step, parser, plot, progress, restore, resume,
-                                    set_lr, size_defaults, use_cuda_graph, write_history)
+from ember.examples._common import (RANK_SEED, Block, add_model_options, add_run_options, amp, check_options,
+                                    data_parallel, default_device, find_data, log_step, lr_at, make_step,
+                                    mean_over_ranks, parser, plot, progress, restore, resume, say, set_lr,
+                                    setup_distributed, shard, size_defaults, teardown, use_cuda_graph, wait_for_rank0,
+                                    write_history)
 
 ARCHIVE = "cifar10-jpeg.tar.gz"
 
@@ -184,16 +197,23 @@ def evaluate(model, x, y, mean, std, device, batch_size=500, classes=10):
     return float(np.trace(conf) / max(1, conf.sum())), conf
 
 
-def main(argv=None) -> dict:
+def main(argv=None) -> dict | None:
+    """Trains, evaluates and writes the outputs; returns the result (None on ranks other than 0)."""
     args = parse(argv)
     state = None
     if args.resume:
         args, state = resume("vit", args, argv, ("epochs", "out", "data", "cache", "device", "no_progress",
                                                  "confusion"))
-    device = args.device or default_device()
+    rank, world, device = setup_distributed("vit", args.device or default_device(), args.batch_size)
+    log = say(rank)
     ember.manual_seed(args.seed)
     cache = args.cache or os.environ.get("EMBER_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ember")
-    data = load(find_archive(args.data), cache)
+    archive = find_archive(args.data)
+    if rank == 0:
+        data = load(archive, cache)
+    wait_for_rank0(world)       # the other ranks read the cache rank 0 wrote, rather than decode it again
+    if rank != 0:
+        data = load(archive, cache)
     xtr, ytr = data["train"]
     xte, yte = data["test"]
     if args.limit:          # a seeded random subset: the archive lists the images class by class
@@ -217,39 +237,49 @@ def main(argv=None) -> dict:
     if state is not None:
         history = restore(state, model, opt)
         start_epoch = int(state["epoch"])
+    net = data_parallel(model, world)       # trains; `model` evaluates and is saved
     dev_type, amp_dtype, scaler = amp(args, device)
     n_params = sum(q.numel() for q in model.parameters())
-    print(f"ember {ember.__version__}: ViT, {n_params:,} parameters, {len(ytr):,} training and {len(yte):,} test "
-          f"images, device {device}, epochs {start_epoch}..{args.epochs}"
-          + (", training step as a CUDA graph" if graphed else ""))
-    step_fn = make_step(model, lambda x, y: F.cross_entropy(model(x), y, label_smoothing=args.label_smoothing),
+    log(f"ember {ember.__version__}: ViT, {n_params:,} parameters, {len(ytr):,} training and {len(yte):,} test "
+        f"images, device {device}, epochs {start_epoch}..{args.epochs}"
+        + (", training step as a CUDA graph" if graphed else "")
+        + (f", data-parallel over {world} ranks" if world > 1 else ""))
+    step_fn = make_step(model, lambda x, y: F.cross_entropy(net(x), y, label_smoothing=args.label_smoothing),
                         opt, scaler, dev_type, amp_dtype, graphed)
     ck = os.path.join(args.out, "checkpoint.safetensors")
     os.makedirs(args.out, exist_ok=True)
     saved_args = json.dumps({k: v for k, v in vars(args).items() if k != "resume"})
-    bar = progress((args.epochs - start_epoch) * steps_per_epoch, not args.no_progress)
+    bar = progress((args.epochs - start_epoch) * steps_per_epoch, not args.no_progress and rank == 0)
     t0, seen, acc, conf = time.perf_counter(), 0, None, None
     for epoch in range(start_epoch, args.epochs):
         # the epoch's order, augmentation and dropout depend on (seed, epoch) only, so a resumed run repeats them
         order = np.random.default_rng([args.seed, epoch]).permutation(len(ytr))
         gen = ember.Generator(device=device).manual_seed(args.seed * 100003 + epoch)
-        ember.manual_seed(args.seed * 100003 + epoch + 50021)
+        ember.manual_seed(args.seed * 100003 + epoch + 50021 + rank * RANK_SEED)    # dropout: a stream per rank
         for i in range(steps_per_epoch):
             step = epoch * steps_per_epoch + i
             set_lr(opt, args.lr * lr_at(step, total, warmup))
             idx = order[i * args.batch_size:(i + 1) * args.batch_size]
-            loss = step_fn(prepare(xtr[idx], mean, std, device, gen), ember.tensor(ytr[idx], device=device))
+            x = prepare(xtr[idx], mean, std, device, gen)           # the global batch, augmented as one process does
+            loss = step_fn(shard(x, rank, world), shard(ember.tensor(ytr[idx], device=device), rank, world))
             seen += len(idx)
-            log_step(bar, history, step, loss.item(), seen / (time.perf_counter() - t0), "img")
-        acc, conf = evaluate(model, xte, yte, mean, std, device, classes=len(data["classes"]))
-        history["epoch"].append(epoch + 1)
-        history["test_acc"].append(acc)
-        (bar.write if bar is not None else print)(f"epoch {epoch + 1}: test accuracy {acc:.4f}")
-        ember.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                    "args": saved_args, "history": json.dumps(history)}, ck)
+            lv = mean_over_ranks(loss, world)
+            if rank == 0:
+                log_step(bar, history, step, lv, seen / (time.perf_counter() - t0), "img")
+        if rank == 0:
+            acc, conf = evaluate(model, xte, yte, mean, std, device, classes=len(data["classes"]))
+            history["epoch"].append(epoch + 1)
+            history["test_acc"].append(acc)
+            (bar.write if bar is not None else print)(f"epoch {epoch + 1}: test accuracy {acc:.4f}")
+            ember.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                        "args": saved_args, "history": json.dumps(history)}, ck)
+        wait_for_rank0(world)
     if bar is not None:
         bar.close()
     elapsed = time.perf_counter() - t0
+    if rank != 0:
+        teardown(world)         # waits for rank 0's files
+        return None
     if acc is None:
         acc, conf = evaluate(model, xte, yte, mean, std, device, classes=len(data["classes"]))
     result = {"epochs": args.epochs, "test_acc": acc, "seconds": elapsed,
@@ -261,6 +291,7 @@ def main(argv=None) -> dict:
         _plot_confusion(conf, data["classes"], os.path.join(args.out, "confusion.png"))
     print(f"done: test accuracy {acc:.4f} after {args.epochs} epochs, {elapsed:.1f}s; checkpoint {ck}"
           + (f", curves {args.out}/curves.png" if plotted else ""))
+    teardown(world)
     return result
 
 
