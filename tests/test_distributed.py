@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,18 @@ def test_collectives_across_ranks(n):
 
 def test_a_rank_that_does_not_join_makes_the_others_raise_within_the_timeout():
     _run(3, "timeout")
+
+
+def test_an_uncaught_exception_on_one_rank_ends_the_job_at_once():
+    """Rank 1 raises while rank 0 waits in a barrier with a 10-minute timeout: the job ends within seconds
+    (MPI_Abort from ember.distributed's excepthook), with rank 1's traceback and a failing exit status."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(ember.__file__).parents[1]),
+                                                       str(Path(__file__).parent)]))
+    t0 = time.perf_counter()
+    r = subprocess.run([_mpiexec(), "-n", "2", sys.executable, str(WORKER), "crash"], capture_output=True, text=True,
+                       timeout=60, env=env)
+    assert r.returncode != 0 and "rank 1 fails on purpose" in r.stderr, (r.returncode, r.stdout, r.stderr[-2000:])
+    assert time.perf_counter() - t0 < 30
 
 
 def test_bad_calls_fail_clearly():

@@ -217,5 +217,13 @@ def ddp():
     print(f"rank {r} ok", flush=True)
 
 
+def crash():
+    """Rank 1 raises an exception nothing catches while rank 0 waits in a barrier (timeout: 10 minutes)."""
+    dist.init_process_group("mpi", timeout=datetime.timedelta(minutes=10))
+    if dist.get_rank() == 1:
+        raise ValueError("rank 1 fails on purpose")
+    dist.barrier()
+
+
 if __name__ == "__main__":
-    {"collectives": collectives, "timeout": timeout, "errors": errors, "ddp": ddp}[sys.argv[1]]()
+    {"collectives": collectives, "timeout": timeout, "errors": errors, "ddp": ddp, "crash": crash}[sys.argv[1]]()

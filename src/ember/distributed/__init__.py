@@ -12,7 +12,9 @@ all_to_all_single, send / recv / isend / irecv. `async_op=True` returns a `Work`
 is_completed(). Every collective is started non-blocking and waited on with the group's timeout, so a
 rank that never joins makes the others raise a RuntimeError naming the collective, the group and the
 timeout, instead of hanging (MPI then has an operation in flight: the job should end, as torch's does
-after a timeout).
+after a timeout). An exception that nothing catches ends the whole job at once (MPI_Abort after its traceback,
+as `python -m mpi4py` does): otherwise its rank's exit would wait in MPI's finalisation for the others, which
+wait for it in their next collective, until the timeout.
 
 Tensors are used in place (their version counter moves, as after any in-place op); they must be
 contiguous CPU tensors. float16/bfloat16 travel as float32 (MPI has no such types) and are rounded back
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 
 import numpy as np
 
@@ -201,6 +204,18 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
                              f"started this process as {what} {want}")
     _default = ProcessGroup(comm, "mpi", list(range(size)), timeout or DEFAULT_TIMEOUT, group_name or "default_pg")
     GroupMember.WORLD = group.WORLD = _default
+    if size > 1 and sys.excepthook is not _abort_on_uncaught:
+        _abort_on_uncaught.previous = sys.excepthook
+        sys.excepthook = _abort_on_uncaught
+
+
+def _abort_on_uncaught(kind, error, tb) -> None:
+    """sys.excepthook while a process group of several ranks exists: the traceback (the hook before it), then
+    MPI_Abort, so that mpiexec ends every rank now rather than after the others' collective timeout."""
+    _abort_on_uncaught.previous(kind, error, tb)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    _mpi.abort(1)
 
 
 def destroy_process_group(group=None) -> None:
@@ -212,6 +227,8 @@ def destroy_process_group(group=None) -> None:
         _groups.clear()
         _default = None
         GroupMember.WORLD = globals()["group"].WORLD = None
+        if sys.excepthook is _abort_on_uncaught:
+            sys.excepthook = _abort_on_uncaught.previous
         return
     if isinstance(group, ProcessGroup) and group in _groups:
         _groups.remove(group)

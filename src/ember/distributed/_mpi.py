@@ -32,6 +32,11 @@ def world():
     return _lib().COMM_WORLD
 
 
+def abort(code: int = 1) -> None:
+    """Ends every rank of the MPI job (MPI_Abort on the world), as mpiexec's own failure handling would."""
+    _lib().COMM_WORLD.Abort(code)
+
+
 def subgroup(comm, ranks):
     """A communicator over `ranks` of comm (collective over comm); None on the ranks outside."""
     MPI = _lib()

@@ -212,7 +212,7 @@ def setup_distributed(job: str, device: str, batch_size: int) -> tuple:
     several ranks: checks that the global batch `batch_size` splits evenly over them, then initialises
     ember.distributed, "mpi" on the CPU (ranks from mpiexec) or "nccl" on CUDA (not built yet: its
     NotImplementedError stops the run rather than letting every rank train alone), on CUDA on the device
-    cuda:LOCAL_RANK. From then on, an exception that ends one rank ends the job (`_exit_on_error`)."""
+    cuda:LOCAL_RANK. From then on, an exception that ends one rank ends the job (ember.distributed aborts it)."""
     world = launched_world_size()
     if world == 1:
         return 0, 1, device
@@ -225,21 +225,10 @@ def setup_distributed(job: str, device: str, batch_size: int) -> tuple:
     except ValueError as e:         # e.g. torch's launcher: WORLD_SIZE=N, but each process is an MPI world of one
         raise SystemExit(f"{job}: {e}. The CPU's 'mpi' backend takes its ranks from MPI: start them with mpiexec -n "
                          f"{world} python -m ember.examples.{job} ...") from None
-    sys.excepthook = _exit_on_error
     if cuda:
         local = next((os.environ[k] for k in LOCAL_RANK_VARS if os.environ.get(k)), "0")
         device = f"cuda:{int(local)}"
     return dist.get_rank(), dist.get_world_size(), device
-
-
-def _exit_on_error(kind, error, tb) -> None:
-    """sys.excepthook of a rank of several: the traceback, then exit at once with status 1. Python's own exit
-    would finalise MPI, which waits for the other ranks, themselves waiting for this one in a collective: the
-    job would hang until the collective's timeout (30 minutes). Exiting lets mpiexec stop the others."""
-    sys.__excepthook__(kind, error, tb)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(1)
 
 
 def data_parallel(model, world: int):
@@ -290,7 +279,6 @@ def teardown(world: int) -> None:
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
-        sys.excepthook = sys.__excepthook__
 
 
 def progress(total: int, enabled: bool):
