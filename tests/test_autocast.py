@@ -44,6 +44,8 @@ CASES = [
     ("softmax of bf16", lambda m, F, x, y, i: m.softmax(x.to(m.bfloat16), -1)),
     ("sum of bf16", lambda m, F, x, y, i: m.sum(x.to(m.bfloat16))),
     ("layer_norm of bf16", lambda m, F, x, y, i: F.layer_norm(x.to(m.bfloat16), (4,))),
+    ("rms_norm of bf16", lambda m, F, x, y, i: F.rms_norm(x.to(m.bfloat16), (4,))),
+    ("rms_norm", lambda m, F, x, y, i: F.rms_norm(x, (4,), y[0])),
     ("add mixed", lambda m, F, x, y, i: x.to(m.bfloat16) + y),
     ("where mixed", lambda m, F, x, y, i: m.where(x > 0, x.to(m.bfloat16), y)),
     ("relu", lambda m, F, x, y, i: F.relu(x)),

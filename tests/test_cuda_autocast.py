@@ -19,6 +19,7 @@ CASES = [
     ("softmax", lambda m, F, x: m.softmax(x.half(), -1)),
     ("sum", lambda m, F, x: m.sum(x.half())),
     ("layer_norm", lambda m, F, x: F.layer_norm(x.half(), (16,))),
+    ("rms_norm", lambda m, F, x: F.rms_norm(x.half(), (16,))),
     ("cat", lambda m, F, x: m.cat([x, x.half()])),
     ("cross_entropy", lambda m, F, x: F.cross_entropy(x.half(), m.zeros(8, dtype=m.int64, device="cuda"))),
 ]

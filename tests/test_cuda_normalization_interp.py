@@ -1,5 +1,5 @@
-"""The fused layer-norm Triton kernels through Triton's interpreter on CPU tensors, against the
-CPU kernels of the same ops."""
+"""The fused layer-norm and RMS-norm Triton kernels through Triton's interpreter on CPU tensors, against
+the CPU kernels of the same ops."""
 import os
 
 import numpy as np
@@ -18,6 +18,8 @@ from ember.dispatch import OPS  # noqa: E402
 
 CPU_FWD = OPS["native_layer_norm"].kernels["cpu"]
 CPU_BWD = OPS["native_layer_norm_backward"].kernels["cpu"]
+CPU_RMS_FWD = OPS["_fused_rms_norm"].kernels["cpu"]
+CPU_RMS_BWD = OPS["_fused_rms_norm_backward"].kernels["cpu"]
 
 
 @pytest.mark.parametrize("shape,ns", [((37, 24), (24,)), ((3, 5, 2, 7), (2, 7)), ((1, 100), (100,))])
@@ -48,6 +50,35 @@ def test_layer_norm_kernels_match_cpu(shape, ns, affine, dtype):
                 np.testing.assert_allclose(g.float().numpy(), e.numpy(), rtol=tol, atol=tol * 10)
 
 
-def test_layer_norm_kernel_refuses_what_it_cannot_do():
-    with pytest.raises(NotImplementedError, match="float16/bfloat16/float32 rows of at most 16384"):
+@pytest.mark.parametrize("shape,ns", [((37, 24), (24,)), ((3, 5, 2, 7), (2, 7)), ((1, 100), (100,)), ((0, 8), (8,))])
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_rms_norm_kernels_match_cpu(shape, ns, affine, dtype):
+    rng = np.random.default_rng(1)
+    dt = getattr(ember, dtype)
+    x = ember.tensor(rng.standard_normal(shape) * 3 + 1).to(dt)
+    w = ember.tensor(rng.standard_normal(ns)).to(dt) if affine else None
+    gy = ember.tensor(rng.standard_normal(shape)).to(dt)
+    tol = 1e-5 if dtype == "float32" else 2e-2
+    y, r = N.fused_rms_norm(x, ns, w, 1e-6)
+    xf, wf = x.float(), (w.float() if affine else None)
+    ey, er = CPU_RMS_FWD(xf, ns, wf, 1e-6)
+    assert y.dtype is dt and r.dtype is ember.float32 and tuple(r.shape) == tuple(er.shape)
+    np.testing.assert_allclose(y.float().numpy(), ey.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(r.numpy(), er.numpy(), rtol=1e-5, atol=1e-6)
+    for mask in ((True, True), (True, False), (False, True)):
+        got = N.fused_rms_norm_backward(gy, x, ns, r, w, *mask)
+        want = CPU_RMS_BWD(gy.float(), xf, ns, er, wf, *mask)
+        for g, e in zip(got, want):
+            assert (g is None) == (e is None)
+            if g is not None:
+                assert tuple(g.shape) == tuple(e.shape)
+                np.testing.assert_allclose(g.float().numpy(), e.numpy(), rtol=tol, atol=tol * 10)
+
+
+def test_norm_kernels_refuse_what_they_cannot_do():
+    with pytest.raises(NotImplementedError, match="float16/bfloat16/float32 rows of at most 16384.*layer_norm"):
         N.native_layer_norm(ember.zeros(2, 3, dtype=ember.float64), (3,), None, None, 1e-5)
+    with pytest.raises(NotImplementedError, match="rows of at most 16384 elements \\(got ember.float32 rows of "
+                                                  "16385\\); nn.functional.rms_norm takes the composite"):
+        N.fused_rms_norm(ember.zeros(1, 16385), (16385,), None, 1e-5)

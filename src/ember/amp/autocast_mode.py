@@ -40,7 +40,7 @@ POLICY = {
     "cuda": {**{n: "lower" for n in _LOWER_BOTH | {"mv", "addmv", "outer", "ger"}},
              **{n: "fp32" for n in ("exp", "expm1", "log", "log10", "log1p", "log2", "acos", "asin", "cosh",
                                     "sinh", "tan", "reciprocal", "rsqrt", "pow", "softplus", "native_layer_norm",
-                                    "norm", "nll_loss_forward", "nll_loss_backward", "logsumexp")},
+                                    "_fused_rms_norm", "norm", "nll_loss_forward", "nll_loss_backward", "logsumexp")},
              **{n: "fp32_dtype" for n in ("softmax", "log_softmax", "cumsum", "cumprod", "sum", "prod")},
              **{n: "promote" for n in _PROMOTE_BOTH}},
 }

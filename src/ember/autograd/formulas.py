@@ -11,6 +11,7 @@ __all__ = ["zeros_for", "reduce_backward", "select_backward", "unbind_backward",
            "diagonal_backward", "unfold_backward", "as_strided_backward", "inverse_permutation",
            "gelu_backward", "clamp_backward", "clamp_bound_backward", "maxmin_backward", "pow_self_backward",
            "pow_exponent_backward", "softmax_backward", "log_softmax_backward", "layer_norm_backward",
+           "rms_norm_backward", "rotary_embedding_backward",
            "attention_backward", "attention_dropout_backward", "packed_attention_backward", "linear_backward", "cross_entropy_backward", "LN2", "LN10", "TWO_OVER_SQRT_PI"]
 
 LN2 = math.log(2.0)
@@ -578,6 +579,31 @@ def scatter_reduce_backward(grad, self, index, dim, reduce, include_self, wrt_se
 __all__ += ["masked_scatter_backward", "masked_select_backward", "embedding_backward", "scatter_reduce_backward"]
 
 
+def _norm_composite_backward(grad, input, normalized_shape, weight, bias, eps, mask, center):
+    """(input grad, weight grad, bias grad) of layer norm (center) or RMS norm from the composite, recomputed
+    from the input so that it is differentiable again (create_graph); those not in `mask` None."""
+    k = len(normalized_shape)
+    dims = list(range(input.ndim - k, input.ndim))
+    batch = list(range(input.ndim - k))
+    low = input.dtype.itemsize == 2 and input.dtype.is_floating_point
+    x = input.float() if low else input
+    g = grad.float() if low else grad
+    xc = x - x.mean(dims, True) if center else x
+    r = ((xc * xc).mean(dims, True) + eps).rsqrt()
+    xhat = xc * r
+    gx = gw = gb = None
+    if mask[0]:
+        wdy = g * weight if weight is not None else g
+        gx = wdy - xhat * (wdy * xhat).mean(dims, True)
+        gx = r * (gx - wdy.mean(dims, True) if center else gx)
+        gx = gx.to(input.dtype) if low else gx
+    if mask[1] and weight is not None:
+        gw = (g * xhat).sum(batch) if batch else g * xhat
+    if mask[2] and bias is not None:
+        gb = g.sum(batch) if batch else g
+    return gx, gw, gb
+
+
 def layer_norm_backward(grad, input, normalized_shape, mean, rstd, weight, bias, eps, mask):
     """Grads of native_layer_norm for (input, weight, bias), those not in `mask` None. The fused
     backward op, except under create_graph (grad mode on): then the composite, recomputed from the
@@ -585,26 +611,33 @@ def layer_norm_backward(grad, input, normalized_shape, mean, rstd, weight, bias,
     from .grad_mode import state
     if not state.enabled:
         return OPS["native_layer_norm_backward"].fn(grad, input, normalized_shape, mean, rstd, weight, bias, *mask)
-    k = len(normalized_shape)
-    dims = list(range(input.ndim - k, input.ndim))
-    batch = list(range(input.ndim - k))
-    low = input.dtype.itemsize == 2 and input.dtype.is_floating_point
-    x = input.float() if low else input
-    g = grad.float() if low else grad
-    mu = x.mean(dims, True)
-    xc = x - mu
-    r = ((xc * xc).mean(dims, True) + eps).rsqrt()
-    xhat = xc * r
-    gx = gw = gb = None
-    if mask[0]:
-        wdy = g * weight if weight is not None else g
-        gx = r * (wdy - wdy.mean(dims, True) - xhat * (wdy * xhat).mean(dims, True))
-        gx = gx.to(input.dtype) if low else gx
-    if mask[1] and weight is not None:
-        gw = (g * xhat).sum(batch) if batch else g * xhat
-    if mask[2] and bias is not None:
-        gb = g.sum(batch) if batch else g
-    return gx, gw, gb
+    return _norm_composite_backward(grad, input, normalized_shape, weight, bias, eps, mask, True)
+
+
+def rms_norm_backward(grad, input, normalized_shape, rstd, weight, eps, mask):
+    """Grads of _fused_rms_norm for (input, weight), those not in `mask` None: the fused backward op, except
+    under create_graph (grad mode on), where the composite is recomputed from the input, as layer norm's."""
+    from .grad_mode import state
+    if not state.enabled:
+        return OPS["_fused_rms_norm_backward"].fn(grad, input, normalized_shape, rstd, weight, *mask)
+    return _norm_composite_backward(grad, input, normalized_shape, weight, None, eps, (*mask, False), False)[:2]
+
+
+def _rotary_pairs(t, interleaved):
+    """The two halves (..., D/2) of the pairs _rotary_embedding rotates in t (..., D): views, no copy."""
+    h = t.shape[-1] // 2
+    if interleaved:
+        t = t.unflatten(-1, (h, 2))
+        return t.select(-1, 0), t.select(-1, 1)
+    return t.narrow(-1, 0, h), t.narrow(-1, h, h)
+
+
+def rotary_embedding_backward(grad, input, cos, interleaved, mask):
+    """Grads of _rotary_embedding for (cos, sin) over the input's (..., T, D/2), in cos's dtype; the engine
+    sums them to cos's and sin's shapes. y_a = x_a cos - x_b sin, y_b = x_b cos + x_a sin."""
+    xa, xb = _rotary_pairs(input.to(cos.dtype), interleaved)
+    ga, gb = _rotary_pairs(grad.to(cos.dtype), interleaved)
+    return (ga * xa + gb * xb if mask[0] else None, gb * xa - ga * xb if mask[1] else None)
 
 
 def cross_entropy_backward(grad, input, target, weight, reduction, ignore_index, label_smoothing, lse, total_weight):

@@ -7,7 +7,7 @@ from .modules import (  # noqa: F401
     LeakyReLU, Softplus, ELU, Mish, ReLU6, Hardtanh, MultiheadAttention, Conv1d, Conv2d, TransformerEncoderLayer,
     TransformerEncoder, TransformerDecoderLayer, TransformerDecoder, Transformer, CrossEntropyLoss, NLLLoss,
     MSELoss, L1Loss, SmoothL1Loss, BCELoss, BCEWithLogitsLoss,
-    Flatten, Unflatten, RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell, GRUCell,
+    Flatten, Unflatten, RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell, GRUCell, RotaryEmbedding,
 )
 from . import functional, init  # noqa: F401
 from . import utils  # noqa: F401,E402  (clip_grad_norm_ etc.)

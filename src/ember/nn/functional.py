@@ -17,14 +17,14 @@ from ..autograd.grad_mode import no_grad
 from ..amp import autocast_mode as _amp
 from ..core import dtype as _D
 from ..dispatch import OPS
-from ..ops.normalization import check_layer_norm
+from ..ops.normalization import check_layer_norm, rms_norm_eps
 
 __all__ = [
     "linear", "bilinear", "embedding", "layer_norm", "rms_norm", "group_norm", "dropout", "relu", "relu_", "gelu",
     "silu", "tanh", "sigmoid", "leaky_relu", "softplus", "elu", "hardtanh", "relu6", "mish", "softmax",
     "log_softmax", "softmin", "normalize", "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss",
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "scaled_dot_product_attention", "pad", "one_hot",
-    "conv1d", "conv2d", "multi_head_attention_forward", "unfold",
+    "conv1d", "conv2d", "multi_head_attention_forward", "unfold", "rotary_embedding",
 ]
 
 _linear = OPS["linear"].fn
@@ -45,14 +45,6 @@ _bmm = OPS["bmm"].fn
 _baddbmm = OPS["baddbmm"].fn
 _index_select = OPS["index_select"].fn
 _NEG_INF = float("-inf")
-
-_EPS = {"float16": 0.0009765625, "bfloat16": 0.0078125, "float32": 1.1920928955078125e-07,
-        "float64": 2.220446049250313e-16}
-
-
-def _finfo_eps(dt) -> float:
-    return _EPS[dt.name]
-
 
 # ---- reductions (PyTorch's legacy size_average / reduce arguments) ----------------------------
 
@@ -136,6 +128,20 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
     return _embedding(weight, input, padding_idx, scale_grad_by_freq, sparse)
 
 
+def rotary_embedding(input: Tensor, cos: Tensor, sin: Tensor, interleaved: bool = False) -> Tensor:
+    """Rotary position embeddings (RoPE, RoFormer): rotates pairs of features of `input` (..., T, D), D even,
+    by position-dependent angles. ember's own (torch has none); one fused op, any strided `input`.
+
+    cos, sin: (T, D/2), the cosines and sines of the angles t * theta_i (or any shape broadcasting to the
+    input's (..., T, D/2), e.g. (B, 1, T, D/2) for per-sequence positions); of the input's dtype, or float32
+    for a float16/bfloat16 input (computed in float32 either way). `nn.RotaryEmbedding` builds them.
+    Pairs (a, b) are (i, i + D/2) (GPT-NeoX / Llama "half rotation") or, with `interleaved`, (2i, 2i + 1)
+    (RoFormer, GPT-J): y_a = x_a cos_i - x_b sin_i, y_b = x_b cos_i + x_a sin_i. Returns a contiguous
+    tensor of the input's shape and dtype; differentiable in input, cos and sin.
+    """
+    return OPS["_rotary_embedding"].fn(input, cos, sin, interleaved)
+
+
 # ---- normalisation ----------------------------------------------------------------------------
 
 def _norm_dims(input: Tensor, normalized_shape, fn: str) -> tuple:
@@ -174,20 +180,18 @@ def _layer_norm_composite(input, dims, weight, bias, eps):
 
 
 def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps: float | None = None) -> Tensor:
-    """x / sqrt(mean(x^2) + eps) * weight; eps defaults to the machine epsilon of the input's dtype."""
-    dims, _ = _norm_dims(input, normalized_shape, "rms_norm")
-    if eps is None:
-        eps = _finfo_eps(input._dtype)
-    x = input
-    low = x._dtype is _D.float16 or x._dtype is _D.bfloat16
-    if low:
-        x = x.float()
-    y = x * ((x * x).mean(dims, True) + eps).rsqrt()
-    if low:
-        y = y.to(input._dtype)
-    if weight is not None:
-        y = y * weight
-    return y
+    """x / sqrt(mean(x^2) + eps) * weight over the trailing `normalized_shape` dims, computed in float32 for
+    float16/bfloat16 (the fused `_fused_rms_norm` op; on CUDA the composite for float64 and rows over 16384).
+    eps None: the machine epsilon of float32 (of float64 for a float64 input), as torch's."""
+    eps = rms_norm_eps(input._dtype, eps)
+    if input._storage.device.type == "cuda":
+        from ..backends.cuda.normalization import fused_ok
+        dims, ns = _norm_dims(input, normalized_shape, "rms_norm")
+        if not fused_ok(input, math.prod(ns)):
+            x = input.float() if input._dtype is _D.float16 or input._dtype is _D.bfloat16 else input
+            y = x * ((x * x).mean(dims, True) + eps).rsqrt()
+            return (y if weight is None else y * weight).to(input._dtype)
+    return OPS["_fused_rms_norm"].fn(input, normalized_shape, weight, eps)[0]
 
 
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,

@@ -1,12 +1,13 @@
 """Fused normalisation ops: `native_layer_norm` (forward, giving the output and the per-row mean and
-1/std it used) and `native_layer_norm_backward`, as in PyTorch. `nn.functional.layer_norm` goes
-through them: one kernel forward, one (plus the weight/bias sums) backward, instead of the eight
-and sixteen ops of the composite. The derivative is one joint formula for input, weight and bias;
-under `create_graph=True` it recomputes the composite from the input so double backward is exact.
+1/std it used) and `native_layer_norm_backward`, as in PyTorch; `_fused_rms_norm` (the output and the
+per-row 1/rms) and `_fused_rms_norm_backward`, PyTorch's names for RMSNorm's. `nn.functional.layer_norm`
+and `rms_norm` go through them: one kernel forward, one (plus the weight/bias sums) backward, instead
+of the ops of the composite. Each derivative is one joint formula for input and parameters; under
+`create_graph=True` it recomputes the composite from the input so double backward is exact.
 
-The mean and 1/std are float32 for float16/bfloat16 inputs on every device, as PyTorch's CUDA
-kernel and its CPU mixed-precision path keep them (its CPU kernel rounds them to the input dtype
-when weight and bias are low precision too); else the input's dtype.
+The statistics (mean, 1/std, 1/rms) are float32 for float16/bfloat16 inputs on every device, as
+PyTorch's CUDA kernels and its CPU mixed-precision path keep them (its CPU layer norm kernel rounds
+them to the input dtype when weight and bias are low precision too); else the input's dtype.
 """
 from __future__ import annotations
 
@@ -45,10 +46,19 @@ def stats_dtype(dt):
     return D.float32 if dt is D.float16 or dt is D.bfloat16 else dt
 
 
-def _check_dtypes(fn, input, weight, bias):
+def rms_norm_eps(dt, eps) -> float:
+    """rms_norm's eps for an input of dtype `dt`: `eps`, or when None the machine epsilon of the dtype it
+    computes in (float32's for 16-bit inputs, float64's for float64), as torch's. `nn.functional.rms_norm`
+    resolves it: `_fused_rms_norm` takes a float."""
+    if eps is not None:
+        return eps
+    return 2.220446049250313e-16 if dt is D.float64 else 1.1920928955078125e-07
+
+
+def _check_dtypes(fn, input, weight, bias, kernel="LayerNormKernelImpl"):
     dt = input._dtype
     if not dt.is_floating_point:
-        raise NotImplementedError(f"{fn}: \"LayerNormKernelImpl\" not implemented for '{SCALAR_TYPE[dt]}': the "
+        raise NotImplementedError(f"{fn}: \"{kernel}\" not implemented for '{SCALAR_TYPE[dt]}': the "
                                   f"input must be floating point, got {dt}")
     for name, t in (("weight", weight), ("bias", bias)):
         # float32 parameters with a float16/bfloat16 input are PyTorch's mixed-precision layer norm
@@ -87,3 +97,30 @@ defop("native_layer_norm_backward(Tensor grad_out, Tensor input, int[] normalize
 derivative("native_layer_norm", **{
     "input, weight, bias": "layer_norm_backward(grad, input, normalized_shape, result1, result2, weight, bias, eps, "
                            "grad_input_mask)"})
+
+
+def rms_norm_meta(input, normalized_shape, weight, eps):
+    ns = check_layer_norm(input, normalized_shape, weight, None, "rms_norm")
+    _check_dtypes("rms_norm", input, weight, None, "rms_norm")
+    shape = input._shape
+    return (shape, input._dtype), (shape[:len(shape) - len(ns)] + (1,) * len(ns), stats_dtype(input._dtype))
+
+
+def rms_norm_backward_meta(grad_out, input, normalized_shape, rstd, weight, need_input, need_weight):
+    fn = "rms_norm_backward"
+    ns = check_layer_norm(input, normalized_shape, weight, None, fn)
+    _check_dtypes(fn, input, weight, None, "rms_norm")
+    if grad_out._shape != input._shape:
+        raise RuntimeError(f"{fn}: expected grad_out of the input's shape {list(input._shape)}, got "
+                           f"{list(grad_out._shape)}")
+    return ((input._shape, input._dtype) if need_input else None,
+            (ns, weight._dtype) if need_weight and weight is not None else None)
+
+
+defop("_fused_rms_norm(Tensor input, int[] normalized_shape, Tensor? weight, float eps) -> (Tensor, Tensor)",
+      meta=rms_norm_meta)
+defop("_fused_rms_norm_backward(Tensor grad_out, Tensor input, int[] normalized_shape, Tensor rstd, Tensor? weight, "
+      "bool need_input, bool need_weight) -> (Tensor, Tensor)", meta=rms_norm_backward_meta)
+
+derivative("_fused_rms_norm", **{
+    "input, weight": "rms_norm_backward(grad, input, normalized_shape, result1, weight, eps, grad_input_mask)"})

@@ -1,5 +1,5 @@
-"""NumPy kernels of the fused layer norm (float16/bfloat16 computed in float32, their mean and 1/std
-kept in float32: `ops/normalization.py`)."""
+"""NumPy kernels of the fused layer norm and RMS norm (float16/bfloat16 computed in float32, their
+statistics kept in float32: `ops/normalization.py`)."""
 from __future__ import annotations
 
 import numpy as np
@@ -48,3 +48,36 @@ def native_layer_norm_backward(grad_out, input, normalized_shape, mean, rstd, we
     if need_bias and bias is not None:
         gb = wrap(dy.sum(axis=batch), bias._dtype)
     return gx, gw, gb
+
+
+@impl("_fused_rms_norm")
+def fused_rms_norm(input, normalized_shape, weight, eps):
+    ns = as_normalized_shape(normalized_shape)
+    cnp = compute_np(input._dtype)
+    x = arr(input).astype(cnp, copy=False)
+    axes = tuple(range(x.ndim - len(ns), x.ndim))
+    ms = (x * x).mean(axis=axes, keepdims=True) if x.size else np.zeros(x.shape[:x.ndim - len(ns)] + (1,) * len(ns),
+                                                                         cnp)
+    rstd = 1.0 / np.sqrt(ms + cnp.type(eps))
+    y = x * rstd
+    if weight is not None:
+        y = y * arr(weight).astype(cnp, copy=False)
+    return wrap(y, input._dtype), wrap(rstd, stats_dtype(input._dtype))
+
+
+@impl("_fused_rms_norm_backward")
+def fused_rms_norm_backward(grad_out, input, normalized_shape, rstd, weight, need_input, need_weight):
+    ns = as_normalized_shape(normalized_shape)
+    cnp = compute_np(input._dtype)
+    x = arr(input).astype(cnp, copy=False)
+    dy = arr(grad_out).astype(cnp, copy=False)
+    axes = tuple(range(x.ndim - len(ns), x.ndim))
+    xhat = x * arr(rstd)
+    gx = gw = None
+    if need_input:
+        wdy = dy * arr(weight).astype(cnp, copy=False) if weight is not None else dy
+        c1 = (wdy * xhat).mean(axis=axes, keepdims=True) if x.size else 0.0
+        gx = wrap((wdy - xhat * c1) * arr(rstd), input._dtype)
+    if need_weight and weight is not None:
+        gw = wrap((dy * xhat).sum(axis=tuple(range(x.ndim - len(ns)))), weight._dtype)
+    return gx, gw

@@ -3,6 +3,7 @@ from .module import Module, RemovableHandle  # noqa: F401
 from .container import Sequential, ModuleList, ModuleDict, ParameterList, ParameterDict  # noqa: F401
 from .linear import Identity, Linear, NonDynamicallyQuantizableLinear, Bilinear  # noqa: F401
 from .sparse import Embedding  # noqa: F401
+from .rotary import RotaryEmbedding  # noqa: F401
 from .normalization import LayerNorm, RMSNorm, GroupNorm  # noqa: F401
 from .dropout import Dropout  # noqa: F401
 from .activation import (  # noqa: F401

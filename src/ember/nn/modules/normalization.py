@@ -53,7 +53,8 @@ class LayerNorm(_AffineNorm):
 
 
 class RMSNorm(Module):
-    """x / sqrt(mean(x^2) + eps) * weight over the trailing dims; eps None means the dtype's epsilon."""
+    """x / sqrt(mean(x^2) + eps) * weight over the trailing dims (the fused `nn.functional.rms_norm`); eps None
+    means float32's machine epsilon (float64's for a float64 input), as torch's."""
 
     def __init__(self, normalized_shape, eps: float | None = None, elementwise_affine: bool = True, device=None,
                  dtype=None):

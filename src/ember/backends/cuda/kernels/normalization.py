@@ -1,5 +1,6 @@
-"""Triton kernels of the fused layer norm: rows of N contiguous elements, BLOCK_R rows a program,
-statistics and arithmetic in float32."""
+"""Triton kernels of the fused layer norm and RMS norm: rows of N contiguous elements, BLOCK_R rows a
+program, statistics and arithmetic in float32. RMS norm is layer norm without the centring (CENTER=0):
+no mean, no bias, and the backward loses the mean of the grad."""
 import triton
 import triton.language as tl
 
@@ -10,8 +11,9 @@ def _add(a, b):     # tl.sum is a jit function of triton.language: unusable unde
 
 
 @triton.jit
-def ln_fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr, R, N, eps,
-                  HAS_W: tl.constexpr, HAS_B: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_N: tl.constexpr):
+def norm_fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr, R, N, eps,
+                    CENTER: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr, BLOCK_R: tl.constexpr,
+                    BLOCK_N: tl.constexpr):
     r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     c = tl.arange(0, BLOCK_N)
     rm = r < R
@@ -19,25 +21,26 @@ def ln_fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr, R, N, eps,
     m2 = rm[:, None] & cm[None, :]
     off = r[:, None] * N + c[None, :]
     x = tl.load(x_ptr + off, mask=m2, other=0.0).to(tl.float32)
-    mean = tl.reduce(x, 1, _add) / N
-    xc = tl.where(m2, x - mean[:, None], 0.0)
-    rstd = 1.0 / tl.sqrt(tl.reduce(xc * xc, 1, _add) / N + eps)
-    y = xc * rstd[:, None]
+    if CENTER:
+        mean = tl.reduce(x, 1, _add) / N
+        x = tl.where(m2, x - mean[:, None], 0.0)
+        tl.store(mean_ptr + r, mean, mask=rm)
+    rstd = 1.0 / tl.sqrt(tl.reduce(x * x, 1, _add) / N + eps)
+    y = x * rstd[:, None]
     if HAS_W:
         y = y * tl.load(w_ptr + c, mask=cm, other=0.0).to(tl.float32)[None, :]
     if HAS_B:
         y = y + tl.load(b_ptr + c, mask=cm, other=0.0).to(tl.float32)[None, :]
     tl.store(y_ptr + off, y.to(y_ptr.dtype.element_ty), mask=m2)
-    tl.store(mean_ptr + r, mean, mask=rm)
     tl.store(rstd_ptr + r, rstd, mask=rm)
 
 
 @triton.jit
-def ln_bwd_kernel(dy_ptr, x_ptr, w_ptr, mean_ptr, rstd_ptr, dx_ptr, dwp_ptr, dbp_ptr, R, N, rows_per_prog,
-                  HAS_W: tl.constexpr, NEED_DX: tl.constexpr, NEED_DWB: tl.constexpr,
-                  BLOCK_R: tl.constexpr, BLOCK_N: tl.constexpr):
+def norm_bwd_kernel(dy_ptr, x_ptr, w_ptr, mean_ptr, rstd_ptr, dx_ptr, dwp_ptr, dbp_ptr, R, N, rows_per_prog,
+                    CENTER: tl.constexpr, HAS_W: tl.constexpr, NEED_DX: tl.constexpr, NEED_DWB: tl.constexpr,
+                    BLOCK_R: tl.constexpr, BLOCK_N: tl.constexpr):
     """dx for rows [pid * rows_per_prog, ...) and this program's partial sums of dy * xhat (dw) and
-    dy (db) over those rows, written to row `pid` of dwp / dbp."""
+    dy (db, with CENTER) over those rows, written to row `pid` of dwp / dbp."""
     pid = tl.program_id(0)
     c = tl.arange(0, BLOCK_N)
     cm = c < N
@@ -54,19 +57,24 @@ def ln_bwd_kernel(dy_ptr, x_ptr, w_ptr, mean_ptr, rstd_ptr, dx_ptr, dwp_ptr, dbp
         off = r[:, None] * N + c[None, :]
         x = tl.load(x_ptr + off, mask=m2, other=0.0).to(tl.float32)
         dy = tl.load(dy_ptr + off, mask=m2, other=0.0).to(tl.float32)
-        mean = tl.load(mean_ptr + r, mask=rm, other=0.0).to(tl.float32)    # float32 (16-bit statistics allowed)
-        rstd = tl.load(rstd_ptr + r, mask=rm, other=0.0).to(tl.float32)
-        xhat = tl.where(m2, (x - mean[:, None]) * rstd[:, None], 0.0)
+        rstd = tl.load(rstd_ptr + r, mask=rm, other=0.0).to(tl.float32)    # float32 (16-bit statistics allowed)
+        if CENTER:
+            x = x - tl.load(mean_ptr + r, mask=rm, other=0.0).to(tl.float32)[:, None]
+        xhat = tl.where(m2, x * rstd[:, None], 0.0)
         if NEED_DX:
             wdy = dy * w[None, :] if HAS_W else dy
             c1 = tl.reduce(xhat * wdy, 1, _add) / N
-            c2 = tl.reduce(wdy, 1, _add) / N
-            dx = (wdy - (xhat * c1[:, None] + c2[:, None])) * rstd[:, None]
+            if CENTER:
+                dx = (wdy - (xhat * c1[:, None] + (tl.reduce(wdy, 1, _add) / N)[:, None])) * rstd[:, None]
+            else:
+                dx = (wdy - xhat * c1[:, None]) * rstd[:, None]
             tl.store(dx_ptr + off, dx.to(dx_ptr.dtype.element_ty), mask=m2)
         if NEED_DWB:
             dw += tl.reduce(dy * xhat, 0, _add)
-            db += tl.reduce(dy, 0, _add)
+            if CENTER:
+                db += tl.reduce(dy, 0, _add)
         start += BLOCK_R
     if NEED_DWB:
         tl.store(dwp_ptr + pid * N + c, dw, mask=cm)
-        tl.store(dbp_ptr + pid * N + c, db, mask=cm)
+        if CENTER:
+            tl.store(dbp_ptr + pid * N + c, db, mask=cm)
