@@ -167,8 +167,9 @@ def test_a_rank_that_fails_ends_the_job_instead_of_leaving_the_others_waiting(tm
 
 
 def test_setup_distributed_alone_and_on_cuda(monkeypatch):
-    """Alone (no launcher, or a world of one), nothing is initialised; several ranks on CUDA stop at the 'nccl'
-    backend's NotImplementedError rather than train once per rank."""
+    """Alone (no launcher, or a world of one), nothing is initialised; several ranks on CUDA go to the 'nccl'
+    backend, whose rendezvous needs the launcher's environment: without it, the run stops with a message saying
+    how to start it rather than train once per rank."""
     assert _common.setup_distributed("reverse", "cpu", 5) == (0, 1, "cpu")
     monkeypatch.setenv("PMI_SIZE", "1")
     assert _common.setup_distributed("reverse", "cuda", 5) == (0, 1, "cuda")
@@ -177,6 +178,7 @@ def test_setup_distributed_alone_and_on_cuda(monkeypatch):
     assert _common.launched_world_size() == 3
     monkeypatch.delenv("OMPI_COMM_WORLD_SIZE")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(NotImplementedError, match="'nccl' backend"):
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    with pytest.raises(SystemExit, match="MASTER_ADDR.*python -m ember.distributed.run --nproc-per-node 2"):
         _common.setup_distributed("gpt", "cuda", 4)
     assert not dist.is_initialized()

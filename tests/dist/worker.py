@@ -119,8 +119,11 @@ def errors():
         dist.get_rank()
     with pytest.raises(ValueError, match="unknown backend 'gloo2'"):
         dist.init_process_group("gloo2")
-    with pytest.raises(NotImplementedError, match="'nccl' backend"):
-        dist.init_process_group("nccl")
+    import os
+    os.environ.pop("MASTER_ADDR", None)
+    with pytest.raises(ValueError, match="needs the environment variable MASTER_ADDR"):
+        dist.init_process_group("nccl")         # its rendezvous comes first: mpiexec sets no MASTER_ADDR
+    assert not dist.is_initialized()
     dist.init_process_group()
     r = dist.get_rank()
     with pytest.raises(RuntimeError, match="initialize the default process group twice"):

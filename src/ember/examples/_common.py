@@ -210,9 +210,9 @@ def launched_world_size() -> int:
 def setup_distributed(job: str, device: str, batch_size: int) -> tuple:
     """(rank, world size, device) of this process. Alone: (0, 1, device), nothing initialised. Started as
     several ranks: checks that the global batch `batch_size` splits evenly over them, then initialises
-    ember.distributed, "mpi" on the CPU (ranks from mpiexec) or "nccl" on CUDA (not built yet: its
-    NotImplementedError stops the run rather than letting every rank train alone), on CUDA on the device
-    cuda:LOCAL_RANK. From then on, an exception that ends one rank ends the job (ember.distributed aborts it)."""
+    ember.distributed, "mpi" on the CPU (ranks from mpiexec) or "nccl" on CUDA (ranks from ember.distributed.run
+    or torchrun), on the device cuda:LOCAL_RANK. From then on, an exception that ends one rank ends the job
+    (ember.distributed aborts it under mpiexec; the launcher stops the other ranks)."""
     world = launched_world_size()
     if world == 1:
         return 0, 1, device
@@ -222,9 +222,12 @@ def setup_distributed(job: str, device: str, batch_size: int) -> tuple:
     cuda = device.startswith("cuda")
     try:
         dist.init_process_group("nccl" if cuda else "mpi")
-    except ValueError as e:         # e.g. torch's launcher: WORLD_SIZE=N, but each process is an MPI world of one
-        raise SystemExit(f"{job}: {e}. The CPU's 'mpi' backend takes its ranks from MPI: start them with mpiexec -n "
-                         f"{world} python -m ember.examples.{job} ...") from None
+    except ValueError as e:         # e.g. torch's launcher on the CPU, or mpiexec on CUDA
+        how = (f"the CUDA 'nccl' backend meets the ranks through the launcher's environment: start them with "
+               f"python -m ember.distributed.run --nproc-per-node {world} -m ember.examples.{job} ..." if cuda else
+               f"the CPU's 'mpi' backend takes its ranks from MPI: start them with mpiexec -n {world} python -m "
+               f"ember.examples.{job} ...")
+        raise SystemExit(f"{job}: {e}. {how[0].upper()}{how[1:]}") from None
     if cuda:
         local = next((os.environ[k] for k in LOCAL_RANK_VARS if os.environ.get(k)), "0")
         device = f"cuda:{int(local)}"

@@ -20,8 +20,8 @@ process would draw. Every slice holds as many tokens, so DDP's average of the ra
 the whole batch's: each step is the single-process step, up to float rounding (dropout aside: each rank draws
 its own masks). Rank 0 alone trains the tokenizer (the others load it), evaluates, samples, prints and writes
 the checkpoint (of the unwrapped model: the keys of a single-process run, so --resume works either way); the
-others wait at a barrier. On CUDA, several ranks need the 'nccl' backend, which is not built yet: the run
-stops with its NotImplementedError.
+others wait at a barrier. On CUDA, start the ranks with `python -m ember.distributed.run --nproc-per-node N -m
+ember.examples.gpt ...`: each trains on its own GPU (cuda:LOCAL_RANK), through the 'nccl' backend.
 """
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ is the sum over its slice's targets divided by the global batch's target count, 
 ranks' gradients, so each step is the single-process step on the whole batch, up to float rounding (the
 slices hold different numbers of targets, so the mean of the ranks' own means would not be). Rank 0 alone
 evaluates, prints and writes the checkpoint (of the unwrapped model: the keys of a single-process run), the
-history and the plot. On CUDA, several ranks need the 'nccl' backend, which is not built yet: the run stops
-with its NotImplementedError.
+history and the plot. On CUDA, start the ranks with `python -m ember.distributed.run --nproc-per-node N -m
+ember.examples.reverse ...`: each trains on its own GPU (cuda:LOCAL_RANK), through the 'nccl' backend.
 """
 from __future__ import annotations
 

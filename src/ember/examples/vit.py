@@ -22,8 +22,8 @@ slice holds as many images, so DDP's average of the ranks' mean losses' gradient
 step is the single-process step, up to float rounding (dropout aside: each rank draws its own masks). Rank 0
 decodes the images first (the others then read its cache), and alone evaluates, prints and writes the checkpoint
 (of the unwrapped model: the keys of a single-process run, so --resume works either way); the others wait at a
-barrier. On CUDA, several ranks need the 'nccl' backend, which is not built yet: the run stops with its
-NotImplementedError.
+barrier. On CUDA, start the ranks with `python -m ember.distributed.run --nproc-per-node N -m ember.examples.vit
+...`: each trains on its own GPU (cuda:LOCAL_RANK), through the 'nccl' backend.
 """
 from __future__ import annotations
 

@@ -15,8 +15,13 @@ as ready at once, contributing zeros, so every bucket is reduced during the back
 average of the other ranks' (zeros where no rank used them). Without it, a backward that leaves a bucket
 incomplete raises at the next forward, naming the parameters that got no grad.
 
-This slice runs on the "mpi" backend (CPU tensors); the NCCL backend, and with it a CUDA communication stream
-and CUDA-graph capture, come with the NCCL backend.
+On the "mpi" backend (CPU tensors) each bucket's all_reduce runs asynchronously and the last hook waits for all
+of them. On the "nccl" backend (CUDA tensors, each rank's module on its rank's device) each bucket's all_reduce
+is enqueued on the current CUDA stream after the copies of its grads: the host goes on launching the backward
+without waiting, whatever follows on that stream (the optimizer step) sees the averaged grads, and since nothing
+waits on the host, a training step with DDP can be captured in a CUDA graph (`ember.cuda.graphed_step`). On one
+stream the GPU runs each reduction between the backward's kernels rather than beside them (a side communication
+stream would overlap them).
 """
 from __future__ import annotations
 
@@ -121,7 +126,8 @@ class DistributedDataParallel(Module):
                 else:
                     v.copy_(q.grad)
             b.buffer.div_(self._world)
-            b.work = dist.all_reduce(b.buffer, group=self.process_group, async_op=True)
+            # CUDA ("nccl"): enqueued on the current stream, ordered before what follows there: no Work to wait on
+            b.work = dist.all_reduce(b.buffer, group=self.process_group, async_op=not b.buffer.is_cuda)
         b.started = True
         self._started += 1
 
