@@ -1,13 +1,14 @@
 """ember.optim on bfloat16 and float16 parameters against torch.optim (CPU), from the same initial values
 with the same 16-bit gradients for 20 steps, the parameters compared after every step.
 
-What torch 2.13 computes there (CPU; measured, see ember/optim/_lowp.py): its for-loop (the CPU default)
+What torch 2.13 computes there (CPU; measured, see tests/test_lowp_scalars.py): its for-loop (the CPU default)
 and foreach steps run one op at a time, each op in float32 from the 16-bit values and rounded to the
 parameter's dtype (so the moments and momentum buffers live and round in 16 bits); how an op takes a Python
 scalar differs (add's alpha rounded to the dtype, mul_/div_/lerp_'s kept in float32, `_foreach_mul_`'s
 rounded), and the vectorised float32 code fuses multiply-adds. `fused=True` (Adam/AdamW) computes the
 whole step in float32 and rounds each state and the parameter once.
-ember replays both: the comparisons are bit for bit (every element, every step). Not reproducible: torch's
+ember's CPU ops compute as torch's (and its foreach step rounds `_foreach_mul_`'s scalar as torch's): the
+comparisons are bit for bit (every element, every step). Not reproducible: torch's
 scalar loop over a tensor's last numel % 64 elements (AVX-512; % 32 on AVX2) rounds alpha * other to the
 dtype before `add` adds it, so there ember is held to 1 ulp a step, from identical states.
 
@@ -108,13 +109,15 @@ def test_sgd_matches_torch_bit_for_bit(kw, mode, dtype):
 
 def test_sgd_momentum_in_float32_as_torch_not_in_16_bits():
     """The 'SGD momentum differs a few ulps' cause: torch's `buf.mul_(momentum)` keeps momentum in float32
-    and `add_(g, alpha=-lr)` rounds alpha to bfloat16, where ember's CPU ops do the reverse (mul_ rounds
-    its scalar, add_ keeps alpha in float32); the optimizer now takes each as torch does."""
+    and `add_(g, alpha=-lr)` rounds alpha to bfloat16, where ember's CPU ops once did the reverse (mul_
+    rounded its scalar, add_ kept alpha in float32); they now take each as torch does."""
     x, y = torch.linspace(-3, 3, 64).bfloat16(), torch.linspace(2, -1, 64).bfloat16()
     assert torch.equal(x.mul(0.9), (x.float() * 0.9).bfloat16())                           # float32 momentum
     assert not torch.equal(x.mul(0.9), x.mul(torch.tensor(0.9).bfloat16().item()))
     lr = 0.1
     assert torch.equal(x.add(y, alpha=-lr), (x.float() + torch.tensor(-lr).bfloat16().float() * y.float()).bfloat16())
+    ex, ey = from_torch(x), from_torch(y)
+    assert ulps(ex.mul(0.9), x.mul(0.9)) == 0 and ulps(ex.add(ey, alpha=-lr), x.add(y, alpha=-lr)) == 0
     run("SGD", dict(lr=lr, momentum=0.9), {}, "bfloat16", steps=5)
 
 

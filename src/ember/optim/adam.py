@@ -5,8 +5,7 @@ from .._tensor import Tensor
 from ..core.dtype import float32, float64, get_default_dtype
 from ..dispatch import OPS
 from ..ops.creation import zeros, zeros_like
-from . import _lowp as lowp
-from ._lowp import low_cpu
+from ._lowp import low_cpu, rounded
 from .optimizer import Optimizer, _to_scalar
 from .sgd import _check_impl_flags
 
@@ -59,8 +58,8 @@ class Adam(Optimizer):
 
     float16/bfloat16 parameters: the multi-tensor op computes in float32 and rounds each state and the
     parameter once a step (torch's fused Adam). On the CPU only `fused=True` (or capturable) takes it:
-    otherwise they run the single-tensor loop in torch's CPU arithmetic (`_lowp`), rounding after every
-    op as torch's CPU for-loop (its default there) and foreach steps do, bit for bit. A float32 master
+    otherwise they run the single-tensor loop, rounding after every op as torch's CPU for-loop (its
+    default there) and foreach steps do, bit for bit (ember's CPU ops round as torch's; `_lowp`). A float32 master
     copy is the user's choice, as in torch.
     """
 
@@ -165,9 +164,9 @@ class Adam(Optimizer):
             self._single_tensor_step(group, loop, foreach=bool(group["foreach"]))
 
     def _single_tensor_step(self, group, params=None, foreach=False) -> None:
-        """PyTorch's single-tensor loop, op by op, over `params` (default: the group's). float16/bfloat16
-        parameters on the CPU take torch's CPU arithmetic (`_lowp`); `foreach` makes it that of torch's
-        foreach step there (the same ops, but `_foreach_mul_` rounds its scalar to their dtype)."""
+        """PyTorch's single-tensor loop, op by op, over `params` (default: the group's); ember's CPU ops on
+        float16/bfloat16 parameters compute as torch's. `foreach` makes it torch's foreach step on those (the
+        same ops, but `_foreach_mul_` rounds its scalar to their dtype)."""
         if group["capturable"]:
             raise RuntimeError(f"{type(self).__name__}: capturable=True needs the multi-tensor step; it was "
                                f"turned off by fused={group['fused']} and foreach={group['foreach']}")
@@ -188,18 +187,16 @@ class Adam(Optimizer):
                 g = -g
             step_t = st["step"]
             step_t.add_(1)
-            if low_cpu(p):
-                _low_step(p, g, st, step_t.item(), lr, beta1, beta2, weight_decay, eps, amsgrad, decoupled, foreach)
-                continue
+            fm = foreach and low_cpu(p)    # torch's `_foreach_mul_` rounds its scalar to a 16-bit CPU dtype
             if weight_decay != 0:
                 if decoupled:
-                    p.mul_(1 - lr * weight_decay)
+                    p.mul_(rounded(1 - lr * weight_decay, p._dtype) if fm else 1 - lr * weight_decay)
                 else:
                     g = g.add(p, alpha=weight_decay)
             exp_avg = st["exp_avg"]
             exp_avg_sq = st["exp_avg_sq"]
             exp_avg.lerp_(g, 1 - beta1)
-            exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            exp_avg_sq.mul_(rounded(beta2, p._dtype) if fm else beta2).addcmul_(g, g, value=1 - beta2)
             step = step_t.item()
             bias_correction1 = 1 - beta1 ** step
             bias_correction2 = 1 - beta2 ** step
@@ -214,26 +211,3 @@ class Adam(Optimizer):
             denom.div_(bias_correction2_sqrt).add_(eps)
             p.addcdiv_(exp_avg, denom, value=-step_size)
 
-
-def _low_step(p, g, st, step, lr, beta1, beta2, weight_decay, eps, amsgrad, decoupled, foreach) -> None:
-    """The single-tensor step of a float16/bfloat16 CPU parameter in torch's CPU arithmetic (`_lowp`);
-    g is the (maximize-negated) grad, the step count already incremented."""
-    if weight_decay != 0:
-        if decoupled:
-            lowp.mul_(p, 1 - lr * weight_decay, foreach)
-        else:
-            g = lowp.add(g, p, weight_decay)
-    exp_avg = st["exp_avg"]
-    exp_avg_sq = st["exp_avg_sq"]
-    lowp.lerp_(exp_avg, g, 1 - beta1)
-    lowp.addcmul_(lowp.mul_(exp_avg_sq, beta2, foreach), g, g, 1 - beta2)
-    step_size = lr / (1 - beta1 ** step)
-    bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
-    if amsgrad:
-        max_sq = st["max_exp_avg_sq"]
-        max_sq.clamp_(min=exp_avg_sq)
-        denom = max_sq.sqrt()
-    else:
-        denom = exp_avg_sq.sqrt()
-    lowp.add_scalar_(lowp.div_(denom, bias_correction2_sqrt), eps)
-    lowp.addcdiv_(p, exp_avg, denom, -step_size)

@@ -1,8 +1,7 @@
 """SGD with momentum, dampening, Nesterov momentum, weight decay and maximize (PyTorch's numerics)."""
 from __future__ import annotations
 
-from . import _lowp as lowp
-from ._lowp import low_cpu
+from ._lowp import low_cpu, rounded
 from .optimizer import Optimizer, _to_scalar, required
 
 __all__ = ["SGD"]
@@ -25,11 +24,10 @@ class SGD(Optimizer):
         buf = g (first step) or momentum * buf + (1 - dampening) * g
         g = g + momentum * buf (nesterov) or buf
         p = p - lr * g
-    ember always runs the per-tensor loop. float16/bfloat16 parameters on the CPU take torch's CPU
-    arithmetic op by op (`_lowp`: alpha rounded to their dtype, momentum kept in float32), so they match
-    torch's for-loop bit for bit; `foreach=True` follows torch's foreach step there instead, whose
-    `_foreach_mul_` rounds the momentum to the parameters' dtype once every buffer of a (device, dtype)
-    group exists.
+    ember always runs the per-tensor loop. On float16/bfloat16 parameters on the CPU, ember's ops round as
+    torch's (alpha rounded to their dtype, momentum kept in float32), so the loop matches torch's for-loop
+    bit for bit; `foreach=True` follows torch's foreach step there instead, whose `_foreach_mul_` rounds
+    the momentum to the parameters' dtype once every buffer of a (device, dtype) group exists.
     """
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
@@ -67,10 +65,6 @@ class SGD(Optimizer):
                 g = p.grad
                 if g is None:
                     continue
-                if low_cpu(p):
-                    self._low_step(p, g, lr, weight_decay, momentum, dampening, nesterov, maximize,
-                                   foreach_bufs.get((p._storage.device, p._dtype), False))
-                    continue
                 if maximize:
                     g = -g
                 if weight_decay != 0:
@@ -82,7 +76,11 @@ class SGD(Optimizer):
                         buf = g.detach().clone()
                         st["momentum_buffer"] = buf
                     else:
-                        buf.mul_(momentum).add_(g, alpha=1 - dampening)
+                        if foreach_bufs and low_cpu(p) and foreach_bufs[(p._storage.device, p._dtype)]:
+                            buf.mul_(rounded(momentum, p._dtype))   # torch's `_foreach_mul_`: rounded
+                        else:
+                            buf.mul_(momentum)
+                        buf.add_(g, alpha=1 - dampening)
                     g = g.add(buf, alpha=momentum) if nesterov else buf
                 p.add_(g, alpha=-lr)
         return loss
@@ -97,19 +95,3 @@ class SGD(Optimizer):
                 have[key] = have.get(key, True) and self.state[p].get("momentum_buffer") is not None
         return have
 
-    def _low_step(self, p, g, lr, weight_decay, momentum, dampening, nesterov, maximize, foreach_mul):
-        """The step of a float16/bfloat16 CPU parameter in torch's CPU arithmetic (`_lowp`)."""
-        if maximize:
-            g = -g
-        if weight_decay != 0:
-            g = lowp.add(g, p, weight_decay)
-        if momentum != 0:
-            st = self.state[p]
-            buf = st.get("momentum_buffer")
-            if buf is None:
-                buf = g.detach().clone()
-                st["momentum_buffer"] = buf
-            else:
-                lowp.add_(lowp.mul_(buf, momentum, foreach_mul), g, 1 - dampening)
-            g = lowp.add(g, buf, momentum) if nesterov else buf
-        lowp.add_(p, g, -lr)

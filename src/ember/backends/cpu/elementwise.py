@@ -9,6 +9,15 @@ Inputs are cast to the op's computation dtype as PyTorch's TensorIterator does: 
 the common dtype; float16/bfloat16 are then computed in float32 (opmath) and rounded back once, so
 an operand of another dtype (a Python float, a float64 tensor) is first rounded to the low
 precision dtype, as PyTorch does.
+
+A Python scalar with float16/bfloat16 tensors, as torch 2.13's CPU kernels take it (measured bit for bit on
+x86 AVX2/AVX-512, tests/test_lowp_scalars.py), is rounded to the dtype (through float32) by add/sub/rsub
+(`other` and `alpha`), clamp, where, fill_/masked_fill and bfloat16 pow, but kept in float32 by mul/div
+(their scalar `other`, a 0-dim tensor's value too: TensorIterator's `original_scalar_value`), lerp's weight
+and addcmul/addcdiv's value; where torch's vectorised float32 code fuses a multiply-add (add's
+self + alpha * other, lerp, addcmul) ember computes the same single rounding (`_fma32`). torch's scalar loop,
+which it runs on non-contiguous tensors and on the last numel % 32 elements of a contiguous one, rounds
+add's alpha * other and bfloat16 rsqrt's sqrt to the dtype first: ember follows the vectorised loop.
 """
 from __future__ import annotations
 
@@ -73,6 +82,48 @@ def _lowp(v, dt):
             a = _narrow(a, dt.np)
         return a.astype(_F32)
     return _F32.type(dt.np.type(_F32.type(v)))
+
+
+_SCALAR16 = {}
+
+
+def _scalar16(v, dt, op):
+    """A Python scalar that torch's kernel converts with Scalar.to<scalar_t>() (add's alpha, clamp's bounds, pow's
+    exponent) as a float32 holding its float16/bfloat16 value: a finite value out of dt's range raises."""
+    r = _SCALAR16.get((v, dt))
+    if r is not None and v != 0:   # (0.0 and -0.0 share a key)
+        return r
+    if v.__class__ is not float or not math.isinf(v):
+        D.checked_scalar(op, v, dt)
+    r = _F32.type(dt.np.type(_F32.type(v)))
+    if len(_SCALAR16) > 256:
+        _SCALAR16.clear()
+    _SCALAR16[(v, dt)] = r
+    return r
+
+
+def _is_scalar(v):
+    """A Python scalar or a 0-dim tensor: the operand torch's mul/div kernels take in float32 (opmath) unrounded."""
+    return v.__class__ is not Tensor or not v._shape
+
+
+def _opmath_scalar(v):
+    """A Python scalar or 0-dim tensor `v` as a float32 (a float64 value rounded once)."""
+    if v.__class__ is Tensor:
+        return _F32.type(arr(v).astype(_F32)[()])
+    return _F32.type(v)
+
+
+def _fma32(a, b, c):
+    """a * b + c rounded once to float32 (a, b, c float32 arrays or scalars), as a fused multiply-add: the
+    product is exact in float64 and the sum rounds there first (differing from one rounding only when the
+    float64 sum lands exactly halfway between two float32s, beyond float32's precision)."""
+    r = np.multiply(a, b, dtype=_F64)
+    if type(r) is np.ndarray and r.shape == np.shape(c):
+        r += c
+    else:
+        r = np.add(r, c, dtype=_F64)
+    return r.astype(_F32)
 
 
 def _in(v, dt):
@@ -348,9 +399,19 @@ def _same_dtype_plan(name, ufunc, with_alpha=False):
     return plan
 
 
+def _mul_compute(self, other):
+    """self * other; a float16/bfloat16 product by a scalar takes the scalar in float32 (torch's
+    mul_cpu_reduced_float)."""
+    cdt = _rt2(self, other)
+    if (cdt is _F16 or cdt is _BF16) and _is_scalar(other):
+        return np.multiply(_lowp(self, cdt), _opmath_scalar(other)), cdt
+    return np.multiply(_in(self, cdt), _in(other, cdt)), cdt
+
+
 for _name, _rule in BINARY.items():
     if _name != "pow":
-        _register(_name, _binary_compute(_name, _rule, BINARY_FN[_name]), inplace=(_name + "_") in OPS,
+        _register(_name, _mul_compute if _name == "mul" else _binary_compute(_name, _rule, BINARY_FN[_name]),
+                  inplace=(_name + "_") in OPS,
                   fast=_binary_inplace(_name, _rule, BINARY_FN[_name]))
         if _rule != "bool" and isinstance(BINARY_FN[_name], np.ufunc) and _name not in _INT_DIVISION:
             plan(_name)(_same_dtype_plan(_name, BINARY_FN[_name]))
@@ -358,8 +419,33 @@ for _name in ("floor_divide", "remainder", "pow", "fmod", "atan2"):
     _register("_r" + _name, _binary_compute(_name, BINARY[_name], BINARY_FN[_name], reflected=True), inplace=False)
 
 
+def _pow_lowp(x, e, dt):
+    """torch's pow(float16/bfloat16 tensor, scalar exponent) on float32 values x: bfloat16 takes 0.5, -0.5
+    and -1 as sqrt, rsqrt and reciprocal (one float32 rounding each), then the exponent rounded to bfloat16,
+    2, 3 and -2 as x * x, x * x * x and 1 / (x * x) in bfloat16 arithmetic (each product rounded); anything
+    else, and every float16 exponent (rounded to float16), is powf (modelled by a float64 pow)."""
+    if dt is _BF16:
+        if e == 0.5:
+            return np.sqrt(x)
+        if e == -0.5:
+            r = _fresh(np.sqrt(x))
+            return np.divide(_F32.type(1), r, out=r)
+        if e == -1:
+            return np.reciprocal(x)
+    e = _scalar16(e, dt, "pow")
+    if dt is _BF16:
+        if e == 2:
+            return np.multiply(x, x)
+        if e == 3 or e == -2:
+            sq = _fresh(np.multiply(x, x).astype(dt.np).astype(_F32))
+            return np.multiply(sq, x, out=sq) if e == 3 else np.divide(_F32.type(1), sq, out=sq)
+    return np.power(x.astype(_F64), _F64.type(e)).astype(_F32)
+
+
 def _pow_compute(self, other):
     dt = _rt2(self, other)
+    if (dt is _F16 or dt is _BF16) and other.__class__ is not Tensor:
+        return _pow_lowp(_lowp(self, dt), other, dt), dt
     if dt is D.bool:   # a bool tensor to a bool power (the meta refuses bool tensor exponents): self or ones
         return (arr(self).copy() if other else np.ones(self._shape, np.bool_)), dt
     x, y = _in(self, dt), _in(other, dt)
@@ -369,11 +455,13 @@ def _pow_compute(self, other):
 _register("pow", _pow_compute)
 
 
-def _scaled(y, alpha, dt):
-    """alpha * y (a bool alpha, which only a bool result takes, keeps or zeroes y)."""
+def _scaled(y, alpha, dt, op):
+    """alpha * y (a bool alpha, which only a bool result takes, keeps or zeroes y). A float16/bfloat16 y takes
+    alpha rounded to its dtype (torch's `alpha.to<scalar_t>()`), so the float32 product is exact and the sum
+    that follows rounds once, as torch's vectorised fused multiply-add."""
     if isinstance(alpha, (bool, np.bool_)):
         return y if alpha else np.zeros_like(y)
-    return y * (_F32.type(alpha) if dt is _F16 or dt is _BF16 else operand(alpha, dt.np))
+    return y * (_scalar16(alpha, dt, op) if dt is _F16 or dt is _BF16 else operand(alpha, dt.np))
 
 
 def _add_compute(name, ufunc):
@@ -381,7 +469,7 @@ def _add_compute(name, ufunc):
         dt = _rt2(self, other)
         x, y = _in(self, dt), _in(other, dt)
         if alpha.__class__ is not int or alpha != 1:
-            y = _scaled(y, alpha, dt)
+            y = _scaled(y, alpha, dt, name)
             if type(y) is np.ndarray and y.shape == x.shape:  # y is a fresh full-size temporary
                 return ufunc(x, y, out=y), dt
         return ufunc(x, y), dt
@@ -432,23 +520,24 @@ def _rsub_compute(self, other, alpha=1):
     dt = _rt2(self, other)
     x, y = _in(self, dt), _in(other, dt)
     if alpha.__class__ is not int or alpha != 1:
-        x = _scaled(x, alpha, dt)
+        x = _scaled(x, alpha, dt, "rsub")
     return np.subtract(y, x), dt
 
 
 _register("rsub", _rsub_compute, inplace=False)
 
 
-def _div_compute(self, other, rounding_mode=None, reflected=False):
+def _div_compute(self, other, rounding_mode=None):
     dt = div_dtype(_rt2(self, other), rounding_mode)
+    if (dt is _F16 or dt is _BF16) and _is_scalar(other):
+        # torch's div_*_cpu_reduced_float: the scalar divisor in float32, not rounded to the dtype
+        x, y = _lowp(self, dt), _opmath_scalar(other)
+        if rounding_mode is None:
+            return np.true_divide(x, y), dt
+        return (np.floor_divide(x, y) if rounding_mode == "floor" else np.trunc(np.true_divide(x, y))), dt
     if rounding_mode is None:
-        x, y = _in(self, dt), _in(other, dt)
-        if reflected:
-            x, y = y, x
-        return np.true_divide(x, y), dt
+        return np.true_divide(_in(self, dt), _in(other, dt)), dt
     x, y = _in(self, dt), _in(other, dt)
-    if reflected:
-        x, y = y, x
     if dt.is_floating_point:
         return (np.floor_divide(x, y) if rounding_mode == "floor" else np.trunc(np.true_divide(x, y))), dt
     if not np.all(y):
@@ -558,8 +647,25 @@ def _leaky_relu(self, negative_slope=0.01):
 
 # ---- ternary and misc ----------------------------------------------------------------------
 
+def _clamp_lowp(self, min, max, dt):
+    """torch's float16/bfloat16 clamp: a scalar bound rounded to dt (with a range check), an element equal to it
+    (a signed zero) kept, a NaN bound giving NaN."""
+    r = _lowp(self, dt)
+    for bound, fn, out_of in ((min, np.maximum, np.less), (max, np.minimum, np.greater)):
+        if bound is None:
+            continue
+        b = _lowp(bound, dt) if bound.__class__ is Tensor else _scalar16(bound, dt, "clamp")
+        if bound.__class__ is Tensor or b != 0:     # a NaN bound too: NumPy propagates it
+            r = fn(r, b)
+        else:   # NumPy's maximum/minimum return the bound where an element equals it (a signed zero)
+            r = np.where(out_of(r, b), b, r)
+    return r
+
+
 def _clamp_compute(self, min=None, max=None):
     dt = _result_type(*[v for v in (self, min, max) if v is not None])
+    if dt is _F16 or dt is _BF16:
+        return _clamp_lowp(self, min, max, dt), dt
     r = _in(self, dt)
     if min is not None:
         r = np.maximum(r, _in(min, dt))
@@ -593,9 +699,26 @@ def _where(condition, self, other):
     return wrap(np.where(arr(condition), _in(self, dt), _in(other, dt)), dt)
 
 
+def _lerp_lowp(self, end, weight, dt):
+    """torch's float16/bfloat16 lerp: in float32, a scalar weight kept in float32, each element
+    fma(w, end - self, self) where |w| < 0.5, else fma(w - 1, end - self, end), rounded once."""
+    s, e = _lowp(self, dt), _lowp(end, dt)
+    d = _fresh(np.subtract(e, s))
+    if isinstance(weight, Tensor):
+        w = _lowp(weight, dt)
+        one = _F32.type(1)
+        return np.where(np.abs(w) < 0.5, _fma32(w, d, s), _fma32(w - one, d, e)), dt
+    w = _F32.type(weight)
+    if abs(w) < 0.5:
+        return _fma32(w, d, s), dt
+    return _fma32(w - _F32.type(1), d, e), dt
+
+
 def _lerp_compute(self, end, weight):
     """self + weight * (end - self), as end - (end - self) * (1 - weight) where |weight| >= 0.5 (torch's form)."""
     dt = self._dtype
+    if dt is _F16 or dt is _BF16:
+        return _lerp_lowp(self, end, weight, dt)
     s, e, w = _in(self, dt), _in(end, dt), _in(weight, dt)
     diff = _fresh(np.subtract(e, s))
     if isinstance(weight, Tensor):
@@ -634,10 +757,22 @@ def _addc_value(name, fn, self, tensor1, tensor2, value):
     return dt, (_F32.type(value) if dt is _F16 or dt is _BF16 else operand(value, dt.np))
 
 
+def _addc_lowp(fn, dt, v, self, tensor1, tensor2):
+    """torch's float16/bfloat16 addcmul/addcdiv, in float32 with value `v` in float32: (v * t1) * t2 + self as
+    one fused multiply-add, (v * t1) / t2 + self in three roundings; the result rounds to dt once."""
+    r = np.multiply(_lowp(tensor1, dt), v)
+    t2, s = _lowp(tensor2, dt), _lowp(self, dt)
+    if fn is np.multiply:
+        return _fma32(r, t2, s)
+    return np.add(np.true_divide(r, t2), s)
+
+
 def _addc_compute(name, fn):
     """self + value * fn(tensor1, tensor2)"""
     def compute(self, tensor1, tensor2, value=1):
         dt, v = _addc_value(name, fn, self, tensor1, tensor2, value)
+        if dt is _F16 or dt is _BF16:
+            return _addc_lowp(fn, dt, v, self, tensor1, tensor2), dt
         s = _in(self, dt)
         r = _fresh(fn(_in(tensor1, dt), _in(tensor2, dt)))
         if v != 1:
