@@ -10,8 +10,7 @@ are not implemented here (`nn.functional.scaled_dot_product_attention` takes the
 `_fused_attention_dropout` is the same three kernels with dropout on the probabilities (`DROP`): the
 forward draws from the CUDA generator's Philox stream (N * L * ceil(S / 4) counters, four draws each) and
 records the (seed, base counter) it used in a 2-element int64 tensor, which the backward kernels read to
-regenerate the mask,
-so nothing of size L * S is stored, and a CUDA graph's replays draw anew.
+regenerate the mask, so nothing of size L * S is stored, and a CUDA graph's replays draw anew.
 """
 from __future__ import annotations
 
