@@ -50,8 +50,14 @@ CASES = [  # batch, L, S, E, Ev, is_causal, mask kind, mask shape
 ]
 
 
+@pytest.mark.parametrize("chunk", [None, 1, 2])
 @pytest.mark.parametrize("batch,L,S,E,Ev,causal,kind,mshape", CASES)
-def test_sdpa_fused_matches_torch(batch, L, S, E, Ev, causal, kind, mshape):
+def test_sdpa_fused_matches_torch(batch, L, S, E, Ev, causal, kind, mshape, chunk, monkeypatch):
+    """chunk: the CPU kernels run the flattened batch in chunks of that many entries (`_CHUNK_BYTES` set so;
+    masks with batch dims keep the whole batch), as they do at real sizes (2 MiB of scores a chunk)."""
+    if chunk:
+        from ember.backends.cpu import attention as cpu_attention
+        monkeypatch.setattr(cpu_attention, "_CHUNK_BYTES", chunk * L * S * 8)
     ts = _qkv(batch, L, S, E, Ev)
     m = _mask(kind, mshape) if kind else None
     es, ts = _both(ts)

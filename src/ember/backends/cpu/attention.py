@@ -83,10 +83,35 @@ def _probs(q, k, attn_mask, is_causal, scale, cnp):
     return p, (m + np.log(den))[..., 0]
 
 
+_CHUNK_BYTES = 1 << 21     # scores of one chunk of batch entries: the passes over them stay in the caches
+
+
+def _chunk(batch, L, S, attn_mask, cnp) -> int:
+    """Batch entries a chunk of the flattened batch takes (0: run unchunked): the score passes (scale, mask,
+    max, exp, sum, normalise, two products) of a chunk of about 2 MiB run in cache rather than from memory,
+    1.2-1.3x faster at the GPT workload's sizes. Only without a mask that varies over the batch (dropout keeps
+    its whole-batch counters too)."""
+    N = int(np.prod(batch, dtype=np.int64))
+    if N < 2 or L * S == 0 or (attn_mask is not None and attn_mask.ndim > 2):
+        return 0
+    n = max(1, _CHUNK_BYTES // (L * S * np.dtype(cnp).itemsize))
+    return n if n < N else 0
+
+
 def _forward(query, key, value, attn_mask, is_causal, scale, dropout_p=0.0, rng=None):
     batch, L, S, E, Ev = rules.attention_dims(query, value)
     cnp = compute_np(query._dtype)
     q, k, v = (arr(t).astype(cnp, copy=False) for t in (query, key, value))
+    n = 0 if dropout_p > 0.0 else _chunk(batch, L, S, attn_mask, cnp)
+    if n:
+        N = int(np.prod(batch, dtype=np.int64))
+        qf, kf, vf = q.reshape(N, L, E), k.reshape(N, S, E), v.reshape(N, S, Ev)
+        out, lse = np.empty((N, L, Ev), cnp), np.empty((N, L), cnp)
+        for i in range(0, N, n):
+            p, lse[i:i + n] = _probs(qf[i:i + n], kf[i:i + n], attn_mask, is_causal, scale, cnp)
+            np.matmul(p, vf[i:i + n], out=out[i:i + n])
+        return wrap(out.reshape(batch + (L, Ev)), query._dtype), wrap(lse.reshape(batch + (L,)),
+                                                                       rules.lse_dtype(query._dtype))
     if S == 0:
         out = np.zeros(batch + (L, Ev), cnp)
         lse = np.full(batch + (L,), -np.inf, cnp)
@@ -115,16 +140,41 @@ def fused_attention_dropout(query, key, value, attn_mask, is_causal, scale, drop
 @impl("_fused_attention_backward")
 def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, is_causal, scale, need_query,
                              need_key, need_value, dropout_p=0.0, rng=None):
+    batch, L, S, E, Ev = rules.attention_dims(query, value)
     cnp = compute_np(query._dtype)
     q, k, v, do, o = (arr(t).astype(cnp, copy=False) for t in (query, key, value, grad_out, out))
     lse = arr(lse).astype(cnp, copy=False)[..., None]
+    n = 0 if dropout_p > 0.0 else _chunk(batch, L, S, attn_mask, cnp)
+    if not n:
+        z = None
+        if dropout_p > 0.0:
+            z = _dropout_scale(rng, batch + (L, S), dropout_p, cnp)
+        grads = _backward(q, k, v, do, o, lse, z, attn_mask, is_causal, scale, cnp, need_query, need_key,
+                          need_value)
+    else:
+        N = int(np.prod(batch, dtype=np.int64))
+        qf, kf, vf, dof, of, lf = (a.reshape((N,) + a.shape[len(batch):]) for a in (q, k, v, do, o, lse))
+        grads = [np.empty((N,) + a.shape[1:], cnp) if need else None
+                 for a, need in ((qf, need_query), (kf, need_key), (vf, need_value))]
+        for i in range(0, N, n):
+            c = slice(i, i + n)
+            for g, part in zip(grads, _backward(qf[c], kf[c], vf[c], dof[c], of[c], lf[c], None, attn_mask,
+                                                is_causal, scale, cnp, need_query, need_key, need_value)):
+                if g is not None:
+                    g[c] = part
+        grads = [g.reshape(batch + g.shape[1:]) if g is not None else None for g in grads]
+    return tuple(wrap(g, t._dtype) if g is not None else None for g, t in zip(grads, (query, key, value)))
+
+
+def _backward(q, k, v, do, o, lse, z, attn_mask, is_causal, scale, cnp, need_query, need_key, need_value):
+    """(dq, dk, dv) as arrays (None where not needed) from the probabilities recomputed from lse; z: the
+    dropout's scale (kept / keep, or None)."""
     p = _scores(q, k, attn_mask, is_causal, scale, cnp)
     p -= np.where(np.isneginf(lse), np.inf, lse).astype(cnp, copy=False)    # fully masked rows: p = 0
     np.exp(p, out=p)
-    z = _dropout_scale(rng, p.shape, dropout_p, cnp) if dropout_p > 0.0 else None
     gq = gk = gv = None
     if need_value:
-        gv = wrap(np.matmul(np.swapaxes(p * z if z is not None else p, -1, -2), do), value._dtype)
+        gv = np.matmul(np.swapaxes(p * z if z is not None else p, -1, -2), do)
     if need_query or need_key:
         ds = np.matmul(do, np.swapaxes(v, -1, -2))
         if z is not None:
@@ -132,9 +182,9 @@ def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, i
         ds -= np.add.reduce(do * o, axis=-1, keepdims=True)
         ds *= p
         if need_query:
-            gq = wrap(np.matmul(ds, k) * cnp.type(scale), query._dtype)
+            gq = np.matmul(ds, k) * cnp.type(scale)
         if need_key:
-            gk = wrap(np.matmul(np.swapaxes(ds, -1, -2), q) * cnp.type(scale), key._dtype)
+            gk = np.matmul(np.swapaxes(ds, -1, -2), q) * cnp.type(scale)
     return gq, gk, gv
 
 
