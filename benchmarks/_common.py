@@ -55,12 +55,14 @@ def append(text: str) -> None:
         f.write(text + "\n")
 
 
-def gpu_ms(fn, reps: int = 20) -> float:
-    """Milliseconds per call of `fn` on the current CUDA stream, timed with ember's CUDA events."""
-    import ember
-    s, e = ember.cuda.Event(enable_timing=True), ember.cuda.Event(enable_timing=True)
+def gpu_ms(fn, reps: int = 20, lib=None) -> float:
+    """Milliseconds per call of `fn` on the current CUDA stream, timed with CUDA events of `lib` (ember, the
+    default, or torch), after one untimed call."""
+    if lib is None:
+        import ember as lib
+    s, e = lib.cuda.Event(enable_timing=True), lib.cuda.Event(enable_timing=True)
     fn()
-    ember.cuda.synchronize()
+    lib.cuda.synchronize()
     s.record()
     for _ in range(reps):
         fn()

@@ -22,18 +22,6 @@ import os
 import sys
 
 
-def _time_ms(lib, fn, iters: int) -> float:
-    s, e = lib.cuda.Event(enable_timing=True), lib.cuda.Event(enable_timing=True)
-    fn()
-    lib.cuda.synchronize()
-    s.record()
-    for _ in range(iters):
-        fn()
-    e.record()
-    e.synchronize()
-    return s.elapsed_time(e) / iters
-
-
 def main(argv=None):
     os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,6 +37,7 @@ def main(argv=None):
                              f"--nproc-per-node N benchmarks/allreduce_bandwidth.py")
     import torch
     import torch.distributed as tdist
+    from _common import append, gpu_ms, header
 
     import ember
     import ember.distributed as edist
@@ -66,13 +55,12 @@ def main(argv=None):
         n = (mib << 20) // item
         et = ember.ones(n, dtype=edt, device=f"cuda:{local}")
         tt = torch.ones(n, dtype=tdt, device=f"cuda:{local}")
-        e_ms = _time_ms(ember, lambda: edist.all_reduce(et), a.iters)
-        t_ms = _time_ms(torch, lambda: tdist.all_reduce(tt), a.iters)
+        e_ms = gpu_ms(lambda: edist.all_reduce(et), a.iters, ember)
+        t_ms = gpu_ms(lambda: tdist.all_reduce(tt), a.iters, torch)
         rows.append((mib, e_ms, t_ms))
         del et, tt
         mib *= 2
     if rank == 0:
-        from _common import append, header
         factor = 2 * (world - 1) / world
         text = header(f"All-reduce (SUM, {a.dtype}) on {world} GPU(s): ember's NCCL backend vs torch.distributed",
                       f"cuda ({ember.cuda.get_device_name()} x {world})")

@@ -84,17 +84,7 @@ def child(name, configs, risky):
     tbwd = lambda: torch.autograd.grad(out_d, (tq, tk, tv), tgo, retain_graph=True)
 
     def tms(fn):
-        if dev == "cpu":
-            return gpu_ms(fn, 1)
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        fn()
-        torch.cuda.synchronize()
-        s.record()
-        for _ in range(30):
-            fn()
-        e.record()
-        e.synchronize()
-        return s.elapsed_time(e) / 30
+        return gpu_ms(fn, 1) if dev == "cpu" else gpu_ms(fn, 30, torch)
 
     res = {"shape": name, "torch_fwd": tms(tfwd), "torch_bwd": tms(tbwd), "rows": []}
     print(json.dumps({"torch": res}), flush=True)

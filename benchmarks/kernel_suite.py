@@ -23,7 +23,7 @@ import os
 import sys
 import traceback
 
-from _common import append, header
+from _common import append, gpu_ms, header
 
 CASES = ("layer_norm", "rms_norm", "rope", "cross_entropy", "adamw", "attention")
 REPS = 10       # calls captured per graph
@@ -32,17 +32,6 @@ REPS = 10       # calls captured per graph
 def _timer(lib):
     """ms per call of fn, from a CUDA graph of REPS calls (or eagerly when capture fails): (ms, how)."""
     cuda = lib.cuda
-
-    def events(run, n):
-        s, e = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
-        run()
-        cuda.synchronize()
-        s.record()
-        for _ in range(n):
-            run()
-        e.record()
-        e.synchronize()
-        return s.elapsed_time(e) / n
 
     def time_ms(fn):
         side = cuda.Stream()
@@ -56,10 +45,10 @@ def _timer(lib):
             with cuda.graph(g):
                 for _ in range(REPS):
                     fn()
-            return events(g.replay, 10) / REPS, "graph"
+            return gpu_ms(g.replay, 10, lib) / REPS, "graph"
         except Exception:       # noqa: BLE001 - some callables cannot be captured; time them eagerly
             cuda.synchronize()
-            return events(fn, 50), "eager"
+            return gpu_ms(fn, 50, lib), "eager"
     return time_ms
 
 
