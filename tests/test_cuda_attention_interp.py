@@ -110,15 +110,16 @@ def test_attention_kernels_float16():
     (1, 513, 40, 24, False),      # one query, padded head dims, a partial last key tile
     (80, 80, 32, 32, False),      # ViT's attention: 16 x 16 tiles, unpadded 16-bit head dims
     (600, 40, 32, 32, True),      # long: 128 x 64 forward tiles (wgmma on Hopper), head dims padded to 64
+    (8, 700, 32, 32, False),      # few queries, many keys: the long sequences' tiles
 ])
 def test_attention_kernels_float16_gpu_configs(L, S, E, Ev, causal):
     """Shapes that failed on the GPU, at the tiles the GPU uses for float16. Where a tile dim reaches 64 (Hopper's
     wgmma), 16-bit head dims are padded to 64 (128-byte tile rows), since Triton 3.6 miscompiles 32-wide ones."""
-    c = A._config(ember.float16, E, Ev, L)
-    assert c == A._config(ember.bfloat16, E, Ev, L)
+    c = A._config(ember.float16, E, Ev, L, S)
+    assert c == A._config(ember.bfloat16, E, Ev, L, S)
     least = 64 if max(c.fwd_m, c.fwd_n, c.small, c.large) >= 64 else 16
     assert (c.d, c.dv) == (max(least, next_power_of_2(E)), max(least, next_power_of_2(Ev))), c
-    f32 = A._config(ember.float32, E, Ev, L)
+    f32 = A._config(ember.float32, E, Ev, L, S)
     assert (f32.d, f32.dv) == (max(16, next_power_of_2(E)), max(16, next_power_of_2(Ev)))
     rng = np.random.default_rng(5)
     q, k, v = (_t(rng, s, ember.float16) for s in ((1, L, E), (1, S, E), (1, S, Ev)))

@@ -111,10 +111,11 @@ class Config(NamedTuple):
     stages: int | None = None
 
 
-def _config(dtype, E: int, Ev: int, L: int) -> Config:
-    """Tiles by dtype, head dims and query length, from `benchmarks/attention_sweep.py` on an H100 (2026-12-07):
-    float32 (IEEE products on CUDA cores): 32 x 32 tiles. 16-bit: short sequences (L <= 96, ViT's 80) 16 x 16
-    tiles on one warp (no padded rows to compute); up to 511, 32 x 32; longer, 128 x 64 forward tiles.
+def _config(dtype, E: int, Ev: int, L: int, S: int) -> Config:
+    """Tiles by dtype, head dims and sequence lengths, from `benchmarks/attention_sweep.py` on an H100 (2026-12-07):
+    float32 (IEEE products on CUDA cores): 32 x 32 tiles. 16-bit: short sequences (queries and keys <= 96, ViT's 80)
+    16 x 16 tiles on one warp (no padded rows to compute); up to 511, 32 x 32; longer, 128 x 64 forward tiles
+    (measured at L = S; a long key sequence takes the larger tiles even for few queries).
     Head dims are padded for tl.dot to a power of two of at least 16, but to at least 64 for 16-bit inputs where
     a tile dim reaches 64: Triton then uses Hopper's wgmma, which reads shared-memory tiles of 128-byte rows, and
     with 32-wide 16-bit tiles (64-byte swizzle) Triton 3.6 gave wrong outputs and then CUDA_ERROR_ILLEGAL_ADDRESS
@@ -124,9 +125,9 @@ def _config(dtype, E: int, Ev: int, L: int) -> Config:
     if dtype is D.float32:
         dp, dvp = pad(E, 16), pad(Ev, 16)
         return Config(32, 32, 32, 32, (4 if max(dp, dvp) <= 64 else 8), dp, dvp)
-    if L <= 96:
+    if max(L, S) <= 96:
         return Config(16, 16, 16, 16, 1, pad(E, 16), pad(Ev, 16))
-    if L < 512:
+    if max(L, S) < 512:
         return Config(32, 32, 16, 32, 4, pad(E, 16), pad(Ev, 16))
     dp, dvp = pad(E, 64), pad(Ev, 64)
     return Config(128, 64, 32, 64, (4 if max(dp, dvp) <= 64 else 8), dp, dvp)
@@ -189,7 +190,7 @@ def _forward_into(out, lse, query, key, value, attn_mask, is_causal, scale, batc
     k, sk = _rows(key, nb, "sk")
     v, sv = _rows(value, nb, "sv")
     m, kind, mstrides = _mask(attn_mask, batch, L, S)
-    c = _config(query._dtype, E, Ev, L)
+    c = _config(query._dtype, E, Ev, L, S)
     T = (L + c.fwd_m - 1) // c.fwd_m
     if drop:
         dargs = [pointer_arg("rng_ptr", rng), *_philox(None, query.device, N * L * ((S + 3) // 4), rng),
@@ -245,7 +246,7 @@ def _backward_into(dq, dk, dv, grad_out, query, key, value, attn_mask, out, lse,
     do, sd = _rows(grad_out, nb, "sd")
     o, so = _rows(out, nb, "so")
     m, kind, mstrides = _mask(attn_mask, batch, L, S)
-    c = _config(query._dtype, E, Ev, L)
+    c = _config(query._dtype, E, Ev, L, S)
     small, large = c.small, c.large
     delta = new_tensor((N, L), D.float32, dev)
     drop = dropout_p > 0.0
