@@ -57,7 +57,7 @@ from .backends.cuda import reduction as _cuda_reduction, linalg as _cuda_linalg,
 from .backends.cuda import scan as _cuda_scan, sort as _cuda_sort, random as _cuda_random  # noqa: F401,E402
 from .backends.cuda import creation as _cuda_creation, shape as _cuda_shape  # noqa: F401,E402
 from .backends.cuda import normalization as _cuda_norm, optim as _cuda_optim, loss as _cuda_loss  # noqa: F401,E402
-from .backends.cuda import attention as _cuda_attention, rotary as _cuda_rotary  # noqa: F401,E402
+from .backends.cuda import attention as _cuda_attention, rotary as _cuda_rotary, rnn as _cuda_rnn  # noqa: F401,E402
 from . import cuda  # noqa: F401,E402
 from . import profiler  # noqa: F401,E402
 from . import distributed  # noqa: F401,E402  (mpi4py is imported when a process group starts)

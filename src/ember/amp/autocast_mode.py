@@ -33,11 +33,14 @@ _LOWER_BOTH = {"matmul", "mm", "bmm", "linear", "addmm", "baddbmm", "addbmm", "_
                "_fused_attention_dropout", "_packed_self_attention"}
 _PROMOTE_BOTH = {"cat", "stack", "index_copy", "addcdiv", "addcmul", "atan2", "index_put", "scatter_add",
                  "tensordot", "dot", "vdot"}
+_RNN_CELLS = {"_thnn_fused_lstm_cell", "_thnn_fused_gru_cell"}
 POLICY = {
+    # torch's CPU autocast has no fused cells (its CPU LSTM is one oneDNN op): ember's take mixed gates and
+    # states by promotion, as the composite cell they replace did
     "cpu": {**{n: "lower" for n in _LOWER_BOTH},
             **{n: "fp32" for n in ("prod", "nll_loss_forward", "nll_loss_backward")},
-            **{n: "promote" for n in _PROMOTE_BOTH}},
-    "cuda": {**{n: "lower" for n in _LOWER_BOTH | {"mv", "addmv", "outer", "ger"}},
+            **{n: "promote" for n in _PROMOTE_BOTH | _RNN_CELLS}},
+    "cuda": {**{n: "lower" for n in _LOWER_BOTH | _RNN_CELLS | {"mv", "addmv", "outer", "ger"}},
              **{n: "fp32" for n in ("exp", "expm1", "log", "log10", "log1p", "log2", "acos", "asin", "cosh",
                                     "sinh", "tan", "reciprocal", "rsqrt", "pow", "softplus", "native_layer_norm",
                                     "_fused_rms_norm", "norm", "nll_loss_forward", "nll_loss_backward", "logsumexp")},

@@ -169,9 +169,10 @@ class Derivative:
         self.save_result = "result" in names_used or any(f"result{k}" in names_used for k in range(8)) \
             or self.uses_all
         # zeros for the grads of outputs nothing used only where a formula reads them (native_layer_norm's
-        # mean and rstd, the attention's logsumexp: none of their formulas does)
-        upto = 1 if not self.uses_all and "grads" not in names_used and \
-            not any(f"grad{k}" in names_used for k in range(1, 8)) else 1 << 30
+        # mean and rstd, the attention's logsumexp: none of their formulas does; the LSTM cell's reads grad1
+        # but not its workspace's grad2)
+        upto = 1 << 30 if self.uses_all or "grads" in names_used else \
+            1 + max((k for k in range(1, 8) if f"grad{k}" in names_used), default=0)
         self.node_cls = type(_camel(op.name) + "Backward0", (OpNode,),
                              {"__slots__": (), "_deriv": self, "materialize_upto": upto})
         self._source = source

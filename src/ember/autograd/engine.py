@@ -29,8 +29,8 @@ def _add(a, b):
     return OPS["add"].fn(a, b)
 
 
-def _zeros_for(meta):
-    return OPS["zeros"].fn(*meta[0], dtype=meta[1])
+def _zeros_for(meta, device):
+    return OPS["zeros"].fn(*meta[0], dtype=meta[1], device=device)
 
 
 def _topo_needed(roots, targets):
@@ -190,7 +190,9 @@ def _apply(node, grads):
     if len(grads) > 1 and node.materialize and any(g is None for g in grads):
         meta = getattr(node, "out_meta", None)
         upto = node.materialize_upto
-        grads = [g if g is not None or meta is None or meta[i] is None or i >= upto else _zeros_for(meta[i])
+        # on the device of the grads that came (an op's outputs share it): zeros() alone would make CPU ones
+        device = next((g.device for g in grads if g is not None), None)
+        grads = [g if g is not None or meta is None or meta[i] is None or i >= upto else _zeros_for(meta[i], device)
                  for i, g in enumerate(grads)]
     try:
         out = node.apply(grads) if not PROFILER.on else PROFILER.node(node, grads)

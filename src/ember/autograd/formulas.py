@@ -11,7 +11,7 @@ __all__ = ["zeros_for", "reduce_backward", "select_backward", "unbind_backward",
            "diagonal_backward", "unfold_backward", "as_strided_backward", "inverse_permutation",
            "gelu_backward", "clamp_backward", "clamp_bound_backward", "maxmin_backward", "pow_self_backward",
            "pow_exponent_backward", "softmax_backward", "log_softmax_backward", "layer_norm_backward",
-           "rms_norm_backward", "rotary_embedding_backward",
+           "rms_norm_backward", "rotary_embedding_backward", "lstm_cell_backward", "gru_cell_backward",
            "attention_backward", "attention_dropout_backward", "packed_attention_backward", "linear_backward", "cross_entropy_backward", "LN2", "LN10", "TWO_OVER_SQRT_PI"]
 
 LN2 = math.log(2.0)
@@ -621,6 +621,46 @@ def rms_norm_backward(grad, input, normalized_shape, rstd, weight, eps, mask):
     if not state.enabled:
         return OPS["_fused_rms_norm_backward"].fn(grad, input, normalized_shape, rstd, weight, *mask)
     return _norm_composite_backward(grad, input, normalized_shape, weight, None, eps, (*mask, False), False)[:2]
+
+
+def lstm_cell_backward(grad_hy, grad_cy, input_gates, hidden_gates, cx, input_bias, hidden_bias, cy, workspace):
+    """Grads of _thnn_fused_lstm_cell for (input_gates, hidden_gates, cx, input_bias, hidden_bias): the gates'
+    grad serves both gates and both biases (the engine sums it over the batch for a bias). The fused backward
+    op, except under create_graph (grad mode on): then the cell recomputed from its inputs with ember ops."""
+    from .grad_mode import state
+    if not state.enabled:
+        gg, gcx = OPS["_thnn_fused_lstm_cell_backward"].fn(grad_hy, grad_cy, cx, cy, workspace)
+        return gg, gg, gcx, gg, gg
+    gates = input_gates + hidden_gates
+    i, f, g, o = (gates if input_bias is None else gates + input_bias + hidden_bias).chunk(4, 1)
+    i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+    tc = (f * cx + i * g).tanh()
+    gc = grad_hy * o * (1 - tc * tc) + grad_cy
+    gg = _f("cat")([gc * g * i * (1 - i), gc * cx * f * (1 - f), gc * i * (1 - g * g),
+                    grad_hy * tc * o * (1 - o)], 1)
+    return gg, gg, gc * f, gg, gg
+
+
+def gru_cell_backward(grad_hy, input_gates, hidden_gates, hx, input_bias, hidden_bias, workspace):
+    """Grads of _thnn_fused_gru_cell for (input_gates, hidden_gates, hx, input_bias, hidden_bias), each bias given
+    its gates' grad (the engine sums it over the batch). The fused backward op, except under create_graph (grad
+    mode on): then the cell recomputed from its inputs with ember ops."""
+    from .grad_mode import state
+    if not state.enabled:
+        gi, gh, ghx = OPS["_thnn_fused_gru_cell_backward"].fn(grad_hy, workspace)
+        return gi, gh, ghx, gi, gh
+    if input_bias is not None:
+        input_gates, hidden_gates = input_gates + input_bias, hidden_gates + hidden_bias
+    i_r, i_z, i_n = input_gates.chunk(3, 1)
+    h_r, h_z, h_n = hidden_gates.chunk(3, 1)
+    r, z = (i_r + h_r).sigmoid(), (i_z + h_z).sigmoid()
+    n = (i_n + r * h_n).tanh()
+    gn = grad_hy * (1 - z) * (1 - n * n)
+    gr = gn * h_n * r * (1 - r)
+    gz = grad_hy * (hx - n) * z * (1 - z)
+    cat = _f("cat")
+    gi, gh = cat([gr, gz, gn], 1), cat([gr, gz, gn * r], 1)
+    return gi, gh, grad_hy * z, gi, gh
 
 
 def _rotary_pairs(t, interleaved):

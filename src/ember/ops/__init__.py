@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..dispatch import OPS
 from . import elementwise, view, creation, random, reduction, linalg, indexing, shape, normalization, loss  # noqa: F401
-from . import attention, optim, rotary  # noqa: F401
+from . import attention, optim, rotary, rnn  # noqa: F401
 from . import operators  # noqa: F401  (Tensor dunders; needs the declarations above)
 
 

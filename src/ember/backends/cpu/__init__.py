@@ -2,6 +2,6 @@
 for reuse: `_malloc`)."""
 from ._malloc import keep_freed_memory
 from . import creation, elementwise, random, reduction, scan, linalg, indexing, shape, sort  # noqa: F401
-from . import normalization, loss, attention, optim, rotary  # noqa: F401
+from . import normalization, loss, attention, optim, rotary, rnn  # noqa: F401
 
 keep_freed_memory()

@@ -7,9 +7,14 @@ Gate order (rows of weight_ih / weight_hh): LSTM i, f, g, o; GRU r, z, n with
 
 Everything is written with ember ops, so autograd (and the device) comes from them. Per layer and direction the
 input projection of all time steps is one matrix product (x @ W_ih^T + b_ih over the whole sequence, or over a
-PackedSequence's data); only the recurrent part loops over time, one `addmm` of the hidden state per step. A
-PackedSequence runs with a shrinking batch: at step t only its first batch_sizes[t] rows are updated, the rows of
-sequences that have ended keep their final state (the reverse direction starts each sequence at its own last
+PackedSequence's data); only the recurrent part loops over time: per step one product of the hidden state and,
+for LSTM and GRU, one fused cell op (`_thnn_fused_lstm_cell` / `_thnn_fused_gru_cell`, ops/rnn.py) for the gates'
+sum and activations, so a step is two kernel launches forward on CUDA (three with proj_size). Nothing in the loop
+reads a value on the host (a PackedSequence's batch_sizes are host data already), so a training step through
+these layers can be captured in a CUDA graph.
+
+A PackedSequence runs with a shrinking batch: at step t only its first batch_sizes[t] rows are updated, the rows
+of sequences that have ended keep their final state (the reverse direction starts each sequence at its own last
 step), which is what torch computes.
 """
 from __future__ import annotations
@@ -32,6 +37,8 @@ __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell"
 _addmm = OPS["addmm"].fn
 _cat = OPS["cat"].fn
 _stack = OPS["stack"].fn
+_lstm_cell = OPS["_thnn_fused_lstm_cell"].fn
+_gru_cell = OPS["_thnn_fused_gru_cell"].fn
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
@@ -47,19 +54,14 @@ def _step_fn(mode: str, w_hh_t: Tensor, b_hh: Tensor | None, w_hr_t: Tensor | No
         return lambda gi, s: (F.relu(_addmm(gi, s[0], w_hh_t)),)
     if mode == "LSTM":
         def lstm_step(gi, s):
-            i, f, g, o = _addmm(gi, s[0], w_hh_t).chunk(4, 1)
-            c = f.sigmoid() * s[1] + i.sigmoid() * g.tanh()
-            h = o.sigmoid() * c.tanh()
+            h, c, _ = _lstm_cell(gi, s[0].mm(w_hh_t), s[1])
             return (h if w_hr_t is None else h.mm(w_hr_t)), c
         return lstm_step
     if mode == "GRU":
         def gru_step(gi, s):
             h = s[0]
             gh = h.mm(w_hh_t) if b_hh is None else _addmm(b_hh, h, w_hh_t)
-            n2 = gh.size(1) // 3 * 2
-            r, z = (gi[:, :n2] + gh[:, :n2]).sigmoid().chunk(2, 1)
-            n = (gi[:, n2:] + r * gh[:, n2:]).tanh()
-            return (n + z * (h - n),)
+            return (_gru_cell(gi, gh, h)[0],)
         return gru_step
     raise ValueError("Unrecognized RNN mode: " + mode)
 

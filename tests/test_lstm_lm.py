@@ -1,0 +1,54 @@
+"""benchmarks/lstm_lm.py on the CPU in tiny sizes: both frameworks give a figure, and ember's training steps (LSTM,
+NLL loss, clipping, SGD, the hidden state carried) follow torch's from the same weights on the same batches."""
+import importlib.util
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+
+
+@pytest.fixture(scope="module")
+def lm():
+    if BENCH not in sys.path:
+        sys.path.insert(0, BENCH)       # lstm_lm.py imports _common from its own folder
+    spec = importlib.util.spec_from_file_location("lstm_lm", os.path.join(BENCH, "lstm_lm.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_tiny_cpu_run_gives_every_figure(lm, capsys):
+    res = lm.main(["--device", "cpu", "--tiny", "--rounds", "1", "--steps", "1"])
+    out = capsys.readouterr().out
+    assert set(res["times"]) == {("torch", "eager"), ("ember", "eager")}     # no CUDA graphs on the CPU
+    for fw in ("torch", "ember"):
+        assert isinstance(res["times"][fw, "eager"], float) and res["times"][fw, "eager"] > 0
+        assert math.isfinite(res["losses"][fw, "eager"])
+        row = next(ln for ln in out.splitlines() if ln.startswith(f"| {fw} | eager |"))
+        assert all(float(c) > 0 for c in row.strip("|").split("|")[2:4]), row
+    assert "failed" not in out
+
+
+def test_ember_steps_follow_torch(lm):
+    cfg = dict(lm.TINY, dropout=0.0)
+    torch.manual_seed(0)
+    tm, em = lm.build(torch, cfg), lm.build(ember, cfg)
+    sd = tm.state_dict()
+    assert set(sd) == set(em.state_dict())                           # the same code: the same names
+    em.load_state_dict({k: ember.from_numpy(v.numpy().copy()) for k, v in sd.items()})
+    losses = {}
+    for lib, model in ((torch, tm), (ember, em)):
+        step = lm.make_step(lib, model, lib.optim.SGD(model.parameters(), lr=cfg["lr"]), cfg)
+        h, c = lm.init_hidden(lib, cfg, "cpu")
+        losses[lib.__name__] = []
+        for ids, targets in lm.make_batches(lib, cfg, "cpu") * 2:
+            loss, h, c = step(ids, targets, h, c)
+            losses[lib.__name__].append(float(loss))
+    np.testing.assert_allclose(losses["ember"], losses["torch"], rtol=1e-4)
