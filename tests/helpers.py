@@ -127,3 +127,17 @@ def cuda_host_code_on_cpu(*names):
     finally:
         for n, k in saved.items():
             ops[n].register("cpu")(k)
+
+
+def load_benchmark(name: str):
+    """The module benchmarks/<name>.py (its folder goes on sys.path: the scripts import _common from it)."""
+    import importlib.util
+    import os
+    import sys
+    bench = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    spec = importlib.util.spec_from_file_location(name, os.path.join(bench, name + ".py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

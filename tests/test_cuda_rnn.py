@@ -2,14 +2,12 @@
 at the LSTM LM's size, nn.LSTM / nn.GRU forward and backward against torch's cuDNN layers (layers, directions,
 proj_size, no bias, batch_first, packed sequences, float64 and float16, autocast), and the LSTM language model's
 training step (benchmarks/lstm_lm.py) captured as one CUDA graph against the eager step."""
-import importlib.util
-import os
-import sys
 
 import numpy as np
 import pytest
 
 import ember
+from helpers import load_benchmark
 from samples.rnn import gru_cell_backward_ref, gru_cell_ref, lstm_cell_backward_ref, lstm_cell_ref
 
 pytestmark = [pytest.mark.cuda,
@@ -18,7 +16,6 @@ torch = pytest.importorskip("torch")
 if not torch.cuda.is_available():
     pytest.skip("torch has no CUDA here", allow_module_level=True)
 
-BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 TOL = {"float32": 1e-4, "float64": 1e-9, "float16": 2e-2, "bfloat16": 5e-2}
 I, H, T, B = 12, 24, 6, 5
 
@@ -185,12 +182,7 @@ def test_lstm_under_autocast_matches_torch():
 
 @pytest.fixture(scope="module")
 def lm():
-    if BENCH not in sys.path:
-        sys.path.insert(0, BENCH)       # lstm_lm.py imports _common from its own folder
-    spec = importlib.util.spec_from_file_location("lstm_lm", os.path.join(BENCH, "lstm_lm.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("lstm_lm")
 
 
 def _losses(r, steps):

@@ -1,27 +1,19 @@
 """benchmarks/lstm_lm.py on the CPU in tiny sizes: both frameworks give a figure, and ember's training steps (LSTM,
 NLL loss, clipping, SGD, the hidden state carried) follow torch's from the same weights on the same batches."""
-import importlib.util
 import math
-import os
-import sys
 
 import numpy as np
 import pytest
 import torch
 
 import ember
+from helpers import load_benchmark
 
-BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 
 
 @pytest.fixture(scope="module")
 def lm():
-    if BENCH not in sys.path:
-        sys.path.insert(0, BENCH)       # lstm_lm.py imports _common from its own folder
-    spec = importlib.util.spec_from_file_location("lstm_lm", os.path.join(BENCH, "lstm_lm.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("lstm_lm")
 
 
 def test_tiny_cpu_run_gives_every_figure(lm, capsys):

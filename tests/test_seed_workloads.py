@@ -1,27 +1,19 @@
 """benchmarks/seed_workloads.py on the CPU in tiny sizes: every workload gives a figure for both frameworks, and
 ember's training steps follow torch's from the same weights on the same batch (the same model code)."""
-import importlib.util
 import math
-import os
-import sys
 
 import numpy as np
 import pytest
 import torch
 
 import ember
+from helpers import load_benchmark
 
-BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 
 
 @pytest.fixture(scope="module")
 def sw():
-    if BENCH not in sys.path:
-        sys.path.insert(0, BENCH)       # seed_workloads.py imports _common from its own folder
-    spec = importlib.util.spec_from_file_location("seed_workloads", os.path.join(BENCH, "seed_workloads.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("seed_workloads")
 
 
 def test_tiny_cpu_run_gives_every_figure(sw, capsys):
