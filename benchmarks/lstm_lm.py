@@ -91,6 +91,27 @@ def make_step(lib, model, opt, cfg: dict):
     return step
 
 
+def twin_losses(cfg: dict, device: str) -> dict:
+    """{"torch": losses, "ember": losses} of plain training steps of the same model (ember loads torch's initial
+    weights) on the same batches, twice over them: the parity check of the two frameworks' LM step."""
+    import torch
+
+    import ember
+    torch.manual_seed(0)
+    tm, em = build(torch, cfg).to(device), build(ember, cfg).to(device)
+    em.load_state_dict({k: ember.from_numpy(v.detach().cpu().numpy().copy()).to(device)
+                        for k, v in tm.state_dict().items()})
+    losses = {}
+    for lib, model in ((torch, tm), (ember, em)):
+        step = make_step(lib, model, lib.optim.SGD(model.parameters(), lr=cfg["lr"]), cfg)
+        h, c = init_hidden(lib, cfg, device)
+        losses[lib.__name__] = []
+        for ids, targets in make_batches(lib, cfg, device) * 2:
+            loss, h, c = step(ids, targets, h, c)
+            losses[lib.__name__].append(float(loss))
+    return losses
+
+
 def make_runner(framework: str, mode: str, cfg: dict, device: str, warmup: int) -> dict:
     """`run()` takes one step on the next batch, carrying the hidden state; `state` holds the last loss."""
     lib = _lib(framework)

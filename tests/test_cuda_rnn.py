@@ -208,17 +208,5 @@ def test_lstm_lm_step_with_dropout_is_captured(lm):
 
 
 def test_lstm_lm_step_matches_torch(lm):
-    cfg = dict(lm.TINY, dropout=0.0)
-    torch.manual_seed(0)
-    tm = lm.build(torch, cfg).cuda()
-    em = lm.build(ember, cfg).cuda()
-    em.load_state_dict({k: ember.tensor(v.detach().cpu().numpy()) for k, v in tm.state_dict().items()})
-    losses = {}
-    for lib, model in ((torch, tm), (ember, em)):
-        step = lm.make_step(lib, model, lib.optim.SGD(model.parameters(), lr=cfg["lr"]), cfg)
-        h, c = lm.init_hidden(lib, cfg, "cuda")
-        losses[lib.__name__] = []
-        for ids, targets in lm.make_batches(lib, cfg, "cuda") * 2:
-            loss, h, c = step(ids, targets, h, c)
-            losses[lib.__name__].append(float(loss))
+    losses = lm.twin_losses(dict(lm.TINY, dropout=0.0), "cuda")
     np.testing.assert_allclose(losses["ember"], losses["torch"], rtol=1e-4)

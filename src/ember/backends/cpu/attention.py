@@ -88,8 +88,8 @@ _CHUNK_BYTES = 1 << 21     # scores of one chunk of batch entries: the passes ov
 
 def _chunk(batch, L, S, attn_mask, cnp) -> int:
     """Batch entries a chunk of the flattened batch takes (0: run unchunked): the score passes (scale, mask,
-    max, exp, sum, normalise, two products) of a chunk of about 2 MiB run in cache rather than from memory,
-    1.2-1.3x faster at the GPT workload's sizes. Only without a mask that varies over the batch (dropout keeps
+    max, exp, sum, normalise, two products) of a chunk of about 2 MiB run in cache rather than from memory
+    (GPT-size causal attention: forward 7%, backward 12% faster on a 2-core machine). Only without a mask that varies over the batch (dropout keeps
     its whole-batch counters too)."""
     N = int(np.prod(batch, dtype=np.int64))
     if N < 2 or L * S == 0 or (attn_mask is not None and attn_mask.ndim > 2):

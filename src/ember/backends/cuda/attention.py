@@ -14,6 +14,7 @@ regenerate the mask, so nothing of size L * S is stored, and a CUDA graph's repl
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from math import prod
 from typing import NamedTuple
 
@@ -111,6 +112,7 @@ class Config(NamedTuple):
     stages: int | None = None
 
 
+@lru_cache(maxsize=256)
 def _config(dtype, E: int, Ev: int, L: int, S: int) -> Config:
     """Tiles by dtype, head dims and sequence lengths, from `benchmarks/attention_sweep.py` on an H100 (2026-12-07):
     float32 (IEEE products on CUDA cores): 32 x 32 tiles. 16-bit: short sequences (queries and keys <= 96, ViT's 80)
