@@ -36,7 +36,7 @@ def _torch_has(t):
 def lstm_cell_ref(input_gates, hidden_gates, cx, input_bias=None, hidden_bias=None):
     """(hy, cy, workspace): gates i, f, g, o of input_gates + hidden_gates (+ biases)."""
     if _torch_has(input_gates):
-        return torch._thnn_fused_lstm_cell(input_gates, hidden_gates, cx, input_bias, hidden_bias)
+        return torch.ops.aten._thnn_fused_lstm_cell(input_gates, hidden_gates, cx, input_bias, hidden_bias)
     dt = input_gates.dtype
     g = _up(input_gates, dt) + _up(hidden_gates, dt)
     if input_bias is not None:
@@ -145,7 +145,7 @@ def lstm_cell_backward_errors():
 def gru_cell_ref(input_gates, hidden_gates, hx, input_bias=None, hidden_bias=None):
     """(hy, workspace [r, z, n, hx, h_n])."""
     if _torch_has(input_gates):
-        return torch._thnn_fused_gru_cell(input_gates, hidden_gates, hx, input_bias, hidden_bias)
+        return torch.ops.aten._thnn_fused_gru_cell(input_gates, hidden_gates, hx, input_bias, hidden_bias)
     dt = input_gates.dtype
     gi, gh, h = _up(input_gates, dt), _up(hidden_gates, dt), _up(hx, dt)
     if input_bias is not None:
@@ -160,7 +160,7 @@ def gru_cell_ref(input_gates, hidden_gates, hx, input_bias=None, hidden_bias=Non
 def gru_cell_backward_ref(grad_hy, workspace):
     """(grad of input_gates, grad of hidden_gates, grad of hx)."""
     if _torch_has(workspace):
-        return torch._thnn_fused_gru_cell_backward(grad_hy, workspace, False)[:3]
+        return torch.ops.aten._thnn_fused_gru_cell_backward(grad_hy, workspace, False)[:3]
     dt = workspace.dtype
     r, z, n, h, h_n = _up(workspace, dt).chunk(5, 1)
     go = _up(grad_hy, dt)
