@@ -22,7 +22,7 @@ CPU_RMS_FWD = OPS["_fused_rms_norm"].kernels["cpu"]
 CPU_RMS_BWD = OPS["_fused_rms_norm_backward"].kernels["cpu"]
 
 
-@pytest.mark.parametrize("shape,ns", [((37, 24), (24,)), ((3, 5, 2, 7), (2, 7)), ((1, 100), (100,))])
+@pytest.mark.parametrize("shape,ns", [((37, 24), (24,)), ((3, 5, 2, 7), (2, 7)), ((1, 100), (100,)), ((1200, 8), (8,))])
 @pytest.mark.parametrize("affine", [True, False])
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_layer_norm_kernels_match_cpu(shape, ns, affine, dtype):

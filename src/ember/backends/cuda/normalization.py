@@ -1,6 +1,6 @@
 """CUDA kernels of the fused layer norm and RMS norm (`ops/normalization.py`): one launch forward;
-backward one launch for dx and per-program partial sums of the weight (and bias) grads, plus one sum
-each. Both norms share the two kernels (RMS norm: CENTER=0). Rows longer than MAX_N elements and
+backward one launch for dx and per-program partial sums of the weight (and bias) grads, plus one launch
+that sums both. Both norms share the two kernels (RMS norm: CENTER=0). Rows longer than MAX_N elements and
 float64 inputs are not implemented here (`nn.functional.layer_norm` and `rms_norm` take the composite
 for them)."""
 from __future__ import annotations
@@ -94,11 +94,17 @@ def _backward(name, fn, grad_out, input, normalized_shape, mean, rstd, weight, b
         for t in (dwp, dbp):
             if t is not None:
                 OPS["zero_"].fn(t)
-    gw = gb = None
-    if need_weight and weight is not None:
-        gw = OPS["sum"].fn(dwp, 0).reshape(ns).to(weight._dtype)
-    if need_bias and bias is not None:
-        gb = OPS["sum"].fn(dbp, 0).reshape(ns).to(bias._dtype)
+    need_w, need_b = need_weight and weight is not None, need_bias and bias is not None
+    gw = new_tensor(ns, weight._dtype, input.device) if need_w else None
+    gb = new_tensor(ns, bias._dtype, input.device) if need_b else None
+    if need_w or need_b:    # both column sums of the partials in one launch
+        block_c = min(64, max(16, next_power_of_2(n)))
+        run(K.norm_wb_sum_kernel, ((n + block_c - 1) // block_c,),
+            [pointer_arg("dwp_ptr", dwp), pointer_arg("dbp_ptr", dbp if dbp is not None else dwp),
+             pointer_arg("gw_ptr", gw if need_w else dwp), pointer_arg("gb_ptr", gb if need_b else dwp),
+             ("P", progs, "i64"), ("N", n, "i64")],
+            {"NEED_DW": int(need_w), "NEED_DB": int(need_b), "BLOCK_P": 32, "BLOCK_C": block_c},
+            input.device.index or 0)
     return dx, gw, gb
 
 

@@ -78,3 +78,28 @@ def norm_bwd_kernel(dy_ptr, x_ptr, w_ptr, mean_ptr, rstd_ptr, dx_ptr, dwp_ptr, d
         tl.store(dwp_ptr + pid * N + c, dw, mask=cm)
         if CENTER:
             tl.store(dbp_ptr + pid * N + c, db, mask=cm)
+
+
+@triton.jit
+def norm_wb_sum_kernel(dwp_ptr, dbp_ptr, gw_ptr, gb_ptr, P, N, NEED_DW: tl.constexpr, NEED_DB: tl.constexpr,
+                       BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    """Columns [pid * BLOCK_C, ...) of the weight and bias grads: the sums over the P rows of the backward's
+    partials (float32, in a fixed order: deterministic), stored in gw's and gb's dtypes. One launch for both."""
+    c = tl.program_id(0).to(tl.int64) * BLOCK_C + tl.arange(0, BLOCK_C)
+    cm = c < N
+    aw = tl.full([BLOCK_P, BLOCK_C], 0.0, tl.float32)
+    ab = tl.full([BLOCK_P, BLOCK_C], 0.0, tl.float32)
+    start = 0
+    while start < P:        # a while loop: the CI interpreter needs Python ints for range()
+        p = start + tl.arange(0, BLOCK_P).to(tl.int64)
+        m2 = (p < P)[:, None] & cm[None, :]
+        off = p[:, None] * N + c[None, :]
+        if NEED_DW:
+            aw += tl.load(dwp_ptr + off, mask=m2, other=0.0)
+        if NEED_DB:
+            ab += tl.load(dbp_ptr + off, mask=m2, other=0.0)
+        start += BLOCK_P
+    if NEED_DW:
+        tl.store(gw_ptr + c, tl.reduce(aw, 0, _add).to(gw_ptr.dtype.element_ty), mask=cm)
+    if NEED_DB:
+        tl.store(gb_ptr + c, tl.reduce(ab, 0, _add).to(gb_ptr.dtype.element_ty), mask=cm)
