@@ -315,9 +315,10 @@ def _kernels_of(framework: str, run) -> dict:
                 out[name] = (c + 1, t + (end - start) / 1000.0)
         return out
     for e in prof.key_averages():
-        # kernels, memcpys and memsets; not the GPU spans of user annotations (torch's "Optimizer.step#...")
+        # kernels, memcpys and memsets; not the GPU spans of user annotations ("Optimizer.step#AdamW.step").
+        # Kernel names hold '#' too ("{lambda()#1}": casts, GELU, ...): an annotation is a '#' name without spaces
         if e.device_type == lib.autograd.DeviceType.CUDA and not getattr(e, "is_user_annotation", False) \
-                and "#" not in e.key:
+                and not ("#" in e.key and " " not in e.key):
             out[e.key] = (e.count, e.self_device_time_total)
     return out
 

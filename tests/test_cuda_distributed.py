@@ -33,7 +33,9 @@ def _free_port() -> int:
 def _env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items()
            if k not in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")}
-    env.update(PYTHONPATH=str(Path(ember.__file__).parents[1]), NCCL_NVLS_ENABLE="0", NCCL_DEBUG="WARN", **extra)
+    # ember's sources first, then whatever the parent's path held (where nccl4py may be installed, e.g. --target dirs)
+    path = [str(Path(ember.__file__).parents[1])] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env.update(PYTHONPATH=os.pathsep.join(path), NCCL_NVLS_ENABLE="0", NCCL_DEBUG="WARN", **extra)
     return env
 
 

@@ -113,7 +113,7 @@ class Config(NamedTuple):
 
 
 @lru_cache(maxsize=256)
-def _config(dtype, E: int, Ev: int, L: int, S: int) -> Config:
+def _config(dtype, E: int, Ev: int, L: int, S: int, mask_and_dropout: bool = False) -> Config:
     """Tiles by dtype, head dims and sequence lengths, from `benchmarks/attention_sweep.py` on an H100 (2026-12-07):
     float32 (IEEE products on CUDA cores): 32 x 32 tiles. 16-bit: short sequences (queries and keys <= 96, ViT's 80)
     16 x 16 tiles on one warp (no padded rows to compute); up to 511, 32 x 32; longer, 128 x 64 forward tiles
@@ -122,11 +122,16 @@ def _config(dtype, E: int, Ev: int, L: int, S: int) -> Config:
     a tile dim reaches 64: Triton then uses Hopper's wgmma, which reads shared-memory tiles of 128-byte rows, and
     with 32-wide 16-bit tiles (64-byte swizzle) Triton 3.6 gave wrong outputs and then CUDA_ERROR_ILLEGAL_ADDRESS
     on an H200 (Ev=32; cf. triton-lang/triton#10573, #11366). Tiles under 64 take mma.sync, and the sweep's
-    32-wide ones matched torch there."""
+    32-wide ones matched torch there.
+    16-bit with both an attn_mask and dropout takes 32 x 32 tiles throughout (never 16-wide steps): with 16-wide
+    key tiles that combination gave wrong outputs on an H100 (Triton 3.6, 2026-12-07; the same kernels without the
+    mask or without dropout, in float32, and through the interpreter were right: `.device/dropdiag.py`)."""
     pad = lambda n, least: max(least, next_power_of_2(n))     # noqa: E731
     if dtype is D.float32:
         dp, dvp = pad(E, 16), pad(Ev, 16)
         return Config(32, 32, 32, 32, (4 if max(dp, dvp) <= 64 else 8), dp, dvp)
+    if mask_and_dropout and max(L, S) < 512:
+        return Config(32, 32, 32, 32, 4, pad(E, 16), pad(Ev, 16))
     if max(L, S) <= 96:
         return Config(16, 16, 16, 16, 1, pad(E, 16), pad(Ev, 16))
     if max(L, S) < 512:
@@ -192,7 +197,7 @@ def _forward_into(out, lse, query, key, value, attn_mask, is_causal, scale, batc
     k, sk = _rows(key, nb, "sk")
     v, sv = _rows(value, nb, "sv")
     m, kind, mstrides = _mask(attn_mask, batch, L, S)
-    c = _config(query._dtype, E, Ev, L, S)
+    c = _config(query._dtype, E, Ev, L, S, m is not None and drop)
     T = (L + c.fwd_m - 1) // c.fwd_m
     if drop:
         dargs = [pointer_arg("rng_ptr", rng), *_philox(None, query.device, N * L * ((S + 3) // 4), rng),
@@ -248,10 +253,10 @@ def _backward_into(dq, dk, dv, grad_out, query, key, value, attn_mask, out, lse,
     do, sd = _rows(grad_out, nb, "sd")
     o, so = _rows(out, nb, "so")
     m, kind, mstrides = _mask(attn_mask, batch, L, S)
-    c = _config(query._dtype, E, Ev, L, S)
+    drop = dropout_p > 0.0
+    c = _config(query._dtype, E, Ev, L, S, m is not None and drop)
     small, large = c.small, c.large
     delta = new_tensor((N, L), D.float32, dev)
-    drop = dropout_p > 0.0
     const = {"MASK": kind, "CAUSAL": int(bool(is_causal)), "IEEE": int(query._dtype is D.float32),
              "DROP": int(drop), "INTERP": 0, "D": c.d, "DV": c.dv}
     dargs = [pointer_arg("rng_ptr", rng if drop else delta), ("keep", 1.0 - float(dropout_p), "fp32")]
