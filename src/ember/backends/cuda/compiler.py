@@ -89,16 +89,20 @@ def _source_type():
     return _Source
 
 
-def compile_kernel(fn, signature: dict, constexprs: dict, index: int, num_warps: int = 4, num_stages=None):
-    """num_stages: software-pipelining depth of the kernel's loops (None: Triton's default)."""
-    key = (fn, tuple(signature.items()), tuple(sorted(constexprs.items())), index, num_warps, num_stages)
+def compile_kernel(fn, signature: dict, constexprs: dict, index: int, num_warps: int = 4, num_stages=None,
+                   aligned: tuple = ()):
+    """num_stages: software-pipelining depth of the kernel's loops (None: Triton's default). aligned: names of
+    the pointer and integer parameters whose values are multiples of 16 (bytes for pointers), compiled in as
+    Triton's own launcher does (`tt.divisibility`): loads and stores through them can then be vectorized."""
+    key = (fn, tuple(signature.items()), tuple(sorted(constexprs.items())), index, num_warps, num_stages, aligned)
     c = _cache.get(key)
     if c is None:
         import triton
         from triton.backends.compiler import GPUTarget
         t0 = time.perf_counter()
         consts = {k: int(v) if isinstance(v, IntEnum) else v for k, v in constexprs.items()}   # codes as ints
-        c = triton.compile(_source_type()(fn=fn, signature=signature, constexprs=consts),
+        attrs = {(fn.arg_names.index(n),): [["tt.divisibility", 16]] for n in aligned}
+        c = triton.compile(_source_type()(fn=fn, signature=signature, constexprs=consts, attrs=attrs),
                            target=GPUTarget("cuda", _capability(index), 32), options={"num_warps": num_warps,
                                     **({} if num_stages is None else {"num_stages": num_stages})})
         dt = time.perf_counter() - t0
@@ -109,11 +113,12 @@ def compile_kernel(fn, signature: dict, constexprs: dict, index: int, num_warps:
     return c
 
 
-def make_plan(fn, signature: dict, constexprs: dict, index: int, num_warps: int = 4, num_stages=None) -> Plan:
+def make_plan(fn, signature: dict, constexprs: dict, index: int, num_warps: int = 4, num_stages=None,
+              aligned: tuple = ()) -> Plan:
     """Compiles `fn` for (signature, constexprs) on device `index` and builds its launch plan.
-    signature: {param name: Triton type} in parameter order."""
-    return plan_for(compile_kernel(fn, signature, constexprs, index, num_warps, num_stages), signature.values(),
-                    index)
+    signature: {param name: Triton type} in parameter order; aligned: see `compile_kernel`."""
+    return plan_for(compile_kernel(fn, signature, constexprs, index, num_warps, num_stages, aligned),
+                    signature.values(), index)
 
 
 def _interpreting(args) -> bool:
@@ -132,12 +137,17 @@ def _torch_view(t):
 
 
 _plans = {}
+# divisibility-by-16 specialization of `run`'s launches (EMBER_TRITON_ALIGN=0 turns it off, for A/B timings)
+ALIGN = os.environ.get("EMBER_TRITON_ALIGN", "1") != "0"
 
 
 def run(fn, grid, args, constexprs: dict, index: int = 0, num_warps: int = 4, num_stages=None) -> None:
     """args: a list of (name, value, Triton type) in the kernel's parameter order; tensors for '*'
     types. Compiled variants launch through a cached `launch.Plan` (only the values change)."""
-    key = (fn, index, num_warps, num_stages, tuple(constexprs.items()), tuple([a[2] for a in args]))
+    vals = [v.data_ptr() if ty[0] == "*" else v for _, v, ty in args]
+    # the pointers (and integers) that are multiples of 16: a variant per pattern, as Triton's launcher compiles
+    div = tuple([k for k, x in enumerate(vals) if args[k][2][0] in "*iu" and not x & 15]) if ALIGN else ()
+    key = (fn, index, num_warps, num_stages, tuple(constexprs.items()), tuple([a[2] for a in args]), div)
     plan = _plans.get(key)
     if plan is None:
         if _interpreting(args):
@@ -147,7 +157,7 @@ def run(fn, grid, args, constexprs: dict, index: int = 0, num_warps: int = 4, nu
             fn[grid](**kw, **constexprs)
             return
         plan = _plans[key] = make_plan(fn, {name: ty for name, _, ty in args}, constexprs, index, num_warps,
-                                       num_stages)
-    for (_, v, ty), c in zip(args, plan.vals):
-        c.value = v.data_ptr() if ty[0] == "*" else v
+                                       num_stages, tuple(args[k][0] for k in div))
+    for c, x in zip(plan.vals, vals):
+        c.value = x
     plan(*grid)

@@ -16,7 +16,7 @@ from ...core import dtype as D
 from ...core.shape import broadcast_shapes, contiguous_strides
 from ...dispatch import OPS
 from ...ops.elementwise import BINARY, UNARY, check_internal_overlap, div_dtype, out_dtype
-from .compiler import LazyKernels, make_plan, pointer_arg, pointer_type, run
+from .compiler import ALIGN, LazyKernels, make_plan, pointer_arg, pointer_type, run
 from .opcodes import Binary, Compute, Ternary, Unary
 from .memory import empty_cuda, new_tensor
 
@@ -94,19 +94,23 @@ def _fast_lane(code: int, nin: int, x: Tensor, y, dt, ck: int, alpha, plans: dic
     if dev.type != "cuda" or x._stride != cs or (y is not None and y._stride != cs):
         return None
     index = dev.index or 0
-    plan = plans.get(index)
+    out = empty_cuda(shape, dt, index)
+    it = x._dtype.itemsize
+    po = out._storage.data.ptr
+    px = st.data.ptr + x._offset * it
+    py = px if y is None else y._storage.data.ptr + y._offset * it
+    aligned = not (po | px | py) & 15        # 16-byte aligned operands: a variant with vectorized loads/stores
+    plan = plans.get((index, aligned))
     if plan is None:
         yy = x if y is None else y
-        key = (code, nin, 1, True, y is None, ck, dt, x._dtype, yy._dtype, index, False)
-        plan = plans[index] = _plans.get(key) or _make_plan(key)
-    out = empty_cuda(shape, dt, index)
+        key = (code, nin, 1, True, y is None, ck, dt, x._dtype, yy._dtype, index, False, aligned)
+        plan = plans[(index, aligned)] = _plans.get(key) or _make_plan(key)
     n = prod(shape)
     if n:
         v = plan.vals
-        it = x._dtype.itemsize
-        v[0].value = out._storage.data.ptr
-        v[1].value = st.data.ptr + x._offset * it
-        v[2].value = v[1].value if y is None else y._storage.data.ptr + y._offset * it
+        v[0].value = po
+        v[1].value = px
+        v[2].value = py
         v[3].value = n
         v[5].value = alpha if ck <= _F64 else int(alpha)
         plan((n + BLOCK - 1) // BLOCK)
@@ -136,7 +140,12 @@ def launch_ew(op: int, nin: int, out: Tensor, x: Tensor, y, ck: int, alpha=1) ->
         i32 = INDEX32 and not contig and n < _I32 - BLOCK and all(sum((k - 1) * abs(t) for k, t in zip(sizes, st)) < _I32
                                               for st in sts)
     if st.device.type == "cuda":      # a cached launch plan: only the argument values change
-        key = (op, nin, nd, contig, y_scalar, ck, out._dtype, x._dtype, yy._dtype, st.device.index or 0, i32)
+        po = st.data.ptr + out._offset * out._dtype.itemsize
+        px = x._storage.data.ptr + x._offset * x._dtype.itemsize
+        py = yy._storage.data.ptr + yy._offset * yy._dtype.itemsize
+        aligned = contig and not (po | px | py) & 15
+        key = (op, nin, nd, contig, y_scalar, ck, out._dtype, x._dtype, yy._dtype, st.device.index or 0, i32,
+               aligned)
         plan = _plans.get(key) or _make_plan(key)
         v = plan.vals
         if not contig:
@@ -146,9 +155,9 @@ def launch_ew(op: int, nin: int, out: Tensor, x: Tensor, y, ck: int, alpha=1) ->
                 base = 11 + 6 * j
                 for k, stv in enumerate(sts[j]):
                     v[base + k].value = stv
-        v[0].value = st.data.ptr + out._offset * out._dtype.itemsize
-        v[1].value = x._storage.data.ptr + x._offset * x._dtype.itemsize
-        v[2].value = yy._storage.data.ptr + yy._offset * yy._dtype.itemsize
+        v[0].value = po
+        v[1].value = px
+        v[2].value = py
         v[3].value = n
         if y_scalar and y is not None:
             v[4].value = float(y) if ck <= _F64 else int(y)
@@ -198,9 +207,10 @@ INDEX32 = True
 
 
 def _make_plan(key):
-    """The launch plan of ew_kernel for `key`; with i32 (the last item), the element count, sizes and strides
-    are 32-bit arguments and the kernel's index arithmetic follows their type."""
-    op, nin, nd, contig, y_scalar, ck, odt, xdt, ydt, index, i32 = key
+    """The launch plan of ew_kernel for `key`; with i32, the element count, sizes and strides are 32-bit
+    arguments and the kernel's index arithmetic follows their type; with aligned (contiguous operands on
+    16-byte boundaries) the pointers are compiled as such, and Triton vectorizes the loads and stores."""
+    op, nin, nd, contig, y_scalar, ck, odt, xdt, ydt, index, i32, aligned = key
     sty = _SCALAR_TY.get(ck, "i64" if ck != Compute.BOOL else "i32")
     ity = "i32" if i32 else "i64"
     sig = {"out_ptr": pointer_type(odt), "x_ptr": pointer_type(xdt), "y_ptr": pointer_type(ydt),
@@ -210,7 +220,8 @@ def _make_plan(key):
         sig.update({f"{name}{k}": ity for k in range(MAXDIM)})
     consts = {"OP": op, "NIN": nin, "NDIM": nd, "CONTIG": int(contig), "Y_SCALAR": int(y_scalar), "CK": ck,
               "BLOCK": BLOCK}
-    plan = _plans[key] = make_plan(_kernel(), sig, consts, index)
+    plan = _plans[key] = make_plan(_kernel(), sig, consts, index,
+                                   aligned=("out_ptr", "x_ptr", "y_ptr") if aligned and ALIGN else ())
     return plan
 
 

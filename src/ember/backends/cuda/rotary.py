@@ -37,7 +37,9 @@ def rotary_embedding(input, cos, sin, interleaved):
     for name, t in (("xt", xt), ("ct", ct), ("st", st)):
         args += [(f"{name}{k}", v, "i64") for k, v in enumerate(pad(t))]
     run(K.rope_kernel, ((rows + block_r - 1) // block_r, (h + block_h - 1) // block_h), args,
-        {"NDIM": len(sizes), "F64": int(input._dtype is D.float64), "BLOCK_R": block_r, "BLOCK_H": block_h},
+        {"NDIM": len(sizes), "F64": int(input._dtype is D.float64),
+         "UNIT_COLS": int(input._stride[-1] == 1 and cs[-1] == 1 and ss[-1] == 1), "BLOCK_R": block_r,
+         "BLOCK_H": block_h},
         input.device.index or 0)
     return y
 

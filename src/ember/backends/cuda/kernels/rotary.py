@@ -12,16 +12,21 @@ from .elementwise import _offset
 def rope_kernel(x_ptr, cos_ptr, sin_ptr, y_ptr, R, H, step, gap, x_col, c_col, s_col,
                 s1, s2, s3, s4, s5, xt0, xt1, xt2, xt3, xt4, xt5, ct0, ct1, ct2, ct3, ct4, ct5,
                 st0, st1, st2, st3, st4, st5,
-                NDIM: tl.constexpr, F64: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr):
+                NDIM: tl.constexpr, F64: tl.constexpr, UNIT_COLS: tl.constexpr, BLOCK_R: tl.constexpr,
+                BLOCK_H: tl.constexpr):
     r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     i = tl.program_id(1).to(tl.int64) * BLOCK_H + tl.arange(0, BLOCK_H)
     m = (r < R)[:, None] & (i < H)[None, :]
     a = i * step
     xo = _offset(r, s1, s2, s3, s4, s5, xt0, xt1, xt2, xt3, xt4, xt5, NDIM)[:, None]
-    co = _offset(r, s1, s2, s3, s4, s5, ct0, ct1, ct2, ct3, ct4, ct5, NDIM)[:, None] + (i * c_col)[None, :]
-    so = _offset(r, s1, s2, s3, s4, s5, st0, st1, st2, st3, st4, st5, NDIM)[:, None] + (i * s_col)[None, :]
-    xa = tl.load(x_ptr + xo + (a * x_col)[None, :], mask=m, other=0.0)
-    xb = tl.load(x_ptr + xo + ((a + gap) * x_col)[None, :], mask=m, other=0.0)
+    if UNIT_COLS:       # unit column strides known at compile time: contiguous, vectorizable loads
+        ci, si, xa_c, xb_c = i, i, a, a + gap
+    else:
+        ci, si, xa_c, xb_c = i * c_col, i * s_col, a * x_col, (a + gap) * x_col
+    co = _offset(r, s1, s2, s3, s4, s5, ct0, ct1, ct2, ct3, ct4, ct5, NDIM)[:, None] + ci[None, :]
+    so = _offset(r, s1, s2, s3, s4, s5, st0, st1, st2, st3, st4, st5, NDIM)[:, None] + si[None, :]
+    xa = tl.load(x_ptr + xo + xa_c[None, :], mask=m, other=0.0)
+    xb = tl.load(x_ptr + xo + xb_c[None, :], mask=m, other=0.0)
     c = tl.load(cos_ptr + co, mask=m, other=0.0)
     s = tl.load(sin_ptr + so, mask=m, other=0.0)
     if F64:
