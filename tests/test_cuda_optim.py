@@ -1,6 +1,6 @@
-"""Fused multi-tensor Adam/AdamW and clip_grad_norm_ on CUDA (the CUDA kernels of ember.ops.optim)
-against torch on CUDA, their launch counts (one per 8 tensors), and a captured, replayed optimizer step
-with clipping."""
+"""Fused multi-tensor Adam/AdamW, SGD and clip_grad_norm_ on CUDA (the CUDA kernels of ember.ops.optim)
+against torch on CUDA, their launch counts (one per 8 tensors), and captured, replayed optimizer steps
+(AdamW with clipping, SGD)."""
 import numpy as np
 import pytest
 
@@ -227,3 +227,110 @@ def test_clip_grad_norm_foreach_flag_on_cuda(foreach, launches):
     for e, t in zip(es, ts):
         np.testing.assert_allclose(e.grad.cpu().numpy(), t.grad.cpu().numpy(), rtol=1e-5, atol=1e-6)
     assert launches == ([] if not foreach else ["sumsq_partial_kernel", "sqrt_sum_kernel", "clip_scale_kernel"])
+
+
+SGD_KW = [dict(lr=0.05, momentum=0.9), dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.1),
+          dict(lr=0.02, momentum=0.8, dampening=0.3, maximize=True), dict(lr=0.1, weight_decay=0.01)]
+
+
+@pytest.mark.parametrize("kw", SGD_KW)
+@pytest.mark.parametrize("dtype,skip", [("float32", False), ("float32", True), ("bfloat16", False)])
+def test_sgd_on_cuda_matches_torch(kw, dtype, skip, launches):
+    # 11 parameters (10 non-empty: 2 launches a step), the default (foreach unset) and foreach=True; with
+    # `skip`, one parameter has no grad at the first step, so its buffer starts a step later, in a launch
+    # of its own. bfloat16 against torch's fused SGD, which computes in float32 and rounds once as ember
+    # (its foreach step rounds after every op)
+    ps = [_pair(s, 30 + i, dtype) for i, s in enumerate(SHAPES)]
+    eo = ember.optim.SGD([e for e, _ in ps], **kw, **({"foreach": True} if skip else {}))
+    to = torch.optim.SGD([t for _, t in ps], **kw, **({"fused": True} if dtype == "bfloat16" else {}))
+    rng = np.random.default_rng(6)
+    for k in range(4):
+        _set_grads(ps, rng)
+        if skip and k == 0:
+            ps[3][0].grad = ps[3][1].grad = None
+        eo.step()
+        to.step()
+    tol = 2e-5 if dtype == "float32" else 1e-2
+    for e, t in ps:
+        assert str(e.dtype).split(".")[-1] == str(t.dtype).split(".")[-1]
+        np.testing.assert_allclose(e.detach().float().cpu().numpy(), t.detach().float().cpu().numpy(), rtol=tol,
+                                   atol=tol)
+        if kw.get("momentum"):
+            eb, tb = eo.state[e]["momentum_buffer"], to.state[t]["momentum_buffer"]
+            assert str(eb.dtype) == str(e.dtype)
+            np.testing.assert_allclose(eb.float().cpu().numpy(), tb.float().cpu().numpy(), rtol=tol, atol=tol)
+        else:
+            assert not eo.state[e]
+    per_step = [2, 3, 2, 2] if skip and kw.get("momentum") else [2] * 4
+    assert launches == ["sgd_kernel"] * sum(per_step)
+
+
+def test_sgd_loop_on_cuda_with_foreach_false(launches):
+    # foreach=False keeps the single-tensor loop of ops (no multi-tensor launch), with torch's results
+    ps = [_pair(s, 50 + i) for i, s in enumerate(SHAPES[:4])]
+    kw = dict(lr=0.05, momentum=0.9, weight_decay=0.01)
+    eo = ember.optim.SGD([e for e, _ in ps], foreach=False, **kw)
+    to = torch.optim.SGD([t for _, t in ps], foreach=False, **kw)
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        _set_grads(ps, rng)
+        eo.step()
+        to.step()
+    for e, t in ps:
+        np.testing.assert_allclose(e.detach().cpu().numpy(), t.detach().cpu().numpy(), rtol=2e-5, atol=2e-6)
+    assert launches == []
+
+
+def test_sgd_step_with_a_device_lr_replays_in_a_cuda_graph():
+    # one warm-up step (it creates the buffers: a first step), then a captured step replayed 5 times; lr is
+    # a tensor on the device the kernel reads, changed in place between replays as a scheduler would
+    ps = [_pair(s, 40 + i) for i, s in enumerate(SHAPES)]
+    rng = np.random.default_rng(8)
+    for e, t in ps:
+        g = rng.standard_normal(tuple(e.shape)).astype(np.float32)
+        e.grad, t.grad = ember.tensor(g).cuda(), torch.tensor(g).cuda()
+    kw = dict(momentum=0.9, nesterov=True, weight_decay=0.01)
+    lr = ember.tensor(0.05, device="cuda")
+    eo = ember.optim.SGD([e for e, _ in ps], lr=lr, **kw)
+    to = torch.optim.SGD([t for _, t in ps], lr=0.05, **kw)
+    eo.step()
+    to.step()
+    graph = ember.cuda.CUDAGraph()
+    s = ember.cuda.Stream()
+    s.wait_stream(ember.cuda.current_stream())
+    with ember.cuda.graph(graph, stream=s):
+        eo.step()
+    for k in range(5):  # capturing ran nothing: the warm-up step + 5 replays = 6 steps
+        if k == 3:
+            lr.fill_(0.01)
+            to.param_groups[0]["lr"] = 0.01
+        graph.replay()
+        to.step()
+    ember.cuda.synchronize()
+    for e, t in ps:
+        np.testing.assert_allclose(e.detach().cpu().numpy(), t.detach().cpu().numpy(), rtol=3e-5, atol=3e-6)
+        np.testing.assert_allclose(eo.state[e]["momentum_buffer"].cpu().numpy(),
+                                   to.state[t]["momentum_buffer"].cpu().numpy(), rtol=3e-5, atol=3e-6)
+
+
+@pytest.mark.parametrize("found", [0.0, 1.0])
+def test_fused_sgd_op_with_grad_scale_and_found_inf_matches_torch(found):
+    # the op itself with a device lr read in the kernel, grads unscaled in place, float32 and float64
+    rng = np.random.default_rng(10)
+    shapes = [(33, 17), (), (0, 3), (1025,)]
+    for dtype in ("float32", "float64"):
+        arrays = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(3)]
+        e = [[ember.tensor(a).cuda() for a in arrays[k]] for k in range(3)]
+        t = [[torch.tensor(a).cuda() for a in arrays[k]] for k in range(3)]
+        kw = dict(weight_decay=0.1, momentum=0.9, dampening=0.2, nesterov=False, maximize=True, is_first_step=False)
+        ember.ops._fused_sgd_(*e, lr=ember.tensor(1e-2).cuda(), grad_scale=ember.tensor(4.0).cuda(),
+                              found_inf=ember.tensor(found).cuda(), **kw)
+        torch._fused_sgd_(*t, lr=torch.tensor(1e-2).cuda(), grad_scale=torch.tensor(4.0).cuda(),
+                          found_inf=torch.tensor(found).cuda(), **kw)
+        tol = 3e-6 if dtype == "float32" else 1e-12
+        for el, tl in zip(e, t):
+            for x, y in zip(el, tl):
+                np.testing.assert_allclose(x.cpu().numpy(), y.cpu().numpy(), rtol=tol, atol=tol)
+        if found == 1.0:
+            for x, a in zip(e[0], arrays[0]):
+                np.testing.assert_array_equal(x.cpu().numpy(), a)

@@ -1,6 +1,6 @@
-"""The CUDA kernels of the multi-tensor optimizer ops (ember.ops.optim: fused Adam/AdamW, step counts,
-total norm, clipping) through Triton's interpreter on CPU tensors: against ember's single-tensor Adam
-loop on the CPU (which matches torch.optim.Adam; see test_optim.py), the CPU kernels and numpy,
+"""The CUDA kernels of the multi-tensor optimizer ops (ember.ops.optim: fused Adam/AdamW, fused SGD, step
+counts, total norm, clipping) through Triton's interpreter on CPU tensors: against ember's single-tensor
+Adam and SGD loops on the CPU (which match torch.optim's; see test_optim.py), the CPU kernels and numpy,
 bitwise against one parameter per launch, and the number of launches."""
 import math
 import os
@@ -16,7 +16,8 @@ pytest.importorskip("triton")
 os.environ["TRITON_INTERPRET"] = "1"
 
 from ember.backends.cuda import optim  # noqa: E402
-from ember.backends.cuda.optim import adam_multi_step_, clip_scale_, foreach_add_, total_norm2  # noqa: E402
+from ember.backends.cuda.optim import (adam_multi_step_, clip_scale_, foreach_add_, sgd_multi_step_,  # noqa: E402
+                                       total_norm2)
 from ember.dispatch import OPS  # noqa: E402
 
 OPTIM_OPS = ("_fused_adam_", "_fused_adamw_", "_foreach_add_", "_total_norm", "_clip_grads_with_norm_")
@@ -302,3 +303,131 @@ def test_norm_and_clip_kernels_choose_the_fused_launches(monkeypatch, launches, 
         np.testing.assert_allclose(total.item(), norm, rtol=1e-6)
         for g, a in zip(gs, arrays):
             np.testing.assert_allclose(g.double().numpy(), a / (norm + 1e-6), rtol=1e-6)
+
+
+SGD_KW = [dict(weight_decay=0.0, momentum=0.0, dampening=0.0, nesterov=False, maximize=False),
+          dict(weight_decay=0.1, momentum=0.9, dampening=0.0, nesterov=True, maximize=True),
+          dict(weight_decay=0.05, momentum=0.8, dampening=0.3, nesterov=False, maximize=False)]
+
+
+def _bf16_ulps(got, want):
+    """|got - want| in bfloat16 ulps of want (the interpreter's float32 -> bfloat16 cast truncates, where
+    ember's CPU kernels round to nearest: they differ by at most 1)."""
+    w = want.float().numpy()
+    ulp = np.exp2(np.floor(np.log2(np.maximum(np.abs(w), 2.0 ** -126))) - 7)
+    return np.abs(got.float().numpy() - w) / ulp
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+@pytest.mark.parametrize("kw", SGD_KW)
+@pytest.mark.parametrize("first,lr_tensor,found", [(False, False, None), (True, True, 0.0), (False, True, 1.0)])
+def test_sgd_kernel_against_the_cpu_kernel(dtype, kw, first, lr_tensor, found, launches):
+    # 11 parameters (an empty one): two launches, grads unscaled and written back with grad_scale, nothing
+    # written with found_inf 1; float32 and float64 equal the CPU kernel (the loop of ops) bit for bit
+    p0, grads = _arrays(7, steps=2)
+    runs = []
+    for backend in ("cpu", "cuda"):
+        lists = [[ember.tensor(a.copy()).to(getattr(ember, dtype)) for a in arrays] for arrays in (p0, *grads)]
+        if kw["momentum"] == 0:
+            lists[2] = []
+        extra = {} if found is None else dict(grad_scale=ember.tensor(4.0), found_inf=ember.tensor(found))
+        lr = ember.tensor(0.05) if lr_tensor else 0.05
+        OPS["_fused_sgd_"].kernels[backend](*lists, kw["weight_decay"], kw["momentum"], lr, kw["dampening"],
+                                            kw["nesterov"], kw["maximize"], first, **extra)
+        runs.append(lists)
+    assert launches == ["sgd_kernel"] * 2
+    for got_list, want_list, before in zip(runs[1], runs[0], (p0, *grads)):
+        for got, want, b in zip(got_list, want_list, before):
+            assert got.dtype is want.dtype
+            if dtype == "bfloat16":
+                assert _bf16_ulps(got, want).max(initial=0) <= 1
+            else:
+                assert got.numpy().tobytes() == want.numpy().tobytes()
+            if found == 1.0:    # nothing written (the CUDA kernel bumps the versions all the same: no host sync)
+                np.testing.assert_array_equal(got.double().numpy(), ember.tensor(b).to(got.dtype).double().numpy())
+            else:
+                assert got._version == want._version
+
+
+def test_sgd_kernel_is_bitwise_one_parameter_per_launch_and_batches_per_dtype(launches):
+    # float64 and float32 parameters interleaved: a launch per dtype (3 float64, 9 float32: 1 + 2)
+    shapes = [(4,), (3, 2), (1,)] * 4
+    p0, grads = _arrays(8, shapes=shapes, steps=2)
+    p0 = [a.astype(np.float64) if i % 4 == 0 else a for i, a in enumerate(p0)]
+    grads = [[g.astype(a.dtype) for g, a in zip(gs, p0)] for gs in grads]
+    runs = []
+    for calls in ([list(range(12))], [[i] for i in range(12)]):
+        ps, gs, bufs = ([ember.tensor(a.copy()) for a in arrays] for arrays in (p0, *grads))
+        for idx in calls:
+            sgd_multi_step_([ps[i] for i in idx], [gs[i] for i in idx], [bufs[i] for i in idx], 0.05, 0.1, 0.9, 0.2,
+                            False, False, False)
+        runs.append(ps + bufs)
+    assert launches == ["sgd_kernel"] * 3 + ["sgd_kernel"] * 12
+    for a, b in zip(*runs):
+        assert a.dtype == b.dtype and a.numpy().tobytes() == b.numpy().tobytes()
+
+
+@pytest.mark.parametrize("kwargs", [dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.1),
+                                    dict(lr=0.05, momentum=0.8, dampening=0.3, maximize=True), dict(lr=0.1)])
+def test_sgd_step_through_the_cuda_kernel(kwargs, launches, cuda_kernels):
+    # SGD.step with the CUDA kernel (fused=True: CPU parameters take the op too), against the loop of ops
+    # bit for bit: buffers created at the first step, a parameter without a grad at step 0 (its buffer
+    # starts at step 1, in a launch of its own), non-contiguous grads (copied), the launches per step
+    cuda_kernels("_fused_sgd_")
+    p0, grads = _arrays(9, steps=3)
+    runs = []
+    for fused in (False, True):
+        ps = [ember.nn.Parameter(ember.tensor(a.copy())) for a in p0]
+        opt = ember.optim.SGD(ps, fused=fused, **kwargs)
+        for k, gs in enumerate(grads):
+            for i, (p, g) in enumerate(zip(ps, gs)):
+                p.grad = None if (k == 0 and i == 3) else (
+                    ember.tensor(np.ascontiguousarray(g.T)).t() if g.ndim == 2 else ember.tensor(g))
+            opt.step()
+        runs.append([p.detach().numpy().tobytes() for p in ps] +
+                     [st["momentum_buffer"].numpy().tobytes() for st in opt.state.values()])
+        assert len(opt.state) == (len(ps) if kwargs.get("momentum") else 0)
+    assert runs[0] == runs[1]
+    # 10 non-empty parameters: step 0 has 9 with grads (2 launches); with momentum, step 1 runs the one
+    # without a buffer apart (1 + 2 launches)
+    per_step = [2, 3, 2] if kwargs.get("momentum") else [2, 2, 2]
+    assert launches == ["sgd_kernel"] * sum(per_step)
+
+
+def test_fused_sgd_kernel_refuses_strided_state_and_reads_a_device_lr(launches):
+    p, g, buf = ember.zeros(4, 3), ember.ones(4, 3), ember.zeros(4, 3)
+    kernel = OPS["_fused_sgd_"].kernels["cuda"]
+    for k in (0, 2):
+        args = [[p], [g], [buf]]
+        args[k] = [ember.zeros(3, 4).t()]
+        with pytest.raises(RuntimeError, match="fused SGD on CUDA: the (parameter|momentum buffer) must be "
+                                               "contiguous .it is updated in place."):
+            kernel(*args, 0.0, 0.9, 0.1, 0.0, False, False, True)
+    # a strided grad is copied, and with grad_scale the unscaled values go back into it
+    gt = ember.full((3, 4), 8.0).t()
+    kernel([p], [gt], [buf], 0.0, 0.9, ember.tensor(0.5), 0.0, False, False, True, grad_scale=ember.tensor(4.0),
+           found_inf=ember.tensor(0.0))
+    assert gt.tolist() == [[2.0] * 3] * 4 and buf.tolist() == [[2.0] * 3] * 4 and p.tolist() == [[-1.0] * 3] * 4
+    assert launches == ["sgd_kernel"]
+
+
+def test_sgd_first_and_later_steps_share_one_compiled_kernel(monkeypatch, cuda_kernels):
+    # the first step (buffers set to the grads) and the later ones differ in an argument, not a constexpr:
+    # a step captured in a CUDA graph after one warm-up step loads no kernel during the capture
+    seen = []
+    real_run = optim.run
+
+    def recording_run(fn, grid, args, constexprs, *rest):
+        seen.append((fn.__name__, tuple(constexprs.items()), tuple(ty for _, _, ty in args)))
+        return real_run(fn, grid, args, constexprs, *rest)
+
+    monkeypatch.setattr(optim, "run", recording_run)
+    cuda_kernels("_fused_sgd_")
+    ps = [ember.nn.Parameter(ember.zeros(3)) for _ in range(2)]
+    opt = ember.optim.SGD(ps, lr=ember.tensor(0.1), momentum=0.9, fused=True)
+    for _ in range(2):
+        for p in ps:
+            p.grad = ember.ones(3)
+        opt.step()
+    assert len(seen) == 2 and seen[0] == seen[1]
+    np.testing.assert_allclose([p.tolist() for p in ps], [[-0.1 - 0.19] * 3] * 2, rtol=1e-6)

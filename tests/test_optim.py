@@ -277,11 +277,12 @@ def test_implementation_flags():
     ep, tp = make_params()
     with pytest.raises(RuntimeError, match="differentiable"):
         optim.SGD(ep, differentiable=True)
-    with pytest.raises(RuntimeError, match="fused"):
-        optim.SGD(ep, fused=True)
     for o, p in ((optim, ep), (torch.optim, tp)):
-        with pytest.raises(RuntimeError, match="`fused` and `foreach` cannot be `True` together"):
-            o.Adam(p, fused=True, foreach=True)
+        for cls in (o.Adam, o.SGD):
+            with pytest.raises(RuntimeError, match="`fused` and `foreach` cannot be `True` together"):
+                cls(p, lr=0.1, fused=True, foreach=True)
+    with pytest.raises(RuntimeError, match="SGD: fused=True requires all the params to be floating point"):
+        optim.SGD([ember.zeros(3, dtype=ember.int64)], lr=0.1, fused=True)
     with pytest.raises(RuntimeError, match="fused=True requires all the params to be floating point"):
         optim.AdamW([ember.zeros(3, dtype=ember.int64)], fused=True)
     tint = torch.zeros(3, dtype=torch.int64)
@@ -747,3 +748,195 @@ def test_clip_grad_norm_foreach_flags_agree(foreach):
     np.testing.assert_allclose(en.item(), tn.item(), rtol=1e-6)
     for e, t in zip(ep, tp):
         np.testing.assert_allclose(e.grad.numpy(), t.grad.numpy(), rtol=1e-6)
+
+
+# ---- the multi-tensor SGD op behind SGD on CUDA and fused=True (ember.ops._fused_sgd_) --------------
+
+SGD_OP_CASES = [dict(momentum=0.0, weight_decay=0.0, dampening=0.0, nesterov=False, maximize=False),
+                dict(momentum=0.9, weight_decay=0.0, dampening=0.0, nesterov=False, maximize=False),
+                dict(momentum=0.9, weight_decay=0.1, dampening=0.0, nesterov=True, maximize=False),
+                dict(momentum=0.8, weight_decay=0.05, dampening=0.3, nesterov=False, maximize=True),
+                dict(momentum=0.0, weight_decay=0.1, dampening=0.0, nesterov=False, maximize=True)]
+
+
+def _sgd_lists(seed, dtype="float32", shapes=((37, 29), (5,), (), (1030,)), momentum=True):
+    """[params, grads, momentum buffers] as ember and torch lists (no buffers without momentum)."""
+    rng = np.random.default_rng(seed)
+    arrays = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(3)]
+    e = [[ember.tensor(a.copy()) for a in arrays[k]] for k in range(3)]
+    t = [[torch.tensor(a.copy()) for a in arrays[k]] for k in range(3)]
+    if not momentum:
+        e[2] = t[2] = []
+    return e, t
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", range(len(SGD_OP_CASES)))
+@pytest.mark.parametrize("first,lr_tensor,found", [(False, False, None), (True, True, None), (False, True, 0.0),
+                                                   (True, False, 1.0)])
+def test_fused_sgd_op_matches_torch(dtype, case, first, lr_tensor, found):
+    kw = dict(SGD_OP_CASES[case], is_first_step=first)
+    e, t = _sgd_lists(case, dtype, momentum=kw["momentum"] != 0)
+    scale = 4.0 if found is not None else None
+    e_extra = {} if scale is None else dict(grad_scale=ember.tensor(scale), found_inf=ember.tensor(found))
+    t_extra = {} if scale is None else dict(grad_scale=torch.tensor(scale), found_inf=torch.tensor(found))
+    before = [[x.numpy().copy() for x in lst] for lst in e]
+    assert ember.ops._fused_sgd_(*e, lr=ember.tensor(0.05) if lr_tensor else 0.05, **kw, **e_extra) is None
+    torch._fused_sgd_(*t, lr=torch.tensor(0.05) if lr_tensor else 0.05, **kw, **t_extra)
+    # torch's vectorised CPU loop fuses multiply-adds where ember (as its single-tensor SGD) rounds twice
+    tol = 2e-6 if dtype == "float32" else 1e-14
+    for k, (el, tl) in enumerate(zip(e, t)):
+        for x, y, b in zip(el, tl, before[k]):
+            np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=tol, atol=tol)
+            if found == 1.0:    # an inf/nan was found: the step is skipped, nothing written
+                np.testing.assert_array_equal(x.numpy(), b)
+            else:
+                assert not np.array_equal(x.numpy(), b) or k == 1 and scale is None or x.numel() == 0
+            written = k in (0, 2) or (k == 1 and scale is not None)
+            assert x._version == (1 if written and found != 1.0 else 0)
+
+
+def _sgd_reference(p, g, buf, lr, weight_decay, momentum, dampening, nesterov, maximize, is_first_step):
+    """The step in float32 from the (16-bit) values, each result rounded once to p's dtype: torch's fused SGD
+    with its CPU bug fixed (pytorch#191763: torch 2.13 leaves the vectorised blocks of float16/bfloat16
+    parameters unwritten) and its CUDA kernel."""
+    f = np.float32
+    P, G = p.float().numpy(), g.float().numpy()
+    G = -G if maximize else G
+    if weight_decay:
+        G = G + P * f(weight_decay)
+    B = None
+    if momentum:
+        B = G if is_first_step else buf.float().numpy() * f(momentum) + G * f(1 - dampening)
+        G = G + B * f(momentum) if nesterov else B
+    return P - G * f(lr), B
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("case", [1, 2, 3])
+@pytest.mark.parametrize("first", [False, True])
+def test_fused_sgd_op_float16_and_bfloat16_compute_in_float32(dtype, case, first):
+    kw = dict(SGD_OP_CASES[case], is_first_step=first)
+    e, _ = _sgd_lists(10 + case)
+    e = [[x.to(getattr(ember, dtype)) for x in lst] for lst in e]
+    want = [_sgd_reference(p, g, b, 0.05, **kw) for p, g, b in zip(*e)]
+    ember.ops._fused_sgd_(*e, lr=0.05, **kw)
+    for p, b, (wp, wb) in zip(e[0], e[2], want):
+        np.testing.assert_array_equal(p.float().numpy(), ember.tensor(wp).to(p.dtype).float().numpy())
+        np.testing.assert_array_equal(b.float().numpy(), ember.tensor(wb).to(p.dtype).float().numpy())
+
+
+def test_fused_sgd_meta_errors():
+    meta = ember.dispatch.OPS["_fused_sgd_"].meta
+    kw = dict(weight_decay=0.0, momentum=0.9, lr=0.01, dampening=0.0, nesterov=False, maximize=False,
+              is_first_step=False)
+
+    def call(e, **over):
+        k = {**kw, **over}
+        return meta(*e, k["weight_decay"], k["momentum"], k["lr"], k["dampening"], k["nesterov"], k["maximize"],
+                    k["is_first_step"], k.get("grad_scale"), k.get("found_inf"))
+
+    def lists():
+        return _sgd_lists(2, shapes=((3, 4), (5,), ()))
+
+    assert call(lists()[0]) is None
+    assert call(lists()[0][:2] + [[]], momentum=0.0) is None
+    cases = [
+        (lambda e: e[1].pop(), {}, RuntimeError, r"expected grads to hold one tensor per parameter \(3\), got 2"),
+        (lambda e: e[2].clear(), {}, RuntimeError,
+         r"expected momentum_buffer_list to hold one tensor per parameter \(3\), got 0"),
+        (lambda e: None, dict(momentum=0.0), RuntimeError,
+         "expected momentum_buffer_list to be empty with momentum=0, got 3 tensors"),
+        (lambda e: e[2].__setitem__(0, ember.zeros(3, 4, dtype=ember.float64)), {}, RuntimeError,
+         r"expected scalar type ember.float32 but found ember.float64 \(momentum_buffer_list\[0\]\)"),
+        (lambda e: e[1].__setitem__(1, ember.zeros(6)), {}, RuntimeError,
+         r"expected grads\[1\] of the parameter's shape \[5\], got \[6\]"),
+        (lambda e: [lst.__setitem__(0, ember.zeros(3, 4, dtype=ember.int64)) for lst in e], {}, NotImplementedError,
+         '"_fused_sgd_" not implemented for ember.int64'),
+        (lambda e: None, dict(lr=ember.zeros(2)), RuntimeError, "_fused_sgd_: lr: a Tensor with 2 elements"),
+        (lambda e: None, dict(grad_scale=ember.tensor(1.0, dtype=ember.float64)), RuntimeError,
+         "expected grad_scale of dtype float32, got ember.float64"),
+        (lambda e: None, dict(found_inf=ember.zeros(3)), RuntimeError, "found_inf: a Tensor with 3 elements"),
+    ]
+    for edit, over, exc, match in cases:
+        e, _ = lists()
+        edit(e)
+        with pytest.raises(exc, match=match):
+            call(e, **over)
+    # torch refuses the same inputs (a shape mismatch it does not check)
+    for edit, over in ((lambda t: t[1].pop(), {}), (lambda t: t[2].clear(), {}), (lambda t: None, dict(momentum=0.0)),
+                       (lambda t: t[2].__setitem__(0, torch.zeros(3, 4, dtype=torch.float64)), {})):
+        _, t = lists()
+        edit(t)
+        with pytest.raises(RuntimeError):
+            torch._fused_sgd_(*t, **{**kw, **over})
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kwargs", SGD_CASES)
+def test_fused_sgd_is_the_loop_bit_for_bit(kwargs, dtype):
+    # SGD(fused=True) (the op, on the CPU) against the loop of ops, with an empty, a 0-d and a transposed
+    # parameter, and parameters without a gradient at some steps: their buffers start later than the
+    # others', so a step mixes first steps and later ones (two op calls)
+    shapes = SHAPES + [(0, 2), (), (4, 3)]
+    rng = np.random.default_rng(3)
+    init = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    runs, calls = [], []
+    real = optim.sgd._fused_sgd_
+
+    def counting(*args, **kw):
+        calls.append((len(args[0]), kw["is_first_step"]))
+        return real(*args, **kw)
+
+    for flags in (dict(fused=True), dict(fused=False), dict(foreach=True), dict()):
+        ps = [ember.tensor(a.copy(), requires_grad=True) for a in init]
+        ps[-1] = ember.tensor(init[-1].T.copy()).t().detach().requires_grad_()
+        eo = optim.SGD(ps, **kwargs, **flags)
+        grng = np.random.default_rng(4)
+        calls.clear()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(optim.sgd, "_fused_sgd_", counting)
+            for step in range(4):
+                for i, p in enumerate(ps):
+                    no_grad = (step == 0 and i in (1, 4)) or (step == 2 and i == 0)
+                    p.grad = None if no_grad else ember.tensor(grng.standard_normal(p.shape).astype(dtype))
+                eo.step()
+        if flags.get("fused"):
+            if kwargs.get("momentum"):   # step 0: 4 first steps; 1: 2 first, 4 not; 2: 5 not; 3: 6 not
+                assert calls == [(4, True), (4, False), (2, True), (5, False), (6, False)]
+            else:
+                assert calls == [(4, False), (6, False), (5, False), (6, False)]
+        else:
+            assert calls == []      # the loop of ops on the CPU (foreach: torch's foreach step)
+        runs.append([p.detach().numpy().tobytes() for p in ps] +
+                    [v.numpy().tobytes() for p in ps for v in eo.state[p].values()])
+        assert all(("momentum_buffer" in eo.state[p]) == bool(kwargs.get("momentum")) for p in ps)
+    assert runs[0] == runs[1] == runs[2] == runs[3]
+
+
+def test_fused_sgd_on_the_cpu_matches_torch_fused_and_checkpoints():
+    ep, tp = make_params("float32")
+    kw = dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)
+    eo, to = optim.SGD(ep, fused=True, **kw), torch.optim.SGD(tp, fused=True, **kw)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        set_grads(ep, tp, rng)
+        eo.step()
+        to.step()
+    assert_params(ep, tp, rtol=1e-5, atol=1e-6)
+    assert_state(eo, to, rtol=1e-5, atol=1e-6)
+    # the momentum buffers go through a state dict into a fused optimizer and the loop alike
+    ep2 = [p.detach().clone().requires_grad_() for p in ep]
+    ep3 = [p.detach().clone().requires_grad_() for p in ep]
+    eo2, eo3 = optim.SGD(ep2, fused=True, **kw), optim.SGD(ep3, **kw)
+    for o in (eo2, eo3):    # (a state dict references the buffers, as torch's: copies, so that each runs apart)
+        sd = eo.state_dict()
+        o.load_state_dict(dict(sd, state={k: {n: v.clone() for n, v in st.items()} for k, st in sd["state"].items()}))
+    for _ in range(2):
+        set_grads(ep, tp, rng)
+        copy_grads(ep, ep2, ep3)
+        for o in (eo, eo2, eo3, to):
+            o.step()
+    for a, b, c in zip(ep, ep2, ep3):
+        assert a.detach().numpy().tobytes() == b.detach().numpy().tobytes() == c.detach().numpy().tobytes()
+    assert_params(ep, tp, rtol=1e-5, atol=1e-6)

@@ -1,6 +1,6 @@
-"""Samples of the optimizer family (src/ember/ops/optim.py): _fused_adam_ and _fused_adamw_ (against
-torch.ops.aten's ops of those names, on the CPU), _foreach_add_ (aten's _foreach_add_.Scalar), _total_norm
-(torch.nn.utils.get_total_norm) and _clip_grads_with_norm_ (torch's foreach clipping: aten's
+"""Samples of the optimizer family (src/ember/ops/optim.py): _fused_adam_, _fused_adamw_ and _fused_sgd_
+(against torch.ops.aten's ops of those names, on the CPU), _foreach_add_ (aten's _foreach_add_.Scalar),
+_total_norm (torch.nn.utils.get_total_norm) and _clip_grads_with_norm_ (torch's foreach clipping: aten's
 _foreach_mul_.Tensor by the clamped coefficient). As aten's, the in-place ops return None.
 
 The in-place ops return nothing; what they write is in their tensor lists. Those are not marked
@@ -9,6 +9,7 @@ the None results, the metas and the errors; tests/test_optim.py compares the wri
 torch. The CUDA Adam kernel computes in float32 (float64 too), and reads step counts held with the
 parameters on the device (the interpreter's case) with float32 bias corrections: the float64 and
 float32 tolerances cover that. Step counts are 0-d CPU float32 tensors, as ember.optim.Adam keeps them.
+The SGD kernels compute float64 parameters in float64, the others in float32.
 """
 import torch
 from helpers import make_pair
@@ -17,7 +18,7 @@ import ember
 
 from ._core import ErrorSample, OpInfo, Sample, register
 
-ADAM_TOL = {"float32": (2e-5, 2e-6), "float64": (2e-5, 2e-6), "float16": (2e-3, 2e-3), "bfloat16": (2e-2, 2e-2)}
+FUSED_TOL = {"float32": (2e-5, 2e-6), "float64": (2e-5, 2e-6), "float16": (2e-3, 2e-3), "bfloat16": (2e-2, 2e-2)}
 NOT_DIFFERENTIABLE = "an optimizer-side op (run under no_grad): no derivative is declared"
 
 
@@ -82,9 +83,10 @@ def adam_errors():
     ]
 
 
-def _adam_ref(name):
-    """torch's fused Adam; on CUDA it refuses grads laid out unlike their parameters (ember takes them), so
-    such grads are handed to torch as contiguous copies (the update does not depend on the layout)."""
+def _fused_ref(name):
+    """torch's fused Adam, AdamW or SGD; on CUDA it refuses grads laid out unlike their parameters (ember
+    takes them), so such grads are handed to torch as contiguous copies (the update does not depend on
+    the layout)."""
     fn = getattr(torch.ops.aten, name)
 
     def ref(params, grads, *rest, **kw):
@@ -95,7 +97,72 @@ def _adam_ref(name):
 
 
 for _name in ("_fused_adam_", "_fused_adamw_"):
-    register(OpInfo(_name, adam_samples, adam_errors, ref=_adam_ref(_name), tol=ADAM_TOL, grad=NOT_DIFFERENTIABLE))
+    register(OpInfo(_name, adam_samples, adam_errors, ref=_fused_ref(_name), tol=FUSED_TOL,
+                    grad=NOT_DIFFERENTIABLE))
+
+
+def _sgd_args(shapes, dtype="float32", momentum=True, seed=0, grad_layout="contiguous"):
+    """(params, grads, momentum_buffer_list) for `shapes` (no buffers without momentum)."""
+    params = [T(s, dtype, seed=seed + i) for i, s in enumerate(shapes)]
+    grads = [T(s, dtype, grad_layout if len(s) >= 2 else "contiguous", seed=seed + 10 + i)
+             for i, s in enumerate(shapes)]
+    bufs = [T(s, dtype, seed=seed + 20 + i, low=-0.5, high=0.5) for i, s in enumerate(shapes)] if momentum else []
+    return params, grads, bufs
+
+
+def _sgd_kw(momentum=0.9, weight_decay=0.1, lr=1e-2, dampening=0.0, nesterov=False, maximize=False,
+            is_first_step=False, **extra):
+    return dict(weight_decay=weight_decay, momentum=momentum, lr=lr, dampening=dampening, nesterov=nesterov,
+                maximize=maximize, is_first_step=is_first_step, **extra)
+
+
+def sgd_samples():
+    # float16/bfloat16 on the CPU: torch 2.13's fused SGD skips their vectorised blocks (pytorch#191763); the
+    # suites compare the None results only, and tests/test_optim.py checks those values by hand
+    return [
+        Sample(_sgd_args([(3, 4), (5,), (2, 3)]), _sgd_kw(), desc="float32, momentum, weight decay"),
+        Sample(_sgd_args([(3, 4), (6,)], "float64"), _sgd_kw(nesterov=True, maximize=True, lr=ember.tensor(3e-3)),
+               desc="float64, nesterov, maximize, a tensor lr"),
+        Sample(_sgd_args([(4, 3), (0, 2)], momentum=False, grad_layout="transposed"), _sgd_kw(momentum=0.0),
+               desc="no momentum (no buffers), a transposed grad, an empty parameter"),
+        Sample(_sgd_args([()], "float64"), _sgd_kw(dampening=0.3, is_first_step=True),
+               desc="a 0-d parameter, the first step (buffer = grad)"),
+        Sample(_sgd_args([(3, 4), (5,)]), _sgd_kw(dampening=0.3, grad_scale=ember.tensor(4.0),
+                                                  found_inf=ember.tensor(0.0)),
+               desc="grad_scale (grads divided, written back), found_inf 0"),
+        Sample(_sgd_args([(3, 4)]), _sgd_kw(grad_scale=ember.tensor(4.0), found_inf=ember.tensor(1.0)),
+               desc="found_inf 1: nothing written"),
+        Sample(_sgd_args([(3, 4), (7,)], "bfloat16"), _sgd_kw(), desc="bfloat16 (computed in float32)"),
+        Sample(_sgd_args([(5,)], "float16"), _sgd_kw(nesterov=True), desc="float16, nesterov"),
+    ]
+
+
+def sgd_errors():
+    def edit(k, fn, **kw):
+        args = list(_sgd_args([(3, 4), (5,)], momentum=kw.pop("buffers", True)))
+        fn(args[k])
+        return tuple(args), _sgd_kw(**kw)
+
+    return [
+        ErrorSample(*edit(1, lambda g: g.pop()), RuntimeError, "expected grads to hold one tensor per parameter",
+                    desc="one grad for two parameters"),
+        ErrorSample(*edit(2, lambda b: None, buffers=False), RuntimeError,
+                    "expected momentum_buffer_list to hold one tensor per parameter", desc="momentum without buffers"),
+        ErrorSample(*edit(2, lambda b: None, momentum=0.0), RuntimeError, "expected momentum_buffer_list to be empty",
+                    desc="buffers without momentum"),
+        ErrorSample(*edit(2, lambda b: b.__setitem__(0, T((3, 4), "float64"))), RuntimeError,
+                    r"expected scalar type ember.float32 but found ember.float64", desc="a float64 buffer"),
+        ErrorSample(*edit(1, lambda g: g.__setitem__(1, T((6,)))), RuntimeError, "of the parameter's shape",
+                    desc="a grad of another shape (torch reads past it)", torch_raises=False),
+        ErrorSample(*edit(0, lambda p: None, lr=ember.zeros(2)), RuntimeError, "a Tensor with 2 elements",
+                    desc="an lr of 2 elements"),
+        ErrorSample(tuple([T((3,), "int64")] for _ in range(3)), _sgd_kw(), NotImplementedError,
+                    "not implemented for ember.int64", desc="int64 parameters"),
+    ]
+
+
+register(OpInfo("_fused_sgd_", sgd_samples, sgd_errors, ref=_fused_ref("_fused_sgd_"), tol=FUSED_TOL,
+                grad=NOT_DIFFERENTIABLE))
 
 
 def foreach_add_samples():

@@ -1,4 +1,4 @@
-"""Multi-tensor optimizer ops: what `ember.optim.Adam`/`AdamW` and `ember.nn.utils.clip_grad_norm_`
+"""Multi-tensor optimizer ops: what `ember.optim.SGD`/`Adam`/`AdamW` and `ember.nn.utils.clip_grad_norm_`
 call, so that neither asks which device it is on; each backend decides how to batch the work (on
 CUDA: one launch per 8 tensors).
 
@@ -8,6 +8,10 @@ CUDA: one launch per 8 tensors).
   parameters' device (read there: capturable) or on the CPU (read by the host); `lr` is a number or a
   one-element tensor. With `grad_scale`, the grads are divided by it first (and written back
   unscaled); where `found_inf` holds 1.0 nothing is written, as in torch.
+- `_fused_sgd_` (as torch's): one SGD step of every parameter in place, with PyTorch's formulas (see
+  `ember.optim.SGD`), computed in float32 (float64 for float64 parameters). `momentum_buffer_list` holds
+  a buffer per parameter, or none when momentum == 0; with `is_first_step` each buffer is set to its
+  (weight-decayed) gradient; `lr`, `grad_scale` and `found_inf` as for Adam.
 - `_foreach_add_` (as torch's `_foreach_add_.Scalar`): `t += scalar` for every tensor.
 - `_total_norm`: the `norm_type`-norm of the tensors taken as one vector, which is the norm of their
   norms (`torch.nn.utils.get_total_norm`); a 0-d tensor of the promoted dtype.
@@ -64,21 +68,16 @@ def _first_mismatch(name, what, ts, self, dev):
             _same_device_error(name, f"{what}[{i}]", t, dev)
 
 
-def check_fused_adam(name, self, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr, amsgrad,
-                     grad_scale, found_inf) -> None:
-    """torch's checks of `_fused_adam(w)_`, and the ones it leaves out (shapes, devices). It runs on
-    every optimizer step, so each list is compared at once with the parameters' (shape, dtype, device)
-    and searched only when they differ."""
-    n = len(self)
-    states = [("grads", grads), ("exp_avgs", exp_avgs), ("exp_avg_sqs", exp_avg_sqs)]
-    if amsgrad:
-        states.append(("max_exp_avg_sqs", max_exp_avg_sqs))
-    elif len(max_exp_avg_sqs):
-        raise RuntimeError(f"{name}: expected max_exp_avg_sqs to be empty with amsgrad=False, got "
-                           f"{len(max_exp_avg_sqs)} tensors")
-    for what, ts in states + [("state_steps", state_steps)]:
+def _check_lengths(name, n, lists) -> None:
+    for what, ts in lists:
         if len(ts) != n:
             raise RuntimeError(f"{name}: expected {what} to hold one tensor per parameter ({n}), got {len(ts)}")
+
+
+def _check_like_params(name, self, states):
+    """The parameters: floating point, on one device (returned); each (what, tensors) list of `states`: one
+    tensor per parameter of its shape, dtype and device. Each list is compared at once with the
+    parameters' (shape, dtype, device) and searched only when they differ: this runs on every step."""
     dev = self[0]._storage.device
     for dt in {p._dtype for p in self}:
         if not dt.is_floating_point:
@@ -90,9 +89,12 @@ def check_fused_adam(name, self, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, 
     for what, ts in states:
         if [(t._shape, t._dtype, t._storage.device) for t in ts] != sig:
             _first_mismatch(name, what, ts, self, dev)
-    for i, s in enumerate(state_steps):     # 0-d tensors on the parameters' device or on the CPU
-        if s.__class__ is not Tensor or s._shape or (s._storage.device is not dev and s._storage.device is not CPU):
-            _one_element(name, f"state_steps[{i}]", s, dev, True)
+    return dev
+
+
+def _check_step_scalars(name, dev, lr, grad_scale, found_inf) -> None:
+    """lr: a number or a one-element tensor on `dev` or the CPU; grad_scale, found_inf: None or one-element
+    float32 tensors on `dev`."""
     if isinstance(lr, Tensor):
         _one_element(name, "lr", lr, dev, True)
     for what, t in (("grad_scale", grad_scale), ("found_inf", found_inf)):
@@ -102,12 +104,49 @@ def check_fused_adam(name, self, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, 
                 raise RuntimeError(f"{name}: expected {what} of dtype float32, got {t._dtype}")
 
 
+def check_fused_adam(name, self, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr, amsgrad,
+                     grad_scale, found_inf) -> None:
+    """torch's checks of `_fused_adam(w)_`, and the ones it leaves out (shapes, devices)."""
+    states = [("grads", grads), ("exp_avgs", exp_avgs), ("exp_avg_sqs", exp_avg_sqs)]
+    if amsgrad:
+        states.append(("max_exp_avg_sqs", max_exp_avg_sqs))
+    elif len(max_exp_avg_sqs):
+        raise RuntimeError(f"{name}: expected max_exp_avg_sqs to be empty with amsgrad=False, got "
+                           f"{len(max_exp_avg_sqs)} tensors")
+    _check_lengths(name, len(self), states + [("state_steps", state_steps)])
+    dev = _check_like_params(name, self, states)
+    for i, s in enumerate(state_steps):     # 0-d tensors on the parameters' device or on the CPU
+        if s.__class__ is not Tensor or s._shape or (s._storage.device is not dev and s._storage.device is not CPU):
+            _one_element(name, f"state_steps[{i}]", s, dev, True)
+    _check_step_scalars(name, dev, lr, grad_scale, found_inf)
+
+
+def check_fused_sgd(self, grads, momentum_buffer_list, momentum, lr, grad_scale, found_inf) -> None:
+    """torch's checks of `_fused_sgd_` (a momentum buffer per parameter, none without momentum), and the
+    ones it leaves out (shapes, devices)."""
+    name = "_fused_sgd_"
+    states = [("grads", grads)]
+    if momentum != 0:
+        states.append(("momentum_buffer_list", momentum_buffer_list))
+    elif len(momentum_buffer_list):
+        raise RuntimeError(f"{name}: expected momentum_buffer_list to be empty with momentum=0, got "
+                           f"{len(momentum_buffer_list)} tensors")
+    _check_lengths(name, len(self), states)
+    dev = _check_like_params(name, self, states)
+    _check_step_scalars(name, dev, lr, grad_scale, found_inf)
+
+
 def _adam_meta(name):
     def meta(self, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr, beta1, beta2, weight_decay,
              eps, amsgrad, maximize, grad_scale=None, found_inf=None):
         check_fused_adam(name, self, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr, amsgrad,
                          grad_scale, found_inf)
     return meta
+
+
+def _fused_sgd__meta(self, grads, momentum_buffer_list, weight_decay, momentum, lr, dampening, nesterov, maximize,
+                     is_first_step, grad_scale=None, found_inf=None):
+    check_fused_sgd(self, grads, momentum_buffer_list, momentum, lr, grad_scale, found_inf)
 
 
 def _foreach_add__meta(self, scalar):
@@ -167,6 +206,9 @@ def _clip_grads_with_norm__meta(grads, max_norm, total_norm):
 
 defop(f"_fused_adam_({_ADAM_ARGS}) -> ()", meta=_adam_meta("_fused_adam_"))
 defop(f"_fused_adamw_({_ADAM_ARGS}) -> ()", meta=_adam_meta("_fused_adamw_"))
+defop("_fused_sgd_(Tensor[] self, Tensor[] grads, Tensor[] momentum_buffer_list, *, float weight_decay, "
+      "float momentum, Tensor|Scalar lr, float dampening, bool nesterov, bool maximize, bool is_first_step, "
+      "Tensor? grad_scale=None, Tensor? found_inf=None) -> ()", meta=_fused_sgd__meta)
 defop("_foreach_add_(Tensor[] self, Scalar scalar) -> ()", meta=_foreach_add__meta)
 defop("_total_norm(Tensor[] tensors, float norm_type=2.0) -> Tensor", meta=_total_norm_meta)
 defop("_clip_grads_with_norm_(Tensor[] grads, float max_norm, Tensor total_norm) -> ()",

@@ -7,7 +7,7 @@ from ..dispatch import OPS
 from ..ops.creation import zeros, zeros_like
 from ._lowp import low_cpu, rounded
 from .optimizer import Optimizer, _to_scalar
-from .sgd import _check_impl_flags
+from .sgd import _check_floating_params, _check_impl_flags, _multi_tensor
 
 __all__ = ["Adam"]
 
@@ -17,12 +17,6 @@ _foreach_add_ = OPS["_foreach_add_"].fn
 
 def _scalar_dtype():
     return float64 if get_default_dtype() is float64 else float32
-
-
-def _multi_tensor(group) -> bool:
-    """The multi-tensor ops (`fused` or `foreach`, or neither chosen) or the single-tensor loop."""
-    fused, foreach = group["fused"], group["foreach"]
-    return bool(fused) or bool(foreach) or (fused is None and foreach is None)
 
 
 def _init_state(st: dict, p, step_dtype, step_device, amsgrad: bool) -> dict:
@@ -88,12 +82,7 @@ class Adam(Optimizer):
                         decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
         if fused or capturable:
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if not p.is_floating_point():
-                        raise RuntimeError(f"{type(self).__name__}: {'fused' if fused else 'capturable'}=True "
-                                           f"requires all the params to be floating point tensors, got a "
-                                           f"{p.dtype} tensor")
+            _check_floating_params(self, "fused" if fused else "capturable")
 
     _SETSTATE_DEFAULTS = {"amsgrad": False, "maximize": False, "foreach": None, "capturable": False,
                           "differentiable": False, "decoupled_weight_decay": False, "fused": None}

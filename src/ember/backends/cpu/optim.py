@@ -4,8 +4,10 @@ The Adam step runs, array by array, the float operations of `ember.optim.Adam`'s
 (so float32 and float64 results equal it bit for bit); float16 and bfloat16 state is computed in
 float32 and stored once at the end, as the CUDA kernel does, in the order of torch's fused CPU Adam
 (`_adam_low`: its fused multiply-adds done in float64, where a product of two float32 values is exact),
-so that it equals torch's `fused=True` bit for bit. The norm and the clipping coefficient round where
-the single-tensor ops would (`ops.optim.total_norm_composite`, `clip_grads_composite_`).
+so that it equals torch's `fused=True` bit for bit. The SGD step is `ember.optim.SGD`'s loop of ops the
+same way (float16/bfloat16: computed in float32, each array stored once). The norm and the clipping
+coefficient round where the single-tensor ops would (`ops.optim.total_norm_composite`,
+`clip_grads_composite_`).
 """
 from __future__ import annotations
 
@@ -121,6 +123,59 @@ def _fused_adam(decoupled: bool):
 
 impl("_fused_adam_")(_fused_adam(False))
 impl("_fused_adamw_")(_fused_adam(True))
+
+
+def _sgd_one(p, g, buf, lr, weight_decay, momentum, dampening, nesterov, maximize, first, grad_scale):
+    """One parameter's SGD step, the float operations of `ember.optim.SGD`'s loop in p's compute type (so
+    float32 and float64 equal it bit for bit); float16/bfloat16 arrays are computed in float32 from their
+    values and each stored once (torch's fused SGD)."""
+    ct = compute_np(p._dtype)
+    f = ct.type
+    pa, ga = arr(p), arr(g)
+    P, G = pa.astype(ct, copy=False), ga.astype(ct, copy=False)
+    if grad_scale is not None:
+        G = G / f(grad_scale)
+        np.copyto(ga, G, casting="unsafe")
+    if maximize:
+        G = np.negative(G)
+    if weight_decay != 0:
+        G = G + P * f(weight_decay)
+    if buf is not None:
+        ba = arr(buf)
+        B = ba if ba.dtype == ct else None      # a 16-bit buffer: B is its float32 value, stored once
+        if first:
+            if B is None:
+                B = G
+            else:
+                np.copyto(B, G)
+        else:
+            if B is None:
+                B = ba.astype(ct)
+            B *= f(momentum)
+            B += G * f(1 - dampening)
+        if B is not ba:
+            np.copyto(ba, B, casting="unsafe")
+        G = G + B * f(momentum) if nesterov else B
+    if pa.dtype == ct:
+        pa += G * f(-lr)
+    else:
+        np.copyto(pa, P + G * f(-lr), casting="unsafe")
+
+
+@impl("_fused_sgd_")
+def _fused_sgd_(self, grads, momentum_buffer_list, weight_decay, momentum, lr, dampening, nesterov, maximize,
+                is_first_step, grad_scale=None, found_inf=None):
+    if found_inf is not None and _value(found_inf) == 1.0:
+        return None
+    lr = lr if isinstance(lr, (int, float)) else _value(lr)
+    scale = None if grad_scale is None else _value(grad_scale)
+    bufs = momentum_buffer_list if momentum != 0 else [None] * len(self)
+    for p, g, buf in zip(self, grads, bufs):
+        _sgd_one(p, g, buf, lr, weight_decay, momentum, dampening, nesterov, maximize, is_first_step, scale)
+        for t in (p, buf, g if scale is not None else None):
+            if t is not None:
+                t._storage.version += 1
+    return None
 
 
 @impl("_foreach_add_")

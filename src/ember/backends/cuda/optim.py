@@ -1,12 +1,12 @@
 """CUDA kernels of the multi-tensor optimizer ops (ember.ops.optim): Adam/AdamW in one launch per 8
 parameters (`_fused_adam_` / `_fused_adamw_`, instead of the seven elementwise ops per parameter of
-the single-tensor loop), step counts in one launch per 8 (`_foreach_add_`), and gradient-norm
-clipping in one launch per 8 gradients plus one for the norm (`_total_norm`) and one per 8 gradients
-for the scaling (`_clip_grads_with_norm_`) when all gradients are contiguous float32 on one device;
-other norms and dtypes take the single-tensor ops (`ops.optim`'s composites), which keep PyTorch's
-result dtypes. A launch takes each of its tensors' pointers and sizes as kernel arguments (SLOTS of
-them, see kernels/optim.py): nothing is copied from the host and nothing synchronises with it, so all
-of it can be captured in a CUDA graph."""
+the single-tensor loop), SGD likewise (`_fused_sgd_`, instead of up to three per parameter), step
+counts in one launch per 8 (`_foreach_add_`), and gradient-norm clipping in one launch per 8 gradients
+plus one for the norm (`_total_norm`) and one per 8 gradients for the scaling (`_clip_grads_with_norm_`)
+when all gradients are contiguous float32 on one device; other norms and dtypes take the single-tensor
+ops (`ops.optim`'s composites), which keep PyTorch's result dtypes. A launch takes each of its tensors'
+pointers and sizes as kernel arguments (SLOTS of them, see kernels/optim.py): nothing is copied from
+the host and nothing synchronises with it, so all of it can be captured in a CUDA graph."""
 from __future__ import annotations
 
 from ..._tensor import Tensor
@@ -16,7 +16,7 @@ from ...dispatch import OPS
 from ...ops.optim import clip_grads_composite_, total_norm_composite
 from .compiler import LazyKernels, pointer_arg, run
 from .memory import new_tensor
-from .opcodes import WeightDecay
+from .opcodes import Compute, WeightDecay
 
 BLOCK = 1024
 SLOTS = 8               # tensors per launch (the kernels' argument lists are written out for 8)
@@ -94,9 +94,79 @@ def adam_multi_step_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step
     _bump(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs or (), grads if grad_scale is not None else ())
 
 
-def _strided_state(name, t):
-    raise RuntimeError(f"fused Adam on CUDA: the {name} must be contiguous (it is updated in place), got shape "
+def sgd_multi_step_(params, grads, bufs, lr, weight_decay: float, momentum: float, dampening: float,
+                    nesterov: bool, maximize: bool, is_first_step: bool, grad_scale=None, found_inf=None) -> None:
+    """Updates every params[i] (and bufs[i], the momentum buffers; None when momentum == 0) in place with
+    grads[i] (all contiguous; the other rules checked by the op's meta), PyTorch's SGD formulas computed
+    in float32 (float64 for float64 parameters). `lr`: a number or a one-element tensor on the parameters'
+    device, read by the kernel (capturable with a scheduler). `grad_scale` / `found_inf` as for
+    `adam_multi_step_`. One launch per SLOTS non-empty parameters (all on one device) of one dtype (their
+    grads and buffers have it too: the meta), in the given order."""
+    lr_tensor = isinstance(lr, Tensor)
+    groups = {}
+    for i, p in enumerate(params):
+        if 0 not in p._shape:
+            groups.setdefault(p._dtype, []).append(i)
+    consts = {"WEIGHT_DECAY": int(weight_decay != 0), "MOMENTUM": int(bufs is not None), "NESTEROV": int(nesterov),
+              "MAXIMIZE": int(maximize), "LR_TENSOR": int(lr_tensor),
+              "GRAD_SCALE": int(grad_scale is not None), "FOUND_INF": int(found_inf is not None), "BLOCK": BLOCK}
+    for dtype, idx in groups.items():
+        f64 = dtype is _F64
+        scalar = "fp64" if f64 else "fp32"     # fp64 scalars would promote float32 arithmetic to float64
+        ck = dict(consts, CK=Compute.F64 if f64 else Compute.F32)
+        for chunk in _chunks(idx):
+            first = params[chunk[0]]
+            args = [pointer_arg("lr_ptr", lr if lr_tensor else first),
+                    pointer_arg("grad_scale_ptr", first if grad_scale is None else grad_scale),
+                    pointer_arg("found_inf_ptr", first if found_inf is None else found_inf),
+                    ("lr", 0.0 if lr_tensor else float(lr), scalar), ("weight_decay", float(weight_decay), scalar),
+                    ("momentum", float(momentum), scalar), ("one_minus_dampening", 1.0 - dampening, scalar),
+                    ("first_step", int(is_first_step), "i32")]
+            blocks = 0
+            for s in range(SLOTS):
+                used = s < len(chunk)
+                i = chunk[s] if used else chunk[0]      # an unused slot: the first slot's tensors, n = 0
+                p = params[i]
+                n = p.numel() if used else 0
+                blocks = max(blocks, (n + BLOCK - 1) // BLOCK)
+                args += [pointer_arg(f"p{s}", p), pointer_arg(f"g{s}", grads[i]),
+                         pointer_arg(f"buf{s}", p if bufs is None else bufs[i]), (f"n{s}", n, "i64")]
+            run(K.sgd_kernel, (blocks, len(chunk)), args, ck, first._storage.device.index or 0)
+    _bump(params, bufs or (), grads if grad_scale is not None else ())
+
+
+def _strided_state(op, name, t):
+    raise RuntimeError(f"{op} on CUDA: the {name} must be contiguous (it is updated in place), got shape "
                        f"{list(t._shape)} and strides {list(t._stride)}")
+
+
+def _contiguous_args(op, self, states, grads):
+    """The parameters and each (name, tensors) list of `states` are updated in place, flat: a strided one is
+    refused. Returns `grads` with its strided tensors replaced by contiguous copies, and the (index,
+    original) pairs of those."""
+    strides = [p._stride for p in self]     # a tensor with p's shape and strides is contiguous when p is
+    for p in self:
+        if not p.is_contiguous():
+            _strided_state(op, "parameter", p)
+    for name, ts in states:
+        if ts and [t._stride for t in ts] != strides:
+            for t in ts:
+                if not t.is_contiguous():
+                    _strided_state(op, name, t)
+    if [g._stride for g in grads] == strides:
+        return grads, ()
+    copied = [(i, g) for i, g in enumerate(grads) if not g.is_contiguous()]
+    if copied:
+        grads = list(grads)
+        for i, g in copied:
+            grads[i] = g.contiguous()
+    return grads, copied
+
+
+def _copy_back(grads, copied) -> None:
+    """With grad_scale the kernel unscaled the copies of strided grads: the values go back where they came from."""
+    for i, g in copied:
+        g.copy_(grads[i])
 
 
 def _fused_adam(decoupled: bool):
@@ -105,24 +175,8 @@ def _fused_adam(decoupled: bool):
     tensor lr is too. Strided grads are copied; strided parameters and moments are refused."""
     def kernel(self, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr, beta1, beta2, weight_decay,
                eps, amsgrad, maximize, grad_scale=None, found_inf=None):
-        strides = [p._stride for p in self]     # a tensor with p's shape and strides is contiguous when p is
-        for p in self:
-            if not p.is_contiguous():
-                _strided_state("parameter", p)
-        for name, ts in (("exp_avg", exp_avgs), ("exp_avg_sq", exp_avg_sqs),
-                         ("max_exp_avg_sq", max_exp_avg_sqs if amsgrad else ())):
-            if ts and [t._stride for t in ts] != strides:
-                for t in ts:
-                    if not t.is_contiguous():
-                        _strided_state(name, t)
-        strided = []
-        if [g._stride for g in grads] != strides:
-            strided = [i for i, g in enumerate(grads) if not g.is_contiguous()]
-        if strided:
-            grads = list(grads)
-            originals = [grads[i] for i in strided]
-            for i in strided:
-                grads[i] = grads[i].contiguous()
+        grads, copied = _contiguous_args("fused Adam", self, (("exp_avg", exp_avgs), ("exp_avg_sq", exp_avg_sqs),
+                                         ("max_exp_avg_sq", max_exp_avg_sqs if amsgrad else ())), grads)
         dev = self[0]._storage.device
         device_step = all(s._storage.device is dev for s in state_steps)
         steps = state_steps if device_step else [s.item() for s in state_steps]
@@ -130,11 +184,25 @@ def _fused_adam(decoupled: bool):
             lr = lr.item()
         adam_multi_step_(self, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs if amsgrad else None, steps, lr, beta1,
                          beta2, eps, weight_decay, decoupled, maximize, grad_scale, found_inf)
-        if strided and grad_scale is not None:      # the unscaled grads go back where they came from
-            for i, g in zip(strided, originals):
-                g.copy_(grads[i])
+        if grad_scale is not None:
+            _copy_back(grads, copied)
         return None
     return kernel
+
+
+def fused_sgd(self, grads, momentum_buffer_list, weight_decay, momentum, lr, dampening, nesterov, maximize,
+              is_first_step, grad_scale=None, found_inf=None):
+    """The kernel of `_fused_sgd_`: a tensor lr on the parameters' device is read by the kernel (capturable),
+    one elsewhere (the CPU) here. Strided grads are copied; strided parameters and buffers are refused."""
+    bufs = momentum_buffer_list if momentum != 0 else None
+    grads, copied = _contiguous_args("fused SGD", self, (("momentum buffer", bufs or ()),), grads)
+    if isinstance(lr, Tensor) and lr._storage.device is not self[0]._storage.device:
+        lr = lr.item()
+    sgd_multi_step_(self, grads, bufs, lr, weight_decay, momentum, dampening, nesterov, maximize, is_first_step,
+                    grad_scale, found_inf)
+    if grad_scale is not None:
+        _copy_back(grads, copied)
+    return None
 
 
 def _add_scalar_type(dtype):
@@ -239,6 +307,7 @@ def clip_grads_with_norm_(grads, max_norm, total_norm) -> None:
 
 OPS["_fused_adam_"].register("cuda")(_fused_adam(False))
 OPS["_fused_adamw_"].register("cuda")(_fused_adam(True))
+OPS["_fused_sgd_"].register("cuda")(fused_sgd)
 OPS["_foreach_add_"].register("cuda")(foreach_add_)
 OPS["_total_norm"].register("cuda")(total_norm)
 OPS["_clip_grads_with_norm_"].register("cuda")(clip_grads_with_norm_)

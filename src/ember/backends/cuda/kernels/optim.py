@@ -6,6 +6,8 @@ slots used), and `tl.program_id(1)` picks the slot through an explicit if/elif c
 shared tile function. Programs past their slot's size do nothing.
 
 - `adam_kernel`: the Adam/AdamW step (PyTorch's single-tensor formulas, computed in float32).
+- `sgd_kernel`: the SGD step (momentum, dampening, Nesterov, weight decay, maximize; PyTorch's
+  formulas, computed in float32, or float64 for float64 parameters).
 - `add_scalar_kernel`: each slot's 0-d tensor += value (the step counts capturable Adam keeps on the
   device).
 - `sumsq_partial_kernel` / `sqrt_sum_kernel`: the deterministic 2-norm of many tensors.
@@ -15,6 +17,7 @@ import triton
 import triton.language as tl
 
 from .. import opcodes
+from .elementwise import _cast
 
 
 @triton.jit
@@ -107,6 +110,86 @@ def adam_kernel(lr_ptr, grad_scale_ptr, found_inf_ptr, lr, beta1, beta2, eps, we
     elif slot == 7:
         _adam_tile(p7, g7, m7, v7, vmax7, step7, n7 * live, step_size7, bc2_sqrt7, lr, beta1, beta2, eps,
                    weight_decay, grad_scale, WD, AMSGRAD, MAXIMIZE, DEVICE_STEP, GRAD_SCALE, BLOCK)
+
+
+@triton.jit
+def _sgd_tile(p_ptr, g_ptr, buf_ptr, n, lr, weight_decay, momentum, one_minus_dampening, first_step, grad_scale,
+              WEIGHT_DECAY: tl.constexpr, MOMENTUM: tl.constexpr, NESTEROV: tl.constexpr, MAXIMIZE: tl.constexpr,
+              GRAD_SCALE: tl.constexpr, CK: tl.constexpr, BLOCK: tl.constexpr):
+    """Elements [pid * BLOCK, (pid + 1) * BLOCK) of one parameter, in the order of ember.optim.SGD's ops."""
+    start = tl.program_id(0).to(tl.int64) * BLOCK
+    if start < n:
+        i = start + tl.arange(0, BLOCK)
+        mask = i < n
+        p = _cast(tl.load(p_ptr + i, mask=mask, other=0.0), CK)
+        g = _cast(tl.load(g_ptr + i, mask=mask, other=0.0), CK)
+        if GRAD_SCALE:                             # unscaled, and written back so (as torch's fused SGD)
+            g = g / grad_scale
+            tl.store(g_ptr + i, g.to(g_ptr.dtype.element_ty), mask=mask)
+        if MAXIMIZE:
+            g = -g
+        if WEIGHT_DECAY:
+            g = g + p * weight_decay
+        if MOMENTUM:
+            if first_step != 0:                    # the buffer starts as the gradient
+                buf = g
+            else:
+                buf = _cast(tl.load(buf_ptr + i, mask=mask, other=0.0), CK) * momentum + g * one_minus_dampening
+            tl.store(buf_ptr + i, buf.to(buf_ptr.dtype.element_ty), mask=mask)
+            if NESTEROV:
+                g = g + buf * momentum
+            else:
+                g = buf
+        p = p - g * lr
+        tl.store(p_ptr + i, p.to(p_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def sgd_kernel(lr_ptr, grad_scale_ptr, found_inf_ptr, lr, weight_decay, momentum, one_minus_dampening, first_step,
+               p0, g0, buf0, n0, p1, g1, buf1, n1, p2, g2, buf2, n2, p3, g3, buf3, n3,
+               p4, g4, buf4, n4, p5, g5, buf5, n5, p6, g6, buf6, n6, p7, g7, buf7, n7,
+               WEIGHT_DECAY: tl.constexpr, MOMENTUM: tl.constexpr, NESTEROV: tl.constexpr, MAXIMIZE: tl.constexpr,
+               LR_TENSOR: tl.constexpr, GRAD_SCALE: tl.constexpr, FOUND_INF: tl.constexpr, CK: tl.constexpr,
+               BLOCK: tl.constexpr):
+    """Per slot: parameter, grad, momentum buffer (MOMENTUM), numel; the scalars are float64 for float64
+    parameters (CK), float32 otherwise. `first_step` (1: each buffer is set to its gradient) is an argument,
+    not a constexpr: the first step compiles the kernel that later steps run, so that a step can be
+    captured in a CUDA graph after one warm-up step (loading a kernel during a capture invalidates it).
+    LR_TENSOR: lr is read from *lr_ptr; GRAD_SCALE and FOUND_INF as in `adam_kernel`."""
+    if LR_TENSOR:                              # a 0-d tensor lr (capturable: schedulers fill it in place)
+        lr = _cast(tl.load(lr_ptr), CK)
+    grad_scale = 1.0
+    if GRAD_SCALE:
+        grad_scale = tl.load(grad_scale_ptr).to(tl.float32)
+    if FOUND_INF:
+        live = (tl.load(found_inf_ptr) != 1.0).to(tl.int64)
+    else:
+        live = 1
+    slot = tl.program_id(1)
+    if slot == 0:
+        _sgd_tile(p0, g0, buf0, n0 * live, lr, weight_decay, momentum, one_minus_dampening, first_step,
+                  grad_scale, WEIGHT_DECAY, MOMENTUM, NESTEROV, MAXIMIZE, GRAD_SCALE, CK, BLOCK)
+    elif slot == 1:
+        _sgd_tile(p1, g1, buf1, n1 * live, lr, weight_decay, momentum, one_minus_dampening, first_step,
+                  grad_scale, WEIGHT_DECAY, MOMENTUM, NESTEROV, MAXIMIZE, GRAD_SCALE, CK, BLOCK)
+    elif slot == 2:
+        _sgd_tile(p2, g2, buf2, n2 * live, lr, weight_decay, momentum, one_minus_dampening, first_step,
+                  grad_scale, WEIGHT_DECAY, MOMENTUM, NESTEROV, MAXIMIZE, GRAD_SCALE, CK, BLOCK)
+    elif slot == 3:
+        _sgd_tile(p3, g3, buf3, n3 * live, lr, weight_decay, momentum, one_minus_dampening, first_step,
+                  grad_scale, WEIGHT_DECAY, MOMENTUM, NESTEROV, MAXIMIZE, GRAD_SCALE, CK, BLOCK)
+    elif slot == 4:
+        _sgd_tile(p4, g4, buf4, n4 * live, lr, weight_decay, momentum, one_minus_dampening, first_step,
+                  grad_scale, WEIGHT_DECAY, MOMENTUM, NESTEROV, MAXIMIZE, GRAD_SCALE, CK, BLOCK)
+    elif slot == 5:
+        _sgd_tile(p5, g5, buf5, n5 * live, lr, weight_decay, momentum, one_minus_dampening, first_step,
+                  grad_scale, WEIGHT_DECAY, MOMENTUM, NESTEROV, MAXIMIZE, GRAD_SCALE, CK, BLOCK)
+    elif slot == 6:
+        _sgd_tile(p6, g6, buf6, n6 * live, lr, weight_decay, momentum, one_minus_dampening, first_step,
+                  grad_scale, WEIGHT_DECAY, MOMENTUM, NESTEROV, MAXIMIZE, GRAD_SCALE, CK, BLOCK)
+    elif slot == 7:
+        _sgd_tile(p7, g7, buf7, n7 * live, lr, weight_decay, momentum, one_minus_dampening, first_step,
+                  grad_scale, WEIGHT_DECAY, MOMENTUM, NESTEROV, MAXIMIZE, GRAD_SCALE, CK, BLOCK)
 
 
 @triton.jit
