@@ -121,7 +121,7 @@ def sgd_multi_step_(params, grads, bufs, lr, weight_decay: float, momentum: floa
                     pointer_arg("found_inf_ptr", first if found_inf is None else found_inf),
                     ("lr", 0.0 if lr_tensor else float(lr), scalar), ("weight_decay", float(weight_decay), scalar),
                     ("momentum", float(momentum), scalar), ("one_minus_dampening", 1.0 - dampening, scalar),
-                    ("first_step", int(is_first_step), "i32")]
+                    ("first_step", float(is_first_step), "fp32")]
             blocks = 0
             for s in range(SLOTS):
                 used = s < len(chunk)

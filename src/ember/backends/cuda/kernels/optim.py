@@ -131,7 +131,7 @@ def _sgd_tile(p_ptr, g_ptr, buf_ptr, n, lr, weight_decay, momentum, one_minus_da
         if WEIGHT_DECAY:
             g = g + p * weight_decay
         if MOMENTUM:
-            if first_step != 0:                    # the buffer starts as the gradient
+            if first_step != 0.0:                  # the buffer starts as the gradient
                 buf = g
             else:
                 buf = _cast(tl.load(buf_ptr + i, mask=mask, other=0.0), CK) * momentum + g * one_minus_dampening
@@ -152,9 +152,10 @@ def sgd_kernel(lr_ptr, grad_scale_ptr, found_inf_ptr, lr, weight_decay, momentum
                LR_TENSOR: tl.constexpr, GRAD_SCALE: tl.constexpr, FOUND_INF: tl.constexpr, CK: tl.constexpr,
                BLOCK: tl.constexpr):
     """Per slot: parameter, grad, momentum buffer (MOMENTUM), numel; the scalars are float64 for float64
-    parameters (CK), float32 otherwise. `first_step` (1: each buffer is set to its gradient) is an argument,
-    not a constexpr: the first step compiles the kernel that later steps run, so that a step can be
-    captured in a CUDA graph after one warm-up step (loading a kernel during a capture invalidates it).
+    parameters (CK), float32 otherwise. `first_step` (1.0: each buffer is set to its gradient) is a float
+    argument, not a constexpr (nor an integer, which launches specialize on divisibility by 16): the first
+    step compiles the kernel that later steps run, so that a step can be captured in a CUDA graph after
+    one warm-up step (loading a kernel during a capture invalidates it).
     LR_TENSOR: lr is read from *lr_ptr; GRAD_SCALE and FOUND_INF as in `adam_kernel`."""
     if LR_TENSOR:                              # a 0-d tensor lr (capturable: schedulers fill it in place)
         lr = _cast(tl.load(lr_ptr), CK)
