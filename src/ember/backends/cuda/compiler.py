@@ -139,6 +139,9 @@ def _torch_view(t):
 _plans = {}
 # divisibility-by-16 specialization of `run`'s launches (EMBER_TRITON_ALIGN=0 turns it off, for A/B timings)
 ALIGN = os.environ.get("EMBER_TRITON_ALIGN", "1") != "0"
+# integer arguments that change from call to call (the Philox draw's seed, counter and capture flag,
+# `random._philox`): never specialized, or a CUDA-graph capture would meet variants its warm-up never compiled
+_PER_CALL = frozenset(("seed", "offset", "graph"))
 
 
 def run(fn, grid, args, constexprs: dict, index: int = 0, num_warps: int = 4, num_stages=None) -> None:
@@ -146,7 +149,8 @@ def run(fn, grid, args, constexprs: dict, index: int = 0, num_warps: int = 4, nu
     types. Compiled variants launch through a cached `launch.Plan` (only the values change)."""
     vals = [v.data_ptr() if ty[0] == "*" else v for _, v, ty in args]
     # the pointers (and integers) that are multiples of 16: a variant per pattern, as Triton's launcher compiles
-    div = tuple([k for k, x in enumerate(vals) if args[k][2][0] in "*iu" and not x & 15]) if ALIGN else ()
+    div = tuple([k for k, x in enumerate(vals) if args[k][2][0] in "*iu" and not x & 15
+                 and args[k][0] not in _PER_CALL]) if ALIGN else ()
     key = (fn, index, num_warps, num_stages, tuple(constexprs.items()), tuple([a[2] for a in args]), div)
     plan = _plans.get(key)
     if plan is None:
