@@ -42,6 +42,9 @@ CASES = [  # batch, L, S, E, Ev, is_causal, mask kind, mask shape
     ((3,), 6, 6, 5, 5, True, None, None),
     ((2,), 7, 4, 4, 3, True, None, None),        # L > S: later rows see every key
     ((2,), 3, 8, 4, 3, True, None, None),        # L < S
+    ((2,), 70, 70, 4, 3, True, None, None),      # causal, L >= 64: the CPU kernels' query-row blocks
+    ((2,), 130, 90, 4, 4, True, None, None),     # ... L > S
+    ((1,), 64, 150, 4, 4, True, None, None),     # ... L < S
     ((2, 3), 5, 6, 4, 4, False, "bool", (5, 6)),
     ((2, 3), 5, 6, 4, 4, False, "bool", (2, 1, 1, 6)),   # key padding style
     ((2, 3), 5, 6, 4, 4, False, "float", (3, 5, 6)),
