@@ -296,6 +296,17 @@ def run_group(name, cfg, dtype, args, results, losses) -> None:
     _free(args.device, args.frameworks)
 
 
+def _peak_mib(framework: str, run) -> float:
+    """The device memory peak (MiB allocated: model, optimizer state, batch and the step's activations) of one
+    eager step after the warm-up, from the framework's own allocator statistics."""
+    cuda = _lib(framework).cuda
+    cuda.synchronize()
+    cuda.reset_peak_memory_stats()
+    run()
+    cuda.synchronize()
+    return cuda.max_memory_allocated() / 2 ** 20
+
+
 def _kernels_of(framework: str, run) -> dict:
     """{kernel name: (count, GPU µs)} of one eager step, from the framework's own profiler (ember's through
     CUPTI, torch's through Kineto); memcpys and memsets count as kernels here. ember's Triton kernels are
@@ -324,18 +335,21 @@ def _kernels_of(framework: str, run) -> dict:
 
 
 def kernel_report(name, dtype, args) -> str:
-    """The GPU kernels of one eager training step of each framework: count, total GPU time, the largest ones."""
+    """The GPU kernels of one eager training step of each framework: count, total GPU time, the largest ones; and
+    the step's memory peak (each framework's runner alone in the process, the timing runners freed)."""
     text = f"\n#### Kernels of one eager step: {name}, {dtype}\n\n"
     for fw in args.frameworks:
         try:
             r = make_runner(fw, name, FULL[name] if not args.tiny else TINY[name], args.device, dtype, False,
                             args.warmup)
+            peak = _peak_mib(fw, r["run"])
             k = _kernels_of(fw, r["run"])
         except Exception as e:  # noqa: BLE001
             text += f"{fw}: failed: {_short(e)}\n\n"
             continue
         total = sum(t for _, t in k.values())
-        text += (f"{fw}: {sum(c for c, _ in k.values())} kernels, {total / 1000:.2f} ms of GPU time\n\n"
+        text += (f"{fw}: {sum(c for c, _ in k.values())} kernels, {total / 1000:.2f} ms of GPU time, "
+                 f"peak {peak:.0f} MiB allocated\n\n"
                  "| kernel | count | GPU ms | share |\n|---|---:|---:|---:|\n")
         for kn, (c, t) in sorted(k.items(), key=lambda kv: -kv[1][1])[:args.kernels]:
             short = kn if len(kn) <= 70 else kn[:67] + "..."
@@ -394,7 +408,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=10, help="steps per round")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps (default 5 on CUDA, 1 on the CPU)")
     p.add_argument("--kernels", type=int, default=0, metavar="N",
-                   help="also list the N largest GPU kernels of one eager step per framework (CUDA; profilers)")
+                   help="also list the N largest GPU kernels of one eager step per framework, and its memory peak (CUDA)")
     p.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = p.parse_args(argv)
     if not args.device.startswith("cuda"):
