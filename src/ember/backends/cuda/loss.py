@@ -89,7 +89,7 @@ def cross_entropy(self, target, weight, reduction, ignore_index, label_smoothing
         run(K.ce_fwd_kernel, ((N + br - 1) // br,), args + _ce_args(self, t, weight, ignore_index, label_smoothing,
                                                                      nblk, ck),
             {"CK": ck, "HAS_W": int(weight is not None), "SMOOTH": smooth, "INTERP": 0, "BLOCK_R": br,
-             "BLOCK_C": bc}, dev.index or 0, warps)
+             "BLOCK_C": bc, "SC1": int(self._stride[1] == 1)}, dev.index or 0, warps)
     tw = new_tensor((), out_dt, dev)
     if per_row:
         tw.zero_()
@@ -117,7 +117,7 @@ def cross_entropy_backward(grad, self, target, weight, reduction, ignore_index, 
         run(K.ce_bwd_kernel, ((N + br - 1) // br,), args + _ce_args(self, t, weight, ignore_index, label_smoothing,
                                                                      nblk, ck),
             {"RED": reduction, "CK": ck, "HAS_W": int(weight is not None), "SMOOTH": int(label_smoothing > 0),
-             "INTERP": 0, "BLOCK_R": br, "BLOCK_C": bc}, dev.index or 0, warps)
+             "INTERP": 0, "BLOCK_R": br, "BLOCK_C": bc, "SC1": int(self._stride[1] == 1)}, dev.index or 0, warps)
     return gi
 
 

@@ -103,6 +103,14 @@ def nll_bwd_kernel(g_ptr, t_ptr, w_ptr, tw_ptr, gi_ptr, N, C, ignore_index, err_
 # The logits are read in their own dtype and strides; everything is computed in CK (float32, or float64).
 
 @triton.jit
+def _col(c, sc, SC1: tl.constexpr):
+    """Column offsets: c itself for unit-stride logits (known contiguous at compile time: vectorized loads)."""
+    if SC1:
+        return c
+    return c * sc
+
+
+@triton.jit
 def _max(a, b):
     return tl.where(a > b, a, b)
 
@@ -117,13 +125,13 @@ def _class_weights(w_ptr, c, cm, HAS_W: tl.constexpr, CK: tl.constexpr):
 
 @triton.jit
 def _ce_step(m, s, sx, ws, x_ptr, w_ptr, r, rm, c0, C, sr, sc, CK: tl.constexpr, HAS_W: tl.constexpr,
-             SMOOTH: tl.constexpr, BLOCK_C: tl.constexpr):
+             SMOOTH: tl.constexpr, BLOCK_C: tl.constexpr, SC1: tl.constexpr):
     """One column tile of the online logsumexp: the running max m and sum s of exp(x - m) per row, and for
     label smoothing the weighted row sum sx and the weights' sum ws."""
     c = c0 + tl.arange(0, BLOCK_C).to(tl.int64)
     cm = c < C
     msk = rm[:, None] & cm[None, :]
-    x = _cast(tl.load(x_ptr + r[:, None] * sr + c[None, :] * sc, mask=msk, other=0.0), CK)
+    x = _cast(tl.load(x_ptr + r[:, None] * sr + _col(c, sc, SC1)[None, :], mask=msk, other=0.0), CK)
     xm = tl.where(msk, x, float("-inf"))
     m_new = tl.maximum(m, tl.reduce(xm, 1, _max))
     base = tl.where(m_new == float("-inf"), 0.0, m_new)     # rows with nothing finite yet: no inf - inf
@@ -138,7 +146,7 @@ def _ce_step(m, s, sx, ws, x_ptr, w_ptr, r, rm, c0, C, sr, sc, CK: tl.constexpr,
 @triton.jit
 def ce_fwd_kernel(x_ptr, t_ptr, w_ptr, loss_ptr, wt_ptr, lse_ptr, N, C, sr, sc, ignore_index, smooth, nblk,
                   err_ptr, code, CK: tl.constexpr, HAS_W: tl.constexpr, SMOOTH: tl.constexpr,
-                  INTERP: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+                  INTERP: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, SC1: tl.constexpr):
     """Per row: lse, the loss (into loss_ptr, in its dtype) and the target's weight w_t (into wt_ptr, for the
     mean's divisor; 0 where ignored)."""
     r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
@@ -152,12 +160,12 @@ def ce_fwd_kernel(x_ptr, t_ptr, w_ptr, loss_ptr, wt_ptr, lse_ptr, N, C, sr, sc, 
         k = 0
         while k < nblk:
             m, s, sx, ws = _ce_step(m, s, sx, ws, x_ptr, w_ptr, r, rm, k * BLOCK_C, C, sr, sc, CK, HAS_W, SMOOTH,
-                                    BLOCK_C)
+                                    BLOCK_C, SC1)
             k += 1
     else:
         for k in range(0, nblk):
             m, s, sx, ws = _ce_step(m, s, sx, ws, x_ptr, w_ptr, r, rm, k * BLOCK_C, C, sr, sc, CK, HAS_W, SMOOTH,
-                                    BLOCK_C)
+                                    BLOCK_C, SC1)
     lse = m + tl.log(s)
     xt = _cast(tl.load(x_ptr + r * sr + t * sc, mask=ok, other=0.0), CK)
     wt = _cast(wt, CK)
@@ -190,11 +198,11 @@ def ce_total_kernel(loss_ptr, wt_ptr, out_ptr, tw_ptr, N, MEAN: tl.constexpr, CK
 
 @triton.jit
 def _ce_grad_step(gi_ptr, x_ptr, w_ptr, r, rm, t, lse, coef, sm, ws, c0, C, sr, sc, CK: tl.constexpr,
-                  HAS_W: tl.constexpr, SMOOTH: tl.constexpr, BLOCK_C: tl.constexpr):
+                  HAS_W: tl.constexpr, SMOOTH: tl.constexpr, BLOCK_C: tl.constexpr, SC1: tl.constexpr):
     c = c0 + tl.arange(0, BLOCK_C).to(tl.int64)
     cm = c < C
     msk = rm[:, None] & cm[None, :]
-    x = _cast(tl.load(x_ptr + r[:, None] * sr + c[None, :] * sc, mask=msk, other=0.0), CK)
+    x = _cast(tl.load(x_ptr + r[:, None] * sr + _col(c, sc, SC1)[None, :], mask=msk, other=0.0), CK)
     p = tl.exp(x - lse[:, None])
     g = coef[:, None] * (p - tl.where(c[None, :] == t[:, None], 1.0, 0.0))
     if SMOOTH:
@@ -223,7 +231,7 @@ def _weight_total(w_ptr, C, nblk, CK: tl.constexpr, HAS_W: tl.constexpr, INTERP:
 @triton.jit
 def ce_bwd_kernel(g_ptr, x_ptr, t_ptr, w_ptr, lse_ptr, tw_ptr, gi_ptr, N, C, sr, sc, ignore_index, smooth, nblk,
                   err_ptr, code, RED: tl.constexpr, CK: tl.constexpr, HAS_W: tl.constexpr, SMOOTH: tl.constexpr,
-                  INTERP: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+                  INTERP: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, SC1: tl.constexpr):
     """The logits' gradient (contiguous, in gi's dtype) in one pass over the logits: every element written."""
     r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
     rm = r < N
@@ -244,9 +252,9 @@ def ce_bwd_kernel(g_ptr, x_ptr, t_ptr, w_ptr, lse_ptr, tw_ptr, gi_ptr, N, C, sr,
         k = 0
         while k < nblk:
             _ce_grad_step(gi_ptr, x_ptr, w_ptr, r, rm, t, lse, coef, sm, ws, k * BLOCK_C, C, sr, sc, CK, HAS_W,
-                          SMOOTH, BLOCK_C)
+                          SMOOTH, BLOCK_C, SC1)
             k += 1
     else:
         for k in range(0, nblk):
             _ce_grad_step(gi_ptr, x_ptr, w_ptr, r, rm, t, lse, coef, sm, ws, k * BLOCK_C, C, sr, sc, CK, HAS_W,
-                          SMOOTH, BLOCK_C)
+                          SMOOTH, BLOCK_C, SC1)
