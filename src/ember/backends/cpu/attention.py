@@ -73,7 +73,12 @@ def _scores(q, k, attn_mask, is_causal, scale, cnp):
 
 def _probs(q, k, attn_mask, is_causal, scale, cnp):
     """(softmax probabilities, lse) of the scaled, masked scores; fully masked rows: p = 0, lse = -inf."""
-    p = _scores(q, k, attn_mask, is_causal, scale, cnp)
+    return _softmax_rows(_scores(q, k, attn_mask, is_causal, scale, cnp), cnp)
+
+
+def _softmax_rows(p, cnp):
+    """(softmax of the masked scores p over the last axis, in place; their logsumexp); fully masked rows give
+    p = 0 and lse = -inf."""
     m = np.maximum.reduce(p, axis=-1, keepdims=True)
     m[np.isneginf(m)] = 0
     p -= m
@@ -102,13 +107,7 @@ def _causal_forward(q, k, v, scale, cnp):
     for r0, r1, ke in _causal_blocks(L, S):
         p = np.matmul(q[..., r0:r1, :] * cnp.type(scale), np.swapaxes(k[..., :ke, :], -1, -2))
         p += np.triu(np.full((r1 - r0, ke), -np.inf, cnp), r0 + 1)
-        m = np.maximum.reduce(p, axis=-1, keepdims=True)
-        m[np.isneginf(m)] = 0
-        p -= m
-        np.exp(p, out=p)
-        den = np.add.reduce(p, axis=-1, keepdims=True)
-        p *= np.where(den > 0, 1 / den, 0).astype(cnp, copy=False)
-        lse[..., r0:r1] = (m + np.log(den))[..., 0]
+        p, lse[..., r0:r1] = _softmax_rows(p, cnp)
         np.matmul(p, v[..., :ke, :], out=out[..., r0:r1, :])
     return out, lse
 

@@ -27,15 +27,22 @@ def _fma(a, b, c):
     return (np.multiply(a, b, dtype=np.float64) + c).astype(np.float32)
 
 
-def _adam_grad(P, G, ga, f, lr, weight_decay, maximize, decoupled, grad_scale, fma):
-    """Adam's preamble in compute type f: G unscaled by grad_scale (written back to ga: the grads are left
-    unscaled, as torch's fused Adam), negated when maximize, then weight decay: P scaled in place when
-    decoupled, else G + P * wd (one rounding through _fma when fma, as the 16-bit vector loop). Returns G."""
+def _unscaled(G, ga, f, grad_scale, maximize):
+    """G divided by grad_scale (written back to ga: the fused optimizers leave the grads unscaled, as torch's) and
+    negated when maximize, in compute type f."""
     if grad_scale is not None:
         G = G / f(grad_scale)
         np.copyto(ga, G, casting="unsafe")
     if maximize:
         G = np.negative(G)
+    return G
+
+
+def _adam_grad(P, G, ga, f, lr, weight_decay, maximize, decoupled, grad_scale, fma):
+    """Adam's preamble in compute type f: G unscaled by grad_scale (written back to ga: the grads are left
+    unscaled, as torch's fused Adam), negated when maximize, then weight decay: P scaled in place when
+    decoupled, else G + P * wd (one rounding through _fma when fma, as the 16-bit vector loop). Returns G."""
+    G = _unscaled(G, ga, f, grad_scale, maximize)
     if weight_decay != 0:
         if decoupled:
             P *= f(1 - lr * weight_decay)
@@ -133,11 +140,7 @@ def _sgd_one(p, g, buf, lr, weight_decay, momentum, dampening, nesterov, maximiz
     f = ct.type
     pa, ga = arr(p), arr(g)
     P, G = pa.astype(ct, copy=False), ga.astype(ct, copy=False)
-    if grad_scale is not None:
-        G = G / f(grad_scale)
-        np.copyto(ga, G, casting="unsafe")
-    if maximize:
-        G = np.negative(G)
+    G = _unscaled(G, ga, f, grad_scale, maximize)
     if weight_decay != 0:
         G = G + P * f(weight_decay)
     if buf is not None:

@@ -28,6 +28,15 @@ def _chunks(items):
     return [items[k:k + SLOTS] for k in range(0, len(items), SLOTS)]
 
 
+def _step_args(first, lr, lr_tensor: bool, grad_scale, found_inf, scalar: str) -> list:
+    """The leading arguments of the fused optimizer kernels: lr (a device tensor, or a number), grad_scale and
+    found_inf (the first parameter stands in for what is absent)."""
+    return [pointer_arg("lr_ptr", lr if lr_tensor else first),
+            pointer_arg("grad_scale_ptr", first if grad_scale is None else grad_scale),
+            pointer_arg("found_inf_ptr", first if found_inf is None else found_inf),
+            ("lr", 0.0 if lr_tensor else float(lr), scalar)]
+
+
 def _bump(*lists):
     for ts in lists:
         for t in ts:
@@ -67,10 +76,7 @@ def adam_multi_step_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step
     for idx in groups.values():
         for chunk in _chunks(idx):
             first = params[chunk[0]]
-            args = [pointer_arg("lr_ptr", lr if lr_tensor else first),
-                    pointer_arg("grad_scale_ptr", first if grad_scale is None else grad_scale),
-                    pointer_arg("found_inf_ptr", first if found_inf is None else found_inf),
-                    ("lr", 0.0 if lr_tensor else float(lr), "fp32"),
+            args = _step_args(first, lr, lr_tensor, grad_scale, found_inf, "fp32") + [
                     ("beta1", float(beta1), "fp32"), ("beta2", float(beta2), "fp32"), ("eps", float(eps), "fp32"),
                     ("weight_decay", float(weight_decay), "fp32")]
             blocks = 0
@@ -116,10 +122,8 @@ def sgd_multi_step_(params, grads, bufs, lr, weight_decay: float, momentum: floa
         ck = dict(consts, CK=Compute.F64 if f64 else Compute.F32)
         for chunk in _chunks(idx):
             first = params[chunk[0]]
-            args = [pointer_arg("lr_ptr", lr if lr_tensor else first),
-                    pointer_arg("grad_scale_ptr", first if grad_scale is None else grad_scale),
-                    pointer_arg("found_inf_ptr", first if found_inf is None else found_inf),
-                    ("lr", 0.0 if lr_tensor else float(lr), scalar), ("weight_decay", float(weight_decay), scalar),
+            args = _step_args(first, lr, lr_tensor, grad_scale, found_inf, scalar) + [
+                    ("weight_decay", float(weight_decay), scalar),
                     ("momentum", float(momentum), scalar), ("one_minus_dampening", 1.0 - dampening, scalar),
                     ("first_step", float(is_first_step), "fp32")]
             blocks = 0
