@@ -37,6 +37,15 @@ def _step_args(first, lr, lr_tensor: bool, grad_scale, found_inf, scalar: str) -
             ("lr", 0.0 if lr_tensor else float(lr), scalar)]
 
 
+def _slot_items(chunk, params):
+    """(slot, parameter index, parameter, element count) for each of a launch's SLOTS; an unused slot takes the
+    first slot's tensors with n = 0."""
+    for s in range(SLOTS):
+        used = s < len(chunk)
+        i = chunk[s] if used else chunk[0]
+        yield s, i, params[i], (params[i].numel() if used else 0)
+
+
 def _bump(*lists):
     for ts in lists:
         for t in ts:
@@ -80,11 +89,7 @@ def adam_multi_step_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step
                     ("beta1", float(beta1), "fp32"), ("beta2", float(beta2), "fp32"), ("eps", float(eps), "fp32"),
                     ("weight_decay", float(weight_decay), "fp32")]
             blocks = 0
-            for s in range(SLOTS):
-                used = s < len(chunk)
-                i = chunk[s] if used else chunk[0]      # an unused slot: the first slot's tensors, n = 0
-                p = params[i]
-                n = p.numel() if used else 0
+            for s, i, p, n in _slot_items(chunk, params):
                 blocks = max(blocks, (n + BLOCK - 1) // BLOCK)
                 if device_step:
                     step_size = bc2_sqrt = 1.0
@@ -127,11 +132,7 @@ def sgd_multi_step_(params, grads, bufs, lr, weight_decay: float, momentum: floa
                     ("momentum", float(momentum), scalar), ("one_minus_dampening", 1.0 - dampening, scalar),
                     ("first_step", float(is_first_step), "fp32")]
             blocks = 0
-            for s in range(SLOTS):
-                used = s < len(chunk)
-                i = chunk[s] if used else chunk[0]      # an unused slot: the first slot's tensors, n = 0
-                p = params[i]
-                n = p.numel() if used else 0
+            for s, i, p, n in _slot_items(chunk, params):
                 blocks = max(blocks, (n + BLOCK - 1) // BLOCK)
                 args += [pointer_arg(f"p{s}", p), pointer_arg(f"g{s}", grads[i]),
                          pointer_arg(f"buf{s}", p if bufs is None else bufs[i]), (f"n{s}", n, "i64")]
