@@ -48,7 +48,7 @@ class SGD(Optimizer):
         p = p - lr * g
     State per parameter (with momentum): 'momentum_buffer'.
 
-    Parameters off the CPU take one multi-tensor `_fused_sgd_` op per (device, dtype) of a group (CUDA:
+    Contiguous parameters off the CPU take one multi-tensor `_fused_sgd_` op per (device, dtype) of a group (CUDA:
     a launch per 8 parameters, computed in float32, where the loop below would launch up to three
     kernels per parameter); that is the default there, and what `foreach=True` asks for. A `lr` given as
     a one-element tensor on their device is read there, so the step can be captured in a CUDA graph.
@@ -96,7 +96,7 @@ class SGD(Optimizer):
     def _multi_tensor_step(self, group) -> list:
         """One `_fused_sgd_` per (device, dtype) of the group's parameters with grads, and per first step or
         not (a parameter without a momentum buffer gets zeros, which the op sets to its gradient). Returns
-        the parameters left to the loop: those on the CPU, unless fused."""
+        the parameters left to the loop: those on the CPU and strided ones, unless fused."""
         states = self.state
         momentum = group["momentum"]
         everywhere = bool(group["fused"])
@@ -106,7 +106,7 @@ class SGD(Optimizer):
             if g is None:
                 continue
             dev = p._storage.device
-            if dev is CPU and not everywhere:
+            if (dev is CPU or not p.is_contiguous()) and not everywhere:    # the op updates contiguous params
                 loop.append(p)
                 continue
             first = False
