@@ -408,7 +408,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=10, help="steps per round")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps (default 5 on CUDA, 1 on the CPU)")
     p.add_argument("--kernels", type=int, default=0, metavar="N",
-                   help="also list the N largest GPU kernels of one eager step per framework, and its memory peak (CUDA)")
+                   help="also list the N largest GPU kernels of one eager step per framework, and the step's "
+                        "memory peak (CUDA)")
     p.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = p.parse_args(argv)
     if not args.device.startswith("cuda"):

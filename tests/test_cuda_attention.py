@@ -282,7 +282,8 @@ def test_attention_dropout_with_a_mask_matches_the_cpu_kernel(dtype, shape, mask
     dt = getattr(ember, dtype)
     q, k, v, do = (ember.tensor(rng.standard_normal(s), dtype=dt)
                    for s in ((B, H, L, E), (B, H, S, E), (B, H, S, E), (B, H, L, E)))
-    m = ember.tensor(rng.random((L, S)) > 0.3) if mask == "bool" else ember.tensor(rng.standard_normal((L, S)), dtype=dt)
+    m = (ember.tensor(rng.random((L, S)) > 0.3) if mask == "bool"
+         else ember.tensor(rng.standard_normal((L, S)), dtype=dt))
     args = (False, 0.35, 0.4)
     ember.manual_seed(11)
     gq, gk, gv, gdo, gm = (t.cuda() for t in (q, k, v, do, m))

@@ -30,7 +30,8 @@ def rotary_embedding(input, cos, sin, interleaved):
     block_h = min(128, next_power_of_2(h))
     block_r = max(1, 2048 // block_h)
     args = [pointer_arg("x_ptr", input), pointer_arg("cos_ptr", cos), pointer_arg("sin_ptr", sin),
-            pointer_arg("y_ptr", y), ("R", rows, "i64"), ("H", h, "i64"), ("gap", 1 if interleaved else h, "i64"), ("x_col", input._stride[-1], "i64"), ("c_col", cs[-1], "i64"),
+            pointer_arg("y_ptr", y), ("R", rows, "i64"), ("H", h, "i64"), ("gap", 1 if interleaved else h, "i64"),
+            ("x_col", input._stride[-1], "i64"), ("c_col", cs[-1], "i64"),
             ("s_col", ss[-1], "i64")]
     args += [(f"s{k}", n, "i64") for k, n in enumerate(pad(sizes)[1:], 1)]
     for name, t in (("xt", xt), ("ct", ct), ("st", st)):
