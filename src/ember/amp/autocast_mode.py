@@ -49,6 +49,7 @@ POLICY = {
              **{n: "fp32_dtype" for n in ("softmax", "log_softmax", "cumsum", "cumprod", "sum", "prod")},
              **{n: "promote" for n in _PROMOTE_BOTH}},
 }
+_CPU_POLICY, _CUDA_POLICY = POLICY["cpu"], POLICY["cuda"]    # (the dicts themselves: edits to them count)
 _DEFAULT_DTYPE = {"cpu": D.bfloat16, "cuda": D.float16}
 _LOW = (D.float16, D.bfloat16)
 
@@ -191,8 +192,9 @@ def _first_device_type(pos, kw):
 def _call(op, plain, pos, kw):
     """The op hook: the calling thread's autocast state applied to one op call."""
     st = getattr(_tls, "state", None)
-    if st is None or st["depth"] == 0:
-        return plain(*pos, **kw)
+    name = op.name
+    if st is None or st["depth"] == 0 or (name not in _CUDA_POLICY and name not in _CPU_POLICY):
+        return plain(*pos, **kw)        # most ops: no policy on either device
     dev = _first_device_type(pos, kw)
     if dev is None or dev not in ("cpu", "cuda"):
         return plain(*pos, **kw)
