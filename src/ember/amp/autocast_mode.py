@@ -22,7 +22,7 @@ import threading
 
 from .._tensor import Tensor
 from ..core import dtype as D
-from ..dispatch import pop_op_hook, push_op_hook
+from ..dispatch import OPS, pop_op_hook, push_op_hook
 
 __all__ = ["autocast", "is_autocast_enabled", "get_autocast_dtype", "set_autocast_enabled", "set_autocast_dtype",
            "custom_fwd", "custom_bwd", "POLICY"]
@@ -164,7 +164,7 @@ def _cast(v, dtype, st):
         hit = cache.get((id(v), dtype))
         if hit is not None and hit[0] is v and hit[1] == v._storage.version:
             return hit[2]
-    r = v.to(dtype)
+    r = OPS["to_dtype"].fn(v, dtype, False)     # the op itself: Tensor.to's argument parsing is not needed
     if cache is not None:
         cache[(id(v), dtype)] = (v, v._storage.version, r)
     return r
