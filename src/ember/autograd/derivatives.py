@@ -251,20 +251,28 @@ class Derivative:
                   f"        e{j} = None"]
         es = [f"e{j}" for j in range(len(diff_pos))]
         none_all = " and ".join(f"{e} is None" for e in es) or "True"
+        # a plain (non-optional) Tensor argument is a tensor here: the entry point checked it
+        sure = [a.type == "Tensor" and not a.optional for a in schema.args]
+        single = schema.returns == "Tensor"     # one output: no tuple, loop or list comprehension for it
         L += ["    st = _st", "    st.enabled = False", "    try:", "        out = kernel(*args)",
               "    finally:", "        st.enabled = True",
-              f"    if {none_all}:", "        return out",
-              "    if out.__class__ is _T or isinstance(out, _T):",
-              "        if not out._dtype.is_floating_point: return out",
-              "        outs = (out,)",
-              "    else:",
-              "        outs = out",
-              "        if not any(isinstance(o, _T) and o._dtype.is_floating_point for o in outs): return out",
-              "    node = _new(_cls)",
+              f"    if {none_all}:", "        return out"]
+        if single:
+            L += ["    if not out._dtype.is_floating_point: return out"]
+        else:
+            L += ["    if out.__class__ is _T or isinstance(out, _T):",
+                  "        if not out._dtype.is_floating_point: return out",
+                  "        outs = (out,)",
+                  "    else:",
+                  "        outs = out",
+                  "        if not any(isinstance(o, _T) and o._dtype.is_floating_point for o in outs): return out"]
+        meta = [f"(a{i}._shape, a{i}._dtype)" if sure[i] else f"(a{i}._shape, a{i}._dtype) if isinstance(a{i}, _T) "
+                f"else None" for i in diff_pos]
+        L += ["    node = _new(_cls)",
               f"    node.next_functions = ({', '.join(es)}{',' if len(es) == 1 else ''})",
               "    node._released = False",
               "    node._seq = next(_seqc)",
-              f"    node.meta = ({', '.join(f'(a{i}._shape, a{i}._dtype) if isinstance(a{i}, _T) else None' for i in diff_pos)}{',' if len(diff_pos) == 1 else ''})",
+              f"    node.meta = ({', '.join(meta)}{',' if len(diff_pos) == 1 else ''})",
               f"    node.arg_needs = needs = ({', '.join(f'{e} is not None' for e in es)}{',' if len(es) == 1 else ''})"]
         saved, shapes = [], []
         for i, a in enumerate(schema.args):
@@ -273,31 +281,40 @@ class Derivative:
                 saved.append(v)
                 shapes.append("None")
                 continue
-            shapes.append(f"({v}._shape if isinstance({v}, _T) else None)")
+            shapes.append(f"{v}._shape" if sure[i] else f"({v}._shape if isinstance({v}, _T) else None)")
             if self.kinds[i] == 1 and self.users[i]:
                 cond = " or ".join(f"needs[{j}]" for j in self.users[i])
-                saved.append(f"(_saved({v}) if ({cond}) and isinstance({v}, _T) else "
+                saved.append(f"(_saved({v}) if ({cond}) else None)" if sure[i] else
+                             f"(_saved({v}) if ({cond}) and isinstance({v}, _T) else "
                              f"(None if isinstance({v}, _T) else {v}))")
             else:
-                saved.append(f"(None if isinstance({v}, _T) else {v})")
+                saved.append("None" if sure[i] else f"(None if isinstance({v}, _T) else {v})")
         L.append(f"    node.saved = [{', '.join(saved)}]")
         L.append(f"    node.shapes = ({', '.join(shapes)}{',' if n == 1 else ''})")
-        L.append("    node.out_meta = [(o._shape, o._dtype) if isinstance(o, _T) else None for o in outs]")
+        keep = None
         if self.save_result and self.result_users:
-            cond = " or ".join(f"needs[{j}]" for j in self.result_users)
-            L.append(f"    res = [] if ({cond}) else None")
+            keep = " or ".join(f"needs[{j}]" for j in self.result_users)
+        if single:
+            L += ["    node.out_meta = [(out._shape, out._dtype)]",
+                  "    out._grad_fn = node",
+                  "    out._out_nr = 0",
+                  "    out.requires_grad = True",
+                  f"    node.results = [_SavedTensor(out, True, 0)] if ({keep}) else None" if keep else
+                  "    node.results = None",
+                  "    return out"]
         else:
-            L.append("    res = None")
-        L += ["    for k, o in enumerate(outs):",
-              "        if isinstance(o, _T) and o._dtype.is_floating_point:",
-              "            o._grad_fn = node",
-              "            o._out_nr = k",
-              "            o.requires_grad = True",
-              "            if res is not None: res.append(_SavedTensor(o, True, k))",
-              "        elif res is not None:",
-              "            res.append(_saved(o) if isinstance(o, _T) else None)",
-              "    node.results = res",
-              "    return out"]
+            L.append("    node.out_meta = [(o._shape, o._dtype) if isinstance(o, _T) else None for o in outs]")
+            L.append(f"    res = [] if ({keep}) else None" if keep else "    res = None")
+            L += ["    for k, o in enumerate(outs):",
+                  "        if isinstance(o, _T) and o._dtype.is_floating_point:",
+                  "            o._grad_fn = node",
+                  "            o._out_nr = k",
+                  "            o.requires_grad = True",
+                  "            if res is not None: res.append(_SavedTensor(o, True, k))",
+                  "        elif res is not None:",
+                  "            res.append(_saved(o) if isinstance(o, _T) else None)",
+                  "    node.results = res",
+                  "    return out"]
         src = "\n".join(L)
         env = {"_T": _T, "edge_of": edge_of, "_st": state, "_new": object.__new__, "_cls": self.node_cls,
                "_seqc": _graph._seq, "_saved": SavedTensor.of, "_SavedTensor": SavedTensor, "_SLOW": _SLOW}
