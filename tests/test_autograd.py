@@ -542,3 +542,17 @@ def test_unused_outputs_grads_are_not_materialised_when_no_formula_reads_them(mo
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-4, atol=1e-5)
     assert type(y.grad_fn).materialize_upto == 1
+
+
+@pytest.mark.parametrize("order", ["outer first", "inner first"])
+def test_backward_from_roots_that_depend_on_each_other(order):
+    """Several roots where one is an ancestor of another (z = 3 * y, y = 2 * x): every path counted once, as torch."""
+    grads = []
+    for lib in (ember, torch):
+        x = lib.ones(3, requires_grad=True)
+        y = x * 2
+        z = y * 3
+        roots = [z, y] if order == "outer first" else [y, z]
+        lib.autograd.backward(roots, [lib.full((3,), 1.0), lib.full((3,), 2.0)])
+        grads.append(x.grad)
+    np.testing.assert_array_equal(grads[0].numpy(), grads[1].numpy())

@@ -37,6 +37,21 @@ def _topo_needed(roots, targets):
     """Dependency counts, and (with targets) the set of nodes on some path to a target."""
     deps = {}
     seen = set(roots)
+    if targets is None:     # `backward()`: the counts alone, from a plain walk (no post-order needed)
+        stack = list(roots)
+        while stack:
+            for e in stack.pop().next_functions:
+                if e is not None:
+                    child = e[0]
+                    n = deps.get(child)
+                    if n is not None:
+                        deps[child] = n + 1
+                    else:
+                        deps[child] = 1
+                        if child not in seen:   # (a root reached from another root is walked already)
+                            seen.add(child)
+                            stack.append(child)
+        return deps, None
     order = []
     stack = [(r, iter(r.next_functions)) for r in roots]
     # iterative DFS producing a post-order (children before parents)
