@@ -142,16 +142,22 @@ ALIGN = os.environ.get("EMBER_TRITON_ALIGN", "1") != "0"
 # integer arguments that change from call to call (the Philox draw's seed, counter and capture flag,
 # `random._philox`): never specialized, or a CUDA-graph capture would meet variants its warm-up never compiled
 _PER_CALL = frozenset(("seed", "offset", "graph"))
+_eligible = {}      # (kernel, argument types) -> the positions that may be specialized (computed once)
 
 
 def run(fn, grid, args, constexprs: dict, index: int = 0, num_warps: int = 4, num_stages=None) -> None:
     """args: a list of (name, value, Triton type) in the kernel's parameter order; tensors for '*'
     types. Compiled variants launch through a cached `launch.Plan` (only the values change)."""
     vals = [v.data_ptr() if ty[0] == "*" else v for _, v, ty in args]
-    # the pointers (and integers) that are multiples of 16: a variant per pattern, as Triton's launcher compiles
-    div = tuple([k for k, x in enumerate(vals) if args[k][2][0] in "*iu" and not x & 15
-                 and args[k][0] not in _PER_CALL]) if ALIGN else ()
-    key = (fn, index, num_warps, num_stages, tuple(constexprs.items()), tuple([a[2] for a in args]), div)
+    types = tuple([a[2] for a in args])
+    div = ()
+    if ALIGN:   # the pointers (and integers) that are multiples of 16: a variant per pattern, as Triton's launcher
+        elig = _eligible.get((fn, types))
+        if elig is None:
+            elig = _eligible[(fn, types)] = tuple(k for k, (name, _, ty) in enumerate(args)
+                                                  if ty[0] in "*iu" and name not in _PER_CALL)
+        div = tuple([k for k in elig if not vals[k] & 15])
+    key = (fn, index, num_warps, num_stages, tuple(constexprs.items()), types, div)
     plan = _plans.get(key)
     if plan is None:
         if _interpreting(args):
