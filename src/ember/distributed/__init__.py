@@ -44,6 +44,7 @@ from __future__ import annotations
 import datetime
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -303,11 +304,18 @@ def _init_nccl(init_method, timeout, world_size, rank, store, name, device_id) -
 
 
 def _abort_on_uncaught(kind, error, tb) -> None:
-    """sys.excepthook while a process group of several ranks exists: the traceback (the hook before it), then
-    MPI_Abort, so that mpiexec ends every rank now rather than after the others' collective timeout."""
+    """sys.excepthook while a process group of several ranks exists: the error in one line, the traceback (the
+    hook before it), then MPI_Abort, so that mpiexec ends every rank now rather than after the others'
+    collective timeout. The line comes first and the abort a moment after the flush: mpiexec may drop output
+    still in flight when it tears the job down."""
+    try:
+        sys.stderr.write(f"ember.distributed: rank {get_rank()} failed: {kind.__name__}: {error}\n")
+    except Exception:  # noqa: BLE001 - the traceback below still tells
+        pass
     _abort_on_uncaught.previous(kind, error, tb)
     sys.stdout.flush()
     sys.stderr.flush()
+    time.sleep(0.5)
     _mpi.abort(1)
 
 
