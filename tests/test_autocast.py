@@ -163,11 +163,24 @@ def test_gradients_come_back_in_each_leafs_dtype():
 
 
 def test_off_costs_nothing():
-    add = OPS["add"]
+    """Outside autocast an entry point runs its plain body. Leaving a region leaves the hand-over code in
+    place (no swap of every op's code, twice per region); the op's first call puts its plain code back, and
+    the next region swaps only the ops called since."""
+    add, neg = OPS["add"], OPS["neg"]
+    a = ember.ones(2)
+    a + a
     assert add.entry.__code__ is add.entry_codes[0] and not PROFILER.on
     with ember.autocast("cpu"):
         assert add.entry.__code__ is add.entry_codes[1]
-    assert add.entry.__code__ is add.entry_codes[0] and not PROFILER.on
+        assert all(op.entry.__code__ is op.entry_codes[1] for op in OPS.values())
+    assert not PROFILER.on and add.entry.__code__ is add.entry_codes[1]
+    assert (a + a).tolist() == [2.0, 2.0]
+    assert add.entry.__code__ is add.entry_codes[0] and neg.entry.__code__ is neg.entry_codes[1]
+    with ember.autocast("cpu"):
+        assert all(op.entry.__code__ is op.entry_codes[1] for op in OPS.values())
+        assert (a @ a.reshape(2, 1)).dtype == ember.bfloat16
+    assert (a @ a.reshape(2, 1)).dtype == ember.float32 and (-a).tolist() == [-1.0, -1.0]
+    assert neg.entry.__code__ is neg.entry_codes[0]
 
 
 def test_custom_fwd_and_bwd():
