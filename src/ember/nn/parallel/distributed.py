@@ -17,11 +17,12 @@ incomplete raises at the next forward, naming the parameters that got no grad.
 
 On the "mpi" backend (CPU tensors) each bucket's all_reduce runs asynchronously and the last hook waits for all
 of them. On the "nccl" backend (CUDA tensors, each rank's module on its rank's device) each bucket's all_reduce
-is enqueued on the current CUDA stream after the copies of its grads: the host goes on launching the backward
-without waiting, whatever follows on that stream (the optimizer step) sees the averaged grads, and since nothing
-waits on the host, a training step with DDP can be captured in a CUDA graph (`ember.cuda.graphed_step`). On one
-stream the GPU runs each reduction between the backward's kernels rather than beside them (a side communication
-stream would overlap them).
+runs on a communication stream of DDP's own, after an event wait for the copies of its grads on the current
+stream, so the GPU reduces a bucket beside the rest of the backward's kernels. The last hook makes the current
+stream wait for the communication stream before it writes the grads back: whatever follows there (the
+optimizer step) sees the averaged grads. The host never waits, and the fork and join are stream waits on
+events, so a training step with DDP can be captured in a CUDA graph (`ember.cuda.graphed_step`). The bucket
+buffers live as long as the module, so no memory crosses streams that the allocator could hand out early.
 """
 from __future__ import annotations
 
@@ -89,6 +90,8 @@ class DistributedDataParallel(Module):
                 self._bucket_of[id(p)] = b
         self._started = 0
         self._seen = set()
+        self._comm = None           # CUDA: the communication stream, and whether this backward used it
+        self._comm_used = False
         self._handles = [p.register_post_accumulate_grad_hook(self._grad_ready) for p in params]
 
     @staticmethod
@@ -126,12 +129,25 @@ class DistributedDataParallel(Module):
                 else:
                     v.copy_(q.grad)
             b.buffer.div_(self._world)
-            # CUDA ("nccl"): enqueued on the current stream, ordered before what follows there: no Work to wait on
-            b.work = dist.all_reduce(b.buffer, group=self.process_group, async_op=not b.buffer.is_cuda)
+            if b.buffer.is_cuda:    # on the communication stream, after the copies above; _finish joins it
+                from ...backends.cuda.stream import Stream, current_stream, stream
+                main = current_stream(b.buffer.device)
+                if self._comm is None:
+                    self._comm = Stream(b.buffer.device)
+                self._comm.wait_stream(main)
+                with stream(self._comm):
+                    dist.all_reduce(b.buffer, group=self.process_group)
+                self._comm_used = True
+            else:
+                b.work = dist.all_reduce(b.buffer, group=self.process_group, async_op=True)
         b.started = True
         self._started += 1
 
     def _finish(self):
+        if self._comm_used:
+            from ...backends.cuda.stream import current_stream
+            current_stream(self._comm.device).wait_stream(self._comm)
+            self._comm_used = False
         with no_grad():
             for b in self._buckets:
                 if b.work is not None:
