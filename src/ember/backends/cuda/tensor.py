@@ -96,10 +96,23 @@ def to_device(self: Tensor, device, non_blocking: bool = False) -> Tensor:
     it = self._dtype.itemsize
     buf_t = empty_cuda((count,), self._dtype, index)
     if count:
-        s = current_stream(index)
-        check(driver().cuMemcpyDtoDAsync(buf_t.data_ptr(), self._storage.data.ptr + lo * it, count * it, s.handle),
-              "cuMemcpyDtoDAsync")
+        _d2d(buf_t.data_ptr(), index, self._storage.data.ptr + lo * it, src_dev.index or 0, count * it)
     return _make(buf_t._storage, self._shape, self._stride, self._offset - lo, self._dtype)
+
+
+def _d2d(dst: int, dst_index: int, src: int, src_index: int, nbytes: int) -> None:
+    """Copies nbytes on the destination device's current stream. Between two GPUs (as torch does) that stream
+    first waits for the source device's current stream (whose work may still be writing the source), and the
+    source's stream then waits for the copy, so that its allocator does not hand the source's memory out again
+    while the copy still reads it."""
+    s = current_stream(dst_index)
+    if src_index != dst_index:
+        src_s = current_stream(src_index)
+        s.wait_stream(src_s)
+        check(driver().cuMemcpyDtoDAsync(dst, src, nbytes, s.handle), "cuMemcpyDtoDAsync")
+        src_s.wait_stream(s)
+    else:
+        check(driver().cuMemcpyDtoDAsync(dst, src, nbytes, s.handle), "cuMemcpyDtoDAsync")
 
 
 def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
@@ -120,9 +133,10 @@ def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
     if src._dtype is self._dtype and src._shape == self._shape and src.is_contiguous() and self.is_contiguous():
         n = self.nbytes
         if n:
-            s = current_stream(_index(self))
-            check(driver().cuMemcpyDtoDAsync(self.data_ptr(), src.data_ptr(), n, s.handle), "cuMemcpyDtoDAsync")
+            _d2d(self.data_ptr(), _index(self), src.data_ptr(), _index(src), n)
         return self
+    if _index(src) != _index(self):     # a kernel reads one device's memory only: bring src over first
+        src = to_device(src, dd)
     return copy_cast(self, src)
 
 
