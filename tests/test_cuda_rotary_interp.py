@@ -35,12 +35,15 @@ def _inputs(layout, dtype):
         x = ember.tensor(rng.standard_normal((4, 7, 32))).to(dtype)[..., ::2]
         c, s = (t.t().contiguous().t()[3:10] for t in _tables((12, 8), dtype))
         return x, c, s
+    if layout == "deep":          # four non-mergeable leading dims (a program's outer index spans three)
+        x = ember.tensor(rng.standard_normal((3, 2, 5, 4, 8))).to(dtype).permute(1, 0, 3, 2, 4)
+        return (x,) + _tables((3, 1, 5, 4), dtype)
     if layout == "many_rows":     # more rows and pairs than one program holds
         return (ember.tensor(rng.standard_normal((3, 70, 300))).to(dtype),) + _tables((70, 150), dtype)
     return (ember.tensor(rng.standard_normal((7, 6))).to(dtype),) + _tables((7, 3), dtype)   # (T, D)
 
 
-@pytest.mark.parametrize("layout", ["qkv", "per_sequence", "strided_tables", "many_rows", "2d"])
+@pytest.mark.parametrize("layout", ["qkv", "per_sequence", "strided_tables", "deep", "many_rows", "2d"])
 @pytest.mark.parametrize("interleaved", [False, True])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float64"])
 def test_rotary_kernel_matches_cpu(layout, interleaved, dtype):

@@ -26,21 +26,23 @@ def rotary_embedding(input, cos, sin, interleaved):
     if len(sizes) > MAXDIM:
         raise NotImplementedError(f"rotary_embedding on CUDA over {len(sizes)} non-mergeable leading dims (at most "
                                   f"{MAXDIM}); make the input contiguous")
-    pad = lambda v: list(v) + [0] * (MAXDIM - len(v))  # noqa: E731
+    # the last collapsed dim is walked per element, the others (at most MAXDIM - 1) per program
+    outer, s_in = sizes[:-1], sizes[-1]
+    pad = lambda v, n=MAXDIM - 1: list(v) + [0] * (n - len(v))  # noqa: E731
     block_h = min(128, next_power_of_2(h))
-    block_r = max(1, 2048 // block_h)
+    block_r = max(1, min(2048 // block_h, next_power_of_2(s_in)))
+    nb = (s_in + block_r - 1) // block_r
     args = [pointer_arg("x_ptr", input), pointer_arg("cos_ptr", cos), pointer_arg("sin_ptr", sin),
-            pointer_arg("y_ptr", y), ("R", rows, "i64"), ("H", h, "i64"), ("gap", 1 if interleaved else h, "i64"),
-            ("x_col", input._stride[-1], "i64"), ("c_col", cs[-1], "i64"),
-            ("s_col", ss[-1], "i64")]
-    args += [(f"s{k}", n, "i64") for k, n in enumerate(pad(sizes)[1:], 1)]
+            pointer_arg("y_ptr", y), ("S_IN", s_in, "i64"), ("NB", nb, "i64"), ("H", h, "i64"),
+            ("gap", 1 if interleaved else h, "i64"), ("x_col", input._stride[-1], "i64"), ("c_col", cs[-1], "i64"),
+            ("s_col", ss[-1], "i64"), ("x_in", xt[-1], "i64"), ("c_in", ct[-1], "i64"), ("s_in", st[-1], "i64")]
+    args += [(f"s{k}", n, "i64") for k, n in enumerate(pad(outer[1:], MAXDIM - 2), 1)]
     for name, t in (("xt", xt), ("ct", ct), ("st", st)):
-        args += [(f"{name}{k}", v, "i64") for k, v in enumerate(pad(t))]
-    run(K.rope_kernel, ((rows + block_r - 1) // block_r, (h + block_h - 1) // block_h), args,
-        {"NDIM": len(sizes), "F64": int(input._dtype is D.float64),
+        args += [(f"{name}{k}", v, "i64") for k, v in enumerate(pad(t[:-1]))]
+    run(K.rope_kernel, (prod(outer) * nb, (h + block_h - 1) // block_h), args,
+        {"NOUT": len(outer), "F64": int(input._dtype is D.float64),
          "UNIT_COLS": int(input._stride[-1] == 1 and cs[-1] == 1 and ss[-1] == 1), "STEP": 2 if interleaved else 1,
-         "BLOCK_R": block_r,
-         "BLOCK_H": block_h},
+         "BLOCK_R": block_r, "BLOCK_H": block_h},
         input.device.index or 0)
     return y
 
