@@ -5,7 +5,7 @@ would fail everything after it in a single run; separate processes contain it. T
 kernels on the CPU, so running shards side by side also spreads a cold cache's compile time over
 the machine's cores.
 
-    python3 .ci/gpu_tests.py [--jobs 12] [--shard-size 120] [--timeout 540] [--out DIR] [FILES...]
+    python3 .ci/gpu_tests.py [--jobs 12] [--shard-size 120] [--timeout 540] [--deadline S] [--out DIR] [FILES...]
 
 FILES default to tests/test_cuda_*.py and EXTRA (interpreter-only files collect nothing under -m cuda and
 are skipped). Files in SERIAL (tests that read device-wide state, such as free memory) run after the
@@ -36,7 +36,11 @@ def collect(path):
     return ids
 
 
-def run_shard(name, ids, out, timeout):
+def run_shard(name, ids, out, timeout, deadline=None):
+    if deadline is not None:    # what is left of the whole run's time (a shard that starts too late is not run)
+        timeout = min(timeout, deadline - time.time())
+        if timeout < 5:
+            return name, len(ids), "not started (deadline)", {}, [], 0.0
     argfile = os.path.join(out, name + ".args")
     with open(argfile, "w") as f:
         f.write("\n".join(ids) + "\n")
@@ -65,7 +69,10 @@ def main():
     ap.add_argument("--shard-size", type=int, default=120)
     ap.add_argument("--timeout", type=float, default=540)
     ap.add_argument("--out", default=os.environ.get("OUT", "gpu-test-logs"))
+    ap.add_argument("--deadline", type=float, default=None,
+                    help="seconds for the whole run: shards are cut short so that the summary is still written")
     a = ap.parse_args()
+    deadline = None if a.deadline is None else time.time() + a.deadline
     os.makedirs(a.out, exist_ok=True)
     files = a.files or sorted(glob.glob("tests/test_cuda_*.py") + EXTRA)
     shards = []
@@ -76,8 +83,9 @@ def main():
                 shards.append((f"{base}-{i // a.shard_size}", ids[i:i + a.shard_size]))
     alone = [s for s in shards if s[0].rsplit("-", 1)[0] in SERIAL]
     with cf.ThreadPoolExecutor(a.jobs) as ex:
-        results = list(ex.map(lambda s: run_shard(s[0], s[1], a.out, a.timeout), [s for s in shards if s not in alone]))
-    results += [run_shard(s[0], s[1], a.out, a.timeout) for s in alone]
+        results = list(ex.map(lambda s: run_shard(s[0], s[1], a.out, a.timeout, deadline),
+                              [s for s in shards if s not in alone]))
+    results += [run_shard(s[0], s[1], a.out, a.timeout, deadline) for s in alone]
     lines, ok = [], True
     for name, n, rc, counts, failed, secs in sorted(results):
         done = sum(counts.get(k, 0) for k in ("passed", "failed", "error", "skipped", "xfailed"))
