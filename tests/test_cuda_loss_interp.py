@@ -76,3 +76,35 @@ def test_cross_entropy_out_of_range_class_is_reported():
     assert gi[1].tolist() == [0.0] * 4 and gi[2].tolist() == [0.0] * 4     # bad and ignored rows: no gradient
     with pytest.raises(RuntimeError, match=msg):
         checks.raise_pending()
+
+
+@pytest.mark.parametrize("smoothing,weighted", [(0.0, False), (0.1, True)])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_cross_entropy_kernels_over_several_column_tiles_match_cpu(smoothing, weighted, dtype):
+    """C = 4500: three column tiles of the online logsumexp, whose running max and sum are kept per lane and
+    reduced once per row. The rows' maxima sit in different tiles, some logits are -inf, one row is all -inf
+    but its target's (an inf loss in both), and a row holds a large spread (exp underflows across lanes)."""
+    rng = np.random.default_rng(3)
+    N, C = 6, 4500
+    a = rng.standard_normal((N, C)).astype(np.float32)
+    a[0, 10] = 30.0         # the max in the first tile
+    a[1, 4400] = 30.0       # ... in the last
+    a[2, ::7] = -np.inf
+    a[3, :] = -np.inf
+    a[3, 5] = 0.0
+    a[4, 2100] = 90.0       # every other exp(x - max) underflows
+    x = ember.tensor(a).to(getattr(ember, dtype))
+    t = ember.tensor([1, 2, 3, 5, 2100, -100])
+    w = ember.tensor(rng.random(C).astype(np.float32) + 0.5).to(x.dtype) if weighted else None
+    cpu = OPS["_cross_entropy"].kernels["cpu"]
+    tol = 1e-5 if dtype == "float32" else 2e-2
+    for reduction in (0, 1):
+        got = L.cross_entropy(x, t, w, reduction, -100, smoothing)
+        want = cpu(x, t, w, reduction, -100, smoothing)
+        for g, e in zip(got, want):
+            np.testing.assert_allclose(g.float().numpy(), e.float().numpy(), rtol=tol, atol=tol)
+        if reduction == 1:
+            gi = L.cross_entropy_backward(ember.tensor(1.0).to(x.dtype), x, t, w, 1, -100, smoothing, got[1], got[2])
+            ei = OPS["_cross_entropy_backward"].kernels["cpu"](ember.tensor(1.0).to(x.dtype), x, t, w, 1, -100,
+                                                                 smoothing, want[1], want[2])
+            np.testing.assert_allclose(gi.float().numpy(), ei.float().numpy(), rtol=tol, atol=tol)

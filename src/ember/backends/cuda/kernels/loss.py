@@ -124,23 +124,28 @@ def _class_weights(w_ptr, c, cm, HAS_W: tl.constexpr, CK: tl.constexpr):
 
 
 @triton.jit
-def _ce_step(m, s, sx, ws, x_ptr, w_ptr, r, rm, c0, C, sr, sc, CK: tl.constexpr, HAS_W: tl.constexpr,
+def _ce_step(mv, sv, sx, ws, x_ptr, w_ptr, r, rm, c0, C, sr, sc, CK: tl.constexpr, HAS_W: tl.constexpr,
              SMOOTH: tl.constexpr, BLOCK_C: tl.constexpr, SC1: tl.constexpr):
-    """One column tile of the online logsumexp: the running max m and sum s of exp(x - m) per row, and for
-    label smoothing the weighted row sum sx and the weights' sum ws."""
+    """One column tile of the online logsumexp, kept per lane: mv and sv (BLOCK_R x BLOCK_C) are the running
+    max and sum of exp(x - mv) of the columns each lane has seen, so a tile costs one exp per element and no
+    reduction across the program (the row's max and sum are reduced once, after the last tile). For label
+    smoothing, the weighted row sum sx and the weights' sum ws."""
     c = c0 + tl.arange(0, BLOCK_C).to(tl.int64)
     cm = c < C
     msk = rm[:, None] & cm[None, :]
     x = _cast(tl.load(x_ptr + r[:, None] * sr + _col(c, sc, SC1)[None, :], mask=msk, other=0.0), CK)
     xm = tl.where(msk, x, float("-inf"))
-    m_new = tl.maximum(m, tl.reduce(xm, 1, _max))
-    base = tl.where(m_new == float("-inf"), 0.0, m_new)     # rows with nothing finite yet: no inf - inf
-    s = s * tl.exp(m - base) + tl.reduce(tl.exp(xm - base[:, None]), 1, _add)
+    up = xm > mv
+    # exp(-|x - m|): the new term when x is not above the lane's max, the old sum's factor when it is;
+    # a lane with nothing finite yet (both -inf) gets 1 here, and its -inf max makes it count 0 at the end
+    e = tl.exp(-tl.abs(tl.where(xm == mv, 0.0, xm - mv)))
+    sv = tl.where(up, sv * e + 1.0, sv + e)
+    mv = tl.where(up, xm, mv)
     if SMOOTH:
         wc = _class_weights(w_ptr, c, cm, HAS_W, CK)
         sx += tl.reduce(tl.where(msk, x * wc[None, :], 0.0), 1, _add)
         ws += tl.reduce(wc, 0, _add)
-    return m_new, s, sx, ws
+    return mv, sv, sx, ws
 
 
 @triton.jit
@@ -152,20 +157,23 @@ def ce_fwd_kernel(x_ptr, t_ptr, w_ptr, loss_ptr, wt_ptr, lse_ptr, N, C, sr, sc, 
     r = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
     rm = r < N
     t, ok, wt = _target(t_ptr, w_ptr, err_ptr, code, r, rm, C, ignore_index, HAS_W)
-    m = _cast(tl.full([BLOCK_R], float("-inf"), tl.float32), CK)
-    s = _cast(tl.full([BLOCK_R], 0.0, tl.float32), CK)
+    mv = _cast(tl.full([BLOCK_R, BLOCK_C], float("-inf"), tl.float32), CK)
+    sv = _cast(tl.full([BLOCK_R, BLOCK_C], 0.0, tl.float32), CK)
     sx = _cast(tl.full([BLOCK_R], 0.0, tl.float32), CK)
     ws = _cast(tl.full([1], 0.0, tl.float32), CK)
     if INTERP:
         k = 0
         while k < nblk:
-            m, s, sx, ws = _ce_step(m, s, sx, ws, x_ptr, w_ptr, r, rm, k * BLOCK_C, C, sr, sc, CK, HAS_W, SMOOTH,
-                                    BLOCK_C, SC1)
+            mv, sv, sx, ws = _ce_step(mv, sv, sx, ws, x_ptr, w_ptr, r, rm, k * BLOCK_C, C, sr, sc, CK, HAS_W,
+                                      SMOOTH, BLOCK_C, SC1)
             k += 1
     else:
         for k in range(0, nblk):
-            m, s, sx, ws = _ce_step(m, s, sx, ws, x_ptr, w_ptr, r, rm, k * BLOCK_C, C, sr, sc, CK, HAS_W, SMOOTH,
-                                    BLOCK_C, SC1)
+            mv, sv, sx, ws = _ce_step(mv, sv, sx, ws, x_ptr, w_ptr, r, rm, k * BLOCK_C, C, sr, sc, CK, HAS_W,
+                                      SMOOTH, BLOCK_C, SC1)
+    m = tl.reduce(mv, 1, _max)
+    base = tl.where(m == float("-inf"), 0.0, m)     # rows with nothing finite: no inf - inf
+    s = tl.reduce(sv * tl.exp(mv - base[:, None]), 1, _add)
     lse = m + tl.log(s)
     xt = _cast(tl.load(x_ptr + r * sr + t * sc, mask=ok, other=0.0), CK)
     wt = _cast(wt, CK)
