@@ -181,7 +181,8 @@ def main(argv=None) -> dict | None:
     rank, world, device = setup_distributed("gpt", args.device or default_device(), args.batch_size)
     log = say(rank)
     ember.manual_seed(args.seed)
-    text = open(find_text(args.data), encoding="utf-8").read()
+    with open(find_text(args.data), encoding="utf-8") as f:
+        text = f.read()
     cut = int(len(text) * 0.9)
     os.makedirs(args.out, exist_ok=True)
     if rank == 0:
