@@ -141,3 +141,37 @@ def load_benchmark(name: str):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def made_up_cifar(path, train: int = 12, test: int = 4):
+    """Writes a cifar10-jpeg.tar.gz to `path` with `train` and `test` JPEGs a class: each class a colour, plus
+    noise (learnable in a few steps). For the example tests where the real archive is absent (CI)."""
+    import io
+    import tarfile
+
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    with tarfile.open(path, "w:gz") as tar:
+        for split, n in (("train", train), ("test", test)):
+            for k, cls in enumerate(CIFAR_CLASSES):
+                for i in range(n):
+                    base = np.array([(k * 25) % 256, (k * 70) % 256, (255 - k * 25) % 256], dtype=np.float64)
+                    img = np.clip(base + rng.normal(0, 20, (32, 32, 3)), 0, 255).astype(np.uint8)
+                    buf = io.BytesIO()
+                    Image.fromarray(img).save(buf, format="JPEG", quality=95)
+                    info = tarfile.TarInfo(f"cifar10-jpeg/{split}/{cls}/{i:04d}.jpg")
+                    info.size = buf.tell()
+                    buf.seek(0)
+                    tar.addfile(info, buf)
+    return path
+
+
+def made_up_play(lines: int = 600) -> str:
+    """A Shakespeare-shaped text of two speakers, for the GPT example tests where tinyshakespeare.txt is absent."""
+    rng = np.random.default_rng(0)
+    words = "thou art my lord and i shall speak thee fair good night sweet prince".split()
+    return "\n".join(f"{rng.choice(['ROMEO', 'JULIET'])}:\n" + " ".join(rng.choice(words, 12)) + "."
+                     for _ in range(lines))

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn as tnn
 import torch.nn.functional as TF
-from helpers import from_torch, to_torch
+from helpers import from_torch, made_up_play, to_torch
 
 import ember
 import ember.nn.functional as F
@@ -29,10 +29,7 @@ def text_dir(tmp_path_factory):
     if src:
         text = open(src[0], encoding="utf-8").read()[:30000]
     else:
-        rng = np.random.default_rng(0)
-        words = "thou art my lord and i shall speak thee fair good night sweet prince".split()
-        text = "\n".join(f"{rng.choice(['ROMEO', 'JULIET'])}:\n" + " ".join(rng.choice(words, 12)) + "."
-                         for _ in range(600))
+        text = made_up_play()
     (d / "tinyshakespeare.txt").write_text(text, encoding="utf-8")
     return d
 

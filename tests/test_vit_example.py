@@ -9,8 +9,9 @@ import pytest
 
 import ember
 from ember.examples import vit
+from helpers import CIFAR_CLASSES, made_up_cifar
 
-CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CLASSES = CIFAR_CLASSES
 TINY = ["--device", "cpu", "--batch-size", "16", "--d-model", "32", "--heads", "2", "--layers", "1",
         "--no-progress"]
 
@@ -18,22 +19,8 @@ TINY = ["--device", "cpu", "--batch-size", "16", "--d-model", "32", "--heads", "
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
     """cifar10-jpeg.tar.gz with 12 training and 4 test images a class: each class a colour, plus noise."""
-    from PIL import Image
     d = tmp_path_factory.mktemp("cifar")
-    rng = np.random.default_rng(0)
-    path = d / "cifar10-jpeg.tar.gz"
-    with tarfile.open(path, "w:gz") as tar:
-        for split, n in (("train", 12), ("test", 4)):
-            for k, cls in enumerate(CLASSES):
-                for i in range(n):
-                    base = np.array([(k * 25) % 256, (k * 70) % 256, (255 - k * 25) % 256], dtype=np.float64)
-                    img = np.clip(base + rng.normal(0, 20, (32, 32, 3)), 0, 255).astype(np.uint8)
-                    buf = io.BytesIO()
-                    Image.fromarray(img).save(buf, format="JPEG", quality=95)
-                    info = tarfile.TarInfo(f"cifar10-jpeg/{split}/{cls}/{i:04d}.jpg")
-                    info.size = buf.tell()
-                    buf.seek(0)
-                    tar.addfile(info, buf)
+    made_up_cifar(d / "cifar10-jpeg.tar.gz")
     return d
 
 
