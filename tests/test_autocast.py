@@ -286,3 +286,27 @@ def test_losses_run_in_float32_under_cpu_autocast_as_torch(loss):
         res[lib.__name__] = (str(out.dtype).split(".")[-1], float(out))
     assert res["ember"][0] == res["torch"][0] == "float32"
     np.testing.assert_allclose(res["ember"][1], res["torch"][1], rtol=1e-6)
+
+
+def test_regions_in_one_thread_while_another_calls_ops():
+    """Another thread's first call after a region (which puts its op's plain code back) never leaves an op
+    without the hand-over code while a region is open."""
+    import threading
+    stop = threading.Event()
+    a = ember.ones(4)
+
+    def caller():
+        while not stop.is_set():
+            (a + a).neg().exp()
+
+    t = threading.Thread(target=caller)
+    t.start()
+    try:
+        for _ in range(200):
+            with ember.autocast("cpu"):
+                assert all(op.entry.__code__ is op.entry_codes[1] for op in (OPS["add"], OPS["neg"], OPS["exp"]))
+                assert (a @ a.reshape(4, 1)).dtype == ember.bfloat16
+    finally:
+        stop.set()
+        t.join()
+    assert (a @ a.reshape(4, 1)).dtype == ember.float32

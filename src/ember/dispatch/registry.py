@@ -28,6 +28,7 @@ and its grad-mode state to `install_autograd`; until then no call records a grap
 from __future__ import annotations
 
 import numbers
+import threading
 import warnings
 
 import numpy as np
@@ -470,9 +471,15 @@ def _chain_link(hook, inner):
 
 
 _PLAIN: set = set()    # the ops whose entry point runs its plain code (the others hand over to the hooks)
+_SWAP = threading.Lock()   # a push's swap and another thread's _unhook: no op left plain while hooks are on
 
 
 def _set_hook() -> None:
+    with _SWAP:
+        _set_hook_locked()
+
+
+def _set_hook_locked() -> None:
     if _HOOKS:
         call = _HOOKS[0][0]
         for hook, _ in _HOOKS[1:]:
@@ -489,9 +496,12 @@ def _set_hook() -> None:
 
 
 def _unhook(op) -> None:
-    """Called by `op`'s hand-over code when no hook is pushed: its entry point runs the plain code again."""
-    op.entry.__code__ = op.entry_codes[0]
-    _PLAIN.add(op)
+    """Called by `op`'s hand-over code when no hook is pushed: its entry point runs the plain code again (unless
+    another thread has pushed a hook since the test)."""
+    with _SWAP:
+        if not PROFILER.on:
+            op.entry.__code__ = op.entry_codes[0]
+            _PLAIN.add(op)
 
 
 def _plain_node(node, grads):
