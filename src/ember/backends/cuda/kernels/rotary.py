@@ -4,9 +4,8 @@ the outer ones (sizes s1..s4, strides xt/ct/st, 0 where cos and sin broadcast). 
 of one outer index by BLOCK_H pairs: its outer index and inner block come from one scalar division of its program
 id, and the outer offsets from scalar arithmetic, so no element pays an index division (the kernel before
 computed 64-bit divisions per row element for x, cos and sin and ran at 7% of copy bandwidth; that this was
-the cause is not yet measured). Pair i is the elements (i * STEP,
-i * STEP + gap) of a row: (i, i + D/2), or (2i, 2i + 1) when interleaved (STEP 2). Arithmetic in float32 (float64
-with F64); the output is contiguous."""
+the cause is not yet measured). Pair i is the elements (i * STEP, i * STEP + gap) of a row: (i, i + D/2), or
+(2i, 2i + 1) when interleaved (STEP 2). Arithmetic in float32 (float64 with F64); the output is contiguous."""
 import triton
 import triton.language as tl
 
