@@ -183,18 +183,25 @@ def cat(tensors, dim=0):
     shape = list(ref._shape)
     shape[d] = sum(t._shape[d] for t in live)
     out = new_tensor(tuple(shape), dt, ref.device)
+    ost = out._stride
     start = 0
-    for t in live:
+    for t in live:      # each input into its slice of out (a view made here: no dispatch per input)
         n = t._shape[d]
-        copy_cast(OPS["slice"].fn(out, d, start, start + n, 1), t)
+        if n:
+            shape[d] = n
+            copy_cast(out._as_view(tuple(shape), ost, start * ost[d]), t)
         start += n
     return out
 
 
 def stack(tensors, dim=0):
+    """cat of the inputs with a size-1 dim inserted at `dim` (views made here; the meta has checked the shapes)."""
     ref = tensors[0]
     d = normalize_dim(dim, ref.ndim + 1)
-    return cat([t.unsqueeze(d) for t in tensors], d)
+    views = []
+    for t in tensors:
+        views.append(t._as_view(t._shape[:d] + (1,) + t._shape[d:], t._stride[:d] + (1,) + t._stride[d:], t._offset))
+    return cat(views, d)
 
 
 def _register():
