@@ -256,6 +256,25 @@ def test_inplace_forms():
         _cuda_kernel("fmod_")(ember.zeros(3).expand(2, 3), 2.0)
 
 
+def test_operands_sharing_out_s_permuted_layout_collapse_to_one_run():
+    """Dims are walked in the order of out's strides: an in-place op on a permuted tensor, with another operand of
+    the same layout (or a scalar), is one contiguous run; other operands (contiguous, broadcast) stay right."""
+    import numpy as np
+    a = np.random.default_rng(0).standard_normal((3, 4, 5)).astype(np.float32)
+    x = ember.tensor(a).permute(2, 0, 1)
+    assert EW._geometry(x._shape, x, x, None)[0] == [60]
+    assert EW._geometry(x._shape, x, x, x * 1)[0] != [60]      # a contiguous other operand: strided
+    want = a.transpose(2, 0, 1) * 2 + a.transpose(2, 0, 1) + a[0:1].transpose(2, 0, 1)
+    t = ember.tensor(a).permute(2, 0, 1)
+    _cuda_kernel("mul_")(t, 2.0)
+    _cuda_kernel("add_")(t, ember.tensor(a).permute(2, 0, 1))
+    _cuda_kernel("add_")(t, ember.tensor(a)[0:1].permute(2, 0, 1))     # broadcast over dim 1
+    np.testing.assert_allclose(t.numpy(), want, rtol=1e-6)
+    out = ember.empty(4, 3).t()
+    _cuda_kernel("add_")(out.fill_(1.0), ember.arange(4.0))
+    assert out.tolist() == [[1.0, 2.0, 3.0, 4.0]] * 3
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float16", "float64"])
 def test_parametrised_activations_and_nan_to_num(dtype):
     x, _ = make_pair((6, 7), dtype, low=-4, high=4, layout="transposed")

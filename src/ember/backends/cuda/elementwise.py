@@ -185,10 +185,17 @@ def launch_ew(op: int, nin: int, out: Tensor, x: Tensor, y, ck: int, alpha=1) ->
 
 
 def _geometry(shape, out, x, y):
-    """Collapsed sizes and the (out, x, y) strides over them (y's all 0 when it is a scalar)."""
+    """Collapsed sizes and the (out, x, y) strides over them (y's all 0 when it is a scalar). The dims are walked
+    in the order of out's strides, largest first (as torch's TensorIterator orders them), so that operands sharing
+    a permuted layout with out (an in-place op on a transposed tensor, say) collapse to one contiguous run."""
     operands = [list(out._stride), _strides_for(x, shape)]
     if y is not None:
         operands.append(_strides_for(y, shape))
+    ost = out._stride
+    if any(ost[k] < ost[k + 1] for k in range(len(ost) - 1)):
+        order = sorted(range(len(shape)), key=lambda k: -ost[k])   # stable: ties keep their order
+        shape = [shape[k] for k in order]
+        operands = [[st[k] for k in order] for st in operands]
     sizes, sts = _collapse(shape, operands)
     if len(sizes) > MAXDIM:
         raise NotImplementedError(f"elementwise op on CUDA over {len(sizes)} non-mergeable dims (at most {MAXDIM})")
