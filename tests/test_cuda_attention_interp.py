@@ -182,3 +182,35 @@ def test_packed_self_attention_kernels_match_cpu(B, L, H, hd, mask, layout, dt):
     dw = CPU_PBWD(g.float(), qkv.float(), H, m32, want, want_lse, causal, hd ** -0.5)
     assert tuple(d.shape) == (B, L, 3 * E) and d.dtype is dt
     np.testing.assert_allclose(d.float().numpy(), dw.numpy(), rtol=tol * 4, atol=tol * 4)
+
+
+def test_grads_of_a_permuted_fused_qkv_come_back_without_a_copy():
+    """q, k, v = qkv.view(B, T, 3, H, D).permute(2, 0, 3, 1, 4), as users write it: the backward writes dq, dk and
+    dv into one buffer in qkv's layout, unbind's backward sees them stacked (no stack kernel), and the projection's
+    grad is a view of that buffer (no copy). The grad equals torch's (float32, causal)."""
+    import torch
+    from helpers import cuda_host_code_on_cpu
+    B, T, H, Dh = 2, 5, 2, 8
+    a = np.random.default_rng(3).standard_normal((B, T, 3 * H * Dh)).astype(np.float32)
+    g = np.random.default_rng(4).standard_normal((B, H, T, Dh)).astype(np.float32)
+    calls = []
+    stack = OPS["stack"].kernels["cpu"]
+    OPS["stack"].register("cpu")(lambda *args, **kw: (calls.append(1), stack(*args, **kw))[1])
+    try:
+        with cuda_host_code_on_cpu("_fused_attention", "_fused_attention_backward"):
+            x = ember.tensor(a).requires_grad_()
+            q, k, v = x.view(B, T, 3, H, Dh).permute(2, 0, 3, 1, 4)
+            o = ember.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+            o.backward(ember.tensor(g))
+    finally:
+        OPS["stack"].register("cpu")(stack)
+    assert not calls
+    tx = torch.tensor(a, requires_grad=True)
+    tq, tk, tv = tx.view(B, T, 3, H, Dh).permute(2, 0, 3, 1, 4)
+    torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=True).backward(torch.tensor(g))
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    # the same views of a CPU-kernel backward (separate dq, dk, dv) are stacked as before
+    x2 = ember.tensor(a).requires_grad_()
+    q, k, v = x2.view(B, T, 3, H, Dh).permute(2, 0, 3, 1, 4)
+    ember.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True).backward(ember.tensor(g))
+    np.testing.assert_allclose(x2.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-5)

@@ -40,8 +40,39 @@ def reduce_backward(grad, shape, dim, keepdim):
 
 
 def unbind_backward(grads, dim):
-    """unbind's gradient: the outputs' gradients stacked along `dim` (zeros where an output had none), one op."""
+    """unbind's gradient: the outputs' gradients stacked along `dim` (zeros where an output had none), one op;
+    no op at all outside create_graph when they are stacked already: equally spaced views of one storage that
+    lay one new block out (the fused attention's grads of a permuted qkv, `_packed_grads`)."""
+    from .grad_mode import state
+    if not state.enabled:
+        view = _stacked_view(grads, normalize_dim(dim, grads[0].ndim + 1) if grads[0] is not None else 0)
+        if view is not None:
+            return view
     return _f("stack")(list(grads), dim)
+
+
+def _stacked_view(grads, d):
+    """grads[0] seen with a dim of len(grads) inserted at d, when grads[i] is that view's slice i; else None."""
+    g0 = grads[0]
+    if g0 is None or len(grads) < 2 or any(g is None for g in grads):
+        return None
+    st, shape, storage = g0._stride, g0._shape, g0._storage
+    sp = grads[1]._offset - g0._offset
+    if sp <= 0:
+        return None
+    for i, g in enumerate(grads):
+        if (g._storage is not storage or g._stride != st or g._shape != shape or g._dtype is not g0._dtype
+                or g.requires_grad or g._offset != g0._offset + i * sp):
+            return None
+    dims = sorted(zip((sp,) + st, (len(grads),) + shape), reverse=True)
+    expect = 1
+    for stride, n in reversed(dims):        # the whole block, dense: no element twice, none outside it
+        if n != 1 and stride != expect:
+            return None
+        expect *= n
+    if storage.nbytes != expect * g0._dtype.itemsize or g0._offset:
+        return None     # only a buffer made for these grads alone (no one else's data in it)
+    return g0._as_view(shape[:d] + (len(grads),) + shape[d:], st[:d] + (sp,) + st[d:], 0)
 
 
 def split_backward(grads, dim):

@@ -219,12 +219,38 @@ def fused_attention_backward(grad_out, query, key, value, attn_mask, out, lse, i
                              need_key, need_value, dropout_p=0.0, rng=None):
     batch, L, S, E, Ev = rules.attention_dims(query, value)
     dev = query.device
-    dq = new_tensor(query._shape, query._dtype, dev) if need_query else None
-    dk = new_tensor(key._shape, key._dtype, dev) if need_key else None
-    dv = new_tensor(value._shape, value._dtype, dev) if need_value else None
+    packed = need_query and need_key and need_value and _packed_grads(query, key, value)
+    if packed:      # the unbind of a permuted fused qkv: the grads in the same layout of one buffer
+        dq, dk, dv = packed
+    else:
+        dq = new_tensor(query._shape, query._dtype, dev) if need_query else None
+        dk = new_tensor(key._shape, key._dtype, dev) if need_key else None
+        dv = new_tensor(value._shape, value._dtype, dev) if need_value else None
     _backward_into(dq, dk, dv, grad_out, query, key, value, attn_mask, out, lse, is_causal, scale, batch, L, S, E,
                    Ev, dropout_p, rng)
     return dq, dk, dv
+
+
+def _packed_grads(q, k, v):
+    """(dq, dk, dv) as views of one new buffer with the strides of q, k and v, when those are equally spaced views
+    of one storage (q, k, v = qkv.view(B, T, 3, H, D).permute(2, 0, 3, 1, 4), say) that together cover a dense
+    block: unbind's backward then finds its three grads stacked already (`unbind_backward`), and the permutes
+    and view back to the projection's (B, T, 3 * H * D) grad need no copy. None otherwise."""
+    st, shape = q._stride, q._shape
+    if (k._storage is not q._storage or v._storage is not q._storage or k._stride != st or v._stride != st
+            or k._shape != shape or v._shape != shape or k._dtype is not q._dtype or v._dtype is not q._dtype):
+        return None
+    sp = k._offset - q._offset
+    if sp <= 0 or v._offset - k._offset != sp:
+        return None
+    dims = sorted(zip((sp,) + st, (3,) + shape), reverse=True)     # the stacked geometry, largest stride first
+    expect = 1
+    for stride, n in reversed(dims):        # dense: each stride is the product of the sizes inside it
+        if n != 1 and stride != expect:
+            return None
+        expect *= n
+    buf = new_tensor((3 * prod(shape),), q._dtype, q.device)
+    return tuple(buf._as_view(shape, st, i * sp) for i in range(3))
 
 
 def fused_attention_dropout_backward(grad_out, query, key, value, attn_mask, out, lse, rng, is_causal, scale,
