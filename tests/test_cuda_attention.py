@@ -143,6 +143,36 @@ def test_sdpa_fused_strided_inputs_vs_torch(dtype):
     _close(ge, gt, gr, TOL[dtype] * 4, "grad")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_sdpa_on_a_permuted_fused_qkv_grads_without_a_stack(dtype):
+    """q, k, v = qkv.view(B, T, 3, H, D).permute(2, 0, 3, 1, 4), as users write it: the projection's grad is a view
+    of the one buffer the backward wrote dq, dk and dv into (no stack kernel), equal to torch's."""
+    rng = np.random.default_rng(5)
+    B, T, H, E = 3, 40, 4, 16
+    x = rng.standard_normal((B, T, 3 * H * E))
+    g = rng.standard_normal((B, H, T, E))
+    tx, ex = _pair(x, dtype)
+    tg, eg = _pair(g, dtype)
+    calls = []
+    stack = OPS["stack"].kernels["cuda"]
+    OPS["stack"].register("cuda")(lambda *a, **k: (calls.append(1), stack(*a, **k))[1])
+    try:
+        q, k, v = ex.view(B, T, 3, H, E).permute(2, 0, 3, 1, 4)
+        ye = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        ge, = ember.autograd.grad(ye, [ex], eg.detach())
+    finally:
+        OPS["stack"].register("cuda")(stack)
+    assert not calls and type(ye.grad_fn).__name__ == FUSED
+    q, k, v = tx.view(B, T, 3, H, E).permute(2, 0, 3, 1, 4)
+    yt = TF.scaled_dot_product_attention(q, k, v, is_causal=True)
+    gt, = torch.autograd.grad(yt, [tx], tg.detach())
+    rx = tx.detach().double().requires_grad_()
+    q, k, v = rx.view(B, T, 3, H, E).permute(2, 0, 3, 1, 4)
+    yr = TF.scaled_dot_product_attention(q, k, v, is_causal=True)
+    gr, = torch.autograd.grad(yr, [rx], tg.detach().double())
+    _close(ge, gt, gr, TOL[dtype] * 4, "grad")
+
+
 def test_sdpa_composite_on_cuda_for_float64_and_wide_heads():
     _run("float64", *_qkv((2,), 9, 11, 8, 8), causal=True, fused=False)
     _run("float32", *_qkv((2,), 9, 11, 256, 8), fused=False)
