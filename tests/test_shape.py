@@ -466,3 +466,18 @@ def test_meshgrid_errors():
         ember.meshgrid()
     with pytest.raises(RuntimeError, match="indexing"):   # torch: RuntimeError
         ember.meshgrid(ember.zeros(2), indexing="yx")
+
+
+def test_is_dense_against_torch():
+    """core.shape.is_dense: a geometry that lays out a block of numel elements once each, in any dim order (what
+    torch calls non-overlapping and dense), against torch's own test on torch's views."""
+    import torch
+    from torch._prims_common import is_non_overlapping_and_dense_or_false as is_non_overlapping_and_dense
+    from ember.core.shape import is_dense
+    base = torch.zeros(3, 4, 5)
+    views = [base, base.permute(2, 0, 1), base.transpose(0, 1), base[:, ::2], base[:, :2], base.unsqueeze(1),
+             base[:1], base.expand(2, 3, 4, 5), base.reshape(12, 5).t(), torch.zeros(4, 1).expand(4, 3),
+             base.view(3, 4, 5, 1).permute(3, 2, 0, 1)]
+    got = [is_dense(tuple(v.shape), v.stride()) for v in views]
+    assert got == [is_non_overlapping_and_dense(v) for v in views]
+    assert got == [True, True, True, False, False, True, True, False, True, False, True]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from ..core import dtype as D
-from ..core.shape import normalize_dim, normalize_dims
+from ..core.shape import is_dense, normalize_dim, normalize_dims, numel
 from ..dispatch import OPS
 
 __all__ = ["zeros_for", "reduce_backward", "select_backward", "unbind_backward", "split_backward", "slice_backward", "index_view_backward",
@@ -64,14 +64,9 @@ def _stacked_view(grads, d):
         if (g._storage is not storage or g._stride != st or g._shape != shape or g._dtype is not g0._dtype
                 or g.requires_grad or g._offset != g0._offset + i * sp):
             return None
-    dims = sorted(zip((sp,) + st, (len(grads),) + shape), reverse=True)
-    expect = 1
-    for stride, n in reversed(dims):        # the whole block, dense: no element twice, none outside it
-        if n != 1 and stride != expect:
-            return None
-        expect *= n
-    if storage.nbytes != expect * g0._dtype.itemsize or g0._offset:
-        return None     # only a buffer made for these grads alone (no one else's data in it)
+    whole = (len(grads),) + shape
+    if not is_dense(whole, (sp,) + st) or storage.nbytes != numel(whole) * g0._dtype.itemsize or g0._offset:
+        return None     # only a buffer made for these grads alone, each element once (no one else's data in it)
     return g0._as_view(shape[:d] + (len(grads),) + shape[d:], st[:d] + (sp,) + st[d:], 0)
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import operator
 
-__all__ = ["contiguous_strides", "broadcast_shapes", "normalize_dim", "normalize_dims", "numel", "as_shape"]
+__all__ = ["contiguous_strides", "broadcast_shapes", "normalize_dim", "normalize_dims", "numel", "as_shape",
+           "is_dense"]
 
 _CONTIG: dict = {}
 
@@ -20,6 +21,17 @@ def contiguous_strides(shape: tuple) -> tuple:
         if len(_CONTIG) < 4096:
             _CONTIG[shape] = s
     return s
+
+
+def is_dense(shape, strides) -> bool:
+    """Does the geometry (non-negative strides) lay out each element of a block of numel(shape) elements exactly
+    once, in some order of its dims (a permutation of a contiguous layout)?"""
+    expect = 1
+    for stride, n in sorted(zip(strides, shape)):     # smallest stride first; size-1 dims place nothing
+        if n != 1 and stride != expect:
+            return False
+        expect *= n
+    return True
 
 
 def numel(shape) -> int:

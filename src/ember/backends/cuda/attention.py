@@ -19,6 +19,7 @@ from math import prod
 from typing import NamedTuple
 
 from ...core import dtype as D
+from ...core.shape import is_dense
 from ...dispatch import OPS
 from ...ops import attention as rules
 from ...ops.attention import heads, packed_views
@@ -243,12 +244,8 @@ def _packed_grads(q, k, v):
     sp = k._offset - q._offset
     if sp <= 0 or v._offset - k._offset != sp:
         return None
-    dims = sorted(zip((sp,) + st, (3,) + shape), reverse=True)     # the stacked geometry, largest stride first
-    expect = 1
-    for stride, n in reversed(dims):        # dense: each stride is the product of the sizes inside it
-        if n != 1 and stride != expect:
-            return None
-        expect *= n
+    if not is_dense((3,) + shape, (sp,) + st):      # the three stacked
+        return None
     buf = new_tensor((3 * prod(shape),), q._dtype, q.device)
     return tuple(buf._as_view(shape, st, i * sp) for i in range(3))
 
