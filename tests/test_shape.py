@@ -481,3 +481,18 @@ def test_is_dense_against_torch():
     got = [is_dense(tuple(v.shape), v.stride()) for v in views]
     assert got == [is_non_overlapping_and_dense(v) for v in views]
     assert got == [True, True, True, False, False, True, True, False, True, False, True]
+
+
+def test_stacked_spacing():
+    """The unbind of a permuted fused qkv is a stacked block (spacing H * D); slices that leave gaps, or overlap,
+    or differ in layout, are not."""
+    import ember
+    from ember.core.shape import stacked_spacing
+    B, T, H, D = 2, 5, 3, 4
+    qkv = ember.zeros(B, T, 3 * H * D)
+    assert stacked_spacing(qkv.view(B, T, 3, H, D).permute(2, 0, 3, 1, 4).unbind(0)) == H * D
+    assert stacked_spacing(qkv.view(B, T, 3, H * D).unbind(2)) == H * D
+    assert stacked_spacing(qkv.view(B, T, 6, 6)[:, :, ::2].unbind(2)) == 0            # gaps between them
+    assert stacked_spacing([qkv[:, :, :4], qkv[:, :, 2:6]]) == 0                      # overlapping
+    assert stacked_spacing([qkv[:, :, :4], qkv[:, :, 4:8].contiguous()]) == 0         # another storage
+    assert stacked_spacing([qkv[0]]) == 0

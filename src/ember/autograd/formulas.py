@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from ..core import dtype as D
-from ..core.shape import is_dense, normalize_dim, normalize_dims, numel
+from ..core.shape import normalize_dim, normalize_dims, numel, stacked_spacing
 from ..dispatch import OPS
 
 __all__ = ["zeros_for", "reduce_backward", "select_backward", "unbind_backward", "split_backward", "slice_backward", "index_view_backward",
@@ -45,28 +45,23 @@ def unbind_backward(grads, dim):
     lay one new block out (the fused attention's grads of a permuted qkv, `_packed_grads`)."""
     from .grad_mode import state
     if not state.enabled:
-        view = _stacked_view(grads, normalize_dim(dim, grads[0].ndim + 1) if grads[0] is not None else 0)
+        view = _stacked_view(grads, dim)
         if view is not None:
             return view
     return _f("stack")(list(grads), dim)
 
 
-def _stacked_view(grads, d):
-    """grads[0] seen with a dim of len(grads) inserted at d, when grads[i] is that view's slice i; else None."""
+def _stacked_view(grads, dim):
+    """grads[0] seen with a dim of len(grads) inserted at `dim`, when grads[i] is that view's slice i of a buffer
+    made for these grads alone (no one else's data in it); else None."""
+    if any(g is None or g.requires_grad for g in grads):
+        return None
+    sp = stacked_spacing(grads)
     g0 = grads[0]
-    if g0 is None or len(grads) < 2 or any(g is None for g in grads):
+    shape, st = g0._shape, g0._stride
+    if not sp or g0._offset or g0._storage.nbytes != len(grads) * numel(shape) * g0._dtype.itemsize:
         return None
-    st, shape, storage = g0._stride, g0._shape, g0._storage
-    sp = grads[1]._offset - g0._offset
-    if sp <= 0:
-        return None
-    for i, g in enumerate(grads):
-        if (g._storage is not storage or g._stride != st or g._shape != shape or g._dtype is not g0._dtype
-                or g.requires_grad or g._offset != g0._offset + i * sp):
-            return None
-    whole = (len(grads),) + shape
-    if not is_dense(whole, (sp,) + st) or storage.nbytes != numel(whole) * g0._dtype.itemsize or g0._offset:
-        return None     # only a buffer made for these grads alone, each element once (no one else's data in it)
+    d = normalize_dim(dim, len(shape) + 1)
     return g0._as_view(shape[:d] + (len(grads),) + shape[d:], st[:d] + (sp,) + st[d:], 0)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import operator
 
 __all__ = ["contiguous_strides", "broadcast_shapes", "normalize_dim", "normalize_dims", "numel", "as_shape",
-           "is_dense"]
+           "is_dense", "stacked_spacing"]
 
 _CONTIG: dict = {}
 
@@ -32,6 +32,24 @@ def is_dense(shape, strides) -> bool:
             return False
         expect *= n
     return True
+
+
+def stacked_spacing(tensors) -> int:
+    """The spacing sp > 0 when the tensors (two or more) are views of one storage with one shape, dtype and strides
+    at offsets t0 + i * sp that together lay out a dense block (tensors[i] is that block's slice i: the unbind of
+    a permuted fused qkv, say); else 0."""
+    t0 = tensors[0]
+    if len(tensors) < 2:
+        return 0
+    st, shape, storage, dt = t0._stride, t0._shape, t0._storage, t0._dtype
+    sp = tensors[1]._offset - t0._offset
+    if sp <= 0:
+        return 0
+    for i, t in enumerate(tensors):
+        if (t._storage is not storage or t._stride != st or t._shape != shape or t._dtype is not dt
+                or t._offset != t0._offset + i * sp):
+            return 0
+    return sp if is_dense((len(tensors),) + shape, (sp,) + st) else 0
 
 
 def numel(shape) -> int:

@@ -476,23 +476,19 @@ _SWAP = threading.Lock()   # a push's swap and another thread's _unhook: no op l
 
 def _set_hook() -> None:
     with _SWAP:
-        _set_hook_locked()
-
-
-def _set_hook_locked() -> None:
-    if _HOOKS:
-        call = _HOOKS[0][0]
-        for hook, _ in _HOOKS[1:]:
-            call = _chain_link(hook, call)
-        PROFILER.call = call
-        nodes = [n for _, n in _HOOKS if n is not None]
-        PROFILER.node = nodes[-1] if nodes else _plain_node
-        PROFILER.on = True
-        for op in _PLAIN:     # only the ops called since the last hook was popped (_unhook)
-            op.entry.__code__ = op.entry_codes[1]
-        _PLAIN.clear()
-    else:   # the entry points keep the hand-over code until their next call (_unhook)
-        PROFILER.on, PROFILER.call, PROFILER.node = False, None, None
+        if _HOOKS:
+            call = _HOOKS[0][0]
+            for hook, _ in _HOOKS[1:]:
+                call = _chain_link(hook, call)
+            PROFILER.call = call
+            nodes = [n for _, n in _HOOKS if n is not None]
+            PROFILER.node = nodes[-1] if nodes else _plain_node
+            PROFILER.on = True
+            for op in _PLAIN:     # only the ops called since the last hook was popped (_unhook)
+                op.entry.__code__ = op.entry_codes[1]
+            _PLAIN.clear()
+        else:   # the entry points keep the hand-over code until their next call (_unhook)
+            PROFILER.on, PROFILER.call, PROFILER.node = False, None, None
 
 
 def _unhook(op) -> None:

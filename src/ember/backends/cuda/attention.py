@@ -19,7 +19,7 @@ from math import prod
 from typing import NamedTuple
 
 from ...core import dtype as D
-from ...core.shape import is_dense
+from ...core.shape import stacked_spacing
 from ...dispatch import OPS
 from ...ops import attention as rules
 from ...ops.attention import heads, packed_views
@@ -237,15 +237,10 @@ def _packed_grads(q, k, v):
     of one storage (q, k, v = qkv.view(B, T, 3, H, D).permute(2, 0, 3, 1, 4), say) that together cover a dense
     block: unbind's backward then finds its three grads stacked already (`unbind_backward`), and the permutes
     and view back to the projection's (B, T, 3 * H * D) grad need no copy. None otherwise."""
+    sp = stacked_spacing((q, k, v))
+    if not sp:
+        return None
     st, shape = q._stride, q._shape
-    if (k._storage is not q._storage or v._storage is not q._storage or k._stride != st or v._stride != st
-            or k._shape != shape or v._shape != shape or k._dtype is not q._dtype or v._dtype is not q._dtype):
-        return None
-    sp = k._offset - q._offset
-    if sp <= 0 or v._offset - k._offset != sp:
-        return None
-    if not is_dense((3,) + shape, (sp,) + st):      # the three stacked
-        return None
     buf = new_tensor((3 * prod(shape),), q._dtype, q.device)
     return tuple(buf._as_view(shape, st, i * sp) for i in range(3))
 
