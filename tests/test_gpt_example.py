@@ -34,13 +34,22 @@ def text_dir(tmp_path_factory):
     return d
 
 
-def test_runs_end_to_end_and_writes_its_outputs(text_dir, tmp_path):
+def test_runs_end_to_end_and_writes_its_outputs(text_dir, tmp_path, monkeypatch):
+    seeds = []
+    real = gpt.generate
+
+    def counted(model, tok, prompt, n, device, temperature, top_k, seed):
+        seeds.append(seed)
+        return real(model, tok, prompt, n, device, temperature, top_k, seed)
+    monkeypatch.setattr(gpt, "generate", counted)
     res = gpt.main(TINY + ["--data", str(text_dir), "--steps", "30", "--eval-every", "15", "--out", str(tmp_path)])
     for f in ("checkpoint.safetensors", "tokenizer.json", "history.json", "loss.png"):
         assert (tmp_path / f).exists(), f
     h = json.loads((tmp_path / "history.json").read_text())
     assert h["history"]["eval_step"] == [15, 30] and len(h["history"]["loss"]) == 30
     assert res["final_loss"] < res["losses"][0] and res["sample"].startswith("ROMEO:")
+    # one sample an evaluation; the result's is the last evaluation's, not a second one after it
+    assert seeds == [14, 29] and res["sample"] == h["history"]["samples"][-1]
 
 
 def test_resume_continues_with_the_same_next_losses(text_dir, tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import operator
 
 __all__ = ["contiguous_strides", "broadcast_shapes", "normalize_dim", "normalize_dims", "numel", "as_shape",
-           "is_dense", "stacked_spacing"]
+           "is_dense", "stacked_spacing", "elementwise_strides"]
 
 _CONTIG: dict = {}
 
@@ -50,6 +50,108 @@ def stacked_spacing(tensors) -> int:
                 or t._offset != t0._offset + i * sp):
             return 0
     return sp if is_dense((len(tensors),) + shape, (sp,) + st) else 0
+
+
+def _torch_contiguous(shape, strides) -> bool:
+    """torch's is_contiguous: row-major over the dims of size > 1 (any stride on a size-1 dim; every empty tensor)."""
+    expect = 1
+    for n, s in zip(reversed(shape), reversed(strides)):
+        if n == 0:
+            return True
+        if n != 1:
+            if s != expect:
+                return False
+            expect *= n
+    return True
+
+
+def _channels_last(shape, strides) -> bool:
+    """torch's is_contiguous(memory_format=torch.channels_last) of a 4-d geometry."""
+    expect = 1
+    for d in (1, 3, 2, 0):
+        if shape[d] != 1:
+            if strides[d] != expect:
+                return False
+            expect *= shape[d]
+    return True
+
+
+def elementwise_strides(shape, operands):
+    """The strides of an elementwise op's output of shape `shape` over `operands` (in the op's argument order:
+    tensors, and Python scalars where torch makes them 0-dim operands (a binary op's `other`, where's values; not
+    clamp's bounds or lerp's weight); None is skipped), as torch's TensorIterator lays it out; None for the
+    contiguous layout.
+
+    Contiguous operands give a contiguous output. Operands all of the output's shape that are all contiguous,
+    all channels-last (4-d), or all non-overlapping and dense with one set of strides give that layout. Otherwise
+    the dims are ordered by the operands' strides: for each pair of dims, the first operand whose strides there
+    are both non-zero (not broadcast) and differ decides, equal strides put the smaller dim first, and an
+    undecided pair keeps row-major order; the output is dense in that order. So `x.permute(2, 0, 1) + 1` keeps
+    x's layout, and `x.t() + y` takes x.t()'s where y does not decide otherwise first."""
+    geo = []
+    for v in operands:
+        if v is None:                       # an absent optional operand (clamp's max=None)
+            continue
+        st = getattr(v, "_stride", None)
+        if st is None:                      # a Python scalar: a 0-dim operand
+            geo.append(((), ()))
+        else:
+            geo.append((v._shape, st))
+    if all(st == contiguous_strides(sh) for sh, st in geo):
+        return None
+    nd = len(shape)
+    if nd <= 1 or 0 in shape:
+        return None
+    same = all(sh == shape for sh, st in geo)   # torch's fast setup: every operand of the output's shape
+    if same:
+        if all(_torch_contiguous(sh, st) for sh, st in geo):
+            return None
+        if nd == 4 and all(len(sh) == 4 and _channels_last(sh, st) for sh, st in geo):
+            c, h, w = shape[1], shape[2], shape[3]
+            return (c * h * w, 1, c * w, c)
+        st0 = geo[-1][1]
+        if all(st == st0 and is_dense(sh, st) for sh, st in geo):
+            return tuple(st0)
+    # the strides of each operand broadcast to the output (0 where it is broadcast)
+    bst = []
+    for sh, st in geo:
+        off = nd - len(sh)
+        b = [0] * nd
+        for i, n in enumerate(sh):
+            if n != 1 or shape[off + i] == 1:
+                b[off + i] = st[i]
+        bst.append(b)
+
+    def order(d0, d1):          # 1: d0 goes after d1 (is slower); -1: before; 0: undecided
+        for b in bst:
+            s0, s1 = b[d0], b[d1]
+            if s0 == 0 or s1 == 0:
+                continue
+            if s0 < s1:
+                return -1
+            if s0 > s1:
+                return 1
+            if shape[d0] > shape[d1]:
+                return 1
+        return 0
+
+    perm = list(range(nd - 1, -1, -1))     # fastest dim first; an insertion sort that stops at a decided pair
+    for i in range(1, nd):
+        d1 = i
+        for d0 in range(i - 1, -1, -1):
+            c = order(perm[d0], perm[d1])
+            if c > 0:
+                perm[d0], perm[d1] = perm[d1], perm[d0]
+                d1 = d0
+            elif c < 0:
+                break
+    out = [0] * nd
+    acc = 1
+    for d in perm:
+        out[d] = acc
+        acc *= shape[d]
+    out = tuple(out)
+    return None if out == contiguous_strides(shape) else out
 
 
 def numel(shape) -> int:

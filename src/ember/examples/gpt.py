@@ -265,9 +265,11 @@ def main(argv=None) -> dict | None:
     if rank != 0:
         teardown(world)         # waits for rank 0's sample and files
         return None
-    if end == start:
+    if end == start:            # nothing trained (--steps at or below the resumed step): sample now
         checkpoint(end)
-    sample = generate(model, tok, args.sample, args.sample_len, device, args.temperature, args.top_k, end)
+        sample = generate(model, tok, args.sample, args.sample_len, device, args.temperature, args.top_k, end)
+    else:                       # the last step evaluated and sampled
+        sample = history["samples"][-1]
     result = {"steps": end, "final_loss": history["loss"][-1] if history["loss"] else None,
               "val_loss": history["eval_loss"][-1] if history["eval_loss"] else None, "seconds": elapsed,
               "tokens_per_s": tokens / elapsed if elapsed > 0 and tokens else None, "sample": sample,

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..._tensor import Tensor
 from ...core import dtype as D
+from ...core.shape import contiguous_strides, elementwise_strides
 from ...dispatch import OPS
 
 # NumPy warns on overflow, division by zero and invalid casts; PyTorch returns inf/nan silently.
@@ -49,6 +50,41 @@ def wrap(r, dt) -> Tensor:
     if r.dtype != dt.np:
         r = r.astype(dt.np)
     return _from_numpy(r, dt)
+
+
+def wrap_ew(r, dt, operands) -> Tensor:
+    """An elementwise kernel's result `r` over `operands` (see `core.shape.elementwise_strides`) as a tensor of
+    dtype `dt` laid out as torch lays out that op's output: contiguous when every tensor operand is, else in the
+    operands' dim order (NumPy's ufuncs mostly computed it in that order already, so no copy is made then)."""
+    for v in operands:
+        if v.__class__ is Tensor and v._stride != contiguous_strides(v._shape):
+            break
+    else:
+        return wrap(r, dt)
+    if type(r) is not np.ndarray:
+        r = np.asarray(r)
+    st = elementwise_strides(r.shape, operands)
+    if st is None:
+        return wrap(r, dt)
+    return wrap_strided(r, dt, st)
+
+
+def wrap_strided(r: np.ndarray, dt, st: tuple) -> Tensor:
+    """`r` as a tensor of dtype `dt` with the dense strides `st` (elements), copied only if r is laid out otherwise."""
+    if r.dtype != dt.np:
+        r = r.astype(dt.np)                 # (keeps r's layout)
+    order = sorted(range(r.ndim), key=st.__getitem__, reverse=True)     # the dims in memory order
+    buf = r.transpose(order)
+    if not buf.flags.c_contiguous:
+        buf = np.ascontiguousarray(buf)
+    inv = [0] * len(order)
+    for i, d in enumerate(order):
+        inv[d] = i
+    t = _from_numpy(buf, dt)
+    t._shape = r.shape
+    t._stride = st
+    t._np = buf.transpose(inv)
+    return t
 
 
 def impl(name: str):

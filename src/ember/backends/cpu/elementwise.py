@@ -27,10 +27,11 @@ import numpy as np
 
 from ..._tensor import Tensor
 from ...core import dtype as D
+from ...core.shape import contiguous_strides
 from ...dispatch import OPS
 from ...ops.elementwise import BINARY, UNARY, check_internal_overlap, div_dtype
 from . import special
-from ._common import _from_numpy, arr, impl, impl_out, operand, plan, wrap
+from ._common import _from_numpy, arr, impl, impl_out, operand, plan, wrap, wrap_ew
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
@@ -235,15 +236,24 @@ _INT_DIVISION = frozenset(("remainder", "fmod", "floor_divide"))
 
 # ---- registration helpers ------------------------------------------------------------------
 
-def _register(name, compute, inplace=True, fast=None):
-    """Registers `name` (wrapping compute's result), its out= kernel (compute's result cast into `out`) and
+def _first2(args):
+    return args[:2]     # a unary op's self; a binary op's self and other (a Python scalar other is a 0-d operand)
+
+
+def _tensors3(args):
+    return [v for v in args[:3] if v.__class__ is Tensor]    # clamp's, lerp's and addcmul's tensor operands
+
+
+def _register(name, compute, inplace=True, fast=None, operands=_first2):
+    """Registers `name` (wrapping compute's result, laid out as torch lays out its output over
+    `operands(args)`: see `wrap_ew`), its out= kernel (compute's result cast into `out`) and
     `name_` (cast into self, whose shape and dtype the meta has checked). `fast(self, *args)`, if given, may
     do the in-place op directly into self's memory (no temporaries) and return self, or return None for the
     generic path."""
     @impl(name)
     def out_of_place(*args):
         r, dt = compute(*args)
-        return wrap(r, dt)
+        return wrap_ew(r, dt, operands(args))
 
     into = _into(compute)
     if OPS[name].out_kind is not None:
@@ -350,14 +360,18 @@ def _unary_plan(rule, fn):
         dt = meta[1]
         cdt = self._dtype if rule == "bool" else dt
         if cdt is _F16 or cdt is _BF16:
-            return lambda self: wrap(fn(_lowp(self, cdt)), dt)
+            return lambda self: wrap_ew(fn(_lowp(self, cdt)), dt, (self,))
         cnp = cdt.np
+        cs = contiguous_strides(self._shape)
 
         def kernel(self):
             a = self._np
             if a is None:
                 a = self._array
-            return wrap(fn(a if a.dtype == cnp else a.astype(cnp)), dt)
+            r = fn(a if a.dtype == cnp else a.astype(cnp))
+            if self._stride == cs:
+                return wrap(r, dt)
+            return wrap_ew(r, dt, (self,))
         return kernel
     return plan
 
@@ -384,6 +398,8 @@ def _same_dtype_plan(name, ufunc, with_alpha=False):
                 return generic
         elif other._dtype is not dt:
             return generic
+        cs = contiguous_strides(self._shape)
+        cso = None if scalar else contiguous_strides(other._shape)
 
         def kernel(self, other, alpha=1):
             if with_alpha and (alpha.__class__ is not int or alpha != 1):
@@ -391,10 +407,16 @@ def _same_dtype_plan(name, ufunc, with_alpha=False):
             a = self._np
             if a is None:
                 a = self._array
-            if not scalar:
-                b = other._np
-                other = b if b is not None else other._array
-            return _from_numpy(ufunc(a, other), dt)
+            if scalar:
+                r = ufunc(a, other)
+                if self._stride == cs:
+                    return _from_numpy(r, dt)
+                return wrap_ew(r, dt, (self, other))
+            b = other._np
+            r = ufunc(a, b if b is not None else other._array)
+            if self._stride == cs and other._stride == cso:
+                return _from_numpy(r, dt)
+            return wrap_ew(r, dt, (self, other))
         return kernel
     return plan
 
@@ -452,7 +474,7 @@ def _pow_compute(self, other):
     return (_int_pow(x, y) if dt.is_integer else np.power(x, y)), dt
 
 
-_register("pow", _pow_compute)
+_register("pow", _pow_compute, operands=_tensors3)   # torch's pow(Tensor, Scalar) has one operand
 
 
 def _scaled(y, alpha, dt, op):
@@ -524,7 +546,7 @@ def _rsub_compute(self, other, alpha=1):
     return np.subtract(y, x), dt
 
 
-_register("rsub", _rsub_compute, inplace=False)
+_register("rsub", _rsub_compute, inplace=False, operands=lambda args: args[1::-1])   # torch: sub(other, self)
 
 
 def _div_compute(self, other, rounding_mode=None):
@@ -571,7 +593,7 @@ def _rdiv(self, other):
     rec = np.reciprocal(x)
     if dt in _LOWP:
         rec = rec.astype(dt.np).astype(rec.dtype)
-    return wrap(rec * operand(other, rec.dtype), dt)
+    return wrap_ew(rec * operand(other, rec.dtype), dt, (self, other))
 
 
 # ---- activations with parameters -----------------------------------------------------------
@@ -593,7 +615,7 @@ def _gelu(self, approximate="none"):
     r += c(1.0)
     r *= x
     r *= c(0.5)
-    return wrap(r, dt)
+    return wrap_ew(r, dt, (self,))
 
 
 @impl("gelu_backward")
@@ -627,7 +649,7 @@ def _gelu_backward(grad_output, self, approximate="none"):
         r += d
         r *= c(0.5)
     r = r * g
-    return wrap(r, dt)
+    return wrap_ew(r, dt, (grad_output, self))
 
 
 @impl("softplus")
@@ -635,14 +657,14 @@ def _softplus(self, beta=1, threshold=20):
     dt = self._dtype
     x = _in(self, dt)
     bx = x * beta
-    return wrap(np.where(bx > threshold, x, np.log1p(np.exp(bx)) / beta), dt)
+    return wrap_ew(np.where(bx > threshold, x, np.log1p(np.exp(bx)) / beta), dt, (self,))
 
 
 @impl("leaky_relu")
 def _leaky_relu(self, negative_slope=0.01):
     dt = self._dtype
     x = _in(self, dt)
-    return wrap(np.where(x > 0, x, x * negative_slope), dt)
+    return wrap_ew(np.where(x > 0, x, x * negative_slope), dt, (self,))
 
 
 # ---- ternary and misc ----------------------------------------------------------------------
@@ -690,13 +712,13 @@ def _clamp_inplace(self, min=None, max=None):
     return self
 
 
-_register("clamp", _clamp_compute, fast=_clamp_inplace)
+_register("clamp", _clamp_compute, fast=_clamp_inplace, operands=_tensors3)
 
 
 @impl("where")
 def _where(condition, self, other):
     dt = _result_type(self, other)
-    return wrap(np.where(arr(condition), _in(self, dt), _in(other, dt)), dt)
+    return wrap_ew(np.where(arr(condition), _in(self, dt), _in(other, dt)), dt, (condition, self, other))
 
 
 def _lerp_lowp(self, end, weight, dt):
@@ -746,7 +768,7 @@ def _lerp_inplace(self, end, weight):
     return self
 
 
-_register("lerp", _lerp_compute, fast=_lerp_inplace)
+_register("lerp", _lerp_compute, fast=_lerp_inplace, operands=_tensors3)
 
 
 def _addc_value(name, fn, self, tensor1, tensor2, value):
@@ -799,8 +821,10 @@ def _addc_inplace(name, fn):
     return fast
 
 
-_register("addcmul", _addc_compute("addcmul", np.multiply), fast=_addc_inplace("addcmul", np.multiply))
-_register("addcdiv", _addc_compute("addcdiv", np.true_divide), fast=_addc_inplace("addcdiv", np.true_divide))
+_register("addcmul", _addc_compute("addcmul", np.multiply), fast=_addc_inplace("addcmul", np.multiply),
+          operands=_tensors3)
+_register("addcdiv", _addc_compute("addcdiv", np.true_divide), fast=_addc_inplace("addcdiv", np.true_divide),
+          operands=_tensors3)
 
 
 def _finfo(dt):
@@ -823,7 +847,7 @@ def _nan_to_num_compute(self, nan=0.0, posinf=None, neginf=None):
     return r, dt
 
 
-_register("nan_to_num", _nan_to_num_compute)
+_register("nan_to_num", _nan_to_num_compute, operands=lambda args: args[:1])
 
 
 @impl("isclose")

@@ -13,7 +13,7 @@ from math import prod
 
 from ..._tensor import Tensor
 from ...core import dtype as D
-from ...core.shape import broadcast_shapes, contiguous_strides
+from ...core.shape import broadcast_shapes, contiguous_strides, elementwise_strides
 from ...dispatch import OPS
 from ...ops.elementwise import BINARY, UNARY, check_internal_overlap, div_dtype, out_dtype
 from .compiler import ALIGN, LazyKernels, make_plan, pointer_arg, pointer_type, run
@@ -184,19 +184,42 @@ def launch_ew(op: int, nin: int, out: Tensor, x: Tensor, y, ck: int, alpha=1) ->
     return out
 
 
-def _geometry(shape, out, x, y):
-    """Collapsed sizes and the (out, x, y) strides over them (y's all 0 when it is a scalar). The dims are walked
-    in the order of out's strides, largest first (as torch's TensorIterator orders them), so that operands sharing
-    a permuted layout with out (an in-place op on a transposed tensor, say) collapse to one contiguous run."""
-    operands = [list(out._stride), _strides_for(x, shape)]
-    if y is not None:
-        operands.append(_strides_for(y, shape))
-    ost = out._stride
+def new_out(shape, dtype, device, operands) -> Tensor:
+    """An elementwise op's new output, laid out as torch lays it out over `operands` (contiguous when they all are;
+    see `core.shape.elementwise_strides`): `x.permute(0, 2, 1) * 2` keeps x's layout, and its kernel walks both
+    in one contiguous run."""
+    t = new_tensor(shape, dtype, device)
+    for v in operands:
+        if v.__class__ is Tensor and v._stride != contiguous_strides(v._shape):
+            break
+    else:
+        return t            # every operand contiguous: so is the output
+    st = elementwise_strides(shape, operands)
+    if st is not None:
+        t._stride = st
+        t._np = None      # (a CPU tensor of the interpreter tests: its NumPy view follows the new strides)
+    return t
+
+
+def _in_out_order(shape, operands):
+    """The shape and operand strides (out's first) with the dims in the order of out's strides, largest first (as
+    torch's TensorIterator orders them), so that operands sharing a permuted layout with out (a permuted input, or
+    an in-place op on a transposed tensor) collapse to one contiguous run."""
+    ost = operands[0]
     if any(ost[k] < ost[k + 1] for k in range(len(ost) - 1)):
         order = sorted(range(len(shape)), key=lambda k: -ost[k])   # stable: ties keep their order
         shape = [shape[k] for k in order]
         operands = [[st[k] for k in order] for st in operands]
-    sizes, sts = _collapse(shape, operands)
+    return shape, operands
+
+
+def _geometry(shape, out, x, y):
+    """Collapsed sizes and the (out, x, y) strides over them (y's all 0 when it is a scalar), dims in out's
+    order (`_in_out_order`)."""
+    operands = [list(out._stride), _strides_for(x, shape)]
+    if y is not None:
+        operands.append(_strides_for(y, shape))
+    sizes, sts = _collapse(*_in_out_order(shape, operands))
     if len(sizes) > MAXDIM:
         raise NotImplementedError(f"elementwise op on CUDA over {len(sizes)} non-mergeable dims (at most {MAXDIM})")
     if y is None:
@@ -259,7 +282,7 @@ def _unary_kernel(name, code, rule):
             r = _fast_lane(code, 1, self, None, k[0], k[1], 1, k[2])
             if r is not None:
                 return r
-        return launch_ew(code, 1, new_tensor(self._shape, k[0], self.device), self, None, k[1])
+        return launch_ew(code, 1, new_out(self._shape, k[0], self.device, (self,)), self, None, k[1])
 
     def in_place(self):
         if 0 in self._stride:
@@ -300,11 +323,12 @@ def _binary_kernel(name, code, rule):
             r = _fast_lane(code, 2, self, other, k[0], k[1], 1, k[2])
             if r is not None:
                 return r
-            return launch_ew(code, 2, new_tensor(self._shape, k[0], self._storage.device), self, other, k[1])
+            return launch_ew(code, 2, new_out(self._shape, k[0], self._storage.device, (self, other)), self, other,
+                             k[1])
         dt, cdt = dtypes(self, other)
         o = _scalar_of(other, self)
         shape = broadcast_shapes(self._shape, o._shape) if isinstance(o, Tensor) else self._shape
-        return launch_ew(code, 2, new_tensor(shape, dt, self.device), self, o, _CK[cdt])
+        return launch_ew(code, 2, new_out(shape, dt, self.device, (self, o)), self, o, _CK[cdt])
 
     def in_place(self, other):
         dt, cdt = dtypes(self, other)
@@ -314,7 +338,8 @@ def _binary_kernel(name, code, rule):
 
     def reflected(self, other):   # name(other, self), `other` a Python scalar
         dt, cdt = dtypes(self, other, True)
-        return launch_ew(code + Binary.REFLECTED, 2, new_tensor(self._shape, dt, self.device), self, other, _CK[cdt])
+        return launch_ew(code + Binary.REFLECTED, 2, new_out(self._shape, dt, self.device, (other, self)), self, other,
+                         _CK[cdt])
 
     def into(out, self, other):   # out= (out has the result's shape and dtype)
         return launch_ew(code, 2, out, self, _scalar_of(other, self), _CK[dtypes(self, other)[1]])
@@ -333,11 +358,12 @@ def _add_kernels():
                 r = _fast_lane(code, 2, self, other, dt, k[0], alpha, k[1])
                 if r is not None:
                     return r
-                return launch_ew(code, 2, new_tensor(self._shape, dt, self._storage.device), self, other, k[0], alpha)
+                return launch_ew(code, 2, new_out(self._shape, dt, self._storage.device, (self, other)), self, other,
+                                 k[0], alpha)
             dt = D.result_type(self, other)
             o = _scalar_of(other, self)
             shape = broadcast_shapes(self._shape, o._shape) if isinstance(o, Tensor) else self._shape
-            return launch_ew(code, 2, new_tensor(shape, dt, self.device), self, o, _CK[dt], alpha)
+            return launch_ew(code, 2, new_out(shape, dt, self.device, (self, o)), self, o, _CK[dt], alpha)
 
         def in_place(self, other, alpha=1):
             if 0 in self._stride:
@@ -357,7 +383,7 @@ def _add_kernels():
         dt = D.result_type(self, other)
         o = _scalar_of(other, self)
         shape = broadcast_shapes(self._shape, o._shape) if isinstance(o, Tensor) else self._shape
-        return launch_ew(Binary.RSUB, 2, new_tensor(shape, dt, self.device), self, o, _CK[dt], alpha)
+        return launch_ew(Binary.RSUB, 2, new_out(shape, dt, self.device, (o, self)), self, o, _CK[dt], alpha)
     OPS["rsub"].register("cuda")(rsub)
 
     def div_dtypes(self, other, rounding_mode):
@@ -370,7 +396,7 @@ def _add_kernels():
         dt, code = div_dtypes(self, other, rounding_mode)
         o = _scalar_of(other, self)
         shape = broadcast_shapes(self._shape, o._shape) if isinstance(o, Tensor) else self._shape
-        return launch_ew(code, 2, new_tensor(shape, dt, self.device), self, o, _CK[dt])
+        return launch_ew(code, 2, new_out(shape, dt, self.device, (self, o)), self, o, _CK[dt])
 
     def div_(self, other, rounding_mode=None):
         if 0 in self._stride:
@@ -386,7 +412,7 @@ def _add_kernels():
 
     def rdiv(self, other):  # other / self as torch: self.reciprocal() * other (Tensor.__rdiv__), two roundings
         dt = out_dtype("float", self, other)
-        out = launch_ew(Unary.RECIPROCAL, 1, new_tensor(self._shape, dt, self.device), self, None, _CK[dt])
+        out = launch_ew(Unary.RECIPROCAL, 1, new_out(self._shape, dt, self.device, (self, other)), self, None, _CK[dt])
         return launch_ew(Binary.MUL, 2, out, out, other, _CK[dt])
     OPS["_rdiv"].register("cuda")(rdiv)
 
@@ -418,25 +444,25 @@ def _register():
     def gelu(self, approximate="none"):
         dt = self._dtype
         code = Unary.GELU if approximate == "none" else Unary.GELU_TANH
-        return launch_ew(code, 1, new_tensor(self._shape, dt, self.device), self, None, _CK[dt])
+        return launch_ew(code, 1, new_out(self._shape, dt, self.device, (self,)), self, None, _CK[dt])
     OPS["gelu"].register("cuda")(gelu)
 
     def gelu_backward(grad_output, self, approximate="none"):
         dt = D.result_type(grad_output, self)
         return launch_ew(Binary.GELU_BACKWARD if approximate == "none" else Binary.GELU_TANH_BACKWARD, 2,
-                         new_tensor(broadcast_shapes(grad_output._shape, self._shape), dt, self.device), grad_output,
-                         self, _CK[dt])
+                         new_out(broadcast_shapes(grad_output._shape, self._shape), dt, self.device, (grad_output, self)),
+                         grad_output, self, _CK[dt])
     OPS["gelu_backward"].register("cuda")(gelu_backward)
 
     def leaky_relu(self, negative_slope=0.01):
         ck = _CK[self._dtype]
-        out = new_tensor(self._shape, self._dtype, self.device)
+        out = new_out(self._shape, self._dtype, self.device, (self,))
         return launch_ew(Unary.LEAKY_RELU, 1, out, self, float(negative_slope), ck)
     OPS["leaky_relu"].register("cuda")(leaky_relu)
 
     def softplus(self, beta=1, threshold=20):
         ck = _CK[self._dtype]
-        return launch_ew(Unary.SOFTPLUS, 1, new_tensor(self._shape, self._dtype, self.device), self, float(beta), ck,
+        return launch_ew(Unary.SOFTPLUS, 1, new_out(self._shape, self._dtype, self.device, (self,)), self, float(beta), ck,
                          float(threshold))
     OPS["softplus"].register("cuda")(softplus)
 
@@ -460,7 +486,7 @@ def launch_tern(op: int, out: Tensor, c: Tensor, x, y, ck: int, c_bool: bool, al
         return out
     xs, ys = not isinstance(x, Tensor), not isinstance(y, Tensor)
     tens = [out, c] + [t for t in (x, y) if isinstance(t, Tensor)]
-    sizes, sts = _collapse(shape, [list(out._stride)] + [_strides_for(t, shape) for t in tens[1:]])
+    sizes, sts = _collapse(*_in_out_order(shape, [list(out._stride)] + [_strides_for(t, shape) for t in tens[1:]]))
     nd = len(sizes)
     if nd > MAXDIM:
         raise NotImplementedError(f"ternary op on CUDA over {nd} non-mergeable dims (at most {MAXDIM})")
@@ -506,8 +532,8 @@ def _shape_of(*vs):
 
 def _register_ternary():
     def where(condition, self, other):
-        out = new_tensor(_shape_of(condition, _scalar_of(self, condition), _scalar_of(other, condition)),
-                     D.result_type(self, other), condition.device)
+        ops = (condition, _scalar_of(self, condition), _scalar_of(other, condition))
+        out = new_out(_shape_of(*ops), D.result_type(self, other), condition.device, ops)
         return select_into(out, condition, self, other)
     OPS["where"].register("cuda")(where)
 
@@ -520,7 +546,7 @@ def _register_ternary():
 
     def clamp(self, min=None, max=None):
         dt, lo, hi = clamp_args(self, min, max)
-        out = new_tensor(_shape_of(self, lo, hi), dt, self.device)
+        out = new_out(_shape_of(self, lo, hi), dt, self.device, [v for v in (self, min, max) if isinstance(v, Tensor)])
         return launch_tern(Ternary.CLAMP, out, self, lo, hi, _CK[dt], False)
 
     def clamp_(self, min=None, max=None):
@@ -533,7 +559,8 @@ def _register_ternary():
 
     def lerp(self, end, weight):
         w = _scalar_of(weight, self)
-        out = new_tensor(_shape_of(self, end, w), self._dtype, self.device)
+        out = new_out(_shape_of(self, end, w), self._dtype, self.device, [v for v in (self, end, w)
+                                                                         if isinstance(v, Tensor)])
         return launch_tern(Ternary.LERP, out, self, end, w, _CK[self._dtype], False)
 
     def lerp_(self, end, weight):
@@ -547,7 +574,7 @@ def _register_ternary():
     for name, code in (("addcmul", Ternary.ADDCMUL), ("addcdiv", Ternary.ADDCDIV)):
         def oop(self, tensor1, tensor2, value=1, _code=code):
             dt = D.result_type(self, tensor1, tensor2)
-            out = new_tensor(_shape_of(self, tensor1, tensor2), dt, self.device)
+            out = new_out(_shape_of(self, tensor1, tensor2), dt, self.device, (self, tensor1, tensor2))
             return launch_tern(_code, out, self, tensor1, tensor2, _CK[dt], False, value)
 
         def ip(self, tensor1, tensor2, value=1, _code=code, _name=name):
@@ -564,9 +591,9 @@ def _register_ternary():
 
     def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
         if not self._dtype.is_floating_point:
-            return copy_cast(new_tensor(self._shape, self._dtype, self.device), self)
+            return copy_cast(new_out(self._shape, self._dtype, self.device, (self,)), self)
         hi, lo, v = nan_to_num_args(self, nan, posinf, neginf)
-        out = new_tensor(self._shape, self._dtype, self.device)
+        out = new_out(self._shape, self._dtype, self.device, (self,))
         return launch_tern(Ternary.NAN_TO_NUM, out, self, hi, lo, _CK[self._dtype], False, v)
 
     def nan_to_num_(self, nan=0.0, posinf=None, neginf=None):
