@@ -210,3 +210,14 @@ def test_cuda_host_code_gives_torchs_layout_through_the_interpreter():
 @pytest.mark.skipif(not ember.cuda.is_available(), reason="needs an NVIDIA GPU and cuda-bindings")
 def test_cuda_results_take_torchs_layout():
     assert _check_layouts(device="cuda") == 25 * 5
+
+
+def test_large_permuted_gelu_and_erf_keep_the_layout_and_values():
+    """erf's blocked float32 path (over 2 x 65,536 elements) walks a permuted input in memory order."""
+    a = np.random.default_rng(1).standard_normal((8, 160, 128)).astype(np.float32)
+    for fn_e, fn_t in ((EF.gelu, TF.gelu), (ember.erf, torch.erf)):
+        got, want = fn_e(ember.tensor(a).permute(0, 2, 1)), fn_t(torch.tensor(a).permute(0, 2, 1))
+        assert got.stride() == want.stride() == (160 * 128, 1, 128)
+        same = fn_e(ember.tensor(np.ascontiguousarray(a.transpose(0, 2, 1))))   # the layout changes no bit
+        np.testing.assert_array_equal(got.numpy(), same.numpy())
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)

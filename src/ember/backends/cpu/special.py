@@ -110,6 +110,11 @@ def erf_f32(x: np.ndarray) -> np.ndarray:
         return _erf_f32(x.reshape(1)).reshape(())
     if x.size <= 2 * _CHUNK:
         return _erf_f32(x)
+    if not x.flags.c_contiguous:    # a dense permuted x (a kept layout): blocks in memory order, result in x's layout
+        order = sorted(range(x.ndim), key=lambda d: -x.strides[d])
+        xt = x.transpose(order)
+        if xt.flags.c_contiguous:
+            return erf_f32(xt).transpose(np.argsort(order))
     flat = x.reshape(-1)
     out = np.empty(flat.shape, np.float32)
     for i in range(0, flat.size, _CHUNK):
