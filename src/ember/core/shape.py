@@ -76,6 +76,10 @@ def _channels_last(shape, strides) -> bool:
     return True
 
 
+_SCALARS = (int, float, bool, complex)
+_EW_LAYOUTS: dict = {}
+
+
 def elementwise_strides(shape, operands):
     """The strides of an elementwise op's output of shape `shape` over `operands` (in the op's argument order:
     tensors, and Python scalars where torch makes them 0-dim operands (a binary op's `other`, where's values; not
@@ -87,16 +91,30 @@ def elementwise_strides(shape, operands):
     the dims are ordered by the operands' strides: for each pair of dims, the first operand whose strides there
     are both non-zero (not broadcast) and differ decides, equal strides put the smaller dim first, and an
     undecided pair keeps row-major order; the output is dense in that order. So `x.permute(2, 0, 1) + 1` keeps
-    x's layout, and `x.t() + y` takes x.t()'s where y does not decide otherwise first."""
-    geo = []
+    x's layout, and `x.t() + y` takes x.t()'s where y does not decide otherwise first. Answers are memoised by
+    geometry (the same ones recur step after step: an expanded gradient in every backward)."""
+    if shape.__class__ is not tuple:
+        shape = tuple(shape)
+    key = [shape]
     for v in operands:
         if v is None:                       # an absent optional operand (clamp's max=None)
             continue
+        if v.__class__ in _SCALARS:         # a Python scalar: a 0-dim operand
+            key.append(((), ()))
+            continue
         st = getattr(v, "_stride", None)
-        if st is None:                      # a Python scalar: a 0-dim operand
-            geo.append(((), ()))
-        else:
-            geo.append((v._shape, st))
+        key.append(((), ()) if st is None else (v._shape, st))
+    key = tuple(key)
+    r = _EW_LAYOUTS.get(key, key)
+    if r is key:
+        r = _elementwise_strides(shape, key[1:])
+        if len(_EW_LAYOUTS) >= 4096:
+            _EW_LAYOUTS.clear()
+        _EW_LAYOUTS[key] = r
+    return r
+
+
+def _elementwise_strides(shape, geo):
     if all(st == contiguous_strides(sh) for sh, st in geo):
         return None
     nd = len(shape)
