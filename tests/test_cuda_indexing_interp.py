@@ -251,6 +251,8 @@ def test_masked_select_scatter_match_cpu(dtype):
     same(t, x.masked_scatter(m, src.transpose(0, 1)))
     same(IX.masked_scatter(x[0], data((3, 6), "bool", seed=4), src), x[0].masked_scatter(data((3, 6), "bool", seed=4),
                                                                                           src))
+    flat = data((60,), dtype, seed=5)[::2]      # a strided 1-d source: reshape(-1) keeps it a view
+    same(IX.masked_scatter(x, m, flat), x.masked_scatter(m, flat))
 
 
 # ---- device-side index checks (checks.py) ----------------------------------------------------------

@@ -82,3 +82,28 @@ def test_norm_kernels_refuse_what_they_cannot_do():
     with pytest.raises(NotImplementedError, match="rows of at most 16384 elements \\(got ember.float32 rows of "
                                                   "16385\\); nn.functional.rms_norm takes the composite"):
         N.fused_rms_norm(ember.zeros(1, 16385), (16385,), None, 1e-5)
+
+
+def test_norm_kernels_take_strided_affine_parameters():
+    """A weight and bias over two normalised dims given as transposed views (or kept-layout results of ops on
+    them) are read in their logical order: the host code makes them dense first."""
+    rng = np.random.default_rng(2)
+    x = ember.tensor(rng.standard_normal((5, 3, 4)).astype(np.float32))
+    gy = ember.tensor(rng.standard_normal((5, 3, 4)).astype(np.float32))
+    wt = ember.tensor(rng.standard_normal((4, 3)).astype(np.float32)).t()
+    bt = ember.tensor(rng.standard_normal((4, 3)).astype(np.float32)).t() * 2     # strides (1, 3): a kept layout
+    assert wt.stride() == bt.stride() == (1, 3)
+    w, b = wt.contiguous(), bt.contiguous()
+    got, want = N.native_layer_norm(x, (3, 4), wt, bt, 1e-5), CPU_FWD(x, (3, 4), w, b, 1e-5)
+    for g, e in zip(got, want):
+        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-5, atol=1e-6)
+    m, r = want[1], want[2]
+    for g, e in zip(N.native_layer_norm_backward(gy, x, (3, 4), m, r, wt, bt, True, True, True),
+                    CPU_BWD(gy, x, (3, 4), m, r, w, b, True, True, True)):
+        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-5, atol=1e-5)
+    got, want = N.fused_rms_norm(x, (3, 4), wt, 1e-6), CPU_RMS_FWD(x, (3, 4), w, 1e-6)
+    for g, e in zip(got, want):
+        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-5, atol=1e-6)
+    for g, e in zip(N.fused_rms_norm_backward(gy, x, (3, 4), want[1], wt, True, True),
+                    CPU_RMS_BWD(gy, x, (3, 4), want[1], w, True, True)):
+        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-5, atol=1e-5)

@@ -64,6 +64,27 @@ def test_fused_adam_matches_torch(name, kw, capturable, launches):
     assert launches == per_step * 4
 
 
+def test_adamw_steps_a_strided_parameter_op_by_op_and_matches_torch(launches):
+    """A parameter made by an op on a transposed tensor (`Parameter(w.t() * 2)`) keeps the transposed layout, as
+    in torch; the fused step updates flat buffers, so that parameter steps op by op and the rest stay fused."""
+    ps = [_pair((5, 7), 0), _pair((9,), 1)]
+    a = np.random.default_rng(3).standard_normal((7, 5)).astype(np.float32)
+    strided = (ember.nn.Parameter(ember.tensor(a).cuda().t() * 2), torch.nn.Parameter(torch.tensor(a).cuda().t() * 2))
+    assert strided[0].stride() == strided[1].stride() == (1, 5)
+    ps.append(strided)
+    eo = ember.optim.AdamW([e for e, _ in ps], lr=1e-2, weight_decay=0.1)
+    to = torch.optim.AdamW([t for _, t in ps], lr=1e-2, weight_decay=0.1, foreach=True)
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        _set_grads(ps, rng)
+        eo.step()
+        to.step()
+    for e, t in ps:
+        np.testing.assert_allclose(e.detach().cpu().numpy(), t.detach().cpu().numpy(), rtol=3e-5, atol=3e-6)
+    assert strided[0].stride() == (1, 5)
+    assert launches == ["adam_kernel"] * 3       # one fused launch a step, for the two contiguous parameters
+
+
 def test_fused_adam_batches_float32_and_bfloat16_params_apart(launches):
     # a launch per dtype signature: 9 float32 parameters (2 launches) and 3 bfloat16 ones (1)
     ps = [_pair(s, i, "bfloat16" if i % 4 == 1 else "float32")

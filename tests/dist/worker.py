@@ -213,6 +213,15 @@ def ddp():
         assert "did not produce grads for 2 parameter(s)" in str(e) and "find_unused_parameters=True" in str(e), e
     else:
         raise AssertionError("an incomplete bucket was not reported")
+    # a strided parameter and buffer (made by ops on transposed tensors, in torch's layout) are broadcast too
+    lin = ember.nn.Linear(3, 4).double()
+    lin.weight = ember.nn.Parameter(ember.tensor(np.full((3, 4), float(r))).t() * 1.0)
+    lin.register_buffer("scale", ember.tensor(np.full((2, 3), float(r) + 1)).t() + 0.0)
+    assert not lin.weight.is_contiguous() and not lin.scale.is_contiguous()
+    wrapped = DDP(lin)
+    eq(lin.weight, np.zeros((4, 3)), "a strided parameter broadcast from rank 0")
+    wrapped(X[:2, :3])                                  # broadcast_buffers: rank 0's buffers, again, each forward
+    eq(lin.scale, np.ones((3, 2)), "a strided buffer broadcast from rank 0")
     s = DistributedSampler(list(range(10)), shuffle=False)
     order = list(range(10)) + list(range(10))[:(-10) % n]          # padded by repeating the start, as torch
     assert (s.num_replicas, s.rank) == (n, r) and list(s) == order[r::n], (list(s), order[r::n])

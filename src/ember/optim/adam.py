@@ -9,6 +9,12 @@ from ._lowp import low_cpu, rounded
 from .optimizer import Optimizer, _to_scalar
 from .sgd import _check_floating_params, _check_impl_flags, _multi_tensor
 
+
+def strided_cuda(t) -> bool:
+    """A non-contiguous CUDA parameter (`Parameter(w.t() * s)`), which the fused multi-tensor step, updating flat
+    buffers in place, refuses: it steps op by op, as SGD's strided parameters do."""
+    return t._storage.device.type == "cuda" and not t.is_contiguous()
+
 __all__ = ["Adam"]
 
 _fused_adam_, _fused_adamw_ = OPS["_fused_adam_"].fn, OPS["_fused_adamw_"].fn
@@ -117,12 +123,13 @@ class Adam(Optimizer):
         step_dtype = float32 if group["fused"] else _scalar_dtype()
         per_device = {}
         dev = lists = None
-        loop = []       # float16/bfloat16 CPU parameters: torch's CPU for-loop/foreach arithmetic unless fused
+        loop = []       # float16/bfloat16 CPU parameters (torch's CPU for-loop/foreach arithmetic) and strided
+        #                 CUDA ones (the fused op updates contiguous ones), unless fused or capturable
         for p in group["params"]:
             g = p.grad
             if g is None:
                 continue
-            if not (group["fused"] or capturable) and low_cpu(p):
+            if not (group["fused"] or capturable) and (low_cpu(p) or strided_cuda(p)):
                 loop.append(p)
                 continue
             st = states[p] or _init_state(states[p], p, step_dtype, p.device if capturable else None, amsgrad)

@@ -569,6 +569,8 @@ def _masked_scatter_into(t, mask, source):
     if prod(shape) == 0 or source.numel() == 0:
         return t
     src = source.reshape(-1)
+    if src._stride != (1,):          # a strided source (x[::2]): the kernel reads it as one dense run
+        src = src.contiguous()
     sizes, sts, cnt, incl = _block_counts(mask, shape, [t._stride, _strides_for(mask, shape)])
     _compact(Compact.MASKED_SCATTER, src, t, mask, shape, sizes, sts, cnt, incl, limit=src.numel())
     return t

@@ -36,12 +36,19 @@ def _check_fused(name, input, n, fn):
                                   f"takes the composite there")
 
 
+def _dense(t):
+    """An affine parameter as the kernels read it (row-major over the normalised dims): a computed weight (`w.t()`,
+    `w * s` of a transposed w) is copied."""
+    return t if t is None or t.is_contiguous() else t.contiguous()
+
+
 def _forward(name, fn, input, normalized_shape, weight, bias, eps, center):
     """(y, mean or None, rstd) of layer norm (center) or RMS norm."""
     ns = as_normalized_shape(normalized_shape)
     n = prod(ns)
     _check_fused(name, input, n, fn)
     x = input if input.is_contiguous() else input.contiguous()
+    weight, bias = _dense(weight), _dense(bias)
     shape, dt = input._shape, input._dtype
     batch = shape[:len(shape) - len(ns)]
     rows = prod(batch)
@@ -70,6 +77,7 @@ def _backward(name, fn, grad_out, input, normalized_shape, mean, rstd, weight, b
     rows = prod(input._shape[:len(input._shape) - len(ns)])
     x = input if input.is_contiguous() else input.contiguous()
     dy = grad_out if grad_out.is_contiguous() else grad_out.contiguous()
+    weight, bias = _dense(weight), _dense(bias)
     need_wb = (need_weight and weight is not None) or (need_bias and bias is not None)
     dx = new_tensor(input._shape, input._dtype, input.device) if need_input else None
     block_n, block_r, warps = _geometry(n)

@@ -59,6 +59,18 @@ class _Bucket:
         return out
 
 
+def _broadcast(t, src, group) -> None:
+    """Rank src's values of parameter or buffer t on every rank; a strided one (a parameter made by an op on a
+    transposed tensor) goes through a contiguous copy, as torch's DDP flattens its tensors (the collectives
+    themselves take contiguous tensors only)."""
+    if t.is_contiguous():
+        dist.broadcast(t, src=src, group=group)
+        return
+    c = t.contiguous()
+    dist.broadcast(c, src=src, group=group)
+    t.copy_(c)
+
+
 class DistributedDataParallel(Module):
     def __init__(self, module, device_ids=None, output_device=None, dim: int = 0, broadcast_buffers: bool = True,
                  process_group=None, bucket_cap_mb: float = 25.0, find_unused_parameters: bool = False,
@@ -81,7 +93,7 @@ class DistributedDataParallel(Module):
         self._src = 0 if process_group is None else process_group._ranks[0]
         with no_grad():
             for t in list(module.parameters()) + list(module.buffers()):
-                dist.broadcast(t.detach(), src=self._src, group=process_group)
+                _broadcast(t.detach(), self._src, process_group)
         params = [p for p in module.parameters() if p.requires_grad]
         self._buckets = self._make_buckets(params[::-1], bucket_cap_mb * (1 << 20))
         self._bucket_of = {}
@@ -191,7 +203,7 @@ class DistributedDataParallel(Module):
         if self.broadcast_buffers and self._world > 1:
             with no_grad():
                 for buf in self.module.buffers():
-                    dist.broadcast(buf, src=self._src, group=self.process_group)
+                    _broadcast(buf, self._src, self.process_group)
         out = self.module(*inputs, **kwargs)
         if self.find_unused_parameters and self.require_backward_grad_sync:
             self._mark_unused(out)
