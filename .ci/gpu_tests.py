@@ -25,7 +25,7 @@ import time
 # files whose tests read device-wide state (free memory from cuMemGetInfo): run after the rest, alone
 SERIAL = {"test_cuda_runtime"}
 # files with some `-m cuda` tests whose names do not start with test_cuda_
-EXTRA = ["tests/test_dlpack.py", "tests/test_elementwise_layout.py"]
+EXTRA = ["tests/test_dlpack.py", "tests/test_elementwise_layout.py", "tests/test_memory_format.py"]
 SUMMARY = re.compile(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed)")
 
 

@@ -26,7 +26,7 @@ def clones(monkeypatch):
     """The tensors the engine copied into a .grad (instead of taking them over)."""
     seen = []
     clone = OPS["clone"].fn
-    monkeypatch.setattr(OPS["clone"], "fn", lambda t: seen.append(t.shape) or clone(t))
+    monkeypatch.setattr(OPS["clone"], "fn", lambda t, **kw: seen.append(t.shape) or clone(t, **kw))
     return seen
 
 
@@ -178,3 +178,17 @@ def test_nothing_is_taken_over_where_the_counts_are_not_trusted(monkeypatch, clo
     w = ember.randn(4, 3, requires_grad=True)
     (ember.randn(5, 4) @ w).sum().backward()
     assert clones == [(4, 3)]
+
+
+def test_backward_leaves_grad_mode_as_it_found_it():
+    """A node fed by several consumers (its buffer filled twice) and create_graph on or off: grad mode after the
+    backward is the caller's, a bool (the engine restores it from a local that nothing else may reuse)."""
+    for create_graph in (False, True):
+        x = ember.randn(3, requires_grad=True)
+        y = x * 2
+        (y * y + y.exp()).sum().backward(create_graph=create_graph)
+        assert ember.is_grad_enabled() is True
+        with ember.no_grad():
+            z = x * 2
+            assert ember.is_grad_enabled() is False
+        assert not z.requires_grad and (x * 2).requires_grad

@@ -8,6 +8,8 @@ from .core.dtype import (  # noqa: F401
     get_default_dtype, set_default_dtype, promote_types, result_type, can_cast,
 )
 from .core.device import device  # noqa: F401
+from .core.layout import (  # noqa: F401
+    memory_format, preserve_format, contiguous_format, channels_last, channels_last_3d)
 from .core.storage import Storage  # noqa: F401
 from ._tensor import Tensor, Size  # noqa: F401
 from . import ops  # noqa: F401  (declares every op and attaches Tensor methods)

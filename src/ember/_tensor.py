@@ -9,6 +9,7 @@ import numpy as np
 
 from .core import dtype as _dt
 from .core.device import CPU
+from .core.layout import contiguous_format, is_contiguous_in
 from .core.shape import contiguous_strides
 from .core.storage import Storage
 
@@ -207,6 +208,9 @@ class Tensor:
         return False
 
     def is_contiguous(self, memory_format=None) -> bool:
+        if memory_format is not None:
+            if memory_format is not contiguous_format:
+                return is_contiguous_in(self._shape, self._stride, memory_format)
         if 0 in self._shape:
             return True
         expected = 1

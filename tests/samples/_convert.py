@@ -122,6 +122,8 @@ def _to_torch(x, device, memo):
         return E2T[x]
     if isinstance(x, ember.device):
         return torch.device(str(x))
+    if isinstance(x, ember.memory_format):
+        return getattr(torch, x.name)
     if isinstance(x, ember.Generator):   # same seed; the streams differ anyway (OpInfo.values=False)
         return torch.Generator(device=device).manual_seed(x.initial_seed())
     return x

@@ -668,4 +668,10 @@ register(OpInfo("clone", samples=lambda: [
     Sample((t((2, 3), f16, layout="sliced"),), desc="float16 sliced"),
     Sample((t((3, 4), bf16, layout="expanded"),), desc="bfloat16 expanded"),
     Sample((t((4,), "int8"),), desc="int8"), Sample((t((4,), "bool"),), desc="bool"),
-    Sample((t(()),), desc="0-d"), Sample((t((0, 3)),), desc="empty")], ref=torch.clone, interp=_DRIVER))
+    Sample((t(()),), desc="0-d"), Sample((t((0, 3)),), desc="empty"),
+    Sample((t((2, 3, 4, 5)),), {"memory_format": ember.channels_last}, desc="to channels_last"),
+    Sample((t((3, 4, 5), layout="transposed"),), {"memory_format": ember.contiguous_format}, desc="to contiguous"),
+    Sample((t((2, 3, 2, 4, 5)),), {"memory_format": ember.channels_last_3d}, desc="to channels_last_3d")],
+    errors=lambda: [ErrorSample((t((3, 4)),), {"memory_format": ember.channels_last}, RuntimeError,
+                                r"required rank 4 tensor to use channels_last format")],
+    ref=torch.clone, interp=_DRIVER))

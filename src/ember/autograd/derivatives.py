@@ -59,14 +59,19 @@ class OpNode(Node):
         """Frees what the node saved. A node that saved no tensor (a transpose, a sum) keeps its
         non-tensor values, so a second backward through it works, as in torch, where only freed
         saved tensors make that an error."""
-        saved, results = self.saved, self.results
-        if results is not None and any(r is not None for r in results) or \
-                saved is not None and any(s.__class__ is SavedTensor or s.__class__ is list for s in saved):
-            self.saved = None
-            self.results = None
-        elif saved is not None:   # inputs no formula reads are held as they are: not kept alive either
-            self.saved = [None if isinstance(s, _T) else s for s in saved]
         self._released = True
+        saved, results = self.saved, self.results
+        if results is not None and results.count(None) != len(results):
+            self.saved = self.results = None
+            return
+        if saved is None:
+            return
+        for s in saved:     # (a loop, not any(): this runs once per node of every backward)
+            c = s.__class__
+            if c is SavedTensor or c is list:
+                self.saved = self.results = None
+                return
+        self.saved = [None if isinstance(s, _T) else s for s in saved]  # inputs no formula reads: not kept alive
 
     @property
     def num_outputs(self) -> int:

@@ -16,6 +16,7 @@ from sys import getrefcount
 import numpy as np
 
 from .._tensor import Tensor
+from ..core.layout import contiguous_format
 from ..core.shape import contiguous_strides
 from ..dispatch import OPS, PROFILER
 from .grad_mode import state
@@ -144,7 +145,7 @@ def run_backward(tensors, grad_tensors, retain_graph: bool, create_graph: bool, 
                 in_grads = g = None     # no stale references: _accumulate may take the gradient over
                 if capture is None or accumulate:
                     _accumulate(node.variable, grads, create_graph)
-            elif all(g is None for g in grads):
+            elif grads.count(None) == len(grads):
                 in_grads = None
             else:
                 in_grads = _apply(node, grads)
@@ -160,7 +161,10 @@ def run_backward(tensors, grad_tensors, retain_graph: bool, create_graph: bool, 
                     buf = buffers.get(child)
                     if buf is None:
                         buf = buffers[child] = [None] * child.num_outputs
-                    buf[nr] = _add(buf[nr], g)
+                        buf[nr] = g
+                    else:
+                        have = buf[nr]      # (not `prev`: that name holds the grad mode to restore)
+                        buf[nr] = g if have is None else OPS["add"].fn(have, g)
                 n = deps[child] - 1
                 deps[child] = n
                 if n == 0:
@@ -315,7 +319,8 @@ def _accumulate(t, grads, create_graph: bool):
             prev = state.enabled
             state.enabled = False
             try:
-                t.grad = OPS["clone"].fn(grads[0])  # never alias: the gradient may be shared or an expanded view
+                # never alias: the gradient may be shared or an expanded view
+                t.grad = OPS["clone"].fn(grads[0], memory_format=contiguous_format)
             finally:
                 state.enabled = prev
     elif create_graph or t.grad.requires_grad:

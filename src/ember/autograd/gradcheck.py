@@ -35,6 +35,7 @@ def _numerical_jacobian(fn, inputs, k, eps):
 
 def _analytical_jacobian(fn, inputs, diff_idx):
     from . import grad as _grad
+    from ..core.layout import contiguous_format
     from ..ops.creation import zeros_like
     outs = [o for o in _as_tuple(fn(*inputs))]
     n_out = sum(o.numel() for o in outs)
@@ -42,7 +43,7 @@ def _analytical_jacobian(fn, inputs, diff_idx):
     row = 0
     for o in outs:
         for j in range(o.numel()):
-            g = zeros_like(o)
+            g = zeros_like(o, memory_format=contiguous_format)
             g.view(-1)[j] = 1.0
             if not o.requires_grad:
                 row += 1

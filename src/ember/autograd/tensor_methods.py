@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .._tensor import Tensor
+from ..core.layout import contiguous_format
 from ..dispatch import OPS
 from .graph import RemovableHandle, _HookDict
 
@@ -94,7 +95,7 @@ def retain_grad(self):
             prev = state.enabled
             state.enabled = False
             try:
-                t.grad = OPS["clone"].fn(grad)
+                t.grad = OPS["clone"].fn(grad, memory_format=contiguous_format)
             finally:
                 state.enabled = prev
         else:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 __all__ = ["Arg", "Schema", "parse_schema"]
 
 _TYPES = {"Tensor", "Tensor|Scalar", "Scalar", "int", "float", "bool", "str", "int[]", "float[]",
-          "Tensor[]", "Tensor?[]", "ScalarType", "Device", "Generator", "Any"}
+          "Tensor[]", "Tensor?[]", "ScalarType", "Device", "Generator", "MemoryFormat", "Any"}
 _HEAD = re.compile(r"^\s*([A-Za-z_][\w]*(?:::[A-Za-z_]\w*)?)\s*\((.*)\)\s*->\s*(.+?)\s*$")
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from .._tensor import Tensor
 from ..core import dtype as D
 from ..core.device import CPU, canonical
+from ..core.layout import layout_strides
 from ..core.storage import Storage
 from ..dispatch import OPS, defop
 from ..autograd.derivatives import derivative
@@ -159,22 +160,40 @@ eye = OPS["eye"].fn
 scalar_tensor = OPS["scalar_tensor"].fn
 
 
-def _like(fn):
+def like_layout(input: Tensor, made: Tensor, memory_format, op: str) -> Tensor:
+    """`made` (a new contiguous tensor of input's shape) laid out as `memory_format` says for `input` (None:
+    preserve, as torch's *_like factories): itself where that is contiguous, else a copy in that layout."""
+    st = layout_strides(input, memory_format, op)
+    if st is None:
+        return made
+    return empty_strided(input._shape, st, dtype=made._dtype, device=made.device).copy_(made)   # (made needs no grad)
+
+
+def _like(fn, fill=None):
     def like(input: Tensor, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-        return fn(*input._shape, dtype=dtype or input._dtype, device=device or input.device,
-                  requires_grad=requires_grad)
+        dt, dev = dtype or input._dtype, device or input.device
+        st = layout_strides(input, memory_format, like.__name__)
+        if st is None:
+            return fn(*input._shape, dtype=dt, device=dev, requires_grad=requires_grad)
+        out = empty_strided(input._shape, st, dtype=dt, device=dev)    # a dense permutation, filled in place
+        if fill is not None:
+            out.fill_(fill)
+        out.requires_grad = requires_grad
+        return out
     like.__name__ = fn.__name__ + "_like"
     return like
 
 
-zeros_like = _like(zeros)
-ones_like = _like(ones)
+zeros_like = _like(zeros, 0)
+ones_like = _like(ones, 1)
 empty_like = _like(empty)
 
 
 def full_like(input: Tensor, fill_value, *, dtype=None, device=None, requires_grad=False, memory_format=None):
-    return full(input._shape, fill_value, dtype=dtype or input._dtype, device=device or input.device,
-                requires_grad=requires_grad)
+    made = full(input._shape, fill_value, dtype=dtype or input._dtype, device=device or input.device)
+    out = like_layout(input, made, memory_format, "full_like")
+    out.requires_grad = requires_grad
+    return out
 
 
 # ---- from Python data and NumPy ------------------------------------------------------------

@@ -21,6 +21,7 @@ import numpy as np
 from .._tensor import Tensor
 from ..core.dtype import ALL_DTYPES, bool as _bool, can_cast, dtype as _DType, get_default_dtype, int64, result_type
 from ..core.dtype import checked_scalar, uint8 as _uint8
+from ..core.layout import layout_strides
 from ..core.shape import broadcast_shapes
 from ..dispatch import OPS, defop
 from ..autograd.derivatives import derivative, nondifferentiable
@@ -414,6 +415,12 @@ def _self_meta(self):
     return self._shape, self._dtype
 
 
+def _clone_meta(self, memory_format=None):
+    """The backends lay the copy out with `core.layout.layout_strides` (None: preserve, as torch's clone)."""
+    layout_strides(self, memory_format, "clone")    # a bad format, or channels_last of a tensor not 4-d, raises
+    return self._shape, self._dtype
+
+
 def check_isclose(self, other, rtol, atol) -> None:
     dt = self._dtype
     if other._dtype is not dt:
@@ -525,7 +532,7 @@ def _declare():
     defop("copy_(Tensor(a!) self, Tensor src, bool non_blocking=False) -> Tensor(a!)", meta=_copy__meta, method=True)
     defop("fill_(Tensor(a!) self, Tensor|Scalar value) -> Tensor(a!)", meta=_fill__meta, method=True)
     defop("zero_(Tensor(a!) self) -> Tensor(a!)", meta=_self_meta, method=True)
-    defop("clone(Tensor self) -> Tensor", meta=_self_meta, method=True)
+    defop("clone(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor", meta=_clone_meta, method=True)
 
 
 _declare()

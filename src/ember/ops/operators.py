@@ -13,6 +13,7 @@ import numpy as np
 from .._tensor import Tensor
 from ..core import dtype as D
 from ..core.device import canonical
+from ..core.layout import check_memory_format, preserve_format, suggest_memory_format
 from ..dispatch import OPS
 
 _f = {name: op.fn for name, op in OPS.items()}
@@ -235,7 +236,7 @@ def _parse_to(args, kwargs):
     dtype = kwargs.pop("dtype", None)
     non_blocking = kwargs.pop("non_blocking", False)
     copy = kwargs.pop("copy", False)
-    kwargs.pop("memory_format", None)
+    memory_format = kwargs.pop("memory_format", None)
     if kwargs:
         raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
     for a in args:
@@ -247,12 +248,17 @@ def _parse_to(args, kwargs):
             non_blocking = a
         elif a is not None:
             device = a
-    return device, dtype, non_blocking, copy
+    return device, dtype, non_blocking, copy, memory_format
 
 
 def to(self, *args, **kwargs):
-    """`t.to(dtype)`, `t.to(device)`, `t.to(device, dtype)`, `t.to(other)`; returns self if nothing changes."""
-    device, dtype, non_blocking, copy = _parse_to(args, kwargs)
+    """`t.to(dtype)`, `t.to(device)`, `t.to(device, dtype)`, `t.to(other)`, each with `memory_format=` (the
+    result's layout: `ember.preserve_format`, the default, keeps a dense tensor's strides); returns self if nothing
+    changes."""
+    device, dtype, non_blocking, copy, memory_format = _parse_to(args, kwargs)
+    fmt = None if memory_format is None else check_memory_format(memory_format, "to")
+    if fmt is preserve_format:
+        fmt = None
     out = self
     if device is not None:
         dev = canonical(device)
@@ -267,6 +273,13 @@ def to(self, *args, **kwargs):
             raise TypeError(f"to(): dtype must be an ember.dtype, got {dtype!r}")
         out = _f["to_dtype"](out, dtype, False)
         copy = False
+    if fmt is not None:     # as torch: a copy made takes the format; none is made where self suggests it already
+        if out is not self:
+            if not out.is_contiguous(fmt):
+                out = _f["clone"](out, memory_format=fmt)
+        elif copy or suggest_memory_format(self._shape, self._stride) is not fmt:
+            out = _f["clone"](self, memory_format=fmt)
+        return out
     if copy and out is self:
         out = _f["clone"](self)
     return out
@@ -274,6 +287,8 @@ def to(self, *args, **kwargs):
 
 def _type_method(dt):
     def conv(self, memory_format=None):
+        if memory_format is not None:
+            return to(self, dt, memory_format=memory_format)
         return self if self._dtype is dt else _f["to_dtype"](self, dt, False)
     conv.__name__ = dt.name
     return conv
@@ -286,7 +301,7 @@ def _type(self, dtype=None):
 
 
 def _cpu(self, memory_format=None):
-    return to(self, "cpu")
+    return to(self, "cpu", memory_format=memory_format)
 
 
 def _cuda(self, device=None, non_blocking=False):

@@ -7,7 +7,7 @@ from .._tensor import Tensor
 from ..autograd.derivatives import derivative
 from ..core import dtype as D
 from ..dispatch import OPS, defop
-from .creation import check_size, factory_dtype
+from .creation import check_size, factory_dtype, like_layout
 
 __all__ = ["rand", "randn", "randint", "randperm", "multinomial", "bernoulli", "rand_like", "randn_like",
            "randint_like", "normal", "integer_dtype", "random_range", "dropout_backward_dtype"]
@@ -248,8 +248,10 @@ def _like(name):
     fn = OPS[name].fn
 
     def like(input, *, dtype=None, device=None, generator=None, requires_grad=False, memory_format=None):
-        return fn(*input._shape, generator=generator, dtype=dtype or input._dtype, device=device or input.device,
-                  requires_grad=requires_grad)
+        made = fn(*input._shape, generator=generator, dtype=dtype or input._dtype, device=device or input.device)
+        out = like_layout(input, made, memory_format, like.__name__)    # (the values in row-major order)
+        out.requires_grad = requires_grad
+        return out
     like.__name__ = name + "_like"
     return like
 
@@ -258,11 +260,12 @@ rand_like = _like("rand")
 randn_like = _like("randn")
 
 
-def randint_like(input, low=0, high=None, *, dtype=None, device=None, generator=None):
+def randint_like(input, low=0, high=None, *, dtype=None, device=None, generator=None, memory_format=None):
     if high is None:
         low, high = 0, low
-    return _randint(low, high, input._shape, generator=generator, dtype=dtype or input._dtype,
+    made = _randint(low, high, input._shape, generator=generator, dtype=dtype or input._dtype,
                     device=device or input.device)
+    return like_layout(input, made, memory_format, "randint_like")
 
 
 def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None):

@@ -10,6 +10,7 @@ import operator
 
 from .._tensor import Tensor
 from ..core import dtype as D
+from ..core.layout import contiguous_format, preserve_format
 from ..core.shape import contiguous_strides, normalize_dim, normalize_dims, numel
 from ..dispatch import OPS, defop
 from ..autograd.derivatives import derivative
@@ -123,7 +124,7 @@ def _reshape_impl(self, shape):
     stride = view_strides(self._shape, self._stride, shape)
     if stride is not None:
         return self._as_view(shape, stride, self._offset)
-    c = OPS["clone"].fn(self)  # a fresh C-contiguous copy: the result is not a view of anything (like torch)
+    c = OPS["clone"].fn(self, memory_format=contiguous_format)  # a fresh C-contiguous copy: not a view of anything
     r = c._as_view(shape, contiguous_strides(shape), 0)
     r._base = None
     return r
@@ -658,8 +659,14 @@ def chunk(self: Tensor, chunks: int, dim: int = 0) -> tuple:
     return split(self, -(-size // chunks), d)
 
 
-def contiguous(self: Tensor, memory_format=None) -> Tensor:
-    return self if self.is_contiguous() else OPS["clone"].fn(self)
+def contiguous(self: Tensor, memory_format=contiguous_format) -> Tensor:
+    """self if it is contiguous in `memory_format` (row-major, or ember.channels_last(_3d)), else such a copy."""
+    if memory_format is contiguous_format or memory_format is None:
+        return self if self.is_contiguous() else OPS["clone"].fn(self, memory_format=contiguous_format)
+    if memory_format is preserve_format:
+        raise RuntimeError("contiguous(): preserve memory format is unsupported by the contiguous operator; pass "
+                           "ember.contiguous_format, ember.channels_last or ember.channels_last_3d")
+    return self if self.is_contiguous(memory_format) else OPS["clone"].fn(self, memory_format=memory_format)
 
 
 def mT(self: Tensor) -> Tensor:  # noqa: N802 - PyTorch's name

@@ -27,11 +27,12 @@ import numpy as np
 
 from ..._tensor import Tensor
 from ...core import dtype as D
+from ...core.layout import layout_strides
 from ...core.shape import contiguous_strides
 from ...dispatch import OPS
 from ...ops.elementwise import BINARY, UNARY, check_internal_overlap, div_dtype
 from . import special
-from ._common import _from_numpy, arr, impl, impl_out, operand, plan, wrap, wrap_ew
+from ._common import _from_numpy, arr, impl, impl_out, operand, plan, wrap, wrap_ew, wrap_strided
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
@@ -883,9 +884,11 @@ def _to_dtype(self, dtype, copy=False):
     if dtype is self._dtype and not copy:
         return self
     a = arr(self)
-    if dtype is _F16 or dtype is _BF16:
-        return wrap(_narrow(a, dtype.np), dtype)
-    return wrap(a.astype(dtype.np, order="C"), dtype)
+    r = _narrow(a, dtype.np) if dtype is _F16 or dtype is _BF16 else a.astype(dtype.np)   # (in a's layout)
+    if self._stride == contiguous_strides(self._shape):
+        return wrap(r, dtype)
+    st = layout_strides(self, None, "to")       # torch's preserve_format: a dense self keeps its strides
+    return wrap(r, dtype) if st is None else wrap_strided(r, dtype, st)
 
 
 @impl("copy_")
@@ -928,5 +931,8 @@ def _zero_(self):
 
 
 @impl("clone")
-def _clone(self):
-    return wrap(np.array(arr(self), copy=True, order="C"), self._dtype)
+def _clone(self, memory_format=None):
+    st = layout_strides(self, memory_format, "clone")
+    if st is None:
+        return wrap(np.array(arr(self), copy=True, order="C"), self._dtype)
+    return wrap_strided(np.array(arr(self), copy=True, order="K"), self._dtype, st)

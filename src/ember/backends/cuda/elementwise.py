@@ -13,6 +13,7 @@ from math import prod
 
 from ..._tensor import Tensor
 from ...core import dtype as D
+from ...core.layout import layout_strides
 from ...core.shape import broadcast_shapes, contiguous_strides, elementwise_strides
 from ...dispatch import OPS
 from ...ops.elementwise import BINARY, UNARY, check_internal_overlap, div_dtype, out_dtype
@@ -469,7 +470,13 @@ def _register():
     def to_dtype(self, dtype, copy=False):
         if dtype is self._dtype and not copy:
             return self
-        return copy_cast(new_tensor(self._shape, dtype, self.device), self)
+        out = new_tensor(self._shape, dtype, self.device)
+        if self._stride != contiguous_strides(self._shape):
+            st = layout_strides(self, None, "to")   # torch's preserve_format: a dense self keeps its strides
+            if st is not None:
+                out._stride = st
+                out._np = None      # (a CPU tensor of the interpreter tests: its NumPy view follows the strides)
+        return copy_cast(out, self)
     OPS["to_dtype"].register("cuda")(to_dtype)
 
 

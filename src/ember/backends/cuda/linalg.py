@@ -38,6 +38,7 @@ from collections import namedtuple
 import numpy as np
 
 from ...core import dtype as D
+from ...core.layout import contiguous_format
 from ...core.shape import broadcast_shapes, numel
 from ...dispatch import OPS
 from ...ops import linalg as rules
@@ -639,7 +640,7 @@ def _einsum_lower(specs, out_spec, tensors, dt):
     if x._dtype is not dt:
         x = x.to(dt)
     if not x.is_contiguous() or any(x._storage is t._storage for t in tensors):
-        x = OPS["clone"].fn(x)
+        x = OPS["clone"].fn(x, memory_format=contiguous_format)
     return x
 
 
@@ -656,7 +657,7 @@ def tensordot_cuda(a, b, dims=2):
     for i, j in zip(da, db):
         lb[j] = la[i]
     r, _ = _contract(a, la, b, lb, set())
-    return r if r.is_contiguous() else OPS["clone"].fn(r)
+    return r if r.is_contiguous() else OPS["clone"].fn(r, memory_format=contiguous_format)
 
 
 def _matrix(t, cols):

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..._tensor import Tensor
 from ...core.device import CPU
+from ...core.layout import layout_strides
 from ...core.storage import Storage
 from ...dispatch import OPS
 from ...ops.elementwise import check_internal_overlap
@@ -189,8 +190,11 @@ def _register_factories():
         return _fill(self, value) if self.is_contiguous() else _strided_fill(self, value)
 
     @reg("clone")
-    def _clone(self):
+    def _clone(self, memory_format=None):
         out = empty_cuda(self._shape, self._dtype, _index(self))
+        st = layout_strides(self, memory_format, "clone")
+        if st is not None:
+            out._stride = st        # a dense permutation: the same bytes
         return copy_(out, self)
 
     OPS["_to_device"].register("cpu", "cuda")(lambda self, device, non_blocking=False:

@@ -443,7 +443,7 @@ class Module:
         parameters and buffers only. Parameters keep their identity (their data is replaced)."""
         if "copy" in kwargs:
             raise RuntimeError(".to() does not accept copy argument")
-        device, dtype, non_blocking, _ = _parse_to(args, kwargs)      # Tensor.to's parser, as in PyTorch
+        device, dtype, non_blocking, _, memory_format = _parse_to(args, kwargs)   # Tensor.to's parser, as in torch
         if dtype is not None and not dtype.is_floating_point:
             raise TypeError(f"nn.Module.to only accepts floating point or complex dtypes, but got desired "
                             f"dtype={dtype}")
@@ -452,6 +452,9 @@ class Module:
             device = canonical(device)
 
         def convert(t):
+            if memory_format is not None and t.ndim in (4, 5):    # torch: the format applies to 4-d and 5-d tensors
+                return t.to(device, dtype if t._dtype.is_floating_point else None, non_blocking,
+                            memory_format=memory_format)
             return t.to(device, dtype if t._dtype.is_floating_point else None, non_blocking)
         return self._apply(convert)
 
