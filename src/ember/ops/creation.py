@@ -11,6 +11,7 @@ from .._tensor import Tensor
 from ..core import dtype as D
 from ..core.device import CPU, canonical
 from ..core.layout import layout_strides
+from ..core.shape import contiguous_strides
 from ..core.storage import Storage
 from ..dispatch import OPS, defop
 from ..autograd.derivatives import derivative
@@ -281,7 +282,9 @@ def from_numpy(arr: np.ndarray) -> Tensor:
         span = sum((n - 1) * s for n, s in zip(arr.shape, arr.strides)) + itemsize
         first = arr[(slice(0, 1),) * arr.ndim].reshape(1).view(np.uint8)
         data = np.lib.stride_tricks.as_strided(first, shape=(span,), strides=(1,))
-    t = Tensor._make(Storage(data, CPU, data.nbytes), arr.shape, tuple(s // itemsize for s in arr.strides), 0, dt)
+    strides = tuple(s // itemsize for s in arr.strides)
+    cs = contiguous_strides(arr.shape)
+    t = Tensor._make(Storage(data, CPU, data.nbytes), arr.shape, cs if strides == cs else strides, 0, dt)
     if arr.flags.writeable is False:
         t.__dict__["_readonly"] = True
     return t

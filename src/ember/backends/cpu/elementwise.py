@@ -370,7 +370,7 @@ def _unary_plan(rule, fn):
             if a is None:
                 a = self._array
             r = fn(a if a.dtype == cnp else a.astype(cnp))
-            if self._stride == cs:
+            if self._stride is cs or self._stride == cs:
                 return wrap(r, dt)
             return wrap_ew(r, dt, (self,))
         return kernel
@@ -410,12 +410,13 @@ def _same_dtype_plan(name, ufunc, with_alpha=False):
                 a = self._array
             if scalar:
                 r = ufunc(a, other)
-                if self._stride == cs:
+                if self._stride is cs or self._stride == cs:
                     return _from_numpy(r, dt)
                 return wrap_ew(r, dt, (self, other))
             b = other._np
             r = ufunc(a, b if b is not None else other._array)
-            if self._stride == cs and other._stride == cso:
+            sst, ost = self._stride, other._stride     # (an op's result holds the memoised tuple itself)
+            if (sst is cs or sst == cs) and (ost is cso or ost == cso):
                 return _from_numpy(r, dt)
             return wrap_ew(r, dt, (self, other))
         return kernel
