@@ -26,6 +26,17 @@ def _set_grads(ps, rng):
         e.grad, t.grad = ember.tensor(g).to(e.dtype).cuda(), torch.tensor(g).to(t.dtype).cuda()
 
 
+def _steps_match(eo, to, ps, steps, seed):
+    """`steps` steps of ember's optimizer `eo` and torch's `to` on the same random grads: equal parameters."""
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        _set_grads(ps, rng)
+        eo.step()
+        to.step()
+    for e, t in ps:
+        np.testing.assert_allclose(e.detach().cpu().numpy(), t.detach().cpu().numpy(), rtol=3e-5, atol=3e-6)
+
+
 @pytest.fixture
 def launches(monkeypatch):
     """The names of the kernels launched by ember.backends.cuda.optim, in order."""
@@ -49,13 +60,7 @@ def test_fused_adam_matches_torch(name, kw, capturable, launches):
     ps = [_pair(s, i) for i, s in enumerate(SHAPES)]
     eo = getattr(ember.optim, name)([e for e, _ in ps], capturable=capturable, **kw)
     to = getattr(torch.optim, name)([t for _, t in ps], capturable=capturable, **kw)
-    rng = np.random.default_rng(2)
-    for _ in range(4):
-        _set_grads(ps, rng)
-        eo.step()
-        to.step()
-    for e, t in ps:
-        np.testing.assert_allclose(e.detach().cpu().numpy(), t.detach().cpu().numpy(), rtol=3e-5, atol=3e-6)
+    _steps_match(eo, to, ps, 4, seed=2)
     for e, _ in ps:
         st = eo.state[e]
         assert st["step"].device.type == ("cuda" if capturable else "cpu") and st["step"].item() == 4
@@ -74,13 +79,7 @@ def test_adamw_steps_a_strided_parameter_op_by_op_and_matches_torch(launches):
     ps.append(strided)
     eo = ember.optim.AdamW([e for e, _ in ps], lr=1e-2, weight_decay=0.1)
     to = torch.optim.AdamW([t for _, t in ps], lr=1e-2, weight_decay=0.1, foreach=True)
-    rng = np.random.default_rng(4)
-    for _ in range(3):
-        _set_grads(ps, rng)
-        eo.step()
-        to.step()
-    for e, t in ps:
-        np.testing.assert_allclose(e.detach().cpu().numpy(), t.detach().cpu().numpy(), rtol=3e-5, atol=3e-6)
+    _steps_match(eo, to, ps, 3, seed=4)
     assert strided[0].stride() == (1, 5)
     assert launches == ["adam_kernel"] * 3       # one fused launch a step, for the two contiguous parameters
 

@@ -8,7 +8,7 @@
 """
 from __future__ import annotations
 
-from .shape import _channels_last, contiguous_strides, elementwise_strides, is_dense
+from .shape import CHANNELS_LAST_ORDER, contiguous_strides, dense_in_order, elementwise_strides, is_dense
 
 __all__ = ["memory_format", "preserve_format", "contiguous_format", "channels_last", "channels_last_3d",
            "layout_strides", "is_contiguous_in", "check_memory_format", "suggest_memory_format"]
@@ -87,7 +87,7 @@ def suggest_memory_format(shape, strides) -> memory_format:
     """torch's suggest_memory_format: channels_last(_3d) for a 4-d (5-d) tensor whose strides order its dims as
     that format does (ambiguous cases, a size-1 channel dim with tied strides, count as contiguous), else
     contiguous_format. `to(memory_format=f)` copies only where this is not f."""
-    order = {4: (1, 3, 2, 0), 5: (1, 4, 3, 2, 0)}.get(len(shape))
+    order = CHANNELS_LAST_ORDER.get(len(shape))
     if order is None or strides[1] == 0:
         return contiguous_format
     low = 0
@@ -106,25 +106,5 @@ def is_contiguous_in(shape, strides, fmt) -> bool:
         raise RuntimeError("is_contiguous(): preserve_format is not a layout a tensor can be contiguous in; pass "
                            "ember.contiguous_format, ember.channels_last or ember.channels_last_3d")
     if fmt is contiguous_format:
-        expect = 1
-        for n, s in zip(reversed(shape), reversed(strides)):
-            if n == 0:
-                return True
-            if n != 1:
-                if s != expect:
-                    return False
-                expect *= n
-        return True
-    if len(shape) != _RANK[fmt]:
-        return False
-    if 0 in shape:
-        return True
-    if fmt is channels_last:
-        return _channels_last(shape, strides)
-    expect = 1
-    for d in (1, 4, 3, 2, 0):
-        if shape[d] != 1:
-            if strides[d] != expect:
-                return False
-            expect *= shape[d]
-    return True
+        return dense_in_order(shape, strides, range(len(shape) - 1, -1, -1))
+    return len(shape) == _RANK[fmt] and dense_in_order(shape, strides, CHANNELS_LAST_ORDER[len(shape)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import operator
 
 __all__ = ["contiguous_strides", "broadcast_shapes", "normalize_dim", "normalize_dims", "numel", "as_shape",
-           "is_dense", "stacked_spacing", "elementwise_strides"]
+           "is_dense", "stacked_spacing", "elementwise_strides", "dense_in_order"]
 
 _CONTIG: dict = {}
 
@@ -52,28 +52,22 @@ def stacked_spacing(tensors) -> int:
     return sp if is_dense((len(tensors),) + shape, (sp,) + st) else 0
 
 
-def _torch_contiguous(shape, strides) -> bool:
-    """torch's is_contiguous: row-major over the dims of size > 1 (any stride on a size-1 dim; every empty tensor)."""
+def dense_in_order(shape, strides, order) -> bool:
+    """Are the dims, taken fastest first in `order`, laid out densely, as torch's is_contiguous(memory_format=...)
+    asks (row-major: order n-1, ..., 0; channels_last: 1, 3, 2, 0)? Any stride on a size-1 dim; every empty tensor."""
+    if 0 in shape:
+        return True
     expect = 1
-    for n, s in zip(reversed(shape), reversed(strides)):
-        if n == 0:
-            return True
+    for d in order:
+        n = shape[d]
         if n != 1:
-            if s != expect:
+            if strides[d] != expect:
                 return False
             expect *= n
     return True
 
 
-def _channels_last(shape, strides) -> bool:
-    """torch's is_contiguous(memory_format=torch.channels_last) of a 4-d geometry."""
-    expect = 1
-    for d in (1, 3, 2, 0):
-        if shape[d] != 1:
-            if strides[d] != expect:
-                return False
-            expect *= shape[d]
-    return True
+CHANNELS_LAST_ORDER = {4: (1, 3, 2, 0), 5: (1, 4, 3, 2, 0)}   # fastest first: C, then W, (D,) H, N
 
 
 _SCALARS = (int, float, bool, complex)
@@ -122,9 +116,9 @@ def _elementwise_strides(shape, geo):
         return None
     same = all(sh == shape for sh, st in geo)   # torch's fast setup: every operand of the output's shape
     if same:
-        if all(_torch_contiguous(sh, st) for sh, st in geo):
+        if all(dense_in_order(sh, st, range(len(sh) - 1, -1, -1)) for sh, st in geo):
             return None
-        if nd == 4 and all(len(sh) == 4 and _channels_last(sh, st) for sh, st in geo):
+        if nd == 4 and all(len(sh) == 4 and dense_in_order(sh, st, CHANNELS_LAST_ORDER[4]) for sh, st in geo):
             c, h, w = shape[1], shape[2], shape[3]
             return (c * h * w, 1, c * w, c)
         st0 = geo[-1][1]
