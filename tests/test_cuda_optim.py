@@ -69,9 +69,9 @@ def test_fused_adam_matches_torch(name, kw, capturable, launches):
     assert launches == per_step * 4
 
 
-def test_adamw_steps_a_strided_parameter_op_by_op_and_matches_torch(launches):
+def test_adamw_steps_a_transposed_parameter_fused_and_matches_torch(launches):
     """A parameter made by an op on a transposed tensor (`Parameter(w.t() * 2)`) keeps the transposed layout, as
-    in torch; the fused step updates flat buffers, so that parameter steps op by op and the rest stay fused."""
+    in torch; its grad and moments take that layout, so it steps in the one fused launch with the others."""
     ps = [_pair((5, 7), 0), _pair((9,), 1)]
     a = np.random.default_rng(3).standard_normal((7, 5)).astype(np.float32)
     strided = (ember.nn.Parameter(ember.tensor(a).cuda().t() * 2), torch.nn.Parameter(torch.tensor(a).cuda().t() * 2))
@@ -81,7 +81,7 @@ def test_adamw_steps_a_strided_parameter_op_by_op_and_matches_torch(launches):
     to = torch.optim.AdamW([t for _, t in ps], lr=1e-2, weight_decay=0.1, foreach=True)
     _steps_match(eo, to, ps, 3, seed=4)
     assert strided[0].stride() == (1, 5)
-    assert launches == ["adam_kernel"] * 3       # one fused launch a step, for the two contiguous parameters
+    assert launches == ["adam_kernel"] * 3       # one fused launch a step, for the three parameters
 
 
 def test_fused_adam_batches_float32_and_bfloat16_params_apart(launches):

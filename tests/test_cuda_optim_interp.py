@@ -230,17 +230,39 @@ def test_one_launch_per_8_tensors(n, launches, monkeypatch):
                         + ["sqrt_sum_kernel"] + ["clip_scale_kernel"] * per)
 
 
-def test_fused_adam_kernel_refuses_strided_state():
-    # the kernel updates parameters and moments in place, flat: they must be contiguous (grads are copied)
+def test_fused_adam_kernel_refuses_state_laid_out_otherwise_than_its_parameter():
+    # the kernel updates each parameter and its moments in place as one dense block: a parameter with gaps, or a
+    # moment laid out otherwise than its parameter, is refused (grads are copied into their parameter's layout)
     p, g, z = ember.zeros(4, 3), ember.zeros(4, 3), ember.zeros(4, 3)
     kernel = OPS["_fused_adam_"].kernels["cuda"]
     for k in (0, 2):
         args = [[p], [g], [z], [ember.zeros(4, 3)], [], [ember.tensor(1.0)]]
         args[k] = [ember.zeros(3, 4).t()]
-        with pytest.raises(RuntimeError, match="must be contiguous .it is updated in place."):
+        with pytest.raises(RuntimeError, match="fused Adam on CUDA: the exp_avg(_sq)? must be laid out as its "
+                                               "parameter"):
             kernel(*args, 1e-3, 0.9, 0.999, 0.0, 1e-8, False, False)
+    with pytest.raises(RuntimeError, match="fused Adam on CUDA: the parameter must be dense"):
+        kernel([ember.zeros(4, 6)[:, ::2]], [g], [z], [z.clone()], [], [ember.tensor(1.0)], 1e-3, 0.9, 0.999, 0.0,
+               1e-8, False, False)
     with pytest.raises(ValueError, match="a tensor lr needs the step count as a tensor"):
         adam_multi_step_([p], [g], [z], [z], None, [3], ember.tensor(1e-3), 0.9, 0.999, 1e-8, 0.1, True, False)
+
+
+def test_fused_adam_steps_a_transposed_parameter_as_one_block():
+    """A transposed parameter with moments in its layout (zeros_like keeps it) steps fused; a row-major grad is
+    copied into the parameter's layout. The result equals the same step on row-major copies."""
+    rng = np.random.default_rng(5)
+    a, ga = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((4, 3)).astype(np.float32)
+    kernel = OPS["_fused_adam_"].kernels["cuda"]
+    p = ember.tensor(a).t().clone()                     # (4, 3), strides (1, 4)
+    assert p.stride() == (1, 4)
+    m, v = ember.zeros_like(p), ember.zeros_like(p)
+    kernel([p], [ember.tensor(ga)], [m], [v], [], [ember.tensor(1.0)], 1e-2, 0.9, 0.999, 0.1, 1e-8, False, False)
+    q = ember.tensor(np.ascontiguousarray(a.T))
+    kernel([q], [ember.tensor(ga)], [ember.zeros_like(q)], [ember.zeros_like(q)], [], [ember.tensor(1.0)], 1e-2, 0.9,
+           0.999, 0.1, 1e-8, False, False)
+    assert p.stride() == m.stride() == (1, 4)
+    np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-6)
 
 
 def test_multi_total_norm_and_clip_match_numpy(monkeypatch, launches):
@@ -400,8 +422,8 @@ def test_fused_sgd_kernel_refuses_strided_state_and_reads_a_device_lr(launches):
     for k in (0, 2):
         args = [[p], [g], [buf]]
         args[k] = [ember.zeros(3, 4).t()]
-        with pytest.raises(RuntimeError, match="fused SGD on CUDA: the (parameter|momentum buffer) must be "
-                                               "contiguous .it is updated in place."):
+        with pytest.raises(RuntimeError, match="fused SGD on CUDA: the momentum buffer must be laid out as its "
+                                               "parameter"):
             kernel(*args, 0.0, 0.9, 0.1, 0.0, False, False, True)
     # a strided grad is copied, and with grad_scale the unscaled values go back into it
     gt = ember.full((3, 4), 8.0).t()

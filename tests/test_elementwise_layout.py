@@ -14,6 +14,7 @@ import torch.nn.functional as TF
 import ember
 import ember.nn.functional as EF
 from ember.core.shape import contiguous_strides, elementwise_strides
+from ember.dispatch import OPS
 from helpers import cuda_host_code_on_cpu
 
 
@@ -221,3 +222,46 @@ def test_large_permuted_gelu_and_erf_keep_the_layout_and_values():
         same = fn_e(ember.tensor(np.ascontiguousarray(a.transpose(0, 2, 1))))   # the layout changes no bit
         np.testing.assert_array_equal(got.numpy(), same.numpy())
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_parameters_and_scalar_powers_take_torchs_layout():
+    """A Parameter (a Tensor subclass) in a kept layout counts as one; `2 ** x` is contiguous, as torch's
+    pow(Scalar, Tensor); an empty tensor's channels-last contiguity is torch's stride check."""
+    a = np.random.default_rng(2).standard_normal((3, 4)).astype(np.float32)
+    for lib, F in ((ember, EF), (torch, TF)):
+        w = lib.nn.Parameter(lib.tensor(a).t())
+        x = lib.tensor(a).t()
+        got = [(w * 2).stride(), F.gelu(w).stride(), w.clamp(-1, 1).stride(), lib.lerp(w, w, 0.5).stride(),
+               (2.0 ** x).stride(), (x ** 2).stride()]
+        if lib is ember:
+            mine = got
+    assert mine == got == [(1, 4)] * 4 + [(3, 1), (1, 4)], (mine, got)
+    for lib in (ember, torch):
+        z = lib.zeros(2, 3, 0, 5)
+        assert not z.is_contiguous(memory_format=lib.channels_last) and z.is_contiguous()
+        assert z.contiguous(memory_format=lib.channels_last).stride() == (0, 1, 15, 3)
+
+
+def test_dropout_keeps_the_layout_on_the_cpu_and_through_the_cuda_host_code():
+    """native_dropout's output and mask, and its backward, take the input's layout, as torch's; on CUDA a
+    transposed input is walked flat (one dense block) with no copy."""
+    a = np.random.default_rng(4).standard_normal((6, 8)).astype(np.float32)
+    tx = torch.tensor(a).t()
+    want = [t.stride() for t in torch.native_dropout(tx, 0.5, True)]
+    assert want == [(1, 8), (1, 8)]
+
+    def check():
+        x = ember.tensor(a).t()
+        out, mask = OPS["native_dropout"].fn(x, 0.5, True)
+        assert [out.stride(), mask.stride()] == want
+        keep = mask.numpy()
+        np.testing.assert_allclose(out.numpy(), np.where(keep, x.numpy() * 2, 0), rtol=1e-6)
+        g = OPS["native_dropout_backward"].fn(out, mask, 2.0)
+        assert g.stride() == (1, 8)
+        np.testing.assert_allclose(g.numpy(), np.where(keep, x.numpy() * 4, 0), rtol=1e-6)
+    check()
+    if not ember.cuda.is_available():
+        pytest.importorskip("triton")
+        os.environ["TRITON_INTERPRET"] = "1"
+        with cuda_host_code_on_cpu("native_dropout", "native_dropout_backward"):
+            check()

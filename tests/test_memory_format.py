@@ -114,10 +114,10 @@ def test_bad_memory_formats_fail_clearly():
     with pytest.raises(RuntimeError, match="clone\\(\\): required rank 4 tensor to use channels_last format, got a "
                                            "tensor of shape \\[3, 4\\]"):
         x.clone(memory_format=ember.channels_last)
+    assert x.contiguous(memory_format=ember.preserve_format) is x       # as torch: a contiguous self is fine
     with pytest.raises(RuntimeError, match="preserve memory format is unsupported by the contiguous operator"):
-        x.contiguous(memory_format=ember.preserve_format)
-    with pytest.raises(RuntimeError, match="preserve_format is not a layout"):
-        x.is_contiguous(memory_format=ember.preserve_format)
+        x.t().contiguous(memory_format=ember.preserve_format)
+    assert x.is_contiguous(memory_format=ember.preserve_format) and not x.t().is_contiguous(ember.preserve_format)
     with pytest.raises(RuntimeError, match="empty_like\\(\\): required rank 5 tensor to use channels_last_3d"):
         ember.empty_like(x, memory_format=ember.channels_last_3d)
 
@@ -152,6 +152,9 @@ def test_cuda_layouts_match_torch():
     eg, tg = _geometries(ember), _geometries(torch)
     for name in tg:
         e, t = eg[name].cuda(), tg[name]
+        if name in ("permuted", "channels_last", "channels_last_3d", "size1_odd_stride"):   # dense: kept, as torch
+            assert e.stride() == t.cuda().stride() == t.stride(), name
+            np.testing.assert_array_equal(e.cpu().numpy(), t.numpy())
         for what in ("clone", "zeros_like", "full_like", "randn_like", "to_float64", "clone_contiguous"):
             got, want = FACTORIES[what](ember, e), FACTORIES[what](torch, t)
             assert got.device.type == "cuda" and got.stride() == want.stride(), (what, name)
@@ -178,3 +181,23 @@ def test_to_copies_only_as_torch_does():
             got, want = e.to(ember.float64, memory_format=getattr(ember, fmt)), t.to(torch.float64,
                                                                                   memory_format=getattr(torch, fmt))
             assert got.stride() == want.stride(), (name, fmt, "float64")
+
+
+def test_leaf_grads_take_their_leafs_layout_as_torchs():
+    """torch's layout contract: a dense leaf that is not row-major (transposed, channels-last) gets a .grad in its
+    own strides, one with gaps a row-major one; optimizer state (zeros_like) follows the parameter."""
+    a = np.random.default_rng(3).standard_normal((4, 6)).astype(np.float32)
+    got = {}
+    for lib in (ember, torch):
+        leaves = [lib.tensor(a).t().requires_grad_(), lib.tensor(a)[:, ::2].requires_grad_(),
+                  lib.tensor(a).reshape(1, 2, 3, 4).to(memory_format=lib.channels_last).requires_grad_()]
+        for w in leaves:
+            (w * w).sum().backward()
+            (w * 3).sum().backward()            # the second backward accumulates into the first grad
+        opt = lib.optim.SGD(leaves, lr=0.1, momentum=0.9)
+        opt.step()
+        got[lib.__name__] = [(w.grad.stride(), opt.state[w]["momentum_buffer"].stride(), w.grad.numpy().copy())
+                             for w in leaves]
+    for (es, eb, eg), (ts, tb, tg) in zip(got["ember"], got["torch"]):
+        assert es == ts and eb == tb, (es, ts, eb, tb)
+        np.testing.assert_allclose(eg, tg, rtol=1e-6)

@@ -16,7 +16,7 @@ from sys import getrefcount
 import numpy as np
 
 from .._tensor import Tensor
-from ..core.layout import contiguous_format
+from ..core.layout import contiguous_format, dense_strides
 from ..core.shape import contiguous_strides
 from ..dispatch import OPS, PROFILER
 from .grad_mode import state
@@ -254,7 +254,7 @@ def _can_take(t, grads) -> bool:
         return False
     st = g._storage
     data = st.data
-    if (st.device is not t._storage.device or g._stride != contiguous_strides(g._shape)
+    if (st.device is not t._storage.device or g._stride != (dense_strides(t) or contiguous_strides(g._shape))
             or st.nbytes != g.numel() * g._dtype.itemsize or getattr(data, "base", None) is not None):
         return False
     base = g._base
@@ -293,6 +293,16 @@ def _calibrate() -> bool:
 TAKES_GRADIENTS = _calibrate()      # False: this interpreter's reference counts can't be trusted
 
 
+def grad_copy(t, g):
+    """A copy of gradient g laid out as leaf t's .grad must be (torch's layout contract): t's strides where t is
+    dense and not row-major (a transposed or channels-last parameter, whose fused optimizer step then walks
+    parameter, gradient and state as one block each), else row-major."""
+    st = dense_strides(t)
+    if st is None:
+        return OPS["clone"].fn(g, memory_format=contiguous_format)
+    return OPS["empty_strided"].fn(t._shape, st, dtype=g._dtype, device=g.device).copy_(g)
+
+
 def _run_hooks(hooks, g):
     for h in list(hooks.values()):
         r = h(g)
@@ -318,9 +328,8 @@ def _accumulate(t, grads, create_graph: bool):
         else:
             prev = state.enabled
             state.enabled = False
-            try:
-                # never alias: the gradient may be shared or an expanded view
-                t.grad = OPS["clone"].fn(grads[0], memory_format=contiguous_format)
+            try:        # never alias: the gradient may be shared or an expanded view
+                t.grad = grad_copy(t, grads[0])
             finally:
                 state.enabled = prev
     elif create_graph or t.grad.requires_grad:

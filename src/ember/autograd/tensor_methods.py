@@ -95,7 +95,7 @@ def retain_grad(self):
             prev = state.enabled
             state.enabled = False
             try:
-                t.grad = OPS["clone"].fn(grad, memory_format=contiguous_format)
+                t.grad = OPS["clone"].fn(grad, memory_format=contiguous_format)   # (a non-leaf's: row-major)
             finally:
                 state.enabled = prev
         else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from .shape import CHANNELS_LAST_ORDER, contiguous_strides, dense_in_order, elementwise_strides, is_dense
 
 __all__ = ["memory_format", "preserve_format", "contiguous_format", "channels_last", "channels_last_3d",
-           "layout_strides", "is_contiguous_in", "check_memory_format", "suggest_memory_format"]
+           "layout_strides", "is_contiguous_in", "check_memory_format", "suggest_memory_format", "dense_strides"]
 
 
 class memory_format:    # noqa: N801 - torch's name
@@ -83,6 +83,15 @@ def layout_strides(t, fmt, op: str):
     return None if st == contiguous_strides(shape) else st
 
 
+def dense_strides(t):
+    """t's strides where t is one dense block that is not row-major (transposed, channels-last), else None: the
+    layout a leaf's .grad takes (torch's layout contract for gradients), and one a kernel may walk flat."""
+    st, cs = t._stride, contiguous_strides(t._shape)
+    if st is cs or st == cs or not is_dense(t._shape, st) or 0 in t._shape:
+        return None
+    return st
+
+
 def suggest_memory_format(shape, strides) -> memory_format:
     """torch's suggest_memory_format: channels_last(_3d) for a 4-d (5-d) tensor whose strides order its dims as
     that format does (ambiguous cases, a size-1 channel dim with tied strides, count as contiguous), else
@@ -99,12 +108,10 @@ def suggest_memory_format(shape, strides) -> memory_format:
 
 
 def is_contiguous_in(shape, strides, fmt) -> bool:
-    """Tensor.is_contiguous(memory_format=fmt): dense in fmt's dim order (size-1 dims' strides aside; an empty
-    tensor is contiguous in every format, a tensor of the wrong rank in no channels-last one)."""
+    """Tensor.is_contiguous(memory_format=fmt): dense in fmt's dim order, size-1 dims' strides aside, as torch's
+    (which takes preserve_format as row-major, counts every empty tensor as row-major contiguous, and checks an
+    empty one's strides in the channels-last orders; a tensor of the wrong rank is in no channels-last one)."""
     fmt = check_memory_format(fmt, "is_contiguous") if fmt is not None else contiguous_format
-    if fmt is preserve_format:
-        raise RuntimeError("is_contiguous(): preserve_format is not a layout a tensor can be contiguous in; pass "
-                           "ember.contiguous_format, ember.channels_last or ember.channels_last_3d")
-    if fmt is contiguous_format:
-        return dense_in_order(shape, strides, range(len(shape) - 1, -1, -1))
+    if fmt is contiguous_format or fmt is preserve_format:
+        return 0 in shape or dense_in_order(shape, strides, range(len(shape) - 1, -1, -1))
     return len(shape) == _RANK[fmt] and dense_in_order(shape, strides, CHANNELS_LAST_ORDER[len(shape)])

@@ -54,9 +54,8 @@ def stacked_spacing(tensors) -> int:
 
 def dense_in_order(shape, strides, order) -> bool:
     """Are the dims, taken fastest first in `order`, laid out densely, as torch's is_contiguous(memory_format=...)
-    asks (row-major: order n-1, ..., 0; channels_last: 1, 3, 2, 0)? Any stride on a size-1 dim; every empty tensor."""
-    if 0 in shape:
-        return True
+    asks (row-major: order n-1, ..., 0; channels_last: 1, 3, 2, 0)? Any stride on a size-1 dim (torch counts every
+    empty tensor as row-major contiguous; callers say so)."""
     expect = 1
     for d in order:
         n = shape[d]
@@ -116,7 +115,7 @@ def _elementwise_strides(shape, geo):
         return None
     same = all(sh == shape for sh, st in geo)   # torch's fast setup: every operand of the output's shape
     if same:
-        if all(dense_in_order(sh, st, range(len(sh) - 1, -1, -1)) for sh, st in geo):
+        if all(0 in sh or dense_in_order(sh, st, range(len(sh) - 1, -1, -1)) for sh, st in geo):
             return None
         if nd == 4 and all(len(sh) == 4 and dense_in_order(sh, st, CHANNELS_LAST_ORDER[4]) for sh, st in geo):
             c, h, w = shape[1], shape[2], shape[3]

@@ -173,7 +173,8 @@ def like_layout(input: Tensor, made: Tensor, memory_format, op: str) -> Tensor:
 def _like(fn, fill=None):
     def like(input: Tensor, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
         dt, dev = dtype or input._dtype, device or input.device
-        st = layout_strides(input, memory_format, like.__name__)
+        st = None if memory_format is None and input._stride == contiguous_strides(input._shape) else \
+            layout_strides(input, memory_format, like.__name__)
         if st is None:
             return fn(*input._shape, dtype=dt, device=dev, requires_grad=requires_grad)
         out = empty_strided(input._shape, st, dtype=dt, device=dev)    # a dense permutation, filled in place

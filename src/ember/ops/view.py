@@ -663,7 +663,9 @@ def contiguous(self: Tensor, memory_format=contiguous_format) -> Tensor:
     """self if it is contiguous in `memory_format` (row-major, or ember.channels_last(_3d)), else such a copy."""
     if memory_format is contiguous_format or memory_format is None:
         return self if self.is_contiguous() else OPS["clone"].fn(self, memory_format=contiguous_format)
-    if memory_format is preserve_format:
+    if memory_format is preserve_format:    # as torch: a contiguous self is returned, anything else refused
+        if self.is_contiguous():
+            return self
         raise RuntimeError("contiguous(): preserve memory format is unsupported by the contiguous operator; pass "
                            "ember.contiguous_format, ember.channels_last or ember.channels_last_3d")
     return self if self.is_contiguous(memory_format) else OPS["clone"].fn(self, memory_format=memory_format)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .._tensor import Tensor
 from ..core.dtype import float32, float64, get_default_dtype
+from ..core.shape import is_dense
 from ..dispatch import OPS
 from ..ops.creation import zeros, zeros_like
 from ._lowp import low_cpu, rounded
@@ -10,12 +11,14 @@ from .optimizer import Optimizer, _to_scalar
 from .sgd import _check_floating_params, _check_impl_flags, _multi_tensor
 
 
-def strided_cuda(t) -> bool:
-    """A non-contiguous CUDA parameter (`Parameter(w.t() * s)`), which the fused multi-tensor step, updating flat
-    buffers in place, refuses: it steps op by op, as SGD's strided parameters do."""
-    return t._storage.device.type == "cuda" and not t.is_contiguous()
-
 __all__ = ["Adam"]
+
+
+def undense_cuda(t) -> bool:
+    """A CUDA parameter that is not one dense block (a view with gaps), which the fused multi-tensor step, updating
+    each parameter in place as one block, refuses: it steps op by op, as SGD's do. (A transposed or channels-last
+    parameter is dense: its grad and state share its layout, and it steps fused.)"""
+    return t._storage.device.type == "cuda" and not t.is_contiguous() and not is_dense(t._shape, t._stride)
 
 _fused_adam_, _fused_adamw_ = OPS["_fused_adam_"].fn, OPS["_fused_adamw_"].fn
 _foreach_add_ = OPS["_foreach_add_"].fn
@@ -123,13 +126,13 @@ class Adam(Optimizer):
         step_dtype = float32 if group["fused"] else _scalar_dtype()
         per_device = {}
         dev = lists = None
-        loop = []       # float16/bfloat16 CPU parameters (torch's CPU for-loop/foreach arithmetic) and strided
-        #                 CUDA ones (the fused op updates contiguous ones), unless fused or capturable
+        loop = []       # float16/bfloat16 CPU parameters (torch's CPU for-loop/foreach arithmetic) and CUDA ones
+        #                 with gaps (the fused op updates each parameter as one dense block), unless fused or capturable
         for p in group["params"]:
             g = p.grad
             if g is None:
                 continue
-            if not (group["fused"] or capturable) and (low_cpu(p) or strided_cuda(p)):
+            if not (group["fused"] or capturable) and (low_cpu(p) or undense_cuda(p)):
                 loop.append(p)
                 continue
             st = states[p] or _init_state(states[p], p, step_dtype, p.device if capturable else None, amsgrad)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .._tensor import Tensor
 from ..core.device import CPU
+from ..core.shape import is_dense
 from ..dispatch import OPS
 from ..ops.creation import zeros_like
 from ._lowp import low_cpu, rounded
@@ -106,7 +107,8 @@ class SGD(Optimizer):
             if g is None:
                 continue
             dev = p._storage.device
-            if (dev is CPU or not p.is_contiguous()) and not everywhere:    # the op updates contiguous params
+            if (dev is CPU or not (p.is_contiguous() or is_dense(p._shape, p._stride))) and not everywhere:
+                # (the op updates each parameter, transposed or channels-last too, in place as one dense block)
                 loop.append(p)
                 continue
             first = False

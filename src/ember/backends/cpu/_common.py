@@ -52,14 +52,22 @@ def wrap(r, dt) -> Tensor:
     return _from_numpy(r, dt)
 
 
+def any_strided(args) -> bool:
+    """Is some tensor among `args` (a Parameter too) not contiguous? (An op's result holds the memoised contiguous
+    strides tuple itself: the identity test answers most calls.)"""
+    for v in args:
+        if isinstance(v, Tensor):
+            st, cs = v._stride, contiguous_strides(v._shape)
+            if st is not cs and st != cs:
+                return True
+    return False
+
+
 def wrap_ew(r, dt, operands) -> Tensor:
     """An elementwise kernel's result `r` over `operands` (see `core.shape.elementwise_strides`) as a tensor of
     dtype `dt` laid out as torch lays out that op's output: contiguous when every tensor operand is, else in the
     operands' dim order (NumPy's ufuncs mostly computed it in that order already, so no copy is made then)."""
-    for v in operands:
-        if v.__class__ is Tensor and v._stride != contiguous_strides(v._shape):
-            break
-    else:
+    if not any_strided(operands):
         return wrap(r, dt)
     if type(r) is not np.ndarray:
         r = np.asarray(r)

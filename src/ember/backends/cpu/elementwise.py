@@ -32,7 +32,7 @@ from ...core.shape import contiguous_strides
 from ...dispatch import OPS
 from ...ops.elementwise import BINARY, UNARY, check_internal_overlap, div_dtype
 from . import special
-from ._common import _from_numpy, arr, impl, impl_out, operand, plan, wrap, wrap_ew, wrap_strided
+from ._common import _from_numpy, any_strided, arr, impl, impl_out, operand, plan, wrap, wrap_ew, wrap_strided
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
@@ -242,7 +242,7 @@ def _first2(args):
 
 
 def _tensors3(args):
-    return [v for v in args[:3] if v.__class__ is Tensor]    # clamp's, lerp's and addcmul's tensor operands
+    return [v for v in args[:3] if isinstance(v, Tensor)]    # clamp's, lerp's and addcmul's tensor operands
 
 
 def _register(name, compute, inplace=True, fast=None, operands=_first2):
@@ -254,6 +254,8 @@ def _register(name, compute, inplace=True, fast=None, operands=_first2):
     @impl(name)
     def out_of_place(*args):
         r, dt = compute(*args)
+        if not any_strided(args):       # every tensor argument contiguous: so is the result, with no rule to run
+            return wrap(r, dt)
         return wrap_ew(r, dt, operands(args))
 
     into = _into(compute)
@@ -440,7 +442,8 @@ for _name, _rule in BINARY.items():
         if _rule != "bool" and isinstance(BINARY_FN[_name], np.ufunc) and _name not in _INT_DIVISION:
             plan(_name)(_same_dtype_plan(_name, BINARY_FN[_name]))
 for _name in ("floor_divide", "remainder", "pow", "fmod", "atan2"):
-    _register("_r" + _name, _binary_compute(_name, BINARY[_name], BINARY_FN[_name], reflected=True), inplace=False)
+    _register("_r" + _name, _binary_compute(_name, BINARY[_name], BINARY_FN[_name], reflected=True), inplace=False,
+              operands=(lambda args: ()) if _name == "pow" else _first2)  # torch's pow(Scalar, Tensor): contiguous
 
 
 def _pow_lowp(x, e, dt):
@@ -933,6 +936,8 @@ def _zero_(self):
 
 @impl("clone")
 def _clone(self, memory_format=None):
+    if memory_format is None and self._stride == contiguous_strides(self._shape):
+        return wrap(np.array(arr(self), copy=True, order="C"), self._dtype)
     st = layout_strides(self, memory_format, "clone")
     if st is None:
         return wrap(np.array(arr(self), copy=True, order="C"), self._dtype)

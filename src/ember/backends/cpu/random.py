@@ -11,7 +11,7 @@ from ...core.device import CPU
 from ...ops.creation import factory_dtype
 from ...ops.random import dropout_backward_dtype, integer_dtype, random_range
 from ...random import get_generator
-from ._common import arr, impl
+from ._common import arr, impl, wrap_ew
 
 _from_numpy = Tensor._from_numpy
 
@@ -115,16 +115,16 @@ def _multinomial(self, num_samples, replacement=False, generator=None):
 
 @impl("native_dropout")
 def _native_dropout(input, p, train=None):
-    x = arr(input)
+    x = arr(input)          # (output and mask in input's layout, as torch's)
     if train is False:
-        return _from_numpy(x.copy(), input._dtype), _from_numpy(np.ones(x.shape, np.bool_), D.bool)
+        return wrap_ew(x.copy(order="K"), input._dtype, (input,)), wrap_ew(np.ones(x.shape, np.bool_), D.bool, (input,))
     keep = get_generator(None, CPU)._np.random(input._shape) < 1.0 - p
     scale = input._dtype.np.type(0.0 if p == 1 else 1.0 / (1.0 - p))
-    return _from_numpy(x * (keep.astype(x.dtype) * scale), input._dtype), _from_numpy(keep, D.bool)
+    return wrap_ew(x * (keep.astype(x.dtype) * scale), input._dtype, (input,)), wrap_ew(keep, D.bool, (input,))
 
 
 @impl("native_dropout_backward")
 def _native_dropout_backward(grad_output, mask, scale):
     dt = dropout_backward_dtype(grad_output)
     g = arr(grad_output).astype(dt.np, copy=False)
-    return _from_numpy(g * (arr(mask).astype(g.dtype) * g.dtype.type(scale)), dt)
+    return wrap_ew(g * (arr(mask).astype(g.dtype) * g.dtype.type(scale)), dt, (grad_output, mask))

@@ -191,7 +191,7 @@ def new_out(shape, dtype, device, operands) -> Tensor:
     in one contiguous run."""
     t = new_tensor(shape, dtype, device)
     for v in operands:
-        if v.__class__ is Tensor and v._stride != contiguous_strides(v._shape):
+        if isinstance(v, Tensor) and v._stride != contiguous_strides(v._shape):
             break
     else:
         return t            # every operand contiguous: so is the output
@@ -339,8 +339,8 @@ def _binary_kernel(name, code, rule):
 
     def reflected(self, other):   # name(other, self), `other` a Python scalar
         dt, cdt = dtypes(self, other, True)
-        return launch_ew(code + Binary.REFLECTED, 2, new_out(self._shape, dt, self.device, (other, self)), self, other,
-                         _CK[cdt])
+        ops = () if name == "pow" else (other, self)     # torch's pow(Scalar, Tensor) is contiguous
+        return launch_ew(code + Binary.REFLECTED, 2, new_out(self._shape, dt, self.device, ops), self, other, _CK[cdt])
 
     def into(out, self, other):   # out= (out has the result's shape and dtype)
         return launch_ew(code, 2, out, self, _scalar_of(other, self), _CK[dtypes(self, other)[1]])

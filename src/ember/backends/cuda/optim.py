@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..._tensor import Tensor
 from ...core.device import CPU
 from ...core.dtype import float32 as _F32, float64 as _F64
+from ...core.shape import contiguous_strides, is_dense
 from ...dispatch import OPS
 from ...ops.optim import clip_grads_composite_, total_norm_composite
 from .compiler import LazyKernels, pointer_arg, run
@@ -140,31 +141,38 @@ def sgd_multi_step_(params, grads, bufs, lr, weight_decay: float, momentum: floa
     _bump(params, bufs or (), grads if grad_scale is not None else ())
 
 
-def _strided_state(op, name, t):
-    raise RuntimeError(f"{op} on CUDA: the {name} must be contiguous (it is updated in place), got shape "
-                       f"{list(t._shape)} and strides {list(t._stride)}")
+def _same_layout(p, t) -> bool:
+    st = t._stride
+    return st == p._stride or (st == contiguous_strides(t._shape) and p.is_contiguous())
 
 
-def _contiguous_args(op, self, states, grads):
-    """The parameters and each (name, tensors) list of `states` are updated in place, flat: a strided one is
-    refused. Returns `grads` with its strided tensors replaced by contiguous copies, and the (index,
-    original) pairs of those."""
-    strides = [p._stride for p in self]     # a tensor with p's shape and strides is contiguous when p is
+def _dense_args(op, self, states, grads):
+    """The parameters and each (name, tensors) list of `states` are updated in place, each as one dense block in
+    its memory order: a parameter must be dense (row-major, transposed, channels-last: a leaf's .grad and the
+    optimizers' state take its layout, as in torch), and each state laid out as its parameter. Returns `grads`
+    with those laid out otherwise replaced by copies in their parameter's layout, and the (index, original)
+    pairs of those."""
+    strides = [p._stride for p in self]
     for p in self:
-        if not p.is_contiguous():
-            _strided_state(op, "parameter", p)
+        if not (p.is_contiguous() or is_dense(p._shape, p._stride)):
+            raise RuntimeError(f"{op} on CUDA: the parameter must be dense (it is updated in place as one block), "
+                               f"got shape {list(p._shape)} and strides {list(p._stride)}")
     for name, ts in states:
         if ts and [t._stride for t in ts] != strides:
-            for t in ts:
-                if not t.is_contiguous():
-                    _strided_state(op, name, t)
+            for p, t in zip(self, ts):
+                if not _same_layout(p, t):
+                    raise RuntimeError(f"{op} on CUDA: the {name} must be laid out as its parameter (they are "
+                                       f"updated in place together), got strides {list(t._stride)} for a parameter "
+                                       f"of shape {list(p._shape)} and strides {list(p._stride)}")
     if [g._stride for g in grads] == strides:
         return grads, ()
-    copied = [(i, g) for i, g in enumerate(grads) if not g.is_contiguous()]
+    copied = [(i, g) for i, (p, g) in enumerate(zip(self, grads)) if not _same_layout(p, g)]
     if copied:
         grads = list(grads)
         for i, g in copied:
-            grads[i] = g.contiguous()
+            p = self[i]
+            grads[i] = g.contiguous() if p.is_contiguous() else \
+                OPS["empty_strided"].fn(p._shape, p._stride, dtype=g._dtype, device=g.device).copy_(g)
     return grads, copied
 
 
@@ -177,10 +185,10 @@ def _copy_back(grads, copied) -> None:
 def _fused_adam(decoupled: bool):
     """The kernel of `_fused_adam_` (decoupled=False) or `_fused_adamw_`. Step counts on the parameters'
     device are read by the kernel (capturable); counts elsewhere (the CPU) are read here, and then a
-    tensor lr is too. Strided grads are copied; strided parameters and moments are refused."""
+    tensor lr is too. Grads laid out otherwise than their parameters are copied (`_dense_args`)."""
     def kernel(self, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr, beta1, beta2, weight_decay,
                eps, amsgrad, maximize, grad_scale=None, found_inf=None):
-        grads, copied = _contiguous_args("fused Adam", self, (("exp_avg", exp_avgs), ("exp_avg_sq", exp_avg_sqs),
+        grads, copied = _dense_args("fused Adam", self, (("exp_avg", exp_avgs), ("exp_avg_sq", exp_avg_sqs),
                                          ("max_exp_avg_sq", max_exp_avg_sqs if amsgrad else ())), grads)
         dev = self[0]._storage.device
         device_step = all(s._storage.device is dev for s in state_steps)
@@ -198,9 +206,9 @@ def _fused_adam(decoupled: bool):
 def fused_sgd(self, grads, momentum_buffer_list, weight_decay, momentum, lr, dampening, nesterov, maximize,
               is_first_step, grad_scale=None, found_inf=None):
     """The kernel of `_fused_sgd_`: a tensor lr on the parameters' device is read by the kernel (capturable),
-    one elsewhere (the CPU) here. Strided grads are copied; strided parameters and buffers are refused."""
+    one elsewhere (the CPU) here. Grads laid out otherwise than their parameters are copied (`_dense_args`)."""
     bufs = momentum_buffer_list if momentum != 0 else None
-    grads, copied = _contiguous_args("fused SGD", self, (("momentum buffer", bufs or ()),), grads)
+    grads, copied = _dense_args("fused SGD", self, (("momentum buffer", bufs or ()),), grads)
     if isinstance(lr, Tensor) and lr._storage.device is not self[0]._storage.device:
         lr = lr.item()
     sgd_multi_step_(self, grads, bufs, lr, weight_decay, momentum, dampening, nesterov, maximize, is_first_step,

@@ -31,6 +31,7 @@ from math import prod
 from ..._tensor import Tensor
 from ...core import dtype as D
 from ...core.device import device as _device
+from ...core.layout import dense_strides
 from ...dispatch import OPS
 from ...ops.creation import factory_dtype
 from ...ops.random import dropout_backward_dtype, integer_dtype, random_range
@@ -243,13 +244,23 @@ def randperm(n, generator=None, dtype=None, device=None):
 
 # ---- dropout ----------------------------------------------------------------------------------
 
+def _in_layout(t, st):
+    """A new tensor t given the dense strides st (None: left row-major)."""
+    if st is not None:
+        t._stride = st
+        t._np = None        # (a CPU tensor of the interpreter tests: its NumPy view follows the strides)
+    return t
+
+
 def native_dropout(input, p, train=None):
     if train is False:
-        return input.clone(), OPS["ones"].fn(*input._shape, dtype=D.bool, device=input.device)
-    x = input if input.is_contiguous() else input.contiguous()
+        return input.clone(), _in_layout(OPS["ones"].fn(*input._shape, dtype=D.bool, device=input.device),
+                                         dense_strides(input))      # (all ones: any layout holds them)
+    st = dense_strides(input)       # a transposed or channels-last input: walked flat, output and mask in its layout
+    x = input if st is not None or input.is_contiguous() else input.contiguous()
     dev = input._storage.device
-    out = new_tensor(input._shape, input._dtype, dev)
-    mask = new_tensor(input._shape, D.bool, dev)
+    out = _in_layout(new_tensor(input._shape, input._dtype, dev), st)
+    mask = _in_layout(new_tensor(input._shape, D.bool, dev), st)
     n = prod(input._shape)
     if n == 0:
         return out, mask
@@ -265,10 +276,13 @@ def native_dropout(input, p, train=None):
 def native_dropout_backward(grad_output, mask, scale):
     dt = dropout_backward_dtype(grad_output)
     g = grad_output if grad_output._dtype is dt else grad_output.to(dt)
-    g = g if g.is_contiguous() else g.contiguous()
     m = mask if mask._shape == g._shape else mask.expand(*g._shape)
-    m = m if m.is_contiguous() else m.contiguous()
-    out = new_tensor(g._shape, g._dtype, g._storage.device)
+    st = dense_strides(g)           # grad and mask in one dense layout (the forward's): walked flat, as it is
+    if st is None or m._stride != st:
+        st = None
+        g = g if g.is_contiguous() else g.contiguous()
+        m = m if m.is_contiguous() else m.contiguous()
+    out = _in_layout(new_tensor(g._shape, g._dtype, g._storage.device), st)
     n = prod(g._shape)
     if n:
         sty = "fp64" if g._dtype is D.float64 else "fp32"

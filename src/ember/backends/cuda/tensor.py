@@ -8,7 +8,7 @@ import numpy as np
 
 from ..._tensor import Tensor
 from ...core.device import CPU
-from ...core.layout import layout_strides
+from ...core.layout import dense_strides, layout_strides
 from ...core.storage import Storage
 from ...dispatch import OPS
 from ...ops.elementwise import check_internal_overlap
@@ -37,7 +37,8 @@ def _span(t: Tensor):
 
 
 def h2d(dst: Tensor, host: np.ndarray, non_blocking: bool = False) -> None:
-    """Copies a C-contiguous host array into a contiguous CUDA tensor on the current stream."""
+    """Copies a C-contiguous host array into a CUDA tensor's dense block (row-major, or the memory order of a
+    transposed or channels-last one) on the current stream."""
     n = host.nbytes
     if n == 0:
         return
@@ -88,8 +89,15 @@ def to_device(self: Tensor, device, non_blocking: bool = False) -> Tensor:
         return d2h(self, non_blocking)
     index = device.index or 0
     if src_dev is CPU:
-        host = _host_contiguous(self)
+        st = dense_strides(self)    # a transposed or channels-last tensor moves as its dense block, layout kept
+        if st is None:
+            host = _host_contiguous(self)
+        else:
+            order = sorted(range(len(st)), key=st.__getitem__, reverse=True)     # the dims in memory order
+            host = np.ascontiguousarray(self._host_array().transpose(order))     # (a view of the block: no copy)
         out = empty_cuda(self._shape, self._dtype, index)
+        if st is not None:
+            out._stride = st
         h2d(out, host, non_blocking and getattr(self._storage, "pinned", False))
         return out
     # device to device (same or another GPU): copy the touched span, keep the geometry
