@@ -111,6 +111,10 @@ def test_bad_memory_formats_fail_clearly():
         x.clone(memory_format="cl")
     with pytest.raises(TypeError, match=r"to\(\): memory_format must be an ember.memory_format"):
         x.to(memory_format=torch.channels_last)
+    with pytest.raises(TypeError, match=r"to\(\): memory_format must be an ember.memory_format"):
+        ember.nn.Linear(2, 2).to(memory_format="channels_last")        # no 4-d tensor in it: still refused
+    with pytest.raises(RuntimeError, match=r"to\(\): required rank 4 tensor to use channels_last format"):
+        x.to(ember.float64, memory_format=ember.channels_last)
     with pytest.raises(RuntimeError, match="clone\\(\\): required rank 4 tensor to use channels_last format, got a "
                                            "tensor of shape \\[3, 4\\]"):
         x.clone(memory_format=ember.channels_last)

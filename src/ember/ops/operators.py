@@ -13,7 +13,7 @@ import numpy as np
 from .._tensor import Tensor
 from ..core import dtype as D
 from ..core.device import canonical
-from ..core.layout import check_memory_format, preserve_format, suggest_memory_format
+from ..core.layout import check_memory_format, layout_strides, preserve_format, suggest_memory_format
 from ..dispatch import OPS
 
 _f = {name: op.fn for name, op in OPS.items()}
@@ -259,6 +259,8 @@ def to(self, *args, **kwargs):
     fmt = None if memory_format is None else check_memory_format(memory_format, "to")
     if fmt is preserve_format:
         fmt = None
+    elif fmt is not None:
+        layout_strides(self, fmt, "to")     # a channels-last format of a tensor of another rank: the error names to()
     out = self
     if device is not None:
         dev = canonical(device)

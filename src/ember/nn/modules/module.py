@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from ..._tensor import Tensor
 from ...core.hooks import RemovableHandle, args_from_hook
+from ...core.layout import check_memory_format
 from ...autograd.grad_mode import no_grad
 from ...autograd.tensor_methods import zero_grads
 from ...ops.operators import _parse_to
@@ -444,6 +445,8 @@ class Module:
         if "copy" in kwargs:
             raise RuntimeError(".to() does not accept copy argument")
         device, dtype, non_blocking, _, memory_format = _parse_to(args, kwargs)   # Tensor.to's parser, as in torch
+        if memory_format is not None:
+            check_memory_format(memory_format, "to")   # refused even where no 4-d or 5-d tensor would take it
         if dtype is not None and not dtype.is_floating_point:
             raise TypeError(f"nn.Module.to only accepts floating point or complex dtypes, but got desired "
                             f"dtype={dtype}")
