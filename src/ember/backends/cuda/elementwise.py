@@ -189,17 +189,12 @@ def new_out(shape, dtype, device, operands) -> Tensor:
     """An elementwise op's new output, laid out as torch lays it out over `operands` (contiguous when they all are;
     see `core.shape.elementwise_strides`): `x.permute(0, 2, 1) * 2` keeps x's layout, and its kernel walks both
     in one contiguous run."""
-    t = new_tensor(shape, dtype, device)
     for v in operands:
         if isinstance(v, Tensor) and v._stride != contiguous_strides(v._shape):
             break
     else:
-        return t            # every operand contiguous: so is the output
-    st = elementwise_strides(shape, operands)
-    if st is not None:
-        t._stride = st
-        t._np = None      # (a CPU tensor of the interpreter tests: its NumPy view follows the new strides)
-    return t
+        return new_tensor(shape, dtype, device)     # every operand contiguous: so is the output
+    return new_tensor(shape, dtype, device, elementwise_strides(shape, operands))
 
 
 def _in_out_order(shape, operands):
@@ -470,13 +465,8 @@ def _register():
     def to_dtype(self, dtype, copy=False):
         if dtype is self._dtype and not copy:
             return self
-        out = new_tensor(self._shape, dtype, self.device)
-        if self._stride != contiguous_strides(self._shape):
-            st = layout_strides(self, None, "to")   # torch's preserve_format: a dense self keeps its strides
-            if st is not None:
-                out._stride = st
-                out._np = None      # (a CPU tensor of the interpreter tests: its NumPy view follows the strides)
-        return copy_cast(out, self)
+        st = None if self._stride == contiguous_strides(self._shape) else layout_strides(self, None, "to")
+        return copy_cast(new_tensor(self._shape, dtype, self.device, st), self)   # (preserve_format, as torch)
     OPS["to_dtype"].register("cuda")(to_dtype)
 
 

@@ -198,9 +198,15 @@ def empty_cuda(shape, dtype, index: int) -> Tensor:
 _devices = {}
 
 
-def new_tensor(shape, dtype, device) -> Tensor:
-    """An op's new output, contiguous, on `device`. A CPU device is the CUDA host code running through
-    Triton's interpreter on CPU tensors (the CI tests), which gets a NumPy-backed tensor."""
+def new_tensor(shape, dtype, device, strides=None) -> Tensor:
+    """An op's new output on `device`: contiguous, or with `strides`, dense strides of `shape` (a permutation of
+    the row-major layout: the same bytes). A CPU device is the CUDA host code running through Triton's
+    interpreter on CPU tensors (the CI tests), which gets a NumPy-backed tensor."""
     if device.type == "cuda":
-        return empty_cuda(shape, dtype, device.index or 0)
-    return Tensor._from_numpy(np.empty(tuple(shape), dtype.np), dtype)
+        t = empty_cuda(shape, dtype, device.index or 0)
+    else:
+        t = Tensor._from_numpy(np.empty(tuple(shape), dtype.np), dtype)
+    if strides is not None:
+        t._stride = strides
+        t._np = None        # (a CPU tensor: its NumPy view follows the strides)
+    return t

@@ -244,23 +244,14 @@ def randperm(n, generator=None, dtype=None, device=None):
 
 # ---- dropout ----------------------------------------------------------------------------------
 
-def _in_layout(t, st):
-    """A new tensor t given the dense strides st (None: left row-major)."""
-    if st is not None:
-        t._stride = st
-        t._np = None        # (a CPU tensor of the interpreter tests: its NumPy view follows the strides)
-    return t
-
-
 def native_dropout(input, p, train=None):
     if train is False:
-        return input.clone(), _in_layout(OPS["ones"].fn(*input._shape, dtype=D.bool, device=input.device),
-                                         dense_strides(input))      # (all ones: any layout holds them)
+        return input.clone(), OPS["fill_"].fn(new_tensor(input._shape, D.bool, input.device, dense_strides(input)), 1)
     st = dense_strides(input)       # a transposed or channels-last input: walked flat, output and mask in its layout
     x = input if st is not None or input.is_contiguous() else input.contiguous()
     dev = input._storage.device
-    out = _in_layout(new_tensor(input._shape, input._dtype, dev), st)
-    mask = _in_layout(new_tensor(input._shape, D.bool, dev), st)
+    out = new_tensor(input._shape, input._dtype, dev, st)
+    mask = new_tensor(input._shape, D.bool, dev, st)
     n = prod(input._shape)
     if n == 0:
         return out, mask
@@ -282,7 +273,7 @@ def native_dropout_backward(grad_output, mask, scale):
         st = None
         g = g if g.is_contiguous() else g.contiguous()
         m = m if m.is_contiguous() else m.contiguous()
-    out = _in_layout(new_tensor(g._shape, g._dtype, g._storage.device), st)
+    out = new_tensor(g._shape, g._dtype, g._storage.device, st)
     n = prod(g._shape)
     if n:
         sty = "fp64" if g._dtype is D.float64 else "fp32"

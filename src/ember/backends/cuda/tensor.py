@@ -16,7 +16,7 @@ from .checks import raise_pending
 from .driver import check, driver
 from .elementwise import copy_cast
 from .capture import refuse_during_capture
-from .memory import empty_cuda, keep_alive, pinned_empty
+from .memory import empty_cuda, keep_alive, new_tensor, pinned_empty
 from .creation import fill_contiguous
 from .stream import current_stream
 
@@ -95,9 +95,7 @@ def to_device(self: Tensor, device, non_blocking: bool = False) -> Tensor:
         else:
             order = sorted(range(len(st)), key=st.__getitem__, reverse=True)     # the dims in memory order
             host = np.ascontiguousarray(self._host_array().transpose(order))     # (a view of the block: no copy)
-        out = empty_cuda(self._shape, self._dtype, index)
-        if st is not None:
-            out._stride = st
+        out = new_tensor(self._shape, self._dtype, device, st)
         h2d(out, host, non_blocking and getattr(self._storage, "pinned", False))
         return out
     # device to device (same or another GPU): copy the touched span, keep the geometry
@@ -199,10 +197,7 @@ def _register_factories():
 
     @reg("clone")
     def _clone(self, memory_format=None):
-        out = empty_cuda(self._shape, self._dtype, _index(self))
-        st = layout_strides(self, memory_format, "clone")
-        if st is not None:
-            out._stride = st        # a dense permutation: the same bytes
+        out = new_tensor(self._shape, self._dtype, self.device, layout_strides(self, memory_format, "clone"))
         return copy_(out, self)
 
     OPS["_to_device"].register("cpu", "cuda")(lambda self, device, non_blocking=False:
