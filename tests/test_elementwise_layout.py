@@ -120,6 +120,13 @@ def _cases(lib, F):
         "lerp": lambda a, b: lib.lerp(a, b, 0.3),
         "addcmul": lambda a, b: lib.addcmul(a, a, b, value=0.5),
         "nan_to_num": lambda a, b: lib.nan_to_num(a),
+        "isclose": lambda a, b: lib.isclose(a, a + b * 1e-6),
+        # not elementwise, but torch's results keep self's layout too (a preserve_format clone, then the op)
+        "flip": lambda a, b: a.flip(0),
+        "flip_two": lambda a, b: a.flip(1, 2),
+        "index_fill": lambda a, b: a.index_fill(1, lib.tensor([0, 2]), 1.5),
+        "index_put": lambda a, b: a.index_put((lib.tensor([0, 1]),), lib.tensor(2.0)),
+        "put": lambda a, b: a.put(lib.tensor([0, 7]), lib.tensor([1.0, 3.0])),
     }
 
 
@@ -160,7 +167,7 @@ def _check_layouts(device=None, names=None, layouts=None):
 
 
 def test_cpu_results_take_torchs_layout():
-    assert _check_layouts() == 25 * 5
+    assert _check_layouts() == 31 * 5
 
 
 def test_cpu_permuted_result_is_a_dense_tensor_of_its_own():
@@ -193,7 +200,8 @@ def test_gradients_of_permuted_elementwise_chains_are_contiguous_and_equal_torch
 
 
 _INTERP_OPS = ("add", "sub", "rsub", "mul", "div", "_rdiv", "maximum", "gt", "pow", "exp", "neg", "sigmoid", "gelu",
-               "leaky_relu", "softplus", "where", "clamp", "lerp", "addcmul", "abs", "nan_to_num")
+               "leaky_relu", "softplus", "where", "clamp", "lerp", "addcmul", "abs", "nan_to_num", "isclose", "flip",
+               "index_fill", "index_put", "put", "copy_")
 
 
 @pytest.mark.skipif(ember.cuda.is_available(), reason="a GPU is present: test_cuda_results_take_torchs_layout runs")
@@ -202,15 +210,16 @@ def test_cuda_host_code_gives_torchs_layout_through_the_interpreter():
     os.environ["TRITON_INTERPRET"] = "1"
     with cuda_host_code_on_cpu(*_INTERP_OPS):
         n = _check_layouts(names=("add", "add_reversed", "rsub", "mul_scalar", "rdiv", "gt", "exp", "gelu",
-                                  "where_scalar", "clamp_tensor", "lerp", "addcmul"),
+                                  "where_scalar", "clamp_tensor", "lerp", "addcmul", "isclose", "flip", "flip_two",
+                                  "index_fill", "index_put", "put"),
                            layouts=("permuted", "contiguous_and_permuted", "transposed_and_broadcast"))
-    assert n == 12 * 3
+    assert n == 18 * 3
 
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not ember.cuda.is_available(), reason="needs an NVIDIA GPU and cuda-bindings")
 def test_cuda_results_take_torchs_layout():
-    assert _check_layouts(device="cuda") == 25 * 5
+    assert _check_layouts(device="cuda") == 31 * 5
 
 
 def test_large_permuted_gelu_and_erf_keep_the_layout_and_values():

@@ -863,7 +863,7 @@ def _isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     if equal_nan and dt.is_floating_point:
         close |= np.isnan(a) & np.isnan(b)
     if rtol == 0 and atol == 0:
-        return wrap(close, D.bool)
+        return wrap_ew(close, D.bool, (self, other))
     if dt.is_floating_point:  # PyTorch computes the errors in the tensors' dtype
         cnp = _F32 if dt is _F16 or dt is _BF16 else dt.np
         a, b = a.astype(cnp, copy=False), b.astype(cnp, copy=False)
@@ -878,7 +878,7 @@ def _isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
             a, b = a.astype(f), b.astype(f)
         actual = np.abs(a - b).astype(f)
         close |= actual <= f.type(atol) + np.abs(f.type(rtol) * b.astype(f))
-    return wrap(close, D.bool)
+    return wrap_ew(close, D.bool, (self, other))
 
 
 # ---- conversion and copies ------------------------------------------------------------------

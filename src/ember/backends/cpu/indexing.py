@@ -18,9 +18,10 @@ import numpy as np
 
 from ..._tensor import Tensor
 from ...core import dtype as D
+from ...core.layout import layout_strides
 from ...core.shape import normalize_dim
 from ...ops.indexing import fill_scalar
-from ._common import arr, compute_np, impl, operand, wrap
+from ._common import arr, compute_np, impl, operand, wrap, wrap_strided
 
 _ALL = slice(None)
 _UNSIGNED = {8: np.uint64, 4: np.uint32, 2: np.uint16, 1: np.uint8}
@@ -77,13 +78,19 @@ def _as_1d(a: np.ndarray) -> np.ndarray:
     return a.reshape(1) if a.ndim == 0 else a
 
 
-def _inplace_pair(name: str, body):
-    """Registers `name` (runs `body` on a C-contiguous copy of self) and `name_` (on self's storage)."""
+def _inplace_pair(name: str, body, preserve: bool = False):
+    """Registers `name` (runs `body` on a copy of self: row-major, or with `preserve` in self's layout, as torch's
+    index_fill/index_put/put clone self with preserve_format) and `name_` (on self's storage)."""
     @impl(name)
     def out_of_place(self, *args):
-        out = np.array(arr(self), order="C")
-        body(name, out, self, *args)
-        return wrap(out, self._dtype)
+        st = layout_strides(self, None, name) if preserve else None
+        if st is None:
+            out = np.array(arr(self), order="C")
+            body(name, out, self, *args)
+            return wrap(out, self._dtype)
+        t = wrap_strided(np.array(arr(self), order="K"), self._dtype, st)    # (a fresh array: never self's)
+        body(name, t._np, self, *args)
+        return t
 
     @impl(name + "_")
     def in_place(self, *args):
@@ -164,7 +171,7 @@ def _index_put_body(op, a, self, indices, values, accumulate=False):
                            f"to indexing result of shape {list(a[key].shape)}") from None
 
 
-_inplace_pair("index_put", _index_put_body)
+_inplace_pair("index_put", _index_put_body, preserve=True)
 
 
 # ---- nonzero / argwhere --------------------------------------------------------------------
@@ -386,7 +393,7 @@ def _index_fill_body(op, a, self, dim, index, value):
 
 _inplace_pair("index_add", _index_add_body)
 _inplace_pair("index_copy", _index_copy_body)
-_inplace_pair("index_fill", _index_fill_body)
+_inplace_pair("index_fill", _index_fill_body, preserve=True)
 
 
 # ---- put_ ----------------------------------------------------------------------------------
@@ -406,7 +413,7 @@ def _put_body(op, a, self, index, source, accumulate=False):
         a[key] = s
 
 
-_inplace_pair("put", _put_body)
+_inplace_pair("put", _put_body, preserve=True)
 
 
 # ---- masked ops ----------------------------------------------------------------------------

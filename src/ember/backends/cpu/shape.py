@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...core.layout import layout_strides
 from ...core.shape import normalize_dim, normalize_dims
 from ...ops.shape import cat_dtype, is_legacy_empty, roll_args
-from ._common import arr, impl, wrap
+from ._common import arr, impl, wrap, wrap_strided
 
 
 # ---- cat / stack -------------------------------------------------------------------------------
@@ -49,9 +50,14 @@ def _repeat(self, repeats):
 def _flip(self, dims):
     axes = normalize_dims(dims, len(self._shape))
     a = arr(self)
+    st = layout_strides(self, None, "flip")     # in self's layout, as torch's flip
     if not self._shape or not axes:
-        return wrap(a.copy(), self._dtype)
-    return wrap(np.flip(a, axes).copy(), self._dtype)
+        r = a
+    else:
+        r = np.flip(a, axes)
+    if st is None:
+        return wrap(r.copy(), self._dtype)
+    return wrap_strided(np.array(r, order="K"), self._dtype, st)
 
 
 @impl("roll")

@@ -609,7 +609,7 @@ def _register_ternary():
         if other._storage.device is not dev:
             raise NotImplementedError("isclose on CUDA takes two CUDA tensors (got a 0-dim CPU tensor); move it "
                                       "with .to(device) first")
-        out = new_tensor(_shape_of(self, other), D.bool, dev)
+        out = new_out(_shape_of(self, other), D.bool, dev, (self, other))
         if dt.is_floating_point:   # the errors in the tensors' dtype
             return launch_tern(Ternary.ISCLOSE_NAN if equal_nan else Ternary.ISCLOSE, out, self, other, float(atol),
                                _CK[dt], False, float(rtol))

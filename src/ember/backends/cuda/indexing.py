@@ -35,6 +35,7 @@ import numpy as np
 
 from ..._tensor import Tensor
 from ...core import dtype as D
+from ...core.layout import layout_strides
 from ...core.shape import broadcast_shapes, contiguous_strides, normalize_dim
 from ...dispatch import OPS
 from ...ops.indexing import fill_scalar, index_entries
@@ -142,18 +143,20 @@ def _acc_dtype(dt, mode):
     return D.float32 if dt.is_floating_point else D.int32
 
 
-def _update(self, inplace, mode, body):
-    """Runs body(target) on self (in place) or on a contiguous copy of it, through a float32/int32
-    copy where `mode`'s atomic has no native form for self's dtype; returns the result."""
+def _update(self, inplace, mode, body, preserve=None):
+    """Runs body(target) on self (in place) or on a copy of it (row-major; in self's layout where `preserve` names
+    the op, as torch's index_fill/index_put/put clone self with preserve_format), through a float32/int32 copy
+    where `mode`'s atomic has no native form for self's dtype; returns the result."""
     acc = _acc_dtype(self._dtype, mode)
     if inplace and acc is self._dtype:
         body(self)
         return self
-    target = copy_cast(new_tensor(self._shape, acc, self.device), self)
+    st = layout_strides(self, None, preserve) if preserve and not inplace else None
+    target = copy_cast(new_tensor(self._shape, acc, self.device, st), self)
     body(target)
     if acc is self._dtype:
         return target
-    return copy_cast(self if inplace else new_tensor(self._shape, self._dtype, self.device), target)
+    return copy_cast(self if inplace else new_tensor(self._shape, self._dtype, self.device, st), target)
 
 
 def _as_1d(t):
@@ -334,8 +337,8 @@ def _index_put(op, self, indices, values, accumulate, inplace):
         if inplace:
             OPS["add_" if accumulate else "copy_"].fn(self, values)
             return self
-        return OPS["add"].fn(self, values) if accumulate else copy_cast(new_tensor(self._shape, self._dtype,
-                                                                                self.device), values)
+        return OPS["add"].fn(self, values) if accumulate else copy_cast(
+            new_tensor(self._shape, self._dtype, self.device, layout_strides(self, None, op)), values)
     d0, m, is_mask = entries[0]
     if len(entries) == 1 and is_mask and m._dtype is D.bool and not accumulate and values.numel() == 1:
         # x[mask] = v: a masked fill, no synchronisation (as in torch)
@@ -348,7 +351,7 @@ def _index_put(op, self, indices, values, accumulate, inplace):
     def body(t):
         res, xs, idx, its, size, dstride, wrap = _adv_geometry(op, t, per, batch)
         _scatter(op, t, xs, res, idx, its, values, _value_strides(op, values, res), size, dstride, mode, wrap=wrap)
-    return _update(self, inplace, mode, body)
+    return _update(self, inplace, mode, body, op)
 
 
 def index_put_(self, indices, values, accumulate=False):
@@ -469,7 +472,7 @@ def _index_fill_op(op, inplace):
         _no_empty_dim(op, index.numel(), d, (self._shape or (1,))[d])
         idx = _along(index.reshape(-1), d, shape)
         return _update(self, inplace, Scatter.STORE,
-                       lambda t: _dim_scatter(op, _as_1d(t), d, idx, value, Scatter.STORE, wrap=Bounds.WRAP))
+                       lambda t: _dim_scatter(op, _as_1d(t), d, idx, value, Scatter.STORE, wrap=Bounds.WRAP), op)
     return kernel
 
 
@@ -482,7 +485,7 @@ def _put_op(op, inplace):
             shape = idx._shape
             _scatter(op, t, [0] * len(shape), shape, idx, idx._stride, src, src._stride, t.numel(), 0, mode,
                      wrap=Bounds.WRAP, unravel=t)
-        return _update(self, inplace, mode, body)
+        return _update(self, inplace, mode, body, op)
     return kernel
 
 

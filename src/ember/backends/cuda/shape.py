@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from ...core import dtype as D
+from ...core.layout import layout_strides
 from ...core.shape import normalize_dim, normalize_dims
 from ...dispatch import OPS
 from ...ops.shape import diag_embed_shape, roll_args
@@ -86,10 +87,13 @@ def _own_geometry(x):
 
 def flip(self, dims):
     axes = normalize_dims(dims, len(self._shape))
-    out = new_tensor(self._shape, self._dtype, self.device)
+    st = layout_strides(self, None, "flip")     # in self's layout, as torch's flip
+    out = new_tensor(self._shape, self._dtype, self.device, st)
+    order = range(len(self._shape)) if st is None else sorted(range(len(st)), key=lambda d: -st[d])
     base = 0
     geometry = []
-    for k, (s, t) in enumerate(zip(self._shape, self._stride)):
+    for k in order:                 # out's dims in its memory order: the kernel writes it flat
+        s, t = self._shape[k], self._stride[k]
         if k in axes and s > 1:     # read backwards from the last element
             base += (s - 1) * t
             t = -t
