@@ -185,6 +185,22 @@ def test_to_copies_only_as_torch_does():
             got, want = e.to(ember.float64, memory_format=getattr(ember, fmt)), t.to(torch.float64,
                                                                                   memory_format=getattr(torch, fmt))
             assert got.stride() == want.stride(), (name, fmt, "float64")
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_to_a_dtype_and_a_format_casts_in_one_copy_that_grads_flow_through():
+    a = np.random.default_rng(2).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    res = {}
+    for lib in (ember, torch):
+        w = lib.tensor(a, requires_grad=True)
+        y = w.to(lib.float64, memory_format=lib.channels_last)
+        assert y.stride() == (60, 1, 15, 3) and y.dtype is lib.float64
+        if lib is ember:
+            assert type(y.grad_fn).__name__ == "CopyBackward0"     # the cast and the layout: one copy, not two
+        (y.sin() * 3).sum().backward()
+        res[lib.__name__] = w.grad
+    assert res["ember"].dtype is ember.float32 and res["ember"].is_contiguous()
+    np.testing.assert_allclose(res["ember"].numpy(), res["torch"].numpy(), rtol=1e-6)
 
 
 def test_leaf_grads_take_their_leafs_layout_as_torchs():

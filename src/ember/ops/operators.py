@@ -15,6 +15,7 @@ from ..core import dtype as D
 from ..core.device import canonical
 from ..core.layout import check_memory_format, layout_strides, preserve_format, suggest_memory_format
 from ..dispatch import OPS
+from .creation import empty_like
 
 _f = {name: op.fn for name, op in OPS.items()}
 _Number = (int, float, bool, np.bool_, numbers.Number)
@@ -273,6 +274,8 @@ def to(self, *args, **kwargs):
     if dtype is not None and dtype is not out._dtype:
         if not isinstance(dtype, D.dtype):
             raise TypeError(f"to(): dtype must be an ember.dtype, got {dtype!r}")
+        if fmt is not None and not out.is_contiguous(fmt):      # the cast and the new layout in one copy
+            return empty_like(out, dtype=dtype, memory_format=fmt).copy_(out)
         out = _f["to_dtype"](out, dtype, False)
         copy = False
     if fmt is not None:     # as torch: a copy made takes the format; none is made where self suggests it already
