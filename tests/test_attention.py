@@ -327,3 +327,41 @@ def test_multihead_self_attention_packed_path_matches_torch(batch_first, mask, m
         np.testing.assert_allclose(p.grad.numpy(), dict(tm.named_parameters())[n].grad.numpy(), rtol=1e-9,
                                    atol=1e-11, err_msg=n)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("chunk", [None, 1])
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_output_takes_torchs_cpu_layout_and_grads_flow(causal, chunk, monkeypatch):
+    """torch's CPU flash kernel lays its (B, H, L, E) output out in (B, L, H, E) order where the query has that
+    order (heads of a fused qkv projection), contiguously otherwise; ember's does the same, so that the usual
+    `out.transpose(1, 2).reshape(B, L, H * E)` is a view. Values and grads as torch's either way."""
+    if chunk is not None:
+        import ember.backends.cpu.attention as A
+        monkeypatch.setattr(A, "_CHUNK_BYTES", chunk)      # every batch entry its own chunk
+    B, L, H, E = 2, 8, 4, 16
+    a = np.random.default_rng(3).standard_normal((B, L, 3 * H * E))
+    c = np.random.default_rng(4).standard_normal((B, H, L, E))
+    res = {}
+    for lib in (ember, torch):
+        F_ = lib.nn.functional
+        x = lib.tensor(a, requires_grad=True)
+        y = lib.tensor(c, requires_grad=True)
+        q, k, v = x.view(B, L, 3, H, E).permute(2, 0, 3, 1, 4)
+        outs = [F_.scaled_dot_product_attention(q, k, v, is_causal=causal),        # qkv heads: (B, L, H, E) order
+                F_.scaled_dot_product_attention(y, y, y, is_causal=causal),        # contiguous: contiguous
+                F_.scaled_dot_product_attention(y, k, v, is_causal=causal),        # the query decides
+                F_.scaled_dot_product_attention(q, y, y, is_causal=causal)]
+        merged = outs[0].transpose(1, 2).reshape(B, L, H * E)
+        if lib is ember:
+            assert merged._storage is outs[0]._storage      # a view, no copy
+        sum(((o.transpose(1, 2).reshape(B, L, H * E) if i == 0 else o) ** 2).sum() * (i + 1)
+            for i, o in enumerate(outs)).backward()
+        res[lib.__name__] = ([o.stride() for o in outs], [o.detach().numpy() for o in outs], x.grad.numpy(),
+                             y.grad.numpy())
+    (es, eo, ex, ey), (ts, to, tx, ty) = res["ember"], res["torch"]
+    blhe, contiguous = (L * H * E, E, H * E, 1), (H * L * E, L * E, E, 1)
+    assert es == ts == [blhe, contiguous, contiguous, blhe]
+    for got, want in zip(eo, to):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ex, tx, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(ey, ty, rtol=1e-9, atol=1e-10)

@@ -15,7 +15,7 @@ from ...core.device import CPU
 from ...ops import attention as rules
 from ...ops.attention import heads, packed_views
 from ...random import get_generator
-from ._common import arr, compute_np, impl, wrap
+from ._common import arr, compute_np, impl, wrap, wrap_strided
 
 
 def philox4(seed: int, counters: np.ndarray) -> tuple:
@@ -171,8 +171,8 @@ def _forward(query, key, value, attn_mask, is_causal, scale, dropout_p=0.0, rng=
                 continue
             p, lse[i:i + n] = _probs(qf[i:i + n], kf[i:i + n], attn_mask, is_causal, scale, cnp)
             np.matmul(p, vf[i:i + n], out=out[i:i + n])
-        return wrap(out.reshape(batch + (L, Ev)), query._dtype), wrap(lse.reshape(batch + (L,)),
-                                                                       rules.lse_dtype(query._dtype))
+        return _output(out.reshape(batch + (L, Ev)), query), wrap(lse.reshape(batch + (L,)),
+                                                                   rules.lse_dtype(query._dtype))
     if S == 0:
         out = np.zeros(batch + (L, Ev), cnp)
         lse = np.full(batch + (L,), -np.inf, cnp)
@@ -183,7 +183,19 @@ def _forward(query, key, value, attn_mask, is_causal, scale, dropout_p=0.0, rng=
         if dropout_p > 0.0:
             p *= _dropout_scale(rng, p.shape, dropout_p, cnp)
         out = np.matmul(p, v)
-    return wrap(out, query._dtype), wrap(lse, rules.lse_dtype(query._dtype))
+    return _output(out, query), wrap(lse, rules.lse_dtype(query._dtype))
+
+
+def _output(out, query):
+    """The attention output as a tensor laid out as torch's CPU flash kernel lays it out: (B, H, L, Ev) with the
+    memory order (B, L, H, Ev) where the query has it (heads sliced from a fused qkv projection, say), so that the
+    usual `out.transpose(1, 2).reshape(B, L, H * Ev)` is a view, not a second copy held for backward; contiguous
+    otherwise."""
+    st = query._stride
+    if out.ndim != 4 or st[3] != 1 or st[2] <= st[1] or out.size == 0:
+        return wrap(out, query._dtype)
+    B, H, L, Ev = out.shape
+    return wrap_strided(out, query._dtype, (L * H * Ev, Ev, H * Ev, 1))
 
 
 @impl("_fused_attention")
