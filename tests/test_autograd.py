@@ -544,6 +544,31 @@ def test_unused_outputs_grads_are_not_materialised_when_no_formula_reads_them(mo
     assert type(y.grad_fn).materialize_upto == 1
 
 
+def test_a_multi_output_op_keeps_only_the_results_its_formulas_read():
+    """native_layer_norm's backward reads mean and rstd, not the output: the node keeps those two, so that the
+    output (which the next op may hold in another dtype under autocast) is freed with its last user. Grads and
+    double backward through it are unchanged (against torch)."""
+    a = np.random.default_rng(5).standard_normal((4, 6))
+    res = {}
+    for lib in (ember, torch):
+        x = lib.tensor(a, requires_grad=True)
+        w = lib.tensor(np.linspace(0.5, 1.5, 6), requires_grad=True)
+        y = lib.nn.functional.layer_norm(x, (6,), w)
+        if lib is ember:
+            kept = y.grad_fn.results
+            assert kept[0] is None and kept[1] is not None and kept[2] is not None
+            import weakref
+            out_storage = weakref.ref(y._storage)
+        (g,) = lib.autograd.grad((y.sin() * 2).sum(), x, create_graph=True)
+        (g * g).sum().backward()
+        res[lib.__name__] = (x.grad.numpy(), w.grad.numpy())
+        if lib is ember:
+            del y, g
+            assert out_storage() is None     # nothing holds the output: not the layer norm's node
+    for got, want in zip(res["ember"], res["torch"]):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10)
+
+
 @pytest.mark.parametrize("order", ["outer first", "inner first"])
 def test_backward_from_roots_that_depend_on_each_other(order):
     """Several roots where one is an ancestor of another (z = 3 * y, y = 2 * x): every path counted once, as torch."""

@@ -173,6 +173,11 @@ class Derivative:
                                   or any(n == "result" or n.startswith("result") for n in per_formula[dn]))
         self.save_result = "result" in names_used or any(f"result{k}" in names_used for k in range(8)) \
             or self.uses_all
+        # which of a multi-output op's results the formulas read (None: all of them): the others are not kept
+        # (native_layer_norm's backward reads mean and rstd, not the output, which the next op often saves
+        # in another dtype under autocast)
+        self.kept_results = None if self.uses_all or any(not isinstance(f, str) for f in formulas.values()) \
+            else frozenset([0] * ("result" in names_used) + [k for k in range(8) if f"result{k}" in names_used])
         # zeros for the grads of outputs nothing used only where a formula reads them (native_layer_norm's
         # mean and rstd, the attention's logsumexp: none of their formulas does; the LSTM cell's reads grad1
         # but not its workspace's grad2)
@@ -315,14 +320,16 @@ class Derivative:
                   "            o._grad_fn = node",
                   "            o._out_nr = k",
                   "            o.requires_grad = True",
-                  "            if res is not None: res.append(_SavedTensor(o, True, k))",
+                  "            if res is not None: res.append(_SavedTensor(o, True, k) if _kept is None or k in _kept "
+                  "else None)",
                   "        elif res is not None:",
                   "            res.append(_saved(o) if isinstance(o, _T) else None)",
                   "    node.results = res",
                   "    return out"]
         src = "\n".join(L)
         env = {"_T": _T, "edge_of": edge_of, "_st": state, "_new": object.__new__, "_cls": self.node_cls,
-               "_seqc": _graph._seq, "_saved": SavedTensor.of, "_SavedTensor": SavedTensor, "_SLOW": _SLOW}
+               "_seqc": _graph._seq, "_saved": SavedTensor.of, "_SavedTensor": SavedTensor, "_SLOW": _SLOW,
+               "_kept": self.kept_results}
         exec(compile(src, f"<autograd record of {self.op.name}>", "exec"), env)  # noqa: S102
         fn = env["rec"]
         fn._source = src
@@ -443,7 +450,7 @@ def record(op, kernel, args):
             o._out_nr = k
             o.requires_grad = True
             if res is not None:
-                res.append(SavedTensor(o, True, k))
+                res.append(SavedTensor(o, True, k) if d.kept_results is None or k in d.kept_results else None)
         elif res is not None:  # e.g. the indices of max(dim): saved as plain data
             res.append(SavedTensor(o) if isinstance(o, _T) else None)
     node.results = res
@@ -511,7 +518,7 @@ def _not_implemented(op):
         d.mut_idx = tuple(i for i, a in enumerate(op.schema.args) if a.mutated)
         d.kinds = [0] * len(op.schema.args)
         d.diff = [(i, a.type in ("Tensor[]", "Tensor?[]")) for i, a in enumerate(op.schema.args) if a.is_tensor]
-        d.save_result = False
+        d.save_result, d.kept_results = False, None
         d.users = [()] * len(op.schema.args)
         d.result_users = ()
         d.node_cls = type(_camel(op.name) + "Backward0", (NotImplementedNode,), {"__slots__": (), "_deriv": op.name})
