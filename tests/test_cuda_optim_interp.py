@@ -293,20 +293,24 @@ def test_multi_total_norm_and_clip_match_numpy(monkeypatch, launches):
 
 
 def test_norm_and_clip_kernels_choose_the_fused_launches(monkeypatch, launches, cuda_kernels):
-    # clip_grad_norm_ through the ops' CUDA kernels: contiguous float32 gradients take the fused launches,
-    # anything else (float64, a strided gradient, another norm) the single-tensor ops, with the same result
+    # clip_grad_norm_ through the ops' CUDA kernels: dense float32 gradients (a transposed one too) take the fused
+    # launches, anything else (float64, a gradient with gaps, another norm) the single-tensor ops, same result
     monkeypatch.setattr(optim, "SUMSQ_PROGRAMS", 2)
     monkeypatch.setattr(optim, "BLOCK", 32)
     cuda_kernels("_total_norm", "_clip_grads_with_norm_")
     rng = np.random.default_rng(8)
     arrays = [rng.standard_normal(s).astype(np.float32) for s in [(6, 5), (7,), (), (9,)]]
 
-    def clip(dtype=ember.float32, strided=False, norm_type=2.0):
+    def clip(dtype=ember.float32, layout=None, norm_type=2.0):
         ps = [ember.nn.Parameter(ember.zeros(a.shape)) for a in arrays]
         for p, a in zip(ps, arrays):
             p.grad = ember.tensor(a).to(dtype)
-        if strided:
+        if layout == "transposed":      # dense: walked flat
             ps[0].grad = ember.tensor(np.ascontiguousarray(arrays[0].T)).t()
+        elif layout == "sliced":        # every other column of a wider buffer: gaps
+            wide = np.zeros((6, 10), np.float32)
+            wide[:, ::2] = arrays[0]
+            ps[0].grad = ember.tensor(wide)[:, ::2]
         total = ember.nn.utils.clip_grad_norm_(ps, 1.0, norm_type=norm_type)
         return total, [p.grad for p in ps]
 
@@ -317,7 +321,9 @@ def test_norm_and_clip_kernels_choose_the_fused_launches(monkeypatch, launches, 
     for g, a in zip(gs, arrays):
         np.testing.assert_allclose(g.numpy(), a / (want + 1e-6), rtol=1e-6)
     l1 = float(sum(np.abs(a.astype(np.float64)).sum() for a in arrays))
-    for kw, fused, norm in ((dict(dtype=ember.float64), [], want), (dict(strided=True), [], want),
+    for kw, fused, norm in ((dict(dtype=ember.float64), [], want), (dict(layout="sliced"), [], want),
+                            (dict(layout="transposed"), ["sumsq_partial_kernel", "sqrt_sum_kernel",
+                                                         "clip_scale_kernel"], want),
                             (dict(norm_type=1.0), ["clip_scale_kernel"], l1)):   # the L1 norm: fused scaling
         launches.clear()
         total, gs = clip(**kw)

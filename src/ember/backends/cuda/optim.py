@@ -256,10 +256,13 @@ def foreach_add_(self, scalar) -> None:
 
 
 def fused_clip_ok(tensors) -> bool:
-    """True when the fused norm/clip kernels apply: contiguous float32 tensors on one device (other
-    dtypes keep PyTorch's result dtype through the composite path)."""
+    """True when the fused norm/clip kernels apply: float32 tensors on one device, each one dense block (row-major,
+    or the transposed or channels-last gradient of a parameter laid out so: the kernels walk its memory flat, and a
+    norm and a scaling do not depend on the order); other dtypes keep PyTorch's result dtype through the composite
+    path, and tensors with gaps go through it too."""
     dev = tensors[0]._storage.device
-    return all(t._storage.device is dev and t._dtype is _F32 and t.is_contiguous() for t in tensors)
+    return all(t._storage.device is dev and t._dtype is _F32 and (t.is_contiguous() or is_dense(t._shape, t._stride))
+               for t in tensors)
 
 
 def _slot_args(prefix, chunk):
