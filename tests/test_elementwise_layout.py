@@ -124,9 +124,9 @@ def _cases(lib, F):
         # not elementwise, but torch's results keep self's layout too (a preserve_format clone, then the op)
         "flip": lambda a, b: a.flip(0),
         "flip_two": lambda a, b: a.flip(1, 2),
-        "index_fill": lambda a, b: a.index_fill(1, lib.tensor([0, 2]), 1.5),
-        "index_put": lambda a, b: a.index_put((lib.tensor([0, 1]),), lib.tensor(2.0)),
-        "put": lambda a, b: a.put(lib.tensor([0, 7]), lib.tensor([1.0, 3.0])),
+        "index_fill": lambda a, b: a.index_fill(1, lib.tensor([0, 2], device=a.device), 1.5),
+        "index_put": lambda a, b: a.index_put((lib.tensor([0, 1], device=a.device),), lib.tensor(2.0, device=a.device)),
+        "put": lambda a, b: a.put(lib.tensor([0, 7], device=a.device), lib.tensor([1.0, 3.0], device=a.device)),
     }
 
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import ember
+from ember.core.shape import contiguous_strides
 from helpers import cuda_host_code_on_cpu
 
 
@@ -158,12 +159,16 @@ def test_cuda_layouts_match_torch():
         e, t = eg[name].cuda(), tg[name]
         if name in ("permuted", "channels_last", "channels_last_3d", "size1_odd_stride"):   # dense: kept, as torch
             assert e.stride() == t.cuda().stride() == t.stride(), name
-            np.testing.assert_array_equal(e.cpu().numpy(), t.numpy())
+        elif name in ("sliced", "permuted_sliced", "expanded"):     # not dense: .cuda() copies row-major, as torch
+            assert e.stride() == t.cuda().stride() == contiguous_strides(tuple(t.shape)), name
+        np.testing.assert_array_equal(e.cpu().numpy(), t.numpy())
+        # the factories from a CUDA tensor of that geometry in either framework
+        tc = torch.empty_strided(tuple(e.shape), e.stride(), dtype=t.dtype, device="cuda").copy_(t)
         for what in ("clone", "zeros_like", "full_like", "randn_like", "to_float64", "clone_contiguous"):
-            got, want = FACTORIES[what](ember, e), FACTORIES[what](torch, t)
+            got, want = FACTORIES[what](ember, e), FACTORIES[what](torch, tc)
             assert got.device.type == "cuda" and got.stride() == want.stride(), (what, name)
             if what in VALUES:
-                np.testing.assert_array_equal(got.cpu().numpy(), want.numpy(), err_msg=f"{what} of {name}")
+                np.testing.assert_array_equal(got.cpu().numpy(), want.cpu().numpy(), err_msg=f"{what} of {name}")
         if t.dim() == 4:
             got = e.contiguous(memory_format=ember.channels_last)
             assert got.stride() == t.contiguous(memory_format=torch.channels_last).stride()
