@@ -214,26 +214,8 @@ def make_runner(fw, name, cfg, b, rank, world, device, warmup, graphed):
     gx, gy = sw.make_batch(lib, name, dict(cfg, batch=b * world), device)
     x, y = _shard(gx, rank, b), _shard(gy, rank, b)
     step = sw.make_step(lib, model, opt, x, y, device.split(":")[0], amp=False)
-    if device == "cpu":
-        for _ in range(warmup):
-            step()
-        return dict(run=step, sync=lambda: None, loss=None, keep=(model, opt, gx, gy))
-    cuda = lib.cuda
-    side = cuda.Stream()
-    side.wait_stream(cuda.current_stream())
-    with cuda.stream(side):             # warm-up (compiles, optimizer state, DDP's streams) off the default stream
-        for _ in range(warmup):
-            step()
-    cuda.synchronize()
-    run, loss, g = step, None, None
-    if graphed:                         # forward, backward with DDP's all-reduces, optimizer step: one graph
-        g = cuda.CUDAGraph()
-        with cuda.graph(g):
-            loss = step()
-        run = g.replay
-    run()
-    cuda.synchronize()
-    return dict(run=run, sync=cuda.synchronize, loss=loss, keep=(model, opt, gx, gy, x, y, step, g))
+    # (the warm-up runs DDP's first steps too: its buckets and streams; a graph captures its all-reduces)
+    return sw.warm_runner(lib, step, device, warmup, graphed, (model, opt, gx, gy, x, y))
 
 
 def _barrier(device):

@@ -195,10 +195,16 @@ def make_runner(framework: str, name: str, cfg: dict, device: str, dtype: str, g
     opt = make_optimizer(lib, model, cfg, capturable=graphed)
     x, y = make_batch(lib, name, cfg, device)
     step = make_step(lib, model, opt, x, y, device.split(":")[0], dtype == "bf16")
+    return warm_runner(lib, step, device, warmup, graphed, (model, opt, x, y))
+
+
+def warm_runner(lib, step, device: str, warmup: int, graphed: bool, keep: tuple) -> dict:
+    """`make_runner`'s dict for `step` after `warmup` steps (on CUDA off the default stream, then, when `graphed`,
+    the whole step captured in one CUDA graph); `keep` (model, optimizer, batch) stays alive with it."""
     if not device.startswith("cuda"):
         for _ in range(warmup):
             step()
-        return dict(run=step, sync=lambda: None, loss=None, keep=(model, opt, x, y))
+        return dict(run=step, sync=lambda: None, loss=None, keep=keep)
     cuda = lib.cuda
     side = cuda.Stream()
     side.wait_stream(cuda.current_stream())
@@ -215,7 +221,7 @@ def make_runner(framework: str, name: str, cfg: dict, device: str, dtype: str, g
     run()
     cuda.synchronize()
     # a graph replays on the addresses it captured: keep the model, optimizer and batch alive
-    return dict(run=run, sync=cuda.synchronize, loss=loss, keep=(model, opt, x, y, step, g))
+    return dict(run=run, sync=cuda.synchronize, loss=loss, keep=keep + (step, g))
 
 
 def _short(e: BaseException) -> str:
