@@ -581,3 +581,25 @@ def test_backward_from_roots_that_depend_on_each_other(order):
         lib.autograd.backward(roots, [lib.full((3,), 1.0), lib.full((3,), 2.0)])
         grads.append(x.grad)
     np.testing.assert_array_equal(grads[0].numpy(), grads[1].numpy())
+
+
+@pytest.mark.parametrize("case", ["sin_", "mul_", "layer_norm_then_sin_"])
+def test_double_backward_through_in_place_ops_that_read_self(case):
+    """An in-place op whose formula reads self (sin_, mul_ by a tensor) saves self as it was, connected to its
+    history: the second derivative reaches it, as in torch (the saved copy was cut off from the graph)."""
+    a = np.random.default_rng(0).standard_normal((3, 5))
+    res = {}
+    for lib in (ember, torch):
+        x = lib.tensor(a, requires_grad=True)
+        if case == "sin_":
+            y = (x.exp() * 1).sin_()
+        elif case == "mul_":
+            y = x.exp().clone().mul_(x.clone())
+        else:
+            y = lib.nn.functional.layer_norm(x, (5,)).sin_()
+        (g,) = lib.autograd.grad(y.sum(), x, create_graph=True)
+        assert g.requires_grad
+        (gg,) = lib.autograd.grad((g ** 2).sum(), x)
+        res[lib.__name__] = (g.detach().numpy(), gg.numpy())
+    for got, want in zip(res["ember"], res["torch"]):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)

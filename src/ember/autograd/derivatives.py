@@ -548,11 +548,9 @@ def _record_inplace(op, d, kernel, args):
     st = state
     original = None
     if any_req and d.kinds[0] == 1 and any(arg_needs[j] for j in d.users[0]):
-        st.enabled = False
-        try:
-            original = OPS["clone"].fn(self)
-        finally:
-            st.enabled = True
+        # self before the op, for the formulas that read it: a recorded clone (grad mode is on here), so that
+        # a double backward through those formulas reaches self's history (torch saves the original likewise)
+        original = OPS["clone"].fn(self)
     node = None
     if any_req:  # build the node and save inputs before the kernel changes any version
         node = d.node_cls()
