@@ -364,4 +364,15 @@ def test_attention_output_takes_torchs_cpu_layout_and_grads_flow(causal, chunk, 
     for got, want in zip(eo, to):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(ex, tx, rtol=1e-9, atol=1e-10)
+    # where torch takes its math path the output is contiguous: value's head dim unlike the query's, no keys, a
+    # broadcast query
+    for lib in (ember, torch):
+        x = lib.tensor(a)
+        q, k, v = x.view(B, L, 3, H, E).permute(2, 0, 3, 1, 4)
+        F_ = lib.nn.functional
+        cases = [F_.scaled_dot_product_attention(q, k, v[..., :E // 2], is_causal=causal),
+                 F_.scaled_dot_product_attention(q, k[:, :, :0], v[:, :, :0]),
+                 F_.scaled_dot_product_attention(q[:, :1].expand(B, H, L, E), k, v, is_causal=causal)]
+        res[lib.__name__] = [o.stride() for o in cases]
+    assert res["ember"] == res["torch"] == [(H * L * E // 2, L * E // 2, E // 2, 1), contiguous, contiguous]
     np.testing.assert_allclose(ey, ty, rtol=1e-9, atol=1e-10)

@@ -127,6 +127,7 @@ def _cases(lib, F):
         "index_fill": lambda a, b: a.index_fill(1, lib.tensor([0, 2], device=a.device), 1.5),
         "index_put": lambda a, b: a.index_put((lib.tensor([0, 1], device=a.device),), lib.tensor(2.0, device=a.device)),
         "put": lambda a, b: a.put(lib.tensor([0, 7], device=a.device), lib.tensor([1.0, 3.0], device=a.device)),
+        "index_put_mask": lambda a, b: a.index_put(((a + b).contiguous() > 0,), lib.tensor(2.0, device=a.device)),
     }
 
 
@@ -167,7 +168,7 @@ def _check_layouts(device=None, names=None, layouts=None):
 
 
 def test_cpu_results_take_torchs_layout():
-    assert _check_layouts() == 31 * 5
+    assert _check_layouts() == 32 * 5
 
 
 def test_cpu_permuted_result_is_a_dense_tensor_of_its_own():
@@ -201,7 +202,7 @@ def test_gradients_of_permuted_elementwise_chains_are_contiguous_and_equal_torch
 
 _INTERP_OPS = ("add", "sub", "rsub", "mul", "div", "_rdiv", "maximum", "gt", "pow", "exp", "neg", "sigmoid", "gelu",
                "leaky_relu", "softplus", "where", "clamp", "lerp", "addcmul", "abs", "nan_to_num", "isclose", "flip",
-               "index_fill", "index_put", "put", "copy_")
+               "index_fill", "index_put", "put", "copy_", "masked_fill", "masked_fill_")
 
 
 @pytest.mark.skipif(ember.cuda.is_available(), reason="a GPU is present: test_cuda_results_take_torchs_layout runs")
@@ -211,15 +212,15 @@ def test_cuda_host_code_gives_torchs_layout_through_the_interpreter():
     with cuda_host_code_on_cpu(*_INTERP_OPS):
         n = _check_layouts(names=("add", "add_reversed", "rsub", "mul_scalar", "rdiv", "gt", "exp", "gelu",
                                   "where_scalar", "clamp_tensor", "lerp", "addcmul", "isclose", "flip", "flip_two",
-                                  "index_fill", "index_put", "put"),
+                                  "index_fill", "index_put", "put", "index_put_mask"),
                            layouts=("permuted", "contiguous_and_permuted", "transposed_and_broadcast"))
-    assert n == 18 * 3
+    assert n == 19 * 3
 
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not ember.cuda.is_available(), reason="needs an NVIDIA GPU and cuda-bindings")
 def test_cuda_results_take_torchs_layout():
-    assert _check_layouts(device="cuda") == 31 * 5
+    assert _check_layouts(device="cuda") == 32 * 5
 
 
 def test_large_permuted_gelu_and_erf_keep_the_layout_and_values():

@@ -171,7 +171,7 @@ def _forward(query, key, value, attn_mask, is_causal, scale, dropout_p=0.0, rng=
                 continue
             p, lse[i:i + n] = _probs(qf[i:i + n], kf[i:i + n], attn_mask, is_causal, scale, cnp)
             np.matmul(p, vf[i:i + n], out=out[i:i + n])
-        return _output(out.reshape(batch + (L, Ev)), query), wrap(lse.reshape(batch + (L,)),
+        return _output(out.reshape(batch + (L, Ev)), query, S), wrap(lse.reshape(batch + (L,)),
                                                                    rules.lse_dtype(query._dtype))
     if S == 0:
         out = np.zeros(batch + (L, Ev), cnp)
@@ -183,16 +183,18 @@ def _forward(query, key, value, attn_mask, is_causal, scale, dropout_p=0.0, rng=
         if dropout_p > 0.0:
             p *= _dropout_scale(rng, p.shape, dropout_p, cnp)
         out = np.matmul(p, v)
-    return _output(out, query), wrap(lse, rules.lse_dtype(query._dtype))
+    return _output(out, query, S), wrap(lse, rules.lse_dtype(query._dtype))
 
 
-def _output(out, query):
+def _output(out, query, S):
     """The attention output as a tensor laid out as torch's CPU flash kernel lays it out: (B, H, L, Ev) with the
     memory order (B, L, H, Ev) where the query has it (heads sliced from a fused qkv projection, say), so that the
-    usual `out.transpose(1, 2).reshape(B, L, H * Ev)` is a view, not a second copy held for backward; contiguous
-    otherwise."""
+    usual `out.transpose(1, 2).reshape(B, L, H * Ev)` is a view, not a second copy held for backward. Contiguous
+    otherwise, and where torch takes its math path (value's head dim unlike the query's, no keys, a broadcast
+    query)."""
     st = query._stride
-    if out.ndim != 4 or st[3] != 1 or st[2] <= st[1] or out.size == 0:
+    if out.ndim != 4 or st[3] != 1 or st[2] <= st[1] or out.size == 0 or S == 0 or \
+            out.shape[3] != query._shape[3] or any(s == 0 and n > 1 for s, n in zip(st, query._shape)):
         return wrap(out, query._dtype)
     B, H, L, Ev = out.shape
     return wrap_strided(out, query._dtype, (L * H * Ev, Ev, H * Ev, 1))

@@ -344,7 +344,12 @@ def _index_put(op, self, indices, values, accumulate, inplace):
         # x[mask] = v: a masked fill, no synchronisation (as in torch)
         view = m.reshape(*([1] * d0 + list(m._shape) + [1] * (self.ndim - d0 - m.ndim)))
         v = values.reshape(())
-        return OPS["masked_fill_"].fn(self, view, v) if inplace else OPS["masked_fill"].fn(self, view, v)
+        if inplace:
+            return OPS["masked_fill_"].fn(self, view, v)
+        st = layout_strides(self, None, op)     # self's layout (torch: a preserve_format clone, then the fill)
+        if st is None:
+            return OPS["masked_fill"].fn(self, view, v)         # row-major, as masked_fill's result: one launch
+        return OPS["masked_fill_"].fn(copy_cast(new_tensor(self._shape, self._dtype, self.device, st), self), view, v)
     per, batch = _adv_per_dim(op, self, entries)
     mode = Scatter.ADD if accumulate else Scatter.STORE
 
