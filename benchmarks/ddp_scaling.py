@@ -74,9 +74,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def fail(message: str, code: int = 1):
-    """Ends the run with one line on stderr (from rank 0 alone, where a launcher tells the rank)."""
+    """Ends the run with one line on stderr (from rank 0 alone, where a launcher tells the rank). The other ranks
+    leave a second later: a launcher stops every rank when the first one ends, which must be rank 0, its line
+    printed."""
     if _env_int(RANK_VARS, 0) == 0:
         print(f"ddp_scaling: {message}", file=sys.stderr, flush=True)
+    else:
+        time.sleep(1.0)
     raise SystemExit(code)
 
 

@@ -113,6 +113,27 @@ def test_ddp_trains_as_one_process_on_the_whole_batch(n):
     _run(n, "ddp")
 
 
+def test_ddp_checks_device_ids_as_torch():
+    """device_ids: None or one device, none for a CPU module (torch's ValueErrors); an empty list counts as None.
+    In a world of one under the MPI backend, in a process of its own (the process group is global)."""
+    code = ("import ember, ember.distributed as dist\n"
+            "dist.init_process_group('mpi')\n"
+            "m = ember.nn.Linear(2, 2)\n"
+            "for kw in (dict(device_ids=[0]), dict(device_ids=[]), dict(device_ids=[0, 1]), dict(output_device=0)):\n"
+            "    try:\n"
+            "        ember.nn.parallel.DistributedDataParallel(m, **kw)\n"
+            "        print('ok')\n"
+            "    except ValueError as e:\n"
+            "        print('ValueError:', e)\n"
+            "dist.destroy_process_group()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("ValueError:") and "device_ids [0]" in lines[0] and "on the CPU" in lines[0]
+    assert lines[1] == "ok" and lines[3] == "ok"
+    assert lines[2].startswith("ValueError:") and "single element, got [0, 1]" in lines[2]
+
+
 def test_ddp_needs_a_process_group():
     with pytest.raises(RuntimeError, match="default process group has not been initialized"):
         ember.nn.parallel.DistributedDataParallel(ember.nn.Linear(2, 2))

@@ -30,6 +30,7 @@ import contextlib
 
 from ... import distributed as dist
 from ...autograd.grad_mode import no_grad
+from ...core.device import canonical
 from ...ops.creation import zeros
 from ..modules.module import Module
 
@@ -71,6 +72,26 @@ def _broadcast(t, src, group) -> None:
     t.copy_(c)
 
 
+def _check_device_ids(module, device_ids) -> None:
+    """torch's rules for device_ids: None or one device, none for a CPU module; and (ember's check, where torch would
+    fail later or not at all) that one device is the module's."""
+    if device_ids is None or len(device_ids) == 0:
+        return
+    if len(device_ids) > 1:
+        raise ValueError(f"DistributedDataParallel: device_ids can only be None or contain a single element, got "
+                         f"{list(device_ids)}")
+    devices = {t.device for t in list(module.parameters()) + list(module.buffers())}
+    if all(d.type == "cpu" for d in devices):
+        raise ValueError(f"DistributedDataParallel: device_ids {list(device_ids)} is for a module on one GPU; this "
+                         f"module's parameters are on the CPU: pass device_ids=None")
+    d = device_ids[0]
+    index = d if isinstance(d, int) else (canonical(d).index or 0)
+    (on,) = devices if len(devices) == 1 else (None,)
+    if on is not None and on.type == "cuda" and (on.index or 0) != index:
+        raise ValueError(f"DistributedDataParallel: device_ids {list(device_ids)}, but the module's parameters are "
+                         f"on {on}: move the module there with .to() or pass its device")
+
+
 class DistributedDataParallel(Module):
     def __init__(self, module, device_ids=None, output_device=None, dim: int = 0, broadcast_buffers: bool = True,
                  process_group=None, bucket_cap_mb: float = 25.0, find_unused_parameters: bool = False,
@@ -83,6 +104,7 @@ class DistributedDataParallel(Module):
             raise TypeError(f"DistributedDataParallel: module must be an nn.Module, got {type(module).__name__}")
         if bucket_cap_mb <= 0:
             raise ValueError(f"DistributedDataParallel: bucket_cap_mb must be positive, got {bucket_cap_mb}")
+        _check_device_ids(module, device_ids)
         self.module = module
         self.process_group = process_group
         self.broadcast_buffers = broadcast_buffers
