@@ -208,9 +208,8 @@ class Tensor:
         return False
 
     def is_contiguous(self, memory_format=None) -> bool:
-        if memory_format is not None:
-            if memory_format is not contiguous_format:
-                return is_contiguous_in(self._shape, self._stride, memory_format)
+        if memory_format is not None and memory_format is not contiguous_format:
+            return is_contiguous_in(self._shape, self._stride, memory_format)
         if 0 in self._shape:
             return True
         expected = 1

@@ -11,7 +11,8 @@ from __future__ import annotations
 from .shape import CHANNELS_LAST_ORDER, contiguous_strides, dense_in_order, elementwise_strides, is_dense
 
 __all__ = ["memory_format", "preserve_format", "contiguous_format", "channels_last", "channels_last_3d",
-           "layout_strides", "is_contiguous_in", "check_memory_format", "suggest_memory_format", "dense_strides"]
+           "layout_strides", "is_contiguous_in", "check_memory_format", "suggest_memory_format", "dense_strides",
+           "is_one_block"]
 
 
 class memory_format:    # noqa: N801 - torch's name
@@ -90,6 +91,12 @@ def dense_strides(t):
     if st is cs or st == cs or not is_dense(t._shape, st) or 0 in t._shape:
         return None
     return st
+
+
+def is_one_block(t) -> bool:
+    """Is t one dense block in some dim order (row-major, transposed, channels-last), which a kernel may walk flat
+    and update in place (the fused optimizer steps and gradient clipping)?"""
+    return t.is_contiguous() or is_dense(t._shape, t._stride)
 
 
 def suggest_memory_format(shape, strides) -> memory_format:

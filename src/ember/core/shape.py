@@ -4,7 +4,7 @@ from __future__ import annotations
 import operator
 
 __all__ = ["contiguous_strides", "broadcast_shapes", "normalize_dim", "normalize_dims", "numel", "as_shape",
-           "is_dense", "stacked_spacing", "elementwise_strides", "dense_in_order"]
+           "is_dense", "stacked_spacing", "elementwise_strides", "dense_in_order", "any_strided"]
 
 _CONTIG: dict = {}
 
@@ -71,6 +71,18 @@ CHANNELS_LAST_ORDER = {4: (1, 3, 2, 0), 5: (1, 4, 3, 2, 0)}   # fastest first: C
 
 _SCALARS = (int, float, bool, complex)
 _EW_LAYOUTS: dict = {}
+
+
+def any_strided(operands) -> bool:
+    """Is some tensor among `operands` (Python scalars and None are skipped) not row-major? An op's result holds the
+    memoised contiguous strides tuple itself, so the identity test answers most calls."""
+    for v in operands:
+        st = getattr(v, "_stride", None)
+        if st is not None:
+            cs = contiguous_strides(v._shape)
+            if st is not cs and st != cs:
+                return True
+    return False
 
 
 def elementwise_strides(shape, operands):

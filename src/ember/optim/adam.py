@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .._tensor import Tensor
 from ..core.dtype import float32, float64, get_default_dtype
-from ..core.shape import is_dense
+from ..core.layout import is_one_block
 from ..dispatch import OPS
 from ..ops.creation import zeros, zeros_like
 from ._lowp import low_cpu, rounded
@@ -18,7 +18,7 @@ def undense_cuda(t) -> bool:
     """A CUDA parameter that is not one dense block (a view with gaps), which the fused multi-tensor step, updating
     each parameter in place as one block, refuses: it steps op by op, as SGD's do. (A transposed or channels-last
     parameter is dense: its grad and state share its layout, and it steps fused.)"""
-    return t._storage.device.type == "cuda" and not t.is_contiguous() and not is_dense(t._shape, t._stride)
+    return t._storage.device.type == "cuda" and not is_one_block(t)
 
 _fused_adam_, _fused_adamw_ = OPS["_fused_adam_"].fn, OPS["_fused_adamw_"].fn
 _foreach_add_ = OPS["_foreach_add_"].fn

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .._tensor import Tensor
 from ..core.device import CPU
-from ..core.shape import is_dense
+from ..core.layout import is_one_block
 from ..dispatch import OPS
 from ..ops.creation import zeros_like
 from ._lowp import low_cpu, rounded
@@ -107,7 +107,7 @@ class SGD(Optimizer):
             if g is None:
                 continue
             dev = p._storage.device
-            if (dev is CPU or not (p.is_contiguous() or is_dense(p._shape, p._stride))) and not everywhere:
+            if (dev is CPU or not is_one_block(p)) and not everywhere:
                 # (the op updates each parameter, transposed or channels-last too, in place as one dense block)
                 loop.append(p)
                 continue

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..._tensor import Tensor
 from ...core import dtype as D
-from ...core.shape import contiguous_strides, elementwise_strides
+from ...core.shape import any_strided, elementwise_strides
 from ...dispatch import OPS
 
 # NumPy warns on overflow, division by zero and invalid casts; PyTorch returns inf/nan silently.
@@ -50,17 +50,6 @@ def wrap(r, dt) -> Tensor:
     if r.dtype != dt.np:
         r = r.astype(dt.np)
     return _from_numpy(r, dt)
-
-
-def any_strided(args) -> bool:
-    """Is some tensor among `args` (a Parameter too) not contiguous? (An op's result holds the memoised contiguous
-    strides tuple itself: the identity test answers most calls.)"""
-    for v in args:
-        if isinstance(v, Tensor):
-            st, cs = v._stride, contiguous_strides(v._shape)
-            if st is not cs and st != cs:
-                return True
-    return False
 
 
 def wrap_ew(r, dt, operands) -> Tensor:

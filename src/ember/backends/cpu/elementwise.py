@@ -28,11 +28,11 @@ import numpy as np
 from ..._tensor import Tensor
 from ...core import dtype as D
 from ...core.layout import layout_strides
-from ...core.shape import contiguous_strides
+from ...core.shape import any_strided, contiguous_strides
 from ...dispatch import OPS
 from ...ops.elementwise import BINARY, UNARY, check_internal_overlap, div_dtype
 from . import special
-from ._common import _from_numpy, any_strided, arr, impl, impl_out, operand, plan, wrap, wrap_ew, wrap_strided
+from ._common import _from_numpy, arr, impl, impl_out, operand, plan, wrap, wrap_ew, wrap_strided
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
@@ -936,8 +936,6 @@ def _zero_(self):
 
 @impl("clone")
 def _clone(self, memory_format=None):
-    if memory_format is None and self._stride == contiguous_strides(self._shape):
-        return wrap(np.array(arr(self), copy=True, order="C"), self._dtype)
     st = layout_strides(self, memory_format, "clone")
     if st is None:
         return wrap(np.array(arr(self), copy=True, order="C"), self._dtype)

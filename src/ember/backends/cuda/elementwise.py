@@ -14,7 +14,7 @@ from math import prod
 from ..._tensor import Tensor
 from ...core import dtype as D
 from ...core.layout import layout_strides
-from ...core.shape import broadcast_shapes, contiguous_strides, elementwise_strides
+from ...core.shape import any_strided, broadcast_shapes, contiguous_strides, elementwise_strides
 from ...dispatch import OPS
 from ...ops.elementwise import BINARY, UNARY, check_internal_overlap, div_dtype, out_dtype
 from .compiler import ALIGN, LazyKernels, make_plan, pointer_arg, pointer_type, run
@@ -189,10 +189,7 @@ def new_out(shape, dtype, device, operands) -> Tensor:
     """An elementwise op's new output, laid out as torch lays it out over `operands` (contiguous when they all are;
     see `core.shape.elementwise_strides`): `x.permute(0, 2, 1) * 2` keeps x's layout, and its kernel walks both
     in one contiguous run."""
-    for v in operands:
-        if isinstance(v, Tensor) and v._stride != contiguous_strides(v._shape):
-            break
-    else:
+    if not any_strided(operands):
         return new_tensor(shape, dtype, device)     # every operand contiguous: so is the output
     return new_tensor(shape, dtype, device, elementwise_strides(shape, operands))
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from ..._tensor import Tensor
 from ...core.device import CPU
 from ...core.dtype import float32 as _F32, float64 as _F64
-from ...core.shape import contiguous_strides, is_dense
+from ...core.layout import is_one_block
+from ...core.shape import contiguous_strides
 from ...dispatch import OPS
 from ...ops.optim import clip_grads_composite_, total_norm_composite
 from .compiler import LazyKernels, pointer_arg, run
@@ -154,7 +155,7 @@ def _dense_args(op, self, states, grads):
     pairs of those."""
     strides = [p._stride for p in self]
     for p in self:
-        if not (p.is_contiguous() or is_dense(p._shape, p._stride)):
+        if not is_one_block(p):
             raise RuntimeError(f"{op} on CUDA: the parameter must be dense (it is updated in place as one block), "
                                f"got shape {list(p._shape)} and strides {list(p._stride)}")
     for name, ts in states:
@@ -261,8 +262,7 @@ def fused_clip_ok(tensors) -> bool:
     norm and a scaling do not depend on the order); other dtypes keep PyTorch's result dtype through the composite
     path, and tensors with gaps go through it too."""
     dev = tensors[0]._storage.device
-    return all(t._storage.device is dev and t._dtype is _F32 and (t.is_contiguous() or is_dense(t._shape, t._stride))
-               for t in tensors)
+    return all(t._storage.device is dev and t._dtype is _F32 and is_one_block(t) for t in tensors)
 
 
 def _slot_args(prefix, chunk):
